@@ -1,0 +1,11 @@
+//! Inlet's shared vocabulary: ids, the table model, limits, error kinds and the on-object
+//! codecs. No I/O and no async runtime here, so every crate (and the simulation) can use it.
+
+pub mod bucket;
+pub mod clock;
+pub mod error;
+pub mod ids;
+pub mod ipc;
+pub mod limits;
+pub mod table;
+pub mod wal;

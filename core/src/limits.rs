@@ -1,0 +1,37 @@
+//! Every limit in one place. A limit is a named constant with a comment saying what it
+//! bounds and why it has this value; settings that users tune live in the server config and
+//! are checked against these bounds.
+
+/// Most buckets one table may have. Each bucket is a stream with its own tail and chunk
+/// index; this bounds the per-table fan-out of one WAL flush and of a full-table fetch.
+pub const MAX_BUCKETS: u32 = 1024;
+
+/// Most columns in one table schema.
+pub const MAX_COLUMNS: usize = 1024;
+
+/// Longest database, table or column name, in bytes.
+pub const MAX_NAME_LEN: usize = 255;
+
+/// Largest Arrow IPC payload accepted by one `Append` request. Bigger requests must be
+/// split by the client; this bounds the memory one request can pin in a writer.
+pub const MAX_APPEND_BYTES: usize = 64 * 1024 * 1024;
+
+/// Largest gRPC message the server accepts or sends (an append plus framing).
+pub const MAX_GRPC_MESSAGE_BYTES: usize = MAX_APPEND_BYTES + 1024 * 1024;
+
+/// Most rows returned in one fetch response batch; larger chunks are sliced.
+pub const MAX_FETCH_BATCH_ROWS: usize = 64 * 1024;
+
+/// Most streams whose chunks one WAL object may hold (one chunk per stream per flush).
+pub const MAX_CHUNKS_PER_OBJECT: usize = 64 * 1024;
+
+/// Depth of the queue of commit requests waiting for the index owner. Writers wait when it
+/// is full, which is how index slowness turns into producer backpressure.
+pub const COMMIT_QUEUE_DEPTH: usize = 256;
+
+/// Most commit requests the index owner folds into one SlateDB write batch (group commit).
+pub const MAX_COMMITS_PER_BATCH: usize = 128;
+
+/// Per-follower depth of the fetch response channel; a slow consumer stalls its own fetch,
+/// never the writer.
+pub const FETCH_CHANNEL_DEPTH: usize = 8;

@@ -1,0 +1,1013 @@
+//! The [`Index`] handle: catalog reads, offset-index reads and the sequencer that commits.
+//!
+//! Writes (catalog changes and chunk commits) go through one task, the sequencer, so offsets
+//! are assigned by exactly one thread of control. It folds every commit waiting in its queue
+//! into one SlateDB write batch, flushes it, waits until SlateDB reports it durable, and only
+//! then updates the in-memory catalog and tails that readers see and replies to the writers.
+//! If a write fails the sequencer cannot know what became durable, so it stops for good:
+//! the process must reopen the index (a restart), which re-reads the durable state.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use arrow_schema::Schema;
+use inlet_core::clock::Env;
+use inlet_core::ids::{
+    Bucket, DatabaseId, Offset, PartitionId, SchemaId, StreamId, TableId, TimestampMicros,
+    WalObjectId,
+};
+use inlet_core::ipc::{schema_from_ipc, schema_to_ipc};
+use inlet_core::limits::{COMMIT_QUEUE_DEPTH, MAX_COMMITS_PER_BATCH};
+use inlet_core::table::{TableDescriptor, TableInfo, validate_name};
+use slatedb::config::{DurabilityLevel, FlushOptions, FlushType, ReadOptions, ScanOptions};
+use slatedb::object_store::ObjectStore;
+use slatedb::{Db, DbIterator, WriteBatch};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::error::{CatalogError, ChunkRejected, IndexError};
+use crate::keys::{
+    self, ChunkEntry, CodecError, StreamTail, chunk_key, counter_key, database_key, decode_u64,
+    encode_u64, schema_key, table_key, table_name_key, tail_key, time_index_key,
+};
+use crate::records::{
+    CATALOG_RECORD_VERSION, DatabaseRecord, TableRecord, decode_record, encode_record,
+};
+
+/// How the index is opened.
+#[derive(Clone, Debug)]
+pub struct IndexOptions {
+    /// Path of the SlateDB database inside the store.
+    pub path: String,
+    /// SlateDB's background WAL flush interval. Commits flush explicitly, so this only
+    /// bounds the latency of other writes; lower = more index PUTs when idle writes happen.
+    pub flush_interval: Duration,
+}
+
+impl Default for IndexOptions {
+    fn default() -> Self {
+        Self {
+            path: "index".to_owned(),
+            flush_interval: Duration::from_millis(100),
+        }
+    }
+}
+
+/// One chunk of an uploaded WAL object, to be given offsets.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChunkCommitRequest {
+    pub stream: StreamId,
+    pub schema_id: SchemaId,
+    pub chunk_offset: u64,
+    pub chunk_len: u64,
+    pub meta_len: u32,
+    pub body_offset: u32,
+    pub chunk_crc: u32,
+    pub row_count: u32,
+}
+
+/// An uploaded WAL object whose chunks should be committed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CommitRequest {
+    pub object: WalObjectId,
+    pub footer_offset: u64,
+    pub footer_len: u32,
+    pub chunks: Vec<ChunkCommitRequest>,
+}
+
+/// Where a committed chunk landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CommittedChunk {
+    pub base_offset: Offset,
+    pub commit_ts: TimestampMicros,
+}
+
+/// A database as the catalog knows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DatabaseInfo {
+    pub id: DatabaseId,
+    pub name: String,
+    pub comment: String,
+    pub created_at: TimestampMicros,
+}
+
+/// Per chunk of a commit request: its offsets, or why it was rejected.
+pub type CommitReply = Result<Vec<Result<CommittedChunk, ChunkRejected>>, IndexError>;
+
+enum Command {
+    Commit {
+        request: CommitRequest,
+        reply: oneshot::Sender<CommitReply>,
+    },
+    Catalog {
+        change: CatalogChange,
+        reply: oneshot::Sender<Result<CatalogOutcome, CatalogError>>,
+    },
+}
+
+enum CatalogChange {
+    CreateDatabase {
+        name: String,
+        comment: String,
+        if_not_exists: bool,
+    },
+    DropDatabase {
+        name: String,
+        if_exists: bool,
+        cascade: bool,
+    },
+    CreateTable {
+        database: String,
+        name: String,
+        descriptor: TableDescriptor,
+        if_not_exists: bool,
+    },
+    DropTable {
+        database: String,
+        name: String,
+        if_exists: bool,
+    },
+}
+
+enum CatalogOutcome {
+    Database(DatabaseInfo),
+    Table(Arc<TableInfo>),
+    Dropped,
+}
+
+/// The in-memory mirror of the durable catalog. Changed only by the sequencer, after the
+/// change is durable.
+#[derive(Default)]
+struct Catalog {
+    databases: BTreeMap<String, DatabaseInfo>,
+    tables: HashMap<TableId, Arc<TableInfo>>,
+    by_name: BTreeMap<(String, String), TableId>,
+}
+
+struct Shared {
+    db: Db,
+    env: Env,
+    catalog: RwLock<Catalog>,
+    /// Durable tail of every stream touched since open; followers subscribe to changes.
+    tails: Mutex<HashMap<StreamId, watch::Sender<StreamTail>>>,
+    /// Set when the sequencer stopped; every later write fails with it.
+    stopped: RwLock<Option<IndexError>>,
+}
+
+/// Handle to the index. Cheap to clone; all clones share one sequencer.
+#[derive(Clone)]
+pub struct Index {
+    shared: Arc<Shared>,
+    commands: mpsc::Sender<Command>,
+}
+
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index").finish_non_exhaustive()
+    }
+}
+
+const DURABLE_READ: ReadOptions = ReadOptions {
+    durability_filter: DurabilityLevel::Remote,
+    dirty: false,
+    cache_blocks: true,
+    filter_context: None,
+    tracing_options: None,
+};
+
+fn durable_scan() -> ScanOptions {
+    ScanOptions {
+        durability_filter: DurabilityLevel::Remote,
+        read_ahead_bytes: 64 * 1024,
+        cache_blocks: true,
+        ..ScanOptions::default()
+    }
+}
+
+impl Index {
+    /// Opens (or creates) the index in `store` and starts the sequencer. Opening fences any
+    /// previous owner of the same index.
+    pub async fn open(
+        store: Arc<dyn ObjectStore>,
+        options: IndexOptions,
+        env: Env,
+    ) -> Result<Self, IndexError> {
+        let settings = slatedb::Settings {
+            flush_interval: Some(options.flush_interval),
+            ..slatedb::Settings::default()
+        };
+        let db = Db::builder(options.path.clone(), store)
+            .with_settings(settings)
+            .build()
+            .await?;
+        let (catalog, counters) = load_catalog(&db).await?;
+        tracing::info!(
+            path = %options.path,
+            databases = catalog.databases.len(),
+            tables = catalog.tables.len(),
+            "index opened"
+        );
+        let shared = Arc::new(Shared {
+            db,
+            env,
+            catalog: RwLock::new(catalog),
+            tails: Mutex::new(HashMap::new()),
+            stopped: RwLock::new(None),
+        });
+        let (commands, receiver) = mpsc::channel(COMMIT_QUEUE_DEPTH);
+        let sequencer = Sequencer {
+            shared: shared.clone(),
+            tails: HashMap::new(),
+            counters,
+        };
+        tokio::spawn(sequencer.run(receiver));
+        Ok(Self { shared, commands })
+    }
+
+    /// Stops accepting writes and closes the database cleanly.
+    pub async fn close(&self) -> Result<(), IndexError> {
+        self.shared.stop(IndexError::Stopped {
+            reason: "index closed".to_owned(),
+        });
+        // Dropping the tail senders ends every follower.
+        self.shared.tails().clear();
+        self.shared.db.close().await?;
+        Ok(())
+    }
+
+    /// Why the sequencer stopped, if it did.
+    pub fn stopped(&self) -> Option<IndexError> {
+        self.shared.stopped_error()
+    }
+
+    async fn send(&self, command: Command) -> Result<(), IndexError> {
+        if let Some(error) = self.shared.stopped_error() {
+            return Err(error);
+        }
+        self.commands.send(command).await.map_err(|_| {
+            self.shared.stopped_error().unwrap_or(IndexError::Stopped {
+                reason: "sequencer exited".to_owned(),
+            })
+        })
+    }
+
+    async fn change(&self, change: CatalogChange) -> Result<CatalogOutcome, CatalogError> {
+        let (reply, receiver) = oneshot::channel();
+        self.send(Command::Catalog { change, reply }).await?;
+        receiver.await.map_err(|_| self.sequencer_gone())?
+    }
+
+    fn sequencer_gone(&self) -> IndexError {
+        self.shared.stopped_error().unwrap_or(IndexError::Stopped {
+            reason: "sequencer exited before replying".to_owned(),
+        })
+    }
+
+    /// Commits the chunks of an uploaded WAL object. Returns, per chunk in request order,
+    /// its offsets or why it was rejected; only after the assignment is durable.
+    pub async fn commit(&self, request: CommitRequest) -> CommitReply {
+        self.submit_commit(request).await?.wait().await
+    }
+
+    /// Queues a commit and returns once it is queued. Commits are applied in the order they
+    /// were queued, so a writer that submits in upload order keeps its rows in order while
+    /// several commits are in flight.
+    pub async fn submit_commit(&self, request: CommitRequest) -> Result<PendingCommit, IndexError> {
+        let (reply, receiver) = oneshot::channel();
+        self.send(Command::Commit { request, reply }).await?;
+        Ok(PendingCommit {
+            receiver,
+            index: self.clone(),
+        })
+    }
+
+    pub async fn create_database(
+        &self,
+        name: &str,
+        comment: &str,
+        if_not_exists: bool,
+    ) -> Result<DatabaseInfo, CatalogError> {
+        let change = CatalogChange::CreateDatabase {
+            name: name.to_owned(),
+            comment: comment.to_owned(),
+            if_not_exists,
+        };
+        match self.change(change).await? {
+            CatalogOutcome::Database(info) => Ok(info),
+            _ => unreachable!("create database replies with a database"),
+        }
+    }
+
+    pub async fn drop_database(
+        &self,
+        name: &str,
+        if_exists: bool,
+        cascade: bool,
+    ) -> Result<(), CatalogError> {
+        let change = CatalogChange::DropDatabase {
+            name: name.to_owned(),
+            if_exists,
+            cascade,
+        };
+        self.change(change).await.map(|_| ())
+    }
+
+    pub async fn create_table(
+        &self,
+        database: &str,
+        name: &str,
+        descriptor: TableDescriptor,
+        if_not_exists: bool,
+    ) -> Result<Arc<TableInfo>, CatalogError> {
+        let change = CatalogChange::CreateTable {
+            database: database.to_owned(),
+            name: name.to_owned(),
+            descriptor,
+            if_not_exists,
+        };
+        match self.change(change).await? {
+            CatalogOutcome::Table(info) => Ok(info),
+            _ => unreachable!("create table replies with a table"),
+        }
+    }
+
+    pub async fn drop_table(
+        &self,
+        database: &str,
+        name: &str,
+        if_exists: bool,
+    ) -> Result<(), CatalogError> {
+        let change = CatalogChange::DropTable {
+            database: database.to_owned(),
+            name: name.to_owned(),
+            if_exists,
+        };
+        self.change(change).await.map(|_| ())
+    }
+
+    pub fn list_databases(&self) -> Vec<DatabaseInfo> {
+        self.shared.catalog().databases.values().cloned().collect()
+    }
+
+    pub fn database(&self, name: &str) -> Result<DatabaseInfo, CatalogError> {
+        self.shared
+            .catalog()
+            .databases
+            .get(name)
+            .cloned()
+            .ok_or_else(|| CatalogError::DatabaseNotFound {
+                database: name.to_owned(),
+            })
+    }
+
+    pub fn list_tables(&self, database: &str) -> Result<Vec<Arc<TableInfo>>, CatalogError> {
+        let catalog = self.shared.catalog();
+        if !catalog.databases.contains_key(database) {
+            return Err(CatalogError::DatabaseNotFound {
+                database: database.to_owned(),
+            });
+        }
+        Ok(catalog
+            .by_name
+            .range((database.to_owned(), String::new())..)
+            .take_while(|((db, _), _)| db == database)
+            .filter_map(|(_, id)| catalog.tables.get(id).cloned())
+            .collect())
+    }
+
+    /// The live table `database.name`.
+    pub fn table(&self, database: &str, name: &str) -> Result<Arc<TableInfo>, CatalogError> {
+        let catalog = self.shared.catalog();
+        catalog
+            .by_name
+            .get(&(database.to_owned(), name.to_owned()))
+            .and_then(|id| catalog.tables.get(id).cloned())
+            .ok_or_else(|| {
+                if catalog.databases.contains_key(database) {
+                    CatalogError::TableNotFound {
+                        database: database.to_owned(),
+                        table: name.to_owned(),
+                    }
+                } else {
+                    CatalogError::DatabaseNotFound {
+                        database: database.to_owned(),
+                    }
+                }
+            })
+    }
+
+    /// The live table with this id, if it exists.
+    pub fn table_by_id(&self, id: TableId) -> Option<Arc<TableInfo>> {
+        self.shared.catalog().tables.get(&id).cloned()
+    }
+
+    /// The durable tail of a stream.
+    pub async fn tail(&self, stream: StreamId) -> Result<StreamTail, IndexError> {
+        Ok(*self.subscribe(stream).await?.borrow())
+    }
+
+    /// A receiver that always holds the stream's durable tail and wakes on every commit.
+    pub async fn subscribe(
+        &self,
+        stream: StreamId,
+    ) -> Result<watch::Receiver<StreamTail>, IndexError> {
+        if let Some(sender) = self.shared.tails().get(&stream) {
+            return Ok(sender.subscribe());
+        }
+        let durable = read_tail(&self.shared.db, stream, &DURABLE_READ).await?;
+        // The sequencer may have published a newer tail while we read; keep the newest.
+        let mut tails = self.shared.tails();
+        let sender = tails
+            .entry(stream)
+            .or_insert_with(|| watch::Sender::new(durable));
+        Ok(sender.subscribe())
+    }
+
+    /// The committed chunks of `stream` that hold offsets at or after `from`, in order.
+    pub async fn chunks(&self, stream: StreamId, from: Offset) -> Result<ChunkScan, IndexError> {
+        let (start, end) = keys::chunks_from(stream, from);
+        let iter = self
+            .shared
+            .db
+            .scan_with_options(start..end, &durable_scan())
+            .await?;
+        Ok(ChunkScan { iter })
+    }
+
+    /// The first offset of `stream` committed at or after `ts`, or the tail if none is.
+    pub async fn offset_for_timestamp(
+        &self,
+        stream: StreamId,
+        ts: TimestampMicros,
+    ) -> Result<Offset, IndexError> {
+        let tail = self.tail(stream).await?;
+        let (start, end) = keys::time_index_from(stream, ts);
+        let mut iter = self
+            .shared
+            .db
+            .scan_with_options(start..end, &durable_scan())
+            .await?;
+        match iter.next().await? {
+            Some(kv) => Ok(Offset(decode_u64(&kv.value)?).max(tail.earliest_offset)),
+            None => Ok(tail.next_offset),
+        }
+    }
+}
+
+/// A queued commit; [`PendingCommit::wait`] resolves once it is durable (or failed).
+pub struct PendingCommit {
+    receiver: oneshot::Receiver<CommitReply>,
+    index: Index,
+}
+
+impl PendingCommit {
+    pub async fn wait(self) -> CommitReply {
+        let Self { receiver, index } = self;
+        receiver.await.map_err(|_| index.sequencer_gone())?
+    }
+}
+
+/// Iterates committed chunk entries of one stream in offset order.
+pub struct ChunkScan {
+    iter: DbIterator,
+}
+
+impl ChunkScan {
+    pub async fn next(&mut self) -> Result<Option<ChunkEntry>, IndexError> {
+        match self.iter.next().await? {
+            Some(kv) => Ok(Some(ChunkEntry::decode(&kv.value)?)),
+            None => Ok(None),
+        }
+    }
+}
+
+impl Shared {
+    fn catalog(&self) -> std::sync::RwLockReadGuard<'_, Catalog> {
+        self.catalog.read().expect("catalog lock poisoned")
+    }
+
+    fn tails(&self) -> std::sync::MutexGuard<'_, HashMap<StreamId, watch::Sender<StreamTail>>> {
+        self.tails.lock().expect("tails lock poisoned")
+    }
+
+    fn stopped_error(&self) -> Option<IndexError> {
+        self.stopped.read().expect("stop lock poisoned").clone()
+    }
+
+    fn stop(&self, error: IndexError) {
+        let mut stopped = self.stopped.write().expect("stop lock poisoned");
+        if stopped.is_none() {
+            *stopped = Some(error);
+        }
+    }
+}
+
+async fn read_tail(
+    db: &Db,
+    stream: StreamId,
+    options: &ReadOptions,
+) -> Result<StreamTail, IndexError> {
+    match db.get_with_options(tail_key(stream), options).await? {
+        Some(bytes) => Ok(StreamTail::decode(&bytes)?),
+        None => Ok(StreamTail::EMPTY),
+    }
+}
+
+/// Next ids to allocate, mirrored from the counter keys.
+struct Counters {
+    database: u64,
+    table: u64,
+}
+
+const DATABASE_COUNTER: &str = "database";
+const TABLE_COUNTER: &str = "table";
+
+async fn load_catalog(db: &Db) -> Result<(Catalog, Counters), IndexError> {
+    let mut catalog = Catalog::default();
+    let (start, end) = keys::database_range();
+    let mut iter = db.scan(start..end).await?;
+    while let Some(kv) = iter.next().await? {
+        let record: DatabaseRecord = decode_record(&kv.value)?;
+        catalog.databases.insert(
+            record.name.clone(),
+            DatabaseInfo {
+                id: DatabaseId(record.id),
+                name: record.name,
+                comment: record.comment,
+                created_at: TimestampMicros(record.created_at_micros),
+            },
+        );
+    }
+    let mut iter = db
+        .scan(vec![keys::KeyPrefix::Table as u8]..vec![keys::KeyPrefix::Table as u8 + 1])
+        .await?;
+    while let Some(kv) = iter.next().await? {
+        let record: TableRecord = decode_record(&kv.value)?;
+        if record.dropped_at_micros.is_some() {
+            continue;
+        }
+        let schema_bytes = db
+            .get(schema_key(TableId(record.id), SchemaId(record.schema_id)))
+            .await?
+            .ok_or_else(|| {
+                CodecError::Json(format!(
+                    "schema {} of table {} is missing",
+                    record.schema_id, record.id
+                ))
+            })?;
+        let schema = schema_from_ipc(&schema_bytes)
+            .map_err(|e| CodecError::Json(format!("schema of table {}: {e}", record.id)))?;
+        let info = table_info(&record, schema);
+        catalog
+            .by_name
+            .insert((info.database.clone(), info.name.clone()), info.id);
+        catalog.tables.insert(info.id, Arc::new(info));
+    }
+    let counter = |name: &'static str| async move {
+        match db.get(counter_key(name)).await? {
+            Some(bytes) => Ok::<u64, IndexError>(decode_u64(&bytes)?),
+            None => Ok(1),
+        }
+    };
+    let counters = Counters {
+        database: counter(DATABASE_COUNTER).await?,
+        table: counter(TABLE_COUNTER).await?,
+    };
+    Ok((catalog, counters))
+}
+
+fn table_info(record: &TableRecord, schema: Arc<Schema>) -> TableInfo {
+    TableInfo {
+        id: TableId(record.id),
+        database: record.database.clone(),
+        database_id: DatabaseId(record.database_id),
+        name: record.name.clone(),
+        schema_id: SchemaId(record.schema_id),
+        descriptor: TableDescriptor {
+            schema,
+            bucket_count: record.bucket_count,
+            bucket_key: record.bucket_key.clone(),
+            partition_key: record.partition_key.clone(),
+            comment: record.comment.clone(),
+            options: record.options.clone(),
+        },
+        created_at: TimestampMicros(record.created_at_micros),
+    }
+}
+
+/// The single task that writes the index.
+struct Sequencer {
+    shared: Arc<Shared>,
+    /// Tails as of the last durable batch, for every stream committed to since open.
+    tails: HashMap<StreamId, StreamTail>,
+    counters: Counters,
+}
+
+impl Sequencer {
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let mut next = commands.recv().await;
+        while let Some(command) = next.take() {
+            if let Some(error) = self.shared.stopped_error() {
+                reject(command, error);
+                next = commands.recv().await;
+                continue;
+            }
+            match command {
+                Command::Catalog { change, reply } => {
+                    let result = self.apply_catalog(change).await;
+                    let _ = reply.send(result);
+                }
+                Command::Commit { request, reply } => {
+                    let mut group = vec![(request, reply)];
+                    while group.len() < MAX_COMMITS_PER_BATCH {
+                        match commands.try_recv() {
+                            Ok(Command::Commit { request, reply }) => group.push((request, reply)),
+                            Ok(other) => {
+                                next = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    self.commit_group(group).await;
+                }
+            }
+            if next.is_none() {
+                next = commands.recv().await;
+            }
+        }
+    }
+
+    /// Writes a batch and waits until it is durable. On failure the sequencer stops: what
+    /// reached object storage is unknown, so the in-memory state can no longer be trusted.
+    async fn write_durably(&self, batch: WriteBatch) -> Result<(), IndexError> {
+        let result = async {
+            let handle = self.shared.db.write(batch).await?;
+            self.shared
+                .db
+                .flush_with_options(FlushOptions {
+                    flush_type: FlushType::Wal,
+                })
+                .await?;
+            handle.await_durable().await
+        }
+        .await;
+        result.map_err(|error| {
+            let error = IndexError::from_slatedb(&error);
+            tracing::error!(%error, "index write failed; the sequencer stops");
+            self.shared.stop(error.clone());
+            error
+        })
+    }
+
+    async fn tail(&mut self, stream: StreamId) -> Result<StreamTail, IndexError> {
+        if let Some(tail) = self.tails.get(&stream) {
+            return Ok(*tail);
+        }
+        let tail = read_tail(&self.shared.db, stream, &ReadOptions::default()).await?;
+        self.tails.insert(stream, tail);
+        Ok(tail)
+    }
+
+    async fn commit_group(&mut self, group: Vec<(CommitRequest, oneshot::Sender<CommitReply>)>) {
+        let now = self.shared.env.clock.now();
+        let mut batch = WriteBatch::new();
+        let mut pending: HashMap<StreamId, StreamTail> = HashMap::new();
+        let mut results = Vec::with_capacity(group.len());
+        for (request, _) in &group {
+            let mut outcome = Vec::with_capacity(request.chunks.len());
+            for chunk in &request.chunks {
+                if let Err(rejected) = self.check_chunk(chunk) {
+                    outcome.push(Err(rejected));
+                    continue;
+                }
+                let tail = match pending.get(&chunk.stream) {
+                    Some(tail) => *tail,
+                    None => match self.tail(chunk.stream).await {
+                        Ok(tail) => tail,
+                        Err(error) => {
+                            self.shared.stop(error.clone());
+                            for (_, reply) in group {
+                                let _ = reply.send(Err(error.clone()));
+                            }
+                            return;
+                        }
+                    },
+                };
+                let commit_ts = now.max(tail.last_commit_ts);
+                let entry = ChunkEntry {
+                    object: request.object,
+                    chunk_offset: chunk.chunk_offset,
+                    chunk_len: chunk.chunk_len,
+                    meta_len: chunk.meta_len,
+                    body_offset: chunk.body_offset,
+                    chunk_crc: chunk.chunk_crc,
+                    footer_offset: request.footer_offset,
+                    footer_len: request.footer_len,
+                    schema_id: chunk.schema_id,
+                    base_offset: tail.next_offset,
+                    row_count: chunk.row_count,
+                    commit_ts,
+                };
+                let end = entry.end_offset();
+                batch.put(chunk_key(chunk.stream, end), entry.encode());
+                batch.put(
+                    time_index_key(chunk.stream, commit_ts, end),
+                    encode_u64(tail.next_offset.0),
+                );
+                let new_tail = StreamTail {
+                    next_offset: end,
+                    earliest_offset: tail.earliest_offset,
+                    last_commit_ts: commit_ts,
+                };
+                pending.insert(chunk.stream, new_tail);
+                outcome.push(Ok(CommittedChunk {
+                    base_offset: tail.next_offset,
+                    commit_ts,
+                }));
+            }
+            results.push(outcome);
+        }
+        for (stream, tail) in &pending {
+            batch.put(tail_key(*stream), tail.encode());
+        }
+        if !pending.is_empty()
+            && let Err(error) = self.write_durably(batch).await
+        {
+            for (_, reply) in group {
+                let _ = reply.send(Err(error.clone()));
+            }
+            return;
+        }
+        self.publish(pending);
+        for ((_, reply), outcome) in group.into_iter().zip(results) {
+            let _ = reply.send(Ok(outcome));
+        }
+    }
+
+    /// Makes durable tails visible to readers and wakes followers.
+    fn publish(&mut self, durable: HashMap<StreamId, StreamTail>) {
+        let mut tails = self.shared.tails();
+        for (stream, tail) in durable {
+            self.tails.insert(stream, tail);
+            match tails.get(&stream) {
+                Some(sender) => {
+                    sender.send_replace(tail);
+                }
+                None => {
+                    tails.insert(stream, watch::Sender::new(tail));
+                }
+            }
+        }
+    }
+
+    fn check_chunk(&self, chunk: &ChunkCommitRequest) -> Result<(), ChunkRejected> {
+        let stream = chunk.stream;
+        let catalog = self.shared.catalog();
+        let table = catalog
+            .tables
+            .get(&stream.table)
+            .ok_or(ChunkRejected::TableDropped { stream })?;
+        if table.schema_id != chunk.schema_id {
+            return Err(ChunkRejected::SchemaChanged {
+                stream,
+                expected: chunk.schema_id.0,
+                current: table.schema_id.0,
+            });
+        }
+        if stream.partition != PartitionId(0) || stream.bucket.0 >= table.descriptor.bucket_count {
+            return Err(ChunkRejected::NoSuchStream {
+                stream,
+                bucket_count: table.descriptor.bucket_count,
+            });
+        }
+        Ok(())
+    }
+
+    async fn apply_catalog(
+        &mut self,
+        change: CatalogChange,
+    ) -> Result<CatalogOutcome, CatalogError> {
+        let now = self.shared.env.clock.now();
+        match change {
+            CatalogChange::CreateDatabase {
+                name,
+                comment,
+                if_not_exists,
+            } => {
+                validate_name("database", &name)?;
+                if let Some(existing) = self.shared.catalog().databases.get(&name) {
+                    return if if_not_exists {
+                        Ok(CatalogOutcome::Database(existing.clone()))
+                    } else {
+                        Err(CatalogError::DatabaseExists { database: name })
+                    };
+                }
+                let id = self.counters.database;
+                let record = DatabaseRecord {
+                    version: CATALOG_RECORD_VERSION,
+                    id,
+                    name: name.clone(),
+                    comment: comment.clone(),
+                    created_at_micros: now.0,
+                };
+                let mut batch = WriteBatch::new();
+                batch.put(database_key(&name), encode_record(&record));
+                batch.put(counter_key(DATABASE_COUNTER), encode_u64(id + 1));
+                self.write_durably(batch).await?;
+                self.counters.database = id + 1;
+                let info = DatabaseInfo {
+                    id: DatabaseId(id),
+                    name: name.clone(),
+                    comment,
+                    created_at: now,
+                };
+                self.catalog_mut().databases.insert(name, info.clone());
+                tracing::info!(database = %info.name, id, "database created");
+                Ok(CatalogOutcome::Database(info))
+            }
+            CatalogChange::DropDatabase {
+                name,
+                if_exists,
+                cascade,
+            } => {
+                let Some(database) = self.shared.catalog().databases.get(&name).cloned() else {
+                    return if if_exists {
+                        Ok(CatalogOutcome::Dropped)
+                    } else {
+                        Err(CatalogError::DatabaseNotFound { database: name })
+                    };
+                };
+                let tables: Vec<Arc<TableInfo>> = {
+                    let catalog = self.shared.catalog();
+                    catalog
+                        .tables
+                        .values()
+                        .filter(|t| t.database_id == database.id)
+                        .cloned()
+                        .collect()
+                };
+                if !tables.is_empty() && !cascade {
+                    return Err(CatalogError::DatabaseNotEmpty {
+                        database: name,
+                        tables: tables.len(),
+                    });
+                }
+                let mut batch = WriteBatch::new();
+                for table in &tables {
+                    self.put_dropped_table(&mut batch, table, now).await?;
+                }
+                batch.delete(database_key(&name));
+                self.write_durably(batch).await?;
+                let mut catalog = self.catalog_mut();
+                for table in &tables {
+                    catalog.tables.remove(&table.id);
+                    catalog
+                        .by_name
+                        .remove(&(table.database.clone(), table.name.clone()));
+                }
+                catalog.databases.remove(&name);
+                tracing::info!(database = %name, tables = tables.len(), "database dropped");
+                Ok(CatalogOutcome::Dropped)
+            }
+            CatalogChange::CreateTable {
+                database,
+                name,
+                descriptor,
+                if_not_exists,
+            } => {
+                validate_name("table", &name)?;
+                descriptor.validate()?;
+                let database_info = self.shared.catalog().databases.get(&database).cloned();
+                let Some(database_info) = database_info else {
+                    return Err(CatalogError::DatabaseNotFound { database });
+                };
+                let existing = {
+                    let catalog = self.shared.catalog();
+                    catalog
+                        .by_name
+                        .get(&(database.clone(), name.clone()))
+                        .and_then(|id| catalog.tables.get(id).cloned())
+                };
+                if let Some(existing) = existing {
+                    return if if_not_exists {
+                        Ok(CatalogOutcome::Table(existing))
+                    } else {
+                        Err(CatalogError::TableExists {
+                            database,
+                            table: name,
+                        })
+                    };
+                }
+                let id = self.counters.table;
+                let record = TableRecord {
+                    version: CATALOG_RECORD_VERSION,
+                    id,
+                    database_id: database_info.id.0,
+                    database: database.clone(),
+                    name: name.clone(),
+                    schema_id: 0,
+                    bucket_count: descriptor.bucket_count,
+                    bucket_key: descriptor.bucket_key.clone(),
+                    partition_key: descriptor.partition_key.clone(),
+                    comment: descriptor.comment.clone(),
+                    options: descriptor.options.clone(),
+                    created_at_micros: now.0,
+                    dropped_at_micros: None,
+                };
+                let schema_bytes = schema_to_ipc(&descriptor.schema).map_err(|e| {
+                    IndexError::Storage(format!("cannot encode schema of `{database}.{name}`: {e}"))
+                })?;
+                let mut batch = WriteBatch::new();
+                batch.put(table_key(TableId(id)), encode_record(&record));
+                batch.put(schema_key(TableId(id), SchemaId(0)), schema_bytes);
+                batch.put(table_name_key(database_info.id, &name), encode_u64(id));
+                batch.put(counter_key(TABLE_COUNTER), encode_u64(id + 1));
+                self.write_durably(batch).await?;
+                self.counters.table = id + 1;
+                let info = Arc::new(table_info(&record, descriptor.schema.clone()));
+                let mut catalog = self.catalog_mut();
+                catalog
+                    .by_name
+                    .insert((database.clone(), name.clone()), info.id);
+                catalog.tables.insert(info.id, info.clone());
+                tracing::info!(table = %info.qualified_name(), id, "table created");
+                Ok(CatalogOutcome::Table(info))
+            }
+            CatalogChange::DropTable {
+                database,
+                name,
+                if_exists,
+            } => {
+                let table = {
+                    let catalog = self.shared.catalog();
+                    catalog
+                        .by_name
+                        .get(&(database.clone(), name.clone()))
+                        .and_then(|id| catalog.tables.get(id).cloned())
+                };
+                let Some(table) = table else {
+                    return if if_exists {
+                        Ok(CatalogOutcome::Dropped)
+                    } else {
+                        Err(CatalogError::TableNotFound {
+                            database,
+                            table: name,
+                        })
+                    };
+                };
+                let mut batch = WriteBatch::new();
+                self.put_dropped_table(&mut batch, &table, now).await?;
+                self.write_durably(batch).await?;
+                let mut catalog = self.catalog_mut();
+                catalog.tables.remove(&table.id);
+                catalog.by_name.remove(&(database, name));
+                tracing::info!(table = %table.qualified_name(), "table dropped");
+                Ok(CatalogOutcome::Dropped)
+            }
+        }
+    }
+
+    /// Marks a table dropped: its name is freed at once; its streams stay in the index until
+    /// garbage collection removes them.
+    async fn put_dropped_table(
+        &self,
+        batch: &mut WriteBatch,
+        table: &TableInfo,
+        now: TimestampMicros,
+    ) -> Result<(), IndexError> {
+        let bytes = self
+            .shared
+            .db
+            .get(table_key(table.id))
+            .await?
+            .ok_or_else(|| {
+                CodecError::Json(format!("record of table {} is missing", table.id.0))
+            })?;
+        let mut record: TableRecord = decode_record(&bytes)?;
+        record.dropped_at_micros = Some(now.0);
+        batch.put(table_key(table.id), encode_record(&record));
+        batch.delete(table_name_key(table.database_id, &table.name));
+        Ok(())
+    }
+
+    fn catalog_mut(&self) -> std::sync::RwLockWriteGuard<'_, Catalog> {
+        self.shared.catalog.write().expect("catalog lock poisoned")
+    }
+}
+
+fn reject(command: Command, error: IndexError) {
+    match command {
+        Command::Commit { reply, .. } => {
+            let _ = reply.send(Err(error));
+        }
+        Command::Catalog { reply, .. } => {
+            let _ = reply.send(Err(error.into()));
+        }
+    }
+}
+
+/// Streams of a table (unpartitioned), in bucket order.
+pub fn table_streams(table: &TableInfo) -> impl Iterator<Item = StreamId> + '_ {
+    (0..table.descriptor.bucket_count).map(|b| StreamId::new(table.id, PartitionId(0), Bucket(b)))
+}

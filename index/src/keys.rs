@@ -1,0 +1,477 @@
+//! The SlateDB key layout and the binary value codecs of the hot index records.
+//!
+//! Every key starts with a one-byte prefix naming its kind. Integers in keys are big-endian
+//! so byte order is numeric order; values carry a leading format-version byte. The layout is
+//! documented in `docs/index-layout.md`; prefixes and versions are persisted: never renumber.
+
+use inlet_core::ids::{
+    Bucket, DatabaseId, Offset, PartitionId, SchemaId, StreamId, TableId, TimestampMicros,
+    WalObjectId,
+};
+
+/// Key prefixes. Persisted: never renumber, never reuse.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyPrefix {
+    /// `0x01 | database name` → database record (JSON).
+    DatabaseByName = 0x01,
+    /// `0x02 | database id u64 | table name` → table id u64.
+    TableByName = 0x02,
+    /// `0x03 | table id u64` → table record (JSON).
+    Table = 0x03,
+    /// `0x04 | table id u64 | schema id u32` → Arrow IPC schema.
+    Schema = 0x04,
+    /// `0x05 | counter name` → next id u64.
+    Counter = 0x05,
+    /// `0x10 | stream` → stream tail.
+    StreamTail = 0x10,
+    /// `0x11 | stream | end offset u64` → chunk entry (end offset is exclusive).
+    Chunk = 0x11,
+    /// `0x12 | stream | commit timestamp (sign-flipped i64) | end offset u64` → base offset u64.
+    TimeIndex = 0x12,
+}
+
+/// Length of an encoded stream id inside keys.
+pub const STREAM_KEY_LEN: usize = 16;
+
+fn with_prefix(prefix: KeyPrefix, capacity: usize) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + capacity);
+    key.push(prefix as u8);
+    key
+}
+
+fn push_stream(key: &mut Vec<u8>, stream: StreamId) {
+    key.extend_from_slice(&stream.table.0.to_be_bytes());
+    key.extend_from_slice(&stream.partition.0.to_be_bytes());
+    key.extend_from_slice(&stream.bucket.0.to_be_bytes());
+}
+
+/// Maps an i64 onto a u64 with the same order (flips the sign bit).
+fn ordered_i64(value: i64) -> u64 {
+    (value as u64) ^ (1 << 63)
+}
+
+pub fn database_key(name: &str) -> Vec<u8> {
+    let mut key = with_prefix(KeyPrefix::DatabaseByName, name.len());
+    key.extend_from_slice(name.as_bytes());
+    key
+}
+
+/// The range of all database keys.
+pub fn database_range() -> (Vec<u8>, Vec<u8>) {
+    (
+        vec![KeyPrefix::DatabaseByName as u8],
+        vec![KeyPrefix::DatabaseByName as u8 + 1],
+    )
+}
+
+pub fn table_name_key(database: DatabaseId, table: &str) -> Vec<u8> {
+    let mut key = with_prefix(KeyPrefix::TableByName, 8 + table.len());
+    key.extend_from_slice(&database.0.to_be_bytes());
+    key.extend_from_slice(table.as_bytes());
+    key
+}
+
+/// The range of all table-name keys of one database.
+pub fn table_name_range(database: DatabaseId) -> (Vec<u8>, Vec<u8>) {
+    let start = table_name_key(database, "");
+    let mut end = with_prefix(KeyPrefix::TableByName, 8);
+    match database.0.checked_add(1) {
+        Some(next) => end.extend_from_slice(&next.to_be_bytes()),
+        None => end[0] += 1,
+    }
+    (start, end)
+}
+
+pub fn table_key(table: TableId) -> Vec<u8> {
+    let mut key = with_prefix(KeyPrefix::Table, 8);
+    key.extend_from_slice(&table.0.to_be_bytes());
+    key
+}
+
+pub fn schema_key(table: TableId, schema: SchemaId) -> Vec<u8> {
+    let mut key = with_prefix(KeyPrefix::Schema, 12);
+    key.extend_from_slice(&table.0.to_be_bytes());
+    key.extend_from_slice(&schema.0.to_be_bytes());
+    key
+}
+
+pub fn counter_key(name: &str) -> Vec<u8> {
+    let mut key = with_prefix(KeyPrefix::Counter, name.len());
+    key.extend_from_slice(name.as_bytes());
+    key
+}
+
+pub fn tail_key(stream: StreamId) -> Vec<u8> {
+    let mut key = with_prefix(KeyPrefix::StreamTail, STREAM_KEY_LEN);
+    push_stream(&mut key, stream);
+    key
+}
+
+pub fn chunk_key(stream: StreamId, end_offset: Offset) -> Vec<u8> {
+    let mut key = with_prefix(KeyPrefix::Chunk, STREAM_KEY_LEN + 8);
+    push_stream(&mut key, stream);
+    key.extend_from_slice(&end_offset.0.to_be_bytes());
+    key
+}
+
+/// The chunk keys of `stream` whose end offset is greater than `offset`: the first of them
+/// is the chunk holding `offset`, if it exists.
+pub fn chunks_from(stream: StreamId, offset: Offset) -> (Vec<u8>, Vec<u8>) {
+    let start = chunk_key(stream, Offset(offset.0.saturating_add(1)));
+    let mut end = with_prefix(KeyPrefix::Chunk, STREAM_KEY_LEN + 9);
+    push_stream(&mut end, stream);
+    end.extend_from_slice(&[0xFF; 9]);
+    (start, end)
+}
+
+/// Decodes the end offset from a chunk key.
+pub fn decode_chunk_key(key: &[u8]) -> Result<(StreamId, Offset), CodecError> {
+    if key.len() != 1 + STREAM_KEY_LEN + 8 || key[0] != KeyPrefix::Chunk as u8 {
+        return Err(CodecError::BadKey { len: key.len() });
+    }
+    let mut r = Reader::new(&key[1..]);
+    let stream = r.stream()?;
+    Ok((stream, Offset(r.u64()?)))
+}
+
+pub fn time_index_key(stream: StreamId, commit_ts: TimestampMicros, end: Offset) -> Vec<u8> {
+    let mut key = with_prefix(KeyPrefix::TimeIndex, STREAM_KEY_LEN + 16);
+    push_stream(&mut key, stream);
+    key.extend_from_slice(&ordered_i64(commit_ts.0).to_be_bytes());
+    key.extend_from_slice(&end.0.to_be_bytes());
+    key
+}
+
+/// Time-index keys of `stream` at or after `ts`.
+pub fn time_index_from(stream: StreamId, ts: TimestampMicros) -> (Vec<u8>, Vec<u8>) {
+    let start = time_index_key(stream, ts, Offset(0));
+    let mut end = with_prefix(KeyPrefix::TimeIndex, STREAM_KEY_LEN + 17);
+    push_stream(&mut end, stream);
+    end.extend_from_slice(&[0xFF; 17]);
+    (start, end)
+}
+
+/// A value or key that could not be decoded: the index is corrupt or from a newer version.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+pub enum CodecError {
+    #[error("index value truncated: needed {needed} more bytes")]
+    Truncated { needed: usize },
+    #[error("unsupported index value version {version} (this build reads {supported})")]
+    Version { version: u8, supported: u8 },
+    #[error("malformed index key of {len} bytes")]
+    BadKey { len: usize },
+    #[error("index value has {extra} trailing bytes")]
+    Trailing { extra: usize },
+    #[error("malformed index record: {0}")]
+    Json(String),
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Self { bytes }
+    }
+
+    fn take<const N: usize>(&mut self) -> Result<[u8; N], CodecError> {
+        if self.bytes.len() < N {
+            return Err(CodecError::Truncated {
+                needed: N - self.bytes.len(),
+            });
+        }
+        let (head, rest) = self.bytes.split_at(N);
+        self.bytes = rest;
+        let mut out = [0u8; N];
+        out.copy_from_slice(head);
+        Ok(out)
+    }
+
+    fn u8(&mut self) -> Result<u8, CodecError> {
+        Ok(self.take::<1>()?[0])
+    }
+    fn u32(&mut self) -> Result<u32, CodecError> {
+        Ok(u32::from_be_bytes(self.take()?))
+    }
+    fn u64(&mut self) -> Result<u64, CodecError> {
+        Ok(u64::from_be_bytes(self.take()?))
+    }
+    fn i64(&mut self) -> Result<i64, CodecError> {
+        Ok(i64::from_be_bytes(self.take()?))
+    }
+    fn u128(&mut self) -> Result<u128, CodecError> {
+        Ok(u128::from_be_bytes(self.take()?))
+    }
+    fn stream(&mut self) -> Result<StreamId, CodecError> {
+        Ok(StreamId::new(
+            TableId(self.u64()?),
+            PartitionId(self.u32()?),
+            Bucket(self.u32()?),
+        ))
+    }
+    fn version(&mut self, supported: u8) -> Result<(), CodecError> {
+        let version = self.u8()?;
+        if version != supported {
+            return Err(CodecError::Version { version, supported });
+        }
+        Ok(())
+    }
+    fn finish(self) -> Result<(), CodecError> {
+        if self.bytes.is_empty() {
+            Ok(())
+        } else {
+            Err(CodecError::Trailing {
+                extra: self.bytes.len(),
+            })
+        }
+    }
+}
+
+/// The durable end of a stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamTail {
+    /// Offset the next committed row gets (= number of rows ever committed).
+    pub next_offset: Offset,
+    /// First offset still readable.
+    pub earliest_offset: Offset,
+    /// Commit time of the last chunk; commit times never go backwards within a stream.
+    pub last_commit_ts: TimestampMicros,
+}
+
+impl StreamTail {
+    pub const EMPTY: StreamTail = StreamTail {
+        next_offset: Offset(0),
+        earliest_offset: Offset(0),
+        last_commit_ts: TimestampMicros(i64::MIN),
+    };
+    const VERSION: u8 = 1;
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(25);
+        out.push(Self::VERSION);
+        out.extend_from_slice(&self.next_offset.0.to_be_bytes());
+        out.extend_from_slice(&self.earliest_offset.0.to_be_bytes());
+        out.extend_from_slice(&self.last_commit_ts.0.to_be_bytes());
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+        let mut r = Reader::new(bytes);
+        r.version(Self::VERSION)?;
+        let tail = Self {
+            next_offset: Offset(r.u64()?),
+            earliest_offset: Offset(r.u64()?),
+            last_commit_ts: TimestampMicros(r.i64()?),
+        };
+        r.finish()?;
+        Ok(tail)
+    }
+}
+
+/// Where one committed chunk lives and which offsets it holds. Keyed by its end offset.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChunkEntry {
+    pub object: WalObjectId,
+    /// Byte offset of the chunk in the object.
+    pub chunk_offset: u64,
+    /// Length of the chunk (IPC metadata, padding and body).
+    pub chunk_len: u64,
+    pub meta_len: u32,
+    /// Start of the IPC body within the chunk.
+    pub body_offset: u32,
+    /// crc32c over the whole chunk.
+    pub chunk_crc: u32,
+    /// Where the object's footer is, for ranged column reads.
+    pub footer_offset: u64,
+    pub footer_len: u32,
+    pub schema_id: SchemaId,
+    pub base_offset: Offset,
+    pub row_count: u32,
+    pub commit_ts: TimestampMicros,
+}
+
+impl ChunkEntry {
+    const VERSION: u8 = 1;
+
+    /// One past the last offset in the chunk.
+    pub fn end_offset(&self) -> Offset {
+        Offset(self.base_offset.0 + u64::from(self.row_count))
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(90);
+        out.push(Self::VERSION);
+        out.extend_from_slice(&self.object.0.to_be_bytes());
+        out.extend_from_slice(&self.chunk_offset.to_be_bytes());
+        out.extend_from_slice(&self.chunk_len.to_be_bytes());
+        out.extend_from_slice(&self.meta_len.to_be_bytes());
+        out.extend_from_slice(&self.body_offset.to_be_bytes());
+        out.extend_from_slice(&self.chunk_crc.to_be_bytes());
+        out.extend_from_slice(&self.footer_offset.to_be_bytes());
+        out.extend_from_slice(&self.footer_len.to_be_bytes());
+        out.extend_from_slice(&self.schema_id.0.to_be_bytes());
+        out.extend_from_slice(&self.base_offset.0.to_be_bytes());
+        out.extend_from_slice(&self.row_count.to_be_bytes());
+        out.extend_from_slice(&self.commit_ts.0.to_be_bytes());
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+        let mut r = Reader::new(bytes);
+        r.version(Self::VERSION)?;
+        let entry = Self {
+            object: WalObjectId(r.u128()?),
+            chunk_offset: r.u64()?,
+            chunk_len: r.u64()?,
+            meta_len: r.u32()?,
+            body_offset: r.u32()?,
+            chunk_crc: r.u32()?,
+            footer_offset: r.u64()?,
+            footer_len: r.u32()?,
+            schema_id: SchemaId(r.u32()?),
+            base_offset: Offset(r.u64()?),
+            row_count: r.u32()?,
+            commit_ts: TimestampMicros(r.i64()?),
+        };
+        r.finish()?;
+        Ok(entry)
+    }
+}
+
+/// Encodes a u64 value (ids, counters, base offsets).
+pub fn encode_u64(value: u64) -> Vec<u8> {
+    value.to_be_bytes().to_vec()
+}
+
+pub fn decode_u64(bytes: &[u8]) -> Result<u64, CodecError> {
+    let mut r = Reader::new(bytes);
+    let value = r.u64()?;
+    r.finish()?;
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn stream() -> impl Strategy<Value = StreamId> {
+        (any::<u64>(), any::<u32>(), any::<u32>())
+            .prop_map(|(t, p, b)| StreamId::new(TableId(t), PartitionId(p), Bucket(b)))
+    }
+
+    fn entry() -> impl Strategy<Value = ChunkEntry> {
+        (
+            any::<u128>(),
+            any::<(u64, u64, u32, u32, u32)>(),
+            any::<(u64, u32, u32)>(),
+            any::<(u64, u32, i64)>(),
+        )
+            .prop_map(|(object, a, b, c)| ChunkEntry {
+                object: WalObjectId(object),
+                chunk_offset: a.0,
+                chunk_len: a.1,
+                meta_len: a.2,
+                body_offset: a.3,
+                chunk_crc: a.4,
+                footer_offset: b.0,
+                footer_len: b.1,
+                schema_id: SchemaId(b.2),
+                base_offset: Offset(c.0 >> 1),
+                row_count: c.1,
+                commit_ts: TimestampMicros(c.2),
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn chunk_entries_round_trip(e in entry()) {
+            prop_assert_eq!(ChunkEntry::decode(&e.encode()), Ok(e));
+        }
+
+        #[test]
+        fn truncated_or_extended_entries_are_rejected(e in entry(), cut in 0usize..90) {
+            let bytes = e.encode();
+            let cut = cut.min(bytes.len() - 1);
+            prop_assert!(ChunkEntry::decode(&bytes[..cut]).is_err());
+            let mut longer = bytes.clone();
+            longer.push(0);
+            prop_assert!(ChunkEntry::decode(&longer).is_err());
+        }
+
+        #[test]
+        fn tails_round_trip(n in any::<u64>(), e in any::<u64>(), ts in any::<i64>()) {
+            let tail = StreamTail {
+                next_offset: Offset(n),
+                earliest_offset: Offset(e),
+                last_commit_ts: TimestampMicros(ts),
+            };
+            prop_assert_eq!(StreamTail::decode(&tail.encode()), Ok(tail));
+        }
+
+        /// Key order is (stream, end offset) order, so a forward seek finds the chunk that
+        /// holds an offset.
+        #[test]
+        fn chunk_keys_sort_by_stream_then_offset(
+            s1 in stream(), s2 in stream(), o1 in any::<u64>(), o2 in any::<u64>()
+        ) {
+            let k1 = chunk_key(s1, Offset(o1));
+            let k2 = chunk_key(s2, Offset(o2));
+            prop_assert_eq!(k1.cmp(&k2), (s1, o1).cmp(&(s2, o2)));
+            prop_assert_eq!(decode_chunk_key(&k1), Ok((s1, Offset(o1))));
+            let (start, end) = chunks_from(s1, Offset(o1.saturating_sub(1)));
+            prop_assert!(start <= k1 && k1 < end);
+        }
+
+        #[test]
+        fn time_keys_sort_by_timestamp_including_negative(
+            s in stream(), t1 in any::<i64>(), t2 in any::<i64>()
+        ) {
+            let k1 = time_index_key(s, TimestampMicros(t1), Offset(0));
+            let k2 = time_index_key(s, TimestampMicros(t2), Offset(0));
+            prop_assert_eq!(k1.cmp(&k2), t1.cmp(&t2));
+        }
+    }
+
+    #[test]
+    fn unknown_versions_are_rejected() {
+        let mut bytes = StreamTail::EMPTY.encode();
+        bytes[0] = 9;
+        assert_eq!(
+            StreamTail::decode(&bytes),
+            Err(CodecError::Version {
+                version: 9,
+                supported: 1
+            })
+        );
+    }
+
+    /// A v1 chunk entry as written by this version: if this changes, old indexes break.
+    #[test]
+    fn chunk_entry_v1_fixture_still_decodes() {
+        let fixture = "01000000000000000000000000000000070000000000000010000000000000020000000040\
+                       0000004800abcdef00000000000000400000001800000000000000000000000000000005\
+                       000000030000000000000064";
+        let bytes: Vec<u8> = (0..fixture.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&fixture[i..i + 2], 16).expect("hex fixture"))
+            .collect();
+        let entry = ChunkEntry::decode(&bytes).expect("v1 fixture decodes");
+        assert_eq!(entry.object, WalObjectId(7));
+        assert_eq!(entry.chunk_offset, 16);
+        assert_eq!(entry.chunk_len, 512);
+        assert_eq!(entry.meta_len, 64);
+        assert_eq!(entry.body_offset, 72);
+        assert_eq!(entry.chunk_crc, 0x00ab_cdef);
+        assert_eq!(entry.footer_offset, 64);
+        assert_eq!(entry.footer_len, 24);
+        assert_eq!(entry.schema_id, SchemaId(0));
+        assert_eq!(entry.base_offset, Offset(5));
+        assert_eq!(entry.row_count, 3);
+        assert_eq!(entry.commit_ts, TimestampMicros(100));
+        assert_eq!(entry.encode(), bytes);
+    }
+}

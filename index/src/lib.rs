@@ -1,0 +1,18 @@
+//! Inlet's index: the SlateDB database in the bucket that holds the catalog, the offset
+//! index of every stream and the commit protocol that assigns offsets.
+//!
+//! One process at a time owns it (SlateDB fences older writers by epoch). The owner runs the
+//! sequencer: a single task that turns uploaded WAL objects into dense per-stream offsets in
+//! one durable write batch per group of commits, then publishes the new tails to readers.
+
+pub mod error;
+pub mod index;
+pub mod keys;
+pub mod records;
+
+pub use error::{CatalogError, ChunkRejected, IndexError};
+pub use index::{
+    ChunkCommitRequest, ChunkScan, CommitReply, CommitRequest, CommittedChunk, DatabaseInfo, Index,
+    IndexOptions, PendingCommit, table_streams,
+};
+pub use keys::{ChunkEntry, StreamTail};

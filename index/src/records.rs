@@ -1,0 +1,82 @@
+//! Catalog records as stored in the index: JSON documents with a format version, so fields
+//! can be added without a migration. Schemas are stored separately as Arrow IPC.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::keys::CodecError;
+
+/// Current version of the catalog records; readers reject newer ones.
+pub const CATALOG_RECORD_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DatabaseRecord {
+    pub version: u32,
+    pub id: u64,
+    pub name: String,
+    #[serde(default)]
+    pub comment: String,
+    pub created_at_micros: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TableRecord {
+    pub version: u32,
+    pub id: u64,
+    pub database_id: u64,
+    pub database: String,
+    pub name: String,
+    /// Current schema version; the schema is under its own key.
+    pub schema_id: u32,
+    pub bucket_count: u32,
+    #[serde(default)]
+    pub bucket_key: Vec<String>,
+    #[serde(default)]
+    pub partition_key: Vec<String>,
+    #[serde(default)]
+    pub comment: String,
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    pub created_at_micros: i64,
+    /// Set when the table was dropped; its data awaits garbage collection.
+    #[serde(default)]
+    pub dropped_at_micros: Option<i64>,
+}
+
+/// Encodes a record as JSON.
+pub fn encode_record<T: Serialize>(record: &T) -> Vec<u8> {
+    serde_json::to_vec(record).expect("catalog records contain only JSON-representable fields")
+}
+
+/// Decodes a record, rejecting versions newer than this build understands.
+pub fn decode_record<T>(bytes: &[u8]) -> Result<T, CodecError>
+where
+    T: for<'de> Deserialize<'de> + Versioned,
+{
+    let record: T = serde_json::from_slice(bytes).map_err(|e| CodecError::Json(e.to_string()))?;
+    if record.version() > CATALOG_RECORD_VERSION {
+        return Err(CodecError::Version {
+            version: u8::try_from(record.version()).unwrap_or(u8::MAX),
+            supported: CATALOG_RECORD_VERSION as u8,
+        });
+    }
+    Ok(record)
+}
+
+/// Records that carry a format version.
+pub trait Versioned {
+    fn version(&self) -> u32;
+}
+
+impl Versioned for DatabaseRecord {
+    fn version(&self) -> u32 {
+        self.version
+    }
+}
+
+impl Versioned for TableRecord {
+    fn version(&self) -> u32 {
+        self.version
+    }
+}

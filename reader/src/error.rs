@@ -1,0 +1,47 @@
+//! Why a fetch or an offset lookup failed.
+
+use inlet_core::error::{ErrorKind, HasKind};
+use inlet_core::ids::{Offset, StreamId};
+use inlet_index::{CatalogError, IndexError};
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FetchError {
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error("table `{table}` has no column `{column}`")]
+    ColumnNotFound { table: String, column: String },
+    #[error("table `{table}` has no bucket {bucket}: it has {bucket_count} buckets")]
+    BucketNotFound {
+        table: String,
+        bucket: u32,
+        bucket_count: u32,
+    },
+    #[error(
+        "offset {offset} is out of range for {stream}: readable offsets are {earliest}..={latest}"
+    )]
+    OffsetOutOfRange {
+        stream: StreamId,
+        offset: Offset,
+        earliest: Offset,
+        latest: Offset,
+    },
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error("cannot read {path}: {message}")]
+    Storage { path: String, message: String },
+    #[error("corrupt data in {stream}: {message}")]
+    Corrupt { stream: StreamId, message: String },
+}
+
+impl HasKind for FetchError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Catalog(e) => e.kind(),
+            Self::ColumnNotFound { .. } | Self::BucketNotFound { .. } => ErrorKind::InvalidInput,
+            Self::OffsetOutOfRange { .. } => ErrorKind::OutOfRange,
+            Self::Index(e) => e.kind(),
+            Self::Storage { .. } => ErrorKind::Unavailable,
+            Self::Corrupt { .. } => ErrorKind::Corruption,
+        }
+    }
+}

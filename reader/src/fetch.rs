@@ -1,0 +1,413 @@
+//! Fetch: stream the rows of a table's buckets from a start position, optionally following.
+//!
+//! Each bucket is read by its own task that walks the chunk index from the start offset up
+//! to the durable tail it last saw, reading each chunk's bytes with one ranged GET,
+//! checking its checksum and decoding only the projected columns. A follower then waits on
+//! the index's commit notification for its stream, so new rows arrive as soon as they are
+//! acknowledged, without polling the index. Offsets are checked to be dense on the way out.
+
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, Int32Array, Int64Array, RecordBatch, TimestampMicrosecondArray};
+use arrow_schema::SchemaRef;
+use futures::Stream;
+use inlet_core::ids::{Bucket, Offset, PartitionId, StreamId, TimestampMicros};
+use inlet_core::limits::{FETCH_CHANNEL_DEPTH, MAX_FETCH_BATCH_ROWS};
+use inlet_core::table::{TableInfo, read_schema};
+use inlet_core::wal::decode_chunk;
+use inlet_index::{ChunkEntry, Index, StreamTail};
+use slatedb::object_store::path::Path;
+use slatedb::object_store::{ObjectStore, ObjectStoreExt};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::error::FetchError;
+
+/// Where a fetch starts in each bucket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartPosition {
+    /// The first readable offset.
+    Earliest,
+    /// The next offset to be written: only new rows.
+    Latest,
+    /// This offset; it must be readable or equal to the tail.
+    Offset(Offset),
+    /// The first row committed at or after this time.
+    Timestamp(TimestampMicros),
+}
+
+/// What to fetch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FetchRequest {
+    pub database: String,
+    pub table: String,
+    /// Buckets to read; empty means all.
+    pub buckets: Vec<u32>,
+    pub start: StartPosition,
+    /// Columns to return, in this order; empty means all.
+    pub columns: Vec<String>,
+    /// Keep reading rows as they are committed.
+    pub follow: bool,
+    /// Stop after this many rows in total.
+    pub limit: Option<u64>,
+}
+
+/// Rows of one bucket, with the system columns `_bucket`, `_offset`, `_timestamp` last.
+#[derive(Clone, Debug)]
+pub struct FetchedBatch {
+    pub bucket: Bucket,
+    pub batch: RecordBatch,
+    /// The bucket's tail when this batch was read.
+    pub high_watermark: Offset,
+}
+
+/// Offsets of one bucket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BucketOffsets {
+    pub bucket: Bucket,
+    pub earliest: Offset,
+    pub latest: Offset,
+    /// The offset the asked position resolves to.
+    pub resolved: Offset,
+}
+
+/// Serves fetches and offset lookups.
+#[derive(Clone, Debug)]
+pub struct Reader {
+    index: Index,
+    store: Arc<dyn ObjectStore>,
+}
+
+/// What every bucket task of one fetch shares.
+struct FetchContext {
+    index: Index,
+    store: Arc<dyn ObjectStore>,
+    table: Arc<TableInfo>,
+    projection: Vec<usize>,
+    schema: SchemaRef,
+    follow: bool,
+}
+
+impl Reader {
+    pub fn new(index: Index, store: Arc<dyn ObjectStore>) -> Self {
+        Self { index, store }
+    }
+
+    /// Starts a fetch. Everything the request names is checked before the first row is
+    /// read; errors met while reading end the stream with that error.
+    pub async fn fetch(
+        &self,
+        request: FetchRequest,
+    ) -> Result<impl Stream<Item = Result<FetchedBatch, FetchError>> + use<>, FetchError> {
+        let table = self.index.table(&request.database, &request.table)?;
+        let projection = projection(&table, &request.columns)?;
+        let streams = streams(&table, &request.buckets)?;
+        let mut starts = Vec::with_capacity(streams.len());
+        for stream in streams {
+            starts.push((stream, self.resolve(stream, request.start).await?));
+        }
+        let schema = read_schema(&table.descriptor.schema, &projection);
+        let context = Arc::new(FetchContext {
+            index: self.index.clone(),
+            store: self.store.clone(),
+            table,
+            projection,
+            schema,
+            follow: request.follow,
+        });
+        let (sender, receiver) = mpsc::channel(FETCH_CHANNEL_DEPTH);
+        if request.follow {
+            for (stream, start) in starts {
+                let (context, sender) = (context.clone(), sender.clone());
+                tokio::spawn(async move { read_stream(&context, stream, start, &sender).await });
+            }
+        } else {
+            tokio::spawn(async move {
+                for (stream, start) in starts {
+                    if !read_stream(&context, stream, start, &sender).await {
+                        return;
+                    }
+                }
+            });
+        }
+        Ok(limit_rows(ReceiverStream::new(receiver), request.limit))
+    }
+
+    /// Earliest, latest and resolved offsets of the asked buckets.
+    pub async fn list_offsets(
+        &self,
+        database: &str,
+        table: &str,
+        buckets: &[u32],
+        position: StartPosition,
+    ) -> Result<Vec<BucketOffsets>, FetchError> {
+        let table = self.index.table(database, table)?;
+        let mut out = Vec::new();
+        for stream in streams(&table, buckets)? {
+            let tail = self.index.tail(stream).await?;
+            out.push(BucketOffsets {
+                bucket: stream.bucket,
+                earliest: tail.earliest_offset,
+                latest: tail.next_offset,
+                resolved: self.resolve(stream, position).await?,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn resolve(&self, stream: StreamId, start: StartPosition) -> Result<Offset, FetchError> {
+        let tail = self.index.tail(stream).await?;
+        match start {
+            StartPosition::Earliest => Ok(tail.earliest_offset),
+            StartPosition::Latest => Ok(tail.next_offset),
+            StartPosition::Offset(offset) => {
+                if offset < tail.earliest_offset || offset > tail.next_offset {
+                    return Err(FetchError::OffsetOutOfRange {
+                        stream,
+                        offset,
+                        earliest: tail.earliest_offset,
+                        latest: tail.next_offset,
+                    });
+                }
+                Ok(offset)
+            }
+            StartPosition::Timestamp(ts) => Ok(self.index.offset_for_timestamp(stream, ts).await?),
+        }
+    }
+}
+
+fn projection(table: &TableInfo, columns: &[String]) -> Result<Vec<usize>, FetchError> {
+    let schema = &table.descriptor.schema;
+    if columns.is_empty() {
+        return Ok((0..schema.fields().len()).collect());
+    }
+    columns
+        .iter()
+        .map(|column| {
+            schema
+                .index_of(column)
+                .map_err(|_| FetchError::ColumnNotFound {
+                    table: table.qualified_name(),
+                    column: column.clone(),
+                })
+        })
+        .collect()
+}
+
+fn streams(table: &TableInfo, buckets: &[u32]) -> Result<Vec<StreamId>, FetchError> {
+    let bucket_count = table.descriptor.bucket_count;
+    let stream = |bucket| StreamId::new(table.id, PartitionId(0), Bucket(bucket));
+    if buckets.is_empty() {
+        return Ok((0..bucket_count).map(stream).collect());
+    }
+    buckets
+        .iter()
+        .map(|bucket| {
+            if *bucket >= bucket_count {
+                return Err(FetchError::BucketNotFound {
+                    table: table.qualified_name(),
+                    bucket: *bucket,
+                    bucket_count,
+                });
+            }
+            Ok(stream(*bucket))
+        })
+        .collect()
+}
+
+/// Reads one stream into `sender`. Returns false when the fetch ended (receiver gone or an
+/// error was sent), true when a non-following read reached the tail.
+async fn read_stream(
+    context: &FetchContext,
+    stream: StreamId,
+    start: Offset,
+    sender: &mpsc::Sender<Result<FetchedBatch, FetchError>>,
+) -> bool {
+    match read_stream_inner(context, stream, start, sender).await {
+        Ok(open) => open,
+        Err(error) => {
+            let _ = sender.send(Err(error)).await;
+            false
+        }
+    }
+}
+
+async fn read_stream_inner(
+    context: &FetchContext,
+    stream: StreamId,
+    start: Offset,
+    sender: &mpsc::Sender<Result<FetchedBatch, FetchError>>,
+) -> Result<bool, FetchError> {
+    let mut tails = context.index.subscribe(stream).await?;
+    let mut next = start;
+    loop {
+        let tail: StreamTail = *tails.borrow_and_update();
+        if next < tail.next_offset {
+            let mut chunks = context.index.chunks(stream, next).await?;
+            while next < tail.next_offset {
+                let Some(entry) = chunks.next().await? else {
+                    return Err(FetchError::Corrupt {
+                        stream,
+                        message: format!(
+                            "chunk index ends before offset {next}, but the tail is {}",
+                            tail.next_offset
+                        ),
+                    });
+                };
+                if entry.base_offset > next {
+                    return Err(FetchError::Corrupt {
+                        stream,
+                        message: format!(
+                            "offset gap: expected a chunk holding {next}, found one starting at {}",
+                            entry.base_offset
+                        ),
+                    });
+                }
+                let batch = read_chunk(context, stream, &entry).await?;
+                let skip = (next.0 - entry.base_offset.0) as usize;
+                let mut position = skip;
+                while position < batch.num_rows() {
+                    let len = (batch.num_rows() - position).min(MAX_FETCH_BATCH_ROWS);
+                    let piece = with_system_columns(
+                        context,
+                        stream,
+                        &batch.slice(position, len),
+                        Offset(entry.base_offset.0 + position as u64),
+                        entry.commit_ts,
+                    )?;
+                    let fetched = FetchedBatch {
+                        bucket: stream.bucket,
+                        batch: piece,
+                        high_watermark: tail.next_offset,
+                    };
+                    if sender.send(Ok(fetched)).await.is_err() {
+                        return Ok(false);
+                    }
+                    position += len;
+                }
+                next = entry.end_offset();
+            }
+        }
+        if !context.follow {
+            return Ok(true);
+        }
+        tokio::select! {
+            changed = tails.changed() => {
+                if changed.is_err() {
+                    return Err(FetchError::Index(context.index.stopped().unwrap_or(
+                        inlet_index::IndexError::Stopped { reason: "index closed".to_owned() },
+                    )));
+                }
+            }
+            _ = sender.closed() => return Ok(false),
+        }
+    }
+}
+
+/// GETs one chunk, verifies its checksum and decodes the projected columns.
+async fn read_chunk(
+    context: &FetchContext,
+    stream: StreamId,
+    entry: &ChunkEntry,
+) -> Result<RecordBatch, FetchError> {
+    if entry.schema_id != context.table.schema_id {
+        return Err(FetchError::Corrupt {
+            stream,
+            message: format!(
+                "chunk has schema {} but the table has only schema {}",
+                entry.schema_id.0, context.table.schema_id.0
+            ),
+        });
+    }
+    let path = Path::from(entry.object.path());
+    let range = entry.chunk_offset..entry.chunk_offset + entry.chunk_len;
+    let bytes = context
+        .store
+        .get_range(&path, range)
+        .await
+        .map_err(|e| FetchError::Storage {
+            path: path.to_string(),
+            message: e.to_string(),
+        })?;
+    let batch = decode_chunk(
+        &bytes,
+        entry.meta_len,
+        entry.body_offset,
+        entry.chunk_crc,
+        &context.table.descriptor.schema,
+        Some(&context.projection),
+    )
+    .map_err(|e| FetchError::Corrupt {
+        stream,
+        message: format!(
+            "chunk at {}..{} of {path}: {e}",
+            entry.base_offset,
+            entry.end_offset()
+        ),
+    })?;
+    if batch.num_rows() != entry.row_count as usize {
+        return Err(FetchError::Corrupt {
+            stream,
+            message: format!(
+                "chunk of {path} has {} rows, the index says {}",
+                batch.num_rows(),
+                entry.row_count
+            ),
+        });
+    }
+    Ok(batch)
+}
+
+fn with_system_columns(
+    context: &FetchContext,
+    stream: StreamId,
+    batch: &RecordBatch,
+    base: Offset,
+    commit_ts: TimestampMicros,
+) -> Result<RecordBatch, FetchError> {
+    let rows = batch.num_rows();
+    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+    columns.push(Arc::new(Int32Array::from(vec![
+        stream.bucket.0 as i32;
+        rows
+    ])));
+    columns.push(Arc::new(Int64Array::from_iter_values(
+        (0..rows as u64).map(|i| (base.0 + i) as i64),
+    )));
+    columns.push(Arc::new(
+        TimestampMicrosecondArray::from(vec![commit_ts.0; rows]).with_timezone("+00:00"),
+    ));
+    RecordBatch::try_new(context.schema.clone(), columns).map_err(|e| FetchError::Corrupt {
+        stream,
+        message: format!("decoded chunk does not match the table schema: {e}"),
+    })
+}
+
+/// Ends the stream after `limit` rows, slicing the last batch. Once the limit is reached
+/// the inner stream is not polled again, so a following fetch ends at once.
+fn limit_rows(
+    inner: impl Stream<Item = Result<FetchedBatch, FetchError>> + Unpin,
+    limit: Option<u64>,
+) -> impl Stream<Item = Result<FetchedBatch, FetchError>> {
+    use futures::StreamExt;
+    let remaining = limit.unwrap_or(u64::MAX);
+    futures::stream::unfold((inner, remaining), |(mut inner, remaining)| async move {
+        if remaining == 0 {
+            return None;
+        }
+        let item = inner.next().await?;
+        let mut left = remaining;
+        let item = item.map(|mut fetched| {
+            let rows = fetched.batch.num_rows() as u64;
+            if rows > left {
+                fetched.batch = fetched.batch.slice(0, left as usize);
+            }
+            left -= rows.min(left);
+            fetched
+        });
+        if item.is_err() {
+            left = 0;
+        }
+        Some((item, (inner, left)))
+    })
+}

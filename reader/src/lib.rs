@@ -1,0 +1,9 @@
+//! Inlet's read path: resolve a start position, find chunks through the index, read and
+//! check them, project columns, add the system columns and stream batches; tail a stream by
+//! waiting on the index's commit notifications.
+
+pub mod error;
+pub mod fetch;
+
+pub use error::FetchError;
+pub use fetch::{BucketOffsets, FetchRequest, FetchedBatch, Reader, StartPosition};

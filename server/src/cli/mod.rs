@@ -1,0 +1,455 @@
+//! The command line: `inlet serve` and the client commands. Each client command talks to a
+//! running server over gRPC; every failure is one line on stderr and a non-zero exit.
+
+pub mod convert;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use inlet_proto::v1 as pb;
+
+use crate::client::{Client, decode_fetched, path};
+use crate::config::Config;
+use crate::node::Node;
+use convert::{InputFormat, OutputFormat, describe_schema, parse_schema, parse_start};
+
+/// Inlet: streaming storage for the lakehouse, on one object-store bucket.
+#[derive(Debug, Parser)]
+#[command(name = "inlet", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run every role in one process (the embedded default: data in ./inlet-data).
+    Serve(ServeArgs),
+    /// Create, list, describe or drop tables.
+    #[command(subcommand)]
+    Table(TableCommand),
+    /// Create, list or drop databases.
+    #[command(subcommand)]
+    Db(DbCommand),
+    /// Append JSON lines or CSV (from a file or stdin) to a table.
+    Produce(ProduceArgs),
+    /// Print a table's rows from a start position, optionally following new ones.
+    Consume(ConsumeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TOML config file; flags and INLET_* variables override it.
+    #[arg(long, env = "INLET_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Store URL: a path, file:///path, memory:// or s3://bucket/prefix.
+    #[arg(long, env = "INLET_STORE")]
+    pub store: Option<String>,
+    /// gRPC listen address.
+    #[arg(long, env = "INLET_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Writer linger, e.g. 5ms or 200ms.
+    #[arg(long, env = "INLET_WRITER_LINGER", value_parser = humantime_duration)]
+    pub linger: Option<Duration>,
+    /// Flush a WAL object early at this many bytes.
+    #[arg(long, env = "INLET_WRITER_FLUSH_BYTES")]
+    pub flush_bytes: Option<usize>,
+    /// Most bytes of unacknowledged appends held before producers wait.
+    #[arg(long, env = "INLET_WRITER_MAX_BUFFERED_BYTES")]
+    pub max_buffered_bytes: Option<usize>,
+}
+
+fn humantime_duration(value: &str) -> Result<Duration, String> {
+    humantime_serde::re::humantime::parse_duration(value).map_err(|e| e.to_string())
+}
+
+impl ServeArgs {
+    /// The config file (or defaults) with environment and flags applied on top.
+    pub fn config(&self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(store) = &self.store {
+            config.store = store.clone();
+        }
+        if let Some(listen) = self.listen {
+            config.listen = listen;
+        }
+        if let Some(linger) = self.linger {
+            config.writer.linger = linger;
+        }
+        if let Some(bytes) = self.flush_bytes {
+            config.writer.flush_bytes = bytes;
+        }
+        if let Some(bytes) = self.max_buffered_bytes {
+            config.writer.max_buffered_bytes = bytes;
+        }
+        Ok(config)
+    }
+}
+
+/// Where the client commands find the server.
+#[derive(Debug, Args)]
+pub struct ServerArg {
+    /// Address of a running `inlet serve`.
+    #[arg(long, env = "INLET_SERVER", default_value = "http://127.0.0.1:7070")]
+    pub server: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TableCommand {
+    /// Create a log table (its database is created if missing).
+    Create {
+        /// `database.table`, or `table` for database `default`.
+        table: String,
+        /// Columns: `name:type[ not null], ...`, e.g. "id:int64 not null, name:string".
+        #[arg(long)]
+        schema: String,
+        /// Number of buckets (streams) the table is split into.
+        #[arg(long, default_value_t = 1)]
+        buckets: u32,
+        /// Columns whose values choose a row's bucket; none: round-robin per append.
+        #[arg(long, value_delimiter = ',')]
+        bucket_key: Vec<String>,
+        /// Succeed without change if the table exists.
+        #[arg(long)]
+        if_not_exists: bool,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+    /// List the tables of a database.
+    List {
+        #[arg(default_value = "default")]
+        database: String,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+    /// Show a table's schema, buckets and offsets.
+    Describe {
+        table: String,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+    /// Drop a table.
+    Drop {
+        table: String,
+        #[arg(long)]
+        if_exists: bool,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    Create {
+        name: String,
+        #[arg(long)]
+        if_not_exists: bool,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+    List {
+        #[command(flatten)]
+        server: ServerArg,
+    },
+    Drop {
+        name: String,
+        #[arg(long)]
+        if_exists: bool,
+        /// Drop its tables too.
+        #[arg(long)]
+        cascade: bool,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ProduceArgs {
+    /// `database.table`, or `table` for database `default`.
+    pub table: String,
+    /// Input file; stdin when absent or `-`.
+    #[arg(long, short)]
+    pub file: Option<PathBuf>,
+    /// Input format; guessed from the file extension, JSON lines otherwise.
+    #[arg(long)]
+    pub format: Option<InputFormat>,
+    /// Rows per append request.
+    #[arg(long, default_value_t = 10_000)]
+    pub batch_rows: usize,
+    #[command(flatten)]
+    pub server: ServerArg,
+}
+
+#[derive(Debug, Args)]
+pub struct ConsumeArgs {
+    /// `database.table`, or `table` for database `default`.
+    pub table: String,
+    /// Start: earliest, latest, an offset, or a time like 2026-01-31T12:00:00Z.
+    #[arg(long, default_value = "earliest")]
+    pub from: String,
+    /// Columns to print (system columns _bucket, _offset, _timestamp are always added).
+    #[arg(long, value_delimiter = ',')]
+    pub columns: Vec<String>,
+    /// Only these buckets.
+    #[arg(long, value_delimiter = ',')]
+    pub buckets: Vec<u32>,
+    /// Keep printing rows as they are appended.
+    #[arg(long)]
+    pub follow: bool,
+    /// Stop after this many rows.
+    #[arg(long)]
+    pub limit: Option<u64>,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+    #[command(flatten)]
+    pub server: ServerArg,
+}
+
+/// Splits `database.table`; a bare name is in database `default`.
+pub fn split_table(name: &str) -> (String, String) {
+    match name.split_once('.') {
+        Some((database, table)) => (database.to_owned(), table.to_owned()),
+        None => ("default".to_owned(), name.to_owned()),
+    }
+}
+
+/// Runs one command to completion.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Table(command) => table(command).await,
+        Command::Db(command) => db(command).await,
+        Command::Produce(args) => produce(args).await,
+        Command::Consume(args) => consume(args).await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = args.config()?;
+    let mut node = Node::start(&config).await?;
+    println!(
+        "inlet serving on {} (store: {})",
+        node.endpoint(),
+        config.store
+    );
+    tokio::select! {
+        result = node.wait() => result?,
+        _ = tokio::signal::ctrl_c() => {
+            tracing::info!("interrupted; shutting down");
+            node.shutdown().await?;
+        }
+    }
+    Ok(())
+}
+
+async fn table(command: TableCommand) -> anyhow::Result<()> {
+    match command {
+        TableCommand::Create {
+            table,
+            schema,
+            buckets,
+            bucket_key,
+            if_not_exists,
+            server,
+        } => {
+            let schema = parse_schema(&schema)?;
+            let (database, name) = split_table(&table);
+            let mut client = Client::connect(&server.server).await?;
+            client.create_database(&database, true).await?;
+            let info = client
+                .create_table(
+                    &database,
+                    &name,
+                    &schema,
+                    buckets,
+                    bucket_key,
+                    if_not_exists,
+                )
+                .await?;
+            println!("created table {database}.{name} (id {})", info.table_id);
+        }
+        TableCommand::List { database, server } => {
+            let mut client = Client::connect(&server.server).await?;
+            let tables = client
+                .raw()
+                .list_tables(pb::ListTablesRequest { database })
+                .await
+                .map_err(crate::client::status_error)?
+                .into_inner()
+                .tables;
+            for table in tables {
+                let path = table.path.unwrap_or_default();
+                let buckets = table.descriptor.map(|d| d.bucket_count).unwrap_or_default();
+                println!("{}.{}\t{} buckets", path.database, path.table, buckets);
+            }
+        }
+        TableCommand::Describe { table, server } => {
+            let (database, name) = split_table(&table);
+            let mut client = Client::connect(&server.server).await?;
+            let table = client.table(&database, &name).await?;
+            let descriptor = table.info.descriptor.clone().unwrap_or_default();
+            println!("table {database}.{name} (id {})", table.info.table_id);
+            println!("columns:\n{}", describe_schema(&table.schema));
+            println!("buckets: {}", descriptor.bucket_count);
+            if !descriptor.bucket_key.is_empty() {
+                println!("bucket key: {}", descriptor.bucket_key.join(", "));
+            }
+            println!("bucket\tearliest\tlatest");
+            for bucket in table.buckets {
+                println!(
+                    "{}\t{}\t{}",
+                    bucket.bucket, bucket.earliest_offset, bucket.latest_offset
+                );
+            }
+        }
+        TableCommand::Drop {
+            table,
+            if_exists,
+            server,
+        } => {
+            let (database, name) = split_table(&table);
+            let mut client = Client::connect(&server.server).await?;
+            client
+                .raw()
+                .drop_table(pb::DropTableRequest {
+                    path: Some(path(&database, &name)),
+                    if_exists,
+                })
+                .await
+                .map_err(crate::client::status_error)?;
+            println!("dropped table {database}.{name}");
+        }
+    }
+    Ok(())
+}
+
+async fn db(command: DbCommand) -> anyhow::Result<()> {
+    match command {
+        DbCommand::Create {
+            name,
+            if_not_exists,
+            server,
+        } => {
+            Client::connect(&server.server)
+                .await?
+                .create_database(&name, if_not_exists)
+                .await?;
+            println!("created database {name}");
+        }
+        DbCommand::List { server } => {
+            let mut client = Client::connect(&server.server).await?;
+            let databases = client
+                .raw()
+                .list_databases(pb::ListDatabasesRequest {})
+                .await
+                .map_err(crate::client::status_error)?
+                .into_inner()
+                .databases;
+            for database in databases {
+                println!("{}", database.name);
+            }
+        }
+        DbCommand::Drop {
+            name,
+            if_exists,
+            cascade,
+            server,
+        } => {
+            let mut client = Client::connect(&server.server).await?;
+            client
+                .raw()
+                .drop_database(pb::DropDatabaseRequest {
+                    name: name.clone(),
+                    if_exists,
+                    cascade,
+                })
+                .await
+                .map_err(crate::client::status_error)?;
+            println!("dropped database {name}");
+        }
+    }
+    Ok(())
+}
+
+async fn produce(args: ProduceArgs) -> anyhow::Result<()> {
+    if args.batch_rows == 0 {
+        bail!("--batch-rows must be at least 1");
+    }
+    let (database, name) = split_table(&args.table);
+    let mut client = Client::connect(&args.server.server).await?;
+    let table = client.table(&database, &name).await?;
+    let format = args.format.unwrap_or(match &args.file {
+        Some(file)
+            if file
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("csv")) =>
+        {
+            InputFormat::Csv
+        }
+        _ => InputFormat::Json,
+    });
+    let input: Box<dyn BufRead> = match &args.file {
+        Some(file) if file.as_os_str() != "-" => Box::new(BufReader::new(
+            std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?,
+        )),
+        _ => Box::new(BufReader::new(std::io::stdin())),
+    };
+    let batches = convert::read_input(input, format, &table.schema, args.batch_rows)?;
+    let mut rows = 0u64;
+    for batch in &batches {
+        let appended = client
+            .append(&database, &name, &batch.schema(), std::slice::from_ref(batch))
+            .await?;
+        rows += appended.iter().map(|a| a.row_count).sum::<u64>();
+    }
+    println!("produced {rows} rows to {database}.{name}");
+    Ok(())
+}
+
+async fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
+    let (database, name) = split_table(&args.table);
+    let mut client = Client::connect(&args.server.server).await?;
+    let request = pb::FetchRequest {
+        path: Some(path(&database, &name)),
+        buckets: args.buckets,
+        start: Some(parse_start(&args.from)?),
+        columns: args.columns,
+        follow: args.follow,
+        limit: args.limit.unwrap_or(0),
+    };
+    let mut stream = client.fetch(request).await?;
+    let stdout = std::io::stdout();
+    // Without --follow, a table is printed once, aligned over all rows.
+    let mut collected = Vec::new();
+    while let Some(response) = stream
+        .message()
+        .await
+        .map_err(crate::client::status_error)?
+    {
+        let batches = decode_fetched(&response)?;
+        if args.follow || args.format == OutputFormat::Json {
+            let mut out = stdout.lock();
+            convert::write_output(&mut out, args.format, &batches)?;
+            std::io::Write::flush(&mut out)?;
+        } else {
+            collected.extend(batches);
+        }
+    }
+    if !collected.is_empty() {
+        convert::write_output(&mut stdout.lock(), args.format, &collected)?;
+    }
+    Ok(())
+}
+
+/// Used by `main` to turn any error into one line.
+pub fn one_line(error: &anyhow::Error) -> String {
+    let message = format!("{error:#}");
+    message.replace('\n', " ")
+}

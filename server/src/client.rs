@@ -1,0 +1,174 @@
+//! A small client over the generated gRPC stub, used by the CLI and the tests: it turns
+//! statuses into one-line errors and Arrow values into IPC bytes.
+
+use anyhow::{Context, anyhow};
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use inlet_core::ipc::{batches_from_ipc, batches_to_ipc, schema_from_ipc, schema_to_ipc};
+use inlet_core::limits::MAX_GRPC_MESSAGE_BYTES;
+use inlet_proto::v1 as pb;
+use inlet_proto::v1::inlet_client::InletClient;
+use tonic::transport::Channel;
+
+/// A connected client.
+#[derive(Clone, Debug)]
+pub struct Client {
+    inner: InletClient<Channel>,
+}
+
+/// The one-line message of a failed call.
+pub fn status_error(status: tonic::Status) -> anyhow::Error {
+    anyhow!("{} ({:?})", status.message(), status.code())
+}
+
+/// A table's description as the server returns it.
+#[derive(Clone, Debug)]
+pub struct Table {
+    pub info: pb::TableInfo,
+    pub schema: SchemaRef,
+    pub buckets: Vec<pb::BucketOffsets>,
+}
+
+impl Client {
+    pub async fn connect(endpoint: &str) -> anyhow::Result<Self> {
+        let channel = Channel::from_shared(endpoint.to_owned())
+            .with_context(|| format!("invalid server address `{endpoint}`"))?
+            .connect()
+            .await
+            .with_context(|| format!("cannot connect to inlet at {endpoint}"))?;
+        let inner = InletClient::new(channel)
+            .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
+        Ok(Self { inner })
+    }
+
+    /// The raw generated client, for calls this wrapper does not cover.
+    pub fn raw(&mut self) -> &mut InletClient<Channel> {
+        &mut self.inner
+    }
+
+    pub async fn create_database(&mut self, name: &str, if_not_exists: bool) -> anyhow::Result<()> {
+        self.inner
+            .create_database(pb::CreateDatabaseRequest {
+                name: name.to_owned(),
+                comment: String::new(),
+                if_not_exists,
+            })
+            .await
+            .map_err(status_error)?;
+        Ok(())
+    }
+
+    pub async fn create_table(
+        &mut self,
+        database: &str,
+        table: &str,
+        schema: &arrow_schema::Schema,
+        bucket_count: u32,
+        bucket_key: Vec<String>,
+        if_not_exists: bool,
+    ) -> anyhow::Result<pb::TableInfo> {
+        let response = self
+            .inner
+            .create_table(pb::CreateTableRequest {
+                path: Some(path(database, table)),
+                descriptor: Some(pb::TableDescriptor {
+                    schema_ipc: schema_to_ipc(schema)?,
+                    bucket_count,
+                    bucket_key,
+                    ..Default::default()
+                }),
+                if_not_exists,
+            })
+            .await
+            .map_err(status_error)?;
+        response
+            .into_inner()
+            .table
+            .ok_or_else(|| anyhow!("server returned no table"))
+    }
+
+    pub async fn table(&mut self, database: &str, table: &str) -> anyhow::Result<Table> {
+        let response = self
+            .inner
+            .get_table(pb::GetTableRequest {
+                path: Some(path(database, table)),
+            })
+            .await
+            .map_err(status_error)?
+            .into_inner();
+        let info = response
+            .table
+            .ok_or_else(|| anyhow!("server returned no table"))?;
+        let schema_ipc = info
+            .descriptor
+            .as_ref()
+            .map(|d| d.schema_ipc.as_slice())
+            .unwrap_or_default();
+        let schema = schema_from_ipc(schema_ipc).context("server sent an unreadable schema")?;
+        Ok(Table {
+            info,
+            schema,
+            buckets: response.buckets,
+        })
+    }
+
+    /// Appends batches; returns the offsets per bucket.
+    pub async fn append(
+        &mut self,
+        database: &str,
+        table: &str,
+        schema: &arrow_schema::Schema,
+        batches: &[RecordBatch],
+    ) -> anyhow::Result<Vec<pb::BucketAppendResult>> {
+        let response = self
+            .inner
+            .append(pb::AppendRequest {
+                path: Some(path(database, table)),
+                batches_ipc: batches_to_ipc(schema, batches)?,
+            })
+            .await
+            .map_err(status_error)?;
+        Ok(response.into_inner().buckets)
+    }
+
+    /// Starts a fetch; the stream yields (bucket, batch) pairs.
+    pub async fn fetch(
+        &mut self,
+        request: pb::FetchRequest,
+    ) -> anyhow::Result<tonic::Streaming<pb::FetchResponse>> {
+        Ok(self
+            .inner
+            .fetch(request)
+            .await
+            .map_err(status_error)?
+            .into_inner())
+    }
+
+    /// Fetches to the end (no follow) and returns every batch.
+    pub async fn fetch_all(
+        &mut self,
+        request: pb::FetchRequest,
+    ) -> anyhow::Result<Vec<RecordBatch>> {
+        let mut stream = self.fetch(request).await?;
+        let mut batches = Vec::new();
+        while let Some(response) = stream.message().await.map_err(status_error)? {
+            batches.extend(decode_fetched(&response)?);
+        }
+        Ok(batches)
+    }
+}
+
+/// The batches of one fetch response.
+pub fn decode_fetched(response: &pb::FetchResponse) -> anyhow::Result<Vec<RecordBatch>> {
+    let (_, batches) =
+        batches_from_ipc(&response.batch_ipc).context("server sent unreadable arrow ipc")?;
+    Ok(batches)
+}
+
+pub fn path(database: &str, table: &str) -> pb::TablePath {
+    pb::TablePath {
+        database: database.to_owned(),
+        table: table.to_owned(),
+    }
+}

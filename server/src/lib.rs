@@ -1,0 +1,10 @@
+//! The `inlet` binary as a library: configuration, the node that wires every role into
+//! one process, the gRPC service, and the command-line client. `main.rs` only parses
+//! arguments and calls in here, so tests run the very same code in-process.
+
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod grpc;
+pub mod node;
+pub mod store;

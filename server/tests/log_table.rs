@@ -1,0 +1,284 @@
+//! Log tables end to end through the real server and gRPC client: produce and consume,
+//! projection, concurrent producers, restart, follow, and start positions.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use inlet_proto::v1 as pb;
+use slatedb::object_store::ObjectStore;
+use slatedb::object_store::local::LocalFileSystem;
+use slatedb::object_store::memory::InMemory;
+
+fn memory() -> Arc<dyn ObjectStore> {
+    Arc::new(InMemory::new())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produce_then_consume_returns_every_row_at_its_acked_offset() {
+    let node = start(memory()).await;
+    let mut client = connect(&node).await;
+    create_table(&mut client, "db", "events", 4, &["id"]).await;
+
+    let mut acked: BTreeMap<(u32, u64), i64> = BTreeMap::new();
+    for round in 0..10 {
+        let ids: Vec<i64> = (round * 100..round * 100 + 100).collect();
+        let input = batch(ids.clone());
+        let results = client
+            .append("db", "events", &schema(), &[input.clone()])
+            .await
+            .expect("append succeeds");
+        assert_eq!(results.iter().map(|r| r.row_count).sum::<u64>(), 100);
+        // Rows of each bucket keep their order: map them back through the bucket transform.
+        let buckets = inlet_core::bucket::bucket_rows(&input, &[0], 4);
+        for result in results {
+            let in_bucket: Vec<i64> = ids
+                .iter()
+                .zip(&buckets)
+                .filter(|(_, b)| **b == result.bucket)
+                .map(|(id, _)| *id)
+                .collect();
+            assert_eq!(in_bucket.len() as u64, result.row_count);
+            for (i, id) in in_bucket.into_iter().enumerate() {
+                acked.insert((result.bucket, result.base_offset + i as u64), id);
+            }
+        }
+    }
+
+    let rows = read_all(&mut client, "db", "events").await;
+    assert_eq!(rows.len(), 1000);
+    let read: BTreeMap<(u32, u64), i64> = rows.iter().map(|r| ((r.0, r.1), r.2)).collect();
+    assert_eq!(read, acked, "every acked row is read at its acked offset");
+    for (_, _, id, name) in &rows {
+        assert_eq!(name.as_deref(), Some(format!("name-{id}").as_str()));
+    }
+    // Offsets are dense per bucket.
+    for bucket in 0..4u32 {
+        let offsets: Vec<u64> = rows.iter().filter(|r| r.0 == bucket).map(|r| r.1).collect();
+        assert_eq!(offsets, (0..offsets.len() as u64).collect::<Vec<_>>());
+    }
+    node.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn projection_returns_only_the_asked_columns() {
+    let node = start(memory()).await;
+    let mut client = connect(&node).await;
+    create_table(&mut client, "db", "t", 1, &[]).await;
+    client
+        .append("db", "t", &schema(), &[batch(0..50)])
+        .await
+        .expect("append succeeds");
+
+    let mut request = fetch_request("db", "t");
+    request.columns = vec!["name".to_owned()];
+    let batches = client.fetch_all(request).await.expect("fetch succeeds");
+    let schema = batches[0].schema();
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    assert_eq!(names, ["name", "_bucket", "_offset", "_timestamp"]);
+    let total: usize = batches.iter().map(|b| b.num_rows()).sum();
+    assert_eq!(total, 50);
+
+    let mut unknown = fetch_request("db", "t");
+    unknown.columns = vec!["nope".to_owned()];
+    let error = client.fetch_all(unknown).await.expect_err("unknown column");
+    assert!(error.to_string().contains("no column `nope`"), "{error}");
+    node.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_producers_get_dense_unique_offsets() {
+    let node = start(memory()).await;
+    let mut client = connect(&node).await;
+    create_table(&mut client, "db", "t", 2, &[]).await;
+
+    let mut tasks = Vec::new();
+    for producer in 0..8i64 {
+        let mut client = connect(&node).await;
+        tasks.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            for i in 0..25i64 {
+                let size = 1 + (producer * 7 + i * 3) % 40;
+                let first = producer * 1_000_000 + i * 1000;
+                let results = client
+                    .append("db", "t", &schema(), &[batch(first..first + size)])
+                    .await
+                    .expect("append succeeds");
+                assert_eq!(results.len(), 1, "an append without a key goes to one bucket");
+                acked.push((results[0].bucket, results[0].base_offset, first, size as u64));
+            }
+            acked
+        }));
+    }
+    let mut acked = Vec::new();
+    for task in tasks {
+        acked.extend(task.await.expect("producer task"));
+    }
+
+    // Per bucket, the acked ranges tile 0..n with no gap and no overlap.
+    for bucket in 0..2u32 {
+        let mut ranges: Vec<(u64, u64)> = acked
+            .iter()
+            .filter(|a| a.0 == bucket)
+            .map(|a| (a.1, a.1 + a.3))
+            .collect();
+        ranges.sort();
+        let mut next = 0;
+        for (start, end) in ranges {
+            assert_eq!(start, next, "bucket {bucket}: gap or overlap at {start}");
+            next = end;
+        }
+    }
+    let rows = read_all(&mut client, "db", "t").await;
+    let read: BTreeMap<(u32, u64), i64> = rows.iter().map(|r| ((r.0, r.1), r.2)).collect();
+    let total: u64 = acked.iter().map(|a| a.3).sum();
+    assert_eq!(read.len() as u64, total);
+    for (bucket, base, first, size) in acked {
+        for i in 0..size {
+            assert_eq!(read.get(&(bucket, base + i)), Some(&(first + i as i64)));
+        }
+    }
+    node.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acked_rows_survive_a_restart_on_the_same_directory() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = || -> Arc<dyn ObjectStore> {
+        Arc::new(LocalFileSystem::new_with_prefix(dir.path()).expect("local store"))
+    };
+
+    let node = start(store()).await;
+    let mut client = connect(&node).await;
+    create_table(&mut client, "db", "t", 3, &["id"]).await;
+    for round in 0..5 {
+        client
+            .append("db", "t", &schema(), &[batch(round * 40..round * 40 + 40)])
+            .await
+            .expect("append succeeds");
+    }
+    let before = read_all(&mut client, "db", "t").await;
+    assert_eq!(before.len(), 200);
+    node.shutdown().await.expect("clean shutdown");
+
+    let node = start(store()).await;
+    let mut client = connect(&node).await;
+    let after = read_all(&mut client, "db", "t").await;
+    assert_eq!(after, before, "same rows at the same offsets after restart");
+
+    // New rows continue each bucket's offsets.
+    let latest = latest_offsets(&mut client, "db", "t").await;
+    let results = client
+        .append("db", "t", &schema(), &[batch(1000..1030)])
+        .await
+        .expect("append after restart");
+    for result in results {
+        assert_eq!(result.base_offset, latest[result.bucket as usize]);
+    }
+    node.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_delivers_rows_appended_after_it_started() {
+    let node = start(memory()).await;
+    let mut client = connect(&node).await;
+    create_table(&mut client, "db", "t", 2, &["id"]).await;
+    client
+        .append("db", "t", &schema(), &[batch(0..10)])
+        .await
+        .expect("append succeeds");
+
+    let mut request = fetch_request("db", "t");
+    request.follow = true;
+    request.start = Some(pb::StartPosition {
+        position: Some(pb::start_position::Position::Latest(true)),
+    });
+    let mut stream = client.fetch(request).await.expect("follow starts");
+
+    let mut producer = connect(&node).await;
+    producer
+        .append("db", "t", &schema(), &[batch(100..120)])
+        .await
+        .expect("append succeeds");
+
+    let mut seen = Vec::new();
+    while seen.len() < 20 {
+        let response = tokio::time::timeout(Duration::from_secs(30), stream.message())
+            .await
+            .expect("follower receives the new rows")
+            .expect("stream healthy")
+            .expect("stream open");
+        seen.extend(rows_of(&inlet::client::decode_fetched(&response).expect("decodes")));
+    }
+    let mut ids: Vec<i64> = seen.iter().map(|r| r.2).collect();
+    ids.sort();
+    assert_eq!(ids, (100..120).collect::<Vec<_>>(), "only rows after the start");
+    node.shutdown().await.expect("clean shutdown ends the follower");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_positions_offset_timestamp_latest_and_limit() {
+    let node = start(memory()).await;
+    let mut client = connect(&node).await;
+    create_table(&mut client, "db", "t", 1, &[]).await;
+    let first = client
+        .append("db", "t", &schema(), &[batch(0..10)])
+        .await
+        .expect("append");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let second = client
+        .append("db", "t", &schema(), &[batch(10..20)])
+        .await
+        .expect("append");
+    assert!(second[0].commit_timestamp_micros > first[0].commit_timestamp_micros);
+
+    let from = |position| {
+        let mut request = fetch_request("db", "t");
+        request.start = Some(pb::StartPosition {
+            position: Some(position),
+        });
+        request
+    };
+    use pb::start_position::Position;
+    let rows = rows_of(&client.fetch_all(from(Position::Offset(15))).await.expect("fetch"));
+    assert_eq!(rows.iter().map(|r| r.2).collect::<Vec<_>>(), (15..20).collect::<Vec<_>>());
+
+    let ts = second[0].commit_timestamp_micros;
+    let rows = rows_of(&client.fetch_all(from(Position::TimestampMicros(ts))).await.expect("fetch"));
+    assert_eq!(rows.first().map(|r| r.1), Some(10), "first row committed at or after ts");
+
+    let rows = rows_of(&client.fetch_all(from(Position::Latest(true))).await.expect("fetch"));
+    assert!(rows.is_empty());
+
+    let mut limited = from(Position::Offset(3));
+    limited.limit = 4;
+    let rows = rows_of(&client.fetch_all(limited).await.expect("fetch"));
+    assert_eq!(rows.iter().map(|r| r.1).collect::<Vec<_>>(), vec![3, 4, 5, 6]);
+
+    let offsets = client
+        .raw()
+        .list_offsets(pb::ListOffsetsRequest {
+            path: Some(inlet::client::path("db", "t")),
+            buckets: vec![],
+            position: Some(pb::StartPosition {
+                position: Some(Position::TimestampMicros(ts)),
+            }),
+        })
+        .await
+        .expect("list offsets")
+        .into_inner()
+        .buckets;
+    assert_eq!(offsets.len(), 1);
+    assert_eq!((offsets[0].earliest_offset, offsets[0].latest_offset), (0, 20));
+    assert_eq!(offsets[0].offset, 10);
+
+    let error = client
+        .fetch_all(from(Position::Offset(21)))
+        .await
+        .expect_err("beyond the tail");
+    assert!(error.to_string().contains("out of range"), "{error}");
+    node.shutdown().await.expect("clean shutdown");
+}

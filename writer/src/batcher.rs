@@ -1,0 +1,392 @@
+//! The [`Writer`]: buffers appends per stream, flushes them as one WAL object per linger
+//! interval (or size threshold), and acks each append once its rows are committed.
+//!
+//! Three stages, connected by bounded queues:
+//! 1. `append` conforms and routes rows, takes buffer space (waiting when the writer holds
+//!    `max_buffered_bytes`), and parks the caller on a reply channel;
+//! 2. the flusher takes everything buffered at linger time and spawns its upload, queueing
+//!    uploads in flush order (at most `max_inflight_uploads`);
+//! 3. the committer takes uploads in that same order and submits each to the index, so rows
+//!    of one stream keep their order even with several uploads in flight. When a commit is
+//!    durable the parked appends get their offsets and their buffer space is released.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arrow_array::{RecordBatch, UInt32Array};
+use arrow_select::concat::concat_batches;
+use arrow_select::take::take_record_batch;
+use inlet_core::bucket::bucket_rows;
+use inlet_core::clock::Env;
+use inlet_core::ids::{Bucket, Offset, PartitionId, SchemaId, StreamId, TimestampMicros};
+use inlet_core::limits::MAX_APPEND_BYTES;
+use inlet_core::table::TableInfo;
+use inlet_index::{CommitReply, Index, IndexError};
+use slatedb::object_store::ObjectStore;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::error::AppendError;
+use crate::options::WriterOptions;
+use crate::upload::{StreamChunk, upload};
+use crate::validate::conform;
+
+/// The offsets one append got in one bucket: `base_offset .. base_offset + row_count`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BucketAppend {
+    pub bucket: Bucket,
+    pub base_offset: Offset,
+    pub row_count: u64,
+    pub commit_ts: TimestampMicros,
+}
+
+type AppendReply = Result<Vec<BucketAppend>, AppendError>;
+
+/// Rows of one stream waiting for the next flush.
+struct StreamBuffer {
+    schema_id: SchemaId,
+    batches: Vec<RecordBatch>,
+    rows: u64,
+    first_append: TimestampMicros,
+    last_append: TimestampMicros,
+}
+
+/// A parked append: where its rows sit in the flush, and the buffer space it holds.
+struct Waiter {
+    reply: oneshot::Sender<AppendReply>,
+    /// (stream, first row within the stream's chunk, row count)
+    parts: Vec<(StreamId, u64, u64)>,
+    _memory: OwnedSemaphorePermit,
+}
+
+#[derive(Default)]
+struct Pending {
+    streams: BTreeMap<StreamId, StreamBuffer>,
+    waiters: Vec<Waiter>,
+    bytes: usize,
+    closed: bool,
+}
+
+/// A flush whose upload is running.
+struct InFlight {
+    upload: JoinHandle<Result<inlet_index::CommitRequest, AppendError>>,
+    waiters: Vec<Waiter>,
+}
+
+struct Inner {
+    index: Index,
+    store: Arc<dyn ObjectStore>,
+    env: Env,
+    options: WriterOptions,
+    pending: Mutex<Pending>,
+    /// Signalled when the first rows arrive in an empty buffer.
+    data_ready: Notify,
+    /// Signalled when the buffer passes `flush_bytes` or the writer closes.
+    flush_now: Notify,
+    /// Buffer space in KiB.
+    memory: Arc<Semaphore>,
+    round_robin: AtomicU32,
+    committer: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Accepts appends for any table and turns them into committed, acknowledged rows.
+#[derive(Clone)]
+pub struct Writer {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer").finish_non_exhaustive()
+    }
+}
+
+fn kib(bytes: usize) -> u32 {
+    u32::try_from(bytes.div_ceil(1024).max(1)).unwrap_or(u32::MAX)
+}
+
+impl Writer {
+    /// Starts a writer (its flusher and committer tasks) on the current runtime.
+    pub fn start(
+        index: Index,
+        store: Arc<dyn ObjectStore>,
+        options: WriterOptions,
+        env: Env,
+    ) -> Self {
+        let memory = Arc::new(Semaphore::new(kib(options.max_buffered_bytes) as usize));
+        let inner = Arc::new(Inner {
+            index,
+            store,
+            env,
+            memory,
+            round_robin: AtomicU32::new(0),
+            pending: Mutex::new(Pending::default()),
+            data_ready: Notify::new(),
+            flush_now: Notify::new(),
+            committer: Mutex::new(None),
+            options,
+        });
+        let (uploads, queue) = mpsc::channel(inner.options.max_inflight_uploads.max(1));
+        tokio::spawn(run_flusher(inner.clone(), uploads));
+        let committer = tokio::spawn(run_committer(inner.index.clone(), queue));
+        *inner.committer.lock().expect("committer lock poisoned") = Some(committer);
+        Self { inner }
+    }
+
+    /// Appends `batches` to `database.table`. Returns once the rows are durable in the index,
+    /// with the offsets each bucket assigned. On error no row of the append is visible.
+    pub async fn append(
+        &self,
+        database: &str,
+        table: &str,
+        batches: &[RecordBatch],
+    ) -> Result<Vec<BucketAppend>, AppendError> {
+        let table = self.inner.index.table(database, table)?;
+        let conformed = batches
+            .iter()
+            .map(|batch| conform(&table, batch))
+            .collect::<Result<Vec<_>, _>>()?;
+        let batch = concat_batches(&table.descriptor.schema, &conformed)
+            .map_err(|e| AppendError::MalformedIpc(e.to_string()))?;
+        if batch.num_rows() == 0 {
+            return Ok(Vec::new());
+        }
+        let bytes = batch.get_array_memory_size();
+        let limit = MAX_APPEND_BYTES.min(self.inner.options.max_buffered_bytes);
+        if bytes > limit {
+            return Err(AppendError::TooLarge { bytes, limit });
+        }
+        let waited = self.inner.options.overload_timeout;
+        let memory = tokio::time::timeout(
+            waited,
+            self.inner.memory.clone().acquire_many_owned(kib(bytes)),
+        )
+        .await
+        .map_err(|_| AppendError::Overloaded { bytes, waited })?
+        .map_err(|_| AppendError::ShuttingDown)?;
+        let routed = self.route(&table, batch)?;
+        let (reply, receiver) = oneshot::channel();
+        self.buffer(&table, routed, bytes, reply, memory)?;
+        receiver.await.map_err(|_| AppendError::ShuttingDown)?
+    }
+
+    /// Splits a batch by bucket, keeping row order within each bucket.
+    fn route(
+        &self,
+        table: &TableInfo,
+        batch: RecordBatch,
+    ) -> Result<Vec<(Bucket, RecordBatch)>, AppendError> {
+        let bucket_count = table.descriptor.bucket_count;
+        let keys = table.bucket_key_indices();
+        if keys.is_empty() {
+            let next = self.inner.round_robin.fetch_add(1, Ordering::Relaxed);
+            return Ok(vec![(Bucket(next % bucket_count), batch)]);
+        }
+        let buckets = bucket_rows(&batch, &keys, bucket_count);
+        let mut rows: Vec<Vec<u32>> = vec![Vec::new(); bucket_count as usize];
+        for (row, bucket) in buckets.iter().enumerate() {
+            rows[*bucket as usize].push(row as u32);
+        }
+        rows.into_iter()
+            .enumerate()
+            .filter(|(_, rows)| !rows.is_empty())
+            .map(|(bucket, rows)| {
+                let part = take_record_batch(&batch, &UInt32Array::from(rows))
+                    .map_err(|e| AppendError::MalformedIpc(e.to_string()))?;
+                Ok((Bucket(bucket as u32), part))
+            })
+            .collect()
+    }
+
+    fn buffer(
+        &self,
+        table: &TableInfo,
+        routed: Vec<(Bucket, RecordBatch)>,
+        bytes: usize,
+        reply: oneshot::Sender<AppendReply>,
+        memory: OwnedSemaphorePermit,
+    ) -> Result<(), AppendError> {
+        let now = self.inner.env.clock.now();
+        let mut pending = self.inner.pending.lock().expect("pending lock poisoned");
+        if pending.closed {
+            return Err(AppendError::ShuttingDown);
+        }
+        let was_empty = pending.streams.is_empty();
+        let mut parts = Vec::with_capacity(routed.len());
+        for (bucket, batch) in routed {
+            let stream = StreamId::new(table.id, PartitionId(0), bucket);
+            let buffer = pending
+                .streams
+                .entry(stream)
+                .or_insert_with(|| StreamBuffer {
+                    schema_id: table.schema_id,
+                    batches: Vec::new(),
+                    rows: 0,
+                    first_append: now,
+                    last_append: now,
+                });
+            let rows = batch.num_rows() as u64;
+            parts.push((stream, buffer.rows, rows));
+            buffer.rows += rows;
+            buffer.last_append = now;
+            buffer.batches.push(batch);
+        }
+        pending.waiters.push(Waiter {
+            reply,
+            parts,
+            _memory: memory,
+        });
+        pending.bytes += bytes;
+        let full = pending.bytes >= self.inner.options.flush_bytes;
+        drop(pending);
+        if was_empty {
+            self.inner.data_ready.notify_one();
+        }
+        if full {
+            self.inner.flush_now.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Flushes what is buffered, waits until every accepted append is answered, and stops.
+    pub async fn close(&self) {
+        self.inner
+            .pending
+            .lock()
+            .expect("pending lock poisoned")
+            .closed = true;
+        self.inner.data_ready.notify_one();
+        self.inner.flush_now.notify_one();
+        let committer = self
+            .inner
+            .committer
+            .lock()
+            .expect("committer lock poisoned")
+            .take();
+        if let Some(committer) = committer {
+            let _ = committer.await;
+        }
+    }
+}
+
+/// Takes the buffer at each linger deadline (or when full) and starts its upload.
+async fn run_flusher(inner: Arc<Inner>, uploads: mpsc::Sender<InFlight>) {
+    loop {
+        inner.data_ready.notified().await;
+        let closed = inner.pending.lock().expect("pending lock poisoned").closed;
+        if !closed {
+            tokio::select! {
+                _ = tokio::time::sleep(inner.options.linger) => {}
+                _ = inner.flush_now.notified() => {}
+            }
+        }
+        let taken = std::mem::take(&mut *inner.pending.lock().expect("pending lock poisoned"));
+        let closed = taken.closed;
+        if !taken.streams.is_empty() {
+            let chunks = into_chunks(taken.streams);
+            let waiters = taken.waiters;
+            match chunks {
+                Ok(chunks) => {
+                    let store = inner.store.clone();
+                    let env = inner.env.clone();
+                    let attempts = inner.options.upload_attempts.max(1);
+                    let upload =
+                        tokio::spawn(async move { upload(&store, &env, &chunks, attempts).await });
+                    if uploads.send(InFlight { upload, waiters }).await.is_err() {
+                        return;
+                    }
+                }
+                Err(error) => fail_all(waiters, error),
+            }
+        }
+        if closed {
+            // Keep refusing appends after the final flush.
+            inner.pending.lock().expect("pending lock poisoned").closed = true;
+            return;
+        }
+    }
+}
+
+fn into_chunks(streams: BTreeMap<StreamId, StreamBuffer>) -> Result<Vec<StreamChunk>, AppendError> {
+    streams
+        .into_iter()
+        .map(|(stream, buffer)| {
+            let schema = buffer.batches[0].schema();
+            let batch = concat_batches(&schema, &buffer.batches)
+                .map_err(|e| AppendError::Upload(format!("cannot assemble chunk: {e}")))?;
+            Ok(StreamChunk {
+                stream,
+                schema_id: buffer.schema_id,
+                batch,
+                first_append: buffer.first_append,
+                last_append: buffer.last_append,
+            })
+        })
+        .collect()
+}
+
+/// Submits finished uploads to the index in flush order and answers their appends.
+async fn run_committer(index: Index, mut queue: mpsc::Receiver<InFlight>) {
+    let mut acks = tokio::task::JoinSet::new();
+    while let Some(InFlight { upload, waiters }) = queue.recv().await {
+        let request = match upload.await {
+            Ok(Ok(request)) => request,
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "wal upload failed; its appends fail");
+                fail_all(waiters, error);
+                continue;
+            }
+            Err(join) => {
+                fail_all(
+                    waiters,
+                    AppendError::Upload(format!("upload task failed: {join}")),
+                );
+                continue;
+            }
+        };
+        let streams: Vec<StreamId> = request.chunks.iter().map(|c| c.stream).collect();
+        match index.submit_commit(request).await {
+            Ok(pending) => {
+                acks.spawn(async move { answer(waiters, &streams, pending.wait().await) });
+            }
+            Err(error) => fail_all(waiters, error.into()),
+        }
+        while acks.try_join_next().is_some() {}
+    }
+    while acks.join_next().await.is_some() {}
+}
+
+/// Gives each parked append its offsets, or the error of its commit.
+fn answer(waiters: Vec<Waiter>, streams: &[StreamId], reply: CommitReply) {
+    let outcomes = match reply {
+        Ok(outcomes) => outcomes,
+        Err(error) => return fail_all(waiters, error.into()),
+    };
+    let by_stream: BTreeMap<StreamId, _> = streams.iter().copied().zip(outcomes).collect();
+    for waiter in waiters {
+        let result = waiter
+            .parts
+            .iter()
+            .map(|(stream, start, rows)| match by_stream.get(stream) {
+                Some(Ok(committed)) => Ok(BucketAppend {
+                    bucket: stream.bucket,
+                    base_offset: Offset(committed.base_offset.0 + start),
+                    row_count: *rows,
+                    commit_ts: committed.commit_ts,
+                }),
+                Some(Err(rejected)) => Err(AppendError::Rejected(rejected.clone())),
+                None => Err(AppendError::Index(IndexError::Storage(format!(
+                    "commit reply lacks {stream}"
+                )))),
+            })
+            .collect();
+        let _ = waiter.reply.send(result);
+    }
+}
+
+fn fail_all(waiters: Vec<Waiter>, error: AppendError) {
+    for waiter in waiters {
+        let _ = waiter.reply.send(Err(error.clone()));
+    }
+}

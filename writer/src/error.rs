@@ -1,0 +1,65 @@
+//! Why an append failed. Every variant that a client caused leaves nothing behind.
+
+use std::time::Duration;
+
+use inlet_core::error::{ErrorKind, HasKind};
+use inlet_index::{CatalogError, ChunkRejected, IndexError};
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AppendError {
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(
+        "schema mismatch for table `{table}`: column `{column}` is {found}, expected {expected}"
+    )]
+    SchemaMismatch {
+        table: String,
+        column: String,
+        found: String,
+        expected: String,
+    },
+    #[error("table `{table}` has no column `{column}`")]
+    UnknownColumn { table: String, column: String },
+    #[error("batch for table `{table}` lacks non-nullable column `{column}`")]
+    MissingColumn { table: String, column: String },
+    #[error("column `{column}` of table `{table}` is not nullable but {nulls} rows are null")]
+    NullsInRequiredColumn {
+        table: String,
+        column: String,
+        nulls: usize,
+    },
+    #[error("malformed arrow ipc: {0}")]
+    MalformedIpc(String),
+    #[error("append of {bytes} bytes exceeds the limit of {limit} bytes")]
+    TooLarge { bytes: usize, limit: usize },
+    #[error("writer overloaded: no buffer space for {bytes} bytes within {waited:?}; retry later")]
+    Overloaded { bytes: usize, waited: Duration },
+    #[error("wal upload failed: {0}")]
+    Upload(String),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error(transparent)]
+    Rejected(#[from] ChunkRejected),
+    #[error("writer is shutting down")]
+    ShuttingDown,
+}
+
+impl HasKind for AppendError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Catalog(e) => e.kind(),
+            Self::SchemaMismatch { .. }
+            | Self::UnknownColumn { .. }
+            | Self::MissingColumn { .. }
+            | Self::NullsInRequiredColumn { .. }
+            | Self::MalformedIpc(_)
+            | Self::TooLarge { .. } => ErrorKind::InvalidInput,
+            Self::Overloaded { .. } | Self::Upload(_) | Self::ShuttingDown => {
+                ErrorKind::Unavailable
+            }
+            Self::Index(e) => e.kind(),
+            Self::Rejected(ChunkRejected::TableDropped { .. }) => ErrorKind::NotFound,
+            Self::Rejected(_) => ErrorKind::Unavailable,
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! Checks an appended batch against its table and conforms it to the table's schema:
+//! columns are matched by name (any order), missing nullable columns become nulls, and every
+//! defect is reported naming the table, the column and both types.
+
+use arrow_array::{Array, ArrayRef, RecordBatch, make_array, new_null_array};
+use arrow_schema::DataType;
+use inlet_core::table::TableInfo;
+
+use crate::error::AppendError;
+
+/// Returns `batch` with exactly the table's columns, in the table's order and types.
+pub fn conform(table: &TableInfo, batch: &RecordBatch) -> Result<RecordBatch, AppendError> {
+    let schema = &table.descriptor.schema;
+    let name = table.qualified_name();
+    for field in batch.schema().fields() {
+        if schema.field_with_name(field.name()).is_err() {
+            return Err(AppendError::UnknownColumn {
+                table: name,
+                column: field.name().clone(),
+            });
+        }
+    }
+    let rows = batch.num_rows();
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for field in schema.fields() {
+        let Some(column) = batch.column_by_name(field.name()) else {
+            if !field.is_nullable() {
+                return Err(AppendError::MissingColumn {
+                    table: name,
+                    column: field.name().clone(),
+                });
+            }
+            columns.push(new_null_array(field.data_type(), rows));
+            continue;
+        };
+        let column =
+            conform_type(column, field.data_type()).ok_or_else(|| AppendError::SchemaMismatch {
+                table: name.clone(),
+                column: field.name().clone(),
+                found: column.data_type().to_string(),
+                expected: field.data_type().to_string(),
+            })?;
+        if !field.is_nullable() && column.null_count() > 0 {
+            return Err(AppendError::NullsInRequiredColumn {
+                table: name,
+                column: field.name().clone(),
+                nulls: column.null_count(),
+            });
+        }
+        columns.push(column);
+    }
+    RecordBatch::try_new(schema.clone(), columns).map_err(|e| AppendError::SchemaMismatch {
+        table: name,
+        column: "*".to_owned(),
+        found: e.to_string(),
+        expected: schema.to_string(),
+    })
+}
+
+/// The column with exactly the expected type, or `None` when the types differ. Nested types
+/// that differ only in child field names (`item` vs `element`) are relabelled, not rejected.
+fn conform_type(column: &ArrayRef, expected: &DataType) -> Option<ArrayRef> {
+    if column.data_type() == expected {
+        return Some(column.clone());
+    }
+    if !column.data_type().equals_datatype(expected) {
+        return None;
+    }
+    let data = column
+        .to_data()
+        .into_builder()
+        .data_type(expected.clone())
+        .build()
+        .ok()?;
+    Some(make_array(data))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use arrow_array::{Int32Array, Int64Array, StringArray};
+    use arrow_schema::{Field, Schema};
+    use inlet_core::ids::{DatabaseId, SchemaId, TableId, TimestampMicros};
+    use inlet_core::table::TableDescriptor;
+
+    use super::*;
+
+    fn table() -> TableInfo {
+        TableInfo {
+            id: TableId(1),
+            database: "db".into(),
+            database_id: DatabaseId(1),
+            name: "t".into(),
+            schema_id: SchemaId(0),
+            descriptor: TableDescriptor {
+                schema: Arc::new(Schema::new(vec![
+                    Field::new("id", DataType::Int64, false),
+                    Field::new("name", DataType::Utf8, true),
+                ])),
+                bucket_count: 1,
+                bucket_key: vec![],
+                partition_key: vec![],
+                comment: String::new(),
+                options: BTreeMap::new(),
+            },
+            created_at: TimestampMicros(0),
+        }
+    }
+
+    fn batch(fields: Vec<Field>, columns: Vec<ArrayRef>) -> RecordBatch {
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("valid test batch")
+    }
+
+    #[test]
+    fn reorders_columns_and_fills_missing_nullable_ones() {
+        let input = batch(
+            vec![Field::new("id", DataType::Int64, false)],
+            vec![Arc::new(Int64Array::from(vec![1, 2]))],
+        );
+        let out = conform(&table(), &input).expect("conforms");
+        assert_eq!(out.schema(), table().descriptor.schema);
+        assert_eq!(out.column(1).null_count(), 2);
+    }
+
+    #[test]
+    fn names_the_column_and_both_types_on_mismatch() {
+        let input = batch(
+            vec![Field::new("id", DataType::Int32, false)],
+            vec![Arc::new(Int32Array::from(vec![1]))],
+        );
+        let error = conform(&table(), &input).expect_err("int32 is not int64");
+        assert_eq!(
+            error.to_string(),
+            "schema mismatch for table `db.t`: column `id` is Int32, expected Int64"
+        );
+    }
+
+    #[test]
+    fn rejects_unknown_missing_and_null_required_columns() {
+        let unknown = batch(
+            vec![
+                Field::new("id", DataType::Int64, false),
+                Field::new("extra", DataType::Utf8, true),
+            ],
+            vec![
+                Arc::new(Int64Array::from(vec![1])),
+                Arc::new(StringArray::from(vec!["x"])),
+            ],
+        );
+        assert!(matches!(
+            conform(&table(), &unknown),
+            Err(AppendError::UnknownColumn { .. })
+        ));
+        let missing = batch(
+            vec![Field::new("name", DataType::Utf8, true)],
+            vec![Arc::new(StringArray::from(vec!["x"]))],
+        );
+        assert!(matches!(
+            conform(&table(), &missing),
+            Err(AppendError::MissingColumn { .. })
+        ));
+        let nulls = batch(
+            vec![Field::new("id", DataType::Int64, true)],
+            vec![Arc::new(Int64Array::from(vec![Some(1), None]))],
+        );
+        assert!(matches!(
+            conform(&table(), &nulls),
+            Err(AppendError::NullsInRequiredColumn { nulls: 1, .. })
+        ));
+    }
+}
