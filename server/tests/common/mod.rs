@@ -19,10 +19,12 @@ use slatedb::object_store::ObjectStore;
 
 /// A config for tests: a free port on 127.0.0.1 and a short linger.
 pub fn test_config() -> Config {
-    let mut config = Config::default();
-    config.listen = "127.0.0.1:0".parse().expect("valid address");
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().expect("valid address"),
+        store: "test store".to_owned(),
+        ..Config::default()
+    };
     config.writer.linger = Duration::from_millis(2);
-    config.store = "test store".to_owned();
     config
 }
 

@@ -1,0 +1,137 @@
+//! The built `inlet` binary end to end: serve, create a table, produce a JSON-lines file,
+//! consume it back and compare; and one-line errors with a non-zero exit.
+
+// This test drives a real process, so it waits in real time.
+#![allow(clippy::disallowed_methods)]
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const INLET: &str = env!("CARGO_BIN_EXE_inlet");
+
+/// Kills the server when the test ends, however it ends.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+fn inlet(server: &str, args: &[&str]) -> Output {
+    Command::new(INLET)
+        .args(args)
+        .env("INLET_SERVER", server)
+        .output()
+        .expect("inlet runs")
+}
+
+fn ok(output: Output) -> String {
+    assert!(
+        output.status.success(),
+        "inlet failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf-8 output")
+}
+
+#[test]
+fn serve_create_produce_consume_round_trip() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let server = format!("http://{listen}");
+    let _serve = Server(
+        Command::new(INLET)
+            .args(["serve", "--listen", &listen, "--store"])
+            .arg(data.path().join("bucket"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("serve starts"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while inlet(&server, &["db", "list"]).status.code() != Some(0) {
+        assert!(Instant::now() < deadline, "server did not come up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    ok(inlet(
+        &server,
+        &[
+            "table",
+            "create",
+            "shop.orders",
+            "--schema",
+            "id:int64 not null, item:string, qty:int32",
+            "--buckets",
+            "2",
+            "--bucket-key",
+            "id",
+        ],
+    ));
+    let lines: Vec<String> = (0..50)
+        .map(|i| format!(r#"{{"id":{i},"item":"item-{i}","qty":{}}}"#, i % 7))
+        .collect();
+    let input = data.path().join("orders.jsonl");
+    std::fs::write(&input, lines.join("\n") + "\n").expect("write input");
+    let produced = ok(inlet(
+        &server,
+        &["produce", "shop.orders", "--file", input.to_str().expect("utf-8 path")],
+    ));
+    assert_eq!(produced.trim(), "produced 50 rows to shop.orders");
+
+    let consumed = ok(inlet(
+        &server,
+        &["consume", "shop.orders", "--format", "json", "--columns", "id,item,qty"],
+    ));
+    let mut rows: Vec<serde_json::Value> = consumed
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("json line"))
+        .collect();
+    rows.sort_by_key(|row| row["id"].as_i64());
+    assert_eq!(rows.len(), 50);
+    for (i, row) in rows.iter().enumerate() {
+        let expected: serde_json::Value =
+            serde_json::from_str(&lines[i]).expect("input line is json");
+        for column in ["id", "item", "qty"] {
+            assert_eq!(row[column], expected[column], "row {i} column {column}");
+        }
+        assert!(row["_offset"].is_u64() && row["_timestamp"].is_string());
+    }
+
+    let limited = ok(inlet(
+        &server,
+        &["consume", "shop.orders", "--format", "json", "--limit", "3", "--buckets", "0"],
+    ));
+    assert_eq!(limited.lines().count(), 3);
+
+    let describe = ok(inlet(&server, &["table", "describe", "shop.orders"]));
+    assert!(describe.contains("bucket key: id"), "{describe}");
+
+    // Errors: one line, non-zero exit.
+    let missing = inlet(&server, &["consume", "shop.nope"]);
+    assert!(!missing.status.success());
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("table `shop.nope` not found"), "{stderr}");
+
+    let bad_line = data.path().join("bad.jsonl");
+    std::fs::write(&bad_line, "{\"id\":\"not a number\"}\n").expect("write");
+    let bad = inlet(
+        &server,
+        &["produce", "shop.orders", "--file", bad_line.to_str().expect("utf-8 path")],
+    );
+    assert!(!bad.status.success());
+    let count = ok(inlet(&server, &["consume", "shop.orders", "--format", "json"]));
+    assert_eq!(count.lines().count(), 50, "a rejected file adds nothing");
+}
