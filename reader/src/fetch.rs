@@ -6,6 +6,7 @@
 //! the index's commit notification for its stream, so new rows arrive as soon as they are
 //! acknowledged, without polling the index. Offsets are checked to be dense on the way out.
 
+use std::pin::Pin;
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, Int32Array, Int64Array, RecordBatch, TimestampMicrosecondArray};
@@ -22,6 +23,9 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::error::FetchError;
+
+/// The batches of a fetch, in offset order per bucket; ends with the first error.
+pub type FetchStream = Pin<Box<dyn Stream<Item = Result<FetchedBatch, FetchError>> + Send>>;
 
 /// Where a fetch starts in each bucket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,10 +99,7 @@ impl Reader {
 
     /// Starts a fetch. Everything the request names is checked before the first row is
     /// read; errors met while reading end the stream with that error.
-    pub async fn fetch(
-        &self,
-        request: FetchRequest,
-    ) -> Result<impl Stream<Item = Result<FetchedBatch, FetchError>> + use<>, FetchError> {
+    pub async fn fetch(&self, request: FetchRequest) -> Result<FetchStream, FetchError> {
         let table = self.index.table(&request.database, &request.table)?;
         let projection = projection(&table, &request.columns)?;
         let streams = streams(&table, &request.buckets)?;
@@ -130,7 +131,10 @@ impl Reader {
                 }
             });
         }
-        Ok(limit_rows(ReceiverStream::new(receiver), request.limit))
+        Ok(Box::pin(limit_rows(
+            ReceiverStream::new(receiver),
+            request.limit,
+        )))
     }
 
     /// Earliest, latest and resolved offsets of the asked buckets.

@@ -6,4 +6,4 @@ pub mod error;
 pub mod fetch;
 
 pub use error::FetchError;
-pub use fetch::{BucketOffsets, FetchRequest, FetchedBatch, Reader, StartPosition};
+pub use fetch::{BucketOffsets, FetchRequest, FetchStream, FetchedBatch, Reader, StartPosition};

@@ -13,7 +13,11 @@ use slatedb::object_store::memory::InMemory;
 use tonic::Code;
 
 /// Appends raw IPC bytes and returns the status.
-async fn append_raw(client: &mut inlet::client::Client, table: &str, ipc: Vec<u8>) -> tonic::Status {
+async fn append_raw(
+    client: &mut inlet::client::Client,
+    table: &str,
+    ipc: Vec<u8>,
+) -> tonic::Status {
     client
         .raw()
         .append(pb::AppendRequest {
@@ -41,7 +45,10 @@ async fn bad_appends_are_rejected_and_change_nothing() {
         .append("db", "nope", &schema(), &[batch(0..1)])
         .await
         .expect_err("unknown table");
-    assert!(error.to_string().contains("table `db.nope` not found"), "{error}");
+    assert!(
+        error.to_string().contains("table `db.nope` not found"),
+        "{error}"
+    );
 
     // Schema mismatch: names the column and both types.
     let wrong = Arc::new(Schema::new(vec![
@@ -74,19 +81,31 @@ async fn bad_appends_are_rejected_and_change_nothing() {
     let ipc = inlet_core::ipc::batches_to_ipc(&nullable, &[with_null]).expect("ipc");
     let status = append_raw(&mut client, "t", ipc).await;
     assert_eq!(status.code(), Code::InvalidArgument);
-    assert!(status.message().contains("not nullable"), "{}", status.message());
+    assert!(
+        status.message().contains("not nullable"),
+        "{}",
+        status.message()
+    );
 
     // Malformed IPC.
     let status = append_raw(&mut client, "t", b"definitely not arrow".to_vec()).await;
     assert_eq!(status.code(), Code::InvalidArgument);
-    assert!(status.message().starts_with("malformed arrow ipc"), "{}", status.message());
+    assert!(
+        status.message().starts_with("malformed arrow ipc"),
+        "{}",
+        status.message()
+    );
 
     // A batch over the size limit.
     let mut huge = inlet_core::ipc::batches_to_ipc(&schema(), &[batch(0..1)]).expect("ipc");
     huge.resize(inlet_core::limits::MAX_APPEND_BYTES + 1, 0);
     let status = append_raw(&mut client, "t", huge).await;
     assert_eq!(status.code(), Code::InvalidArgument);
-    assert!(status.message().contains("exceeds the limit"), "{}", status.message());
+    assert!(
+        status.message().contains("exceeds the limit"),
+        "{}",
+        status.message()
+    );
 
     assert_eq!(read_all(&mut client, "db", "t").await, rows_before);
     assert_eq!(latest_offsets(&mut client, "db", "t").await, offsets_before);
@@ -103,8 +122,8 @@ async fn bad_table_definitions_are_rejected_and_create_nothing() {
         .await
         .expect("good append");
 
-    let create = |table: &str, schema_ipc: Vec<u8>, buckets: u32, key: Vec<String>| {
-        pb::CreateTableRequest {
+    let create =
+        |table: &str, schema_ipc: Vec<u8>, buckets: u32, key: Vec<String>| pb::CreateTableRequest {
             path: Some(inlet::client::path("db", table)),
             descriptor: Some(pb::TableDescriptor {
                 schema_ipc,
@@ -113,11 +132,13 @@ async fn bad_table_definitions_are_rejected_and_create_nothing() {
                 ..Default::default()
             }),
             if_not_exists: false,
-        }
-    };
+        };
     let good_schema = schema_to_ipc(&schema()).expect("ipc");
     let cases = vec![
-        (create("zero", good_schema.clone(), 0, vec![]), "bucket count 0 is out of range"),
+        (
+            create("zero", good_schema.clone(), 0, vec![]),
+            "bucket count 0 is out of range",
+        ),
         (
             create("key", good_schema.clone(), 2, vec!["missing".into()]),
             "bucket key column `missing` is not a column",
@@ -125,15 +146,25 @@ async fn bad_table_definitions_are_rejected_and_create_nothing() {
         (
             create(
                 "reserved",
-                schema_to_ipc(&Schema::new(vec![Field::new("_offset", DataType::Int64, false)]))
-                    .expect("ipc"),
+                schema_to_ipc(&Schema::new(vec![Field::new(
+                    "_offset",
+                    DataType::Int64,
+                    false,
+                )]))
+                .expect("ipc"),
                 1,
                 vec![],
             ),
             "reserved",
         ),
-        (create("bad name!", good_schema.clone(), 1, vec![]), "invalid table name"),
-        (create("garbage", b"nope".to_vec(), 1, vec![]), "not a valid arrow ipc schema"),
+        (
+            create("bad name!", good_schema.clone(), 1, vec![]),
+            "invalid table name",
+        ),
+        (
+            create("garbage", b"nope".to_vec(), 1, vec![]),
+            "not a valid arrow ipc schema",
+        ),
     ];
     for (request, expected) in cases {
         let status = client
@@ -167,7 +198,10 @@ async fn bad_table_definitions_are_rejected_and_create_nothing() {
         .expect("list")
         .into_inner()
         .tables;
-    let names: Vec<String> = tables.into_iter().map(|t| t.path.unwrap_or_default().table).collect();
+    let names: Vec<String> = tables
+        .into_iter()
+        .map(|t| t.path.unwrap_or_default().table)
+        .collect();
     assert_eq!(names, ["t"]);
 
     // Drop, then the name is free and the old rows are gone from view.

@@ -86,13 +86,25 @@ fn serve_create_produce_consume_round_trip() {
     std::fs::write(&input, lines.join("\n") + "\n").expect("write input");
     let produced = ok(inlet(
         &server,
-        &["produce", "shop.orders", "--file", input.to_str().expect("utf-8 path")],
+        &[
+            "produce",
+            "shop.orders",
+            "--file",
+            input.to_str().expect("utf-8 path"),
+        ],
     ));
     assert_eq!(produced.trim(), "produced 50 rows to shop.orders");
 
     let consumed = ok(inlet(
         &server,
-        &["consume", "shop.orders", "--format", "json", "--columns", "id,item,qty"],
+        &[
+            "consume",
+            "shop.orders",
+            "--format",
+            "json",
+            "--columns",
+            "id,item,qty",
+        ],
     ));
     let mut rows: Vec<serde_json::Value> = consumed
         .lines()
@@ -111,7 +123,16 @@ fn serve_create_produce_consume_round_trip() {
 
     let limited = ok(inlet(
         &server,
-        &["consume", "shop.orders", "--format", "json", "--limit", "3", "--buckets", "0"],
+        &[
+            "consume",
+            "shop.orders",
+            "--format",
+            "json",
+            "--limit",
+            "3",
+            "--buckets",
+            "0",
+        ],
     ));
     assert_eq!(limited.lines().count(), 3);
 
@@ -129,9 +150,17 @@ fn serve_create_produce_consume_round_trip() {
     std::fs::write(&bad_line, "{\"id\":\"not a number\"}\n").expect("write");
     let bad = inlet(
         &server,
-        &["produce", "shop.orders", "--file", bad_line.to_str().expect("utf-8 path")],
+        &[
+            "produce",
+            "shop.orders",
+            "--file",
+            bad_line.to_str().expect("utf-8 path"),
+        ],
     );
     assert!(!bad.status.success());
-    let count = ok(inlet(&server, &["consume", "shop.orders", "--format", "json"]));
+    let count = ok(inlet(
+        &server,
+        &["consume", "shop.orders", "--format", "json"],
+    ));
     assert_eq!(count.lines().count(), 50, "a rejected file adds nothing");
 }

@@ -107,8 +107,17 @@ async fn concurrent_producers_get_dense_unique_offsets() {
                     .append("db", "t", &schema(), &[batch(first..first + size)])
                     .await
                     .expect("append succeeds");
-                assert_eq!(results.len(), 1, "an append without a key goes to one bucket");
-                acked.push((results[0].bucket, results[0].base_offset, first, size as u64));
+                assert_eq!(
+                    results.len(),
+                    1,
+                    "an append without a key goes to one bucket"
+                );
+                acked.push((
+                    results[0].bucket,
+                    results[0].base_offset,
+                    first,
+                    size as u64,
+                ));
             }
             acked
         }));
@@ -211,12 +220,20 @@ async fn follow_delivers_rows_appended_after_it_started() {
             .expect("follower receives the new rows")
             .expect("stream healthy")
             .expect("stream open");
-        seen.extend(rows_of(&inlet::client::decode_fetched(&response).expect("decodes")));
+        seen.extend(rows_of(
+            &inlet::client::decode_fetched(&response).expect("decodes"),
+        ));
     }
     let mut ids: Vec<i64> = seen.iter().map(|r| r.2).collect();
     ids.sort();
-    assert_eq!(ids, (100..120).collect::<Vec<_>>(), "only rows after the start");
-    node.shutdown().await.expect("clean shutdown ends the follower");
+    assert_eq!(
+        ids,
+        (100..120).collect::<Vec<_>>(),
+        "only rows after the start"
+    );
+    node.shutdown()
+        .await
+        .expect("clean shutdown ends the follower");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -243,20 +260,45 @@ async fn start_positions_offset_timestamp_latest_and_limit() {
         request
     };
     use pb::start_position::Position;
-    let rows = rows_of(&client.fetch_all(from(Position::Offset(15))).await.expect("fetch"));
-    assert_eq!(rows.iter().map(|r| r.2).collect::<Vec<_>>(), (15..20).collect::<Vec<_>>());
+    let rows = rows_of(
+        &client
+            .fetch_all(from(Position::Offset(15)))
+            .await
+            .expect("fetch"),
+    );
+    assert_eq!(
+        rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+        (15..20).collect::<Vec<_>>()
+    );
 
     let ts = second[0].commit_timestamp_micros;
-    let rows = rows_of(&client.fetch_all(from(Position::TimestampMicros(ts))).await.expect("fetch"));
-    assert_eq!(rows.first().map(|r| r.1), Some(10), "first row committed at or after ts");
+    let rows = rows_of(
+        &client
+            .fetch_all(from(Position::TimestampMicros(ts)))
+            .await
+            .expect("fetch"),
+    );
+    assert_eq!(
+        rows.first().map(|r| r.1),
+        Some(10),
+        "first row committed at or after ts"
+    );
 
-    let rows = rows_of(&client.fetch_all(from(Position::Latest(true))).await.expect("fetch"));
+    let rows = rows_of(
+        &client
+            .fetch_all(from(Position::Latest(true)))
+            .await
+            .expect("fetch"),
+    );
     assert!(rows.is_empty());
 
     let mut limited = from(Position::Offset(3));
     limited.limit = 4;
     let rows = rows_of(&client.fetch_all(limited).await.expect("fetch"));
-    assert_eq!(rows.iter().map(|r| r.1).collect::<Vec<_>>(), vec![3, 4, 5, 6]);
+    assert_eq!(
+        rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+        vec![3, 4, 5, 6]
+    );
 
     let offsets = client
         .raw()
@@ -272,7 +314,10 @@ async fn start_positions_offset_timestamp_latest_and_limit() {
         .into_inner()
         .buckets;
     assert_eq!(offsets.len(), 1);
-    assert_eq!((offsets[0].earliest_offset, offsets[0].latest_offset), (0, 20));
+    assert_eq!(
+        (offsets[0].earliest_offset, offsets[0].latest_offset),
+        (0, 20)
+    );
     assert_eq!(offsets[0].offset, 10);
 
     let error = client

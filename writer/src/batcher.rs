@@ -142,6 +142,10 @@ impl Writer {
         table: &str,
         batches: &[RecordBatch],
     ) -> Result<Vec<BucketAppend>, AppendError> {
+        // A fenced or failed index owner cannot commit: refuse before using the store.
+        if let Some(error) = self.inner.index.stopped() {
+            return Err(error.into());
+        }
         let table = self.inner.index.table(database, table)?;
         let conformed = batches
             .iter()

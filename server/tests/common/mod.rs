@@ -35,7 +35,9 @@ pub async fn start(store: Arc<dyn ObjectStore>) -> Node {
 }
 
 pub async fn connect(node: &Node) -> Client {
-    Client::connect(&node.endpoint()).await.expect("client connects")
+    Client::connect(&node.endpoint())
+        .await
+        .expect("client connects")
 }
 
 /// `id: int64 not null, name: utf8`.
@@ -68,7 +70,10 @@ pub async fn create_table(
     buckets: u32,
     bucket_key: &[&str],
 ) {
-    client.create_database(database, true).await.expect("database created");
+    client
+        .create_database(database, true)
+        .await
+        .expect("database created");
     client
         .create_table(
             database,

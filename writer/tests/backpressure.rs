@@ -1,0 +1,250 @@
+//! The writer under a misbehaving store: memory held by unacknowledged appends is bounded
+//! (producers wait, then get "overloaded"), and a failed WAL upload acks nobody and leaves
+//! nothing visible.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use arrow_array::{Int64Array, RecordBatch};
+use arrow_schema::{DataType, Field, Schema};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use inlet_core::clock::Env;
+use inlet_core::table::TableDescriptor;
+use inlet_index::{Index, IndexOptions};
+use inlet_reader::{FetchRequest, Reader, StartPosition};
+use inlet_writer::{AppendError, Writer, WriterOptions};
+use slatedb::object_store::memory::InMemory;
+use slatedb::object_store::path::Path;
+use slatedb::object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
+};
+use tokio::sync::Notify;
+
+/// An in-memory store whose WAL PUTs can be held back or made to fail.
+#[derive(Debug, Default)]
+struct FaultyStore {
+    inner: InMemory,
+    hold_wal_puts: AtomicBool,
+    released: Notify,
+    fail_wal_puts: AtomicBool,
+}
+
+impl fmt::Display for FaultyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FaultyStore")
+    }
+}
+
+impl FaultyStore {
+    fn release(&self) {
+        self.hold_wal_puts.store(false, Ordering::SeqCst);
+        self.released.notify_waiters();
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for FaultyStore {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
+        if location.as_ref().starts_with("wal/") {
+            while self.hold_wal_puts.load(Ordering::SeqCst) {
+                let released = self.released.notified();
+                if !self.hold_wal_puts.load(Ordering::SeqCst) {
+                    break;
+                }
+                released.await;
+            }
+            if self.fail_wal_puts.load(Ordering::SeqCst) {
+                return Err(slatedb::object_store::Error::Generic {
+                    store: "FaultyStore",
+                    source: "injected wal put failure".into(),
+                });
+            }
+        }
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+        self.inner.get_opts(location, options).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, Result<Path>>,
+    ) -> BoxStream<'static, Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+fn schema() -> Arc<Schema> {
+    Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]))
+}
+
+fn rows(range: std::ops::Range<i64>) -> RecordBatch {
+    RecordBatch::try_new(
+        schema(),
+        vec![Arc::new(Int64Array::from_iter_values(range))],
+    )
+    .expect("valid batch")
+}
+
+async fn setup(store: Arc<FaultyStore>, options: WriterOptions) -> (Index, Writer) {
+    let store: Arc<dyn ObjectStore> = store;
+    let index = Index::open(store.clone(), IndexOptions::default(), Env::system())
+        .await
+        .expect("index opens");
+    index
+        .create_database("db", "", false)
+        .await
+        .expect("database");
+    let descriptor = TableDescriptor {
+        schema: schema(),
+        bucket_count: 1,
+        bucket_key: vec![],
+        partition_key: vec![],
+        comment: String::new(),
+        options: Default::default(),
+    };
+    index
+        .create_table("db", "t", descriptor, false)
+        .await
+        .expect("table");
+    let writer = Writer::start(index.clone(), store, options, Env::system());
+    (index, writer)
+}
+
+async fn read_values(index: &Index, store: Arc<FaultyStore>) -> Vec<i64> {
+    let reader = Reader::new(index.clone(), store);
+    let mut stream = reader
+        .fetch(FetchRequest {
+            database: "db".into(),
+            table: "t".into(),
+            buckets: vec![],
+            start: StartPosition::Earliest,
+            columns: vec!["v".into()],
+            follow: false,
+            limit: None,
+        })
+        .await
+        .expect("fetch starts");
+    let mut values = Vec::new();
+    while let Some(batch) = stream.next().await {
+        let batch = batch.expect("fetch succeeds").batch;
+        let column = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("int64");
+        values.extend(column.values().iter().copied());
+    }
+    values
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn producers_wait_then_get_overloaded_when_the_buffer_is_full() {
+    let store = Arc::new(FaultyStore::default());
+    store.hold_wal_puts.store(true, Ordering::SeqCst);
+    let options = WriterOptions {
+        linger: Duration::from_millis(1),
+        max_buffered_bytes: 256 * 1024,
+        overload_timeout: Duration::from_millis(300),
+        ..WriterOptions::default()
+    };
+    let (index, writer) = setup(store.clone(), options).await;
+
+    // ~80 KiB of rows: accepted, parked behind the held upload.
+    let first = {
+        let writer = writer.clone();
+        tokio::spawn(async move { writer.append("db", "t", &[rows(0..10_000)]).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!first.is_finished(), "no ack while the upload is held");
+
+    // ~240 KiB more does not fit: the producer waits, then is told the writer is overloaded.
+    let error = writer
+        .append("db", "t", &[rows(10_000..40_000)])
+        .await
+        .expect_err("buffer is full");
+    assert!(matches!(error, AppendError::Overloaded { .. }), "{error}");
+    assert!(error.to_string().contains("overloaded"), "{error}");
+
+    store.release();
+    let acked = first.await.expect("task").expect("first append acked");
+    assert_eq!((acked[0].base_offset.0, acked[0].row_count), (0, 10_000));
+
+    // Space is back once the first append is acked; the rejected one left nothing behind.
+    let next = writer
+        .append("db", "t", &[rows(50_000..50_010)])
+        .await
+        .expect("space is released after the ack");
+    assert_eq!(next[0].base_offset.0, 10_000);
+    let values = read_values(&index, store).await;
+    assert_eq!(values.len(), 10_010);
+    assert!(values.iter().all(|v| *v < 10_000 || *v >= 50_000));
+    writer.close().await;
+    index.close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_upload_acks_nobody_and_shows_nothing() {
+    let store = Arc::new(FaultyStore::default());
+    store.fail_wal_puts.store(true, Ordering::SeqCst);
+    let options = WriterOptions {
+        linger: Duration::from_millis(1),
+        upload_attempts: 2,
+        ..WriterOptions::default()
+    };
+    let (index, writer) = setup(store.clone(), options).await;
+
+    let error = writer
+        .append("db", "t", &[rows(0..100)])
+        .await
+        .expect_err("upload fails");
+    assert!(matches!(error, AppendError::Upload(_)), "{error}");
+    assert!(error.to_string().contains("after 2 attempts"), "{error}");
+    assert!(read_values(&index, store.clone()).await.is_empty());
+
+    store.fail_wal_puts.store(false, Ordering::SeqCst);
+    let acked = writer
+        .append("db", "t", &[rows(100..150)])
+        .await
+        .expect("append after the store heals");
+    assert_eq!(
+        acked[0].base_offset.0, 0,
+        "the failed append took no offsets"
+    );
+    assert_eq!(
+        read_values(&index, store).await,
+        (100..150).collect::<Vec<_>>()
+    );
+    writer.close().await;
+    index.close().await.expect("close");
+}
