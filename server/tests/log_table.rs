@@ -1,25 +1,20 @@
 //! Log tables end to end through the real server and gRPC client: produce and consume,
 //! projection, concurrent producers, restart, follow, and start positions.
+//!
+//! A conformance suite: every scenario is a plain async function run against each backend
+//! (in-memory, local filesystem, and S3 through moto on loopback); see the bottom of the file.
 
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
+use common::backend::Backend;
 use common::*;
 use inlet_proto::v1 as pb;
-use slatedb::object_store::ObjectStore;
-use slatedb::object_store::local::LocalFileSystem;
-use slatedb::object_store::memory::InMemory;
 
-fn memory() -> Arc<dyn ObjectStore> {
-    Arc::new(InMemory::new())
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn produce_then_consume_returns_every_row_at_its_acked_offset() {
-    let node = start(memory()).await;
+async fn produce_then_consume_returns_every_row_at_its_acked_offset(backend: Backend) {
+    let node = start(backend.store()).await;
     let mut client = connect(&node).await;
     create_table(&mut client, "db", "events", 4, &["id"]).await;
 
@@ -63,9 +58,8 @@ async fn produce_then_consume_returns_every_row_at_its_acked_offset() {
     node.shutdown().await.expect("clean shutdown");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn projection_returns_only_the_asked_columns() {
-    let node = start(memory()).await;
+async fn projection_returns_only_the_asked_columns(backend: Backend) {
+    let node = start(backend.store()).await;
     let mut client = connect(&node).await;
     create_table(&mut client, "db", "t", 1, &[]).await;
     client
@@ -89,9 +83,8 @@ async fn projection_returns_only_the_asked_columns() {
     node.shutdown().await.expect("clean shutdown");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_producers_get_dense_unique_offsets() {
-    let node = start(memory()).await;
+async fn concurrent_producers_get_dense_unique_offsets(backend: Backend) {
+    let node = start(backend.store()).await;
     let mut client = connect(&node).await;
     create_table(&mut client, "db", "t", 2, &[]).await;
 
@@ -153,14 +146,8 @@ async fn concurrent_producers_get_dense_unique_offsets() {
     node.shutdown().await.expect("clean shutdown");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn acked_rows_survive_a_restart_on_the_same_directory() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = || -> Arc<dyn ObjectStore> {
-        Arc::new(LocalFileSystem::new_with_prefix(dir.path()).expect("local store"))
-    };
-
-    let node = start(store()).await;
+async fn acked_rows_survive_a_restart_on_the_same_store(backend: Backend) {
+    let node = start(backend.store()).await;
     let mut client = connect(&node).await;
     create_table(&mut client, "db", "t", 3, &["id"]).await;
     for round in 0..5 {
@@ -173,7 +160,7 @@ async fn acked_rows_survive_a_restart_on_the_same_directory() {
     assert_eq!(before.len(), 200);
     node.shutdown().await.expect("clean shutdown");
 
-    let node = start(store()).await;
+    let node = start(backend.store()).await;
     let mut client = connect(&node).await;
     let after = read_all(&mut client, "db", "t").await;
     assert_eq!(after, before, "same rows at the same offsets after restart");
@@ -190,9 +177,8 @@ async fn acked_rows_survive_a_restart_on_the_same_directory() {
     node.shutdown().await.expect("clean shutdown");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn follow_delivers_rows_appended_after_it_started() {
-    let node = start(memory()).await;
+async fn follow_delivers_rows_appended_after_it_started(backend: Backend) {
+    let node = start(backend.store()).await;
     let mut client = connect(&node).await;
     create_table(&mut client, "db", "t", 2, &["id"]).await;
     client
@@ -236,9 +222,8 @@ async fn follow_delivers_rows_appended_after_it_started() {
         .expect("clean shutdown ends the follower");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn start_positions_offset_timestamp_latest_and_limit() {
-    let node = start(memory()).await;
+async fn start_positions_offset_timestamp_latest_and_limit(backend: Backend) {
+    let node = start(backend.store()).await;
     let mut client = connect(&node).await;
     create_table(&mut client, "db", "t", 1, &[]).await;
     let first = client
@@ -327,3 +312,34 @@ async fn start_positions_offset_timestamp_latest_and_limit() {
     assert!(error.to_string().contains("out of range"), "{error}");
     node.shutdown().await.expect("clean shutdown");
 }
+
+/// Runs every scenario against one backend, one test per scenario.
+macro_rules! conformance {
+    ($backend:ident, $make:expr) => {
+        mod $backend {
+            use super::*;
+
+            conformance!(@tests $make;
+                produce_then_consume_returns_every_row_at_its_acked_offset,
+                projection_returns_only_the_asked_columns,
+                concurrent_producers_get_dense_unique_offsets,
+                acked_rows_survive_a_restart_on_the_same_store,
+                follow_delivers_rows_appended_after_it_started,
+                start_positions_offset_timestamp_latest_and_limit,
+            );
+        }
+    };
+    (@tests $make:expr; $($scenario:ident,)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $scenario() {
+                let make = $make;
+                super::$scenario(make(stringify!($scenario)).await).await;
+            }
+        )*
+    };
+}
+
+conformance!(memory, |_: &str| async { Backend::memory() });
+conformance!(local, |_: &str| async { Backend::local() });
+conformance!(s3, |name: &'static str| Backend::s3(name));
