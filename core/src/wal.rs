@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use arrow_buffer::Buffer;
+use arrow_ipc::MetadataVersion;
 use arrow_ipc::reader::read_record_batch;
 use arrow_ipc::writer::{
     CompressionContext, DictionaryTracker, EncodedData, IpcDataGenerator, IpcWriteOptions,
@@ -27,26 +28,34 @@ use crate::ids::{Bucket, PartitionId, SchemaId, StreamId, TableId, TimestampMicr
 pub const WAL_MAGIC: [u8; 8] = *b"INLETWAL";
 
 /// Version of the layout this module writes, and the only one it reads. Bumped for every
-/// change an older reader would misread; optional features get a header flag instead.
+/// change an older reader would misread; optional features get a flag instead.
 pub const WAL_FORMAT_VERSION: u16 = 1;
 
 /// Length of the header: magic (8), format version (u16), flags (u16), reserved (u32).
 pub const WAL_HEADER_LEN: usize = 16;
 
 /// Length of the trailer, the last bytes of an object: footer offset (u64), footer length
-/// (u32), footer crc32c (u32), magic (8). A reader GETs these bytes first.
-pub const WAL_TRAILER_LEN: usize = 24;
+/// (u32), footer crc32c (u32), format version (u16), flags (u16), reserved (u32), magic (8).
+/// A reader GETs these bytes first; they carry the version and flags so that a reader that
+/// never fetches the header can still check them.
+pub const WAL_TRAILER_LEN: usize = 32;
 
-/// Header flags this version understands. None yet: bit 0 is reserved for Arrow IPC body
-/// compression. A reader rejects any flag it does not know, since the flag may change how the
-/// bytes must be read.
+/// Flags (in the header and, the same, in the trailer) this version understands. None yet:
+/// bit 0 is reserved for Arrow IPC body compression. A reader rejects any flag it does not
+/// know, since the flag may change how the bytes must be read.
 const KNOWN_FLAGS: u16 = 0;
+
+/// Arrow IPC pads every buffer of a chunk's body to a multiple of this. 8 rather than
+/// arrow-ipc's default 64, which dominates small chunks; readers take buffer positions from the
+/// metadata, and arrow-ipc's reader copies a buffer its type needs more aligned (16-byte
+/// decimals) instead of failing (see [`read_batch`]).
+const IPC_BUFFER_ALIGNMENT: usize = 8;
 
 /// Chunks (and the footer) start at multiples of this, and so does each chunk's body.
 const CHUNK_ALIGNMENT: usize = 8;
 
 /// Bytes of one footer entry before its column ranges.
-const CHUNK_ENTRY_LEN: usize = 8 + 4 + 4 + 4 + 8 + 4 + 4 + 8 + 4 + 8 + 8 + 4 + 2;
+const CHUNK_ENTRY_LEN: usize = 8 + 4 + 4 + 4 + 8 + 4 + 4 + 8 + 4 + 8 + 8 + 4 + 4 + 2;
 
 /// Bytes of one column range in a footer entry: offset (u64), length (u64), crc32c (u32).
 const COLUMN_ENTRY_LEN: usize = 8 + 8 + 4;
@@ -103,6 +112,9 @@ pub struct ChunkMeta {
     pub max_ts: TimestampMicros,
     /// crc32c of the whole chunk: metadata, padding and body.
     pub chunk_crc: u32,
+    /// crc32c of the metadata alone (the chunk's first `meta_len` bytes), so that a
+    /// column-pruned read, which cannot check `chunk_crc`, verifies the metadata it fetched.
+    pub meta_crc: u32,
     /// Body byte range of each top-level column, in schema order.
     pub columns: Vec<ColumnRange>,
 }
@@ -121,7 +133,9 @@ pub struct WalFooter {
     pub chunks: Vec<ChunkMeta>,
 }
 
-/// The fixed-size end of a WAL object: where the footer is and its checksum.
+/// The fixed-size end of a WAL object: where the footer is, its checksum, and the format
+/// version and flags (the same as the header's), so that a reader that fetches only the tail
+/// of an object can check them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Trailer {
     /// Offset of the footer from the start of the object.
@@ -130,6 +144,10 @@ pub struct Trailer {
     pub footer_len: u32,
     /// crc32c of the footer bytes.
     pub footer_crc: u32,
+    /// Format version of the object; [`decode_trailer`] accepts only [`WAL_FORMAT_VERSION`].
+    pub version: u16,
+    /// Flags of the object; [`decode_trailer`] rejects any it does not know.
+    pub flags: u16,
 }
 
 /// A complete WAL object, ready to upload, with the footer and trailer it contains.
@@ -203,12 +221,23 @@ pub enum WalDecodeError {
     /// The header or trailer does not carry [`WAL_MAGIC`].
     #[error("bad wal magic in the {location}")]
     BadMagic { location: &'static str },
-    /// The header names a format version this reader does not know.
+    /// The header or trailer names a format version this reader does not know.
     #[error("unsupported wal format version {version}")]
     UnsupportedVersion { version: u16 },
-    /// The header sets flags this reader does not know.
+    /// The header or trailer sets flags this reader does not know.
     #[error("unsupported wal flags {flags:#06x}")]
     UnsupportedFlags { flags: u16 },
+    /// The header and the trailer name different versions or flags.
+    #[error(
+        "wal header (version {header_version}, flags {header_flags:#06x}) and trailer \
+         (version {trailer_version}, flags {trailer_flags:#06x}) disagree"
+    )]
+    HeaderTrailerMismatch {
+        header_version: u16,
+        header_flags: u16,
+        trailer_version: u16,
+        trailer_flags: u16,
+    },
     /// `decode_trailer` was not given exactly the trailer.
     #[error("wal trailer must be {WAL_TRAILER_LEN} bytes, got {len}")]
     TrailerLength { len: usize },
@@ -259,6 +288,9 @@ pub enum WalDecodeError {
     /// The chunk bytes do not match their checksum.
     #[error("wal chunk checksum mismatch: expected {expected:#010x}, found {found:#010x}")]
     ChunkChecksum { expected: u32, found: u32 },
+    /// The chunk metadata given to [`decode_projected`] does not match its checksum.
+    #[error("wal chunk metadata checksum mismatch: expected {expected:#010x}, found {found:#010x}")]
+    MetaChecksum { expected: u32, found: u32 },
     /// A projected column's bytes do not match their checksum.
     #[error(
         "wal column `{column}` checksum mismatch: expected {expected:#010x}, found {found:#010x}"
@@ -345,10 +377,11 @@ pub fn encode_wal_object(chunks: &[ChunkInput<'_>]) -> Result<EncodedWal, WalEnc
             count: chunks.len(),
         });
     }
+    let flags = 0u16;
     let mut out = Vec::new();
     out.extend_from_slice(&WAL_MAGIC);
     out.extend_from_slice(&WAL_FORMAT_VERSION.to_le_bytes());
-    out.extend_from_slice(&0u16.to_le_bytes()); // flags
+    out.extend_from_slice(&flags.to_le_bytes());
     out.extend_from_slice(&0u32.to_le_bytes()); // reserved
     debug_assert_eq!(out.len(), WAL_HEADER_LEN);
 
@@ -368,11 +401,18 @@ pub fn encode_wal_object(chunks: &[ChunkInput<'_>]) -> Result<EncodedWal, WalEnc
         footer_len: u32::try_from(footer_len)
             .map_err(|_| WalEncodeError::FooterTooLarge { len: footer_len })?,
         footer_crc: crc32c::crc32c(&out[footer_offset..]),
+        version: WAL_FORMAT_VERSION,
+        flags,
     };
+    let trailer_start = out.len();
     out.extend_from_slice(&trailer.footer_offset.to_le_bytes());
     out.extend_from_slice(&trailer.footer_len.to_le_bytes());
     out.extend_from_slice(&trailer.footer_crc.to_le_bytes());
+    out.extend_from_slice(&trailer.version.to_le_bytes());
+    out.extend_from_slice(&trailer.flags.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes()); // reserved
     out.extend_from_slice(&WAL_MAGIC);
+    debug_assert_eq!(out.len() - trailer_start, WAL_TRAILER_LEN);
 
     // Check before upload: the object must read back as exactly what we meant to write.
     match decode_object(&out) {
@@ -427,11 +467,13 @@ fn encode_chunk(input: &ChunkInput<'_>, out: &mut Vec<u8>) -> Result<ChunkMeta, 
         ));
     }
 
+    let options = IpcWriteOptions::try_new(IPC_BUFFER_ALIGNMENT, false, MetadataVersion::V5)
+        .expect("arrow-ipc accepts 8-byte alignment with metadata version 5 and no legacy format");
     let (dictionaries, encoded) = IpcDataGenerator::default()
         .encode(
             batch,
             &mut DictionaryTracker::new(false),
-            &IpcWriteOptions::default(),
+            &options,
             &mut CompressionContext::default(),
         )
         .map_err(|source| WalEncodeError::Arrow { stream, source })?;
@@ -464,6 +506,7 @@ fn encode_chunk(input: &ChunkInput<'_>, out: &mut Vec<u8>) -> Result<ChunkMeta, 
     out.resize(chunk_offset + body_offset, 0);
     out.extend_from_slice(&body);
     let chunk_crc = crc32c::crc32c(&out[chunk_offset..]);
+    let meta_crc = crc32c::crc32c(&meta);
 
     let columns = layout
         .columns
@@ -485,6 +528,7 @@ fn encode_chunk(input: &ChunkInput<'_>, out: &mut Vec<u8>) -> Result<ChunkMeta, 
         min_ts: input.min_ts,
         max_ts: input.max_ts,
         chunk_crc,
+        meta_crc,
         columns,
     })
 }
@@ -507,6 +551,7 @@ impl WalFooter {
             out.extend_from_slice(&chunk.min_ts.0.to_le_bytes());
             out.extend_from_slice(&chunk.max_ts.0.to_le_bytes());
             out.extend_from_slice(&chunk.chunk_crc.to_le_bytes());
+            out.extend_from_slice(&chunk.meta_crc.to_le_bytes());
             let column_count =
                 u16::try_from(chunk.columns.len()).expect("encode_chunk checked the column count");
             out.extend_from_slice(&column_count.to_le_bytes());
@@ -520,20 +565,38 @@ impl WalFooter {
 }
 
 /// Decodes the trailer; `bytes` must be exactly the last [`WAL_TRAILER_LEN`] bytes of an object.
+/// Checks the magic, and rejects format versions and flags this reader does not know.
 pub fn decode_trailer(bytes: &[u8]) -> Result<Trailer, WalDecodeError> {
     if bytes.len() != WAL_TRAILER_LEN {
         return Err(WalDecodeError::TrailerLength { len: bytes.len() });
     }
-    if bytes[16..24] != WAL_MAGIC {
+    if bytes[24..32] != WAL_MAGIC {
         return Err(WalDecodeError::BadMagic {
             location: "trailer",
         });
     }
+    let version = u16::from_le_bytes(array_at(bytes, 16));
+    let flags = u16::from_le_bytes(array_at(bytes, 18));
+    check_version_and_flags(version, flags)?;
+    // Bytes 20..24 are reserved: written as zero, ignored when read.
     Ok(Trailer {
         footer_offset: u64::from_le_bytes(array_at(bytes, 0)),
         footer_len: u32::from_le_bytes(array_at(bytes, 8)),
         footer_crc: u32::from_le_bytes(array_at(bytes, 12)),
+        version,
+        flags,
     })
+}
+
+/// Rejects a format version or flags (from the header or the trailer) this reader does not know.
+fn check_version_and_flags(version: u16, flags: u16) -> Result<(), WalDecodeError> {
+    if version != WAL_FORMAT_VERSION {
+        return Err(WalDecodeError::UnsupportedVersion { version });
+    }
+    if flags & !KNOWN_FLAGS != 0 {
+        return Err(WalDecodeError::UnsupportedFlags { flags });
+    }
+    Ok(())
 }
 
 /// Decodes the footer; `bytes` must be exactly the `trailer.footer_len` bytes at
@@ -648,17 +711,22 @@ pub fn decode_object(bytes: &[u8]) -> Result<WalFooter, WalDecodeError> {
         return Err(WalDecodeError::BadMagic { location: "header" });
     }
     let version = u16::from_le_bytes(array_at(bytes, 8));
-    if version != WAL_FORMAT_VERSION {
-        return Err(WalDecodeError::UnsupportedVersion { version });
-    }
     let flags = u16::from_le_bytes(array_at(bytes, 10));
-    if flags & !KNOWN_FLAGS != 0 {
-        return Err(WalDecodeError::UnsupportedFlags { flags });
-    }
+    check_version_and_flags(version, flags)?;
     // Bytes 12..16 are reserved: written as zero, ignored when read.
 
     let trailer_start = len - WAL_TRAILER_LEN;
     let trailer = decode_trailer(&bytes[trailer_start..])?;
+    // Both ends were checked on their own; they must also describe the same object. (While
+    // version 1 with no flags is all a reader knows, they cannot differ here.)
+    if (trailer.version, trailer.flags) != (version, flags) {
+        return Err(WalDecodeError::HeaderTrailerMismatch {
+            header_version: version,
+            header_flags: flags,
+            trailer_version: trailer.version,
+            trailer_flags: trailer.flags,
+        });
+    }
     let footer_range = usize::try_from(trailer.footer_offset)
         .ok()
         .and_then(|start| Some(start..start.checked_add(trailer.footer_len as usize)?))
@@ -723,28 +791,38 @@ pub fn decode_chunk(
         check_projection(projection, schema.fields().len())?;
     }
     let meta = &chunk[..meta_len as usize];
-    // One copy, into a 64-byte-aligned buffer, so Arrow can use the buffers in place.
+    // One copy, into an allocation aligned for every Arrow type; buffers padded to 8 bytes
+    // start 8-aligned in it, and arrow-ipc copies the few a type needs more aligned.
     let body = Buffer::from(&chunk[body_offset as usize..]);
     let layout = parse_layout(meta, schema, body.len())?;
     read_batch(&layout, &body, schema, projection)
 }
 
 /// Decodes from the metadata plus a body in which only the projected columns' ranges are
-/// filled (the rest may be zeros), verifying each projected column's crc. For ranged reads that
-/// GET only some columns.
+/// filled (the rest may be zeros), verifying the metadata's crc and each projected column's
+/// crc, so everything decoded is verified. For ranged reads that GET only some columns.
 ///
-/// `meta` is the chunk's first `meta_len` bytes, `body` is `body_len` long and `columns` are
-/// the chunk's column ranges from the (checksummed) footer. The metadata itself is covered only
-/// by the chunk checksum, which a ranged read cannot verify; instead every column range it
-/// implies must equal the footer's, and its structure is checked against the schema, so a
-/// corrupt metadata cannot make Arrow read bytes outside the verified ranges.
+/// `meta` is the chunk's first `meta_len` bytes and `meta_crc` its checksum from the footer,
+/// `body` is `body_len` long (at any alignment) and `columns` are the chunk's column ranges
+/// from the (checksummed) footer. Beyond its checksum, the metadata's structure is checked
+/// against the schema and every column range it implies must equal the footer's, so even
+/// metadata a buggy writer checksummed cannot make Arrow read bytes outside the verified
+/// ranges.
 pub fn decode_projected(
     meta: &[u8],
+    meta_crc: u32,
     body: Buffer,
     columns: &[ColumnRange],
     schema: &SchemaRef,
     projection: &[usize],
 ) -> Result<RecordBatch, WalDecodeError> {
+    let found = crc32c::crc32c(meta);
+    if found != meta_crc {
+        return Err(WalDecodeError::MetaChecksum {
+            expected: meta_crc,
+            found,
+        });
+    }
     check_decode_schema(schema)?;
     let fields = schema.fields();
     check_projection(projection, fields.len())?;
@@ -788,14 +866,18 @@ fn read_batch(
     projection: Option<&[usize]>,
 ) -> Result<RecordBatch, WalDecodeError> {
     // arrow-ipc only reads the buffers of projected columns; it skips the others by count, so
-    // the bytes of unprojected columns are never looked at.
+    // the bytes of unprojected columns are never looked at. `read_record_batch` decodes with
+    // `require_alignment(false)`: a buffer less aligned than its type needs (a 16-byte decimal
+    // at an offset that is a multiple of 8 only, or any buffer of a body handed in at an odd
+    // address) is copied into an aligned one instead of being rejected. Arrow then validates
+    // every array fully (offsets, UTF-8, null counts) before returning the batch.
     read_record_batch(
         body,
         layout.batch,
         Arc::clone(schema),
         &HashMap::new(),
         projection,
-        &arrow_ipc::MetadataVersion::V5,
+        &MetadataVersion::V5,
     )
     .map_err(|source| WalDecodeError::Arrow { source })
 }
@@ -909,7 +991,7 @@ fn parse_layout<'a>(
     let invalid = |detail: String| WalDecodeError::InvalidMetadata { detail };
     let message = arrow_ipc::root_as_message(meta)
         .map_err(|e| invalid(format!("not an arrow ipc message: {e}")))?;
-    if message.version() != arrow_ipc::MetadataVersion::V5 {
+    if message.version() != MetadataVersion::V5 {
         return Err(invalid(format!(
             "metadata version {:?}, expected V5",
             message.version()
@@ -1214,6 +1296,7 @@ impl FooterReader<'_> {
         let min_ts = TimestampMicros(self.i64()?);
         let max_ts = TimestampMicros(self.i64()?);
         let chunk_crc = self.u32()?;
+        let meta_crc = self.u32()?;
         let column_count = usize::from(self.u16()?);
         let remaining = self.bytes.len() - self.pos;
         let mut columns = Vec::with_capacity(column_count.min(remaining / COLUMN_ENTRY_LEN));
@@ -1235,6 +1318,7 @@ impl FooterReader<'_> {
             min_ts,
             max_ts,
             chunk_crc,
+            meta_crc,
             columns,
         })
     }
@@ -1258,6 +1342,11 @@ fn align_up_u64(len: u64) -> u64 {
 fn pad_to_alignment(out: &mut Vec<u8>) {
     out.resize(align_up(out.len()), 0);
 }
+
+/// The contents of the committed version 1 fixture, shared with the example that writes it.
+#[cfg(test)]
+#[path = "../tests/fixtures/wal_v1.rs"]
+mod fixture_v1;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // Tests fail loudly by design.
@@ -1695,6 +1784,7 @@ mod tests {
         }
         decode_projected(
             meta,
+            chunk.meta_crc,
             Buffer::from(sparse),
             &chunk.columns,
             schema,
@@ -1732,6 +1822,7 @@ mod tests {
                 prop_assert_eq!((chunk.chunk_offset + u64::from(chunk.body_offset)) % 8, 0);
                 let decoded = decode_whole_chunk(bytes, chunk, batch.schema_ref(), None).unwrap();
                 prop_assert_eq!(&decoded, batch);
+                assert_valid(&decoded);
             }
         }
 
@@ -1757,6 +1848,7 @@ mod tests {
                 let want = batch.project(&projection).unwrap();
                 let ranged = decode_ranged(bytes, chunk, &schema, &projection, fill).unwrap();
                 prop_assert_eq!(&ranged, &want);
+                assert_valid(&ranged);
                 let whole = decode_whole_chunk(bytes, chunk, &schema, Some(&projection)).unwrap();
                 prop_assert_eq!(&whole, &want);
             }
@@ -1769,7 +1861,8 @@ mod tests {
 
         /// Every byte a checksum or magic covers is checked: flipping it makes decode_object,
         /// or decode_chunk of the chunk holding it, fail. Padding must be zero, so flips there
-        /// fail too. Only the reserved header field is ignored, and flipping it changes nothing.
+        /// fail too. Only the reserved fields of the header and the trailer are ignored, and
+        /// flipping them changes nothing.
         #[test]
         fn every_flipped_byte_is_detected(
             specs in prop::collection::vec(chunk_spec(24, 4), 1..4),
@@ -1777,7 +1870,10 @@ mod tests {
         ) {
             let (_batches, encoded) = encode_specs(&specs);
             let original = &encoded.bytes[..];
-            let reserved = 12..WAL_HEADER_LEN;
+            let trailer_reserved = original.len() - 12..original.len() - 8;
+            let reserved = |position: usize| {
+                (12..WAL_HEADER_LEN).contains(&position) || trailer_reserved.contains(&position)
+            };
             let mut rng = Rng(mask_seed);
             let mut corrupt = original.to_vec();
             for position in 0..original.len() {
@@ -1785,7 +1881,7 @@ mod tests {
                 corrupt[position] ^= mask;
                 match decode_object(&corrupt) {
                     Err(error) => prop_assert!(
-                        !reserved.contains(&position),
+                        !reserved(position),
                         "flip in the reserved field at {} rejected: {}", position, error
                     ),
                     Ok(footer) => {
@@ -1808,7 +1904,7 @@ mod tests {
                             }
                         }
                         prop_assert!(
-                            holder.is_some() || reserved.contains(&position),
+                            holder.is_some() || reserved(position),
                             "flip at {} outside every chunk was not detected", position
                         );
                     }
@@ -1840,8 +1936,10 @@ mod tests {
                         &corrupt, chunk.meta_len, chunk.body_offset, crc, &schema, projection,
                     );
                 }
+                let meta = &corrupt[..chunk.meta_len as usize];
                 let _ = decode_projected(
-                    &corrupt[..chunk.meta_len as usize],
+                    meta,
+                    crc32c::crc32c(meta),
                     Buffer::from(&corrupt[body_offset..]),
                     &chunk.columns,
                     &schema,
@@ -2116,18 +2214,42 @@ mod tests {
             Err(WalDecodeError::BadMagic { location: "header" })
         ));
 
-        let trailer = &bytes[bytes.len() - WAL_TRAILER_LEN..];
+        // The trailer carries the version and flags too, for readers that fetch only the tail.
+        let trailer_start = bytes.len() - WAL_TRAILER_LEN;
+        let trailer = &bytes[trailer_start..];
         assert_eq!(decode_trailer(trailer).unwrap(), encoded.trailer);
+        assert_eq!(encoded.trailer.version, WAL_FORMAT_VERSION);
+        assert_eq!(encoded.trailer.flags, 0);
         assert!(matches!(
-            decode_trailer(&bytes[bytes.len() - 23..]),
-            Err(WalDecodeError::TrailerLength { len: 23 })
+            decode_trailer(&bytes[bytes.len() - 31..]),
+            Err(WalDecodeError::TrailerLength { len: 31 })
         ));
-        let mut trailer = trailer.to_vec();
-        trailer[23] ^= 1;
+        let mut bad_magic = trailer.to_vec();
+        bad_magic[31] ^= 1;
         assert_eq!(
-            decode_trailer(&trailer).unwrap_err().to_string(),
+            decode_trailer(&bad_magic).unwrap_err().to_string(),
             "bad wal magic in the trailer"
         );
+        let mut future = bytes.clone();
+        future[trailer_start + 16..trailer_start + 18].copy_from_slice(&2u16.to_le_bytes());
+        for error in [
+            decode_trailer(&future[trailer_start..]).unwrap_err(),
+            decode_object(&future).unwrap_err(),
+        ] {
+            assert_eq!(error.to_string(), "unsupported wal format version 2");
+            assert_eq!(error.kind(), ErrorKind::Corruption);
+        }
+        let mut compressed = bytes.clone();
+        compressed[trailer_start + 18] = 1;
+        for error in [
+            decode_trailer(&compressed[trailer_start..]).unwrap_err(),
+            decode_object(&compressed).unwrap_err(),
+        ] {
+            assert_eq!(error.to_string(), "unsupported wal flags 0x0001");
+        }
+        let mut reserved = bytes.clone();
+        reserved[trailer_start + 20..trailer_start + 24].copy_from_slice(&[1, 2, 3, 4]);
+        assert_eq!(decode_object(&reserved).unwrap(), encoded.footer);
 
         let chunk = &encoded.footer.chunks[0];
         let schema = batch.schema();
@@ -2177,6 +2299,7 @@ mod tests {
         body[chunk.columns[1].offset as usize] ^= 1;
         let error = decode_projected(
             meta,
+            chunk.meta_crc,
             Buffer::from(body.clone()),
             &chunk.columns,
             &schema,
@@ -2190,20 +2313,49 @@ mod tests {
             "{error}"
         );
         // ...and the same bytes are never looked at when the column is not projected.
-        let projected =
-            decode_projected(meta, Buffer::from(body), &chunk.columns, &schema, &[2, 0]).unwrap();
+        let projected = decode_projected(
+            meta,
+            chunk.meta_crc,
+            Buffer::from(body),
+            &chunk.columns,
+            &schema,
+            &[2, 0],
+        )
+        .unwrap();
         assert_eq!(projected, batch.project(&[2, 0]).unwrap());
+
+        // Metadata that got a flipped byte is caught by its own checksum, whatever the byte.
+        let body = Buffer::from(&chunk_bytes[chunk.body_offset as usize..]);
+        for position in 0..meta.len() {
+            let mut corrupt = meta.to_vec();
+            corrupt[position] ^= 0x04;
+            let error = decode_projected(
+                &corrupt,
+                chunk.meta_crc,
+                body.clone(),
+                &chunk.columns,
+                &schema,
+                &[0],
+            )
+            .unwrap_err();
+            assert!(
+                matches!(error, WalDecodeError::MetaChecksum { expected, .. }
+                    if expected == chunk.meta_crc),
+                "flip at {position}: {error}"
+            );
+            assert_eq!(error.kind(), ErrorKind::Corruption);
+        }
+        assert_eq!(chunk.meta_crc, crc32c::crc32c(meta));
 
         // Column ranges that disagree with the metadata are rejected.
         let mut columns = chunk.columns.clone();
         columns[2].offset += 8;
-        let body = Buffer::from(&chunk_bytes[chunk.body_offset as usize..]);
         assert!(matches!(
-            decode_projected(meta, body.clone(), &columns, &schema, &[0]),
+            decode_projected(meta, chunk.meta_crc, body.clone(), &columns, &schema, &[0]),
             Err(WalDecodeError::ColumnRangeMismatch { .. })
         ));
         assert!(matches!(
-            decode_projected(meta, body, &columns[..2], &schema, &[0]),
+            decode_projected(meta, chunk.meta_crc, body, &columns[..2], &schema, &[0]),
             Err(WalDecodeError::ColumnCount {
                 expected: 3,
                 found: 2
@@ -2211,171 +2363,107 @@ mod tests {
         ));
     }
 
-    // The v1 fixture: a small object written once by `write_wal_v1_fixture` and committed.
-    // Every later version of the codec must still read it exactly like this.
-
-    fn fixture_path() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wal-v1.bin")
+    /// Panics unless every column of `batch` passes Arrow's full validation (buffer sizes and
+    /// alignment, offsets, UTF-8, null counts).
+    fn assert_valid(batch: &RecordBatch) {
+        for column in batch.columns() {
+            column.to_data().validate_full().unwrap();
+        }
     }
 
-    /// The chunks of the fixture: two streams of table 1 across a schema change, and a stream
-    /// of table 2 with a partition.
-    fn fixture_chunks() -> Vec<(
-        StreamId,
-        SchemaId,
-        RecordBatch,
-        TimestampMicros,
-        TimestampMicros,
-    )> {
-        let stream_a = StreamId::new(TableId(1), PartitionId(0), Bucket(0));
-        let stream_b = StreamId::new(TableId(1), PartitionId(0), Bucket(1));
-        let stream_c = StreamId::new(TableId(2), PartitionId(3), Bucket(7));
-
-        let tags = || {
-            let mut builder = ListBuilder::new(StringBuilder::new());
-            builder.values().append_value("red");
-            builder.values().append_value("blue");
-            builder.append(true);
-            builder.append(false);
-            builder.values().append_null();
-            builder.append(true);
-            builder.finish()
-        };
-        let v0_fields = vec![
-            Field::new("id", DataType::Int64, false),
-            Field::new("name", DataType::Utf8, true),
-            Field::new("tags", tags().data_type().clone(), true),
-            Field::new(
-                "at",
-                DataType::Timestamp(arrow_schema::TimeUnit::Microsecond, Some("UTC".into())),
-                true,
-            ),
-        ];
-        let v0_columns: Vec<ArrayRef> = vec![
-            Arc::new(Int64Array::from(vec![1, 2, 3])),
-            Arc::new(StringArray::from(vec![Some("ada"), None, Some("grace €")])),
-            Arc::new(tags()),
-            Arc::new(
-                TimestampMicrosecondArray::from(vec![Some(1_700_000_000_000_000), None, Some(0)])
-                    .with_timezone("UTC"),
-            ),
-        ];
-        let v0 =
-            RecordBatch::try_new(Arc::new(Schema::new(v0_fields.clone())), v0_columns).unwrap();
-
-        let attrs = StructArray::try_new(
-            Fields::from(vec![
-                Field::new("code", DataType::Int32, true),
-                Field::new("ok", DataType::Boolean, true),
-            ]),
-            vec![
-                Arc::new(Int32Array::from(vec![Some(200), Some(500)])),
-                Arc::new(BooleanArray::from(vec![Some(true), None])),
-            ],
-            None,
-        )
-        .unwrap();
-        let price = Decimal128Array::from(vec![Some(12_345), None])
-            .with_precision_and_scale(10, 2)
-            .unwrap();
-        let mut v1_fields = v0_fields;
-        v1_fields.push(Field::new("attrs", attrs.data_type().clone(), true));
-        v1_fields.push(Field::new("price", price.data_type().clone(), true));
-        let v1 = RecordBatch::try_new(
-            Arc::new(Schema::new(v1_fields)),
-            vec![
-                Arc::new(Int64Array::from(vec![4, 5])),
-                Arc::new(StringArray::from(vec![Some("linus"), Some("")])),
-                Arc::new(tags().slice(0, 2)),
-                Arc::new(
-                    TimestampMicrosecondArray::from(vec![Some(1), Some(2)]).with_timezone("UTC"),
-                ),
-                Arc::new(attrs),
-                Arc::new(price),
-            ],
-        )
-        .unwrap();
-
-        let other = RecordBatch::try_new(
+    /// Buffers are padded to 8 bytes, not arrow-ipc's default 64, so a 16-byte decimal can
+    /// start at an offset that is a multiple of 8 only. arrow-ipc's reader copies such a buffer
+    /// into an aligned one instead of rejecting it, and so it does for a body that
+    /// `decode_projected` gets at any address: the decoded batch is equal, aligned and valid.
+    #[test]
+    fn buffers_padded_to_8_bytes_decode_aligned_and_valid() {
+        let batch = RecordBatch::try_new(
             Arc::new(Schema::new(vec![
-                Field::new("nothing", DataType::Null, true),
-                Field::new("blob", DataType::LargeBinary, true),
+                Field::new("small", DataType::Int8, false),
+                Field::new("price", DataType::Decimal128(38, 3), false),
+                Field::new("wide", DataType::Decimal256(76, 10), false),
             ])),
             vec![
-                Arc::new(NullArray::new(1)),
-                Arc::new(LargeBinaryArray::from(vec![Some(&[0u8, 1, 255][..])])),
+                Arc::new(Int8Array::from(vec![1, 2, 3])),
+                Arc::new(
+                    Decimal128Array::from(vec![1, i128::MAX / 7, -3])
+                        .with_precision_and_scale(38, 3)
+                        .unwrap(),
+                ),
+                Arc::new(
+                    Decimal256Array::from(vec![i256::from_i128(7), i256::MAX, i256::MINUS_ONE])
+                        .with_precision_and_scale(76, 10)
+                        .unwrap(),
+                ),
             ],
         )
         .unwrap();
+        let input = ChunkInput {
+            stream: StreamId::new(TableId(1), PartitionId(0), Bucket(0)),
+            schema_id: SchemaId(0),
+            batch: &batch,
+            min_ts: TimestampMicros(0),
+            max_ts: TimestampMicros(0),
+        };
+        let encoded = encode_wal_object(&[input]).unwrap();
+        let chunk = &encoded.footer.chunks[0];
+        let bytes = chunk_bytes(&encoded.bytes, chunk);
+        let meta = &bytes[..chunk.meta_len as usize];
+        let body = &bytes[chunk.body_offset as usize..];
 
-        vec![
-            (
-                stream_a,
-                SchemaId(0),
-                v0,
-                TimestampMicros(1_000),
-                TimestampMicros(1_002),
-            ),
-            (
-                stream_b,
-                SchemaId(1),
-                v1,
-                TimestampMicros(1_001),
-                TimestampMicros(1_001),
-            ),
-            (
-                stream_c,
-                SchemaId(0),
-                other,
-                TimestampMicros(-5),
-                TimestampMicros(7),
-            ),
-        ]
+        // 3 bytes of Int8 padded to 8, then 48 and 96 bytes of decimals: 152 bytes, where
+        // 64-byte padding made 256. Both decimal buffers start 8 bytes off a 16-byte boundary.
+        assert_eq!(chunk.body_len, 8 + 48 + 96);
+        let message = arrow_ipc::root_as_message(meta).unwrap();
+        let buffers = message.header_as_record_batch().unwrap().buffers().unwrap();
+        let offsets: Vec<i64> = buffers.iter().map(|b| b.offset()).collect();
+        assert_eq!(offsets, vec![0, 0, 8, 8, 56, 56]);
+
+        let check = |decoded: &RecordBatch| {
+            assert_eq!(decoded, &batch);
+            assert_valid(decoded);
+            let price = decoded.column(1).as_any().downcast_ref::<Decimal128Array>();
+            let price = price.unwrap().values().inner().as_ptr();
+            assert_eq!(price.align_offset(std::mem::align_of::<i128>()), 0);
+            let wide = decoded.column(2).as_any().downcast_ref::<Decimal256Array>();
+            let wide = wide.unwrap().values().inner().as_ptr();
+            assert_eq!(wide.align_offset(std::mem::align_of::<i256>()), 0);
+        };
+        check(&decode_whole_chunk(&encoded.bytes, chunk, &batch.schema(), None).unwrap());
+        for shift in [0, 1, 8] {
+            // Buffer::from(&[u8]) allocates at least 16-aligned; slicing shifts the start.
+            let mut shifted = vec![0u8; shift];
+            shifted.extend_from_slice(body);
+            let shifted = Buffer::from(&shifted[..]).slice(shift);
+            assert_eq!(shifted.as_ptr() as usize % 16, shift);
+            let decoded = decode_projected(
+                meta,
+                chunk.meta_crc,
+                shifted,
+                &chunk.columns,
+                &batch.schema(),
+                &[0, 1, 2],
+            )
+            .unwrap();
+            check(&decoded);
+        }
     }
 
-    fn encode_fixture_chunks() -> EncodedWal {
-        let chunks = fixture_chunks();
-        let inputs: Vec<ChunkInput<'_>> = chunks
-            .iter()
-            .map(|(stream, schema_id, batch, min_ts, max_ts)| ChunkInput {
-                stream: *stream,
-                schema_id: *schema_id,
-                batch,
-                min_ts: *min_ts,
-                max_ts: *max_ts,
-            })
-            .collect();
-        encode_wal_object(&inputs).unwrap()
-    }
-
-    /// Writes `core/tests/fixtures/wal-v1.bin`. Run it by hand, once per format version:
-    /// `cargo test -p inlet-core wal::tests::write_wal_v1_fixture -- --ignored`. It refuses to
-    /// overwrite the file: a committed fixture is frozen.
-    #[test]
-    #[ignore = "writes the committed fixture; run by hand"]
-    fn write_wal_v1_fixture() {
-        let path = fixture_path();
-        assert!(
-            !path.exists(),
-            "{} exists; fixtures are frozen",
-            path.display()
-        );
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, &encode_fixture_chunks().bytes).unwrap();
-    }
-
-    /// Objects written by format version 1 stay readable, with the same contents.
+    /// Objects written by format version 1 stay readable, with the same contents: the
+    /// committed fixture (written by `examples/write_wal_fixture.rs` from the chunks of
+    /// `tests/fixtures/wal_v1.rs`) decodes to exactly those chunks, whole and column by
+    /// column, every checksum verified.
     #[test]
     fn wal_v1_fixture_still_decodes() {
-        let path = fixture_path();
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wal-v1.bin");
         let bytes =
             std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
         assert_eq!(&bytes[..8], b"INLETWAL");
-        assert_eq!(&bytes[8..10], &[1, 0]);
+        assert_eq!(&bytes[8..12], &[1, 0, 0, 0]); // version 1, no flags
+        let trailer = decode_trailer(&bytes[bytes.len() - WAL_TRAILER_LEN..]).unwrap();
+        assert_eq!((trailer.version, trailer.flags), (1, 0));
 
         let footer = decode_object(&bytes).unwrap();
-        let expected = fixture_chunks();
-        assert_eq!(footer.chunks.len(), 3);
         let coordinates: Vec<_> = footer
             .chunks
             .iter()
@@ -2397,18 +2485,28 @@ mod tests {
         assert_eq!(footer.chunks[2].min_ts, TimestampMicros(-5));
         assert_eq!(footer.chunks[2].max_ts, TimestampMicros(7));
 
-        for (chunk, (_, _, batch, _, _)) in footer.chunks.iter().zip(&expected) {
-            let schema = batch.schema();
-            assert_eq!(
-                &decode_whole_chunk(&bytes, chunk, &schema, None).unwrap(),
-                batch
+        let expected = fixture_v1::chunks();
+        assert_eq!(footer.chunks.len(), expected.len());
+        for (chunk, want) in footer.chunks.iter().zip(&expected) {
+            let stream = StreamId::new(
+                TableId(want.table),
+                PartitionId(want.partition),
+                Bucket(want.bucket),
             );
-            for column in 0..batch.num_columns() {
+            assert_eq!(chunk.stream, stream);
+            assert_eq!(chunk.schema_id, SchemaId(want.schema_id));
+            assert_eq!(chunk.min_ts, TimestampMicros(want.min_ts));
+            assert_eq!(chunk.max_ts, TimestampMicros(want.max_ts));
+            let schema = want.batch.schema();
+            let whole = decode_whole_chunk(&bytes, chunk, &schema, None).unwrap();
+            assert_eq!(whole, want.batch);
+            assert_valid(&whole);
+            for column in 0..want.batch.num_columns() {
                 let got = decode_ranged(&bytes, chunk, &schema, &[column], 0).unwrap();
-                assert_eq!(got, batch.project(&[column]).unwrap());
+                assert_eq!(got, want.batch.project(&[column]).unwrap());
             }
         }
-        let names = expected[0].2.column_by_name("name").unwrap();
+        let names = expected[0].batch.column_by_name("name").unwrap();
         let names = names.as_any().downcast_ref::<StringArray>().unwrap();
         assert_eq!(names.value(2), "grace €");
     }

@@ -63,6 +63,7 @@ pub struct ChunkCommitRequest {
     pub meta_len: u32,
     pub body_offset: u32,
     pub chunk_crc: u32,
+    pub meta_crc: u32,
     pub row_count: u32,
 }
 
@@ -702,6 +703,7 @@ impl Sequencer {
                     meta_len: chunk.meta_len,
                     body_offset: chunk.body_offset,
                     chunk_crc: chunk.chunk_crc,
+                    meta_crc: chunk.meta_crc,
                     footer_offset: request.footer_offset,
                     footer_len: request.footer_len,
                     schema_id: chunk.schema_id,

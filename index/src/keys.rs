@@ -283,6 +283,8 @@ pub struct ChunkEntry {
     pub body_offset: u32,
     /// crc32c over the whole chunk.
     pub chunk_crc: u32,
+    /// crc32c over the chunk's IPC metadata, for reads that GET only some columns.
+    pub meta_crc: u32,
     /// Where the object's footer is, for ranged column reads.
     pub footer_offset: u64,
     pub footer_len: u32,
@@ -309,6 +311,7 @@ impl ChunkEntry {
         out.extend_from_slice(&self.meta_len.to_be_bytes());
         out.extend_from_slice(&self.body_offset.to_be_bytes());
         out.extend_from_slice(&self.chunk_crc.to_be_bytes());
+        out.extend_from_slice(&self.meta_crc.to_be_bytes());
         out.extend_from_slice(&self.footer_offset.to_be_bytes());
         out.extend_from_slice(&self.footer_len.to_be_bytes());
         out.extend_from_slice(&self.schema_id.0.to_be_bytes());
@@ -328,6 +331,7 @@ impl ChunkEntry {
             meta_len: r.u32()?,
             body_offset: r.u32()?,
             chunk_crc: r.u32()?,
+            meta_crc: r.u32()?,
             footer_offset: r.u64()?,
             footer_len: r.u32()?,
             schema_id: SchemaId(r.u32()?),
@@ -366,7 +370,7 @@ mod tests {
     fn entry() -> impl Strategy<Value = ChunkEntry> {
         (
             any::<u128>(),
-            any::<(u64, u64, u32, u32, u32)>(),
+            any::<(u64, u64, u32, u32, u32, u32)>(),
             any::<(u64, u32, u32)>(),
             any::<(u64, u32, i64)>(),
         )
@@ -377,6 +381,7 @@ mod tests {
                 meta_len: a.2,
                 body_offset: a.3,
                 chunk_crc: a.4,
+                meta_crc: a.5,
                 footer_offset: b.0,
                 footer_len: b.1,
                 schema_id: SchemaId(b.2),
@@ -393,7 +398,7 @@ mod tests {
         }
 
         #[test]
-        fn truncated_or_extended_entries_are_rejected(e in entry(), cut in 0usize..90) {
+        fn truncated_or_extended_entries_are_rejected(e in entry(), cut in 0usize..100) {
             let bytes = e.encode();
             let cut = cut.min(bytes.len() - 1);
             prop_assert!(ChunkEntry::decode(&bytes[..cut]).is_err());
@@ -453,8 +458,8 @@ mod tests {
     #[test]
     fn chunk_entry_v1_fixture_still_decodes() {
         let fixture = "010000000000000000000000000000000700000000000000100000000000000200000000\
-                       400000004800abcdef000000000000004000000018000000000000000000000005000000\
-                       030000000000000064";
+                       400000004800abcdef123456780000000000000040000000180000000000000000000000\
+                       05000000030000000000000064";
         let bytes: Vec<u8> = (0..fixture.len())
             .step_by(2)
             .map(|i| u8::from_str_radix(&fixture[i..i + 2], 16).expect("hex fixture"))
@@ -466,6 +471,7 @@ mod tests {
         assert_eq!(entry.meta_len, 64);
         assert_eq!(entry.body_offset, 72);
         assert_eq!(entry.chunk_crc, 0x00ab_cdef);
+        assert_eq!(entry.meta_crc, 0x1234_5678);
         assert_eq!(entry.footer_offset, 64);
         assert_eq!(entry.footer_len, 24);
         assert_eq!(entry.schema_id, SchemaId(0));

@@ -53,6 +53,7 @@ fn request(object: u128, chunks: &[(StreamId, u32)]) -> CommitRequest {
                 meta_len: 50,
                 body_offset: 56,
                 chunk_crc: 0,
+                meta_crc: 0,
                 row_count: *rows,
             })
             .collect(),

@@ -211,8 +211,9 @@ impl Writer {
         reply: oneshot::Sender<AppendReply>,
         memory: OwnedSemaphorePermit,
     ) -> Result<(), AppendError> {
-        let now = self.inner.env.clock.now();
         let mut pending = self.inner.pending.lock().expect("pending lock poisoned");
+        // Read under the lock so append times within a stream buffer never go backwards.
+        let now = self.inner.env.clock.now();
         if pending.closed {
             return Err(AppendError::ShuttingDown);
         }
@@ -233,7 +234,8 @@ impl Writer {
             let rows = batch.num_rows() as u64;
             parts.push((stream, buffer.rows, rows));
             buffer.rows += rows;
-            buffer.last_append = now;
+            buffer.first_append = buffer.first_append.min(now);
+            buffer.last_append = buffer.last_append.max(now);
             buffer.batches.push(batch);
         }
         pending.waiters.push(Waiter {
@@ -285,11 +287,19 @@ async fn run_flusher(inner: Arc<Inner>, uploads: mpsc::Sender<InFlight>) {
                 _ = inner.flush_now.notified() => {}
             }
         }
-        let taken = std::mem::take(&mut *inner.pending.lock().expect("pending lock poisoned"));
-        let closed = taken.closed;
-        if !taken.streams.is_empty() {
-            let chunks = into_chunks(taken.streams);
-            let waiters = taken.waiters;
+        // Take the buffer but leave `closed` in place, so no append slips in after the
+        // final flush.
+        let (streams, waiters, closed) = {
+            let mut pending = inner.pending.lock().expect("pending lock poisoned");
+            pending.bytes = 0;
+            (
+                std::mem::take(&mut pending.streams),
+                std::mem::take(&mut pending.waiters),
+                pending.closed,
+            )
+        };
+        if !streams.is_empty() {
+            let chunks = into_chunks(streams);
             match chunks {
                 Ok(chunks) => {
                     let store = inner.store.clone();
@@ -305,8 +315,6 @@ async fn run_flusher(inner: Arc<Inner>, uploads: mpsc::Sender<InFlight>) {
             }
         }
         if closed {
-            // Keep refusing appends after the final flush.
-            inner.pending.lock().expect("pending lock poisoned").closed = true;
             return;
         }
     }

@@ -88,6 +88,7 @@ pub(crate) async fn upload(
                 meta_len: meta.meta_len,
                 body_offset: meta.body_offset,
                 chunk_crc: meta.chunk_crc,
+                meta_crc: meta.meta_crc,
                 row_count: meta.row_count,
             })
             .collect(),
