@@ -12,13 +12,13 @@ use std::sync::Arc;
 use arrow_array::{ArrayRef, Int32Array, Int64Array, RecordBatch, TimestampMicrosecondArray};
 use arrow_schema::SchemaRef;
 use futures::Stream;
+use inlet_cache::PagedCache;
 use inlet_core::ids::{Bucket, Offset, PartitionId, StreamId, TimestampMicros};
 use inlet_core::limits::{FETCH_CHANNEL_DEPTH, MAX_FETCH_BATCH_ROWS};
 use inlet_core::table::{TableInfo, read_schema};
-use inlet_core::wal::decode_chunk;
+use inlet_core::wal::{WAL_TRAILER_LEN, decode_chunk};
 use inlet_index::{ChunkEntry, Index, StreamTail};
 use slatedb::object_store::path::Path;
-use slatedb::object_store::{ObjectStore, ObjectStoreExt};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -79,13 +79,13 @@ pub struct BucketOffsets {
 #[derive(Clone, Debug)]
 pub struct Reader {
     index: Index,
-    store: Arc<dyn ObjectStore>,
+    cache: PagedCache,
 }
 
 /// What every bucket task of one fetch shares.
 struct FetchContext {
     index: Index,
-    store: Arc<dyn ObjectStore>,
+    cache: PagedCache,
     table: Arc<TableInfo>,
     projection: Vec<usize>,
     schema: SchemaRef,
@@ -93,8 +93,9 @@ struct FetchContext {
 }
 
 impl Reader {
-    pub fn new(index: Index, store: Arc<dyn ObjectStore>) -> Self {
-        Self { index, store }
+    /// A reader that gets every object byte through `cache`.
+    pub fn new(index: Index, cache: PagedCache) -> Self {
+        Self { index, cache }
     }
 
     /// Starts a fetch. Everything the request names is checked before the first row is
@@ -110,7 +111,7 @@ impl Reader {
         let schema = read_schema(&table.descriptor.schema, &projection);
         let context = Arc::new(FetchContext {
             index: self.index.clone(),
-            store: self.store.clone(),
+            cache: self.cache.clone(),
             table,
             projection,
             schema,
@@ -308,7 +309,7 @@ async fn read_stream_inner(
     }
 }
 
-/// GETs one chunk, verifies its checksum and decodes the projected columns.
+/// Reads one chunk through the cache, verifies its checksum and decodes the projected columns.
 async fn read_chunk(
     context: &FetchContext,
     stream: StreamId,
@@ -325,9 +326,10 @@ async fn read_chunk(
     }
     let path = Path::from(entry.object.path());
     let range = entry.chunk_offset..entry.chunk_offset + entry.chunk_len;
+    let object_len = entry.footer_offset + u64::from(entry.footer_len) + WAL_TRAILER_LEN as u64;
     let bytes = context
-        .store
-        .get_range(&path, range)
+        .cache
+        .get_range(&path, range, Some(object_len))
         .await
         .map_err(|e| FetchError::Storage {
             path: path.to_string(),

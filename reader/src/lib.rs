@@ -7,3 +7,4 @@ pub mod fetch;
 
 pub use error::FetchError;
 pub use fetch::{BucketOffsets, FetchRequest, FetchStream, FetchedBatch, Reader, StartPosition};
+pub use inlet_cache::PagedCache;

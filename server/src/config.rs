@@ -2,9 +2,10 @@
 //! overridden by `INLET_*` environment variables and command-line flags (see `main.rs`).
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use inlet_cache::CacheOptions;
 use inlet_index::IndexOptions;
 use inlet_writer::WriterOptions;
 use serde::{Deserialize, Serialize};
@@ -21,6 +22,7 @@ pub struct Config {
     pub listen: SocketAddr,
     pub writer: WriterConfig,
     pub index: IndexConfig,
+    pub cache: CacheConfig,
 }
 
 impl Default for Config {
@@ -30,6 +32,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
             writer: WriterConfig::default(),
             index: IndexConfig::default(),
+            cache: CacheConfig::default(),
         }
     }
 }
@@ -102,6 +105,44 @@ impl IndexConfig {
         IndexOptions {
             flush_interval: self.flush_interval,
             ..IndexOptions::default()
+        }
+    }
+}
+
+/// The read cache (foyer: memory, plus SSD only when a directory is set).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Memory tier in bytes. More = more hits, more RAM. Default 256 MiB.
+    pub memory_bytes: usize,
+    /// Page size in bytes: the unit of caching and of ranged GETs. Default 1 MiB.
+    pub page_size: usize,
+    /// SSD tier directory; none by default, so no local disk is needed.
+    pub disk_dir: Option<PathBuf>,
+    /// SSD tier capacity in bytes, used only with `disk_dir`. Default 16 GiB.
+    pub disk_bytes: usize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        let defaults = CacheOptions::default();
+        Self {
+            memory_bytes: defaults.memory_bytes,
+            page_size: defaults.page_size,
+            disk_dir: defaults.disk_dir,
+            disk_bytes: defaults.disk_bytes,
+        }
+    }
+}
+
+impl CacheConfig {
+    pub fn options(&self) -> CacheOptions {
+        CacheOptions {
+            memory_bytes: self.memory_bytes,
+            page_size: self.page_size,
+            disk_dir: self.disk_dir.clone(),
+            disk_bytes: self.disk_bytes,
+            ..CacheOptions::default()
         }
     }
 }

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use inlet_cache::PagedCache;
 use inlet_core::clock::Env;
 use inlet_core::limits::MAX_GRPC_MESSAGE_BYTES;
 use inlet_index::Index;
@@ -46,8 +47,17 @@ impl Node {
         let index = Index::open(store.clone(), config.index.options(), env.clone())
             .await
             .with_context(|| format!("cannot open the index in store `{}`", config.store))?;
-        let writer = Writer::start(index.clone(), store.clone(), config.writer.options(), env);
-        let reader = Reader::new(index.clone(), store);
+        let cache = PagedCache::open(store.clone(), config.cache.options())
+            .await
+            .context("cannot open the read cache")?;
+        let writer = Writer::start(
+            index.clone(),
+            store,
+            cache.clone(),
+            config.writer.options(),
+            env,
+        );
+        let reader = Reader::new(index.clone(), cache);
         let service = InletService {
             index: index.clone(),
             writer: writer.clone(),

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use arrow_array::{RecordBatch, UInt32Array};
 use arrow_select::concat::concat_batches;
 use arrow_select::take::take_record_batch;
+use inlet_cache::PagedCache;
 use inlet_core::bucket::bucket_rows;
 use inlet_core::clock::Env;
 use inlet_core::ids::{Bucket, Offset, PartitionId, SchemaId, StreamId, TimestampMicros};
@@ -77,6 +78,7 @@ struct InFlight {
 struct Inner {
     index: Index,
     store: Arc<dyn ObjectStore>,
+    cache: PagedCache,
     env: Env,
     options: WriterOptions,
     pending: Mutex<Pending>,
@@ -107,10 +109,12 @@ fn kib(bytes: usize) -> u32 {
 }
 
 impl Writer {
-    /// Starts a writer (its flusher and committer tasks) on the current runtime.
+    /// Starts a writer (its flusher and committer tasks) on the current runtime. Uploaded
+    /// objects are put into `cache` for readers in the same process.
     pub fn start(
         index: Index,
         store: Arc<dyn ObjectStore>,
+        cache: PagedCache,
         options: WriterOptions,
         env: Env,
     ) -> Self {
@@ -118,6 +122,7 @@ impl Writer {
         let inner = Arc::new(Inner {
             index,
             store,
+            cache,
             env,
             memory,
             round_robin: AtomicU32::new(0),
@@ -303,10 +308,12 @@ async fn run_flusher(inner: Arc<Inner>, uploads: mpsc::Sender<InFlight>) {
             match chunks {
                 Ok(chunks) => {
                     let store = inner.store.clone();
+                    let cache = inner.cache.clone();
                     let env = inner.env.clone();
                     let attempts = inner.options.upload_attempts.max(1);
-                    let upload =
-                        tokio::spawn(async move { upload(&store, &env, &chunks, attempts).await });
+                    let upload = tokio::spawn(async move {
+                        upload(&store, &cache, &env, &chunks, attempts).await
+                    });
                     if uploads.send(InFlight { upload, waiters }).await.is_err() {
                         return;
                     }

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
+use inlet_cache::PagedCache;
 use inlet_core::clock::Env;
 use inlet_core::ids::{SchemaId, StreamId, TimestampMicros, WalObjectId};
 use inlet_core::wal::{ChunkInput, encode_wal_object};
@@ -23,9 +24,11 @@ pub(crate) struct StreamChunk {
     pub(crate) last_append: TimestampMicros,
 }
 
-/// Encodes and uploads the chunks; returns the commit request describing the object.
+/// Encodes and uploads the chunks; returns the commit request describing the object. The
+/// uploaded bytes go into the read cache, so a co-located tail read never GETs them.
 pub(crate) async fn upload(
     store: &Arc<dyn ObjectStore>,
+    cache: &PagedCache,
     env: &Env,
     chunks: &[StreamChunk],
     attempts: u32,
@@ -72,6 +75,7 @@ pub(crate) async fn upload(
         }
     }
     tracing::debug!(%object, size, chunks = chunks.len(), "wal object uploaded");
+    cache.insert_object(&path, encoded.bytes.clone());
     Ok(CommitRequest {
         object,
         footer_offset: encoded.trailer.footer_offset,

@@ -11,6 +11,7 @@ use arrow_array::{Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use futures::StreamExt;
 use futures::stream::BoxStream;
+use inlet_cache::{CacheOptions, PagedCache};
 use inlet_core::clock::Env;
 use inlet_core::table::TableDescriptor;
 use inlet_index::{Index, IndexOptions};
@@ -137,12 +138,19 @@ async fn setup(store: Arc<FaultyStore>, options: WriterOptions) -> (Index, Write
         .create_table("db", "t", descriptor, false)
         .await
         .expect("table");
-    let writer = Writer::start(index.clone(), store, options, Env::system());
+    let cache = PagedCache::open(store.clone(), CacheOptions::default())
+        .await
+        .expect("cache opens");
+    let writer = Writer::start(index.clone(), store, cache, options, Env::system());
     (index, writer)
 }
 
 async fn read_values(index: &Index, store: Arc<FaultyStore>) -> Vec<i64> {
-    let reader = Reader::new(index.clone(), store);
+    // A fresh cache: read what is in the store, not what the writer cached.
+    let cache = PagedCache::open(store, CacheOptions::default())
+        .await
+        .expect("cache opens");
+    let reader = Reader::new(index.clone(), cache);
     let mut stream = reader
         .fetch(FetchRequest {
             database: "db".into(),

@@ -405,7 +405,12 @@ async fn produce(args: ProduceArgs) -> anyhow::Result<()> {
     let mut rows = 0u64;
     for batch in &batches {
         let appended = client
-            .append(&database, &name, &batch.schema(), std::slice::from_ref(batch))
+            .append(
+                &database,
+                &name,
+                &batch.schema(),
+                std::slice::from_ref(batch),
+            )
             .await?;
         rows += appended.iter().map(|a| a.row_count).sum::<u64>();
     }
