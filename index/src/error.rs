@@ -4,7 +4,7 @@ use inlet_core::error::{ErrorKind, HasKind};
 use inlet_core::ids::StreamId;
 use inlet_core::table::DefinitionError;
 
-use crate::keys::CodecError;
+use crate::keys::{CodecError, ProducedRange};
 
 /// Why the index could not serve a read or accept a write.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -91,4 +91,22 @@ pub enum ChunkRejected {
     },
     #[error("{stream} does not exist: table has {bucket_count} buckets")]
     NoSuchStream { stream: StreamId, bucket_count: u32 },
+    #[error("append {sequence} of producer {producer} was already committed")]
+    Duplicate {
+        stream: StreamId,
+        producer: u64,
+        sequence: u64,
+        /// What the original append got, per bucket.
+        ranges: Vec<ProducedRange>,
+    },
+    #[error(
+        "append {sequence} of producer {producer} to table {table} is older than its last append {last}",
+        table = stream.table.0
+    )]
+    StaleSequence {
+        stream: StreamId,
+        producer: u64,
+        sequence: u64,
+        last: u64,
+    },
 }

@@ -20,15 +20,18 @@ use inlet_core::ids::{
 use inlet_core::ipc::{schema_from_ipc, schema_to_ipc};
 use inlet_core::limits::{COMMIT_QUEUE_DEPTH, MAX_COMMITS_PER_BATCH};
 use inlet_core::table::{TableDescriptor, TableInfo, validate_name};
-use slatedb::config::{DurabilityLevel, FlushOptions, FlushType, ReadOptions, ScanOptions};
+use slatedb::config::{
+    DurabilityLevel, FlushOptions, FlushType, PutOptions, ReadOptions, ScanOptions, Ttl,
+};
 use slatedb::object_store::ObjectStore;
 use slatedb::{Db, DbIterator, WriteBatch};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::error::{CatalogError, ChunkRejected, IndexError};
 use crate::keys::{
-    self, ChunkEntry, CodecError, StreamTail, chunk_key, counter_key, database_key, decode_u64,
-    encode_u64, schema_key, table_key, table_name_key, tail_key, time_index_key,
+    self, ChunkEntry, CodecError, ProducedRange, ProducerState, StreamTail, chunk_key, counter_key,
+    database_key, decode_u64, encode_u64, producer_key, schema_key, table_key, table_name_key,
+    tail_key, time_index_key,
 };
 use crate::records::{
     CATALOG_RECORD_VERSION, DatabaseRecord, TableRecord, decode_record, encode_record,
@@ -42,6 +45,9 @@ pub struct IndexOptions {
     /// SlateDB's background WAL flush interval. Commits flush explicitly, so this only
     /// bounds the latency of other writes; lower = more index PUTs when idle writes happen.
     pub flush_interval: Duration,
+    /// How long an idle idempotent producer's state is kept. A retry after this long may
+    /// append a duplicate; longer = more index entries for producers that went away.
+    pub producer_ttl: Duration,
 }
 
 impl Default for IndexOptions {
@@ -49,8 +55,16 @@ impl Default for IndexOptions {
         Self {
             path: "index".to_owned(),
             flush_interval: Duration::from_millis(100),
+            producer_ttl: Duration::from_secs(24 * 3600),
         }
     }
+}
+
+/// Identifies an idempotent append: the producer and its sequence number for the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ProducerRef {
+    pub id: u64,
+    pub sequence: u64,
 }
 
 /// One chunk of an uploaded WAL object, to be given offsets.
@@ -65,6 +79,8 @@ pub struct ChunkCommitRequest {
     pub chunk_crc: u32,
     pub meta_crc: u32,
     pub row_count: u32,
+    /// Set for the chunks of an idempotent append; such chunks hold only that append.
+    pub producer: Option<ProducerRef>,
 }
 
 /// An uploaded WAL object whose chunks should be committed.
@@ -168,17 +184,22 @@ impl std::fmt::Debug for Index {
     }
 }
 
-const DURABLE_READ: ReadOptions = ReadOptions {
-    durability_filter: DurabilityLevel::Remote,
+// Index reads see SlateDB's memtable (durability level `Memory`); what a reader may see is
+// bounded by the published durable tails instead: the sequencer makes a stream's tail sender
+// exist (holding the durable tail) before it writes anything for that stream, so a reader
+// never adopts a tail it read from a batch that is not yet durable, and it never reads past
+// the tail it adopted. One rule, owned by the sequencer, rather than a storage-level filter.
+const INDEX_READ: ReadOptions = ReadOptions {
+    durability_filter: DurabilityLevel::Memory,
     dirty: false,
     cache_blocks: true,
     filter_context: None,
     tracing_options: None,
 };
 
-fn durable_scan() -> ScanOptions {
+fn index_scan() -> ScanOptions {
     ScanOptions {
-        durability_filter: DurabilityLevel::Remote,
+        durability_filter: DurabilityLevel::Memory,
         read_ahead_bytes: 64 * 1024,
         cache_blocks: true,
         ..ScanOptions::default()
@@ -219,6 +240,8 @@ impl Index {
         let sequencer = Sequencer {
             shared: shared.clone(),
             tails: HashMap::new(),
+            producers: HashMap::new(),
+            producer_ttl: options.producer_ttl,
             counters,
         };
         tokio::spawn(sequencer.run(receiver));
@@ -415,8 +438,9 @@ impl Index {
         if let Some(sender) = self.shared.tails().get(&stream) {
             return Ok(sender.subscribe());
         }
-        let durable = read_tail(&self.shared.db, stream, &DURABLE_READ).await?;
-        // The sequencer may have published a newer tail while we read; keep the newest.
+        let durable = read_tail(&self.shared.db, stream, &INDEX_READ).await?;
+        // If the sequencer wrote to this stream while we read, it created the sender first
+        // (with the durable tail) and that sender wins over what we read.
         let mut tails = self.shared.tails();
         let sender = tails
             .entry(stream)
@@ -430,7 +454,7 @@ impl Index {
         let iter = self
             .shared
             .db
-            .scan_with_options(start..end, &durable_scan())
+            .scan_with_options(start..end, &index_scan())
             .await?;
         Ok(ChunkScan { iter })
     }
@@ -446,10 +470,12 @@ impl Index {
         let mut iter = self
             .shared
             .db
-            .scan_with_options(start..end, &durable_scan())
+            .scan_with_options(start..end, &index_scan())
             .await?;
         match iter.next().await? {
-            Some(kv) => Ok(Offset(decode_u64(&kv.value)?).max(tail.earliest_offset)),
+            Some(kv) => Ok(Offset(decode_u64(&kv.value)?)
+                .max(tail.earliest_offset)
+                .min(tail.next_offset)),
             None => Ok(tail.next_offset),
         }
     }
@@ -601,7 +627,48 @@ struct Sequencer {
     shared: Arc<Shared>,
     /// Tails as of the last durable batch, for every stream committed to since open.
     tails: HashMap<StreamId, StreamTail>,
+    /// Idempotent-producer state as of the last durable batch, per (producer, table).
+    producers: HashMap<(u64, TableId), ProducerState>,
+    producer_ttl: Duration,
     counters: Counters,
+}
+
+/// A group of commits decided but not yet written.
+struct StagedGroup {
+    batch: WriteBatch,
+    tails: HashMap<StreamId, StreamTail>,
+    producers: HashMap<(u64, TableId), ProducerState>,
+    results: Vec<Vec<Result<CommittedChunk, ChunkRejected>>>,
+}
+
+/// What to do with the chunks of one idempotent append.
+enum ProducerDecision {
+    Commit,
+    /// A retry of the producer's last append: answer with its ranges, write nothing.
+    Duplicate(Vec<ProducedRange>),
+    /// Older than the producer's last append (holds that sequence).
+    Stale(u64),
+}
+
+impl ProducerDecision {
+    fn rejection(&self, chunk: &ChunkCommitRequest) -> Option<ChunkRejected> {
+        let producer = chunk.producer?;
+        match self {
+            Self::Commit => None,
+            Self::Duplicate(ranges) => Some(ChunkRejected::Duplicate {
+                stream: chunk.stream,
+                producer: producer.id,
+                sequence: producer.sequence,
+                ranges: ranges.clone(),
+            }),
+            Self::Stale(last) => Some(ChunkRejected::StaleSequence {
+                stream: chunk.stream,
+                producer: producer.id,
+                sequence: producer.sequence,
+                last: *last,
+            }),
+        }
+    }
 }
 
 impl Sequencer {
@@ -665,35 +732,76 @@ impl Sequencer {
         if let Some(tail) = self.tails.get(&stream) {
             return Ok(*tail);
         }
-        let tail = read_tail(&self.shared.db, stream, &ReadOptions::default()).await?;
+        let tail = read_tail(&self.shared.db, stream, &INDEX_READ).await?;
         self.tails.insert(stream, tail);
+        // Make the stream's sender exist before anything is written for it, holding the
+        // durable tail: see `INDEX_READ`.
+        self.shared
+            .tails()
+            .entry(stream)
+            .or_insert_with(|| watch::Sender::new(tail));
         Ok(tail)
     }
 
     async fn commit_group(&mut self, group: Vec<(CommitRequest, oneshot::Sender<CommitReply>)>) {
+        match self.stage_group(&group).await {
+            Ok(staged) => {
+                if !staged.tails.is_empty()
+                    && let Err(error) = self.write_durably(staged.batch).await
+                {
+                    for (_, reply) in group {
+                        let _ = reply.send(Err(error.clone()));
+                    }
+                    return;
+                }
+                self.publish(staged.tails);
+                self.producers.extend(staged.producers);
+                for ((_, reply), outcome) in group.into_iter().zip(staged.results) {
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            Err(error) => {
+                self.shared.stop(error.clone());
+                for (_, reply) in group {
+                    let _ = reply.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+
+    /// Decides every chunk of a group and builds the one write batch that records it.
+    async fn stage_group(
+        &mut self,
+        group: &[(CommitRequest, oneshot::Sender<CommitReply>)],
+    ) -> Result<StagedGroup, IndexError> {
         let now = self.shared.env.clock.now();
-        let mut batch = WriteBatch::new();
-        let mut pending: HashMap<StreamId, StreamTail> = HashMap::new();
-        let mut results = Vec::with_capacity(group.len());
-        for (request, _) in &group {
+        let mut staged = StagedGroup {
+            batch: WriteBatch::new(),
+            tails: HashMap::new(),
+            producers: HashMap::new(),
+            results: Vec::with_capacity(group.len()),
+        };
+        for (request, _) in group {
+            let decisions = self
+                .producer_decisions(request, now, &staged.producers)
+                .await?;
             let mut outcome = Vec::with_capacity(request.chunks.len());
+            let mut produced: HashMap<(u64, TableId), (u64, Vec<ProducedRange>)> = HashMap::new();
             for chunk in &request.chunks {
                 if let Err(rejected) = self.check_chunk(chunk) {
                     outcome.push(Err(rejected));
                     continue;
                 }
-                let tail = match pending.get(&chunk.stream) {
+                if let Some(producer) = chunk.producer {
+                    let key = (producer.id, chunk.stream.table);
+                    if let Some(rejected) = decisions.get(&key).and_then(|d| d.rejection(chunk)) {
+                        outcome.push(Err(rejected));
+                        continue;
+                    }
+                }
+                let tail = match staged.tails.get(&chunk.stream) {
                     Some(tail) => *tail,
-                    None => match self.tail(chunk.stream).await {
-                        Ok(tail) => tail,
-                        Err(error) => {
-                            self.shared.stop(error.clone());
-                            for (_, reply) in group {
-                                let _ = reply.send(Err(error.clone()));
-                            }
-                            return;
-                        }
-                    },
+                    None => self.tail(chunk.stream).await?,
                 };
                 let commit_ts = now.max(tail.last_commit_ts);
                 let entry = ChunkEntry {
@@ -712,38 +820,111 @@ impl Sequencer {
                     commit_ts,
                 };
                 let end = entry.end_offset();
-                batch.put(chunk_key(chunk.stream, end), entry.encode());
-                batch.put(
+                staged
+                    .batch
+                    .put(chunk_key(chunk.stream, end), entry.encode());
+                staged.batch.put(
                     time_index_key(chunk.stream, commit_ts, end),
                     encode_u64(tail.next_offset.0),
                 );
-                let new_tail = StreamTail {
-                    next_offset: end,
-                    earliest_offset: tail.earliest_offset,
-                    last_commit_ts: commit_ts,
-                };
-                pending.insert(chunk.stream, new_tail);
+                staged.tails.insert(
+                    chunk.stream,
+                    StreamTail {
+                        next_offset: end,
+                        earliest_offset: tail.earliest_offset,
+                        last_commit_ts: commit_ts,
+                    },
+                );
+                if let Some(producer) = chunk.producer {
+                    let ranges = &mut produced
+                        .entry((producer.id, chunk.stream.table))
+                        .or_insert_with(|| (producer.sequence, Vec::new()))
+                        .1;
+                    ranges.push(ProducedRange {
+                        bucket: chunk.stream.bucket,
+                        base_offset: tail.next_offset,
+                        row_count: chunk.row_count,
+                        commit_ts,
+                    });
+                }
                 outcome.push(Ok(CommittedChunk {
                     base_offset: tail.next_offset,
                     commit_ts,
                 }));
             }
-            results.push(outcome);
-        }
-        for (stream, tail) in &pending {
-            batch.put(tail_key(*stream), tail.encode());
-        }
-        if !pending.is_empty()
-            && let Err(error) = self.write_durably(batch).await
-        {
-            for (_, reply) in group {
-                let _ = reply.send(Err(error.clone()));
+            for ((producer, table), (sequence, ranges)) in produced {
+                let state = ProducerState {
+                    last_sequence: sequence,
+                    last_seen: now,
+                    ranges,
+                };
+                let ttl = PutOptions {
+                    ttl: Ttl::ExpireAfterMillis(self.producer_ttl.as_millis() as u64),
+                };
+                staged
+                    .batch
+                    .put_with_options(producer_key(producer, table), state.encode(), &ttl);
+                staged.producers.insert((producer, table), state);
             }
-            return;
+            staged.results.push(outcome);
         }
-        self.publish(pending);
-        for ((_, reply), outcome) in group.into_iter().zip(results) {
-            let _ = reply.send(Ok(outcome));
+        for (stream, tail) in &staged.tails {
+            staged.batch.put(tail_key(*stream), tail.encode());
+        }
+        Ok(staged)
+    }
+
+    /// For each idempotent append in a request: commit it, or answer it as a retry of the
+    /// producer's last append, or reject it as older than that.
+    async fn producer_decisions(
+        &mut self,
+        request: &CommitRequest,
+        now: TimestampMicros,
+        staged: &HashMap<(u64, TableId), ProducerState>,
+    ) -> Result<HashMap<(u64, TableId), ProducerDecision>, IndexError> {
+        let mut decisions = HashMap::new();
+        for chunk in &request.chunks {
+            let Some(producer) = chunk.producer else {
+                continue;
+            };
+            let key = (producer.id, chunk.stream.table);
+            if decisions.contains_key(&key) {
+                continue;
+            }
+            let known = match staged.get(&key) {
+                Some(state) => Some(state.clone()),
+                None => self.producer_state(key).await?,
+            };
+            let ttl_micros = i64::try_from(self.producer_ttl.as_micros()).unwrap_or(i64::MAX);
+            let live = known.filter(|state| now.0.saturating_sub(state.last_seen.0) <= ttl_micros);
+            let decision = match live {
+                Some(state) if producer.sequence == state.last_sequence => {
+                    ProducerDecision::Duplicate(state.ranges)
+                }
+                Some(state) if producer.sequence < state.last_sequence => {
+                    ProducerDecision::Stale(state.last_sequence)
+                }
+                _ => ProducerDecision::Commit,
+            };
+            decisions.insert(key, decision);
+        }
+        Ok(decisions)
+    }
+
+    async fn producer_state(
+        &mut self,
+        key: (u64, TableId),
+    ) -> Result<Option<ProducerState>, IndexError> {
+        if let Some(state) = self.producers.get(&key) {
+            return Ok(Some(state.clone()));
+        }
+        match self.shared.db.get(producer_key(key.0, key.1)).await? {
+            Some(bytes) => {
+                let state = ProducerState::decode(&bytes)?;
+                self.producers.insert(key, state.clone());
+                Ok(Some(state))
+            }
+            None => Ok(None),
         }
     }
 

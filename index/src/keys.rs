@@ -29,6 +29,8 @@ pub enum KeyPrefix {
     Chunk = 0x11,
     /// `0x12 | stream | commit timestamp (sign-flipped i64) | end offset u64` → base offset u64.
     TimeIndex = 0x12,
+    /// `0x20 | producer id u64 | table id u64` → idempotent-producer state (expires by TTL).
+    Producer = 0x20,
 }
 
 /// Length of an encoded stream id inside keys.
@@ -150,6 +152,79 @@ pub fn time_index_from(stream: StreamId, ts: TimestampMicros) -> (Vec<u8>, Vec<u
     push_stream(&mut end, stream);
     end.extend_from_slice(&[0xFF; 17]);
     (start, end)
+}
+
+pub fn producer_key(producer: u64, table: TableId) -> Vec<u8> {
+    let mut key = with_prefix(KeyPrefix::Producer, 16);
+    key.extend_from_slice(&producer.to_be_bytes());
+    key.extend_from_slice(&table.0.to_be_bytes());
+    key
+}
+
+/// What one bucket of an idempotent append got, as remembered for retries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProducedRange {
+    pub bucket: Bucket,
+    pub base_offset: Offset,
+    pub row_count: u32,
+    pub commit_ts: TimestampMicros,
+}
+
+/// The last append of one producer to one table: a retry of it gets these offsets back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProducerState {
+    pub last_sequence: u64,
+    /// When the producer last appended; state idle longer than the producer TTL is gone.
+    pub last_seen: TimestampMicros,
+    pub ranges: Vec<ProducedRange>,
+}
+
+impl ProducerState {
+    const VERSION: u8 = 1;
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(21 + 24 * self.ranges.len());
+        out.push(Self::VERSION);
+        out.extend_from_slice(&self.last_sequence.to_be_bytes());
+        out.extend_from_slice(&self.last_seen.0.to_be_bytes());
+        out.extend_from_slice(&(self.ranges.len() as u32).to_be_bytes());
+        for range in &self.ranges {
+            out.extend_from_slice(&range.bucket.0.to_be_bytes());
+            out.extend_from_slice(&range.base_offset.0.to_be_bytes());
+            out.extend_from_slice(&range.row_count.to_be_bytes());
+            out.extend_from_slice(&range.commit_ts.0.to_be_bytes());
+        }
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+        let mut r = Reader::new(bytes);
+        r.version(Self::VERSION)?;
+        let last_sequence = r.u64()?;
+        let last_seen = TimestampMicros(r.i64()?);
+        let count = r.u32()? as usize;
+        // Each range is 24 bytes: bound the allocation by what is there.
+        if count > r.bytes.len() / 24 {
+            return Err(CodecError::Truncated {
+                needed: count * 24 - r.bytes.len(),
+            });
+        }
+        let mut ranges = Vec::with_capacity(count);
+        for _ in 0..count {
+            ranges.push(ProducedRange {
+                bucket: Bucket(r.u32()?),
+                base_offset: Offset(r.u64()?),
+                row_count: r.u32()?,
+                commit_ts: TimestampMicros(r.i64()?),
+            });
+        }
+        r.finish()?;
+        Ok(Self {
+            last_sequence,
+            last_seen,
+            ranges,
+        })
+    }
 }
 
 /// A value or key that could not be decoded: the index is corrupt or from a newer version.
@@ -405,6 +480,30 @@ mod tests {
             let mut longer = bytes.clone();
             longer.push(0);
             prop_assert!(ChunkEntry::decode(&longer).is_err());
+        }
+
+        #[test]
+        fn producer_states_round_trip(
+            seq in any::<u64>(),
+            seen in any::<i64>(),
+            ranges in proptest::collection::vec(any::<(u32, u64, u32, i64)>(), 0..8),
+        ) {
+            let state = ProducerState {
+                last_sequence: seq,
+                last_seen: TimestampMicros(seen),
+                ranges: ranges
+                    .into_iter()
+                    .map(|(b, o, n, t)| ProducedRange {
+                        bucket: Bucket(b),
+                        base_offset: Offset(o),
+                        row_count: n,
+                        commit_ts: TimestampMicros(t),
+                    })
+                    .collect(),
+            };
+            let bytes = state.encode();
+            prop_assert_eq!(ProducerState::decode(&bytes), Ok(state));
+            prop_assert!(ProducerState::decode(&bytes[..bytes.len() - 1]).is_err());
         }
 
         #[test]

@@ -13,6 +13,6 @@ pub mod records;
 pub use error::{CatalogError, ChunkRejected, IndexError};
 pub use index::{
     ChunkCommitRequest, ChunkScan, CommitReply, CommitRequest, CommittedChunk, DatabaseInfo, Index,
-    IndexOptions, PendingCommit, table_streams,
+    IndexOptions, PendingCommit, ProducerRef, table_streams,
 };
-pub use keys::{ChunkEntry, StreamTail};
+pub use keys::{ChunkEntry, ProducedRange, StreamTail};

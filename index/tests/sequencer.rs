@@ -55,6 +55,7 @@ fn request(object: u128, chunks: &[(StreamId, u32)]) -> CommitRequest {
                 chunk_crc: 0,
                 meta_crc: 0,
                 row_count: *rows,
+                producer: None,
             })
             .collect(),
     }
@@ -190,4 +191,21 @@ async fn chunks_of_dropped_tables_are_rejected() {
         Offset(0)
     );
     index.close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_commit_is_visible_after_reopen() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let index = open(&store).await;
+    let table = create_table(&index, 1).await;
+    let s = stream(table, 0);
+    let mut req = request(1, &[(s, 10)]);
+    req.chunks[0].producer = Some(inlet_index::ProducerRef { id: 5, sequence: 1 });
+    index.commit(req).await.expect("commit");
+    index.close().await.expect("close");
+    let reopened = open(&store).await;
+    assert_eq!(
+        reopened.tail(s).await.expect("tail").next_offset,
+        Offset(10)
+    );
 }

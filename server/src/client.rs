@@ -1,9 +1,12 @@
 //! A small client over the generated gRPC stub, used by the CLI and the tests: it turns
 //! statuses into one-line errors and Arrow values into IPC bytes.
 
+use std::time::Duration;
+
 use anyhow::{Context, anyhow};
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
+use inlet_core::clock::{IdGen, SeededIdGen, SystemClock};
 use inlet_core::ipc::{batches_from_ipc, batches_to_ipc, schema_from_ipc, schema_to_ipc};
 use inlet_core::limits::MAX_GRPC_MESSAGE_BYTES;
 use inlet_proto::v1 as pb;
@@ -121,15 +124,18 @@ impl Client {
         schema: &arrow_schema::Schema,
         batches: &[RecordBatch],
     ) -> anyhow::Result<Vec<pb::BucketAppendResult>> {
-        let response = self
+        let request = pb::AppendRequest {
+            path: Some(path(database, table)),
+            batches_ipc: batches_to_ipc(schema, batches)?,
+            ..Default::default()
+        };
+        Ok(self
             .inner
-            .append(pb::AppendRequest {
-                path: Some(path(database, table)),
-                batches_ipc: batches_to_ipc(schema, batches)?,
-            })
+            .append(request)
             .await
-            .map_err(status_error)?;
-        Ok(response.into_inner().buckets)
+            .map_err(status_error)?
+            .into_inner()
+            .buckets)
     }
 
     /// Starts a fetch; the stream yields (bucket, batch) pairs.
@@ -157,6 +163,80 @@ impl Client {
         }
         Ok(batches)
     }
+}
+
+/// An idempotent producer for one table: every append carries the producer id and the next
+/// sequence number, and an append whose outcome is unknown (unavailable, timed out, the
+/// connection dropped) is retried with the same sequence number, so it lands exactly once.
+#[derive(Debug)]
+pub struct Producer {
+    client: Client,
+    path: pb::TablePath,
+    id: u64,
+    next_sequence: u64,
+    max_attempts: u32,
+    backoff: Duration,
+}
+
+impl Producer {
+    /// A producer with a fresh random id (ids only need to be unique among producers).
+    pub fn new(client: Client, database: &str, table: &str) -> Self {
+        let ids = SeededIdGen::from_entropy(&SystemClock);
+        let id = (ids.next_u128() as u64).max(1);
+        Self::with_id(client, database, table, id)
+    }
+
+    pub fn with_id(client: Client, database: &str, table: &str, id: u64) -> Self {
+        Self {
+            client,
+            path: path(database, table),
+            id,
+            next_sequence: 1,
+            max_attempts: 5,
+            backoff: Duration::from_millis(100),
+        }
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Appends batches exactly once, retrying while the outcome is unknown.
+    pub async fn send(
+        &mut self,
+        schema: &arrow_schema::Schema,
+        batches: &[RecordBatch],
+    ) -> anyhow::Result<Vec<pb::BucketAppendResult>> {
+        let request = pb::AppendRequest {
+            path: Some(self.path.clone()),
+            batches_ipc: batches_to_ipc(schema, batches)?,
+            producer_id: self.id,
+            sequence: self.next_sequence,
+        };
+        let mut attempt = 1;
+        loop {
+            match self.client.inner.append(request.clone()).await {
+                Ok(response) => {
+                    self.next_sequence += 1;
+                    return Ok(response.into_inner().buckets);
+                }
+                Err(status) if outcome_unknown(status.code()) && attempt < self.max_attempts => {
+                    tracing::warn!(attempt, error = %status.message(), "append failed; retrying");
+                    tokio::time::sleep(self.backoff * 2u32.pow(attempt - 1)).await;
+                    attempt += 1;
+                }
+                Err(status) => return Err(status_error(status)),
+            }
+        }
+    }
+}
+
+/// Codes after which an append may or may not have landed: safe to retry idempotently.
+fn outcome_unknown(code: tonic::Code) -> bool {
+    matches!(
+        code,
+        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Unknown
+    )
 }
 
 /// The batches of one fetch response.

@@ -115,7 +115,8 @@ impl IndexConfig {
 pub struct CacheConfig {
     /// Memory tier in bytes. More = more hits, more RAM. Default 256 MiB.
     pub memory_bytes: usize,
-    /// Page size in bytes: the unit of caching and of ranged GETs. Default 1 MiB.
+    /// Page size in bytes: the unit of caching and of ranged GETs. Smaller = column-pruned
+    /// reads GET fewer bytes, more cache entries. Default 64 KiB.
     pub page_size: usize,
     /// SSD tier directory; none by default, so no local disk is needed.
     pub disk_dir: Option<PathBuf>,

@@ -10,7 +10,7 @@ use inlet_core::ids::{Offset, TimestampMicros};
 use inlet_core::ipc::{batches_from_ipc, batches_to_ipc, schema_from_ipc, schema_to_ipc};
 use inlet_core::limits::MAX_APPEND_BYTES;
 use inlet_core::table::{TableDescriptor, TableInfo};
-use inlet_index::{DatabaseInfo, Index, table_streams};
+use inlet_index::{DatabaseInfo, Index, ProducerRef, table_streams};
 use inlet_proto::v1 as pb;
 use inlet_proto::v1::inlet_server::Inlet;
 use inlet_reader::{FetchRequest, Reader, StartPosition};
@@ -248,12 +248,16 @@ impl Inlet for InletService {
         self.index
             .table(&path.database, &path.table)
             .map_err(status)?;
+        let producer = (request.producer_id != 0).then_some(ProducerRef {
+            id: request.producer_id,
+            sequence: request.sequence,
+        });
         let (_, batches) = batches_from_ipc(&request.batches_ipc)
             .map_err(|e| status(AppendError::MalformedIpc(e.to_string())))?;
         let span = tracing::debug_span!("append", database = %path.database, table = %path.table);
         let appended = self
             .writer
-            .append(&path.database, &path.table, &batches)
+            .append(&path.database, &path.table, &batches, producer)
             .instrument(span)
             .await
             .map_err(status)?;

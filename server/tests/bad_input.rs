@@ -23,6 +23,7 @@ async fn append_raw(
         .append(pb::AppendRequest {
             path: Some(inlet::client::path("db", table)),
             batches_ipc: ipc,
+            ..Default::default()
         })
         .await
         .expect_err("append must fail")

@@ -23,7 +23,7 @@ use inlet_core::clock::Env;
 use inlet_core::ids::{Bucket, Offset, PartitionId, SchemaId, StreamId, TimestampMicros};
 use inlet_core::limits::MAX_APPEND_BYTES;
 use inlet_core::table::TableInfo;
-use inlet_index::{CommitReply, Index, IndexError};
+use inlet_index::{ChunkRejected, CommitReply, Index, IndexError, ProducerRef};
 use slatedb::object_store::ObjectStore;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -53,17 +53,25 @@ struct StreamBuffer {
     last_append: TimestampMicros,
 }
 
+/// Which chunk of a flush rows go to: one per stream, plus one of its own for each
+/// idempotent append, so the index owner can drop a retried append without touching others.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct ChunkKey {
+    pub(crate) stream: StreamId,
+    pub(crate) producer: Option<ProducerRef>,
+}
+
 /// A parked append: where its rows sit in the flush, and the buffer space it holds.
 struct Waiter {
     reply: oneshot::Sender<AppendReply>,
-    /// (stream, first row within the stream's chunk, row count)
-    parts: Vec<(StreamId, u64, u64)>,
+    /// (chunk, first row within the chunk, row count)
+    parts: Vec<(ChunkKey, u64, u64)>,
     _memory: OwnedSemaphorePermit,
 }
 
 #[derive(Default)]
 struct Pending {
-    streams: BTreeMap<StreamId, StreamBuffer>,
+    streams: BTreeMap<ChunkKey, StreamBuffer>,
     waiters: Vec<Waiter>,
     bytes: usize,
     closed: bool,
@@ -141,11 +149,16 @@ impl Writer {
 
     /// Appends `batches` to `database.table`. Returns once the rows are durable in the index,
     /// with the offsets each bucket assigned. On error no row of the append is visible.
+    ///
+    /// With a `producer`, the append is idempotent: a retry with the same producer id and
+    /// sequence number (after a lost reply, a timeout, a restart or a takeover) gets the
+    /// original offsets back and appends nothing; an older sequence number is rejected.
     pub async fn append(
         &self,
         database: &str,
         table: &str,
         batches: &[RecordBatch],
+        producer: Option<ProducerRef>,
     ) -> Result<Vec<BucketAppend>, AppendError> {
         // A fenced or failed index owner cannot commit: refuse before using the store.
         if let Some(error) = self.inner.index.stopped() {
@@ -176,7 +189,7 @@ impl Writer {
         .map_err(|_| AppendError::ShuttingDown)?;
         let routed = self.route(&table, batch)?;
         let (reply, receiver) = oneshot::channel();
-        self.buffer(&table, routed, bytes, reply, memory)?;
+        self.buffer(&table, routed, producer, bytes, reply, memory)?;
         receiver.await.map_err(|_| AppendError::ShuttingDown)?
     }
 
@@ -212,6 +225,7 @@ impl Writer {
         &self,
         table: &TableInfo,
         routed: Vec<(Bucket, RecordBatch)>,
+        producer: Option<ProducerRef>,
         bytes: usize,
         reply: oneshot::Sender<AppendReply>,
         memory: OwnedSemaphorePermit,
@@ -222,22 +236,37 @@ impl Writer {
         if pending.closed {
             return Err(AppendError::ShuttingDown);
         }
+        // A copy of an idempotent append already waiting in this buffer (a retry racing
+        // its original) shares the original's rows and answer instead of adding rows.
+        if let Some(producer) = producer {
+            let original = pending.waiters.iter().find_map(|waiter| {
+                let same = waiter.parts.first()?.0;
+                (same.producer == Some(producer) && same.stream.table == table.id)
+                    .then(|| waiter.parts.clone())
+            });
+            if let Some(parts) = original {
+                pending.waiters.push(Waiter {
+                    reply,
+                    parts,
+                    _memory: memory,
+                });
+                return Ok(());
+            }
+        }
         let was_empty = pending.streams.is_empty();
         let mut parts = Vec::with_capacity(routed.len());
         for (bucket, batch) in routed {
             let stream = StreamId::new(table.id, PartitionId(0), bucket);
-            let buffer = pending
-                .streams
-                .entry(stream)
-                .or_insert_with(|| StreamBuffer {
-                    schema_id: table.schema_id,
-                    batches: Vec::new(),
-                    rows: 0,
-                    first_append: now,
-                    last_append: now,
-                });
+            let key = ChunkKey { stream, producer };
+            let buffer = pending.streams.entry(key).or_insert_with(|| StreamBuffer {
+                schema_id: table.schema_id,
+                batches: Vec::new(),
+                rows: 0,
+                first_append: now,
+                last_append: now,
+            });
             let rows = batch.num_rows() as u64;
-            parts.push((stream, buffer.rows, rows));
+            parts.push((key, buffer.rows, rows));
             buffer.rows += rows;
             buffer.first_append = buffer.first_append.min(now);
             buffer.last_append = buffer.last_append.max(now);
@@ -327,15 +356,15 @@ async fn run_flusher(inner: Arc<Inner>, uploads: mpsc::Sender<InFlight>) {
     }
 }
 
-fn into_chunks(streams: BTreeMap<StreamId, StreamBuffer>) -> Result<Vec<StreamChunk>, AppendError> {
+fn into_chunks(streams: BTreeMap<ChunkKey, StreamBuffer>) -> Result<Vec<StreamChunk>, AppendError> {
     streams
         .into_iter()
-        .map(|(stream, buffer)| {
+        .map(|(key, buffer)| {
             let schema = buffer.batches[0].schema();
             let batch = concat_batches(&schema, &buffer.batches)
                 .map_err(|e| AppendError::Upload(format!("cannot assemble chunk: {e}")))?;
             Ok(StreamChunk {
-                stream,
+                key,
                 schema_id: buffer.schema_id,
                 batch,
                 first_append: buffer.first_append,
@@ -364,10 +393,17 @@ async fn run_committer(index: Index, mut queue: mpsc::Receiver<InFlight>) {
                 continue;
             }
         };
-        let streams: Vec<StreamId> = request.chunks.iter().map(|c| c.stream).collect();
+        let keys: Vec<ChunkKey> = request
+            .chunks
+            .iter()
+            .map(|c| ChunkKey {
+                stream: c.stream,
+                producer: c.producer,
+            })
+            .collect();
         match index.submit_commit(request).await {
             Ok(pending) => {
-                acks.spawn(async move { answer(waiters, &streams, pending.wait().await) });
+                acks.spawn(async move { answer(waiters, &keys, pending.wait().await) });
             }
             Err(error) => fail_all(waiters, error.into()),
         }
@@ -377,26 +413,48 @@ async fn run_committer(index: Index, mut queue: mpsc::Receiver<InFlight>) {
 }
 
 /// Gives each parked append its offsets, or the error of its commit.
-fn answer(waiters: Vec<Waiter>, streams: &[StreamId], reply: CommitReply) {
+fn answer(waiters: Vec<Waiter>, keys: &[ChunkKey], reply: CommitReply) {
     let outcomes = match reply {
         Ok(outcomes) => outcomes,
         Err(error) => return fail_all(waiters, error.into()),
     };
-    let by_stream: BTreeMap<StreamId, _> = streams.iter().copied().zip(outcomes).collect();
+    let by_key: BTreeMap<ChunkKey, _> = keys.iter().copied().zip(outcomes).collect();
     for waiter in waiters {
+        // A retried idempotent append gets what the original got, for all its buckets.
+        let duplicate = waiter
+            .parts
+            .iter()
+            .find_map(|(key, _, _)| match by_key.get(key) {
+                Some(Err(ChunkRejected::Duplicate { ranges, .. })) => Some(ranges),
+                _ => None,
+            });
+        if let Some(ranges) = duplicate {
+            let original = ranges
+                .iter()
+                .map(|range| BucketAppend {
+                    bucket: range.bucket,
+                    base_offset: range.base_offset,
+                    row_count: u64::from(range.row_count),
+                    commit_ts: range.commit_ts,
+                })
+                .collect();
+            let _ = waiter.reply.send(Ok(original));
+            continue;
+        }
         let result = waiter
             .parts
             .iter()
-            .map(|(stream, start, rows)| match by_stream.get(stream) {
+            .map(|(key, start, rows)| match by_key.get(key) {
                 Some(Ok(committed)) => Ok(BucketAppend {
-                    bucket: stream.bucket,
+                    bucket: key.stream.bucket,
                     base_offset: Offset(committed.base_offset.0 + start),
                     row_count: *rows,
                     commit_ts: committed.commit_ts,
                 }),
                 Some(Err(rejected)) => Err(AppendError::Rejected(rejected.clone())),
                 None => Err(AppendError::Index(IndexError::Storage(format!(
-                    "commit reply lacks {stream}"
+                    "commit reply lacks {}",
+                    key.stream
                 )))),
             })
             .collect();

@@ -59,6 +59,7 @@ impl HasKind for AppendError {
             }
             Self::Index(e) => e.kind(),
             Self::Rejected(ChunkRejected::TableDropped { .. }) => ErrorKind::NotFound,
+            Self::Rejected(ChunkRejected::StaleSequence { .. }) => ErrorKind::InvalidInput,
             Self::Rejected(_) => ErrorKind::Unavailable,
         }
     }

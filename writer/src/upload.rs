@@ -7,17 +7,18 @@ use std::sync::Arc;
 use arrow_array::RecordBatch;
 use inlet_cache::PagedCache;
 use inlet_core::clock::Env;
-use inlet_core::ids::{SchemaId, StreamId, TimestampMicros, WalObjectId};
+use inlet_core::ids::{SchemaId, TimestampMicros, WalObjectId};
 use inlet_core::wal::{ChunkInput, encode_wal_object};
 use inlet_index::{ChunkCommitRequest, CommitRequest};
 use slatedb::object_store::path::Path;
 use slatedb::object_store::{ObjectStore, PutMode, PutOptions, PutPayload};
 
+use crate::batcher::ChunkKey;
 use crate::error::AppendError;
 
 /// One stream's rows in a flush.
 pub(crate) struct StreamChunk {
-    pub(crate) stream: StreamId,
+    pub(crate) key: ChunkKey,
     pub(crate) schema_id: SchemaId,
     pub(crate) batch: RecordBatch,
     pub(crate) first_append: TimestampMicros,
@@ -36,7 +37,7 @@ pub(crate) async fn upload(
     let inputs: Vec<ChunkInput<'_>> = chunks
         .iter()
         .map(|chunk| ChunkInput {
-            stream: chunk.stream,
+            stream: chunk.key.stream,
             schema_id: chunk.schema_id,
             batch: &chunk.batch,
             min_ts: chunk.first_append,
@@ -84,7 +85,9 @@ pub(crate) async fn upload(
             .footer
             .chunks
             .iter()
-            .map(|meta| ChunkCommitRequest {
+            // The footer lists chunks in input order; each keeps its append's producer.
+            .zip(chunks)
+            .map(|(meta, chunk)| ChunkCommitRequest {
                 stream: meta.stream,
                 schema_id: meta.schema_id,
                 chunk_offset: meta.chunk_offset,
@@ -94,6 +97,7 @@ pub(crate) async fn upload(
                 chunk_crc: meta.chunk_crc,
                 meta_crc: meta.meta_crc,
                 row_count: meta.row_count,
+                producer: chunk.key.producer,
             })
             .collect(),
     })

@@ -191,14 +191,14 @@ async fn producers_wait_then_get_overloaded_when_the_buffer_is_full() {
     // ~80 KiB of rows: accepted, parked behind the held upload.
     let first = {
         let writer = writer.clone();
-        tokio::spawn(async move { writer.append("db", "t", &[rows(0..10_000)]).await })
+        tokio::spawn(async move { writer.append("db", "t", &[rows(0..10_000)], None).await })
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(!first.is_finished(), "no ack while the upload is held");
 
     // ~240 KiB more does not fit: the producer waits, then is told the writer is overloaded.
     let error = writer
-        .append("db", "t", &[rows(10_000..40_000)])
+        .append("db", "t", &[rows(10_000..40_000)], None)
         .await
         .expect_err("buffer is full");
     assert!(matches!(error, AppendError::Overloaded { .. }), "{error}");
@@ -210,7 +210,7 @@ async fn producers_wait_then_get_overloaded_when_the_buffer_is_full() {
 
     // Space is back once the first append is acked; the rejected one left nothing behind.
     let next = writer
-        .append("db", "t", &[rows(50_000..50_010)])
+        .append("db", "t", &[rows(50_000..50_010)], None)
         .await
         .expect("space is released after the ack");
     assert_eq!(next[0].base_offset.0, 10_000);
@@ -233,7 +233,7 @@ async fn a_failed_upload_acks_nobody_and_shows_nothing() {
     let (index, writer) = setup(store.clone(), options).await;
 
     let error = writer
-        .append("db", "t", &[rows(0..100)])
+        .append("db", "t", &[rows(0..100)], None)
         .await
         .expect_err("upload fails");
     assert!(matches!(error, AppendError::Upload(_)), "{error}");
@@ -242,7 +242,7 @@ async fn a_failed_upload_acks_nobody_and_shows_nothing() {
 
     store.fail_wal_puts.store(false, Ordering::SeqCst);
     let acked = writer
-        .append("db", "t", &[rows(100..150)])
+        .append("db", "t", &[rows(100..150)], None)
         .await
         .expect("append after the store heals");
     assert_eq!(

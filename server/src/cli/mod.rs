@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use inlet_proto::v1 as pb;
 
-use crate::client::{Client, decode_fetched, path};
+use crate::client::{Client, Producer, decode_fetched, path};
 use crate::config::Config;
 use crate::node::Node;
 use convert::{InputFormat, OutputFormat, describe_schema, parse_schema, parse_start};
@@ -402,15 +402,12 @@ async fn produce(args: ProduceArgs) -> anyhow::Result<()> {
         _ => Box::new(BufReader::new(std::io::stdin())),
     };
     let batches = convert::read_input(input, format, &table.schema, args.batch_rows)?;
+    // Idempotent by default: a retried append after a lost reply lands once.
+    let mut producer = Producer::new(client, &database, &name);
     let mut rows = 0u64;
     for batch in &batches {
-        let appended = client
-            .append(
-                &database,
-                &name,
-                &batch.schema(),
-                std::slice::from_ref(batch),
-            )
+        let appended = producer
+            .send(&batch.schema(), std::slice::from_ref(batch))
             .await?;
         rows += appended.iter().map(|a| a.row_count).sum::<u64>();
     }
