@@ -7,7 +7,10 @@ use std::path::PathBuf;
 pub struct CacheOptions {
     /// Size of one page: objects are cached in pages aligned to multiples of it. Larger =
     /// fewer GETs and entries per object, but a small read pulls (and caches) more bytes it
-    /// may not need. Default 1 MiB.
+    /// may not need, and a column-pruned read saves store bytes only when a page is no
+    /// bigger than one column's bytes in a chunk. Default 64 KiB (measured: 2 of 20 columns
+    /// read 24% of the bytes at 64 KiB, 100% at 1 MiB; full reads stay one GET per chunk
+    /// because adjacent missing pages are fetched together, up to `max_get_bytes`).
     pub page_size: usize,
     /// Largest single ranged GET when a read misses several adjacent pages; the pages are
     /// fetched together and then split. Larger = fewer GETs (S3 bills per request), smaller =
@@ -34,7 +37,7 @@ pub struct CacheOptions {
 impl Default for CacheOptions {
     fn default() -> Self {
         Self {
-            page_size: 1024 * 1024,
+            page_size: 64 * 1024,
             max_get_bytes: 8 * 1024 * 1024,
             memory_bytes: 256 * 1024 * 1024,
             disk_dir: None,

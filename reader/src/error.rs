@@ -10,6 +10,8 @@ pub enum FetchError {
     Catalog(#[from] CatalogError),
     #[error("table `{table}` has no column `{column}`")]
     ColumnNotFound { table: String, column: String },
+    #[error("column `{column}` of table `{table}` is asked for twice")]
+    DuplicateColumn { table: String, column: String },
     #[error("table `{table}` has no bucket {bucket}: it has {bucket_count} buckets")]
     BucketNotFound {
         table: String,
@@ -37,7 +39,9 @@ impl HasKind for FetchError {
     fn kind(&self) -> ErrorKind {
         match self {
             Self::Catalog(e) => e.kind(),
-            Self::ColumnNotFound { .. } | Self::BucketNotFound { .. } => ErrorKind::InvalidInput,
+            Self::ColumnNotFound { .. }
+            | Self::DuplicateColumn { .. }
+            | Self::BucketNotFound { .. } => ErrorKind::InvalidInput,
             Self::OffsetOutOfRange { .. } => ErrorKind::OutOfRange,
             Self::Index(e) => e.kind(),
             Self::Storage { .. } => ErrorKind::Unavailable,

@@ -1,8 +1,10 @@
 //! Fetch: stream the rows of a table's buckets from a start position, optionally following.
 //!
 //! Each bucket is read by its own task that walks the chunk index from the start offset up
-//! to the durable tail it last saw, reading each chunk's bytes with one ranged GET,
-//! checking its checksum and decoding only the projected columns. A follower then waits on
+//! to the durable tail it last saw, reading each chunk through the page cache: the whole
+//! chunk in one range, or, when few columns of a wide chunk are asked for, only the IPC
+//! metadata and those columns' byte ranges (`pruned.rs`), checksums verified either way.
+//! A follower then waits on
 //! the index's commit notification for its stream, so new rows arrive as soon as they are
 //! acknowledged, without polling the index. Offsets are checked to be dense on the way out.
 
@@ -23,6 +25,8 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::error::FetchError;
+
+mod pruned;
 
 /// The batches of a fetch, in offset order per bucket; ends with the first error.
 pub type FetchStream = Pin<Box<dyn Stream<Item = Result<FetchedBatch, FetchError>> + Send>>;
@@ -186,17 +190,23 @@ fn projection(table: &TableInfo, columns: &[String]) -> Result<Vec<usize>, Fetch
     if columns.is_empty() {
         return Ok((0..schema.fields().len()).collect());
     }
-    columns
-        .iter()
-        .map(|column| {
-            schema
-                .index_of(column)
-                .map_err(|_| FetchError::ColumnNotFound {
-                    table: table.qualified_name(),
-                    column: column.clone(),
-                })
-        })
-        .collect()
+    let mut indices = Vec::with_capacity(columns.len());
+    for column in columns {
+        let index = schema
+            .index_of(column)
+            .map_err(|_| FetchError::ColumnNotFound {
+                table: table.qualified_name(),
+                column: column.clone(),
+            })?;
+        if indices.contains(&index) {
+            return Err(FetchError::DuplicateColumn {
+                table: table.qualified_name(),
+                column: column.clone(),
+            });
+        }
+        indices.push(index);
+    }
+    Ok(indices)
 }
 
 fn streams(table: &TableInfo, buckets: &[u32]) -> Result<Vec<StreamId>, FetchError> {
@@ -309,7 +319,9 @@ async fn read_stream_inner(
     }
 }
 
-/// Reads one chunk through the cache, verifies its checksum and decodes the projected columns.
+/// Reads one chunk through the cache, verifies its checksums and decodes the projected columns.
+/// A projection of few columns of a wide chunk GETs only those columns' bytes (see
+/// [`pruned`]); any other read GETs the whole chunk as one range.
 async fn read_chunk(
     context: &FetchContext,
     stream: StreamId,
@@ -325,17 +337,42 @@ async fn read_chunk(
         });
     }
     let path = Path::from(entry.object.path());
-    let range = entry.chunk_offset..entry.chunk_offset + entry.chunk_len;
     let object_len = entry.footer_offset + u64::from(entry.footer_len) + WAL_TRAILER_LEN as u64;
+    let batch = match pruned::read_pruned(context, stream, entry, &path, object_len).await? {
+        Some(batch) => batch,
+        None => read_whole_chunk(context, stream, entry, &path, object_len).await?,
+    };
+    if batch.num_rows() != entry.row_count as usize {
+        return Err(FetchError::Corrupt {
+            stream,
+            message: format!(
+                "chunk of {path} has {} rows, the index says {}",
+                batch.num_rows(),
+                entry.row_count
+            ),
+        });
+    }
+    Ok(batch)
+}
+
+/// Reads the whole chunk with one range, verifies its checksum and decodes the projection.
+async fn read_whole_chunk(
+    context: &FetchContext,
+    stream: StreamId,
+    entry: &ChunkEntry,
+    path: &Path,
+    object_len: u64,
+) -> Result<RecordBatch, FetchError> {
+    let range = entry.chunk_offset..entry.chunk_offset + entry.chunk_len;
     let bytes = context
         .cache
-        .get_range(&path, range, Some(object_len))
+        .get_range(path, range, Some(object_len))
         .await
         .map_err(|e| FetchError::Storage {
             path: path.to_string(),
             message: e.to_string(),
         })?;
-    let batch = decode_chunk(
+    decode_chunk(
         &bytes,
         entry.meta_len,
         entry.body_offset,
@@ -350,18 +387,7 @@ async fn read_chunk(
             entry.base_offset,
             entry.end_offset()
         ),
-    })?;
-    if batch.num_rows() != entry.row_count as usize {
-        return Err(FetchError::Corrupt {
-            stream,
-            message: format!(
-                "chunk of {path} has {} rows, the index says {}",
-                batch.num_rows(),
-                entry.row_count
-            ),
-        });
-    }
-    Ok(batch)
+    })
 }
 
 fn with_system_columns(
