@@ -1,0 +1,314 @@
+//! Request and byte counters per (purpose, operation), and their Prometheus rendering.
+//!
+//! The counters are a fixed table of atomics (purposes × operations), so counting is a
+//! relaxed `fetch_add` and a snapshot is a pass of relaxed loads: no lock on the request
+//! path. Each counter is exact; a snapshot taken while requests run may see a request whose
+//! bytes are still streaming.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use slatedb::object_store::Error;
+
+use crate::fault::InjectedFault;
+use crate::purpose::{Op, Purpose};
+
+const PURPOSES: usize = Purpose::ALL.len();
+const OPS: usize = Op::ALL.len();
+
+/// What one (purpose, operation) pair did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpCounts {
+    /// Requests sent (failed ones included: a failed request is still a billed request).
+    pub requests: u64,
+    /// Requests (or body streams) that ended in an error, `NotFound` included.
+    pub errors: u64,
+    /// Payload bytes sent to the store (puts and parts), counted when the request is sent.
+    pub bytes_out: u64,
+    /// Payload bytes received from the store (get bodies), counted as the body streams.
+    pub bytes_in: u64,
+}
+
+impl OpCounts {
+    fn plus(self, other: OpCounts) -> OpCounts {
+        OpCounts {
+            requests: self.requests + other.requests,
+            errors: self.errors + other.errors,
+            bytes_out: self.bytes_out + other.bytes_out,
+            bytes_in: self.bytes_in + other.bytes_in,
+        }
+    }
+
+    fn minus(self, earlier: OpCounts) -> OpCounts {
+        OpCounts {
+            requests: self.requests.saturating_sub(earlier.requests),
+            errors: self.errors.saturating_sub(earlier.errors),
+            bytes_out: self.bytes_out.saturating_sub(earlier.bytes_out),
+            bytes_in: self.bytes_in.saturating_sub(earlier.bytes_in),
+        }
+    }
+
+    fn is_zero(self) -> bool {
+        self == OpCounts::default()
+    }
+}
+
+/// The counters of an [`crate::InstrumentedStore`] at one moment: a plain value to diff, print
+/// or render.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreSnapshot {
+    counts: [[OpCounts; OPS]; PURPOSES],
+}
+
+impl Default for StoreSnapshot {
+    fn default() -> Self {
+        Self {
+            counts: [[OpCounts::default(); OPS]; PURPOSES],
+        }
+    }
+}
+
+impl StoreSnapshot {
+    /// The counts of one (purpose, operation) pair.
+    pub fn get(&self, purpose: Purpose, op: Op) -> OpCounts {
+        self.counts[purpose.index()][op.index()]
+    }
+
+    /// The counts of one purpose, summed over its operations.
+    pub fn purpose(&self, purpose: Purpose) -> OpCounts {
+        self.counts[purpose.index()]
+            .iter()
+            .fold(OpCounts::default(), |sum, c| sum.plus(*c))
+    }
+
+    /// The counts of one operation, summed over purposes.
+    pub fn op(&self, op: Op) -> OpCounts {
+        self.counts
+            .iter()
+            .fold(OpCounts::default(), |sum, row| sum.plus(row[op.index()]))
+    }
+
+    /// Everything, summed.
+    pub fn total(&self) -> OpCounts {
+        self.counts
+            .iter()
+            .flatten()
+            .fold(OpCounts::default(), |sum, c| sum.plus(*c))
+    }
+
+    /// The pairs with any non-zero count, in label order of purpose then operation.
+    pub fn entries(&self) -> impl Iterator<Item = (Purpose, Op, OpCounts)> + '_ {
+        Purpose::ALL.into_iter().flat_map(move |purpose| {
+            Op::ALL.into_iter().filter_map(move |op| {
+                let counts = self.get(purpose, op);
+                (!counts.is_zero()).then_some((purpose, op, counts))
+            })
+        })
+    }
+
+    /// What happened between `earlier` and this snapshot (for a benchmark phase).
+    pub fn since(&self, earlier: &StoreSnapshot) -> StoreSnapshot {
+        let mut delta = StoreSnapshot::default();
+        for purpose in Purpose::ALL {
+            for op in Op::ALL {
+                let (p, o) = (purpose.index(), op.index());
+                delta.counts[p][o] = self.counts[p][o].minus(earlier.counts[p][o]);
+            }
+        }
+        delta
+    }
+
+    /// Appends the counters in Prometheus text format: requests, errors and bytes, each with
+    /// `purpose` and `op` labels, for every pair that has sent a request.
+    pub fn render_prometheus(&self, out: &mut String) {
+        let active: Vec<(Purpose, Op, OpCounts)> = self
+            .entries()
+            .filter(|(_, _, counts)| counts.requests > 0)
+            .collect();
+        family(
+            out,
+            "inlet_object_store_requests_total",
+            "Object-store requests sent, by purpose and operation.",
+        );
+        for (purpose, op, counts) in &active {
+            sample(out, "requests", *purpose, *op, None, counts.requests);
+        }
+        family(
+            out,
+            "inlet_object_store_errors_total",
+            "Object-store requests that failed, by purpose and operation.",
+        );
+        for (purpose, op, counts) in &active {
+            sample(out, "errors", *purpose, *op, None, counts.errors);
+        }
+        family(
+            out,
+            "inlet_object_store_bytes_total",
+            "Object-store payload bytes, out = sent to the store, in = received from it.",
+        );
+        for (purpose, op, counts) in &active {
+            sample(out, "bytes", *purpose, *op, Some("out"), counts.bytes_out);
+            sample(out, "bytes", *purpose, *op, Some("in"), counts.bytes_in);
+        }
+    }
+}
+
+fn family(out: &mut String, name: &str, help: &str) {
+    writeln!(out, "# HELP {name} {help}").expect("writing to a String cannot fail");
+    writeln!(out, "# TYPE {name} counter").expect("writing to a String cannot fail");
+}
+
+fn sample(
+    out: &mut String,
+    metric: &str,
+    purpose: Purpose,
+    op: Op,
+    direction: Option<&str>,
+    value: u64,
+) {
+    let purpose = purpose.label();
+    let op = op.label();
+    match direction {
+        Some(direction) => writeln!(
+            out,
+            "inlet_object_store_{metric}_total{{purpose=\"{purpose}\",op=\"{op}\",\
+             direction=\"{direction}\"}} {value}"
+        ),
+        None => writeln!(
+            out,
+            "inlet_object_store_{metric}_total{{purpose=\"{purpose}\",op=\"{op}\"}} {value}"
+        ),
+    }
+    .expect("writing to a String cannot fail");
+}
+
+#[derive(Debug, Default)]
+struct Cell {
+    requests: AtomicU64,
+    errors: AtomicU64,
+    bytes_out: AtomicU64,
+    bytes_in: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Counters {
+    cells: [[Cell; OPS]; PURPOSES],
+}
+
+/// A cloneable handle to one set of counters. Several stores may share one (their counts
+/// add up); keep a clone to read the counters after the store went into an
+/// `Arc<dyn ObjectStore>`.
+#[derive(Clone, Debug)]
+pub struct StoreMetrics {
+    counters: Arc<Counters>,
+}
+
+impl Default for StoreMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StoreMetrics {
+    /// Fresh counters, all zero.
+    pub fn new() -> Self {
+        Self {
+            counters: Arc::new(Counters {
+                cells: std::array::from_fn(|_| std::array::from_fn(|_| Cell::default())),
+            }),
+        }
+    }
+
+    /// The counters now, without taking a lock.
+    pub fn snapshot(&self) -> StoreSnapshot {
+        let mut snapshot = StoreSnapshot::default();
+        for (row, cells) in snapshot.counts.iter_mut().zip(&self.counters.cells) {
+            for (counts, cell) in row.iter_mut().zip(cells) {
+                *counts = OpCounts {
+                    requests: cell.requests.load(Ordering::Relaxed),
+                    errors: cell.errors.load(Ordering::Relaxed),
+                    bytes_out: cell.bytes_out.load(Ordering::Relaxed),
+                    bytes_in: cell.bytes_in.load(Ordering::Relaxed),
+                };
+            }
+        }
+        snapshot
+    }
+
+    /// Appends the counters in Prometheus text format (see
+    /// [`StoreSnapshot::render_prometheus`]).
+    pub fn render_prometheus(&self, out: &mut String) {
+        self.snapshot().render_prometheus(out);
+    }
+
+    /// Counts one request of `op` for `purpose` and returns the recorder of its outcome.
+    pub(crate) fn request(&self, purpose: Purpose, op: Op) -> Recorder {
+        let recorder = Recorder {
+            counters: Arc::clone(&self.counters),
+            purpose,
+            op,
+        };
+        recorder.cell().requests.fetch_add(1, Ordering::Relaxed);
+        recorder
+    }
+
+    /// Counts an error that arrived without its request (a `delete_stream` result): the
+    /// purpose comes from the path the error names, if any.
+    pub(crate) fn unattributed_error(&self, op: Op, error: &Error) {
+        let purpose = error_path(error)
+            .map(|path| Purpose::of(&path.into(), op))
+            .unwrap_or(Purpose::Other);
+        self.counters.cells[purpose.index()][op.index()]
+            .errors
+            .fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Records the outcome of one request; cheap to clone into a body stream.
+#[derive(Clone, Debug)]
+pub(crate) struct Recorder {
+    counters: Arc<Counters>,
+    purpose: Purpose,
+    op: Op,
+}
+
+impl Recorder {
+    fn cell(&self) -> &Cell {
+        &self.counters.cells[self.purpose.index()][self.op.index()]
+    }
+
+    pub(crate) fn bytes_out(&self, n: usize) {
+        self.cell().bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn bytes_in(&self, n: u64) {
+        self.cell().bytes_in.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn error(&self) {
+        self.cell().errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts an error if `result` is one, and passes it on.
+    pub(crate) fn outcome<T>(&self, result: Result<T, Error>) -> Result<T, Error> {
+        if result.is_err() {
+            self.error();
+        }
+        result
+    }
+}
+
+/// The path an object-store error names, if it names one.
+fn error_path(error: &Error) -> Option<&str> {
+    match error {
+        Error::NotFound { path, .. }
+        | Error::AlreadyExists { path, .. }
+        | Error::Precondition { path, .. }
+        | Error::NotModified { path, .. }
+        | Error::PermissionDenied { path, .. }
+        | Error::Unauthenticated { path, .. } => Some(path),
+        Error::Generic { .. } => InjectedFault::of(error).map(|fault| fault.path.as_str()),
+        _ => None,
+    }
+}
