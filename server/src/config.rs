@@ -20,6 +20,9 @@ pub struct Config {
     pub store: String,
     /// gRPC listen address. Default `127.0.0.1:7070`.
     pub listen: SocketAddr,
+    /// HTTP listen address for `/health` and `/metrics` (and, later, the Iceberg REST
+    /// catalog); none disables HTTP. Default `127.0.0.1:7071`.
+    pub http_listen: Option<SocketAddr>,
     pub writer: WriterConfig,
     pub index: IndexConfig,
     pub cache: CacheConfig,
@@ -30,6 +33,7 @@ impl Default for Config {
         Self {
             store: "./inlet-data".to_owned(),
             listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
+            http_listen: Some(SocketAddr::from(([127, 0, 0, 1], 7071))),
             writer: WriterConfig::default(),
             index: IndexConfig::default(),
             cache: CacheConfig::default(),

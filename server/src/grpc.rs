@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 
 use futures::{Stream, StreamExt};
 use inlet_core::error::{ErrorKind, HasKind};
@@ -17,6 +18,8 @@ use inlet_reader::{FetchRequest, Reader, StartPosition};
 use inlet_writer::{AppendError, Writer};
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
+
+use crate::metrics::Metrics;
 
 /// Maps an error to the gRPC status a client sees: the code says what the client can do,
 /// the message says what went wrong.
@@ -40,6 +43,7 @@ pub struct InletService {
     pub index: Index,
     pub writer: Writer,
     pub reader: Reader,
+    pub metrics: Metrics,
 }
 
 fn database_info(info: DatabaseInfo) -> pb::DatabaseInfo {
@@ -89,6 +93,50 @@ fn start_position(start: Option<pb::StartPosition>) -> StartPosition {
 }
 
 type FetchStream = Pin<Box<dyn Stream<Item = Result<pb::FetchResponse, Status>> + Send>>;
+
+impl InletService {
+    /// The append itself; `append` wraps it with metrics.
+    async fn append_inner(
+        &self,
+        request: pb::AppendRequest,
+    ) -> Result<Response<pb::AppendResponse>, Status> {
+        let path = table_path(request.path)?;
+        if request.batches_ipc.len() > MAX_APPEND_BYTES {
+            return Err(status(AppendError::TooLarge {
+                bytes: request.batches_ipc.len(),
+                limit: MAX_APPEND_BYTES,
+            }));
+        }
+        // Look the table up first so an unknown table is reported as such, not as bad IPC.
+        self.index
+            .table(&path.database, &path.table)
+            .map_err(status)?;
+        let producer = (request.producer_id != 0).then_some(ProducerRef {
+            id: request.producer_id,
+            sequence: request.sequence,
+        });
+        let (_, batches) = batches_from_ipc(&request.batches_ipc)
+            .map_err(|e| status(AppendError::MalformedIpc(e.to_string())))?;
+        let span = tracing::debug_span!("append", database = %path.database, table = %path.table);
+        let appended = self
+            .writer
+            .append(&path.database, &path.table, &batches, producer)
+            .instrument(span)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::AppendResponse {
+            buckets: appended
+                .into_iter()
+                .map(|a| pb::BucketAppendResult {
+                    bucket: a.bucket.0,
+                    base_offset: a.base_offset.0,
+                    row_count: a.row_count,
+                    commit_timestamp_micros: a.commit_ts.0,
+                })
+                .collect(),
+        }))
+    }
+}
 
 #[tonic::async_trait]
 impl Inlet for InletService {
@@ -236,42 +284,23 @@ impl Inlet for InletService {
         &self,
         request: Request<pb::AppendRequest>,
     ) -> Result<Response<pb::AppendResponse>, Status> {
+        let started = tokio::time::Instant::now();
         let request = request.into_inner();
-        let path = table_path(request.path)?;
-        if request.batches_ipc.len() > MAX_APPEND_BYTES {
-            return Err(status(AppendError::TooLarge {
-                bytes: request.batches_ipc.len(),
-                limit: MAX_APPEND_BYTES,
-            }));
+        let bytes = request.batches_ipc.len() as u64;
+        let result = self.append_inner(request).await;
+        let requests = &self.metrics.requests;
+        match &result {
+            Ok(response) => {
+                requests.append_latency.observe(started.elapsed());
+                let rows: u64 = response.get_ref().buckets.iter().map(|b| b.row_count).sum();
+                requests.appended_rows.fetch_add(rows, Ordering::Relaxed);
+                requests.appended_bytes.fetch_add(bytes, Ordering::Relaxed);
+            }
+            Err(_) => {
+                requests.append_errors.fetch_add(1, Ordering::Relaxed);
+            }
         }
-        // Look the table up first so an unknown table is reported as such, not as bad IPC.
-        self.index
-            .table(&path.database, &path.table)
-            .map_err(status)?;
-        let producer = (request.producer_id != 0).then_some(ProducerRef {
-            id: request.producer_id,
-            sequence: request.sequence,
-        });
-        let (_, batches) = batches_from_ipc(&request.batches_ipc)
-            .map_err(|e| status(AppendError::MalformedIpc(e.to_string())))?;
-        let span = tracing::debug_span!("append", database = %path.database, table = %path.table);
-        let appended = self
-            .writer
-            .append(&path.database, &path.table, &batches, producer)
-            .instrument(span)
-            .await
-            .map_err(status)?;
-        Ok(Response::new(pb::AppendResponse {
-            buckets: appended
-                .into_iter()
-                .map(|a| pb::BucketAppendResult {
-                    bucket: a.bucket.0,
-                    base_offset: a.base_offset.0,
-                    row_count: a.row_count,
-                    commit_timestamp_micros: a.commit_ts.0,
-                })
-                .collect(),
-        }))
+        result
     }
 
     type FetchStream = FetchStream;
@@ -280,6 +309,7 @@ impl Inlet for InletService {
         &self,
         request: Request<pb::FetchRequest>,
     ) -> Result<Response<Self::FetchStream>, Status> {
+        let started = tokio::time::Instant::now();
         let request = request.into_inner();
         let path = table_path(request.path)?;
         let fetch = FetchRequest {
@@ -292,10 +322,22 @@ impl Inlet for InletService {
             limit: (request.limit > 0).then_some(request.limit),
         };
         let batches = self.reader.fetch(fetch).await.map_err(status)?;
-        let responses = batches.map(|item| {
+        let requests = self.metrics.requests.clone();
+        let mut first = true;
+        let responses = batches.map(move |item| {
             let fetched = item.map_err(status)?;
+            if std::mem::take(&mut first) {
+                requests
+                    .fetch_first_batch_latency
+                    .observe(started.elapsed());
+            }
+            let rows = fetched.batch.num_rows() as u64;
             let batch_ipc = batches_to_ipc(&fetched.batch.schema(), &[fetched.batch])
                 .map_err(|e| Status::internal(format!("cannot encode batch: {e}")))?;
+            requests.fetched_rows.fetch_add(rows, Ordering::Relaxed);
+            requests
+                .fetched_bytes
+                .fetch_add(batch_ipc.len() as u64, Ordering::Relaxed);
             Ok(pb::FetchResponse {
                 bucket: fetched.bucket.0,
                 batch_ipc,
@@ -303,6 +345,42 @@ impl Inlet for InletService {
             })
         });
         Ok(Response::new(Box::pin(responses)))
+    }
+
+    async fn get_status(
+        &self,
+        _request: Request<pb::GetStatusRequest>,
+    ) -> Result<Response<pb::GetStatusResponse>, Status> {
+        let store = self.metrics.store.snapshot();
+        let cache = self.metrics.cache.stats();
+        let requests = &self.metrics.requests;
+        let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+        Ok(Response::new(pb::GetStatusResponse {
+            index_owner: self.index.stopped().is_none(),
+            index_status: self
+                .index
+                .stopped()
+                .map_or_else(|| "owner".to_owned(), |reason| reason.to_string()),
+            store: store
+                .entries()
+                .map(|(purpose, op, counts)| pb::StoreUsage {
+                    purpose: purpose.label().to_owned(),
+                    op: op.label().to_owned(),
+                    requests: counts.requests,
+                    errors: counts.errors,
+                    bytes_in: counts.bytes_in,
+                    bytes_out: counts.bytes_out,
+                })
+                .collect(),
+            cache_hits: cache.hits,
+            cache_misses: cache.misses,
+            cache_bytes_fetched: cache.bytes_fetched,
+            cache_memory_bytes: cache.memory_bytes,
+            appended_rows: load(&requests.appended_rows),
+            appended_bytes: load(&requests.appended_bytes),
+            fetched_rows: load(&requests.fetched_rows),
+            fetched_bytes: load(&requests.fetched_bytes),
+        }))
     }
 
     async fn list_offsets(

@@ -6,5 +6,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod grpc;
+pub mod http;
+pub mod metrics;
 pub mod node;
 pub mod store;

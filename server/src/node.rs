@@ -1,4 +1,5 @@
-//! A running Inlet node: every role wired together in one process, serving gRPC.
+//! A running Inlet node: every role wired together in one process, serving gRPC and HTTP
+//! (health, metrics).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,24 +11,29 @@ use inlet_core::limits::MAX_GRPC_MESSAGE_BYTES;
 use inlet_index::Index;
 use inlet_proto::v1::inlet_server::InletServer;
 use inlet_reader::Reader;
+use inlet_store::{InstrumentedStore, StoreMetrics};
 use inlet_writer::Writer;
 use slatedb::object_store::ObjectStore;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::config::Config;
 use crate::grpc::InletService;
+use crate::metrics::{Metrics, RequestMetrics};
 use crate::store::open_store;
 
-/// A node serving the index owner, writer and reader roles over gRPC.
+/// A node serving the index owner, writer and reader roles over gRPC, plus HTTP.
 pub struct Node {
     addr: SocketAddr,
+    http_addr: Option<SocketAddr>,
     index: Index,
     writer: Writer,
-    shutdown: Option<oneshot::Sender<()>>,
+    metrics: Metrics,
+    shutdown: watch::Sender<bool>,
     serving: JoinHandle<Result<(), tonic::transport::Error>>,
+    http: Option<JoinHandle<std::io::Result<()>>>,
 }
 
 impl Node {
@@ -38,12 +44,18 @@ impl Node {
     }
 
     /// Starts serving on an already opened store (tests reuse one in-memory store across
-    /// restarts), with the given time and id sources.
+    /// restarts), with the given time and id sources. Every object-store call of every role
+    /// is counted by purpose.
     pub async fn start_with_store(
         config: &Config,
         store: Arc<dyn ObjectStore>,
         env: Env,
     ) -> anyhow::Result<Self> {
+        let store_metrics = StoreMetrics::new();
+        let store: Arc<dyn ObjectStore> = Arc::new(InstrumentedStore::with_metrics(
+            store,
+            store_metrics.clone(),
+        ));
         let index = Index::open(store.clone(), config.index.options(), env.clone())
             .await
             .with_context(|| format!("cannot open the index in store `{}`", config.store))?;
@@ -57,34 +69,63 @@ impl Node {
             config.writer.options(),
             env,
         );
-        let reader = Reader::new(index.clone(), cache);
+        let metrics = Metrics {
+            requests: Arc::new(RequestMetrics::default()),
+            store: store_metrics,
+            cache: cache.clone(),
+            index: index.clone(),
+        };
         let service = InletService {
             index: index.clone(),
             writer: writer.clone(),
-            reader,
+            reader: Reader::new(index.clone(), cache),
+            metrics: metrics.clone(),
         };
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
-        let (shutdown, signal) = oneshot::channel::<()>();
+        let (shutdown, signal) = watch::channel(false);
         let server = InletServer::new(service)
             .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
+        let mut grpc_signal = signal.clone();
         let serving = tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(server)
-                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
-                    let _ = signal.await;
+                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+                    let _ = grpc_signal.wait_for(|stop| *stop).await;
                 }),
         );
-        tracing::info!(%addr, store = %config.store, "inlet serving");
+        let (http_addr, http) = match config.http_listen {
+            Some(http_listen) => {
+                let listener = TcpListener::bind(http_listen)
+                    .await
+                    .with_context(|| format!("cannot listen for http on {http_listen}"))?;
+                let http_addr = listener.local_addr()?;
+                let mut http_signal = signal;
+                let router = crate::http::router(metrics.clone());
+                let http = tokio::spawn(async move {
+                    axum::serve(listener, router)
+                        .with_graceful_shutdown(async move {
+                            let _ = http_signal.wait_for(|stop| *stop).await;
+                        })
+                        .await
+                });
+                (Some(http_addr), Some(http))
+            }
+            None => (None, None),
+        };
+        tracing::info!(%addr, http = ?http_addr, store = %config.store, "inlet serving");
         Ok(Self {
             addr,
+            http_addr,
             index,
             writer,
-            shutdown: Some(shutdown),
+            metrics,
+            shutdown,
             serving,
+            http,
         })
     }
 
@@ -93,16 +134,24 @@ impl Node {
         self.addr
     }
 
+    /// The address HTTP (health, metrics) is served on, if enabled.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
+    }
+
     /// The gRPC endpoint URL clients connect to.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
     }
 
+    /// The node's metrics, as `/metrics` renders them.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     /// Stops serving, answers every accepted append, and closes the index cleanly.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
+        let _ = self.shutdown.send(true);
         self.writer.close().await;
         // Closing the index ends following fetches, which graceful shutdown waits for.
         let closed = self.index.close().await.context("cannot close the index");
@@ -110,6 +159,11 @@ impl Node {
             .await
             .context("grpc server task failed")?
             .context("grpc server failed")?;
+        if let Some(http) = self.http.take() {
+            http.await
+                .context("http server task failed")?
+                .context("http server failed")?;
+        }
         closed?;
         tracing::info!("inlet stopped");
         Ok(())

@@ -49,10 +49,18 @@ fn serve_create_produce_consume_round_trip() {
     let data = tempfile::tempdir().expect("temp dir");
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
+    let http = format!("127.0.0.1:{}", free_port());
     let server = format!("http://{listen}");
     let _serve = Server(
         Command::new(INLET)
-            .args(["serve", "--listen", &listen, "--store"])
+            .args([
+                "serve",
+                "--listen",
+                &listen,
+                "--http-listen",
+                &http,
+                "--store",
+            ])
             .arg(data.path().join("bucket"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -135,6 +143,11 @@ fn serve_create_produce_consume_round_trip() {
         ],
     ));
     assert_eq!(limited.lines().count(), 3);
+
+    let status = ok(inlet(&server, &["status"]));
+    assert!(status.contains("index: owner"), "{status}");
+    assert!(status.contains("wal_put"), "{status}");
+    assert!(status.contains("estimated request cost"), "{status}");
 
     let describe = ok(inlet(&server, &["table", "describe", "shop.orders"]));
     assert!(describe.contains("bucket key: id"), "{describe}");

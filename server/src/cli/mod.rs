@@ -39,6 +39,8 @@ pub enum Command {
     Produce(ProduceArgs),
     /// Print a table's rows from a start position, optionally following new ones.
     Consume(ConsumeArgs),
+    /// Show what a running node is doing and what its object-store traffic costs.
+    Status(ServerArg),
 }
 
 #[derive(Debug, Args)]
@@ -52,6 +54,9 @@ pub struct ServeArgs {
     /// gRPC listen address.
     #[arg(long, env = "INLET_LISTEN")]
     pub listen: Option<SocketAddr>,
+    /// HTTP listen address (/health, /metrics); `off` disables HTTP.
+    #[arg(long, env = "INLET_HTTP_LISTEN")]
+    pub http_listen: Option<String>,
     /// Writer linger, e.g. 5ms or 200ms.
     #[arg(long, env = "INLET_WRITER_LINGER", value_parser = humantime_duration)]
     pub linger: Option<Duration>,
@@ -79,6 +84,15 @@ impl ServeArgs {
         }
         if let Some(listen) = self.listen {
             config.listen = listen;
+        }
+        match self.http_listen.as_deref() {
+            None => {}
+            Some("off") => config.http_listen = None,
+            Some(addr) => {
+                config.http_listen = Some(addr.parse().map_err(|e| {
+                    anyhow::anyhow!("invalid --http-listen `{addr}`: {e} (or `off`)")
+                })?)
+            }
         }
         if let Some(linger) = self.linger {
             config.writer.linger = linger;
@@ -228,6 +242,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Db(command) => db(command).await,
         Command::Produce(args) => produce(args).await,
         Command::Consume(args) => consume(args).await,
+        Command::Status(server) => status(server).await,
     }
 }
 
@@ -447,6 +462,72 @@ async fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
     if !collected.is_empty() {
         convert::write_output(&mut stdout.lock(), args.format, &collected)?;
     }
+    Ok(())
+}
+
+/// S3 Standard request prices (us-east-1 list prices, per 1,000 requests) used to estimate
+/// what the object-store traffic costs; storage and transfer are not included.
+const S3_PUT_PER_1000: f64 = 0.005;
+const S3_GET_PER_1000: f64 = 0.0004;
+
+async fn status(server: ServerArg) -> anyhow::Result<()> {
+    let mut client = Client::connect(&server.server).await?;
+    let status = client
+        .raw()
+        .get_status(pb::GetStatusRequest {})
+        .await
+        .map_err(crate::client::status_error)?
+        .into_inner();
+    println!("index: {}", status.index_status);
+    println!(
+        "appended: {} rows, {} bytes; fetched: {} rows, {} bytes",
+        status.appended_rows, status.appended_bytes, status.fetched_rows, status.fetched_bytes
+    );
+    let lookups = status.cache_hits + status.cache_misses;
+    let ratio = if lookups == 0 {
+        0.0
+    } else {
+        status.cache_hits as f64 / lookups as f64
+    };
+    println!(
+        "cache: {} hits, {} misses ({:.1}% hit), {} bytes fetched, {} bytes in memory",
+        status.cache_hits,
+        status.cache_misses,
+        ratio * 100.0,
+        status.cache_bytes_fetched,
+        status.cache_memory_bytes
+    );
+    println!("\nobject store (since start)");
+    println!(
+        "{:<12} {:<20} {:>10} {:>8} {:>14} {:>14} {:>10}",
+        "purpose", "op", "requests", "errors", "bytes_in", "bytes_out", "cost_usd"
+    );
+    let mut total = 0.0;
+    for usage in &status.store {
+        let price = match usage.op.as_str() {
+            "get" | "head" | "get_ranges" => S3_GET_PER_1000,
+            // S3 does not charge for DELETE or for aborting an upload.
+            "delete" | "abort_multipart" => 0.0,
+            _ => S3_PUT_PER_1000,
+        };
+        let cost = usage.requests as f64 / 1000.0 * price;
+        total += cost;
+        println!(
+            "{:<12} {:<20} {:>10} {:>8} {:>14} {:>14} {:>10.6}",
+            usage.purpose,
+            usage.op,
+            usage.requests,
+            usage.errors,
+            usage.bytes_in,
+            usage.bytes_out,
+            cost
+        );
+    }
+    println!(
+        "estimated request cost: ${total:.6} at S3 Standard list prices \
+         (${S3_PUT_PER_1000} per 1,000 PUT/COPY/LIST, ${S3_GET_PER_1000} per 1,000 GET, \
+         DELETE free; storage and transfer not included)"
+    );
     Ok(())
 }
 

@@ -23,6 +23,7 @@ use slatedb::object_store::ObjectStore;
 pub fn test_config() -> Config {
     let mut config = Config {
         listen: "127.0.0.1:0".parse().expect("valid address"),
+        http_listen: Some("127.0.0.1:0".parse().expect("valid address")),
         store: "test store".to_owned(),
         ..Config::default()
     };
