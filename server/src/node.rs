@@ -22,7 +22,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use crate::config::Config;
 use crate::grpc::InletService;
 use crate::metrics::{Metrics, RequestMetrics};
-use crate::store::open_store;
+use crate::store::{check_store, open_store};
 
 /// A node serving the index owner, writer and reader roles over gRPC, plus HTTP.
 pub struct Node {
@@ -40,6 +40,7 @@ impl Node {
     /// Opens the store named by the config and starts serving on `config.listen`.
     pub async fn start(config: &Config) -> anyhow::Result<Self> {
         let store = open_store(&config.store)?;
+        check_store(store.as_ref(), &config.store).await?;
         Self::start_with_store(config, store, Env::system()).await
     }
 
