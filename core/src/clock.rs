@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::ids::TimestampMicros;
 
@@ -45,12 +46,17 @@ impl SeededIdGen {
         }
     }
 
-    /// Seeds from the OS (address-space layout and the clock); ids only need to be unique.
+    /// Seeds from the OS: std's randomly keyed hasher (fresh keys from the OS per process,
+    /// and a new key per call), mixed with the clock, the pid and a process-wide counter, so
+    /// two generators made in the same microsecond still differ. Ids only need to be unique.
     pub fn from_entropy(clock: &dyn Clock) -> Self {
-        let stack_addr = &clock as *const _ as u64;
-        let seed =
-            (clock.now().0 as u64) ^ stack_addr.rotate_left(32) ^ u64::from(std::process::id());
-        Self::new(seed)
+        use std::hash::{BuildHasher, Hasher};
+        static CREATED: AtomicU64 = AtomicU64::new(0);
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_i64(clock.now().0);
+        hasher.write_u32(std::process::id());
+        hasher.write_u64(CREATED.fetch_add(1, Ordering::Relaxed));
+        Self::new(hasher.finish())
     }
 
     fn next_u64(&self) -> u64 {
@@ -88,6 +94,15 @@ impl Env {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn generators_from_entropy_made_together_differ() {
+        let clock = SystemClock;
+        let ids: std::collections::HashSet<u128> = (0..1000)
+            .map(|_| SeededIdGen::from_entropy(&clock).next_u128())
+            .collect();
+        assert_eq!(ids.len(), 1000);
+    }
 
     #[test]
     fn seeded_ids_are_deterministic_and_distinct() {

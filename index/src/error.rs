@@ -25,6 +25,9 @@ impl IndexError {
     pub(crate) fn from_slatedb(error: &slatedb::Error) -> Self {
         match error.kind() {
             slatedb::ErrorKind::Closed(slatedb::CloseReason::Fenced) => Self::Fenced,
+            slatedb::ErrorKind::Closed(_) => Self::Stopped {
+                reason: error.to_string(),
+            },
             slatedb::ErrorKind::Unavailable => Self::Unavailable(error.to_string()),
             _ => Self::Storage(error.to_string()),
         }

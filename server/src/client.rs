@@ -213,13 +213,13 @@ impl Producer {
             producer_id: self.id,
             sequence: self.next_sequence,
         };
+        // Whatever happens, the next append gets a new sequence number: new rows must never
+        // be mistaken for a retry of this append (which may have landed).
+        self.next_sequence += 1;
         let mut attempt = 1;
         loop {
             match self.client.inner.append(request.clone()).await {
-                Ok(response) => {
-                    self.next_sequence += 1;
-                    return Ok(response.into_inner().buckets);
-                }
+                Ok(response) => return Ok(response.into_inner().buckets),
                 Err(status) if outcome_unknown(status.code()) && attempt < self.max_attempts => {
                     tracing::warn!(attempt, error = %status.message(), "append failed; retrying");
                     tokio::time::sleep(self.backoff * 2u32.pow(attempt - 1)).await;
@@ -232,10 +232,17 @@ impl Producer {
 }
 
 /// Codes after which an append may or may not have landed: safe to retry idempotently.
+/// `Internal` is included because a connection reset mid-request (e.g. during a server
+/// restart) surfaces as an h2 protocol error with that code.
 fn outcome_unknown(code: tonic::Code) -> bool {
     matches!(
         code,
-        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Unknown
+        tonic::Code::Unavailable
+            | tonic::Code::DeadlineExceeded
+            | tonic::Code::Unknown
+            | tonic::Code::Internal
+            | tonic::Code::Cancelled
+            | tonic::Code::Aborted
     )
 }
 

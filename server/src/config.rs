@@ -59,6 +59,13 @@ pub struct WriterConfig {
     pub overload_timeout: Duration,
     /// WAL uploads in flight at once. Default 4.
     pub max_inflight_uploads: usize,
+    /// Attempts per WAL upload (transient errors are retried with jittered exponential
+    /// backoff). More = rides out longer blips, slower failure. Default 5.
+    pub upload_attempts: u32,
+    /// Deadline of one WAL upload including its retries; past it the appends in that flush
+    /// fail as unavailable (and nothing of them is visible). Default `10s`.
+    #[serde(with = "humantime_serde")]
+    pub upload_timeout: Duration,
 }
 
 impl Default for WriterConfig {
@@ -70,6 +77,8 @@ impl Default for WriterConfig {
             max_buffered_bytes: defaults.max_buffered_bytes,
             overload_timeout: defaults.overload_timeout,
             max_inflight_uploads: defaults.max_inflight_uploads,
+            upload_attempts: defaults.upload_attempts,
+            upload_timeout: defaults.upload_timeout,
         }
     }
 }
@@ -82,6 +91,8 @@ impl WriterConfig {
             max_buffered_bytes: self.max_buffered_bytes,
             overload_timeout: self.overload_timeout,
             max_inflight_uploads: self.max_inflight_uploads,
+            upload_attempts: self.upload_attempts,
+            upload_timeout: self.upload_timeout,
             ..WriterOptions::default()
         }
     }

@@ -339,10 +339,11 @@ async fn run_flusher(inner: Arc<Inner>, uploads: mpsc::Sender<InFlight>) {
                     let store = inner.store.clone();
                     let cache = inner.cache.clone();
                     let env = inner.env.clone();
-                    let attempts = inner.options.upload_attempts.max(1);
-                    let upload = tokio::spawn(async move {
-                        upload(&store, &cache, &env, &chunks, attempts).await
-                    });
+                    let retry = inner.options.upload_retry();
+                    let upload =
+                        tokio::spawn(
+                            async move { upload(&store, &cache, &env, &chunks, retry).await },
+                        );
                     if uploads.send(InFlight { upload, waiters }).await.is_err() {
                         return;
                     }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-/// How a writer batches and bounds memory.
+/// How a writer batches, bounds memory and retries WAL uploads.
 #[derive(Clone, Debug)]
 pub struct WriterOptions {
     /// How long the first row of a flush may wait for more rows. Lower = lower ack
@@ -20,8 +20,27 @@ pub struct WriterOptions {
     pub overload_timeout: Duration,
     /// WAL uploads in flight at once; more hides PUT latency on S3. Default 4.
     pub max_inflight_uploads: usize,
-    /// Attempts per WAL upload before its appends fail. Default 3.
+    /// Attempts per WAL upload (the first try included) before its appends fail. Only
+    /// transient errors (5xx, throttling, timeouts, connection resets) are retried; a
+    /// refused request (permissions, a name that exists before any attempt of ours could
+    /// have written it) fails at once. More = rides out longer bursts of errors, at the cost
+    /// of PUTs and of ack latency for every append in the flush. Default 5.
     pub upload_attempts: u32,
+    /// Most time one WAL upload may take, attempts and backoff included; an attempt still
+    /// running at the deadline is abandoned (the object it may leave is never referenced:
+    /// garbage, not data). This is what turns a dead or hanging store into a clear error
+    /// for the producers instead of an endless wait; the S3 client's own retries run
+    /// inside it. Shorter = faster failure, fewer slow-but-healthy PUTs survive. Default
+    /// 10 s.
+    pub upload_timeout: Duration,
+    /// Backoff before the first retry of a WAL upload; it doubles per retry up to
+    /// `upload_max_backoff`. Each sleep is drawn from the upper half of that value
+    /// (jitter from the injected id generator), so writers that failed together do not
+    /// retry together. Shorter = faster recovery from a blip, more pressure on a store
+    /// that is throttling. Default 50 ms.
+    pub upload_min_backoff: Duration,
+    /// Longest backoff between two attempts of a WAL upload. Default 1 s.
+    pub upload_max_backoff: Duration,
 }
 
 impl Default for WriterOptions {
@@ -32,7 +51,59 @@ impl Default for WriterOptions {
             max_buffered_bytes: 256 * 1024 * 1024,
             overload_timeout: Duration::from_secs(10),
             max_inflight_uploads: 4,
-            upload_attempts: 3,
+            upload_attempts: 5,
+            upload_timeout: Duration::from_secs(10),
+            upload_min_backoff: Duration::from_millis(50),
+            upload_max_backoff: Duration::from_secs(1),
         }
+    }
+}
+
+impl WriterOptions {
+    /// How WAL uploads retry, taken from these options.
+    pub fn upload_retry(&self) -> UploadRetry {
+        UploadRetry {
+            attempts: self.upload_attempts.max(1),
+            timeout: self.upload_timeout,
+            min_backoff: self.upload_min_backoff,
+            max_backoff: self.upload_max_backoff.max(self.upload_min_backoff),
+        }
+    }
+}
+
+/// The retry policy of one WAL upload (see the `upload_*` fields of [`WriterOptions`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UploadRetry {
+    /// Attempts, the first included; at least 1.
+    pub attempts: u32,
+    /// Deadline of the whole upload.
+    pub timeout: Duration,
+    /// Backoff before the first retry.
+    pub min_backoff: Duration,
+    /// Cap of the doubling backoff.
+    pub max_backoff: Duration,
+}
+
+impl Default for UploadRetry {
+    fn default() -> Self {
+        WriterOptions::default().upload_retry()
+    }
+}
+
+impl UploadRetry {
+    /// The sleep before retry number `retry` (1 for the one after the first failed
+    /// attempt): the exponential base `min_backoff * 2^(retry-1)`, capped at `max_backoff`,
+    /// then drawn uniformly from its upper half using `random`.
+    pub fn backoff(&self, retry: u32, random: u64) -> Duration {
+        let min = u64::try_from(self.min_backoff.as_nanos()).unwrap_or(u64::MAX);
+        let max = u64::try_from(self.max_backoff.as_nanos()).unwrap_or(u64::MAX);
+        let doublings = retry.saturating_sub(1).min(63);
+        let base = min.saturating_mul(1u64 << doublings).min(max.max(min));
+        let half = base / 2;
+        let jitter = match (base - half).checked_add(1) {
+            Some(span) => random % span,
+            None => random,
+        };
+        Duration::from_nanos(half + jitter)
     }
 }

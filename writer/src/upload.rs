@@ -1,20 +1,31 @@
 //! Encodes one flush into a WAL object and uploads it under a fresh unique name with
 //! put-if-absent. The object holds no offsets: it becomes data only when the index commits
 //! it, and an object that is never committed is garbage.
+//!
+//! The upload retries transient errors with exponential backoff and jitter, bounded by an
+//! attempt count and a deadline ([`UploadRetry`]). Retrying is safe because the name is
+//! fresh and random and the PUT is put-if-absent: the only object that can be at that name
+//! is one of our own attempts, so `AlreadyExists` on a retry means an earlier attempt whose
+//! outcome was unknown (a timeout, a reset connection, a lost response) did land, and the
+//! upload is done; no attempt can overwrite another's bytes. An upload that gives up leaves
+//! at most an unreferenced object behind and acks nobody: the caller fails its appends.
 
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
+use bytes::Bytes;
 use inlet_cache::PagedCache;
-use inlet_core::clock::Env;
+use inlet_core::clock::{Env, IdGen};
 use inlet_core::ids::{SchemaId, TimestampMicros, WalObjectId};
 use inlet_core::wal::{ChunkInput, encode_wal_object};
 use inlet_index::{ChunkCommitRequest, CommitRequest};
 use slatedb::object_store::path::Path;
-use slatedb::object_store::{ObjectStore, PutMode, PutOptions, PutPayload};
+use slatedb::object_store::{self, ObjectStore, PutMode, PutOptions, PutPayload};
+use tokio::time::Instant;
 
 use crate::batcher::ChunkKey;
 use crate::error::AppendError;
+use crate::options::UploadRetry;
 
 /// One stream's rows in a flush.
 pub(crate) struct StreamChunk {
@@ -32,7 +43,7 @@ pub(crate) async fn upload(
     cache: &PagedCache,
     env: &Env,
     chunks: &[StreamChunk],
-    attempts: u32,
+    retry: UploadRetry,
 ) -> Result<CommitRequest, AppendError> {
     let inputs: Vec<ChunkInput<'_>> = chunks
         .iter()
@@ -50,32 +61,16 @@ pub(crate) async fn upload(
     let object = WalObjectId::new(millis, env.ids.next_u128());
     let path = Path::from(object.path());
     let size = encoded.bytes.len();
-    let options = PutOptions {
-        mode: PutMode::Create,
-        ..PutOptions::default()
-    };
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let payload = PutPayload::from_bytes(encoded.bytes.clone());
-        match store.put_opts(&path, payload, options.clone()).await {
-            Ok(_) => break,
-            // The name is fresh and random: if it exists after a failed attempt, that attempt
-            // wrote it (its reply was lost), so the upload is done.
-            Err(slatedb::object_store::Error::AlreadyExists { .. }) if attempt > 1 => break,
-            Err(error) if attempt < attempts => {
-                tracing::warn!(%object, attempt, %error, "wal upload failed; retrying");
-                tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
-            }
-            Err(error) => {
-                return Err(AppendError::Upload(format!(
-                    "put of wal object {} ({size} bytes) failed after {attempt} attempts: {error}",
-                    object.path()
-                )));
-            }
-        }
-    }
-    tracing::debug!(%object, size, chunks = chunks.len(), "wal object uploaded");
+    let attempts = put_if_absent(
+        store.as_ref(),
+        &path,
+        &encoded.bytes,
+        &retry.into(),
+        env.ids.as_ref(),
+    )
+    .await
+    .map_err(AppendError::Upload)?;
+    tracing::debug!(%object, size, chunks = chunks.len(), attempts, "wal object uploaded");
     cache.insert_object(&path, encoded.bytes.clone());
     Ok(CommitRequest {
         object,
@@ -101,4 +96,408 @@ pub(crate) async fn upload(
             })
             .collect(),
     })
+}
+
+/// Puts `bytes` at the fresh name `path` with put-if-absent, retrying transient errors per
+/// `retry`, with jitter drawn from `ids`. Returns the attempts it took, or why it gave up.
+async fn put_if_absent(
+    store: &dyn ObjectStore,
+    path: &Path,
+    bytes: &Bytes,
+    retry: &UploadRetry,
+    ids: &dyn IdGen,
+) -> Result<u32, String> {
+    let started = Instant::now();
+    let deadline = started + retry.timeout;
+    let options = PutOptions {
+        mode: PutMode::Create,
+        ..PutOptions::default()
+    };
+    let size = bytes.len();
+    let give_up = |attempt: u32, why: &dyn std::fmt::Display| {
+        format!(
+            "put of wal object {path} ({size} bytes) failed after {attempt} attempts in {:?}: \
+             {why}",
+            started.elapsed()
+        )
+    };
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let payload = PutPayload::from_bytes(bytes.clone());
+        let put = store.put_opts(path, payload, options.clone());
+        let error = match tokio::time::timeout_at(deadline, put).await {
+            Ok(Ok(_)) => return Ok(attempt),
+            // Only one of our own earlier attempts can have written this fresh name (80
+            // random bits and the millisecond): its reply was lost, but the object is ours
+            // and complete, since a PUT is atomic.
+            Ok(Err(object_store::Error::AlreadyExists { .. })) if attempt > 1 => {
+                tracing::debug!(%path, attempt, "wal object exists: an earlier attempt landed");
+                return Ok(attempt);
+            }
+            Ok(Err(error)) => error,
+            Err(_) => {
+                let why = format!(
+                    "upload_timeout of {:?} passed during the attempt",
+                    retry.timeout
+                );
+                return Err(give_up(attempt, &why));
+            }
+        };
+        if !is_transient(&error) || attempt >= retry.attempts {
+            return Err(give_up(attempt, &error));
+        }
+        let delay = retry.backoff(attempt, ids.next_u128() as u64);
+        if Instant::now() + delay >= deadline {
+            let why = format!(
+                "no time for another attempt within upload_timeout of {:?}: {error}",
+                retry.timeout
+            );
+            return Err(give_up(attempt, &why));
+        }
+        tracing::warn!(%path, attempt, ?delay, %error, "wal upload failed; retrying");
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// Whether a failed PUT may succeed if sent again. Errors that say the request was refused
+/// for what it is (the name exists, a condition failed, no permission, unsupported) do
+/// not change by retrying; everything else (5xx, throttling, timeouts, connection resets,
+/// which object_store reports as `Generic` once its own client gave up) may.
+fn is_transient(error: &object_store::Error) -> bool {
+    !matches!(
+        error,
+        object_store::Error::AlreadyExists { .. }
+            | object_store::Error::Precondition { .. }
+            | object_store::Error::NotModified { .. }
+            | object_store::Error::NotFound { .. }
+            | object_store::Error::NotImplemented { .. }
+            | object_store::Error::NotSupported { .. }
+            | object_store::Error::PermissionDenied { .. }
+            | object_store::Error::Unauthenticated { .. }
+            | object_store::Error::InvalidPath { .. }
+            | object_store::Error::UnknownConfigurationKey { .. }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::fmt;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
+
+    use futures::stream::BoxStream;
+    use inlet_core::clock::SeededIdGen;
+    use slatedb::object_store::memory::InMemory;
+    use slatedb::object_store::{
+        CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta,
+        ObjectStoreExt, PutMultipartOptions, PutResult, Result,
+    };
+
+    use super::*;
+
+    /// What the next PUT does.
+    #[derive(Clone, Copy, Debug)]
+    enum Step {
+        /// Fails before reaching the store.
+        FailBefore,
+        /// Takes effect, then reports an error (a timeout after the write).
+        FailAfterWrite,
+        /// Refused for good.
+        Refused,
+        /// Never answers.
+        Hang,
+    }
+
+    /// An in-memory store whose PUTs follow a script; once the script is used up, PUTs
+    /// pass through (or keep failing before the store with `fail_forever`).
+    #[derive(Debug, Default)]
+    struct Scripted {
+        inner: InMemory,
+        script: Mutex<VecDeque<Step>>,
+        fail_forever: bool,
+        puts: AtomicU32,
+    }
+
+    impl Scripted {
+        fn new(steps: &[Step]) -> Self {
+            Self {
+                script: Mutex::new(steps.iter().copied().collect()),
+                ..Self::default()
+            }
+        }
+    }
+
+    impl fmt::Display for Scripted {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "Scripted")
+        }
+    }
+
+    fn transient() -> object_store::Error {
+        object_store::Error::Generic {
+            store: "Scripted",
+            source: "503 slow down".into(),
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectStore for Scripted {
+        async fn put_opts(
+            &self,
+            location: &Path,
+            payload: PutPayload,
+            opts: PutOptions,
+        ) -> Result<PutResult> {
+            self.puts.fetch_add(1, Ordering::SeqCst);
+            let step = self.script.lock().expect("script lock").pop_front();
+            match step {
+                None if self.fail_forever => Err(transient()),
+                None => self.inner.put_opts(location, payload, opts).await,
+                Some(Step::FailBefore) => Err(transient()),
+                Some(Step::FailAfterWrite) => {
+                    self.inner.put_opts(location, payload, opts).await?;
+                    Err(transient())
+                }
+                Some(Step::Refused) => Err(object_store::Error::PermissionDenied {
+                    path: location.to_string(),
+                    source: "access denied".into(),
+                }),
+                Some(Step::Hang) => futures::future::pending().await,
+            }
+        }
+
+        async fn put_multipart_opts(
+            &self,
+            location: &Path,
+            opts: PutMultipartOptions,
+        ) -> Result<Box<dyn MultipartUpload>> {
+            self.inner.put_multipart_opts(location, opts).await
+        }
+
+        async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+            self.inner.get_opts(location, options).await
+        }
+
+        fn delete_stream(
+            &self,
+            locations: BoxStream<'static, Result<Path>>,
+        ) -> BoxStream<'static, Result<Path>> {
+            self.inner.delete_stream(locations)
+        }
+
+        fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+            self.inner.list(prefix)
+        }
+
+        async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+            self.inner.list_with_delimiter(prefix).await
+        }
+
+        async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+            self.inner.copy_opts(from, to, options).await
+        }
+    }
+
+    fn retry(attempts: u32, timeout: Duration) -> UploadRetry {
+        UploadRetry {
+            attempts,
+            timeout,
+            min_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(1),
+        }
+    }
+
+    fn path() -> Path {
+        Path::from("wal/0000000000000000000000000000002a.wal")
+    }
+
+    async fn stored(store: &Scripted) -> Option<Bytes> {
+        match store.inner.get(&path()).await {
+            Ok(result) => Some(result.bytes().await.expect("body")),
+            Err(object_store::Error::NotFound { .. }) => None,
+            Err(error) => panic!("get failed: {error}"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn transient_errors_are_retried_with_growing_jittered_backoff() {
+        let store = Scripted::new(&[Step::FailBefore, Step::FailBefore]);
+        let ids = SeededIdGen::new(7);
+        let policy = retry(5, Duration::from_secs(10));
+        let bytes = Bytes::from_static(b"wal object");
+        let started = Instant::now();
+        let attempts = put_if_absent(&store, &path(), &bytes, &policy, &ids)
+            .await
+            .expect("third attempt lands");
+        assert_eq!(attempts, 3);
+        assert_eq!(stored(&store).await, Some(bytes));
+        // Two sleeps: the first from 25..=50 ms, the second from 50..=100 ms, drawn from the
+        // injected generator, so the same seed replays the same delays.
+        let replay = SeededIdGen::new(7);
+        let expected = policy.backoff(1, replay.next_u128() as u64)
+            + policy.backoff(2, replay.next_u128() as u64);
+        // (tokio's timer rounds each sleep up to the next millisecond)
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed >= expected && elapsed <= expected + Duration::from_millis(2),
+            "slept {elapsed:?}, expected {expected:?}"
+        );
+        assert!(expected >= Duration::from_millis(75) && expected <= Duration::from_millis(150));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_put_that_landed_before_failing_is_resolved_by_its_retry() {
+        // The first attempt writes the object and reports a timeout; the retry finds the
+        // name taken, which can only be that attempt: the upload is done, written once.
+        let store = Scripted::new(&[Step::FailAfterWrite]);
+        let bytes = Bytes::from_static(b"wal object");
+        let ids = SeededIdGen::new(1);
+        let attempts = put_if_absent(
+            &store,
+            &path(),
+            &bytes,
+            &retry(5, Duration::from_secs(10)),
+            &ids,
+        )
+        .await
+        .expect("resolved as landed");
+        assert_eq!(attempts, 2);
+        assert_eq!(store.puts.load(Ordering::SeqCst), 2);
+        assert_eq!(stored(&store).await, Some(bytes));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_put_fails_at_once() {
+        let store = Scripted::new(&[Step::Refused]);
+        let ids = SeededIdGen::new(1);
+        let error = put_if_absent(
+            &store,
+            &path(),
+            &Bytes::from_static(b"x"),
+            &retry(5, Duration::from_secs(10)),
+            &ids,
+        )
+        .await
+        .expect_err("permission denied is not retried");
+        assert!(error.contains("after 1 attempts"), "{error}");
+        assert!(error.contains("access denied"), "{error}");
+        assert_eq!(store.puts.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_name_taken_before_any_attempt_is_an_error_and_is_not_overwritten() {
+        let store = Scripted::new(&[]);
+        let theirs = Bytes::from_static(b"someone else's object");
+        store
+            .inner
+            .put(&path(), PutPayload::from_bytes(theirs.clone()))
+            .await
+            .expect("put");
+        let ids = SeededIdGen::new(1);
+        let error = put_if_absent(
+            &store,
+            &path(),
+            &Bytes::from_static(b"ours"),
+            &retry(5, Duration::from_secs(10)),
+            &ids,
+        )
+        .await
+        .expect_err("a collision on the first attempt is not ours");
+        assert!(error.contains("already exists"), "{error}");
+        assert_eq!(stored(&store).await, Some(theirs));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn attempts_bound_the_retries() {
+        let store = Scripted {
+            fail_forever: true,
+            ..Scripted::default()
+        };
+        let ids = SeededIdGen::new(1);
+        let error = put_if_absent(
+            &store,
+            &path(),
+            &Bytes::from_static(b"x"),
+            &retry(3, Duration::from_secs(60)),
+            &ids,
+        )
+        .await
+        .expect_err("every attempt fails");
+        assert!(error.contains("after 3 attempts"), "{error}");
+        assert!(error.contains("503 slow down"), "{error}");
+        assert_eq!(store.puts.load(Ordering::SeqCst), 3);
+        assert_eq!(stored(&store).await, None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_deadline_bounds_a_hanging_store() {
+        let store = Scripted::new(&[Step::FailBefore, Step::Hang]);
+        let ids = SeededIdGen::new(1);
+        let started = Instant::now();
+        let error = put_if_absent(
+            &store,
+            &path(),
+            &Bytes::from_static(b"x"),
+            &retry(5, Duration::from_secs(2)),
+            &ids,
+        )
+        .await
+        .expect_err("the second attempt never answers");
+        assert!(error.contains("after 2 attempts"), "{error}");
+        assert!(error.contains("upload_timeout"), "{error}");
+        assert_eq!(started.elapsed(), Duration::from_secs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_deadline_stops_retries_that_would_overrun_it() {
+        let store = Scripted {
+            fail_forever: true,
+            ..Scripted::default()
+        };
+        let ids = SeededIdGen::new(1);
+        let started = Instant::now();
+        let error = put_if_absent(
+            &store,
+            &path(),
+            &Bytes::from_static(b"x"),
+            &retry(1000, Duration::from_secs(1)),
+            &ids,
+        )
+        .await
+        .expect_err("the store stays down");
+        assert!(error.contains("no time for another attempt"), "{error}");
+        assert!(started.elapsed() < Duration::from_secs(1));
+        assert!(store.puts.load(Ordering::SeqCst) > 2);
+    }
+
+    #[test]
+    fn backoff_doubles_to_the_cap_and_jitters_within_the_upper_half() {
+        let policy = retry(10, Duration::from_secs(10));
+        for (retry, base_ms) in [(1, 50), (2, 100), (3, 200), (4, 400), (5, 800), (6, 1000)] {
+            let base = Duration::from_millis(base_ms);
+            let low = policy.backoff(retry, 0);
+            let high = policy.backoff(retry, u64::MAX);
+            assert_eq!(low, base / 2, "retry {retry}");
+            assert!(high <= base && high >= base / 2, "retry {retry}: {high:?}");
+            for random in [1, 12_345, 1 << 40] {
+                let delay = policy.backoff(retry, random);
+                assert!(
+                    delay >= base / 2 && delay <= base,
+                    "retry {retry}: {delay:?}"
+                );
+            }
+        }
+        assert_eq!(policy.backoff(u32::MAX, 0), Duration::from_millis(500));
+        let ids = SeededIdGen::new(3);
+        let draws: Vec<Duration> = (0..8)
+            .map(|_| policy.backoff(4, ids.next_u128() as u64))
+            .collect();
+        assert!(
+            draws.windows(2).any(|w| w[0] != w[1]),
+            "jitter varies: {draws:?}"
+        );
+    }
 }
