@@ -66,6 +66,11 @@ pub struct WriterConfig {
     /// fail as unavailable (and nothing of them is visible). Default `10s`.
     #[serde(with = "humantime_serde")]
     pub upload_timeout: Duration,
+    /// How long an append waits for its commit to become durable before the client is told
+    /// the outcome is unknown (an index whose store is down never hangs producers).
+    /// Default `30s`.
+    #[serde(with = "humantime_serde")]
+    pub commit_timeout: Duration,
 }
 
 impl Default for WriterConfig {
@@ -79,6 +84,7 @@ impl Default for WriterConfig {
             max_inflight_uploads: defaults.max_inflight_uploads,
             upload_attempts: defaults.upload_attempts,
             upload_timeout: defaults.upload_timeout,
+            commit_timeout: defaults.commit_timeout,
         }
     }
 }
@@ -93,6 +99,7 @@ impl WriterConfig {
             max_inflight_uploads: self.max_inflight_uploads,
             upload_attempts: self.upload_attempts,
             upload_timeout: self.upload_timeout,
+            commit_timeout: self.commit_timeout,
             ..WriterOptions::default()
         }
     }

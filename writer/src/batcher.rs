@@ -142,7 +142,11 @@ impl Writer {
         });
         let (uploads, queue) = mpsc::channel(inner.options.max_inflight_uploads.max(1));
         tokio::spawn(run_flusher(inner.clone(), uploads));
-        let committer = tokio::spawn(run_committer(inner.index.clone(), queue));
+        let committer = tokio::spawn(run_committer(
+            inner.index.clone(),
+            queue,
+            inner.options.commit_timeout,
+        ));
         *inner.committer.lock().expect("committer lock poisoned") = Some(committer);
         Self { inner }
     }
@@ -376,7 +380,11 @@ fn into_chunks(streams: BTreeMap<ChunkKey, StreamBuffer>) -> Result<Vec<StreamCh
 }
 
 /// Submits finished uploads to the index in flush order and answers their appends.
-async fn run_committer(index: Index, mut queue: mpsc::Receiver<InFlight>) {
+async fn run_committer(
+    index: Index,
+    mut queue: mpsc::Receiver<InFlight>,
+    commit_timeout: std::time::Duration,
+) {
     let mut acks = tokio::task::JoinSet::new();
     while let Some(InFlight { upload, waiters }) = queue.recv().await {
         let request = match upload.await {
@@ -404,7 +412,20 @@ async fn run_committer(index: Index, mut queue: mpsc::Receiver<InFlight>) {
             .collect();
         match index.submit_commit(request).await {
             Ok(pending) => {
-                acks.spawn(async move { answer(waiters, &keys, pending.wait().await) });
+                acks.spawn(async move {
+                    // A commit the index cannot make durable (its store is down) must not
+                    // hold clients forever: past the deadline they learn the outcome is
+                    // unknown and resend (idempotently) later.
+                    match tokio::time::timeout(commit_timeout, pending.wait()).await {
+                        Ok(reply) => answer(waiters, &keys, reply),
+                        Err(_) => fail_all(
+                            waiters,
+                            AppendError::CommitTimeout {
+                                waited: commit_timeout,
+                            },
+                        ),
+                    }
+                });
             }
             Err(error) => fail_all(waiters, error.into()),
         }

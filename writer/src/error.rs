@@ -40,6 +40,11 @@ pub enum AppendError {
     Index(#[from] IndexError),
     #[error(transparent)]
     Rejected(#[from] ChunkRejected),
+    #[error(
+        "commit not durable within {waited:?}: the outcome is unknown; resend with the same \
+         producer sequence to land it exactly once"
+    )]
+    CommitTimeout { waited: Duration },
     #[error("writer is shutting down")]
     ShuttingDown,
 }
@@ -54,9 +59,10 @@ impl HasKind for AppendError {
             | Self::NullsInRequiredColumn { .. }
             | Self::MalformedIpc(_)
             | Self::TooLarge { .. } => ErrorKind::InvalidInput,
-            Self::Overloaded { .. } | Self::Upload(_) | Self::ShuttingDown => {
-                ErrorKind::Unavailable
-            }
+            Self::Overloaded { .. }
+            | Self::Upload(_)
+            | Self::CommitTimeout { .. }
+            | Self::ShuttingDown => ErrorKind::Unavailable,
             Self::Index(e) => e.kind(),
             Self::Rejected(ChunkRejected::TableDropped { .. }) => ErrorKind::NotFound,
             Self::Rejected(ChunkRejected::StaleSequence { .. }) => ErrorKind::InvalidInput,

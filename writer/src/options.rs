@@ -41,6 +41,11 @@ pub struct WriterOptions {
     pub upload_min_backoff: Duration,
     /// Longest backoff between two attempts of a WAL upload. Default 1 s.
     pub upload_max_backoff: Duration,
+    /// How long an append waits for its commit to become durable in the index. Past it the
+    /// client gets "outcome unknown" (Unavailable) instead of waiting forever on an index
+    /// whose store is down; the commit may still land later, which an idempotent producer's
+    /// resend resolves. Default 30 s.
+    pub commit_timeout: Duration,
 }
 
 impl Default for WriterOptions {
@@ -55,6 +60,7 @@ impl Default for WriterOptions {
             upload_timeout: Duration::from_secs(10),
             upload_min_backoff: Duration::from_millis(50),
             upload_max_backoff: Duration::from_secs(1),
+            commit_timeout: Duration::from_secs(30),
         }
     }
 }

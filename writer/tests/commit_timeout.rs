@@ -1,0 +1,104 @@
+//! An index whose store is down must not hold producers forever: past `commit_timeout` the
+//! append fails as "outcome unknown", and an idempotent resend after the store heals gets
+//! the append's offsets exactly once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow_array::{Int64Array, RecordBatch};
+use arrow_schema::{DataType, Field, Schema};
+use inlet_cache::{CacheOptions, PagedCache};
+use inlet_core::clock::Env;
+use inlet_core::table::TableDescriptor;
+use inlet_index::{Index, IndexOptions, ProducerRef};
+use inlet_store::{FaultConfig, FaultStore, Purpose};
+use inlet_writer::{AppendError, Writer, WriterOptions};
+use slatedb::object_store::ObjectStore;
+use slatedb::object_store::memory::InMemory;
+
+fn rows(range: std::ops::Range<i64>) -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+    RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from_iter_values(range))])
+        .expect("valid batch")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_index_store_turns_into_an_unknown_outcome_not_a_hang() {
+    let config = FaultConfig {
+        transient_error: 1.0,
+        purposes: Some(vec![Purpose::Index]),
+        ..FaultConfig::default()
+    };
+    let faulty = FaultStore::new(InMemory::new(), config, 7);
+    let faults = faulty.control();
+    faults.set_enabled(false);
+    let store: Arc<dyn ObjectStore> = Arc::new(faulty);
+    let index = Index::open(store.clone(), IndexOptions::default(), Env::system())
+        .await
+        .expect("index opens");
+    index
+        .create_database("db", "", false)
+        .await
+        .expect("database");
+    let descriptor = TableDescriptor {
+        schema: rows(0..1).schema(),
+        bucket_count: 1,
+        bucket_key: vec![],
+        partition_key: vec![],
+        comment: String::new(),
+        options: Default::default(),
+    };
+    index
+        .create_table("db", "t", descriptor, false)
+        .await
+        .expect("table");
+    let cache = PagedCache::open(store.clone(), CacheOptions::default())
+        .await
+        .expect("cache");
+    let options = WriterOptions {
+        linger: Duration::from_millis(1),
+        commit_timeout: Duration::from_millis(500),
+        ..WriterOptions::default()
+    };
+    let writer = Writer::start(index.clone(), store, cache, options, Env::system());
+    let producer = Some(ProducerRef {
+        id: 11,
+        sequence: 1,
+    });
+
+    faults.set_enabled(true);
+    let error = writer
+        .append("db", "t", &[rows(0..10)], producer)
+        .await
+        .expect_err("the index cannot make the commit durable");
+    assert!(
+        matches!(error, AppendError::CommitTimeout { .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("outcome is unknown"), "{error}");
+
+    faults.set_enabled(false);
+    let acked = writer
+        .append("db", "t", &[rows(0..10)], producer)
+        .await
+        .expect("the resend lands once the store heals");
+    assert_eq!((acked[0].base_offset.0, acked[0].row_count), (0, 10));
+    let next = writer
+        .append(
+            "db",
+            "t",
+            &[rows(10..15)],
+            Some(ProducerRef {
+                id: 11,
+                sequence: 2,
+            }),
+        )
+        .await
+        .expect("next append");
+    assert_eq!(
+        next[0].base_offset.0, 10,
+        "the timed-out append landed exactly once"
+    );
+    writer.close().await;
+    index.close().await.expect("close");
+}
