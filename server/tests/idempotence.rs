@@ -99,7 +99,6 @@ async fn a_retried_append_gets_its_original_offsets_and_lands_once() {
     // The producer state is in the index: a retry after a restart still dedups.
     let node = start(backend.store()).await;
     let mut client = connect(&node).await;
-    eprintln!("latest before retry: {:?}", latest_offsets(&mut client, "db", "t").await);
     let after = client
         .raw()
         .append(request("t", 100..120, 42, 2))
