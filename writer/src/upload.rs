@@ -65,7 +65,7 @@ pub(crate) async fn upload(
         store.as_ref(),
         &path,
         &encoded.bytes,
-        &retry.into(),
+        &retry,
         env.ids.as_ref(),
     )
     .await
