@@ -2,6 +2,7 @@
 //! one process, the gRPC service, and the command-line client. `main.rs` only parses
 //! arguments and calls in here, so tests run the very same code in-process.
 
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod config;

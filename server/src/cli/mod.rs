@@ -41,6 +41,9 @@ pub enum Command {
     Consume(ConsumeArgs),
     /// Show what a running node is doing and what its object-store traffic costs.
     Status(ServerArg),
+    /// Measure an embedded node: produce, end-to-end and fetch figures, object-store
+    /// requests and cost per GB, as tables and JSON.
+    Bench(Box<crate::bench::BenchArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -242,6 +245,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Db(command) => db(command).await,
         Command::Produce(args) => produce(args).await,
         Command::Consume(args) => consume(args).await,
+        Command::Bench(args) => crate::bench::run(*args).await,
         Command::Status(server) => status(server).await,
     }
 }

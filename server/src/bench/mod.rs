@@ -1,0 +1,456 @@
+//! `inlet bench`: starts a real node in this process on a chosen store (optionally behind a
+//! latency model of a real object store), drives it through the real gRPC client and
+//! reports what it measured, as JSON and as tables:
+//!
+//! 1. produce throughput and ack latency for a matrix of batch sizes and lingers, with
+//!    concurrent producers (`produce.rs`);
+//! 2. end-to-end latency from an append to its rows in a follower (`follow.rs`);
+//! 3. fetch throughput cold and hot, full and projected to 2 of 20 columns (`fetch.rs`);
+//! 4. throughout, object-store requests and bytes by purpose per GB, priced at S3 list
+//!    prices (`cost.rs`), and peak RSS (`memory.rs`).
+//!
+//! Benchmarks report figures; they never pass or fail on a speed. `--smoke` is the short
+//! run CI uses to check that a report is produced.
+
+mod cost;
+mod data;
+mod fetch;
+mod follow;
+mod harness;
+mod latency;
+mod memory;
+mod produce;
+mod report;
+mod stats;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use inlet_core::limits::MAX_APPEND_BYTES;
+use tokio::time::Instant;
+
+use crate::config::Config;
+use crate::store::open_store;
+use cost::{PRICES, StoreUsage};
+use data::{BatchPool, WIDE_COLUMNS};
+use harness::Harness;
+use latency::LatencyModel;
+pub use latency::LatencyRange;
+use memory::MemoryProbe;
+use report::{REPORT_VERSION, Report, SettingsReport};
+
+/// The database every benchmark table lives in; dropped (with its tables) at the start.
+const DATABASE: &str = "bench";
+
+/// What `--s3-model` stands for: a rough model of S3 Standard seen from the same region
+/// (PUT 20-100 ms, GET 10-50 ms to the first byte, about 100 MB/s per connection). A
+/// model, not a measurement: run on a real bucket (`--store s3://...`) for real figures.
+const S3_PUT_LATENCY: LatencyRange = LatencyRange {
+    min: Duration::from_millis(20),
+    max: Duration::from_millis(100),
+};
+const S3_GET_LATENCY: LatencyRange = LatencyRange {
+    min: Duration::from_millis(10),
+    max: Duration::from_millis(50),
+};
+const S3_REQUEST_MB_PER_S: f64 = 100.0;
+
+/// `inlet bench` flags. Every tunable left out takes its default, or its smoke default with
+/// `--smoke`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Store: memory://, a directory, file:///path or s3://bucket/prefix (the `AWS_*`
+    /// variables as for `serve`). Benchmark tables go to database `bench`, dropped first.
+    #[arg(long, default_value = "memory://")]
+    pub store: String,
+    /// A short run (well under a minute in a debug build): 2 producers, batches of 100 and
+    /// 1000 rows at linger 5ms, 1 s per run, 20,000 fetched rows. Explicit flags still win.
+    #[arg(long)]
+    pub smoke: bool,
+    /// Also write the JSON report to this file; `-` prints it on stdout (the tables then go
+    /// to stderr).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Concurrent producers, each on its own connection [default: 4; smoke: 2].
+    #[arg(long)]
+    pub producers: Option<usize>,
+    /// Buckets of each benchmark table [default: 4].
+    #[arg(long)]
+    pub buckets: Option<u32>,
+    /// Rows per append, one produce run each [default: 100,1000,10000; smoke: 100,1000].
+    #[arg(long, value_delimiter = ',')]
+    pub batch_rows: Vec<usize>,
+    /// Writer lingers, one node each, every batch size under each
+    /// [default: 5ms,50ms,200ms; smoke: 5ms].
+    #[arg(long, value_delimiter = ',', value_parser = parse_duration)]
+    pub linger: Vec<Duration>,
+    /// How long each produce run lasts [default: 5s; smoke: 1s].
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Most rows each produce run sends, which bounds memory on memory://
+    /// [default: 1000000; smoke: 20000].
+    #[arg(long)]
+    pub rows: Option<u64>,
+    /// How long the end-to-end probe runs [default: 5s; smoke: 1s].
+    #[arg(long, value_parser = parse_duration)]
+    pub e2e_duration: Option<Duration>,
+    /// How often the end-to-end probe appends, its producers taking turns [default: 10ms].
+    #[arg(long, value_parser = parse_duration)]
+    pub e2e_interval: Option<Duration>,
+    /// Writer linger during the end-to-end probe [default: 5ms].
+    #[arg(long, value_parser = parse_duration)]
+    pub e2e_linger: Option<Duration>,
+    /// Rows per append of the end-to-end probe [default: 10].
+    #[arg(long)]
+    pub e2e_rows: Option<usize>,
+    /// Rows of the fetch table (rounded up to whole appends); it should fit the read cache
+    /// for a fully hot read [default: 500000; smoke: 20000].
+    #[arg(long)]
+    pub fetch_rows: Option<u64>,
+    /// Rows per append when loading the fetch table, so rows per chunk [default: 10000;
+    /// smoke: 2000].
+    #[arg(long)]
+    pub fetch_batch_rows: Option<usize>,
+    /// Writer linger while loading the fetch table [default: 50ms].
+    #[arg(long, value_parser = parse_duration)]
+    pub fetch_linger: Option<Duration>,
+    /// Memory tier of the node's read cache, in MiB [default: the server default, 256].
+    #[arg(long)]
+    pub cache_mb: Option<usize>,
+    /// Latency model: PUT latency, a range like 20ms..100ms or a fixed 50ms [default: none].
+    #[arg(long, value_parser = LatencyRange::parse)]
+    pub put_latency: Option<LatencyRange>,
+    /// Latency model: GET latency to the first byte, e.g. 10ms..50ms [default: none].
+    #[arg(long, value_parser = LatencyRange::parse)]
+    pub get_latency: Option<LatencyRange>,
+    /// Latency model: transfer rate of one request in MB/s, adding size / rate to each PUT
+    /// and GET [default: none].
+    #[arg(long)]
+    pub request_mbps: Option<f64>,
+    /// Shorthand for an S3-like model: --put-latency 20ms..100ms --get-latency 10ms..50ms
+    /// --request-mbps 100 (each can still be set on its own).
+    #[arg(long)]
+    pub s3_model: bool,
+    /// Seed of the data and of the latency draws.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// `normal`, or `small` in a smoke run.
+fn pick<T>(smoke: bool, normal: T, small: T) -> T {
+    if smoke { small } else { normal }
+}
+
+fn parse_duration(value: &str) -> Result<Duration, String> {
+    humantime_serde::re::humantime::parse_duration(value).map_err(|e| e.to_string())
+}
+
+/// The flags with every default applied.
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    pub(crate) store: String,
+    pub(crate) smoke: bool,
+    pub(crate) producers: usize,
+    pub(crate) buckets: u32,
+    pub(crate) batch_rows: Vec<usize>,
+    pub(crate) lingers: Vec<Duration>,
+    pub(crate) duration: Duration,
+    pub(crate) max_rows: u64,
+    pub(crate) e2e_duration: Duration,
+    pub(crate) e2e_interval: Duration,
+    pub(crate) e2e_linger: Duration,
+    pub(crate) e2e_rows: usize,
+    pub(crate) fetch_rows: u64,
+    pub(crate) fetch_batch_rows: usize,
+    pub(crate) fetch_linger: Duration,
+    pub(crate) cache_memory_bytes: usize,
+    pub(crate) latency: LatencyModel,
+    pub(crate) seed: u64,
+}
+
+impl Settings {
+    fn of(args: &BenchArgs) -> anyhow::Result<Self> {
+        let smoke = args.smoke;
+        let ms = Duration::from_millis;
+        let batch_rows = if args.batch_rows.is_empty() {
+            pick(smoke, vec![100, 1_000, 10_000], vec![100, 1_000])
+        } else {
+            args.batch_rows.clone()
+        };
+        let lingers = if args.linger.is_empty() {
+            pick(smoke, vec![ms(5), ms(50), ms(200)], vec![ms(5)])
+        } else {
+            args.linger.clone()
+        };
+        let latency = LatencyModel {
+            put: args.put_latency.or(args.s3_model.then_some(S3_PUT_LATENCY)),
+            get: args.get_latency.or(args.s3_model.then_some(S3_GET_LATENCY)),
+            bytes_per_second: args
+                .request_mbps
+                .or(args.s3_model.then_some(S3_REQUEST_MB_PER_S))
+                .map(|mbps| mbps * 1e6),
+        };
+        let settings = Self {
+            store: args.store.clone(),
+            smoke,
+            producers: args.producers.unwrap_or(pick(smoke, 4, 2)),
+            buckets: args.buckets.unwrap_or(4),
+            batch_rows,
+            lingers,
+            duration: args.duration.unwrap_or(pick(smoke, ms(5_000), ms(1_000))),
+            max_rows: args.rows.unwrap_or(pick(smoke, 1_000_000, 20_000)),
+            e2e_duration: args
+                .e2e_duration
+                .unwrap_or(pick(smoke, ms(5_000), ms(1_000))),
+            e2e_interval: args.e2e_interval.unwrap_or(ms(10)),
+            e2e_linger: args.e2e_linger.unwrap_or(ms(5)),
+            e2e_rows: args.e2e_rows.unwrap_or(10),
+            fetch_rows: args.fetch_rows.unwrap_or(pick(smoke, 500_000, 20_000)),
+            fetch_batch_rows: args.fetch_batch_rows.unwrap_or(pick(smoke, 10_000, 2_000)),
+            fetch_linger: args.fetch_linger.unwrap_or(ms(50)),
+            cache_memory_bytes: args
+                .cache_mb
+                .map_or(Config::default().cache.memory_bytes, |mb| mb * 1024 * 1024),
+            latency,
+            seed: args.seed,
+        };
+        settings.check()?;
+        Ok(settings)
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        if self.producers == 0 {
+            bail!("--producers must be at least 1");
+        }
+        if self.buckets == 0 {
+            bail!("--buckets must be at least 1");
+        }
+        if self.e2e_rows == 0 || self.fetch_batch_rows == 0 || self.fetch_rows == 0 {
+            bail!("--e2e-rows, --fetch-rows and --fetch-batch-rows must be at least 1");
+        }
+        if self.e2e_interval.is_zero() {
+            bail!("--e2e-interval must be above zero");
+        }
+        if let Some(rate) = self.latency.bytes_per_second
+            && !(rate.is_finite() && rate > 0.0)
+        {
+            bail!("--request-mbps must be a positive number");
+        }
+        // A wide row is about 220 bytes of Arrow IPC; keep one append well inside the limit.
+        let most_rows = MAX_APPEND_BYTES / 512;
+        for &rows in self.batch_rows.iter().chain([&self.fetch_batch_rows]) {
+            if rows == 0 || rows > most_rows {
+                bail!("rows per append must be between 1 and {most_rows}, got {rows}");
+            }
+        }
+        Ok(())
+    }
+
+    fn report(&self, row_ipc_bytes: f64) -> SettingsReport {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        SettingsReport {
+            store: self.store.clone(),
+            smoke: self.smoke,
+            build: if cfg!(debug_assertions) {
+                "debug"
+            } else {
+                "release"
+            },
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            producers: self.producers,
+            buckets: self.buckets,
+            columns: WIDE_COLUMNS,
+            row_ipc_bytes: stats::round(row_ipc_bytes, 1),
+            batch_rows: self.batch_rows.clone(),
+            linger_ms: self.lingers.iter().map(|d| ms(*d)).collect(),
+            run_seconds: self.duration.as_secs_f64(),
+            run_max_rows: self.max_rows,
+            e2e_linger_ms: ms(self.e2e_linger),
+            e2e_seconds: self.e2e_duration.as_secs_f64(),
+            e2e_interval_ms: ms(self.e2e_interval),
+            e2e_rows_per_append: self.e2e_rows,
+            fetch_rows: self.fetch_rows,
+            fetch_batch_rows: self.fetch_batch_rows,
+            fetch_linger_ms: ms(self.fetch_linger),
+            cache_memory_bytes: self.cache_memory_bytes,
+            cache_page_size: Config::default().cache.page_size,
+            latency_model: self.latency.report(),
+            latency_model_text: self.latency.to_string(),
+            seed: self.seed,
+        }
+    }
+}
+
+/// Runs the benchmark and prints its report.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let settings = Settings::of(&args)?;
+    let report = measure(&settings).await?;
+    let json = serde_json::to_string_pretty(&report).context("cannot encode the report")?;
+    let table = report::render(&report);
+    match &args.json {
+        Some(path) if path.as_os_str() == "-" => {
+            eprint!("{table}");
+            println!("{json}");
+        }
+        Some(path) => {
+            tokio::fs::write(path, format!("{json}\n"))
+                .await
+                .with_context(|| format!("cannot write the report to {}", path.display()))?;
+            print!("{table}");
+        }
+        None => print!("{table}"),
+    }
+    Ok(())
+}
+
+async fn measure(settings: &Settings) -> anyhow::Result<Report> {
+    let started = Instant::now();
+    let note = if settings.store.starts_with("memory:") {
+        "includes the memory:// store, which holds every object written in this process"
+    } else {
+        "the node and the benchmark's clients in one process"
+    };
+    let mut memory = MemoryProbe::start(note).await;
+    let store = open_store(&settings.store)?;
+    let store = settings.latency.wrap(store, settings.seed);
+    let mut config = Config {
+        store: settings.store.clone(),
+        listen: "127.0.0.1:0".parse().expect("a valid socket address"),
+        // No HTTP port: it would collide with a running server, and GetStatus has it all.
+        http_listen: None,
+        ..Config::default()
+    };
+    config.cache.memory_bytes = settings.cache_memory_bytes;
+    let mut harness = Harness::new(store, config);
+
+    // A clean database: a directory or bucket may hold an earlier run's tables.
+    harness.restart(settings.e2e_linger).await?;
+    let mut client = harness.client().await?;
+    client
+        .raw()
+        .drop_database(inlet_proto::v1::DropDatabaseRequest {
+            name: DATABASE.to_owned(),
+            if_exists: true,
+            cascade: true,
+        })
+        .await
+        .map_err(crate::client::status_error)
+        .context("cannot drop the benchmark database of an earlier run")?;
+    client.create_database(DATABASE, false).await?;
+    drop(client);
+
+    let produce_start = harness.snapshot();
+    let mut produce = Vec::new();
+    let mut pools = Vec::new();
+    for &rows in &settings.batch_rows {
+        pools.push(Arc::new(BatchPool::new(rows, settings.seed)?));
+    }
+    for &linger in &settings.lingers {
+        harness.restart(linger).await?;
+        for pool in &pools {
+            let table = format!("produce_l{}_b{}", linger.as_millis(), pool.rows);
+            eprintln!(
+                "bench: produce: linger {linger:?}, {} rows per append, {} producers",
+                pool.rows, settings.producers
+            );
+            let limits = produce::RunLimits {
+                producers: settings.producers,
+                duration: settings.duration,
+                max_rows: settings.max_rows,
+            };
+            let run = produce::run(
+                &harness,
+                DATABASE,
+                &table,
+                settings.buckets,
+                pool.clone(),
+                linger,
+                limits,
+            )
+            .await
+            .with_context(|| format!("produce run {table} failed"))?;
+            produce.push(run);
+        }
+    }
+    let ingested = produce.iter().map(|run| run.ipc_bytes).sum();
+    let ingest = StoreUsage::of(&harness.snapshot().since(&produce_start), ingested);
+    memory.phase_done("produce").await;
+
+    eprintln!("bench: end to end: linger {:?}", settings.e2e_linger);
+    harness.restart(settings.e2e_linger).await?;
+    let end_to_end = follow::run(&harness, settings, DATABASE, "e2e")
+        .await
+        .context("end-to-end run failed")?;
+    memory.phase_done("end_to_end").await;
+
+    let fetch = fetch::run(&mut harness, settings, DATABASE)
+        .await
+        .context("fetch runs failed")?;
+    memory.phase_done("fetch").await;
+    harness.stop().await?;
+
+    let row_ipc_bytes = BatchPool::new(1_000, settings.seed)?.bytes_per_row();
+    Ok(Report {
+        report: "inlet-bench",
+        version: REPORT_VERSION,
+        settings: settings.report(row_ipc_bytes),
+        prices: PRICES,
+        produce,
+        ingest,
+        end_to_end,
+        fetch,
+        memory: memory.finish().await,
+        seconds: stats::round(started.elapsed().as_secs_f64(), 2),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        bench: BenchArgs,
+    }
+
+    fn settings(args: &[&str]) -> anyhow::Result<Settings> {
+        let cli = Cli::try_parse_from(std::iter::once("bench").chain(args.iter().copied()))?;
+        Settings::of(&cli.bench)
+    }
+
+    #[test]
+    fn smoke_defaults_yield_to_explicit_flags() {
+        let smoke = settings(&["--smoke", "--producers", "3"]).expect("valid flags");
+        assert_eq!(smoke.producers, 3);
+        assert_eq!(smoke.batch_rows, vec![100, 1_000]);
+        assert_eq!(smoke.lingers, vec![Duration::from_millis(5)]);
+        assert!(smoke.latency.is_off());
+
+        let full = settings(&[
+            "--linger",
+            "1ms,250ms",
+            "--s3-model",
+            "--get-latency",
+            "5ms",
+        ])
+        .expect("valid flags");
+        assert_eq!(full.lingers.len(), 2);
+        assert_eq!(full.batch_rows, vec![100, 1_000, 10_000]);
+        assert_eq!(full.latency.put, Some(S3_PUT_LATENCY));
+        assert_eq!(
+            full.latency.get.map(|g| g.max),
+            Some(Duration::from_millis(5))
+        );
+        assert_eq!(full.latency.bytes_per_second, Some(100e6));
+
+        assert!(settings(&["--producers", "0"]).is_err());
+        assert!(settings(&["--batch-rows", "10000000"]).is_err());
+        assert!(settings(&["--put-latency", "9ms..1ms"]).is_err());
+    }
+}

@@ -1,0 +1,186 @@
+//! Produce throughput and ack latency: concurrent idempotent producers, each on its own
+//! connection, send wide batches back to back (a closed loop: the next append leaves when
+//! the previous one is acknowledged) for a fixed time or row count.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Serialize;
+use tokio::sync::Barrier;
+use tokio::time::Instant;
+
+use super::cost::StoreUsage;
+use super::data::BatchPool;
+use super::harness::Harness;
+use super::stats::{Latency, round};
+use crate::client::{Client, Producer};
+
+/// One cell of the matrix: a batch size under a linger.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct ProduceRun {
+    pub(crate) table: String,
+    pub(crate) batch_rows: usize,
+    pub(crate) linger_ms: f64,
+    pub(crate) producers: usize,
+    pub(crate) appends: u64,
+    pub(crate) rows: u64,
+    /// Arrow IPC bytes sent in appends (what a producer pays to send).
+    pub(crate) ipc_bytes: u64,
+    pub(crate) seconds: f64,
+    /// Arrow IPC MB (10^6 bytes) acknowledged per second.
+    pub(crate) mb_per_s: f64,
+    pub(crate) rows_per_s: f64,
+    /// From sending an append to its acknowledgement (rows durable in the bucket).
+    pub(crate) ack_latency: Latency,
+    /// Object-store traffic of the run, per GB of `ipc_bytes`.
+    pub(crate) store: StoreUsage,
+}
+
+/// What the producers of one run report back.
+#[derive(Default)]
+struct Sent {
+    latencies: Vec<Duration>,
+    appends: u64,
+    rows: u64,
+    bytes: u64,
+}
+
+/// How one run is bounded.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RunLimits {
+    pub(crate) producers: usize,
+    pub(crate) duration: Duration,
+    pub(crate) max_rows: u64,
+}
+
+/// Creates `database.table` and produces into it from `limits.producers` producers until
+/// `limits.duration` passes or `limits.max_rows` rows were sent. Each producer first sends
+/// one untimed append (connection set-up and the first flush are not measured).
+pub(crate) async fn run(
+    harness: &Harness,
+    database: &str,
+    table: &str,
+    buckets: u32,
+    pool: Arc<BatchPool>,
+    linger: Duration,
+    limits: RunLimits,
+) -> anyhow::Result<ProduceRun> {
+    let mut client = harness.client().await?;
+    client
+        .create_table(database, table, &pool.schema, buckets, Vec::new(), false)
+        .await
+        .with_context(|| format!("cannot create table {database}.{table}"))?;
+    drop(client);
+
+    let barrier = Arc::new(Barrier::new(limits.producers + 1));
+    let budget = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::with_capacity(limits.producers);
+    for p in 0..limits.producers {
+        let client = harness.client().await?;
+        let mut producer = Producer::new(client, database, table);
+        let (pool, barrier, budget) = (pool.clone(), barrier.clone(), budget.clone());
+        tasks.push(tokio::spawn(async move {
+            let warmup = producer
+                .send(&pool.schema, std::slice::from_ref(pool.get(p).0))
+                .await;
+            // Wait at the barrier even on failure, so the others are not stranded.
+            barrier.wait().await;
+            warmup?;
+            let start = Instant::now();
+            let mut sent = Sent::default();
+            let mut n = p + 1;
+            while start.elapsed() < limits.duration {
+                let rows = pool.rows as u64;
+                if budget.fetch_add(rows, Ordering::Relaxed) >= limits.max_rows {
+                    break;
+                }
+                let (batch, bytes) = pool.get(n);
+                let sending = Instant::now();
+                producer
+                    .send(&pool.schema, std::slice::from_ref(batch))
+                    .await?;
+                sent.latencies.push(sending.elapsed());
+                sent.appends += 1;
+                sent.rows += rows;
+                sent.bytes += bytes;
+                n += 1;
+            }
+            anyhow::Ok(sent)
+        }));
+    }
+    barrier.wait().await;
+    let before = harness.snapshot();
+    let start = Instant::now();
+    let mut total = Sent::default();
+    for task in tasks {
+        let sent = task.await.context("a producer task panicked")??;
+        total.latencies.extend(sent.latencies);
+        total.appends += sent.appends;
+        total.rows += sent.rows;
+        total.bytes += sent.bytes;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let store = StoreUsage::of(&harness.snapshot().since(&before), total.bytes);
+    Ok(ProduceRun {
+        table: format!("{database}.{table}"),
+        batch_rows: pool.rows,
+        linger_ms: linger.as_secs_f64() * 1000.0,
+        producers: limits.producers,
+        appends: total.appends,
+        rows: total.rows,
+        ipc_bytes: total.bytes,
+        seconds: round(seconds, 3),
+        mb_per_s: round(total.bytes as f64 / 1e6 / seconds, 2),
+        rows_per_s: round(total.rows as f64 / seconds, 0),
+        ack_latency: Latency::of(total.latencies),
+        store,
+    })
+}
+
+/// Loads `appends` appends of the pool's batches into a new table as fast as `producers`
+/// producers can, for the fetch phase; returns the IPC bytes sent and the store traffic.
+pub(crate) async fn load(
+    harness: &Harness,
+    database: &str,
+    table: &str,
+    buckets: u32,
+    pool: Arc<BatchPool>,
+    producers: usize,
+    appends: u64,
+) -> anyhow::Result<(u64, StoreUsage)> {
+    let mut client: Client = harness.client().await?;
+    client
+        .create_table(database, table, &pool.schema, buckets, Vec::new(), false)
+        .await
+        .with_context(|| format!("cannot create table {database}.{table}"))?;
+    let before = harness.snapshot();
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::with_capacity(producers);
+    for _ in 0..producers {
+        let mut producer = Producer::new(harness.client().await?, database, table);
+        let (pool, next) = (pool.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut bytes = 0;
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= appends {
+                    break;
+                }
+                let (batch, size) = pool.get(n as usize);
+                producer
+                    .send(&pool.schema, std::slice::from_ref(batch))
+                    .await?;
+                bytes += size;
+            }
+            anyhow::Ok(bytes)
+        }));
+    }
+    let mut bytes = 0;
+    for task in tasks {
+        bytes += task.await.context("a loading producer panicked")??;
+    }
+    let store = StoreUsage::of(&harness.snapshot().since(&before), bytes);
+    Ok((bytes, store))
+}

@@ -1,0 +1,340 @@
+//! The benchmark's report: one serializable value (the JSON report) and its rendering as
+//! readable tables.
+
+use std::fmt::Write as _;
+
+use inlet_store::Purpose;
+use serde::Serialize;
+
+use super::cost::{GB, PRICES, Prices, StoreUsage};
+use super::fetch::FetchReport;
+use super::follow::EndToEnd;
+use super::latency::LatencyModelReport;
+use super::memory::MemoryReport;
+use super::produce::ProduceRun;
+
+/// Bumped when a field changes meaning or goes away (adding fields does not bump it).
+pub(crate) const REPORT_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct Report {
+    /// Always `inlet-bench`.
+    pub(crate) report: &'static str,
+    pub(crate) version: u32,
+    pub(crate) settings: SettingsReport,
+    pub(crate) prices: Prices,
+    pub(crate) produce: Vec<ProduceRun>,
+    /// Every produce run together (node starts and table creation included).
+    pub(crate) ingest: StoreUsage,
+    pub(crate) end_to_end: EndToEnd,
+    pub(crate) fetch: FetchReport,
+    pub(crate) memory: MemoryReport,
+    pub(crate) seconds: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct SettingsReport {
+    pub(crate) store: String,
+    pub(crate) smoke: bool,
+    /// `debug` or `release`.
+    pub(crate) build: &'static str,
+    pub(crate) cores: usize,
+    pub(crate) producers: usize,
+    pub(crate) buckets: u32,
+    pub(crate) columns: usize,
+    /// Mean Arrow IPC bytes per row of the wide table (1,000-row batches).
+    pub(crate) row_ipc_bytes: f64,
+    pub(crate) batch_rows: Vec<usize>,
+    pub(crate) linger_ms: Vec<f64>,
+    pub(crate) run_seconds: f64,
+    pub(crate) run_max_rows: u64,
+    pub(crate) e2e_linger_ms: f64,
+    pub(crate) e2e_seconds: f64,
+    pub(crate) e2e_interval_ms: f64,
+    pub(crate) e2e_rows_per_append: usize,
+    pub(crate) fetch_rows: u64,
+    pub(crate) fetch_batch_rows: usize,
+    pub(crate) fetch_linger_ms: f64,
+    pub(crate) cache_memory_bytes: usize,
+    pub(crate) cache_page_size: usize,
+    pub(crate) latency_model: Option<LatencyModelReport>,
+    pub(crate) latency_model_text: String,
+    pub(crate) seed: u64,
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// The report as plain-text tables.
+pub(crate) fn render(report: &Report) -> String {
+    let mut out = String::new();
+    // Writing to a String cannot fail; the results are ignored throughout.
+    let s = &report.settings;
+    let _ = writeln!(
+        out,
+        "inlet bench: store {}, {} build, {} cores, {} producers, {} buckets, {}-column rows of \
+         ~{:.0} B (Arrow IPC){}",
+        s.store,
+        s.build,
+        s.cores,
+        s.producers,
+        s.buckets,
+        s.columns,
+        s.row_ipc_bytes,
+        if s.smoke { ", smoke run" } else { "" },
+    );
+    let _ = writeln!(out, "latency model: {}", s.latency_model_text);
+    render_produce(&mut out, report);
+    render_end_to_end(&mut out, &report.end_to_end);
+    render_fetch(&mut out, &report.fetch);
+    render_cost(&mut out, report);
+    render_memory(&mut out, &report.memory);
+    let _ = writeln!(out, "\ntotal {:.1} s", report.seconds);
+    out
+}
+
+fn render_produce(out: &mut String, report: &Report) {
+    let s = &report.settings;
+    let _ = writeln!(
+        out,
+        "\nPRODUCE: closed loop (each producer sends its next append when the last is acked), \
+         {} s or {} rows per run; MB = 10^6 bytes of Arrow IPC; latencies in ms",
+        s.run_seconds, s.run_max_rows
+    );
+    let _ = writeln!(
+        out,
+        "{:>7} {:>6} {:>8} {:>10} {:>8} {:>8} {:>8} {:>9} {:>9} {:>11} {:>12} {:>8}",
+        "linger",
+        "batch",
+        "appends",
+        "rows/s",
+        "MB/s",
+        "ack p50",
+        "ack p99",
+        "ack p999",
+        "ack max",
+        "WAL PUTs/GB",
+        "index req/GB",
+        "$/GB"
+    );
+    for run in &report.produce {
+        let _ = writeln!(
+            out,
+            "{:>7} {:>6} {:>8} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>9.2} {:>9.2} {:>11} {:>12} {:>8}",
+            format!("{}ms", run.linger_ms),
+            run.batch_rows,
+            run.appends,
+            run.rows_per_s,
+            run.mb_per_s,
+            run.ack_latency.p50_ms,
+            run.ack_latency.p99_ms,
+            run.ack_latency.p999_ms,
+            run.ack_latency.max_ms,
+            per_gb(&run.store, Purpose::WalPut),
+            per_gb(&run.store, Purpose::Index),
+            usd(run.store.usd_per_gb),
+        );
+    }
+}
+
+fn render_end_to_end(out: &mut String, e2e: &EndToEnd) {
+    let _ = writeln!(
+        out,
+        "\nEND TO END: append sent -> rows received by a follower (Fetch, follow from latest); \
+         linger {}ms, {} rows every {}ms from {} producers taking turns; ms",
+        e2e.linger_ms, e2e.rows_per_append, e2e.interval_ms, e2e.producers
+    );
+    let _ = writeln!(
+        out,
+        "{:>8} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>20}",
+        "appends",
+        "appends/s",
+        "p50",
+        "p99",
+        "p999",
+        "max",
+        "ack p50",
+        "ack p99",
+        "follower chunk GETs"
+    );
+    let _ = writeln!(
+        out,
+        "{:>8} {:>10.1} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>20}",
+        e2e.appends,
+        e2e.appends_per_s,
+        e2e.latency.p50_ms,
+        e2e.latency.p99_ms,
+        e2e.latency.p999_ms,
+        e2e.latency.max_ms,
+        e2e.ack_latency.p50_ms,
+        e2e.ack_latency.p99_ms,
+        e2e.follower_chunk_gets,
+    );
+}
+
+fn render_fetch(out: &mut String, fetch: &FetchReport) {
+    let load = &fetch.load;
+    let _ = writeln!(
+        out,
+        "\nFETCH: {} rows, {:.1} MB of Arrow IPC, {} columns (projected: {}); cold = fresh \
+         node, empty cache; hot = the same read again",
+        fetch.rows,
+        load.ipc_bytes as f64 / 1e6,
+        fetch.columns,
+        fetch.projected_columns.join(", "),
+    );
+    let _ = writeln!(
+        out,
+        "load: {:.2} s ({:.1} MB/s), {} rows per append, linger {}ms",
+        load.seconds, load.mb_per_s, load.batch_rows, load.linger_ms
+    );
+    let _ = writeln!(
+        out,
+        "{:>9} {:>5} {:>10} {:>9} {:>8} {:>8} {:>10} {:>12} {:>10} {:>10}",
+        "read",
+        "cache",
+        "rows/s",
+        "MB/s",
+        "seconds",
+        "MB out",
+        "chunk GETs",
+        "chunk GET MB",
+        "index reqs",
+        "$/GB out"
+    );
+    for run in &fetch.runs {
+        let _ = writeln!(
+            out,
+            "{:>9} {:>5} {:>10.0} {:>9.1} {:>8.3} {:>8.1} {:>10} {:>12.2} {:>10} {:>10}",
+            run.read,
+            run.cache,
+            run.rows_per_s,
+            run.mb_per_s,
+            run.seconds,
+            run.ipc_bytes as f64 / 1e6,
+            run.chunk_gets,
+            run.chunk_get_bytes as f64 / 1e6,
+            run.store.requests(Purpose::Index),
+            usd(run.store.usd_per_gb),
+        );
+    }
+    let ratios: Vec<String> = fetch
+        .cache
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {:.1}% ({:.1}% by GET bytes)",
+                c.read,
+                c.hot_hit_ratio * 100.0,
+                c.hot_hit_ratio_by_get_bytes * 100.0
+            )
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "cache hit ratio of the hot reads, pages (node counters) and by 1 - hot / cold chunk \
+         GET bytes: {}",
+        ratios.join(", ")
+    );
+    let cold = |read: &str| {
+        fetch
+            .runs
+            .iter()
+            .find(|run| run.read == read && run.cache == "cold")
+    };
+    if let (Some(full), Some(projected)) = (cold("full"), cold("projected"))
+        && full.chunk_get_bytes > 0
+        && projected.seconds > 0.0
+    {
+        let _ = writeln!(
+            out,
+            "projected vs full, cold: {:.1}% of the chunk GET bytes, {} vs {} chunk GETs, {:.2}x \
+             faster",
+            projected.chunk_get_bytes as f64 * 100.0 / full.chunk_get_bytes as f64,
+            projected.chunk_gets,
+            full.chunk_gets,
+            full.seconds / projected.seconds,
+        );
+    }
+}
+
+fn render_cost(out: &mut String, report: &Report) {
+    let p = &report.prices;
+    let _ = writeln!(
+        out,
+        "\nOBJECT-STORE REQUESTS AND COST per GB (10^9 bytes of Arrow IPC ingested or returned), \
+         at assumed S3 Standard list prices as of {}: PUT/COPY/POST/LIST ${} per 1,000, \
+         GET/HEAD ${} per 1,000, DELETE free; storage and transfer not included",
+        p.as_of, p.put_copy_post_list_per_1000, p.get_head_per_1000
+    );
+    let _ = writeln!(
+        out,
+        "{:<26} {:>8} {:>9} {:>10} {:>10}  requests per GB by purpose",
+        "phase", "GB", "requests", "req/GB", "$/GB"
+    );
+    let mut row = |name: &str, usage: &StoreUsage| {
+        let purposes: Vec<String> = usage
+            .by_purpose
+            .iter()
+            .map(|p| match p.requests_per_gb {
+                Some(per_gb) => format!("{} {per_gb:.0}", p.purpose),
+                None => format!("{} {}", p.purpose, p.requests),
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "{:<26} {:>8.4} {:>9} {:>10} {:>10}  {}",
+            name,
+            usage.basis_bytes as f64 / GB,
+            usage.requests,
+            usage
+                .requests_per_gb
+                .map_or_else(|| "-".to_owned(), |x| format!("{x:.0}")),
+            usd(usage.usd_per_gb),
+            purposes.join(", ")
+        );
+    };
+    row("ingest: all produce runs", &report.ingest);
+    row("ingest: fetch table load", &report.fetch.load.store);
+    row("ingest: end-to-end probe", &report.end_to_end.store);
+    for run in &report.fetch.runs {
+        row(&format!("read: {} {}", run.read, run.cache), &run.store);
+    }
+    let _ = writeln!(out, "prices: {}", PRICES.source);
+}
+
+fn render_memory(out: &mut String, memory: &MemoryReport) {
+    let mib = |bytes: Option<u64>| {
+        bytes.map_or_else(
+            || "n/a".to_owned(),
+            |b| format!("{:.0} MiB", b as f64 / MIB),
+        )
+    };
+    let phases: Vec<String> = memory
+        .phases
+        .iter()
+        .map(|p| format!("{} {}", p.phase, mib(p.peak_rss_bytes)))
+        .collect();
+    let _ = writeln!(
+        out,
+        "\nMEMORY: peak RSS {} (phase peaks{}: {}); {}",
+        mib(memory.peak_rss_bytes),
+        if memory.peak_reset_per_phase {
+            ""
+        } else {
+            ", cumulative"
+        },
+        phases.join(", "),
+        memory.note
+    );
+}
+
+fn per_gb(usage: &StoreUsage, purpose: Purpose) -> String {
+    usage
+        .purpose(purpose)
+        .and_then(|p| p.requests_per_gb)
+        .map_or_else(|| "0".to_owned(), |x| format!("{x:.0}"))
+}
+
+fn usd(value: Option<f64>) -> String {
+    value.map_or_else(|| "-".to_owned(), |x| format!("{x:.4}"))
+}

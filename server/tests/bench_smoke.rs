@@ -1,0 +1,153 @@
+//! `inlet bench --smoke`, as CI runs it: the real binary on `memory://` completes and writes a
+//! well-formed JSON report with every section and figures that make sense. Never a timed
+//! pass/fail: speeds are only checked to be positive.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn number(value: &Value, path: &str) -> f64 {
+    let mut at = value;
+    for key in path.split('.') {
+        at = match key.parse::<usize>() {
+            Ok(i) => &at[i],
+            Err(_) => &at[key],
+        };
+    }
+    at.as_f64()
+        .unwrap_or_else(|| panic!("`{path}` is not a number in the report: {at}"))
+}
+
+fn positive(value: &Value, path: &str) {
+    let x = number(value, path);
+    assert!(x > 0.0, "`{path}` should be positive, is {x}");
+}
+
+#[test]
+fn smoke_run_writes_a_complete_report() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let json = dir.path().join("bench.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_inlet"))
+        .args(["bench", "--smoke", "--store", "memory://", "--json"])
+        .arg(&json)
+        .output()
+        .expect("inlet runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "bench failed: {}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for section in ["PRODUCE", "END TO END", "FETCH", "OBJECT-STORE", "MEMORY"] {
+        assert!(stdout.contains(section), "no {section} table in:\n{stdout}");
+    }
+
+    let text = std::fs::read_to_string(&json).expect("the report file exists");
+    let report: Value = serde_json::from_str(&text).expect("the report is valid JSON");
+    assert_eq!(report["report"], "inlet-bench");
+    assert_eq!(report["version"], 1);
+    assert_eq!(report["settings"]["smoke"], true);
+    assert_eq!(report["settings"]["store"], "memory://");
+    assert!(report["prices"]["as_of"].is_string());
+    assert_eq!(number(&report, "prices.put_copy_post_list_per_1000"), 0.005);
+    assert_eq!(number(&report, "prices.get_head_per_1000"), 0.0004);
+
+    // One produce run per (linger, batch size): 5ms x {100, 1000} in a smoke run.
+    let produce = report["produce"].as_array().expect("produce runs");
+    assert_eq!(produce.len(), 2);
+    for (i, run) in produce.iter().enumerate() {
+        for field in [
+            "rows",
+            "appends",
+            "ipc_bytes",
+            "mb_per_s",
+            "rows_per_s",
+            "ack_latency.p50_ms",
+        ] {
+            positive(run, field);
+        }
+        let latency = &run["ack_latency"];
+        assert!(
+            number(latency, "p50_ms") <= number(latency, "p99_ms"),
+            "run {i}"
+        );
+        assert!(
+            number(latency, "p99_ms") <= number(latency, "p999_ms"),
+            "run {i}"
+        );
+        assert!(
+            number(latency, "p999_ms") <= number(latency, "max_ms"),
+            "run {i}"
+        );
+        // Every acknowledged row is in a WAL object: at least one PUT per run.
+        let wal = run["store"]["by_purpose"]
+            .as_array()
+            .expect("purposes")
+            .iter()
+            .find(|p| p["purpose"] == "wal_put")
+            .unwrap_or_else(|| panic!("run {i} made no wal_put requests"));
+        positive(wal, "requests");
+        positive(wal, "requests_per_gb");
+        positive(&run["store"], "usd_per_gb");
+    }
+    positive(&report, "ingest.requests_per_gb");
+    positive(&report, "ingest.usd_per_gb");
+
+    let e2e = &report["end_to_end"];
+    positive(e2e, "appends");
+    positive(e2e, "latency.p50_ms");
+    assert!(number(e2e, "latency.p50_ms") <= number(e2e, "latency.p99_ms"));
+    // The writer puts what it uploaded into the read cache: a co-located tail never GETs.
+    assert_eq!(number(e2e, "follower_chunk_gets"), 0.0);
+
+    let fetch = &report["fetch"];
+    let rows = number(fetch, "rows");
+    assert!(rows >= 20_000.0);
+    let runs = fetch["runs"].as_array().expect("fetch runs");
+    let kinds: Vec<(String, String)> = runs
+        .iter()
+        .map(|r| {
+            (
+                r["read"].as_str().expect("read").to_owned(),
+                r["cache"].as_str().expect("cache").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("full", "cold"),
+            ("full", "hot"),
+            ("projected", "cold"),
+            ("projected", "hot"),
+        ]
+        .map(|(r, c)| (r.to_owned(), c.to_owned()))
+    );
+    for run in runs {
+        assert_eq!(number(run, "rows"), rows, "every read returns every row");
+        positive(run, "mb_per_s");
+        positive(run, "rows_per_s");
+    }
+    let (full_cold, full_hot, projected_cold, projected_hot) =
+        (&runs[0], &runs[1], &runs[2], &runs[3]);
+    // Cold reads GET the chunks; the hot reads find them cached; the projection GETs fewer
+    // bytes and returns fewer.
+    positive(full_cold, "chunk_gets");
+    positive(projected_cold, "chunk_gets");
+    assert_eq!(number(full_hot, "chunk_gets"), 0.0);
+    assert_eq!(number(projected_hot, "chunk_gets"), 0.0);
+    assert!(
+        number(projected_cold, "chunk_get_bytes") < number(full_cold, "chunk_get_bytes"),
+        "a projected read GETs fewer bytes than a full one"
+    );
+    assert!(number(projected_cold, "ipc_bytes") < number(full_cold, "ipc_bytes"));
+    for hit in fetch["cache"].as_array().expect("cache section") {
+        assert_eq!(number(hit, "hot_hit_ratio"), 1.0);
+        assert_eq!(number(hit, "hot_hit_ratio_by_get_bytes"), 1.0);
+    }
+
+    if cfg!(target_os = "linux") {
+        positive(&report, "memory.peak_rss_bytes");
+    }
+    positive(&report, "seconds");
+}
