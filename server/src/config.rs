@@ -112,12 +112,19 @@ pub struct IndexConfig {
     /// SlateDB's background WAL flush interval (commits flush explicitly). Default `100ms`.
     #[serde(with = "humantime_serde")]
     pub flush_interval: Duration,
+    /// How long an idle idempotent producer's state is kept; a retry after longer may
+    /// append a duplicate. Longer = more index entries for producers that went away.
+    /// Default `24h`.
+    #[serde(with = "humantime_serde")]
+    pub producer_ttl: Duration,
 }
 
 impl Default for IndexConfig {
     fn default() -> Self {
+        let defaults = IndexOptions::default();
         Self {
-            flush_interval: IndexOptions::default().flush_interval,
+            flush_interval: defaults.flush_interval,
+            producer_ttl: defaults.producer_ttl,
         }
     }
 }
@@ -126,6 +133,7 @@ impl IndexConfig {
     pub fn options(&self) -> IndexOptions {
         IndexOptions {
             flush_interval: self.flush_interval,
+            producer_ttl: self.producer_ttl,
             ..IndexOptions::default()
         }
     }
