@@ -24,7 +24,7 @@ use slatedb::config::{
     DurabilityLevel, FlushOptions, FlushType, PutOptions, ReadOptions, ScanOptions, Ttl,
 };
 use slatedb::object_store::ObjectStore;
-use slatedb::{Db, DbIterator, WriteBatch};
+use slatedb::{Db, DbBuilder, DbIterator, WriteBatch};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::error::{CatalogError, ChunkRejected, IndexError};
@@ -48,6 +48,25 @@ pub struct IndexOptions {
     /// How long an idle idempotent producer's state is kept. A retry after this long may
     /// append a duplicate; longer = more index entries for producers that went away.
     pub producer_ttl: Duration,
+    /// Seed of SlateDB's random number generator (names of its files, jitter of its
+    /// retries). `None` (the default) seeds it from the OS; the simulation fixes it so that
+    /// a run replays exactly.
+    pub seed: Option<u64>,
+    /// How often SlateDB retries a failed object-store request before the index write fails
+    /// (which stops the sequencer until the index is reopened). `None` (the default) retries
+    /// forever: a store outage stalls commits instead of failing them.
+    pub object_store_max_retries: Option<u32>,
+    /// Applied to SlateDB's builder last, just before the database opens. The simulation
+    /// injects SlateDB's clock here (`DbBuilder::with_system_clock`), since naming SlateDB's
+    /// clock trait needs a crate the index does not depend on. `None` (the default) in
+    /// production.
+    pub configure_slatedb: Option<ConfigureSlateDb>,
+    /// **Test only: never set it outside tests.** Re-introduces a bug on purpose: the
+    /// sequencer publishes a commit and replies to the writer as soon as the batch is in
+    /// SlateDB's memtable, before it is durable, so a crash can lose acknowledged rows and
+    /// reuse their offsets. The simulation uses it to show that it catches that bug.
+    /// Default false.
+    pub ack_before_durable: bool,
 }
 
 impl Default for IndexOptions {
@@ -56,7 +75,21 @@ impl Default for IndexOptions {
             path: "index".to_owned(),
             flush_interval: Duration::from_millis(100),
             producer_ttl: Duration::from_secs(24 * 3600),
+            seed: None,
+            object_store_max_retries: None,
+            configure_slatedb: None,
+            ack_before_durable: false,
         }
+    }
+}
+
+/// A change to SlateDB's builder, see [`IndexOptions::configure_slatedb`].
+#[derive(Clone)]
+pub struct ConfigureSlateDb(pub Arc<dyn Fn(DbBuilder<String>) -> DbBuilder<String> + Send + Sync>);
+
+impl std::fmt::Debug for ConfigureSlateDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConfigureSlateDb(..)")
     }
 }
 
@@ -216,12 +249,17 @@ impl Index {
     ) -> Result<Self, IndexError> {
         let settings = slatedb::Settings {
             flush_interval: Some(options.flush_interval),
+            object_store_max_retries: options.object_store_max_retries,
             ..slatedb::Settings::default()
         };
-        let db = Db::builder(options.path.clone(), store)
-            .with_settings(settings)
-            .build()
-            .await?;
+        let mut builder = Db::builder(options.path.clone(), store).with_settings(settings);
+        if let Some(seed) = options.seed {
+            builder = builder.with_seed(seed);
+        }
+        if let Some(configure) = &options.configure_slatedb {
+            builder = (configure.0)(builder);
+        }
+        let db = builder.build().await?;
         let (catalog, counters) = load_catalog(&db).await?;
         tracing::info!(
             path = %options.path,
@@ -243,6 +281,7 @@ impl Index {
             producers: HashMap::new(),
             producer_ttl: options.producer_ttl,
             counters,
+            ack_before_durable: options.ack_before_durable,
         };
         tokio::spawn(sequencer.run(receiver));
         Ok(Self { shared, commands })
@@ -631,6 +670,8 @@ struct Sequencer {
     producers: HashMap<(u64, TableId), ProducerState>,
     producer_ttl: Duration,
     counters: Counters,
+    /// Test only, see [`IndexOptions::ack_before_durable`].
+    ack_before_durable: bool,
 }
 
 /// A group of commits decided but not yet written.
@@ -711,6 +752,11 @@ impl Sequencer {
     async fn write_durably(&self, batch: WriteBatch) -> Result<(), IndexError> {
         let result = async {
             let handle = self.shared.db.write(batch).await?;
+            if self.ack_before_durable {
+                // The bug `IndexOptions::ack_before_durable` re-introduces for tests: SlateDB
+                // makes the batch durable later, in the background, or never if we crash.
+                return Ok(());
+            }
             self.shared
                 .db
                 .flush_with_options(FlushOptions {
@@ -786,14 +832,18 @@ impl Sequencer {
                 .producer_decisions(request, now, &staged.producers)
                 .await?;
             let mut outcome = Vec::with_capacity(request.chunks.len());
-            let mut produced: HashMap<(u64, TableId), (u64, Vec<ProducedRange>)> = HashMap::new();
+            // Ranges committed per (producer, table), by sequence: one WAL object may hold
+            // several appends of one producer (e.g. a copy of `s` still buffered when the
+            // producer moved on to `s + 1`).
+            let mut produced: HashMap<(u64, TableId), BTreeMap<u64, Vec<ProducedRange>>> =
+                HashMap::new();
             for chunk in &request.chunks {
                 if let Err(rejected) = self.check_chunk(chunk) {
                     outcome.push(Err(rejected));
                     continue;
                 }
                 if let Some(producer) = chunk.producer {
-                    let key = (producer.id, chunk.stream.table);
+                    let key = (producer.id, chunk.stream.table, producer.sequence);
                     if let Some(rejected) = decisions.get(&key).and_then(|d| d.rejection(chunk)) {
                         outcome.push(Err(rejected));
                         continue;
@@ -836,10 +886,11 @@ impl Sequencer {
                     },
                 );
                 if let Some(producer) = chunk.producer {
-                    let ranges = &mut produced
+                    let ranges = produced
                         .entry((producer.id, chunk.stream.table))
-                        .or_insert_with(|| (producer.sequence, Vec::new()))
-                        .1;
+                        .or_default()
+                        .entry(producer.sequence)
+                        .or_default();
                     ranges.push(ProducedRange {
                         bucket: chunk.stream.bucket,
                         base_offset: tail.next_offset,
@@ -852,7 +903,11 @@ impl Sequencer {
                     commit_ts,
                 }));
             }
-            for ((producer, table), (sequence, ranges)) in produced {
+            for ((producer, table), mut by_sequence) in produced {
+                // The newest committed append is what a retry can ask for.
+                let Some((sequence, ranges)) = by_sequence.pop_last() else {
+                    continue;
+                };
                 let state = ProducerState {
                     last_sequence: sequence,
                     last_seen: now,
@@ -876,37 +931,54 @@ impl Sequencer {
 
     /// For each idempotent append in a request: commit it, or answer it as a retry of the
     /// producer's last append, or reject it as older than that.
+    ///
+    /// Decided per (producer, table, sequence), in sequence order: a request may hold several
+    /// appends of one producer, and each is compared with the last one committed before it.
     async fn producer_decisions(
         &mut self,
         request: &CommitRequest,
         now: TimestampMicros,
         staged: &HashMap<(u64, TableId), ProducerState>,
-    ) -> Result<HashMap<(u64, TableId), ProducerDecision>, IndexError> {
-        let mut decisions = HashMap::new();
+    ) -> Result<HashMap<(u64, TableId, u64), ProducerDecision>, IndexError> {
+        let mut sequences: BTreeMap<(u64, TableId), std::collections::BTreeSet<u64>> =
+            BTreeMap::new();
         for chunk in &request.chunks {
-            let Some(producer) = chunk.producer else {
-                continue;
-            };
-            let key = (producer.id, chunk.stream.table);
-            if decisions.contains_key(&key) {
-                continue;
+            if let Some(producer) = chunk.producer {
+                sequences
+                    .entry((producer.id, chunk.stream.table))
+                    .or_default()
+                    .insert(producer.sequence);
             }
+        }
+        let ttl_micros = i64::try_from(self.producer_ttl.as_micros()).unwrap_or(i64::MAX);
+        let mut decisions = HashMap::new();
+        for (key, sequences) in sequences {
             let known = match staged.get(&key) {
                 Some(state) => Some(state.clone()),
                 None => self.producer_state(key).await?,
             };
-            let ttl_micros = i64::try_from(self.producer_ttl.as_micros()).unwrap_or(i64::MAX);
-            let live = known.filter(|state| now.0.saturating_sub(state.last_seen.0) <= ttl_micros);
-            let decision = match live {
-                Some(state) if producer.sequence == state.last_sequence => {
-                    ProducerDecision::Duplicate(state.ranges)
-                }
-                Some(state) if producer.sequence < state.last_sequence => {
-                    ProducerDecision::Stale(state.last_sequence)
-                }
-                _ => ProducerDecision::Commit,
-            };
-            decisions.insert(key, decision);
+            let mut last =
+                known.filter(|state| now.0.saturating_sub(state.last_seen.0) <= ttl_micros);
+            for sequence in sequences {
+                let decision = match &last {
+                    Some(state) if sequence == state.last_sequence => {
+                        ProducerDecision::Duplicate(state.ranges.clone())
+                    }
+                    Some(state) if sequence < state.last_sequence => {
+                        ProducerDecision::Stale(state.last_sequence)
+                    }
+                    _ => {
+                        // Committed in this request: later sequences compare against it.
+                        last = Some(ProducerState {
+                            last_sequence: sequence,
+                            last_seen: now,
+                            ranges: Vec::new(),
+                        });
+                        ProducerDecision::Commit
+                    }
+                };
+                decisions.insert((key.0, key.1, sequence), decision);
+            }
         }
         Ok(decisions)
     }

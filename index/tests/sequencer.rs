@@ -209,3 +209,61 @@ async fn a_single_commit_is_visible_after_reopen() {
         Offset(10)
     );
 }
+
+/// Found by the simulation (seeds 19, 41, 49): one WAL object may hold two appends of one
+/// producer (a copy of `s` still buffered when the producer moved on to `s + 1`). Each must
+/// be decided on its own sequence number.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_appends_of_one_producer_in_one_object_are_decided_separately() {
+    use inlet_index::{ChunkRejected, ProducerRef};
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let index = open(&store).await;
+    let table = create_table(&index, 1).await;
+    let s = stream(table, 0);
+    let with = |object, chunks: &[(u64, u32)]| {
+        let mut req = request(
+            object,
+            &chunks
+                .iter()
+                .map(|(_, rows)| (s, *rows))
+                .collect::<Vec<_>>(),
+        );
+        for (chunk, (sequence, _)) in req.chunks.iter_mut().zip(chunks) {
+            chunk.producer = Some(ProducerRef {
+                id: 9,
+                sequence: *sequence,
+            });
+        }
+        req
+    };
+
+    // Sequences 1 and 2 in one object: both commit, one after the other.
+    let outcome = index
+        .commit(with(1, &[(1, 3), (2, 4)]))
+        .await
+        .expect("commit");
+    let first = outcome[0].as_ref().expect("1 commits").base_offset;
+    let second = outcome[1].as_ref().expect("2 commits").base_offset;
+    assert_eq!((first, second), (Offset(0), Offset(3)));
+
+    // A retry of 2 gets 2's offsets; a retry of 1 is older than the last append.
+    let retry = index.commit(with(2, &[(2, 4)])).await.expect("commit");
+    match &retry[0] {
+        Err(ChunkRejected::Duplicate { ranges, .. }) => {
+            assert_eq!((ranges[0].base_offset, ranges[0].row_count), (Offset(3), 4));
+        }
+        other => panic!("expected a duplicate, got {other:?}"),
+    }
+    let stale = index.commit(with(3, &[(1, 3)])).await.expect("commit");
+    assert!(matches!(stale[0], Err(ChunkRejected::StaleSequence { .. })));
+
+    // A retry of 2 together with the new 3: 2 is a duplicate, 3 commits.
+    let mixed = index
+        .commit(with(4, &[(2, 4), (3, 5)]))
+        .await
+        .expect("commit");
+    assert!(matches!(mixed[0], Err(ChunkRejected::Duplicate { .. })));
+    assert_eq!(mixed[1].as_ref().expect("3 commits").base_offset, Offset(7));
+    assert_eq!(index.tail(s).await.expect("tail").next_offset, Offset(12));
+    index.close().await.expect("close");
+}
