@@ -1,0 +1,372 @@
+//! Everything a run does, drawn from its seed: the workload, the settings of the code under
+//! test, the faults and the chaos schedule. The same seed always gives the same config.
+
+use std::time::Duration;
+
+use inlet_cache::CacheOptions;
+use inlet_store::FaultConfig;
+use inlet_writer::WriterOptions;
+
+use crate::data::COLUMNS;
+use crate::rng::SimRng;
+
+/// Whether the writer's size-triggered flush may race its linger timer. The flusher
+/// (`writer/src/batcher.rs`) waits on both in a `tokio::select!` without `biased;`, which
+/// picks a ready branch at random, and tokio's random source can be seeded only with
+/// `--cfg tokio_unstable` (`Builder::rng_seed`). Without that cfg the simulation keeps
+/// `flush_bytes` above `max_buffered_bytes`, so only the linger timer flushes and runs stay
+/// deterministic; once that `select!` is biased this can be `true` unconditionally.
+pub const FLUSH_BY_SIZE: bool = cfg!(tokio_unstable);
+
+/// Whether followers may tail different streams. The sequencer wakes the followers of the
+/// streams a commit touched in the iteration order of a `HashMap` (`Sequencer::publish` in
+/// `index/src/index.rs`), which differs from process to process, so followers of different
+/// streams would read, and draw faults from the store, in an order no seed fixes. Until
+/// that order is deterministic every follower of a run tails the same stream.
+///
+/// Followers of one stream wait on one tokio `watch` channel, which wakes its receivers in
+/// an order drawn from tokio's generator: more than one follower per run is deterministic
+/// only in `tokio_unstable` builds, where the runtime's generator is seeded. Default builds
+/// run at most one follower.
+pub const FOLLOW_MANY_STREAMS: bool = false;
+
+/// How hard a run is on the code: drawn from the seed unless forced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Profile {
+    /// Latency only: the baseline.
+    Calm,
+    /// Store faults: errors, timeouts after writes, lost responses, storms.
+    Faulty,
+    /// Crashes, crash triggers and takeovers, with light store faults.
+    Crashy,
+    /// Everything at once.
+    Chaotic,
+}
+
+impl Profile {
+    pub const ALL: [Profile; 4] = [
+        Profile::Calm,
+        Profile::Faulty,
+        Profile::Crashy,
+        Profile::Chaotic,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Calm => "calm",
+            Profile::Faulty => "faulty",
+            Profile::Crashy => "crashy",
+            Profile::Chaotic => "chaotic",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    fn store_faults(self) -> bool {
+        matches!(self, Profile::Faulty | Profile::Chaotic)
+    }
+
+    fn crashes(self) -> bool {
+        matches!(self, Profile::Crashy | Profile::Chaotic)
+    }
+}
+
+/// How a run is asked for, besides its seed.
+#[derive(Clone, Debug, Default)]
+pub struct SimOptions {
+    /// Forces the profile instead of drawing it from the seed.
+    pub profile: Option<Profile>,
+    /// Turns on `IndexOptions::ack_before_durable`: the bug the harness must catch.
+    pub ack_before_durable: bool,
+    /// Prints every trace event as it happens.
+    pub verbose: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct TableSpec {
+    pub name: String,
+    pub buckets: u32,
+    /// Rows are routed by the `key` column; otherwise each append goes to one bucket,
+    /// round-robin.
+    pub keyed: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct ProducerSpec {
+    pub id: u64,
+    pub table: usize,
+    pub max_rows: u32,
+    pub think: (u64, u64),
+    /// How long the client waits for an ack before it treats the outcome as unknown.
+    pub timeout: Duration,
+    /// Attempts per append before the producer gives up on it (its outcome stays unknown).
+    pub attempts: u32,
+}
+
+#[derive(Clone, Debug)]
+pub struct FollowerSpec {
+    pub table: usize,
+    pub bucket: u32,
+    /// Table columns to fetch, in this order; empty fetches all.
+    pub projection: Vec<usize>,
+    /// Pause after each batch: a slow consumer.
+    pub pause: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct ReaderSpec {
+    pub interval: (u64, u64),
+    /// Pause after each batch: a slow consumer.
+    pub pause: Duration,
+}
+
+/// The chaos schedule's parameters.
+#[derive(Clone, Debug)]
+pub struct ChaosSpec {
+    pub crashes: u32,
+    pub takeovers: u32,
+    pub triggers: u32,
+    pub storms: u32,
+    pub restart_delay: (u64, u64),
+    pub zombie_life: (u64, u64),
+}
+
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub seed: u64,
+    pub profile: Profile,
+    pub ack_before_durable: bool,
+    pub verbose: bool,
+    /// Simulated time during which producers start appends and chaos happens.
+    pub duration: Duration,
+    pub tables: Vec<TableSpec>,
+    pub producers: Vec<ProducerSpec>,
+    pub followers: Vec<FollowerSpec>,
+    pub readers: Vec<ReaderSpec>,
+    pub max_payload: u32,
+    pub writer: WriterOptions,
+    pub flush_interval: Duration,
+    pub object_store_max_retries: Option<u32>,
+    pub cache: CacheOptions,
+    pub faults: FaultConfig,
+    pub storm: FaultConfig,
+    pub chaos: ChaosSpec,
+}
+
+impl SimConfig {
+    pub fn from_seed(seed: u64, options: &SimOptions) -> Self {
+        let root = SimRng::new(seed);
+        let mut rng = root.fork("config", 0);
+        let profile = options.profile.unwrap_or_else(|| *rng.pick(&Profile::ALL));
+
+        let tables: Vec<TableSpec> = (0..rng.between(1, 3))
+            .map(|i| TableSpec {
+                name: format!("t{i}"),
+                buckets: rng.between(1, 4) as u32,
+                keyed: rng.chance(0.5),
+            })
+            .collect();
+        let max_payload = rng.log_between(8, 600) as u32;
+        let producers = (0..rng.between(2, 6))
+            .map(|i| {
+                let mut p = root.fork("producer-spec", i);
+                let low = p.log_between(2, 100);
+                ProducerSpec {
+                    id: p.next_u64() | 1,
+                    table: p.below(tables.len()),
+                    max_rows: p.log_between(1, 64) as u32,
+                    think: (low, low * p.between(1, 4)),
+                    timeout: Duration::from_millis(p.log_between(20, 4000)),
+                    attempts: p.log_between(1, 25) as u32,
+                }
+            })
+            .collect();
+        let tailed = rng.below(tables.len());
+        let tailed = (tailed, rng.below(tables[tailed].buckets as usize) as u32);
+        let most = if FOLLOW_MANY_STREAMS || cfg!(tokio_unstable) {
+            4
+        } else {
+            1
+        };
+        let followers = (0..rng.between(0, most))
+            .map(|_| {
+                let (table, bucket) = if FOLLOW_MANY_STREAMS {
+                    let table = rng.below(tables.len());
+                    (table, rng.below(tables[table].buckets as usize) as u32)
+                } else {
+                    tailed
+                };
+                FollowerSpec {
+                    table,
+                    bucket,
+                    projection: projection(&mut rng),
+                    pause: pause(&mut rng),
+                }
+            })
+            .collect();
+        let readers = (0..rng.between(1, 3))
+            .map(|_| {
+                let low = rng.log_between(100, 1500);
+                ReaderSpec {
+                    interval: (low, low * 2),
+                    pause: pause(&mut rng),
+                }
+            })
+            .collect();
+
+        let max_buffered = rng.log_between(256 << 10, 8 << 20) as usize;
+        let flush_bytes = if FLUSH_BY_SIZE {
+            rng.log_between(8 << 10, max_buffered as u64) as usize
+        } else {
+            max_buffered + (8 << 10)
+        };
+        let writer = WriterOptions {
+            linger: Duration::from_millis(rng.log_between(1, 250)),
+            flush_bytes,
+            max_buffered_bytes: max_buffered,
+            overload_timeout: Duration::from_millis(rng.log_between(50, 5000)),
+            max_inflight_uploads: rng.between(1, 4) as usize,
+            upload_attempts: rng.between(1, 5) as u32,
+            upload_timeout: Duration::from_millis(rng.log_between(100, 10_000)),
+            upload_min_backoff: Duration::from_millis(rng.log_between(1, 100)),
+            upload_max_backoff: Duration::from_millis(rng.log_between(100, 2_000)),
+            ..WriterOptions::default()
+        };
+        let page_size = *rng.pick(&[512usize, 4096, 16 << 10, 64 << 10]);
+        let cache = CacheOptions {
+            page_size,
+            max_get_bytes: page_size * rng.log_between(1, 64) as usize,
+            memory_bytes: (page_size + 512) * rng.log_between(2, 2048) as usize,
+            ..CacheOptions::default()
+        };
+
+        let max_latency = rng.log_between(1, 150);
+        let mut faults = FaultConfig {
+            min_latency: Duration::from_millis(rng.between(0, max_latency / 4)),
+            max_latency: Duration::from_millis(max_latency),
+            ..FaultConfig::default()
+        };
+        if profile.store_faults() {
+            faults.transient_error = rng.unit() * 0.04;
+            faults.timeout_after_write = rng.unit() * 0.04;
+            faults.dropped_response = rng.unit() * 0.04;
+        } else if profile.crashes() {
+            faults.transient_error = rng.unit() * 0.01;
+            faults.timeout_after_write = rng.unit() * 0.01;
+            faults.dropped_response = rng.unit() * 0.01;
+        }
+        let storm = FaultConfig {
+            transient_error: 0.2 + rng.unit() * 0.4,
+            timeout_after_write: 0.1 + rng.unit() * 0.3,
+            dropped_response: 0.1 + rng.unit() * 0.3,
+            min_latency: faults.min_latency,
+            max_latency: faults.max_latency * 4,
+            purposes: None,
+        };
+        let chaos = ChaosSpec {
+            crashes: if profile.crashes() {
+                rng.between(1, 3) as u32
+            } else {
+                0
+            },
+            takeovers: if profile.crashes() {
+                rng.between(0, 2) as u32
+            } else {
+                0
+            },
+            triggers: if profile.crashes() {
+                rng.between(0, 3) as u32
+            } else {
+                0
+            },
+            storms: if profile.store_faults() {
+                rng.between(0, 2) as u32
+            } else {
+                0
+            },
+            restart_delay: (0, rng.log_between(1, 2000)),
+            zombie_life: (rng.log_between(10, 500), rng.log_between(500, 4000)),
+        };
+        Self {
+            seed,
+            profile,
+            ack_before_durable: options.ack_before_durable,
+            verbose: options.verbose,
+            duration: Duration::from_millis(rng.between(4_000, 12_000)),
+            tables,
+            producers,
+            followers,
+            readers,
+            max_payload,
+            writer,
+            flush_interval: Duration::from_millis(rng.log_between(5, 400)),
+            object_store_max_retries: rng.chance(0.5).then(|| rng.between(2, 8) as u32),
+            cache,
+            faults,
+            storm,
+            chaos,
+        }
+    }
+
+    /// One line naming what the run does.
+    pub fn summary(&self) -> String {
+        let w = &self.writer;
+        format!(
+            "seed={} profile={} duration={:?} tables={} producers={} followers={} readers={} \
+             linger={:?} flush_bytes={} max_buffered={} uploads={}x{} flush_interval={:?} \
+             slatedb_retries={:?} page={} cache={} faults=({:.3},{:.3},{:.3},{:?}..{:?}) \
+             chaos=(crashes={},takeovers={},triggers={},storms={}) ack_before_durable={}",
+            self.seed,
+            self.profile.name(),
+            self.duration,
+            self.tables
+                .iter()
+                .map(|t| format!("{}:{}{}", t.name, t.buckets, if t.keyed { "k" } else { "" }))
+                .collect::<Vec<_>>()
+                .join(","),
+            self.producers.len(),
+            self.followers.len(),
+            self.readers.len(),
+            w.linger,
+            w.flush_bytes,
+            w.max_buffered_bytes,
+            w.max_inflight_uploads,
+            w.upload_attempts,
+            self.flush_interval,
+            self.object_store_max_retries,
+            self.cache.page_size,
+            self.cache.memory_bytes,
+            self.faults.transient_error,
+            self.faults.timeout_after_write,
+            self.faults.dropped_response,
+            self.faults.min_latency,
+            self.faults.max_latency,
+            self.chaos.crashes,
+            self.chaos.takeovers,
+            self.chaos.triggers,
+            self.chaos.storms,
+            self.ack_before_durable,
+        )
+    }
+}
+
+/// A random projection: all columns (empty), or a non-empty subset in random order.
+pub fn projection(rng: &mut SimRng) -> Vec<usize> {
+    if rng.chance(0.3) {
+        return Vec::new();
+    }
+    let mut columns: Vec<usize> = (0..COLUMNS).collect();
+    rng.shuffle(&mut columns);
+    columns.truncate(rng.between(1, COLUMNS as u64) as usize);
+    columns
+}
+
+fn pause(rng: &mut SimRng) -> Duration {
+    if rng.chance(0.3) {
+        rng.millis(1, 50)
+    } else {
+        Duration::ZERO
+    }
+}

@@ -1,0 +1,101 @@
+//! Deterministic simulation of Inlet: the real index owner (`inlet_index::Index`), writer
+//! (`inlet_writer::Writer`) and reader (`inlet_reader::Reader` over `inlet_cache::PagedCache`)
+//! run in-process on one current-thread tokio runtime with paused time, against an in-memory
+//! bucket that injects faults (`inlet_store::FaultStore`), while producers, followers and
+//! readers hammer them and a chaos schedule crashes, restarts and replaces processes.
+//!
+//! One `u64` seed fixes everything: the workload, the settings, the faults, the chaos and
+//! every timing, so a run replays exactly ([`replay_command`]). What each run checks is in
+//! [`model`]; how it runs is in [`world`]; `docs/simulation.md` explains how to extend it.
+
+pub mod clock;
+pub mod config;
+pub mod data;
+pub mod model;
+pub mod rng;
+pub mod signal;
+pub mod store;
+pub mod trace;
+pub mod workload;
+pub mod world;
+
+use std::panic::AssertUnwindSafe;
+
+pub use config::{Profile, SimConfig, SimOptions};
+pub use world::Outcome;
+
+/// Runs the world of `seed` to its end on a fresh current-thread runtime with paused time.
+pub fn run(seed: u64, options: &SimOptions) -> Outcome {
+    let cfg = SimConfig::from_seed(seed, options);
+    let mut builder = tokio::runtime::Builder::new_current_thread();
+    builder.enable_time().start_paused(true);
+    // tokio draws the branch order of an unbiased `select!` from its own generator, which
+    // only `tokio_unstable` builds can seed; see `config::FLUSH_BY_SIZE` for how the default
+    // build stays deterministic without it.
+    #[cfg(tokio_unstable)]
+    builder.rng_seed(tokio::runtime::RngSeed::from_bytes(&seed.to_le_bytes()));
+    let runtime = builder.build().expect("a current-thread runtime builds");
+    runtime.block_on(world::run_world(cfg))
+}
+
+/// Runs `seed` and returns a report of its violations (or of a panic), or `Ok` with the
+/// outcome when the run is clean.
+pub fn run_checked(seed: u64, options: &SimOptions) -> Result<Outcome, String> {
+    match std::panic::catch_unwind(AssertUnwindSafe(|| run(seed, options))) {
+        Ok(outcome) if outcome.violations.is_empty() => Ok(outcome),
+        Ok(outcome) => Err(failure_report(seed, options, &outcome)),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_else(|| "a panic".to_owned());
+            Err(format!(
+                "simulation seed {seed} panicked: {message}\nreplay: {}",
+                replay_command(seed, options)
+            ))
+        }
+    }
+}
+
+/// The one-line command that replays `seed` exactly (in a build like this one: a
+/// `tokio_unstable` build draws a different run from the same seed).
+pub fn replay_command(seed: u64, options: &SimOptions) -> String {
+    let mut command = if cfg!(tokio_unstable) {
+        format!(
+            "RUSTFLAGS=\"--cfg tokio_unstable\" cargo run -p inlet-simulation \
+             --target-dir target/sim -- --seed {seed}"
+        )
+    } else {
+        format!("cargo run -p inlet-simulation -- --seed {seed}")
+    };
+    if let Some(profile) = options.profile {
+        command.push_str(&format!(" --profile {}", profile.name()));
+    }
+    if options.ack_before_durable {
+        command.push_str(" --ack-before-durable");
+    }
+    command.push_str(" --trace");
+    command
+}
+
+/// What a failed run prints: its violations, the end of its trace and how to replay it.
+pub fn failure_report(seed: u64, options: &SimOptions, outcome: &Outcome) -> String {
+    const TAIL: usize = 30;
+    let mut report = format!(
+        "simulation seed {seed} found {} violation(s):\n",
+        outcome.violations.len()
+    );
+    for violation in outcome.violations.iter().take(10) {
+        report.push_str(&format!("  - {violation}\n"));
+    }
+    report.push_str(&format!(
+        "last {TAIL} of {} trace events:\n",
+        outcome.trace.len()
+    ));
+    for line in &outcome.trace[outcome.trace.len().saturating_sub(TAIL)..] {
+        report.push_str(&format!("  {line}\n"));
+    }
+    report.push_str(&format!("replay: {}\n", replay_command(seed, options)));
+    report
+}
