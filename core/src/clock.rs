@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::ids::TimestampMicros;
+use crate::rng::SplitMix64;
 
 /// Wall-clock time, in microseconds since the Unix epoch.
 pub trait Clock: Send + Sync + std::fmt::Debug {
@@ -36,13 +37,13 @@ pub trait IdGen: Send + Sync + std::fmt::Debug {
 /// production; from the simulation's seed in tests.
 #[derive(Debug)]
 pub struct SeededIdGen {
-    state: Mutex<u64>,
+    state: Mutex<SplitMix64>,
 }
 
 impl SeededIdGen {
     pub fn new(seed: u64) -> Self {
         Self {
-            state: Mutex::new(seed),
+            state: Mutex::new(SplitMix64::new(seed)),
         }
     }
 
@@ -60,12 +61,10 @@ impl SeededIdGen {
     }
 
     fn next_u64(&self) -> u64 {
-        let mut state = self.state.lock().expect("id generator lock poisoned");
-        *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = *state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.state
+            .lock()
+            .expect("id generator lock poisoned")
+            .next_u64()
     }
 }
 

@@ -7,5 +7,6 @@ pub mod error;
 pub mod ids;
 pub mod ipc;
 pub mod limits;
+pub mod rng;
 pub mod table;
 pub mod wal;

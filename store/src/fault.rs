@@ -29,7 +29,7 @@ use slatedb::object_store::{
 };
 
 use crate::purpose::{Op, Purpose};
-use crate::rng::SplitMix64;
+use inlet_core::rng::SplitMix64;
 
 /// The `store` name of injected `object_store::Error::Generic` errors.
 pub const FAULT_STORE_NAME: &str = "FaultStore";

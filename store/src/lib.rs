@@ -15,7 +15,6 @@ mod fault;
 mod instrumented;
 mod metrics;
 mod purpose;
-mod rng;
 
 pub use fault::{
     FAULT_STORE_NAME, FaultConfig, FaultControl, FaultCounts, FaultKind, FaultStore, InjectedFault,

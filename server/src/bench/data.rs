@@ -8,6 +8,7 @@ use anyhow::Context;
 use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use inlet_core::ipc::batches_to_ipc;
+use inlet_core::rng::SplitMix64;
 
 /// Columns of the wide table: `c00` (int64, not null, a row id), `c01`..`c09` int64,
 /// `c10`..`c14` float64, `c15`..`c19` utf8 of 8 to 24 characters. About 220 bytes a row.
@@ -127,31 +128,6 @@ pub(crate) fn probe_batch(seq: i64, sent_nanos: i64, rows: usize) -> RecordBatch
         ],
     )
     .expect("columns match the probe schema")
-}
-
-/// SplitMix64: a seeded generator for the data and nothing else.
-#[derive(Debug)]
-pub(crate) struct SplitMix64 {
-    state: u64,
-}
-
-impl SplitMix64 {
-    pub(crate) fn new(seed: u64) -> Self {
-        Self { state: seed }
-    }
-
-    pub(crate) fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[0, 1)`.
-    pub(crate) fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
 }
 
 #[cfg(test)]
