@@ -9,6 +9,7 @@ use arrow_array::{Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use inlet_cache::{CacheOptions, PagedCache};
 use inlet_core::clock::Env;
+use inlet_core::error::HasKind;
 use inlet_core::table::TableDescriptor;
 use inlet_index::{Index, IndexOptions, ProducerRef};
 use inlet_store::{FaultConfig, FaultStore, Purpose};
@@ -78,10 +79,16 @@ async fn a_dead_index_store_turns_into_an_unknown_outcome_not_a_hang() {
     assert!(error.to_string().contains("outcome is unknown"), "{error}");
 
     faults.set_enabled(false);
-    let acked = writer
-        .append("db", "t", &[rows(0..10)], producer)
-        .await
-        .expect("the resend lands once the store heals");
+    // SlateDB's own backoff may still be running right after the store heals, so the resend
+    // is repeated (as an idempotent producer does) until it is acked.
+    let mut resends = 0;
+    let acked = loop {
+        match writer.append("db", "t", &[rows(0..10)], producer).await {
+            Ok(acked) => break acked,
+            Err(AppendError::CommitTimeout { .. }) if resends < 40 => resends += 1,
+            Err(error) => panic!("the resend lands once the store heals: {error}"),
+        }
+    };
     assert_eq!((acked[0].base_offset.0, acked[0].row_count), (0, 10));
     let next = writer
         .append(
