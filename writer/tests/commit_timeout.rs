@@ -9,7 +9,6 @@ use arrow_array::{Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use inlet_cache::{CacheOptions, PagedCache};
 use inlet_core::clock::Env;
-use inlet_core::error::HasKind;
 use inlet_core::table::TableDescriptor;
 use inlet_index::{Index, IndexOptions, ProducerRef};
 use inlet_store::{FaultConfig, FaultStore, Purpose};
