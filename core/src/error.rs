@@ -17,6 +17,8 @@ pub enum ErrorKind {
     Unavailable,
     /// This process lost ownership (a newer index owner took over); it will not recover.
     Fenced,
+    /// A compare-and-swap lost: the state changed since the caller read it. Re-read, retry.
+    Conflict,
     /// Stored data failed a checksum or could not be decoded.
     Corruption,
     /// A bug or an unexpected state.

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
@@ -25,9 +26,108 @@ pub const RESERVED_COLUMNS: [&str; 4] = [
     "_change_type",
 ];
 
+/// Table option: `true` to tier the table into an Iceberg table in the same bucket.
+pub const OPTION_LAKE_ENABLED: &str = "lake.enabled";
+/// Table option: how often the compactor commits a lake snapshot (e.g. `30s`, `5m`). Also
+/// how old the newest WAL rows may get before they are in the lake.
+pub const OPTION_LAKE_FRESHNESS: &str = "lake.freshness";
+/// Table option: how long rows stay readable (e.g. `7d`); older lake files are expired.
+pub const OPTION_RETENTION: &str = "retention";
+
 /// Table options this version understands. Unknown keys are rejected rather than ignored,
 /// so a typo never silently changes nothing.
-pub const KNOWN_TABLE_OPTIONS: [&str; 0] = [];
+pub const KNOWN_TABLE_OPTIONS: [&str; 3] =
+    [OPTION_LAKE_ENABLED, OPTION_LAKE_FRESHNESS, OPTION_RETENTION];
+
+/// Default of [`OPTION_LAKE_FRESHNESS`].
+pub const DEFAULT_LAKE_FRESHNESS: Duration = Duration::from_secs(30);
+/// Bounds of [`OPTION_LAKE_FRESHNESS`]: shorter piles up snapshots and small files.
+pub const MIN_LAKE_FRESHNESS: Duration = Duration::from_millis(100);
+pub const MAX_LAKE_FRESHNESS: Duration = Duration::from_secs(24 * 3600);
+/// Shortest [`OPTION_RETENTION`].
+pub const MIN_RETENTION: Duration = Duration::from_secs(1);
+
+/// A table's options, parsed and checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableOptions {
+    pub lake_enabled: bool,
+    pub lake_freshness: Duration,
+    /// `None`: rows are kept forever.
+    pub retention: Option<Duration>,
+}
+
+impl TableOptions {
+    /// Parses the option map of a table; unknown keys and bad values are errors naming them.
+    pub fn parse(options: &BTreeMap<String, String>) -> Result<Self, DefinitionError> {
+        if let Some(key) = options
+            .keys()
+            .find(|key| !KNOWN_TABLE_OPTIONS.contains(&key.as_str()))
+        {
+            return Err(DefinitionError::UnknownOption { key: key.clone() });
+        }
+        let invalid = |key: &str, value: &str, reason: String| DefinitionError::InvalidOption {
+            key: key.to_owned(),
+            value: value.to_owned(),
+            reason,
+        };
+        let lake_enabled = match options.get(OPTION_LAKE_ENABLED).map(String::as_str) {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(invalid(
+                    OPTION_LAKE_ENABLED,
+                    other,
+                    "expected `true` or `false`".to_owned(),
+                ));
+            }
+        };
+        let duration = |key: &str, min: Duration, max: Duration| -> Result<Option<Duration>, _> {
+            let Some(value) = options.get(key) else {
+                return Ok(None);
+            };
+            let parsed = parse_duration(value).map_err(|reason| invalid(key, value, reason))?;
+            if parsed < min || parsed > max {
+                return Err(invalid(
+                    key,
+                    value,
+                    format!("must be between {min:?} and {max:?}"),
+                ));
+            }
+            Ok(Some(parsed))
+        };
+        Ok(Self {
+            lake_enabled,
+            lake_freshness: duration(OPTION_LAKE_FRESHNESS, MIN_LAKE_FRESHNESS, MAX_LAKE_FRESHNESS)?
+                .unwrap_or(DEFAULT_LAKE_FRESHNESS),
+            retention: duration(OPTION_RETENTION, MIN_RETENTION, Duration::MAX)?,
+        })
+    }
+}
+
+/// Parses a duration written as a number and a unit: `ms`, `s`, `m`, `h` or `d` (`30s`,
+/// `1500ms`, `7d`).
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    let value = value.trim();
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| "missing unit (ms, s, m, h or d)".to_owned())?;
+    let (number, unit) = value.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| "expected a whole number followed by a unit, like `30s`".to_owned())?;
+    let unit_millis: u64 = match unit {
+        "ms" => 1,
+        "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        other => return Err(format!("unknown unit `{other}`; use ms, s, m, h or d")),
+    };
+    number
+        .checked_mul(unit_millis)
+        .map(Duration::from_millis)
+        .ok_or_else(|| "duration too long".to_owned())
+}
 
 /// The fields of the system columns appended to every fetched batch, in order.
 pub fn system_fields() -> [Field; 3] {
@@ -75,6 +175,12 @@ impl TableInfo {
             .collect()
     }
 
+    /// The table's options, parsed. Checked when the table was created, so this only fails
+    /// for a record written by a newer version.
+    pub fn options(&self) -> Result<TableOptions, DefinitionError> {
+        TableOptions::parse(&self.descriptor.options)
+    }
+
     /// `database.table`, for messages.
     pub fn qualified_name(&self) -> String {
         format!("{}.{}", self.database, self.name)
@@ -112,6 +218,12 @@ pub enum DefinitionError {
     PartitionKeyUnsupported { columns: Vec<String> },
     #[error("unknown table option `{key}`")]
     UnknownOption { key: String },
+    #[error("table option `{key}` = `{value}` is invalid: {reason}")]
+    InvalidOption {
+        key: String,
+        value: String,
+        reason: String,
+    },
 }
 
 impl HasKind for DefinitionError {
@@ -249,13 +361,7 @@ impl TableDescriptor {
                 columns: self.partition_key.clone(),
             });
         }
-        if let Some(key) = self
-            .options
-            .keys()
-            .find(|key| !KNOWN_TABLE_OPTIONS.contains(&key.as_str()))
-        {
-            return Err(DefinitionError::UnknownOption { key: key.clone() });
-        }
+        TableOptions::parse(&self.options)?;
         Ok(())
     }
 }
@@ -348,6 +454,49 @@ mod tests {
             option.validate(),
             Err(DefinitionError::UnknownOption { .. })
         ));
+    }
+
+    #[test]
+    fn options_are_parsed_and_checked() {
+        let parse = |pairs: &[(&str, &str)]| {
+            TableOptions::parse(
+                &pairs
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            )
+        };
+        let defaults = parse(&[]).expect("no options");
+        assert!(!defaults.lake_enabled);
+        assert_eq!(defaults.lake_freshness, DEFAULT_LAKE_FRESHNESS);
+        assert_eq!(defaults.retention, None);
+
+        let set = parse(&[
+            (OPTION_LAKE_ENABLED, "true"),
+            (OPTION_LAKE_FRESHNESS, "1500ms"),
+            (OPTION_RETENTION, "7d"),
+        ])
+        .expect("valid options");
+        assert!(set.lake_enabled);
+        assert_eq!(set.lake_freshness, Duration::from_millis(1500));
+        assert_eq!(set.retention, Some(Duration::from_secs(7 * 86_400)));
+
+        for (key, value) in [
+            (OPTION_LAKE_ENABLED, "yes"),
+            (OPTION_LAKE_FRESHNESS, "30"),
+            (OPTION_LAKE_FRESHNESS, "10ms"),
+            (OPTION_LAKE_FRESHNESS, "3y"),
+            (OPTION_RETENTION, "-1d"),
+        ] {
+            match parse(&[(key, value)]) {
+                Err(DefinitionError::InvalidOption { key: k, value: v, .. }) => {
+                    assert_eq!((k.as_str(), v.as_str()), (key, value));
+                }
+                other => panic!("{key}={value} gave {other:?}"),
+            }
+        }
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("99999999999999999999d").is_err());
     }
 
     #[test]

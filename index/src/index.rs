@@ -4,6 +4,7 @@
 //! are assigned by exactly one thread of control. It folds every commit waiting in its queue
 //! into one SlateDB write batch, flushes it, waits until SlateDB reports it durable, and only
 //! then updates the in-memory catalog and tails that readers see and replies to the writers.
+//! Lake catalog changes (`lake.rs`) go through the same task.
 //! If a write fails the sequencer cannot know what became durable, so it stops for good:
 //! the process must reopen the index (a restart), which re-reads the durable state.
 
@@ -34,8 +35,13 @@ use crate::keys::{
     tail_key, time_index_key,
 };
 use crate::records::{
-    CATALOG_RECORD_VERSION, DatabaseRecord, TableRecord, decode_record, encode_record,
+    CATALOG_RECORD_VERSION, DatabaseRecord, LakeTableRecord, TableRecord, decode_record,
+    encode_record,
 };
+
+pub mod lake;
+
+use lake::{LakeChange, LakeReply, LakeView};
 
 /// How the index is opened.
 #[derive(Clone, Debug)]
@@ -153,6 +159,10 @@ enum Command {
         change: CatalogChange,
         reply: oneshot::Sender<Result<CatalogOutcome, CatalogError>>,
     },
+    Lake {
+        change: LakeChange,
+        reply: LakeReply,
+    },
 }
 
 enum CatalogChange {
@@ -200,6 +210,8 @@ struct Shared {
     catalog: RwLock<Catalog>,
     /// Durable tail of every stream touched since open; followers subscribe to changes.
     tails: Mutex<HashMap<StreamId, watch::Sender<StreamTail>>>,
+    /// Durable lake state (metadata pointers, watermarks) of tables and streams read since open.
+    lake: Mutex<LakeView>,
     /// Set when the sequencer stopped; every later write fails with it.
     stopped: RwLock<Option<IndexError>>,
 }
@@ -272,6 +284,7 @@ impl Index {
             env,
             catalog: RwLock::new(catalog),
             tails: Mutex::new(HashMap::new()),
+            lake: Mutex::new(LakeView::default()),
             stopped: RwLock::new(None),
         });
         let (commands, receiver) = mpsc::channel(COMMIT_QUEUE_DEPTH);
@@ -279,6 +292,8 @@ impl Index {
             shared: shared.clone(),
             tails: HashMap::new(),
             producers: HashMap::new(),
+            lake_records: HashMap::new(),
+            lake_watermarks: HashMap::new(),
             producer_ttl: options.producer_ttl,
             counters,
             ack_before_durable: options.ack_before_durable,
@@ -556,6 +571,10 @@ impl Shared {
         self.tails.lock().expect("tails lock poisoned")
     }
 
+    fn lake(&self) -> std::sync::MutexGuard<'_, LakeView> {
+        self.lake.lock().expect("lake view lock poisoned")
+    }
+
     fn stopped_error(&self) -> Option<IndexError> {
         self.stopped.read().expect("stop lock poisoned").clone()
     }
@@ -668,6 +687,10 @@ struct Sequencer {
     tails: HashMap<StreamId, StreamTail>,
     /// Idempotent-producer state as of the last durable batch, per (producer, table).
     producers: HashMap<(u64, TableId), ProducerState>,
+    /// Lake records and watermarks as of the last durable batch, for tables and streams
+    /// touched since open.
+    lake_records: HashMap<TableId, LakeTableRecord>,
+    lake_watermarks: HashMap<StreamId, keys::LakeWatermark>,
     producer_ttl: Duration,
     counters: Counters,
     /// Test only, see [`IndexOptions::ack_before_durable`].
@@ -724,6 +747,10 @@ impl Sequencer {
             match command {
                 Command::Catalog { change, reply } => {
                     let result = self.apply_catalog(change).await;
+                    let _ = reply.send(result);
+                }
+                Command::Lake { change, reply } => {
+                    let result = self.apply_lake(change).await;
                     let _ = reply.send(result);
                 }
                 Command::Commit { request, reply } => {
@@ -807,7 +834,8 @@ impl Sequencer {
                 }
             }
             Err(error) => {
-                self.shared.stop(error.clone());
+                // Staging only reads: nothing was written, so only this group fails.
+                tracing::warn!(%error, "index read failed while staging commits");
                 for (_, reply) in group {
                     let _ = reply.send(Err(error.clone()));
                 }
@@ -1257,6 +1285,9 @@ fn reject(command: Command, error: IndexError) {
             let _ = reply.send(Err(error));
         }
         Command::Catalog { reply, .. } => {
+            let _ = reply.send(Err(error.into()));
+        }
+        Command::Lake { reply, .. } => {
             let _ = reply.send(Err(error.into()));
         }
     }

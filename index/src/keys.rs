@@ -31,6 +31,12 @@ pub enum KeyPrefix {
     TimeIndex = 0x12,
     /// `0x20 | producer id u64 | table id u64` → idempotent-producer state (expires by TTL).
     Producer = 0x20,
+    /// `0x30 | table id u64` → lake table record (JSON): Iceberg metadata pointer, lease.
+    LakeTable = 0x30,
+    /// `0x31 | stream` → lake watermark: offsets below it are in the lake.
+    LakeWatermark = 0x31,
+    /// `0x32 | stream | end offset u64` → lake file entry (end offset is exclusive).
+    LakeFile = 0x32,
 }
 
 /// Length of an encoded stream id inside keys.
@@ -279,6 +285,16 @@ impl<'a> Reader<'a> {
     fn u128(&mut self) -> Result<u128, CodecError> {
         Ok(u128::from_be_bytes(self.take()?))
     }
+    fn bytes(&mut self, len: usize) -> Result<&'a [u8], CodecError> {
+        if self.bytes.len() < len {
+            return Err(CodecError::Truncated {
+                needed: len - self.bytes.len(),
+            });
+        }
+        let (head, rest) = self.bytes.split_at(len);
+        self.bytes = rest;
+        Ok(head)
+    }
     fn stream(&mut self) -> Result<StreamId, CodecError> {
         Ok(StreamId::new(
             TableId(self.u64()?),
@@ -416,6 +432,152 @@ impl ChunkEntry {
         };
         r.finish()?;
         Ok(entry)
+    }
+}
+
+pub fn lake_table_key(table: TableId) -> Vec<u8> {
+    let mut key = with_prefix(KeyPrefix::LakeTable, 8);
+    key.extend_from_slice(&table.0.to_be_bytes());
+    key
+}
+
+pub fn lake_watermark_key(stream: StreamId) -> Vec<u8> {
+    let mut key = with_prefix(KeyPrefix::LakeWatermark, STREAM_KEY_LEN);
+    push_stream(&mut key, stream);
+    key
+}
+
+pub fn lake_file_key(stream: StreamId, end_offset: Offset) -> Vec<u8> {
+    let mut key = with_prefix(KeyPrefix::LakeFile, STREAM_KEY_LEN + 8);
+    push_stream(&mut key, stream);
+    key.extend_from_slice(&end_offset.0.to_be_bytes());
+    key
+}
+
+/// The lake file keys of `stream` whose end offset is greater than `offset`.
+pub fn lake_files_from(stream: StreamId, offset: Offset) -> (Vec<u8>, Vec<u8>) {
+    let start = lake_file_key(stream, Offset(offset.0.saturating_add(1)));
+    let mut end = with_prefix(KeyPrefix::LakeFile, STREAM_KEY_LEN + 9);
+    push_stream(&mut end, stream);
+    end.extend_from_slice(&[0xFF; 9]);
+    (start, end)
+}
+
+/// The chunk keys of `stream` whose end offset is at most `offset`: chunks wholly below it.
+pub fn chunks_below(stream: StreamId, offset: Offset) -> (Vec<u8>, Vec<u8>) {
+    (
+        chunk_key(stream, Offset(0)),
+        chunk_key(stream, Offset(offset.0.saturating_add(1))),
+    )
+}
+
+/// Every chunk key of every stream.
+pub fn all_chunks() -> (Vec<u8>, Vec<u8>) {
+    (
+        vec![KeyPrefix::Chunk as u8],
+        vec![KeyPrefix::Chunk as u8 + 1],
+    )
+}
+
+/// How far a stream is tiered into the lake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LakeWatermark {
+    /// Offsets below this are in the lake (and may be gone from the WAL).
+    pub offset: Offset,
+    /// When the watermark last moved (index commit time); `i64::MIN` if never.
+    pub updated_at: TimestampMicros,
+}
+
+impl LakeWatermark {
+    pub const EMPTY: LakeWatermark = LakeWatermark {
+        offset: Offset(0),
+        updated_at: TimestampMicros(i64::MIN),
+    };
+    const VERSION: u8 = 1;
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(17);
+        out.push(Self::VERSION);
+        out.extend_from_slice(&self.offset.0.to_be_bytes());
+        out.extend_from_slice(&self.updated_at.0.to_be_bytes());
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+        let mut r = Reader::new(bytes);
+        r.version(Self::VERSION)?;
+        let watermark = Self {
+            offset: Offset(r.u64()?),
+            updated_at: TimestampMicros(r.i64()?),
+        };
+        r.finish()?;
+        Ok(watermark)
+    }
+}
+
+/// One Parquet data file of the lake holding the offsets `[base_offset, end_offset)` of one
+/// stream, for offset reads below the watermark. Keyed by its end offset.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LakeFileEntry {
+    /// The file's object path in the store (not a URL), e.g.
+    /// `lake/db/events-3/data/_bucket=0/<name>.parquet`.
+    pub path: String,
+    pub base_offset: Offset,
+    pub row_count: u64,
+    /// Size of the file in bytes.
+    pub file_size: u64,
+    /// The snapshot that added the file.
+    pub snapshot_id: i64,
+    /// Smallest and largest `_timestamp` in the file.
+    pub min_ts: TimestampMicros,
+    pub max_ts: TimestampMicros,
+}
+
+impl LakeFileEntry {
+    const VERSION: u8 = 1;
+
+    /// One past the last offset in the file.
+    pub fn end_offset(&self) -> Offset {
+        Offset(self.base_offset.0 + self.row_count)
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(53 + self.path.len());
+        out.push(Self::VERSION);
+        out.extend_from_slice(&self.base_offset.0.to_be_bytes());
+        out.extend_from_slice(&self.row_count.to_be_bytes());
+        out.extend_from_slice(&self.file_size.to_be_bytes());
+        out.extend_from_slice(&self.snapshot_id.to_be_bytes());
+        out.extend_from_slice(&self.min_ts.0.to_be_bytes());
+        out.extend_from_slice(&self.max_ts.0.to_be_bytes());
+        let len = u32::try_from(self.path.len()).expect("object paths are far shorter than 4 GiB");
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(self.path.as_bytes());
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+        let mut r = Reader::new(bytes);
+        r.version(Self::VERSION)?;
+        let base_offset = Offset(r.u64()?);
+        let row_count = r.u64()?;
+        let file_size = r.u64()?;
+        let snapshot_id = r.i64()?;
+        let min_ts = TimestampMicros(r.i64()?);
+        let max_ts = TimestampMicros(r.i64()?);
+        let len = r.u32()? as usize;
+        let path = String::from_utf8(r.bytes(len)?.to_vec())
+            .map_err(|e| CodecError::Json(format!("lake file path is not UTF-8: {e}")))?;
+        r.finish()?;
+        Ok(Self {
+            path,
+            base_offset,
+            row_count,
+            file_size,
+            snapshot_id,
+            min_ts,
+            max_ts,
+        })
     }
 }
 

@@ -15,4 +15,6 @@ pub use index::{
     ChunkCommitRequest, ChunkScan, CommitReply, CommitRequest, CommittedChunk, DatabaseInfo, Index,
     IndexOptions, PendingCommit, ProducerRef, table_streams,
 };
-pub use keys::{ChunkEntry, ProducedRange, StreamTail};
+pub use index::lake::{LakeCommit, LakeCommitError, LakeCommitted, LakeFileScan};
+pub use keys::{ChunkEntry, LakeFileEntry, LakeWatermark, ProducedRange, StreamTail};
+pub use records::{LakeLease, LakeTableRecord};

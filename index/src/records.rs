@@ -44,6 +44,35 @@ pub struct TableRecord {
     pub dropped_at_micros: Option<i64>,
 }
 
+/// The lake (Iceberg) side of a table: Inlet's catalog entry for it. Changed only by
+/// compare-and-swap through the sequencer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LakeTableRecord {
+    pub version: u32,
+    /// URL of the current Iceberg metadata file; `None` until the first commit.
+    #[serde(default)]
+    pub metadata_location: Option<String>,
+    /// The current snapshot; `None` while the table has none.
+    #[serde(default)]
+    pub snapshot_id: Option<i64>,
+    /// The compactor allowed to commit, if any.
+    #[serde(default)]
+    pub lease: Option<LakeLease>,
+    /// Index commit time of the last change of `metadata_location`, µs.
+    #[serde(default)]
+    pub updated_at_micros: i64,
+}
+
+/// The right of one compactor to commit one lake table, until it expires. Every new holder
+/// gets a higher epoch, so a commit made with an older lease is refused (fenced).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LakeLease {
+    /// Id of the compactor holding it.
+    pub owner: u64,
+    pub epoch: u64,
+    pub expires_at_micros: i64,
+}
+
 /// Encodes a record as JSON.
 pub fn encode_record<T: Serialize>(record: &T) -> Vec<u8> {
     serde_json::to_vec(record).expect("catalog records contain only JSON-representable fields")
@@ -76,6 +105,12 @@ impl Versioned for DatabaseRecord {
 }
 
 impl Versioned for TableRecord {
+    fn version(&self) -> u32 {
+        self.version
+    }
+}
+
+impl Versioned for LakeTableRecord {
     fn version(&self) -> u32 {
         self.version
     }

@@ -32,6 +32,7 @@ pub fn status<E: HasKind + std::fmt::Display>(error: E) -> Status {
         ErrorKind::OutOfRange => Status::out_of_range(message),
         ErrorKind::Unavailable => Status::unavailable(message),
         ErrorKind::Fenced => Status::failed_precondition(message),
+        ErrorKind::Conflict => Status::aborted(message),
         ErrorKind::Corruption => Status::data_loss(message),
         ErrorKind::Internal => Status::internal(message),
     }
