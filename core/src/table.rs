@@ -97,8 +97,12 @@ impl TableOptions {
         };
         Ok(Self {
             lake_enabled,
-            lake_freshness: duration(OPTION_LAKE_FRESHNESS, MIN_LAKE_FRESHNESS, MAX_LAKE_FRESHNESS)?
-                .unwrap_or(DEFAULT_LAKE_FRESHNESS),
+            lake_freshness: duration(
+                OPTION_LAKE_FRESHNESS,
+                MIN_LAKE_FRESHNESS,
+                MAX_LAKE_FRESHNESS,
+            )?
+            .unwrap_or(DEFAULT_LAKE_FRESHNESS),
             retention: duration(OPTION_RETENTION, MIN_RETENTION, Duration::MAX)?,
         })
     }
@@ -489,7 +493,9 @@ mod tests {
             (OPTION_RETENTION, "-1d"),
         ] {
             match parse(&[(key, value)]) {
-                Err(DefinitionError::InvalidOption { key: k, value: v, .. }) => {
+                Err(DefinitionError::InvalidOption {
+                    key: k, value: v, ..
+                }) => {
                     assert_eq!((k.as_str(), v.as_str()), (key, value));
                 }
                 other => panic!("{key}={value} gave {other:?}"),

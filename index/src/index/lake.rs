@@ -14,7 +14,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use inlet_core::error::{ErrorKind, HasKind};
-use inlet_core::ids::{Bucket, Offset, PartitionId, StreamId, TableId, TimestampMicros, WalObjectId};
+use inlet_core::ids::{
+    Bucket, Offset, PartitionId, StreamId, TableId, TimestampMicros, WalObjectId,
+};
 use slatedb::{DbIterator, WriteBatch};
 use tokio::sync::oneshot;
 
@@ -157,7 +159,10 @@ impl Index {
         owner: u64,
         ttl: Duration,
     ) -> Result<LakeLease, LakeCommitError> {
-        match self.lake_change(LakeChange::Lease { table, owner, ttl }).await? {
+        match self
+            .lake_change(LakeChange::Lease { table, owner, ttl })
+            .await?
+        {
             LakeOutcome::Lease(lease) => Ok(lease),
             _ => unreachable!("a lease request replies with a lease"),
         }
@@ -176,7 +181,10 @@ impl Index {
 
     /// Records a compactor round: see the module docs.
     pub async fn commit_lake(&self, commit: LakeCommit) -> Result<LakeCommitted, LakeCommitError> {
-        match self.lake_change(LakeChange::Commit(Box::new(commit))).await? {
+        match self
+            .lake_change(LakeChange::Commit(Box::new(commit)))
+            .await?
+        {
             LakeOutcome::Committed(committed) => Ok(committed),
             _ => unreachable!("a lake commit replies with its outcome"),
         }
@@ -256,7 +264,10 @@ async fn read_lake_table(
     db: &slatedb::Db,
     table: TableId,
 ) -> Result<Option<LakeTableRecord>, IndexError> {
-    match db.get_with_options(lake_table_key(table), &INDEX_READ).await? {
+    match db
+        .get_with_options(lake_table_key(table), &INDEX_READ)
+        .await?
+    {
         Some(bytes) => Ok(Some(decode_record(&bytes)?)),
         None => Ok(None),
     }
@@ -297,7 +308,9 @@ impl Sequencer {
                 self.write_lake_record(table, record).await?;
                 Ok(LakeOutcome::Released)
             }
-            LakeChange::Commit(commit) => self.commit_lake(*commit).await.map(LakeOutcome::Committed),
+            LakeChange::Commit(commit) => {
+                self.commit_lake(*commit).await.map(LakeOutcome::Committed)
+            }
         }
     }
 
@@ -353,7 +366,10 @@ impl Sequencer {
         let mut batch = WriteBatch::new();
         batch.put(lake_table_key(table), encode_record(&record));
         self.write_durably(batch).await?;
-        self.shared.lake().tables.insert(table, Some(record.clone()));
+        self.shared
+            .lake()
+            .tables
+            .insert(table, Some(record.clone()));
         self.lake_records.insert(table, record);
         Ok(())
     }
@@ -522,7 +538,8 @@ impl Sequencer {
         self.write_durably(batch).await?;
 
         self.lake_records.insert(table, record.clone());
-        self.lake_watermarks.extend(watermarks.iter().map(|(s, w)| (*s, *w)));
+        self.lake_watermarks
+            .extend(watermarks.iter().map(|(s, w)| (*s, *w)));
         {
             let mut view = self.shared.lake();
             view.tables.insert(table, Some(record));
@@ -536,4 +553,3 @@ impl Sequencer {
         })
     }
 }
-
