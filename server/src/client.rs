@@ -71,6 +71,31 @@ impl Client {
         bucket_key: Vec<String>,
         if_not_exists: bool,
     ) -> anyhow::Result<pb::TableInfo> {
+        let options = std::collections::BTreeMap::new();
+        self.create_table_with_options(
+            database,
+            table,
+            schema,
+            bucket_count,
+            bucket_key,
+            options,
+            if_not_exists,
+        )
+        .await
+    }
+
+    /// Creates a table with table options (`lake.enabled`, `lake.freshness`, `retention`).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn create_table_with_options(
+        &mut self,
+        database: &str,
+        table: &str,
+        schema: &arrow_schema::Schema,
+        bucket_count: u32,
+        bucket_key: Vec<String>,
+        options: std::collections::BTreeMap<String, String>,
+        if_not_exists: bool,
+    ) -> anyhow::Result<pb::TableInfo> {
         let response = self
             .inner
             .create_table(pb::CreateTableRequest {
@@ -79,6 +104,7 @@ impl Client {
                     schema_ipc: schema_to_ipc(schema)?,
                     bucket_count,
                     bucket_key,
+                    options: options.into_iter().collect(),
                     ..Default::default()
                 }),
                 if_not_exists,

@@ -26,6 +26,7 @@ pub struct Config {
     pub writer: WriterConfig,
     pub index: IndexConfig,
     pub cache: CacheConfig,
+    pub lake: LakeConfig,
 }
 
 impl Default for Config {
@@ -37,6 +38,27 @@ impl Default for Config {
             writer: WriterConfig::default(),
             index: IndexConfig::default(),
             cache: CacheConfig::default(),
+            lake: LakeConfig::default(),
+        }
+    }
+}
+
+/// Lake tiering: the compactor role and the defaults of new tables.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LakeConfig {
+    /// Run the compactor role in this process: tier every table with `lake.enabled` into
+    /// its Iceberg table and garbage-collect the WAL. Default true.
+    pub compactor: bool,
+    /// `lake.enabled` of tables created without that option. Default false.
+    pub tables_default: bool,
+}
+
+impl Default for LakeConfig {
+    fn default() -> Self {
+        Self {
+            compactor: true,
+            tables_default: false,
         }
     }
 }

@@ -6,11 +6,12 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering;
 
 use futures::{Stream, StreamExt};
+use inlet_core::clock::Env;
 use inlet_core::error::{ErrorKind, HasKind};
 use inlet_core::ids::{Offset, TimestampMicros};
 use inlet_core::ipc::{batches_from_ipc, batches_to_ipc, schema_from_ipc, schema_to_ipc};
 use inlet_core::limits::MAX_APPEND_BYTES;
-use inlet_core::table::{TableDescriptor, TableInfo};
+use inlet_core::table::{OPTION_LAKE_ENABLED, TableDescriptor, TableInfo};
 use inlet_index::{DatabaseInfo, Index, ProducerRef, table_streams};
 use inlet_proto::v1 as pb;
 use inlet_proto::v1::inlet_server::Inlet;
@@ -45,6 +46,9 @@ pub struct InletService {
     pub writer: Writer,
     pub reader: Reader,
     pub metrics: Metrics,
+    pub env: Env,
+    /// `lake.enabled` for tables created without that option (`[lake] tables_default`).
+    pub lake_by_default: bool,
 }
 
 fn database_info(info: DatabaseInfo) -> pb::DatabaseInfo {
@@ -214,6 +218,11 @@ impl Inlet for InletService {
             comment: descriptor.comment,
             options: descriptor.options.into_iter().collect::<BTreeMap<_, _>>(),
         };
+        let mut descriptor = descriptor;
+        descriptor
+            .options
+            .entry(OPTION_LAKE_ENABLED.to_owned())
+            .or_insert_with(|| self.lake_by_default.to_string());
         let info = self
             .index
             .create_table(
@@ -382,6 +391,44 @@ impl Inlet for InletService {
             fetched_rows: load(&requests.fetched_rows),
             fetched_bytes: load(&requests.fetched_bytes),
         }))
+    }
+
+    async fn get_lake_status(
+        &self,
+        request: Request<pb::GetLakeStatusRequest>,
+    ) -> Result<Response<pb::GetLakeStatusResponse>, Status> {
+        let request = request.into_inner();
+        let databases = if request.database.is_empty() {
+            self.index
+                .list_databases()
+                .into_iter()
+                .map(|d| d.name)
+                .collect()
+        } else {
+            vec![request.database.clone()]
+        };
+        let mut tables = Vec::new();
+        for database in databases {
+            if request.table.is_empty() {
+                tables.extend(self.index.list_tables(&database).map_err(status)?);
+            } else {
+                tables.push(
+                    self.index
+                        .table(&database, &request.table)
+                        .map_err(status)?,
+                );
+            }
+        }
+        let now = self.env.clock.now();
+        let mut out = Vec::with_capacity(tables.len());
+        for table in tables {
+            out.push(
+                crate::lake_status::table_lake_status(&self.index, &table, now)
+                    .await
+                    .map_err(status)?,
+            );
+        }
+        Ok(Response::new(pb::GetLakeStatusResponse { tables: out }))
     }
 
     async fn list_offsets(

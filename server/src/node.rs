@@ -68,7 +68,7 @@ impl Node {
             store,
             cache.clone(),
             config.writer.options(),
-            env,
+            env.clone(),
         );
         let metrics = Metrics {
             requests: Arc::new(RequestMetrics::default()),
@@ -81,6 +81,8 @@ impl Node {
             writer: writer.clone(),
             reader: Reader::new(index.clone(), cache),
             metrics: metrics.clone(),
+            env: env.clone(),
+            lake_by_default: config.lake.tables_default,
         };
         let listener = TcpListener::bind(config.listen)
             .await

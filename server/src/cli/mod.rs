@@ -41,6 +41,9 @@ pub enum Command {
     Consume(ConsumeArgs),
     /// Show what a running node is doing and what its object-store traffic costs.
     Status(ServerArg),
+    /// Lake tiering: per table watermarks, lag, last snapshot, files and bytes.
+    #[command(subcommand)]
+    Lake(LakeCommand),
     /// Measure an embedded node: produce, end-to-end and fetch figures, object-store
     /// requests and cost per GB, as tables and JSON.
     Bench(Box<crate::bench::BenchArgs>),
@@ -119,6 +122,17 @@ pub struct ServerArg {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum LakeCommand {
+    /// Per table: watermark and lag per bucket, last snapshot, file count and bytes.
+    Status {
+        /// `database.table`, a `database`, or nothing for every table.
+        target: Option<String>,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum TableCommand {
     /// Create a log table (its database is created if missing).
     Create {
@@ -133,6 +147,10 @@ pub enum TableCommand {
         /// Columns whose values choose a row's bucket; none: round-robin per append.
         #[arg(long, value_delimiter = ',')]
         bucket_key: Vec<String>,
+        /// Table option `key=value`, repeatable: `lake.enabled=true`, `lake.freshness=30s`,
+        /// `retention=7d`.
+        #[arg(long = "option", value_parser = parse_option)]
+        options: Vec<(String, String)>,
         /// Succeed without change if the table exists.
         #[arg(long)]
         if_not_exists: bool,
@@ -247,6 +265,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Consume(args) => consume(args).await,
         Command::Bench(args) => crate::bench::run(*args).await,
         Command::Status(server) => status(server).await,
+        Command::Lake(LakeCommand::Status { target, server }) => lake_status(target, server).await,
     }
 }
 
@@ -275,6 +294,7 @@ async fn table(command: TableCommand) -> anyhow::Result<()> {
             schema,
             buckets,
             bucket_key,
+            options,
             if_not_exists,
             server,
         } => {
@@ -283,12 +303,13 @@ async fn table(command: TableCommand) -> anyhow::Result<()> {
             let mut client = Client::connect(&server.server).await?;
             client.create_database(&database, true).await?;
             let info = client
-                .create_table(
+                .create_table_with_options(
                     &database,
                     &name,
                     &schema,
                     buckets,
                     bucket_key,
+                    options.into_iter().collect(),
                     if_not_exists,
                 )
                 .await?;
@@ -532,6 +553,66 @@ async fn status(server: ServerArg) -> anyhow::Result<()> {
          (${S3_PUT_PER_1000} per 1,000 PUT/COPY/LIST, ${S3_GET_PER_1000} per 1,000 GET, \
          DELETE free; storage and transfer not included)"
     );
+    Ok(())
+}
+
+fn parse_option(value: &str) -> Result<(String, String), String> {
+    let (key, value) = value
+        .split_once('=')
+        .ok_or_else(|| format!("expected key=value, got `{value}`"))?;
+    Ok((key.trim().to_owned(), value.trim().to_owned()))
+}
+
+async fn lake_status(target: Option<String>, server: ServerArg) -> anyhow::Result<()> {
+    let (database, table) = match target.as_deref() {
+        None => (String::new(), String::new()),
+        Some(target) => match target.split_once('.') {
+            Some((database, table)) => (database.to_owned(), table.to_owned()),
+            None => (target.to_owned(), String::new()),
+        },
+    };
+    let mut client = Client::connect(&server.server).await?;
+    let tables = client
+        .raw()
+        .get_lake_status(pb::GetLakeStatusRequest { database, table })
+        .await
+        .map_err(crate::client::status_error)?
+        .into_inner()
+        .tables;
+    for table in tables {
+        println!(
+            "{}.{}: lake {}, snapshot {}, {} files, {} bytes, {} rows",
+            table.database,
+            table.table,
+            if table.lake_enabled { "on" } else { "off" },
+            if table.snapshot_id == 0 {
+                "none".to_owned()
+            } else {
+                table.snapshot_id.to_string()
+            },
+            table.file_count,
+            table.file_bytes,
+            table.file_rows
+        );
+        if !table.metadata_location.is_empty() {
+            println!("  metadata: {}", table.metadata_location);
+        }
+        println!(
+            "  {:>6} {:>12} {:>12} {:>12} {:>12} {:>10}",
+            "bucket", "earliest", "watermark", "next", "lag_offsets", "lag_s"
+        );
+        for bucket in &table.buckets {
+            println!(
+                "  {:>6} {:>12} {:>12} {:>12} {:>12} {:>10.1}",
+                bucket.bucket,
+                bucket.earliest_offset,
+                bucket.watermark,
+                bucket.next_offset,
+                bucket.lag_offsets,
+                bucket.lag_seconds
+            );
+        }
+    }
     Ok(())
 }
 
