@@ -72,6 +72,12 @@ pub struct ServeArgs {
     /// Most bytes of unacknowledged appends held before producers wait.
     #[arg(long, env = "INLET_WRITER_MAX_BUFFERED_BYTES")]
     pub max_buffered_bytes: Option<usize>,
+    /// Run the compactor role (lake tiering, WAL garbage collection) in this process.
+    #[arg(long, env = "INLET_LAKE_COMPACTOR")]
+    pub compactor: Option<bool>,
+    /// Turn lake tiering on for tables created without a `lake.enabled` option.
+    #[arg(long, env = "INLET_LAKE_TABLES_DEFAULT")]
+    pub lake_by_default: Option<bool>,
 }
 
 fn humantime_duration(value: &str) -> Result<Duration, String> {
@@ -108,6 +114,12 @@ impl ServeArgs {
         }
         if let Some(bytes) = self.max_buffered_bytes {
             config.writer.max_buffered_bytes = bytes;
+        }
+        if let Some(compactor) = self.compactor {
+            config.lake.compactor = compactor;
+        }
+        if let Some(default) = self.lake_by_default {
+            config.lake.tables_default = default;
         }
         Ok(config)
     }
