@@ -11,10 +11,10 @@ pub mod keys;
 pub mod records;
 
 pub use error::{CatalogError, ChunkRejected, IndexError};
+pub use index::lake::{LakeCommit, LakeCommitError, LakeCommitted, LakeFileScan};
 pub use index::{
     ChunkCommitRequest, ChunkScan, CommitReply, CommitRequest, CommittedChunk, DatabaseInfo, Index,
     IndexOptions, PendingCommit, ProducerRef, table_streams,
 };
-pub use index::lake::{LakeCommit, LakeCommitError, LakeCommitted, LakeFileScan};
 pub use keys::{ChunkEntry, LakeFileEntry, LakeWatermark, ProducedRange, StreamTail};
 pub use records::{LakeLease, LakeTableRecord};

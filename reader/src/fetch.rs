@@ -1,10 +1,13 @@
 //! Fetch: stream the rows of a table's buckets from a start position, optionally following.
 //!
-//! Each bucket is read by its own task that walks the chunk index from the start offset up
-//! to the durable tail it last saw, reading each chunk through the page cache: the whole
-//! chunk in one range, or, when few columns of a wide chunk are asked for, only the IPC
-//! metadata and those columns' byte ranges (`pruned.rs`), checksums verified either way.
-//! A follower then waits on
+//! Each bucket is read by its own task that walks the stream from the start offset up to the
+//! durable tail it last saw. Offsets below the stream's lake watermark are read from the
+//! lake's Parquet files (`lake.rs`); the rest by walking the chunk index, reading each chunk
+//! through the page cache: the whole chunk in one range, or, when few columns of a wide chunk
+//! are asked for, only the IPC metadata and those columns' byte ranges (`pruned.rs`),
+//! checksums verified either way. The watermark may move while a task reads: the chunks it
+//! covers leave the index, and a task that finds its next chunk gone re-reads the watermark
+//! and continues from the lake. A follower then waits on
 //! the index's commit notification for its stream, so new rows arrive as soon as they are
 //! acknowledged, without polling the index. Offsets are checked to be dense on the way out.
 
@@ -26,6 +29,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::error::FetchError;
 
+mod lake;
 mod pruned;
 
 /// The batches of a fetch, in offset order per bucket; ends with the first error.
@@ -180,7 +184,22 @@ impl Reader {
                 }
                 Ok(offset)
             }
-            StartPosition::Timestamp(ts) => Ok(self.index.offset_for_timestamp(stream, ts).await?),
+            StartPosition::Timestamp(ts) => {
+                // The time index is trimmed with the chunks the lake watermark covers, so rows
+                // below it are found in the lake. The time index is read first: a lake commit
+                // that trims it afterwards has put those rows in the lake by the time the lake
+                // is looked at.
+                let from_wal = self.index.offset_for_timestamp(stream, ts).await?;
+                let from_lake = lake::offset_for_timestamp(
+                    &self.index,
+                    &self.cache,
+                    stream,
+                    ts,
+                    tail.earliest_offset,
+                )
+                .await?;
+                Ok(from_lake.map_or(from_wal, |offset| offset.min(from_wal)))
+            }
         }
     }
 }
@@ -247,6 +266,14 @@ async fn read_stream(
     }
 }
 
+/// Where one part of a bucket's read stopped.
+enum Reached {
+    /// Every row before this offset was sent.
+    At(Offset),
+    /// The receiver is gone.
+    Closed,
+}
+
 async fn read_stream_inner(
     context: &FetchContext,
     stream: StreamId,
@@ -257,50 +284,16 @@ async fn read_stream_inner(
     let mut next = start;
     loop {
         let tail: StreamTail = *tails.borrow_and_update();
-        if next < tail.next_offset {
-            let mut chunks = context.index.chunks(stream, next).await?;
-            while next < tail.next_offset {
-                let Some(entry) = chunks.next().await? else {
-                    return Err(FetchError::Corrupt {
-                        stream,
-                        message: format!(
-                            "chunk index ends before offset {next}, but the tail is {}",
-                            tail.next_offset
-                        ),
-                    });
-                };
-                if entry.base_offset > next {
-                    return Err(FetchError::Corrupt {
-                        stream,
-                        message: format!(
-                            "offset gap: expected a chunk holding {next}, found one starting at {}",
-                            entry.base_offset
-                        ),
-                    });
-                }
-                let batch = read_chunk(context, stream, &entry).await?;
-                let skip = (next.0 - entry.base_offset.0) as usize;
-                let mut position = skip;
-                while position < batch.num_rows() {
-                    let len = (batch.num_rows() - position).min(MAX_FETCH_BATCH_ROWS);
-                    let piece = with_system_columns(
-                        context,
-                        stream,
-                        &batch.slice(position, len),
-                        Offset(entry.base_offset.0 + position as u64),
-                        entry.commit_ts,
-                    )?;
-                    let fetched = FetchedBatch {
-                        bucket: stream.bucket,
-                        batch: piece,
-                        high_watermark: tail.next_offset,
-                    };
-                    if sender.send(Ok(fetched)).await.is_err() {
-                        return Ok(false);
-                    }
-                    position += len;
-                }
-                next = entry.end_offset();
+        while next < tail.next_offset {
+            let watermark = context.index.lake_watermark(stream).await?.offset;
+            let reached = if next < watermark {
+                lake::read_lake(context, stream, next, watermark, &tail, sender).await?
+            } else {
+                read_wal(context, stream, next, &tail, sender).await?
+            };
+            match reached {
+                Reached::At(reached) => next = reached,
+                Reached::Closed => return Ok(false),
             }
         }
         if !context.follow {
@@ -317,6 +310,68 @@ async fn read_stream_inner(
             _ = sender.closed() => return Ok(false),
         }
     }
+}
+
+/// Reads the chunks of `stream` from `from` up to `tail` into `sender`. Stops early where the
+/// chunk holding the next offset is gone because a lake commit tiered it meanwhile: the
+/// caller continues from the lake.
+async fn read_wal(
+    context: &FetchContext,
+    stream: StreamId,
+    from: Offset,
+    tail: &StreamTail,
+    sender: &mpsc::Sender<Result<FetchedBatch, FetchError>>,
+) -> Result<Reached, FetchError> {
+    let mut next = from;
+    let mut chunks = context.index.chunks(stream, next).await?;
+    while next < tail.next_offset {
+        let entry = match chunks.next().await? {
+            Some(entry) if entry.base_offset <= next => entry,
+            found => {
+                if lake::tiered(&context.index, stream, next).await? {
+                    return Ok(Reached::At(next));
+                }
+                return Err(FetchError::Corrupt {
+                    stream,
+                    message: match found {
+                        Some(entry) => format!(
+                            "offset gap: expected a chunk holding {next}, found one starting \
+                             at {}",
+                            entry.base_offset
+                        ),
+                        None => format!(
+                            "chunk index ends before offset {next}, but the tail is {}",
+                            tail.next_offset
+                        ),
+                    },
+                });
+            }
+        };
+        let batch = read_chunk(context, stream, &entry).await?;
+        let skip = (next.0 - entry.base_offset.0) as usize;
+        let mut position = skip;
+        while position < batch.num_rows() {
+            let len = (batch.num_rows() - position).min(MAX_FETCH_BATCH_ROWS);
+            let piece = with_system_columns(
+                context,
+                stream,
+                &batch.slice(position, len),
+                Offset(entry.base_offset.0 + position as u64),
+                entry.commit_ts,
+            )?;
+            let fetched = FetchedBatch {
+                bucket: stream.bucket,
+                batch: piece,
+                high_watermark: tail.next_offset,
+            };
+            if sender.send(Ok(fetched)).await.is_err() {
+                return Ok(Reached::Closed);
+            }
+            position += len;
+        }
+        next = entry.end_offset();
+    }
+    Ok(Reached::At(next))
 }
 
 /// Reads one chunk through the cache, verifies its checksums and decodes the projected columns.
@@ -442,4 +497,146 @@ fn limit_rows(
         }
         Some((item, (inner, left)))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use arrow_array::Int64Array;
+    use arrow_schema::{DataType, Field, Schema};
+    use inlet_cache::CacheOptions;
+    use inlet_core::clock::Env;
+    use inlet_core::table::TableDescriptor;
+    use inlet_index::{IndexOptions, LakeCommit, LakeFileEntry};
+    use inlet_writer::{Writer, WriterOptions};
+    use slatedb::object_store::ObjectStore;
+    use slatedb::object_store::memory::InMemory;
+
+    use super::*;
+
+    const ROWS: i64 = 10;
+
+    /// Reads `from` to the tail with [`read_wal`]; returns where it stopped and the offsets
+    /// it sent.
+    async fn wal(context: &FetchContext, stream: StreamId, from: u64) -> (Offset, Vec<i64>) {
+        let tail = context.index.tail(stream).await.expect("tail");
+        let (sender, mut receiver) = mpsc::channel(16);
+        let reached = read_wal(context, stream, Offset(from), &tail, &sender)
+            .await
+            .expect("a WAL read does not fail");
+        drop(sender);
+        let mut offsets = Vec::new();
+        while let Some(fetched) = receiver.recv().await {
+            let batch = fetched.expect("batch").batch;
+            let column = batch.column_by_name("_offset").expect("_offset");
+            let column = column.as_any().downcast_ref::<Int64Array>().expect("i64");
+            offsets.extend(column.values().iter());
+        }
+        match reached {
+            Reached::At(offset) => (offset, offsets),
+            Reached::Closed => panic!("the receiver is open"),
+        }
+    }
+
+    /// The chunk a WAL read scans for can be gone because a lake commit tiered it after the
+    /// read looked at the watermark: the read hands the offset back (to be read from the
+    /// lake) instead of reporting a gap as corruption.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_wal_read_of_a_tiered_chunk_goes_back_to_the_lake() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let index = Index::open(store.clone(), IndexOptions::default(), Env::system())
+            .await
+            .expect("index opens");
+        index
+            .create_database("db", "", false)
+            .await
+            .expect("database");
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+        let descriptor = TableDescriptor {
+            schema: schema.clone(),
+            bucket_count: 1,
+            bucket_key: vec![],
+            partition_key: vec![],
+            comment: String::new(),
+            options: Default::default(),
+        };
+        index
+            .create_table("db", "t", descriptor, false)
+            .await
+            .expect("table");
+        let cache = PagedCache::open(store.clone(), CacheOptions::default())
+            .await
+            .expect("cache opens");
+        let options = WriterOptions {
+            linger: Duration::from_millis(1),
+            ..WriterOptions::default()
+        };
+        let writer = Writer::start(index.clone(), store, cache.clone(), options, Env::system());
+        for chunk in 0..3 {
+            let values = Int64Array::from_iter_values(chunk * ROWS..(chunk + 1) * ROWS);
+            let batch =
+                RecordBatch::try_new(schema.clone(), vec![Arc::new(values)]).expect("batch");
+            writer
+                .append("db", "t", &[batch], None)
+                .await
+                .expect("append acked");
+        }
+        let table = index.table("db", "t").expect("table");
+        let stream = StreamId::new(table.id, PartitionId(0), Bucket(0));
+        let context = FetchContext {
+            index: index.clone(),
+            cache,
+            schema: read_schema(&table.descriptor.schema, &[0]),
+            table: table.clone(),
+            projection: vec![0],
+            follow: false,
+        };
+        assert_eq!(
+            wal(&context, stream, 5).await,
+            (Offset(30), (5..30).collect())
+        );
+
+        // Tier the first two chunks (the file need not exist: the WAL read never opens it).
+        let lease = index
+            .acquire_lake_lease(table.id, 1, Duration::from_secs(600))
+            .await
+            .expect("lease");
+        let file = LakeFileEntry {
+            path: "lake/db/t/data/_bucket=0/f.parquet".to_owned(),
+            base_offset: Offset(0),
+            row_count: 2 * ROWS as u64,
+            file_size: 1,
+            snapshot_id: 1,
+            min_ts: TimestampMicros(0),
+            max_ts: TimestampMicros(0),
+        };
+        let committed = index
+            .commit_lake(LakeCommit {
+                table: table.id,
+                lease,
+                expected_metadata_location: None,
+                metadata_location: "memory://t/lake/db/t/metadata/00001.metadata.json".to_owned(),
+                snapshot_id: Some(1),
+                watermarks: BTreeMap::from([(Bucket(0), Offset(2 * ROWS as u64))]),
+                added_files: vec![(Bucket(0), file)],
+                removed_files: vec![],
+                earliest: BTreeMap::new(),
+            })
+            .await
+            .expect("lake commit");
+        assert_eq!(committed.trimmed_chunks, 2);
+
+        // Below the watermark: nothing read, the offset handed back.
+        assert_eq!(wal(&context, stream, 5).await, (Offset(5), vec![]));
+        assert_eq!(wal(&context, stream, 0).await, (Offset(0), vec![]));
+        // From the watermark on: the WAL.
+        assert_eq!(
+            wal(&context, stream, 20).await,
+            (Offset(30), (20..30).collect())
+        );
+        writer.close().await;
+        index.close().await.expect("close");
+    }
 }

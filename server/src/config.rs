@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use inlet_cache::CacheOptions;
+use inlet_compactor::CompactorOptions;
 use inlet_index::IndexOptions;
 use inlet_writer::WriterOptions;
 use serde::{Deserialize, Serialize};
@@ -20,8 +21,8 @@ pub struct Config {
     pub store: String,
     /// gRPC listen address. Default `127.0.0.1:7070`.
     pub listen: SocketAddr,
-    /// HTTP listen address for `/health` and `/metrics` (and, later, the Iceberg REST
-    /// catalog); none disables HTTP. Default `127.0.0.1:7071`.
+    /// HTTP listen address for `/health`, `/metrics` and the Iceberg REST catalog
+    /// (`/iceberg`); none disables HTTP. Default `127.0.0.1:7071`.
     pub http_listen: Option<SocketAddr>,
     pub writer: WriterConfig,
     pub index: IndexConfig,
@@ -52,13 +53,57 @@ pub struct LakeConfig {
     pub compactor: bool,
     /// `lake.enabled` of tables created without that option. Default false.
     pub tables_default: bool,
+    /// How often the compactor looks for tables with rows to tier (each table still waits
+    /// its `lake.freshness` between commits). Default `1s`.
+    #[serde(with = "humantime_serde")]
+    pub scan_interval: Duration,
+    /// How long a compactor's claim on a table lasts unless renewed; a crashed compactor's
+    /// tables are taken over after this. Default `30s`.
+    #[serde(with = "humantime_serde")]
+    pub lease_ttl: Duration,
+    /// How often unreferenced WAL objects are looked for. Default `60s`.
+    #[serde(with = "humantime_serde")]
+    pub wal_gc_interval: Duration,
+    /// A WAL object younger than this may still be being committed; it is never deleted.
+    /// Must exceed the writer's upload and commit timeouts. Default `10m`.
+    #[serde(with = "humantime_serde")]
+    pub wal_upload_grace: Duration,
+    /// How long a WAL object stays after its last chunk entry went, for reads that already
+    /// looked it up. Default `5m`.
+    #[serde(with = "humantime_serde")]
+    pub wal_read_grace: Duration,
+    /// Files in a lake table's folder that its metadata does not reference are deleted once
+    /// older than this (the leftovers of a crashed round). Default `10m`.
+    #[serde(with = "humantime_serde")]
+    pub orphan_grace: Duration,
 }
 
 impl Default for LakeConfig {
     fn default() -> Self {
+        let defaults = CompactorOptions::default();
         Self {
             compactor: true,
             tables_default: false,
+            scan_interval: defaults.scan_interval,
+            lease_ttl: defaults.lease_ttl,
+            wal_gc_interval: defaults.wal_gc_interval,
+            wal_upload_grace: defaults.wal_upload_grace,
+            wal_read_grace: defaults.wal_read_grace,
+            orphan_grace: defaults.orphan_grace,
+        }
+    }
+}
+
+impl LakeConfig {
+    pub fn compactor_options(&self) -> CompactorOptions {
+        CompactorOptions {
+            scan_interval: self.scan_interval,
+            lease_ttl: self.lease_ttl,
+            wal_gc_interval: self.wal_gc_interval,
+            wal_upload_grace: self.wal_upload_grace,
+            wal_read_grace: self.wal_read_grace,
+            orphan_grace: self.orphan_grace,
+            ..CompactorOptions::default()
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod client;
 pub mod config;
 pub mod grpc;
 pub mod http;
+pub mod iceberg_rest;
 pub mod lake_status;
 pub mod metrics;
 pub mod node;

@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use inlet_cache::PagedCache;
+use inlet_compactor::Compactor;
+use inlet_compactor::lake::{LakeRoot, LakeStorage};
 use inlet_core::clock::Env;
 use inlet_core::limits::MAX_GRPC_MESSAGE_BYTES;
 use inlet_index::Index;
@@ -21,8 +23,9 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::config::Config;
 use crate::grpc::InletService;
+use crate::iceberg_rest::{RestCatalog, file_io_properties};
 use crate::metrics::{Metrics, RequestMetrics};
-use crate::store::{check_store, open_store};
+use crate::store::{check_store, lake_root, open_store};
 
 /// A node serving the index owner, writer and reader roles over gRPC, plus HTTP.
 pub struct Node {
@@ -30,6 +33,7 @@ pub struct Node {
     http_addr: Option<SocketAddr>,
     index: Index,
     writer: Writer,
+    compactor: Option<Compactor>,
     metrics: Metrics,
     shutdown: watch::Sender<bool>,
     serving: JoinHandle<Result<(), tonic::transport::Error>>,
@@ -65,11 +69,31 @@ impl Node {
             .context("cannot open the read cache")?;
         let writer = Writer::start(
             index.clone(),
-            store,
+            store.clone(),
             cache.clone(),
             config.writer.options(),
             env.clone(),
         );
+        let compactor = if config.lake.compactor {
+            let root = match lake_root(&config.store) {
+                Ok(root) => root,
+                // An in-memory store has no URL engines could open; name it uniquely so
+                // the lake storage of this node finds its own store.
+                Err(_) if config.store.starts_with("memory:") => {
+                    LakeRoot::memory(&format!("inlet-{:032x}", env.ids.next_u128()))
+                }
+                Err(error) => return Err(error.context("cannot place the lake tables")),
+            };
+            Some(Compactor::start(
+                index.clone(),
+                store.clone(),
+                LakeStorage::new(root, store.clone()),
+                config.lake.compactor_options(),
+                env.clone(),
+            ))
+        } else {
+            None
+        };
         let metrics = Metrics {
             requests: Arc::new(RequestMetrics::default()),
             store: store_metrics,
@@ -107,7 +131,13 @@ impl Node {
                     .with_context(|| format!("cannot listen for http on {http_listen}"))?;
                 let http_addr = listener.local_addr()?;
                 let mut http_signal = signal;
-                let router = crate::http::router(metrics.clone());
+                let catalog = RestCatalog::new(
+                    index.clone(),
+                    store.clone(),
+                    lake_root(&config.store).ok(),
+                    file_io_properties(&config.store),
+                );
+                let router = crate::http::router(metrics.clone(), catalog);
                 let http = tokio::spawn(async move {
                     axum::serve(listener, router)
                         .with_graceful_shutdown(async move {
@@ -125,6 +155,7 @@ impl Node {
             http_addr,
             index,
             writer,
+            compactor,
             metrics,
             shutdown,
             serving,
@@ -147,6 +178,11 @@ impl Node {
         format!("http://{}", self.addr)
     }
 
+    /// The node's index (tests and tools inspect the catalog and lake state through it).
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
     /// The node's metrics, as `/metrics` renders them.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
@@ -155,6 +191,9 @@ impl Node {
     /// Stops serving, answers every accepted append, and closes the index cleanly.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(true);
+        if let Some(compactor) = self.compactor.take() {
+            compactor.stop().await;
+        }
         self.writer.close().await;
         // Closing the index ends following fetches, which graceful shutdown waits for.
         let closed = self.index.close().await.context("cannot close the index");

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use inlet_compactor::lake::LakeRoot;
 use slatedb::object_store::aws::AmazonS3Builder;
 use slatedb::object_store::local::LocalFileSystem;
 use slatedb::object_store::memory::InMemory;
@@ -73,4 +74,51 @@ pub fn open_store(location: &str) -> anyhow::Result<Arc<dyn ObjectStore>> {
     let store = LocalFileSystem::new_with_prefix(path)
         .with_context(|| format!("cannot open store directory `{path}`"))?;
     Ok(Arc::new(store))
+}
+
+/// Where the root of the store at `location` (as [`open_store`] takes it) is, as lake
+/// (Iceberg) metadata names it: `s3://bucket/prefix`, or the canonical `file://` path of a
+/// local directory, which must exist (open the store first). An in-memory store has no
+/// location engines can open: the caller names it (`LakeRoot::memory`) if it needs one.
+pub fn lake_root(location: &str) -> anyhow::Result<LakeRoot> {
+    if location == "memory://" || location == "memory:" {
+        bail!("an in-memory store has no lake url");
+    }
+    if let Some(rest) = location.strip_prefix("s3://") {
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            bail!("store url `{location}` names no bucket");
+        }
+        return Ok(LakeRoot::s3(bucket, prefix));
+    }
+    let path = match location.strip_prefix("file://") {
+        Some(path) => path,
+        None if location.contains("://") => bail!("unsupported store url `{location}`"),
+        None => location,
+    };
+    LakeRoot::local(path).with_context(|| format!("no lake url for store directory `{path}`"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lake_roots_follow_the_store_url() {
+        let s3 = |url| lake_root(url).expect("an s3 url").url();
+        assert_eq!(s3("s3://bucket"), "s3://bucket");
+        assert_eq!(s3("s3://bucket/some/prefix/"), "s3://bucket/some/prefix");
+        assert!(lake_root("s3:///prefix").is_err());
+        assert!(lake_root("memory://").is_err());
+        assert!(lake_root("gs://bucket").is_err());
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let canonical = std::fs::canonicalize(dir.path()).expect("canonical");
+        let expected = format!("file://{}", canonical.display());
+        let plain = dir.path().to_str().expect("utf-8");
+        assert_eq!(lake_root(plain).expect("a directory").url(), expected);
+        let url = format!("file://{plain}");
+        assert_eq!(lake_root(&url).expect("a directory").url(), expected);
+        assert!(lake_root("/no/such/inlet/dir").is_err());
+    }
 }

@@ -251,7 +251,7 @@ fn pays_off(pruned_pages: u64, whole_pages: u64) -> bool {
 }
 
 /// Sorts `ranges` and merges those that overlap or are separated by less than `max_gap` bytes.
-fn coalesce(mut ranges: Vec<Range<u64>>, max_gap: u64) -> Vec<Range<u64>> {
+pub(super) fn coalesce(mut ranges: Vec<Range<u64>>, max_gap: u64) -> Vec<Range<u64>> {
     ranges.sort_by_key(|range| range.start);
     let mut out: Vec<Range<u64>> = Vec::with_capacity(ranges.len());
     for range in ranges {
@@ -281,7 +281,7 @@ fn pages_touched(ranges: &[Range<u64>], page_size: u64) -> u64 {
 }
 
 /// The bytes of `want` from the fetched range that covers it.
-fn cut(fetched: &[(Range<u64>, Bytes)], want: &Range<u64>) -> Bytes {
+pub(super) fn cut(fetched: &[(Range<u64>, Bytes)], want: &Range<u64>) -> Bytes {
     if want.is_empty() {
         return Bytes::new();
     }

@@ -1,0 +1,123 @@
+//! The compactor's settings: how often it looks for work, how much one round may read, how
+//! long it holds a table, and the graces that keep garbage collection behind every reader and
+//! every in-flight write. Also the test-only failpoint hook that crashes a round at a chosen
+//! step.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::lake::LakeWriteOptions;
+
+/// Default of [`CompactorOptions::scan_interval`].
+pub const DEFAULT_SCAN_INTERVAL: Duration = Duration::from_secs(1);
+/// Default of [`CompactorOptions::lease_ttl`].
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(30);
+/// Default of [`CompactorOptions::max_round_bytes`].
+pub const DEFAULT_MAX_ROUND_BYTES: u64 = 1024 * 1024 * 1024;
+/// Default of [`CompactorOptions::max_round_rows`].
+pub const DEFAULT_MAX_ROUND_ROWS: u64 = 16 * 1024 * 1024;
+/// Default of [`CompactorOptions::wal_gc_interval`].
+pub const DEFAULT_WAL_GC_INTERVAL: Duration = Duration::from_secs(60);
+/// Default of [`CompactorOptions::wal_upload_grace`].
+pub const DEFAULT_WAL_UPLOAD_GRACE: Duration = Duration::from_secs(10 * 60);
+/// Default of [`CompactorOptions::wal_read_grace`].
+pub const DEFAULT_WAL_READ_GRACE: Duration = Duration::from_secs(5 * 60);
+/// Default of [`CompactorOptions::orphan_grace`].
+pub const DEFAULT_ORPHAN_GRACE: Duration = Duration::from_secs(10 * 60);
+
+/// How a compactor runs.
+#[derive(Clone, Debug)]
+pub struct CompactorOptions {
+    /// How often the loop looks for tables that are due. Only the check: a table is tiered at
+    /// most once per its `lake.freshness`. Lower = rounds start closer to their due time, more
+    /// catalog scans (cheap, in memory). Default 1 s.
+    pub scan_interval: Duration,
+    /// How long a table lease lasts; renewed at every round and during long rounds. A
+    /// compactor that dies holds its tables this long before another takes over. Longer =
+    /// slower failover, shorter = more lease writes (one index write per renewal). Default 30 s.
+    pub lease_ttl: Duration,
+    /// How rounds write Parquet (file and row-group sizes, zstd level).
+    pub write: LakeWriteOptions,
+    /// WAL chunk bytes one round reads at most, summed over the table's buckets; the round
+    /// ends at the chunk boundary before the limit (but always takes one chunk), and a backlog
+    /// continues in the next round at once. Bounds a round's duration and its index commit.
+    /// Default 1 GiB.
+    pub max_round_bytes: u64,
+    /// Rows one round tiers at most, cut the same way. Default 16 Mi rows.
+    pub max_round_rows: u64,
+    /// How often WAL garbage collection lists `wal/`. One LIST of the WAL prefix and one
+    /// scan of the chunk index per run. Default 60 s.
+    pub wal_gc_interval: Duration,
+    /// A WAL object younger than this is never considered garbage: it may have been uploaded
+    /// and not yet committed. Must exceed the longest upload-to-commit time. Default 10 min.
+    pub wal_upload_grace: Duration,
+    /// How long a WAL object must have been unreferenced (no chunk entry points into it)
+    /// before it is deleted: a reader that looked up a chunk before it was trimmed may still
+    /// GET it. Must exceed the longest read. Default 5 min.
+    pub wal_read_grace: Duration,
+    /// A file under a lake table that the table's committed metadata does not reference is
+    /// deleted by crash repair only once it is older than this. Default 10 min.
+    pub orphan_grace: Duration,
+    /// This compactor's id in table leases; `None` (the default) draws one from the injected
+    /// id source at start.
+    pub owner: Option<u64>,
+    /// **Test only.** Called at each [`Failpoint`] of a round; an error crashes the round
+    /// there. `None` (the default) in production.
+    pub failpoints: Option<FailpointHook>,
+}
+
+impl Default for CompactorOptions {
+    fn default() -> Self {
+        Self {
+            scan_interval: DEFAULT_SCAN_INTERVAL,
+            lease_ttl: DEFAULT_LEASE_TTL,
+            write: LakeWriteOptions::default(),
+            max_round_bytes: DEFAULT_MAX_ROUND_BYTES,
+            max_round_rows: DEFAULT_MAX_ROUND_ROWS,
+            wal_gc_interval: DEFAULT_WAL_GC_INTERVAL,
+            wal_upload_grace: DEFAULT_WAL_UPLOAD_GRACE,
+            wal_read_grace: DEFAULT_WAL_READ_GRACE,
+            orphan_grace: DEFAULT_ORPHAN_GRACE,
+            owner: None,
+            failpoints: None,
+        }
+    }
+}
+
+/// A step of a round where a test can crash it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Failpoint {
+    /// The round's Parquet data files are written and closed; no manifest, no metadata.
+    AfterDataFiles,
+    /// The round is staged: manifest, manifest list and the next metadata file are written;
+    /// the index does not know them.
+    AfterMetadata,
+    /// The index commit succeeded; the version hint still names the previous version.
+    AfterIndexCommit,
+}
+
+/// A crash a failpoint injected.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("injected crash: {reason}")]
+pub struct InjectedCrash {
+    pub reason: String,
+}
+
+/// The failpoint hook (test only): an error aborts the round at that step the way a crash
+/// would, leaving every file behind and cleaning nothing up.
+#[derive(Clone)]
+pub struct FailpointHook(pub Arc<dyn Fn(Failpoint) -> Result<(), InjectedCrash> + Send + Sync>);
+
+impl FailpointHook {
+    pub fn new(
+        hook: impl Fn(Failpoint) -> Result<(), InjectedCrash> + Send + Sync + 'static,
+    ) -> Self {
+        Self(Arc::new(hook))
+    }
+}
+
+impl std::fmt::Debug for FailpointHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FailpointHook(..)")
+    }
+}

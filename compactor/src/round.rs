@@ -1,0 +1,579 @@
+//! One tiering round of one table: committed WAL chunks above each bucket's lake watermark
+//! become Parquet data files and one Iceberg snapshot, recorded in the index in one batch.
+//!
+//! 1. Per bucket, from the lake watermark (always a chunk boundary) up to the durable tail:
+//!    read whole chunks, decode them, add `_bucket`, `_offset` and `_timestamp`, and write
+//!    them with [`LakeAppend`]. A round reads at most `max_round_bytes` / `max_round_rows`,
+//!    cut at a chunk boundary; buckets are visited round-robin across rounds so a backlog in
+//!    one cannot starve the others.
+//! 2. Stage the snapshot (manifest, manifest list, next metadata file).
+//! 3. Commit to the index ([`Index::commit_lake`]): compare-and-swap of the metadata pointer
+//!    from the version the round started on, under the round's lease (same epoch, renewed),
+//!    moving the watermarks, recording one lake file entry per data file, trimming the chunk
+//!    entries now below the watermarks.
+//! 4. Only then publish the version hint.
+//!
+//! A commit refused for certain (conflict, fenced, invalid, table gone) deletes everything
+//! the round wrote. An index error leaves the outcome unknown: nothing is deleted, and the
+//! next repair decides from the index which files are referenced. Any other failure before
+//! the commit deletes what was written, except an injected crash, which leaves it all behind
+//! as a real crash would.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, Int32Array, Int64Array, RecordBatch, TimestampMicrosecondArray};
+use arrow_schema::SchemaRef;
+use iceberg::spec::{DataFile, Literal, PrimitiveLiteral};
+use inlet_core::clock::Env;
+use inlet_core::ids::{Bucket, Offset, StreamId, TimestampMicros};
+use inlet_core::table::{OFFSET_COLUMN, TIMESTAMP_COLUMN, TableInfo, read_schema};
+use inlet_core::wal::decode_chunk;
+use inlet_index::{
+    ChunkEntry, Index, LakeCommit, LakeCommitError, LakeFileEntry, LakeLease, table_streams,
+};
+use slatedb::object_store::path::Path as ObjectPath;
+use slatedb::object_store::{ObjectStore, ObjectStoreExt};
+
+use crate::error::RoundError;
+use crate::lake::{LakeAppend, LakeError, LakeStorage, LakeTable, StagedAppend};
+use crate::options::{CompactorOptions, Failpoint};
+
+/// What a committed round did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoundCommitted {
+    /// The new snapshot.
+    pub snapshot_id: i64,
+    /// The new current metadata file.
+    pub metadata_location: String,
+    /// Rows tiered.
+    pub rows: u64,
+    /// WAL chunk bytes read.
+    pub chunk_bytes: u64,
+    /// Data files written.
+    pub data_files: usize,
+    /// The new watermark of each bucket that moved.
+    pub watermarks: BTreeMap<Bucket, Offset>,
+    /// Chunk entries the commit removed from the index.
+    pub trimmed_chunks: usize,
+    /// WAL objects those chunks were in.
+    pub trimmed_objects: usize,
+    /// The round stopped at a per-round limit: more committed rows wait above the
+    /// watermarks, and the next round may start at once.
+    pub backlog: bool,
+}
+
+/// The lease a round runs under, renewed as it goes. Renewal must keep the epoch: a new
+/// epoch means the lease lapsed, another compactor may have repaired the table meanwhile
+/// (deleting this round's files as orphans), so the round must not commit.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct HeldLease {
+    pub(crate) lease: LakeLease,
+    /// Clock reading (µs) when the lease was last renewed.
+    pub(crate) renewed_at: i64,
+}
+
+impl HeldLease {
+    /// Renews the lease once a third of its time has passed; fails if it could not be renewed
+    /// under the same epoch.
+    pub(crate) async fn renew_if_due(
+        &mut self,
+        index: &Index,
+        info: &TableInfo,
+        options: &CompactorOptions,
+        env: &Env,
+    ) -> Result<(), RoundError> {
+        let now = env.clock.now().0;
+        let third = i64::try_from(options.lease_ttl.as_micros() / 3).unwrap_or(i64::MAX);
+        if now.saturating_sub(self.renewed_at) < third {
+            return Ok(());
+        }
+        self.renew(index, info, options, env).await
+    }
+
+    /// Renews the lease now; fails if it could not be renewed under the same epoch.
+    pub(crate) async fn renew(
+        &mut self,
+        index: &Index,
+        info: &TableInfo,
+        options: &CompactorOptions,
+        env: &Env,
+    ) -> Result<(), RoundError> {
+        let now = env.clock.now().0;
+        let lost = RoundError::LeaseLost {
+            table: info.id,
+            epoch: self.lease.epoch,
+        };
+        match index
+            .acquire_lake_lease(info.id, self.lease.owner, options.lease_ttl)
+            .await
+        {
+            Ok(lease) if lease.epoch == self.lease.epoch => {
+                self.lease = lease;
+                self.renewed_at = now;
+                Ok(())
+            }
+            Ok(_) | Err(LakeCommitError::Fenced { .. }) => Err(lost),
+            Err(error) => Err(error.into()),
+        }
+    }
+}
+
+/// Everything one round needs.
+pub(crate) struct Round<'a> {
+    pub(crate) index: &'a Index,
+    pub(crate) store: &'a Arc<dyn ObjectStore>,
+    pub(crate) storage: &'a LakeStorage,
+    pub(crate) options: &'a CompactorOptions,
+    pub(crate) env: &'a Env,
+    pub(crate) info: &'a TableInfo,
+    pub(crate) lease: &'a mut HeldLease,
+}
+
+/// A round's result other than an error.
+pub(crate) enum Tiered {
+    /// No bucket has committed rows above its watermark.
+    Idle,
+    Committed(Box<CommittedRound>),
+}
+
+/// A committed round: the report, the new table version, the bucket the next round starts at.
+pub(crate) struct CommittedRound {
+    pub(crate) report: RoundCommitted,
+    pub(crate) table: LakeTable,
+    pub(crate) next_cursor: u32,
+}
+
+/// What the write phase read.
+struct Written {
+    rows: u64,
+    chunk_bytes: u64,
+    backlog: bool,
+    next_cursor: u32,
+}
+
+impl Round<'_> {
+    /// Runs one round on `base` (the committed version), visiting buckets from `cursor`.
+    pub(crate) async fn run(
+        &mut self,
+        base: &LakeTable,
+        cursor: u32,
+    ) -> Result<Tiered, RoundError> {
+        let watermarks = base.watermarks()?;
+        let bucket_count = self.info.descriptor.bucket_count.max(1);
+        let mut pending = Vec::new();
+        for i in 0..bucket_count {
+            let bucket = Bucket((cursor % bucket_count + i) % bucket_count);
+            let stream = table_streams(self.info)
+                .nth(bucket.0 as usize)
+                .expect("bucket is below the bucket count");
+            let from = watermarks.get(&bucket).copied().unwrap_or(Offset(0));
+            let tail = self.index.tail(stream).await?.next_offset;
+            if tail > from {
+                pending.push((stream, from, tail));
+            }
+        }
+        if pending.is_empty() {
+            return Ok(Tiered::Idle);
+        }
+
+        let mut append = LakeAppend::new(base, &self.options.write, self.env)?;
+        let written = match self.write(&mut append, &pending, cursor).await {
+            Ok(written) => written,
+            Err(error) => {
+                if !matches!(error, RoundError::Crash(_)) {
+                    discard(append.abort().await);
+                }
+                return Err(error);
+            }
+        };
+        // The hook of retention (`lake/expire.rs`) goes here: expired data files removed in
+        // this same snapshot (or a staged expire snapshot committed in the same index batch),
+        // with `removed_files` and `earliest` of the commit below filled from it.
+        let staged = match append.stage().await {
+            Ok(staged) => staged,
+            Err(LakeError::NothingToCommit) => return Ok(Tiered::Idle),
+            Err(error) => return Err(error.into()),
+        };
+        self.failpoint(Failpoint::AfterMetadata)?;
+
+        let (committed, table) = self.commit(staged).await?;
+        Ok(Tiered::Committed(Box::new(CommittedRound {
+            report: RoundCommitted {
+                rows: written.rows,
+                chunk_bytes: written.chunk_bytes,
+                backlog: written.backlog,
+                ..committed
+            },
+            table,
+            next_cursor: written.next_cursor,
+        })))
+    }
+
+    /// Step 1: reads the pending chunks of each bucket into `append` and closes the data
+    /// files.
+    async fn write(
+        &mut self,
+        append: &mut LakeAppend,
+        pending: &[(StreamId, Offset, Offset)],
+        cursor: u32,
+    ) -> Result<Written, RoundError> {
+        let schema = &self.info.descriptor.schema;
+        let all: Vec<usize> = (0..schema.fields().len()).collect();
+        let read_schema = read_schema(schema, &all);
+        let mut written = Written {
+            rows: 0,
+            chunk_bytes: 0,
+            backlog: false,
+            next_cursor: cursor,
+        };
+        'buckets: for (stream, from, tail) in pending {
+            let mut chunks = self.index.chunks(*stream, *from).await?;
+            let mut next = *from;
+            while next < *tail {
+                let Some(entry) = chunks.next().await? else {
+                    return Err(RoundError::ChunkGap {
+                        stream: *stream,
+                        expected: next,
+                        found: *tail,
+                    });
+                };
+                if entry.base_offset != next {
+                    return Err(RoundError::ChunkGap {
+                        stream: *stream,
+                        expected: next,
+                        found: entry.base_offset,
+                    });
+                }
+                if entry.end_offset() > *tail {
+                    // Not durable yet: the next round takes it.
+                    break;
+                }
+                let over_rows =
+                    written.rows + u64::from(entry.row_count) > self.options.max_round_rows;
+                let over_bytes =
+                    written.chunk_bytes + entry.chunk_len > self.options.max_round_bytes;
+                if written.rows > 0 && (over_rows || over_bytes) {
+                    append.finish_bucket(stream.bucket).await?;
+                    written.backlog = true;
+                    // The next round starts after this bucket: a bucket with a steady
+                    // backlog cannot starve the others.
+                    written.next_cursor = stream.bucket.0.wrapping_add(1);
+                    break 'buckets;
+                }
+                if entry.schema_id != self.info.schema_id {
+                    return Err(RoundError::SchemaChanged {
+                        stream: *stream,
+                        offset: entry.base_offset,
+                        found: entry.schema_id,
+                        expected: self.info.schema_id,
+                    });
+                }
+                let batch = self.read_chunk(*stream, &entry, schema).await?;
+                let batch = with_system_columns(&read_schema, *stream, &entry, batch)?;
+                append.write(stream.bucket, &batch).await?;
+                next = entry.end_offset();
+                written.rows += u64::from(entry.row_count);
+                written.chunk_bytes += entry.chunk_len;
+                self.lease
+                    .renew_if_due(self.index, self.info, self.options, self.env)
+                    .await?;
+            }
+            append.finish_bucket(stream.bucket).await?;
+        }
+        if !written.backlog {
+            written.next_cursor = cursor.wrapping_add(1);
+        }
+        self.failpoint(Failpoint::AfterDataFiles)?;
+        Ok(written)
+    }
+
+    /// Reads and decodes one whole chunk (checksum verified).
+    async fn read_chunk(
+        &self,
+        stream: StreamId,
+        entry: &ChunkEntry,
+        schema: &SchemaRef,
+    ) -> Result<RecordBatch, RoundError> {
+        let path = ObjectPath::from(entry.object.path());
+        let bytes = self
+            .store
+            .get_range(
+                &path,
+                entry.chunk_offset..entry.chunk_offset + entry.chunk_len,
+            )
+            .await
+            .map_err(|e| RoundError::storage("ranged get", &path, e))?;
+        let batch = decode_chunk(
+            &bytes,
+            entry.meta_len,
+            entry.body_offset,
+            entry.chunk_crc,
+            schema,
+            None,
+        )
+        .map_err(|e| RoundError::CorruptChunk {
+            stream,
+            offset: entry.base_offset,
+            object: path.to_string(),
+            reason: e.to_string(),
+        })?;
+        if batch.num_rows() != entry.row_count as usize {
+            return Err(RoundError::CorruptChunk {
+                stream,
+                offset: entry.base_offset,
+                object: path.to_string(),
+                reason: format!(
+                    "{} rows decoded, the index says {}",
+                    batch.num_rows(),
+                    entry.row_count
+                ),
+            });
+        }
+        Ok(batch)
+    }
+
+    /// Steps 3 and 4: commits `staged` to the index and publishes the version hint.
+    async fn commit(
+        &mut self,
+        staged: StagedAppend,
+    ) -> Result<(RoundCommitted, LakeTable), RoundError> {
+        let files = match lake_file_entries(self.info, self.storage, &staged) {
+            Ok(files) => files,
+            Err(error) => {
+                discard(staged.abandon().await);
+                return Err(error);
+            }
+        };
+        // The commit must run under the lease the round started with.
+        if let Err(error) = self
+            .lease
+            .renew(self.index, self.info, self.options, self.env)
+            .await
+        {
+            if matches!(error, RoundError::LeaseLost { .. }) {
+                discard(staged.abandon().await);
+            }
+            return Err(error);
+        }
+        let watermarks: BTreeMap<Bucket, Offset> = staged
+            .offsets
+            .iter()
+            .map(|(bucket, range)| (*bucket, range.end))
+            .collect();
+        let commit = LakeCommit {
+            table: self.info.id,
+            lease: self.lease.lease,
+            expected_metadata_location: Some(staged.base_metadata_location.clone()),
+            metadata_location: staged.table.metadata_location().to_owned(),
+            snapshot_id: Some(staged.snapshot_id),
+            watermarks: watermarks.clone(),
+            added_files: files,
+            // Retention fills these (see the hook in `run`).
+            removed_files: Vec::new(),
+            earliest: BTreeMap::new(),
+        };
+        let committed = match self.index.commit_lake(commit).await {
+            Ok(committed) => committed,
+            Err(error @ LakeCommitError::Index(_)) => {
+                // Unknown outcome: the batch may be durable. Delete nothing.
+                return Err(error.into());
+            }
+            Err(error) => {
+                // Refused before anything was written: nothing references the files.
+                discard(staged.abandon().await);
+                return Err(error.into());
+            }
+        };
+        self.failpoint(Failpoint::AfterIndexCommit)?;
+        if let Err(error) = staged.table.publish_version_hint().await {
+            // The pointer in the index is the truth; the next repair rewrites the hint.
+            tracing::warn!(table = self.info.id.0, %error, "version hint not published");
+        }
+        tracing::debug!(
+            table = self.info.id.0,
+            snapshot = staged.snapshot_id,
+            files = staged.data_files.len(),
+            trimmed = committed.trimmed_chunks,
+            "lake round committed"
+        );
+        Ok((
+            RoundCommitted {
+                snapshot_id: staged.snapshot_id,
+                metadata_location: staged.table.metadata_location().to_owned(),
+                rows: 0,
+                chunk_bytes: 0,
+                data_files: staged.data_files.len(),
+                watermarks,
+                trimmed_chunks: committed.trimmed_chunks,
+                trimmed_objects: committed.trimmed_objects.len(),
+                backlog: false,
+            },
+            staged.table,
+        ))
+    }
+
+    fn failpoint(&self, point: Failpoint) -> Result<(), RoundError> {
+        match &self.options.failpoints {
+            Some(hook) => (hook.0)(point).map_err(RoundError::from),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Logs a failed cleanup: what it could not delete is an orphan for the next repair.
+fn discard(result: Result<(), LakeError>) {
+    if let Err(error) = result {
+        tracing::warn!(%error, "lake round cleanup failed; orphans remain for repair");
+    }
+}
+
+/// A decoded chunk with the system columns: `_bucket`, `_offset` (base + row index) and
+/// `_timestamp` (the chunk's commit time).
+fn with_system_columns(
+    schema: &SchemaRef,
+    stream: StreamId,
+    entry: &ChunkEntry,
+    batch: RecordBatch,
+) -> Result<RecordBatch, RoundError> {
+    let rows = batch.num_rows();
+    let bucket = i32::try_from(stream.bucket.0).map_err(|_| RoundError::CorruptChunk {
+        stream,
+        offset: entry.base_offset,
+        object: entry.object.path(),
+        reason: "bucket number out of range".to_owned(),
+    })?;
+    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+    columns.push(Arc::new(Int32Array::from(vec![bucket; rows])));
+    columns.push(Arc::new(Int64Array::from_iter_values(
+        (0..rows as u64).map(|i| (entry.base_offset.0 + i) as i64),
+    )));
+    columns.push(Arc::new(
+        TimestampMicrosecondArray::from(vec![entry.commit_ts.0; rows]).with_timezone("+00:00"),
+    ));
+    RecordBatch::try_new(schema.clone(), columns).map_err(|e| RoundError::CorruptChunk {
+        stream,
+        offset: entry.base_offset,
+        object: entry.object.path(),
+        reason: format!("decoded chunk does not match the table schema: {e}"),
+    })
+}
+
+/// One lake file entry per data file of `staged`, from the files' partition and column
+/// bounds. Checks that each bucket's files tile exactly the offsets the round added.
+fn lake_file_entries(
+    info: &TableInfo,
+    storage: &LakeStorage,
+    staged: &StagedAppend,
+) -> Result<Vec<(Bucket, LakeFileEntry)>, RoundError> {
+    let schema = staged.table.metadata().current_schema();
+    let field_id = |name: &str| {
+        schema
+            .field_by_name(name)
+            .map(|f| f.id)
+            .ok_or_else(|| LakeError::InvalidMetadata {
+                location: staged.table.metadata_location().to_owned(),
+                reason: format!("the lake schema has no `{name}` column"),
+            })
+    };
+    let (offset_id, ts_id) = (field_id(OFFSET_COLUMN)?, field_id(TIMESTAMP_COLUMN)?);
+    let mut entries: Vec<(Bucket, LakeFileEntry)> = Vec::with_capacity(staged.data_files.len());
+    for file in &staged.data_files {
+        let bad = |reason: String| RoundError::BadDataFile {
+            table: info.id,
+            path: file.file_path().to_owned(),
+            reason,
+        };
+        let bucket =
+            match file.partition().fields() {
+                [Some(Literal::Primitive(PrimitiveLiteral::Int(b)))] => u32::try_from(*b)
+                    .map(Bucket)
+                    .map_err(|_| bad(format!("partition `_bucket` = {b}")))?,
+                other => {
+                    return Err(bad(format!(
+                        "partition is {other:?}, expected one `_bucket`"
+                    )));
+                }
+            };
+        let (first, last) = (
+            bound(file, offset_id, true).ok_or_else(|| bad("no `_offset` lower bound".into()))?,
+            bound(file, offset_id, false).ok_or_else(|| bad("no `_offset` upper bound".into()))?,
+        );
+        let rows = file.record_count();
+        if rows == 0 || last < first || (last - first) as u64 + 1 != rows {
+            return Err(bad(format!(
+                "{rows} rows but `_offset` bounds {first}..={last}: offsets are not dense"
+            )));
+        }
+        let min_ts = bound(file, ts_id, true).ok_or_else(|| bad("no `_timestamp` bound".into()))?;
+        let max_ts =
+            bound(file, ts_id, false).ok_or_else(|| bad("no `_timestamp` bound".into()))?;
+        let path = storage.root().path_of(file.file_path())?;
+        entries.push((
+            bucket,
+            LakeFileEntry {
+                path: path.to_string(),
+                base_offset: Offset(
+                    u64::try_from(first).map_err(|_| bad("negative offset".into()))?,
+                ),
+                row_count: rows,
+                file_size: file.file_size_in_bytes(),
+                snapshot_id: staged.snapshot_id,
+                min_ts: TimestampMicros(min_ts),
+                max_ts: TimestampMicros(max_ts),
+            },
+        ));
+    }
+    entries.sort_by_key(|(bucket, file)| (*bucket, file.base_offset));
+    for (bucket, range) in &staged.offsets {
+        let mut next = range.start;
+        for (_, file) in entries.iter().filter(|(b, _)| b == bucket) {
+            if file.base_offset != next {
+                return Err(RoundError::BadDataFile {
+                    table: info.id,
+                    path: file.path.clone(),
+                    reason: format!(
+                        "bucket {} file starts at offset {}, expected {next}",
+                        bucket.0, file.base_offset
+                    ),
+                });
+            }
+            next = file.end_offset();
+        }
+        if next != range.end {
+            return Err(RoundError::BadDataFile {
+                table: info.id,
+                path: staged.table.metadata_location().to_owned(),
+                reason: format!(
+                    "bucket {} files end at offset {next}, the round added up to {}",
+                    bucket.0, range.end
+                ),
+            });
+        }
+    }
+    if let Some((bucket, file)) = entries
+        .iter()
+        .find(|(b, _)| !staged.offsets.contains_key(b))
+    {
+        return Err(RoundError::BadDataFile {
+            table: info.id,
+            path: file.path.clone(),
+            reason: format!("bucket {} did not move in this round", bucket.0),
+        });
+    }
+    Ok(entries)
+}
+
+/// A file's lower (or upper) bound of an integer or timestamp column.
+fn bound(file: &DataFile, field_id: i32, lower: bool) -> Option<i64> {
+    let bounds = if lower {
+        file.lower_bounds()
+    } else {
+        file.upper_bounds()
+    };
+    match bounds.get(&field_id)?.literal() {
+        PrimitiveLiteral::Long(value) => Some(*value),
+        PrimitiveLiteral::Int(value) => Some(i64::from(*value)),
+        _ => None,
+    }
+}

@@ -1,0 +1,483 @@
+//! The compactor role: a loop that tiers every lake-enabled table into its Iceberg table and
+//! collects WAL garbage, and the handle that starts, drives (in tests) and stops it.
+//!
+//! Per table, a compactor keeps a small state: the lease it holds, the committed lake table
+//! version it verified or committed itself, when it last committed, and where the next round
+//! starts. A table is tiered when its `lake.enabled` option is on, some bucket has committed
+//! rows above its lake watermark, and its last round is at least `lake.freshness` ago (or that
+//! round stopped at a per-round limit, leaving a backlog). A round first takes or renews the
+//! table's lease; when the lease is new to this compactor (or another compactor held it since,
+//! or a round of this compactor failed) it repairs the table first ([`crate::repair`]).
+//! Several compactors may run: the lease gives each table to one at a time, and the index's
+//! compare-and-swap makes a deposed one's commit fail.
+//!
+//! Rounds of one compactor run one at a time (each bounded by the per-round limits), so the
+//! Parquet encoding they do inline occupies at most one runtime thread.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use inlet_core::clock::Env;
+use inlet_core::ids::TableId;
+use inlet_core::table::TableInfo;
+use inlet_index::{Index, LakeCommit, LakeCommitError, LakeLease, table_streams};
+use slatedb::object_store::ObjectStore;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::error::{RoundError, WalGcError};
+use crate::lake::{LakeStorage, LakeTable};
+use crate::options::CompactorOptions;
+use crate::repair::{RepairReport, repair};
+use crate::round::{CommittedRound, HeldLease, Round, RoundCommitted, Tiered};
+use crate::wal_gc::{WalGc, WalGcReport};
+
+/// What happened to one table in a pass.
+#[derive(Debug)]
+pub struct TableRound {
+    pub table: TableId,
+    /// The repair run before the round, if one was.
+    pub repair: Option<RepairReport>,
+    pub outcome: Result<RoundOutcome, RoundError>,
+}
+
+/// What a round of one table did, when it did not fail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RoundOutcome {
+    /// A snapshot was committed.
+    Committed(RoundCommitted),
+    /// No bucket has committed rows above its watermark.
+    Idle,
+    /// The table's last round is less than `lake.freshness` ago.
+    NotDue,
+    /// Another compactor holds the table's lease.
+    LeasedElsewhere { holder: Option<LakeLease> },
+}
+
+/// What one pass over the catalog did.
+#[derive(Debug, Default)]
+pub struct PassReport {
+    /// One entry per lake-enabled table.
+    pub rounds: Vec<TableRound>,
+}
+
+impl PassReport {
+    /// The committed rounds.
+    pub fn committed(&self) -> impl Iterator<Item = (TableId, &RoundCommitted)> {
+        self.rounds.iter().filter_map(|round| match &round.outcome {
+            Ok(RoundOutcome::Committed(committed)) => Some((round.table, committed)),
+            _ => None,
+        })
+    }
+
+    /// The failed rounds.
+    pub fn errors(&self) -> impl Iterator<Item = (TableId, &RoundError)> {
+        self.rounds
+            .iter()
+            .filter_map(|round| round.outcome.as_ref().err().map(|e| (round.table, e)))
+    }
+}
+
+/// A running (or driven) compactor. See the module docs.
+pub struct Compactor {
+    inner: Arc<Inner>,
+    shutdown: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+struct Inner {
+    index: Index,
+    store: Arc<dyn ObjectStore>,
+    lake: LakeStorage,
+    options: CompactorOptions,
+    env: Env,
+    owner: u64,
+    tables: Mutex<HashMap<TableId, Arc<tokio::sync::Mutex<TableState>>>>,
+    gc: tokio::sync::Mutex<WalGc>,
+}
+
+/// What this compactor knows about one table.
+#[derive(Default)]
+struct TableState {
+    lease: Option<HeldLease>,
+    /// The committed version, verified by repair or committed by this compactor under
+    /// `lease`; `None` means "repair before the next round".
+    table: Option<LakeTable>,
+    /// Clock reading (µs) of the last committed round.
+    last_commit_at: Option<i64>,
+    /// The last round stopped at a per-round limit.
+    backlog: bool,
+    /// The bucket the next round starts at.
+    cursor: u32,
+    /// Set when an error made tiering of the table unsafe; never cleared in this process.
+    halted: Option<String>,
+}
+
+impl Compactor {
+    /// A compactor without its loop: drive it with [`Compactor::run_once`],
+    /// [`Compactor::tier_table`] and [`Compactor::collect_wal_garbage`]. `store` is the store
+    /// at the root of the Inlet layout (`wal/`, `index/`, `lake/`); `lake` the lake storage
+    /// over it.
+    pub fn new(
+        index: Index,
+        store: Arc<dyn ObjectStore>,
+        lake: LakeStorage,
+        options: CompactorOptions,
+        env: Env,
+    ) -> Self {
+        let owner = options.owner.unwrap_or_else(|| env.ids.next_u128() as u64);
+        let (shutdown, _) = watch::channel(false);
+        Self {
+            inner: Arc::new(Inner {
+                index,
+                store,
+                lake,
+                options,
+                env,
+                owner,
+                tables: Mutex::new(HashMap::new()),
+                gc: tokio::sync::Mutex::new(WalGc::default()),
+            }),
+            shutdown,
+            task: None,
+        }
+    }
+
+    /// Starts a compactor and its loop: every `scan_interval` it tiers the due tables, and
+    /// every `wal_gc_interval` it collects WAL garbage. Needs a tokio runtime.
+    pub fn start(
+        index: Index,
+        store: Arc<dyn ObjectStore>,
+        lake: LakeStorage,
+        options: CompactorOptions,
+        env: Env,
+    ) -> Self {
+        let mut compactor = Self::new(index, store, lake, options, env);
+        let inner = compactor.inner.clone();
+        let shutdown = compactor.shutdown.subscribe();
+        compactor.task = Some(tokio::spawn(run_loop(inner, shutdown)));
+        tracing::info!(owner = compactor.inner.owner, "compactor started");
+        compactor
+    }
+
+    /// This compactor's id in table leases.
+    pub fn owner(&self) -> u64 {
+        self.inner.owner
+    }
+
+    /// Tiers every due lake-enabled table once (see the module docs).
+    pub async fn run_once(&self) -> PassReport {
+        self.inner.pass().await
+    }
+
+    /// One round of `table` now, whether or not its freshness interval has passed.
+    pub async fn tier_table(&self, table: TableId) -> TableRound {
+        match self.inner.index.table_by_id(table) {
+            Some(info) => self.inner.table_round(&info, true).await,
+            None => TableRound {
+                table,
+                repair: None,
+                outcome: Err(RoundError::TableNotFound { table }),
+            },
+        }
+    }
+
+    /// One WAL garbage collection run (see [`crate::wal_gc`]).
+    pub async fn collect_wal_garbage(&self) -> Result<WalGcReport, WalGcError> {
+        self.inner.collect_wal_garbage().await
+    }
+
+    /// Stops the loop (after the round in progress), then gives up every lease this
+    /// compactor holds so another can take its tables at once.
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(task) = self.task.take()
+            && let Err(error) = task.await
+        {
+            tracing::error!(%error, "compactor loop panicked");
+        }
+        let states: Vec<(TableId, Arc<tokio::sync::Mutex<TableState>>)> = self
+            .inner
+            .tables
+            .lock()
+            .expect("compactor table lock poisoned")
+            .iter()
+            .map(|(id, state)| (*id, state.clone()))
+            .collect();
+        for (table, state) in states {
+            let mut state = state.lock().await;
+            if let Some(held) = state.lease.take()
+                && let Err(error) = self.inner.index.release_lake_lease(table, held.lease).await
+            {
+                tracing::warn!(table = table.0, %error, "lake lease not released");
+            }
+        }
+        tracing::info!(owner = self.inner.owner, "compactor stopped");
+    }
+}
+
+async fn run_loop(inner: Arc<Inner>, mut shutdown: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(inner.options.scan_interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let gc_every = micros(inner.options.wal_gc_interval);
+    let mut last_gc: Option<i64> = None;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = shutdown.changed() => break,
+        }
+        if *shutdown.borrow() {
+            break;
+        }
+        let pass = inner.pass().await;
+        for (table, error) in pass.errors() {
+            if !matches!(error, RoundError::Halted { .. }) && !error.halts() {
+                tracing::warn!(table = table.0, %error, "lake round failed");
+            }
+        }
+        let now = inner.env.clock.now().0;
+        if last_gc.is_none_or(|at| now.saturating_sub(at) >= gc_every) {
+            last_gc = Some(now);
+            if let Err(error) = inner.collect_wal_garbage().await {
+                tracing::warn!(%error, "wal garbage collection failed");
+            }
+        }
+    }
+}
+
+fn micros(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
+}
+
+impl Inner {
+    async fn pass(&self) -> PassReport {
+        let mut report = PassReport::default();
+        let mut present = Vec::new();
+        for database in self.index.list_databases() {
+            let Ok(tables) = self.index.list_tables(&database.name) else {
+                continue; // dropped meanwhile
+            };
+            for info in tables {
+                present.push(info.id);
+                match info.options() {
+                    Ok(options) if options.lake_enabled => {
+                        report.rounds.push(self.table_round(&info, false).await);
+                    }
+                    Ok(_) => {}
+                    Err(source) => report.rounds.push(TableRound {
+                        table: info.id,
+                        repair: None,
+                        outcome: Err(RoundError::Options {
+                            table: info.id,
+                            source,
+                        }),
+                    }),
+                }
+            }
+        }
+        // Forget dropped tables.
+        self.tables
+            .lock()
+            .expect("compactor table lock poisoned")
+            .retain(|id, _| present.contains(id));
+        report
+    }
+
+    fn state(&self, table: TableId) -> Arc<tokio::sync::Mutex<TableState>> {
+        self.tables
+            .lock()
+            .expect("compactor table lock poisoned")
+            .entry(table)
+            .or_default()
+            .clone()
+    }
+
+    async fn table_round(&self, info: &TableInfo, force: bool) -> TableRound {
+        let state = self.state(info.id);
+        let mut state = state.lock().await;
+        let mut repaired = None;
+        let outcome = self.round(info, &mut state, force, &mut repaired).await;
+        if let Err(error) = &outcome {
+            // Whatever failed, trust nothing cached: the next round repairs first.
+            state.table = None;
+            if matches!(error, RoundError::LeaseLost { .. }) {
+                state.lease = None;
+            }
+            if error.halts() && state.halted.is_none() {
+                tracing::error!(table = info.id.0, %error, "lake tiering of the table halted");
+                state.halted = Some(error.to_string());
+            }
+        }
+        TableRound {
+            table: info.id,
+            repair: repaired,
+            outcome,
+        }
+    }
+
+    async fn round(
+        &self,
+        info: &TableInfo,
+        state: &mut TableState,
+        force: bool,
+        repaired: &mut Option<RepairReport>,
+    ) -> Result<RoundOutcome, RoundError> {
+        if let Some(reason) = &state.halted {
+            return Err(RoundError::Halted {
+                table: info.id,
+                reason: reason.clone(),
+            });
+        }
+        let options = info.options().map_err(|source| RoundError::Options {
+            table: info.id,
+            source,
+        })?;
+        let now = self.env.clock.now().0;
+        let due = force
+            || state.backlog
+            || state
+                .last_commit_at
+                .is_none_or(|at| now.saturating_sub(at) >= micros(options.lake_freshness));
+        if !due {
+            return Ok(RoundOutcome::NotDue);
+        }
+        // A table this compactor has not verified yet is repaired even when idle, so a crash
+        // of another compactor is cleaned up without waiting for new rows.
+        if state.table.is_some() && !self.has_rows_above_watermarks(info).await? {
+            state.backlog = false;
+            return Ok(RoundOutcome::Idle);
+        }
+
+        let lease = match self
+            .index
+            .acquire_lake_lease(info.id, self.owner, self.options.lease_ttl)
+            .await
+        {
+            Ok(lease) => lease,
+            Err(LakeCommitError::Fenced { holder, .. }) => {
+                state.lease = None;
+                state.table = None;
+                return Ok(RoundOutcome::LeasedElsewhere { holder });
+            }
+            Err(LakeCommitError::TableNotFound { table }) => {
+                return Err(RoundError::TableNotFound { table });
+            }
+            Err(error) => return Err(error.into()),
+        };
+        // Only if this compactor held every epoch since its last verified state is that
+        // state still the truth; otherwise another holder may have committed or crashed.
+        let continuous = state.lease.is_some_and(|held| {
+            lease.epoch == held.lease.epoch || lease.epoch == held.lease.epoch + 1
+        });
+        if !continuous {
+            state.table = None;
+        }
+        state.lease = Some(HeldLease {
+            lease,
+            renewed_at: now,
+        });
+        let held = state.lease.as_mut().expect("just set");
+
+        let base = match state.table.take() {
+            Some(table) => table,
+            None => {
+                let record = self.index.lake_table(info.id).await?;
+                let (table, report) = repair(
+                    &self.index,
+                    &self.lake,
+                    info,
+                    record.as_ref(),
+                    self.options.orphan_grace,
+                    &self.env,
+                )
+                .await?;
+                *repaired = Some(report);
+                match table {
+                    Some(table) => table,
+                    None => self.create(info, held).await?,
+                }
+            }
+        };
+        let mut round = Round {
+            index: &self.index,
+            store: &self.store,
+            storage: &self.lake,
+            options: &self.options,
+            env: &self.env,
+            info,
+            lease: held,
+        };
+        match round.run(&base, state.cursor).await? {
+            Tiered::Idle => {
+                state.table = Some(base);
+                state.backlog = false;
+                Ok(RoundOutcome::Idle)
+            }
+            Tiered::Committed(round) => {
+                let CommittedRound {
+                    report,
+                    table,
+                    next_cursor,
+                } = *round;
+                state.table = Some(table);
+                state.cursor = next_cursor;
+                state.backlog = report.backlog;
+                state.last_commit_at = Some(self.env.clock.now().0);
+                Ok(RoundOutcome::Committed(report))
+            }
+        }
+    }
+
+    /// Whether some bucket of the table has durable rows above its lake watermark.
+    async fn has_rows_above_watermarks(&self, info: &TableInfo) -> Result<bool, RoundError> {
+        for stream in table_streams(info) {
+            let tail = self.index.tail(stream).await?;
+            if tail.next_offset > self.index.lake_watermark(stream).await?.offset {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Creates the lake table (metadata version 0) and records it in the index.
+    async fn create(&self, info: &TableInfo, held: &HeldLease) -> Result<LakeTable, RoundError> {
+        let table = LakeTable::create(&self.lake, info, &self.env).await?;
+        let commit = LakeCommit {
+            table: info.id,
+            lease: held.lease,
+            expected_metadata_location: None,
+            metadata_location: table.metadata_location().to_owned(),
+            snapshot_id: None,
+            watermarks: Default::default(),
+            added_files: Vec::new(),
+            removed_files: Vec::new(),
+            earliest: Default::default(),
+        };
+        match self.index.commit_lake(commit).await {
+            Ok(_) => {}
+            Err(error @ LakeCommitError::Index(_)) => return Err(error.into()),
+            Err(error) => {
+                let file_io = self.lake.file_io();
+                if let Err(cleanup) = file_io.delete(table.metadata_location()).await {
+                    tracing::warn!(%cleanup, "lake table creation left an orphan");
+                }
+                return Err(error.into());
+            }
+        }
+        if let Err(error) = table.publish_version_hint().await {
+            tracing::warn!(table = info.id.0, %error, "version hint not published");
+        }
+        tracing::info!(
+            table = info.id.0,
+            location = table.location(),
+            "lake table created"
+        );
+        Ok(table)
+    }
+
+    async fn collect_wal_garbage(&self) -> Result<WalGcReport, WalGcError> {
+        let mut gc = self.gc.lock().await;
+        gc.run(&self.index, &self.store, &self.options, &self.env)
+            .await
+    }
+}

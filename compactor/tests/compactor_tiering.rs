@@ -1,0 +1,229 @@
+//! Tiering end to end: rows appended to several buckets (WAL objects committed to a real
+//! index) become exactly those rows in the Iceberg table, read back with iceberg-rust's scan;
+//! a second round adds the new rows and nothing twice; the index's watermarks, lake file
+//! entries and chunk entries follow; freshness, idleness, per-round limits and the
+//! `lake.enabled` option decide when a round runs.
+
+mod compactor_support;
+
+use std::time::Duration;
+
+use anyhow::ensure;
+use compactor_support::{Harness, stream, table_prefix};
+use inlet_compactor::{CompactorOptions, RoundOutcome};
+use inlet_core::ids::Offset;
+use slatedb::object_store::ObjectStoreExt;
+use slatedb::object_store::path::Path as ObjectPath;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rounds_tier_every_committed_row_once_and_trim_the_index() -> anyhow::Result<()> {
+    let h = Harness::new("tiering-rounds").await?;
+    let table = h.table("events", 3, true).await?;
+    let plain = h.table("plain", 1, false).await?;
+    for i in 0..4u64 {
+        h.append(&[(&table, 0, 7 + i), (&table, 1, 3), (&table, 2, 11 * i + 1)])
+            .await?;
+    }
+    h.append(&[(&plain, 0, 5)]).await?;
+    let first_total: u64 = h.appended(&table).values().sum();
+    let compactor = h.compactor(1, CompactorOptions::default());
+
+    let pass = compactor.run_once().await;
+    ensure!(pass.errors().count() == 0, "{:?}", pass.rounds);
+    ensure!(
+        pass.rounds.len() == 1,
+        "only the lake table is tiered: {:?}",
+        pass.rounds
+    );
+    let committed: Vec<_> = pass.committed().collect();
+    ensure!(committed.len() == 1, "{:?}", pass.rounds);
+    let (_, round) = committed[0];
+    ensure!(round.rows == first_total && !round.backlog, "{round:?}");
+    ensure!(
+        round.trimmed_chunks == 12,
+        "4 objects x 3 buckets trimmed: {round:?}"
+    );
+
+    let marks = h.check_lake(&table).await?;
+    ensure!(
+        marks == h.appended(&table),
+        "{marks:?} vs {:?}",
+        h.appended(&table)
+    );
+    for bucket in 0..3 {
+        let s = stream(&table, bucket);
+        ensure!(
+            h.chunk_count(s).await? == 0,
+            "bucket {bucket} chunks trimmed"
+        );
+        // The lake file entries tile the bucket, name existing files of the snapshot.
+        let mut files = h.index.lake_files(s, Offset(0)).await?;
+        let mut next = 0;
+        while let Some(file) = files.next().await? {
+            ensure!(file.base_offset.0 == next, "{file:?} starts at {next}");
+            ensure!(file.snapshot_id == round.snapshot_id, "{file:?}");
+            ensure!(file.min_ts <= file.max_ts && file.min_ts.0 > 0, "{file:?}");
+            let head = h.store.head(&ObjectPath::from(file.path.clone())).await?;
+            ensure!(head.size == file.file_size, "{file:?} size {}", head.size);
+            next = file.end_offset().0;
+        }
+        ensure!(
+            next == marks[&bucket],
+            "bucket {bucket} files end at {next}"
+        );
+    }
+    ensure!(
+        h.chunk_count(stream(&plain, 0)).await? == 1,
+        "a table without lake tiering keeps its chunks"
+    );
+    ensure!(
+        h.list(&table_prefix(&plain)).await?.is_empty(),
+        "no lake table for a table without lake tiering"
+    );
+    // The version hint names the committed metadata.
+    let lake = h.lake_table(&table).await?.expect("committed");
+    let hint = h
+        .store
+        .get(&ObjectPath::from(format!(
+            "{}/metadata/version-hint.text",
+            table_prefix(&table)
+        )))
+        .await?
+        .bytes()
+        .await?;
+    ensure!(
+        lake.metadata_location().ends_with(&format!(
+            "{}.metadata.json",
+            String::from_utf8(hint.to_vec())?
+        )),
+        "hint names {}",
+        lake.metadata_location()
+    );
+
+    // New rows within the freshness interval: not due.
+    for _ in 0..3 {
+        h.append(&[(&table, 0, 5), (&table, 2, 2)]).await?;
+    }
+    let pass = compactor.run_once().await;
+    ensure!(
+        matches!(pass.rounds[0].outcome, Ok(RoundOutcome::NotDue)),
+        "{:?}",
+        pass.rounds
+    );
+    h.clock.advance(Duration::from_millis(150));
+    let pass = compactor.run_once().await;
+    let committed: Vec<_> = pass.committed().collect();
+    ensure!(committed.len() == 1, "{:?}", pass.rounds);
+    ensure!(committed[0].1.rows == 21, "{:?}", committed[0].1);
+    ensure!(
+        committed[0]
+            .1
+            .watermarks
+            .keys()
+            .map(|b| b.0)
+            .collect::<Vec<_>>()
+            == vec![0, 2],
+        "only moved buckets get watermarks: {:?}",
+        committed[0].1
+    );
+    let marks = h.check_lake(&table).await?;
+    ensure!(marks == h.appended(&table), "{marks:?}");
+    ensure!(
+        h.scan(&table).await?.len() as u64 == first_total + 21,
+        "both rounds, nothing twice"
+    );
+    let lake = h.lake_table(&table).await?.expect("committed");
+    ensure!(lake.metadata().snapshots().count() == 2, "two snapshots");
+    // Due again, but nothing new: idle, no snapshot.
+    h.clock.advance(Duration::from_millis(150));
+    let pass = compactor.run_once().await;
+    ensure!(
+        matches!(pass.rounds[0].outcome, Ok(RoundOutcome::Idle)),
+        "{:?}",
+        pass.rounds
+    );
+    compactor.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_round_stops_at_a_chunk_boundary_and_the_backlog_continues_at_once() -> anyhow::Result<()>
+{
+    let h = Harness::new("tiering-limits").await?;
+    let table = h.table("events", 2, true).await?;
+    for _ in 0..5 {
+        h.append(&[(&table, 0, 10), (&table, 1, 10)]).await?;
+    }
+    let compactor = h.compactor(
+        1,
+        CompactorOptions {
+            max_round_rows: 25,
+            ..CompactorOptions::default()
+        },
+    );
+    let mut rounds = Vec::new();
+    loop {
+        let pass = compactor.run_once().await;
+        ensure!(pass.errors().count() == 0, "{:?}", pass.rounds);
+        match &pass.rounds[0].outcome {
+            Ok(RoundOutcome::Committed(round)) => {
+                // Whole chunks only, at most the limit.
+                ensure!(round.rows == 20, "{round:?}");
+                for mark in round.watermarks.values() {
+                    ensure!(mark.0 % 10 == 0, "watermark on a chunk boundary: {round:?}");
+                }
+                rounds.push(round.clone());
+            }
+            // After the round that cleared the backlog, freshness applies again.
+            Ok(RoundOutcome::NotDue) => break,
+            other => anyhow::bail!("unexpected {other:?}"),
+        }
+        h.check_lake(&table).await?;
+        ensure!(rounds.len() <= 5, "{rounds:?}");
+    }
+    // No clock movement was needed: a backlog is due again at once.
+    ensure!(rounds.len() == 5, "{rounds:?}");
+    ensure!(
+        rounds[..4].iter().all(|r| r.backlog) && !rounds[4].backlog,
+        "{rounds:?}"
+    );
+    let marks = h.check_lake(&table).await?;
+    ensure!(marks == h.appended(&table), "{marks:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_started_loop_tiers_and_stop_releases_the_lease() -> anyhow::Result<()> {
+    let h = Harness::new("tiering-loop").await?;
+    let table = h.table("events", 2, true).await?;
+    h.append(&[(&table, 0, 6), (&table, 1, 4)]).await?;
+    let compactor = inlet_compactor::Compactor::start(
+        h.index.clone(),
+        h.store.clone(),
+        h.lake.clone(),
+        CompactorOptions {
+            scan_interval: Duration::from_millis(10),
+            owner: Some(9),
+            ..CompactorOptions::default()
+        },
+        h.env.clone(),
+    );
+    let mut tiered = false;
+    for _ in 0..500 {
+        if h.index.lake_watermark(stream(&table, 1)).await?.offset == Offset(4) {
+            tiered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    ensure!(tiered, "the loop tiered the table");
+    compactor.stop().await;
+    ensure!(h.check_lake(&table).await? == h.appended(&table));
+    let lease = h.index.lake_table(table.id).await?.and_then(|r| r.lease);
+    ensure!(
+        lease.is_some_and(|l| l.owner == 9
+            && l.expires_at_micros <= h.clock.0.load(std::sync::atomic::Ordering::SeqCst)),
+        "stop released the lease: {lease:?}"
+    );
+    Ok(())
+}

@@ -1,0 +1,659 @@
+//! Outside engines read Inlet's lake: a node on a local directory serves a lake-enabled table,
+//! its rows get tiered into the Iceberg table, and DuckDB and pyiceberg read it, through the
+//! node's Iceberg REST catalog (`/iceberg`) and by path, getting exactly the rows produced:
+//! first N, then 2N after more rows were tiered, with no duplicate (bucket, offset).
+//!
+//! Two ways to tier: by hand with the compactor crate's lake writer and the index's lake
+//! commit (so the catalog and the engines are checked on their own), and by the compactor
+//! role of `inlet serve` (the user's path). By hand also on S3 (moto on loopback, as the S3
+//! conformance tests): the engines then open the files with the settings the catalog hands
+//! out with the table.
+//!
+//! The engines run in `tests/engines/read_lake.py` with the interpreter named by
+//! `INLET_TEST_PYTHON` (`.ci/run` installs DuckDB, its extensions and pyiceberg into it), or
+//! `python3` when it is not set.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail, ensure};
+use arrow_array::RecordBatch;
+use arrow_array::cast::AsArray;
+use arrow_array::types::TimestampMicrosecondType;
+use common::backend::Backend;
+use common::*;
+use futures::TryStreamExt;
+use iceberg::spec::{Literal, PrimitiveLiteral};
+use inlet::client::Client;
+use inlet::iceberg_rest::RestCatalog;
+use inlet::node::Node;
+use inlet_compactor::lake::{LakeAppend, LakeRoot, LakeStorage, LakeTable, LakeWriteOptions};
+use inlet_core::clock::Env;
+use inlet_core::ids::{Bucket, Offset, PartitionId, StreamId, TimestampMicros};
+use inlet_core::table::{OFFSET_COLUMN, TIMESTAMP_COLUMN};
+use inlet_index::{LakeCommit, LakeFileEntry};
+use inlet_proto::v1 as pb;
+use serde_json::Value;
+use slatedb::object_store::local::LocalFileSystem;
+use slatedb::object_store::{ObjectStore, ObjectStoreExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const DATABASE: &str = "db";
+const TABLE: &str = "events";
+const BUCKETS: u32 = 4;
+/// Rows per round.
+const ROWS: i64 = 300;
+/// Environment variable naming the Python interpreter with the engines installed.
+const PYTHON_VAR: &str = "INLET_TEST_PYTHON";
+/// How long tiering by the compactor may take.
+const TIER_DEADLINE: Duration = Duration::from_secs(60);
+
+/// One produced row as the engines must read it: bucket, offset, id, name, timestamp (µs).
+type LakeRow = (u32, u64, i64, Option<String>, i64);
+
+/// A node and where its lake is; `catalog` is the address of the Iceberg REST catalog.
+struct Lake {
+    node: Node,
+    root: LakeRoot,
+    store: Arc<dyn ObjectStore>,
+    catalog: SocketAddr,
+    /// The client settings loaded tables must carry.
+    file_io: Value,
+    /// A catalog served beside the node, stopped on drop.
+    _extra: Option<AbortOnDrop>,
+    /// Keeps a local-directory store alive.
+    _backend: Backend,
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<std::io::Result<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Lake {
+    /// A node on a local directory, serving HTTP (and the catalog) on a free port, the way
+    /// `inlet serve` opens it.
+    async fn local(compactor: bool) -> anyhow::Result<Self> {
+        let backend = Backend::local();
+        let Backend::Local(dir) = &backend else {
+            unreachable!("a local backend")
+        };
+        let mut config = test_config();
+        config.store = dir.path().to_str().context("utf-8 temp dir")?.to_owned();
+        config.lake.compactor = compactor;
+        // Collect WAL garbage at once, so the test sees offsets served from the lake only.
+        config.lake.wal_gc_interval = Duration::from_millis(200);
+        config.lake.wal_upload_grace = Duration::ZERO;
+        config.lake.wal_read_grace = Duration::ZERO;
+        let node = Node::start(&config).await?;
+        Ok(Self {
+            catalog: node.http_addr().context("http enabled")?,
+            root: LakeRoot::local(dir.path())?,
+            store: Arc::new(LocalFileSystem::new_with_prefix(dir.path())?),
+            file_io: serde_json::json!({}),
+            node,
+            _extra: None,
+            _backend: backend,
+        })
+    }
+
+    /// A node on a fresh bucket of the S3 server of `INLET_TEST_S3_ENDPOINT`. The node takes
+    /// its clients' S3 settings from the `AWS_*` variables, which a test cannot set, so the
+    /// catalog is served beside it, over the node's index, with the test server's settings.
+    async fn s3(test: &str) -> anyhow::Result<Self> {
+        let backend = Backend::s3(test).await;
+        let Backend::S3 { endpoint, bucket } = &backend else {
+            unreachable!("an s3 backend")
+        };
+        let mut config = test_config();
+        config.store = format!("s3://{bucket}");
+        config.lake.compactor = false;
+        let store = backend.store();
+        let node = Node::start_with_store(&config, store.clone(), Env::system()).await?;
+        let root = LakeRoot::s3(bucket, "");
+        let file_io: BTreeMap<String, String> = [
+            ("s3.endpoint", endpoint.as_str()),
+            ("s3.region", "us-east-1"),
+            ("s3.access-key-id", "test"),
+            ("s3.secret-access-key", "test"),
+            ("s3.path-style-access", "true"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let catalog = RestCatalog::new(
+            node.index().clone(),
+            store.clone(),
+            Some(root.clone()),
+            file_io.clone(),
+        );
+        let router = axum::Router::new().nest("/iceberg", catalog.router());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let serving = tokio::spawn(async move { axum::serve(listener, router).await });
+        Ok(Self {
+            node,
+            root,
+            store,
+            catalog: addr,
+            file_io: serde_json::to_value(file_io)?,
+            _extra: Some(AbortOnDrop(serving)),
+            _backend: backend,
+        })
+    }
+}
+
+async fn create_lake_table(client: &mut Client) -> anyhow::Result<()> {
+    client.create_database(DATABASE, false).await?;
+    let options = [("lake.enabled", "true"), ("lake.freshness", "1s")];
+    client
+        .raw()
+        .create_table(pb::CreateTableRequest {
+            path: Some(inlet::client::path(DATABASE, TABLE)),
+            descriptor: Some(pb::TableDescriptor {
+                schema_ipc: inlet_core::ipc::schema_to_ipc(&schema())?,
+                bucket_count: BUCKETS,
+                bucket_key: vec!["id".to_owned()],
+                options: options
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                ..Default::default()
+            }),
+            if_not_exists: false,
+        })
+        .await
+        .map_err(inlet::client::status_error)?;
+    Ok(())
+}
+
+/// Appends rows with ids `ids`, in a few appends.
+async fn produce(client: &mut Client, ids: std::ops::Range<i64>) -> anyhow::Result<()> {
+    let ids: Vec<i64> = ids.collect();
+    for chunk in ids.chunks(ids.len().div_ceil(3)) {
+        let input = batch(chunk.iter().copied());
+        client.append(DATABASE, TABLE, &schema(), &[input]).await?;
+    }
+    Ok(())
+}
+
+/// Rows of one bucket from `from` on, as the reader returns them.
+async fn fetch_bucket(
+    client: &mut Client,
+    bucket: u32,
+    from: Offset,
+) -> anyhow::Result<Vec<RecordBatch>> {
+    let mut request = fetch_request(DATABASE, TABLE);
+    request.buckets = vec![bucket];
+    request.start = Some(pb::StartPosition {
+        position: Some(pb::start_position::Position::Offset(from.0)),
+    });
+    client.fetch_all(request).await
+}
+
+/// The rows produced since the last call, read through the node (before they are tiered, so
+/// this does not depend on reading tiered offsets back), added to `rows`; `next` holds each
+/// bucket's next unread offset.
+async fn read_new_rows(
+    client: &mut Client,
+    next: &mut [u64; BUCKETS as usize],
+    rows: &mut Vec<LakeRow>,
+) -> anyhow::Result<()> {
+    for (bucket, next) in (0..BUCKETS).zip(next.iter_mut()) {
+        for batch in fetch_bucket(client, bucket, Offset(*next)).await? {
+            let new = lake_rows(&batch)?;
+            *next += new.len() as u64;
+            rows.extend(new);
+        }
+    }
+    rows.sort();
+    Ok(())
+}
+
+fn lake_rows(batch: &RecordBatch) -> anyhow::Result<Vec<LakeRow>> {
+    let timestamps = batch
+        .column_by_name(TIMESTAMP_COLUMN)
+        .context("no _timestamp")?
+        .as_primitive::<TimestampMicrosecondType>();
+    Ok(rows_of(std::slice::from_ref(batch))
+        .into_iter()
+        .enumerate()
+        .map(|(i, (bucket, offset, id, name))| (bucket, offset, id, name, timestamps.value(i)))
+        .collect())
+}
+
+/// One tiering round by hand, as the compactor does it: every row of the table above the
+/// lake watermarks into a staged Iceberg commit, recorded in the index under a lease, then
+/// the version hint. Returns the new metadata location.
+async fn tier_by_hand(lake: &Lake, client: &mut Client) -> anyhow::Result<String> {
+    let index = lake.node.index();
+    let env = Env::system();
+    let info = index.table(DATABASE, TABLE)?;
+    let root = &lake.root;
+    let storage = LakeStorage::new(root.clone(), lake.store.clone());
+    let current = index
+        .lake_table(info.id)
+        .await?
+        .and_then(|record| record.metadata_location);
+    let base = match &current {
+        Some(location) => {
+            let ident = iceberg::TableIdent::from_strs([DATABASE, TABLE])?;
+            LakeTable::load(&storage, ident, location).await?
+        }
+        None => LakeTable::create(&storage, &info, &env).await?,
+    };
+    let mut append = LakeAppend::new(&base, &LakeWriteOptions::default(), &env)?;
+    for bucket in 0..BUCKETS {
+        let from = append.next_offset(Bucket(bucket));
+        let stream = StreamId::new(info.id, PartitionId(0), Bucket(bucket));
+        if index.tail(stream).await?.next_offset <= from {
+            continue;
+        }
+        for batch in fetch_bucket(client, bucket, from).await? {
+            append.write(Bucket(bucket), &batch).await?;
+        }
+    }
+    let staged = append.stage().await?;
+
+    let schema = staged.table.metadata().current_schema().clone();
+    let field = |name: &str| schema.field_id_by_name(name).context("system column");
+    let (offset_id, timestamp_id) = (field(OFFSET_COLUMN)?, field(TIMESTAMP_COLUMN)?);
+    let long = |bounds: &std::collections::HashMap<i32, iceberg::spec::Datum>, id: i32| match bounds
+        .get(&id)
+        .map(|datum| datum.literal())
+    {
+        Some(PrimitiveLiteral::Long(value)) => Ok(*value),
+        other => Err(anyhow::anyhow!("field {id} has bound {other:?}")),
+    };
+    let mut added_files = Vec::new();
+    for file in &staged.data_files {
+        let bucket = match file.partition().iter().next().flatten() {
+            Some(Literal::Primitive(PrimitiveLiteral::Int(bucket))) => *bucket,
+            other => bail!("data file partition is {other:?}"),
+        };
+        added_files.push((
+            Bucket(u32::try_from(bucket)?),
+            LakeFileEntry {
+                path: root.path_of(file.file_path())?.to_string(),
+                base_offset: Offset(u64::try_from(long(file.lower_bounds(), offset_id)?)?),
+                row_count: file.record_count(),
+                file_size: file.file_size_in_bytes(),
+                snapshot_id: staged.snapshot_id,
+                min_ts: TimestampMicros(long(file.lower_bounds(), timestamp_id)?),
+                max_ts: TimestampMicros(long(file.upper_bounds(), timestamp_id)?),
+            },
+        ));
+    }
+    let lease = index
+        .acquire_lake_lease(info.id, 7, Duration::from_secs(60))
+        .await?;
+    let location = staged.table.metadata_location().to_owned();
+    index
+        .commit_lake(LakeCommit {
+            table: info.id,
+            lease,
+            expected_metadata_location: current,
+            metadata_location: location.clone(),
+            snapshot_id: Some(staged.snapshot_id),
+            watermarks: staged.watermarks.clone(),
+            added_files,
+            removed_files: Vec::new(),
+            earliest: BTreeMap::new(),
+        })
+        .await?;
+    staged.table.publish_version_hint().await?;
+    index.release_lake_lease(info.id, lease).await?;
+    Ok(location)
+}
+
+/// A minimal HTTP/1.1 client for the catalog: (status, body).
+async fn http(addr: SocketAddr, method: &str, path: &str) -> anyhow::Result<(u16, String)> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await?;
+    let response = String::from_utf8(response)?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .context("no end of headers")?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .context("no status")?
+        .parse()?;
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let body = if chunked {
+        dechunk(body)?
+    } else {
+        body.to_owned()
+    };
+    Ok((status, body))
+}
+
+fn dechunk(mut body: &str) -> anyhow::Result<String> {
+    let mut out = String::new();
+    loop {
+        let (size, rest) = body.split_once("\r\n").context("bad chunk")?;
+        let size = usize::from_str_radix(size.trim(), 16)?;
+        if size == 0 {
+            return Ok(out);
+        }
+        out.push_str(rest.get(..size).context("short chunk")?);
+        body = rest.get(size + 2..).context("short chunk")?;
+    }
+}
+
+async fn get_json(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, Value)> {
+    let (status, body) = http(addr, "GET", path).await?;
+    Ok((status, serde_json::from_str(&body)?))
+}
+
+/// The catalog's answers that clients rely on, besides loading the table.
+async fn check_catalog_protocol(addr: SocketAddr) -> anyhow::Result<()> {
+    let (status, config) = get_json(addr, "/iceberg/v1/config?warehouse=x").await?;
+    ensure!(status == 200 && config["overrides"].is_object(), "{config}");
+    let (status, namespaces) = get_json(addr, "/iceberg/v1/namespaces").await?;
+    ensure!(status == 200, "{namespaces}");
+    ensure!(
+        namespaces["namespaces"] == serde_json::json!([[DATABASE]]),
+        "{namespaces}"
+    );
+    let (status, children) = get_json(addr, "/iceberg/v1/namespaces?parent=db").await?;
+    ensure!(status == 200 && children["namespaces"] == serde_json::json!([]));
+    let (status, tables) = get_json(addr, "/iceberg/v1/namespaces/db/tables").await?;
+    ensure!(status == 200, "{tables}");
+    ensure!(
+        tables["identifiers"] == serde_json::json!([{"namespace": [DATABASE], "name": TABLE}]),
+        "{tables}"
+    );
+    ensure!(http(addr, "HEAD", "/iceberg/v1/namespaces/db").await?.0 == 204);
+    ensure!(
+        http(addr, "HEAD", "/iceberg/v1/namespaces/db/tables/events")
+            .await?
+            .0
+            == 204
+    );
+    ensure!(
+        http(addr, "HEAD", "/iceberg/v1/namespaces/db/tables/nope")
+            .await?
+            .0
+            == 404
+    );
+    ensure!(http(addr, "HEAD", "/iceberg/v1/namespaces/nope").await?.0 == 404);
+
+    let not_found = [
+        ("/iceberg/v1/namespaces/nope", "NoSuchNamespaceException"),
+        (
+            "/iceberg/v1/namespaces?parent=nope",
+            "NoSuchNamespaceException",
+        ),
+        (
+            "/iceberg/v1/namespaces/nope/tables",
+            "NoSuchNamespaceException",
+        ),
+        (
+            "/iceberg/v1/namespaces/db%1Fsub",
+            "NoSuchNamespaceException",
+        ),
+        (
+            "/iceberg/v1/namespaces/nope/tables/events",
+            "NoSuchNamespaceException",
+        ),
+        (
+            "/iceberg/v1/namespaces/db/tables/nope",
+            "NoSuchTableException",
+        ),
+    ];
+    for (path, kind) in not_found {
+        let (status, error) = get_json(addr, path).await?;
+        ensure!(status == 404, "{path}: {status} {error}");
+        ensure!(error["error"]["type"] == kind, "{path}: {error}");
+        ensure!(error["error"]["code"] == 404, "{path}: {error}");
+        ensure!(error["error"]["message"].is_string(), "{path}: {error}");
+    }
+    for (method, path) in [
+        ("POST", "/iceberg/v1/namespaces"),
+        ("POST", "/iceberg/v1/namespaces/db/tables"),
+        ("POST", "/iceberg/v1/namespaces/db/tables/events"),
+        ("DELETE", "/iceberg/v1/namespaces/db/tables/events"),
+        ("DELETE", "/iceberg/v1/namespaces/db"),
+        ("POST", "/iceberg/v1/tables/rename"),
+    ] {
+        let (status, body) = http(addr, method, path).await?;
+        let error: Value = serde_json::from_str(&body)?;
+        ensure!(status == 501, "{method} {path}: {status} {body}");
+        ensure!(error["error"]["type"] == "UnsupportedOperationException");
+    }
+    let (status, _) = http(addr, "PUT", "/iceberg/v1/namespaces").await?;
+    ensure!(status == 405, "PUT: {status}");
+    let (status, _) = http(addr, "GET", "/iceberg/v1/nothing/here").await?;
+    ensure!(status == 404);
+    Ok(())
+}
+
+/// Loads the table through the catalog; checks the answer names the file the index records,
+/// carries its content and the client settings of the store.
+async fn load_table(lake: &Lake) -> anyhow::Result<Value> {
+    let (status, loaded) =
+        get_json(lake.catalog, "/iceberg/v1/namespaces/db/tables/events").await?;
+    ensure!(status == 200, "{status}: {loaded}");
+    let location = loaded["metadata-location"]
+        .as_str()
+        .context("metadata-location")?;
+    let path = lake.root.path_of(location)?;
+    let stored: Value = serde_json::from_slice(&lake.store.get(&path).await?.bytes().await?)?;
+    ensure!(
+        loaded["metadata"] == stored,
+        "metadata is the file's content"
+    );
+    ensure!(
+        loaded["config"] == lake.file_io,
+        "client settings: {}",
+        loaded["config"]
+    );
+    Ok(loaded)
+}
+
+/// The total record count of the current snapshot of loaded table metadata.
+fn total_records(metadata: &Value) -> Option<u64> {
+    let current = metadata["current-snapshot-id"].as_i64()?;
+    metadata["snapshots"]
+        .as_array()?
+        .iter()
+        .find(|snapshot| snapshot["snapshot-id"].as_i64() == Some(current))?["summary"]
+        ["total-records"]
+        .as_str()?
+        .parse()
+        .ok()
+}
+
+/// Reads the lake table with every engine of `read_lake.py`; each must return `expected`.
+async fn read_with_engines(
+    catalog: SocketAddr,
+    metadata_location: &str,
+    expected: &[LakeRow],
+) -> anyhow::Result<()> {
+    // Local paths as a user types them; S3 URLs as they are.
+    let metadata = metadata_location
+        .strip_prefix("file://")
+        .unwrap_or(metadata_location);
+    let table_dir = metadata
+        .rsplitn(3, '/')
+        .nth(2)
+        .context("metadata is in <table>/metadata/")?;
+    let rows = tempfile::NamedTempFile::new()?;
+    std::fs::write(rows.path(), serde_json::to_vec(expected)?)?;
+    let python = std::env::var(PYTHON_VAR).unwrap_or_else(|_| "python3".to_owned());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/engines/read_lake.py");
+    let started = tokio::time::Instant::now();
+    let output = tokio::process::Command::new(&python)
+        .arg(&script)
+        .args(["--uri", &format!("http://{catalog}/iceberg")])
+        .args(["--namespace", DATABASE, "--table", TABLE])
+        .args(["--metadata", metadata, "--table-dir", table_dir])
+        .arg("--expected")
+        .arg(rows.path())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(180), output)
+        .await
+        .context("the engines did not finish within 180s")?
+        .with_context(|| format!("cannot run `{python}` (set {PYTHON_VAR})"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprintln!(
+        "{stdout}{stderr}engines took {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    ensure!(
+        output.status.success(),
+        "the engines did not read exactly the {} expected rows ({}):\n{stdout}{stderr}",
+        expected.len(),
+        output.status
+    );
+    Ok(())
+}
+
+/// The checks after each round: the catalog serves the committed metadata, whose snapshot
+/// counts every row produced so far, and every engine reads exactly those rows.
+async fn check_round(
+    lake: &Lake,
+    metadata_location: &str,
+    expected: &[LakeRow],
+) -> anyhow::Result<()> {
+    let loaded = load_table(lake).await?;
+    ensure!(loaded["metadata-location"] == metadata_location);
+    ensure!(
+        total_records(&loaded["metadata"]) == Some(expected.len() as u64),
+        "snapshot summary: {}",
+        loaded["metadata"]["snapshots"]
+    );
+    read_with_engines(lake.catalog, metadata_location, expected).await
+}
+
+/// Produces two rounds, tiers each by hand, and has the engines read after each.
+async fn tier_by_hand_then_read(lake: Lake) -> anyhow::Result<()> {
+    let mut client = connect(&lake.node).await;
+    create_lake_table(&mut client).await?;
+
+    // Before anything is tiered, the table is not in the catalog.
+    let (status, _) = get_json(lake.catalog, "/iceberg/v1/namespaces/db/tables/events").await?;
+    ensure!(status == 404);
+    let (_, tables) = get_json(lake.catalog, "/iceberg/v1/namespaces/db/tables").await?;
+    ensure!(tables["identifiers"] == serde_json::json!([]), "{tables}");
+
+    let (mut next, mut expected) = ([0; BUCKETS as usize], Vec::new());
+    produce(&mut client, 0..ROWS).await?;
+    read_new_rows(&mut client, &mut next, &mut expected).await?;
+    ensure!(expected.len() == ROWS as usize);
+    let first = tier_by_hand(&lake, &mut client).await?;
+    check_catalog_protocol(lake.catalog).await?;
+    check_round(&lake, &first, &expected).await?;
+
+    produce(&mut client, ROWS..2 * ROWS).await?;
+    read_new_rows(&mut client, &mut next, &mut expected).await?;
+    ensure!(expected.len() == 2 * ROWS as usize);
+    let second = tier_by_hand(&lake, &mut client).await?;
+    ensure!(second != first);
+    check_round(&lake, &second, &expected).await?;
+
+    lake.node.shutdown().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engines_read_what_was_tiered_by_hand_local() -> anyhow::Result<()> {
+    tier_by_hand_then_read(Lake::local(false).await?).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engines_read_what_was_tiered_by_hand_s3() -> anyhow::Result<()> {
+    tier_by_hand_then_read(Lake::s3("engines_read_tiered_by_hand_s3").await?).await
+}
+
+/// Waits until the compactor has tiered every row produced so far; returns the metadata
+/// location the index records.
+async fn wait_until_tiered(node: &Node, rows: u64) -> anyhow::Result<String> {
+    let index = node.index();
+    let info = index.table(DATABASE, TABLE)?;
+    let deadline = tokio::time::Instant::now() + TIER_DEADLINE;
+    loop {
+        let mut tiered = 0;
+        for bucket in 0..BUCKETS {
+            let stream = StreamId::new(info.id, PartitionId(0), Bucket(bucket));
+            tiered += index.lake_watermark(stream).await?.offset.0;
+        }
+        let record = index.lake_table(info.id).await?;
+        if let Some(location) = record.and_then(|r| r.metadata_location)
+            && tiered == rows
+        {
+            return Ok(location);
+        }
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the compactor tiered {tiered} of {rows} rows within {TIER_DEADLINE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engines_read_what_the_compactor_tiered() -> anyhow::Result<()> {
+    let lake = Lake::local(true).await?;
+    let mut client = connect(&lake.node).await;
+    create_lake_table(&mut client).await?;
+
+    let (mut next, mut expected) = ([0; BUCKETS as usize], Vec::new());
+    produce(&mut client, 0..ROWS).await?;
+    read_new_rows(&mut client, &mut next, &mut expected).await?;
+    let first = wait_until_tiered(&lake.node, ROWS as u64).await?;
+    check_round(&lake, &first, &expected).await?;
+
+    produce(&mut client, ROWS..2 * ROWS).await?;
+    read_new_rows(&mut client, &mut next, &mut expected).await?;
+    let second = wait_until_tiered(&lake.node, 2 * ROWS as u64).await?;
+    ensure!(second != first);
+    check_round(&lake, &second, &expected).await?;
+
+    // Every row is in the lake, so the WAL goes: wait until no WAL object is left, then a
+    // consumer starting at offset 0 still gets every row, in order, once, from the lake.
+    let deadline = tokio::time::Instant::now() + TIER_DEADLINE;
+    loop {
+        let wal: Vec<_> = lake
+            .store
+            .list(Some(&slatedb::object_store::path::Path::from("wal")))
+            .try_collect()
+            .await?;
+        if wal.is_empty() {
+            break;
+        }
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "{} WAL objects still there after {TIER_DEADLINE:?}",
+            wal.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (mut from_zero, mut again) = ([0; BUCKETS as usize], Vec::new());
+    read_new_rows(&mut client, &mut from_zero, &mut again).await?;
+    ensure!(
+        again == expected,
+        "a read from offset 0 after WAL garbage collection differs: {} rows, {} expected",
+        again.len(),
+        expected.len()
+    );
+
+    lake.node.shutdown().await
+}
