@@ -95,6 +95,18 @@ impl TableOptions {
             }
             Ok(Some(parsed))
         };
+        let retention = duration(OPTION_RETENTION, MIN_RETENTION, Duration::MAX)?;
+        if let Some(value) = options.get(OPTION_RETENTION)
+            && !lake_enabled
+        {
+            // Expiry works on whole lake files; the WAL of a table that is never tiered is
+            // kept until the table is dropped.
+            return Err(invalid(
+                OPTION_RETENTION,
+                value,
+                format!("needs `{OPTION_LAKE_ENABLED}=true`: rows expire from the lake"),
+            ));
+        }
         Ok(Self {
             lake_enabled,
             lake_freshness: duration(
@@ -103,7 +115,7 @@ impl TableOptions {
                 MAX_LAKE_FRESHNESS,
             )?
             .unwrap_or(DEFAULT_LAKE_FRESHNESS),
-            retention: duration(OPTION_RETENTION, MIN_RETENTION, Duration::MAX)?,
+            retention,
         })
     }
 }
@@ -491,8 +503,15 @@ mod tests {
             (OPTION_LAKE_FRESHNESS, "10ms"),
             (OPTION_LAKE_FRESHNESS, "3y"),
             (OPTION_RETENTION, "-1d"),
+            // Valid alone only for a lake table.
+            (OPTION_RETENTION, "7d"),
         ] {
-            match parse(&[(key, value)]) {
+            let pairs = if key == OPTION_RETENTION && value != "7d" {
+                vec![(OPTION_LAKE_ENABLED, "true"), (key, value)]
+            } else {
+                vec![(key, value)]
+            };
+            match parse(&pairs) {
                 Err(DefinitionError::InvalidOption {
                     key: k, value: v, ..
                 }) => {

@@ -627,6 +627,30 @@ async fn engines_read_what_the_compactor_tiered() -> anyhow::Result<()> {
     ensure!(second != first);
     check_round(&lake, &second, &expected).await?;
 
+    // `inlet lake status` shows the same: every bucket tiered to its tail, no lag.
+    let status = client
+        .raw()
+        .get_lake_status(pb::GetLakeStatusRequest {
+            database: DATABASE.to_owned(),
+            table: TABLE.to_owned(),
+        })
+        .await?
+        .into_inner();
+    let [table] = status.tables.as_slice() else {
+        bail!("one table expected in {status:?}");
+    };
+    ensure!(table.lake_enabled && table.metadata_location == second);
+    ensure!(table.snapshot_id != 0 && table.file_count > 0 && table.file_bytes > 0);
+    ensure!(table.file_rows == 2 * ROWS as u64, "{table:?}");
+    ensure!(table.buckets.len() == BUCKETS as usize);
+    for bucket in &table.buckets {
+        ensure!(bucket.watermark == bucket.next_offset && bucket.lag_offsets == 0);
+    }
+    ensure!(
+        table.buckets.iter().map(|b| b.watermark).sum::<u64>() == 2 * ROWS as u64,
+        "{table:?}"
+    );
+
     // Every row is in the lake, so the WAL goes: wait until no WAL object is left, then a
     // consumer starting at offset 0 still gets every row, in order, once, from the lake.
     let deadline = tokio::time::Instant::now() + TIER_DEADLINE;
