@@ -60,7 +60,7 @@ fn database_info(info: DatabaseInfo) -> pb::DatabaseInfo {
     }
 }
 
-fn table_info(info: &TableInfo) -> Result<pb::TableInfo, Status> {
+pub(crate) fn table_info(info: &TableInfo) -> Result<pb::TableInfo, Status> {
     let descriptor = &info.descriptor;
     let schema_ipc = schema_to_ipc(&descriptor.schema)
         .map_err(|e| Status::internal(format!("cannot encode schema: {e}")))?;

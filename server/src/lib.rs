@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod cli;
 pub mod client;
+pub mod compactor_index;
 pub mod config;
 pub mod grpc;
 pub mod http;

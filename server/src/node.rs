@@ -11,6 +11,7 @@ use inlet_compactor::lake::{LakeRoot, LakeStorage};
 use inlet_core::clock::Env;
 use inlet_core::limits::MAX_GRPC_MESSAGE_BYTES;
 use inlet_index::Index;
+use inlet_proto::v1::compactor_index_server::CompactorIndexServer;
 use inlet_proto::v1::inlet_server::InletServer;
 use inlet_reader::Reader;
 use inlet_store::{InstrumentedStore, StoreMetrics};
@@ -21,6 +22,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 
+use crate::compactor_index::CompactorIndexService;
 use crate::config::Config;
 use crate::grpc::InletService;
 use crate::iceberg_rest::{RestCatalog, file_io_properties};
@@ -116,10 +118,16 @@ impl Node {
         let server = InletServer::new(service)
             .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
+        let compactor_index = CompactorIndexServer::new(CompactorIndexService {
+            index: index.clone(),
+        })
+        .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
         let mut grpc_signal = signal.clone();
         let serving = tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(server)
+                .add_service(compactor_index)
                 .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
                     let _ = grpc_signal.wait_for(|stop| *stop).await;
                 }),
