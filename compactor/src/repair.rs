@@ -8,10 +8,12 @@
 //!   commit and the hint leaves it one version behind);
 //! - *orphans* are deleted: objects under the table location that the committed metadata
 //!   does not reference (the current metadata file and its metadata log, every snapshot's
-//!   manifest list, their manifests and data files, the version hint) and that the index's
+//!   manifest list, their manifests and live data files, the version hint) and that the index's
 //!   lake file entries do not name, once older than the orphan grace. A round that crashed
 //!   before its index commit is thereby rolled back; its rows are still in the WAL below
-//!   the unchanged watermark and are tiered again. See `docs/lake-commit.md`;
+//!   the unchanged watermark and are tiered again. Data files a committed expiry removed
+//!   (listed as DELETED in a manifest, gone from the index) are orphans too, so a crash
+//!   before the expiry deleted them only delays their deletion. See `docs/lake-commit.md`;
 //! - the index's watermarks are checked against the current snapshot's summary: they are
 //!   written in one batch with the pointer, so a difference means corruption and tiering of
 //!   the table halts.
@@ -166,10 +168,13 @@ async fn referenced_objects(
         for manifest in list.entries() {
             if manifests.insert(manifest.manifest_path.clone()) {
                 let loaded = manifest.load_manifest(&file_io).await?;
+                // A DELETED entry (retention) does not reference its file: once the expiry
+                // is committed the file is an orphan, e.g. after a crash before its deletion.
                 urls.extend(
                     loaded
                         .entries()
                         .iter()
+                        .filter(|entry| entry.is_alive())
                         .map(|entry| entry.file_path().to_owned()),
                 );
             }

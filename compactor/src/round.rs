@@ -18,6 +18,16 @@
 //! next repair decides from the index which files are referenced. Any other failure before
 //! the commit deletes what was written, except an injected crash, which leaves it all behind
 //! as a real crash would.
+//!
+//! **Retention.** When the table has a `retention` option and the service asks for it, the
+//! round then expires ([`stage_expire`]) every data file whose rows are all older than
+//! `now - retention`, as a second snapshot staged on the version the append just committed
+//! (or on the base, when there were no new rows), committed the same way: compare-and-swap
+//! under the same lease epoch, with the removed lake file entries and the buckets' new
+//! earliest offsets in the same index batch. Only after that commit are the expired files
+//! deleted; a refused commit deletes what the expiry wrote, an unknown outcome deletes
+//! nothing, and a crash in between leaves the expired files to the next repair, for which
+//! they are orphans. See `docs/lake-commit.md`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,7 +36,7 @@ use arrow_array::{ArrayRef, Int32Array, Int64Array, RecordBatch, TimestampMicros
 use arrow_schema::SchemaRef;
 use iceberg::spec::{DataFile, Literal, PrimitiveLiteral};
 use inlet_core::clock::Env;
-use inlet_core::ids::{Bucket, Offset, StreamId, TimestampMicros};
+use inlet_core::ids::{Bucket, Offset, PartitionId, StreamId, TimestampMicros};
 use inlet_core::table::{OFFSET_COLUMN, TIMESTAMP_COLUMN, TableInfo, read_schema};
 use inlet_core::wal::decode_chunk;
 use inlet_index::{
@@ -36,13 +46,16 @@ use slatedb::object_store::path::Path as ObjectPath;
 use slatedb::object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::error::RoundError;
-use crate::lake::{LakeAppend, LakeError, LakeStorage, LakeTable, StagedAppend};
+use crate::lake::{
+    LakeAppend, LakeError, LakeStorage, LakeTable, StagedAppend, StagedExpire, stage_expire,
+};
 use crate::options::{CompactorOptions, Failpoint};
 
 /// What a committed round did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RoundCommitted {
-    /// The new snapshot.
+    /// The new current snapshot: the expiry's when the round expired files, else the
+    /// append's.
     pub snapshot_id: i64,
     /// The new current metadata file.
     pub metadata_location: String,
@@ -61,6 +74,16 @@ pub struct RoundCommitted {
     /// The round stopped at a per-round limit: more committed rows wait above the
     /// watermarks, and the next round may start at once.
     pub backlog: bool,
+    /// Data files retention removed from the table (0 when nothing expired).
+    pub expired_files: usize,
+    /// Rows in those files.
+    pub expired_rows: u64,
+    /// Bytes of those files.
+    pub expired_bytes: u64,
+    /// Snapshots the expiry removed from the metadata.
+    pub expired_snapshots: usize,
+    /// The new earliest readable offset of each bucket retention moved forward.
+    pub earliest: BTreeMap<Bucket, Offset>,
 }
 
 /// The lease a round runs under, renewed as it goes. Renewal must keep the epoch: a new
@@ -142,6 +165,22 @@ pub(crate) struct CommittedRound {
     pub(crate) report: RoundCommitted,
     pub(crate) table: LakeTable,
     pub(crate) next_cursor: u32,
+    /// Some expired files could not be deleted after the commit: repair before the next
+    /// round, for which they are orphans.
+    pub(crate) repair_next: bool,
+}
+
+/// A committed expiry: the new version and what it removed.
+struct Expired {
+    table: LakeTable,
+    snapshot_id: i64,
+    files: usize,
+    rows: u64,
+    bytes: u64,
+    snapshots: usize,
+    earliest: BTreeMap<Bucket, Offset>,
+    /// Deleting the expired files failed (they are orphans now).
+    cleanup_failed: bool,
 }
 
 /// What the write phase read.
@@ -153,12 +192,76 @@ struct Written {
 }
 
 impl Round<'_> {
-    /// Runs one round on `base` (the committed version), visiting buckets from `cursor`.
+    /// Runs one round on `base` (the committed version), visiting buckets from `cursor`;
+    /// then, with `expire_before`, expires the data files whose rows are all older than it.
     pub(crate) async fn run(
         &mut self,
         base: &LakeTable,
         cursor: u32,
+        expire_before: Option<TimestampMicros>,
     ) -> Result<Tiered, RoundError> {
+        let appended = self.append(base, cursor).await?;
+        let Some(before) = expire_before else {
+            return Ok(match appended {
+                Some(round) => Tiered::Committed(Box::new(round)),
+                None => Tiered::Idle,
+            });
+        };
+        let current = appended.as_ref().map_or(base, |round| &round.table);
+        // An expiry that fails after a committed append fails the round: the append stays
+        // committed, and the next round repairs first and retries the expiry.
+        let Some(expired) = self.expire(current, before).await? else {
+            return Ok(match appended {
+                Some(round) => Tiered::Committed(Box::new(round)),
+                None => Tiered::Idle,
+            });
+        };
+        let (report, next_cursor) = match appended {
+            Some(round) => (round.report, round.next_cursor),
+            None => (
+                RoundCommitted {
+                    snapshot_id: expired.snapshot_id,
+                    metadata_location: String::new(),
+                    rows: 0,
+                    chunk_bytes: 0,
+                    data_files: 0,
+                    watermarks: BTreeMap::new(),
+                    trimmed_chunks: 0,
+                    trimmed_objects: 0,
+                    backlog: false,
+                    expired_files: 0,
+                    expired_rows: 0,
+                    expired_bytes: 0,
+                    expired_snapshots: 0,
+                    earliest: BTreeMap::new(),
+                },
+                cursor,
+            ),
+        };
+        Ok(Tiered::Committed(Box::new(CommittedRound {
+            report: RoundCommitted {
+                snapshot_id: expired.snapshot_id,
+                metadata_location: expired.table.metadata_location().to_owned(),
+                expired_files: expired.files,
+                expired_rows: expired.rows,
+                expired_bytes: expired.bytes,
+                expired_snapshots: expired.snapshots,
+                earliest: expired.earliest,
+                ..report
+            },
+            table: expired.table,
+            next_cursor,
+            repair_next: expired.cleanup_failed,
+        })))
+    }
+
+    /// Steps 1 to 4: tiers the committed rows above the watermarks of `base` as one
+    /// snapshot. `None` when no bucket has any.
+    async fn append(
+        &mut self,
+        base: &LakeTable,
+        cursor: u32,
+    ) -> Result<Option<CommittedRound>, RoundError> {
         let watermarks = base.watermarks()?;
         let bucket_count = self.info.descriptor.bucket_count.max(1);
         let mut pending = Vec::new();
@@ -174,7 +277,7 @@ impl Round<'_> {
             }
         }
         if pending.is_empty() {
-            return Ok(Tiered::Idle);
+            return Ok(None);
         }
 
         let mut append = LakeAppend::new(base, &self.options.write, self.env)?;
@@ -187,18 +290,15 @@ impl Round<'_> {
                 return Err(error);
             }
         };
-        // The hook of retention (`lake/expire.rs`) goes here: expired data files removed in
-        // this same snapshot (or a staged expire snapshot committed in the same index batch),
-        // with `removed_files` and `earliest` of the commit below filled from it.
         let staged = match append.stage().await {
             Ok(staged) => staged,
-            Err(LakeError::NothingToCommit) => return Ok(Tiered::Idle),
+            Err(LakeError::NothingToCommit) => return Ok(None),
             Err(error) => return Err(error.into()),
         };
         self.failpoint(Failpoint::AfterMetadata)?;
 
         let (committed, table) = self.commit(staged).await?;
-        Ok(Tiered::Committed(Box::new(CommittedRound {
+        Ok(Some(CommittedRound {
             report: RoundCommitted {
                 rows: written.rows,
                 chunk_bytes: written.chunk_bytes,
@@ -207,7 +307,127 @@ impl Round<'_> {
             },
             table,
             next_cursor: written.next_cursor,
-        })))
+            repair_next: false,
+        }))
+    }
+
+    /// Retention: stages the expiry of the data files of `base` older than `before`, commits
+    /// it to the index (compare-and-swap on `base`, under the round's lease epoch), publishes
+    /// the version hint, then deletes what the new version no longer reaches. `None` when
+    /// no file is old enough.
+    async fn expire(
+        &mut self,
+        base: &LakeTable,
+        before: TimestampMicros,
+    ) -> Result<Option<Expired>, RoundError> {
+        // The index's first lake file of each bucket says, without reading any manifest,
+        // whether anything is old enough.
+        if !has_expired_files(self.index, self.info, before).await? {
+            return Ok(None);
+        }
+        let Some(staged) = stage_expire(base, before, self.env).await? else {
+            return Ok(None);
+        };
+        self.failpoint(Failpoint::AfterMetadata)?;
+        let earliest = match self.earliest_moves(&staged).await {
+            Ok(earliest) => earliest,
+            Err(error) => {
+                discard(staged.abandon().await);
+                return Err(error);
+            }
+        };
+        if let Err(error) = self
+            .lease
+            .renew(self.index, self.info, self.options, self.env)
+            .await
+        {
+            if matches!(error, RoundError::LeaseLost { .. }) {
+                discard(staged.abandon().await);
+            }
+            return Err(error);
+        }
+        let commit = LakeCommit {
+            table: self.info.id,
+            lease: self.lease.lease,
+            expected_metadata_location: Some(staged.base_metadata_location.clone()),
+            metadata_location: staged.table.metadata_location().to_owned(),
+            snapshot_id: Some(staged.snapshot_id),
+            watermarks: BTreeMap::new(),
+            added_files: Vec::new(),
+            removed_files: staged
+                .removed
+                .iter()
+                .map(|file| (file.bucket, file.end_offset))
+                .collect(),
+            earliest: earliest.clone(),
+        };
+        match self.index.commit_lake(commit).await {
+            Ok(_) => {}
+            Err(error @ LakeCommitError::Index(_)) => {
+                // Unknown outcome: the batch may be durable. Delete nothing, not even the
+                // expired files: the base may still be the table.
+                return Err(error.into());
+            }
+            Err(error) => {
+                // Refused before anything was written: the base is still the table.
+                discard(staged.abandon().await);
+                return Err(error.into());
+            }
+        }
+        self.failpoint(Failpoint::AfterIndexCommit)?;
+        if let Err(error) = staged.table.publish_version_hint().await {
+            tracing::warn!(table = self.info.id.0, %error, "version hint not published");
+        }
+        let cleanup_failed = match staged.delete_expired_files().await {
+            Ok(()) => false,
+            Err(error) => {
+                tracing::warn!(
+                    table = self.info.id.0,
+                    %error,
+                    "expired lake files not deleted; orphans remain for repair"
+                );
+                true
+            }
+        };
+        let expired = expired_report(staged, earliest, cleanup_failed);
+        tracing::debug!(
+            table = self.info.id.0,
+            snapshot = expired.snapshot_id,
+            files = expired.files,
+            rows = expired.rows,
+            "lake expiry committed"
+        );
+        Ok(Some(expired))
+    }
+
+    /// The earliest offsets of `staged` that move a bucket's earliest readable offset
+    /// forward; the index refuses any other. Checks every removed file is below its bucket's
+    /// new earliest offset.
+    async fn earliest_moves(
+        &self,
+        staged: &StagedExpire,
+    ) -> Result<BTreeMap<Bucket, Offset>, RoundError> {
+        for file in &staged.removed {
+            let earliest = staged.earliest.get(&file.bucket).copied();
+            if earliest.is_none_or(|earliest| file.end_offset > earliest) {
+                return Err(RoundError::BadDataFile {
+                    table: self.info.id,
+                    path: file.path.clone(),
+                    reason: format!(
+                        "expired file of bucket {} ends at offset {}, the new earliest offset is {earliest:?}",
+                        file.bucket.0, file.end_offset
+                    ),
+                });
+            }
+        }
+        let mut moves = BTreeMap::new();
+        for (bucket, offset) in &staged.earliest {
+            let stream = StreamId::new(self.info.id, PartitionId(0), *bucket);
+            if *offset > self.index.tail(stream).await?.earliest_offset {
+                moves.insert(*bucket, *offset);
+            }
+        }
+        Ok(moves)
     }
 
     /// Step 1: reads the pending chunks of each bucket into `append` and closes the data
@@ -369,7 +589,7 @@ impl Round<'_> {
             snapshot_id: Some(staged.snapshot_id),
             watermarks: watermarks.clone(),
             added_files: files,
-            // Retention fills these (see the hook in `run`).
+            // Retention commits its own snapshot (see `expire`).
             removed_files: Vec::new(),
             earliest: BTreeMap::new(),
         };
@@ -408,6 +628,11 @@ impl Round<'_> {
                 trimmed_chunks: committed.trimmed_chunks,
                 trimmed_objects: committed.trimmed_objects.len(),
                 backlog: false,
+                expired_files: 0,
+                expired_rows: 0,
+                expired_bytes: 0,
+                expired_snapshots: 0,
+                earliest: BTreeMap::new(),
             },
             staged.table,
         ))
@@ -418,6 +643,42 @@ impl Round<'_> {
             Some(hook) => (hook.0)(point).map_err(RoundError::from),
             None => Ok(()),
         }
+    }
+}
+
+/// Whether some bucket's first lake file (by the index's lake file entries) holds only rows
+/// older than `before`: exactly when an expiry with that cutoff removes something.
+pub(crate) async fn has_expired_files(
+    index: &Index,
+    info: &TableInfo,
+    before: TimestampMicros,
+) -> Result<bool, RoundError> {
+    for stream in table_streams(info) {
+        let mut files = index.lake_files(stream, Offset(0)).await?;
+        if let Some(first) = files.next().await?
+            && first.max_ts < before
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The report of a committed expiry.
+fn expired_report(
+    staged: StagedExpire,
+    earliest: BTreeMap<Bucket, Offset>,
+    cleanup_failed: bool,
+) -> Expired {
+    Expired {
+        snapshot_id: staged.snapshot_id,
+        files: staged.removed.len(),
+        rows: staged.removed.iter().map(|file| file.record_count).sum(),
+        bytes: staged.removed.iter().map(|file| file.file_size).sum(),
+        snapshots: staged.expired_snapshot_ids.len(),
+        earliest,
+        cleanup_failed,
+        table: staged.table,
     }
 }
 

@@ -11,6 +11,12 @@
 //! Several compactors may run: the lease gives each table to one at a time, and the index's
 //! compare-and-swap makes a deposed one's commit fail.
 //!
+//! A table with a `retention` option also has its old data files expired by its rounds (see
+//! [`crate::round`]), at most once per `lake.freshness` interval. An idle table (no rows
+//! above its watermarks) stays cheap: it is only worth a round, and its lease, when the
+//! index's first lake file of some bucket is older than `now - retention`; that check, a few
+//! index reads, is itself done at most once per freshness interval.
+//!
 //! Rounds of one compactor run one at a time (each bounded by the per-round limits), so the
 //! Parquet encoding they do inline occupies at most one runtime thread.
 
@@ -18,7 +24,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use inlet_core::clock::Env;
-use inlet_core::ids::TableId;
+use inlet_core::ids::{TableId, TimestampMicros};
 use inlet_core::table::TableInfo;
 use inlet_index::{Index, LakeCommit, LakeCommitError, LakeLease, table_streams};
 use slatedb::object_store::ObjectStore;
@@ -29,7 +35,7 @@ use crate::error::{RoundError, WalGcError};
 use crate::lake::{LakeStorage, LakeTable};
 use crate::options::CompactorOptions;
 use crate::repair::{RepairReport, repair};
-use crate::round::{CommittedRound, HeldLease, Round, RoundCommitted, Tiered};
+use crate::round::{CommittedRound, HeldLease, Round, RoundCommitted, Tiered, has_expired_files};
 use crate::wal_gc::{WalGc, WalGcReport};
 
 /// What happened to one table in a pass.
@@ -44,9 +50,9 @@ pub struct TableRound {
 /// What a round of one table did, when it did not fail.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RoundOutcome {
-    /// A snapshot was committed.
+    /// A snapshot was committed (rows tiered, files expired, or both).
     Committed(RoundCommitted),
-    /// No bucket has committed rows above its watermark.
+    /// No bucket has committed rows above its watermark, and no data file had to expire.
     Idle,
     /// The table's last round is less than `lake.freshness` ago.
     NotDue,
@@ -109,6 +115,8 @@ struct TableState {
     backlog: bool,
     /// The bucket the next round starts at.
     cursor: u32,
+    /// Clock reading (µs) when a round last looked for expired files (retention).
+    last_expiry_at: Option<i64>,
     /// Set when an error made tiering of the table unsafe; never cleared in this process.
     halted: Option<String>,
 }
@@ -341,11 +349,31 @@ impl Inner {
         if !due {
             return Ok(RoundOutcome::NotDue);
         }
+        // Retention: files older than this cutoff expire, at most once per freshness interval
+        // (backlog rounds follow each other at once).
+        let expire_before = options
+            .retention
+            .filter(|_| {
+                force
+                    || state
+                        .last_expiry_at
+                        .is_none_or(|at| now.saturating_sub(at) >= micros(options.lake_freshness))
+            })
+            .map(|retention| TimestampMicros(now.saturating_sub(micros(retention))));
         // A table this compactor has not verified yet is repaired even when idle, so a crash
         // of another compactor is cleaned up without waiting for new rows.
         if state.table.is_some() && !self.has_rows_above_watermarks(info).await? {
-            state.backlog = false;
-            return Ok(RoundOutcome::Idle);
+            let expire = match expire_before {
+                Some(before) => has_expired_files(&self.index, info, before).await?,
+                None => false,
+            };
+            if !expire {
+                if expire_before.is_some() {
+                    state.last_expiry_at = Some(now);
+                }
+                state.backlog = false;
+                return Ok(RoundOutcome::Idle);
+            }
         }
 
         let lease = match self
@@ -407,7 +435,11 @@ impl Inner {
             info,
             lease: held,
         };
-        match round.run(&base, state.cursor).await? {
+        let tiered = round.run(&base, state.cursor, expire_before).await?;
+        if expire_before.is_some() {
+            state.last_expiry_at = Some(now);
+        }
+        match tiered {
             Tiered::Idle => {
                 state.table = Some(base);
                 state.backlog = false;
@@ -418,8 +450,10 @@ impl Inner {
                     report,
                     table,
                     next_cursor,
+                    repair_next,
                 } = *round;
-                state.table = Some(table);
+                // Expired files left behind are orphans: the next round repairs first.
+                state.table = (!repair_next).then_some(table);
                 state.cursor = next_cursor;
                 state.backlog = report.backlog;
                 state.last_commit_at = Some(self.env.clock.now().0);

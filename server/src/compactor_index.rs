@@ -55,8 +55,13 @@ fn offsets(entries: Vec<pb::BucketOffset>) -> BTreeMap<Bucket, Offset> {
         .collect()
 }
 
+/// Refusals keep their kind; an index error means the outcome is unknown to the caller
+/// (the batch may be durable), so it is always UNAVAILABLE, never "fenced".
 fn lake_status(error: LakeCommitError) -> Status {
-    status(error)
+    match error {
+        LakeCommitError::Index(error) => Status::unavailable(error.to_string()),
+        refused => status(refused),
+    }
 }
 
 #[tonic::async_trait]
