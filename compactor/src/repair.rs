@@ -30,7 +30,9 @@ use iceberg::spec::ManifestList;
 use inlet_core::clock::Env;
 use inlet_core::ids::Offset;
 use inlet_core::table::TableInfo;
-use inlet_index::{Index, LakeTableRecord, table_streams};
+use inlet_index::{LakeTableRecord, table_streams};
+
+use crate::index_api::{LakeIndex, all_lake_files};
 use slatedb::object_store::path::Path as ObjectPath;
 use slatedb::object_store::{ObjectStore, ObjectStoreExt};
 
@@ -55,7 +57,7 @@ pub struct RepairReport {
 /// table (`None` if the index has no metadata for it yet) and what was done. The caller must
 /// hold the table's lease.
 pub(crate) async fn repair(
-    index: &Index,
+    index: &dyn LakeIndex,
     storage: &LakeStorage,
     info: &TableInfo,
     record: Option<&LakeTableRecord>,
@@ -118,7 +120,7 @@ pub(crate) async fn repair(
 /// Checks that the index's watermark of every bucket is the one the lake's current snapshot
 /// records (0 for a bucket the lake has not seen).
 pub(crate) async fn check_watermarks(
-    index: &Index,
+    index: &dyn LakeIndex,
     info: &TableInfo,
     table: &LakeTable,
 ) -> Result<(), RoundError> {
@@ -143,7 +145,7 @@ pub(crate) async fn check_watermarks(
 /// the metadata log, the version hint, every snapshot's manifest list, manifests and data
 /// files, and the data files the index names for offset reads.
 async fn referenced_objects(
-    index: &Index,
+    index: &dyn LakeIndex,
     storage: &LakeStorage,
     info: &TableInfo,
     table: &LakeTable,
@@ -186,8 +188,7 @@ async fn referenced_objects(
         paths.insert(root.path_of(&url)?);
     }
     for stream in table_streams(info) {
-        let mut files = index.lake_files(stream, Offset(0)).await?;
-        while let Some(file) = files.next().await? {
+        for file in all_lake_files(index, stream, Offset(0)).await? {
             paths.insert(ObjectPath::from(file.path));
         }
     }

@@ -40,12 +40,13 @@ use inlet_core::ids::{Bucket, Offset, PartitionId, StreamId, TimestampMicros};
 use inlet_core::table::{OFFSET_COLUMN, TIMESTAMP_COLUMN, TableInfo, read_schema};
 use inlet_core::wal::decode_chunk;
 use inlet_index::{
-    ChunkEntry, Index, LakeCommit, LakeCommitError, LakeFileEntry, LakeLease, table_streams,
+    ChunkEntry, LakeCommit, LakeCommitError, LakeFileEntry, LakeLease, table_streams,
 };
 use slatedb::object_store::path::Path as ObjectPath;
 use slatedb::object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::error::RoundError;
+use crate::index_api::{INDEX_PAGE_ENTRIES, LakeIndex};
 use crate::lake::{
     LakeAppend, LakeError, LakeStorage, LakeTable, StagedAppend, StagedExpire, stage_expire,
 };
@@ -101,7 +102,7 @@ impl HeldLease {
     /// under the same epoch.
     pub(crate) async fn renew_if_due(
         &mut self,
-        index: &Index,
+        index: &dyn LakeIndex,
         info: &TableInfo,
         options: &CompactorOptions,
         env: &Env,
@@ -117,7 +118,7 @@ impl HeldLease {
     /// Renews the lease now; fails if it could not be renewed under the same epoch.
     pub(crate) async fn renew(
         &mut self,
-        index: &Index,
+        index: &dyn LakeIndex,
         info: &TableInfo,
         options: &CompactorOptions,
         env: &Env,
@@ -144,7 +145,7 @@ impl HeldLease {
 
 /// Everything one round needs.
 pub(crate) struct Round<'a> {
-    pub(crate) index: &'a Index,
+    pub(crate) index: &'a dyn LakeIndex,
     pub(crate) store: &'a Arc<dyn ObjectStore>,
     pub(crate) storage: &'a LakeStorage,
     pub(crate) options: &'a CompactorOptions,
@@ -448,7 +449,7 @@ impl Round<'_> {
             next_cursor: cursor,
         };
         'buckets: for (stream, from, tail) in pending {
-            let mut chunks = self.index.chunks(*stream, *from).await?;
+            let mut chunks = ChunkPages::new(self.index, *stream, *from);
             let mut next = *from;
             while next < *tail {
                 let Some(entry) = chunks.next().await? else {
@@ -649,13 +650,13 @@ impl Round<'_> {
 /// Whether some bucket's first lake file (by the index's lake file entries) holds only rows
 /// older than `before`: exactly when an expiry with that cutoff removes something.
 pub(crate) async fn has_expired_files(
-    index: &Index,
+    index: &dyn LakeIndex,
     info: &TableInfo,
     before: TimestampMicros,
 ) -> Result<bool, RoundError> {
     for stream in table_streams(info) {
-        let mut files = index.lake_files(stream, Offset(0)).await?;
-        if let Some(first) = files.next().await?
+        let files = index.lake_files(stream, Offset(0), 1).await?;
+        if let Some(first) = files.first()
             && first.max_ts < before
         {
             return Ok(true);
@@ -836,5 +837,42 @@ fn bound(file: &DataFile, field_id: i32, lower: bool) -> Option<i64> {
         PrimitiveLiteral::Long(value) => Some(*value),
         PrimitiveLiteral::Int(value) => Some(i64::from(*value)),
         _ => None,
+    }
+}
+
+/// The chunk entries of one stream from an offset on, fetched a page at a time.
+struct ChunkPages<'a> {
+    index: &'a dyn LakeIndex,
+    stream: StreamId,
+    next: Offset,
+    page: std::collections::VecDeque<ChunkEntry>,
+    done: bool,
+}
+
+impl<'a> ChunkPages<'a> {
+    fn new(index: &'a dyn LakeIndex, stream: StreamId, from: Offset) -> Self {
+        Self {
+            index,
+            stream,
+            next: from,
+            page: std::collections::VecDeque::new(),
+            done: false,
+        }
+    }
+
+    async fn next(&mut self) -> Result<Option<ChunkEntry>, inlet_index::IndexError> {
+        if self.page.is_empty() && !self.done {
+            let page = self
+                .index
+                .chunks(self.stream, self.next, INDEX_PAGE_ENTRIES)
+                .await?;
+            self.done = page.len() < INDEX_PAGE_ENTRIES;
+            self.page.extend(page);
+        }
+        let entry = self.page.pop_front();
+        if let Some(entry) = &entry {
+            self.next = entry.end_offset();
+        }
+        Ok(entry)
     }
 }

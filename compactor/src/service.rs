@@ -26,7 +26,9 @@ use std::sync::{Arc, Mutex};
 use inlet_core::clock::Env;
 use inlet_core::ids::{TableId, TimestampMicros};
 use inlet_core::table::TableInfo;
-use inlet_index::{Index, LakeCommit, LakeCommitError, LakeLease, table_streams};
+use inlet_index::{LakeCommit, LakeCommitError, LakeLease, table_streams};
+
+use crate::index_api::LakeIndex;
 use slatedb::object_store::ObjectStore;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -92,7 +94,7 @@ pub struct Compactor {
 }
 
 struct Inner {
-    index: Index,
+    index: Arc<dyn LakeIndex>,
     store: Arc<dyn ObjectStore>,
     lake: LakeStorage,
     options: CompactorOptions,
@@ -127,7 +129,7 @@ impl Compactor {
     /// at the root of the Inlet layout (`wal/`, `index/`, `lake/`); `lake` the lake storage
     /// over it.
     pub fn new(
-        index: Index,
+        index: impl LakeIndex + 'static,
         store: Arc<dyn ObjectStore>,
         lake: LakeStorage,
         options: CompactorOptions,
@@ -137,7 +139,7 @@ impl Compactor {
         let (shutdown, _) = watch::channel(false);
         Self {
             inner: Arc::new(Inner {
-                index,
+                index: Arc::new(index),
                 store,
                 lake,
                 options,
@@ -154,7 +156,7 @@ impl Compactor {
     /// Starts a compactor and its loop: every `scan_interval` it tiers the due tables, and
     /// every `wal_gc_interval` it collects WAL garbage. Needs a tokio runtime.
     pub fn start(
-        index: Index,
+        index: impl LakeIndex + 'static,
         store: Arc<dyn ObjectStore>,
         lake: LakeStorage,
         options: CompactorOptions,
@@ -180,9 +182,14 @@ impl Compactor {
 
     /// One round of `table` now, whether or not its freshness interval has passed.
     pub async fn tier_table(&self, table: TableId) -> TableRound {
-        match self.inner.index.table_by_id(table) {
-            Some(info) => self.inner.table_round(&info, true).await,
-            None => TableRound {
+        match self.inner.index.table(table).await {
+            Ok(Some(info)) => self.inner.table_round(&info, true).await,
+            Err(error) => TableRound {
+                table,
+                repair: None,
+                outcome: Err(error.into()),
+            },
+            Ok(None) => TableRound {
                 table,
                 repair: None,
                 outcome: Err(RoundError::TableNotFound { table }),
@@ -261,26 +268,29 @@ impl Inner {
     async fn pass(&self) -> PassReport {
         let mut report = PassReport::default();
         let mut present = Vec::new();
-        for database in self.index.list_databases() {
-            let Ok(tables) = self.index.list_tables(&database.name) else {
-                continue; // dropped meanwhile
-            };
-            for info in tables {
-                present.push(info.id);
-                match info.options() {
-                    Ok(options) if options.lake_enabled => {
-                        report.rounds.push(self.table_round(&info, false).await);
-                    }
-                    Ok(_) => {}
-                    Err(source) => report.rounds.push(TableRound {
-                        table: info.id,
-                        repair: None,
-                        outcome: Err(RoundError::Options {
-                            table: info.id,
-                            source,
-                        }),
-                    }),
+        let tables = match self.index.tables().await {
+            Ok(tables) => tables,
+            Err(error) => {
+                // Try again next pass; keep what is known about every table meanwhile.
+                tracing::warn!(%error, "compactor cannot list tables");
+                return report;
+            }
+        };
+        for info in tables {
+            present.push(info.id);
+            match info.options() {
+                Ok(options) if options.lake_enabled => {
+                    report.rounds.push(self.table_round(&info, false).await);
                 }
+                Ok(_) => {}
+                Err(source) => report.rounds.push(TableRound {
+                    table: info.id,
+                    repair: None,
+                    outcome: Err(RoundError::Options {
+                        table: info.id,
+                        source,
+                    }),
+                }),
             }
         }
         // Forget dropped tables.
@@ -364,7 +374,7 @@ impl Inner {
         // of another compactor is cleaned up without waiting for new rows.
         if state.table.is_some() && !self.has_rows_above_watermarks(info).await? {
             let expire = match expire_before {
-                Some(before) => has_expired_files(&self.index, info, before).await?,
+                Some(before) => has_expired_files(self.index.as_ref(), info, before).await?,
                 None => false,
             };
             if !expire {
@@ -411,7 +421,7 @@ impl Inner {
             None => {
                 let record = self.index.lake_table(info.id).await?;
                 let (table, report) = repair(
-                    &self.index,
+                    self.index.as_ref(),
                     &self.lake,
                     info,
                     record.as_ref(),
@@ -427,7 +437,7 @@ impl Inner {
             }
         };
         let mut round = Round {
-            index: &self.index,
+            index: self.index.as_ref(),
             store: &self.store,
             storage: &self.lake,
             options: &self.options,
@@ -511,7 +521,7 @@ impl Inner {
 
     async fn collect_wal_garbage(&self) -> Result<WalGcReport, WalGcError> {
         let mut gc = self.gc.lock().await;
-        gc.run(&self.index, &self.store, &self.options, &self.env)
+        gc.run(self.index.as_ref(), &self.store, &self.options, &self.env)
             .await
     }
 }

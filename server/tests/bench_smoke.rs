@@ -38,7 +38,14 @@ fn smoke_run_writes_a_complete_report() {
         "bench failed: {}\n{stdout}",
         String::from_utf8_lossy(&output.stderr)
     );
-    for section in ["PRODUCE", "END TO END", "FETCH", "OBJECT-STORE", "MEMORY"] {
+    for section in [
+        "PRODUCE",
+        "END TO END",
+        "FETCH",
+        "LAKE TIERING",
+        "OBJECT-STORE",
+        "MEMORY",
+    ] {
         assert!(stdout.contains(section), "no {section} table in:\n{stdout}");
     }
 
@@ -144,6 +151,29 @@ fn smoke_run_writes_a_complete_report() {
     for hit in fetch["cache"].as_array().expect("cache section") {
         assert_eq!(number(hit, "hot_hit_ratio"), 1.0);
         assert_eq!(number(hit, "hot_hit_ratio_by_get_bytes"), 1.0);
+    }
+
+    // Every produced row reaches the lake, as Parquet files written through the `lake`
+    // purpose, from WAL chunks read back.
+    let lake = &report["lake"];
+    positive(lake, "rows");
+    positive(lake, "ipc_bytes");
+    positive(lake, "mb_per_s_per_core");
+    positive(lake, "wal_bytes");
+    positive(lake, "parquet_bytes");
+    positive(lake, "parquet_files");
+    positive(lake, "files_per_round");
+    let rounds = lake["rounds"].as_array().expect("lake rounds");
+    assert!(!rounds.is_empty());
+    let tiered: f64 = rounds.iter().map(|r| number(r, "rows")).sum();
+    assert_eq!(tiered, number(lake, "rows"));
+    let purposes = lake["store"]["by_purpose"].as_array().expect("purposes");
+    for purpose in ["lake", "chunk_get"] {
+        let used = purposes
+            .iter()
+            .find(|p| p["purpose"] == purpose)
+            .unwrap_or_else(|| panic!("the lake rounds made no {purpose} requests"));
+        positive(used, "requests");
     }
 
     if cfg!(target_os = "linux") {

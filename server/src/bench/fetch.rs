@@ -107,6 +107,7 @@ pub(crate) async fn run(
         pool.clone(),
         settings.producers,
         appends,
+        Default::default(),
     )
     .await?;
     let seconds = start.elapsed().as_secs_f64();

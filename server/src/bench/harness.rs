@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use inlet_core::clock::Env;
+use inlet_index::Index;
 use inlet_store::{InstrumentedStore, StoreMetrics, StoreSnapshot};
 use slatedb::object_store::ObjectStore;
 
@@ -62,6 +63,19 @@ impl Harness {
     /// The object-store counters now.
     pub(crate) fn snapshot(&self) -> StoreSnapshot {
         self.metrics.snapshot()
+    }
+
+    /// The counted store every node of the harness runs on.
+    pub(crate) fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// The running node's index.
+    pub(crate) fn index(&self) -> anyhow::Result<&Index> {
+        self.node
+            .as_ref()
+            .map(Node::index)
+            .context("no node is running")
     }
 
     pub(crate) fn endpoint(&self) -> anyhow::Result<String> {

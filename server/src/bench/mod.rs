@@ -6,17 +6,19 @@
 //!    concurrent producers (`produce.rs`);
 //! 2. end-to-end latency from an append to its rows in a follower (`follow.rs`);
 //! 3. fetch throughput cold and hot, full and projected to 2 of 20 columns (`fetch.rs`);
-//! 4. throughout, object-store requests and bytes by purpose per GB, priced at S3 list
+//! 4. lake tiering: WAL to Parquet throughput of a compactor, sizes and requests (`lake.rs`);
+//! 5. throughout, object-store requests and bytes by purpose per GB, priced at S3 list
 //!    prices (`cost.rs`), and peak RSS (`memory.rs`).
 //!
 //! Benchmarks report figures; they never pass or fail on a speed. `--smoke` is the short
-//! run CI uses to check that a report is produced.
+//! run CI uses to check that a report is produced; `--sections` runs only some sections.
 
 mod cost;
 mod data;
 mod fetch;
 mod follow;
 mod harness;
+mod lake;
 mod latency;
 mod memory;
 mod produce;
@@ -28,7 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use inlet_core::limits::MAX_APPEND_BYTES;
 use tokio::time::Instant;
 
@@ -57,6 +59,38 @@ const S3_GET_LATENCY: LatencyRange = LatencyRange {
     max: Duration::from_millis(50),
 };
 const S3_REQUEST_MB_PER_S: f64 = 100.0;
+
+/// A section of the benchmark, as `--sections` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Section {
+    /// The produce matrix.
+    Produce,
+    /// The end-to-end latency probe.
+    #[value(name = "e2e")]
+    EndToEnd,
+    /// Fetch cold and hot.
+    Fetch,
+    /// Lake tiering.
+    Lake,
+}
+
+impl Section {
+    const ALL: [Section; 4] = [
+        Section::Produce,
+        Section::EndToEnd,
+        Section::Fetch,
+        Section::Lake,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Section::Produce => "produce",
+            Section::EndToEnd => "e2e",
+            Section::Fetch => "fetch",
+            Section::Lake => "lake",
+        }
+    }
+}
 
 /// `inlet bench` flags. Every tunable left out takes its default, or its smoke default with
 /// `--smoke`.
@@ -117,6 +151,13 @@ pub struct BenchArgs {
     /// Writer linger while loading the fetch table [default: 50ms].
     #[arg(long, value_parser = parse_duration)]
     pub fetch_linger: Option<Duration>,
+    /// MB (10^6 bytes) of Arrow IPC loaded into the lake table and tiered, in appends of
+    /// --fetch-batch-rows rows at --fetch-linger [default: 256; smoke: 2].
+    #[arg(long)]
+    pub lake_mb: Option<f64>,
+    /// Sections to run, in their fixed order [default: produce,e2e,fetch,lake].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub sections: Vec<Section>,
     /// Memory tier of the node's read cache, in MiB [default: the server default, 256].
     #[arg(long)]
     pub cache_mb: Option<usize>,
@@ -166,6 +207,8 @@ pub(crate) struct Settings {
     pub(crate) fetch_rows: u64,
     pub(crate) fetch_batch_rows: usize,
     pub(crate) fetch_linger: Duration,
+    pub(crate) lake_bytes: u64,
+    pub(crate) sections: Vec<Section>,
     pub(crate) cache_memory_bytes: usize,
     pub(crate) latency: LatencyModel,
     pub(crate) seed: u64,
@@ -211,6 +254,15 @@ impl Settings {
             fetch_rows: args.fetch_rows.unwrap_or(pick(smoke, 500_000, 20_000)),
             fetch_batch_rows: args.fetch_batch_rows.unwrap_or(pick(smoke, 10_000, 2_000)),
             fetch_linger: args.fetch_linger.unwrap_or(ms(50)),
+            lake_bytes: (args.lake_mb.unwrap_or(pick(smoke, 256.0, 2.0)) * 1e6) as u64,
+            sections: if args.sections.is_empty() {
+                Section::ALL.to_vec()
+            } else {
+                Section::ALL
+                    .into_iter()
+                    .filter(|s| args.sections.contains(s))
+                    .collect()
+            },
             cache_memory_bytes: args
                 .cache_mb
                 .map_or(Config::default().cache.memory_bytes, |mb| mb * 1024 * 1024),
@@ -231,6 +283,9 @@ impl Settings {
         if self.e2e_rows == 0 || self.fetch_batch_rows == 0 || self.fetch_rows == 0 {
             bail!("--e2e-rows, --fetch-rows and --fetch-batch-rows must be at least 1");
         }
+        if self.lake_bytes == 0 {
+            bail!("--lake-mb must be above zero");
+        }
         if self.e2e_interval.is_zero() {
             bail!("--e2e-interval must be above zero");
         }
@@ -247,6 +302,10 @@ impl Settings {
             }
         }
         Ok(())
+    }
+
+    fn runs(&self, section: Section) -> bool {
+        self.sections.contains(&section)
     }
 
     fn report(&self, row_ipc_bytes: f64) -> SettingsReport {
@@ -275,6 +334,8 @@ impl Settings {
             fetch_rows: self.fetch_rows,
             fetch_batch_rows: self.fetch_batch_rows,
             fetch_linger_ms: ms(self.fetch_linger),
+            lake_bytes: self.lake_bytes,
+            sections: self.sections.iter().map(|s| s.label()).collect(),
             cache_memory_bytes: self.cache_memory_bytes,
             cache_page_size: Config::default().cache.page_size,
             latency_model: self.latency.report(),
@@ -324,6 +385,9 @@ async fn measure(settings: &Settings) -> anyhow::Result<Report> {
         ..Config::default()
     };
     config.cache.memory_bytes = settings.cache_memory_bytes;
+    // No compactor in the nodes under test: its WAL garbage collection would add requests to
+    // every section, and the lake section drives one of its own.
+    config.lake.compactor = false;
     let mut harness = Harness::new(store, config);
 
     // A clean database: a directory or bucket may hold an earlier run's tables.
@@ -342,54 +406,80 @@ async fn measure(settings: &Settings) -> anyhow::Result<Report> {
     client.create_database(DATABASE, false).await?;
     drop(client);
 
-    let produce_start = harness.snapshot();
     let mut produce = Vec::new();
-    let mut pools = Vec::new();
-    for &rows in &settings.batch_rows {
-        pools.push(Arc::new(BatchPool::new(rows, settings.seed)?));
-    }
-    for &linger in &settings.lingers {
-        harness.restart(linger).await?;
-        for pool in &pools {
-            let table = format!("produce_l{}_b{}", linger.as_millis(), pool.rows);
-            eprintln!(
-                "bench: produce: linger {linger:?}, {} rows per append, {} producers",
-                pool.rows, settings.producers
-            );
-            let limits = produce::RunLimits {
-                producers: settings.producers,
-                duration: settings.duration,
-                max_rows: settings.max_rows,
-            };
-            let run = produce::run(
-                &harness,
-                DATABASE,
-                &table,
-                settings.buckets,
-                pool.clone(),
-                linger,
-                limits,
-            )
-            .await
-            .with_context(|| format!("produce run {table} failed"))?;
-            produce.push(run);
+    let mut ingest = None;
+    if settings.runs(Section::Produce) {
+        let produce_start = harness.snapshot();
+        let mut pools = Vec::new();
+        for &rows in &settings.batch_rows {
+            pools.push(Arc::new(BatchPool::new(rows, settings.seed)?));
         }
+        for &linger in &settings.lingers {
+            harness.restart(linger).await?;
+            for pool in &pools {
+                let table = format!("produce_l{}_b{}", linger.as_millis(), pool.rows);
+                eprintln!(
+                    "bench: produce: linger {linger:?}, {} rows per append, {} producers",
+                    pool.rows, settings.producers
+                );
+                let limits = produce::RunLimits {
+                    producers: settings.producers,
+                    duration: settings.duration,
+                    max_rows: settings.max_rows,
+                };
+                let run = produce::run(
+                    &harness,
+                    DATABASE,
+                    &table,
+                    settings.buckets,
+                    pool.clone(),
+                    linger,
+                    limits,
+                )
+                .await
+                .with_context(|| format!("produce run {table} failed"))?;
+                produce.push(run);
+            }
+        }
+        let ingested = produce.iter().map(|run| run.ipc_bytes).sum();
+        ingest = Some(StoreUsage::of(
+            &harness.snapshot().since(&produce_start),
+            ingested,
+        ));
+        memory.phase_done("produce").await;
     }
-    let ingested = produce.iter().map(|run| run.ipc_bytes).sum();
-    let ingest = StoreUsage::of(&harness.snapshot().since(&produce_start), ingested);
-    memory.phase_done("produce").await;
 
-    eprintln!("bench: end to end: linger {:?}", settings.e2e_linger);
-    harness.restart(settings.e2e_linger).await?;
-    let end_to_end = follow::run(&harness, settings, DATABASE, "e2e")
-        .await
-        .context("end-to-end run failed")?;
-    memory.phase_done("end_to_end").await;
+    let mut end_to_end = None;
+    if settings.runs(Section::EndToEnd) {
+        eprintln!("bench: end to end: linger {:?}", settings.e2e_linger);
+        harness.restart(settings.e2e_linger).await?;
+        end_to_end = Some(
+            follow::run(&harness, settings, DATABASE, "e2e")
+                .await
+                .context("end-to-end run failed")?,
+        );
+        memory.phase_done("end_to_end").await;
+    }
 
-    let fetch = fetch::run(&mut harness, settings, DATABASE)
-        .await
-        .context("fetch runs failed")?;
-    memory.phase_done("fetch").await;
+    let mut fetch = None;
+    if settings.runs(Section::Fetch) {
+        fetch = Some(
+            fetch::run(&mut harness, settings, DATABASE)
+                .await
+                .context("fetch runs failed")?,
+        );
+        memory.phase_done("fetch").await;
+    }
+
+    let mut lake = None;
+    if settings.runs(Section::Lake) {
+        lake = Some(
+            lake::run(&mut harness, settings, DATABASE)
+                .await
+                .context("lake tiering failed")?,
+        );
+        memory.phase_done("lake").await;
+    }
     harness.stop().await?;
 
     let row_ipc_bytes = BatchPool::new(1_000, settings.seed)?.bytes_per_row();
@@ -402,6 +492,7 @@ async fn measure(settings: &Settings) -> anyhow::Result<Report> {
         ingest,
         end_to_end,
         fetch,
+        lake,
         memory: memory.finish().await,
         seconds: stats::round(started.elapsed().as_secs_f64(), 2),
     })
@@ -449,6 +540,17 @@ mod tests {
         );
         assert_eq!(full.latency.bytes_per_second, Some(100e6));
 
+        assert_eq!(full.sections, Section::ALL);
+        assert_eq!(full.lake_bytes, 256_000_000);
+        assert_eq!(smoke.lake_bytes, 2_000_000);
+
+        // Sections run in their fixed order, whatever order they are named in.
+        let some = settings(&["--sections", "lake,produce", "--lake-mb", "0.5"]).expect("valid");
+        assert_eq!(some.sections, [Section::Produce, Section::Lake]);
+        assert_eq!(some.lake_bytes, 500_000);
+
+        assert!(settings(&["--sections", "tiering"]).is_err());
+        assert!(settings(&["--lake-mb", "0"]).is_err());
         assert!(settings(&["--producers", "0"]).is_err());
         assert!(settings(&["--batch-rows", "10000000"]).is_err());
         assert!(settings(&["--put-latency", "9ms..1ms"]).is_err());

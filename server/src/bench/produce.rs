@@ -2,6 +2,7 @@
 //! connection, send wide batches back to back (a closed loop: the next append leaves when
 //! the previous one is acknowledged) for a fixed time or row count.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -139,8 +140,10 @@ pub(crate) async fn run(
     })
 }
 
-/// Loads `appends` appends of the pool's batches into a new table as fast as `producers`
-/// producers can, for the fetch phase; returns the IPC bytes sent and the store traffic.
+/// Loads `appends` appends of the pool's batches into a new table (created with `options`)
+/// as fast as `producers` producers can, for the fetch and lake phases; returns the IPC bytes
+/// sent and the store traffic.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn load(
     harness: &Harness,
     database: &str,
@@ -149,10 +152,19 @@ pub(crate) async fn load(
     pool: Arc<BatchPool>,
     producers: usize,
     appends: u64,
+    options: BTreeMap<String, String>,
 ) -> anyhow::Result<(u64, StoreUsage)> {
     let mut client: Client = harness.client().await?;
     client
-        .create_table(database, table, &pool.schema, buckets, Vec::new(), false)
+        .create_table_with_options(
+            database,
+            table,
+            &pool.schema,
+            buckets,
+            Vec::new(),
+            options,
+            false,
+        )
         .await
         .with_context(|| format!("cannot create table {database}.{table}"))?;
     let before = harness.snapshot();

@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::cost::{GB, PRICES, Prices, StoreUsage};
 use super::fetch::FetchReport;
 use super::follow::EndToEnd;
+use super::lake::LakeReport;
 use super::latency::LatencyModelReport;
 use super::memory::MemoryReport;
 use super::produce::ProduceRun;
@@ -23,11 +24,13 @@ pub(crate) struct Report {
     pub(crate) version: u32,
     pub(crate) settings: SettingsReport,
     pub(crate) prices: Prices,
+    /// Empty, and the sections below `null`, when `--sections` left them out.
     pub(crate) produce: Vec<ProduceRun>,
     /// Every produce run together (node starts and table creation included).
-    pub(crate) ingest: StoreUsage,
-    pub(crate) end_to_end: EndToEnd,
-    pub(crate) fetch: FetchReport,
+    pub(crate) ingest: Option<StoreUsage>,
+    pub(crate) end_to_end: Option<EndToEnd>,
+    pub(crate) fetch: Option<FetchReport>,
+    pub(crate) lake: Option<LakeReport>,
     pub(crate) memory: MemoryReport,
     pub(crate) seconds: f64,
 }
@@ -55,6 +58,10 @@ pub(crate) struct SettingsReport {
     pub(crate) fetch_rows: u64,
     pub(crate) fetch_batch_rows: usize,
     pub(crate) fetch_linger_ms: f64,
+    /// Arrow IPC bytes loaded into the lake table and tiered.
+    pub(crate) lake_bytes: u64,
+    /// The sections run.
+    pub(crate) sections: Vec<&'static str>,
     pub(crate) cache_memory_bytes: usize,
     pub(crate) cache_page_size: usize,
     pub(crate) latency_model: Option<LatencyModelReport>,
@@ -83,9 +90,18 @@ pub(crate) fn render(report: &Report) -> String {
         if s.smoke { ", smoke run" } else { "" },
     );
     let _ = writeln!(out, "latency model: {}", s.latency_model_text);
-    render_produce(&mut out, report);
-    render_end_to_end(&mut out, &report.end_to_end);
-    render_fetch(&mut out, &report.fetch);
+    if !report.produce.is_empty() {
+        render_produce(&mut out, report);
+    }
+    if let Some(e2e) = &report.end_to_end {
+        render_end_to_end(&mut out, e2e);
+    }
+    if let Some(fetch) = &report.fetch {
+        render_fetch(&mut out, fetch);
+    }
+    if let Some(lake) = &report.lake {
+        render_lake(&mut out, lake);
+    }
     render_cost(&mut out, report);
     render_memory(&mut out, &report.memory);
     let _ = writeln!(out, "\ntotal {:.1} s", report.seconds);
@@ -257,6 +273,70 @@ fn render_fetch(out: &mut String, fetch: &FetchReport) {
     }
 }
 
+fn render_lake(out: &mut String, lake: &LakeReport) {
+    let _ = writeln!(
+        out,
+        "\nLAKE TIERING: {} rows, {:.1} MB of Arrow IPC (the append payloads) in {} buckets, \
+         loaded in {:.2} s ({} rows per append, linger {}ms) by a node without a compactor, \
+         then tiered by one compactor, rounds back to back (one core) until no backlog",
+        lake.rows,
+        lake.ipc_bytes as f64 / 1e6,
+        lake.buckets,
+        lake.load_seconds,
+        lake.load_batch_rows,
+        lake.load_linger_ms,
+    );
+    let _ = writeln!(
+        out,
+        "{:>7} {:>8} {:>10} {:>11} {:>10} {:>7} {:>13} {:>8} {:>14} {:>13}",
+        "rounds",
+        "seconds",
+        "rows/s",
+        "MB/s/core",
+        "WAL MB",
+        "files",
+        "Parquet MB",
+        "PQ/WAL",
+        "PQ/Arrow IPC",
+        "files/round"
+    );
+    let _ = writeln!(
+        out,
+        "{:>7} {:>8.3} {:>10.0} {:>11.2} {:>10.2} {:>7} {:>13.2} {:>8.3} {:>14.3} {:>13.2}",
+        lake.rounds.len(),
+        lake.seconds,
+        lake.rows_per_s,
+        lake.mb_per_s_per_core,
+        lake.wal_bytes as f64 / 1e6,
+        lake.parquet_files,
+        lake.parquet_bytes as f64 / 1e6,
+        lake.parquet_to_wal,
+        lake.parquet_to_ipc,
+        lake.files_per_round,
+    );
+    let requests: Vec<String> = lake
+        .store
+        .by_purpose
+        .iter()
+        .map(|p| {
+            let ops: Vec<String> = p.ops.iter().map(|(op, n)| format!("{op} {n}")).collect();
+            format!(
+                "{} {} ({}; {:.2} MB out, {:.2} MB in)",
+                p.purpose,
+                p.requests,
+                ops.join(", "),
+                p.bytes_out as f64 / 1e6,
+                p.bytes_in as f64 / 1e6
+            )
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "object-store requests of the rounds: {}",
+        requests.join("; ")
+    );
+}
+
 fn render_cost(out: &mut String, report: &Report) {
     let p = &report.prices;
     let _ = writeln!(
@@ -293,11 +373,22 @@ fn render_cost(out: &mut String, report: &Report) {
             purposes.join(", ")
         );
     };
-    row("ingest: all produce runs", &report.ingest);
-    row("ingest: fetch table load", &report.fetch.load.store);
-    row("ingest: end-to-end probe", &report.end_to_end.store);
-    for run in &report.fetch.runs {
-        row(&format!("read: {} {}", run.read, run.cache), &run.store);
+    if let Some(ingest) = &report.ingest {
+        row("ingest: all produce runs", ingest);
+    }
+    if let Some(fetch) = &report.fetch {
+        row("ingest: fetch table load", &fetch.load.store);
+    }
+    if let Some(e2e) = &report.end_to_end {
+        row("ingest: end-to-end probe", &e2e.store);
+    }
+    if let Some(fetch) = &report.fetch {
+        for run in &fetch.runs {
+            row(&format!("read: {} {}", run.read, run.cache), &run.store);
+        }
+    }
+    if let Some(lake) = &report.lake {
+        row("lake: tiering rounds", &lake.store);
     }
     let _ = writeln!(out, "prices: {}", PRICES.source);
 }

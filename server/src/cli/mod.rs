@@ -29,6 +29,9 @@ pub struct Cli {
 pub enum Command {
     /// Run every role in one process (the embedded default: data in ./inlet-data).
     Serve(ServeArgs),
+    /// Run only the compactor (lake tiering, WAL garbage collection) against the store of
+    /// a running `inlet serve`, which applies its leases and commits.
+    Compactor(CompactorArgs),
     /// Create, list, describe or drop tables.
     #[command(subcommand)]
     Table(TableCommand),
@@ -78,6 +81,19 @@ pub struct ServeArgs {
     /// Turn lake tiering on for tables created without a `lake.enabled` option.
     #[arg(long, env = "INLET_LAKE_TABLES_DEFAULT")]
     pub lake_by_default: Option<bool>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompactorArgs {
+    /// TOML config file (its `store` and `[lake]` settings are used).
+    #[arg(long, env = "INLET_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The store the index owner serves: a path, file:///path or s3://bucket/prefix.
+    #[arg(long, env = "INLET_STORE")]
+    pub store: Option<String>,
+    /// The index owner (`inlet serve`) that applies leases and lake commits.
+    #[command(flatten)]
+    pub server: ServerArg,
 }
 
 fn humantime_duration(value: &str) -> Result<Duration, String> {
@@ -271,6 +287,7 @@ pub fn split_table(name: &str) -> (String, String) {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args).await,
+        Command::Compactor(args) => compactor(args).await,
         Command::Table(command) => table(command).await,
         Command::Db(command) => db(command).await,
         Command::Produce(args) => produce(args).await,
@@ -279,6 +296,46 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status(server) => status(server).await,
         Command::Lake(LakeCommand::Status { target, server }) => lake_status(target, server).await,
     }
+}
+
+async fn compactor(args: CompactorArgs) -> anyhow::Result<()> {
+    let mut config = match &args.config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    if let Some(store) = &args.store {
+        config.store = store.clone();
+    }
+    if config.store.starts_with("memory:") {
+        anyhow::bail!(
+            "a standalone compactor needs the owner's store; memory:// is private to a process"
+        );
+    }
+    let store = crate::store::open_store(&config.store)?;
+    crate::store::check_store(store.as_ref(), &config.store).await?;
+    let root = crate::store::lake_root(&config.store)?;
+    let index = inlet_compactor::RemoteIndex::connect(&args.server.server)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let compactor = inlet_compactor::Compactor::start(
+        index,
+        store.clone(),
+        inlet_compactor::lake::LakeStorage::new(root, store),
+        config.lake.compactor_options(),
+        inlet_core::clock::Env::system(),
+    );
+    println!(
+        "inlet compactor {} tiering for {} (store: {})",
+        compactor.owner(),
+        args.server.server,
+        config.store
+    );
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot wait for Ctrl-C")?;
+    tracing::info!("interrupted; stopping the compactor");
+    compactor.stop().await;
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
