@@ -129,6 +129,17 @@ pub(crate) async fn check_watermarks(
         let in_index = index.lake_watermark(stream).await?.offset;
         let in_lake = lake.get(&stream.bucket).copied().unwrap_or(Offset(0));
         if in_index != in_lake {
+            // Another compactor may have committed between reading the pointer and the
+            // watermarks (our lease ran out meanwhile): that is a lost lease, not divergence.
+            let record = index.lake_table(info.id).await?;
+            if let Some(record) = record
+                && record.metadata_location.as_deref() != Some(table.metadata_location())
+            {
+                return Err(RoundError::LeaseLost {
+                    table: info.id,
+                    epoch: record.lease.map_or(0, |lease| lease.epoch),
+                });
+            }
             return Err(RoundError::Diverged {
                 table: info.id,
                 bucket: stream.bucket,

@@ -33,11 +33,10 @@ const DEADLINE: Duration = Duration::from_secs(60);
 fn fast_options() -> CompactorOptions {
     CompactorOptions {
         scan_interval: Duration::from_millis(50),
-        lease_ttl: Duration::from_millis(500),
+        lease_ttl: Duration::from_secs(5),
         wal_gc_interval: Duration::from_millis(100),
         wal_upload_grace: Duration::ZERO,
         wal_read_grace: Duration::ZERO,
-        orphan_grace: Duration::ZERO,
         ..CompactorOptions::default()
     }
 }
@@ -47,8 +46,7 @@ async fn start_node(dir: &std::path::Path, compactor: bool) -> anyhow::Result<No
     config.store = dir.to_str().context("utf-8 dir")?.to_owned();
     config.lake.compactor = compactor;
     config.lake.scan_interval = Duration::from_millis(50);
-    config.lake.lease_ttl = Duration::from_millis(500);
-    config.lake.orphan_grace = Duration::ZERO;
+    config.lake.lease_ttl = Duration::from_secs(5);
     Node::start(&config).await
 }
 
@@ -200,6 +198,10 @@ async fn a_compactor_in_another_process_tiers_through_the_owner() -> anyhow::Res
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_remote_and_an_in_process_compactor_racing_never_duplicate_offsets() -> anyhow::Result<()>
 {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let dir = tempfile::tempdir()?;
     let node = start_node(dir.path(), true).await?;
     create_lake_table(&node).await?;
