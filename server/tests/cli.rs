@@ -176,4 +176,65 @@ fn serve_create_produce_consume_round_trip() {
         &["consume", "shop.orders", "--format", "json"],
     ));
     assert_eq!(count.lines().count(), 50, "a rejected file adds nothing");
+
+    // Lake tiering from the command line: a table option turns it on, `lake status` shows
+    // the compactor (running inside serve) catching up, and bad options are one-line errors.
+    let bad_option = inlet(
+        &server,
+        &[
+            "table",
+            "create",
+            "shop.bad",
+            "--schema",
+            "id:int64",
+            "--option",
+            "lake.enabled=maybe",
+        ],
+    );
+    assert!(!bad_option.status.success());
+    let stderr = String::from_utf8_lossy(&bad_option.stderr);
+    assert!(
+        stderr.contains("lake.enabled") && stderr.contains("maybe"),
+        "{stderr}"
+    );
+    ok(inlet(
+        &server,
+        &[
+            "table",
+            "create",
+            "shop.clicks",
+            "--schema",
+            "id:int64 not null, item:string, qty:int32",
+            "--buckets",
+            "2",
+            "--option",
+            "lake.enabled=true",
+            "--option",
+            "lake.freshness=100ms",
+        ],
+    ));
+    ok(inlet(
+        &server,
+        &[
+            "produce",
+            "shop.clicks",
+            "--file",
+            input.to_str().expect("utf-8 path"),
+        ],
+    ));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = ok(inlet(&server, &["lake", "status", "shop.clicks"]));
+        if status.contains("lake on") && status.contains("50 rows") {
+            assert!(status.contains("metadata: file://"), "{status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "not tiered in time:\n{status}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let all = ok(inlet(&server, &["lake", "status"]));
+    assert!(
+        all.contains("shop.orders: lake off") && all.contains("shop.clicks: lake on"),
+        "{all}"
+    );
 }
