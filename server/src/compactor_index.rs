@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use inlet_compactor::LakeIndex;
 use inlet_core::ids::{Bucket, Offset, PartitionId, StreamId, TableId};
 use inlet_index::{Index, LakeCommit, LakeCommitError, LakeFileEntry, LakeLease};
 use inlet_proto::v1 as pb;
@@ -29,6 +30,13 @@ fn stream_of(stream: Option<pb::StreamRef>) -> Result<StreamId, Status> {
         PartitionId(0),
         Bucket(stream.bucket),
     ))
+}
+
+/// The stream, start offset and bounded page size of a listing request.
+fn page_of(request: pb::ListIndexEntriesRequest) -> Result<(StreamId, Offset, usize), Status> {
+    let stream = stream_of(request.stream)?;
+    let max = request.max.clamp(1, MAX_INDEX_ENTRIES_PER_CALL) as usize;
+    Ok((stream, Offset(request.from), max))
 }
 
 fn lease_of(lease: Option<pb::LakeLease>) -> Result<LakeLease, Status> {
@@ -96,44 +104,26 @@ impl CompactorIndex for CompactorIndexService {
         &self,
         request: Request<pb::ListIndexEntriesRequest>,
     ) -> Result<Response<pb::IndexEntries>, Status> {
-        let request = request.into_inner();
-        let stream = stream_of(request.stream)?;
-        let max = request.max.clamp(1, MAX_INDEX_ENTRIES_PER_CALL) as usize;
-        let mut scan = self
-            .index
-            .chunks(stream, Offset(request.from))
+        let (stream, from, max) = page_of(request.into_inner())?;
+        let entries = LakeIndex::chunks(&self.index, stream, from, max)
             .await
             .map_err(status)?;
-        let mut entries = Vec::new();
-        while entries.len() < max {
-            match scan.next().await.map_err(status)? {
-                Some(entry) => entries.push(entry.encode()),
-                None => break,
-            }
-        }
-        Ok(Response::new(pb::IndexEntries { entries }))
+        Ok(Response::new(pb::IndexEntries {
+            entries: entries.iter().map(|entry| entry.encode()).collect(),
+        }))
     }
 
     async fn list_lake_files(
         &self,
         request: Request<pb::ListIndexEntriesRequest>,
     ) -> Result<Response<pb::IndexEntries>, Status> {
-        let request = request.into_inner();
-        let stream = stream_of(request.stream)?;
-        let max = request.max.clamp(1, MAX_INDEX_ENTRIES_PER_CALL) as usize;
-        let mut scan = self
-            .index
-            .lake_files(stream, Offset(request.from))
+        let (stream, from, max) = page_of(request.into_inner())?;
+        let entries = LakeIndex::lake_files(&self.index, stream, from, max)
             .await
             .map_err(status)?;
-        let mut entries = Vec::new();
-        while entries.len() < max {
-            match scan.next().await.map_err(status)? {
-                Some(entry) => entries.push(entry.encode()),
-                None => break,
-            }
-        }
-        Ok(Response::new(pb::IndexEntries { entries }))
+        Ok(Response::new(pb::IndexEntries {
+            entries: entries.iter().map(|entry| entry.encode()).collect(),
+        }))
     }
 
     async fn get_lake_table(
