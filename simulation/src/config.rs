@@ -91,6 +91,9 @@ pub struct TableSpec {
     /// Rows are routed by the `key` column; otherwise each append goes to one bucket,
     /// round-robin.
     pub keyed: bool,
+    /// `lake.freshness` when the table has `lake.enabled=true` (its rows are tiered into
+    /// the lake by the compactors), `None` otherwise.
+    pub lake: Option<Duration>,
 }
 
 #[derive(Clone, Debug)]
@@ -131,6 +134,22 @@ pub struct ChaosSpec {
     pub storms: u32,
     pub restart_delay: (u64, u64),
     pub zombie_life: (u64, u64),
+    /// Compactor crashes at a failpoint of a round (`inlet_compactor::Failpoint`).
+    pub compactor_crashes: u32,
+}
+
+/// How every process's compactor runs: the harness calls its `run_once` and
+/// `collect_wal_garbage` itself, at intervals drawn from these ranges (ms).
+#[derive(Clone, Debug)]
+pub struct CompactorSpec {
+    pub pass_every: (u64, u64),
+    pub gc_every: (u64, u64),
+    pub lease_ttl: Duration,
+    pub wal_upload_grace: Duration,
+    pub wal_read_grace: Duration,
+    pub orphan_grace: Duration,
+    pub max_round_bytes: u64,
+    pub max_round_rows: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -153,6 +172,7 @@ pub struct SimConfig {
     pub faults: FaultConfig,
     pub storm: FaultConfig,
     pub chaos: ChaosSpec,
+    pub compactor: CompactorSpec,
 }
 
 impl SimConfig {
@@ -161,13 +181,20 @@ impl SimConfig {
         let mut rng = root.fork("config", 0);
         let profile = options.profile.unwrap_or_else(|| *rng.pick(&Profile::ALL));
 
-        let tables: Vec<TableSpec> = (0..rng.between(1, 3))
+        let mut tables: Vec<TableSpec> = (0..rng.between(1, 3))
             .map(|i| TableSpec {
                 name: format!("t{i}"),
                 buckets: rng.between(1, 4) as u32,
                 keyed: rng.chance(0.5),
+                lake: None,
             })
             .collect();
+        let mut lake = root.fork("lake", 0);
+        for table in &mut tables {
+            if lake.chance(0.6) {
+                table.lake = Some(lake.millis(500, 3000));
+            }
+        }
         let max_payload = rng.log_between(8, 600) as u32;
         let producers = (0..rng.between(2, 6))
             .map(|i| {
@@ -288,25 +315,36 @@ impl SimConfig {
             },
             restart_delay: (0, rng.log_between(1, 2000)),
             zombie_life: (rng.log_between(10, 500), rng.log_between(500, 4000)),
+            compactor_crashes: if profile.crashes() && tables.iter().any(|t| t.lake.is_some()) {
+                lake.between(0, 3) as u32
+            } else {
+                0
+            },
         };
+        // In the order they were drawn before the compactor came, so every other setting of
+        // a seed stays what it was.
+        let duration = Duration::from_millis(rng.between(4_000, 12_000));
+        let flush_interval = Duration::from_millis(rng.log_between(5, 400));
+        let compactor = compactor_spec(&mut lake, &writer, &faults, flush_interval);
         Self {
             seed,
             profile,
             ack_before_durable: options.ack_before_durable,
             verbose: options.verbose,
-            duration: Duration::from_millis(rng.between(4_000, 12_000)),
+            duration,
             tables,
             producers,
             followers,
             readers,
             max_payload,
             writer,
-            flush_interval: Duration::from_millis(rng.log_between(5, 400)),
+            flush_interval,
             object_store_max_retries: rng.chance(0.5).then(|| rng.between(2, 8) as u32),
             cache,
             faults,
             storm,
             chaos,
+            compactor,
         }
     }
 
@@ -317,7 +355,9 @@ impl SimConfig {
             "seed={} profile={} duration={:?} tables={} producers={} followers={} readers={} \
              linger={:?} flush_bytes={} max_buffered={} uploads={}x{} flush_interval={:?} \
              slatedb_retries={:?} page={} cache={} faults=({:.3},{:.3},{:.3},{:?}..{:?}) \
-             chaos=(crashes={},takeovers={},triggers={},storms={}) ack_before_durable={}",
+             chaos=(crashes={},takeovers={},triggers={},storms={},compactor_crashes={}) \
+             lake=({}) compactor=(pass={:?}ms gc={:?}ms lease={:?} graces={:?}/{:?}/{:?} \
+             round<={}B/{}rows) ack_before_durable={}",
             self.seed,
             self.profile.name(),
             self.duration,
@@ -347,6 +387,23 @@ impl SimConfig {
             self.chaos.takeovers,
             self.chaos.triggers,
             self.chaos.storms,
+            self.chaos.compactor_crashes,
+            self.tables
+                .iter()
+                .map(|t| match t.lake {
+                    Some(freshness) => format!("{}:{freshness:?}", t.name),
+                    None => format!("{}:off", t.name),
+                })
+                .collect::<Vec<_>>()
+                .join(","),
+            self.compactor.pass_every,
+            self.compactor.gc_every,
+            self.compactor.lease_ttl,
+            self.compactor.wal_upload_grace,
+            self.compactor.wal_read_grace,
+            self.compactor.orphan_grace,
+            self.compactor.max_round_bytes,
+            self.compactor.max_round_rows,
             self.ack_before_durable,
         )
     }
@@ -361,6 +418,40 @@ pub fn projection(rng: &mut SimRng) -> Vec<usize> {
     rng.shuffle(&mut columns);
     columns.truncate(rng.between(1, COLUMNS as u64) as usize);
     columns
+}
+
+/// The compactors' settings. The WAL upload grace must exceed the longest time from a WAL
+/// object landing to its commit: the committer commits uploads in flush order, so an object
+/// can wait for an earlier upload's every attempt (timeout plus backoff each), then for the
+/// index commits of the uploads in flight (a flush interval and a few store round trips
+/// each); anything shorter would let garbage collection delete an object about to be
+/// committed, a misconfiguration rather than a bug. The read grace covers the longest read of
+/// a looked-up chunk (slow consumers pause at most 50 ms a batch); the orphan grace is longer
+/// than a lease, as `docs/lake-commit.md` requires.
+fn compactor_spec(
+    rng: &mut SimRng,
+    writer: &WriterOptions,
+    faults: &FaultConfig,
+    flush_interval: Duration,
+) -> CompactorSpec {
+    // A request never takes longer than a storm's latency, 4 times the run's maximum.
+    let attempt = writer.upload_timeout.min(faults.max_latency * 4);
+    let upload = (attempt + writer.upload_max_backoff) * writer.upload_attempts;
+    let lease_ttl = rng.millis(1_000, 8_000);
+    let low = rng.log_between(100, 1_000);
+    let gc_low = rng.log_between(200, 3_000);
+    CompactorSpec {
+        pass_every: (low, low * 2),
+        gc_every: (gc_low, gc_low * 2),
+        lease_ttl,
+        wal_upload_grace: upload
+            + (flush_interval + Duration::from_secs(1)) * writer.max_inflight_uploads as u32
+            + rng.millis(1_000, 3_000),
+        wal_read_grace: rng.millis(1_000, 5_000),
+        orphan_grace: lease_ttl + rng.millis(1_000, 10_000),
+        max_round_bytes: rng.log_between(64 << 10, 64 << 20),
+        max_round_rows: rng.log_between(512, 1 << 20),
+    }
 }
 
 fn pause(rng: &mut SimRng) -> Duration {

@@ -1,6 +1,6 @@
 //! Deterministic simulation of Inlet: the real index owner (`inlet_index::Index`), writer
-//! (`inlet_writer::Writer`) and reader (`inlet_reader::Reader` over `inlet_cache::PagedCache`)
-//! run in-process on one current-thread tokio runtime with paused time, against an in-memory
+//! (`inlet_writer::Writer`), reader (`inlet_reader::Reader` over `inlet_cache::PagedCache`) and
+//! compactor (`inlet_compactor::Compactor`, see [`lake`]) run in-process on one current-thread tokio runtime with paused time, against an in-memory
 //! bucket that injects faults (`inlet_store::FaultStore`), while producers, followers and
 //! readers hammer them and a chaos schedule crashes, restarts and replaces processes.
 //!
@@ -11,9 +11,11 @@
 pub mod clock;
 pub mod config;
 pub mod data;
+pub mod lake;
 pub mod model;
 pub mod rng;
 pub mod signal;
+pub mod stamp;
 pub mod store;
 pub mod trace;
 pub mod workload;

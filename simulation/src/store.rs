@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 use futures::{StreamExt, stream};
+use inlet_compactor::{Failpoint, InjectedCrash};
 use inlet_store::{Op, OpKind, Purpose};
 use slatedb::bytes::Bytes;
 use slatedb::object_store::path::Path;
@@ -37,10 +38,18 @@ pub struct CrashTrigger {
 }
 
 /// Whether a simulated process is alive; shared by its store and the clients talking to it.
+/// Kills a process when its compactor reaches `failpoint` of a round for the `count`-th time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FailpointTrigger {
+    pub failpoint: Failpoint,
+    pub count: u32,
+}
+
 #[derive(Debug, Default)]
 pub struct NodeLife {
     dead: Signal<bool>,
     trigger: Mutex<Option<CrashTrigger>>,
+    failpoint: Mutex<Option<FailpointTrigger>>,
 }
 
 impl NodeLife {
@@ -61,6 +70,30 @@ impl NodeLife {
     /// Arms (or, with `None`, disarms) the crash trigger.
     pub fn arm(&self, trigger: Option<CrashTrigger>) {
         *self.trigger.lock().expect("trigger lock poisoned") = trigger;
+    }
+
+    /// Arms (or, with `None`, disarms) the compactor's failpoint trigger.
+    pub fn arm_failpoint(&self, trigger: Option<FailpointTrigger>) {
+        *self.failpoint.lock().expect("failpoint lock poisoned") = trigger;
+    }
+
+    /// The compactor's failpoint hook: counts `failpoint` against the trigger; when it fires
+    /// the process dies there and the round stops (with an error nobody will see).
+    pub fn at_failpoint(&self, failpoint: Failpoint) -> Result<(), InjectedCrash> {
+        let mut trigger = self.failpoint.lock().expect("failpoint lock poisoned");
+        let Some(armed) = trigger.as_mut().filter(|t| t.failpoint == failpoint) else {
+            return Ok(());
+        };
+        armed.count = armed.count.saturating_sub(1);
+        if armed.count > 0 {
+            return Ok(());
+        }
+        *trigger = None;
+        drop(trigger);
+        self.kill();
+        Err(InjectedCrash {
+            reason: format!("the process crashed at {failpoint:?}"),
+        })
     }
 
     /// Counts a completed request against the trigger; kills the process when it fires.

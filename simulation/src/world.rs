@@ -1,8 +1,9 @@
 //! The simulated world: one shared bucket, the processes that run Inlet's roles on it, the
 //! chaos that crashes and replaces them, and the phases of a run.
 //!
-//! A *process* ([`Node`]) is what `inlet serve` runs: the index owner, a writer and a reader
-//! with its read cache, wired exactly as `server/src/node.rs` wires them, on a [`NodeStore`]
+//! A *process* ([`Node`]) is what `inlet serve` runs: the index owner, a writer, a reader
+//! with its read cache and a compactor (driven by [`crate::lake::drive`]), wired as
+//! `server/src/node.rs` wires them, on a [`NodeStore`]
 //! that dies with it. Clients (producers, followers, readers) talk to the current primary
 //! process directly, without gRPC; a client that sees its process die treats its request's
 //! outcome as unknown and goes to the next primary, as a gRPC client would after a dropped
@@ -14,14 +15,16 @@
 //! up to the tails; then a fresh auditor process reads back every stream, and the model
 //! checks everything against that committed log.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures::StreamExt;
 use inlet_cache::PagedCache;
+use inlet_compactor::lake::{LakeRoot, LakeStorage};
+use inlet_compactor::{Compactor, CompactorOptions, Failpoint, FailpointHook};
 use inlet_core::clock::{Env, SeededIdGen};
-use inlet_core::table::TableDescriptor;
+use inlet_core::table::{OPTION_LAKE_ENABLED, OPTION_LAKE_FRESHNESS, TableDescriptor};
 use inlet_index::index::ConfigureSlateDb;
 use inlet_index::{Index, IndexOptions};
 use inlet_reader::{FetchRequest, Reader, StartPosition};
@@ -35,10 +38,12 @@ use tokio::task::JoinHandle;
 use crate::clock::SimClock;
 use crate::config::SimConfig;
 use crate::data::{COLUMNS, read_rows, table_schema};
+use crate::lake;
 use crate::model::{FinalLog, LogRow, Model};
 use crate::rng::{SimRng, hash};
 use crate::signal::Signal;
-use crate::store::{CrashTrigger, NodeLife, NodeStore};
+use crate::stamp::StampedStore;
+use crate::store::{CrashTrigger, FailpointTrigger, NodeLife, NodeStore};
 use crate::trace::Trace;
 use crate::workload;
 
@@ -53,6 +58,10 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(300);
 /// process would exit on, to be restarted by its supervisor).
 const SUPERVISE_EVERY: Duration = Duration::from_millis(100);
 
+/// Runs of this process so far: part of each run's lake root name, which must be unique among
+/// the runs alive at once (the lake storage registers stores by root URL, process-wide).
+static RUNS: AtomicU64 = AtomicU64::new(0);
+
 /// One simulated process: every role of `inlet serve`, on its own view of the bucket.
 pub struct Node {
     pub id: u32,
@@ -60,6 +69,15 @@ pub struct Node {
     pub index: Index,
     pub writer: Writer,
     pub reader: Reader,
+    pub compactor: Arc<Compactor>,
+}
+
+/// Whether a new process's compactor runs on its own (every process of the run) or only when
+/// the harness drives it (the end-of-run checks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compaction {
+    Background,
+    Driven,
 }
 
 pub struct World {
@@ -67,6 +85,8 @@ pub struct World {
     pub clock: Arc<SimClock>,
     pub trace: Trace,
     store: Arc<dyn ObjectStore>,
+    /// Where the lake is, as its metadata names it: the same for every process of the run.
+    pub lake_root: LakeRoot,
     faults: FaultControl,
     model: Mutex<Model>,
     primary: Signal<Option<Arc<Node>>>,
@@ -126,7 +146,7 @@ impl World {
     }
 
     /// Starts a process on the shared store, retrying until its index opens.
-    async fn open_node(&self) -> Arc<Node> {
+    pub(crate) async fn open_node(self: &Arc<Self>, compaction: Compaction) -> Arc<Node> {
         loop {
             let id = self.next_node.fetch_add(1, Ordering::SeqCst);
             let life = Arc::new(NodeLife::default());
@@ -166,12 +186,13 @@ impl World {
                 .expect("a memory-only cache with valid options opens");
             let writer = Writer::start(
                 index.clone(),
-                store,
+                store.clone(),
                 cache.clone(),
                 self.cfg.writer.clone(),
                 env,
             );
             let reader = Reader::new(index.clone(), cache);
+            let compactor = self.compactor(id, &index, store, &life);
             dies_unless_opened.defuse();
             let node = Arc::new(Node {
                 id,
@@ -179,6 +200,7 @@ impl World {
                 index,
                 writer,
                 reader,
+                compactor,
             });
             self.model().node_opened(id, self.now());
             self.nodes
@@ -186,8 +208,54 @@ impl World {
                 .expect("nodes lock poisoned")
                 .push(node.clone());
             self.trace.event(format!("node {id} open"));
+            if compaction == Compaction::Background {
+                let rng = SimRng::new(self.cfg.seed).fork("compactor", u64::from(id));
+                tokio::spawn(lake::drive(self.clone(), node.clone(), rng));
+            }
             return node;
         }
+    }
+
+    /// The compactor of process `id`, as `inlet serve` wires it, with its own id source (so
+    /// the writer's ids stay what they were) and the failpoint hook of its process.
+    fn compactor(
+        &self,
+        id: u32,
+        index: &Index,
+        store: Arc<dyn ObjectStore>,
+        life: &Arc<NodeLife>,
+    ) -> Arc<Compactor> {
+        let spec = &self.cfg.compactor;
+        let env = Env {
+            clock: self.clock.clone(),
+            ids: Arc::new(SeededIdGen::new(hash(&[self.cfg.seed, u64::from(id), 3]))),
+        };
+        let hook_life = life.clone();
+        let options = CompactorOptions {
+            // Only the harness's loop uses these two; see `lake::drive`.
+            scan_interval: Duration::from_millis(spec.pass_every.0),
+            wal_gc_interval: Duration::from_millis(spec.gc_every.0),
+            lease_ttl: spec.lease_ttl,
+            max_round_bytes: spec.max_round_bytes,
+            max_round_rows: spec.max_round_rows,
+            wal_upload_grace: spec.wal_upload_grace,
+            wal_read_grace: spec.wal_read_grace,
+            orphan_grace: spec.orphan_grace,
+            owner: Some(u64::from(id) + 1),
+            failpoints: Some(FailpointHook::new(move |failpoint| {
+                hook_life.at_failpoint(failpoint)
+            })),
+            ..CompactorOptions::default()
+        };
+        let lake = LakeStorage::new(self.lake_root.clone(), store.clone());
+        Arc::new(Compactor::new(index.clone(), store, lake, options, env))
+    }
+
+    /// A compactor's error as the trace shows it: without the lake root, whose name differs
+    /// between two runs of one seed.
+    pub(crate) fn scrub(&self, text: impl ToString) -> String {
+        text.to_string()
+            .replace(&self.lake_root.url(), "memory://lake")
     }
 
     fn kill_all(&self) {
@@ -202,13 +270,13 @@ impl World {
 
     /// Replaces a dead or sick primary after the configured restart delay; gives up when
     /// the run stops meanwhile (the final phase starts a clean process anyway).
-    async fn restart(&self, rng: &mut SimRng) {
+    async fn restart(self: &Arc<Self>, rng: &mut SimRng) {
         self.set_primary(None);
         let (low, high) = self.cfg.chaos.restart_delay;
         let delay = rng.millis(low, high);
         let opened = async {
             tokio::time::sleep(delay).await;
-            self.open_node().await
+            self.open_node(Compaction::Background).await
         };
         tokio::select! {
             biased;
@@ -241,7 +309,7 @@ pub async fn run_world(cfg: SimConfig) -> Outcome {
     let trace = Trace::new(clock.clone(), cfg.verbose);
     let root = SimRng::new(cfg.seed);
     let fault_store = FaultStore::new(
-        InMemory::new(),
+        StampedStore::new(InMemory::new(), clock.clone()),
         cfg.faults.clone(),
         root.fork("faults", 0).next_u64(),
     );
@@ -251,6 +319,11 @@ pub async fn run_world(cfg: SimConfig) -> Outcome {
         clock,
         trace,
         store: Arc::new(fault_store),
+        lake_root: LakeRoot::memory(&format!(
+            "sim-{:016x}-{:016x}",
+            cfg.seed,
+            RUNS.fetch_add(1, Ordering::SeqCst)
+        )),
         faults,
         model: Mutex::default(),
         primary: Signal::new(None),
@@ -262,7 +335,7 @@ pub async fn run_world(cfg: SimConfig) -> Outcome {
     });
     world.trace.event(world.cfg.summary());
 
-    let first = world.open_node().await;
+    let first = world.open_node(Compaction::Background).await;
     create_catalog(&world, &first).await;
     world.set_primary(Some(first));
     world.faults.set_enabled(true);
@@ -287,7 +360,7 @@ pub async fn run_world(cfg: SimConfig) -> Outcome {
     world.faults.set_enabled(false);
     world.trace.event("store healed");
     world.kill_all();
-    let last = world.open_node().await;
+    let last = world.open_node(Compaction::Background).await;
     world.set_primary(Some(last.clone()));
     for (i, handle) in producers.into_iter().enumerate() {
         if tokio::time::timeout(DRAIN_LIMIT, handle).await.is_err() {
@@ -322,7 +395,7 @@ pub async fn run_world(cfg: SimConfig) -> Outcome {
     ));
 
     world.kill_all();
-    let auditor = world.open_node().await;
+    let auditor = world.open_node(Compaction::Background).await;
     let log = audit(&world, &auditor).await;
     let rows: u64 = log.iter().flatten().map(|s| s.len() as u64).sum();
     world.trace.event(format!(
@@ -331,6 +404,11 @@ pub async fn run_world(cfg: SimConfig) -> Outcome {
             .map(|t| t.iter().map(Vec::len).collect::<Vec<_>>())
             .collect::<Vec<_>>()
     ));
+    world.kill_all();
+    // A run that already failed has shown what it can; reading it back again adds nothing.
+    if world.model().violations().is_empty() {
+        lake::settle(&world, &log).await;
+    }
     let online = world.model().violations().len();
     world.model().check(&log, world.cfg.max_payload);
     let violations = world.model().violations().to_vec();
@@ -355,7 +433,7 @@ pub async fn run_world(cfg: SimConfig) -> Outcome {
     }
 }
 
-async fn create_catalog(world: &World, node: &Node) {
+pub(crate) async fn create_catalog(world: &World, node: &Node) {
     node.index
         .create_database(DATABASE, "", true)
         .await
@@ -371,7 +449,17 @@ async fn create_catalog(world: &World, node: &Node) {
             },
             partition_key: Vec::new(),
             comment: String::new(),
-            options: Default::default(),
+            options: match table.lake {
+                Some(freshness) => [
+                    (OPTION_LAKE_ENABLED.to_owned(), "true".to_owned()),
+                    (
+                        OPTION_LAKE_FRESHNESS.to_owned(),
+                        format!("{}ms", freshness.as_millis()),
+                    ),
+                ]
+                .into(),
+                None => Default::default(),
+            },
         };
         node.index
             .create_table(DATABASE, &table.name, descriptor, true)
@@ -382,7 +470,7 @@ async fn create_catalog(world: &World, node: &Node) {
 }
 
 /// The tail of every `[table][bucket]` on `node`.
-async fn tails(world: &World, node: &Node) -> Vec<Vec<u64>> {
+pub(crate) async fn tails(world: &World, node: &Node) -> Vec<Vec<u64>> {
     let mut out = Vec::new();
     for table in &world.cfg.tables {
         let offsets = node
@@ -396,7 +484,7 @@ async fn tails(world: &World, node: &Node) -> Vec<Vec<u64>> {
 }
 
 /// Reads back every stream from its first offset with every column.
-async fn audit(world: &World, node: &Node) -> FinalLog {
+pub(crate) async fn audit(world: &World, node: &Node) -> FinalLog {
     let all: Vec<usize> = (0..COLUMNS).collect();
     let tails = tails(world, node).await;
     let mut log = FinalLog::new();
@@ -482,6 +570,7 @@ enum Action {
     Crash,
     Takeover,
     Trigger,
+    CompactorCrash,
 }
 
 /// Crashes, takeovers, crash triggers and fault storms on a schedule drawn from the seed,
@@ -499,6 +588,9 @@ async fn chaos(world: Arc<World>, mut rng: SimRng) {
     }
     for _ in 0..spec.triggers {
         schedule.push((at(&mut rng), Action::Trigger));
+    }
+    for _ in 0..spec.compactor_crashes {
+        schedule.push((at(&mut rng), Action::CompactorCrash));
     }
     schedule.sort_by_key(|(time, _)| *time);
     let start = tokio::time::Instant::now() - world.now();
@@ -556,6 +648,7 @@ async fn chaos(world: Arc<World>, mut rng: SimRng) {
     }
     if let Some(primary) = world.current() {
         primary.life.arm(None);
+        primary.life.arm_failpoint(None);
     }
 }
 
@@ -583,7 +676,7 @@ async fn act(world: &Arc<World>, rng: &mut SimRng, primary: &Arc<Node>, action: 
             let node = tokio::select! {
                 biased;
                 () = world.stopped() => return,
-                node = world.open_node() => node,
+                node = world.open_node(Compaction::Background) => node,
             };
             world.set_primary(Some(node.clone()));
             world.trace.event(format!(
@@ -611,6 +704,21 @@ async fn act(world: &Arc<World>, rng: &mut SimRng, primary: &Arc<Node>, action: 
                 primary.id
             ));
             primary.life.arm(Some(CrashTrigger { purpose, count }));
+        }
+        Action::CompactorCrash => {
+            let failpoint = *rng.pick(&[
+                Failpoint::AfterDataFiles,
+                Failpoint::AfterMetadata,
+                Failpoint::AfterIndexCommit,
+            ]);
+            let count = rng.between(1, 4) as u32;
+            world.trace.event(format!(
+                "chaos: node {} will crash when its compactor reaches {failpoint:?} #{count}",
+                primary.id
+            ));
+            primary
+                .life
+                .arm_failpoint(Some(FailpointTrigger { failpoint, count }));
         }
     }
 }

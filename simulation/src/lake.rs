@@ -1,0 +1,370 @@
+//! The compactor in the simulation: every process runs one, driven by the harness's own task
+//! ([`drive`]), and the end of a run tiers everything, collects the WAL and reads the log back
+//! through the lake ([`settle`]).
+//!
+//! The harness calls `Compactor::run_once` and `Compactor::collect_wal_garbage` itself rather
+//! than `Compactor::start`: its loop waits on its ticker and its shutdown signal with an
+//! unbiased `select!`, and its pass and garbage-collection reports would not reach the trace.
+//! A process that dies takes its compactor with it, wherever the compactor was (a failpoint
+//! trigger kills the process in the middle of a round, see `store::FailpointTrigger`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use inlet_compactor::{PassReport, RoundError, RoundOutcome, TableRound, WalGcReport};
+use inlet_core::error::{ErrorKind, HasKind};
+use inlet_core::ids::TableId;
+use inlet_core::table::TableInfo;
+use inlet_index::table_streams;
+
+use inlet_compactor::LakeIndex;
+
+use crate::model::FinalLog;
+use crate::rng::SimRng;
+use crate::world::{Compaction, DATABASE, Node, World, audit, tails};
+
+/// How long, in simulated time, the end-of-run tiering may take (leases of dead compactors
+/// expire meanwhile) before that counts as a liveness violation.
+const TIERING_LIMIT: Duration = Duration::from_secs(300);
+
+/// How often the end-of-run tiering retries a table another (dead) compactor still leases.
+const LEASE_POLL: Duration = Duration::from_millis(100);
+
+/// Runs `node`'s compactor until the process dies: a pass over the lake tables every
+/// `pass_every`, WAL garbage collection every `gc_every` (both drawn per wait).
+pub(crate) async fn drive(world: Arc<World>, node: Arc<Node>, mut rng: SimRng) {
+    let spec = world.cfg.compactor.clone();
+    let mut gc_due = world.now() + rng.millis(spec.gc_every.0, spec.gc_every.1);
+    loop {
+        let work = async {
+            tokio::time::sleep(rng.millis(spec.pass_every.0, spec.pass_every.1)).await;
+            let pass = node.compactor.run_once().await;
+            record_pass(&world, &node, &pass);
+            if world.now() >= gc_due {
+                gc_due = world.now() + rng.millis(spec.gc_every.0, spec.gc_every.1);
+                let gc = node.compactor.collect_wal_garbage().await;
+                record_gc(&world, &node, &gc);
+            }
+        };
+        tokio::select! {
+            biased;
+            () = node.life.dead() => return,
+            () = work => {}
+        }
+    }
+}
+
+fn record_pass(world: &World, node: &Node, pass: &PassReport) {
+    for round in &pass.rounds {
+        record_round(world, node, round);
+    }
+}
+
+/// Traces what a round did; an error that means the lake and the index disagree, or that the
+/// compactor met data it cannot read, is a violation.
+fn record_round(world: &World, node: &Node, round: &TableRound) {
+    let (id, table) = (node.id, round.table.0);
+    if let Some(repair) = &round.repair
+        && (repair.orphans_deleted > 0 || repair.orphans_kept > 0)
+    {
+        world.trace.event(format!(
+            "node {id} compactor: table {table} repaired: {} referenced, {} orphans deleted, {} \
+             kept",
+            repair.referenced, repair.orphans_deleted, repair.orphans_kept
+        ));
+    }
+    match &round.outcome {
+        Ok(RoundOutcome::Committed(c)) => world.trace.event(format!(
+            "node {id} compactor: table {table} committed {} rows ({} chunk bytes) in {} files, \
+             watermarks {:?}, {} chunks of {} WAL objects trimmed{}",
+            c.rows,
+            c.chunk_bytes,
+            c.data_files,
+            c.watermarks
+                .iter()
+                .map(|(b, o)| (b.0, o.0))
+                .collect::<Vec<_>>(),
+            c.trimmed_chunks,
+            c.trimmed_objects,
+            if c.backlog { ", backlog" } else { "" }
+        )),
+        Ok(_) => {}
+        // The crash already killed the process: nobody sees this error.
+        Err(RoundError::Crash(_)) => {}
+        Err(error) => {
+            let text = world.scrub(error);
+            world.trace.event(format!(
+                "node {id} compactor: table {table} round failed: {text}"
+            ));
+            if suspicious(error) {
+                world.violation(format!(
+                    "lake: node {id}'s compactor failed on table {table}: {text}"
+                ));
+            }
+        }
+    }
+}
+
+/// Errors no store fault, crash or lost lease explains.
+fn suspicious(error: &RoundError) -> bool {
+    !matches!(error, RoundError::Halted { .. })
+        && (error.halts()
+            || matches!(error, RoundError::ChunkGap { .. })
+            || matches!(
+                error.kind(),
+                ErrorKind::Corruption
+                    | ErrorKind::Internal
+                    | ErrorKind::InvalidInput
+                    | ErrorKind::NotFound
+            ))
+}
+
+fn record_gc(world: &World, node: &Node, gc: &Result<WalGcReport, inlet_compactor::WalGcError>) {
+    match gc {
+        Ok(report) if report.deleted > 0 => world.trace.event(format!(
+            "node {} wal gc: {} listed, {} live, {} young, {} waiting, {} deleted",
+            node.id, report.listed, report.live, report.young, report.waiting, report.deleted
+        )),
+        Ok(_) => {}
+        Err(error) => world.trace.event(format!(
+            "node {} wal gc failed: {}",
+            node.id,
+            world.scrub(error)
+        )),
+    }
+}
+
+/// The lake-enabled tables, `(index in the config, info)`.
+async fn lake_tables(world: &World, node: &Node) -> Vec<(usize, Arc<TableInfo>)> {
+    let infos = node
+        .index
+        .tables()
+        .await
+        .expect("tables are listed while the store has no faults");
+    world
+        .cfg
+        .tables
+        .iter()
+        .enumerate()
+        .filter(|(_, table)| table.lake.is_some())
+        .filter_map(|(t, table)| {
+            let info = infos
+                .iter()
+                .find(|i| i.database == DATABASE && i.name == table.name)?;
+            Some((t, info.clone()))
+        })
+        .collect()
+}
+
+/// Whether every bucket of the table has its lake watermark at its tail; a watermark above
+/// the tail is a violation.
+async fn tiered(world: &World, node: &Node, t: usize, info: &TableInfo, tails: &[u64]) -> bool {
+    let mut done = true;
+    for stream in table_streams(info) {
+        let watermark = node
+            .index
+            .lake_watermark(stream)
+            .await
+            .expect("watermarks are read while the store has no faults")
+            .offset
+            .0;
+        let tail = tails[stream.bucket.0 as usize];
+        if watermark > tail {
+            world.violation(format!(
+                "lake: t{t}/b{} has lake watermark {watermark} above its tail {tail}",
+                stream.bucket.0
+            ));
+        }
+        done &= watermark >= tail;
+    }
+    done
+}
+
+/// One forced round of `table` on `node`, retried while a dead compactor's lease lasts.
+async fn round_when_leased(world: &World, node: &Node, table: TableId) -> Option<TableRound> {
+    let deadline = world.now() + TIERING_LIMIT;
+    loop {
+        let round = node.compactor.tier_table(table).await;
+        if !matches!(round.outcome, Ok(RoundOutcome::LeasedElsewhere { .. })) {
+            return Some(round);
+        }
+        if world.now() >= deadline {
+            world.violation(format!(
+                "liveness: table {} stayed leased by another compactor for {TIERING_LIMIT:?}",
+                table.0
+            ));
+            return None;
+        }
+        tokio::time::sleep(LEASE_POLL).await;
+    }
+}
+
+/// The end of a run, after the first audit, with every process dead and the store healed.
+/// Each step runs on a fresh process, and simulated time passes while no process is alive
+/// (a live one would tick its index's timers all along, for nothing):
+///
+/// 1. once the leases of the dead compactors expired, a process tiers every lake table up to
+///    its tail;
+/// 2. once the WAL upload grace has passed, garbage collection (run again after the read
+///    grace) leaves exactly the WAL objects some chunk entry still points into (none when
+///    every table is in the lake);
+/// 3. once the orphan grace has passed, crash repair by a new lease holder (the process of
+///    step 2) leaves no orphan behind, and a repair by the next holder finds nothing to
+///    delete;
+/// 4. that last process reads every stream from offset 0 again, lake tables now wholly from
+///    the lake with their WAL objects deleted: it must read exactly the log of the first
+///    audit.
+pub(crate) async fn settle(world: &Arc<World>, first: &FinalLog) {
+    let spec = world.cfg.compactor.clone();
+    let margin = Duration::from_secs(1);
+    world
+        .trace
+        .event("tiering every lake table to its tail, then collecting the WAL");
+    tokio::time::sleep(spec.lease_ttl + margin).await;
+    let node = world.open_node(Compaction::Driven).await;
+    let tails = tails(world, &node).await;
+    let tables = lake_tables(world, &node).await;
+    for (t, info) in &tables {
+        loop {
+            if tiered(world, &node, *t, info, &tails[*t]).await {
+                break;
+            }
+            let Some(round) = round_when_leased(world, &node, info.id).await else {
+                break;
+            };
+            record_round(world, &node, &round);
+            match &round.outcome {
+                Err(error) => {
+                    world.violation(format!(
+                        "lake: t{t} cannot be tiered to its tail once the store healed: {}",
+                        world.scrub(error)
+                    ));
+                    break;
+                }
+                Ok(RoundOutcome::Idle) => {
+                    world.violation(format!(
+                        "lake: t{t} is below its tail {:?}, yet a round finds nothing to tier",
+                        tails[*t]
+                    ));
+                    break;
+                }
+                Ok(_) => {}
+            }
+        }
+    }
+    node.life.kill();
+
+    // Past the upload grace of every WAL object, the orphan grace of every lake file and
+    // the lease of the tiering process.
+    let wait = spec
+        .wal_upload_grace
+        .max(spec.orphan_grace)
+        .max(spec.lease_ttl);
+    tokio::time::sleep(wait + margin).await;
+    let mut node = world.open_node(Compaction::Driven).await;
+    let mut last = None;
+    for pass in 0..3 {
+        if pass == 1 {
+            tokio::time::sleep(spec.wal_read_grace + margin).await;
+        }
+        match node.compactor.collect_wal_garbage().await {
+            Ok(report) => {
+                world.trace.event(format!(
+                    "wal gc {pass}: {} listed, {} live, {} young, {} waiting, {} deleted",
+                    report.listed, report.live, report.young, report.waiting, report.deleted
+                ));
+                last = Some(report);
+            }
+            Err(error) => world.violation(format!(
+                "lake: wal garbage collection failed once the store healed: {}",
+                world.scrub(error)
+            )),
+        }
+    }
+    if let Some(report) = last {
+        if report.listed != report.live {
+            world.violation(format!(
+                "lake: past every grace the WAL holds {} objects no chunk points into",
+                report.listed - report.live
+            ));
+        }
+        if world.cfg.tables.iter().all(|t| t.lake.is_some()) && report.listed > 0 {
+            world.violation(format!(
+                "lake: every table is tiered to its tail, yet the WAL holds {} objects",
+                report.listed
+            ));
+        }
+    }
+
+    for attempt in 0..2 {
+        if attempt > 0 {
+            node.life.kill();
+            tokio::time::sleep(spec.lease_ttl + margin).await;
+            node = world.open_node(Compaction::Driven).await;
+        }
+        for (t, info) in &tables {
+            let Some(round) = round_when_leased(world, &node, info.id).await else {
+                continue;
+            };
+            record_round(world, &node, &round);
+            let Some(repair) = &round.repair else {
+                world.violation(format!(
+                    "lake: a new compactor's first round of t{t} did not repair it"
+                ));
+                continue;
+            };
+            world.trace.event(format!(
+                "repair {attempt} of t{t}: {} referenced, {} orphans deleted, {} kept",
+                repair.referenced, repair.orphans_deleted, repair.orphans_kept
+            ));
+            if repair.orphans_kept > 0 || (attempt > 0 && repair.orphans_deleted > 0) {
+                world.violation(format!(
+                    "lake: repair {attempt} of t{t} past the orphan grace found {} orphans to \
+                     delete and kept {}",
+                    repair.orphans_deleted, repair.orphans_kept
+                ));
+            }
+        }
+    }
+
+    world
+        .trace
+        .event("reading every stream from offset 0 again, through the lake");
+    for (t, info) in &tables {
+        if !tiered(world, &node, *t, info, &tails[*t]).await {
+            world.violation(format!("lake: t{t} is no longer tiered to its tail"));
+        }
+    }
+    let again = audit(world, &node).await;
+    compare(world, first, &again);
+    node.life.kill();
+}
+
+/// The log read after tiering and garbage collection must be the log read before.
+fn compare(world: &World, before: &FinalLog, after: &FinalLog) {
+    for (t, (before, after)) in before.iter().zip(after).enumerate() {
+        for (b, (before, after)) in before.iter().zip(after).enumerate() {
+            if before.len() != after.len() {
+                world.violation(format!(
+                    "lake: t{t}/b{b} read {} rows from offset 0 after tiering and WAL garbage \
+                     collection, {} before",
+                    after.len(),
+                    before.len()
+                ));
+            }
+            let differs = before.iter().zip(after).position(|(x, y)| {
+                x.id != y.id
+                    || x.row != y.row
+                    || x.commit_ts != y.commit_ts
+                    || x.fingerprints != y.fingerprints
+            });
+            if let Some(offset) = differs {
+                world.violation(format!(
+                    "lake: t{t}/b{b} offset {offset} reads {:?} after tiering and WAL garbage \
+                     collection, {:?} before",
+                    after[offset], before[offset]
+                ));
+            }
+        }
+    }
+}
