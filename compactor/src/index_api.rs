@@ -13,6 +13,7 @@ use inlet_core::ids::{
 use inlet_core::ipc::schema_from_ipc;
 use inlet_core::limits::MAX_GRPC_MESSAGE_BYTES;
 use inlet_core::table::{TableDescriptor, TableInfo};
+use inlet_index::keys::CodecError;
 use inlet_index::records::decode_record;
 use inlet_index::{
     ChunkEntry, Index, IndexError, LakeCommit, LakeCommitError, LakeCommitted, LakeFileEntry,
@@ -33,8 +34,17 @@ pub trait LakeIndex: Send + Sync + std::fmt::Debug {
     async fn tables(&self) -> Result<Vec<Arc<TableInfo>>, IndexError>;
     /// The live table with this id.
     async fn table(&self, table: TableId) -> Result<Option<Arc<TableInfo>>, IndexError>;
-    async fn tail(&self, stream: StreamId) -> Result<StreamTail, IndexError>;
-    async fn lake_watermark(&self, stream: StreamId) -> Result<LakeWatermark, IndexError>;
+    /// A stream's durable tail and lake watermark, read together (one call to a remote owner).
+    async fn stream_state(
+        &self,
+        stream: StreamId,
+    ) -> Result<(StreamTail, LakeWatermark), IndexError>;
+    async fn tail(&self, stream: StreamId) -> Result<StreamTail, IndexError> {
+        Ok(self.stream_state(stream).await?.0)
+    }
+    async fn lake_watermark(&self, stream: StreamId) -> Result<LakeWatermark, IndexError> {
+        Ok(self.stream_state(stream).await?.1)
+    }
     /// Up to `max` chunk entries of `stream` holding offsets at or after `from`, in order.
     async fn chunks(
         &self,
@@ -101,6 +111,16 @@ impl LakeIndex for Index {
 
     async fn table(&self, table: TableId) -> Result<Option<Arc<TableInfo>>, IndexError> {
         Ok(self.table_by_id(table))
+    }
+
+    async fn stream_state(
+        &self,
+        stream: StreamId,
+    ) -> Result<(StreamTail, LakeWatermark), IndexError> {
+        Ok((
+            Index::tail(self, stream).await?,
+            Index::lake_watermark(self, stream).await?,
+        ))
     }
 
     async fn tail(&self, stream: StreamId) -> Result<StreamTail, IndexError> {
@@ -252,6 +272,26 @@ fn stream_ref(stream: StreamId) -> pb::StreamRef {
     }
 }
 
+fn page_request(stream: StreamId, from: Offset, max: usize) -> pb::ListIndexEntriesRequest {
+    pb::ListIndexEntriesRequest {
+        stream: Some(stream_ref(stream)),
+        from: from.0,
+        max: u32::try_from(max).unwrap_or(u32::MAX),
+    }
+}
+
+/// Decodes index entries sent in their persisted encoding.
+fn decode_entries<T>(
+    entries: pb::IndexEntries,
+    decode: fn(&[u8]) -> Result<T, CodecError>,
+) -> Result<Vec<T>, IndexError> {
+    entries
+        .entries
+        .iter()
+        .map(|bytes| decode(bytes).map_err(IndexError::from))
+        .collect()
+}
+
 fn lease_message(lease: LakeLease) -> pb::LakeLease {
     pb::LakeLease {
         owner: lease.owner,
@@ -325,24 +365,20 @@ impl LakeIndex for RemoteIndex {
         Ok(self.tables().await?.into_iter().find(|t| t.id == table))
     }
 
-    async fn tail(&self, stream: StreamId) -> Result<StreamTail, IndexError> {
+    async fn stream_state(
+        &self,
+        stream: StreamId,
+    ) -> Result<(StreamTail, LakeWatermark), IndexError> {
         let state = self
             .client()
             .get_stream_state(stream_ref(stream))
             .await
             .map_err(|s| self.unknown(&s))?
             .into_inner();
-        Ok(StreamTail::decode(&state.tail)?)
-    }
-
-    async fn lake_watermark(&self, stream: StreamId) -> Result<LakeWatermark, IndexError> {
-        let state = self
-            .client()
-            .get_stream_state(stream_ref(stream))
-            .await
-            .map_err(|s| self.unknown(&s))?
-            .into_inner();
-        Ok(LakeWatermark::decode(&state.watermark)?)
+        Ok((
+            StreamTail::decode(&state.tail)?,
+            LakeWatermark::decode(&state.watermark)?,
+        ))
     }
 
     async fn chunks(
@@ -353,19 +389,10 @@ impl LakeIndex for RemoteIndex {
     ) -> Result<Vec<ChunkEntry>, IndexError> {
         let entries = self
             .client()
-            .list_chunks(pb::ListIndexEntriesRequest {
-                stream: Some(stream_ref(stream)),
-                from: from.0,
-                max: u32::try_from(max).unwrap_or(u32::MAX),
-            })
+            .list_chunks(page_request(stream, from, max))
             .await
-            .map_err(|s| self.unknown(&s))?
-            .into_inner()
-            .entries;
-        entries
-            .iter()
-            .map(|bytes| ChunkEntry::decode(bytes).map_err(IndexError::from))
-            .collect()
+            .map_err(|s| self.unknown(&s))?;
+        decode_entries(entries.into_inner(), ChunkEntry::decode)
     }
 
     async fn lake_files(
@@ -376,19 +403,10 @@ impl LakeIndex for RemoteIndex {
     ) -> Result<Vec<LakeFileEntry>, IndexError> {
         let entries = self
             .client()
-            .list_lake_files(pb::ListIndexEntriesRequest {
-                stream: Some(stream_ref(stream)),
-                from: from.0,
-                max: u32::try_from(max).unwrap_or(u32::MAX),
-            })
+            .list_lake_files(page_request(stream, from, max))
             .await
-            .map_err(|s| self.unknown(&s))?
-            .into_inner()
-            .entries;
-        entries
-            .iter()
-            .map(|bytes| LakeFileEntry::decode(bytes).map_err(IndexError::from))
-            .collect()
+            .map_err(|s| self.unknown(&s))?;
+        decode_entries(entries.into_inner(), LakeFileEntry::decode)
     }
 
     async fn lake_table(&self, table: TableId) -> Result<Option<LakeTableRecord>, IndexError> {

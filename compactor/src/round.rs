@@ -40,7 +40,7 @@ use inlet_core::ids::{Bucket, Offset, PartitionId, StreamId, TimestampMicros};
 use inlet_core::table::{OFFSET_COLUMN, TIMESTAMP_COLUMN, TableInfo, read_schema};
 use inlet_core::wal::decode_chunk;
 use inlet_index::{
-    ChunkEntry, LakeCommit, LakeCommitError, LakeFileEntry, LakeLease, table_streams,
+    ChunkEntry, LakeCommit, LakeCommitError, LakeCommitted, LakeFileEntry, LakeLease, table_streams,
 };
 use slatedb::object_store::path::Path as ObjectPath;
 use slatedb::object_store::{ObjectStore, ObjectStoreExt};
@@ -337,47 +337,29 @@ impl Round<'_> {
                 return Err(error);
             }
         };
-        if let Err(error) = self
-            .lease
-            .renew(self.index, self.info, self.options, self.env)
-            .await
-        {
-            if matches!(error, RoundError::LeaseLost { .. }) {
-                discard(staged.abandon().await);
-            }
-            return Err(error);
-        }
-        let commit = LakeCommit {
+        let removed_files = staged
+            .removed
+            .iter()
+            .map(|file| (file.bucket, file.end_offset))
+            .collect();
+        let commit = |lease| LakeCommit {
             table: self.info.id,
-            lease: self.lease.lease,
+            lease,
             expected_metadata_location: Some(staged.base_metadata_location.clone()),
             metadata_location: staged.table.metadata_location().to_owned(),
             snapshot_id: Some(staged.snapshot_id),
             watermarks: BTreeMap::new(),
             added_files: Vec::new(),
-            removed_files: staged
-                .removed
-                .iter()
-                .map(|file| (file.bucket, file.end_offset))
-                .collect(),
+            removed_files,
             earliest: earliest.clone(),
         };
-        match self.index.commit_lake(commit).await {
-            Ok(_) => {}
-            Err(error @ LakeCommitError::Index(_)) => {
-                // Unknown outcome: the batch may be durable. Delete nothing, not even the
-                // expired files: the base may still be the table.
-                return Err(error.into());
-            }
-            Err(error) => {
-                // Refused before anything was written: the base is still the table.
+        if let Err(failed) = self.commit_under_lease(commit, &staged.table).await {
+            // Only a refused commit may abandon: after an unknown outcome the base may no
+            // longer be the table, and the expired files must stay until repair decides.
+            if failed.abandon {
                 discard(staged.abandon().await);
-                return Err(error.into());
             }
-        }
-        self.failpoint(Failpoint::AfterIndexCommit)?;
-        if let Err(error) = staged.table.publish_version_hint().await {
-            tracing::warn!(table = self.info.id.0, %error, "version hint not published");
+            return Err(failed.error);
         }
         let cleanup_failed = match staged.delete_expired_files().await {
             Ok(()) => false,
@@ -566,25 +548,14 @@ impl Round<'_> {
                 return Err(error);
             }
         };
-        // The commit must run under the lease the round started with.
-        if let Err(error) = self
-            .lease
-            .renew(self.index, self.info, self.options, self.env)
-            .await
-        {
-            if matches!(error, RoundError::LeaseLost { .. }) {
-                discard(staged.abandon().await);
-            }
-            return Err(error);
-        }
         let watermarks: BTreeMap<Bucket, Offset> = staged
             .offsets
             .iter()
             .map(|(bucket, range)| (*bucket, range.end))
             .collect();
-        let commit = LakeCommit {
+        let commit = |lease| LakeCommit {
             table: self.info.id,
-            lease: self.lease.lease,
+            lease,
             expected_metadata_location: Some(staged.base_metadata_location.clone()),
             metadata_location: staged.table.metadata_location().to_owned(),
             snapshot_id: Some(staged.snapshot_id),
@@ -594,23 +565,16 @@ impl Round<'_> {
             removed_files: Vec::new(),
             earliest: BTreeMap::new(),
         };
-        let committed = match self.index.commit_lake(commit).await {
+        let committed = match self.commit_under_lease(commit, &staged.table).await {
             Ok(committed) => committed,
-            Err(error @ LakeCommitError::Index(_)) => {
-                // Unknown outcome: the batch may be durable. Delete nothing.
-                return Err(error.into());
-            }
-            Err(error) => {
-                // Refused before anything was written: nothing references the files.
-                discard(staged.abandon().await);
-                return Err(error.into());
+            Err(failed) => {
+                if failed.abandon {
+                    // Refused before anything was written: nothing references the files.
+                    discard(staged.abandon().await);
+                }
+                return Err(failed.error);
             }
         };
-        self.failpoint(Failpoint::AfterIndexCommit)?;
-        if let Err(error) = staged.table.publish_version_hint().await {
-            // The pointer in the index is the truth; the next repair rewrites the hint.
-            tracing::warn!(table = self.info.id.0, %error, "version hint not published");
-        }
         tracing::debug!(
             table = self.info.id.0,
             snapshot = staged.snapshot_id,
@@ -684,6 +648,59 @@ fn expired_report(
 }
 
 /// Logs a failed cleanup: what it could not delete is an orphan for the next repair.
+/// Why [`Round::commit_under_lease`] did not commit, and whether the round's staged files may
+/// be deleted: only when the index refused the commit, never when its outcome is unknown.
+struct CommitFailed {
+    error: RoundError,
+    abandon: bool,
+}
+
+impl Round<'_> {
+    /// Steps shared by every commit of a round: renew the lease (it must keep the epoch the
+    /// round started with), commit what `commit` builds under it, then publish the version
+    /// hint of `version`. A hint that cannot be written is only logged: the pointer in the
+    /// index is the truth, and the next repair rewrites the hint.
+    async fn commit_under_lease(
+        &mut self,
+        commit: impl FnOnce(LakeLease) -> LakeCommit,
+        version: &LakeTable,
+    ) -> Result<LakeCommitted, CommitFailed> {
+        if let Err(error) = self
+            .lease
+            .renew(self.index, self.info, self.options, self.env)
+            .await
+        {
+            let abandon = matches!(error, RoundError::LeaseLost { .. });
+            return Err(CommitFailed { error, abandon });
+        }
+        let committed = match self.index.commit_lake(commit(self.lease.lease)).await {
+            Ok(committed) => committed,
+            // Unknown outcome: the batch may be durable. Delete nothing.
+            Err(error @ LakeCommitError::Index(_)) => {
+                return Err(CommitFailed {
+                    error: error.into(),
+                    abandon: false,
+                });
+            }
+            Err(error) => {
+                return Err(CommitFailed {
+                    error: error.into(),
+                    abandon: true,
+                });
+            }
+        };
+        self.failpoint(Failpoint::AfterIndexCommit)
+            .map_err(|error| CommitFailed {
+                error,
+                abandon: false,
+            })?;
+        if let Err(error) = version.publish_version_hint().await {
+            tracing::warn!(table = self.info.id.0, %error, "version hint not published");
+        }
+        Ok(committed)
+    }
+}
+
 fn discard(result: Result<(), LakeError>) {
     if let Err(error) = result {
         tracing::warn!(%error, "lake round cleanup failed; orphans remain for repair");

@@ -475,8 +475,8 @@ impl Inner {
     /// Whether some bucket of the table has durable rows above its lake watermark.
     async fn has_rows_above_watermarks(&self, info: &TableInfo) -> Result<bool, RoundError> {
         for stream in table_streams(info) {
-            let tail = self.index.tail(stream).await?;
-            if tail.next_offset > self.index.lake_watermark(stream).await?.offset {
+            let (tail, watermark) = self.index.stream_state(stream).await?;
+            if tail.next_offset > watermark.offset {
                 return Ok(true);
             }
         }
