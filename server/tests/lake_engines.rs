@@ -89,9 +89,11 @@ impl Lake {
         let mut config = test_config();
         config.store = dir.path().to_str().context("utf-8 temp dir")?.to_owned();
         config.lake.compactor = compactor;
-        // Collect WAL garbage at once, so the test sees offsets served from the lake only.
+        // Collect WAL garbage soon, so the test sees offsets served from the lake only. Rows
+        // are appended while the compactor runs, so the upload grace must outlast an upload
+        // and its commit (milliseconds here); zero could delete an object not yet committed.
         config.lake.wal_gc_interval = Duration::from_millis(200);
-        config.lake.wal_upload_grace = Duration::ZERO;
+        config.lake.wal_upload_grace = Duration::from_secs(3);
         config.lake.wal_read_grace = Duration::ZERO;
         let node = Node::start(&config).await?;
         Ok(Self {

@@ -30,6 +30,8 @@ const TABLE: &str = "events";
 const BUCKETS: u32 = 3;
 const DEADLINE: Duration = Duration::from_secs(60);
 
+/// Short intervals, and WAL graces of zero: safe only while nothing is being appended (an
+/// object uploaded but not yet committed would look unreferenced).
 fn fast_options() -> CompactorOptions {
     CompactorOptions {
         scan_interval: Duration::from_millis(50),
@@ -52,7 +54,11 @@ async fn start_node(dir: &std::path::Path, compactor: bool) -> anyhow::Result<No
 
 /// A compactor like `inlet compactor` runs: its own store handle on the same directory, the
 /// owner's index over gRPC.
-async fn start_remote_compactor(node: &Node, dir: &std::path::Path) -> anyhow::Result<Compactor> {
+async fn start_remote_compactor(
+    node: &Node,
+    dir: &std::path::Path,
+    options: CompactorOptions,
+) -> anyhow::Result<Compactor> {
     let store: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(dir)?);
     let root = lake_root(dir.to_str().context("utf-8 dir")?)?;
     let index = RemoteIndex::connect(&node.endpoint())
@@ -62,7 +68,7 @@ async fn start_remote_compactor(node: &Node, dir: &std::path::Path) -> anyhow::R
         index,
         store.clone(),
         LakeStorage::new(root, store),
-        fast_options(),
+        options,
         Env::system(),
     ))
 }
@@ -166,7 +172,8 @@ async fn a_compactor_in_another_process_tiers_through_the_owner() -> anyhow::Res
         .append(DATABASE, TABLE, &schema(), &[batch(200..300)])
         .await?;
 
-    let compactor = start_remote_compactor(&node, dir.path()).await?;
+    // Every append is acknowledged before the compactor starts, so zero WAL graces are safe.
+    let compactor = start_remote_compactor(&node, dir.path(), fast_options()).await?;
     wait_tiered(&node, 300).await?;
     ensure!(check_lake_files_tile(&node).await? == 300);
 
@@ -205,7 +212,13 @@ async fn a_remote_and_an_in_process_compactor_racing_never_duplicate_offsets() -
     let dir = tempfile::tempdir()?;
     let node = start_node(dir.path(), true).await?;
     create_lake_table(&node).await?;
-    let remote = start_remote_compactor(&node, dir.path()).await?;
+    // Appends run while both compactors do: the WAL graces keep their safe defaults.
+    let options = CompactorOptions {
+        scan_interval: Duration::from_millis(50),
+        lease_ttl: Duration::from_secs(5),
+        ..CompactorOptions::default()
+    };
+    let remote = start_remote_compactor(&node, dir.path(), options).await?;
     let mut client = connect(&node).await;
     let mut rows = 0;
     for round in 0..8 {
