@@ -253,11 +253,45 @@ impl Config {
         toml::from_str(&text)
             .map_err(|e| anyhow::anyhow!("invalid config file {}: {e}", path.display()))
     }
+
+    /// Settings that are each valid but unsafe together. WAL garbage collection takes a WAL
+    /// object no chunk entry points into for garbage only once it is older than
+    /// `lake.wal_upload_grace`; an object still being uploaded and committed is exactly such
+    /// an object, so the grace must outlast the writer's upload and commit deadlines, or
+    /// acknowledged rows could be deleted.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let in_flight = self.writer.upload_timeout + self.writer.commit_timeout;
+        if self.lake.compactor && self.lake.wal_upload_grace <= in_flight {
+            anyhow::bail!(
+                "lake.wal_upload_grace ({:?}) must exceed writer.upload_timeout + \
+                 writer.commit_timeout ({in_flight:?}): a younger WAL object may not be \
+                 committed yet",
+                self.lake.wal_upload_grace
+            );
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wal_upload_grace_shorter_than_an_upload_and_commit_is_refused() {
+        let mut config = Config::default();
+        config.validate().expect("defaults are consistent");
+        config.lake.wal_upload_grace = config.writer.upload_timeout + config.writer.commit_timeout;
+        let error = config.validate().expect_err("grace equal to the deadlines");
+        assert!(
+            error.to_string().contains("lake.wal_upload_grace"),
+            "{error}"
+        );
+        config.lake.compactor = false;
+        config
+            .validate()
+            .expect("no compactor, no WAL garbage collection");
+    }
 
     #[test]
     fn partial_files_keep_defaults_and_unknown_keys_are_errors() {

@@ -58,6 +58,7 @@ impl Node {
         store: Arc<dyn ObjectStore>,
         env: Env,
     ) -> anyhow::Result<Self> {
+        config.validate()?;
         let store_metrics = StoreMetrics::new();
         let store: Arc<dyn ObjectStore> = Arc::new(InstrumentedStore::with_metrics(
             store,

@@ -93,7 +93,9 @@ impl Lake {
         // are appended while the compactor runs, so the upload grace must outlast an upload
         // and its commit (milliseconds here); zero could delete an object not yet committed.
         config.lake.wal_gc_interval = Duration::from_millis(200);
-        config.lake.wal_upload_grace = Duration::from_secs(3);
+        config.writer.upload_timeout = Duration::from_secs(2);
+        config.writer.commit_timeout = Duration::from_secs(2);
+        config.lake.wal_upload_grace = Duration::from_secs(5);
         config.lake.wal_read_grace = Duration::ZERO;
         let node = Node::start(&config).await?;
         Ok(Self {

@@ -306,6 +306,7 @@ async fn compactor(args: CompactorArgs) -> anyhow::Result<()> {
     if let Some(store) = &args.store {
         config.store = store.clone();
     }
+    config.validate()?;
     if config.store.starts_with("memory:") {
         anyhow::bail!(
             "a standalone compactor needs the owner's store; memory:// is private to a process"
