@@ -276,46 +276,6 @@ pub fn validate_name(what: &'static str, name: &str) -> Result<(), DefinitionErr
     Ok(())
 }
 
-/// Whether tables can hold columns of this type. View, dictionary, union and run-end
-/// types are excluded: their IPC layout does not allow per-column byte ranges.
-fn is_supported_type(data_type: &DataType) -> bool {
-    match data_type {
-        DataType::Null
-        | DataType::Boolean
-        | DataType::Int8
-        | DataType::Int16
-        | DataType::Int32
-        | DataType::Int64
-        | DataType::UInt8
-        | DataType::UInt16
-        | DataType::UInt32
-        | DataType::UInt64
-        | DataType::Float16
-        | DataType::Float32
-        | DataType::Float64
-        | DataType::Timestamp(_, _)
-        | DataType::Date32
-        | DataType::Date64
-        | DataType::Time32(_)
-        | DataType::Time64(_)
-        | DataType::Duration(_)
-        | DataType::Interval(_)
-        | DataType::Binary
-        | DataType::LargeBinary
-        | DataType::FixedSizeBinary(_)
-        | DataType::Utf8
-        | DataType::LargeUtf8
-        | DataType::Decimal128(_, _)
-        | DataType::Decimal256(_, _) => true,
-        DataType::List(child) | DataType::LargeList(child) | DataType::FixedSizeList(child, _) => {
-            is_supported_type(child.data_type())
-        }
-        DataType::Map(entries, _) => is_supported_type(entries.data_type()),
-        DataType::Struct(fields) => fields.iter().all(|f| is_supported_type(f.data_type())),
-        _ => false,
-    }
-}
-
 impl TableDescriptor {
     /// Checks the definition; on success the table can be created as described.
     pub fn validate(&self) -> Result<(), DefinitionError> {
@@ -341,7 +301,7 @@ impl TableDescriptor {
                     column: field.name().clone(),
                 });
             }
-            if !is_supported_type(field.data_type()) {
+            if !crate::column_types::is_supported(field.data_type()) {
                 return Err(DefinitionError::UnsupportedType {
                     column: field.name().clone(),
                     data_type: field.data_type().to_string(),

@@ -1,6 +1,8 @@
 //! Arrow IPC stream helpers: how schemas and batches travel in the API and how schemas are
 //! stored in the index (the Arrow IPC stream format, a stable cross-language encoding).
 
+pub(crate) mod layout;
+
 use std::io::Cursor;
 
 use arrow_array::RecordBatch;
