@@ -10,7 +10,7 @@ use std::time::Duration;
 use inlet_core::ids::{
     Bucket, DatabaseId, Offset, SchemaId, StreamId, TableId, TimestampMicros, WalObjectId,
 };
-use inlet_core::ipc::schema_from_ipc;
+use inlet_core::ipc::decode_schema;
 use inlet_core::limits::MAX_GRPC_MESSAGE_BYTES;
 use inlet_core::table::{TableDescriptor, TableInfo};
 use inlet_index::keys::CodecError;
@@ -324,8 +324,7 @@ fn table_from_message(info: pb::TableInfo) -> Result<TableInfo, IndexError> {
         .descriptor
         .clone()
         .ok_or_else(|| bad("no descriptor".to_owned()))?;
-    let schema =
-        schema_from_ipc(&descriptor.schema_ipc).map_err(|e| bad(format!("schema: {e}")))?;
+    let schema = decode_schema(&descriptor.schema_ipc).map_err(|e| bad(format!("schema: {e}")))?;
     Ok(TableInfo {
         id: TableId(info.table_id),
         database: path.database,

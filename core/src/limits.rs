@@ -35,3 +35,17 @@ pub const MAX_COMMITS_PER_BATCH: usize = 128;
 /// Per-follower depth of the fetch response channel; a slow consumer stalls its own fetch,
 /// never the writer.
 pub const FETCH_CHANNEL_DEPTH: usize = 8;
+
+/// Most rows one request may carry (an append, and later upserts and lookup keys). Rows are
+/// what every later stage pays for (offsets, timestamps and the lake's columns are per row),
+/// and a column of the Null type or a zero-width struct declares rows without bytes, so the
+/// count needs a bound of its own beyond [`MAX_APPEND_BYTES`]. Clients split larger inputs.
+pub const MAX_REQUEST_ROWS: usize = 1024 * 1024;
+
+/// Most bytes an append may grow to when the writer conforms it to its table (missing
+/// nullable columns filled with nulls): a narrow append to a wide table must not make the
+/// writer allocate without bound.
+pub const MAX_CONFORMED_APPEND_BYTES: u64 = 4 * MAX_APPEND_BYTES as u64;
+
+/// Deepest nesting of types (a list of structs of lists...) in a schema from outside.
+pub const MAX_TYPE_NESTING: usize = 32;

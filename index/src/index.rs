@@ -18,7 +18,7 @@ use inlet_core::ids::{
     Bucket, DatabaseId, Offset, PartitionId, SchemaId, StreamId, TableId, TimestampMicros,
     WalObjectId,
 };
-use inlet_core::ipc::{schema_from_ipc, schema_to_ipc};
+use inlet_core::ipc::{decode_schema, schema_to_ipc};
 use inlet_core::limits::{COMMIT_QUEUE_DEPTH, MAX_COMMITS_PER_BATCH};
 use inlet_core::table::{TableDescriptor, TableInfo, validate_name};
 use slatedb::config::{
@@ -640,7 +640,7 @@ async fn load_catalog(db: &Db) -> Result<(Catalog, Counters), IndexError> {
                     record.schema_id, record.id
                 ))
             })?;
-        let schema = schema_from_ipc(&schema_bytes)
+        let schema = decode_schema(&schema_bytes)
             .map_err(|e| CodecError::Json(format!("schema of table {}: {e}", record.id)))?;
         let info = table_info(&record, schema);
         catalog

@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use arrow_array::RecordBatch;
+use arrow_buffer::Buffer;
 use arrow_schema::SchemaRef;
 use inlet_core::clock::{IdGen, SeededIdGen, SystemClock};
-use inlet_core::ipc::{batches_from_ipc, batches_to_ipc, schema_from_ipc, schema_to_ipc};
+use inlet_core::ipc::{batches_to_ipc, decode_schema, decode_stream, schema_to_ipc};
 use inlet_core::limits::MAX_GRPC_MESSAGE_BYTES;
 use inlet_proto::v1 as pb;
 use inlet_proto::v1::inlet_client::InletClient;
@@ -134,7 +135,7 @@ impl Client {
             .as_ref()
             .map(|d| d.schema_ipc.as_slice())
             .unwrap_or_default();
-        let schema = schema_from_ipc(schema_ipc).context("server sent an unreadable schema")?;
+        let schema = decode_schema(schema_ipc).context("server sent an unreadable schema")?;
         Ok(Table {
             info,
             schema,
@@ -274,9 +275,9 @@ fn outcome_unknown(code: tonic::Code) -> bool {
 
 /// The batches of one fetch response.
 pub fn decode_fetched(response: &pb::FetchResponse) -> anyhow::Result<Vec<RecordBatch>> {
-    let (_, batches) =
-        batches_from_ipc(&response.batch_ipc).context("server sent unreadable arrow ipc")?;
-    Ok(batches)
+    let stream = decode_stream(Buffer::from(response.batch_ipc.as_slice()))
+        .context("server sent unreadable arrow ipc")?;
+    Ok(stream.batches)
 }
 
 pub fn path(database: &str, table: &str) -> pb::TablePath {

@@ -5,11 +5,12 @@ use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 
+use arrow_buffer::Buffer;
 use futures::{Stream, StreamExt};
 use inlet_core::clock::Env;
 use inlet_core::error::{ErrorKind, HasKind};
 use inlet_core::ids::{Offset, TimestampMicros};
-use inlet_core::ipc::{batches_from_ipc, batches_to_ipc, schema_from_ipc, schema_to_ipc};
+use inlet_core::ipc::{batches_to_ipc, decode_schema, decode_stream, schema_to_ipc};
 use inlet_core::limits::MAX_APPEND_BYTES;
 use inlet_core::table::{OPTION_LAKE_ENABLED, TableDescriptor, TableInfo};
 use inlet_index::{DatabaseInfo, Index, ProducerRef, table_streams};
@@ -120,8 +121,10 @@ impl InletService {
             id: request.producer_id,
             sequence: request.sequence,
         });
-        let (_, batches) = batches_from_ipc(&request.batches_ipc)
-            .map_err(|e| status(AppendError::MalformedIpc(e.to_string())))?;
+        // Decoded zero-copy from the request's own buffer, every length checked first.
+        let batches = decode_stream(Buffer::from_vec(request.batches_ipc))
+            .map_err(|e| status(AppendError::MalformedIpc(e.to_string())))?
+            .batches;
         let span = tracing::debug_span!("append", database = %path.database, table = %path.table);
         let appended = self
             .writer
@@ -207,7 +210,7 @@ impl Inlet for InletService {
         let descriptor = request
             .descriptor
             .ok_or_else(|| Status::invalid_argument("create table request lacks a descriptor"))?;
-        let schema = schema_from_ipc(&descriptor.schema_ipc).map_err(|e| {
+        let schema = decode_schema(&descriptor.schema_ipc).map_err(|e| {
             Status::invalid_argument(format!("table schema is not a valid arrow ipc schema: {e}"))
         })?;
         let descriptor = TableDescriptor {

@@ -28,6 +28,16 @@ pub enum AppendError {
         column: String,
         nulls: usize,
     },
+    #[error(
+        "append to `{table}` would grow to {bytes} bytes once its {rows} rows get nulls for the \
+         missing columns, more than the {limit} allowed; send fewer rows per append"
+    )]
+    TooLargeWhenFilled {
+        table: String,
+        rows: usize,
+        bytes: u64,
+        limit: u64,
+    },
     #[error("malformed arrow ipc: {0}")]
     MalformedIpc(String),
     #[error("append of {bytes} bytes exceeds the limit of {limit} bytes")]
@@ -58,7 +68,8 @@ impl HasKind for AppendError {
             | Self::MissingColumn { .. }
             | Self::NullsInRequiredColumn { .. }
             | Self::MalformedIpc(_)
-            | Self::TooLarge { .. } => ErrorKind::InvalidInput,
+            | Self::TooLarge { .. }
+            | Self::TooLargeWhenFilled { .. } => ErrorKind::InvalidInput,
             Self::Overloaded { .. }
             | Self::Upload(_)
             | Self::CommitTimeout { .. }

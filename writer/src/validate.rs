@@ -3,7 +3,9 @@
 //! defect is reported naming the table, the column and both types.
 
 use arrow_array::{Array, ArrayRef, RecordBatch, make_array, new_null_array};
+use arrow_data::BufferSpec;
 use arrow_schema::DataType;
+use inlet_core::limits::MAX_CONFORMED_APPEND_BYTES;
 use inlet_core::table::TableInfo;
 
 use crate::error::AppendError;
@@ -21,6 +23,22 @@ pub fn conform(table: &TableInfo, batch: &RecordBatch) -> Result<RecordBatch, Ap
         }
     }
     let rows = batch.num_rows();
+    // Filling missing columns allocates by row count, not by what the client sent: bound it
+    // before allocating anything.
+    let filled: u64 = schema
+        .fields()
+        .iter()
+        .filter(|field| batch.column_by_name(field.name()).is_none())
+        .map(|field| null_array_bytes(field.data_type(), rows as u64))
+        .fold(batch.get_array_memory_size() as u64, u64::saturating_add);
+    if filled > MAX_CONFORMED_APPEND_BYTES {
+        return Err(AppendError::TooLargeWhenFilled {
+            table: name,
+            rows,
+            bytes: filled,
+            limit: MAX_CONFORMED_APPEND_BYTES,
+        });
+    }
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
     for field in schema.fields() {
         let Some(column) = batch.column_by_name(field.name()) else {
@@ -55,6 +73,34 @@ pub fn conform(table: &TableInfo, batch: &RecordBatch) -> Result<RecordBatch, Ap
         found: e.to_string(),
         expected: schema.to_string(),
     })
+}
+
+/// An upper bound of what `new_null_array(data_type, rows)` allocates: a validity bitmap, and
+/// every fixed-width buffer (values, offsets) at full length, for the type and its children.
+fn null_array_bytes(data_type: &DataType, rows: u64) -> u64 {
+    let buffers = arrow_data::layout(data_type)
+        .buffers
+        .iter()
+        .map(|spec| match spec {
+            BufferSpec::FixedWidth { byte_width, .. } => {
+                rows.saturating_add(1).saturating_mul(*byte_width as u64)
+            }
+            BufferSpec::BitMap => rows.div_ceil(8),
+            BufferSpec::VariableWidth | BufferSpec::AlwaysNull => 0,
+        })
+        .fold(rows.div_ceil(8), u64::saturating_add);
+    let children = match data_type {
+        DataType::Struct(fields) => fields
+            .iter()
+            .map(|f| null_array_bytes(f.data_type(), rows))
+            .fold(0, u64::saturating_add),
+        DataType::FixedSizeList(child, size) => {
+            null_array_bytes(child.data_type(), rows.saturating_mul(*size as u64))
+        }
+        // Variable-size lists and maps of nulls have empty children.
+        _ => 0,
+    };
+    buffers.saturating_add(children)
 }
 
 /// The column with exactly the expected type, or `None` when the types differ. Nested types
