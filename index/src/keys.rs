@@ -246,6 +246,16 @@ pub enum CodecError {
     Trailing { extra: usize },
     #[error("malformed index record: {0}")]
     Json(String),
+    #[error("index entry's offsets overflow: base {base} plus {rows} rows")]
+    OffsetOverflow { base: u64, rows: u64 },
+}
+
+/// Rejects an entry whose end offset would not fit a u64, so `end_offset` cannot overflow.
+fn check_end(base: Offset, rows: u64) -> Result<(), CodecError> {
+    match base.0.checked_add(rows) {
+        Some(_) => Ok(()),
+        None => Err(CodecError::OffsetOverflow { base: base.0, rows }),
+    }
 }
 
 struct Reader<'a> {
@@ -431,6 +441,7 @@ impl ChunkEntry {
             commit_ts: TimestampMicros(r.i64()?),
         };
         r.finish()?;
+        check_end(entry.base_offset, u64::from(entry.row_count))?;
         Ok(entry)
     }
 }
@@ -569,6 +580,7 @@ impl LakeFileEntry {
         let path = String::from_utf8(r.bytes(len)?.to_vec())
             .map_err(|e| CodecError::Json(format!("lake file path is not UTF-8: {e}")))?;
         r.finish()?;
+        check_end(base_offset, row_count)?;
         Ok(Self {
             path,
             base_offset,

@@ -1,3 +1,4 @@
+#![allow(unreachable_pub)]
 //! Seeded mutations of valid inputs, the kinds that broke arrow's stream reader: flipped
 //! bits, length fields set to huge or negative values, truncations, bytes spliced in, cut out
 //! or duplicated. The seed alone decides every mutation, so a failure names its case.
