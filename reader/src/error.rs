@@ -12,6 +12,8 @@ pub enum FetchError {
     ColumnNotFound { table: String, column: String },
     #[error("column `{column}` of table `{table}` is asked for twice")]
     DuplicateColumn { table: String, column: String },
+    #[error("bucket {bucket} of table `{table}` is asked for twice")]
+    DuplicateBucket { table: String, bucket: u32 },
     #[error("table `{table}` has no bucket {bucket}: it has {bucket_count} buckets")]
     BucketNotFound {
         table: String,
@@ -41,6 +43,7 @@ impl HasKind for FetchError {
             Self::Catalog(e) => e.kind(),
             Self::ColumnNotFound { .. }
             | Self::DuplicateColumn { .. }
+            | Self::DuplicateBucket { .. }
             | Self::BucketNotFound { .. } => ErrorKind::InvalidInput,
             Self::OffsetOutOfRange { .. } => ErrorKind::OutOfRange,
             Self::Index(e) => e.kind(),

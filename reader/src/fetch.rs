@@ -234,17 +234,26 @@ fn streams(table: &TableInfo, buckets: &[u32]) -> Result<Vec<StreamId>, FetchErr
     if buckets.is_empty() {
         return Ok((0..bucket_count).map(stream).collect());
     }
+    // Each listed bucket is read by a task of its own: a repeated bucket would multiply one
+    // request's work, so the list holds each bucket at most once (at most bucket_count).
+    let mut seen = vec![false; bucket_count as usize];
     buckets
         .iter()
-        .map(|bucket| {
-            if *bucket >= bucket_count {
+        .map(|&bucket| {
+            let Some(seen) = seen.get_mut(bucket as usize) else {
                 return Err(FetchError::BucketNotFound {
                     table: table.qualified_name(),
-                    bucket: *bucket,
+                    bucket,
                     bucket_count,
                 });
+            };
+            if std::mem::replace(seen, true) {
+                return Err(FetchError::DuplicateBucket {
+                    table: table.qualified_name(),
+                    bucket,
+                });
             }
-            Ok(stream(*bucket))
+            Ok(stream(bucket))
         })
         .collect()
 }

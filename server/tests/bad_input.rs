@@ -220,3 +220,38 @@ async fn bad_table_definitions_are_rejected_and_create_nothing() {
     assert!(read_all(&mut client, "db", "t").await.is_empty());
     node.shutdown().await.expect("clean shutdown");
 }
+
+/// A fetch names each bucket at most once and only buckets the table has: a repeated bucket
+/// would make one small request start a full read per repetition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetches_of_repeated_or_missing_buckets_are_refused() {
+    let node = start(Arc::new(InMemory::new())).await;
+    let mut client = connect(&node).await;
+    create_table(&mut client, "db", "t", 2, &["id"]).await;
+    let fetch = |buckets: Vec<u32>| pb::FetchRequest {
+        buckets,
+        ..fetch_request("db", "t")
+    };
+
+    let error = client
+        .fetch_all(fetch(vec![0; 100_000]))
+        .await
+        .expect_err("bucket 0 a hundred thousand times");
+    assert!(
+        error
+            .to_string()
+            .contains("bucket 0 of table `db.t` is asked for twice"),
+        "{error}"
+    );
+    let error = client
+        .fetch_all(fetch(vec![1, 7]))
+        .await
+        .expect_err("no bucket 7");
+    assert!(
+        error
+            .to_string()
+            .contains("table `db.t` has no bucket 7: it has 2 buckets"),
+        "{error}"
+    );
+    assert!(client.fetch_all(fetch(vec![1, 0])).await.is_ok());
+}

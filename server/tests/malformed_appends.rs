@@ -70,8 +70,11 @@ fn corpus() -> Vec<Vec<u8>> {
     let schema_len = 8 + i32::from_le_bytes(huge_body[4..8].try_into().expect("4 bytes")) as usize;
     // The record batch message's metadata starts after the schema message; its bodyLength
     // (an i64 field of the flatbuffer) is the first 8-byte value equal to the body's size.
-    let batch_meta_len =
-        i32::from_le_bytes(huge_body[schema_len + 4..schema_len + 8].try_into().expect("4"));
+    let batch_meta_len = i32::from_le_bytes(
+        huge_body[schema_len + 4..schema_len + 8]
+            .try_into()
+            .expect("4"),
+    );
     let meta = schema_len + 8..schema_len + 8 + batch_meta_len as usize;
     let body_len = (huge_body.len() - meta.end - 8) as i64;
     let at = huge_body[meta.clone()]
