@@ -255,3 +255,41 @@ async fn fetches_of_repeated_or_missing_buckets_are_refused() {
     );
     assert!(client.fetch_all(fetch(vec![1, 0])).await.is_ok());
 }
+
+/// The Iceberg REST catalog's paths and query strings come from anyone who reaches the HTTP
+/// port: malformed percent-encoding, invalid UTF-8, control characters, multi-level and huge
+/// namespaces get a 4xx answer, never a 5xx or a dropped connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn odd_rest_catalog_paths_get_client_errors() {
+    let node = start(Arc::new(InMemory::new())).await;
+    let http = node.http_addr().expect("http enabled");
+    let mut client = connect(&node).await;
+    create_table(&mut client, "db", "t", 1, &[]).await;
+    let long = "n".repeat(64 * 1024);
+    let paths = [
+        "/iceberg/v1/namespaces/%FF%FE".to_owned(),
+        "/iceberg/v1/namespaces/%".to_owned(),
+        "/iceberg/v1/namespaces/%zz/tables".to_owned(),
+        "/iceberg/v1/namespaces/db%1Fmore/tables/t".to_owned(),
+        "/iceberg/v1/namespaces/db/tables/%00".to_owned(),
+        "/iceberg/v1/namespaces/db/tables/..%2F..%2Findex".to_owned(),
+        "/iceberg/v1/namespaces?parent=%FF".to_owned(),
+        "/iceberg/v1/namespaces?parent=db%1Fx&parent=y".to_owned(),
+        format!("/iceberg/v1/namespaces/{long}/tables"),
+        "/iceberg/v1/namespaces/db/tables/t/../../../..".to_owned(),
+        "/iceberg/v1/nope".to_owned(),
+    ];
+    for path in &paths {
+        let (status, _) = http_get(http, path).await;
+        let code: u16 = status
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("no status for `{path:.80}`: {status}"));
+        assert!((400..500).contains(&code), "`{path:.80}` got {status}");
+    }
+    // And the catalog still answers.
+    let (status, body) = http_get(http, "/iceberg/v1/namespaces").await;
+    assert!(status.contains("200"), "{status}");
+    assert!(body.contains("[\"db\"]"), "{body}");
+}

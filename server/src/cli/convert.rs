@@ -218,9 +218,58 @@ pub fn describe_schema(schema: &Schema) -> String {
         .join("\n")
 }
 
+/// The seeded mutations the decoder tests use (core/tests/support), for the CLI's inputs.
+#[cfg(test)]
+#[path = "../../../core/tests/support/mutate.rs"]
+mod mutate;
+
 #[cfg(test)]
 mod tests {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+
+    use inlet_core::rng::SplitMix64;
+
+    use super::mutate;
     use super::*;
+
+    /// Mutated schema specs, positions and input files (the bytes a user hands the CLI) get
+    /// an error or a value, never a panic.
+    #[test]
+    fn mutated_cli_input_never_panics() {
+        let schema: SchemaRef = Arc::new(
+            parse_schema("id:int64 not null, name:string, at:timestamp, price:Decimal128(10, 2)")
+                .expect("parses"),
+        );
+        let json = br#"{"id":1,"name":"a","at":"2024-01-01T00:00:00Z","price":"1.25"}
+{"id":2,"name":null,"at":null,"price":null}
+"#;
+        let csv = b"id,name,at,price\n1,a,2024-01-01T00:00:00Z,1.25\n2,,,\n";
+        let spec = b"id:int64 not null, name:string, price:Decimal128(10, 2), t:timestamp";
+        let mut rng = SplitMix64::new(0xc11);
+        for case in 0..5_000 {
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                let input = mutate::mutate(json, &mut rng);
+                let _ = read_input(
+                    Box::new(std::io::Cursor::new(input)),
+                    InputFormat::Json,
+                    &schema,
+                    7,
+                );
+                let input = mutate::mutate(csv, &mut rng);
+                let _ = read_input(
+                    Box::new(std::io::Cursor::new(input)),
+                    InputFormat::Csv,
+                    &schema,
+                    7,
+                );
+                let spec = mutate::mutate(spec, &mut rng);
+                let _ = parse_schema(&String::from_utf8_lossy(&spec));
+                let start = mutate::mutate(b"2024-01-01T00:00:01Z", &mut rng);
+                let _ = parse_start(&String::from_utf8_lossy(&start));
+            }));
+            assert!(outcome.is_ok(), "case {case} panicked");
+        }
+    }
 
     #[test]
     fn parses_the_compact_schema_syntax() {

@@ -18,6 +18,7 @@ use inlet::node::Node;
 use inlet_core::clock::Env;
 use inlet_proto::v1 as pb;
 use slatedb::object_store::ObjectStore;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A config for tests: a free port on 127.0.0.1 and a short linger.
 pub fn test_config() -> Config {
@@ -145,4 +146,18 @@ pub async fn latest_offsets(client: &mut Client, database: &str, table: &str) ->
         .iter()
         .map(|b| b.latest_offset)
         .collect()
+}
+
+/// A plain HTTP/1.1 GET; returns (status line, body).
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("read");
+    let (head, body) = response.split_once("\r\n\r\n").expect("http response");
+    (
+        head.lines().next().unwrap_or_default().to_owned(),
+        body.to_owned(),
+    )
 }
