@@ -42,37 +42,11 @@ pub fn is_bucketable(data_type: &DataType) -> bool {
     )
 }
 
-/// Murmur3 x86 32-bit with seed 0, as Iceberg's bucket transform uses it.
+/// Murmur3 x86 32-bit with seed 0, as Iceberg's bucket transform uses it (the `murmur3`
+/// crate, the one iceberg-rust uses, so both sides of the lake hash alike).
 pub fn murmur3_32(data: &[u8]) -> u32 {
-    const C1: u32 = 0xcc9e_2d51;
-    const C2: u32 = 0x1b87_3593;
-    let mut hash: u32 = 0;
-    let mut blocks = data.chunks_exact(4);
-    for block in &mut blocks {
-        let mut k = u32::from_le_bytes([block[0], block[1], block[2], block[3]]);
-        k = k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2);
-        hash ^= k;
-        hash = hash
-            .rotate_left(13)
-            .wrapping_mul(5)
-            .wrapping_add(0xe654_6b64);
-    }
-    let tail = blocks.remainder();
-    if !tail.is_empty() {
-        let mut k: u32 = 0;
-        for (i, byte) in tail.iter().enumerate() {
-            k |= u32::from(*byte) << (8 * i);
-        }
-        k = k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2);
-        hash ^= k;
-    }
-    hash ^= data.len() as u32;
-    hash ^= hash >> 16;
-    hash = hash.wrapping_mul(0x85eb_ca6b);
-    hash ^= hash >> 13;
-    hash = hash.wrapping_mul(0xc2b2_ae35);
-    hash ^= hash >> 16;
-    hash
+    let mut reader = data;
+    murmur3::murmur3_32(&mut reader, 0).expect("reading from a byte slice cannot fail")
 }
 
 /// Iceberg's bucket for a hash: `(hash & i32::MAX) % buckets`.

@@ -1,33 +1,23 @@
 //! The WAL object decoder: the object as a whole, then every chunk the footer names, decoded
 //! with the checksum of the bytes at hand (so corrupt metadata and bodies reach the layout
-//! checks and arrow instead of stopping at the checksum) under a schema chosen by the input.
+//! checks and arrow instead of stopping at the checksum) under a sample schema chosen by the input's first byte.
 #![no_main]
 
-use std::sync::Arc;
+#[path = "../../core/tests/support/samples.rs"]
+#[allow(dead_code)]
+mod samples;
 
-use arrow_schema::{DataType, Field, Fields, Schema};
+use std::sync::{Arc, OnceLock};
+
+use arrow_schema::Schema;
 use inlet_core::wal::{decode_chunk, decode_object, decode_projected};
 use libfuzzer_sys::fuzz_target;
 
-fn schemas() -> Vec<Arc<Schema>> {
-    let item = Arc::new(Field::new("item", DataType::Utf8, true));
-    let strukt = Fields::from(vec![
-        Field::new("code", DataType::Int32, true),
-        Field::new("ok", DataType::Boolean, true),
-    ]);
-    vec![
-        Arc::new(Schema::new(vec![
-            Field::new("id", DataType::Int64, false),
-            Field::new("name", DataType::Utf8, true),
-            Field::new("tags", DataType::List(item), true),
-        ])),
-        Arc::new(Schema::new(vec![
-            Field::new("attrs", DataType::Struct(strukt), true),
-            Field::new("price", DataType::Decimal128(10, 2), true),
-            Field::new("blob", DataType::LargeBinary, true),
-            Field::new("nothing", DataType::Null, true),
-        ])),
-    ]
+/// The schemas of the sample batches the seed objects hold (`cargo run -p inlet-core
+/// --example fuzz_seeds`), so mutated chunks are decoded under schemas that nearly fit.
+fn schemas() -> &'static [Arc<Schema>] {
+    static SCHEMAS: OnceLock<Vec<Arc<Schema>>> = OnceLock::new();
+    SCHEMAS.get_or_init(|| samples::batches().iter().map(|b| b.schema()).collect())
 }
 
 fuzz_target!(|data: &[u8]| {
