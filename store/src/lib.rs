@@ -6,14 +6,16 @@
 //!   ([`StoreSnapshot::render_prometheus`]) and in benchmarks ([`StoreSnapshot::since`]).
 //! - [`FaultStore`] injects transient errors, timeouts after a write took effect, dropped
 //!   responses and latency from a seeded generator, for tests and the simulation.
+//! - [`prices::S3_STANDARD`] prices those requests, for `inlet status` and benchmarks.
 //!
-//! Both sit on the store opened on the root of the Inlet layout, so paths start with `wal/`,
+//! The wrappers sit on the store opened on the root of the Inlet layout, so paths start with `wal/`,
 //! `index/` or `lake/` (see [`Purpose::of`]). The object-store types are SlateDB's re-export,
 //! so their version never drifts from the index's.
 
 mod fault;
 mod instrumented;
 mod metrics;
+pub mod prices;
 mod purpose;
 
 pub use fault::{

@@ -4,25 +4,20 @@
 
 use std::collections::BTreeMap;
 
+use inlet_store::prices::{RequestPrices, S3_STANDARD};
 use inlet_store::{Op, Purpose, StoreSnapshot};
 use serde::Serialize;
 
 use super::stats::round;
 
-/// S3 Standard request prices in USD per 1,000 requests, assumed as stated here.
-pub(crate) const PRICES: Prices = Prices {
-    source: "AWS S3 Standard request list prices, us-east-1, assumed as of 2026-11 (check \
-             https://aws.amazon.com/s3/pricing/); storage per GB-month and data transfer are \
-             not included",
-    as_of: "2026-11",
-    put_copy_post_list_per_1000: 0.005,
-    get_head_per_1000: 0.0004,
-    delete_per_1000: 0.0,
-};
+/// The request prices every cost is computed with: the one table in `inlet-store`, which
+/// `inlet status` uses too.
+pub(crate) const PRICES: RequestPrices = S3_STANDARD;
 
 /// One GB, the unit of "per GB ingested / read": 10^9 bytes.
 pub(crate) const GB: f64 = 1e9;
 
+/// The prices as the report states them.
 #[derive(Clone, Copy, Debug, Serialize)]
 pub(crate) struct Prices {
     pub(crate) source: &'static str,
@@ -35,22 +30,15 @@ pub(crate) struct Prices {
     pub(crate) delete_per_1000: f64,
 }
 
-impl Prices {
-    /// The price of one request of `op`. A rename is a COPY (plus a free DELETE) on S3.
-    pub(crate) fn per_request(&self, op: Op) -> f64 {
-        let per_1000 = match op {
-            Op::Put
-            | Op::PutMultipart
-            | Op::PutPart
-            | Op::CompleteMultipart
-            | Op::Copy
-            | Op::Rename
-            | Op::List
-            | Op::ListWithDelimiter => self.put_copy_post_list_per_1000,
-            Op::Get | Op::Head | Op::GetRanges => self.get_head_per_1000,
-            Op::Delete | Op::AbortMultipart => self.delete_per_1000,
-        };
-        per_1000 / 1000.0
+impl From<RequestPrices> for Prices {
+    fn from(p: RequestPrices) -> Self {
+        Self {
+            source: p.source,
+            as_of: p.as_of,
+            put_copy_post_list_per_1000: p.put_copy_post_list_per_1000,
+            get_head_per_1000: p.get_head_per_1000,
+            delete_per_1000: p.delete_per_1000,
+        }
     }
 }
 

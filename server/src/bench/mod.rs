@@ -487,7 +487,7 @@ async fn measure(settings: &Settings) -> anyhow::Result<Report> {
         report: "inlet-bench",
         version: REPORT_VERSION,
         settings: settings.report(row_ipc_bytes),
-        prices: PRICES,
+        prices: PRICES.into(),
         produce,
         ingest,
         end_to_end,

@@ -11,6 +11,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use inlet_proto::v1 as pb;
+use inlet_store::Op;
+use inlet_store::prices::S3_STANDARD as S3;
 
 use crate::client::{Client, Producer, decode_fetched, path};
 use crate::config::Config;
@@ -560,11 +562,6 @@ async fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// S3 Standard request prices (us-east-1 list prices, per 1,000 requests) used to estimate
-/// what the object-store traffic costs; storage and transfer are not included.
-const S3_PUT_PER_1000: f64 = 0.005;
-const S3_GET_PER_1000: f64 = 0.0004;
-
 async fn status(server: ServerArg) -> anyhow::Result<()> {
     let mut client = Client::connect(&server.server).await?;
     let status = client
@@ -599,12 +596,11 @@ async fn status(server: ServerArg) -> anyhow::Result<()> {
     );
     let mut total = 0.0;
     for usage in &status.store {
-        let price = match usage.op.as_str() {
-            "get" | "head" | "get_ranges" => S3_GET_PER_1000,
-            // S3 does not charge for DELETE or for aborting an upload.
-            "delete" | "abort_multipart" => 0.0,
-            _ => S3_PUT_PER_1000,
-        };
+        // An operation this client does not know is priced as a PUT, the dearest class.
+        let price = Op::ALL
+            .into_iter()
+            .find(|op| op.label() == usage.op)
+            .map_or(S3.put_copy_post_list_per_1000, |op| S3.per_1000(op));
         let cost = usage.requests as f64 / 1000.0 * price;
         total += cost;
         println!(
@@ -620,8 +616,9 @@ async fn status(server: ServerArg) -> anyhow::Result<()> {
     }
     println!(
         "estimated request cost: ${total:.6} at S3 Standard list prices \
-         (${S3_PUT_PER_1000} per 1,000 PUT/COPY/LIST, ${S3_GET_PER_1000} per 1,000 GET, \
-         DELETE free; storage and transfer not included)"
+         (${} per 1,000 PUT/COPY/LIST, ${} per 1,000 GET, \
+         DELETE free; storage and transfer not included)",
+        S3.put_copy_post_list_per_1000, S3.get_head_per_1000
     );
     Ok(())
 }
