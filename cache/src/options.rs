@@ -1,9 +1,13 @@
-//! Cache settings with their trade-offs and defaults.
+//! Cache settings with their trade-offs and defaults; `inlet serve` loads them as its
+//! `[cache]` section (file, `INLET_CACHE_*`, flags).
 
 use std::path::PathBuf;
 
+use serde::{Deserialize, Serialize};
+
 /// How big the pages and tiers of a [`crate::PagedCache`] are.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct CacheOptions {
     /// Size of one page: objects are cached in pages aligned to multiples of it. Larger =
     /// fewer GETs and entries per object, but a small read pulls (and caches) more bytes it

@@ -1,10 +1,13 @@
 //! The compactor's settings: how often it looks for work, how much one round may read, how
 //! long it holds a table, and the graces that keep garbage collection behind every reader and
-//! every in-flight write. Also the test-only failpoint hook that crashes a round at a chosen
-//! step.
+//! every in-flight write. `inlet serve` loads them as its `[lake]` section (file,
+//! `INLET_LAKE_*`, flags). Also the failpoint hook that crashes a round at a chosen step,
+//! which exists only with the `testing` feature (tests and the simulation).
 
 use std::sync::Arc;
 use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
 
 use crate::lake::LakeWriteOptions;
 
@@ -26,15 +29,18 @@ pub const DEFAULT_WAL_READ_GRACE: Duration = Duration::from_secs(5 * 60);
 pub const DEFAULT_ORPHAN_GRACE: Duration = Duration::from_secs(10 * 60);
 
 /// How a compactor runs.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct CompactorOptions {
     /// How often the loop looks for tables that are due. Only the check: a table is tiered at
     /// most once per its `lake.freshness`. Lower = rounds start closer to their due time, more
     /// catalog scans (cheap, in memory). Default 1 s.
+    #[serde(with = "humantime_serde")]
     pub scan_interval: Duration,
     /// How long a table lease lasts; renewed at every round and during long rounds. A
     /// compactor that dies holds its tables this long before another takes over. Longer =
     /// slower failover, shorter = more lease writes (one index write per renewal). Default 30 s.
+    #[serde(with = "humantime_serde")]
     pub lease_ttl: Duration,
     /// How rounds write Parquet (file and row-group sizes, zstd level).
     pub write: LakeWriteOptions,
@@ -47,22 +53,28 @@ pub struct CompactorOptions {
     pub max_round_rows: u64,
     /// How often WAL garbage collection lists `wal/`. One LIST of the WAL prefix and one
     /// scan of the chunk index per run. Default 60 s.
+    #[serde(with = "humantime_serde")]
     pub wal_gc_interval: Duration,
     /// A WAL object younger than this is never considered garbage: it may have been uploaded
     /// and not yet committed. Must exceed the longest upload-to-commit time. Default 10 min.
+    #[serde(with = "humantime_serde")]
     pub wal_upload_grace: Duration,
     /// How long a WAL object must have been unreferenced (no chunk entry points into it)
     /// before it is deleted: a reader that looked up a chunk before it was trimmed may still
     /// GET it. Must exceed the longest read. Default 5 min.
+    #[serde(with = "humantime_serde")]
     pub wal_read_grace: Duration,
     /// A file under a lake table that the table's committed metadata does not reference is
     /// deleted by crash repair only once it is older than this. Default 10 min.
+    #[serde(with = "humantime_serde")]
     pub orphan_grace: Duration,
     /// This compactor's id in table leases; `None` (the default) draws one from the injected
     /// id source at start.
     pub owner: Option<u64>,
-    /// **Test only.** Called at each [`Failpoint`] of a round; an error crashes the round
-    /// there. `None` (the default) in production.
+    /// Called at each [`Failpoint`] of a round; an error crashes the round there. Only with
+    /// the `testing` feature; `None` (the default).
+    #[cfg(feature = "testing")]
+    #[serde(skip)]
     pub failpoints: Option<FailpointHook>,
 }
 
@@ -79,6 +91,7 @@ impl Default for CompactorOptions {
             wal_read_grace: DEFAULT_WAL_READ_GRACE,
             orphan_grace: DEFAULT_ORPHAN_GRACE,
             owner: None,
+            #[cfg(feature = "testing")]
             failpoints: None,
         }
     }

@@ -43,20 +43,27 @@ pub mod lake;
 
 use lake::{LakeChange, LakeReply, LakeView};
 
-/// How the index is opened.
-#[derive(Clone, Debug)]
+/// How the index is opened. The settings are `inlet serve`'s `[index]` section (file,
+/// `INLET_INDEX_*`, flags); the fields marked "injected" are not settings but what a caller
+/// (the simulation) hands in, and are never read from a file.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct IndexOptions {
-    /// Path of the SlateDB database inside the store.
+    /// Injected: path of the SlateDB database inside the store.
+    #[serde(skip)]
     pub path: String,
     /// SlateDB's background WAL flush interval. Commits flush explicitly, so this only
     /// bounds the latency of other writes; lower = more index PUTs when idle writes happen.
+    #[serde(with = "humantime_serde")]
     pub flush_interval: Duration,
     /// How long an idle idempotent producer's state is kept. A retry after this long may
     /// append a duplicate; longer = more index entries for producers that went away.
+    #[serde(with = "humantime_serde")]
     pub producer_ttl: Duration,
-    /// Seed of SlateDB's random number generator (names of its files, jitter of its
-    /// retries). `None` (the default) seeds it from the OS; the simulation fixes it so that
-    /// a run replays exactly.
+    /// Injected: seed of SlateDB's random number generator (names of its files, jitter of
+    /// its retries). `None` (the default) seeds it from the OS; the simulation fixes it so
+    /// that a run replays exactly.
+    #[serde(skip)]
     pub seed: Option<u64>,
     /// How often SlateDB retries a failed object-store request before the index write fails
     /// (which stops the sequencer until the index is reopened). `None` (the default) retries
@@ -65,13 +72,16 @@ pub struct IndexOptions {
     /// Applied to SlateDB's builder last, just before the database opens. The simulation
     /// injects SlateDB's clock here (`DbBuilder::with_system_clock`), since naming SlateDB's
     /// clock trait needs a crate the index does not depend on. `None` (the default) in
-    /// production.
+    /// production. Injected.
+    #[serde(skip)]
     pub configure_slatedb: Option<ConfigureSlateDb>,
-    /// **Test only: never set it outside tests.** Re-introduces a bug on purpose: the
-    /// sequencer publishes a commit and replies to the writer as soon as the batch is in
+    /// Only with the `testing` feature (the simulation). Re-introduces a bug on purpose:
+    /// the sequencer publishes a commit and replies to the writer as soon as the batch is in
     /// SlateDB's memtable, before it is durable, so a crash can lose acknowledged rows and
     /// reuse their offsets. The simulation uses it to show that it catches that bug.
     /// Default false.
+    #[cfg(feature = "testing")]
+    #[serde(skip)]
     pub ack_before_durable: bool,
 }
 
@@ -84,8 +94,20 @@ impl Default for IndexOptions {
             seed: None,
             object_store_max_retries: None,
             configure_slatedb: None,
+            #[cfg(feature = "testing")]
             ack_before_durable: false,
         }
+    }
+}
+
+impl IndexOptions {
+    /// Whether the test-only bug of acking before durability is on (never without the
+    /// `testing` feature).
+    fn ack_before_durable(&self) -> bool {
+        #[cfg(feature = "testing")]
+        return self.ack_before_durable;
+        #[cfg(not(feature = "testing"))]
+        false
     }
 }
 
@@ -296,7 +318,7 @@ impl Index {
             lake_watermarks: HashMap::new(),
             producer_ttl: options.producer_ttl,
             counters,
-            ack_before_durable: options.ack_before_durable,
+            ack_before_durable: options.ack_before_durable(),
         };
         tokio::spawn(sequencer.run(receiver));
         Ok(Self { shared, commands })

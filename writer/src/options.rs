@@ -1,13 +1,19 @@
-//! Writer settings with their trade-offs and defaults.
+//! Writer settings with their trade-offs and defaults. These structs are the settings
+//! themselves: `inlet serve` loads them from its file, `INLET_WRITER_*` and flags (section
+//! `[writer]`), so a field added here is a setting with no second copy to keep in step.
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 /// How a writer batches, bounds memory and retries WAL uploads.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct WriterOptions {
     /// How long the first row of a flush may wait for more rows. Lower = lower ack
     /// latency, more PUTs (5 ms ≈ 17 M PUTs/day per busy writer; 200 ms ≈ 430 k).
     /// Default 5 ms, suited to a local store; use 100-250 ms on S3.
+    #[serde(with = "humantime_serde")]
     pub linger: Duration,
     /// Flush early once this many bytes are buffered. Larger = fewer, bigger objects.
     /// Default 8 MiB.
@@ -17,6 +23,7 @@ pub struct WriterOptions {
     pub max_buffered_bytes: usize,
     /// How long an append waits for buffer space before failing as overloaded.
     /// Default 10 s.
+    #[serde(with = "humantime_serde")]
     pub overload_timeout: Duration,
     /// WAL uploads in flight at once; more hides PUT latency on S3. Default 4.
     pub max_inflight_uploads: usize,
@@ -32,19 +39,23 @@ pub struct WriterOptions {
     /// for the producers instead of an endless wait; the S3 client's own retries run
     /// inside it. Shorter = faster failure, fewer slow-but-healthy PUTs survive. Default
     /// 10 s.
+    #[serde(with = "humantime_serde")]
     pub upload_timeout: Duration,
     /// Backoff before the first retry of a WAL upload; it doubles per retry up to
     /// `upload_max_backoff`. Each sleep is drawn from the upper half of that value
     /// (jitter from the injected id generator), so writers that failed together do not
     /// retry together. Shorter = faster recovery from a blip, more pressure on a store
     /// that is throttling. Default 50 ms.
+    #[serde(with = "humantime_serde")]
     pub upload_min_backoff: Duration,
     /// Longest backoff between two attempts of a WAL upload. Default 1 s.
+    #[serde(with = "humantime_serde")]
     pub upload_max_backoff: Duration,
     /// How long an append waits for its commit to become durable in the index. Past it the
     /// client gets "outcome unknown" (Unavailable) instead of waiting forever on an index
     /// whose store is down; the commit may still land later, which an idempotent producer's
     /// resend resolves. Default 30 s.
+    #[serde(with = "humantime_serde")]
     pub commit_timeout: Duration,
 }
 

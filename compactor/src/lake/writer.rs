@@ -53,8 +53,9 @@ use crate::lake::table::{
     format_watermarks, metadata_file_location, new_uuid, write_metadata,
 };
 
-/// How a round writes its data files.
-#[derive(Clone, Debug)]
+/// How a round writes its data files (`[lake.write]` in `inlet serve`'s settings).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct LakeWriteOptions {
     /// A data file is closed and the next one started once it has grown past this size.
     /// Larger means fewer files and manifest entries for engines to plan, but more rows to
