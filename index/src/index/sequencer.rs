@@ -1,0 +1,619 @@
+//! The sequencer: the single task that writes the index. It owns the stream tails, folds
+//! queued commits into one SlateDB write batch (dense offsets, producer dedup), waits until
+//! the batch is durable, then publishes the new tails and replies; catalog and lake changes
+//! go through it too, so every index write has one author and one order.
+
+use super::*;
+
+/// The single task that writes the index.
+pub(super) struct Sequencer {
+    pub(super) shared: Arc<Shared>,
+    /// Tails as of the last durable batch, for every stream committed to since open.
+    pub(super) tails: HashMap<StreamId, StreamTail>,
+    /// Idempotent-producer state as of the last durable batch, per (producer, table).
+    pub(super) producers: HashMap<(u64, TableId), ProducerState>,
+    /// Lake records and watermarks as of the last durable batch, for tables and streams
+    /// touched since open.
+    pub(super) lake_records: HashMap<TableId, LakeTableRecord>,
+    pub(super) lake_watermarks: HashMap<StreamId, keys::LakeWatermark>,
+    pub(super) producer_ttl: Duration,
+    pub(super) counters: Counters,
+    /// Test only, see [`IndexOptions::ack_before_durable`].
+    pub(super) ack_before_durable: bool,
+}
+
+/// A group of commits decided but not yet written.
+struct StagedGroup {
+    batch: WriteBatch,
+    tails: HashMap<StreamId, StreamTail>,
+    producers: HashMap<(u64, TableId), ProducerState>,
+    results: Vec<Vec<Result<CommittedChunk, ChunkRejected>>>,
+}
+
+/// What to do with the chunks of one idempotent append.
+enum ProducerDecision {
+    Commit,
+    /// A retry of the producer's last append: answer with its ranges, write nothing.
+    Duplicate(Vec<ProducedRange>),
+    /// Older than the producer's last append (holds that sequence).
+    Stale(u64),
+}
+
+impl ProducerDecision {
+    fn rejection(&self, chunk: &ChunkCommitRequest) -> Option<ChunkRejected> {
+        let producer = chunk.producer?;
+        match self {
+            Self::Commit => None,
+            Self::Duplicate(ranges) => Some(ChunkRejected::Duplicate {
+                stream: chunk.stream,
+                producer: producer.id,
+                sequence: producer.sequence,
+                ranges: ranges.clone(),
+            }),
+            Self::Stale(last) => Some(ChunkRejected::StaleSequence {
+                stream: chunk.stream,
+                producer: producer.id,
+                sequence: producer.sequence,
+                last: *last,
+            }),
+        }
+    }
+}
+
+impl Sequencer {
+    pub(super) async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let mut next = commands.recv().await;
+        while let Some(command) = next.take() {
+            if let Some(error) = self.shared.stopped_error() {
+                reject(command, error);
+                next = commands.recv().await;
+                continue;
+            }
+            match command {
+                Command::Catalog { change, reply } => {
+                    let result = self.apply_catalog(change).await;
+                    let _ = reply.send(result);
+                }
+                Command::Lake { change, reply } => {
+                    let result = self.apply_lake(change).await;
+                    let _ = reply.send(result);
+                }
+                Command::Commit { request, reply } => {
+                    let mut group = vec![(request, reply)];
+                    while group.len() < MAX_COMMITS_PER_BATCH {
+                        match commands.try_recv() {
+                            Ok(Command::Commit { request, reply }) => group.push((request, reply)),
+                            Ok(other) => {
+                                next = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    self.commit_group(group).await;
+                }
+            }
+            if next.is_none() {
+                next = commands.recv().await;
+            }
+        }
+    }
+
+    /// Writes a batch and waits until it is durable. On failure the sequencer stops: what
+    /// reached object storage is unknown, so the in-memory state can no longer be trusted.
+    pub(super) async fn write_durably(&self, batch: WriteBatch) -> Result<(), IndexError> {
+        let result = async {
+            let handle = self.shared.db.write(batch).await?;
+            if self.ack_before_durable {
+                // The bug `IndexOptions::ack_before_durable` re-introduces for tests: SlateDB
+                // makes the batch durable later, in the background, or never if we crash.
+                return Ok(());
+            }
+            self.shared
+                .db
+                .flush_with_options(FlushOptions {
+                    flush_type: FlushType::Wal,
+                })
+                .await?;
+            handle.await_durable().await
+        }
+        .await;
+        result.map_err(|error| {
+            let error = IndexError::from_slatedb(&error);
+            tracing::error!(%error, "index write failed; the sequencer stops");
+            self.shared.stop(error.clone());
+            error
+        })
+    }
+
+    pub(super) async fn tail(&mut self, stream: StreamId) -> Result<StreamTail, IndexError> {
+        if let Some(tail) = self.tails.get(&stream) {
+            return Ok(*tail);
+        }
+        let tail = read_tail(&self.shared.db, stream, &INDEX_READ).await?;
+        self.tails.insert(stream, tail);
+        // Make the stream's sender exist before anything is written for it, holding the
+        // durable tail: see `INDEX_READ`.
+        self.shared
+            .tails()
+            .entry(stream)
+            .or_insert_with(|| watch::Sender::new(tail));
+        Ok(tail)
+    }
+
+    async fn commit_group(&mut self, group: Vec<(CommitRequest, oneshot::Sender<CommitReply>)>) {
+        match self.stage_group(&group).await {
+            Ok(staged) => {
+                if !staged.tails.is_empty()
+                    && let Err(error) = self.write_durably(staged.batch).await
+                {
+                    for (_, reply) in group {
+                        let _ = reply.send(Err(error.clone()));
+                    }
+                    return;
+                }
+                self.publish(staged.tails);
+                self.producers.extend(staged.producers);
+                for ((_, reply), outcome) in group.into_iter().zip(staged.results) {
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            Err(error) => {
+                // Staging only reads: nothing was written, so only this group fails.
+                tracing::warn!(%error, "index read failed while staging commits");
+                for (_, reply) in group {
+                    let _ = reply.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+
+    /// Decides every chunk of a group and builds the one write batch that records it.
+    async fn stage_group(
+        &mut self,
+        group: &[(CommitRequest, oneshot::Sender<CommitReply>)],
+    ) -> Result<StagedGroup, IndexError> {
+        let now = self.shared.env.clock.now();
+        let mut staged = StagedGroup {
+            batch: WriteBatch::new(),
+            tails: HashMap::new(),
+            producers: HashMap::new(),
+            results: Vec::with_capacity(group.len()),
+        };
+        for (request, _) in group {
+            let decisions = self
+                .producer_decisions(request, now, &staged.producers)
+                .await?;
+            let mut outcome = Vec::with_capacity(request.chunks.len());
+            // Ranges committed per (producer, table), by sequence: one WAL object may hold
+            // several appends of one producer (e.g. a copy of `s` still buffered when the
+            // producer moved on to `s + 1`).
+            let mut produced: HashMap<(u64, TableId), BTreeMap<u64, Vec<ProducedRange>>> =
+                HashMap::new();
+            for chunk in &request.chunks {
+                if let Err(rejected) = self.check_chunk(chunk) {
+                    outcome.push(Err(rejected));
+                    continue;
+                }
+                if let Some(producer) = chunk.producer {
+                    let key = (producer.id, chunk.stream.table, producer.sequence);
+                    if let Some(rejected) = decisions.get(&key).and_then(|d| d.rejection(chunk)) {
+                        outcome.push(Err(rejected));
+                        continue;
+                    }
+                }
+                let tail = match staged.tails.get(&chunk.stream) {
+                    Some(tail) => *tail,
+                    None => self.tail(chunk.stream).await?,
+                };
+                let commit_ts = now.max(tail.last_commit_ts);
+                let entry = ChunkEntry {
+                    object: request.object,
+                    chunk_offset: chunk.chunk_offset,
+                    chunk_len: chunk.chunk_len,
+                    meta_len: chunk.meta_len,
+                    body_offset: chunk.body_offset,
+                    chunk_crc: chunk.chunk_crc,
+                    meta_crc: chunk.meta_crc,
+                    footer_offset: request.footer_offset,
+                    footer_len: request.footer_len,
+                    schema_id: chunk.schema_id,
+                    base_offset: tail.next_offset,
+                    row_count: chunk.row_count,
+                    commit_ts,
+                };
+                let end = entry.end_offset();
+                staged
+                    .batch
+                    .put(chunk_key(chunk.stream, end), entry.encode());
+                staged.batch.put(
+                    time_index_key(chunk.stream, commit_ts, end),
+                    encode_u64(tail.next_offset.0),
+                );
+                staged.tails.insert(
+                    chunk.stream,
+                    StreamTail {
+                        next_offset: end,
+                        earliest_offset: tail.earliest_offset,
+                        last_commit_ts: commit_ts,
+                    },
+                );
+                if let Some(producer) = chunk.producer {
+                    let ranges = produced
+                        .entry((producer.id, chunk.stream.table))
+                        .or_default()
+                        .entry(producer.sequence)
+                        .or_default();
+                    ranges.push(ProducedRange {
+                        bucket: chunk.stream.bucket,
+                        base_offset: tail.next_offset,
+                        row_count: chunk.row_count,
+                        commit_ts,
+                    });
+                }
+                outcome.push(Ok(CommittedChunk {
+                    base_offset: tail.next_offset,
+                    commit_ts,
+                }));
+            }
+            for ((producer, table), mut by_sequence) in produced {
+                // The newest committed append is what a retry can ask for.
+                let Some((sequence, ranges)) = by_sequence.pop_last() else {
+                    continue;
+                };
+                let state = ProducerState {
+                    last_sequence: sequence,
+                    last_seen: now,
+                    ranges,
+                };
+                let ttl = PutOptions {
+                    ttl: Ttl::ExpireAfterMillis(self.producer_ttl.as_millis() as u64),
+                };
+                staged
+                    .batch
+                    .put_with_options(producer_key(producer, table), state.encode(), &ttl);
+                staged.producers.insert((producer, table), state);
+            }
+            staged.results.push(outcome);
+        }
+        for (stream, tail) in &staged.tails {
+            staged.batch.put(tail_key(*stream), tail.encode());
+        }
+        Ok(staged)
+    }
+
+    /// For each idempotent append in a request: commit it, or answer it as a retry of the
+    /// producer's last append, or reject it as older than that.
+    ///
+    /// Decided per (producer, table, sequence), in sequence order: a request may hold several
+    /// appends of one producer, and each is compared with the last one committed before it.
+    async fn producer_decisions(
+        &mut self,
+        request: &CommitRequest,
+        now: TimestampMicros,
+        staged: &HashMap<(u64, TableId), ProducerState>,
+    ) -> Result<HashMap<(u64, TableId, u64), ProducerDecision>, IndexError> {
+        let mut sequences: BTreeMap<(u64, TableId), std::collections::BTreeSet<u64>> =
+            BTreeMap::new();
+        for chunk in &request.chunks {
+            if let Some(producer) = chunk.producer {
+                sequences
+                    .entry((producer.id, chunk.stream.table))
+                    .or_default()
+                    .insert(producer.sequence);
+            }
+        }
+        let ttl_micros = i64::try_from(self.producer_ttl.as_micros()).unwrap_or(i64::MAX);
+        let mut decisions = HashMap::new();
+        for (key, sequences) in sequences {
+            let known = match staged.get(&key) {
+                Some(state) => Some(state.clone()),
+                None => self.producer_state(key).await?,
+            };
+            let mut last =
+                known.filter(|state| now.0.saturating_sub(state.last_seen.0) <= ttl_micros);
+            for sequence in sequences {
+                let decision = match &last {
+                    Some(state) if sequence == state.last_sequence => {
+                        ProducerDecision::Duplicate(state.ranges.clone())
+                    }
+                    Some(state) if sequence < state.last_sequence => {
+                        ProducerDecision::Stale(state.last_sequence)
+                    }
+                    _ => {
+                        // Committed in this request: later sequences compare against it.
+                        last = Some(ProducerState {
+                            last_sequence: sequence,
+                            last_seen: now,
+                            ranges: Vec::new(),
+                        });
+                        ProducerDecision::Commit
+                    }
+                };
+                decisions.insert((key.0, key.1, sequence), decision);
+            }
+        }
+        Ok(decisions)
+    }
+
+    async fn producer_state(
+        &mut self,
+        key: (u64, TableId),
+    ) -> Result<Option<ProducerState>, IndexError> {
+        if let Some(state) = self.producers.get(&key) {
+            return Ok(Some(state.clone()));
+        }
+        match self.shared.db.get(producer_key(key.0, key.1)).await? {
+            Some(bytes) => {
+                let state = ProducerState::decode(&bytes)?;
+                self.producers.insert(key, state.clone());
+                Ok(Some(state))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Makes durable tails visible to readers and wakes followers.
+    pub(super) fn publish(&mut self, durable: HashMap<StreamId, StreamTail>) {
+        let mut tails = self.shared.tails();
+        for (stream, tail) in durable {
+            self.tails.insert(stream, tail);
+            match tails.get(&stream) {
+                Some(sender) => {
+                    sender.send_replace(tail);
+                }
+                None => {
+                    tails.insert(stream, watch::Sender::new(tail));
+                }
+            }
+        }
+    }
+
+    fn check_chunk(&self, chunk: &ChunkCommitRequest) -> Result<(), ChunkRejected> {
+        let stream = chunk.stream;
+        let catalog = self.shared.catalog();
+        let table = catalog
+            .tables
+            .get(&stream.table)
+            .ok_or(ChunkRejected::TableDropped { stream })?;
+        if table.schema_id != chunk.schema_id {
+            return Err(ChunkRejected::SchemaChanged {
+                stream,
+                expected: chunk.schema_id.0,
+                current: table.schema_id.0,
+            });
+        }
+        if stream.partition != PartitionId(0) || stream.bucket.0 >= table.descriptor.bucket_count {
+            return Err(ChunkRejected::NoSuchStream {
+                stream,
+                bucket_count: table.descriptor.bucket_count,
+            });
+        }
+        Ok(())
+    }
+
+    async fn apply_catalog(
+        &mut self,
+        change: CatalogChange,
+    ) -> Result<CatalogOutcome, CatalogError> {
+        let now = self.shared.env.clock.now();
+        match change {
+            CatalogChange::CreateDatabase {
+                name,
+                comment,
+                if_not_exists,
+            } => {
+                validate_name("database", &name)?;
+                if let Some(existing) = self.shared.catalog().databases.get(&name) {
+                    return if if_not_exists {
+                        Ok(CatalogOutcome::Database(existing.clone()))
+                    } else {
+                        Err(CatalogError::DatabaseExists { database: name })
+                    };
+                }
+                let id = self.counters.database;
+                let record = DatabaseRecord {
+                    version: CATALOG_RECORD_VERSION,
+                    id,
+                    name: name.clone(),
+                    comment: comment.clone(),
+                    created_at_micros: now.0,
+                };
+                let mut batch = WriteBatch::new();
+                batch.put(database_key(&name), encode_record(&record));
+                batch.put(counter_key(DATABASE_COUNTER), encode_u64(id + 1));
+                self.write_durably(batch).await?;
+                self.counters.database = id + 1;
+                let info = DatabaseInfo {
+                    id: DatabaseId(id),
+                    name: name.clone(),
+                    comment,
+                    created_at: now,
+                };
+                self.catalog_mut().databases.insert(name, info.clone());
+                tracing::info!(database = %info.name, id, "database created");
+                Ok(CatalogOutcome::Database(info))
+            }
+            CatalogChange::DropDatabase {
+                name,
+                if_exists,
+                cascade,
+            } => {
+                let Some(database) = self.shared.catalog().databases.get(&name).cloned() else {
+                    return if if_exists {
+                        Ok(CatalogOutcome::Dropped)
+                    } else {
+                        Err(CatalogError::DatabaseNotFound { database: name })
+                    };
+                };
+                let tables: Vec<Arc<TableInfo>> = {
+                    let catalog = self.shared.catalog();
+                    catalog
+                        .tables
+                        .values()
+                        .filter(|t| t.database_id == database.id)
+                        .cloned()
+                        .collect()
+                };
+                if !tables.is_empty() && !cascade {
+                    return Err(CatalogError::DatabaseNotEmpty {
+                        database: name,
+                        tables: tables.len(),
+                    });
+                }
+                let mut batch = WriteBatch::new();
+                for table in &tables {
+                    self.put_dropped_table(&mut batch, table, now).await?;
+                }
+                batch.delete(database_key(&name));
+                self.write_durably(batch).await?;
+                let mut catalog = self.catalog_mut();
+                for table in &tables {
+                    catalog.tables.remove(&table.id);
+                    catalog
+                        .by_name
+                        .remove(&(table.database.clone(), table.name.clone()));
+                }
+                catalog.databases.remove(&name);
+                tracing::info!(database = %name, tables = tables.len(), "database dropped");
+                Ok(CatalogOutcome::Dropped)
+            }
+            CatalogChange::CreateTable {
+                database,
+                name,
+                descriptor,
+                if_not_exists,
+            } => {
+                validate_name("table", &name)?;
+                descriptor.validate()?;
+                let database_info = self.shared.catalog().databases.get(&database).cloned();
+                let Some(database_info) = database_info else {
+                    return Err(CatalogError::DatabaseNotFound { database });
+                };
+                let existing = {
+                    let catalog = self.shared.catalog();
+                    catalog
+                        .by_name
+                        .get(&(database.clone(), name.clone()))
+                        .and_then(|id| catalog.tables.get(id).cloned())
+                };
+                if let Some(existing) = existing {
+                    return if if_not_exists {
+                        Ok(CatalogOutcome::Table(existing))
+                    } else {
+                        Err(CatalogError::TableExists {
+                            database,
+                            table: name,
+                        })
+                    };
+                }
+                let id = self.counters.table;
+                let record = TableRecord {
+                    version: CATALOG_RECORD_VERSION,
+                    id,
+                    database_id: database_info.id.0,
+                    database: database.clone(),
+                    name: name.clone(),
+                    schema_id: 0,
+                    bucket_count: descriptor.bucket_count,
+                    bucket_key: descriptor.bucket_key.clone(),
+                    partition_key: descriptor.partition_key.clone(),
+                    comment: descriptor.comment.clone(),
+                    options: descriptor.options.clone(),
+                    created_at_micros: now.0,
+                    dropped_at_micros: None,
+                };
+                let schema_bytes = schema_to_ipc(&descriptor.schema).map_err(|e| {
+                    IndexError::Storage(format!("cannot encode schema of `{database}.{name}`: {e}"))
+                })?;
+                let mut batch = WriteBatch::new();
+                batch.put(table_key(TableId(id)), encode_record(&record));
+                batch.put(schema_key(TableId(id), SchemaId(0)), schema_bytes);
+                batch.put(table_name_key(database_info.id, &name), encode_u64(id));
+                batch.put(counter_key(TABLE_COUNTER), encode_u64(id + 1));
+                self.write_durably(batch).await?;
+                self.counters.table = id + 1;
+                let info = Arc::new(table_info(&record, descriptor.schema.clone()));
+                let mut catalog = self.catalog_mut();
+                catalog
+                    .by_name
+                    .insert((database.clone(), name.clone()), info.id);
+                catalog.tables.insert(info.id, info.clone());
+                tracing::info!(table = %info.qualified_name(), id, "table created");
+                Ok(CatalogOutcome::Table(info))
+            }
+            CatalogChange::DropTable {
+                database,
+                name,
+                if_exists,
+            } => {
+                let table = {
+                    let catalog = self.shared.catalog();
+                    catalog
+                        .by_name
+                        .get(&(database.clone(), name.clone()))
+                        .and_then(|id| catalog.tables.get(id).cloned())
+                };
+                let Some(table) = table else {
+                    return if if_exists {
+                        Ok(CatalogOutcome::Dropped)
+                    } else {
+                        Err(CatalogError::TableNotFound {
+                            database,
+                            table: name,
+                        })
+                    };
+                };
+                let mut batch = WriteBatch::new();
+                self.put_dropped_table(&mut batch, &table, now).await?;
+                self.write_durably(batch).await?;
+                let mut catalog = self.catalog_mut();
+                catalog.tables.remove(&table.id);
+                catalog.by_name.remove(&(database, name));
+                tracing::info!(table = %table.qualified_name(), "table dropped");
+                Ok(CatalogOutcome::Dropped)
+            }
+        }
+    }
+
+    /// Marks a table dropped: its name is freed at once; its streams stay in the index until
+    /// garbage collection removes them.
+    async fn put_dropped_table(
+        &self,
+        batch: &mut WriteBatch,
+        table: &TableInfo,
+        now: TimestampMicros,
+    ) -> Result<(), IndexError> {
+        let bytes = self
+            .shared
+            .db
+            .get(table_key(table.id))
+            .await?
+            .ok_or_else(|| {
+                CodecError::Json(format!("record of table {} is missing", table.id.0))
+            })?;
+        let mut record: TableRecord = decode_record(&bytes)?;
+        record.dropped_at_micros = Some(now.0);
+        batch.put(table_key(table.id), encode_record(&record));
+        batch.delete(table_name_key(table.database_id, &table.name));
+        Ok(())
+    }
+
+    fn catalog_mut(&self) -> std::sync::RwLockWriteGuard<'_, Catalog> {
+        self.shared.catalog.write().expect("catalog lock poisoned")
+    }
+}
+
+fn reject(command: Command, error: IndexError) {
+    match command {
+        Command::Commit { reply, .. } => {
+            let _ = reply.send(Err(error));
+        }
+        Command::Catalog { reply, .. } => {
+            let _ = reply.send(Err(error.into()));
+        }
+        Command::Lake { reply, .. } => {
+            let _ = reply.send(Err(error.into()));
+        }
+    }
+}
