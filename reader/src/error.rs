@@ -52,3 +52,14 @@ impl HasKind for FetchError {
         }
     }
 }
+
+impl From<crate::chunk::ChunkError> for FetchError {
+    fn from(error: crate::chunk::ChunkError) -> Self {
+        match error {
+            crate::chunk::ChunkError::Storage { path, message } => Self::Storage { path, message },
+            crate::chunk::ChunkError::Corrupt { stream, message } => {
+                Self::Corrupt { stream, message }
+            }
+        }
+    }
+}

@@ -14,23 +14,21 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, Int32Array, Int64Array, RecordBatch, TimestampMicrosecondArray};
+use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use futures::Stream;
 use inlet_cache::PagedCache;
 use inlet_core::ids::{Bucket, Offset, PartitionId, StreamId, TimestampMicros};
 use inlet_core::limits::{FETCH_CHANNEL_DEPTH, MAX_FETCH_BATCH_ROWS};
 use inlet_core::table::{TableInfo, read_schema};
-use inlet_core::wal::{WAL_TRAILER_LEN, decode_chunk};
-use inlet_index::{ChunkEntry, Index, StreamTail};
-use slatedb::object_store::path::Path;
+use inlet_index::{Index, StreamTail};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
+use crate::chunk::{ChunkRead, with_system_columns};
 use crate::error::FetchError;
 
 mod lake;
-mod pruned;
 
 /// The batches of a fetch, in offset order per bucket; ends with the first error.
 pub type FetchStream = Pin<Box<dyn Stream<Item = Result<FetchedBatch, FetchError>> + Send>>;
@@ -98,6 +96,17 @@ struct FetchContext {
     projection: Vec<usize>,
     schema: SchemaRef,
     follow: bool,
+}
+
+impl FetchContext {
+    /// The chunk reader of this fetch: its table and projection, through the cache.
+    fn chunks(&self) -> ChunkRead<'_> {
+        ChunkRead {
+            cache: &self.cache,
+            table: &self.table,
+            projection: &self.projection,
+        }
+    }
 }
 
 impl Reader {
@@ -356,13 +365,13 @@ async fn read_wal(
                 });
             }
         };
-        let batch = read_chunk(context, stream, &entry).await?;
+        let batch = context.chunks().read(stream, &entry).await?;
         let skip = (next.0 - entry.base_offset.0) as usize;
         let mut position = skip;
         while position < batch.num_rows() {
             let len = (batch.num_rows() - position).min(MAX_FETCH_BATCH_ROWS);
             let piece = with_system_columns(
-                context,
+                &context.schema,
                 stream,
                 &batch.slice(position, len),
                 Offset(entry.base_offset.0 + position as u64),
@@ -381,102 +390,6 @@ async fn read_wal(
         next = entry.end_offset();
     }
     Ok(Reached::At(next))
-}
-
-/// Reads one chunk through the cache, verifies its checksums and decodes the projected columns.
-/// A projection of few columns of a wide chunk GETs only those columns' bytes (see
-/// [`pruned`]); any other read GETs the whole chunk as one range.
-async fn read_chunk(
-    context: &FetchContext,
-    stream: StreamId,
-    entry: &ChunkEntry,
-) -> Result<RecordBatch, FetchError> {
-    if entry.schema_id != context.table.schema_id {
-        return Err(FetchError::Corrupt {
-            stream,
-            message: format!(
-                "chunk has schema {} but the table has only schema {}",
-                entry.schema_id.0, context.table.schema_id.0
-            ),
-        });
-    }
-    let path = Path::from(entry.object.path());
-    let object_len = entry.footer_offset + u64::from(entry.footer_len) + WAL_TRAILER_LEN as u64;
-    let batch = match pruned::read_pruned(context, stream, entry, &path, object_len).await? {
-        Some(batch) => batch,
-        None => read_whole_chunk(context, stream, entry, &path, object_len).await?,
-    };
-    if batch.num_rows() != entry.row_count as usize {
-        return Err(FetchError::Corrupt {
-            stream,
-            message: format!(
-                "chunk of {path} has {} rows, the index says {}",
-                batch.num_rows(),
-                entry.row_count
-            ),
-        });
-    }
-    Ok(batch)
-}
-
-/// Reads the whole chunk with one range, verifies its checksum and decodes the projection.
-async fn read_whole_chunk(
-    context: &FetchContext,
-    stream: StreamId,
-    entry: &ChunkEntry,
-    path: &Path,
-    object_len: u64,
-) -> Result<RecordBatch, FetchError> {
-    let range = entry.chunk_offset..entry.chunk_offset + entry.chunk_len;
-    let bytes = context
-        .cache
-        .get_range(path, range, Some(object_len))
-        .await
-        .map_err(|e| FetchError::Storage {
-            path: path.to_string(),
-            message: e.to_string(),
-        })?;
-    decode_chunk(
-        &bytes,
-        entry.meta_len,
-        entry.body_offset,
-        entry.chunk_crc,
-        &context.table.descriptor.schema,
-        Some(&context.projection),
-    )
-    .map_err(|e| FetchError::Corrupt {
-        stream,
-        message: format!(
-            "chunk at {}..{} of {path}: {e}",
-            entry.base_offset,
-            entry.end_offset()
-        ),
-    })
-}
-
-fn with_system_columns(
-    context: &FetchContext,
-    stream: StreamId,
-    batch: &RecordBatch,
-    base: Offset,
-    commit_ts: TimestampMicros,
-) -> Result<RecordBatch, FetchError> {
-    let rows = batch.num_rows();
-    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
-    columns.push(Arc::new(Int32Array::from(vec![
-        stream.bucket.0 as i32;
-        rows
-    ])));
-    columns.push(Arc::new(Int64Array::from_iter_values(
-        (0..rows as u64).map(|i| (base.0 + i) as i64),
-    )));
-    columns.push(Arc::new(
-        TimestampMicrosecondArray::from(vec![commit_ts.0; rows]).with_timezone("+00:00"),
-    ));
-    RecordBatch::try_new(context.schema.clone(), columns).map_err(|e| FetchError::Corrupt {
-        stream,
-        message: format!("decoded chunk does not match the table schema: {e}"),
-    })
 }
 
 /// Ends the stream after `limit` rows, slicing the last batch. Once the limit is reached

@@ -2,9 +2,11 @@
 //! check them, project columns, add the system columns and stream batches; tail a stream by
 //! waiting on the index's commit notifications.
 
+pub mod chunk;
 pub mod error;
 pub mod fetch;
 
+pub use chunk::{ChunkError, ChunkRead, with_system_columns};
 pub use error::FetchError;
 pub use fetch::{BucketOffsets, FetchRequest, FetchStream, FetchedBatch, Reader, StartPosition};
 pub use inlet_cache::PagedCache;

@@ -47,8 +47,8 @@ use slatedb::bytes::Bytes;
 use slatedb::object_store::path::Path;
 use tokio::sync::mpsc;
 
-use super::pruned::{COALESCE_GAP_BYTES, coalesce, cut};
 use super::{FetchContext, FetchedBatch, Reached};
+use crate::chunk::pruned::{COALESCE_GAP_BYTES, coalesce, cut};
 use crate::error::FetchError;
 
 /// Bytes at the end of a lake file read with its first GET, to get the Parquet footer in one

@@ -25,37 +25,36 @@ use inlet_index::ChunkEntry;
 use slatedb::bytes::Bytes;
 use slatedb::object_store::path::Path;
 
-use super::FetchContext;
-use crate::error::FetchError;
+use super::{ChunkError, ChunkRead};
 
 /// Wanted byte ranges of one chunk separated by a gap smaller than this are read with one GET,
 /// gap included. Larger = fewer GETs (S3 bills per request and each costs a round trip of
 /// tens of milliseconds) but more unneeded bytes; 64 KiB costs well under a millisecond at the
 /// ~100 MB/s one S3 connection streams. The cache's page size raises it: a gap smaller than a
 /// page adds no page to the read, so skipping it would only add a GET.
-pub(super) const COALESCE_GAP_BYTES: u64 = 64 * 1024;
+pub(crate) const COALESCE_GAP_BYTES: u64 = 64 * 1024;
 
 /// Reads only the metadata and the projected columns of `entry`'s chunk, or returns `None`
 /// when that would not fetch meaningfully fewer bytes than reading the whole chunk (see the
 /// module doc); the caller then reads the whole chunk.
 pub(super) async fn read_pruned(
-    context: &FetchContext,
+    context: &ChunkRead<'_>,
     stream: StreamId,
     entry: &ChunkEntry,
     path: &Path,
     object_len: u64,
-) -> Result<Option<RecordBatch>, FetchError> {
+) -> Result<Option<RecordBatch>, ChunkError> {
     let schema = &context.table.descriptor.schema;
     let column_count = schema.fields().len();
     let page_size = context.cache.page_size();
     let chunk = entry.chunk_offset..entry.chunk_offset + entry.chunk_len;
     let whole_pages = pages_touched(std::slice::from_ref(&chunk), page_size);
     // A pruned read touches at least one page, so a one-page chunk cannot be halved.
-    if projects_all(&context.projection, column_count) || !pays_off(1, whole_pages) {
+    if projects_all(context.projection, column_count) || !pays_off(1, whole_pages) {
         return Ok(None);
     }
 
-    let corrupt = |message: String| FetchError::Corrupt {
+    let corrupt = |message: String| ChunkError::Corrupt {
         stream,
         message: format!(
             "chunk at bytes {}..{} of {path}: {message}",
@@ -97,7 +96,7 @@ pub(super) async fn read_pruned(
 
     let fetched = try_join_all(gets.iter().map(|range| async move {
         let bytes = get(context, path, range.clone(), object_len).await?;
-        Ok::<_, FetchError>((range.clone(), bytes))
+        Ok::<_, ChunkError>((range.clone(), bytes))
     }))
     .await?;
     let meta_bytes = cut(&fetched, &meta_range);
@@ -115,7 +114,7 @@ pub(super) async fn read_pruned(
         body.into(),
         &meta.columns,
         schema,
-        &context.projection,
+        context.projection,
     )
     .map_err(|e| {
         corrupt(format!(
@@ -131,14 +130,14 @@ pub(super) async fn read_pruned(
 /// so one range holds both; the trailer carries the footer's crc, which the index entry does
 /// not, and must agree with the entry on where the footer is.
 async fn read_footer(
-    context: &FetchContext,
+    context: &ChunkRead<'_>,
     stream: StreamId,
     entry: &ChunkEntry,
     path: &Path,
     object_len: u64,
-) -> Result<WalFooter, FetchError> {
+) -> Result<WalFooter, ChunkError> {
     let bytes = get(context, path, entry.footer_offset..object_len, object_len).await?;
-    let corrupt = |message: String| FetchError::Corrupt {
+    let corrupt = |message: String| ChunkError::Corrupt {
         stream,
         message: format!(
             "footer at bytes {}..{object_len} of {path}: {message}",
@@ -167,21 +166,21 @@ async fn read_footer(
 
 /// One range of the object through the cache, checked to be exactly that long.
 async fn get(
-    context: &FetchContext,
+    context: &ChunkRead<'_>,
     path: &Path,
     range: Range<u64>,
     object_len: u64,
-) -> Result<Bytes, FetchError> {
+) -> Result<Bytes, ChunkError> {
     let bytes = context
         .cache
         .get_range(path, range.clone(), Some(object_len))
         .await
-        .map_err(|e| FetchError::Storage {
+        .map_err(|e| ChunkError::Storage {
             path: path.to_string(),
             message: e.to_string(),
         })?;
     if bytes.len() as u64 != range.end - range.start {
-        return Err(FetchError::Storage {
+        return Err(ChunkError::Storage {
             path: path.to_string(),
             message: format!("read of bytes {range:?} returned {} bytes", bytes.len()),
         });
@@ -251,7 +250,7 @@ fn pays_off(pruned_pages: u64, whole_pages: u64) -> bool {
 }
 
 /// Sorts `ranges` and merges those that overlap or are separated by less than `max_gap` bytes.
-pub(super) fn coalesce(mut ranges: Vec<Range<u64>>, max_gap: u64) -> Vec<Range<u64>> {
+pub(crate) fn coalesce(mut ranges: Vec<Range<u64>>, max_gap: u64) -> Vec<Range<u64>> {
     ranges.sort_by_key(|range| range.start);
     let mut out: Vec<Range<u64>> = Vec::with_capacity(ranges.len());
     for range in ranges {
@@ -281,7 +280,7 @@ fn pages_touched(ranges: &[Range<u64>], page_size: u64) -> u64 {
 }
 
 /// The bytes of `want` from the fetched range that covers it.
-pub(super) fn cut(fetched: &[(Range<u64>, Bytes)], want: &Range<u64>) -> Bytes {
+pub(crate) fn cut(fetched: &[(Range<u64>, Bytes)], want: &Range<u64>) -> Bytes {
     if want.is_empty() {
         return Bytes::new();
     }

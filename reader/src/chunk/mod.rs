@@ -1,0 +1,143 @@
+//! Reading committed WAL chunks: the one log-read path that fetches and the compactor share.
+//!
+//! A chunk is read through the page cache, so tiering right after a write reads what the
+//! writer put there, and a fetch and a compactor reading the same chunk make one GET. The
+//! whole chunk is read as one range, or, when few columns of a wide chunk are asked for, only
+//! its IPC metadata and those columns' byte ranges ([`pruned`]); checksums are verified either
+//! way, and the row count must be the one the index recorded. [`with_system_columns`] adds
+//! `_bucket`, `_offset` and `_timestamp`, as both the fetch output and the lake table have them.
+
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, Int32Array, Int64Array, RecordBatch, TimestampMicrosecondArray};
+use arrow_schema::SchemaRef;
+use inlet_cache::PagedCache;
+use inlet_core::ids::{Offset, StreamId, TimestampMicros};
+use inlet_core::table::TableInfo;
+use inlet_core::wal::{WAL_TRAILER_LEN, decode_chunk};
+use inlet_index::ChunkEntry;
+use slatedb::object_store::path::Path;
+
+pub(crate) mod pruned;
+
+/// Why a chunk could not be read.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ChunkError {
+    /// The store (through the cache) failed or returned the wrong number of bytes.
+    #[error("object store read of {path} failed: {message}")]
+    Storage { path: String, message: String },
+    /// The bytes are not what the index says: a checksum, a layout or a row count differs.
+    #[error("corrupt data in {stream}: {message}")]
+    Corrupt { stream: StreamId, message: String },
+}
+
+/// What reading the chunks of one table needs: the cache, the table (its schema decodes the
+/// chunks) and the columns to decode, as indices into the table's schema.
+#[derive(Clone, Copy, Debug)]
+pub struct ChunkRead<'a> {
+    pub cache: &'a PagedCache,
+    pub table: &'a TableInfo,
+    pub projection: &'a [usize],
+}
+
+impl ChunkRead<'_> {
+    /// Reads one chunk through the cache, verifies its checksums and decodes the projected
+    /// columns. A projection of few columns of a wide chunk GETs only those columns' bytes
+    /// (see [`pruned`]); any other read GETs the whole chunk as one range.
+    pub async fn read(
+        &self,
+        stream: StreamId,
+        entry: &ChunkEntry,
+    ) -> Result<RecordBatch, ChunkError> {
+        if entry.schema_id != self.table.schema_id {
+            return Err(ChunkError::Corrupt {
+                stream,
+                message: format!(
+                    "chunk has schema {} but the table has only schema {}",
+                    entry.schema_id.0, self.table.schema_id.0
+                ),
+            });
+        }
+        let path = Path::from(entry.object.path());
+        let object_len = entry.footer_offset + u64::from(entry.footer_len) + WAL_TRAILER_LEN as u64;
+        let batch = match pruned::read_pruned(self, stream, entry, &path, object_len).await? {
+            Some(batch) => batch,
+            None => self.read_whole(stream, entry, &path, object_len).await?,
+        };
+        if batch.num_rows() != entry.row_count as usize {
+            return Err(ChunkError::Corrupt {
+                stream,
+                message: format!(
+                    "chunk of {path} has {} rows, the index says {}",
+                    batch.num_rows(),
+                    entry.row_count
+                ),
+            });
+        }
+        Ok(batch)
+    }
+
+    /// Reads the whole chunk with one range, verifies its checksum and decodes the projection.
+    async fn read_whole(
+        &self,
+        stream: StreamId,
+        entry: &ChunkEntry,
+        path: &Path,
+        object_len: u64,
+    ) -> Result<RecordBatch, ChunkError> {
+        let range = entry.chunk_offset..entry.chunk_offset + entry.chunk_len;
+        let bytes = self
+            .cache
+            .get_range(path, range, Some(object_len))
+            .await
+            .map_err(|e| ChunkError::Storage {
+                path: path.to_string(),
+                message: e.to_string(),
+            })?;
+        decode_chunk(
+            &bytes,
+            entry.meta_len,
+            entry.body_offset,
+            entry.chunk_crc,
+            &self.table.descriptor.schema,
+            Some(self.projection),
+        )
+        .map_err(|e| ChunkError::Corrupt {
+            stream,
+            message: format!(
+                "chunk at {}..{} of {path}: {e}",
+                entry.base_offset,
+                entry.end_offset()
+            ),
+        })
+    }
+}
+
+/// `batch` (rows of `stream` from offset `base`, committed at `commit_ts`) with the system
+/// columns `_bucket`, `_offset` and `_timestamp` appended, as `schema` (the decoded columns
+/// followed by those three) describes it.
+pub fn with_system_columns(
+    schema: &SchemaRef,
+    stream: StreamId,
+    batch: &RecordBatch,
+    base: Offset,
+    commit_ts: TimestampMicros,
+) -> Result<RecordBatch, ChunkError> {
+    let corrupt = |message: String| ChunkError::Corrupt { stream, message };
+    let rows = batch.num_rows();
+    let bucket = i32::try_from(stream.bucket.0)
+        .map_err(|_| corrupt(format!("bucket {} does not fit `_bucket`", stream.bucket.0)))?;
+    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+    columns.push(Arc::new(Int32Array::from(vec![bucket; rows])));
+    columns.push(Arc::new(Int64Array::from_iter_values(
+        (0..rows as u64).map(|i| (base.0 + i) as i64),
+    )));
+    columns.push(Arc::new(
+        TimestampMicrosecondArray::from(vec![commit_ts.0; rows]).with_timezone("+00:00"),
+    ));
+    RecordBatch::try_new(schema.clone(), columns).map_err(|e| {
+        corrupt(format!(
+            "decoded chunk does not match the table schema: {e}"
+        ))
+    })
+}
