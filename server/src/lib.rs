@@ -4,7 +4,6 @@
 
 pub mod bench;
 pub mod cli;
-pub mod client;
 pub mod compactor_index;
 pub mod config;
 pub mod grpc;
@@ -14,3 +13,6 @@ pub mod lake_status;
 pub mod metrics;
 pub mod node;
 pub mod store;
+
+/// The gRPC client, a crate of its own so that `inlet-bench` can use it too.
+pub use inlet_client as client;

@@ -51,7 +51,7 @@ pub enum Command {
     Lake(LakeCommand),
     /// Measure an embedded node: produce, end-to-end and fetch figures, object-store
     /// requests and cost per GB, as tables and JSON.
-    Bench(Box<crate::bench::BenchArgs>),
+    Bench(Box<inlet_bench::BenchArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -294,7 +294,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Db(command) => db(command).await,
         Command::Produce(args) => produce(args).await,
         Command::Consume(args) => consume(args).await,
-        Command::Bench(args) => crate::bench::run(*args).await,
+        Command::Bench(args) => inlet_bench::run(&args, &crate::bench::ServerHost).await,
         Command::Status(server) => status(server).await,
         Command::Lake(LakeCommand::Status { target, server }) => lake_status(target, server).await,
     }

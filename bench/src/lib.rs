@@ -12,12 +12,28 @@
 //!
 //! Benchmarks report figures; they never pass or fail on a speed. `--smoke` is the short
 //! run CI uses to check that a report is produced; `--sections` runs only some sections.
+//!
+//! # Where it sits
+//! A library of its own, so the server crate stays the server. The `inlet` binary (in the
+//! server crate, `inlet`) offers it as `inlet bench`: its CLI embeds [`BenchArgs`] and calls
+//! [`run`]. That makes the server depend on this crate, so this crate cannot depend on the
+//! server's node, configuration or store opener; it asks for them through [`Host`], which
+//! the server implements (`inlet::bench::ServerHost`). The gRPC client it drives the node
+//! with is `inlet-client`, the same one the CLI uses:
+//!
+//! ```text
+//! inlet (server, the `inlet` binary) ──> inlet-bench ──> inlet-client, inlet-store,
+//!        └──── implements inlet_bench::Host            inlet-index, inlet-compactor, ...
+//! ```
+//! The crate's own smoke test (`tests/smoke.rs`) hosts it on the server through a
+//! dev-dependency, a cycle cargo allows for tests only.
 
 mod cost;
 mod data;
 mod fetch;
 mod follow;
 mod harness;
+mod host;
 mod lake;
 mod latency;
 mod memory;
@@ -34,11 +50,10 @@ use clap::{Args, ValueEnum};
 use inlet_core::limits::MAX_APPEND_BYTES;
 use tokio::time::Instant;
 
-use crate::config::Config;
-use crate::store::open_store;
 use cost::{PRICES, StoreUsage};
 use data::{BatchPool, WIDE_COLUMNS};
 use harness::Harness;
+pub use host::{CacheDefaults, Host, NodeSettings, NodeUnderTest};
 use latency::LatencyModel;
 pub use latency::LatencyRange;
 use memory::MemoryProbe;
@@ -210,12 +225,13 @@ pub(crate) struct Settings {
     pub(crate) lake_bytes: u64,
     pub(crate) sections: Vec<Section>,
     pub(crate) cache_memory_bytes: usize,
+    pub(crate) cache_page_size: usize,
     pub(crate) latency: LatencyModel,
     pub(crate) seed: u64,
 }
 
 impl Settings {
-    fn of(args: &BenchArgs) -> anyhow::Result<Self> {
+    fn of(args: &BenchArgs, cache: CacheDefaults) -> anyhow::Result<Self> {
         let smoke = args.smoke;
         let ms = Duration::from_millis;
         let batch_rows = if args.batch_rows.is_empty() {
@@ -265,7 +281,8 @@ impl Settings {
             },
             cache_memory_bytes: args
                 .cache_mb
-                .map_or(Config::default().cache.memory_bytes, |mb| mb * 1024 * 1024),
+                .map_or(cache.memory_bytes, |mb| mb * 1024 * 1024),
+            cache_page_size: cache.page_size,
             latency,
             seed: args.seed,
         };
@@ -337,7 +354,7 @@ impl Settings {
             lake_bytes: self.lake_bytes,
             sections: self.sections.iter().map(|s| s.label()).collect(),
             cache_memory_bytes: self.cache_memory_bytes,
-            cache_page_size: Config::default().cache.page_size,
+            cache_page_size: self.cache_page_size,
             latency_model: self.latency.report(),
             latency_model_text: self.latency.to_string(),
             seed: self.seed,
@@ -345,29 +362,46 @@ impl Settings {
     }
 }
 
-/// Runs the benchmark and prints its report.
-pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let settings = Settings::of(&args)?;
-    let report = measure(&settings).await?;
-    let json = serde_json::to_string_pretty(&report).context("cannot encode the report")?;
-    let table = report::render(&report);
+/// What a run measured: its report as the tables `inlet bench` prints and as JSON.
+#[derive(Clone, Debug)]
+pub struct Output {
+    pub tables: String,
+    pub json: String,
+}
+
+/// Runs the benchmark on a node of `host` and prints its report: the tables on stdout and
+/// the JSON to the `--json` file, or with `--json -` the JSON on stdout and the tables on
+/// stderr. Progress goes to stderr.
+pub async fn run(args: &BenchArgs, host: &dyn Host) -> anyhow::Result<()> {
+    let Output { tables, json } = measure(args, host).await?;
     match &args.json {
         Some(path) if path.as_os_str() == "-" => {
-            eprint!("{table}");
+            eprint!("{tables}");
             println!("{json}");
         }
         Some(path) => {
             tokio::fs::write(path, format!("{json}\n"))
                 .await
                 .with_context(|| format!("cannot write the report to {}", path.display()))?;
-            print!("{table}");
+            print!("{tables}");
         }
-        None => print!("{table}"),
+        None => print!("{tables}"),
     }
     Ok(())
 }
 
-async fn measure(settings: &Settings) -> anyhow::Result<Report> {
+/// Runs the benchmark on a node of `host` and returns its report, printing only progress
+/// (on stderr); `args.json` is not looked at.
+pub async fn measure(args: &BenchArgs, host: &dyn Host) -> anyhow::Result<Output> {
+    let settings = Settings::of(args, host.default_cache())?;
+    let report = run_sections(&settings, host).await?;
+    Ok(Output {
+        tables: report::render(&report),
+        json: serde_json::to_string_pretty(&report).context("cannot encode the report")?,
+    })
+}
+
+async fn run_sections(settings: &Settings, host: &dyn Host) -> anyhow::Result<Report> {
     let started = Instant::now();
     let note = if settings.store.starts_with("memory:") {
         "includes the memory:// store, which holds every object written in this process"
@@ -375,20 +409,15 @@ async fn measure(settings: &Settings) -> anyhow::Result<Report> {
         "the node and the benchmark's clients in one process"
     };
     let mut memory = MemoryProbe::start(note).await;
-    let store = open_store(&settings.store)?;
+    let store = host.open_store(&settings.store)?;
     let store = settings.latency.wrap(store, settings.seed);
-    let mut config = Config {
+    // Each node: loopback, no HTTP and no compactor (see `Host::start_node`).
+    let node = NodeSettings {
         store: settings.store.clone(),
-        listen: "127.0.0.1:0".parse().expect("a valid socket address"),
-        // No HTTP port: it would collide with a running server, and GetStatus has it all.
-        http_listen: None,
-        ..Config::default()
+        linger: settings.e2e_linger,
+        cache_memory_bytes: settings.cache_memory_bytes,
     };
-    config.cache.memory_bytes = settings.cache_memory_bytes;
-    // No compactor in the nodes under test: its WAL garbage collection would add requests to
-    // every section, and the lake section drives one of its own.
-    config.lake.compactor = false;
-    let mut harness = Harness::new(store, config);
+    let mut harness = Harness::new(host, store, node);
 
     // A clean database: a directory or bucket may hold an earlier run's tables.
     harness.restart(settings.e2e_linger).await?;
@@ -401,7 +430,7 @@ async fn measure(settings: &Settings) -> anyhow::Result<Report> {
             cascade: true,
         })
         .await
-        .map_err(crate::client::status_error)
+        .map_err(inlet_client::status_error)
         .context("cannot drop the benchmark database of an earlier run")?;
     client.create_database(DATABASE, false).await?;
     drop(client);
@@ -512,7 +541,11 @@ mod tests {
 
     fn settings(args: &[&str]) -> anyhow::Result<Settings> {
         let cli = Cli::try_parse_from(std::iter::once("bench").chain(args.iter().copied()))?;
-        Settings::of(&cli.bench)
+        let cache = CacheDefaults {
+            memory_bytes: 256 << 20,
+            page_size: 1 << 20,
+        };
+        Settings::of(&cli.bench, cache)
     }
 
     #[test]

@@ -26,7 +26,6 @@ use super::data::BatchPool;
 use super::harness::Harness;
 use super::produce;
 use super::stats::round;
-use crate::store::lake_root;
 
 const TABLE: &str = "lake";
 
@@ -79,7 +78,7 @@ pub(crate) struct LakeRound {
 
 /// Loads `settings.lake_bytes` of wide rows into a lake-enabled table, then tiers all of it.
 pub(crate) async fn run(
-    harness: &mut Harness,
+    harness: &mut Harness<'_>,
     settings: &Settings,
     database: &str,
 ) -> anyhow::Result<LakeReport> {
@@ -113,7 +112,7 @@ pub(crate) async fn run(
     let info = index
         .table(database, TABLE)
         .with_context(|| format!("table {database}.{TABLE} is not in the catalog"))?;
-    let root = match lake_root(&settings.store) {
+    let root = match harness.host().lake_root(&settings.store) {
         Ok(root) => root,
         // Unique within the process, which holds one benchmark.
         Err(_) if settings.store.starts_with("memory:") => LakeRoot::memory("inlet-bench-lake"),

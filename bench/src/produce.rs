@@ -16,7 +16,7 @@ use super::cost::StoreUsage;
 use super::data::BatchPool;
 use super::harness::Harness;
 use super::stats::{Latency, round};
-use crate::client::{Client, Producer};
+use inlet_client::{Client, Producer};
 
 /// One cell of the matrix: a batch size under a linger.
 #[derive(Clone, Debug, Serialize)]
@@ -60,7 +60,7 @@ pub(crate) struct RunLimits {
 /// `limits.duration` passes or `limits.max_rows` rows were sent. Each producer first sends
 /// one untimed append (connection set-up and the first flush are not measured).
 pub(crate) async fn run(
-    harness: &Harness,
+    harness: &Harness<'_>,
     database: &str,
     table: &str,
     buckets: u32,
@@ -145,7 +145,7 @@ pub(crate) async fn run(
 /// sent and the store traffic.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn load(
-    harness: &Harness,
+    harness: &Harness<'_>,
     database: &str,
     table: &str,
     buckets: u32,

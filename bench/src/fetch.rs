@@ -15,7 +15,7 @@ use super::data::{BatchPool, PROJECTED, WIDE_COLUMNS};
 use super::harness::Harness;
 use super::produce;
 use super::stats::round;
-use crate::client::{Client, decode_fetched, path, status_error};
+use inlet_client::{Client, decode_fetched, path, status_error};
 
 #[derive(Clone, Debug, Serialize)]
 pub(crate) struct FetchReport {
@@ -85,7 +85,7 @@ const CACHE_METHOD: &str = "hot_hit_ratio: the node's read-cache page hits / loo
 
 /// Loads the table and reads it four times (full and projected, cold and hot).
 pub(crate) async fn run(
-    harness: &mut Harness,
+    harness: &mut Harness<'_>,
     settings: &Settings,
     database: &str,
 ) -> anyhow::Result<FetchReport> {
@@ -158,7 +158,7 @@ pub(crate) async fn run(
 
 /// Reads the whole table once and checks every row came back.
 async fn read_all(
-    harness: &Harness,
+    harness: &Harness<'_>,
     database: &str,
     table: &str,
     read: &'static str,

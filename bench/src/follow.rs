@@ -21,7 +21,7 @@ use super::cost::StoreUsage;
 use super::data::{probe_batch, probe_schema};
 use super::harness::Harness;
 use super::stats::{Latency, round};
-use crate::client::{Producer, decode_fetched, path, status_error};
+use inlet_client::{Producer, decode_fetched, path, status_error};
 
 /// How long the follower may lag behind the last acknowledged append before the run fails.
 const FOLLOWER_GRACE: Duration = Duration::from_secs(30);
@@ -52,7 +52,7 @@ pub(crate) struct EndToEnd {
 /// previous append is not yet acknowledged sends late) for `settings.e2e_duration`, and
 /// one follower tails the table.
 pub(crate) async fn run(
-    harness: &Harness,
+    harness: &Harness<'_>,
     settings: &Settings,
     database: &str,
     table: &str,

@@ -1,37 +1,41 @@
-//! The node under test: a real [`Node`] started in this process on the benchmark's store
-//! (counted by an [`InstrumentedStore`], optionally behind the latency model), restarted
-//! when a phase needs another linger or an empty read cache.
+//! The node under test: a real node started by the [`Host`] in this process on the
+//! benchmark's store (counted by an [`InstrumentedStore`], optionally behind the latency
+//! model), restarted when a phase needs another linger or an empty read cache.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use inlet_core::clock::Env;
+use inlet_client::Client;
 use inlet_index::Index;
 use inlet_store::{InstrumentedStore, StoreMetrics, StoreSnapshot};
 use slatedb::object_store::ObjectStore;
 
-use crate::client::Client;
-use crate::config::Config;
-use crate::node::Node;
+use crate::host::{Host, NodeSettings, NodeUnderTest};
 
-pub(crate) struct Harness {
+pub(crate) struct Harness<'h> {
+    host: &'h dyn Host,
     store: Arc<dyn ObjectStore>,
     metrics: StoreMetrics,
-    config: Config,
-    node: Option<Node>,
+    settings: NodeSettings,
+    node: Option<Box<dyn NodeUnderTest>>,
 }
 
-impl Harness {
+impl<'h> Harness<'h> {
     /// Wraps `store` (already behind the latency model, if any) in the request counter;
-    /// `config` is the template of every node (its linger is set per start).
-    pub(crate) fn new(store: Arc<dyn ObjectStore>, config: Config) -> Self {
+    /// `settings` are those of every node (the linger is set per start).
+    pub(crate) fn new(
+        host: &'h dyn Host,
+        store: Arc<dyn ObjectStore>,
+        settings: NodeSettings,
+    ) -> Self {
         let instrumented = InstrumentedStore::new(store);
         let metrics = instrumented.metrics().clone();
         Self {
+            host,
             store: Arc::new(instrumented),
             metrics,
-            config,
+            settings,
             node: None,
         }
     }
@@ -40,9 +44,13 @@ impl Harness {
     /// `linger`; returns its endpoint.
     pub(crate) async fn restart(&mut self, linger: Duration) -> anyhow::Result<String> {
         self.stop().await?;
-        let mut config = self.config.clone();
-        config.writer.linger = linger;
-        let node = Node::start_with_store(&config, self.store.clone(), Env::system())
+        let settings = NodeSettings {
+            linger,
+            ..self.settings.clone()
+        };
+        let node = self
+            .host
+            .start_node(self.store.clone(), &settings)
             .await
             .context("cannot start the node under test")?;
         let endpoint = node.endpoint();
@@ -60,6 +68,11 @@ impl Harness {
         Ok(())
     }
 
+    /// The binary hosting the benchmark.
+    pub(crate) fn host(&self) -> &'h dyn Host {
+        self.host
+    }
+
     /// The object-store counters now.
     pub(crate) fn snapshot(&self) -> StoreSnapshot {
         self.metrics.snapshot()
@@ -73,15 +86,15 @@ impl Harness {
     /// The running node's index.
     pub(crate) fn index(&self) -> anyhow::Result<&Index> {
         self.node
-            .as_ref()
-            .map(Node::index)
+            .as_deref()
+            .map(NodeUnderTest::index)
             .context("no node is running")
     }
 
     pub(crate) fn endpoint(&self) -> anyhow::Result<String> {
         self.node
-            .as_ref()
-            .map(Node::endpoint)
+            .as_deref()
+            .map(NodeUnderTest::endpoint)
             .context("no node is running")
     }
 

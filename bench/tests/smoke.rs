@@ -1,9 +1,11 @@
-//! `inlet bench --smoke`, as CI runs it: the real binary on `memory://` completes and writes a
-//! well-formed JSON report with every section and figures that make sense. Never a timed
-//! pass/fail: speeds are only checked to be positive.
+//! `inlet bench --smoke`, as CI runs it: the `inlet` command line parses it, and the bench
+//! runs on `memory://` on the server's node (the host the `inlet` binary hands it), in this
+//! process. It completes with every table and a well-formed JSON report whose figures make
+//! sense. Never a timed pass/fail: speeds are only checked to be positive.
 
-use std::process::Command;
-
+use clap::Parser;
+use inlet::bench::ServerHost;
+use inlet::cli::{Cli, Command};
 use serde_json::Value;
 
 fn number(value: &Value, path: &str) -> f64 {
@@ -23,21 +25,17 @@ fn positive(value: &Value, path: &str) {
     assert!(x > 0.0, "`{path}` should be positive, is {x}");
 }
 
-#[test]
-fn smoke_run_writes_a_complete_report() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let json = dir.path().join("bench.json");
-    let output = Command::new(env!("CARGO_BIN_EXE_inlet"))
-        .args(["bench", "--smoke", "--store", "memory://", "--json"])
-        .arg(&json)
-        .output()
-        .expect("inlet runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "bench failed: {}\n{stdout}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+#[tokio::test(flavor = "multi_thread")]
+async fn smoke_run_writes_a_complete_report() {
+    let cli = Cli::try_parse_from(["inlet", "bench", "--smoke", "--store", "memory://"])
+        .expect("the flags CI passes");
+    let Command::Bench(args) = cli.command else {
+        panic!("`inlet bench` parsed as {:?}", cli.command);
+    };
+    let output = inlet_bench::measure(&args, &ServerHost)
+        .await
+        .expect("the smoke run completes");
+    let tables = &output.tables;
     for section in [
         "PRODUCE",
         "END TO END",
@@ -46,11 +44,11 @@ fn smoke_run_writes_a_complete_report() {
         "OBJECT-STORE",
         "MEMORY",
     ] {
-        assert!(stdout.contains(section), "no {section} table in:\n{stdout}");
+        assert!(tables.contains(section), "no {section} table in:\n{tables}");
     }
 
-    let text = std::fs::read_to_string(&json).expect("the report file exists");
-    let report: Value = serde_json::from_str(&text).expect("the report is valid JSON");
+    let text = &output.json;
+    let report: Value = serde_json::from_str(text).expect("the report is valid JSON");
     assert_eq!(report["report"], "inlet-bench");
     assert_eq!(report["version"], 1);
     assert_eq!(report["settings"]["smoke"], true);

@@ -1,5 +1,7 @@
-//! A small client over the generated gRPC stub, used by the CLI and the tests: it turns
-//! statuses into one-line errors and Arrow values into IPC bytes.
+//! A small client over the generated gRPC stub, used by the CLI, the tests and `inlet bench`:
+//! it turns statuses into one-line errors and Arrow values into IPC bytes. A crate of its own
+//! (the server re-exports it as `inlet::client`) so that `inlet-bench` can drive a node
+//! through it without depending on the server crate, which depends on the bench.
 
 use std::time::Duration;
 
