@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use comfy_table::{CellAlignment, ContentArrangement, Table, presets};
 use inlet_store::Purpose;
 use serde::Serialize;
 
@@ -116,40 +117,40 @@ fn render_produce(out: &mut String, report: &Report) {
          {} s or {} rows per run; MB = 10^6 bytes of Arrow IPC; latencies in ms",
         s.run_seconds, s.run_max_rows
     );
-    let _ = writeln!(
-        out,
-        "{:>7} {:>6} {:>8} {:>10} {:>8} {:>8} {:>8} {:>9} {:>9} {:>11} {:>12} {:>8}",
-        "linger",
-        "batch",
-        "appends",
-        "rows/s",
-        "MB/s",
-        "ack p50",
-        "ack p99",
-        "ack p999",
-        "ack max",
-        "WAL PUTs/GB",
-        "index req/GB",
-        "$/GB"
+    let mut table = table(
+        &[
+            "linger",
+            "batch",
+            "appends",
+            "rows/s",
+            "MB/s",
+            "ack p50",
+            "ack p99",
+            "ack p999",
+            "ack max",
+            "WAL PUTs/GB",
+            "index req/GB",
+            "$/GB",
+        ],
+        &[],
     );
     for run in &report.produce {
-        let _ = writeln!(
-            out,
-            "{:>7} {:>6} {:>8} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>9.2} {:>9.2} {:>11} {:>12} {:>8}",
+        table.add_row([
             format!("{}ms", run.linger_ms),
-            run.batch_rows,
-            run.appends,
-            run.rows_per_s,
-            run.mb_per_s,
-            run.ack_latency.p50_ms,
-            run.ack_latency.p99_ms,
-            run.ack_latency.p999_ms,
-            run.ack_latency.max_ms,
+            run.batch_rows.to_string(),
+            run.appends.to_string(),
+            format!("{:.0}", run.rows_per_s),
+            format!("{:.2}", run.mb_per_s),
+            format!("{:.2}", run.ack_latency.p50_ms),
+            format!("{:.2}", run.ack_latency.p99_ms),
+            format!("{:.2}", run.ack_latency.p999_ms),
+            format!("{:.2}", run.ack_latency.max_ms),
             per_gb(&run.store, Purpose::WalPut),
             per_gb(&run.store, Purpose::Index),
             usd(run.store.usd_per_gb),
-        );
+        ]);
     }
+    write_table(out, &table);
 }
 
 fn render_end_to_end(out: &mut String, e2e: &EndToEnd) {
@@ -159,32 +160,32 @@ fn render_end_to_end(out: &mut String, e2e: &EndToEnd) {
          linger {}ms, {} rows every {}ms from {} producers taking turns; ms",
         e2e.linger_ms, e2e.rows_per_append, e2e.interval_ms, e2e.producers
     );
-    let _ = writeln!(
-        out,
-        "{:>8} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>20}",
-        "appends",
-        "appends/s",
-        "p50",
-        "p99",
-        "p999",
-        "max",
-        "ack p50",
-        "ack p99",
-        "follower chunk GETs"
+    let mut table = table(
+        &[
+            "appends",
+            "appends/s",
+            "p50",
+            "p99",
+            "p999",
+            "max",
+            "ack p50",
+            "ack p99",
+            "follower chunk GETs",
+        ],
+        &[],
     );
-    let _ = writeln!(
-        out,
-        "{:>8} {:>10.1} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>20}",
-        e2e.appends,
-        e2e.appends_per_s,
-        e2e.latency.p50_ms,
-        e2e.latency.p99_ms,
-        e2e.latency.p999_ms,
-        e2e.latency.max_ms,
-        e2e.ack_latency.p50_ms,
-        e2e.ack_latency.p99_ms,
-        e2e.follower_chunk_gets,
-    );
+    table.add_row([
+        e2e.appends.to_string(),
+        format!("{:.1}", e2e.appends_per_s),
+        format!("{:.2}", e2e.latency.p50_ms),
+        format!("{:.2}", e2e.latency.p99_ms),
+        format!("{:.2}", e2e.latency.p999_ms),
+        format!("{:.2}", e2e.latency.max_ms),
+        format!("{:.2}", e2e.ack_latency.p50_ms),
+        format!("{:.2}", e2e.ack_latency.p99_ms),
+        e2e.follower_chunk_gets.to_string(),
+    ]);
+    write_table(out, &table);
 }
 
 fn render_fetch(out: &mut String, fetch: &FetchReport) {
@@ -203,36 +204,36 @@ fn render_fetch(out: &mut String, fetch: &FetchReport) {
         "load: {:.2} s ({:.1} MB/s), {} rows per append, linger {}ms",
         load.seconds, load.mb_per_s, load.batch_rows, load.linger_ms
     );
-    let _ = writeln!(
-        out,
-        "{:>9} {:>5} {:>10} {:>9} {:>8} {:>8} {:>10} {:>12} {:>10} {:>10}",
-        "read",
-        "cache",
-        "rows/s",
-        "MB/s",
-        "seconds",
-        "MB out",
-        "chunk GETs",
-        "chunk GET MB",
-        "index reqs",
-        "$/GB out"
+    let mut table = table(
+        &[
+            "read",
+            "cache",
+            "rows/s",
+            "MB/s",
+            "seconds",
+            "MB out",
+            "chunk GETs",
+            "chunk GET MB",
+            "index reqs",
+            "$/GB out",
+        ],
+        &[],
     );
     for run in &fetch.runs {
-        let _ = writeln!(
-            out,
-            "{:>9} {:>5} {:>10.0} {:>9.1} {:>8.3} {:>8.1} {:>10} {:>12.2} {:>10} {:>10}",
-            run.read,
-            run.cache,
-            run.rows_per_s,
-            run.mb_per_s,
-            run.seconds,
-            run.ipc_bytes as f64 / 1e6,
-            run.chunk_gets,
-            run.chunk_get_bytes as f64 / 1e6,
-            run.store.requests(Purpose::Index),
+        table.add_row([
+            run.read.to_string(),
+            run.cache.to_string(),
+            format!("{:.0}", run.rows_per_s),
+            format!("{:.1}", run.mb_per_s),
+            format!("{:.3}", run.seconds),
+            format!("{:.1}", run.ipc_bytes as f64 / 1e6),
+            run.chunk_gets.to_string(),
+            format!("{:.2}", run.chunk_get_bytes as f64 / 1e6),
+            run.store.requests(Purpose::Index).to_string(),
             usd(run.store.usd_per_gb),
-        );
+        ]);
     }
+    write_table(out, &table);
     let ratios: Vec<String> = fetch
         .cache
         .iter()
@@ -286,34 +287,34 @@ fn render_lake(out: &mut String, lake: &LakeReport) {
         lake.load_batch_rows,
         lake.load_linger_ms,
     );
-    let _ = writeln!(
-        out,
-        "{:>7} {:>8} {:>10} {:>11} {:>10} {:>7} {:>13} {:>8} {:>14} {:>13}",
-        "rounds",
-        "seconds",
-        "rows/s",
-        "MB/s/core",
-        "WAL MB",
-        "files",
-        "Parquet MB",
-        "PQ/WAL",
-        "PQ/Arrow IPC",
-        "files/round"
+    let mut table = table(
+        &[
+            "rounds",
+            "seconds",
+            "rows/s",
+            "MB/s/core",
+            "WAL MB",
+            "files",
+            "Parquet MB",
+            "PQ/WAL",
+            "PQ/Arrow IPC",
+            "files/round",
+        ],
+        &[],
     );
-    let _ = writeln!(
-        out,
-        "{:>7} {:>8.3} {:>10.0} {:>11.2} {:>10.2} {:>7} {:>13.2} {:>8.3} {:>14.3} {:>13.2}",
-        lake.rounds.len(),
-        lake.seconds,
-        lake.rows_per_s,
-        lake.mb_per_s_per_core,
-        lake.wal_bytes as f64 / 1e6,
-        lake.parquet_files,
-        lake.parquet_bytes as f64 / 1e6,
-        lake.parquet_to_wal,
-        lake.parquet_to_ipc,
-        lake.files_per_round,
-    );
+    table.add_row([
+        lake.rounds.len().to_string(),
+        format!("{:.3}", lake.seconds),
+        format!("{:.0}", lake.rows_per_s),
+        format!("{:.2}", lake.mb_per_s_per_core),
+        format!("{:.2}", lake.wal_bytes as f64 / 1e6),
+        lake.parquet_files.to_string(),
+        format!("{:.2}", lake.parquet_bytes as f64 / 1e6),
+        format!("{:.3}", lake.parquet_to_wal),
+        format!("{:.3}", lake.parquet_to_ipc),
+        format!("{:.2}", lake.files_per_round),
+    ]);
+    write_table(out, &table);
     let requests: Vec<String> = lake
         .store
         .by_purpose
@@ -346,11 +347,21 @@ fn render_cost(out: &mut String, report: &Report) {
          GET/HEAD ${} per 1,000, DELETE free; storage and transfer not included",
         p.as_of, p.put_copy_post_list_per_1000, p.get_head_per_1000
     );
-    let _ = writeln!(
-        out,
-        "{:<26} {:>8} {:>9} {:>10} {:>10}  requests per GB by purpose",
-        "phase", "GB", "requests", "req/GB", "$/GB"
+    let mut table = table(
+        &[
+            "phase",
+            "GB",
+            "requests",
+            "req/GB",
+            "$/GB",
+            "requests per GB by purpose",
+        ],
+        &[0, 5],
     );
+    // The free-text column stands two spaces off the figures.
+    if let Some(column) = table.column_mut(5) {
+        column.set_padding((1, 1));
+    }
     let mut row = |name: &str, usage: &StoreUsage| {
         let purposes: Vec<String> = usage
             .by_purpose
@@ -360,18 +371,16 @@ fn render_cost(out: &mut String, report: &Report) {
                 None => format!("{} {}", p.purpose, p.requests),
             })
             .collect();
-        let _ = writeln!(
-            out,
-            "{:<26} {:>8.4} {:>9} {:>10} {:>10}  {}",
-            name,
-            usage.basis_bytes as f64 / GB,
-            usage.requests,
+        table.add_row([
+            name.to_owned(),
+            format!("{:.4}", usage.basis_bytes as f64 / GB),
+            usage.requests.to_string(),
             usage
                 .requests_per_gb
                 .map_or_else(|| "-".to_owned(), |x| format!("{x:.0}")),
             usd(usage.usd_per_gb),
-            purposes.join(", ")
-        );
+            purposes.join(", "),
+        ]);
     };
     if let Some(ingest) = &report.ingest {
         row("ingest: all produce runs", ingest);
@@ -390,6 +399,7 @@ fn render_cost(out: &mut String, report: &Report) {
     if let Some(lake) = &report.lake {
         row("lake: tiering rounds", &lake.store);
     }
+    write_table(out, &table);
     let _ = writeln!(out, "prices: {}", PRICES.source);
 }
 
@@ -419,6 +429,32 @@ fn render_memory(out: &mut String, memory: &MemoryReport) {
     );
 }
 
+/// A table in the report's plain style: no borders, one space between columns, a header
+/// row, figures right-aligned; the columns in `left` (text) left-aligned.
+fn table(header: &[&str], left: &[usize]) -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(header.iter().copied());
+    for (i, column) in table.column_iter_mut().enumerate() {
+        column.set_padding((0, 1));
+        column.set_cell_alignment(if left.contains(&i) {
+            CellAlignment::Left
+        } else {
+            CellAlignment::Right
+        });
+    }
+    table
+}
+
+/// Appends `table` to `out`, one line per row, without trailing blanks.
+fn write_table(out: &mut String, table: &Table) {
+    for line in table.lines() {
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+}
+
 fn per_gb(usage: &StoreUsage, purpose: Purpose) -> String {
     usage
         .purpose(purpose)
@@ -428,4 +464,24 @@ fn per_gb(usage: &StoreUsage, purpose: Purpose) -> String {
 
 fn usd(value: Option<f64>) -> String {
     value.map_or_else(|| "-".to_owned(), |x| format!("{x:.4}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_are_plain_columns_with_figures_right_aligned() {
+        let mut t = table(&["phase", "GB", "by purpose"], &[0, 2]);
+        t.add_row(["ingest", "0.0079", "wal_put 10493"]);
+        t.add_row(["read: full cold", "12.5", "-"]);
+        let mut out = String::new();
+        write_table(&mut out, &t);
+        assert_eq!(
+            out,
+            "phase               GB by purpose\n\
+             ingest          0.0079 wal_put 10493\n\
+             read: full cold   12.5 -\n"
+        );
+    }
 }
