@@ -6,9 +6,12 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    // The server logs at info; client commands stay quiet unless RUST_LOG asks.
+    // The server logs at info; client commands stay quiet unless RUST_LOG asks. SlateDB
+    // logs its whole settings (~1.5 KB of JSON) and its compactions at info: Inlet's own
+    // "index opened" line says what an operator needs, so SlateDB speaks only from warn on.
+    // RUST_LOG replaces all of this (e.g. `RUST_LOG=info` to see SlateDB's lines again).
     let default_level = match cli.command {
-        Command::Serve(_) => "info",
+        Command::Serve(_) => "info,slatedb=warn",
         _ => "warn",
     };
     tracing_subscriber::fmt()
