@@ -381,6 +381,7 @@ impl Inlet for InletService {
                     op: op.label().to_owned(),
                     requests: counts.requests,
                     errors: counts.errors,
+                    expected_misses: counts.expected_misses,
                     bytes_in: counts.bytes_in,
                     bytes_out: counts.bytes_out,
                 })

@@ -1,11 +1,15 @@
 //! What an operator sees: `/health` and `/metrics` over HTTP, and the status RPC behind
-//! `inlet status`, with object-store calls counted by purpose.
+//! `inlet status`, with object-store calls counted by purpose, and expected answers (not
+//! found, refused conditional writes) counted apart from errors.
 
 mod common;
 
 use common::backend::Backend;
 use common::*;
 use inlet_proto::v1 as pb;
+use inlet_store::InstrumentedStore;
+use slatedb::object_store::ObjectStoreExt;
+use slatedb::object_store::path::Path;
 
 /// The value of an unlabelled or exactly-labelled metric line.
 fn metric(body: &str, series: &str) -> f64 {
@@ -16,7 +20,18 @@ fn metric(body: &str, series: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_metrics_and_status_show_traffic_by_purpose() {
-    let node = start(Backend::memory().store()).await;
+    traffic_by_purpose(Backend::memory()).await;
+}
+
+/// The local filesystem (the quickstart's store) has no object attributes: SlateDB's first
+/// try of each conditional PUT is refused there, and that is no error either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healthy_node_on_the_local_filesystem_counts_no_store_errors() {
+    traffic_by_purpose(Backend::local()).await;
+}
+
+async fn traffic_by_purpose(backend: Backend) {
+    let node = start(backend.store()).await;
     let http = node.http_addr().expect("http enabled");
     let mut client = connect(&node).await;
 
@@ -72,5 +87,50 @@ async fn health_metrics_and_status_show_traffic_by_purpose() {
         .expect("wal puts counted");
     assert_eq!(wal.requests as f64, wal_puts);
     assert!(wal.bytes_out > 0);
+
+    // A healthy node on a healthy store has no errors. SlateDB's own protocol (probing for
+    // objects, fencing with conditional PUTs) gets "no" answers: counted, but as misses.
+    let errors: Vec<_> = status.store.iter().filter(|u| u.errors > 0).collect();
+    assert!(errors.is_empty(), "no store errors: {errors:?}");
+    let index_misses: u64 = status
+        .store
+        .iter()
+        .filter(|u| u.purpose == "index")
+        .map(|u| u.expected_misses)
+        .sum();
+    assert!(index_misses > 0, "SlateDB's misses: {:?}", status.store);
+
+    // A GET of a missing object, counted into the node's counters, is a miss, not an error.
+    let counted = InstrumentedStore::with_metrics(backend.store(), node.metrics().store.clone());
+    let missing = counted
+        .get(&Path::from("wal/00000000000000000000000000000bad.wal"))
+        .await;
+    assert!(
+        matches!(missing, Err(slatedb::object_store::Error::NotFound { .. })),
+        "{missing:?}"
+    );
+    let status = client
+        .raw()
+        .get_status(pb::GetStatusRequest {})
+        .await
+        .expect("status")
+        .into_inner();
+    let chunk_gets = status
+        .store
+        .iter()
+        .find(|u| u.purpose == "chunk_get" && u.op == "get")
+        .expect("the missing GET is counted");
+    assert!(chunk_gets.requests >= 1, "{chunk_gets:?}");
+    assert_eq!(chunk_gets.errors, 0, "{chunk_gets:?}");
+    assert!(chunk_gets.expected_misses >= 1, "{chunk_gets:?}");
+    let (_, body) = http_get(http, "/metrics").await;
+    let series = |name: &str| {
+        metric(
+            &body,
+            &format!("inlet_object_store_{name}_total{{purpose=\"chunk_get\",op=\"get\"}}"),
+        )
+    };
+    assert_eq!(series("errors"), 0.0);
+    assert_eq!(series("expected_misses"), chunk_gets.expected_misses as f64);
     node.shutdown().await.expect("clean shutdown");
 }

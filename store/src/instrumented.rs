@@ -1,12 +1,15 @@
 //! [`InstrumentedStore`]: counts every request and its payload bytes by purpose and operation.
 //!
-//! Requests are counted when they are sent, failed ones included. Bytes sent are the payload
-//! lengths of puts and multipart parts, counted when sent. Bytes received are counted as a
-//! GET body is actually streamed, by wrapping the body stream: a reader that stops early, or a
-//! `head`, counts only what it consumed. A local-file body (`GetResultPayload::File`, which
-//! has no stream to wrap) counts its range length when the result is returned. `get_ranges`
-//! counts the lengths of the ranges it returns, as one request: the wrapped store decides how
-//! many GETs it sends (the default coalesces ranges closer than 1 MiB).
+//! Requests are counted when they are sent, failed ones included; a request that ends in an
+//! error is counted as an error or, when the store answered "not found", refused a
+//! conditional request or does not support it, as an expected miss (see `metrics.rs`).
+//! Bytes sent are the payload lengths of puts and multipart parts, counted when sent. Bytes
+//! received are counted as a GET body is actually streamed, by wrapping the body stream: a
+//! reader that stops early, or a `head`, counts only what it consumed. A local-file body
+//! (`GetResultPayload::File`, which has no stream to wrap) counts its range length when the
+//! result is returned. `get_ranges` counts the lengths of the ranges it returns, as one
+//! request: the wrapped store decides how many GETs it sends (the default coalesces ranges
+//! closer than 1 MiB).
 
 use std::fmt;
 use std::ops::Range;
@@ -75,8 +78,8 @@ impl<S: ObjectStore> InstrumentedStore<S> {
     ) -> BoxStream<'static, Result<ObjectMeta>> {
         let recorder = self.request(&prefix.cloned().unwrap_or_default(), Op::List);
         list.inspect(move |item| {
-            if item.is_err() {
-                recorder.error();
+            if let Err(error) = item {
+                recorder.failed(error);
             }
         })
         .boxed()
@@ -125,7 +128,7 @@ impl<S: ObjectStore> ObjectStore for InstrumentedStore<S> {
             GetResultPayload::Stream(body) => GetResultPayload::Stream(
                 body.inspect(move |chunk| match chunk {
                     Ok(bytes) => recorder.bytes_in(bytes.len() as u64),
-                    Err(_) => recorder.error(),
+                    Err(error) => recorder.failed(error),
                 })
                 .boxed(),
             ),

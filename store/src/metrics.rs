@@ -1,5 +1,15 @@
 //! Request and byte counters per (purpose, operation), and their Prometheus rendering.
 //!
+//! A request that ends in an error is counted either as an error (the store failed: a
+//! transport, server or permission error) or as an expected miss (the store answered, and
+//! the answer is "no": not found, already exists, precondition failed, not modified, or not
+//! supported by this store). The misses are how lookups and conditional writes work: SlateDB
+//! probes for objects, fences writers with put-if-absent and put-if-match, and tries
+//! conditional PUTs with attributes first, falling back on stores without them (the local
+//! filesystem); the writer's retried upload finds its own object. Counting them as errors
+//! would alarm an operator over a healthy node. Whether a "no" is a problem is for the
+//! caller to say, and it does, in its own error.
+//!
 //! The counters are a fixed table of atomics (purposes × operations), so counting is a
 //! relaxed `fetch_add` and a snapshot is a pass of relaxed loads: no lock on the request
 //! path. Each counter is exact; a snapshot taken while requests run may see a request whose
@@ -22,8 +32,12 @@ const OPS: usize = Op::ALL.len();
 pub struct OpCounts {
     /// Requests sent (failed ones included: a failed request is still a billed request).
     pub requests: u64,
-    /// Requests (or body streams) that ended in an error, `NotFound` included.
+    /// Requests (or body streams) that failed: the store did not answer the request.
     pub errors: u64,
+    /// Requests the store answered with not found, already exists, precondition failed, not
+    /// modified or not supported: expected answers to lookups and conditional requests, not
+    /// failures.
+    pub expected_misses: u64,
     /// Payload bytes sent to the store (puts and parts), counted when the request is sent.
     pub bytes_out: u64,
     /// Payload bytes received from the store (get bodies), counted as the body streams.
@@ -35,6 +49,7 @@ impl OpCounts {
         OpCounts {
             requests: self.requests + other.requests,
             errors: self.errors + other.errors,
+            expected_misses: self.expected_misses + other.expected_misses,
             bytes_out: self.bytes_out + other.bytes_out,
             bytes_in: self.bytes_in + other.bytes_in,
         }
@@ -44,6 +59,7 @@ impl OpCounts {
         OpCounts {
             requests: self.requests.saturating_sub(earlier.requests),
             errors: self.errors.saturating_sub(earlier.errors),
+            expected_misses: self.expected_misses.saturating_sub(earlier.expected_misses),
             bytes_out: self.bytes_out.saturating_sub(earlier.bytes_out),
             bytes_in: self.bytes_in.saturating_sub(earlier.bytes_in),
         }
@@ -119,8 +135,8 @@ impl StoreSnapshot {
         delta
     }
 
-    /// Appends the counters in Prometheus text format: requests, errors and bytes, each with
-    /// `purpose` and `op` labels, for every pair that has sent a request.
+    /// Appends the counters in Prometheus text format: requests, errors, expected misses and
+    /// bytes, each with `purpose` and `op` labels, for every pair that has sent a request.
     pub fn render_prometheus(&self, out: &mut String) {
         let active: Vec<(Purpose, Op, OpCounts)> = self
             .entries()
@@ -137,10 +153,28 @@ impl StoreSnapshot {
         family(
             out,
             "inlet_object_store_errors_total",
-            "Object-store requests that failed, by purpose and operation.",
+            "Object-store requests that failed, by purpose and operation (not found, refused \
+             conditional requests and unsupported options count as expected misses instead).",
         );
         for (purpose, op, counts) in &active {
             sample(out, "errors", *purpose, *op, None, counts.errors);
+        }
+        family(
+            out,
+            "inlet_object_store_expected_misses_total",
+            "Object-store requests answered not found, already exists, precondition failed, not \
+             modified or not supported: expected answers to lookups and conditional requests, \
+             by purpose and operation.",
+        );
+        for (purpose, op, counts) in &active {
+            sample(
+                out,
+                "expected_misses",
+                *purpose,
+                *op,
+                None,
+                counts.expected_misses,
+            );
         }
         family(
             out,
@@ -187,8 +221,21 @@ fn sample(
 struct Cell {
     requests: AtomicU64,
     errors: AtomicU64,
+    expected_misses: AtomicU64,
     bytes_out: AtomicU64,
     bytes_in: AtomicU64,
+}
+
+impl Cell {
+    /// Counts a request that ended in `error`: an expected miss or a real error.
+    fn count_failure(&self, error: &Error) {
+        let counter = if is_expected_miss(error) {
+            &self.expected_misses
+        } else {
+            &self.errors
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 #[derive(Debug)]
@@ -228,6 +275,7 @@ impl StoreMetrics {
                 *counts = OpCounts {
                     requests: cell.requests.load(Ordering::Relaxed),
                     errors: cell.errors.load(Ordering::Relaxed),
+                    expected_misses: cell.expected_misses.load(Ordering::Relaxed),
                     bytes_out: cell.bytes_out.load(Ordering::Relaxed),
                     bytes_in: cell.bytes_in.load(Ordering::Relaxed),
                 };
@@ -253,15 +301,13 @@ impl StoreMetrics {
         recorder
     }
 
-    /// Counts an error that arrived without its request (a `delete_stream` result): the
-    /// purpose comes from the path the error names, if any.
+    /// Counts an error (or an expected miss) that arrived without its request (a
+    /// `delete_stream` result): the purpose comes from the path the error names, if any.
     pub(crate) fn unattributed_error(&self, op: Op, error: &Error) {
         let purpose = error_path(error)
             .map(|path| Purpose::of(&path.into(), op))
             .unwrap_or(Purpose::Other);
-        self.counters.cells[purpose.index()][op.index()]
-            .errors
-            .fetch_add(1, Ordering::Relaxed);
+        self.counters.cells[purpose.index()][op.index()].count_failure(error);
     }
 }
 
@@ -286,17 +332,33 @@ impl Recorder {
         self.cell().bytes_in.fetch_add(n, Ordering::Relaxed);
     }
 
-    pub(crate) fn error(&self) {
-        self.cell().errors.fetch_add(1, Ordering::Relaxed);
+    /// Counts an error (or an expected miss, see [`is_expected_miss`]) of this request.
+    pub(crate) fn failed(&self, error: &Error) {
+        self.cell().count_failure(error);
     }
 
-    /// Counts an error if `result` is one, and passes it on.
+    /// Counts an error or expected miss if `result` is one, and passes it on.
     pub(crate) fn outcome<T>(&self, result: Result<T, Error>) -> Result<T, Error> {
-        if result.is_err() {
-            self.error();
+        if let Err(error) = &result {
+            self.failed(error);
         }
         result
     }
+}
+
+/// Whether `error` is the store's answer to a lookup or a conditional request (not found,
+/// already exists, precondition failed, not modified, not supported by this store) rather
+/// than a failure to answer.
+fn is_expected_miss(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::NotFound { .. }
+            | Error::AlreadyExists { .. }
+            | Error::Precondition { .. }
+            | Error::NotModified { .. }
+            | Error::NotSupported { .. }
+            | Error::NotImplemented { .. }
+    )
 }
 
 /// The path an object-store error names, if it names one.

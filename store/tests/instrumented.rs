@@ -1,26 +1,42 @@
 //! `InstrumentedStore` over `InMemory` (and a local directory for file bodies): requests,
-//! errors and bytes land on the right (purpose, operation), GET bytes are counted as the body
-//! streams, and the Prometheus text carries them.
+//! errors, expected misses and bytes land on the right (purpose, operation), GET bytes are
+//! counted as the body streams, and the Prometheus text carries them. A "no" from the store
+//! (not found, a conditional write refused) is an expected miss, never an error.
 
 use std::sync::Arc;
 
 use anyhow::Result;
 use futures::{StreamExt, TryStreamExt};
-use inlet_store::{InstrumentedStore, Op, OpCounts, Purpose, StoreMetrics};
+use inlet_store::{
+    FaultConfig, FaultStore, InstrumentedStore, Op, OpCounts, Purpose, StoreMetrics,
+};
 use slatedb::object_store::local::LocalFileSystem;
 use slatedb::object_store::memory::InMemory;
 use slatedb::object_store::path::Path;
-use slatedb::object_store::{GetResultPayload, ObjectStore, ObjectStoreExt, PutPayload};
+use slatedb::object_store::{
+    Attribute, Attributes, GetResultPayload, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
+    PutPayload, UpdateVersion,
+};
 
 const WAL_A: &str = "wal/0000000000000000000000000000000a.wal";
 const WAL_B: &str = "wal/0000000000000000000000000000000b.wal";
 
+/// Counts with no expected misses.
 fn counts(requests: u64, errors: u64, bytes_out: u64, bytes_in: u64) -> OpCounts {
     OpCounts {
         requests,
         errors,
+        expected_misses: 0,
         bytes_out,
         bytes_in,
+    }
+}
+
+/// `counts` with `expected_misses` of them answered "no".
+fn missed(expected_misses: u64, counts: OpCounts) -> OpCounts {
+    OpCounts {
+        expected_misses,
+        ..counts
     }
 }
 
@@ -58,16 +74,23 @@ async fn puts_and_gets_are_counted_by_purpose_with_their_bytes() -> Result<()> {
     assert_eq!(snap.get(Purpose::WalPut, Op::Put), counts(2, 0, 1500, 0));
     assert_eq!(snap.get(Purpose::Index, Op::Put), counts(1, 0, 7, 0));
     assert_eq!(snap.get(Purpose::Lake, Op::Put), counts(1, 0, 9, 0));
-    assert_eq!(snap.get(Purpose::ChunkGet, Op::Get), counts(3, 1, 0, 1050));
+    // The GET of a missing object is a request and an expected miss, not an error.
+    assert_eq!(
+        snap.get(Purpose::ChunkGet, Op::Get),
+        missed(1, counts(3, 0, 0, 1050))
+    );
     // A head sends no body (InMemory would, but nobody reads it, so nothing is counted).
     assert_eq!(snap.get(Purpose::ChunkGet, Op::Head), counts(1, 0, 0, 0));
     assert_eq!(
         snap.get(Purpose::ChunkGet, Op::GetRanges),
         counts(1, 0, 0, 30)
     );
-    assert_eq!(snap.purpose(Purpose::ChunkGet), counts(5, 1, 0, 1080));
+    assert_eq!(
+        snap.purpose(Purpose::ChunkGet),
+        missed(1, counts(5, 0, 0, 1080))
+    );
     assert_eq!(snap.op(Op::Put), counts(4, 0, 1516, 0));
-    assert_eq!(snap.total(), counts(9, 1, 1516, 1080));
+    assert_eq!(snap.total(), missed(1, counts(9, 0, 1516, 1080)));
     assert_eq!(snap.entries().count(), 6);
     Ok(())
 }
@@ -116,6 +139,42 @@ async fn file_bodies_count_their_range() -> Result<()> {
     let snap = store.snapshot();
     assert_eq!(snap.get(Purpose::ChunkGet, Op::Get), counts(2, 0, 0, 400));
     assert_eq!(snap.get(Purpose::ChunkGet, Op::Head), counts(1, 0, 0, 0));
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_option_the_store_does_not_support_is_an_expected_miss() -> Result<()> {
+    // SlateDB sends its conditional PUTs with an attribute first and, on a store without
+    // attributes (the local filesystem), sends them again without: the first answer is part
+    // of its protocol, not a failure.
+    let dir = tempfile::tempdir()?;
+    let store = InstrumentedStore::new(LocalFileSystem::new_with_prefix(dir.path())?);
+    let manifest = Path::from("index/manifest/00000000000000000001.manifest");
+    let mut attributes = Attributes::new();
+    attributes.insert(Attribute::Metadata("put-id".into()), "1".into());
+    let with_attributes = PutOptions {
+        mode: PutMode::Create,
+        attributes,
+        ..PutOptions::default()
+    };
+    let refused = store
+        .put_opts(&manifest, PutPayload::from(vec![1u8; 8]), with_attributes)
+        .await;
+    assert!(matches!(
+        refused,
+        Err(slatedb::object_store::Error::NotImplemented { .. })
+    ));
+    store
+        .put_opts(
+            &manifest,
+            PutPayload::from(vec![1u8; 8]),
+            PutMode::Create.into(),
+        )
+        .await?;
+    assert_eq!(
+        store.snapshot().get(Purpose::Index, Op::Put),
+        missed(1, counts(2, 0, 16, 0))
+    );
     Ok(())
 }
 
@@ -183,15 +242,85 @@ async fn deletes_lists_copies_and_multipart_are_counted() -> Result<()> {
     assert_eq!(snap.get(Purpose::WalDelete, Op::Delete), counts(2, 0, 0, 0));
     assert_eq!(snap.get(Purpose::Other, Op::Delete), counts(1, 0, 0, 0));
 
-    // A failed copy is a request and an error.
+    // A copy of a missing object is a request and an expected miss.
     let failed = store
         .copy(&Path::from("wal/gone.wal"), &Path::from("wal/d.wal"))
         .await;
     assert!(failed.is_err());
     assert_eq!(
         metrics.snapshot().get(Purpose::WalPut, Op::Copy),
-        counts(2, 1, 0, 0)
+        missed(1, counts(2, 0, 0, 0))
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn refused_conditional_writes_are_expected_misses_and_failures_are_errors() -> Result<()> {
+    let metrics = StoreMetrics::new();
+    let faults = FaultStore::new(InMemory::new(), FaultConfig::default(), 7);
+    let control = faults.control();
+    let store = InstrumentedStore::with_metrics(faults, metrics.clone());
+    let manifest = Path::from("index/manifest/00000000000000000001.manifest");
+
+    // SlateDB's protocol: put-if-absent of a taken name, put-if-match of a stale version.
+    let first = store
+        .put_opts(
+            &manifest,
+            PutPayload::from(vec![1u8; 10]),
+            PutMode::Create.into(),
+        )
+        .await?;
+    let taken = store
+        .put_opts(
+            &manifest,
+            PutPayload::from(vec![2u8; 10]),
+            PutMode::Create.into(),
+        )
+        .await;
+    assert!(matches!(
+        taken,
+        Err(slatedb::object_store::Error::AlreadyExists { .. })
+    ));
+    store
+        .put_opts(
+            &manifest,
+            PutPayload::from(vec![3u8; 10]),
+            PutMode::Update(UpdateVersion::from(first.clone())).into(),
+        )
+        .await?;
+    let stale = store
+        .put_opts(
+            &manifest,
+            PutPayload::from(vec![4u8; 10]),
+            PutMode::Update(UpdateVersion::from(first.clone())).into(),
+        )
+        .await;
+    assert!(matches!(
+        stale,
+        Err(slatedb::object_store::Error::Precondition { .. })
+    ));
+    assert_eq!(
+        metrics.snapshot().get(Purpose::Index, Op::Put),
+        missed(2, counts(4, 0, 40, 0))
+    );
+
+    // A request the store fails to answer is an error.
+    control.set_config(FaultConfig {
+        transient_error: 1.0,
+        ..FaultConfig::default()
+    });
+    assert!(store.get(&manifest).await.is_err());
+    assert!(
+        store
+            .put(&Path::from(WAL_A), PutPayload::from(vec![0u8; 5]))
+            .await
+            .is_err()
+    );
+    let snap = metrics.snapshot();
+    assert_eq!(snap.get(Purpose::Index, Op::Get), counts(1, 1, 0, 0));
+    assert_eq!(snap.get(Purpose::WalPut, Op::Put), counts(1, 1, 5, 0));
+    assert_eq!(snap.total().errors, 2);
+    assert_eq!(snap.total().expected_misses, 2);
     Ok(())
 }
 
@@ -225,10 +354,14 @@ async fn prometheus_text_has_help_type_and_one_sample_per_active_pair() -> Resul
 # TYPE inlet_object_store_requests_total counter
 inlet_object_store_requests_total{purpose=\"wal_put\",op=\"put\"} 2
 inlet_object_store_requests_total{purpose=\"chunk_get\",op=\"get\"} 1
-# HELP inlet_object_store_errors_total Object-store requests that failed, by purpose and operation.
+# HELP inlet_object_store_errors_total Object-store requests that failed, by purpose and operation (not found, refused conditional requests and unsupported options count as expected misses instead).
 # TYPE inlet_object_store_errors_total counter
 inlet_object_store_errors_total{purpose=\"wal_put\",op=\"put\"} 0
 inlet_object_store_errors_total{purpose=\"chunk_get\",op=\"get\"} 0
+# HELP inlet_object_store_expected_misses_total Object-store requests answered not found, already exists, precondition failed, not modified or not supported: expected answers to lookups and conditional requests, by purpose and operation.
+# TYPE inlet_object_store_expected_misses_total counter
+inlet_object_store_expected_misses_total{purpose=\"wal_put\",op=\"put\"} 0
+inlet_object_store_expected_misses_total{purpose=\"chunk_get\",op=\"get\"} 0
 # HELP inlet_object_store_bytes_total Object-store payload bytes, out = sent to the store, in = received from it.
 # TYPE inlet_object_store_bytes_total counter
 inlet_object_store_bytes_total{purpose=\"wal_put\",op=\"put\",direction=\"out\"} 223
@@ -241,7 +374,7 @@ inlet_object_store_bytes_total{purpose=\"chunk_get\",op=\"get\",direction=\"in\"
     // Empty counters still render the HELP and TYPE lines, and nothing else.
     let mut empty = String::new();
     StoreMetrics::new().render_prometheus(&mut empty);
-    assert_eq!(empty.lines().count(), 6);
+    assert_eq!(empty.lines().count(), 8);
     assert!(empty.lines().all(|line| line.starts_with('#')));
     Ok(())
 }

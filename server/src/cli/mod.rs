@@ -591,8 +591,8 @@ async fn status(server: ServerArg) -> anyhow::Result<()> {
     );
     println!("\nobject store (since start)");
     println!(
-        "{:<12} {:<20} {:>10} {:>8} {:>14} {:>14} {:>10}",
-        "purpose", "op", "requests", "errors", "bytes_in", "bytes_out", "cost_usd"
+        "{:<12} {:<20} {:>10} {:>8} {:>8} {:>14} {:>14} {:>10}",
+        "purpose", "op", "requests", "errors", "misses", "bytes_in", "bytes_out", "cost_usd"
     );
     let mut total = 0.0;
     for usage in &status.store {
@@ -604,11 +604,12 @@ async fn status(server: ServerArg) -> anyhow::Result<()> {
         let cost = usage.requests as f64 / 1000.0 * price;
         total += cost;
         println!(
-            "{:<12} {:<20} {:>10} {:>8} {:>14} {:>14} {:>10.6}",
+            "{:<12} {:<20} {:>10} {:>8} {:>8} {:>14} {:>14} {:>10.6}",
             usage.purpose,
             usage.op,
             usage.requests,
             usage.errors,
+            usage.expected_misses,
             usage.bytes_in,
             usage.bytes_out,
             cost
@@ -619,6 +620,10 @@ async fn status(server: ServerArg) -> anyhow::Result<()> {
          (${} per 1,000 PUT/COPY/LIST, ${} per 1,000 GET, \
          DELETE free; storage and transfer not included)",
         S3.put_copy_post_list_per_1000, S3.get_head_per_1000
+    );
+    println!(
+        "errors: requests the store failed to answer; misses: expected \"no\" answers (not \
+         found, conditional write refused, not supported) that lookups and SlateDB rely on"
     );
     Ok(())
 }
