@@ -1,32 +1,67 @@
 //! Two compactors race on one table: rounds run concurrently many times while the clock runs
 //! fast enough for leases to expire in the middle of rounds (so each compactor keeps taking
 //! the table from the other, repairing it with no orphan grace, and finding its own commits
-//! fenced). Whatever interleaving happens, the Iceberg table never holds an offset twice or
-//! skips one, and the index's watermarks always equal the current snapshot's.
+//! fenced). Every other round, a compactor that has staged its files stalls for a whole lease
+//! (the clock jumps at the failpoint between staging and commit), so lapsed leases happen on
+//! every run, not only when the machine is slow. Whatever interleaving happens, the Iceberg
+//! table never holds an offset twice or skips one, and the index's watermarks always equal
+//! the current snapshot's.
 
 mod compactor_support;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::ensure;
 use compactor_support::Harness;
-use inlet_compactor::{CompactorOptions, RoundError, RoundOutcome};
+use inlet_compactor::{CompactorOptions, Failpoint, FailpointHook, RoundError, RoundOutcome};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_compactors_never_duplicate_or_lose_offsets() -> anyhow::Result<()> {
     let h = Arc::new(Harness::new("race").await?);
     let table = h.table("events", 2, true).await?;
+    let lease_ttl = Duration::from_millis(60);
     let options = CompactorOptions {
-        lease_ttl: Duration::from_millis(60),
+        lease_ttl,
         // Repair deletes every unreferenced file at once, including a deposed holder's
         // in-flight files: safe only because that holder can no longer commit.
         orphan_grace: Duration::ZERO,
         ..CompactorOptions::default()
     };
-    let a = Arc::new(h.compactor(1, options.clone()));
-    let b = Arc::new(h.compactor(2, options));
+    // In a stall round, a compactor that has staged a round (data files, manifest, metadata)
+    // sleeps through its whole lease before it commits: the rival may take the table and
+    // repair it meanwhile, and the staged round must not commit.
+    let stall_round = Arc::new(AtomicBool::new(false));
+    let stalled = [
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    ];
+    let stalling = |who: usize| {
+        let (clock, stall_round, stalled) =
+            (h.clock.clone(), stall_round.clone(), stalled[who].clone());
+        FailpointHook::new(move |point| {
+            if point == Failpoint::AfterMetadata && stall_round.load(Ordering::SeqCst) {
+                clock.advance(lease_ttl + Duration::from_millis(1));
+                stalled.store(true, Ordering::SeqCst);
+            }
+            Ok(())
+        })
+    };
+    let a = Arc::new(h.compactor(
+        1,
+        CompactorOptions {
+            failpoints: Some(stalling(0)),
+            ..options.clone()
+        },
+    ));
+    let b = Arc::new(h.compactor(
+        2,
+        CompactorOptions {
+            failpoints: Some(stalling(1)),
+            ..options
+        },
+    ));
 
     // The clock runs ~5x faster than real time.
     let running = Arc::new(AtomicBool::new(true));
@@ -41,8 +76,13 @@ async fn racing_compactors_never_duplicate_or_lose_offsets() -> anyhow::Result<(
     };
 
     let (mut commits, mut lost, mut fenced, mut elsewhere) = ([0usize; 2], 0, 0, 0);
+    let stalls = AtomicUsize::new(0);
     for i in 0..25u64 {
         h.append(&[(&table, 0, 1 + i % 4), (&table, 1, 3)]).await?;
+        stall_round.store(i % 2 == 1, Ordering::SeqCst);
+        for flag in &stalled {
+            flag.store(false, Ordering::SeqCst);
+        }
         // Stagger the rivals differently each time, so either may hold the lease.
         let (delay_a, delay_b) = (i % 3, (i + 1) % 4);
         let (ra, rb) = tokio::join!(
@@ -56,6 +96,18 @@ async fn racing_compactors_never_duplicate_or_lose_offsets() -> anyhow::Result<(
             }
         );
         for (who, round) in [(0, ra), (1, rb)] {
+            if stalled[who].load(Ordering::SeqCst) {
+                stalls.fetch_add(1, Ordering::SeqCst);
+                ensure!(
+                    matches!(
+                        round.outcome,
+                        Err(RoundError::LeaseLost { .. } | RoundError::Commit(_))
+                    ),
+                    "round {i}: compactor {who} outlived its lease after staging and still \
+                     got {:?}",
+                    round.outcome
+                );
+            }
             match round.outcome {
                 Ok(RoundOutcome::Committed(_)) => commits[who] += 1,
                 Ok(RoundOutcome::LeasedElsewhere { .. }) => elsewhere += 1,
@@ -92,13 +144,28 @@ async fn racing_compactors_never_duplicate_or_lose_offsets() -> anyhow::Result<(
         "{marks:?} vs {:?}",
         h.appended(&table)
     );
+    let stalls = stalls.into_inner();
+    eprintln!(
+        "commits {commits:?}, leases lost {lost}, fenced or conflicted {fenced}, \
+         leased elsewhere {elsewhere}, stalled after staging {stalls}"
+    );
     ensure!(
         commits.iter().sum::<usize>() > 0,
         "some rounds committed: {commits:?}, lost {lost}, fenced {fenced}"
     );
-    eprintln!(
-        "commits {commits:?}, leases lost {lost}, fenced or conflicted {fenced}, \
-         leased elsewhere {elsewhere}"
+    // The race this test exists for happened: rounds overlapped on the table, and rounds
+    // lost their lease or were fenced at commit (at least every stalled one).
+    ensure!(
+        stalls > 0,
+        "no round stalled after staging: the race was never set up"
+    );
+    ensure!(
+        elsewhere > 0,
+        "the rivals never ran on the table at the same time"
+    );
+    ensure!(
+        lost + fenced >= stalls,
+        "no race: leases lost {lost}, fenced or conflicted {fenced}, stalls {stalls}"
     );
     Ok(())
 }

@@ -7,11 +7,38 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use common::backend::Backend;
 use common::*;
+use inlet::node::Node;
+use inlet_core::clock::{Clock, Env, SeededIdGen, SystemClock};
+use inlet_core::ids::TimestampMicros;
 use inlet_proto::v1 as pb;
+
+/// A clock that moves only when the test says: commit timestamps are the sequencer's reading
+/// of the injected clock, so a test that needs two commits apart in time moves it.
+#[derive(Debug)]
+struct ManualClock(AtomicI64);
+
+impl ManualClock {
+    fn starting_now() -> Arc<Self> {
+        Arc::new(Self(AtomicI64::new(SystemClock.now().0)))
+    }
+
+    fn advance(&self, by: Duration) {
+        let micros = i64::try_from(by.as_micros()).expect("a short step");
+        self.0.fetch_add(micros, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> TimestampMicros {
+        TimestampMicros(self.0.load(Ordering::SeqCst))
+    }
+}
 
 async fn produce_then_consume_returns_every_row_at_its_acked_offset(backend: Backend) {
     let node = start(backend.store()).await;
@@ -223,14 +250,22 @@ async fn follow_delivers_rows_appended_after_it_started(backend: Backend) {
 }
 
 async fn start_positions_offset_timestamp_latest_and_limit(backend: Backend) {
-    let node = start(backend.store()).await;
+    let clock = ManualClock::starting_now();
+    let env = Env {
+        clock: clock.clone(),
+        ids: Arc::new(SeededIdGen::from_entropy(&SystemClock)),
+    };
+    let node = Node::start_with_store(&test_config(), backend.store(), env)
+        .await
+        .expect("node starts");
     let mut client = connect(&node).await;
     create_table(&mut client, "db", "t", 1, &[]).await;
     let first = client
         .append("db", "t", &schema(), &[batch(0..10)])
         .await
         .expect("append");
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    // The second append commits a second later: a timestamp can tell the two apart.
+    clock.advance(Duration::from_secs(1));
     let second = client
         .append("db", "t", &schema(), &[batch(10..20)])
         .await

@@ -23,7 +23,7 @@ use slatedb::object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
     PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
 };
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 /// An in-memory store whose WAL PUTs can be held back or made to fail.
 #[derive(Debug, Default)]
@@ -31,6 +31,9 @@ struct FaultyStore {
     inner: InMemory,
     hold_wal_puts: AtomicBool,
     released: Notify,
+    /// How many WAL PUTs have arrived while puts were held: the test's signal that an
+    /// upload (and so the buffer space of the rows in it) is in flight.
+    held_wal_puts: watch::Sender<usize>,
     fail_wal_puts: AtomicBool,
 }
 
@@ -56,6 +59,9 @@ impl ObjectStore for FaultyStore {
         opts: PutOptions,
     ) -> Result<PutResult> {
         if location.as_ref().starts_with("wal/") {
+            if self.hold_wal_puts.load(Ordering::SeqCst) {
+                self.held_wal_puts.send_modify(|held| *held += 1);
+            }
             while self.hold_wal_puts.load(Ordering::SeqCst) {
                 let released = self.released.notified();
                 if !self.hold_wal_puts.load(Ordering::SeqCst) {
@@ -188,12 +194,19 @@ async fn producers_wait_then_get_overloaded_when_the_buffer_is_full() {
     };
     let (index, writer) = setup(store.clone(), options).await;
 
-    // ~80 KiB of rows: accepted, parked behind the held upload.
+    // ~80 KiB of rows: accepted, parked behind the held upload. Once its WAL PUT reached the
+    // store, the rows' buffer space is taken until the ack.
     let first = {
         let writer = writer.clone();
         tokio::spawn(async move { writer.append("db", "t", &[rows(0..10_000)], None).await })
     };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        store.held_wal_puts.subscribe().wait_for(|held| *held > 0),
+    )
+    .await
+    .expect("the first append's upload reaches the store")
+    .expect("the store is alive");
     assert!(!first.is_finished(), "no ack while the upload is held");
 
     // ~240 KiB more does not fit: the producer waits, then is told the writer is overloaded.
@@ -203,6 +216,10 @@ async fn producers_wait_then_get_overloaded_when_the_buffer_is_full() {
         .expect_err("buffer is full");
     assert!(matches!(error, AppendError::Overloaded { .. }), "{error}");
     assert!(error.to_string().contains("overloaded"), "{error}");
+    assert!(
+        !first.is_finished(),
+        "still no ack after the overload timeout: the upload is held"
+    );
 
     store.release();
     let acked = first.await.expect("task").expect("first append acked");
