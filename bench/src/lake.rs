@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use inlet_cache::{CacheOptions, PagedCache};
 use inlet_compactor::lake::{LakeRoot, LakeStorage};
 use inlet_compactor::{Compactor, CompactorOptions, RoundOutcome};
 use inlet_core::clock::Env;
@@ -119,9 +120,12 @@ pub(crate) async fn run(
         Err(error) => return Err(error.context("cannot place the lake tables")),
     };
     let store = harness.store().clone();
+    // A cache of its own: the rows were written by another node's writer, so this measures
+    // tiering that GETs every chunk, as a standalone compactor does.
+    let cache = PagedCache::open(store.clone(), CacheOptions::default()).await?;
     let compactor = Compactor::new(
         index.clone(),
-        store.clone(),
+        cache,
         LakeStorage::new(root, store),
         CompactorOptions::default(),
         Env::system(),

@@ -365,6 +365,11 @@ impl PagedCache {
         inner.counters.snapshot(inner.cache.memory().usage() as u64)
     }
 
+    /// The store this cache reads through, for the writes, lists and deletes of its users.
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.inner.store
+    }
+
     /// The page size the cache was opened with.
     pub fn page_size(&self) -> u64 {
         self.inner.page_size

@@ -30,20 +30,17 @@
 //! they are orphans. See `docs/lake-commit.md`.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use arrow_array::{ArrayRef, Int32Array, Int64Array, RecordBatch, TimestampMicrosecondArray};
+use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use iceberg::spec::{DataFile, Literal, PrimitiveLiteral};
 use inlet_core::clock::Env;
 use inlet_core::ids::{Bucket, Offset, PartitionId, StreamId, TimestampMicros};
 use inlet_core::table::{OFFSET_COLUMN, TIMESTAMP_COLUMN, TableInfo, read_schema};
-use inlet_core::wal::decode_chunk;
 use inlet_index::{
     ChunkEntry, LakeCommit, LakeCommitError, LakeCommitted, LakeFileEntry, LakeLease, table_streams,
 };
-use slatedb::object_store::path::Path as ObjectPath;
-use slatedb::object_store::{ObjectStore, ObjectStoreExt};
+use inlet_reader::{ChunkError, ChunkRead, PagedCache, with_system_columns};
 
 use crate::error::RoundError;
 use crate::index_api::{INDEX_PAGE_ENTRIES, LakeIndex};
@@ -146,7 +143,7 @@ impl HeldLease {
 /// Everything one round needs.
 pub(crate) struct Round<'a> {
     pub(crate) index: &'a dyn LakeIndex,
-    pub(crate) store: &'a Arc<dyn ObjectStore>,
+    pub(crate) cache: &'a PagedCache,
     pub(crate) storage: &'a LakeStorage,
     pub(crate) options: &'a CompactorOptions,
     pub(crate) env: &'a Env,
@@ -472,8 +469,7 @@ impl Round<'_> {
                         expected: self.info.schema_id,
                     });
                 }
-                let batch = self.read_chunk(*stream, &entry, schema).await?;
-                let batch = with_system_columns(&read_schema, *stream, &entry, batch)?;
+                let batch = self.read_chunk(*stream, &entry, &all, &read_schema).await?;
                 append.write(stream.bucket, &batch).await?;
                 next = entry.end_offset();
                 written.rows += u64::from(entry.row_count);
@@ -491,49 +487,41 @@ impl Round<'_> {
         Ok(written)
     }
 
-    /// Reads and decodes one whole chunk (checksum verified).
+    /// Reads and decodes one whole chunk through the shared log-read path (the page cache,
+    /// checksums, the index's row count) and adds the system columns.
     async fn read_chunk(
         &self,
         stream: StreamId,
         entry: &ChunkEntry,
-        schema: &SchemaRef,
+        all: &[usize],
+        read_schema: &SchemaRef,
     ) -> Result<RecordBatch, RoundError> {
-        let path = ObjectPath::from(entry.object.path());
-        let bytes = self
-            .store
-            .get_range(
-                &path,
-                entry.chunk_offset..entry.chunk_offset + entry.chunk_len,
-            )
-            .await
-            .map_err(|e| RoundError::storage("ranged get", &path, e))?;
-        let batch = decode_chunk(
-            &bytes,
-            entry.meta_len,
-            entry.body_offset,
-            entry.chunk_crc,
-            schema,
-            None,
-        )
-        .map_err(|e| RoundError::CorruptChunk {
-            stream,
-            offset: entry.base_offset,
-            object: path.to_string(),
-            reason: e.to_string(),
-        })?;
-        if batch.num_rows() != entry.row_count as usize {
-            return Err(RoundError::CorruptChunk {
+        let object = entry.object.path();
+        let read = ChunkRead {
+            cache: self.cache,
+            table: self.info,
+            projection: all,
+        };
+        let chunk_error = |error: ChunkError| match error {
+            ChunkError::Storage { path, message } => {
+                RoundError::storage("ranged get", path, message)
+            }
+            ChunkError::Corrupt { message, .. } => RoundError::CorruptChunk {
                 stream,
                 offset: entry.base_offset,
-                object: path.to_string(),
-                reason: format!(
-                    "{} rows decoded, the index says {}",
-                    batch.num_rows(),
-                    entry.row_count
-                ),
-            });
-        }
-        Ok(batch)
+                object: object.clone(),
+                reason: message,
+            },
+        };
+        let batch = read.read(stream, entry).await.map_err(chunk_error)?;
+        with_system_columns(
+            read_schema,
+            stream,
+            &batch,
+            entry.base_offset,
+            entry.commit_ts,
+        )
+        .map_err(chunk_error)
     }
 
     /// Steps 3 and 4: commits `staged` to the index and publishes the version hint.
@@ -708,37 +696,6 @@ fn discard(result: Result<(), LakeError>) {
     if let Err(error) = result {
         tracing::warn!(%error, "lake round cleanup failed; orphans remain for repair");
     }
-}
-
-/// A decoded chunk with the system columns: `_bucket`, `_offset` (base + row index) and
-/// `_timestamp` (the chunk's commit time).
-fn with_system_columns(
-    schema: &SchemaRef,
-    stream: StreamId,
-    entry: &ChunkEntry,
-    batch: RecordBatch,
-) -> Result<RecordBatch, RoundError> {
-    let rows = batch.num_rows();
-    let bucket = i32::try_from(stream.bucket.0).map_err(|_| RoundError::CorruptChunk {
-        stream,
-        offset: entry.base_offset,
-        object: entry.object.path(),
-        reason: "bucket number out of range".to_owned(),
-    })?;
-    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
-    columns.push(Arc::new(Int32Array::from(vec![bucket; rows])));
-    columns.push(Arc::new(Int64Array::from_iter_values(
-        (0..rows as u64).map(|i| (entry.base_offset.0 + i) as i64),
-    )));
-    columns.push(Arc::new(
-        TimestampMicrosecondArray::from(vec![entry.commit_ts.0; rows]).with_timezone("+00:00"),
-    ));
-    RecordBatch::try_new(schema.clone(), columns).map_err(|e| RoundError::CorruptChunk {
-        stream,
-        offset: entry.base_offset,
-        object: entry.object.path(),
-        reason: format!("decoded chunk does not match the table schema: {e}"),
-    })
 }
 
 /// One lake file entry per data file of `staged`, from the files' partition and column

@@ -29,7 +29,7 @@ use inlet_core::table::TableInfo;
 use inlet_index::{LakeCommit, LakeCommitError, LakeLease, table_streams};
 
 use crate::index_api::LakeIndex;
-use slatedb::object_store::ObjectStore;
+use inlet_reader::PagedCache;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -95,7 +95,8 @@ pub struct Compactor {
 
 struct Inner {
     index: Arc<dyn LakeIndex>,
-    store: Arc<dyn ObjectStore>,
+    /// Chunk reads go through it; WAL garbage collection uses its store.
+    cache: PagedCache,
     lake: LakeStorage,
     options: CompactorOptions,
     env: Env,
@@ -125,12 +126,13 @@ struct TableState {
 
 impl Compactor {
     /// A compactor without its loop: drive it with [`Compactor::run_once`],
-    /// [`Compactor::tier_table`] and [`Compactor::collect_wal_garbage`]. `store` is the store
-    /// at the root of the Inlet layout (`wal/`, `index/`, `lake/`); `lake` the lake storage
-    /// over it.
+    /// [`Compactor::tier_table`] and [`Compactor::collect_wal_garbage`]. `cache` reads the
+    /// store at the root of the Inlet layout (`wal/`, `index/`, `lake/`): chunks are read
+    /// through it (in a node, the cache the writer fills, so tiering right after a write does
+    /// not GET), and WAL garbage is collected in its store; `lake` is the lake storage.
     pub fn new(
         index: impl LakeIndex + 'static,
-        store: Arc<dyn ObjectStore>,
+        cache: PagedCache,
         lake: LakeStorage,
         options: CompactorOptions,
         env: Env,
@@ -140,7 +142,7 @@ impl Compactor {
         Self {
             inner: Arc::new(Inner {
                 index: Arc::new(index),
-                store,
+                cache,
                 lake,
                 options,
                 env,
@@ -157,12 +159,12 @@ impl Compactor {
     /// every `wal_gc_interval` it collects WAL garbage. Needs a tokio runtime.
     pub fn start(
         index: impl LakeIndex + 'static,
-        store: Arc<dyn ObjectStore>,
+        cache: PagedCache,
         lake: LakeStorage,
         options: CompactorOptions,
         env: Env,
     ) -> Self {
-        let mut compactor = Self::new(index, store, lake, options, env);
+        let mut compactor = Self::new(index, cache, lake, options, env);
         let inner = compactor.inner.clone();
         let shutdown = compactor.shutdown.subscribe();
         compactor.task = Some(tokio::spawn(run_loop(inner, shutdown)));
@@ -438,7 +440,7 @@ impl Inner {
         };
         let mut round = Round {
             index: self.index.as_ref(),
-            store: &self.store,
+            cache: &self.cache,
             storage: &self.lake,
             options: &self.options,
             env: &self.env,
@@ -521,7 +523,12 @@ impl Inner {
 
     async fn collect_wal_garbage(&self) -> Result<WalGcReport, WalGcError> {
         let mut gc = self.gc.lock().await;
-        gc.run(self.index.as_ref(), &self.store, &self.options, &self.env)
-            .await
+        gc.run(
+            self.index.as_ref(),
+            self.cache.store(),
+            &self.options,
+            &self.env,
+        )
+        .await
     }
 }

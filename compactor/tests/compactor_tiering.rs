@@ -199,7 +199,7 @@ async fn the_started_loop_tiers_and_stop_releases_the_lease() -> anyhow::Result<
     h.append(&[(&table, 0, 6), (&table, 1, 4)]).await?;
     let compactor = inlet_compactor::Compactor::start(
         h.index.clone(),
-        h.store.clone(),
+        h.cache.clone(),
         h.lake.clone(),
         CompactorOptions {
             scan_interval: Duration::from_millis(10),

@@ -1,18 +1,37 @@
-//! Server settings: plain serde structs with documented defaults, read from a TOML file, then
-//! overridden by `INLET_*` environment variables and command-line flags (see `main.rs`).
+//! Server settings, loaded in layers by `figment`: defaults, then a TOML file, then `INLET_*`
+//! environment variables, then command-line flags (later wins).
+//!
+//! The sections are the role crates' own option structs ([`WriterOptions`],
+//! [`IndexOptions`], [`CacheOptions`], [`CompactorOptions`]): each field there is a setting,
+//! documented once, with its default, and reachable from the file and the environment
+//! without a second copy here. A variable names its section and key joined by `_`:
+//! `INLET_WRITER_FLUSH_BYTES` is `writer.flush_bytes`, `INLET_LAKE_WRITE_ZSTD_LEVEL` is
+//! `lake.write.zstd_level`. Unknown keys are errors that name the key and where it came from.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::Path;
 
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::value::Uncased;
 use inlet_cache::CacheOptions;
 use inlet_compactor::CompactorOptions;
 use inlet_index::IndexOptions;
 use inlet_writer::WriterOptions;
 use serde::{Deserialize, Serialize};
 
+/// Prefix of the environment variables that hold settings.
+pub const ENV_PREFIX: &str = "INLET_";
+
+/// The sections of [`Config`], in the order their variables are matched (`lake_write_*`
+/// belongs to `lake`, whose `write` table the key then names).
+const SECTIONS: [&str; 4] = ["writer", "index", "cache", "lake"];
+
+/// Top-level keys of [`Config`] outside any section.
+const TOP_LEVEL: [&str; 3] = ["store", "listen", "http_listen"];
+
 /// Everything `inlet serve` needs.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Where everything is stored: `file:///path` (or a plain path), `memory://`, or
@@ -22,11 +41,12 @@ pub struct Config {
     /// gRPC listen address. Default `127.0.0.1:7070`.
     pub listen: SocketAddr,
     /// HTTP listen address for `/health`, `/metrics` and the Iceberg REST catalog
-    /// (`/iceberg`); none disables HTTP. Default `127.0.0.1:7071`.
+    /// (`/iceberg`); `off` disables HTTP. Default `127.0.0.1:7071`.
+    #[serde(with = "address_or_off")]
     pub http_listen: Option<SocketAddr>,
-    pub writer: WriterConfig,
-    pub index: IndexConfig,
-    pub cache: CacheConfig,
+    pub writer: WriterOptions,
+    pub index: IndexOptions,
+    pub cache: CacheOptions,
     pub lake: LakeConfig,
 }
 
@@ -36,222 +56,154 @@ impl Default for Config {
             store: "./inlet-data".to_owned(),
             listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
             http_listen: Some(SocketAddr::from(([127, 0, 0, 1], 7071))),
-            writer: WriterConfig::default(),
-            index: IndexConfig::default(),
-            cache: CacheConfig::default(),
+            writer: WriterOptions::default(),
+            index: IndexOptions::default(),
+            cache: CacheOptions::default(),
             lake: LakeConfig::default(),
         }
     }
 }
 
-/// Lake tiering: the compactor role and the defaults of new tables.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+/// The `[lake]` section: whether this process runs the compactor, the default of new tables,
+/// and the compactor's own settings ([`CompactorOptions`]) beside them.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(try_from = "LakeSection", into = "LakeSection")]
 pub struct LakeConfig {
     /// Run the compactor role in this process: tier every table with `lake.enabled` into
     /// its Iceberg table and garbage-collect the WAL. Default true.
     pub compactor: bool,
     /// `lake.enabled` of tables created without that option. Default false.
     pub tables_default: bool,
-    /// How often the compactor looks for tables with rows to tier (each table still waits
-    /// its `lake.freshness` between commits). Default `1s`.
-    #[serde(with = "humantime_serde")]
-    pub scan_interval: Duration,
-    /// How long a compactor's claim on a table lasts unless renewed; a crashed compactor's
-    /// tables are taken over after this. Default `30s`.
-    #[serde(with = "humantime_serde")]
-    pub lease_ttl: Duration,
-    /// How often unreferenced WAL objects are looked for. Default `60s`.
-    #[serde(with = "humantime_serde")]
-    pub wal_gc_interval: Duration,
-    /// A WAL object younger than this may still be being committed; it is never deleted.
-    /// Must exceed the writer's upload and commit timeouts. Default `10m`.
-    #[serde(with = "humantime_serde")]
-    pub wal_upload_grace: Duration,
-    /// How long a WAL object stays after its last chunk entry went, for reads that already
-    /// looked it up. Default `5m`.
-    #[serde(with = "humantime_serde")]
-    pub wal_read_grace: Duration,
-    /// Files in a lake table's folder that its metadata does not reference are deleted once
-    /// older than this (the leftovers of a crashed round). Default `10m`.
-    #[serde(with = "humantime_serde")]
-    pub orphan_grace: Duration,
+    /// How the compactor tiers, collects and repairs (the rest of the section).
+    pub tiering: CompactorOptions,
 }
 
 impl Default for LakeConfig {
     fn default() -> Self {
-        let defaults = CompactorOptions::default();
         Self {
             compactor: true,
             tables_default: false,
-            scan_interval: defaults.scan_interval,
-            lease_ttl: defaults.lease_ttl,
-            wal_gc_interval: defaults.wal_gc_interval,
-            wal_upload_grace: defaults.wal_upload_grace,
-            wal_read_grace: defaults.wal_read_grace,
-            orphan_grace: defaults.orphan_grace,
+            tiering: CompactorOptions::default(),
         }
     }
 }
 
-impl LakeConfig {
-    pub fn compactor_options(&self) -> CompactorOptions {
-        CompactorOptions {
-            scan_interval: self.scan_interval,
-            lease_ttl: self.lease_ttl,
-            wal_gc_interval: self.wal_gc_interval,
-            wal_upload_grace: self.wal_upload_grace,
-            wal_read_grace: self.wal_read_grace,
-            orphan_grace: self.orphan_grace,
-            ..CompactorOptions::default()
-        }
+/// `[lake]` as written: two server switches and the compactor's settings in one table. serde
+/// cannot deny unknown keys across a flattened struct, so the rest is kept as a table and
+/// read as [`CompactorOptions`], which does.
+#[derive(Serialize, Deserialize)]
+struct LakeSection {
+    #[serde(default = "LakeSection::default_compactor")]
+    compactor: bool,
+    #[serde(default)]
+    tables_default: bool,
+    #[serde(flatten)]
+    tiering: serde_json::Map<String, serde_json::Value>,
+}
+
+impl LakeSection {
+    fn default_compactor() -> bool {
+        LakeConfig::default().compactor
     }
 }
 
-/// Write batching. See [`WriterOptions`] for each trade-off.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct WriterConfig {
-    /// How long the first row of a WAL object waits for more. Lower = lower latency, more
-    /// PUTs (5 ms ≈ 17 M PUTs/day per busy writer). Default `5ms`; use 100-250 ms on S3.
-    #[serde(with = "humantime_serde")]
-    pub linger: Duration,
-    /// Flush a WAL object early at this many buffered bytes. Default 8 MiB.
-    pub flush_bytes: usize,
-    /// Most bytes of unacknowledged appends a writer holds; producers wait above it.
-    /// Default 256 MiB.
-    pub max_buffered_bytes: usize,
-    /// How long an append waits for buffer space before failing as overloaded. Default `10s`.
-    #[serde(with = "humantime_serde")]
-    pub overload_timeout: Duration,
-    /// WAL uploads in flight at once. Default 4.
-    pub max_inflight_uploads: usize,
-    /// Attempts per WAL upload (transient errors are retried with jittered exponential
-    /// backoff). More = rides out longer blips, slower failure. Default 5.
-    pub upload_attempts: u32,
-    /// Deadline of one WAL upload including its retries; past it the appends in that flush
-    /// fail as unavailable (and nothing of them is visible). Default `10s`.
-    #[serde(with = "humantime_serde")]
-    pub upload_timeout: Duration,
-    /// How long an append waits for its commit to become durable before the client is told
-    /// the outcome is unknown (an index whose store is down never hangs producers).
-    /// Default `30s`.
-    #[serde(with = "humantime_serde")]
-    pub commit_timeout: Duration,
+impl TryFrom<LakeSection> for LakeConfig {
+    type Error = String;
+
+    fn try_from(section: LakeSection) -> Result<Self, String> {
+        let tiering = serde_json::from_value(serde_json::Value::Object(section.tiering))
+            .map_err(|e| format!("in [lake]: {e}"))?;
+        Ok(Self {
+            compactor: section.compactor,
+            tables_default: section.tables_default,
+            tiering,
+        })
+    }
 }
 
-impl Default for WriterConfig {
-    fn default() -> Self {
-        let defaults = WriterOptions::default();
+impl From<LakeConfig> for LakeSection {
+    fn from(config: LakeConfig) -> Self {
+        let tiering = match serde_json::to_value(&config.tiering) {
+            Ok(serde_json::Value::Object(map)) => map,
+            // CompactorOptions is a struct of plain values: it always serializes to a table.
+            _ => serde_json::Map::new(),
+        };
         Self {
-            linger: defaults.linger,
-            flush_bytes: defaults.flush_bytes,
-            max_buffered_bytes: defaults.max_buffered_bytes,
-            overload_timeout: defaults.overload_timeout,
-            max_inflight_uploads: defaults.max_inflight_uploads,
-            upload_attempts: defaults.upload_attempts,
-            upload_timeout: defaults.upload_timeout,
-            commit_timeout: defaults.commit_timeout,
+            compactor: config.compactor,
+            tables_default: config.tables_default,
+            tiering,
         }
     }
 }
 
-impl WriterConfig {
-    pub fn options(&self) -> WriterOptions {
-        WriterOptions {
-            linger: self.linger,
-            flush_bytes: self.flush_bytes,
-            max_buffered_bytes: self.max_buffered_bytes,
-            overload_timeout: self.overload_timeout,
-            max_inflight_uploads: self.max_inflight_uploads,
-            upload_attempts: self.upload_attempts,
-            upload_timeout: self.upload_timeout,
-            commit_timeout: self.commit_timeout,
-            ..WriterOptions::default()
+/// `http_listen` is an address or `off`.
+mod address_or_off {
+    use std::net::SocketAddr;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        value: &Option<SocketAddr>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(address) => serializer.collect_str(address),
+            None => serializer.serialize_str("off"),
         }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<SocketAddr>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        if text == "off" {
+            return Ok(None);
+        }
+        text.parse().map(Some).map_err(|e| {
+            serde::de::Error::custom(format!("`{text}` is not an address or `off`: {e}"))
+        })
     }
 }
 
-/// The SlateDB index.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct IndexConfig {
-    /// SlateDB's background WAL flush interval (commits flush explicitly). Default `100ms`.
-    #[serde(with = "humantime_serde")]
-    pub flush_interval: Duration,
-    /// How long an idle idempotent producer's state is kept; a retry after longer may
-    /// append a duplicate. Longer = more index entries for producers that went away.
-    /// Default `24h`.
-    #[serde(with = "humantime_serde")]
-    pub producer_ttl: Duration,
-}
-
-impl Default for IndexConfig {
-    fn default() -> Self {
-        let defaults = IndexOptions::default();
-        Self {
-            flush_interval: defaults.flush_interval,
-            producer_ttl: defaults.producer_ttl,
-        }
+/// The settings key of an `INLET_*` variable (stripped of the prefix), or `None` for
+/// variables that are not settings (`INLET_CONFIG`, `INLET_SERVER`, `INLET_TEST_*`...).
+fn env_key(name: &str) -> Option<String> {
+    let name = name.to_ascii_lowercase();
+    let name = name.as_str();
+    if TOP_LEVEL.contains(&name) {
+        return Some(name.to_owned());
     }
-}
-
-impl IndexConfig {
-    pub fn options(&self) -> IndexOptions {
-        IndexOptions {
-            flush_interval: self.flush_interval,
-            producer_ttl: self.producer_ttl,
-            ..IndexOptions::default()
-        }
+    let (section, key) = name.split_once('_')?;
+    if !SECTIONS.contains(&section) {
+        return None;
     }
-}
-
-/// The read cache (foyer: memory, plus SSD only when a directory is set).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct CacheConfig {
-    /// Memory tier in bytes. More = more hits, more RAM. Default 256 MiB.
-    pub memory_bytes: usize,
-    /// Page size in bytes: the unit of caching and of ranged GETs. Smaller = column-pruned
-    /// reads GET fewer bytes, more cache entries. Default 64 KiB.
-    pub page_size: usize,
-    /// SSD tier directory; none by default, so no local disk is needed.
-    pub disk_dir: Option<PathBuf>,
-    /// SSD tier capacity in bytes, used only with `disk_dir`. Default 16 GiB.
-    pub disk_bytes: usize,
-}
-
-impl Default for CacheConfig {
-    fn default() -> Self {
-        let defaults = CacheOptions::default();
-        Self {
-            memory_bytes: defaults.memory_bytes,
-            page_size: defaults.page_size,
-            disk_dir: defaults.disk_dir,
-            disk_bytes: defaults.disk_bytes,
-        }
-    }
-}
-
-impl CacheConfig {
-    pub fn options(&self) -> CacheOptions {
-        CacheOptions {
-            memory_bytes: self.memory_bytes,
-            page_size: self.page_size,
-            disk_dir: self.disk_dir.clone(),
-            disk_bytes: self.disk_bytes,
-            ..CacheOptions::default()
-        }
+    // `lake.write` is the one nested table.
+    match key.strip_prefix("write_") {
+        Some(inner) if section == "lake" => Some(format!("lake.write.{inner}")),
+        _ => Some(format!("{section}.{key}")),
     }
 }
 
 impl Config {
-    /// Reads a TOML file; settings it leaves out keep their defaults.
-    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("cannot read config file {}: {e}", path.display()))?;
-        toml::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("invalid config file {}: {e}", path.display()))
+    /// Loads the settings: defaults, then `file` (TOML) if given, then `INLET_*` variables,
+    /// then `flags` (a table of the settings given on the command line, by key path).
+    pub fn load(file: Option<&Path>, flags: serde_json::Value) -> anyhow::Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.is_file() {
+                anyhow::bail!("cannot read config file {}: no such file", path.display());
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        let env = Env::prefixed(ENV_PREFIX)
+            .filter_map(|name| env_key(name.as_str()).map(Uncased::from_owned));
+        let config: Config = figment
+            .merge(env)
+            .merge(Serialized::defaults(flags))
+            .extract()
+            .map_err(|e| anyhow::anyhow!("invalid settings: {e}"))?;
+        config.validate()?;
+        Ok(config)
     }
 
     /// Settings that are each valid but unsafe together. WAL garbage collection takes a WAL
@@ -261,12 +213,12 @@ impl Config {
     /// acknowledged rows could be deleted.
     pub fn validate(&self) -> anyhow::Result<()> {
         let in_flight = self.writer.upload_timeout + self.writer.commit_timeout;
-        if self.lake.compactor && self.lake.wal_upload_grace <= in_flight {
+        if self.lake.compactor && self.lake.tiering.wal_upload_grace <= in_flight {
             anyhow::bail!(
                 "lake.wal_upload_grace ({:?}) must exceed writer.upload_timeout + \
                  writer.commit_timeout ({in_flight:?}): a younger WAL object may not be \
                  committed yet",
-                self.lake.wal_upload_grace
+                self.lake.tiering.wal_upload_grace
             );
         }
         Ok(())
@@ -274,14 +226,22 @@ impl Config {
 }
 
 #[cfg(test)]
+// figment::Jail closures must return figment::Result, whose error is large: its API, not ours.
+#[allow(clippy::result_large_err)]
 mod tests {
+    use std::time::Duration;
+
+    use figment::Jail;
+    use serde_json::json;
+
     use super::*;
 
     #[test]
     fn a_wal_upload_grace_shorter_than_an_upload_and_commit_is_refused() {
         let mut config = Config::default();
         config.validate().expect("defaults are consistent");
-        config.lake.wal_upload_grace = config.writer.upload_timeout + config.writer.commit_timeout;
+        config.lake.tiering.wal_upload_grace =
+            config.writer.upload_timeout + config.writer.commit_timeout;
         let error = config.validate().expect_err("grace equal to the deadlines");
         assert!(
             error.to_string().contains("lake.wal_upload_grace"),
@@ -295,9 +255,94 @@ mod tests {
 
     #[test]
     fn partial_files_keep_defaults_and_unknown_keys_are_errors() {
-        let config: Config = toml::from_str("[writer]\nlinger = \"250ms\"\n").expect("parses");
-        assert_eq!(config.writer.linger, Duration::from_millis(250));
-        assert_eq!(config.store, "./inlet-data");
-        assert!(toml::from_str::<Config>("[writer]\nlingr = \"1ms\"\n").is_err());
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "inlet.toml",
+                "[writer]\nlinger = \"250ms\"\n[lake]\ncompactor = false\nscan_interval = \"2s\"\n\
+                 [lake.write]\nzstd_level = 3\n",
+            )?;
+            let config = Config::load(Some(Path::new("inlet.toml")), json!({})).expect("loads");
+            assert_eq!(config.writer.linger, Duration::from_millis(250));
+            assert_eq!(config.store, "./inlet-data");
+            assert!(!config.lake.compactor);
+            assert_eq!(config.lake.tiering.scan_interval, Duration::from_secs(2));
+            assert_eq!(config.lake.tiering.write.zstd_level, 3);
+            assert_eq!(config.cache, CacheOptions::default());
+
+            for (text, key) in [
+                ("[writer]\nlingr = \"1ms\"\n", "lingr"),
+                ("[lake]\nscan_intervl = \"1s\"\n", "scan_intervl"),
+                ("[lake.write]\nzstd = 3\n", "zstd"),
+                ("nonsense = 1\n", "nonsense"),
+            ] {
+                jail.create_file("bad.toml", text)?;
+                let error =
+                    Config::load(Some(Path::new("bad.toml")), json!({})).expect_err("unknown key");
+                assert!(error.to_string().contains(key), "{key}: {error}");
+            }
+            let error =
+                Config::load(Some(Path::new("missing.toml")), json!({})).expect_err("no such file");
+            assert!(error.to_string().contains("missing.toml"), "{error}");
+            Ok(())
+        });
+    }
+
+    /// Every setting is reachable from the environment, including nested and optional ones;
+    /// variables that are not settings are left alone; a misspelt one is an error.
+    #[test]
+    fn every_setting_is_reachable_from_the_environment() {
+        Jail::expect_with(|jail| {
+            jail.set_env("INLET_STORE", "memory://");
+            jail.set_env("INLET_HTTP_LISTEN", "off");
+            jail.set_env("INLET_WRITER_FLUSH_BYTES", "123456");
+            jail.set_env("INLET_WRITER_UPLOAD_MIN_BACKOFF", "20ms");
+            jail.set_env("INLET_INDEX_PRODUCER_TTL", "1h");
+            jail.set_env("INLET_INDEX_OBJECT_STORE_MAX_RETRIES", "7");
+            jail.set_env("INLET_CACHE_DISK_DIR", "/tmp/inlet-ssd");
+            jail.set_env("INLET_LAKE_TABLES_DEFAULT", "true");
+            jail.set_env("INLET_LAKE_MAX_ROUND_ROWS", "1000");
+            jail.set_env("INLET_LAKE_WRITE_ROW_GROUP_ROWS", "4096");
+            // Not settings: the client's server address, the config path, test switches.
+            jail.set_env("INLET_SERVER", "http://elsewhere:7070");
+            jail.set_env("INLET_CONFIG", "inlet.toml");
+            jail.set_env("INLET_TEST_S3_ENDPOINT", "http://127.0.0.1:1");
+            let config = Config::load(None, json!({})).expect("loads");
+            assert_eq!(config.store, "memory://");
+            assert_eq!(config.http_listen, None);
+            assert_eq!(config.writer.flush_bytes, 123_456);
+            assert_eq!(config.writer.upload_min_backoff, Duration::from_millis(20));
+            assert_eq!(config.index.producer_ttl, Duration::from_secs(3600));
+            assert_eq!(config.index.object_store_max_retries, Some(7));
+            assert_eq!(
+                config.cache.disk_dir.as_deref(),
+                Some(Path::new("/tmp/inlet-ssd"))
+            );
+            assert!(config.lake.tables_default);
+            assert_eq!(config.lake.tiering.max_round_rows, 1000);
+            assert_eq!(config.lake.tiering.write.row_group_rows, 4096);
+
+            jail.set_env("INLET_WRITER_LINGR", "1ms");
+            let error = Config::load(None, json!({})).expect_err("misspelt");
+            assert!(error.to_string().contains("lingr"), "{error}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn flags_override_the_environment_which_overrides_the_file() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "inlet.toml",
+                "store = \"file\"\nlisten = \"127.0.0.1:1\"\n[writer]\nlinger = \"1s\"\n",
+            )?;
+            jail.set_env("INLET_STORE", "env");
+            jail.set_env("INLET_WRITER_LINGER", "2s");
+            let flags = json!({ "writer": { "linger": "3s" } });
+            let config = Config::load(Some(Path::new("inlet.toml")), flags).expect("loads");
+            assert_eq!(config.listen, SocketAddr::from(([127, 0, 0, 1], 1)));
+            assert_eq!(config.store, "env");
+            assert_eq!(config.writer.linger, Duration::from_secs(3));
+            Ok(())
+        });
     }
 }

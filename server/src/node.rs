@@ -64,17 +64,17 @@ impl Node {
             store,
             store_metrics.clone(),
         ));
-        let index = Index::open(store.clone(), config.index.options(), env.clone())
+        let index = Index::open(store.clone(), config.index.clone(), env.clone())
             .await
             .with_context(|| format!("cannot open the index in store `{}`", config.store))?;
-        let cache = PagedCache::open(store.clone(), config.cache.options())
+        let cache = PagedCache::open(store.clone(), config.cache.clone())
             .await
             .context("cannot open the read cache")?;
         let writer = Writer::start(
             index.clone(),
             store.clone(),
             cache.clone(),
-            config.writer.options(),
+            config.writer.clone(),
             env.clone(),
         );
         let compactor = if config.lake.compactor {
@@ -89,9 +89,9 @@ impl Node {
             };
             Some(Compactor::start(
                 index.clone(),
-                store.clone(),
+                cache.clone(),
                 LakeStorage::new(root, store.clone()),
-                config.lake.compactor_options(),
+                config.lake.tiering.clone(),
                 env.clone(),
             ))
         } else {

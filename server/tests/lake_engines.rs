@@ -92,11 +92,11 @@ impl Lake {
         // Collect WAL garbage soon, so the test sees offsets served from the lake only. Rows
         // are appended while the compactor runs, so the upload grace must outlast an upload
         // and its commit (milliseconds here); zero could delete an object not yet committed.
-        config.lake.wal_gc_interval = Duration::from_millis(200);
+        config.lake.tiering.wal_gc_interval = Duration::from_millis(200);
         config.writer.upload_timeout = Duration::from_secs(2);
         config.writer.commit_timeout = Duration::from_secs(2);
-        config.lake.wal_upload_grace = Duration::from_secs(5);
-        config.lake.wal_read_grace = Duration::ZERO;
+        config.lake.tiering.wal_upload_grace = Duration::from_secs(5);
+        config.lake.tiering.wal_read_grace = Duration::ZERO;
         let node = Node::start(&config).await?;
         Ok(Self {
             catalog: node.http_addr().context("http enabled")?,
@@ -623,6 +623,18 @@ async fn engines_read_what_the_compactor_tiered() -> anyhow::Result<()> {
     produce(&mut client, 0..ROWS).await?;
     read_new_rows(&mut client, &mut next, &mut expected).await?;
     let first = wait_until_tiered(&lake.node, ROWS as u64).await?;
+    // Tiering (like the reads before it) went through the page cache the writer filled when
+    // it uploaded: one log-read path, and not one chunk GET to the store.
+    let chunk_gets = lake
+        .node
+        .metrics()
+        .store
+        .snapshot()
+        .purpose(inlet_store::Purpose::ChunkGet);
+    ensure!(
+        chunk_gets.requests == 0,
+        "chunk GETs while tiering: {chunk_gets:?}"
+    );
     check_round(&lake, &first, &expected).await?;
 
     produce(&mut client, ROWS..2 * ROWS).await?;

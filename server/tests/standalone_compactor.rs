@@ -15,6 +15,7 @@ use common::*;
 use futures::TryStreamExt;
 use inlet::node::Node;
 use inlet::store::lake_root;
+use inlet_cache::{CacheOptions, PagedCache};
 use inlet_compactor::lake::LakeStorage;
 use inlet_compactor::{Compactor, CompactorOptions, RemoteIndex};
 use inlet_core::clock::Env;
@@ -47,8 +48,8 @@ async fn start_node(dir: &std::path::Path, compactor: bool) -> anyhow::Result<No
     let mut config = test_config();
     config.store = dir.to_str().context("utf-8 dir")?.to_owned();
     config.lake.compactor = compactor;
-    config.lake.scan_interval = Duration::from_millis(50);
-    config.lake.lease_ttl = Duration::from_secs(5);
+    config.lake.tiering.scan_interval = Duration::from_millis(50);
+    config.lake.tiering.lease_ttl = Duration::from_secs(5);
     Node::start(&config).await
 }
 
@@ -64,9 +65,10 @@ async fn start_remote_compactor(
     let index = RemoteIndex::connect(&node.endpoint())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let cache = PagedCache::open(store.clone(), CacheOptions::default()).await?;
     Ok(Compactor::start(
         index,
-        store.clone(),
+        cache,
         LakeStorage::new(root, store),
         options,
         Env::system(),

@@ -191,8 +191,8 @@ impl World {
                 self.cfg.writer.clone(),
                 env,
             );
-            let reader = Reader::new(index.clone(), cache);
-            let compactor = self.compactor(id, &index, store, &life);
+            let reader = Reader::new(index.clone(), cache.clone());
+            let compactor = self.compactor(id, &index, cache, &life);
             dies_unless_opened.defuse();
             let node = Arc::new(Node {
                 id,
@@ -222,7 +222,7 @@ impl World {
         &self,
         id: u32,
         index: &Index,
-        store: Arc<dyn ObjectStore>,
+        cache: PagedCache,
         life: &Arc<NodeLife>,
     ) -> Arc<Compactor> {
         let spec = &self.cfg.compactor;
@@ -247,8 +247,8 @@ impl World {
             })),
             ..CompactorOptions::default()
         };
-        let lake = LakeStorage::new(self.lake_root.clone(), store.clone());
-        Arc::new(Compactor::new(index.clone(), store, lake, options, env))
+        let lake = LakeStorage::new(self.lake_root.clone(), cache.store().clone());
+        Arc::new(Compactor::new(index.clone(), cache, lake, options, env))
     }
 
     /// A compactor's error as the trace shows it: without the lake root, whose name differs

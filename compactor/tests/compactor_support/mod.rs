@@ -18,6 +18,7 @@ use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use futures::TryStreamExt;
 use iceberg::TableIdent;
+use inlet_cache::{CacheOptions, PagedCache};
 use inlet_compactor::lake::{LakeRoot, LakeStorage, LakeTable};
 use inlet_compactor::{Compactor, CompactorOptions};
 use inlet_core::clock::{Clock, Env, SeededIdGen, SystemClock};
@@ -52,6 +53,8 @@ impl Clock for ManualClock {
 
 pub struct Harness {
     pub store: Arc<dyn ObjectStore>,
+    /// The page cache compactors read chunks through.
+    pub cache: PagedCache,
     pub index: Index,
     pub lake: LakeStorage,
     pub clock: Arc<ManualClock>,
@@ -81,8 +84,10 @@ impl Harness {
         let index = Index::open(store.clone(), IndexOptions::default(), env.clone()).await?;
         let lake = LakeStorage::new(LakeRoot::memory(name), store.clone());
         index.create_database("db", "", true).await?;
+        let cache = PagedCache::open(store.clone(), CacheOptions::default()).await?;
         Ok(Self {
             store,
+            cache,
             index,
             lake,
             clock,
@@ -124,7 +129,7 @@ impl Harness {
     pub fn compactor(&self, owner: u64, options: CompactorOptions) -> Compactor {
         Compactor::new(
             self.index.clone(),
-            self.store.clone(),
+            self.cache.clone(),
             self.lake.clone(),
             CompactorOptions {
                 owner: Some(owner),

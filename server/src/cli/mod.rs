@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use inlet_proto::v1 as pb;
 use inlet_store::Op;
 use inlet_store::prices::S3_STANDARD as S3;
+use serde_json::json;
 
 use crate::client::{Client, Producer, decode_fetched, path};
 use crate::config::Config;
@@ -54,34 +55,36 @@ pub enum Command {
     Bench(Box<inlet_bench::BenchArgs>),
 }
 
+/// `inlet serve`'s flags: a config file, and the settings used most, which override the
+/// file and the `INLET_*` environment (every setting has a variable: see `config.rs`).
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// TOML config file; flags and INLET_* variables override it.
+    /// TOML config file; INLET_* variables and flags override it.
     #[arg(long, env = "INLET_CONFIG")]
     pub config: Option<PathBuf>,
     /// Store URL: a path, file:///path, memory:// or s3://bucket/prefix.
-    #[arg(long, env = "INLET_STORE")]
+    #[arg(long)]
     pub store: Option<String>,
     /// gRPC listen address.
-    #[arg(long, env = "INLET_LISTEN")]
+    #[arg(long)]
     pub listen: Option<SocketAddr>,
-    /// HTTP listen address (/health, /metrics); `off` disables HTTP.
-    #[arg(long, env = "INLET_HTTP_LISTEN")]
+    /// HTTP listen address (/health, /metrics, /iceberg); `off` disables HTTP.
+    #[arg(long)]
     pub http_listen: Option<String>,
     /// Writer linger, e.g. 5ms or 200ms.
-    #[arg(long, env = "INLET_WRITER_LINGER", value_parser = humantime_duration)]
+    #[arg(long, value_parser = humantime_duration)]
     pub linger: Option<Duration>,
     /// Flush a WAL object early at this many bytes.
-    #[arg(long, env = "INLET_WRITER_FLUSH_BYTES")]
+    #[arg(long)]
     pub flush_bytes: Option<usize>,
     /// Most bytes of unacknowledged appends held before producers wait.
-    #[arg(long, env = "INLET_WRITER_MAX_BUFFERED_BYTES")]
+    #[arg(long)]
     pub max_buffered_bytes: Option<usize>,
     /// Run the compactor role (lake tiering, WAL garbage collection) in this process.
-    #[arg(long, env = "INLET_LAKE_COMPACTOR")]
+    #[arg(long)]
     pub compactor: Option<bool>,
     /// Turn lake tiering on for tables created without a `lake.enabled` option.
-    #[arg(long, env = "INLET_LAKE_TABLES_DEFAULT")]
+    #[arg(long)]
     pub lake_by_default: Option<bool>,
 }
 
@@ -91,7 +94,7 @@ pub struct CompactorArgs {
     #[arg(long, env = "INLET_CONFIG")]
     pub config: Option<PathBuf>,
     /// The store the index owner serves: a path, file:///path or s3://bucket/prefix.
-    #[arg(long, env = "INLET_STORE")]
+    #[arg(long)]
     pub store: Option<String>,
     /// The index owner (`inlet serve`) that applies leases and lake commits.
     #[command(flatten)]
@@ -103,43 +106,47 @@ fn humantime_duration(value: &str) -> Result<Duration, String> {
 }
 
 impl ServeArgs {
-    /// The config file (or defaults) with environment and flags applied on top.
+    /// The settings: defaults, the config file, `INLET_*` variables, then these flags.
     pub fn config(&self) -> anyhow::Result<Config> {
-        let mut config = match &self.config {
-            Some(path) => Config::from_file(path)?,
-            None => Config::default(),
+        let mut flags = serde_json::Map::new();
+        let mut set = |path: &[&str], value: serde_json::Value| {
+            let mut table = &mut flags;
+            for key in &path[..path.len() - 1] {
+                table = table
+                    .entry(*key)
+                    .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()))
+                    .as_object_mut()
+                    .expect("flag sections are tables");
+            }
+            table.insert(path[path.len() - 1].to_owned(), value);
         };
+        let duration =
+            |d: Duration| json!(humantime_serde::re::humantime::format_duration(d).to_string());
         if let Some(store) = &self.store {
-            config.store = store.clone();
+            set(&["store"], json!(store));
         }
         if let Some(listen) = self.listen {
-            config.listen = listen;
+            set(&["listen"], json!(listen.to_string()));
         }
-        match self.http_listen.as_deref() {
-            None => {}
-            Some("off") => config.http_listen = None,
-            Some(addr) => {
-                config.http_listen = Some(addr.parse().map_err(|e| {
-                    anyhow::anyhow!("invalid --http-listen `{addr}`: {e} (or `off`)")
-                })?)
-            }
+        if let Some(http) = &self.http_listen {
+            set(&["http_listen"], json!(http));
         }
         if let Some(linger) = self.linger {
-            config.writer.linger = linger;
+            set(&["writer", "linger"], duration(linger));
         }
         if let Some(bytes) = self.flush_bytes {
-            config.writer.flush_bytes = bytes;
+            set(&["writer", "flush_bytes"], json!(bytes));
         }
         if let Some(bytes) = self.max_buffered_bytes {
-            config.writer.max_buffered_bytes = bytes;
+            set(&["writer", "max_buffered_bytes"], json!(bytes));
         }
         if let Some(compactor) = self.compactor {
-            config.lake.compactor = compactor;
+            set(&["lake", "compactor"], json!(compactor));
         }
         if let Some(default) = self.lake_by_default {
-            config.lake.tables_default = default;
+            set(&["lake", "tables_default"], json!(default));
         }
-        Ok(config)
+        Config::load(self.config.as_deref(), serde_json::Value::Object(flags))
     }
 }
 
@@ -301,14 +308,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn compactor(args: CompactorArgs) -> anyhow::Result<()> {
-    let mut config = match &args.config {
-        Some(path) => Config::from_file(path)?,
-        None => Config::default(),
+    let flags = match &args.store {
+        Some(store) => json!({ "store": store }),
+        None => json!({}),
     };
-    if let Some(store) = &args.store {
-        config.store = store.clone();
-    }
-    config.validate()?;
+    let config = Config::load(args.config.as_deref(), flags)?;
     if config.store.starts_with("memory:") {
         anyhow::bail!(
             "a standalone compactor needs the owner's store; memory:// is private to a process"
@@ -320,11 +324,14 @@ async fn compactor(args: CompactorArgs) -> anyhow::Result<()> {
     let index = inlet_compactor::RemoteIndex::connect(&args.server.server)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let cache = inlet_reader::PagedCache::open(store.clone(), config.cache.clone())
+        .await
+        .context("cannot open the read cache")?;
     let compactor = inlet_compactor::Compactor::start(
         index,
-        store.clone(),
+        cache,
         inlet_compactor::lake::LakeStorage::new(root, store),
-        config.lake.compactor_options(),
+        config.lake.tiering.clone(),
         inlet_core::clock::Env::system(),
     );
     println!(
