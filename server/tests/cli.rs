@@ -4,28 +4,13 @@
 // This test drives a real process, so it waits in real time.
 #![allow(clippy::disallowed_methods)]
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Output, Stdio};
+mod common;
+
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const INLET: &str = env!("CARGO_BIN_EXE_inlet");
+use common::process::{INLET, ServerProcess, free_port};
 
-/// Kills the server when the test ends, however it ends.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
 
 fn inlet(server: &str, args: &[&str]) -> Output {
     Command::new(INLET)
@@ -51,7 +36,7 @@ fn serve_create_produce_consume_round_trip() {
     let listen = format!("127.0.0.1:{port}");
     let http = format!("127.0.0.1:{}", free_port());
     let server = format!("http://{listen}");
-    let _serve = Server(
+    let _serve = ServerProcess(
         Command::new(INLET)
             .args([
                 "serve",

@@ -11,19 +11,17 @@ mod common;
 #[path = "../../core/tests/support/mutate.rs"]
 mod mutate;
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use arrow_buffer::Buffer;
+use common::process::{INLET, ServerProcess, free_port};
 use common::{batch, create_table, read_all, schema};
 use inlet::client::{Client, path};
 use inlet_core::ipc::{batches_to_ipc, decode_stream};
 use inlet_core::rng::SplitMix64;
 use inlet_proto::v1 as pb;
 use tonic::Code;
-
-const INLET: &str = env!("CARGO_BIN_EXE_inlet");
 
 /// Malformed appends sent; each is a few hundred bytes to a few KiB.
 const BAD_APPENDS: usize = 1_500;
@@ -32,22 +30,6 @@ const BAD_APPENDS: usize = 1_500;
 /// needs a few MiB for a few KiB of input; one unchecked length field needed petabytes.
 const RSS_GROWTH_LIMIT_KIB: u64 = 128 * 1024;
 
-/// Kills the server when the test ends, however it ends.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
 
 /// Peak resident set size of a process, from /proc.
 fn peak_rss_kib(pid: u32) -> u64 {
@@ -103,7 +85,7 @@ async fn malformed_appends_are_rejected_and_the_server_lives_on() {
     let data = tempfile::tempdir().expect("temp dir");
     let listen = format!("127.0.0.1:{}", free_port());
     let http = format!("127.0.0.1:{}", free_port());
-    let mut server = Server(
+    let mut server = ServerProcess(
         Command::new(INLET)
             .args(["serve", "--listen", &listen, "--http-listen", &http])
             .args(["--compactor", "false", "--store"])

@@ -6,30 +6,13 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::backend::{Backend, S3_ENDPOINT_VAR};
+use common::process::{INLET, ServerProcess, free_port};
 
-const INLET: &str = env!("CARGO_BIN_EXE_inlet");
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
 
 /// `inlet` with the AWS variables pointing at `endpoint`, run in `cwd` with `tmp` as TMPDIR.
 fn inlet(endpoint: &str, cwd: &Path, tmp: &Path) -> Command {
@@ -100,7 +83,7 @@ async fn serving_from_s3_writes_nothing_to_local_disk() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let listen = format!("127.0.0.1:{}", free_port());
     let server = format!("http://{listen}");
-    let _serve = Server(
+    let _serve = ServerProcess(
         inlet(&endpoint, cwd.path(), tmp.path())
             .args([
                 "serve",

@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod backend;
+pub mod process;
 
 use std::sync::Arc;
 use std::time::Duration;
