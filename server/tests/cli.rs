@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use common::process::{INLET, ServerProcess, free_port};
 
-
 fn inlet(server: &str, args: &[&str]) -> Output {
     Command::new(INLET)
         .args(args)

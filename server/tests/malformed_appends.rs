@@ -30,7 +30,6 @@ const BAD_APPENDS: usize = 1_500;
 /// needs a few MiB for a few KiB of input; one unchecked length field needed petabytes.
 const RSS_GROWTH_LIMIT_KIB: u64 = 128 * 1024;
 
-
 /// Peak resident set size of a process, from /proc.
 fn peak_rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("process status");

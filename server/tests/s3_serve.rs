@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use common::backend::{Backend, S3_ENDPOINT_VAR};
 use common::process::{INLET, ServerProcess, free_port};
 
-
 /// `inlet` with the AWS variables pointing at `endpoint`, run in `cwd` with `tmp` as TMPDIR.
 fn inlet(endpoint: &str, cwd: &Path, tmp: &Path) -> Command {
     let mut command = Command::new(INLET);
