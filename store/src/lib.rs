@@ -6,6 +6,8 @@
 //!   ([`StoreSnapshot::render_prometheus`]) and in benchmarks ([`StoreSnapshot::since`]).
 //! - [`FaultStore`] injects transient errors, timeouts after a write took effect, dropped
 //!   responses and latency from a seeded generator, for tests and the simulation.
+//! - [`ProbeStore`] logs the PUTs and GETs a test caused, holds chosen requests at a [`Gate`]
+//!   and fails chosen ones by a [`Script`], so tests need no `ObjectStore` wrapper of their own.
 //! - [`prices::S3_STANDARD`] prices those requests, for `inlet status` and benchmarks.
 //!
 //! The wrappers sit on the store opened on the root of the Inlet layout, so paths start with `wal/`,
@@ -16,6 +18,7 @@ mod fault;
 mod instrumented;
 mod metrics;
 pub mod prices;
+mod probe;
 mod purpose;
 
 pub use fault::{
@@ -23,4 +26,8 @@ pub use fault::{
 };
 pub use instrumented::InstrumentedStore;
 pub use metrics::{OpCounts, StoreMetrics, StoreSnapshot};
+pub use probe::{
+    Gate, Matcher, PROBE_STORE_NAME, ProbeControl, ProbeStore, Request, Script, Served, Step,
+    matching,
+};
 pub use purpose::{Op, OpKind, Purpose};

@@ -182,123 +182,29 @@ fn is_transient(error: &object_store::Error) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::VecDeque;
-    use std::fmt;
-    use std::sync::Mutex;
-    use std::sync::atomic::{AtomicU32, Ordering};
     use std::time::Duration;
 
-    use futures::stream::BoxStream;
     use inlet_core::clock::SeededIdGen;
+    use inlet_store::{Op, ProbeStore, Step, matching};
+    use slatedb::object_store::ObjectStoreExt;
     use slatedb::object_store::memory::InMemory;
-    use slatedb::object_store::{
-        CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta,
-        ObjectStoreExt, PutMultipartOptions, PutResult, Result,
-    };
 
     use super::*;
 
-    /// What the next PUT does.
-    #[derive(Clone, Copy, Debug)]
-    enum Step {
-        /// Fails before reaching the store.
-        FailBefore,
-        /// Takes effect, then reports an error (a timeout after the write).
-        FailAfterWrite,
-        /// Refused for good.
-        Refused,
-        /// Never answers.
-        Hang,
+    /// An in-memory store whose PUTs follow `steps`, then `then`.
+    fn scripted(steps: &[Step], then: Step) -> ProbeStore<InMemory> {
+        let store = ProbeStore::new(InMemory::new());
+        store.script(matching(|op, _| op == Op::Put), steps.iter().copied(), then);
+        store
     }
 
-    /// An in-memory store whose PUTs follow a script; once the script is used up, PUTs
-    /// pass through (or keep failing before the store with `fail_forever`).
-    #[derive(Debug, Default)]
-    struct Scripted {
-        inner: InMemory,
-        script: Mutex<VecDeque<Step>>,
-        fail_forever: bool,
-        puts: AtomicU32,
-    }
-
-    impl Scripted {
-        fn new(steps: &[Step]) -> Self {
-            Self {
-                script: Mutex::new(steps.iter().copied().collect()),
-                ..Self::default()
-            }
-        }
-    }
-
-    impl fmt::Display for Scripted {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            write!(f, "Scripted")
-        }
-    }
-
-    fn transient() -> object_store::Error {
-        object_store::Error::Generic {
-            store: "Scripted",
-            source: "503 slow down".into(),
-        }
-    }
-
-    #[async_trait::async_trait]
-    impl ObjectStore for Scripted {
-        async fn put_opts(
-            &self,
-            location: &Path,
-            payload: PutPayload,
-            opts: PutOptions,
-        ) -> Result<PutResult> {
-            self.puts.fetch_add(1, Ordering::SeqCst);
-            let step = self.script.lock().expect("script lock").pop_front();
-            match step {
-                None if self.fail_forever => Err(transient()),
-                None => self.inner.put_opts(location, payload, opts).await,
-                Some(Step::FailBefore) => Err(transient()),
-                Some(Step::FailAfterWrite) => {
-                    self.inner.put_opts(location, payload, opts).await?;
-                    Err(transient())
-                }
-                Some(Step::Refused) => Err(object_store::Error::PermissionDenied {
-                    path: location.to_string(),
-                    source: "access denied".into(),
-                }),
-                Some(Step::Hang) => futures::future::pending().await,
-            }
-        }
-
-        async fn put_multipart_opts(
-            &self,
-            location: &Path,
-            opts: PutMultipartOptions,
-        ) -> Result<Box<dyn MultipartUpload>> {
-            self.inner.put_multipart_opts(location, opts).await
-        }
-
-        async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
-            self.inner.get_opts(location, options).await
-        }
-
-        fn delete_stream(
-            &self,
-            locations: BoxStream<'static, Result<Path>>,
-        ) -> BoxStream<'static, Result<Path>> {
-            self.inner.delete_stream(locations)
-        }
-
-        fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-            self.inner.list(prefix)
-        }
-
-        async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
-            self.inner.list_with_delimiter(prefix).await
-        }
-
-        async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
-            self.inner.copy_opts(from, to, options).await
-        }
+    /// The PUTs the store was asked for, failed ones included.
+    fn puts(store: &ProbeStore<InMemory>) -> usize {
+        store
+            .started()
+            .iter()
+            .filter(|request| request.op == Op::Put)
+            .count()
     }
 
     fn retry(attempts: u32, timeout: Duration) -> UploadRetry {
@@ -314,8 +220,8 @@ mod tests {
         Path::from("wal/0000000000000000000000000000002a.wal")
     }
 
-    async fn stored(store: &Scripted) -> Option<Bytes> {
-        match store.inner.get(&path()).await {
+    async fn stored(store: &ProbeStore<InMemory>) -> Option<Bytes> {
+        match store.inner().get(&path()).await {
             Ok(result) => Some(result.bytes().await.expect("body")),
             Err(object_store::Error::NotFound { .. }) => None,
             Err(error) => panic!("get failed: {error}"),
@@ -324,7 +230,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn transient_errors_are_retried_with_growing_jittered_backoff() {
-        let store = Scripted::new(&[Step::FailBefore, Step::FailBefore]);
+        let store = scripted(&[Step::FailBefore, Step::FailBefore], Step::Pass);
         let ids = SeededIdGen::new(7);
         let policy = retry(5, Duration::from_secs(10));
         let bytes = Bytes::from_static(b"wal object");
@@ -352,7 +258,7 @@ mod tests {
     async fn a_put_that_landed_before_failing_is_resolved_by_its_retry() {
         // The first attempt writes the object and reports a timeout; the retry finds the
         // name taken, which can only be that attempt: the upload is done, written once.
-        let store = Scripted::new(&[Step::FailAfterWrite]);
+        let store = scripted(&[Step::FailAfter], Step::Pass);
         let bytes = Bytes::from_static(b"wal object");
         let ids = SeededIdGen::new(1);
         let attempts = put_if_absent(
@@ -365,13 +271,13 @@ mod tests {
         .await
         .expect("resolved as landed");
         assert_eq!(attempts, 2);
-        assert_eq!(store.puts.load(Ordering::SeqCst), 2);
+        assert_eq!(puts(&store), 2);
         assert_eq!(stored(&store).await, Some(bytes));
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_refused_put_fails_at_once() {
-        let store = Scripted::new(&[Step::Refused]);
+        let store = scripted(&[Step::Refuse], Step::Pass);
         let ids = SeededIdGen::new(1);
         let error = put_if_absent(
             &store,
@@ -383,16 +289,16 @@ mod tests {
         .await
         .expect_err("permission denied is not retried");
         assert!(error.contains("after 1 attempts"), "{error}");
-        assert!(error.contains("access denied"), "{error}");
-        assert_eq!(store.puts.load(Ordering::SeqCst), 1);
+        assert!(error.contains("refused by the test's script"), "{error}");
+        assert_eq!(puts(&store), 1);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_name_taken_before_any_attempt_is_an_error_and_is_not_overwritten() {
-        let store = Scripted::new(&[]);
+        let store = scripted(&[], Step::Pass);
         let theirs = Bytes::from_static(b"someone else's object");
         store
-            .inner
+            .inner()
             .put(&path(), PutPayload::from_bytes(theirs.clone()))
             .await
             .expect("put");
@@ -412,10 +318,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn attempts_bound_the_retries() {
-        let store = Scripted {
-            fail_forever: true,
-            ..Scripted::default()
-        };
+        let store = scripted(&[], Step::FailBefore);
         let ids = SeededIdGen::new(1);
         let error = put_if_absent(
             &store,
@@ -427,14 +330,14 @@ mod tests {
         .await
         .expect_err("every attempt fails");
         assert!(error.contains("after 3 attempts"), "{error}");
-        assert!(error.contains("503 slow down"), "{error}");
-        assert_eq!(store.puts.load(Ordering::SeqCst), 3);
+        assert!(error.contains("injected failure of put"), "{error}");
+        assert_eq!(puts(&store), 3);
         assert_eq!(stored(&store).await, None);
     }
 
     #[tokio::test(start_paused = true)]
     async fn the_deadline_bounds_a_hanging_store() {
-        let store = Scripted::new(&[Step::FailBefore, Step::Hang]);
+        let store = scripted(&[Step::FailBefore, Step::Hang], Step::Pass);
         let ids = SeededIdGen::new(1);
         let started = Instant::now();
         let error = put_if_absent(
@@ -453,10 +356,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_deadline_stops_retries_that_would_overrun_it() {
-        let store = Scripted {
-            fail_forever: true,
-            ..Scripted::default()
-        };
+        let store = scripted(&[], Step::FailBefore);
         let ids = SeededIdGen::new(1);
         let started = Instant::now();
         let error = put_if_absent(
@@ -470,7 +370,7 @@ mod tests {
         .expect_err("the store stays down");
         assert!(error.contains("no time for another attempt"), "{error}");
         assert!(started.elapsed() < Duration::from_secs(1));
-        assert!(store.puts.load(Ordering::SeqCst) > 2);
+        assert!(puts(&store) > 2);
     }
 
     #[test]

@@ -2,113 +2,27 @@
 //! (producers wait, then get "overloaded"), and a failed WAL upload acks nobody and leaves
 //! nothing visible.
 
-use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use arrow_array::{Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use futures::StreamExt;
-use futures::stream::BoxStream;
 use inlet_cache::{CacheOptions, PagedCache};
 use inlet_core::clock::Env;
 use inlet_core::table::TableDescriptor;
 use inlet_index::{Index, IndexOptions};
 use inlet_reader::{FetchRequest, Reader, StartPosition};
+use inlet_store::{Matcher, Op, ProbeStore, Step, matching};
 use inlet_writer::{AppendError, Writer, WriterOptions};
+use slatedb::object_store::ObjectStore;
 use slatedb::object_store::memory::InMemory;
-use slatedb::object_store::path::Path;
-use slatedb::object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
-};
-use tokio::sync::{Notify, watch};
 
-/// An in-memory store whose WAL PUTs can be held back or made to fail.
-#[derive(Debug, Default)]
-struct FaultyStore {
-    inner: InMemory,
-    hold_wal_puts: AtomicBool,
-    released: Notify,
-    /// How many WAL PUTs have arrived while puts were held: the test's signal that an
-    /// upload (and so the buffer space of the rows in it) is in flight.
-    held_wal_puts: watch::Sender<usize>,
-    fail_wal_puts: AtomicBool,
-}
+/// An in-memory store whose WAL PUTs the tests hold back or make fail.
+type Store = ProbeStore<InMemory>;
 
-impl fmt::Display for FaultyStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "FaultyStore")
-    }
-}
-
-impl FaultyStore {
-    fn release(&self) {
-        self.hold_wal_puts.store(false, Ordering::SeqCst);
-        self.released.notify_waiters();
-    }
-}
-
-#[async_trait::async_trait]
-impl ObjectStore for FaultyStore {
-    async fn put_opts(
-        &self,
-        location: &Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> Result<PutResult> {
-        if location.as_ref().starts_with("wal/") {
-            if self.hold_wal_puts.load(Ordering::SeqCst) {
-                self.held_wal_puts.send_modify(|held| *held += 1);
-            }
-            while self.hold_wal_puts.load(Ordering::SeqCst) {
-                let released = self.released.notified();
-                if !self.hold_wal_puts.load(Ordering::SeqCst) {
-                    break;
-                }
-                released.await;
-            }
-            if self.fail_wal_puts.load(Ordering::SeqCst) {
-                return Err(slatedb::object_store::Error::Generic {
-                    store: "FaultyStore",
-                    source: "injected wal put failure".into(),
-                });
-            }
-        }
-        self.inner.put_opts(location, payload, opts).await
-    }
-
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
-    }
-
-    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
-        self.inner.get_opts(location, options).await
-    }
-
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, Result<Path>>,
-    ) -> BoxStream<'static, Result<Path>> {
-        self.inner.delete_stream(locations)
-    }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
-        self.inner.copy_opts(from, to, options).await
-    }
+fn wal_puts() -> Matcher {
+    matching(|op, path| op == Op::Put && path.as_ref().starts_with("wal/"))
 }
 
 fn schema() -> Arc<Schema> {
@@ -123,7 +37,7 @@ fn rows(range: std::ops::Range<i64>) -> RecordBatch {
     .expect("valid batch")
 }
 
-async fn setup(store: Arc<FaultyStore>, options: WriterOptions) -> (Index, Writer) {
+async fn setup(store: Arc<Store>, options: WriterOptions) -> (Index, Writer) {
     let store: Arc<dyn ObjectStore> = store;
     let index = Index::open(store.clone(), IndexOptions::default(), Env::system())
         .await
@@ -151,7 +65,7 @@ async fn setup(store: Arc<FaultyStore>, options: WriterOptions) -> (Index, Write
     (index, writer)
 }
 
-async fn read_values(index: &Index, store: Arc<FaultyStore>) -> Vec<i64> {
+async fn read_values(index: &Index, store: Arc<Store>) -> Vec<i64> {
     // A fresh cache: read what is in the store, not what the writer cached.
     let cache = PagedCache::open(store, CacheOptions::default())
         .await
@@ -184,8 +98,8 @@ async fn read_values(index: &Index, store: Arc<FaultyStore>) -> Vec<i64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn producers_wait_then_get_overloaded_when_the_buffer_is_full() {
-    let store = Arc::new(FaultyStore::default());
-    store.hold_wal_puts.store(true, Ordering::SeqCst);
+    let store = Arc::new(Store::new(InMemory::new()));
+    let held = store.hold(wal_puts());
     let options = WriterOptions {
         linger: Duration::from_millis(1),
         max_buffered_bytes: 256 * 1024,
@@ -200,13 +114,9 @@ async fn producers_wait_then_get_overloaded_when_the_buffer_is_full() {
         let writer = writer.clone();
         tokio::spawn(async move { writer.append("db", "t", &[rows(0..10_000)], None).await })
     };
-    tokio::time::timeout(
-        Duration::from_secs(30),
-        store.held_wal_puts.subscribe().wait_for(|held| *held > 0),
-    )
-    .await
-    .expect("the first append's upload reaches the store")
-    .expect("the store is alive");
+    tokio::time::timeout(Duration::from_secs(30), held.wait_for_held(1))
+        .await
+        .expect("the first append's upload reaches the store");
     assert!(!first.is_finished(), "no ack while the upload is held");
 
     // ~240 KiB more does not fit: the producer waits, then is told the writer is overloaded.
@@ -221,7 +131,7 @@ async fn producers_wait_then_get_overloaded_when_the_buffer_is_full() {
         "still no ack after the overload timeout: the upload is held"
     );
 
-    store.release();
+    held.release();
     let acked = first.await.expect("task").expect("first append acked");
     assert_eq!((acked[0].base_offset.0, acked[0].row_count), (0, 10_000));
 
@@ -240,8 +150,8 @@ async fn producers_wait_then_get_overloaded_when_the_buffer_is_full() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_upload_acks_nobody_and_shows_nothing() {
-    let store = Arc::new(FaultyStore::default());
-    store.fail_wal_puts.store(true, Ordering::SeqCst);
+    let store = Arc::new(Store::new(InMemory::new()));
+    let failing = store.script(wal_puts(), [], Step::FailBefore);
     let options = WriterOptions {
         linger: Duration::from_millis(1),
         upload_attempts: 2,
@@ -257,7 +167,7 @@ async fn a_failed_upload_acks_nobody_and_shows_nothing() {
     assert!(error.to_string().contains("after 2 attempts"), "{error}");
     assert!(read_values(&index, store.clone()).await.is_empty());
 
-    store.fail_wal_puts.store(false, Ordering::SeqCst);
+    failing.stop();
     let acked = writer
         .append("db", "t", &[rows(100..150)], None)
         .await
