@@ -2,130 +2,43 @@
 //! hold GETs back: exact bytes across page boundaries, single flight, coalescing, hot reads,
 //! eviction under a small budget, writer inserts, the SSD tier and errors.
 
-use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use futures::future::join_all;
-use futures::stream::BoxStream;
 use inlet_cache::{CacheError, CacheOptions, OpenError, PagedCache};
 use inlet_core::error::{ErrorKind, HasKind};
+use inlet_store::{Matcher, Op, ProbeStore, matching};
 use proptest::prelude::*;
 use slatedb::object_store::memory::InMemory;
 use slatedb::object_store::path::Path;
-use slatedb::object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
-};
-use tokio::sync::watch;
+use slatedb::object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
-/// An in-memory store that counts GETs and the bytes they return, and can hold GETs at a gate.
-#[derive(Debug)]
-struct CountingStore {
-    inner: InMemory,
-    gets: AtomicU64,
-    bytes: AtomicU64,
-    /// How many GETs have started; tests wait on it to know a GET is held at the gate.
-    started: watch::Sender<u64>,
-    /// GETs pass while this is `true`.
-    gate: watch::Sender<bool>,
+/// An in-memory store whose GETs the tests count and hold at a gate.
+type Store = ProbeStore<InMemory>;
+
+fn new_store() -> Arc<Store> {
+    Arc::new(Store::new(InMemory::new()))
 }
 
-impl CountingStore {
-    fn new() -> Arc<Self> {
-        Arc::new(Self {
-            inner: InMemory::new(),
-            gets: AtomicU64::new(0),
-            bytes: AtomicU64::new(0),
-            started: watch::Sender::new(0),
-            gate: watch::Sender::new(true),
-        })
-    }
-
-    fn gets(&self) -> u64 {
-        self.gets.load(Ordering::SeqCst)
-    }
-
-    fn bytes(&self) -> u64 {
-        self.bytes.load(Ordering::SeqCst)
-    }
-
-    fn hold_gets(&self) {
-        self.gate.send_replace(false);
-    }
-
-    fn release_gets(&self) {
-        self.gate.send_replace(true);
-    }
-
-    async fn wait_for_started_gets(&self, n: u64) {
-        self.started
-            .subscribe()
-            .wait_for(|started| *started >= n)
-            .await
-            .expect("the sender lives in self");
-    }
+/// Every GET, and every HEAD.
+fn every_get() -> Matcher {
+    matching(|op, _| matches!(op, Op::Get | Op::Head))
 }
 
-impl fmt::Display for CountingStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CountingStore")
-    }
+/// The GETs started so far, held ones included.
+fn gets_started(store: &Store) -> u64 {
+    let started = store.started();
+    started
+        .iter()
+        .filter(|r| matches!(r.op, Op::Get | Op::Head))
+        .count() as u64
 }
 
-#[async_trait::async_trait]
-impl ObjectStore for CountingStore {
-    async fn put_opts(
-        &self,
-        location: &Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> Result<PutResult> {
-        self.inner.put_opts(location, payload, opts).await
-    }
-
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
-    }
-
-    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
-        self.gets.fetch_add(1, Ordering::SeqCst);
-        self.started.send_modify(|n| *n += 1);
-        self.gate
-            .subscribe()
-            .wait_for(|open| *open)
-            .await
-            .expect("the sender lives in self");
-        let result = self.inner.get_opts(location, options).await?;
-        self.bytes
-            .fetch_add(result.range.end - result.range.start, Ordering::SeqCst);
-        Ok(result)
-    }
-
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, Result<Path>>,
-    ) -> BoxStream<'static, Result<Path>> {
-        self.inner.delete_stream(locations)
-    }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
-        self.inner.copy_opts(from, to, options).await
-    }
+/// The bytes the GETs served so far returned.
+fn bytes_served(store: &Store) -> u64 {
+    store.served().iter().map(|served| served.bytes).sum()
 }
 
 /// Bytes that differ at every offset (within 251), so a shifted slice never matches.
@@ -133,7 +46,7 @@ fn object_bytes(len: usize) -> Bytes {
     (0..len).map(|i| (i % 251) as u8).collect()
 }
 
-async fn put(store: &CountingStore, path: &Path, bytes: &Bytes) {
+async fn put(store: &Store, path: &Path, bytes: &Bytes) {
     store
         .put(path, PutPayload::from(bytes.clone()))
         .await
@@ -156,7 +69,7 @@ fn entry_weight(page_size: usize, path: &Path) -> usize {
     page_size + path.as_ref().len() + 128 + 8
 }
 
-async fn open(store: &Arc<CountingStore>, options: CacheOptions) -> PagedCache {
+async fn open(store: &Arc<Store>, options: CacheOptions) -> PagedCache {
     let store: Arc<dyn ObjectStore> = store.clone();
     PagedCache::open(store, options).await.expect("cache opens")
 }
@@ -194,7 +107,7 @@ fn case() -> impl Strategy<Value = Case> {
 }
 
 async fn check_case(case: Case) -> anyhow::Result<()> {
-    let store = CountingStore::new();
+    let store = new_store();
     let path = Path::from("wal/prop.wal");
     let source = object_bytes(case.len);
     put(&store, &path, &source).await;
@@ -223,8 +136,8 @@ async fn check_case(case: Case) -> anyhow::Result<()> {
     }
 
     let stats = cache.stats();
-    anyhow::ensure!(stats.get_requests == store.gets(), "{stats:?}");
-    anyhow::ensure!(stats.bytes_fetched == store.bytes(), "{stats:?}");
+    anyhow::ensure!(stats.get_requests == gets_started(&store), "{stats:?}");
+    anyhow::ensure!(stats.bytes_fetched == bytes_served(&store), "{stats:?}");
     anyhow::ensure!(
         stats.memory_bytes <= options.memory_bytes as u64,
         "memory tier holds {} bytes over its {} budget",
@@ -234,9 +147,9 @@ async fn check_case(case: Case) -> anyhow::Result<()> {
     if case.memory_pages == 10_000 {
         // Nothing is evicted, so no page is ever fetched twice, even by racing reads.
         anyhow::ensure!(
-            store.bytes() <= case.len as u64,
+            bytes_served(&store) <= case.len as u64,
             "fetched {} bytes of a {}-byte object",
-            store.bytes(),
+            bytes_served(&store),
             case.len
         );
     }
@@ -259,19 +172,19 @@ proptest! {
 
 #[tokio::test]
 async fn concurrent_misses_of_one_page_make_one_get() {
-    let store = CountingStore::new();
+    let store = new_store();
     let path = Path::from("wal/1.wal");
     let source = object_bytes(10_000);
     put(&store, &path, &source).await;
     let cache = open(&store, options(4096, 16, &path)).await;
 
-    store.hold_gets();
+    let gate = store.hold(every_get());
     // `join_all` polls every read once before anything else runs, so all 16 have asked for
     // the page by the time the held GET is released.
     let reads = join_all((0..16).map(|i| cache.get_range(&path, 100 + i..200 + i, None)));
     let release = async {
-        store.wait_for_started_gets(1).await;
-        store.release_gets();
+        gate.wait_for_held(1).await;
+        gate.release();
     };
     let (results, ()) = tokio::join!(reads, release);
 
@@ -280,7 +193,7 @@ async fn concurrent_misses_of_one_page_make_one_get() {
         assert_eq!(got, source.slice(100 + i..200 + i));
     }
     assert_eq!(
-        store.gets(),
+        gets_started(&store),
         1,
         "16 concurrent misses of one page make one GET"
     );
@@ -296,13 +209,13 @@ async fn concurrent_misses_of_one_page_make_one_get() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn parallel_misses_from_many_tasks_make_one_get() {
-    let store = CountingStore::new();
+    let store = new_store();
     let path = Path::from("wal/1.wal");
     let source = object_bytes(10_000);
     put(&store, &path, &source).await;
     let cache = open(&store, options(4096, 16, &path)).await;
 
-    store.hold_gets();
+    let gate = store.hold(every_get());
     let tasks: Vec<_> = (0..16)
         .map(|_| {
             let cache = cache.clone();
@@ -310,20 +223,20 @@ async fn parallel_misses_from_many_tasks_make_one_get() {
             tokio::spawn(async move { cache.get_range(&path, 5000..6000, None).await })
         })
         .collect();
-    store.wait_for_started_gets(1).await;
-    store.release_gets();
+    gate.wait_for_held(1).await;
+    gate.release();
     for task in tasks {
         let got = task.await.expect("task").expect("read succeeds");
         assert_eq!(got, source.slice(5000..6000));
     }
-    assert_eq!(store.gets(), 1);
+    assert_eq!(gets_started(&store), 1);
     let stats = cache.stats();
     assert_eq!(stats.hits + stats.misses, 16);
 }
 
 #[tokio::test]
 async fn adjacent_missing_pages_are_fetched_with_one_get() {
-    let store = CountingStore::new();
+    let store = new_store();
     let path = Path::from("wal/2.wal");
     let source = object_bytes(8 * 1000);
     put(&store, &path, &source).await;
@@ -332,13 +245,13 @@ async fn adjacent_missing_pages_are_fetched_with_one_get() {
     let got = cache.get_range(&path, 10..7990, Some(8000)).await;
     assert_eq!(got.expect("read"), source.slice(10..7990));
     assert_eq!(
-        store.gets(),
+        gets_started(&store),
         1,
         "8 adjacent pages within max_get_bytes: one GET"
     );
 
     // With GETs of at most two pages the same read takes four.
-    let store = CountingStore::new();
+    let store = new_store();
     put(&store, &path, &source).await;
     let options = CacheOptions {
         max_get_bytes: 2000,
@@ -347,19 +260,19 @@ async fn adjacent_missing_pages_are_fetched_with_one_get() {
     let cache = open(&store, options).await;
     let got = cache.get_range(&path, 10..7990, Some(8000)).await;
     assert_eq!(got.expect("read"), source.slice(10..7990));
-    assert_eq!(store.gets(), 4);
-    assert_eq!(store.bytes(), 8000);
+    assert_eq!(gets_started(&store), 4);
+    assert_eq!(bytes_served(&store), 8000);
 }
 
 #[tokio::test]
 async fn overlapping_concurrent_reads_fetch_each_page_once() {
-    let store = CountingStore::new();
+    let store = new_store();
     let path = Path::from("wal/3.wal");
     let source = object_bytes(36 * 100);
     put(&store, &path, &source).await;
     let cache = open(&store, options(100, 1000, &path)).await;
 
-    store.hold_gets();
+    let gate = store.hold(every_get());
     let ranges: Vec<Range<u64>> = (0..12).map(|i| i * 250..i * 250 + 700).collect();
     let reads = join_all(
         ranges
@@ -367,8 +280,8 @@ async fn overlapping_concurrent_reads_fetch_each_page_once() {
             .map(|range| cache.get_range(&path, range.clone(), None)),
     );
     let release = async {
-        store.wait_for_started_gets(1).await;
-        store.release_gets();
+        gate.wait_for_held(1).await;
+        gate.release();
     };
     let (results, ()) = tokio::join!(reads, release);
     for (range, got) in ranges.iter().zip(results) {
@@ -376,12 +289,16 @@ async fn overlapping_concurrent_reads_fetch_each_page_once() {
         assert_eq!(got.expect("read"), want);
     }
     // The reads cover bytes 0..3450: pages 0..=34.
-    assert_eq!(store.bytes(), 3500, "every page was fetched exactly once");
+    assert_eq!(
+        bytes_served(&store),
+        3500,
+        "every page was fetched exactly once"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn overlapping_parallel_reads_fetch_each_page_once() {
-    let store = CountingStore::new();
+    let store = new_store();
     let path = Path::from("wal/3.wal");
     let source = object_bytes(64 * 100);
     put(&store, &path, &source).await;
@@ -406,16 +323,16 @@ async fn overlapping_parallel_reads_fetch_each_page_once() {
         .flat_map(|range| range.start / 100..=(range.end - 1) / 100)
         .collect();
     assert_eq!(
-        store.bytes(),
+        bytes_served(&store),
         pages.len() as u64 * 100,
         "every page touched was fetched exactly once"
     );
-    assert_eq!(cache.stats().bytes_fetched, store.bytes());
+    assert_eq!(cache.stats().bytes_fetched, bytes_served(&store));
 }
 
 #[tokio::test]
 async fn a_hot_range_is_read_without_a_get() {
-    let store = CountingStore::new();
+    let store = new_store();
     let path = Path::from("wal/4.wal");
     let source = object_bytes(10_000);
     put(&store, &path, &source).await;
@@ -423,14 +340,14 @@ async fn a_hot_range_is_read_without_a_get() {
 
     let first = cache.get_range(&path, 3000..9000, Some(10_000)).await;
     assert_eq!(first.expect("cold read"), source.slice(3000..9000));
-    let gets = store.gets();
+    let gets = gets_started(&store);
     assert!(gets >= 1);
 
     let second = cache.get_range(&path, 3000..9000, Some(10_000)).await;
     assert_eq!(second.expect("hot read"), source.slice(3000..9000));
     let inner = cache.get_range(&path, 4100..4200, Some(10_000)).await;
     assert_eq!(inner.expect("hot sub-range"), source.slice(4100..4200));
-    assert_eq!(store.gets(), gets, "hot reads make no GET");
+    assert_eq!(gets_started(&store), gets, "hot reads make no GET");
     let stats = cache.stats();
     assert_eq!(stats.misses, 3);
     assert_eq!(stats.hits, 4);
@@ -438,7 +355,7 @@ async fn a_hot_range_is_read_without_a_get() {
 
 #[tokio::test]
 async fn a_small_memory_budget_evicts_and_stays_bounded() {
-    let store = CountingStore::new();
+    let store = new_store();
     let path = Path::from("wal/5.wal");
     let page = 4096;
     let source = object_bytes(16 * page);
@@ -456,7 +373,7 @@ async fn a_small_memory_budget_evicts_and_stays_bounded() {
         );
         assert!(cache.stats().memory_bytes <= budget);
     }
-    assert_eq!(store.gets(), 16);
+    assert_eq!(gets_started(&store), 16);
     assert!(
         cache.stats().memory_bytes >= 3 * page as u64,
         "the budget is used"
@@ -465,7 +382,7 @@ async fn a_small_memory_budget_evicts_and_stays_bounded() {
     let again = cache.get_range(&path, 0..page as u64, None).await;
     assert_eq!(again.expect("re-read"), source.slice(0..page));
     assert_eq!(
-        store.gets(),
+        gets_started(&store),
         17,
         "the first page was evicted, so it is fetched again"
     );
@@ -478,12 +395,12 @@ async fn a_small_memory_budget_evicts_and_stays_bounded() {
         hot.expect("recent page"),
         source.slice(15 * page..16 * page)
     );
-    assert_eq!(store.gets(), 17, "the most recent pages stay");
+    assert_eq!(gets_started(&store), 17, "the most recent pages stay");
 }
 
 #[tokio::test]
 async fn an_inserted_object_is_read_without_a_get() {
-    let store = CountingStore::new();
+    let store = new_store();
     let path = Path::from("wal/6.wal");
     let source = object_bytes(10_000);
     put(&store, &path, &source).await;
@@ -504,7 +421,7 @@ async fn an_inserted_object_is_read_without_a_get() {
         source.slice(9000..10_000)
     );
     assert_eq!(
-        store.gets(),
+        gets_started(&store),
         0,
         "a co-located reader never GETs what the writer inserted"
     );
@@ -512,18 +429,18 @@ async fn an_inserted_object_is_read_without_a_get() {
 
 #[tokio::test]
 async fn an_insert_completes_reads_waiting_on_a_get() {
-    let store = CountingStore::new();
+    let store = new_store();
     let path = Path::from("wal/7.wal");
     let source = object_bytes(5000);
     put(&store, &path, &source).await;
     let cache = open(&store, options(4096, 16, &path)).await;
 
-    store.hold_gets();
+    let gate = store.hold(every_get());
     let read = cache.get_range(&path, 0..5000, Some(5000));
     let insert = async {
-        store.wait_for_started_gets(1).await;
+        gate.wait_for_held(1).await;
         cache.insert_object(&path, source.clone());
-        store.release_gets();
+        gate.release();
     };
     let (got, ()) = tokio::join!(read, insert);
     assert_eq!(got.expect("read"), source);
@@ -532,7 +449,7 @@ async fn an_insert_completes_reads_waiting_on_a_get() {
 #[tokio::test]
 async fn the_disk_tier_serves_pages_evicted_from_memory() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = CountingStore::new();
+    let store = new_store();
     let path = Path::from("wal/8.wal");
     let page = 4096;
     let source = object_bytes(16 * page);
@@ -548,12 +465,12 @@ async fn the_disk_tier_serves_pages_evicted_from_memory() {
         let range = i * page as u64..(i + 1) * page as u64;
         cache.get_range(&path, range, None).await.expect("read");
     }
-    assert_eq!(store.gets(), 16);
+    assert_eq!(gets_started(&store), 16);
 
     let again = cache.get_range(&path, 0..page as u64, None).await;
     assert_eq!(again.expect("re-read"), source.slice(0..page));
     assert_eq!(
-        store.gets(),
+        gets_started(&store),
         16,
         "the evicted page came back from disk, not the store"
     );
@@ -563,7 +480,7 @@ async fn the_disk_tier_serves_pages_evicted_from_memory() {
 
 #[tokio::test]
 async fn an_unknown_length_is_learned_from_a_short_page() {
-    let store = CountingStore::new();
+    let store = new_store();
     let path = Path::from("wal/9.wal");
     let source = object_bytes(5000);
     put(&store, &path, &source).await;
@@ -578,7 +495,7 @@ async fn an_unknown_length_is_learned_from_a_short_page() {
         Err(CacheError::BeyondEnd { len: 5000, .. }) => {}
         other => panic!("expected BeyondEnd at 5000, got {other:?}"),
     }
-    let gets = store.gets();
+    let gets = gets_started(&store);
 
     // With the length given, a read past it fails without a GET.
     let error = cache
@@ -590,12 +507,12 @@ async fn an_unknown_length_is_learned_from_a_short_page() {
         error.to_string(),
         "range 4500..6000 of object `wal/9.wal` ends past the object's end at 5000 bytes"
     );
-    assert_eq!(store.gets(), gets);
+    assert_eq!(gets_started(&store), gets);
 }
 
 #[tokio::test]
 async fn a_wrong_length_is_refused_as_corruption() {
-    let store = CountingStore::new();
+    let store = new_store();
     let path = Path::from("wal/10.wal");
     let source = object_bytes(5000);
     put(&store, &path, &source).await;
@@ -635,7 +552,7 @@ async fn a_wrong_length_is_refused_as_corruption() {
 
 #[tokio::test]
 async fn a_failed_get_names_the_object_and_is_not_cached() {
-    let store = CountingStore::new();
+    let store = new_store();
     let path = Path::from("wal/11.wal");
     let cache = open(&store, options(4096, 16, &path)).await;
 
@@ -653,12 +570,12 @@ async fn a_failed_get_names_the_object_and_is_not_cached() {
     put(&store, &path, &source).await;
     let got = cache.get_range(&path, 10..20, None).await;
     assert_eq!(got.expect("the object exists now"), source.slice(10..20));
-    assert_eq!(store.gets(), 2);
+    assert_eq!(gets_started(&store), 2);
 }
 
 #[tokio::test]
 async fn empty_and_inverted_ranges() {
-    let store = CountingStore::new();
+    let store = new_store();
     let path = Path::from("wal/12.wal");
     let cache = open(&store, options(4096, 16, &path)).await;
 
@@ -667,12 +584,12 @@ async fn empty_and_inverted_ranges() {
     #[expect(clippy::reversed_empty_ranges)]
     let inverted = cache.get_range(&path, 8..7, None).await;
     assert!(matches!(inverted, Err(CacheError::InvalidRange { .. })));
-    assert_eq!(store.gets(), 0);
+    assert_eq!(gets_started(&store), 0);
 }
 
 #[tokio::test]
 async fn invalid_options_are_refused() {
-    let store = CountingStore::new();
+    let store = new_store();
     let path = Path::from("x");
     for (options, option) in [
         (

@@ -3,28 +3,23 @@
 //! GETs only those columns' bytes, returns exactly what a full fetch returns for them, and still
 //! verifies every byte it decodes; a full fetch reads each chunk with one GET.
 
-use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use futures::StreamExt;
-use futures::stream::BoxStream;
 use inlet_cache::{CacheOptions, PagedCache};
 use inlet_core::clock::Env;
 use inlet_core::table::TableDescriptor;
 use inlet_core::wal::decode_object;
 use inlet_index::{Index, IndexOptions};
 use inlet_reader::{FetchError, FetchRequest, Reader, StartPosition};
+use inlet_store::{Op, ProbeStore, Served};
 use inlet_writer::{Writer, WriterOptions};
 use slatedb::object_store::memory::InMemory;
 use slatedb::object_store::path::Path;
-use slatedb::object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
-};
+use slatedb::object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 /// Columns of the wide table: `c00` ... `c19`, Int64 at even positions, Utf8 at odd ones.
 const COLUMNS: usize = 20;
@@ -37,13 +32,8 @@ const PROJECTED: [&str; 2] = ["c12", "c03"];
 /// Small pages, so that one chunk spans many of them.
 const SMALL_PAGE: usize = 16 * 1024;
 
-/// An in-memory store that counts the GETs of WAL objects and the bytes they return.
-#[derive(Debug, Default)]
-struct CountingStore {
-    inner: InMemory,
-    wal_gets: AtomicU64,
-    wal_bytes: AtomicU64,
-}
+/// An in-memory store whose GETs the tests count.
+type Store = ProbeStore<InMemory>;
 
 /// GETs of `wal/` objects and the bytes they returned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,70 +42,15 @@ struct Counted {
     bytes: u64,
 }
 
-impl CountingStore {
-    /// The counts since the last call, and starts counting from zero.
-    fn take(&self) -> Counted {
-        Counted {
-            gets: self.wal_gets.swap(0, Ordering::SeqCst),
-            bytes: self.wal_bytes.swap(0, Ordering::SeqCst),
-        }
-    }
-}
-
-impl fmt::Display for CountingStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CountingStore")
-    }
-}
-
-#[async_trait::async_trait]
-impl ObjectStore for CountingStore {
-    async fn put_opts(
-        &self,
-        location: &Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> Result<PutResult> {
-        self.inner.put_opts(location, payload, opts).await
-    }
-
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
-    }
-
-    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
-        let head = options.head;
-        let result = self.inner.get_opts(location, options).await?;
-        if location.as_ref().starts_with("wal/") && !head {
-            self.wal_gets.fetch_add(1, Ordering::SeqCst);
-            self.wal_bytes
-                .fetch_add(result.range.end - result.range.start, Ordering::SeqCst);
-        }
-        Ok(result)
-    }
-
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, Result<Path>>,
-    ) -> BoxStream<'static, Result<Path>> {
-        self.inner.delete_stream(locations)
-    }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
-        self.inner.copy_opts(from, to, options).await
-    }
+/// The GETs of `wal/` objects (not HEADs) among `served`.
+fn wal_gets(served: Vec<Served>) -> Counted {
+    let wal = served
+        .iter()
+        .filter(|served| served.op == Op::Get && served.path.as_ref().starts_with("wal/"));
+    wal.fold(Counted { gets: 0, bytes: 0 }, |counted, served| Counted {
+        gets: counted.gets + 1,
+        bytes: counted.bytes + served.bytes,
+    })
 }
 
 fn schema() -> Arc<Schema> {
@@ -149,7 +84,7 @@ fn rows(start: i64) -> RecordBatch {
 }
 
 /// An index with table `db.t` (one bucket) holding `CHUNKS` appends, each its own WAL object.
-async fn setup(store: Arc<CountingStore>) -> Index {
+async fn setup(store: Arc<Store>) -> Index {
     let dyn_store: Arc<dyn ObjectStore> = store.clone();
     let index = Index::open(dyn_store.clone(), IndexOptions::default(), Env::system())
         .await
@@ -198,7 +133,7 @@ async fn setup(store: Arc<CountingStore>) -> Index {
 /// so that every byte is read from the store; returns the batches and what the store served.
 async fn fetch(
     index: &Index,
-    store: &Arc<CountingStore>,
+    store: &Arc<Store>,
     page_size: usize,
     columns: &[&str],
 ) -> (std::result::Result<Vec<RecordBatch>, FetchError>, Counted) {
@@ -232,7 +167,7 @@ async fn fetch(
             Err(error) => result = Err(error),
         }
     }
-    (result.map(|()| batches), store.take())
+    (result.map(|()| batches), wal_gets(store.take()))
 }
 
 /// The full fetch's batches cut down to the projected columns plus the system columns, which
@@ -259,10 +194,10 @@ fn rows_of(batches: &[RecordBatch]) -> usize {
     batches.iter().map(RecordBatch::num_rows).sum()
 }
 
-async fn wal_objects(store: &CountingStore) -> Vec<Path> {
+async fn wal_objects(store: &Store) -> Vec<Path> {
     let prefix = Path::from("wal");
     let mut paths: Vec<Path> = store
-        .inner
+        .inner()
         .list(Some(&prefix))
         .map(|meta| meta.expect("list").location)
         .collect()
@@ -272,11 +207,11 @@ async fn wal_objects(store: &CountingStore) -> Vec<Path> {
 }
 
 /// Flips one byte in the middle of `column`'s bytes in the chunk of every WAL object.
-async fn corrupt_column(store: &CountingStore, column: &str) {
+async fn corrupt_column(store: &Store, column: &str) {
     let index = schema().index_of(column).expect("column");
     for path in wal_objects(store).await {
         let bytes = store
-            .inner
+            .inner()
             .get(&path)
             .await
             .expect("get")
@@ -293,7 +228,7 @@ async fn corrupt_column(store: &CountingStore, column: &str) {
             bytes[at as usize] ^= 0x40;
         }
         store
-            .inner
+            .inner()
             .put(&path, PutPayload::from(bytes))
             .await
             .expect("put");
@@ -302,7 +237,7 @@ async fn corrupt_column(store: &CountingStore, column: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_projected_fetch_gets_only_the_projected_columns_bytes() {
-    let store = Arc::new(CountingStore::default());
+    let store = Arc::new(Store::new(InMemory::new()));
     let index = setup(store.clone()).await;
 
     let (full, full_counted) = fetch(&index, &store, SMALL_PAGE, &[]).await;
@@ -349,7 +284,7 @@ async fn a_projected_fetch_gets_only_the_projected_columns_bytes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_read_uses_one_get_per_chunk_and_large_pages_are_never_pruned() {
-    let store = Arc::new(CountingStore::default());
+    let store = Arc::new(Store::new(InMemory::new()));
     let index = setup(store.clone()).await;
     let page_larger_than_object = 4 * 1024 * 1024;
 
@@ -368,7 +303,7 @@ async fn a_full_read_uses_one_get_per_chunk_and_large_pages_are_never_pruned() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupted_projected_column_fails_the_projected_fetch() {
-    let store = Arc::new(CountingStore::default());
+    let store = Arc::new(Store::new(InMemory::new()));
     let index = setup(store.clone()).await;
     corrupt_column(&store, PROJECTED[0]).await;
 
@@ -393,7 +328,7 @@ async fn a_corrupted_projected_column_fails_the_projected_fetch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_projected_fetch_never_reads_unprojected_bytes() {
-    let store = Arc::new(CountingStore::default());
+    let store = Arc::new(Store::new(InMemory::new()));
     let index = setup(store.clone()).await;
     let (before, _) = fetch(&index, &store, SMALL_PAGE, &PROJECTED).await;
     let before = before.expect("projected fetch");
@@ -417,7 +352,7 @@ async fn a_projected_fetch_never_reads_unprojected_bytes() {
 /// store bytes than the whole-chunk read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn store_bytes_by_page_size() {
-    let store = Arc::new(CountingStore::default());
+    let store = Arc::new(Store::new(InMemory::new()));
     let index = setup(store.clone()).await;
     println!("page size | full GETs | full bytes | projected GETs | projected bytes | ratio");
     for page_size in [4, 16, 64, 128, 256, 512, 1024, 4096].map(|kib| kib * 1024) {

@@ -8,8 +8,7 @@
 //! below the watermark finds its row in the lake.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use arrow_array::cast::AsArray;
@@ -17,7 +16,6 @@ use arrow_array::types::{Int8Type, Int32Type, Int64Type, TimestampMicrosecondTyp
 use arrow_array::{Array, ArrayRef, Int8Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use futures::StreamExt;
-use futures::stream::BoxStream;
 use inlet_cache::{CacheOptions, PagedCache};
 use inlet_compactor::lake::{LakeAppend, LakeRoot, LakeStorage, LakeTable, LakeWriteOptions};
 use inlet_core::clock::Env;
@@ -25,14 +23,11 @@ use inlet_core::ids::{Bucket, Offset, PartitionId, StreamId, TimestampMicros};
 use inlet_core::table::{TableDescriptor, TableInfo, read_schema};
 use inlet_index::{Index, IndexOptions, LakeCommit, LakeCommitted, LakeFileEntry};
 use inlet_reader::{BucketOffsets, FetchError, FetchRequest, FetchStream, Reader, StartPosition};
+use inlet_store::{Gate, Op, ProbeStore, Served, matching};
 use inlet_writer::{Writer, WriterOptions};
 use slatedb::object_store::memory::InMemory;
 use slatedb::object_store::path::Path;
-use slatedb::object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
-};
-use tokio::sync::Notify;
+use slatedb::object_store::{ObjectStore, ObjectStoreExt};
 
 /// Rows per append; each append is one WAL object holding one chunk.
 const ROWS_PER_CHUNK: u64 = 500;
@@ -57,115 +52,29 @@ struct Counted {
     wal_objects: BTreeSet<String>,
 }
 
-/// Holds the GETs of one object until released.
-#[derive(Clone)]
-struct Gate {
-    path: Path,
-    reached: Arc<Notify>,
-    release: Arc<Notify>,
-}
+/// An in-memory store whose GETs the tests count and can hold back.
+type Store = ProbeStore<InMemory>;
 
-#[derive(Default)]
-struct CountingStore {
-    inner: InMemory,
-    counted: Mutex<Counted>,
-    gate: Mutex<Option<Gate>>,
-}
-
-impl CountingStore {
-    /// The counts since the last call, and starts counting from zero.
-    fn take(&self) -> Counted {
-        std::mem::take(&mut *self.counted.lock().expect("counts lock"))
-    }
-
-    /// Holds the next GET of `path` until the returned gate is released.
-    fn hold(&self, path: Path) -> Gate {
-        let gate = Gate {
-            path,
-            reached: Arc::new(Notify::new()),
-            release: Arc::new(Notify::new()),
-        };
-        *self.gate.lock().expect("gate lock") = Some(gate.clone());
-        gate
-    }
-}
-
-impl fmt::Debug for CountingStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CountingStore")
-    }
-}
-
-impl fmt::Display for CountingStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CountingStore")
-    }
-}
-
-#[async_trait::async_trait]
-impl ObjectStore for CountingStore {
-    async fn put_opts(
-        &self,
-        location: &Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> Result<PutResult> {
-        self.inner.put_opts(location, payload, opts).await
-    }
-
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
-    }
-
-    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
-        let head = options.head;
-        let gate = {
-            let mut gate = self.gate.lock().expect("gate lock");
-            match &*gate {
-                Some(held) if held.path == *location && !head => gate.take(),
-                _ => None,
-            }
-        };
-        if let Some(gate) = gate {
-            gate.reached.notify_one();
-            gate.release.notified().await;
+/// What the readers GET among `served`: lake data files and WAL objects (not HEADs).
+fn counted(served: Vec<Served>) -> Counted {
+    let mut counted = Counted::default();
+    for served in served.iter().filter(|served| served.op == Op::Get) {
+        let name = served.path.as_ref();
+        if name.starts_with("lake/") && name.ends_with(".parquet") {
+            counted.lake_gets += 1;
+            counted.lake_bytes += served.bytes;
+        } else if name.starts_with("wal/") {
+            counted.wal_objects.insert(name.to_owned());
         }
-        let result = self.inner.get_opts(location, options).await?;
-        if !head {
-            let name = location.as_ref();
-            let mut counted = self.counted.lock().expect("counts lock");
-            if name.starts_with("lake/") && name.ends_with(".parquet") {
-                counted.lake_gets += 1;
-                counted.lake_bytes += result.range.end - result.range.start;
-            } else if name.starts_with("wal/") {
-                counted.wal_objects.insert(name.to_owned());
-            }
-        }
-        Ok(result)
     }
+    counted
+}
 
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, Result<Path>>,
-    ) -> BoxStream<'static, Result<Path>> {
-        self.inner.delete_stream(locations)
-    }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
-        self.inner.copy_opts(from, to, options).await
-    }
+/// Holds the next GET of `path` until the returned gate is released.
+fn hold_next_get(store: &Store, path: Path) -> Gate {
+    store.hold_once(matching(move |op, location| {
+        op == Op::Get && *location == path
+    }))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -258,7 +167,7 @@ fn offsets(rows: &[Row]) -> Vec<i64> {
 // Setup, fetches and tiering.
 
 struct Setup {
-    store: Arc<CountingStore>,
+    store: Arc<Store>,
     index: Index,
     writer: Writer,
     table: Arc<TableInfo>,
@@ -287,7 +196,7 @@ fn lake_root() -> LakeRoot {
 impl Setup {
     /// Table `db.logs` (one bucket) with `CHUNKS` appends, and its (empty) lake table.
     async fn new() -> Self {
-        let store = Arc::new(CountingStore::default());
+        let store = Arc::new(Store::new(InMemory::new()));
         let dyn_store: Arc<dyn ObjectStore> = store.clone();
         let index = Index::open(dyn_store.clone(), IndexOptions::default(), Env::system())
             .await
@@ -590,7 +499,7 @@ async fn a_fetch_from_zero_reads_the_lake_then_the_wal_every_row_once() {
     );
 
     let rows = setup.fetch_all(StartPosition::Earliest).await;
-    let counted = setup.store.take();
+    let counted = counted(setup.store.take());
     assert_eq!(
         rows, setup.truth,
         "every row once, in order, as the WAL held it"
@@ -667,14 +576,14 @@ async fn a_projected_lake_read_gets_only_the_projected_columns_bytes() {
     let full = collect(fetch(&reader, StartPosition::Earliest, &[], false, None).await)
         .await
         .expect("full fetch");
-    let full_counted = setup.store.take();
+    let full_counted = counted(setup.store.take());
     assert_eq!(rows_of(&full), setup.truth);
 
     let reader = setup.reader(SMALL_PAGE).await;
     let projected = collect(fetch(&reader, StartPosition::Earliest, &["level"], false, None).await)
         .await
         .expect("projected fetch");
-    let projected_counted = setup.store.take();
+    let projected_counted = counted(setup.store.take());
     println!(
         "lake read of {} rows: all columns {} GETs / {} B, `level` only {} GETs / {} B",
         tail.0,
@@ -714,7 +623,7 @@ async fn a_projected_lake_read_gets_only_the_projected_columns_bytes() {
         .expect("projected fetch again");
     assert_eq!(again, projected);
     assert_eq!(
-        setup.store.take(),
+        counted(setup.store.take()),
         Counted::default(),
         "served by the cache"
     );
@@ -734,7 +643,7 @@ async fn a_fetch_from_zero_after_the_wal_was_garbage_collected_gets_every_row() 
     for path in &deleted {
         setup
             .store
-            .inner
+            .inner()
             .delete(&Path::from(path.as_str()))
             .await
             .expect("delete WAL object");
@@ -742,7 +651,7 @@ async fn a_fetch_from_zero_after_the_wal_was_garbage_collected_gets_every_row() 
 
     let rows = setup.fetch_all(StartPosition::Earliest).await;
     assert_eq!(rows, setup.truth);
-    let counted = setup.store.take();
+    let counted = counted(setup.store.take());
     assert!(counted.wal_objects.is_disjoint(&deleted));
     assert_eq!(counted.wal_objects.len(), 2, "chunks 6 and 7 are still WAL");
 
@@ -762,7 +671,7 @@ async fn a_fetch_from_zero_after_the_wal_was_garbage_collected_gets_every_row() 
     let file = files.next().await.expect("scan").expect("the first file");
     setup
         .store
-        .inner
+        .inner()
         .delete(&Path::from(file.path.as_str()))
         .await
         .expect("delete lake file");
@@ -835,13 +744,13 @@ async fn a_lake_file_that_disagrees_with_its_entry_is_corruption() {
 async fn a_follower_keeps_reading_while_a_lake_commit_trims_chunks_under_it() {
     let mut setup = Setup::new().await;
     let objects = setup.chunk_objects().await;
-    let gate = setup.store.hold(objects[&(2 * ROWS_PER_CHUNK)].clone());
+    let gate = hold_next_get(&setup.store, objects[&(2 * ROWS_PER_CHUNK)].clone());
 
     let reader = setup.reader(SMALL_PAGE).await;
     let mut follower = fetch(&reader, StartPosition::Offset(Offset(0)), &[], true, None).await;
     let mut batches = Vec::new();
     take_rows(&mut follower, &mut batches, 2 * ROWS_PER_CHUNK as usize).await;
-    tokio::time::timeout(WAIT, gate.reached.notified())
+    tokio::time::timeout(WAIT, gate.wait_for_held(1))
         .await
         .expect("the follower reads chunk 2");
 
@@ -850,11 +759,11 @@ async fn a_follower_keeps_reading_while_a_lake_commit_trims_chunks_under_it() {
     let tail = Offset(setup.next());
     let committed = setup.tier(tail).await;
     assert_eq!(committed.trimmed_chunks, (CHUNKS + 4) as usize);
-    gate.release.notify_one();
+    gate.release();
 
     take_rows(&mut follower, &mut batches, tail.0 as usize).await;
     assert!(
-        setup.store.take().lake_gets > 0,
+        counted(setup.store.take()).lake_gets > 0,
         "rows appended after the follower last saw the tail were read from the lake"
     );
 
@@ -862,7 +771,7 @@ async fn a_follower_keeps_reading_while_a_lake_commit_trims_chunks_under_it() {
     for path in wal_paths(&committed) {
         setup
             .store
-            .inner
+            .inner()
             .delete(&Path::from(path.as_str()))
             .await
             .expect("delete WAL object");
