@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use comfy_table::{CellAlignment, ContentArrangement, Table, presets};
+use inlet_client::text::{table, write_table};
 use inlet_store::Purpose;
 use serde::Serialize;
 
@@ -427,32 +427,6 @@ fn render_memory(out: &mut String, memory: &MemoryReport) {
         phases.join(", "),
         memory.note
     );
-}
-
-/// A table in the report's plain style: no borders, one space between columns, a header
-/// row, figures right-aligned; the columns in `left` (text) left-aligned.
-fn table(header: &[&str], left: &[usize]) -> Table {
-    let mut table = Table::new();
-    table
-        .load_preset(presets::NOTHING)
-        .set_content_arrangement(ContentArrangement::Disabled)
-        .set_header(header.iter().copied());
-    for (i, column) in table.column_iter_mut().enumerate() {
-        column.set_padding((0, 1));
-        column.set_cell_alignment(if left.contains(&i) {
-            CellAlignment::Left
-        } else {
-            CellAlignment::Right
-        });
-    }
-    table
-}
-
-/// Appends `table` to `out`, one line per row, without trailing blanks.
-fn write_table(out: &mut String, table: &Table) {
-    for line in table.lines() {
-        let _ = writeln!(out, "{}", line.trim_end());
-    }
 }
 
 fn per_gb(usage: &StoreUsage, purpose: Purpose) -> String {

@@ -3,6 +3,8 @@
 //! (the server re-exports it as `inlet::client`) so that `inlet-bench` can drive a node
 //! through it without depending on the server crate, which depends on the bench.
 
+pub mod text;
+
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};

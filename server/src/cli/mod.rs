@@ -15,7 +15,7 @@ use inlet_store::Op;
 use inlet_store::prices::S3_STANDARD as S3;
 use serde_json::json;
 
-use crate::client::{Client, Producer, decode_fetched, path};
+use crate::client::{Client, Producer, decode_fetched, path, text};
 use crate::config::Config;
 use crate::node::Node;
 use convert::{InputFormat, OutputFormat, describe_schema, parse_schema, parse_start};
@@ -597,9 +597,18 @@ async fn status(server: ServerArg) -> anyhow::Result<()> {
         status.cache_memory_bytes
     );
     println!("\nobject store (since start)");
-    println!(
-        "{:<12} {:<20} {:>10} {:>8} {:>8} {:>14} {:>14} {:>10}",
-        "purpose", "op", "requests", "errors", "misses", "bytes_in", "bytes_out", "cost_usd"
+    let mut usages = text::table(
+        &[
+            "purpose",
+            "op",
+            "requests",
+            "errors",
+            "misses",
+            "bytes_in",
+            "bytes_out",
+            "cost_usd",
+        ],
+        &[0, 1],
     );
     let mut total = 0.0;
     for usage in &status.store {
@@ -610,18 +619,20 @@ async fn status(server: ServerArg) -> anyhow::Result<()> {
             .map_or(S3.put_copy_post_list_per_1000, |op| S3.per_1000(op));
         let cost = usage.requests as f64 / 1000.0 * price;
         total += cost;
-        println!(
-            "{:<12} {:<20} {:>10} {:>8} {:>8} {:>14} {:>14} {:>10.6}",
-            usage.purpose,
-            usage.op,
-            usage.requests,
-            usage.errors,
-            usage.expected_misses,
-            usage.bytes_in,
-            usage.bytes_out,
-            cost
-        );
+        usages.add_row([
+            usage.purpose.clone(),
+            usage.op.clone(),
+            usage.requests.to_string(),
+            usage.errors.to_string(),
+            usage.expected_misses.to_string(),
+            usage.bytes_in.to_string(),
+            usage.bytes_out.to_string(),
+            format!("{cost:.6}"),
+        ]);
     }
+    let mut out = String::new();
+    text::write_table(&mut out, &usages);
+    print!("{out}");
     println!(
         "estimated request cost: ${total:.6} at S3 Standard list prices \
          (${} per 1,000 PUT/COPY/LIST, ${} per 1,000 GET, \
@@ -676,20 +687,31 @@ async fn lake_status(target: Option<String>, server: ServerArg) -> anyhow::Resul
         if !table.metadata_location.is_empty() {
             println!("  metadata: {}", table.metadata_location);
         }
-        println!(
-            "  {:>6} {:>12} {:>12} {:>12} {:>12} {:>10}",
-            "bucket", "earliest", "watermark", "next", "lag_offsets", "lag_s"
+        let mut buckets = text::table(
+            &[
+                "bucket",
+                "earliest",
+                "watermark",
+                "next",
+                "lag_offsets",
+                "lag_s",
+            ],
+            &[],
         );
         for bucket in &table.buckets {
-            println!(
-                "  {:>6} {:>12} {:>12} {:>12} {:>12} {:>10.1}",
-                bucket.bucket,
-                bucket.earliest_offset,
-                bucket.watermark,
-                bucket.next_offset,
-                bucket.lag_offsets,
-                bucket.lag_seconds
-            );
+            buckets.add_row([
+                bucket.bucket.to_string(),
+                bucket.earliest_offset.to_string(),
+                bucket.watermark.to_string(),
+                bucket.next_offset.to_string(),
+                bucket.lag_offsets.to_string(),
+                format!("{:.1}", bucket.lag_seconds),
+            ]);
+        }
+        let mut out = String::new();
+        text::write_table(&mut out, &buckets);
+        for line in out.lines() {
+            println!("  {line}");
         }
     }
     Ok(())
