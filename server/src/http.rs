@@ -32,10 +32,7 @@ async fn health(State(metrics): State<Metrics>) -> impl IntoResponse {
 
 async fn render_metrics(State(metrics): State<Metrics>) -> impl IntoResponse {
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         metrics.render(),
     )
 }

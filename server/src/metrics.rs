@@ -1,21 +1,35 @@
-//! The server's metrics and their Prometheus text rendering: object-store calls by purpose
+//! The server's metrics and their Prometheus exposition: object-store calls by purpose
 //! (from `inlet-store`), read-cache counters, append and fetch latency histograms, and
-//! row/byte counters. Everything is atomics, so recording never blocks a request.
+//! row/byte counters. Everything is atomics, so recording never blocks a request; a scrape
+//! reads them and writes the text with `prometheus-client`'s encoder (Prometheus text format
+//! 0.0.4, [`CONTENT_TYPE`]).
 
-use std::fmt::Write;
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use inlet_cache::PagedCache;
 use inlet_index::Index;
 use inlet_store::StoreMetrics;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeMetric, MetricEncoder, NoLabelSet, prometheus_text,
+};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::{MetricType, TypedMetric};
+use prometheus_client::registry::Registry;
+
+/// The `Content-Type` of [`Metrics::render`]'s text.
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// Upper bounds of the latency buckets, in seconds (Prometheus `le`).
 const LATENCY_BOUNDS: [f64; 16] = [
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0,
 ];
 
-/// A Prometheus histogram with fixed latency buckets.
+/// A Prometheus histogram with fixed latency buckets, encoded by `prometheus-client`. Not the
+/// crate's `Histogram`: that one takes a lock on every observation, this one is atomics.
 #[derive(Debug, Default)]
 pub struct Histogram {
     buckets: [AtomicU64; LATENCY_BOUNDS.len()],
@@ -33,20 +47,27 @@ impl Histogram {
         let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         self.sum_micros.fetch_add(micros, Ordering::Relaxed);
     }
+}
 
-    fn render(&self, name: &str, help: &str, out: &mut String) {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} histogram");
-        let mut cumulative = 0;
-        for (bound, bucket) in LATENCY_BOUNDS.iter().zip(&self.buckets) {
-            cumulative += bucket.load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
-        }
+impl TypedMetric for Histogram {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for Histogram {
+    fn encode(&self, mut encoder: MetricEncoder) -> fmt::Result {
+        // Per-bucket counts; the encoder makes them cumulative and adds `+Inf` (the count).
+        let buckets: Vec<(f64, u64)> = LATENCY_BOUNDS
+            .iter()
+            .zip(&self.buckets)
+            .map(|(bound, bucket)| (*bound, bucket.load(Ordering::Relaxed)))
+            .collect();
         let count = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
         let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum {sum}");
-        let _ = writeln!(out, "{name}_count {count}");
+        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
     }
 }
 
@@ -64,16 +85,15 @@ pub struct RequestMetrics {
     pub fetched_bytes: AtomicU64,
 }
 
-fn counter(out: &mut String, name: &str, help: &str, value: u64) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} counter");
-    let _ = writeln!(out, "{name} {value}");
-}
-
-fn gauge(out: &mut String, name: &str, help: &str, value: u64) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} gauge");
-    let _ = writeln!(out, "{name} {value}");
+/// Writes one metric: `# HELP`, `# TYPE` and its samples. Counter names go without `_total`:
+/// the encoder appends it.
+fn write_metric(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    metric: &impl EncodeMetric,
+) -> fmt::Result {
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
 }
 
 /// Everything `/metrics` shows.
@@ -86,92 +106,138 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Prometheus text exposition format.
+    /// Prometheus text exposition format (version 0.0.4, [`CONTENT_TYPE`]).
     pub fn render(&self) -> String {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(self.clone()));
         let mut out = String::with_capacity(16 * 1024);
+        prometheus_text::encode(&mut out, &registry).expect("writing to a String cannot fail");
+        out
+    }
+}
+
+/// Reads every metric at the scrape, in a fixed order: request metrics, cache, index owner,
+/// then the object-store counters.
+impl Collector for Metrics {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
         let r = &self.requests;
-        r.append_latency.render(
+        write_metric(
+            &mut encoder,
             "inlet_append_latency_seconds",
             "Append latency: request received to rows durable and acked.",
-            &mut out,
-        );
-        r.fetch_first_batch_latency.render(
+            &r.append_latency,
+        )?;
+        write_metric(
+            &mut encoder,
             "inlet_fetch_first_batch_latency_seconds",
             "Fetch latency: request received to first batch ready.",
-            &mut out,
-        );
-        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        counter(
-            &mut out,
-            "inlet_appended_rows_total",
+            &r.fetch_first_batch_latency,
+        )?;
+        let counter = |c: &AtomicU64| ConstCounter::new(c.load(Ordering::Relaxed));
+        write_metric(
+            &mut encoder,
+            "inlet_appended_rows",
             "Rows acked.",
-            load(&r.appended_rows),
-        );
-        counter(
-            &mut out,
-            "inlet_appended_bytes_total",
+            &counter(&r.appended_rows),
+        )?;
+        write_metric(
+            &mut encoder,
+            "inlet_appended_bytes",
             "Arrow IPC bytes of acked appends.",
-            load(&r.appended_bytes),
-        );
-        counter(
-            &mut out,
-            "inlet_append_errors_total",
+            &counter(&r.appended_bytes),
+        )?;
+        write_metric(
+            &mut encoder,
+            "inlet_append_errors",
             "Appends that failed.",
-            load(&r.append_errors),
-        );
-        counter(
-            &mut out,
-            "inlet_fetched_rows_total",
+            &counter(&r.append_errors),
+        )?;
+        write_metric(
+            &mut encoder,
+            "inlet_fetched_rows",
             "Rows sent to consumers.",
-            load(&r.fetched_rows),
-        );
-        counter(
-            &mut out,
-            "inlet_fetched_bytes_total",
+            &counter(&r.fetched_rows),
+        )?;
+        write_metric(
+            &mut encoder,
+            "inlet_fetched_bytes",
             "Arrow IPC bytes sent to consumers.",
-            load(&r.fetched_bytes),
-        );
+            &counter(&r.fetched_bytes),
+        )?;
         let cache = self.cache.stats();
-        let _ = writeln!(
-            out,
-            "# HELP inlet_cache_hits_total Cache pages found, by tier."
-        );
-        let _ = writeln!(out, "# TYPE inlet_cache_hits_total counter");
-        let _ = writeln!(
-            out,
-            "inlet_cache_hits_total{{tier=\"memory\"}} {}",
-            cache.hits - cache.disk_hits
-        );
-        let _ = writeln!(
-            out,
-            "inlet_cache_hits_total{{tier=\"disk\"}} {}",
-            cache.disk_hits
-        );
-        counter(
-            &mut out,
-            "inlet_cache_misses_total",
+        {
+            let mut hits = encoder.encode_descriptor(
+                "inlet_cache_hits",
+                "Cache pages found, by tier.",
+                None,
+                MetricType::Counter,
+            )?;
+            let memory_hits = cache.hits.saturating_sub(cache.disk_hits);
+            ConstCounter::new(memory_hits).encode(hits.encode_family(&[("tier", "memory")])?)?;
+            ConstCounter::new(cache.disk_hits).encode(hits.encode_family(&[("tier", "disk")])?)?;
+        }
+        write_metric(
+            &mut encoder,
+            "inlet_cache_misses",
             "Cache pages not found.",
-            cache.misses,
-        );
-        counter(
-            &mut out,
-            "inlet_cache_fetched_bytes_total",
+            &ConstCounter::new(cache.misses),
+        )?;
+        write_metric(
+            &mut encoder,
+            "inlet_cache_fetched_bytes",
             "Bytes the cache fetched from the object store.",
-            cache.bytes_fetched,
-        );
-        gauge(
-            &mut out,
+            &ConstCounter::new(cache.bytes_fetched),
+        )?;
+        write_metric(
+            &mut encoder,
             "inlet_cache_memory_bytes",
             "Bytes held by the memory tier.",
-            cache.memory_bytes,
-        );
-        gauge(
-            &mut out,
+            &ConstGauge::new(cache.memory_bytes),
+        )?;
+        write_metric(
+            &mut encoder,
             "inlet_index_owner_up",
             "1 while this process owns the index and accepts writes.",
-            u64::from(self.index.stopped().is_none()),
-        );
-        self.store.render_prometheus(&mut out);
-        out
+            &ConstGauge::new(u64::from(self.index.stopped().is_none())),
+        )?;
+        self.store.encode(encoder)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The latency histogram keeps the bounds, `le` labels and series names it had when it
+    /// was rendered by hand.
+    #[test]
+    fn the_latency_histogram_renders_its_fixed_buckets() {
+        let histogram = Histogram::default();
+        histogram.observe(Duration::from_micros(300));
+        histogram.observe(Duration::from_millis(1));
+        histogram.observe(Duration::from_millis(700));
+        histogram.observe(Duration::from_secs(90));
+        let mut registry = Registry::default();
+        registry.register("inlet_test_latency_seconds", "Test latency", histogram);
+        let mut text = String::new();
+        prometheus_text::encode(&mut text, &registry).expect("writing to a String cannot fail");
+
+        let cumulative = [1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3];
+        let mut expected = "# HELP inlet_test_latency_seconds Test latency.\n\
+                            # TYPE inlet_test_latency_seconds histogram\n"
+            .to_owned();
+        for (bound, count) in ["0.0005", "0.001", "0.002", "0.005", "0.01", "0.02", "0.05"]
+            .into_iter()
+            .chain(["0.1", "0.2", "0.5", "1", "2", "5", "10", "30", "60"])
+            .zip(cumulative)
+        {
+            expected.push_str(&format!(
+                "inlet_test_latency_seconds_bucket{{le=\"{bound}\"}} {count}\n"
+            ));
+        }
+        expected.push_str("inlet_test_latency_seconds_bucket{le=\"+Inf\"} 4\n");
+        expected.push_str("inlet_test_latency_seconds_sum 90.7013\n");
+        expected.push_str("inlet_test_latency_seconds_count 4\n");
+        assert_eq!(text, expected);
     }
 }

@@ -1,4 +1,5 @@
-//! Request and byte counters per (purpose, operation), and their Prometheus rendering.
+//! Request and byte counters per (purpose, operation), and their Prometheus exposition
+//! (a `prometheus-client` collector).
 //!
 //! A request that ends in an error is counted either as an error (the store failed: a
 //! transport, server or permission error) or as an expected miss (the store answered, and
@@ -13,12 +14,19 @@
 //! The counters are a fixed table of atomics (purposes × operations), so counting is a
 //! relaxed `fetch_add` and a snapshot is a pass of relaxed loads: no lock on the request
 //! path. Each counter is exact; a snapshot taken while requests run may see a request whose
-//! bytes are still streaming.
+//! bytes are still streaming. A scrape encodes a snapshot (the [`Collector`] implementations).
 
-use std::fmt::Write as _;
+use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, EncodeMetric, prometheus_text,
+};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::registry::Registry;
 use slatedb::object_store::Error;
 
 use crate::fault::InjectedFault;
@@ -135,86 +143,98 @@ impl StoreSnapshot {
         delta
     }
 
-    /// Appends the counters in Prometheus text format: requests, errors, expected misses and
-    /// bytes, each with `purpose` and `op` labels, for every pair that has sent a request.
+    /// Appends the counters in Prometheus text format (version 0.0.4, through
+    /// `prometheus-client`'s encoder): requests, errors, expected misses and bytes, each with
+    /// `purpose` and `op` labels, for every pair that has sent a request (see the
+    /// [`Collector`] implementation).
     pub fn render_prometheus(&self, out: &mut String) {
-        let active: Vec<(Purpose, Op, OpCounts)> = self
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(self.clone()));
+        prometheus_text::encode(out, &registry).expect("writing to a String cannot fail");
+    }
+}
+
+/// The snapshot's counters as four counter families: requests, errors, expected misses and
+/// bytes (the last with a `direction` label), with a series per (purpose, operation) pair
+/// that has sent a request, in label order. The series are written through the encoder's
+/// label sets rather than the crate's `Family`: a `Family` is a hash map (its series come
+/// out in a different order each scrape) behind a lock taken on every count, and it leaves
+/// out a family that has no series yet, where this one always shows `# HELP` and `# TYPE`.
+impl Collector for StoreSnapshot {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        let active: Vec<([(&str, &str); 2], OpCounts)> = self
             .entries()
             .filter(|(_, _, counts)| counts.requests > 0)
+            .map(|(purpose, op, counts)| {
+                ([("purpose", purpose.label()), ("op", op.label())], counts)
+            })
             .collect();
-        family(
-            out,
-            "inlet_object_store_requests_total",
+        // Counter names go without `_total`: the encoder appends it.
+        counter_family(
+            &mut encoder,
+            "inlet_object_store_requests",
             "Object-store requests sent, by purpose and operation.",
-        );
-        for (purpose, op, counts) in &active {
-            sample(out, "requests", *purpose, *op, None, counts.requests);
-        }
-        family(
-            out,
-            "inlet_object_store_errors_total",
+            active
+                .iter()
+                .map(|(labels, counts)| (labels, counts.requests)),
+        )?;
+        counter_family(
+            &mut encoder,
+            "inlet_object_store_errors",
             "Object-store requests that failed, by purpose and operation (not found, refused \
              conditional requests and unsupported options count as expected misses instead).",
-        );
-        for (purpose, op, counts) in &active {
-            sample(out, "errors", *purpose, *op, None, counts.errors);
-        }
-        family(
-            out,
-            "inlet_object_store_expected_misses_total",
+            active
+                .iter()
+                .map(|(labels, counts)| (labels, counts.errors)),
+        )?;
+        counter_family(
+            &mut encoder,
+            "inlet_object_store_expected_misses",
             "Object-store requests answered not found, already exists, precondition failed, not \
              modified or not supported: expected answers to lookups and conditional requests, \
              by purpose and operation.",
-        );
-        for (purpose, op, counts) in &active {
-            sample(
-                out,
-                "expected_misses",
-                *purpose,
-                *op,
-                None,
-                counts.expected_misses,
-            );
-        }
-        family(
-            out,
-            "inlet_object_store_bytes_total",
+            active
+                .iter()
+                .map(|(labels, counts)| (labels, counts.expected_misses)),
+        )?;
+        let bytes: Vec<_> = active
+            .iter()
+            .flat_map(|(labels, counts)| {
+                [
+                    ((*labels, [("direction", "out")]), counts.bytes_out),
+                    ((*labels, [("direction", "in")]), counts.bytes_in),
+                ]
+            })
+            .collect();
+        counter_family(
+            &mut encoder,
+            "inlet_object_store_bytes",
             "Object-store payload bytes, out = sent to the store, in = received from it.",
-        );
-        for (purpose, op, counts) in &active {
-            sample(out, "bytes", *purpose, *op, Some("out"), counts.bytes_out);
-            sample(out, "bytes", *purpose, *op, Some("in"), counts.bytes_in);
-        }
+            bytes.iter().map(|(labels, value)| (labels, *value)),
+        )
     }
 }
 
-fn family(out: &mut String, name: &str, help: &str) {
-    writeln!(out, "# HELP {name} {help}").expect("writing to a String cannot fail");
-    writeln!(out, "# TYPE {name} counter").expect("writing to a String cannot fail");
+/// A [`StoreSnapshot`] taken at each scrape.
+impl Collector for StoreMetrics {
+    fn encode(&self, encoder: DescriptorEncoder) -> fmt::Result {
+        Collector::encode(&self.snapshot(), encoder)
+    }
 }
 
-fn sample(
-    out: &mut String,
-    metric: &str,
-    purpose: Purpose,
-    op: Op,
-    direction: Option<&str>,
-    value: u64,
-) {
-    let purpose = purpose.label();
-    let op = op.label();
-    match direction {
-        Some(direction) => writeln!(
-            out,
-            "inlet_object_store_{metric}_total{{purpose=\"{purpose}\",op=\"{op}\",\
-             direction=\"{direction}\"}} {value}"
-        ),
-        None => writeln!(
-            out,
-            "inlet_object_store_{metric}_total{{purpose=\"{purpose}\",op=\"{op}\"}} {value}"
-        ),
+/// Writes one counter family: `# HELP`, `# TYPE` and a sample per label set, in the given
+/// order.
+fn counter_family<'a, L: EncodeLabelSet + 'a>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    series: impl Iterator<Item = (&'a L, u64)>,
+) -> fmt::Result {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, value) in series {
+        ConstCounter::new(value).encode(family.encode_family(labels)?)?;
     }
-    .expect("writing to a String cannot fail");
+    Ok(())
 }
 
 #[derive(Debug, Default)]
