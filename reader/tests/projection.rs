@@ -4,19 +4,16 @@
 //! verifies every byte it decodes; a full fetch reads each chunk with one GET.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use futures::StreamExt;
 use inlet_cache::{CacheOptions, PagedCache};
-use inlet_core::clock::Env;
-use inlet_core::table::TableDescriptor;
 use inlet_core::wal::decode_object;
-use inlet_index::{Index, IndexOptions};
+use inlet_index::Index;
 use inlet_reader::{FetchError, FetchRequest, Reader, StartPosition};
 use inlet_store::{Op, ProbeStore, Served};
-use inlet_writer::{Writer, WriterOptions};
+use inlet_testkit as testkit;
 use slatedb::object_store::memory::InMemory;
 use slatedb::object_store::path::Path;
 use slatedb::object_store::{ObjectStore, ObjectStoreExt, PutPayload};
@@ -86,33 +83,8 @@ fn rows(start: i64) -> RecordBatch {
 /// An index with table `db.t` (one bucket) holding `CHUNKS` appends, each its own WAL object.
 async fn setup(store: Arc<Store>) -> Index {
     let dyn_store: Arc<dyn ObjectStore> = store.clone();
-    let index = Index::open(dyn_store.clone(), IndexOptions::default(), Env::system())
-        .await
-        .expect("index opens");
-    index
-        .create_database("db", "", false)
-        .await
-        .expect("database");
-    let descriptor = TableDescriptor {
-        schema: schema(),
-        bucket_count: 1,
-        bucket_key: vec![],
-        partition_key: vec![],
-        comment: String::new(),
-        options: Default::default(),
-    };
-    index
-        .create_table("db", "t", descriptor, false)
-        .await
-        .expect("table");
-    let cache = PagedCache::open(dyn_store.clone(), CacheOptions::default())
-        .await
-        .expect("cache opens");
-    let options = WriterOptions {
-        linger: Duration::from_millis(1),
-        ..WriterOptions::default()
-    };
-    let writer = Writer::start(index.clone(), dyn_store, cache, options, Env::system());
+    let index = testkit::index_with_table(dyn_store.clone(), "t", schema()).await;
+    let writer = testkit::start_writer(&index, dyn_store, testkit::quick_writer_options()).await;
     for chunk in 0..CHUNKS as i64 {
         writer
             .append("db", "t", &[rows(chunk * ROWS_PER_CHUNK)], None)

@@ -20,11 +20,12 @@ use inlet_cache::{CacheOptions, PagedCache};
 use inlet_compactor::lake::{LakeAppend, LakeRoot, LakeStorage, LakeTable, LakeWriteOptions};
 use inlet_core::clock::Env;
 use inlet_core::ids::{Bucket, Offset, PartitionId, StreamId, TimestampMicros};
-use inlet_core::table::{TableDescriptor, TableInfo, read_schema};
-use inlet_index::{Index, IndexOptions, LakeCommit, LakeCommitted, LakeFileEntry};
+use inlet_core::table::{TableInfo, read_schema};
+use inlet_index::{Index, LakeCommit, LakeCommitted, LakeFileEntry};
 use inlet_reader::{BucketOffsets, FetchError, FetchRequest, FetchStream, Reader, StartPosition};
 use inlet_store::{Gate, Op, ProbeStore, Served, matching};
-use inlet_writer::{Writer, WriterOptions};
+use inlet_testkit as testkit;
+use inlet_writer::Writer;
 use slatedb::object_store::memory::InMemory;
 use slatedb::object_store::path::Path;
 use slatedb::object_store::{ObjectStore, ObjectStoreExt};
@@ -198,41 +199,11 @@ impl Setup {
     async fn new() -> Self {
         let store = Arc::new(Store::new(InMemory::new()));
         let dyn_store: Arc<dyn ObjectStore> = store.clone();
-        let index = Index::open(dyn_store.clone(), IndexOptions::default(), Env::system())
-            .await
-            .expect("index opens");
-        index
-            .create_database("db", "", false)
-            .await
-            .expect("database");
-        let descriptor = TableDescriptor {
-            schema: schema(),
-            bucket_count: 1,
-            bucket_key: vec![],
-            partition_key: vec![],
-            comment: String::new(),
-            options: Default::default(),
-        };
-        index
-            .create_table("db", "logs", descriptor, false)
-            .await
-            .expect("table");
+        let index = testkit::index_with_table(dyn_store.clone(), "logs", schema()).await;
         let table = index.table("db", "logs").expect("table exists");
         let stream = StreamId::new(table.id, PartitionId(0), Bucket(0));
-        let cache = PagedCache::open(dyn_store.clone(), CacheOptions::default())
-            .await
-            .expect("cache opens");
-        let options = WriterOptions {
-            linger: Duration::from_millis(1),
-            ..WriterOptions::default()
-        };
-        let writer = Writer::start(
-            index.clone(),
-            dyn_store.clone(),
-            cache,
-            options,
-            Env::system(),
-        );
+        let writer =
+            testkit::start_writer(&index, dyn_store.clone(), testkit::quick_writer_options()).await;
         let root = lake_root();
         let storage = LakeStorage::new(root.clone(), dyn_store);
         let lake_table = LakeTable::create(&storage, &table, &Env::system())

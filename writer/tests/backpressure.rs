@@ -9,11 +9,10 @@ use arrow_array::{Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use futures::StreamExt;
 use inlet_cache::{CacheOptions, PagedCache};
-use inlet_core::clock::Env;
-use inlet_core::table::TableDescriptor;
-use inlet_index::{Index, IndexOptions};
+use inlet_index::Index;
 use inlet_reader::{FetchRequest, Reader, StartPosition};
 use inlet_store::{Matcher, Op, ProbeStore, Step, matching};
+use inlet_testkit as testkit;
 use inlet_writer::{AppendError, Writer, WriterOptions};
 use slatedb::object_store::ObjectStore;
 use slatedb::object_store::memory::InMemory;
@@ -39,29 +38,8 @@ fn rows(range: std::ops::Range<i64>) -> RecordBatch {
 
 async fn setup(store: Arc<Store>, options: WriterOptions) -> (Index, Writer) {
     let store: Arc<dyn ObjectStore> = store;
-    let index = Index::open(store.clone(), IndexOptions::default(), Env::system())
-        .await
-        .expect("index opens");
-    index
-        .create_database("db", "", false)
-        .await
-        .expect("database");
-    let descriptor = TableDescriptor {
-        schema: schema(),
-        bucket_count: 1,
-        bucket_key: vec![],
-        partition_key: vec![],
-        comment: String::new(),
-        options: Default::default(),
-    };
-    index
-        .create_table("db", "t", descriptor, false)
-        .await
-        .expect("table");
-    let cache = PagedCache::open(store.clone(), CacheOptions::default())
-        .await
-        .expect("cache opens");
-    let writer = Writer::start(index.clone(), store, cache, options, Env::system());
+    let index = testkit::index_with_table(store.clone(), "t", schema()).await;
+    let writer = testkit::start_writer(&index, store, options).await;
     (index, writer)
 }
 

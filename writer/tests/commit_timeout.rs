@@ -7,12 +7,10 @@ use std::time::Duration;
 
 use arrow_array::{Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
-use inlet_cache::{CacheOptions, PagedCache};
-use inlet_core::clock::Env;
-use inlet_core::table::TableDescriptor;
-use inlet_index::{Index, IndexOptions, ProducerRef};
+use inlet_index::ProducerRef;
 use inlet_store::{FaultConfig, FaultStore, Purpose};
-use inlet_writer::{AppendError, Writer, WriterOptions};
+use inlet_testkit as testkit;
+use inlet_writer::{AppendError, WriterOptions};
 use slatedb::object_store::ObjectStore;
 use slatedb::object_store::memory::InMemory;
 
@@ -33,34 +31,12 @@ async fn a_dead_index_store_turns_into_an_unknown_outcome_not_a_hang() {
     let faults = faulty.control();
     faults.set_enabled(false);
     let store: Arc<dyn ObjectStore> = Arc::new(faulty);
-    let index = Index::open(store.clone(), IndexOptions::default(), Env::system())
-        .await
-        .expect("index opens");
-    index
-        .create_database("db", "", false)
-        .await
-        .expect("database");
-    let descriptor = TableDescriptor {
-        schema: rows(0..1).schema(),
-        bucket_count: 1,
-        bucket_key: vec![],
-        partition_key: vec![],
-        comment: String::new(),
-        options: Default::default(),
-    };
-    index
-        .create_table("db", "t", descriptor, false)
-        .await
-        .expect("table");
-    let cache = PagedCache::open(store.clone(), CacheOptions::default())
-        .await
-        .expect("cache");
+    let index = testkit::index_with_table(store.clone(), "t", rows(0..1).schema()).await;
     let options = WriterOptions {
-        linger: Duration::from_millis(1),
         commit_timeout: Duration::from_millis(500),
-        ..WriterOptions::default()
+        ..testkit::quick_writer_options()
     };
-    let writer = Writer::start(index.clone(), store, cache, options, Env::system());
+    let writer = testkit::start_writer(&index, store, options).await;
     let producer = Some(ProducerRef {
         id: 11,
         sequence: 1,

@@ -27,7 +27,8 @@ use inlet_core::ids::{
 };
 use inlet_core::table::{OPTION_LAKE_ENABLED, OPTION_LAKE_FRESHNESS, TableDescriptor, TableInfo};
 use inlet_core::wal::{ChunkInput, encode_wal_object};
-use inlet_index::{ChunkCommitRequest, CommitRequest, Index, IndexOptions, table_streams};
+use inlet_index::{ChunkCommitRequest, CommitRequest, Index, table_streams};
+use inlet_testkit as testkit;
 use slatedb::object_store::memory::InMemory;
 use slatedb::object_store::path::Path as ObjectPath;
 use slatedb::object_store::{ObjectStore, ObjectStoreExt};
@@ -81,9 +82,8 @@ impl Harness {
             clock: clock.clone(),
             ids: Arc::new(SeededIdGen::new(name.len() as u64 * 7919 + 17)),
         };
-        let index = Index::open(store.clone(), IndexOptions::default(), env.clone()).await?;
+        let index = testkit::open_index(store.clone(), env.clone()).await;
         let lake = LakeStorage::new(LakeRoot::memory(name), store.clone());
-        index.create_database("db", "", true).await?;
         let cache = PagedCache::open(store.clone(), CacheOptions::default()).await?;
         Ok(Self {
             store,
@@ -109,16 +109,13 @@ impl Harness {
             options.insert(OPTION_LAKE_ENABLED.to_owned(), "true".to_owned());
             options.insert(OPTION_LAKE_FRESHNESS.to_owned(), "100ms".to_owned());
         }
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("seq", DataType::Int64, false),
+            Field::new("msg", DataType::Utf8, true),
+        ]));
         let descriptor = TableDescriptor {
-            schema: Arc::new(Schema::new(vec![
-                Field::new("seq", DataType::Int64, false),
-                Field::new("msg", DataType::Utf8, true),
-            ])),
-            bucket_count: buckets,
-            bucket_key: vec![],
-            partition_key: vec![],
-            comment: String::new(),
             options,
+            ..testkit::table_descriptor(schema, buckets)
         };
         Ok(self
             .index
