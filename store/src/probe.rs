@@ -425,6 +425,15 @@ mod tests {
         store.put(&wal(), Bytes::from_static(bytes).into()).await
     }
 
+    /// A PUT in its own task, so the test can hold it.
+    fn spawn_put(
+        store: &Arc<ProbeStore<InMemory>>,
+        bytes: &'static [u8],
+    ) -> tokio::task::JoinHandle<Result<PutResult>> {
+        let store = Arc::clone(store);
+        tokio::spawn(async move { put(&store, bytes).await })
+    }
+
     #[tokio::test]
     async fn reads_are_logged_with_their_bytes_and_take_clears_the_log() {
         let store = ProbeStore::new(InMemory::new());
@@ -454,10 +463,7 @@ mod tests {
     async fn a_gate_holds_what_it_matches_until_released_and_lets_the_rest_pass() {
         let store = Arc::new(ProbeStore::new(InMemory::new()));
         let gate = store.hold(puts());
-        let held = tokio::spawn({
-            let store = Arc::clone(&store);
-            async move { put(&store, b"held").await }
-        });
+        let held = spawn_put(&store, b"held");
         gate.wait_for_held(1).await;
         // A GET passes the gate of PUTs, and the held PUT has not reached the store.
         let missing = store.get(&wal()).await;
@@ -478,10 +484,7 @@ mod tests {
     async fn a_dropped_gate_releases_what_it_held() {
         let store = Arc::new(ProbeStore::new(InMemory::new()));
         let gate = store.hold(puts());
-        let held = tokio::spawn({
-            let store = Arc::clone(&store);
-            async move { put(&store, b"held").await }
-        });
+        let held = spawn_put(&store, b"held");
         gate.wait_for_held(1).await;
         drop(gate);
         held.await.expect("task").expect("put after the gate went");
@@ -491,10 +494,7 @@ mod tests {
     async fn a_gate_held_once_takes_only_the_first_request() {
         let store = Arc::new(ProbeStore::new(InMemory::new()));
         let gate = store.hold_once(puts());
-        let first = tokio::spawn({
-            let store = Arc::clone(&store);
-            async move { put(&store, b"first").await }
-        });
+        let first = spawn_put(&store, b"first");
         gate.wait_for_held(1).await;
         put(&store, b"second").await.expect("the second put passes");
         assert!(!first.is_finished());
