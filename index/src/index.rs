@@ -62,6 +62,13 @@ pub struct IndexOptions {
     /// append a duplicate; longer = more index entries for producers that went away.
     #[serde(with = "humantime_serde")]
     pub producer_ttl: Duration,
+    /// Memory for SlateDB's cache of SST data blocks (chunk entries, tails, the catalog), so
+    /// repeated index reads (every fetch walks the chunk index) do not GET blocks again.
+    /// Larger = fewer index GETs for a large index. 0 turns the block and metadata caches
+    /// off. Default 64 MiB.
+    pub block_cache_bytes: u64,
+    /// Memory for SlateDB's cache of SST metadata (indexes, filters). Default 16 MiB.
+    pub meta_cache_bytes: u64,
     /// Injected: seed of SlateDB's random number generator (names of its files, jitter of
     /// its retries). `None` (the default) seeds it from the OS; the simulation fixes it so
     /// that a run replays exactly.
@@ -93,6 +100,8 @@ impl Default for IndexOptions {
             path: "index".to_owned(),
             flush_interval: Duration::from_millis(100),
             producer_ttl: Duration::from_secs(24 * 3600),
+            block_cache_bytes: 64 * 1024 * 1024,
+            meta_cache_bytes: 16 * 1024 * 1024,
             seed: None,
             object_store_max_retries: None,
             configure_slatedb: None,
@@ -111,6 +120,27 @@ impl IndexOptions {
         #[cfg(not(feature = "testing"))]
         false
     }
+}
+
+/// Shards of SlateDB's caches. Fixed, not foyer's default of one per CPU, so that the
+/// simulation replays the same on every machine.
+const SLATEDB_CACHE_SHARDS: usize = 4;
+
+/// SlateDB's block and metadata caches (foyer, in memory).
+fn db_cache(block_bytes: u64, meta_bytes: u64) -> Arc<dyn slatedb::db_cache::DbCache> {
+    use slatedb::db_cache::foyer::{FoyerCache, FoyerCacheOptions};
+    let foyer = |max_capacity: u64| -> Arc<dyn slatedb::db_cache::DbCache> {
+        Arc::new(FoyerCache::new_with_opts(FoyerCacheOptions {
+            max_capacity: max_capacity.max(1),
+            shards: SLATEDB_CACHE_SHARDS,
+        }))
+    };
+    Arc::new(
+        slatedb::db_cache::SplitCache::new()
+            .with_block_cache(Some(foyer(block_bytes)))
+            .with_meta_cache(Some(foyer(meta_bytes)))
+            .build(),
+    )
 }
 
 /// A change to SlateDB's builder, see [`IndexOptions::configure_slatedb`].
@@ -289,6 +319,10 @@ impl Index {
             ..slatedb::Settings::default()
         };
         let mut builder = Db::builder(options.path.clone(), store).with_settings(settings);
+        builder = match options.block_cache_bytes {
+            0 => builder.with_db_cache_disabled(),
+            block_bytes => builder.with_db_cache(db_cache(block_bytes, options.meta_cache_bytes), 0),
+        };
         if let Some(seed) = options.seed {
             builder = builder.with_seed(seed);
         }
