@@ -436,7 +436,9 @@ fn compactor_spec(
 ) -> CompactorSpec {
     // A request never takes longer than a storm's latency, 4 times the run's maximum.
     let attempt = writer.upload_timeout.min(faults.max_latency * 4);
-    let upload = (attempt + writer.upload_max_backoff) * writer.upload_attempts;
+    // A sleep between attempts is at most twice `upload_max_backoff` (its jitter adds up to
+    // its own length).
+    let upload = (attempt + writer.upload_max_backoff * 2) * writer.upload_attempts;
     let lease_ttl = rng.millis(1_000, 8_000);
     let low = rng.log_between(100, 1_000);
     let gc_low = rng.log_between(200, 3_000);

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use backon::{BackoffBuilder, ExponentialBuilder};
 use serde::{Deserialize, Serialize};
 
 /// How a writer batches, bounds memory and retries WAL uploads.
@@ -42,9 +43,9 @@ pub struct WriterOptions {
     #[serde(with = "humantime_serde")]
     pub upload_timeout: Duration,
     /// Backoff before the first retry of a WAL upload; it doubles per retry up to
-    /// `upload_max_backoff`. Each sleep is drawn from the upper half of that value
-    /// (jitter from the injected id generator), so writers that failed together do not
-    /// retry together. Shorter = faster recovery from a blip, more pressure on a store
+    /// `upload_max_backoff`. Each sleep is that value plus a random share of it again
+    /// (jitter seeded from the injected id generator), so writers that failed together do
+    /// not retry together. Shorter = faster recovery from a blip, more pressure on a store
     /// that is throttling. Default 50 ms.
     #[serde(with = "humantime_serde")]
     pub upload_min_backoff: Duration,
@@ -108,19 +109,18 @@ impl Default for UploadRetry {
 }
 
 impl UploadRetry {
-    /// The sleep before retry number `retry` (1 for the one after the first failed
-    /// attempt): the exponential base `min_backoff * 2^(retry-1)`, capped at `max_backoff`,
-    /// then drawn uniformly from its upper half using `random`.
-    pub fn backoff(&self, retry: u32, random: u64) -> Duration {
-        let min = u64::try_from(self.min_backoff.as_nanos()).unwrap_or(u64::MAX);
-        let max = u64::try_from(self.max_backoff.as_nanos()).unwrap_or(u64::MAX);
-        let doublings = retry.saturating_sub(1).min(63);
-        let base = min.saturating_mul(1u64 << doublings).min(max.max(min));
-        let half = base / 2;
-        let jitter = match (base - half).checked_add(1) {
-            Some(span) => random % span,
-            None => random,
-        };
-        Duration::from_nanos(half + jitter)
+    /// The sleeps between the attempts of one upload, at most `attempts - 1` of them: an
+    /// exponential schedule from `min_backoff`, doubling up to `max_backoff`, each sleep
+    /// jittered by up to its own length again. `backon` computes it; the jitter is seeded with
+    /// `seed` (drawn from the injected id generator), so a seed replays the same sleeps.
+    pub fn delays(&self, seed: u64) -> impl Iterator<Item = Duration> + use<> {
+        ExponentialBuilder::default()
+            .with_min_delay(self.min_backoff)
+            .with_max_delay(self.max_backoff)
+            .with_factor(2.0)
+            .with_max_times(self.attempts.saturating_sub(1) as usize)
+            .with_jitter()
+            .with_jitter_seed(seed)
+            .build()
     }
 }

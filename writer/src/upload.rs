@@ -121,6 +121,7 @@ async fn put_if_absent(
             started.elapsed()
         )
     };
+    let mut delays = retry.delays(ids.next_u128() as u64);
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -144,10 +145,11 @@ async fn put_if_absent(
                 return Err(give_up(attempt, &why));
             }
         };
-        if !is_transient(&error) || attempt >= retry.attempts {
-            return Err(give_up(attempt, &error));
-        }
-        let delay = retry.backoff(attempt, ids.next_u128() as u64);
+        let delay = match delays.next() {
+            Some(delay) if is_transient(&error) => delay,
+            // Refused for what it is, or the attempts are used up.
+            _ => return Err(give_up(attempt, &error)),
+        };
         if Instant::now() + delay >= deadline {
             let why = format!(
                 "no time for another attempt within upload_timeout of {:?}: {error}",
@@ -240,18 +242,17 @@ mod tests {
             .expect("third attempt lands");
         assert_eq!(attempts, 3);
         assert_eq!(stored(&store).await, Some(bytes));
-        // Two sleeps: the first from 25..=50 ms, the second from 50..=100 ms, drawn from the
+        // Two sleeps: the first from 50..100 ms, the second from 100..200 ms, seeded from the
         // injected generator, so the same seed replays the same delays.
         let replay = SeededIdGen::new(7);
-        let expected = policy.backoff(1, replay.next_u128() as u64)
-            + policy.backoff(2, replay.next_u128() as u64);
+        let expected: Duration = policy.delays(replay.next_u128() as u64).take(2).sum();
         // (tokio's timer rounds each sleep up to the next millisecond)
         let elapsed = started.elapsed();
         assert!(
             elapsed >= expected && elapsed <= expected + Duration::from_millis(2),
             "slept {elapsed:?}, expected {expected:?}"
         );
-        assert!(expected >= Duration::from_millis(75) && expected <= Duration::from_millis(150));
+        assert!(expected >= Duration::from_millis(150) && expected < Duration::from_millis(300));
     }
 
     #[tokio::test(start_paused = true)]
@@ -374,30 +375,30 @@ mod tests {
     }
 
     #[test]
-    fn backoff_doubles_to_the_cap_and_jitters_within_the_upper_half() {
-        let policy = retry(10, Duration::from_secs(10));
-        for (retry, base_ms) in [(1, 50), (2, 100), (3, 200), (4, 400), (5, 800), (6, 1000)] {
-            let base = Duration::from_millis(base_ms);
-            let low = policy.backoff(retry, 0);
-            let high = policy.backoff(retry, u64::MAX);
-            assert_eq!(low, base / 2, "retry {retry}");
-            assert!(high <= base && high >= base / 2, "retry {retry}: {high:?}");
-            for random in [1, 12_345, 1 << 40] {
-                let delay = policy.backoff(retry, random);
+    fn delays_double_to_the_cap_jitter_by_seed_and_stop_after_the_attempts() {
+        let policy = retry(8, Duration::from_secs(10));
+        let bases = [50, 100, 200, 400, 800, 1000, 1000];
+        for seed in [0, 1, 12_345, 1 << 40, u64::MAX] {
+            let delays: Vec<Duration> = policy.delays(seed).collect();
+            // One sleep between each two of the 8 attempts.
+            assert_eq!(delays.len(), bases.len(), "seed {seed}");
+            for (delay, base_ms) in delays.iter().zip(bases) {
+                let base = Duration::from_millis(base_ms);
                 assert!(
-                    delay >= base / 2 && delay <= base,
-                    "retry {retry}: {delay:?}"
+                    *delay >= base && *delay <= base * 2,
+                    "seed {seed}: {delay:?} for a base of {base:?}"
                 );
             }
+            let again: Vec<Duration> = policy.delays(seed).collect();
+            assert_eq!(delays, again, "a seed replays its sleeps");
         }
-        assert_eq!(policy.backoff(u32::MAX, 0), Duration::from_millis(500));
-        let ids = SeededIdGen::new(3);
-        let draws: Vec<Duration> = (0..8)
-            .map(|_| policy.backoff(4, ids.next_u128() as u64))
+        let firsts: Vec<Duration> = (0..8u64)
+            .map(|seed| policy.delays(seed).next().expect("a first sleep"))
             .collect();
         assert!(
-            draws.windows(2).any(|w| w[0] != w[1]),
-            "jitter varies: {draws:?}"
+            firsts.windows(2).any(|w| w[0] != w[1]),
+            "jitter varies with the seed: {firsts:?}"
         );
+        assert_eq!(retry(1, Duration::from_secs(1)).delays(0).count(), 0);
     }
 }
