@@ -321,7 +321,9 @@ impl Index {
         let mut builder = Db::builder(options.path.clone(), store).with_settings(settings);
         builder = match options.block_cache_bytes {
             0 => builder.with_db_cache_disabled(),
-            block_bytes => builder.with_db_cache(db_cache(block_bytes, options.meta_cache_bytes), 0),
+            block_bytes => {
+                builder.with_db_cache(db_cache(block_bytes, options.meta_cache_bytes), 0)
+            }
         };
         if let Some(seed) = options.seed {
             builder = builder.with_seed(seed);
