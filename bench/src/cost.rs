@@ -17,31 +17,6 @@ pub(crate) const PRICES: RequestPrices = S3_STANDARD;
 /// One GB, the unit of "per GB ingested / read": 10^9 bytes.
 pub(crate) const GB: f64 = 1e9;
 
-/// The prices as the report states them.
-#[derive(Clone, Copy, Debug, Serialize)]
-pub(crate) struct Prices {
-    pub(crate) source: &'static str,
-    pub(crate) as_of: &'static str,
-    /// PUT, COPY, POST (multipart start and completion), LIST.
-    pub(crate) put_copy_post_list_per_1000: f64,
-    /// GET and HEAD (a `get_ranges` call is counted as one GET).
-    pub(crate) get_head_per_1000: f64,
-    /// DELETE and multipart abort are free.
-    pub(crate) delete_per_1000: f64,
-}
-
-impl From<RequestPrices> for Prices {
-    fn from(p: RequestPrices) -> Self {
-        Self {
-            source: p.source,
-            as_of: p.as_of,
-            put_copy_post_list_per_1000: p.put_copy_post_list_per_1000,
-            get_head_per_1000: p.get_head_per_1000,
-            delete_per_1000: p.delete_per_1000,
-        }
-    }
-}
-
 /// What a phase sent to the object store, and its cost per GB of `basis_bytes` (the Arrow
 /// IPC bytes ingested, or returned to the reader).
 #[derive(Clone, Debug, Default, Serialize)]

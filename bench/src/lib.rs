@@ -516,7 +516,7 @@ async fn run_sections(settings: &Settings, host: &dyn Host) -> anyhow::Result<Re
         report: "inlet-bench",
         version: REPORT_VERSION,
         settings: settings.report(row_ipc_bytes),
-        prices: PRICES.into(),
+        prices: PRICES,
         produce,
         ingest,
         end_to_end,

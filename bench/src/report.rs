@@ -7,7 +7,9 @@ use inlet_client::text::{table, write_table};
 use inlet_store::Purpose;
 use serde::Serialize;
 
-use super::cost::{GB, PRICES, Prices, StoreUsage};
+use inlet_store::prices::RequestPrices;
+
+use super::cost::{GB, PRICES, StoreUsage};
 use super::fetch::FetchReport;
 use super::follow::EndToEnd;
 use super::lake::LakeReport;
@@ -24,7 +26,7 @@ pub(crate) struct Report {
     pub(crate) report: &'static str,
     pub(crate) version: u32,
     pub(crate) settings: SettingsReport,
-    pub(crate) prices: Prices,
+    pub(crate) prices: RequestPrices,
     /// Empty, and the sections below `null`, when `--sections` left them out.
     pub(crate) produce: Vec<ProduceRun>,
     /// Every produce run together (node starts and table creation included).

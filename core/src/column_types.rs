@@ -19,11 +19,7 @@ pub fn first_unsupported(schema: &Schema) -> Option<(String, DataType)> {
     schema
         .fields()
         .iter()
-        .find_map(|field| unsupported_field(field, field.name().clone()))
-}
-
-fn unsupported_field(field: &Field, path: String) -> Option<(String, DataType)> {
-    unsupported_in(field.data_type(), path)
+        .find_map(|field| unsupported_in(field.data_type(), field.name().clone()))
 }
 
 /// The first unsupported type within `data_type` (itself or a child), with its dotted path
@@ -80,7 +76,7 @@ fn unsupported_in(data_type: &DataType, path: String) -> Option<(String, DataTyp
         } else {
             format!("{path}.{}", child.name())
         };
-        unsupported_field(child, path)
+        unsupported_in(child.data_type(), path)
     })
 }
 

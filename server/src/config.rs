@@ -123,10 +123,10 @@ impl TryFrom<LakeSection> for LakeConfig {
 
 impl From<LakeConfig> for LakeSection {
     fn from(config: LakeConfig) -> Self {
-        let tiering = match serde_json::to_value(&config.tiering) {
-            Ok(serde_json::Value::Object(map)) => map,
-            // CompactorOptions is a struct of plain values: it always serializes to a table.
-            _ => serde_json::Map::new(),
+        let serde_json::Value::Object(tiering) = serde_json::to_value(&config.tiering)
+            .expect("CompactorOptions is a struct of plain values: it serializes to a table")
+        else {
+            unreachable!("a struct serializes to a JSON object")
         };
         Self {
             compactor: config.compactor,

@@ -4,8 +4,9 @@
 
 use crate::Op;
 
-/// Request prices of an object store, in USD per 1,000 requests.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// Request prices of an object store, in USD per 1,000 requests (serialized as `inlet bench`
+/// states them in its JSON report).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct RequestPrices {
     /// Where the prices come from, and what they leave out.
     pub source: &'static str,
