@@ -216,4 +216,39 @@ mod tests {
             Err(AppendError::NullsInRequiredColumn { nulls: 1, .. })
         ));
     }
+
+    /// A narrow append to a wide table grows when its missing columns are filled with
+    /// nulls: past the bound it is refused before anything is allocated, and below it the
+    /// same shape conforms.
+    #[test]
+    fn an_append_that_would_grow_past_the_bound_when_filled_is_refused() {
+        let mut wide = table();
+        let mut fields = vec![Field::new("id", DataType::Int64, false)];
+        fields.extend(
+            (0..40).map(|i| Field::new(format!("d{i}"), DataType::Decimal256(76, 0), true)),
+        );
+        wide.descriptor.schema = Arc::new(Schema::new(fields));
+        let ids = |rows: i64| {
+            batch(
+                vec![Field::new("id", DataType::Int64, false)],
+                vec![Arc::new(Int64Array::from_iter_values(0..rows))],
+            )
+        };
+        // 40 columns of 32-byte decimals: 1,280 bytes a row once filled.
+        let error = conform(&wide, &ids(400_000)).expect_err("~512 MB once filled");
+        let AppendError::TooLargeWhenFilled {
+            rows, bytes, limit, ..
+        } = error
+        else {
+            panic!("unexpected error {error}");
+        };
+        assert_eq!(rows, 400_000);
+        assert!(
+            bytes > limit && limit == MAX_CONFORMED_APPEND_BYTES,
+            "{bytes} {limit}"
+        );
+        let small = conform(&wide, &ids(1_000)).expect("1.3 MB once filled");
+        assert_eq!(small.num_columns(), 41);
+        assert_eq!(small.column(40).null_count(), 1_000);
+    }
 }
