@@ -1,7 +1,5 @@
-//! The index operations the compactor uses, behind one trait, so the same compactor runs in
-//! the index owner's process ([`Index`] itself) or alone, talking to the owner over gRPC
-//! ([`RemoteIndex`], the `CompactorIndex` service). Either way leases and lake commits are
-//! applied by the owner's sequencer, so fencing and the compare-and-swap are the same.
+//! The compactor's remote index: the [`LakeCatalog`] port of an owner in another process, over
+//! its `CompactorIndex` gRPC service.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -16,184 +14,12 @@ use inlet_core::table::{TableDescriptor, TableInfo};
 use inlet_index::keys::CodecError;
 use inlet_index::records::decode_record;
 use inlet_index::{
-    ChunkEntry, Index, IndexError, LakeCommit, LakeCommitError, LakeCommitted, LakeFileEntry,
+    ChunkEntry, IndexError, LakeCatalog, LakeCommit, LakeCommitError, LakeCommitted, LakeFileEntry,
     LakeLease, LakeTableRecord, LakeWatermark, StreamTail,
 };
 use inlet_proto::v1 as pb;
 use inlet_proto::v1::compactor_index_client::CompactorIndexClient;
 use tonic::transport::Channel;
-
-/// Entries one [`LakeIndex::chunks`] or [`LakeIndex::lake_files`] call returns at most; callers
-/// page with `from`.
-pub const INDEX_PAGE_ENTRIES: usize = 1000;
-
-/// What the compactor needs from the index.
-#[async_trait::async_trait]
-pub trait LakeIndex: Send + Sync + std::fmt::Debug {
-    /// Every live table.
-    async fn tables(&self) -> Result<Vec<Arc<TableInfo>>, IndexError>;
-    /// The live table with this id.
-    async fn table(&self, table: TableId) -> Result<Option<Arc<TableInfo>>, IndexError>;
-    /// A stream's durable tail and lake watermark, read together (one call to a remote owner).
-    async fn stream_state(
-        &self,
-        stream: StreamId,
-    ) -> Result<(StreamTail, LakeWatermark), IndexError>;
-    async fn tail(&self, stream: StreamId) -> Result<StreamTail, IndexError> {
-        Ok(self.stream_state(stream).await?.0)
-    }
-    async fn lake_watermark(&self, stream: StreamId) -> Result<LakeWatermark, IndexError> {
-        Ok(self.stream_state(stream).await?.1)
-    }
-    /// Up to `max` chunk entries of `stream` holding offsets at or after `from`, in order.
-    async fn chunks(
-        &self,
-        stream: StreamId,
-        from: Offset,
-        max: usize,
-    ) -> Result<Vec<ChunkEntry>, IndexError>;
-    /// Up to `max` lake file entries of `stream` holding offsets at or after `from`.
-    async fn lake_files(
-        &self,
-        stream: StreamId,
-        from: Offset,
-        max: usize,
-    ) -> Result<Vec<LakeFileEntry>, IndexError>;
-    async fn lake_table(&self, table: TableId) -> Result<Option<LakeTableRecord>, IndexError>;
-    async fn acquire_lake_lease(
-        &self,
-        table: TableId,
-        owner: u64,
-        ttl: Duration,
-    ) -> Result<LakeLease, LakeCommitError>;
-    async fn release_lake_lease(
-        &self,
-        table: TableId,
-        lease: LakeLease,
-    ) -> Result<(), LakeCommitError>;
-    async fn commit_lake(&self, commit: LakeCommit) -> Result<LakeCommitted, LakeCommitError>;
-    async fn live_wal_objects(&self) -> Result<BTreeSet<WalObjectId>, IndexError>;
-}
-
-/// Every lake file entry of `stream` from `from` on, paging through `index`.
-pub async fn all_lake_files(
-    index: &dyn LakeIndex,
-    stream: StreamId,
-    from: Offset,
-) -> Result<Vec<LakeFileEntry>, IndexError> {
-    let mut out = Vec::new();
-    let mut next = from;
-    loop {
-        let page = index.lake_files(stream, next, INDEX_PAGE_ENTRIES).await?;
-        let full = page.len() == INDEX_PAGE_ENTRIES;
-        if let Some(last) = page.last() {
-            next = last.end_offset();
-        }
-        out.extend(page);
-        if !full {
-            return Ok(out);
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl LakeIndex for Index {
-    async fn tables(&self) -> Result<Vec<Arc<TableInfo>>, IndexError> {
-        let mut tables = Vec::new();
-        for database in self.list_databases() {
-            // A database dropped between the two calls has no tables left to tier.
-            if let Ok(list) = self.list_tables(&database.name) {
-                tables.extend(list);
-            }
-        }
-        Ok(tables)
-    }
-
-    async fn table(&self, table: TableId) -> Result<Option<Arc<TableInfo>>, IndexError> {
-        Ok(self.table_by_id(table))
-    }
-
-    async fn stream_state(
-        &self,
-        stream: StreamId,
-    ) -> Result<(StreamTail, LakeWatermark), IndexError> {
-        Ok((
-            Index::tail(self, stream).await?,
-            Index::lake_watermark(self, stream).await?,
-        ))
-    }
-
-    async fn tail(&self, stream: StreamId) -> Result<StreamTail, IndexError> {
-        Index::tail(self, stream).await
-    }
-
-    async fn lake_watermark(&self, stream: StreamId) -> Result<LakeWatermark, IndexError> {
-        Index::lake_watermark(self, stream).await
-    }
-
-    async fn chunks(
-        &self,
-        stream: StreamId,
-        from: Offset,
-        max: usize,
-    ) -> Result<Vec<ChunkEntry>, IndexError> {
-        let mut scan = Index::chunks(self, stream, from).await?;
-        let mut out = Vec::new();
-        while out.len() < max {
-            match scan.next().await? {
-                Some(entry) => out.push(entry),
-                None => break,
-            }
-        }
-        Ok(out)
-    }
-
-    async fn lake_files(
-        &self,
-        stream: StreamId,
-        from: Offset,
-        max: usize,
-    ) -> Result<Vec<LakeFileEntry>, IndexError> {
-        let mut scan = Index::lake_files(self, stream, from).await?;
-        let mut out = Vec::new();
-        while out.len() < max {
-            match scan.next().await? {
-                Some(entry) => out.push(entry),
-                None => break,
-            }
-        }
-        Ok(out)
-    }
-
-    async fn lake_table(&self, table: TableId) -> Result<Option<LakeTableRecord>, IndexError> {
-        Index::lake_table(self, table).await
-    }
-
-    async fn acquire_lake_lease(
-        &self,
-        table: TableId,
-        owner: u64,
-        ttl: Duration,
-    ) -> Result<LakeLease, LakeCommitError> {
-        Index::acquire_lake_lease(self, table, owner, ttl).await
-    }
-
-    async fn release_lake_lease(
-        &self,
-        table: TableId,
-        lease: LakeLease,
-    ) -> Result<(), LakeCommitError> {
-        Index::release_lake_lease(self, table, lease).await
-    }
-
-    async fn commit_lake(&self, commit: LakeCommit) -> Result<LakeCommitted, LakeCommitError> {
-        Index::commit_lake(self, commit).await
-    }
-
-    async fn live_wal_objects(&self) -> Result<BTreeSet<WalObjectId>, IndexError> {
-        Index::live_wal_objects(self).await
-    }
-}
 
 /// The index of an owner in another process, over its `CompactorIndex` gRPC service.
 #[derive(Clone, Debug)]
@@ -345,7 +171,7 @@ fn table_from_message(info: pb::TableInfo) -> Result<TableInfo, IndexError> {
 }
 
 #[async_trait::async_trait]
-impl LakeIndex for RemoteIndex {
+impl LakeCatalog for RemoteIndex {
     async fn tables(&self) -> Result<Vec<Arc<TableInfo>>, IndexError> {
         let response = self
             .client()

@@ -8,7 +8,7 @@
 //! - [`round`]: one tiering round of one table, committed to the index's lake catalog.
 //! - [`repair`]: crash repair when a compactor takes a table's lease.
 //! - [`wal_gc`]: deletion of WAL objects no chunk entry points into.
-//! - [`index_api`]: the index operations the compactor uses, in process or over gRPC.
+//! - [`index_api`]: the index of an owner in another process (the [`LakeCatalog`] port over gRPC).
 //! - [`options`]: the settings, with their defaults and trade-offs.
 //!
 //! The commit protocol is described in `docs/lake-commit.md`.
@@ -23,7 +23,8 @@ pub mod service;
 pub mod wal_gc;
 
 pub use error::{RoundError, WalGcError};
-pub use index_api::{LakeIndex, RemoteIndex};
+pub use index_api::RemoteIndex;
+pub use inlet_index::{LakeCatalog, all_lake_files};
 pub use options::{CompactorOptions, Failpoint, FailpointHook, InjectedCrash};
 pub use repair::RepairReport;
 pub use round::RoundCommitted;

@@ -32,7 +32,7 @@ use inlet_core::ids::Offset;
 use inlet_core::table::TableInfo;
 use inlet_index::{LakeTableRecord, table_streams};
 
-use crate::index_api::{LakeIndex, all_lake_files};
+use inlet_index::{LakeCatalog, all_lake_files};
 use slatedb::object_store::path::Path as ObjectPath;
 use slatedb::object_store::{ObjectStore, ObjectStoreExt};
 
@@ -57,7 +57,7 @@ pub struct RepairReport {
 /// table (`None` if the index has no metadata for it yet) and what was done. The caller must
 /// hold the table's lease.
 pub(crate) async fn repair(
-    index: &dyn LakeIndex,
+    index: &dyn LakeCatalog,
     storage: &LakeStorage,
     info: &TableInfo,
     record: Option<&LakeTableRecord>,
@@ -120,7 +120,7 @@ pub(crate) async fn repair(
 /// Checks that the index's watermark of every bucket is the one the lake's current snapshot
 /// records (0 for a bucket the lake has not seen).
 pub(crate) async fn check_watermarks(
-    index: &dyn LakeIndex,
+    index: &dyn LakeCatalog,
     info: &TableInfo,
     table: &LakeTable,
 ) -> Result<(), RoundError> {
@@ -156,7 +156,7 @@ pub(crate) async fn check_watermarks(
 /// the metadata log, the version hint, every snapshot's manifest list, manifests and data
 /// files, and the data files the index names for offset reads.
 async fn referenced_objects(
-    index: &dyn LakeIndex,
+    index: &dyn LakeCatalog,
     storage: &LakeStorage,
     info: &TableInfo,
     table: &LakeTable,

@@ -43,11 +43,11 @@ use inlet_index::{
 use inlet_reader::{ChunkError, ChunkRead, PagedCache, with_system_columns};
 
 use crate::error::RoundError;
-use crate::index_api::{INDEX_PAGE_ENTRIES, LakeIndex};
 use crate::lake::{
     LakeAppend, LakeError, LakeStorage, LakeTable, StagedAppend, StagedExpire, stage_expire,
 };
 use crate::options::{CompactorOptions, Failpoint};
+use inlet_index::{INDEX_PAGE_ENTRIES, LakeCatalog};
 
 /// What a committed round did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,7 +99,7 @@ impl HeldLease {
     /// under the same epoch.
     pub(crate) async fn renew_if_due(
         &mut self,
-        index: &dyn LakeIndex,
+        index: &dyn LakeCatalog,
         info: &TableInfo,
         options: &CompactorOptions,
         env: &Env,
@@ -115,7 +115,7 @@ impl HeldLease {
     /// Renews the lease now; fails if it could not be renewed under the same epoch.
     pub(crate) async fn renew(
         &mut self,
-        index: &dyn LakeIndex,
+        index: &dyn LakeCatalog,
         info: &TableInfo,
         options: &CompactorOptions,
         env: &Env,
@@ -142,7 +142,7 @@ impl HeldLease {
 
 /// Everything one round needs.
 pub(crate) struct Round<'a> {
-    pub(crate) index: &'a dyn LakeIndex,
+    pub(crate) index: &'a dyn LakeCatalog,
     pub(crate) cache: &'a PagedCache,
     pub(crate) storage: &'a LakeStorage,
     pub(crate) options: &'a CompactorOptions,
@@ -605,7 +605,7 @@ impl Round<'_> {
 /// Whether some bucket's first lake file (by the index's lake file entries) holds only rows
 /// older than `before`: exactly when an expiry with that cutoff removes something.
 pub(crate) async fn has_expired_files(
-    index: &dyn LakeIndex,
+    index: &dyn LakeCatalog,
     info: &TableInfo,
     before: TimestampMicros,
 ) -> Result<bool, RoundError> {
@@ -819,7 +819,7 @@ fn bound(file: &DataFile, field_id: i32, lower: bool) -> Option<i64> {
 
 /// The chunk entries of one stream from an offset on, fetched a page at a time.
 struct ChunkPages<'a> {
-    index: &'a dyn LakeIndex,
+    index: &'a dyn LakeCatalog,
     stream: StreamId,
     next: Offset,
     page: std::collections::VecDeque<ChunkEntry>,
@@ -827,7 +827,7 @@ struct ChunkPages<'a> {
 }
 
 impl<'a> ChunkPages<'a> {
-    fn new(index: &'a dyn LakeIndex, stream: StreamId, from: Offset) -> Self {
+    fn new(index: &'a dyn LakeCatalog, stream: StreamId, from: Offset) -> Self {
         Self {
             index,
             stream,

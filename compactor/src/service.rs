@@ -28,7 +28,7 @@ use inlet_core::ids::{TableId, TimestampMicros};
 use inlet_core::table::TableInfo;
 use inlet_index::{LakeCommit, LakeCommitError, LakeLease, table_streams};
 
-use crate::index_api::LakeIndex;
+use inlet_index::LakeCatalog;
 use inlet_reader::PagedCache;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -94,7 +94,7 @@ pub struct Compactor {
 }
 
 struct Inner {
-    index: Arc<dyn LakeIndex>,
+    index: Arc<dyn LakeCatalog>,
     /// Chunk reads go through it; WAL garbage collection uses its store.
     cache: PagedCache,
     lake: LakeStorage,
@@ -131,7 +131,7 @@ impl Compactor {
     /// through it (in a node, the cache the writer fills, so tiering right after a write does
     /// not GET), and WAL garbage is collected in its store; `lake` is the lake storage.
     pub fn new(
-        index: impl LakeIndex + 'static,
+        index: impl LakeCatalog + 'static,
         cache: PagedCache,
         lake: LakeStorage,
         options: CompactorOptions,
@@ -158,7 +158,7 @@ impl Compactor {
     /// Starts a compactor and its loop: every `scan_interval` it tiers the due tables, and
     /// every `wal_gc_interval` it collects WAL garbage. Needs a tokio runtime.
     pub fn start(
-        index: impl LakeIndex + 'static,
+        index: impl LakeCatalog + 'static,
         cache: PagedCache,
         lake: LakeStorage,
         options: CompactorOptions,

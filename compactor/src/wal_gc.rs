@@ -19,10 +19,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use crate::index_api::LakeIndex;
 use futures::TryStreamExt;
 use inlet_core::clock::Env;
 use inlet_core::ids::{TimestampMicros, WalObjectId};
+use inlet_index::LakeCatalog;
 use slatedb::object_store::path::Path as ObjectPath;
 use slatedb::object_store::{ObjectStore, ObjectStoreExt};
 
@@ -57,7 +57,7 @@ impl WalGc {
     /// One run; see the module docs.
     pub(crate) async fn run(
         &mut self,
-        index: &dyn LakeIndex,
+        index: &dyn LakeCatalog,
         store: &Arc<dyn ObjectStore>,
         options: &CompactorOptions,
         env: &Env,

@@ -413,10 +413,12 @@ impl Index {
     pub async fn submit_commit(&self, request: CommitRequest) -> Result<PendingCommit, IndexError> {
         let (reply, receiver) = oneshot::channel();
         self.send(Command::Commit { request, reply }).await?;
-        Ok(PendingCommit {
-            receiver,
-            index: self.clone(),
-        })
+        let shared = self.shared.clone();
+        Ok(PendingCommit::new(receiver, move || {
+            shared.stopped_error().unwrap_or(IndexError::Stopped {
+                reason: "sequencer exited before replying".to_owned(),
+            })
+        }))
     }
 
     pub async fn create_database(
@@ -598,13 +600,27 @@ impl Index {
 /// A queued commit; [`PendingCommit::wait`] resolves once it is durable (or failed).
 pub struct PendingCommit {
     receiver: oneshot::Receiver<CommitReply>,
-    index: Index,
+    /// Why no reply will come, when the replying side went away without one.
+    gone: Box<dyn FnOnce() -> IndexError + Send>,
 }
 
 impl PendingCommit {
+    /// A commit whose reply arrives on `receiver`; `gone` explains a sender dropped without
+    /// replying (the owner's sequencer stopped, or the connection to a remote owner broke,
+    /// which leaves the outcome unknown).
+    pub fn new(
+        receiver: oneshot::Receiver<CommitReply>,
+        gone: impl FnOnce() -> IndexError + Send + 'static,
+    ) -> Self {
+        Self {
+            receiver,
+            gone: Box::new(gone),
+        }
+    }
+
     pub async fn wait(self) -> CommitReply {
-        let Self { receiver, index } = self;
-        receiver.await.map_err(|_| index.sequencer_gone())?
+        let Self { receiver, gone } = self;
+        receiver.await.map_err(|_| gone())?
     }
 }
 

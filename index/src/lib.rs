@@ -8,6 +8,7 @@
 pub mod error;
 pub mod index;
 pub mod keys;
+pub mod ports;
 pub mod records;
 
 pub use error::{CatalogError, ChunkRejected, IndexError};
@@ -17,4 +18,8 @@ pub use index::{
     IndexOptions, PendingCommit, ProducerRef, table_streams,
 };
 pub use keys::{ChunkEntry, LakeFileEntry, LakeWatermark, ProducedRange, StreamTail};
+pub use ports::{
+    ChunkCursor, CommitLog, INDEX_PAGE_ENTRIES, LakeCatalog, LakeFileCursor, LogRead,
+    all_lake_files,
+};
 pub use records::{LakeLease, LakeTableRecord};

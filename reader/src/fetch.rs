@@ -21,7 +21,7 @@ use inlet_cache::PagedCache;
 use inlet_core::ids::{Bucket, Offset, PartitionId, StreamId, TimestampMicros};
 use inlet_core::limits::{FETCH_CHANNEL_DEPTH, MAX_FETCH_BATCH_ROWS};
 use inlet_core::table::{TableInfo, read_schema};
-use inlet_index::{Index, StreamTail};
+use inlet_index::{ChunkCursor, LogRead, StreamTail};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -84,13 +84,13 @@ pub struct BucketOffsets {
 /// Serves fetches and offset lookups.
 #[derive(Clone, Debug)]
 pub struct Reader {
-    index: Index,
+    index: Arc<dyn LogRead>,
     cache: PagedCache,
 }
 
 /// What every bucket task of one fetch shares.
 struct FetchContext {
-    index: Index,
+    index: Arc<dyn LogRead>,
     cache: PagedCache,
     table: Arc<TableInfo>,
     projection: Vec<usize>,
@@ -110,15 +110,16 @@ impl FetchContext {
 }
 
 impl Reader {
-    /// A reader that gets every object byte through `cache`.
-    pub fn new(index: Index, cache: PagedCache) -> Self {
+    /// A reader that gets every object byte through `cache` and finds it through `index`,
+    /// the log-read port of the index owner (in this process, or remote).
+    pub fn new(index: Arc<dyn LogRead>, cache: PagedCache) -> Self {
         Self { index, cache }
     }
 
     /// Starts a fetch. Everything the request names is checked before the first row is
     /// read; errors met while reading end the stream with that error.
     pub async fn fetch(&self, request: FetchRequest) -> Result<FetchStream, FetchError> {
-        let table = self.index.table(&request.database, &request.table)?;
+        let table = self.index.table(&request.database, &request.table).await?;
         let projection = projection(&table, &request.columns)?;
         let streams = streams(&table, &request.buckets)?;
         let mut starts = Vec::with_capacity(streams.len());
@@ -163,7 +164,7 @@ impl Reader {
         buckets: &[u32],
         position: StartPosition,
     ) -> Result<Vec<BucketOffsets>, FetchError> {
-        let table = self.index.table(database, table)?;
+        let table = self.index.table(database, table).await?;
         let mut out = Vec::new();
         for stream in streams(&table, buckets)? {
             let tail = self.index.tail(stream).await?;
@@ -341,7 +342,7 @@ async fn read_wal(
     sender: &mpsc::Sender<Result<FetchedBatch, FetchError>>,
 ) -> Result<Reached, FetchError> {
     let mut next = from;
-    let mut chunks = context.index.chunks(stream, next).await?;
+    let mut chunks = ChunkCursor::new(context.index.clone(), stream, next);
     while next < tail.next_offset {
         let entry = match chunks.next().await? {
             Some(entry) if entry.base_offset <= next => entry,
@@ -431,7 +432,7 @@ mod tests {
     use inlet_cache::CacheOptions;
     use inlet_core::clock::Env;
     use inlet_core::table::TableDescriptor;
-    use inlet_index::{IndexOptions, LakeCommit, LakeFileEntry};
+    use inlet_index::{Index, IndexOptions, LakeCommit, LakeFileEntry};
     use inlet_writer::{Writer, WriterOptions};
     use slatedb::object_store::ObjectStore;
     use slatedb::object_store::memory::InMemory;
@@ -495,7 +496,13 @@ mod tests {
             linger: Duration::from_millis(1),
             ..WriterOptions::default()
         };
-        let writer = Writer::start(index.clone(), store, cache.clone(), options, Env::system());
+        let writer = Writer::start(
+            Arc::new(index.clone()),
+            store,
+            cache.clone(),
+            options,
+            Env::system(),
+        );
         for chunk in 0..3 {
             let values = Int64Array::from_iter_values(chunk * ROWS..(chunk + 1) * ROWS);
             let batch =
@@ -508,7 +515,7 @@ mod tests {
         let table = index.table("db", "t").expect("table");
         let stream = StreamId::new(table.id, PartitionId(0), Bucket(0));
         let context = FetchContext {
-            index: index.clone(),
+            index: Arc::new(index.clone()),
             cache,
             schema: read_schema(&table.descriptor.schema, &[0]),
             table: table.clone(),

@@ -118,7 +118,7 @@ async fn fetch(
         .await
         .expect("cache opens");
     store.take();
-    let reader = Reader::new(index.clone(), cache);
+    let reader = Reader::new(Arc::new(index.clone()), cache);
     let mut stream = reader
         .fetch(FetchRequest {
             database: "db".into(),

@@ -262,7 +262,7 @@ impl Setup {
             .await
             .expect("cache opens");
         self.store.take();
-        Reader::new(self.index.clone(), cache)
+        Reader::new(Arc::new(self.index.clone()), cache)
     }
 
     /// Every column from `start` to the tail, through a fresh cache.

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use inlet_compactor::LakeIndex;
+use inlet_compactor::LakeCatalog;
 use inlet_core::ids::{Bucket, Offset, PartitionId, StreamId, TableId};
 use inlet_index::{Index, LakeCommit, LakeCommitError, LakeFileEntry, LakeLease};
 use inlet_proto::v1 as pb;
@@ -105,7 +105,7 @@ impl CompactorIndex for CompactorIndexService {
         request: Request<pb::ListIndexEntriesRequest>,
     ) -> Result<Response<pb::IndexEntries>, Status> {
         let (stream, from, max) = page_of(request.into_inner())?;
-        let entries = LakeIndex::chunks(&self.index, stream, from, max)
+        let entries = LakeCatalog::chunks(&self.index, stream, from, max)
             .await
             .map_err(status)?;
         Ok(Response::new(pb::IndexEntries {
@@ -118,7 +118,7 @@ impl CompactorIndex for CompactorIndexService {
         request: Request<pb::ListIndexEntriesRequest>,
     ) -> Result<Response<pb::IndexEntries>, Status> {
         let (stream, from, max) = page_of(request.into_inner())?;
-        let entries = LakeIndex::lake_files(&self.index, stream, from, max)
+        let entries = LakeCatalog::lake_files(&self.index, stream, from, max)
             .await
             .map_err(status)?;
         Ok(Response::new(pb::IndexEntries {

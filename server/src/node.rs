@@ -71,7 +71,7 @@ impl Node {
             .await
             .context("cannot open the read cache")?;
         let writer = Writer::start(
-            index.clone(),
+            Arc::new(index.clone()),
             store.clone(),
             cache.clone(),
             config.writer.clone(),
@@ -106,7 +106,7 @@ impl Node {
         let service = InletService {
             index: index.clone(),
             writer: writer.clone(),
-            reader: Reader::new(index.clone(), cache),
+            reader: Reader::new(Arc::new(index.clone()), cache),
             metrics: metrics.clone(),
             env: env.clone(),
             lake_by_default: config.lake.tables_default,

@@ -17,7 +17,7 @@ use inlet_core::ids::TableId;
 use inlet_core::table::TableInfo;
 use inlet_index::table_streams;
 
-use inlet_compactor::LakeIndex;
+use inlet_compactor::LakeCatalog;
 
 use crate::model::FinalLog;
 use crate::rng::SimRng;

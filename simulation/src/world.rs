@@ -185,13 +185,13 @@ impl World {
                 .await
                 .expect("a memory-only cache with valid options opens");
             let writer = Writer::start(
-                index.clone(),
+                Arc::new(index.clone()),
                 store.clone(),
                 cache.clone(),
                 self.cfg.writer.clone(),
                 env,
             );
-            let reader = Reader::new(index.clone(), cache.clone());
+            let reader = Reader::new(Arc::new(index.clone()), cache.clone());
             let compactor = self.compactor(id, &index, cache, &life);
             dies_unless_opened.defuse();
             let node = Arc::new(Node {

@@ -85,5 +85,11 @@ pub async fn start_writer(
     let cache = PagedCache::open(Arc::clone(&store), CacheOptions::default())
         .await
         .expect("cache opens");
-    Writer::start(index.clone(), store, cache, options, Env::system())
+    Writer::start(
+        Arc::new(index.clone()),
+        store,
+        cache,
+        options,
+        Env::system(),
+    )
 }

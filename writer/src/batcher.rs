@@ -23,7 +23,7 @@ use inlet_core::clock::Env;
 use inlet_core::ids::{Bucket, Offset, PartitionId, SchemaId, StreamId, TimestampMicros};
 use inlet_core::limits::MAX_APPEND_BYTES;
 use inlet_core::table::TableInfo;
-use inlet_index::{ChunkRejected, CommitReply, Index, IndexError, ProducerRef};
+use inlet_index::{ChunkRejected, CommitLog, CommitReply, IndexError, ProducerRef};
 use slatedb::object_store::ObjectStore;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -84,7 +84,7 @@ struct InFlight {
 }
 
 struct Inner {
-    index: Index,
+    index: Arc<dyn CommitLog>,
     store: Arc<dyn ObjectStore>,
     cache: PagedCache,
     env: Env,
@@ -118,9 +118,10 @@ fn kib(bytes: usize) -> u32 {
 
 impl Writer {
     /// Starts a writer (its flusher and committer tasks) on the current runtime. Uploaded
-    /// objects are put into `cache` for readers in the same process.
+    /// objects are put into `cache` for readers in the same process. `index` is the commit
+    /// port of the index owner: in this process, or remote.
     pub fn start(
-        index: Index,
+        index: Arc<dyn CommitLog>,
         store: Arc<dyn ObjectStore>,
         cache: PagedCache,
         options: WriterOptions,
@@ -168,7 +169,7 @@ impl Writer {
         if let Some(error) = self.inner.index.stopped() {
             return Err(error.into());
         }
-        let table = self.inner.index.table(database, table)?;
+        let table = self.inner.index.table(database, table).await?;
         let conformed = batches
             .iter()
             .map(|batch| conform(&table, batch))
@@ -381,7 +382,7 @@ fn into_chunks(streams: BTreeMap<ChunkKey, StreamBuffer>) -> Result<Vec<StreamCh
 
 /// Submits finished uploads to the index in flush order and answers their appends.
 async fn run_committer(
-    index: Index,
+    index: Arc<dyn CommitLog>,
     mut queue: mpsc::Receiver<InFlight>,
     commit_timeout: std::time::Duration,
 ) {

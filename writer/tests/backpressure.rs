@@ -48,7 +48,7 @@ async fn read_values(index: &Index, store: Arc<Store>) -> Vec<i64> {
     let cache = PagedCache::open(store, CacheOptions::default())
         .await
         .expect("cache opens");
-    let reader = Reader::new(index.clone(), cache);
+    let reader = Reader::new(Arc::new(index.clone()), cache);
     let mut stream = reader
         .fetch(FetchRequest {
             database: "db".into(),

@@ -34,7 +34,7 @@ use inlet_cache::{CacheError, PagedCache};
 use inlet_core::ids::{Offset, StreamId, TimestampMicros};
 use inlet_core::limits::MAX_FETCH_BATCH_ROWS;
 use inlet_core::table::{OFFSET_COLUMN, TIMESTAMP_COLUMN};
-use inlet_index::{Index, LakeFileEntry, StreamTail};
+use inlet_index::{LakeFileCursor, LakeFileEntry, LogRead, StreamTail};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, RowSelection, RowSelector,
@@ -77,7 +77,7 @@ pub(super) async fn read_lake(
     sender: &mpsc::Sender<Result<FetchedBatch, FetchError>>,
 ) -> Result<Reached, FetchError> {
     let mut next = from;
-    let mut files = context.index.lake_files(stream, next).await?;
+    let mut files = LakeFileCursor::new(context.index.clone(), stream, next);
     while next < until {
         let file = match files.next().await? {
             Some(file) if file.base_offset <= next => file,
@@ -95,7 +95,7 @@ pub(super) async fn read_lake(
 /// Why no lake file holds `next`, below the watermark `until`: retention removed it (the
 /// stream's earliest offset moved past it), or the lake file index is corrupt.
 async fn missing(
-    index: &Index,
+    index: &Arc<dyn LogRead>,
     stream: StreamId,
     next: Offset,
     until: Offset,
@@ -133,14 +133,14 @@ async fn missing(
 /// published (which happens once the batch is durable). So if a lake file holds `next`, that
 /// commit is in flight: wait for its watermark rather than read past the published one.
 pub(super) async fn tiered(
-    index: &Index,
+    index: &Arc<dyn LogRead>,
     stream: StreamId,
     next: Offset,
 ) -> Result<bool, FetchError> {
     if index.lake_watermark(stream).await?.offset > next {
         return Ok(true);
     }
-    let mut files = index.lake_files(stream, next).await?;
+    let mut files = LakeFileCursor::new(index.clone(), stream, next);
     let held = files.next().await?;
     if held.is_none_or(|file| file.base_offset > next) {
         return Ok(false);
@@ -152,7 +152,7 @@ pub(super) async fn tiered(
 /// entry already visible in the index holds: the commit that added it is becoming durable.
 /// False if it did not within [`WATERMARK_POLLS`].
 async fn wait_for_watermark(
-    index: &Index,
+    index: &Arc<dyn LogRead>,
     stream: StreamId,
     offset: Offset,
 ) -> Result<bool, FetchError> {
@@ -249,14 +249,14 @@ async fn read_file(
 /// column (only that column, from the first row group whose statistics allow a late enough
 /// row) gives the row.
 pub(super) async fn offset_for_timestamp(
-    index: &Index,
+    index: &Arc<dyn LogRead>,
     cache: &PagedCache,
     stream: StreamId,
     ts: TimestampMicros,
     earliest: Offset,
 ) -> Result<Option<Offset>, FetchError> {
     let watermark = index.lake_watermark(stream).await?.offset;
-    let mut files = index.lake_files(stream, earliest).await?;
+    let mut files = LakeFileCursor::new(index.clone(), stream, earliest);
     while let Some(file) = files.next().await? {
         if file.max_ts < ts {
             continue;

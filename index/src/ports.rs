@@ -1,0 +1,435 @@
+//! The narrow ports through which each role reaches the index, instead of one large handle:
+//!
+//! - [`CommitLog`]: what a writer needs: table lookups and ordered commits of uploaded WAL
+//!   objects.
+//! - [`LogRead`]: what a reader needs: table lookups, durable tails and their notifications,
+//!   the chunk and time indexes, lake watermarks and lake files.
+//! - [`LakeCatalog`]: what the compactor needs: leases, lake commits and the listings that
+//!   feed a round.
+//!
+//! [`Index`] implements all three in the owner's process; `inlet-wire`'s `RemoteIndex`
+//! implements them in any other process, over gRPC to the owner. Both must behave the same:
+//! `wire/tests/conformance.rs` runs one suite against both. Listings are paged (at most
+//! `max` entries per call, see [`INDEX_PAGE_ENTRIES`]) so that a remote call has a bounded
+//! reply; [`ChunkCursor`] and [`LakeFileCursor`] page through them for a caller.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Duration;
+
+use inlet_core::ids::{Offset, StreamId, TableId, TimestampMicros, WalObjectId};
+use inlet_core::table::TableInfo;
+use tokio::sync::watch;
+
+use crate::error::{CatalogError, IndexError};
+use crate::index::lake::{LakeCommit, LakeCommitError, LakeCommitted};
+use crate::index::{CommitRequest, Index, PendingCommit};
+use crate::keys::{ChunkEntry, LakeFileEntry, LakeWatermark, StreamTail};
+use crate::records::{LakeLease, LakeTableRecord};
+
+/// Entries one listing call of a port returns at most when a caller pages through a stream;
+/// callers continue from the last entry's end offset.
+pub const INDEX_PAGE_ENTRIES: usize = 1000;
+
+/// What a writer needs from the index.
+#[async_trait::async_trait]
+pub trait CommitLog: Send + Sync + Debug {
+    /// Why commits cannot succeed now, when that is known without asking the owner (an owner
+    /// in this process that was fenced or stopped). `None` says nothing about a remote owner.
+    fn stopped(&self) -> Option<IndexError>;
+    /// The live table `database.name`.
+    async fn table(&self, database: &str, name: &str) -> Result<Arc<TableInfo>, CatalogError>;
+    /// Queues a commit and returns once it is queued. Commits are applied in the order they
+    /// were queued, so a writer that submits in upload order keeps its rows in order while
+    /// several commits are in flight.
+    async fn submit_commit(&self, request: CommitRequest) -> Result<PendingCommit, IndexError>;
+}
+
+/// What a reader needs from the index.
+#[async_trait::async_trait]
+pub trait LogRead: Send + Sync + Debug {
+    /// Why notifications ended, once a [`LogRead::subscribe`] receiver reports its sender
+    /// closed (the owner in this process stopped, or this port was closed).
+    fn stopped(&self) -> Option<IndexError>;
+    /// The live table `database.name`.
+    async fn table(&self, database: &str, name: &str) -> Result<Arc<TableInfo>, CatalogError>;
+    /// The durable tail of a stream.
+    async fn tail(&self, stream: StreamId) -> Result<StreamTail, IndexError>;
+    /// A receiver that always holds the stream's durable tail and wakes on every commit.
+    async fn subscribe(&self, stream: StreamId) -> Result<watch::Receiver<StreamTail>, IndexError>;
+    /// Up to `max` committed chunk entries of `stream` holding offsets at or after `from`, in
+    /// offset order.
+    async fn chunks(
+        &self,
+        stream: StreamId,
+        from: Offset,
+        max: usize,
+    ) -> Result<Vec<ChunkEntry>, IndexError>;
+    /// The first offset of `stream` committed at or after `ts`, or the tail if none is.
+    async fn offset_for_timestamp(
+        &self,
+        stream: StreamId,
+        ts: TimestampMicros,
+    ) -> Result<Offset, IndexError>;
+    /// The durable lake watermark of `stream`.
+    async fn lake_watermark(&self, stream: StreamId) -> Result<LakeWatermark, IndexError>;
+    /// Up to `max` lake file entries of `stream` holding offsets at or after `from`. Only
+    /// files below the stream's watermark are durable; callers stop there.
+    async fn lake_files(
+        &self,
+        stream: StreamId,
+        from: Offset,
+        max: usize,
+    ) -> Result<Vec<LakeFileEntry>, IndexError>;
+}
+
+/// What the compactor needs from the index. Leases and lake commits are applied by the
+/// owner's sequencer wherever the compactor runs, so fencing and the compare-and-swap are the
+/// same in process and remote.
+#[async_trait::async_trait]
+pub trait LakeCatalog: Send + Sync + Debug {
+    /// Every live table.
+    async fn tables(&self) -> Result<Vec<Arc<TableInfo>>, IndexError>;
+    /// The live table with this id.
+    async fn table(&self, table: TableId) -> Result<Option<Arc<TableInfo>>, IndexError>;
+    /// A stream's durable tail and lake watermark, read together (one call to a remote owner).
+    async fn stream_state(
+        &self,
+        stream: StreamId,
+    ) -> Result<(StreamTail, LakeWatermark), IndexError>;
+    async fn tail(&self, stream: StreamId) -> Result<StreamTail, IndexError> {
+        Ok(self.stream_state(stream).await?.0)
+    }
+    async fn lake_watermark(&self, stream: StreamId) -> Result<LakeWatermark, IndexError> {
+        Ok(self.stream_state(stream).await?.1)
+    }
+    /// Up to `max` chunk entries of `stream` holding offsets at or after `from`, in order.
+    async fn chunks(
+        &self,
+        stream: StreamId,
+        from: Offset,
+        max: usize,
+    ) -> Result<Vec<ChunkEntry>, IndexError>;
+    /// Up to `max` lake file entries of `stream` holding offsets at or after `from`.
+    async fn lake_files(
+        &self,
+        stream: StreamId,
+        from: Offset,
+        max: usize,
+    ) -> Result<Vec<LakeFileEntry>, IndexError>;
+    async fn lake_table(&self, table: TableId) -> Result<Option<LakeTableRecord>, IndexError>;
+    async fn acquire_lake_lease(
+        &self,
+        table: TableId,
+        owner: u64,
+        ttl: Duration,
+    ) -> Result<LakeLease, LakeCommitError>;
+    async fn release_lake_lease(
+        &self,
+        table: TableId,
+        lease: LakeLease,
+    ) -> Result<(), LakeCommitError>;
+    async fn commit_lake(&self, commit: LakeCommit) -> Result<LakeCommitted, LakeCommitError>;
+    async fn live_wal_objects(&self) -> Result<BTreeSet<WalObjectId>, IndexError>;
+}
+
+/// An index entry that covers a range of offsets, listed in pages.
+trait Paged: Sized {
+    fn end(&self) -> Offset;
+}
+
+impl Paged for ChunkEntry {
+    fn end(&self) -> Offset {
+        self.end_offset()
+    }
+}
+
+impl Paged for LakeFileEntry {
+    fn end(&self) -> Offset {
+        self.end_offset()
+    }
+}
+
+/// Pages through one stream's listing: holds the current page and where the next starts.
+struct PageState<T> {
+    stream: StreamId,
+    next: Offset,
+    page: VecDeque<T>,
+    /// The last page was short, so the listing has no more entries.
+    exhausted: bool,
+}
+
+impl<T: Paged> PageState<T> {
+    fn new(stream: StreamId, from: Offset) -> Self {
+        Self {
+            stream,
+            next: from,
+            page: VecDeque::new(),
+            exhausted: false,
+        }
+    }
+
+    /// The next entry, listing another page with `list` when the current one is used up.
+    async fn next<F, Fut>(&mut self, list: F) -> Result<Option<T>, IndexError>
+    where
+        F: FnOnce(StreamId, Offset) -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<T>, IndexError>>,
+    {
+        if self.page.is_empty() && !self.exhausted {
+            let page = list(self.stream, self.next).await?;
+            self.exhausted = page.len() < INDEX_PAGE_ENTRIES;
+            if let Some(last) = page.last() {
+                self.next = last.end();
+            }
+            self.page = page.into();
+        }
+        Ok(self.page.pop_front())
+    }
+}
+
+/// The chunk entries of one stream from an offset on, in offset order, paged from a
+/// [`LogRead`].
+pub struct ChunkCursor {
+    port: Arc<dyn LogRead>,
+    state: PageState<ChunkEntry>,
+}
+
+impl ChunkCursor {
+    pub fn new(port: Arc<dyn LogRead>, stream: StreamId, from: Offset) -> Self {
+        Self {
+            port,
+            state: PageState::new(stream, from),
+        }
+    }
+
+    pub async fn next(&mut self) -> Result<Option<ChunkEntry>, IndexError> {
+        let port = &self.port;
+        self.state
+            .next(|stream, from| port.chunks(stream, from, INDEX_PAGE_ENTRIES))
+            .await
+    }
+}
+
+/// The lake file entries of one stream from an offset on, in offset order, paged from a
+/// [`LogRead`].
+pub struct LakeFileCursor {
+    port: Arc<dyn LogRead>,
+    state: PageState<LakeFileEntry>,
+}
+
+impl LakeFileCursor {
+    pub fn new(port: Arc<dyn LogRead>, stream: StreamId, from: Offset) -> Self {
+        Self {
+            port,
+            state: PageState::new(stream, from),
+        }
+    }
+
+    pub async fn next(&mut self) -> Result<Option<LakeFileEntry>, IndexError> {
+        let port = &self.port;
+        self.state
+            .next(|stream, from| port.lake_files(stream, from, INDEX_PAGE_ENTRIES))
+            .await
+    }
+}
+
+/// Every lake file entry of `stream` from `from` on, paging through `catalog`.
+pub async fn all_lake_files(
+    catalog: &dyn LakeCatalog,
+    stream: StreamId,
+    from: Offset,
+) -> Result<Vec<LakeFileEntry>, IndexError> {
+    let mut state = PageState::new(stream, from);
+    let mut out = Vec::new();
+    while let Some(entry) = state
+        .next(|stream, from| catalog.lake_files(stream, from, INDEX_PAGE_ENTRIES))
+        .await?
+    {
+        out.push(entry);
+    }
+    Ok(out)
+}
+
+/// Up to `max` chunk entries of the owner's index.
+async fn index_chunks(
+    index: &Index,
+    stream: StreamId,
+    from: Offset,
+    max: usize,
+) -> Result<Vec<ChunkEntry>, IndexError> {
+    let mut scan = index.chunks(stream, from).await?;
+    let mut out = Vec::new();
+    while out.len() < max {
+        match scan.next().await? {
+            Some(entry) => out.push(entry),
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
+/// Up to `max` lake file entries of the owner's index.
+async fn index_lake_files(
+    index: &Index,
+    stream: StreamId,
+    from: Offset,
+    max: usize,
+) -> Result<Vec<LakeFileEntry>, IndexError> {
+    let mut scan = index.lake_files(stream, from).await?;
+    let mut out = Vec::new();
+    while out.len() < max {
+        match scan.next().await? {
+            Some(entry) => out.push(entry),
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
+#[async_trait::async_trait]
+impl CommitLog for Index {
+    fn stopped(&self) -> Option<IndexError> {
+        Index::stopped(self)
+    }
+
+    async fn table(&self, database: &str, name: &str) -> Result<Arc<TableInfo>, CatalogError> {
+        Index::table(self, database, name)
+    }
+
+    async fn submit_commit(&self, request: CommitRequest) -> Result<PendingCommit, IndexError> {
+        Index::submit_commit(self, request).await
+    }
+}
+
+#[async_trait::async_trait]
+impl LogRead for Index {
+    fn stopped(&self) -> Option<IndexError> {
+        Index::stopped(self)
+    }
+
+    async fn table(&self, database: &str, name: &str) -> Result<Arc<TableInfo>, CatalogError> {
+        Index::table(self, database, name)
+    }
+
+    async fn tail(&self, stream: StreamId) -> Result<StreamTail, IndexError> {
+        Index::tail(self, stream).await
+    }
+
+    async fn subscribe(&self, stream: StreamId) -> Result<watch::Receiver<StreamTail>, IndexError> {
+        Index::subscribe(self, stream).await
+    }
+
+    async fn chunks(
+        &self,
+        stream: StreamId,
+        from: Offset,
+        max: usize,
+    ) -> Result<Vec<ChunkEntry>, IndexError> {
+        index_chunks(self, stream, from, max).await
+    }
+
+    async fn offset_for_timestamp(
+        &self,
+        stream: StreamId,
+        ts: TimestampMicros,
+    ) -> Result<Offset, IndexError> {
+        Index::offset_for_timestamp(self, stream, ts).await
+    }
+
+    async fn lake_watermark(&self, stream: StreamId) -> Result<LakeWatermark, IndexError> {
+        Index::lake_watermark(self, stream).await
+    }
+
+    async fn lake_files(
+        &self,
+        stream: StreamId,
+        from: Offset,
+        max: usize,
+    ) -> Result<Vec<LakeFileEntry>, IndexError> {
+        index_lake_files(self, stream, from, max).await
+    }
+}
+
+#[async_trait::async_trait]
+impl LakeCatalog for Index {
+    async fn tables(&self) -> Result<Vec<Arc<TableInfo>>, IndexError> {
+        let mut tables = Vec::new();
+        for database in self.list_databases() {
+            // A database dropped between the two calls has no tables left to tier.
+            if let Ok(list) = self.list_tables(&database.name) {
+                tables.extend(list);
+            }
+        }
+        Ok(tables)
+    }
+
+    async fn table(&self, table: TableId) -> Result<Option<Arc<TableInfo>>, IndexError> {
+        Ok(self.table_by_id(table))
+    }
+
+    async fn stream_state(
+        &self,
+        stream: StreamId,
+    ) -> Result<(StreamTail, LakeWatermark), IndexError> {
+        Ok((
+            Index::tail(self, stream).await?,
+            Index::lake_watermark(self, stream).await?,
+        ))
+    }
+
+    async fn tail(&self, stream: StreamId) -> Result<StreamTail, IndexError> {
+        Index::tail(self, stream).await
+    }
+
+    async fn lake_watermark(&self, stream: StreamId) -> Result<LakeWatermark, IndexError> {
+        Index::lake_watermark(self, stream).await
+    }
+
+    async fn chunks(
+        &self,
+        stream: StreamId,
+        from: Offset,
+        max: usize,
+    ) -> Result<Vec<ChunkEntry>, IndexError> {
+        index_chunks(self, stream, from, max).await
+    }
+
+    async fn lake_files(
+        &self,
+        stream: StreamId,
+        from: Offset,
+        max: usize,
+    ) -> Result<Vec<LakeFileEntry>, IndexError> {
+        index_lake_files(self, stream, from, max).await
+    }
+
+    async fn lake_table(&self, table: TableId) -> Result<Option<LakeTableRecord>, IndexError> {
+        Index::lake_table(self, table).await
+    }
+
+    async fn acquire_lake_lease(
+        &self,
+        table: TableId,
+        owner: u64,
+        ttl: Duration,
+    ) -> Result<LakeLease, LakeCommitError> {
+        Index::acquire_lake_lease(self, table, owner, ttl).await
+    }
+
+    async fn release_lake_lease(
+        &self,
+        table: TableId,
+        lease: LakeLease,
+    ) -> Result<(), LakeCommitError> {
+        Index::release_lake_lease(self, table, lease).await
+    }
+
+    async fn commit_lake(&self, commit: LakeCommit) -> Result<LakeCommitted, LakeCommitError> {
+        Index::commit_lake(self, commit).await
+    }
+
+    async fn live_wal_objects(&self) -> Result<BTreeSet<WalObjectId>, IndexError> {
+        Index::live_wal_objects(self).await
+    }
+}
