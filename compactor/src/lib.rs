@@ -8,13 +8,11 @@
 //! - [`round`]: one tiering round of one table, committed to the index's lake catalog.
 //! - [`repair`]: crash repair when a compactor takes a table's lease.
 //! - [`wal_gc`]: deletion of WAL objects no chunk entry points into.
-//! - [`index_api`]: the index of an owner in another process (the [`LakeCatalog`] port over gRPC).
 //! - [`options`]: the settings, with their defaults and trade-offs.
 //!
 //! The commit protocol is described in `docs/lake-commit.md`.
 
 pub mod error;
-pub mod index_api;
 pub mod lake;
 pub mod options;
 pub mod repair;
@@ -23,7 +21,6 @@ pub mod service;
 pub mod wal_gc;
 
 pub use error::{RoundError, WalGcError};
-pub use index_api::RemoteIndex;
 pub use inlet_index::{LakeCatalog, all_lake_files};
 pub use options::{CompactorOptions, Failpoint, FailpointHook, InjectedCrash};
 pub use repair::RepairReport;

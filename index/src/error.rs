@@ -6,8 +6,9 @@ use inlet_core::table::DefinitionError;
 
 use crate::keys::{CodecError, ProducedRange};
 
-/// Why the index could not serve a read or accept a write.
-#[derive(Debug, Clone, thiserror::Error)]
+/// Why the index could not serve a read or accept a write. Serializable so that a remote port
+/// (`inlet-wire`) gives back exactly the error the owner's index gave.
+#[derive(Debug, Clone, PartialEq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum IndexError {
     #[error("index owner was fenced: another process took over the index")]
     Fenced,
@@ -82,7 +83,7 @@ impl HasKind for CatalogError {
 }
 
 /// Why one chunk of a commit request was not committed (the rest of the request may be).
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum ChunkRejected {
     #[error("table {table} was dropped before {stream} could be committed", table = stream.table.0)]
     TableDropped { stream: StreamId },

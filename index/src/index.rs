@@ -262,6 +262,9 @@ struct Shared {
     db: Db,
     env: Env,
     catalog: RwLock<Catalog>,
+    /// Counts catalog changes made durable since open (successful creates and drops, including
+    /// those that changed nothing), so remote roles know when cached tables may be stale.
+    catalog_version: watch::Sender<u64>,
     /// Durable tail of every stream touched since open; followers subscribe to changes.
     tails: Mutex<HashMap<StreamId, watch::Sender<StreamTail>>>,
     /// Durable lake state (metadata pointers, watermarks) of tables and streams read since open.
@@ -343,6 +346,7 @@ impl Index {
             db,
             env,
             catalog: RwLock::new(catalog),
+            catalog_version: watch::Sender::new(0),
             tails: Mutex::new(HashMap::new()),
             lake: Mutex::new(LakeView::default()),
             stopped: RwLock::new(None),
@@ -534,6 +538,12 @@ impl Index {
                     }
                 }
             })
+    }
+
+    /// A receiver of the catalog version: it changes after every catalog change that became
+    /// durable, and its sender closes when the index closes.
+    pub fn catalog_changes(&self) -> watch::Receiver<u64> {
+        self.shared.catalog_version.subscribe()
     }
 
     /// The live table with this id, if it exists.

@@ -168,7 +168,7 @@ pub fn producer_key(producer: u64, table: TableId) -> Vec<u8> {
 }
 
 /// What one bucket of an idempotent append got, as remembered for retries.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProducedRange {
     pub bucket: Bucket,
     pub base_offset: Offset,
@@ -234,7 +234,7 @@ impl ProducerState {
 }
 
 /// A value or key that could not be decoded: the index is corrupt or from a newer version.
-#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum CodecError {
     #[error("index value truncated: needed {needed} more bytes")]
     Truncated { needed: usize },

@@ -10,13 +10,14 @@ use futures::{Stream, StreamExt};
 use inlet_core::clock::Env;
 use inlet_core::error::{ErrorKind, HasKind};
 use inlet_core::ids::{Offset, TimestampMicros};
-use inlet_core::ipc::{batches_to_ipc, decode_schema, decode_stream, schema_to_ipc};
+use inlet_core::ipc::{batches_to_ipc, decode_schema, decode_stream};
 use inlet_core::limits::MAX_APPEND_BYTES;
-use inlet_core::table::{OPTION_LAKE_ENABLED, TableDescriptor, TableInfo};
+use inlet_core::table::{OPTION_LAKE_ENABLED, TableDescriptor};
 use inlet_index::{DatabaseInfo, Index, ProducerRef, table_streams};
 use inlet_proto::v1 as pb;
 use inlet_proto::v1::inlet_server::Inlet;
 use inlet_reader::{FetchRequest, Reader, StartPosition};
+use inlet_wire::convert::table_message;
 use inlet_writer::{AppendError, Writer};
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
@@ -59,29 +60,6 @@ fn database_info(info: DatabaseInfo) -> pb::DatabaseInfo {
         comment: info.comment,
         created_at_micros: info.created_at.0,
     }
-}
-
-pub(crate) fn table_info(info: &TableInfo) -> Result<pb::TableInfo, Status> {
-    let descriptor = &info.descriptor;
-    let schema_ipc = schema_to_ipc(&descriptor.schema)
-        .map_err(|e| Status::internal(format!("cannot encode schema: {e}")))?;
-    Ok(pb::TableInfo {
-        path: Some(pb::TablePath {
-            database: info.database.clone(),
-            table: info.name.clone(),
-        }),
-        table_id: info.id.0,
-        schema_id: info.schema_id.0,
-        descriptor: Some(pb::TableDescriptor {
-            schema_ipc,
-            bucket_count: descriptor.bucket_count,
-            bucket_key: descriptor.bucket_key.clone(),
-            partition_key: descriptor.partition_key.clone(),
-            comment: descriptor.comment.clone(),
-            options: descriptor.options.clone().into_iter().collect(),
-        }),
-        created_at_micros: info.created_at.0,
-    })
 }
 
 fn table_path(path: Option<pb::TablePath>) -> Result<pb::TablePath, Status> {
@@ -237,7 +215,7 @@ impl Inlet for InletService {
             .await
             .map_err(status)?;
         Ok(Response::new(pb::CreateTableResponse {
-            table: Some(table_info(&info)?),
+            table: Some(table_message(&info)?),
         }))
     }
 
@@ -250,7 +228,7 @@ impl Inlet for InletService {
             .list_tables(&request.into_inner().database)
             .map_err(status)?
             .iter()
-            .map(|t| table_info(t))
+            .map(|t| table_message(t))
             .collect::<Result<_, _>>()?;
         Ok(Response::new(pb::ListTablesResponse { tables }))
     }
@@ -275,7 +253,7 @@ impl Inlet for InletService {
             });
         }
         Ok(Response::new(pb::GetTableResponse {
-            table: Some(table_info(&info)?),
+            table: Some(table_message(&info)?),
             buckets,
         }))
     }

@@ -4,7 +4,6 @@
 
 pub mod bench;
 pub mod cli;
-pub mod compactor_index;
 pub mod config;
 pub mod grpc;
 pub mod http;

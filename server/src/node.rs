@@ -11,7 +11,6 @@ use inlet_compactor::lake::{LakeRoot, LakeStorage};
 use inlet_core::clock::Env;
 use inlet_core::limits::MAX_GRPC_MESSAGE_BYTES;
 use inlet_index::Index;
-use inlet_proto::v1::compactor_index_server::CompactorIndexServer;
 use inlet_proto::v1::inlet_server::InletServer;
 use inlet_reader::Reader;
 use inlet_store::{InstrumentedStore, StoreMetrics};
@@ -22,7 +21,6 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 
-use crate::compactor_index::CompactorIndexService;
 use crate::config::Config;
 use crate::grpc::InletService;
 use crate::iceberg_rest::{RestCatalog, file_io_properties};
@@ -119,16 +117,20 @@ impl Node {
         let server = InletServer::new(service)
             .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
-        let compactor_index = CompactorIndexServer::new(CompactorIndexService {
-            index: index.clone(),
-        })
-        .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
+        let index_ports = inlet_wire::IndexPortsService::new(
+            index.clone(),
+            inlet_wire::Member {
+                node_id: format!("{:016x}", env.ids.next_u128() as u64),
+                endpoint: format!("http://{addr}"),
+                roles: vec!["index".to_owned()],
+            },
+        )
+        .into_server();
         let mut grpc_signal = signal.clone();
         let serving = tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(server)
-                .add_service(compactor_index)
+                .add_service(index_ports)
                 // TCP_NODELAY on every accepted connection: tonic sets it only on listeners it
                 // binds itself, and without it small responses wait for the client's delayed
                 // ACK (Nagle): a ~40 ms stall per append ack (issue 16).

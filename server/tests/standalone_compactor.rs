@@ -1,6 +1,6 @@
 //! A compactor in its own process (`inlet compactor --server ...`): it reads the WAL from
 //! the store, writes the lake, and has the index owner apply its leases and commits over
-//! the `CompactorIndex` gRPC service. Shown here: it tiers every row once, a consumer from
+//! the `IndexPorts` gRPC service (`inlet-wire`). Shown here: it tiers every row once, a consumer from
 //! offset 0 still gets every row after the WAL is gone, and racing the owner's own
 //! compactor on the same table never duplicates or loses an offset in the lake.
 
@@ -17,11 +17,12 @@ use inlet::node::Node;
 use inlet::store::lake_root;
 use inlet_cache::{CacheOptions, PagedCache};
 use inlet_compactor::lake::LakeStorage;
-use inlet_compactor::{Compactor, CompactorOptions, RemoteIndex};
+use inlet_compactor::{Compactor, CompactorOptions};
 use inlet_core::clock::Env;
 use inlet_core::ids::{Bucket, Offset, PartitionId, StreamId};
 use inlet_index::table_streams;
 use inlet_proto::v1 as pb;
+use inlet_wire::RemoteIndex;
 use slatedb::object_store::ObjectStore;
 use slatedb::object_store::local::LocalFileSystem;
 use slatedb::object_store::path::Path;
@@ -62,9 +63,7 @@ async fn start_remote_compactor(
 ) -> anyhow::Result<Compactor> {
     let store: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(dir)?);
     let root = lake_root(dir.to_str().context("utf-8 dir")?)?;
-    let index = RemoteIndex::connect(&node.endpoint())
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let index = RemoteIndex::fixed(&node.endpoint());
     let cache = PagedCache::open(store.clone(), CacheOptions::default()).await?;
     Ok(Compactor::start(
         index,

@@ -65,7 +65,7 @@ pub struct LakeCommitted {
 }
 
 /// Why a lease or a lake commit was refused.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum LakeCommitError {
     #[error("table {table} does not exist (dropped?)", table = table.0)]
     TableNotFound { table: TableId },

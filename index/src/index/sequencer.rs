@@ -72,6 +72,12 @@ impl Sequencer {
             match command {
                 Command::Catalog { change, reply } => {
                     let result = self.apply_catalog(change).await;
+                    if result.is_ok() {
+                        // Remote roles drop the tables they cached (`Index::catalog_changes`).
+                        self.shared
+                            .catalog_version
+                            .send_modify(|version| *version += 1);
+                    }
                     let _ = reply.send(result);
                 }
                 Command::Lake { change, reply } => {
@@ -355,6 +361,10 @@ impl Sequencer {
 
     /// Makes durable tails visible to readers and wakes followers.
     pub(super) fn publish(&mut self, durable: HashMap<StreamId, StreamTail>) {
+        // In stream order, not the map's (which differs from process to process): followers
+        // run in the order they are woken, and the simulation must replay that order.
+        let mut durable: Vec<(StreamId, StreamTail)> = durable.into_iter().collect();
+        durable.sort_unstable_by_key(|(stream, _)| *stream);
         let mut tails = self.shared.tails();
         for (stream, tail) in durable {
             self.tails.insert(stream, tail);

@@ -321,9 +321,7 @@ async fn compactor(args: CompactorArgs) -> anyhow::Result<()> {
     let store = crate::store::open_store(&config.store)?;
     crate::store::check_store(store.as_ref(), &config.store).await?;
     let root = crate::store::lake_root(&config.store)?;
-    let index = inlet_compactor::RemoteIndex::connect(&args.server.server)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let index = inlet_wire::RemoteIndex::fixed(&args.server.server);
     let cache = inlet_reader::PagedCache::open(store.clone(), config.cache.clone())
         .await
         .context("cannot open the read cache")?;

@@ -1,0 +1,777 @@
+//! The remote side: [`RemoteIndex`] implements the index's ports ([`CommitLog`], [`LogRead`],
+//! [`LakeCatalog`]) for a role in another process than the owner, over the owner's
+//! `IndexPorts` service.
+//!
+//! - Reads are idempotent: one the owner did not answer is retried against the owner found
+//!   again (a takeover moves it) for up to [`RemoteOptions::read_retry`].
+//! - Commits travel on one ordered stream, so a writer's commits are applied in the order it
+//!   submitted them, as in process. A commit whose reply is lost (the stream broke) has an
+//!   unknown outcome and is reported so; it is never resent here (the client resends
+//!   idempotently).
+//! - Tails are pushed: one `WatchStream` per followed stream, resumed after a takeover.
+//! - The node keeps a `Join` open: it is a member while it runs, and every catalog change the
+//!   owner makes durable drops the tables cached here.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use inlet_core::ids::{Offset, StreamId, TableId, TimestampMicros, WalObjectId};
+use inlet_core::limits::{COMMIT_QUEUE_DEPTH, MAX_GRPC_MESSAGE_BYTES};
+use inlet_core::table::TableInfo;
+use inlet_index::records::decode_record;
+use inlet_index::{
+    CatalogError, ChunkEntry, ChunkRejected, CommitLog, CommitReply, CommitRequest, IndexError,
+    LakeCatalog, LakeCommit, LakeCommitError, LakeCommitted, LakeFileEntry, LakeLease,
+    LakeTableRecord, LakeWatermark, LogRead, PendingCommit, StreamTail,
+};
+use inlet_proto::v1 as pb;
+use inlet_proto::v1::index_ports_client::IndexPortsClient;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+
+use crate::convert::{
+    commit_message, commit_reply_of, decode_entries, lake_commit_message, lake_committed_of,
+    lease_message, page_request, stream_ref, table_from_message, wal_object,
+};
+use crate::errors::{index_error, lake_error};
+use crate::owner::{OwnerLink, OwnerSource};
+use crate::server::Member;
+
+/// How a remote port behaves when the owner does not answer.
+#[derive(Clone, Copy, Debug)]
+pub struct RemoteOptions {
+    /// How long a read keeps trying to reach an owner (found again each time) before it fails
+    /// as unavailable. Covers a takeover: a new owner needs a few seconds to open the index.
+    pub read_retry: Duration,
+}
+
+impl Default for RemoteOptions {
+    fn default() -> Self {
+        Self {
+            read_retry: Duration::from_secs(10),
+        }
+    }
+}
+
+/// First and largest pause between attempts to reach the owner.
+const RETRY_FIRST: Duration = Duration::from_millis(50);
+const RETRY_MAX: Duration = Duration::from_secs(1);
+
+/// What this node knows of the cluster, from its `Join`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClusterView {
+    /// Whether the `Join` stream to the owner is open now.
+    pub connected: bool,
+    /// The owner's endpoint while connected.
+    pub owner: Option<String>,
+    /// Every member, the owner included, as of the last event.
+    pub members: Vec<Member>,
+}
+
+/// The index ports of an owner in another process.
+#[derive(Clone, Debug)]
+pub struct RemoteIndex {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    link: OwnerLink,
+    options: RemoteOptions,
+    /// Tables looked up by name; only kept while a `Join` tells us of catalog changes.
+    tables: Mutex<HashMap<(String, String), Arc<TableInfo>>>,
+    tails: Mutex<HashMap<StreamId, watch::Sender<StreamTail>>>,
+    commits: tokio::sync::Mutex<Option<Arc<CommitSession>>>,
+    next_commit: AtomicU64,
+    cluster: watch::Sender<ClusterView>,
+    closed: watch::Sender<bool>,
+}
+
+impl RemoteIndex {
+    /// Ports of the owner found through `source`. With `member`, this node joins the cluster
+    /// (it shows in every node's status, and cached tables follow catalog changes);
+    /// without, it is a plain client that caches nothing.
+    pub fn connect(source: OwnerSource, member: Option<Member>, options: RemoteOptions) -> Self {
+        let inner = Arc::new(Inner {
+            link: OwnerLink::new(source),
+            options,
+            tables: Mutex::new(HashMap::new()),
+            tails: Mutex::new(HashMap::new()),
+            commits: tokio::sync::Mutex::new(None),
+            next_commit: AtomicU64::new(1),
+            cluster: watch::Sender::new(ClusterView::default()),
+            closed: watch::Sender::new(false),
+        });
+        if let Some(member) = member {
+            tokio::spawn(run_join(Arc::downgrade(&inner), member));
+        }
+        Self { inner }
+    }
+
+    /// Ports of the owner at `endpoint`, without joining (a standalone compactor, tools).
+    pub fn fixed(endpoint: &str) -> Self {
+        Self::connect(
+            OwnerSource::Fixed(endpoint.to_owned()),
+            None,
+            RemoteOptions::default(),
+        )
+    }
+
+    /// This node's view of the cluster, updated on every event from the owner.
+    pub fn cluster(&self) -> watch::Receiver<ClusterView> {
+        self.inner.cluster.subscribe()
+    }
+
+    /// The owner's endpoint, if it was found.
+    pub fn owner_endpoint(&self) -> Option<String> {
+        self.inner.link.endpoint()
+    }
+
+    /// Stops following tails (followers end) and leaves the cluster.
+    pub fn close(&self) {
+        self.inner.closed.send_replace(true);
+        self.inner.tails.lock().expect("tails lock").clear();
+    }
+
+    async fn client(&self) -> Result<(String, IndexPortsClient<Channel>), IndexError> {
+        let (endpoint, channel) = self.inner.link.channel().await?;
+        Ok((endpoint, ports_client(channel)))
+    }
+
+    /// Runs an idempotent read, retrying while the owner does not answer (see the module docs).
+    async fn read<T, F, Fut>(&self, call: F) -> Result<T, IndexError>
+    where
+        F: Fn(IndexPortsClient<Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.inner.options.read_retry;
+        let mut pause = RETRY_FIRST;
+        loop {
+            let error = match self.client().await {
+                Ok((endpoint, client)) => match call(client).await {
+                    Ok(response) => return Ok(response.into_inner()),
+                    Err(status) => {
+                        let error = index_error(&status, &endpoint);
+                        if !owner_gone(&error) {
+                            return Err(error);
+                        }
+                        self.inner.link.forget(&endpoint);
+                        error
+                    }
+                },
+                Err(error) => error,
+            };
+            if tokio::time::Instant::now() + pause > deadline || self.is_closed() {
+                return Err(error);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(RETRY_MAX);
+        }
+    }
+
+    /// Runs a call that must not be repeated here (its outcome matters); a failure without
+    /// an answer makes the owner be found again for the next call.
+    async fn once<T, F, Fut>(&self, call: F) -> Result<T, (String, tonic::Status)>
+    where
+        F: FnOnce(IndexPortsClient<Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let (endpoint, client) = self
+            .client()
+            .await
+            .map_err(|e| (String::new(), tonic::Status::unavailable(e.to_string())))?;
+        match call(client).await {
+            Ok(response) => Ok(response.into_inner()),
+            Err(status) => {
+                if owner_gone(&index_error(&status, &endpoint)) {
+                    self.inner.link.forget(&endpoint);
+                }
+                Err((endpoint, status))
+            }
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        *self.inner.closed.borrow()
+    }
+
+    fn caching(&self) -> bool {
+        self.inner.cluster.borrow().connected
+    }
+
+    /// The commit stream to the current owner, opened if there is none or it broke.
+    async fn commit_session(&self) -> Result<Arc<CommitSession>, IndexError> {
+        let mut current = self.inner.commits.lock().await;
+        if let Some(session) = current.as_ref()
+            && !session.is_dead()
+        {
+            return Ok(session.clone());
+        }
+        let (endpoint, mut client) = self.client().await?;
+        let (requests, outbound) = mpsc::channel(COMMIT_QUEUE_DEPTH);
+        let replies = match client.commit(ReceiverStream::new(outbound)).await {
+            Ok(response) => response.into_inner(),
+            Err(status) => {
+                let error = index_error(&status, &endpoint);
+                if owner_gone(&error) {
+                    self.inner.link.forget(&endpoint);
+                }
+                return Err(error);
+            }
+        };
+        let session = Arc::new(CommitSession {
+            endpoint,
+            requests,
+            state: Mutex::new(SessionState::default()),
+        });
+        tokio::spawn(run_commit_replies(
+            session.clone(),
+            replies,
+            Arc::downgrade(&self.inner),
+        ));
+        *current = Some(session.clone());
+        Ok(session)
+    }
+}
+
+fn ports_client(channel: Channel) -> IndexPortsClient<Channel> {
+    IndexPortsClient::new(channel)
+        .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES)
+}
+
+/// Whether an error means this owner cannot serve us any more (unreachable, stopped, fenced),
+/// so the owner must be found again.
+fn owner_gone(error: &IndexError) -> bool {
+    matches!(
+        error,
+        IndexError::Unavailable(_) | IndexError::Stopped { .. } | IndexError::Fenced
+    )
+}
+
+/// One ordered commit stream to one owner.
+#[derive(Debug)]
+struct CommitSession {
+    endpoint: String,
+    requests: mpsc::Sender<pb::WalCommit>,
+    state: Mutex<SessionState>,
+}
+
+#[derive(Debug, Default)]
+struct SessionState {
+    /// Replies not yet received, by request id.
+    pending: HashMap<u64, oneshot::Sender<CommitReply>>,
+    /// The stream broke: every pending commit was answered "unknown".
+    dead: bool,
+}
+
+impl CommitSession {
+    fn is_dead(&self) -> bool {
+        self.state.lock().expect("commit session lock").dead
+    }
+
+    fn lost(&self) -> IndexError {
+        IndexError::Unavailable(format!(
+            "the connection to index owner {} broke before the commit's reply; its outcome \
+             is unknown",
+            self.endpoint
+        ))
+    }
+}
+
+/// Receives commit replies and hands each to its waiter; when the stream ends, every commit
+/// still waiting learns that its outcome is unknown.
+async fn run_commit_replies(
+    session: Arc<CommitSession>,
+    mut replies: tonic::Streaming<pb::WalCommitReply>,
+    inner: std::sync::Weak<Inner>,
+) {
+    while let Ok(Some(reply)) = replies.message().await {
+        let waiter = session
+            .state
+            .lock()
+            .expect("commit session lock")
+            .pending
+            .remove(&reply.id);
+        let reply = commit_reply_of(reply);
+        if stale_tables(&reply)
+            && let Some(inner) = inner.upgrade()
+        {
+            inner.tables.lock().expect("tables lock").clear();
+        }
+        if let Some(waiter) = waiter {
+            let _ = waiter.send(reply);
+        }
+    }
+    let pending = {
+        let mut state = session.state.lock().expect("commit session lock");
+        state.dead = true;
+        std::mem::take(&mut state.pending)
+    };
+    for (_, waiter) in pending {
+        let _ = waiter.send(Err(session.lost()));
+    }
+}
+
+/// Whether a commit was refused because the writer's table was stale.
+fn stale_tables(reply: &CommitReply) -> bool {
+    reply.as_ref().is_ok_and(|outcomes| {
+        outcomes.iter().any(|outcome| {
+            matches!(
+                outcome,
+                Err(ChunkRejected::TableDropped { .. } | ChunkRejected::SchemaChanged { .. })
+            )
+        })
+    })
+}
+
+/// Keeps this node's `Join` open while the port lives, finding the owner again whenever the
+/// stream ends.
+async fn run_join(inner: std::sync::Weak<Inner>, member: Member) {
+    let mut pause = RETRY_FIRST;
+    loop {
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
+        let mut closed = strong.closed.subscribe();
+        if *closed.borrow() {
+            return;
+        }
+        let remote = RemoteIndex { inner: strong };
+        let joined = match remote.client().await {
+            Ok((endpoint, mut client)) => match client.join(member.message()).await {
+                Ok(events) => Some((endpoint, events.into_inner())),
+                Err(status) => {
+                    remote.inner.link.forget(&endpoint);
+                    tracing::debug!(%endpoint, %status, "cannot join the cluster");
+                    None
+                }
+            },
+            Err(error) => {
+                tracing::debug!(%error, "no index owner to join");
+                None
+            }
+        };
+        if let Some((endpoint, mut events)) = joined {
+            pause = RETRY_FIRST;
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = closed.wait_for(|closed| *closed) => return,
+                    event = events.message() => match event {
+                        Ok(Some(event)) => {
+                            remote.inner.tables.lock().expect("tables lock").clear();
+                            remote.inner.cluster.send_replace(ClusterView {
+                                connected: true,
+                                owner: Some(endpoint.clone()),
+                                members: event.members.into_iter().map(Member::of).collect(),
+                            });
+                        }
+                        Ok(None) | Err(_) => break,
+                    },
+                }
+            }
+            tracing::info!(%endpoint, "lost the index owner; looking for it again");
+            remote.inner.link.forget(&endpoint);
+            remote.inner.tables.lock().expect("tables lock").clear();
+            remote
+                .inner
+                .cluster
+                .send_modify(|view| *view = ClusterView::default());
+        }
+        drop(remote);
+        tokio::select! {
+            biased;
+            _ = closed.wait_for(|closed| *closed) => return,
+            _ = tokio::time::sleep(pause) => {}
+        }
+        pause = (pause * 2).min(RETRY_MAX);
+    }
+}
+
+/// Follows one stream's state from the owner into `sender` while anyone subscribes, resuming
+/// with the owner found again after a failure. The tail never moves backwards.
+async fn run_watch(
+    inner: std::sync::Weak<Inner>,
+    stream: StreamId,
+    sender: watch::Sender<StreamTail>,
+) {
+    let mut pause = RETRY_FIRST;
+    loop {
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
+        let remote = RemoteIndex { inner: strong };
+        let watched = match remote.client().await {
+            Ok((endpoint, mut client)) => match client.watch_stream(stream_ref(stream)).await {
+                Ok(states) => Some((endpoint, states.into_inner())),
+                Err(status) => {
+                    remote.inner.link.forget(&endpoint);
+                    tracing::debug!(%endpoint, %status, "cannot watch a stream");
+                    None
+                }
+            },
+            Err(_) => None,
+        };
+        drop(remote);
+        if let Some((endpoint, mut states)) = watched {
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = sender.closed() => return,
+                    state = states.message() => match state {
+                        Ok(Some(state)) => {
+                            pause = RETRY_FIRST;
+                            if let Ok(tail) = StreamTail::decode(&state.tail) {
+                                sender.send_if_modified(|current| {
+                                    let newer = tail.next_offset >= current.next_offset
+                                        && tail != *current;
+                                    if newer {
+                                        *current = tail;
+                                    }
+                                    newer
+                                });
+                            }
+                        }
+                        Ok(None) | Err(_) => break,
+                    },
+                }
+            }
+            if let Some(strong) = inner.upgrade() {
+                strong.link.forget(&endpoint);
+            }
+        }
+        tokio::select! {
+            biased;
+            _ = sender.closed() => return,
+            _ = tokio::time::sleep(pause) => {}
+        }
+        pause = (pause * 2).min(RETRY_MAX);
+    }
+}
+
+#[async_trait::async_trait]
+impl CommitLog for RemoteIndex {
+    fn stopped(&self) -> Option<IndexError> {
+        self.is_closed().then(|| IndexError::Stopped {
+            reason: "remote index port closed".to_owned(),
+        })
+    }
+
+    async fn table(&self, database: &str, name: &str) -> Result<Arc<TableInfo>, CatalogError> {
+        remote_table(self, database, name).await
+    }
+
+    async fn submit_commit(&self, request: CommitRequest) -> Result<PendingCommit, IndexError> {
+        if let Some(error) = CommitLog::stopped(self) {
+            return Err(error);
+        }
+        let session = self.commit_session().await?;
+        let id = self.inner.next_commit.fetch_add(1, Ordering::Relaxed);
+        let (reply, receiver) = oneshot::channel();
+        {
+            let mut state = session.state.lock().expect("commit session lock");
+            if state.dead {
+                return Err(session.lost());
+            }
+            state.pending.insert(id, reply);
+        }
+        let chunks = request.chunks.len();
+        if session
+            .requests
+            .send(commit_message(id, &request))
+            .await
+            .is_err()
+        {
+            session
+                .state
+                .lock()
+                .expect("commit session lock")
+                .pending
+                .remove(&id);
+            return Err(session.lost());
+        }
+        let lost = session.lost();
+        let (checked, checked_receiver) = oneshot::channel();
+        // A reply must hold one outcome per chunk; anything else is a broken owner.
+        tokio::spawn(async move {
+            let reply = match receiver.await {
+                Ok(Ok(outcomes)) if outcomes.len() != chunks => Err(IndexError::Storage(format!(
+                    "the owner answered a commit of {chunks} chunks with {} outcomes",
+                    outcomes.len()
+                ))),
+                Ok(reply) => reply,
+                Err(_) => Err(lost),
+            };
+            let _ = checked.send(reply);
+        });
+        let lost = session.lost();
+        Ok(PendingCommit::new(checked_receiver, move || lost))
+    }
+}
+
+async fn remote_table(
+    remote: &RemoteIndex,
+    database: &str,
+    name: &str,
+) -> Result<Arc<TableInfo>, CatalogError> {
+    let key = (database.to_owned(), name.to_owned());
+    if let Some(table) = remote.inner.tables.lock().expect("tables lock").get(&key) {
+        return Ok(table.clone());
+    }
+    let caching = remote.caching();
+    let path = pb::TablePath {
+        database: database.to_owned(),
+        table: name.to_owned(),
+    };
+    let lookup = remote
+        .read(|mut client| {
+            let path = path.clone();
+            async move { client.lookup_table(path).await }
+        })
+        .await?;
+    let missing = lookup.missing();
+    match (lookup.table, missing) {
+        (Some(table), _) => {
+            let table = Arc::new(table_from_message(table)?);
+            if caching {
+                remote
+                    .inner
+                    .tables
+                    .lock()
+                    .expect("tables lock")
+                    .insert(key, table.clone());
+            }
+            Ok(table)
+        }
+        (None, pb::table_lookup::Missing::Database) => Err(CatalogError::DatabaseNotFound {
+            database: database.to_owned(),
+        }),
+        (None, _) => Err(CatalogError::TableNotFound {
+            database: database.to_owned(),
+            table: name.to_owned(),
+        }),
+    }
+}
+
+#[async_trait::async_trait]
+impl LogRead for RemoteIndex {
+    fn stopped(&self) -> Option<IndexError> {
+        CommitLog::stopped(self)
+    }
+
+    async fn table(&self, database: &str, name: &str) -> Result<Arc<TableInfo>, CatalogError> {
+        remote_table(self, database, name).await
+    }
+
+    async fn tail(&self, stream: StreamId) -> Result<StreamTail, IndexError> {
+        if let Some(sender) = self.inner.tails.lock().expect("tails lock").get(&stream) {
+            return Ok(*sender.borrow());
+        }
+        Ok(LakeCatalog::stream_state(self, stream).await?.0)
+    }
+
+    async fn subscribe(&self, stream: StreamId) -> Result<watch::Receiver<StreamTail>, IndexError> {
+        if let Some(error) = LogRead::stopped(self) {
+            return Err(error);
+        }
+        if let Some(sender) = self.inner.tails.lock().expect("tails lock").get(&stream)
+            && !sender.is_closed()
+        {
+            return Ok(sender.subscribe());
+        }
+        // Start from the owner's current tail, so a subscriber never sees less than what was
+        // durable when it subscribed.
+        let (tail, _) = LakeCatalog::stream_state(self, stream).await?;
+        let mut tails = self.inner.tails.lock().expect("tails lock");
+        if let Some(sender) = tails.get(&stream)
+            && !sender.is_closed()
+        {
+            return Ok(sender.subscribe());
+        }
+        let sender = watch::Sender::new(tail);
+        let receiver = sender.subscribe();
+        tails.insert(stream, sender.clone());
+        tokio::spawn(run_watch(Arc::downgrade(&self.inner), stream, sender));
+        Ok(receiver)
+    }
+
+    async fn chunks(
+        &self,
+        stream: StreamId,
+        from: Offset,
+        max: usize,
+    ) -> Result<Vec<ChunkEntry>, IndexError> {
+        LakeCatalog::chunks(self, stream, from, max).await
+    }
+
+    async fn offset_for_timestamp(
+        &self,
+        stream: StreamId,
+        ts: TimestampMicros,
+    ) -> Result<Offset, IndexError> {
+        let request = pb::OffsetForTimestampRequest {
+            stream: Some(stream_ref(stream)),
+            timestamp_micros: ts.0,
+        };
+        let reply = self
+            .read(|mut client| async move { client.offset_for_timestamp(request).await })
+            .await?;
+        Ok(Offset(reply.offset))
+    }
+
+    async fn lake_watermark(&self, stream: StreamId) -> Result<LakeWatermark, IndexError> {
+        Ok(LakeCatalog::stream_state(self, stream).await?.1)
+    }
+
+    async fn lake_files(
+        &self,
+        stream: StreamId,
+        from: Offset,
+        max: usize,
+    ) -> Result<Vec<LakeFileEntry>, IndexError> {
+        LakeCatalog::lake_files(self, stream, from, max).await
+    }
+}
+
+#[async_trait::async_trait]
+impl LakeCatalog for RemoteIndex {
+    async fn tables(&self) -> Result<Vec<Arc<TableInfo>>, IndexError> {
+        let response =
+            self.read(|mut client| async move {
+                client.list_all_tables(pb::ListAllTablesRequest {}).await
+            })
+            .await?;
+        response
+            .tables
+            .into_iter()
+            .map(|info| table_from_message(info).map(Arc::new))
+            .collect()
+    }
+
+    async fn table(&self, table: TableId) -> Result<Option<Arc<TableInfo>>, IndexError> {
+        Ok(self.tables().await?.into_iter().find(|t| t.id == table))
+    }
+
+    async fn stream_state(
+        &self,
+        stream: StreamId,
+    ) -> Result<(StreamTail, LakeWatermark), IndexError> {
+        let state = self
+            .read(|mut client| async move { client.get_stream_state(stream_ref(stream)).await })
+            .await?;
+        Ok((
+            StreamTail::decode(&state.tail)?,
+            LakeWatermark::decode(&state.watermark)?,
+        ))
+    }
+
+    async fn chunks(
+        &self,
+        stream: StreamId,
+        from: Offset,
+        max: usize,
+    ) -> Result<Vec<ChunkEntry>, IndexError> {
+        let entries =
+            self.read(|mut client| async move {
+                client.list_chunks(page_request(stream, from, max)).await
+            })
+            .await?;
+        decode_entries(entries, ChunkEntry::decode)
+    }
+
+    async fn lake_files(
+        &self,
+        stream: StreamId,
+        from: Offset,
+        max: usize,
+    ) -> Result<Vec<LakeFileEntry>, IndexError> {
+        let entries = self
+            .read(|mut client| async move {
+                client
+                    .list_lake_files(page_request(stream, from, max))
+                    .await
+            })
+            .await?;
+        decode_entries(entries, LakeFileEntry::decode)
+    }
+
+    async fn lake_table(&self, table: TableId) -> Result<Option<LakeTableRecord>, IndexError> {
+        let record = self
+            .read(|mut client| async move {
+                client
+                    .get_lake_table(pb::TableRef { table_id: table.0 })
+                    .await
+            })
+            .await?
+            .record;
+        if record.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(decode_record(&record)?))
+    }
+
+    async fn acquire_lake_lease(
+        &self,
+        table: TableId,
+        owner: u64,
+        ttl: Duration,
+    ) -> Result<LakeLease, LakeCommitError> {
+        let request = pb::AcquireLakeLeaseRequest {
+            table_id: table.0,
+            owner,
+            ttl_micros: u64::try_from(ttl.as_micros()).unwrap_or(u64::MAX),
+        };
+        let lease = self
+            .once(|mut client| async move { client.acquire_lake_lease(request).await })
+            .await
+            .map_err(|(endpoint, status)| lake_error(&status, &endpoint))?;
+        Ok(LakeLease {
+            owner: lease.owner,
+            epoch: lease.epoch,
+            expires_at_micros: lease.expires_at_micros,
+        })
+    }
+
+    async fn release_lake_lease(
+        &self,
+        table: TableId,
+        lease: LakeLease,
+    ) -> Result<(), LakeCommitError> {
+        let request = pb::ReleaseLakeLeaseRequest {
+            table_id: table.0,
+            lease: Some(lease_message(lease)),
+        };
+        self.once(|mut client| async move { client.release_lake_lease(request).await })
+            .await
+            .map_err(|(endpoint, status)| lake_error(&status, &endpoint))?;
+        Ok(())
+    }
+
+    async fn commit_lake(&self, commit: LakeCommit) -> Result<LakeCommitted, LakeCommitError> {
+        let request = lake_commit_message(&commit);
+        let response = self
+            .once(|mut client| async move { client.commit_lake(request).await })
+            .await
+            .map_err(|(endpoint, status)| lake_error(&status, &endpoint))?;
+        Ok(lake_committed_of(response)?)
+    }
+
+    async fn live_wal_objects(&self) -> Result<BTreeSet<WalObjectId>, IndexError> {
+        let response = self
+            .read(|mut client| async move {
+                client
+                    .list_live_wal_objects(pb::ListLiveWalObjectsRequest {})
+                    .await
+            })
+            .await?;
+        response
+            .objects
+            .iter()
+            .map(|bytes| wal_object(bytes).map_err(IndexError::Storage))
+            .collect()
+    }
+}

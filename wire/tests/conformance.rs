@@ -1,0 +1,504 @@
+//! One suite, two implementations of the index's ports: the owner's [`Index`] in process,
+//! and [`RemoteIndex`] talking to a real `IndexPorts` gRPC server on loopback. Each scenario
+//! asserts the expected outcomes itself and records a transcript of everything it saw; the
+//! two transcripts must be equal, so in-process and remote behave the same, errors included.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use arrow_schema::{DataType, Field, Schema};
+use inlet_core::clock::{Clock, Env, SeededIdGen};
+use inlet_core::ids::{
+    Bucket, Offset, PartitionId, SchemaId, StreamId, TableId, TimestampMicros, WalObjectId,
+};
+use inlet_core::table::TableDescriptor;
+use inlet_index::{
+    ChunkCommitRequest, ChunkCursor, ChunkRejected, CommitLog, CommitRequest, Index, IndexOptions,
+    LakeCatalog, LakeCommit, LakeCommitError, LakeFileEntry, LogRead, ProducerRef,
+};
+use inlet_wire::{IndexPortsService, Member, RemoteIndex};
+use slatedb::object_store::memory::InMemory;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tonic::transport::server::TcpIncoming;
+
+/// A clock that moves one millisecond per reading, so both runs see the same times.
+#[derive(Debug, Default)]
+struct StepClock(AtomicI64);
+
+impl Clock for StepClock {
+    fn now(&self) -> TimestampMicros {
+        TimestampMicros(1_700_000_000_000_000 + self.0.fetch_add(1000, Ordering::SeqCst))
+    }
+}
+
+/// The three ports of one implementation, and the owner's index for catalog changes (which
+/// no port offers).
+struct Ports {
+    index: Index,
+    commit: Arc<dyn CommitLog>,
+    read: Arc<dyn LogRead>,
+    lake: Arc<dyn LakeCatalog>,
+    stop: Option<watch::Sender<bool>>,
+}
+
+impl Ports {
+    async fn close(self) {
+        if let Some(stop) = self.stop {
+            let _ = stop.send(true);
+        }
+        self.index.close().await.expect("index closes");
+    }
+}
+
+async fn open_index() -> Index {
+    let env = Env {
+        clock: Arc::new(StepClock::default()),
+        ids: Arc::new(SeededIdGen::new(7)),
+    };
+    let index = Index::open(Arc::new(InMemory::new()), IndexOptions::default(), env)
+        .await
+        .expect("index opens");
+    index
+        .create_database("db", "", false)
+        .await
+        .expect("database");
+    let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, true)]));
+    let descriptor = TableDescriptor {
+        schema,
+        bucket_count: 2,
+        bucket_key: vec![],
+        partition_key: vec![],
+        comment: String::new(),
+        options: Default::default(),
+    };
+    index
+        .create_table("db", "t", descriptor, false)
+        .await
+        .expect("table");
+    index
+}
+
+async fn in_process() -> Ports {
+    let index = open_index().await;
+    Ports {
+        commit: Arc::new(index.clone()),
+        read: Arc::new(index.clone()),
+        lake: Arc::new(index.clone()),
+        index,
+        stop: None,
+    }
+}
+
+async fn remote() -> Ports {
+    let index = open_index().await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr: SocketAddr = listener.local_addr().expect("addr");
+    let service = IndexPortsService::new(
+        index.clone(),
+        Member {
+            node_id: "owner".to_owned(),
+            endpoint: format!("http://{addr}"),
+            roles: vec!["index".to_owned()],
+        },
+    );
+    let (stop, mut stopped) = watch::channel(false);
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service.into_server())
+            .serve_with_incoming_shutdown(TcpIncoming::from(listener), async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            }),
+    );
+    let remote = RemoteIndex::fixed(&format!("http://{addr}"));
+    Ports {
+        commit: Arc::new(remote.clone()),
+        read: Arc::new(remote.clone()),
+        lake: Arc::new(remote),
+        index,
+        stop: Some(stop),
+    }
+}
+
+/// The schema id of a table that was never altered.
+const FIRST_SCHEMA: SchemaId = SchemaId(0);
+
+fn chunk(stream: StreamId, rows: u32, producer: Option<ProducerRef>) -> ChunkCommitRequest {
+    ChunkCommitRequest {
+        stream,
+        schema_id: FIRST_SCHEMA,
+        chunk_offset: 0,
+        chunk_len: 100,
+        meta_len: 10,
+        body_offset: 16,
+        chunk_crc: 1,
+        meta_crc: 2,
+        row_count: rows,
+        producer,
+    }
+}
+
+fn commit(object: u128, chunks: Vec<ChunkCommitRequest>) -> CommitRequest {
+    CommitRequest {
+        object: WalObjectId(object),
+        footer_offset: 100,
+        footer_len: 20,
+        chunks,
+    }
+}
+
+/// Runs `scenario` against both implementations and checks their transcripts are equal.
+async fn conform<F, Fut>(scenario: F)
+where
+    F: Fn(Arc<Ports>) -> Fut,
+    Fut: std::future::Future<Output = Vec<String>>,
+{
+    let local = Arc::new(in_process().await);
+    let local_transcript = scenario(local.clone()).await;
+    let far = Arc::new(remote().await);
+    let remote_transcript = scenario(far.clone()).await;
+    assert!(
+        !local_transcript.is_empty(),
+        "the scenario recorded nothing"
+    );
+    assert_eq!(
+        local_transcript, remote_transcript,
+        "in-process and remote ports differ"
+    );
+    for ports in [local, far] {
+        Arc::into_inner(ports)
+            .expect("scenario released the ports")
+            .close()
+            .await;
+    }
+}
+
+fn stream(table: TableId, bucket: u32) -> StreamId {
+    StreamId::new(table, PartitionId(0), Bucket(bucket))
+}
+
+#[tokio::test]
+async fn table_lookups_and_their_errors_agree() {
+    conform(|ports| async move {
+        let mut out = Vec::new();
+        let found = ports.commit.table("db", "t").await.expect("table found");
+        assert_eq!(*found, *ports.index.table("db", "t").expect("table"));
+        assert_eq!(found.schema_id, FIRST_SCHEMA);
+        out.push(format!("{found:?}"));
+        let read = ports.read.table("db", "t").await.expect("table found");
+        assert_eq!(found, read);
+        let no_db = ports
+            .commit
+            .table("nope", "t")
+            .await
+            .expect_err("no database");
+        assert!(no_db.to_string().contains("database `nope` not found"));
+        out.push(no_db.to_string());
+        let no_table = ports.read.table("db", "nope").await.expect_err("no table");
+        assert!(no_table.to_string().contains("table `db.nope` not found"));
+        out.push(no_table.to_string());
+        out
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn pipelined_commits_get_dense_offsets_in_submission_order() {
+    conform(|ports| async move {
+        let mut out = Vec::new();
+        let table = ports.commit.table("db", "t").await.expect("table").id;
+        let s0 = stream(table, 0);
+        let s1 = stream(table, 1);
+        // Submit 40 commits before waiting for any: they must apply in submission order.
+        let mut pending = Vec::new();
+        for i in 0..40u32 {
+            let chunks = vec![chunk(s0, i + 1, None), chunk(s1, 2, None)];
+            pending.push(
+                ports
+                    .commit
+                    .submit_commit(commit(u128::from(i) + 1, chunks))
+                    .await
+                    .expect("queued"),
+            );
+        }
+        let mut expected_s0 = 0u64;
+        for (i, pending) in pending.into_iter().enumerate() {
+            let outcomes = pending.wait().await.expect("committed");
+            let first = outcomes[0].clone().expect("chunk committed");
+            assert_eq!(first.base_offset, Offset(expected_s0), "commit {i}");
+            expected_s0 += i as u64 + 1;
+            let second = outcomes[1].clone().expect("chunk committed");
+            assert_eq!(second.base_offset, Offset(2 * i as u64));
+            out.push(format!("{outcomes:?}"));
+        }
+        let tail = ports.read.tail(s0).await.expect("tail");
+        assert_eq!(tail.next_offset, Offset(expected_s0));
+        out.push(format!("{tail:?}"));
+        // Pages of 7, and the cursor, list the same entries as the owner's index.
+        let mut paged = Vec::new();
+        let mut from = Offset(0);
+        loop {
+            let page = ports.read.chunks(s0, from, 7).await.expect("page");
+            assert!(page.len() <= 7);
+            let Some(last) = page.last() else { break };
+            from = last.end_offset();
+            paged.extend(page);
+        }
+        assert_eq!(paged.len(), 40);
+        let mut cursor = ChunkCursor::new(ports.read.clone(), s0, Offset(5));
+        let mut via_cursor = Vec::new();
+        while let Some(entry) = cursor.next().await.expect("cursor") {
+            via_cursor.push(entry);
+        }
+        assert_eq!(
+            via_cursor[0].base_offset,
+            Offset(3),
+            "the chunk holding offset 5"
+        );
+        assert_eq!(&paged[2..], &via_cursor[..]);
+        out.push(format!("{paged:?}"));
+        let ts = paged[10].commit_ts;
+        let at = ports.read.offset_for_timestamp(s0, ts).await.expect("time");
+        // The time index is sparse: it may point earlier, never later.
+        assert!(at <= paged[10].base_offset);
+        out.push(format!("{at:?}"));
+        let live = ports.lake.live_wal_objects().await.expect("live objects");
+        assert_eq!(live.len(), 40);
+        out.push(format!("{live:?}"));
+        out
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn refusals_of_chunks_come_back_exactly() {
+    conform(|ports| async move {
+        let mut out = Vec::new();
+        let table = ports.commit.table("db", "t").await.expect("table").id;
+        let s0 = stream(table, 0);
+        let producer = |sequence| Some(ProducerRef { id: 42, sequence });
+        let first = ports
+            .commit
+            .submit_commit(commit(1, vec![chunk(s0, 3, producer(5))]))
+            .await
+            .expect("queued")
+            .wait()
+            .await
+            .expect("committed");
+        assert!(first[0].is_ok());
+        let retry = ports
+            .commit
+            .submit_commit(commit(2, vec![chunk(s0, 3, producer(5))]))
+            .await
+            .expect("queued")
+            .wait()
+            .await
+            .expect("answered");
+        assert!(matches!(retry[0], Err(ChunkRejected::Duplicate { .. })));
+        let stale = ports
+            .commit
+            .submit_commit(commit(3, vec![chunk(s0, 3, producer(4))]))
+            .await
+            .expect("queued")
+            .wait()
+            .await
+            .expect("answered");
+        assert!(matches!(
+            stale[0],
+            Err(ChunkRejected::StaleSequence { last: 5, .. })
+        ));
+        let no_stream = ports
+            .commit
+            .submit_commit(commit(4, vec![chunk(stream(table, 9), 1, None)]))
+            .await
+            .expect("queued")
+            .wait()
+            .await
+            .expect("answered");
+        assert!(matches!(
+            no_stream[0],
+            Err(ChunkRejected::NoSuchStream {
+                bucket_count: 2,
+                ..
+            })
+        ));
+        let other_schema = ChunkCommitRequest {
+            schema_id: SchemaId(9),
+            ..chunk(s0, 1, None)
+        };
+        let changed = ports
+            .commit
+            .submit_commit(commit(5, vec![other_schema]))
+            .await
+            .expect("queued")
+            .wait()
+            .await
+            .expect("answered");
+        assert!(matches!(
+            changed[0],
+            Err(ChunkRejected::SchemaChanged { .. })
+        ));
+        ports
+            .index
+            .drop_table("db", "t", false)
+            .await
+            .expect("dropped");
+        let dropped = ports
+            .commit
+            .submit_commit(commit(6, vec![chunk(s0, 1, None)]))
+            .await
+            .expect("queued")
+            .wait()
+            .await
+            .expect("answered");
+        assert!(matches!(
+            dropped[0],
+            Err(ChunkRejected::TableDropped { .. })
+        ));
+        for outcome in [first, retry, stale, no_stream, changed, dropped] {
+            out.push(format!("{outcome:?}"));
+        }
+        out
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_subscriber_wakes_on_each_commit_with_the_durable_tail() {
+    conform(|ports| async move {
+        let mut out = Vec::new();
+        let table = ports.commit.table("db", "t").await.expect("table").id;
+        let s1 = stream(table, 1);
+        let mut tails = ports.read.subscribe(s1).await.expect("subscribed");
+        assert_eq!(tails.borrow_and_update().next_offset, Offset(0));
+        for i in 0..3u32 {
+            ports
+                .commit
+                .submit_commit(commit(u128::from(i) + 1, vec![chunk(s1, 4, None)]))
+                .await
+                .expect("queued")
+                .wait()
+                .await
+                .expect("committed");
+            let expected = Offset(4 * (u64::from(i) + 1));
+            tokio::time::timeout(
+                Duration::from_secs(10),
+                tails.wait_for(|tail| tail.next_offset >= expected),
+            )
+            .await
+            .expect("woken within 10 s")
+            .expect("still subscribed");
+            let tail = *tails.borrow_and_update();
+            assert_eq!(tail.next_offset, expected);
+            out.push(format!("{tail:?}"));
+        }
+        out
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn leases_and_lake_commits_are_fenced_and_compared_the_same() {
+    conform(|ports| async move {
+        let mut out = Vec::new();
+        let table = ports.commit.table("db", "t").await.expect("table").id;
+        let s0 = stream(table, 0);
+        ports
+            .commit
+            .submit_commit(commit(1, vec![chunk(s0, 10, None)]))
+            .await
+            .expect("queued")
+            .wait()
+            .await
+            .expect("committed");
+        let ttl = Duration::from_secs(60);
+        let lease = ports
+            .lake
+            .acquire_lake_lease(table, 1, ttl)
+            .await
+            .expect("lease");
+        out.push(format!("{lease:?}"));
+        let fenced = ports
+            .lake
+            .acquire_lake_lease(table, 2, ttl)
+            .await
+            .expect_err("held by another");
+        assert!(matches!(fenced, LakeCommitError::Fenced { owner: 2, .. }));
+        out.push(format!("{fenced:?}"));
+        let missing = ports
+            .lake
+            .acquire_lake_lease(TableId(999), 1, ttl)
+            .await
+            .expect_err("no such table");
+        assert!(matches!(missing, LakeCommitError::TableNotFound { .. }));
+        out.push(format!("{missing:?}"));
+        let file = LakeFileEntry {
+            path: "lake/db/t-1/data/f.parquet".to_owned(),
+            base_offset: Offset(0),
+            row_count: 6,
+            file_size: 1234,
+            snapshot_id: 77,
+            min_ts: TimestampMicros(1),
+            max_ts: TimestampMicros(2),
+        };
+        let lake_commit = |expected: Option<&str>| LakeCommit {
+            table,
+            lease,
+            expected_metadata_location: expected.map(str::to_owned),
+            metadata_location: "lake/db/t-1/metadata/v1.json".to_owned(),
+            snapshot_id: Some(77),
+            watermarks: BTreeMap::from([(Bucket(0), Offset(6))]),
+            added_files: vec![(Bucket(0), file.clone())],
+            removed_files: vec![],
+            earliest: BTreeMap::new(),
+        };
+        let conflict = ports
+            .lake
+            .commit_lake(lake_commit(Some("lake/db/t-1/metadata/v0.json")))
+            .await
+            .expect_err("built on a metadata that is not current");
+        assert!(matches!(conflict, LakeCommitError::Conflict { .. }));
+        out.push(format!("{conflict:?}"));
+        let committed = ports
+            .lake
+            .commit_lake(lake_commit(None))
+            .await
+            .expect("lake commit");
+        out.push(format!("{committed:?}"));
+        let (tail, watermark) = ports.lake.stream_state(s0).await.expect("state");
+        assert_eq!(watermark.offset, Offset(6));
+        assert_eq!(
+            ports.read.lake_watermark(s0).await.expect("watermark"),
+            watermark
+        );
+        out.push(format!("{tail:?} {watermark:?}"));
+        let files = ports
+            .read
+            .lake_files(s0, Offset(0), 10)
+            .await
+            .expect("files");
+        assert_eq!(files, vec![file]);
+        let record = ports.lake.lake_table(table).await.expect("record");
+        out.push(format!("{files:?} {record:?}"));
+        let tables = ports.lake.tables().await.expect("tables");
+        assert_eq!(tables.len(), 1);
+        out.push(format!("{tables:?}"));
+        ports
+            .lake
+            .release_lake_lease(table, lease)
+            .await
+            .expect("released");
+        let taken = ports
+            .lake
+            .acquire_lake_lease(table, 2, ttl)
+            .await
+            .expect("free after release");
+        assert!(taken.epoch > lease.epoch);
+        out.push(format!("{taken:?}"));
+        out
+    })
+    .await;
+}
