@@ -87,8 +87,9 @@ impl<'h> Harness<'h> {
     pub(crate) fn index(&self) -> anyhow::Result<&Index> {
         self.node
             .as_deref()
-            .map(NodeUnderTest::index)
-            .context("no node is running")
+            .context("no node is running")?
+            .index()
+            .context("the benchmark's node does not own the index")
     }
 
     pub(crate) fn endpoint(&self) -> anyhow::Result<String> {

@@ -64,8 +64,8 @@ pub trait NodeUnderTest: Send + Sync {
     /// Its gRPC endpoint, e.g. `http://127.0.0.1:41234`.
     fn endpoint(&self) -> String;
 
-    /// Its index (the lake section builds a compactor on it).
-    fn index(&self) -> &Index;
+    /// Its index, when it owns it (the lake section builds a compactor on it).
+    fn index(&self) -> Option<&Index>;
 
     /// Stops it: every accepted append is answered, the index closed.
     async fn shutdown(self: Box<Self>) -> anyhow::Result<()>;

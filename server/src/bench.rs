@@ -67,7 +67,7 @@ impl NodeUnderTest for Node {
         Node::endpoint(self)
     }
 
-    fn index(&self) -> &Index {
+    fn index(&self) -> Option<&Index> {
         Node::index(self)
     }
 

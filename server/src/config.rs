@@ -20,6 +20,8 @@ use inlet_index::IndexOptions;
 use inlet_writer::WriterOptions;
 use serde::{Deserialize, Serialize};
 
+use crate::roles::Roles;
+
 /// Prefix of the environment variables that hold settings.
 pub const ENV_PREFIX: &str = "INLET_";
 
@@ -28,7 +30,7 @@ pub const ENV_PREFIX: &str = "INLET_";
 const SECTIONS: [&str; 4] = ["writer", "index", "cache", "lake"];
 
 /// Top-level keys of [`Config`] outside any section.
-const TOP_LEVEL: [&str; 3] = ["store", "listen", "http_listen"];
+const TOP_LEVEL: [&str; 5] = ["store", "listen", "http_listen", "roles", "advertise"];
 
 /// Everything `inlet serve` needs.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -44,6 +46,13 @@ pub struct Config {
     /// (`/iceberg`); `off` disables HTTP. Default `127.0.0.1:7071`.
     #[serde(with = "address_or_off")]
     pub http_listen: Option<SocketAddr>,
+    /// Roles this process runs: any of `index`, `writer`, `reader`, `compactor`, comma
+    /// separated. Default all (one process is the whole service).
+    pub roles: Roles,
+    /// The gRPC address other nodes and clients reach this node on, published in the store
+    /// when this node owns the index and announced when it joins. Default: `listen` (which
+    /// must then not be a wildcard such as 0.0.0.0).
+    pub advertise: Option<String>,
     pub writer: WriterOptions,
     pub index: IndexOptions,
     pub cache: CacheOptions,
@@ -56,6 +65,8 @@ impl Default for Config {
             store: "./inlet-data".to_owned(),
             listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
             http_listen: Some(SocketAddr::from(([127, 0, 0, 1], 7071))),
+            roles: Roles::ALL,
+            advertise: None,
             writer: WriterOptions::default(),
             index: IndexOptions::default(),
             cache: CacheOptions::default(),
@@ -222,6 +233,19 @@ impl Config {
             );
         }
         Ok(())
+    }
+
+    /// The gRPC endpoint other nodes and clients use to reach this node, listening on
+    /// `bound`: `advertise`, or the bound address when it is a concrete one.
+    pub fn advertised(&self, bound: SocketAddr) -> anyhow::Result<String> {
+        match &self.advertise {
+            Some(address) => Ok(inlet_wire::owner::endpoint_url(address)),
+            None if bound.ip().is_unspecified() => anyhow::bail!(
+                "listen is {bound}, which other nodes cannot connect to; set advertise \
+                 (--advertise, INLET_ADVERTISE) to this node's reachable address"
+            ),
+            None => Ok(format!("http://{bound}")),
+        }
     }
 }
 

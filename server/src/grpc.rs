@@ -2,7 +2,9 @@
 //! libraries, and maps every error to a gRPC status in one place ([`status`]).
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use arrow_buffer::Buffer;
@@ -15,14 +17,19 @@ use inlet_core::limits::MAX_APPEND_BYTES;
 use inlet_core::table::{OPTION_LAKE_ENABLED, TableDescriptor};
 use inlet_index::{DatabaseInfo, Index, ProducerRef, table_streams};
 use inlet_proto::v1 as pb;
+use inlet_proto::v1::inlet_client::InletClient;
 use inlet_proto::v1::inlet_server::Inlet;
 use inlet_reader::{FetchRequest, Reader, StartPosition};
+use inlet_wire::Member;
 use inlet_wire::convert::table_message;
 use inlet_writer::{AppendError, Writer};
+use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use crate::metrics::Metrics;
+use crate::roles::Roles;
+use crate::routes::{Routes, forward};
 
 /// Maps an error to the gRPC status a client sees: the code says what the client can do,
 /// the message says what went wrong.
@@ -41,12 +48,16 @@ pub fn status<E: HasKind + std::fmt::Display>(error: E) -> Status {
     }
 }
 
-/// The `inlet.v1.Inlet` service over the roles of this process.
+/// The `inlet.v1.Inlet` service over the roles of this process; what they do not cover is
+/// forwarded (`routes.rs`).
 #[derive(Clone, Debug)]
 pub struct InletService {
-    pub index: Index,
-    pub writer: Writer,
-    pub reader: Reader,
+    /// Set on the index owner: catalog and admin requests are served here.
+    pub index: Option<Index>,
+    pub writer: Option<Writer>,
+    pub reader: Option<Reader>,
+    pub roles: Roles,
+    pub routes: Arc<Routes>,
     pub metrics: Metrics,
     pub env: Env,
     /// `lake.enabled` for tables created without that option (`[lake] tables_default`).
@@ -79,9 +90,46 @@ fn start_position(start: Option<pb::StartPosition>) -> StartPosition {
 type FetchStream = Pin<Box<dyn Stream<Item = Result<pb::FetchResponse, Status>> + Send>>;
 
 impl InletService {
+    /// Forwards a catalog or admin request to the index owner.
+    async fn to_owner<T, R, F, Fut>(
+        &self,
+        request: Request<T>,
+        call: F,
+    ) -> Result<Response<R>, Status>
+    where
+        F: FnOnce(InletClient<Channel>, Request<T>) -> Fut,
+        Fut: Future<Output = Result<Response<R>, Status>>,
+    {
+        let request = forward(request, "index")?;
+        let (endpoint, owner) = self.routes.owner().await?;
+        let result = call(owner, request).await;
+        if let Err(failure) = &result
+            && failure.code() == tonic::Code::Unavailable
+        {
+            self.routes.owner_failed(&endpoint);
+        }
+        result
+    }
+
+    /// Forwards a request to a node that runs `role`.
+    async fn to_role<T, R, F, Fut>(
+        &self,
+        request: Request<T>,
+        role: &str,
+        call: F,
+    ) -> Result<Response<R>, Status>
+    where
+        F: FnOnce(InletClient<Channel>, Request<T>) -> Fut,
+        Fut: Future<Output = Result<Response<R>, Status>>,
+    {
+        let request = forward(request, role)?;
+        let (_, node) = self.routes.with_role(role)?;
+        call(node, request).await
+    }
+
     /// The append itself; `append` wraps it with metrics.
     async fn append_inner(
-        &self,
+        writer: &Writer,
         request: pb::AppendRequest,
     ) -> Result<Response<pb::AppendResponse>, Status> {
         let path = table_path(request.path)?;
@@ -92,8 +140,9 @@ impl InletService {
             }));
         }
         // Look the table up first so an unknown table is reported as such, not as bad IPC.
-        self.index
+        writer
             .table(&path.database, &path.table)
+            .await
             .map_err(status)?;
         let producer = (request.producer_id != 0).then_some(ProducerRef {
             id: request.producer_id,
@@ -104,8 +153,7 @@ impl InletService {
             .map_err(|e| status(AppendError::MalformedIpc(e.to_string())))?
             .batches;
         let span = tracing::debug_span!("append", database = %path.database, table = %path.table);
-        let appended = self
-            .writer
+        let appended = writer
             .append(&path.database, &path.table, &batches, producer)
             .instrument(span)
             .await
@@ -130,9 +178,15 @@ impl Inlet for InletService {
         &self,
         request: Request<pb::CreateDatabaseRequest>,
     ) -> Result<Response<pb::CreateDatabaseResponse>, Status> {
+        let Some(index) = &self.index else {
+            return self
+                .to_owner(request, |mut owner, r| async move {
+                    owner.create_database(r).await
+                })
+                .await;
+        };
         let request = request.into_inner();
-        let info = self
-            .index
+        let info = index
             .create_database(&request.name, &request.comment, request.if_not_exists)
             .await
             .map_err(status)?;
@@ -143,10 +197,16 @@ impl Inlet for InletService {
 
     async fn list_databases(
         &self,
-        _request: Request<pb::ListDatabasesRequest>,
+        request: Request<pb::ListDatabasesRequest>,
     ) -> Result<Response<pb::ListDatabasesResponse>, Status> {
-        let databases = self
-            .index
+        let Some(index) = &self.index else {
+            return self
+                .to_owner(request, |mut owner, r| async move {
+                    owner.list_databases(r).await
+                })
+                .await;
+        };
+        let databases = index
             .list_databases()
             .into_iter()
             .map(database_info)
@@ -158,10 +218,14 @@ impl Inlet for InletService {
         &self,
         request: Request<pb::GetDatabaseRequest>,
     ) -> Result<Response<pb::GetDatabaseResponse>, Status> {
-        let info = self
-            .index
-            .database(&request.into_inner().name)
-            .map_err(status)?;
+        let Some(index) = &self.index else {
+            return self
+                .to_owner(request, |mut owner, r| async move {
+                    owner.get_database(r).await
+                })
+                .await;
+        };
+        let info = index.database(&request.into_inner().name).map_err(status)?;
         Ok(Response::new(pb::GetDatabaseResponse {
             database: Some(database_info(info)),
         }))
@@ -171,8 +235,15 @@ impl Inlet for InletService {
         &self,
         request: Request<pb::DropDatabaseRequest>,
     ) -> Result<Response<pb::DropDatabaseResponse>, Status> {
+        let Some(index) = &self.index else {
+            return self
+                .to_owner(request, |mut owner, r| async move {
+                    owner.drop_database(r).await
+                })
+                .await;
+        };
         let request = request.into_inner();
-        self.index
+        index
             .drop_database(&request.name, request.if_exists, request.cascade)
             .await
             .map_err(status)?;
@@ -183,6 +254,13 @@ impl Inlet for InletService {
         &self,
         request: Request<pb::CreateTableRequest>,
     ) -> Result<Response<pb::CreateTableResponse>, Status> {
+        let Some(index) = &self.index else {
+            return self
+                .to_owner(request, |mut owner, r| async move {
+                    owner.create_table(r).await
+                })
+                .await;
+        };
         let request = request.into_inner();
         let path = table_path(request.path)?;
         let descriptor = request
@@ -204,8 +282,7 @@ impl Inlet for InletService {
             .options
             .entry(OPTION_LAKE_ENABLED.to_owned())
             .or_insert_with(|| self.lake_by_default.to_string());
-        let info = self
-            .index
+        let info = index
             .create_table(
                 &path.database,
                 &path.table,
@@ -223,8 +300,15 @@ impl Inlet for InletService {
         &self,
         request: Request<pb::ListTablesRequest>,
     ) -> Result<Response<pb::ListTablesResponse>, Status> {
-        let tables = self
-            .index
+        let Some(index) = &self.index else {
+            return self
+                .to_owner(
+                    request,
+                    |mut owner, r| async move { owner.list_tables(r).await },
+                )
+                .await;
+        };
+        let tables = index
             .list_tables(&request.into_inner().database)
             .map_err(status)?
             .iter()
@@ -237,14 +321,19 @@ impl Inlet for InletService {
         &self,
         request: Request<pb::GetTableRequest>,
     ) -> Result<Response<pb::GetTableResponse>, Status> {
+        let Some(index) = &self.index else {
+            return self
+                .to_owner(
+                    request,
+                    |mut owner, r| async move { owner.get_table(r).await },
+                )
+                .await;
+        };
         let path = table_path(request.into_inner().path)?;
-        let info = self
-            .index
-            .table(&path.database, &path.table)
-            .map_err(status)?;
+        let info = index.table(&path.database, &path.table).map_err(status)?;
         let mut buckets = Vec::new();
         for stream in table_streams(&info) {
-            let tail = self.index.tail(stream).await.map_err(status)?;
+            let tail = index.tail(stream).await.map_err(status)?;
             buckets.push(pb::BucketOffsets {
                 bucket: stream.bucket.0,
                 earliest_offset: tail.earliest_offset.0,
@@ -262,9 +351,17 @@ impl Inlet for InletService {
         &self,
         request: Request<pb::DropTableRequest>,
     ) -> Result<Response<pb::DropTableResponse>, Status> {
+        let Some(index) = &self.index else {
+            return self
+                .to_owner(
+                    request,
+                    |mut owner, r| async move { owner.drop_table(r).await },
+                )
+                .await;
+        };
         let request = request.into_inner();
         let path = table_path(request.path)?;
-        self.index
+        index
             .drop_table(&path.database, &path.table, request.if_exists)
             .await
             .map_err(status)?;
@@ -275,10 +372,17 @@ impl Inlet for InletService {
         &self,
         request: Request<pb::AppendRequest>,
     ) -> Result<Response<pb::AppendResponse>, Status> {
+        let Some(writer) = &self.writer else {
+            return self
+                .to_role(request, "writer", |mut node, r| async move {
+                    node.append(r).await
+                })
+                .await;
+        };
         let started = tokio::time::Instant::now();
         let request = request.into_inner();
         let bytes = request.batches_ipc.len() as u64;
-        let result = self.append_inner(request).await;
+        let result = Self::append_inner(writer, request).await;
         let requests = &self.metrics.requests;
         match &result {
             Ok(response) => {
@@ -300,6 +404,16 @@ impl Inlet for InletService {
         &self,
         request: Request<pb::FetchRequest>,
     ) -> Result<Response<Self::FetchStream>, Status> {
+        let Some(reader) = &self.reader else {
+            let response = self
+                .to_role(request, "reader", |mut node, r| async move {
+                    node.fetch(r).await
+                })
+                .await?;
+            let (metadata, stream, extensions) = response.into_parts();
+            let stream: FetchStream = Box::pin(stream);
+            return Ok(Response::from_parts(metadata, stream, extensions));
+        };
         let started = tokio::time::Instant::now();
         let request = request.into_inner();
         let path = table_path(request.path)?;
@@ -312,7 +426,7 @@ impl Inlet for InletService {
             follow: request.follow,
             limit: (request.limit > 0).then_some(request.limit),
         };
-        let batches = self.reader.fetch(fetch).await.map_err(status)?;
+        let batches = reader.fetch(fetch).await.map_err(status)?;
         let requests = self.metrics.requests.clone();
         let mut first = true;
         let responses = batches.map(move |item| {
@@ -346,12 +460,23 @@ impl Inlet for InletService {
         let cache = self.metrics.cache.stats();
         let requests = &self.metrics.requests;
         let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+        let cluster = self.routes.cluster();
+        let (index_owner, index_status) = match &self.index {
+            Some(index) => match index.stopped() {
+                None => (true, "owner".to_owned()),
+                Some(reason) => (false, reason.to_string()),
+            },
+            None => (false, "not the owner (no index role)".to_owned()),
+        };
         Ok(Response::new(pb::GetStatusResponse {
-            index_owner: self.index.stopped().is_none(),
-            index_status: self
-                .index
-                .stopped()
-                .map_or_else(|| "owner".to_owned(), |reason| reason.to_string()),
+            index_owner,
+            index_status,
+            roles: self.roles.names().into_iter().map(str::to_owned).collect(),
+            owner_endpoint: match &self.index {
+                Some(_) => self.routes.own_endpoint().to_owned(),
+                None => cluster.owner_endpoint().unwrap_or_default(),
+            },
+            members: cluster.members().iter().map(Member::message).collect(),
             store: store
                 .entries()
                 .map(|(purpose, op, counts)| pb::StoreUsage {
@@ -379,33 +504,32 @@ impl Inlet for InletService {
         &self,
         request: Request<pb::GetLakeStatusRequest>,
     ) -> Result<Response<pb::GetLakeStatusResponse>, Status> {
+        let Some(index) = &self.index else {
+            return self
+                .to_owner(request, |mut owner, r| async move {
+                    owner.get_lake_status(r).await
+                })
+                .await;
+        };
         let request = request.into_inner();
         let databases = if request.database.is_empty() {
-            self.index
-                .list_databases()
-                .into_iter()
-                .map(|d| d.name)
-                .collect()
+            index.list_databases().into_iter().map(|d| d.name).collect()
         } else {
             vec![request.database.clone()]
         };
         let mut tables = Vec::new();
         for database in databases {
             if request.table.is_empty() {
-                tables.extend(self.index.list_tables(&database).map_err(status)?);
+                tables.extend(index.list_tables(&database).map_err(status)?);
             } else {
-                tables.push(
-                    self.index
-                        .table(&database, &request.table)
-                        .map_err(status)?,
-                );
+                tables.push(index.table(&database, &request.table).map_err(status)?);
             }
         }
         let now = self.env.clock.now();
         let mut out = Vec::with_capacity(tables.len());
         for table in tables {
             out.push(
-                crate::lake_status::table_lake_status(&self.index, &table, now)
+                crate::lake_status::table_lake_status(index, &table, now)
                     .await
                     .map_err(status)?,
             );
@@ -417,10 +541,16 @@ impl Inlet for InletService {
         &self,
         request: Request<pb::ListOffsetsRequest>,
     ) -> Result<Response<pb::ListOffsetsResponse>, Status> {
+        let Some(reader) = &self.reader else {
+            return self
+                .to_role(request, "reader", |mut node, r| async move {
+                    node.list_offsets(r).await
+                })
+                .await;
+        };
         let request = request.into_inner();
         let path = table_path(request.path)?;
-        let offsets = self
-            .reader
+        let offsets = reader
             .list_offsets(
                 &path.database,
                 &path.table,

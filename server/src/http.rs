@@ -1,5 +1,5 @@
-//! The HTTP endpoints beside gRPC: `/health` (200 while this node owns the index, 503 with
-//! the reason once it stopped, e.g. fenced), `/metrics` (Prometheus text), and the Iceberg
+//! The HTTP endpoints beside gRPC: `/health` (on the owner: 200 while it owns the index, 503
+//! with the reason once it stopped, e.g. fenced; 200 on other nodes), `/metrics` (Prometheus text), and the Iceberg
 //! REST catalog under `/iceberg` (see `iceberg_rest.rs`).
 
 use axum::Router;
@@ -14,17 +14,23 @@ use crate::metrics::Metrics;
 /// Base path of the Iceberg REST catalog: clients use `uri=http://<http_listen>/iceberg`.
 pub const ICEBERG_REST_PATH: &str = "/iceberg";
 
-/// The router serving every HTTP endpoint.
-pub fn router(metrics: Metrics, catalog: RestCatalog) -> Router {
-    Router::new()
+/// The router serving every HTTP endpoint; the REST catalog only where there is one (the
+/// index owner).
+pub fn router(metrics: Metrics, catalog: Option<RestCatalog>) -> Router {
+    let router = Router::new()
         .route("/health", get(health))
         .route("/metrics", get(render_metrics))
-        .with_state(metrics)
-        .nest(ICEBERG_REST_PATH, catalog.router())
+        .with_state(metrics);
+    match catalog {
+        Some(catalog) => router.nest(ICEBERG_REST_PATH, catalog.router()),
+        None => router,
+    }
 }
 
+/// The owner is healthy while its index accepts writes; any other node while it runs (a
+/// reader keeps serving what is durable while no owner answers).
 async fn health(State(metrics): State<Metrics>) -> impl IntoResponse {
-    match metrics.index.stopped() {
+    match metrics.index.as_ref().and_then(|index| index.stopped()) {
         None => (StatusCode::OK, "ok\n".to_owned()),
         Some(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")),
     }

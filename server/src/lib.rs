@@ -1,5 +1,6 @@
-//! The `inlet` binary as a library: configuration, the node that wires every role into
-//! one process, the gRPC service, and the command-line client. `main.rs` only parses
+//! The `inlet` binary as a library: configuration, the node that wires the roles it runs
+//! into one process (and reaches the others through the store and the index owner), the
+//! gRPC service, and the command-line client. `main.rs` only parses
 //! arguments and calls in here, so tests run the very same code in-process.
 
 pub mod bench;
@@ -11,6 +12,8 @@ pub mod iceberg_rest;
 pub mod lake_status;
 pub mod metrics;
 pub mod node;
+pub mod roles;
+pub mod routes;
 pub mod store;
 
 /// The gRPC client, a crate of its own so that `inlet-bench` can use it too.

@@ -102,7 +102,8 @@ pub struct Metrics {
     pub requests: std::sync::Arc<RequestMetrics>,
     pub store: StoreMetrics,
     pub cache: PagedCache,
-    pub index: Index,
+    /// The index, on the owner.
+    pub index: Option<Index>,
 }
 
 impl Metrics {
@@ -198,7 +199,11 @@ impl Collector for Metrics {
             &mut encoder,
             "inlet_index_owner_up",
             "1 while this process owns the index and accepts writes.",
-            &ConstGauge::new(u64::from(self.index.stopped().is_none())),
+            &ConstGauge::new(u64::from(
+                self.index
+                    .as_ref()
+                    .is_some_and(|index| index.stopped().is_none()),
+            )),
         )?;
         self.store.encode(encoder)
     }

@@ -1,5 +1,6 @@
-//! A running Inlet node: every role wired together in one process, serving gRPC and HTTP
-//! (health, metrics).
+//! A running Inlet node: the roles it runs wired together in one process, the index reached
+//! in process (on the owner) or over gRPC (anywhere else), serving gRPC and HTTP (health,
+//! metrics, the REST catalog on the owner).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,9 +12,13 @@ use inlet_compactor::lake::{LakeRoot, LakeStorage};
 use inlet_core::clock::Env;
 use inlet_core::limits::MAX_GRPC_MESSAGE_BYTES;
 use inlet_index::Index;
+use inlet_index::{CommitLog, LogRead};
 use inlet_proto::v1::inlet_server::InletServer;
 use inlet_reader::Reader;
 use inlet_store::{InstrumentedStore, StoreMetrics};
+use inlet_wire::{
+    IndexPortsService, Member, OwnerSource, RemoteIndex, RemoteOptions, publish_owner,
+};
 use inlet_writer::Writer;
 use slatedb::object_store::ObjectStore;
 use tokio::net::TcpListener;
@@ -25,19 +30,33 @@ use crate::config::Config;
 use crate::grpc::InletService;
 use crate::iceberg_rest::{RestCatalog, file_io_properties};
 use crate::metrics::{Metrics, RequestMetrics};
+use crate::roles::Roles;
+use crate::routes::{Cluster, Routes};
 use crate::store::{check_store, lake_root, open_store};
 
-/// A node serving the index owner, writer and reader roles over gRPC, plus HTTP.
+/// A node: the roles it runs (`config.roles`), the whole `Inlet` gRPC service (what its roles
+/// do not cover is forwarded, `routes.rs`), the index owner's `IndexPorts` service when it
+/// owns the index, and HTTP (health, metrics, and the REST catalog on the owner).
 pub struct Node {
     addr: SocketAddr,
     http_addr: Option<SocketAddr>,
-    index: Index,
-    writer: Writer,
+    roles: Roles,
+    /// Set when this node owns the index.
+    index: Option<Index>,
+    /// Set when it does not: the owner's ports over gRPC.
+    remote: Option<RemoteIndex>,
+    writer: Option<Writer>,
     compactor: Option<Compactor>,
     metrics: Metrics,
     shutdown: watch::Sender<bool>,
     serving: JoinHandle<Result<(), tonic::transport::Error>>,
     http: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+/// The index ports the writer and reader of this node use.
+struct Ports {
+    commit: Arc<dyn CommitLog>,
+    read: Arc<dyn LogRead>,
 }
 
 impl Node {
@@ -57,25 +76,65 @@ impl Node {
         env: Env,
     ) -> anyhow::Result<Self> {
         config.validate()?;
+        let roles = config.roles;
         let store_metrics = StoreMetrics::new();
         let store: Arc<dyn ObjectStore> = Arc::new(InstrumentedStore::with_metrics(
             store,
             store_metrics.clone(),
         ));
-        let index = Index::open(store.clone(), config.index.clone(), env.clone())
+        let listener = TcpListener::bind(config.listen)
             .await
-            .with_context(|| format!("cannot open the index in store `{}`", config.store))?;
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        let endpoint = config.advertised(addr)?;
+        let member = Member {
+            node_id: format!("{:016x}", env.ids.next_u128() as u64),
+            endpoint: endpoint.clone(),
+            roles: roles.names().into_iter().map(str::to_owned).collect(),
+        };
         let cache = PagedCache::open(store.clone(), config.cache.clone())
             .await
             .context("cannot open the read cache")?;
-        let writer = Writer::start(
-            Arc::new(index.clone()),
-            store.clone(),
-            cache.clone(),
-            config.writer.clone(),
-            env.clone(),
-        );
-        let compactor = if config.lake.compactor {
+        // The owner serves the ports from its index; every other node reaches them remotely.
+        let (index, remote, ports) = if roles.index {
+            let index = Index::open(store.clone(), config.index.clone(), env.clone())
+                .await
+                .with_context(|| format!("cannot open the index in store `{}`", config.store))?;
+            publish_owner(
+                store.as_ref(),
+                &endpoint,
+                &member.node_id,
+                env.clock.now().0,
+            )
+            .await
+            .context("cannot publish this node as the index owner")?;
+            let ports = Ports {
+                commit: Arc::new(index.clone()),
+                read: Arc::new(index.clone()),
+            };
+            (Some(index), None, ports)
+        } else {
+            let remote = RemoteIndex::connect(
+                OwnerSource::Store(store.clone()),
+                Some(member.clone()),
+                RemoteOptions::default(),
+            );
+            let ports = Ports {
+                commit: Arc::new(remote.clone()),
+                read: Arc::new(remote.clone()),
+            };
+            (None, Some(remote), ports)
+        };
+        let writer = roles.writer.then(|| {
+            Writer::start(
+                ports.commit.clone(),
+                store.clone(),
+                cache.clone(),
+                config.writer.clone(),
+                env.clone(),
+            )
+        });
+        let compactor = if roles.compactor && config.lake.compactor {
             let root = match lake_root(&config.store) {
                 Ok(root) => root,
                 // An in-memory store has no URL engines could open; name it uniquely so
@@ -85,13 +144,17 @@ impl Node {
                 }
                 Err(error) => return Err(error.context("cannot place the lake tables")),
             };
-            Some(Compactor::start(
-                index.clone(),
-                cache.clone(),
-                LakeStorage::new(root, store.clone()),
-                config.lake.tiering.clone(),
-                env.clone(),
-            ))
+            let lake = LakeStorage::new(root, store.clone());
+            let options = config.lake.tiering.clone();
+            Some(match (&index, &remote) {
+                (Some(index), _) => {
+                    Compactor::start(index.clone(), cache.clone(), lake, options, env.clone())
+                }
+                (None, Some(remote)) => {
+                    Compactor::start(remote.clone(), cache.clone(), lake, options, env.clone())
+                }
+                (None, None) => unreachable!("a node either owns the index or reaches it remotely"),
+            })
         } else {
             None
         };
@@ -101,36 +164,35 @@ impl Node {
             cache: cache.clone(),
             index: index.clone(),
         };
+        let index_ports = index
+            .as_ref()
+            .map(|index| IndexPortsService::new(index.clone(), member.clone()));
+        let cluster = match (&index_ports, &remote) {
+            (Some(service), _) => Cluster::Owner(service.clone()),
+            (None, Some(remote)) => Cluster::Remote(remote.clone()),
+            (None, None) => unreachable!("a node either owns the index or reaches it remotely"),
+        };
         let service = InletService {
             index: index.clone(),
             writer: writer.clone(),
-            reader: Reader::new(Arc::new(index.clone()), cache),
+            reader: roles
+                .reader
+                .then(|| Reader::new(ports.read.clone(), cache.clone())),
+            roles,
+            routes: Arc::new(Routes::new(cluster, endpoint.clone())),
             metrics: metrics.clone(),
             env: env.clone(),
             lake_by_default: config.lake.tables_default,
         };
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.listen))?;
-        let addr = listener.local_addr()?;
         let (shutdown, signal) = watch::channel(false);
         let server = InletServer::new(service)
             .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
-        let index_ports = inlet_wire::IndexPortsService::new(
-            index.clone(),
-            inlet_wire::Member {
-                node_id: format!("{:016x}", env.ids.next_u128() as u64),
-                endpoint: format!("http://{addr}"),
-                roles: vec!["index".to_owned()],
-            },
-        )
-        .into_server();
         let mut grpc_signal = signal.clone();
         let serving = tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(server)
-                .add_service(index_ports)
+                .add_optional_service(index_ports.map(IndexPortsService::into_server))
                 // TCP_NODELAY on every accepted connection: tonic sets it only on listeners it
                 // binds itself, and without it small responses wait for the client's delayed
                 // ACK (Nagle): a ~40 ms stall per append ack (issue 16).
@@ -148,12 +210,16 @@ impl Node {
                     .with_context(|| format!("cannot listen for http on {http_listen}"))?;
                 let http_addr = listener.local_addr()?;
                 let mut http_signal = signal;
-                let catalog = RestCatalog::new(
-                    index.clone(),
-                    store.clone(),
-                    lake_root(&config.store).ok(),
-                    file_io_properties(&config.store),
-                );
+                // The REST catalog reads the owner's index; other nodes serve health and
+                // metrics only.
+                let catalog = index.as_ref().map(|index| {
+                    RestCatalog::new(
+                        index.clone(),
+                        store.clone(),
+                        lake_root(&config.store).ok(),
+                        file_io_properties(&config.store),
+                    )
+                });
                 let router = crate::http::router(metrics.clone(), catalog);
                 let http = tokio::spawn(async move {
                     axum::serve(listener, router)
@@ -166,11 +232,13 @@ impl Node {
             }
             None => (None, None),
         };
-        tracing::info!(%addr, http = ?http_addr, store = %config.store, "inlet serving");
+        tracing::info!(%addr, %endpoint, roles = %roles, http = ?http_addr, store = %config.store, "inlet serving");
         Ok(Self {
             addr,
             http_addr,
+            roles,
             index,
+            remote,
             writer,
             compactor,
             metrics,
@@ -195,9 +263,15 @@ impl Node {
         format!("http://{}", self.addr)
     }
 
-    /// The node's index (tests and tools inspect the catalog and lake state through it).
-    pub fn index(&self) -> &Index {
-        &self.index
+    /// The node's index when it owns it (tests and tools inspect the catalog and lake state
+    /// through it).
+    pub fn index(&self) -> Option<&Index> {
+        self.index.as_ref()
+    }
+
+    /// The roles this node runs.
+    pub fn roles(&self) -> Roles {
+        self.roles
     }
 
     /// The node's metrics, as `/metrics` renders them.
@@ -211,9 +285,18 @@ impl Node {
         if let Some(compactor) = self.compactor.take() {
             compactor.stop().await;
         }
-        self.writer.close().await;
-        // Closing the index ends following fetches, which graceful shutdown waits for.
-        let closed = self.index.close().await.context("cannot close the index");
+        if let Some(writer) = &self.writer {
+            writer.close().await;
+        }
+        // Closing the index (or the remote ports) ends following fetches, which graceful
+        // shutdown waits for.
+        if let Some(remote) = &self.remote {
+            remote.close();
+        }
+        let closed = match &self.index {
+            Some(index) => index.close().await.context("cannot close the index"),
+            None => Ok(()),
+        };
         (&mut self.serving)
             .await
             .context("grpc server task failed")?

@@ -134,7 +134,7 @@ impl Lake {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
         let catalog = RestCatalog::new(
-            node.index().clone(),
+            node.index().expect("the node owns the index").clone(),
             store.clone(),
             Some(root.clone()),
             file_io.clone(),
@@ -238,7 +238,7 @@ fn lake_rows(batch: &RecordBatch) -> anyhow::Result<Vec<LakeRow>> {
 /// lake watermarks into a staged Iceberg commit, recorded in the index under a lease, then
 /// the version hint. Returns the new metadata location.
 async fn tier_by_hand(lake: &Lake, client: &mut Client) -> anyhow::Result<String> {
-    let index = lake.node.index();
+    let index = lake.node.index().expect("the node owns the index");
     let env = Env::system();
     let info = index.table(DATABASE, TABLE)?;
     let root = &lake.root;
@@ -590,7 +590,7 @@ async fn engines_read_what_was_tiered_by_hand_s3() -> anyhow::Result<()> {
 /// Waits until the compactor has tiered every row produced so far; returns the metadata
 /// location the index records.
 async fn wait_until_tiered(node: &Node, rows: u64) -> anyhow::Result<String> {
-    let index = node.index();
+    let index = node.index().expect("the node owns the index");
     let info = index.table(DATABASE, TABLE)?;
     let deadline = tokio::time::Instant::now() + TIER_DEADLINE;
     loop {

@@ -97,13 +97,28 @@ async fn create_lake_table(node: &Node) -> anyhow::Result<()> {
 
 /// Waits until every bucket's watermark reaches its tail and the tails sum to `rows`.
 async fn wait_tiered(node: &Node, rows: u64) -> anyhow::Result<()> {
-    let info = node.index().table(DATABASE, TABLE)?;
+    let info = node
+        .index()
+        .expect("the node owns the index")
+        .table(DATABASE, TABLE)?;
     let deadline = tokio::time::Instant::now() + DEADLINE;
     loop {
         let (mut tiered, mut committed) = (0, 0);
         for stream in table_streams(&info) {
-            tiered += node.index().lake_watermark(stream).await?.offset.0;
-            committed += node.index().tail(stream).await?.next_offset.0;
+            tiered += node
+                .index()
+                .expect("the node owns the index")
+                .lake_watermark(stream)
+                .await?
+                .offset
+                .0;
+            committed += node
+                .index()
+                .expect("the node owns the index")
+                .tail(stream)
+                .await?
+                .next_offset
+                .0;
         }
         if tiered == rows && committed == rows {
             return Ok(());
@@ -119,12 +134,24 @@ async fn wait_tiered(node: &Node, rows: u64) -> anyhow::Result<()> {
 /// The lake file entries of every bucket tile `[0, watermark)` exactly: no offset twice,
 /// none missing.
 async fn check_lake_files_tile(node: &Node) -> anyhow::Result<u64> {
-    let info = node.index().table(DATABASE, TABLE)?;
+    let info = node
+        .index()
+        .expect("the node owns the index")
+        .table(DATABASE, TABLE)?;
     let mut total = 0;
     for bucket in 0..BUCKETS {
         let stream = StreamId::new(info.id, PartitionId(0), Bucket(bucket));
-        let watermark = node.index().lake_watermark(stream).await?.offset;
-        let mut files = node.index().lake_files(stream, Offset(0)).await?;
+        let watermark = node
+            .index()
+            .expect("the node owns the index")
+            .lake_watermark(stream)
+            .await?
+            .offset;
+        let mut files = node
+            .index()
+            .expect("the node owns the index")
+            .lake_files(stream, Offset(0))
+            .await?;
         let mut next = Offset(0);
         while let Some(file) = files.next().await? {
             ensure!(

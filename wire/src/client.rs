@@ -130,6 +130,17 @@ impl RemoteIndex {
         self.inner.link.endpoint()
     }
 
+    /// The owner's endpoint and a channel to it (found through the store if needed), for
+    /// requests a node forwards to the owner.
+    pub async fn owner_channel(&self) -> Result<(String, Channel), IndexError> {
+        self.inner.link.channel().await
+    }
+
+    /// Forgets the owner at `endpoint` after a forwarded request found it gone.
+    pub fn forget_owner(&self, endpoint: &str) {
+        self.inner.link.forget(endpoint);
+    }
+
     /// Stops following tails (followers end) and leaves the cluster.
     pub fn close(&self) {
         self.inner.closed.send_replace(true);

@@ -152,6 +152,11 @@ impl Writer {
         Self { inner }
     }
 
+    /// The live table `database.table`, as this writer's index port knows it.
+    pub async fn table(&self, database: &str, table: &str) -> Result<Arc<TableInfo>, AppendError> {
+        Ok(self.inner.index.table(database, table).await?)
+    }
+
     /// Appends `batches` to `database.table`. Returns once the rows are durable in the index,
     /// with the offsets each bucket assigned. On error no row of the append is visible.
     ///
@@ -321,9 +326,14 @@ async fn run_flusher(inner: Arc<Inner>, uploads: mpsc::Sender<InFlight>) {
         inner.data_ready.notified().await;
         let closed = inner.pending.lock().expect("pending lock poisoned").closed;
         if !closed {
+            // Biased, size trigger first: a trigger already pending was set by rows this
+            // flush takes, so it is spent here; picked second it would stay stored in
+            // `flush_now` and cut the next buffer's linger short. Biased also keeps tokio's
+            // generator out of the choice, so the simulation replays which one won.
             tokio::select! {
-                _ = tokio::time::sleep(inner.options.linger) => {}
+                biased;
                 _ = inner.flush_now.notified() => {}
+                _ = tokio::time::sleep(inner.options.linger) => {}
             }
         }
         // Take the buffer but leave `closed` in place, so no append slips in after the

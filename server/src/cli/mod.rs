@@ -71,6 +71,13 @@ pub struct ServeArgs {
     /// HTTP listen address (/health, /metrics, /iceberg); `off` disables HTTP.
     #[arg(long)]
     pub http_listen: Option<String>,
+    /// Roles of this process, comma separated: index, writer, reader, compactor (default
+    /// all). Other nodes of a cluster find the index owner through the store.
+    #[arg(long)]
+    pub roles: Option<String>,
+    /// gRPC address other nodes and clients reach this node on (default: --listen).
+    #[arg(long)]
+    pub advertise: Option<String>,
     /// Writer linger, e.g. 5ms or 200ms.
     #[arg(long, value_parser = humantime_duration)]
     pub linger: Option<Duration>,
@@ -130,6 +137,12 @@ impl ServeArgs {
         }
         if let Some(http) = &self.http_listen {
             set(&["http_listen"], json!(http));
+        }
+        if let Some(roles) = &self.roles {
+            set(&["roles"], json!(roles));
+        }
+        if let Some(advertise) = &self.advertise {
+            set(&["advertise"], json!(advertise));
         }
         if let Some(linger) = self.linger {
             set(&["writer", "linger"], duration(linger));
@@ -575,7 +588,28 @@ async fn status(server: ServerArg) -> anyhow::Result<()> {
         .await
         .map_err(crate::client::status_error)?
         .into_inner();
+    println!("roles: {}", status.roles.join(","));
     println!("index: {}", status.index_status);
+    println!(
+        "owner: {}",
+        if status.owner_endpoint.is_empty() {
+            "unknown (not reachable yet)"
+        } else {
+            &status.owner_endpoint
+        }
+    );
+    if !status.members.is_empty() {
+        println!("\ncluster");
+        let mut members = text::table(&["node", "endpoint", "roles"], &[0, 1, 2]);
+        for member in &status.members {
+            members.add_row(vec![
+                member.node_id.clone(),
+                member.address.clone(),
+                member.roles.join(","),
+            ]);
+        }
+        println!("{members}");
+    }
     println!(
         "appended: {} rows, {} bytes; fetched: {} rows, {} bytes",
         status.appended_rows, status.appended_bytes, status.fetched_rows, status.fetched_bytes
