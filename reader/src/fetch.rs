@@ -334,6 +334,12 @@ async fn read_stream_inner(
 /// Reads the chunks of `stream` from `from` up to `tail` into `sender`. Stops early where the
 /// chunk holding the next offset is gone because a lake commit tiered it meanwhile: the
 /// caller continues from the lake.
+///
+/// Reads ahead: while one chunk is sliced and sent, the reads of the next ones (up to
+/// [`READ_AHEAD_CHUNKS`] chunks and [`READ_AHEAD_BYTES`]) are under way, so their GETs wait
+/// out the store's latency together instead of one after another. Whatever finishes first,
+/// chunks are sent in offset order, and an error (a failed read, an index error, a gap) ends
+/// the read where it stands in that order, after every row before it was sent.
 async fn read_wal(
     context: &FetchContext,
     stream: StreamId,
@@ -341,12 +347,23 @@ async fn read_wal(
     tail: &StreamTail,
     sender: &mpsc::Sender<Result<FetchedBatch, FetchError>>,
 ) -> Result<Reached, FetchError> {
+    use futures::StreamExt;
+
+    let plan = WalPlan {
+        cursor: ChunkCursor::new(context.index.clone(), stream, from),
+        next: from,
+        end: tail.next_offset,
+        budget: Arc::new(tokio::sync::Semaphore::new(READ_AHEAD_BYTES as usize)),
+    };
+    let reads = futures::stream::unfold(Some(plan), WalPlan::next)
+        .map(|planned| read_planned(context, stream, planned))
+        .buffered(READ_AHEAD_CHUNKS);
+    let mut reads = std::pin::pin!(reads);
     let mut next = from;
-    let mut chunks = ChunkCursor::new(context.index.clone(), stream, next);
-    while next < tail.next_offset {
-        let entry = match chunks.next().await? {
-            Some(entry) if entry.base_offset <= next => entry,
-            found => {
+    while let Some(read) = reads.next().await {
+        let (entry, batch, _budget) = match read? {
+            Planned::Chunk(entry, (batch, budget)) => (entry, batch, budget),
+            Planned::Missing(found) => {
                 if lake::tiered(&context.index, stream, next).await? {
                     return Ok(Reached::At(next));
                 }
@@ -366,7 +383,6 @@ async fn read_wal(
                 });
             }
         };
-        let batch = context.chunks().read(stream, &entry).await?;
         let skip = (next.0 - entry.base_offset.0) as usize;
         let mut position = skip;
         while position < batch.num_rows() {
@@ -391,6 +407,83 @@ async fn read_wal(
         next = entry.end_offset();
     }
     Ok(Reached::At(next))
+}
+
+/// Most chunks of one bucket's read whose reads run ahead of the chunk being sent. A chunk
+/// read waits out the store's first-byte latency (10-50 ms on S3) once for a whole chunk,
+/// twice for a pruned one (footer, then columns), whatever its size, so the chunks in flight
+/// needed are throughput × round trip / chunk size: with the writer's 8 MiB objects shared by
+/// several buckets, chunks are often 1-2 MB, and 16 of them cover a 50 ms round trip at
+/// 300-600 MB/s. More would mostly add concurrent GETs per bucket.
+const READ_AHEAD_CHUNKS: usize = 16;
+
+/// Most bytes of the chunks of one bucket's read that are being read or waiting to be sent,
+/// the one being sent included, counted as whole chunks (a pruned read fetches less), so
+/// memory stays bounded whatever the chunk sizes; a chunk larger than this is read alone. It
+/// must cover bandwidth × round trip to keep the read busy: 32 MiB at ~50 ms per GET is ~600
+/// MB/s per bucket.
+const READ_AHEAD_BYTES: u32 = 32 * 1024 * 1024;
+
+/// What a WAL read finds for its next offset: the chunk holding it, with `T` (its share of
+/// the read-ahead budget, then its rows too once read), or no such chunk (then the chunk
+/// after the gap, if any).
+enum Planned<T> {
+    Chunk(inlet_index::ChunkEntry, T),
+    Missing(Option<inlet_index::ChunkEntry>),
+}
+
+/// Where a WAL read's planning stands: the chunks holding `next..end`, from the index.
+struct WalPlan {
+    cursor: ChunkCursor,
+    next: Offset,
+    end: Offset,
+    /// Bytes of the chunks planned and not yet sent may not exceed [`READ_AHEAD_BYTES`].
+    budget: Arc<tokio::sync::Semaphore>,
+}
+
+impl WalPlan {
+    /// The chunk holding the next offset, once its bytes fit in the budget; then the plan
+    /// for the offsets after it. Ends at `end`, and after a gap or an error.
+    async fn next(
+        plan: Option<Self>,
+    ) -> Option<(
+        Result<Planned<tokio::sync::OwnedSemaphorePermit>, FetchError>,
+        Option<Self>,
+    )> {
+        let mut plan = plan?;
+        if plan.next >= plan.end {
+            return None;
+        }
+        let entry = match plan.cursor.next().await {
+            Ok(Some(entry)) if entry.base_offset <= plan.next => entry,
+            Ok(found) => return Some((Ok(Planned::Missing(found)), None)),
+            Err(error) => return Some((Err(error.into()), None)),
+        };
+        let bytes = entry.chunk_len.min(u64::from(READ_AHEAD_BYTES)) as u32;
+        let permit = plan
+            .budget
+            .clone()
+            .acquire_many_owned(bytes)
+            .await
+            .expect("the budget is never closed");
+        plan.next = entry.end_offset();
+        Some((Ok(Planned::Chunk(entry, permit)), Some(plan)))
+    }
+}
+
+/// Reads a planned chunk, keeping its share of the budget with its rows.
+async fn read_planned(
+    context: &FetchContext,
+    stream: StreamId,
+    planned: Result<Planned<tokio::sync::OwnedSemaphorePermit>, FetchError>,
+) -> Result<Planned<(RecordBatch, tokio::sync::OwnedSemaphorePermit)>, FetchError> {
+    Ok(match planned? {
+        Planned::Chunk(entry, permit) => {
+            let batch = context.chunks().read(stream, &entry).await?;
+            Planned::Chunk(entry, (batch, permit))
+        }
+        Planned::Missing(found) => Planned::Missing(found),
+    })
 }
 
 /// Ends the stream after `limit` rows, slicing the last batch. Once the limit is reached

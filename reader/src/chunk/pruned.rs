@@ -9,6 +9,10 @@
 //! caller reads the whole chunk with one ranged GET. With pages as large as the chunk, pruning
 //! can save nothing and is never attempted, so the footer is not even read.
 //!
+//! A pruned read costs two round trips to the store: the footer (shared by the object's
+//! chunks, so often cached), then the wanted ranges together, at most
+//! [`COLUMN_GETS_IN_FLIGHT`] in flight at once.
+//!
 //! Every byte decoded is verified: the footer by its crc (from the trailer, fetched with it),
 //! the metadata by `meta_crc` and each projected column by its own crc, in
 //! [`decode_projected`]. Bytes of unprojected columns are never fetched nor looked at.
@@ -16,7 +20,7 @@
 use std::ops::Range;
 
 use arrow_array::RecordBatch;
-use futures::future::try_join_all;
+use futures::{StreamExt, TryStreamExt, stream};
 use inlet_core::ids::StreamId;
 use inlet_core::wal::{
     ChunkMeta, WAL_TRAILER_LEN, WalFooter, decode_footer, decode_projected, decode_trailer,
@@ -33,6 +37,14 @@ use super::{ChunkError, ChunkRead};
 /// ~100 MB/s one S3 connection streams. The cache's page size raises it: a gap smaller than a
 /// page adds no page to the read, so skipping it would only add a GET.
 pub(crate) const COALESCE_GAP_BYTES: u64 = 64 * 1024;
+
+/// Most GETs of one pruned chunk read in flight at once. Each range costs a first-byte
+/// latency (10-50 ms on S3) whatever its size, so the ranges are fetched together, not one
+/// after another; the bound keeps a projection of many scattered columns from opening as
+/// many connections at once. 8 covers the ranges of a typical projection (the metadata and a
+/// few columns, after coalescing) in one round trip; the fetch's read-ahead multiplies it by
+/// the chunks in flight.
+pub(crate) const COLUMN_GETS_IN_FLIGHT: usize = 8;
 
 /// Reads only the metadata and the projected columns of `entry`'s chunk, or returns `None`
 /// when that would not fetch meaningfully fewer bytes than reading the whole chunk (see the
@@ -94,11 +106,14 @@ pub(super) async fn read_pruned(
         return Ok(None);
     }
 
-    let fetched = try_join_all(gets.iter().map(|range| async move {
-        let bytes = get(context, path, range.clone(), object_len).await?;
-        Ok::<_, ChunkError>((range.clone(), bytes))
-    }))
-    .await?;
+    let fetched: Vec<(Range<u64>, Bytes)> = stream::iter(gets)
+        .map(|range| async move {
+            let bytes = get(context, path, range.clone(), object_len).await?;
+            Ok::<_, ChunkError>((range, bytes))
+        })
+        .buffer_unordered(COLUMN_GETS_IN_FLIGHT)
+        .try_collect()
+        .await?;
     let meta_bytes = cut(&fetched, &meta_range);
     let Ok(body_len) = usize::try_from(meta.body_len) else {
         return Err(corrupt(format!("a body of {} bytes", meta.body_len)));
