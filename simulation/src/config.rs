@@ -10,26 +10,6 @@ use inlet_writer::WriterOptions;
 use crate::data::COLUMNS;
 use crate::rng::SimRng;
 
-/// Whether the writer's size-triggered flush may race its linger timer. The flusher
-/// (`writer/src/batcher.rs`) waits on both in a `tokio::select!` without `biased;`, which
-/// picks a ready branch at random, and tokio's random source can be seeded only with
-/// `--cfg tokio_unstable` (`Builder::rng_seed`). Without that cfg the simulation keeps
-/// `flush_bytes` above `max_buffered_bytes`, so only the linger timer flushes and runs stay
-/// deterministic; once that `select!` is biased this can be `true` unconditionally.
-pub const FLUSH_BY_SIZE: bool = cfg!(tokio_unstable);
-
-/// Whether followers may tail different streams. The sequencer wakes the followers of the
-/// streams a commit touched in the iteration order of a `HashMap` (`Sequencer::publish` in
-/// `index/src/index.rs`), which differs from process to process, so followers of different
-/// streams would read, and draw faults from the store, in an order no seed fixes. Until
-/// that order is deterministic every follower of a run tails the same stream.
-///
-/// Followers of one stream wait on one tokio `watch` channel, which wakes its receivers in
-/// an order drawn from tokio's generator: more than one follower per run is deterministic
-/// only in `tokio_unstable` builds, where the runtime's generator is seeded. Default builds
-/// run at most one follower.
-pub const FOLLOW_MANY_STREAMS: bool = false;
-
 /// How hard a run is on the code: drawn from the seed unless forced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Profile {
@@ -210,29 +190,36 @@ impl SimConfig {
                 }
             })
             .collect();
+        // Followers: the first is drawn as when a run had at most one (so every other setting
+        // of a seed stays what it was), up to three more from a stream of their own, each on
+        // that first one's stream (which they then share) or on any other. Both cases are
+        // deterministic: the sequencer wakes streams in order (`Sequencer::publish`), and
+        // every follower waits on a channel of its own (`tails::OrderedTails`).
         let tailed = rng.below(tables.len());
         let tailed = (tailed, rng.below(tables[tailed].buckets as usize) as u32);
-        let most = if FOLLOW_MANY_STREAMS || cfg!(tokio_unstable) {
-            4
-        } else {
-            1
-        };
-        let followers = (0..rng.between(0, most))
-            .map(|_| {
-                let (table, bucket) = if FOLLOW_MANY_STREAMS {
-                    let table = rng.below(tables.len());
-                    (table, rng.below(tables[table].buckets as usize) as u32)
-                } else {
-                    tailed
-                };
-                FollowerSpec {
-                    table,
-                    bucket,
-                    projection: projection(&mut rng),
-                    pause: pause(&mut rng),
-                }
+        let mut followers: Vec<FollowerSpec> = (0..rng.between(0, 1))
+            .map(|_| FollowerSpec {
+                table: tailed.0,
+                bucket: tailed.1,
+                projection: projection(&mut rng),
+                pause: pause(&mut rng),
             })
             .collect();
+        let mut more = root.fork("followers", 0);
+        for _ in 0..more.between(0, 3) {
+            let (table, bucket) = if more.chance(0.5) {
+                tailed
+            } else {
+                let table = more.below(tables.len());
+                (table, more.below(tables[table].buckets as usize) as u32)
+            };
+            followers.push(FollowerSpec {
+                table,
+                bucket,
+                projection: projection(&mut more),
+                pause: pause(&mut more),
+            });
+        }
         let readers = (0..rng.between(1, 3))
             .map(|_| {
                 let low = rng.log_between(100, 1500);
@@ -244,8 +231,14 @@ impl SimConfig {
             .collect();
 
         let max_buffered = rng.log_between(256 << 10, 8 << 20) as usize;
-        let flush_bytes = if FLUSH_BY_SIZE {
-            rng.log_between(8 << 10, max_buffered as u64) as usize
+        // Mostly a size trigger around what a linger interval gathers here (an append is
+        // about 1-5 KiB in memory), so flushes by size race the linger timer
+        // (deterministically: the flusher's `select!` is biased); otherwise none, so only
+        // the timer flushes. From a stream of its own, so every other setting of a seed
+        // stays what it was before size triggers were drawn.
+        let mut flush = root.fork("flush-bytes", 0);
+        let flush_bytes = if flush.chance(0.75) {
+            flush.log_between(512, 16 << 10) as usize
         } else {
             max_buffered + (8 << 10)
         };
@@ -352,7 +345,7 @@ impl SimConfig {
     pub fn summary(&self) -> String {
         let w = &self.writer;
         format!(
-            "seed={} profile={} duration={:?} tables={} producers={} followers={} readers={} \
+            "seed={} profile={} duration={:?} tables={} producers={} followers=({}) readers={} \
              linger={:?} flush_bytes={} max_buffered={} uploads={}x{} flush_interval={:?} \
              slatedb_retries={:?} page={} cache={} faults=({:.3},{:.3},{:.3},{:?}..{:?}) \
              chaos=(crashes={},takeovers={},triggers={},storms={},compactor_crashes={}) \
@@ -367,7 +360,11 @@ impl SimConfig {
                 .collect::<Vec<_>>()
                 .join(","),
             self.producers.len(),
-            self.followers.len(),
+            self.followers
+                .iter()
+                .map(|f| format!("t{}/b{}", f.table, f.bucket))
+                .collect::<Vec<_>>()
+                .join(","),
             self.readers.len(),
             w.linger,
             w.flush_bytes,

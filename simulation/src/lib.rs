@@ -17,6 +17,7 @@ pub mod rng;
 pub mod signal;
 pub mod stamp;
 pub mod store;
+pub mod tails;
 pub mod trace;
 pub mod workload;
 pub mod world;
@@ -31,9 +32,9 @@ pub fn run(seed: u64, options: &SimOptions) -> Outcome {
     let cfg = SimConfig::from_seed(seed, options);
     let mut builder = tokio::runtime::Builder::new_current_thread();
     builder.enable_time().start_paused(true);
-    // tokio draws the branch order of an unbiased `select!` from its own generator, which
-    // only `tokio_unstable` builds can seed; see `config::FLUSH_BY_SIZE` for how the default
-    // build stays deterministic without it.
+    // tokio draws from a generator of its own, which only `tokio_unstable` builds can seed;
+    // a default build keeps it out of everything a run's outcome depends on (see
+    // docs/simulation.md, "Determinism"), and a `tokio_unstable` build seeds it as well.
     #[cfg(tokio_unstable)]
     builder.rng_seed(tokio::runtime::RngSeed::from_bytes(&seed.to_le_bytes()));
     let runtime = builder.build().expect("a current-thread runtime builds");
@@ -43,25 +44,56 @@ pub fn run(seed: u64, options: &SimOptions) -> Outcome {
 /// Runs `seed` and returns a report of its violations (or of a panic), or `Ok` with the
 /// outcome when the run is clean.
 pub fn run_checked(seed: u64, options: &SimOptions) -> Result<Outcome, String> {
-    match std::panic::catch_unwind(AssertUnwindSafe(|| run(seed, options))) {
-        Ok(outcome) if outcome.violations.is_empty() => Ok(outcome),
-        Ok(outcome) => Err(failure_report(seed, options, &outcome)),
-        Err(panic) => {
-            let message = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                .unwrap_or_else(|| "a panic".to_owned());
-            Err(format!(
-                "simulation seed {seed} panicked: {message}\nreplay: {}",
-                replay_command(seed, options)
-            ))
-        }
+    let outcome = run_caught(seed, options)?;
+    if outcome.violations.is_empty() {
+        Ok(outcome)
+    } else {
+        Err(failure_report(seed, options, &outcome))
     }
 }
 
+/// [`run_checked`], then `seed` once more in this process: `Ok` with the first outcome when
+/// the run is clean and both runs gave the same trace, otherwise a report (of the violations,
+/// or naming the first event where the traces part). Between the two runs `HashMap`s get new
+/// keys and tokio's unseeded generator moves on, so an outcome that depended on either shows.
+pub fn check_replay(seed: u64, options: &SimOptions) -> Result<Outcome, String> {
+    let first = run_checked(seed, options)?;
+    let second = run_caught(seed, options)?;
+    if first.digest == second.digest {
+        return Ok(first);
+    }
+    let diverged = first
+        .trace
+        .iter()
+        .zip(&second.trace)
+        .position(|(a, b)| a != b)
+        .unwrap_or(first.trace.len().min(second.trace.len()));
+    Err(format!(
+        "simulation seed {seed} gave two traces; they part at event {diverged}:\n  {}\n  {}\n\
+         replay: {}",
+        first.trace.get(diverged).map_or("(end)", String::as_str),
+        second.trace.get(diverged).map_or("(end)", String::as_str),
+        replay_command(seed, options)
+    ))
+}
+
+/// Runs `seed`; a panic becomes a report with the command that replays it.
+fn run_caught(seed: u64, options: &SimOptions) -> Result<Outcome, String> {
+    std::panic::catch_unwind(AssertUnwindSafe(|| run(seed, options))).map_err(|panic| {
+        let message = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_else(|| "a panic".to_owned());
+        format!(
+            "simulation seed {seed} panicked: {message}\nreplay: {}",
+            replay_command(seed, options)
+        )
+    })
+}
+
 /// The one-line command that replays `seed` exactly (in a build like this one: a
-/// `tokio_unstable` build draws a different run from the same seed).
+/// `tokio_unstable` build seeds tokio's generator, which may change the run).
 pub fn replay_command(seed: u64, options: &SimOptions) -> String {
     let mut command = if cfg!(tokio_unstable) {
         format!(

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use clap::Parser;
-use inlet_simulation::{Profile, SimOptions, replay_command, run_checked};
+use inlet_simulation::{Profile, SimOptions, check_replay, replay_command, run_checked};
 
 #[derive(Parser, Debug)]
 #[command(about = "Deterministic simulation of Inlet's index owner, writer and reader")]
@@ -38,6 +38,9 @@ struct Args {
     /// Turn on the test-only bug `IndexOptions::ack_before_durable`, which must be caught.
     #[arg(long)]
     ack_before_durable: bool,
+    /// Run every seed twice and fail it when the two traces differ (it must replay exactly).
+    #[arg(long)]
+    check_determinism: bool,
     /// Print the whole event trace of a `--seed` run.
     #[arg(long)]
     trace: bool,
@@ -65,7 +68,7 @@ fn main() -> ExitCode {
         verbose: args.trace && args.seed.is_some(),
     };
     if let Some(seed) = args.seed {
-        return if run_one(seed, &options) {
+        return if run_one(seed, &options, args.check_determinism) {
             ExitCode::SUCCESS
         } else {
             ExitCode::FAILURE
@@ -91,7 +94,7 @@ fn main() -> ExitCode {
                         break;
                     }
                     let seed = start.wrapping_add(i);
-                    if !run_one(seed, &options) {
+                    if !run_one(seed, &options, args.check_determinism) {
                         stop.store(!args.keep_going, Ordering::SeqCst);
                         failures.lock().expect("failures lock poisoned").push(seed);
                     }
@@ -118,15 +121,22 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs one seed and prints its result; true when it passed.
-fn run_one(seed: u64, options: &SimOptions) -> bool {
+/// Runs one seed (twice with `replay`, comparing traces) and prints its result; true when it
+/// passed.
+fn run_one(seed: u64, options: &SimOptions, replay: bool) -> bool {
     #[allow(clippy::disallowed_methods)] // wall time of the simulation itself, for the report
     let started = std::time::Instant::now();
-    match run_checked(seed, options) {
+    let result = if replay {
+        check_replay(seed, options)
+    } else {
+        run_checked(seed, options)
+    };
+    match result {
         Ok(outcome) => {
             println!(
-                "seed {seed} ok: {} appends acked, {} rows, {} processes, {:.1}s simulated in \
-                 {:.2}s, trace digest {:016x}",
+                "seed {seed} ok{}: {} appends acked, {} rows, {} processes, {:.1}s simulated \
+                 in {:.2}s, trace digest {:016x}",
+                if replay { " (replayed exactly)" } else { "" },
                 outcome.acked_appends,
                 outcome.rows,
                 outcome.nodes,

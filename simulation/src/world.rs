@@ -44,6 +44,7 @@ use crate::rng::{SimRng, hash};
 use crate::signal::Signal;
 use crate::stamp::StampedStore;
 use crate::store::{CrashTrigger, FailpointTrigger, NodeLife, NodeStore};
+use crate::tails::OrderedTails;
 use crate::trace::Trace;
 use crate::workload;
 
@@ -191,7 +192,8 @@ impl World {
                 self.cfg.writer.clone(),
                 env,
             );
-            let reader = Reader::new(Arc::new(index.clone()), cache.clone());
+            // The index, with every follower on a channel of its own (`tails`).
+            let reader = Reader::new(Arc::new(OrderedTails::new(index.clone())), cache.clone());
             let compactor = self.compactor(id, &index, cache, &life);
             dies_unless_opened.defuse();
             let node = Arc::new(Node {

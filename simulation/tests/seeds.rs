@@ -4,7 +4,9 @@
 //! A failing seed prints its report and the command that replays it. Random seeds beyond
 //! this set: `cargo run -p inlet-simulation --release -- --seeds 1000 --jobs 2`.
 
-use inlet_simulation::{Profile, SimOptions, replay_command, run, run_checked};
+use std::collections::BTreeSet;
+
+use inlet_simulation::{Profile, SimConfig, SimOptions, check_replay, run_checked};
 
 /// Seeds that found a bug, kept after its fix so it stays fixed.
 ///
@@ -70,40 +72,55 @@ fn regression_seeds() {
     run_seeds(REGRESSION_SEEDS);
 }
 
-/// The same seed twice in one process gives the same event trace. (Each run also gets
-/// different `HashMap` keys from the last, so an outcome that depended on hash order would
-/// show here too.)
+/// The same seed twice in one process gives the same event trace (`check_replay`: between
+/// the runs `HashMap`s get new keys, so an outcome that depended on hash order would show).
+/// The seeds draw what the harness once had to leave out to stay deterministic: flushes by
+/// size racing the linger timer, several followers of one stream, followers of several.
 #[test]
 fn a_seed_replays_exactly() {
-    for (seed, profile) in [
+    let runs: Vec<(u64, SimOptions)> = [
         (7, Profile::Chaotic),
         (8, Profile::Crashy),
         (9, Profile::Faulty),
-    ] {
+    ]
+    .into_iter()
+    .map(|(seed, profile)| {
         let options = SimOptions {
             profile: Some(profile),
             ..SimOptions::default()
         };
-        let first = run(seed, &options);
-        let second = run(seed, &options);
-        if first.digest != second.digest {
-            let diverged = first
-                .trace
-                .iter()
-                .zip(&second.trace)
-                .position(|(a, b)| a != b)
-                .unwrap_or(first.trace.len().min(second.trace.len()));
-            panic!(
-                "seed {seed} ({}) gave two traces; they part at event {diverged}:\n  {}\n  {}\n\
-                 replay: {}",
-                profile.name(),
-                first.trace.get(diverged).map_or("(end)", String::as_str),
-                second.trace.get(diverged).map_or("(end)", String::as_str),
-                replay_command(seed, &options)
-            );
-        }
+        (seed, options)
+    })
+    .collect();
+    let configs: Vec<SimConfig> = runs
+        .iter()
+        .map(|(seed, options)| SimConfig::from_seed(*seed, options))
+        .collect();
+    let streams = |cfg: &SimConfig| {
+        cfg.followers
+            .iter()
+            .map(|f| (f.table, f.bucket))
+            .collect::<BTreeSet<_>>()
+            .len()
+    };
+    assert!(
+        configs
+            .iter()
+            .any(|cfg| cfg.writer.flush_bytes < cfg.writer.max_buffered_bytes),
+        "no seed flushes by size"
+    );
+    assert!(
+        configs.iter().any(|cfg| streams(cfg) < cfg.followers.len()),
+        "no seed has several followers of one stream"
+    );
+    assert!(
+        configs.iter().any(|cfg| streams(cfg) > 1),
+        "no seed has followers of several streams"
+    );
+    for (seed, options) in &runs {
+        let outcome = check_replay(*seed, options).unwrap_or_else(|report| panic!("{report}"));
         assert!(
-            first.acked_appends > 0,
+            outcome.acked_appends > 0,
             "seed {seed} acked nothing: the run checks nothing"
         );
     }
