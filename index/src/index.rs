@@ -30,17 +30,20 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::error::{CatalogError, ChunkRejected, IndexError};
 use crate::keys::{
-    self, ChunkEntry, CodecError, ProducedRange, ProducerState, StreamTail, chunk_key, counter_key,
-    database_key, decode_u64, encode_u64, producer_key, schema_key, table_key, table_name_key,
-    tail_key, time_index_key,
+    self, ChunkEntry, CodecError, LakeFileEntry, ProducedRange, ProducerState, StreamTail,
+    chunk_key, counter_key, database_key, decode_u64, encode_u64, producer_key, schema_key,
+    table_key, table_name_key, tail_key, time_index_key,
 };
 use crate::records::{
     CATALOG_RECORD_VERSION, DatabaseRecord, LakeTableRecord, TableRecord, decode_record,
     encode_record,
 };
 
+pub(crate) mod kv;
 pub mod lake;
 mod sequencer;
+
+pub(crate) use kv::KvRead;
 
 use lake::{LakeChange, LakeReply, LakeView};
 use sequencer::Sequencer;
@@ -69,6 +72,12 @@ pub struct IndexOptions {
     pub block_cache_bytes: u64,
     /// Memory for SlateDB's cache of SST metadata (indexes, filters). Default 16 MiB.
     pub meta_cache_bytes: u64,
+    /// How often a reader in a process without the index role polls the index replica (the
+    /// owner's manifest and WAL) for history. Each poll costs about 10 object-store requests
+    /// when idle; tails do not wait for it (the owner pushes them). Lower = less history
+    /// read through the owner right after a commit; higher = fewer requests. Default 1s.
+    #[serde(with = "humantime_serde")]
+    pub replica_poll_interval: Duration,
     /// Injected: seed of SlateDB's random number generator (names of its files, jitter of
     /// its retries). `None` (the default) seeds it from the OS; the simulation fixes it so
     /// that a run replays exactly.
@@ -102,6 +111,7 @@ impl Default for IndexOptions {
             producer_ttl: Duration::from_secs(24 * 3600),
             block_cache_bytes: 64 * 1024 * 1024,
             meta_cache_bytes: 16 * 1024 * 1024,
+            replica_poll_interval: Duration::from_secs(1),
             seed: None,
             object_store_max_retries: None,
             configure_slatedb: None,
@@ -112,6 +122,16 @@ impl Default for IndexOptions {
 }
 
 impl IndexOptions {
+    /// How a reader process opens its replica of this index.
+    pub fn replica(&self) -> crate::replica::ReplicaOptions {
+        crate::replica::ReplicaOptions {
+            path: self.path.clone(),
+            poll_interval: self.replica_poll_interval,
+            block_cache_bytes: self.block_cache_bytes,
+            meta_cache_bytes: self.meta_cache_bytes,
+        }
+    }
+
     /// Whether the test-only bug of acking before durability is on (never without the
     /// `testing` feature).
     fn ack_before_durable(&self) -> bool {
@@ -127,7 +147,7 @@ impl IndexOptions {
 const SLATEDB_CACHE_SHARDS: usize = 4;
 
 /// SlateDB's block and metadata caches (foyer, in memory).
-fn db_cache(block_bytes: u64, meta_bytes: u64) -> Arc<dyn slatedb::db_cache::DbCache> {
+pub(crate) fn db_cache(block_bytes: u64, meta_bytes: u64) -> Arc<dyn slatedb::db_cache::DbCache> {
     use slatedb::db_cache::foyer::{FoyerCache, FoyerCacheOptions};
     let foyer = |max_capacity: u64| -> Arc<dyn slatedb::db_cache::DbCache> {
         Arc::new(FoyerCache::new_with_opts(FoyerCacheOptions {
@@ -256,6 +276,38 @@ struct Catalog {
     databases: BTreeMap<String, DatabaseInfo>,
     tables: HashMap<TableId, Arc<TableInfo>>,
     by_name: BTreeMap<(String, String), TableId>,
+}
+
+impl Catalog {
+    /// The live table `database.name`, or which of the two is missing.
+    fn table(&self, database: &str, name: &str) -> Result<Arc<TableInfo>, CatalogError> {
+        self.by_name
+            .get(&(database.to_owned(), name.to_owned()))
+            .and_then(|id| self.tables.get(id).cloned())
+            .ok_or_else(|| {
+                if self.databases.contains_key(database) {
+                    CatalogError::TableNotFound {
+                        database: database.to_owned(),
+                        table: name.to_owned(),
+                    }
+                } else {
+                    CatalogError::DatabaseNotFound {
+                        database: database.to_owned(),
+                    }
+                }
+            })
+    }
+}
+
+/// The live table `database.name` as `db` holds it durably (a replica has no sequencer to
+/// mirror the catalog; it reads it, which is rare: only while the owner does not answer).
+pub(crate) async fn durable_table(
+    db: &impl KvRead,
+    database: &str,
+    name: &str,
+) -> Result<Arc<TableInfo>, CatalogError> {
+    let (catalog, _) = load_catalog(db).await?;
+    catalog.table(database, name)
 }
 
 struct Shared {
@@ -521,23 +573,7 @@ impl Index {
 
     /// The live table `database.name`.
     pub fn table(&self, database: &str, name: &str) -> Result<Arc<TableInfo>, CatalogError> {
-        let catalog = self.shared.catalog();
-        catalog
-            .by_name
-            .get(&(database.to_owned(), name.to_owned()))
-            .and_then(|id| catalog.tables.get(id).cloned())
-            .ok_or_else(|| {
-                if catalog.databases.contains_key(database) {
-                    CatalogError::TableNotFound {
-                        database: database.to_owned(),
-                        table: name.to_owned(),
-                    }
-                } else {
-                    CatalogError::DatabaseNotFound {
-                        database: database.to_owned(),
-                    }
-                }
-            })
+        self.shared.catalog().table(database, name)
     }
 
     /// A receiver of the catalog version: it changes after every catalog change that became
@@ -564,7 +600,7 @@ impl Index {
         if let Some(sender) = self.shared.tails().get(&stream) {
             return Ok(sender.subscribe());
         }
-        let durable = read_tail(&self.shared.db, stream, &INDEX_READ).await?;
+        let durable = read_tail(&self.shared.db, stream).await?;
         // If the sequencer wrote to this stream while we read, it created the sender first
         // (with the durable tail) and that sender wins over what we read.
         let mut tails = self.shared.tails();
@@ -592,18 +628,39 @@ impl Index {
         ts: TimestampMicros,
     ) -> Result<Offset, IndexError> {
         let tail = self.tail(stream).await?;
-        let (start, end) = keys::time_index_from(stream, ts);
-        let mut iter = self
-            .shared
-            .db
-            .scan_with_options(start..end, &index_scan())
-            .await?;
-        match iter.next().await? {
-            Some(kv) => Ok(Offset(decode_u64(&kv.value)?)
-                .max(tail.earliest_offset)
-                .min(tail.next_offset)),
-            None => Ok(tail.next_offset),
-        }
+        kv::offset_at(&self.shared.db, stream, ts, tail).await
+    }
+
+    /// Up to `max` chunk entries of `stream` holding offsets at or after `from`, in order.
+    pub(crate) async fn list_chunks(
+        &self,
+        stream: StreamId,
+        from: Offset,
+        max: usize,
+    ) -> Result<Vec<ChunkEntry>, IndexError> {
+        kv::list(
+            &self.shared.db,
+            keys::chunks_from(stream, from),
+            max,
+            ChunkEntry::decode,
+        )
+        .await
+    }
+
+    /// Up to `max` lake file entries of `stream` holding offsets at or after `from`.
+    pub(crate) async fn list_lake_files(
+        &self,
+        stream: StreamId,
+        from: Offset,
+        max: usize,
+    ) -> Result<Vec<LakeFileEntry>, IndexError> {
+        kv::list(
+            &self.shared.db,
+            keys::lake_files_from(stream, from),
+            max,
+            LakeFileEntry::decode,
+        )
+        .await
     }
 }
 
@@ -673,12 +730,11 @@ impl Shared {
     }
 }
 
-async fn read_tail(
-    db: &Db,
+pub(crate) async fn read_tail(
+    db: &impl KvRead,
     stream: StreamId,
-    options: &ReadOptions,
 ) -> Result<StreamTail, IndexError> {
-    match db.get_with_options(tail_key(stream), options).await? {
+    match db.read(tail_key(stream)).await? {
         Some(bytes) => Ok(StreamTail::decode(&bytes)?),
         None => Ok(StreamTail::EMPTY),
     }
@@ -693,10 +749,10 @@ struct Counters {
 const DATABASE_COUNTER: &str = "database";
 const TABLE_COUNTER: &str = "table";
 
-async fn load_catalog(db: &Db) -> Result<(Catalog, Counters), IndexError> {
+async fn load_catalog(db: &impl KvRead) -> Result<(Catalog, Counters), IndexError> {
     let mut catalog = Catalog::default();
     let (start, end) = keys::database_range();
-    let mut iter = db.scan(start..end).await?;
+    let mut iter = db.range(start, end).await?;
     while let Some(kv) = iter.next().await? {
         let record: DatabaseRecord = decode_record(&kv.value)?;
         catalog.databases.insert(
@@ -710,7 +766,10 @@ async fn load_catalog(db: &Db) -> Result<(Catalog, Counters), IndexError> {
         );
     }
     let mut iter = db
-        .scan(vec![keys::KeyPrefix::Table as u8]..vec![keys::KeyPrefix::Table as u8 + 1])
+        .range(
+            vec![keys::KeyPrefix::Table as u8],
+            vec![keys::KeyPrefix::Table as u8 + 1],
+        )
         .await?;
     while let Some(kv) = iter.next().await? {
         let record: TableRecord = decode_record(&kv.value)?;
@@ -718,7 +777,7 @@ async fn load_catalog(db: &Db) -> Result<(Catalog, Counters), IndexError> {
             continue;
         }
         let schema_bytes = db
-            .get(schema_key(TableId(record.id), SchemaId(record.schema_id)))
+            .read(schema_key(TableId(record.id), SchemaId(record.schema_id)))
             .await?
             .ok_or_else(|| {
                 CodecError::Json(format!(
@@ -735,7 +794,7 @@ async fn load_catalog(db: &Db) -> Result<(Catalog, Counters), IndexError> {
         catalog.tables.insert(info.id, Arc::new(info));
     }
     let counter = |name: &'static str| async move {
-        match db.get(counter_key(name)).await? {
+        match db.read(counter_key(name)).await? {
             Some(bytes) => Ok::<u64, IndexError>(decode_u64(&bytes)?),
             None => Ok(1),
         }

@@ -10,6 +10,7 @@ pub mod index;
 pub mod keys;
 pub mod ports;
 pub mod records;
+pub mod replica;
 
 pub use error::{CatalogError, ChunkRejected, IndexError};
 pub use index::lake::{LakeCommit, LakeCommitError, LakeCommitted, LakeFileScan};
@@ -23,3 +24,4 @@ pub use ports::{
     all_lake_files,
 };
 pub use records::{LakeLease, LakeTableRecord};
+pub use replica::{IndexReplica, ReplicaOptions};

@@ -251,42 +251,6 @@ pub async fn all_lake_files(
     Ok(out)
 }
 
-/// Up to `max` chunk entries of the owner's index.
-async fn index_chunks(
-    index: &Index,
-    stream: StreamId,
-    from: Offset,
-    max: usize,
-) -> Result<Vec<ChunkEntry>, IndexError> {
-    let mut scan = index.chunks(stream, from).await?;
-    let mut out = Vec::new();
-    while out.len() < max {
-        match scan.next().await? {
-            Some(entry) => out.push(entry),
-            None => break,
-        }
-    }
-    Ok(out)
-}
-
-/// Up to `max` lake file entries of the owner's index.
-async fn index_lake_files(
-    index: &Index,
-    stream: StreamId,
-    from: Offset,
-    max: usize,
-) -> Result<Vec<LakeFileEntry>, IndexError> {
-    let mut scan = index.lake_files(stream, from).await?;
-    let mut out = Vec::new();
-    while out.len() < max {
-        match scan.next().await? {
-            Some(entry) => out.push(entry),
-            None => break,
-        }
-    }
-    Ok(out)
-}
-
 #[async_trait::async_trait]
 impl CommitLog for Index {
     fn stopped(&self) -> Option<IndexError> {
@@ -326,7 +290,7 @@ impl LogRead for Index {
         from: Offset,
         max: usize,
     ) -> Result<Vec<ChunkEntry>, IndexError> {
-        index_chunks(self, stream, from, max).await
+        self.list_chunks(stream, from, max).await
     }
 
     async fn offset_for_timestamp(
@@ -347,7 +311,7 @@ impl LogRead for Index {
         from: Offset,
         max: usize,
     ) -> Result<Vec<LakeFileEntry>, IndexError> {
-        index_lake_files(self, stream, from, max).await
+        self.list_lake_files(stream, from, max).await
     }
 }
 
@@ -392,7 +356,7 @@ impl LakeCatalog for Index {
         from: Offset,
         max: usize,
     ) -> Result<Vec<ChunkEntry>, IndexError> {
-        index_chunks(self, stream, from, max).await
+        self.list_chunks(stream, from, max).await
     }
 
     async fn lake_files(
@@ -401,7 +365,7 @@ impl LakeCatalog for Index {
         from: Offset,
         max: usize,
     ) -> Result<Vec<LakeFileEntry>, IndexError> {
-        index_lake_files(self, stream, from, max).await
+        self.list_lake_files(stream, from, max).await
     }
 
     async fn lake_table(&self, table: TableId) -> Result<Option<LakeTableRecord>, IndexError> {

@@ -17,7 +17,7 @@ use inlet_proto::v1::inlet_server::InletServer;
 use inlet_reader::Reader;
 use inlet_store::{InstrumentedStore, StoreMetrics};
 use inlet_wire::{
-    IndexPortsService, Member, OwnerSource, RemoteIndex, RemoteOptions, publish_owner,
+    IndexPortsService, Member, OwnerSource, ReaderPort, RemoteIndex, RemoteOptions, publish_owner,
 };
 use inlet_writer::Writer;
 use slatedb::object_store::ObjectStore;
@@ -43,8 +43,8 @@ pub struct Node {
     roles: Roles,
     /// Set when this node owns the index.
     index: Option<Index>,
-    /// Set when it does not: the owner's ports over gRPC.
-    remote: Option<RemoteIndex>,
+    /// Set when it does not: the owner's ports over gRPC, and the reader's port.
+    remote: Option<(RemoteIndex, Arc<ReaderPort>)>,
     writer: Option<Writer>,
     compactor: Option<Compactor>,
     metrics: Metrics,
@@ -119,11 +119,17 @@ impl Node {
                 Some(member.clone()),
                 RemoteOptions::default(),
             );
+            // A reader reads history from its own replica of the index, not through the owner.
+            let reads = Arc::new(ReaderPort::new(
+                &remote,
+                store.clone(),
+                config.index.replica(),
+            ));
             let ports = Ports {
                 commit: Arc::new(remote.clone()),
-                read: Arc::new(remote.clone()),
+                read: reads.clone(),
             };
-            (None, Some(remote), ports)
+            (None, Some((remote, reads)), ports)
         };
         let writer = roles.writer.then(|| {
             Writer::start(
@@ -150,7 +156,7 @@ impl Node {
                 (Some(index), _) => {
                     Compactor::start(index.clone(), cache.clone(), lake, options, env.clone())
                 }
-                (None, Some(remote)) => {
+                (None, Some((remote, _))) => {
                     Compactor::start(remote.clone(), cache.clone(), lake, options, env.clone())
                 }
                 (None, None) => unreachable!("a node either owns the index or reaches it remotely"),
@@ -169,7 +175,7 @@ impl Node {
             .map(|index| IndexPortsService::new(index.clone(), member.clone()));
         let cluster = match (&index_ports, &remote) {
             (Some(service), _) => Cluster::Owner(service.clone()),
-            (None, Some(remote)) => Cluster::Remote(remote.clone()),
+            (None, Some((remote, _))) => Cluster::Remote(remote.clone()),
             (None, None) => unreachable!("a node either owns the index or reaches it remotely"),
         };
         let service = InletService {
@@ -290,8 +296,11 @@ impl Node {
         }
         // Closing the index (or the remote ports) ends following fetches, which graceful
         // shutdown waits for.
-        if let Some(remote) = &self.remote {
+        if let Some((remote, reads)) = &self.remote {
             remote.close();
+            if let Err(error) = reads.close().await {
+                tracing::warn!(%error, "cannot close the index replica");
+            }
         }
         let closed = match &self.index {
             Some(index) => index.close().await.context("cannot close the index"),

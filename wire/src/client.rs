@@ -75,12 +75,13 @@ pub struct ClusterView {
 #[derive(Clone, Debug)]
 pub struct RemoteIndex {
     inner: Arc<Inner>,
+    /// How long this handle's reads keep trying (see [`RemoteOptions::read_retry`]).
+    read_retry: Duration,
 }
 
 #[derive(Debug)]
 struct Inner {
     link: OwnerLink,
-    options: RemoteOptions,
     /// Tables looked up by name; only kept while a `Join` tells us of catalog changes.
     tables: Mutex<HashMap<(String, String), Arc<TableInfo>>>,
     tails: Mutex<HashMap<StreamId, watch::Sender<StreamTail>>>,
@@ -97,7 +98,6 @@ impl RemoteIndex {
     pub fn connect(source: OwnerSource, member: Option<Member>, options: RemoteOptions) -> Self {
         let inner = Arc::new(Inner {
             link: OwnerLink::new(source),
-            options,
             tables: Mutex::new(HashMap::new()),
             tails: Mutex::new(HashMap::new()),
             commits: tokio::sync::Mutex::new(None),
@@ -108,7 +108,49 @@ impl RemoteIndex {
         if let Some(member) = member {
             tokio::spawn(run_join(Arc::downgrade(&inner), member));
         }
-        Self { inner }
+        Self {
+            inner,
+            read_retry: options.read_retry,
+        }
+    }
+
+    /// The same ports, whose reads fail at once when the owner does not answer (for callers
+    /// that have somewhere else to read from).
+    pub fn without_retry(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            read_retry: Duration::ZERO,
+        }
+    }
+
+    /// The stream's tail as last pushed by the owner, if this node follows the stream.
+    pub fn known_tail(&self, stream: StreamId) -> Option<StreamTail> {
+        let tails = self.inner.tails.lock().expect("tails lock");
+        tails
+            .get(&stream)
+            .filter(|sender| !sender.is_closed())
+            .map(|sender| *sender.borrow())
+    }
+
+    /// Follows the stream starting from `initial` (a tail known durable), without asking the
+    /// owner first: for a node that cannot reach it now. The owner's pushes take over once it
+    /// answers.
+    pub fn subscribe_at(
+        &self,
+        stream: StreamId,
+        initial: StreamTail,
+    ) -> watch::Receiver<StreamTail> {
+        let mut tails = self.inner.tails.lock().expect("tails lock");
+        if let Some(sender) = tails.get(&stream)
+            && !sender.is_closed()
+        {
+            return sender.subscribe();
+        }
+        let sender = watch::Sender::new(initial);
+        let receiver = sender.subscribe();
+        tails.insert(stream, sender.clone());
+        tokio::spawn(run_watch(Arc::downgrade(&self.inner), stream, sender));
+        receiver
     }
 
     /// Ports of the owner at `endpoint`, without joining (a standalone compactor, tools).
@@ -158,7 +200,7 @@ impl RemoteIndex {
         F: Fn(IndexPortsClient<Channel>) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
-        let deadline = tokio::time::Instant::now() + self.inner.options.read_retry;
+        let deadline = tokio::time::Instant::now() + self.read_retry;
         let mut pause = RETRY_FIRST;
         loop {
             let error = match self.client().await {
@@ -351,7 +393,10 @@ async fn run_join(inner: std::sync::Weak<Inner>, member: Member) {
         if *closed.borrow() {
             return;
         }
-        let remote = RemoteIndex { inner: strong };
+        let remote = RemoteIndex {
+            inner: strong,
+            read_retry: Duration::ZERO,
+        };
         let joined = match remote.client().await {
             Ok((endpoint, mut client)) => match client.join(member.message()).await {
                 Ok(events) => Some((endpoint, events.into_inner())),
@@ -415,7 +460,10 @@ async fn run_watch(
         let Some(strong) = inner.upgrade() else {
             return;
         };
-        let remote = RemoteIndex { inner: strong };
+        let remote = RemoteIndex {
+            inner: strong,
+            read_retry: Duration::ZERO,
+        };
         let watched = match remote.client().await {
             Ok((endpoint, mut client)) => match client.watch_stream(stream_ref(stream)).await {
                 Ok(states) => Some((endpoint, states.into_inner())),
@@ -597,17 +645,7 @@ impl LogRead for RemoteIndex {
         // Start from the owner's current tail, so a subscriber never sees less than what was
         // durable when it subscribed.
         let (tail, _) = LakeCatalog::stream_state(self, stream).await?;
-        let mut tails = self.inner.tails.lock().expect("tails lock");
-        if let Some(sender) = tails.get(&stream)
-            && !sender.is_closed()
-        {
-            return Ok(sender.subscribe());
-        }
-        let sender = watch::Sender::new(tail);
-        let receiver = sender.subscribe();
-        tails.insert(stream, sender.clone());
-        tokio::spawn(run_watch(Arc::downgrade(&self.inner), stream, sender));
-        Ok(receiver)
+        Ok(self.subscribe_at(stream, tail))
     }
 
     async fn chunks(

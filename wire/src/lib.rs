@@ -7,6 +7,8 @@
 //! - [`convert`]: every conversion between index types and messages, and the page limit.
 //! - [`errors`]: index errors as gRPC statuses and back, exactly.
 //! - [`owner`]: finding the owner through the store (`cluster/owner.json`).
+//! - [`reader_port`]: a reader's log-read port: history from the index replica, tails from
+//!   the owner.
 //!
 //! `tests/conformance.rs` runs one suite against the in-process index and against
 //! [`RemoteIndex`] over a real gRPC server on loopback: they must behave the same.
@@ -15,8 +17,10 @@ pub mod client;
 pub mod convert;
 pub mod errors;
 pub mod owner;
+pub mod reader_port;
 pub mod server;
 
 pub use client::{ClusterView, RemoteIndex, RemoteOptions};
 pub use owner::{OwnerLink, OwnerRecord, OwnerSource, publish_owner, read_owner};
+pub use reader_port::ReaderPort;
 pub use server::{IndexPortsService, Member};

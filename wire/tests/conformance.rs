@@ -1,5 +1,6 @@
-//! One suite, two implementations of the index's ports: the owner's [`Index`] in process,
-//! and [`RemoteIndex`] talking to a real `IndexPorts` gRPC server on loopback. Each scenario
+//! One suite, every implementation of the index's ports: the owner's [`Index`] in process,
+//! [`RemoteIndex`] talking to a real `IndexPorts` gRPC server on loopback, and a reader
+//! process's [`ReaderPort`] (history from an index replica, tails from that server). Each scenario
 //! asserts the expected outcomes itself and records a transcript of everything it saw; the
 //! two transcripts must be equal, so in-process and remote behave the same, errors included.
 
@@ -19,7 +20,7 @@ use inlet_index::{
     ChunkCommitRequest, ChunkCursor, ChunkRejected, CommitLog, CommitRequest, Index, IndexOptions,
     LakeCatalog, LakeCommit, LakeCommitError, LakeFileEntry, LogRead, ProducerRef,
 };
-use inlet_wire::{IndexPortsService, Member, RemoteIndex};
+use inlet_wire::{IndexPortsService, Member, ReaderPort, RemoteIndex};
 use slatedb::object_store::memory::InMemory;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -54,12 +55,12 @@ impl Ports {
     }
 }
 
-async fn open_index() -> Index {
+async fn open_index(store: Arc<InMemory>) -> Index {
     let env = Env {
         clock: Arc::new(StepClock::default()),
         ids: Arc::new(SeededIdGen::new(7)),
     };
-    let index = Index::open(Arc::new(InMemory::new()), IndexOptions::default(), env)
+    let index = Index::open(store, IndexOptions::default(), env)
         .await
         .expect("index opens");
     index
@@ -83,7 +84,7 @@ async fn open_index() -> Index {
 }
 
 async fn in_process() -> Ports {
-    let index = open_index().await;
+    let index = open_index(Arc::new(InMemory::new())).await;
     Ports {
         commit: Arc::new(index.clone()),
         read: Arc::new(index.clone()),
@@ -93,8 +94,18 @@ async fn in_process() -> Ports {
     }
 }
 
-async fn remote() -> Ports {
-    let index = open_index().await;
+/// How the remote variant reads the log.
+#[derive(Clone, Copy, Debug)]
+enum RemoteReads {
+    /// Everything through the owner.
+    Owner,
+    /// As a reader process does: history from an index replica, tails from the owner.
+    Replica,
+}
+
+async fn remote(reads: RemoteReads) -> Ports {
+    let store = Arc::new(InMemory::new());
+    let index = open_index(store.clone()).await;
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr: SocketAddr = listener.local_addr().expect("addr");
     let service = IndexPortsService::new(
@@ -114,9 +125,21 @@ async fn remote() -> Ports {
             }),
     );
     let remote = RemoteIndex::fixed(&format!("http://{addr}"));
+    let read: Arc<dyn LogRead> = match reads {
+        RemoteReads::Owner => Arc::new(remote.clone()),
+        RemoteReads::Replica => Arc::new(ReaderPort::new(
+            &remote,
+            store,
+            IndexOptions {
+                replica_poll_interval: Duration::from_millis(100),
+                ..IndexOptions::default()
+            }
+            .replica(),
+        )),
+    };
     Ports {
         commit: Arc::new(remote.clone()),
-        read: Arc::new(remote.clone()),
+        read,
         lake: Arc::new(remote),
         index,
         stop: Some(stop),
@@ -150,7 +173,7 @@ fn commit(object: u128, chunks: Vec<ChunkCommitRequest>) -> CommitRequest {
     }
 }
 
-/// Runs `scenario` against both implementations and checks their transcripts are equal.
+/// Runs `scenario` against every implementation and checks their transcripts are equal.
 async fn conform<F, Fut>(scenario: F)
 where
     F: Fn(Arc<Ports>) -> Fut,
@@ -158,17 +181,21 @@ where
 {
     let local = Arc::new(in_process().await);
     let local_transcript = scenario(local.clone()).await;
-    let far = Arc::new(remote().await);
-    let remote_transcript = scenario(far.clone()).await;
     assert!(
         !local_transcript.is_empty(),
         "the scenario recorded nothing"
     );
-    assert_eq!(
-        local_transcript, remote_transcript,
-        "in-process and remote ports differ"
-    );
-    for ports in [local, far] {
+    let mut all = vec![local];
+    for reads in [RemoteReads::Owner, RemoteReads::Replica] {
+        let far = Arc::new(remote(reads).await);
+        let remote_transcript = scenario(far.clone()).await;
+        assert_eq!(
+            local_transcript, remote_transcript,
+            "in-process and remote ports ({reads:?} reads) differ"
+        );
+        all.push(far);
+    }
+    for ports in all {
         Arc::into_inner(ports)
             .expect("scenario released the ports")
             .close()

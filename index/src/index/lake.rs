@@ -20,7 +20,7 @@ use inlet_core::ids::{
 use slatedb::{DbIterator, WriteBatch};
 use tokio::sync::oneshot;
 
-use super::{Command, INDEX_READ, Index, Sequencer, index_scan};
+use super::{Command, Index, KvRead, Sequencer, index_scan};
 use crate::error::IndexError;
 use crate::keys::{
     self, ChunkEntry, LakeFileEntry, LakeWatermark, chunk_key, lake_file_key, lake_table_key,
@@ -260,27 +260,21 @@ impl Index {
     }
 }
 
-async fn read_lake_table(
-    db: &slatedb::Db,
+pub(crate) async fn read_lake_table(
+    db: &impl KvRead,
     table: TableId,
 ) -> Result<Option<LakeTableRecord>, IndexError> {
-    match db
-        .get_with_options(lake_table_key(table), &INDEX_READ)
-        .await?
-    {
+    match db.read(lake_table_key(table)).await? {
         Some(bytes) => Ok(Some(decode_record(&bytes)?)),
         None => Ok(None),
     }
 }
 
-async fn read_lake_watermark(
-    db: &slatedb::Db,
+pub(crate) async fn read_lake_watermark(
+    db: &impl KvRead,
     stream: StreamId,
 ) -> Result<LakeWatermark, IndexError> {
-    match db
-        .get_with_options(lake_watermark_key(stream), &INDEX_READ)
-        .await?
-    {
+    match db.read(lake_watermark_key(stream)).await? {
         Some(bytes) => Ok(LakeWatermark::decode(&bytes)?),
         None => Ok(LakeWatermark::EMPTY),
     }

@@ -136,7 +136,7 @@ impl Sequencer {
         if let Some(tail) = self.tails.get(&stream) {
             return Ok(*tail);
         }
-        let tail = read_tail(&self.shared.db, stream, &INDEX_READ).await?;
+        let tail = read_tail(&self.shared.db, stream).await?;
         self.tails.insert(stream, tail);
         // Make the stream's sender exist before anything is written for it, holding the
         // durable tail: see `INDEX_READ`.

@@ -1,0 +1,79 @@
+//! The two ways to read the index's SlateDB database: the owner's `Db` and a replica's
+//! read-only `DbReader` (`crate::replica`). Reads of records (tails, watermarks, the catalog,
+//! listings) are written once against [`KvRead`] and work on both.
+
+use slatedb::{Db, DbIterator, DbReader};
+
+use super::{INDEX_READ, index_scan};
+
+/// Point reads and range scans, with the index's read options.
+pub(crate) trait KvRead: Send + Sync {
+    fn read(
+        &self,
+        key: Vec<u8>,
+    ) -> impl Future<Output = Result<Option<bytes::Bytes>, slatedb::Error>> + Send;
+    fn range(
+        &self,
+        start: Vec<u8>,
+        end: Vec<u8>,
+    ) -> impl Future<Output = Result<DbIterator, slatedb::Error>> + Send;
+}
+
+impl KvRead for Db {
+    async fn read(&self, key: Vec<u8>) -> Result<Option<bytes::Bytes>, slatedb::Error> {
+        self.get_with_options(key, &INDEX_READ).await
+    }
+
+    async fn range(&self, start: Vec<u8>, end: Vec<u8>) -> Result<DbIterator, slatedb::Error> {
+        self.scan_with_options(start..end, &index_scan()).await
+    }
+}
+
+impl KvRead for DbReader {
+    async fn read(&self, key: Vec<u8>) -> Result<Option<bytes::Bytes>, slatedb::Error> {
+        self.get_with_options(key, &INDEX_READ).await
+    }
+
+    async fn range(&self, start: Vec<u8>, end: Vec<u8>) -> Result<DbIterator, slatedb::Error> {
+        self.scan_with_options(start..end, &index_scan()).await
+    }
+}
+
+/// Up to `max` entries of the range `start..end`, decoded.
+pub(crate) async fn list<T, E>(
+    db: &impl KvRead,
+    (start, end): (Vec<u8>, Vec<u8>),
+    max: usize,
+    decode: fn(&[u8]) -> Result<T, E>,
+) -> Result<Vec<T>, crate::IndexError>
+where
+    crate::IndexError: From<E>,
+{
+    let mut iter = db.range(start, end).await?;
+    let mut out = Vec::new();
+    while out.len() < max {
+        match iter.next().await? {
+            Some(kv) => out.push(decode(&kv.value)?),
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
+/// The first offset of `stream` committed at or after `ts` per the time index, clamped to
+/// `tail`'s readable range; the tail if none is.
+pub(crate) async fn offset_at(
+    db: &impl KvRead,
+    stream: inlet_core::ids::StreamId,
+    ts: inlet_core::ids::TimestampMicros,
+    tail: crate::StreamTail,
+) -> Result<inlet_core::ids::Offset, crate::IndexError> {
+    let (start, end) = crate::keys::time_index_from(stream, ts);
+    let mut iter = db.range(start, end).await?;
+    match iter.next().await? {
+        Some(kv) => Ok(inlet_core::ids::Offset(crate::keys::decode_u64(&kv.value)?)
+            .max(tail.earliest_offset)
+            .min(tail.next_offset)),
+        None => Ok(tail.next_offset),
+    }
+}

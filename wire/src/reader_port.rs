@@ -1,0 +1,202 @@
+//! The log-read port of a reader that does not own the index: history from the index replica
+//! (SlateDB's `DbReader` on the same store, `inlet_index::replica`), tails pushed by the owner
+//! (`WatchStream`), and the owner asked only for what the replica has not caught up with yet.
+//! So readers add no load to the owner for the history they serve, and keep serving it while
+//! no owner runs.
+//!
+//! The replica lags the owner by up to its poll interval. A listing that ends before the
+//! tail this reader knows (pushed, or read) is completed from the owner; if the owner does
+//! not answer, the replica is read again until it has caught up (it has everything that was
+//! durable), for up to [`CATCH_UP`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use inlet_core::ids::{Offset, StreamId, TimestampMicros};
+use inlet_core::table::TableInfo;
+use inlet_index::{
+    CatalogError, ChunkEntry, IndexError, IndexReplica, LakeFileEntry, LakeWatermark, LogRead,
+    ReplicaOptions, StreamTail,
+};
+use slatedb::object_store::ObjectStore;
+use tokio::sync::{OnceCell, watch};
+
+use crate::client::RemoteIndex;
+
+/// How long a listing waits for the replica to catch up with a tail it must reach, while the
+/// owner does not answer. Longer than the replica's poll interval by a wide margin.
+pub const CATCH_UP: Duration = Duration::from_secs(10);
+
+/// Pause between reads of a replica that is catching up.
+const CATCH_UP_PAUSE: Duration = Duration::from_millis(100);
+
+/// A reader's [`LogRead`]: replica first, owner for the rest.
+#[derive(Debug)]
+pub struct ReaderPort {
+    /// The owner, asked without retrying (there is the replica to fall back on).
+    owner: RemoteIndex,
+    store: Arc<dyn ObjectStore>,
+    options: ReplicaOptions,
+    /// Opened on first use: it cannot open before an owner created the index.
+    replica: OnceCell<IndexReplica>,
+    /// The newest tail this reader learned per stream (pushed or read): listings reach it.
+    tails: Mutex<HashMap<StreamId, StreamTail>>,
+}
+
+impl ReaderPort {
+    pub fn new(owner: &RemoteIndex, store: Arc<dyn ObjectStore>, options: ReplicaOptions) -> Self {
+        Self {
+            owner: owner.without_retry(),
+            store,
+            options,
+            replica: OnceCell::new(),
+            tails: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn replica(&self) -> Result<&IndexReplica, IndexError> {
+        self.replica
+            .get_or_try_init(|| IndexReplica::open(self.store.clone(), &self.options))
+            .await
+    }
+
+    /// Stops the replica's polling.
+    pub async fn close(&self) -> Result<(), IndexError> {
+        match self.replica.get() {
+            Some(replica) => replica.close().await,
+            None => Ok(()),
+        }
+    }
+
+    fn learned(&self, stream: StreamId, tail: StreamTail) -> StreamTail {
+        let mut tails = self.tails.lock().expect("reader tails lock");
+        let known = tails.entry(stream).or_insert(tail);
+        if tail.next_offset > known.next_offset {
+            *known = tail;
+        }
+        *known
+    }
+
+    /// The furthest tail this reader knows of: listings must reach it.
+    fn target(&self, stream: StreamId) -> Option<Offset> {
+        let pushed = self.owner.known_tail(stream).map(|t| t.next_offset);
+        let read = self
+            .tails
+            .lock()
+            .expect("reader tails lock")
+            .get(&stream)
+            .map(|t| t.next_offset);
+        pushed.max(read)
+    }
+}
+
+#[async_trait::async_trait]
+impl LogRead for ReaderPort {
+    fn stopped(&self) -> Option<IndexError> {
+        LogRead::stopped(&self.owner)
+    }
+
+    async fn table(&self, database: &str, name: &str) -> Result<Arc<TableInfo>, CatalogError> {
+        match LogRead::table(&self.owner, database, name).await {
+            Err(CatalogError::Index(error)) => {
+                tracing::debug!(%error, "table from the replica: the owner does not answer");
+                self.replica().await?.table(database, name).await
+            }
+            answered => answered,
+        }
+    }
+
+    async fn tail(&self, stream: StreamId) -> Result<StreamTail, IndexError> {
+        let tail = match LogRead::tail(&self.owner, stream).await {
+            Ok(tail) => tail,
+            Err(_) => self.replica().await?.tail(stream).await?,
+        };
+        Ok(self.learned(stream, tail))
+    }
+
+    async fn subscribe(&self, stream: StreamId) -> Result<watch::Receiver<StreamTail>, IndexError> {
+        match LogRead::subscribe(&self.owner, stream).await {
+            Ok(receiver) => Ok(receiver),
+            Err(_) => {
+                let tail = self.replica().await?.tail(stream).await?;
+                Ok(self.owner.subscribe_at(stream, self.learned(stream, tail)))
+            }
+        }
+    }
+
+    async fn chunks(
+        &self,
+        stream: StreamId,
+        from: Offset,
+        max: usize,
+    ) -> Result<Vec<ChunkEntry>, IndexError> {
+        let deadline = tokio::time::Instant::now() + CATCH_UP;
+        loop {
+            let mut page = match self.replica().await {
+                Ok(replica) => replica
+                    .chunks(stream, from, max)
+                    .await
+                    .unwrap_or_else(|error| {
+                        // A file the owner's GC removed under this view: the owner has it.
+                        tracing::debug!(%error, "replica listing failed; asking the owner");
+                        Vec::new()
+                    }),
+                Err(_) => Vec::new(),
+            };
+            let end = page.last().map_or(from, ChunkEntry::end_offset);
+            let behind = self.target(stream).is_some_and(|target| end < target);
+            if page.len() == max || !behind {
+                return Ok(page);
+            }
+            match LogRead::chunks(&self.owner, stream, end, max - page.len()).await {
+                Ok(rest) => {
+                    page.extend(rest);
+                    return Ok(page);
+                }
+                Err(error) if tokio::time::Instant::now() >= deadline => {
+                    tracing::warn!(%error, "the replica did not catch up and the owner does not answer");
+                    return Ok(page);
+                }
+                Err(_) => tokio::time::sleep(CATCH_UP_PAUSE).await,
+            }
+        }
+    }
+
+    async fn offset_for_timestamp(
+        &self,
+        stream: StreamId,
+        ts: TimestampMicros,
+    ) -> Result<Offset, IndexError> {
+        match LogRead::offset_for_timestamp(&self.owner, stream, ts).await {
+            Ok(offset) => Ok(offset),
+            Err(_) => {
+                let replica = self.replica().await?;
+                let tail = replica.tail(stream).await?;
+                replica.offset_for_timestamp(stream, ts, tail).await
+            }
+        }
+    }
+
+    async fn lake_watermark(&self, stream: StreamId) -> Result<LakeWatermark, IndexError> {
+        match self.replica().await {
+            Ok(replica) => replica.lake_watermark(stream).await,
+            Err(_) => LogRead::lake_watermark(&self.owner, stream).await,
+        }
+    }
+
+    async fn lake_files(
+        &self,
+        stream: StreamId,
+        from: Offset,
+        max: usize,
+    ) -> Result<Vec<LakeFileEntry>, IndexError> {
+        match self.replica().await {
+            Ok(replica) => match replica.lake_files(stream, from, max).await {
+                Ok(files) => Ok(files),
+                Err(_) => LogRead::lake_files(&self.owner, stream, from, max).await,
+            },
+            Err(_) => LogRead::lake_files(&self.owner, stream, from, max).await,
+        }
+    }
+}
