@@ -1,7 +1,10 @@
 //! Fetch throughput: a wide table is loaded, then read from the earliest offset to the end,
 //! in full and projected to 2 of its 20 columns, each first from a freshly started node (the
 //! read cache is empty, so every chunk byte is a GET: cold) and then again on the same node
-//! (hot). The hot read's chunk GETs against the cold read's give the cache hit ratio.
+//! (hot). The hot read's chunk GETs against the cold read's give the cache hit ratio; the cold
+//! reads side by side give what reading 2 columns instead of 20 saves when every byte is a GET
+//! (under `--s3-model`, mostly round trips: the reader reads chunks ahead, so a cold read is
+//! bound by latency and CPU rather than by one GET after another).
 
 use anyhow::{Context, bail};
 use inlet_proto::v1 as pb;
@@ -27,6 +30,46 @@ pub(crate) struct FetchReport {
     pub(crate) runs: Vec<FetchRun>,
     pub(crate) cache: Vec<CacheHit>,
     pub(crate) cache_method: &'static str,
+    /// The cold reads side by side, when both ran.
+    pub(crate) cold: Option<ColdReads>,
+}
+
+/// The cold projected read against the cold full read of the same rows: what a read of few
+/// columns saves when every byte comes from the store.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct ColdReads {
+    /// Arrow IPC MB per second the full read returned.
+    pub(crate) full_mb_per_s: f64,
+    pub(crate) full_seconds: f64,
+    pub(crate) projected_seconds: f64,
+    /// `full_seconds / projected_seconds`: above 1 when the projected read is faster.
+    pub(crate) projected_speedup: f64,
+    pub(crate) full_chunk_gets: u64,
+    pub(crate) projected_chunk_gets: u64,
+    /// Projected chunk GET bytes / full chunk GET bytes.
+    pub(crate) projected_get_bytes_ratio: f64,
+}
+
+impl ColdReads {
+    fn of(runs: &[FetchRun]) -> Option<Self> {
+        let cold = |read: &str| runs.iter().find(|r| r.read == read && r.cache == "cold");
+        let (full, projected) = (cold("full")?, cold("projected")?);
+        if projected.seconds <= 0.0 || full.chunk_get_bytes == 0 {
+            return None;
+        }
+        Some(Self {
+            full_mb_per_s: full.mb_per_s,
+            full_seconds: full.seconds,
+            projected_seconds: projected.seconds,
+            projected_speedup: round(full.seconds / projected.seconds, 2),
+            full_chunk_gets: full.chunk_gets,
+            projected_chunk_gets: projected.chunk_gets,
+            projected_get_bytes_ratio: round(
+                projected.chunk_get_bytes as f64 / full.chunk_get_bytes as f64,
+                4,
+            ),
+        })
+    }
 }
 
 /// Loading the fetch table: what a bulk ingest with large appends costs.
@@ -150,9 +193,10 @@ pub(crate) async fn run(
         columns: WIDE_COLUMNS,
         projected_columns: PROJECTED.to_vec(),
         load,
-        runs,
         cache,
         cache_method: CACHE_METHOD,
+        cold: ColdReads::of(&runs),
+        runs,
     })
 }
 

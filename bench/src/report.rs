@@ -254,24 +254,20 @@ fn render_fetch(out: &mut String, fetch: &FetchReport) {
          GET bytes: {}",
         ratios.join(", ")
     );
-    let cold = |read: &str| {
-        fetch
-            .runs
-            .iter()
-            .find(|run| run.read == read && run.cache == "cold")
-    };
-    if let (Some(full), Some(projected)) = (cold("full"), cold("projected"))
-        && full.chunk_get_bytes > 0
-        && projected.seconds > 0.0
-    {
+    if let Some(cold) = &fetch.cold {
         let _ = writeln!(
             out,
-            "projected vs full, cold: {:.1}% of the chunk GET bytes, {} vs {} chunk GETs, {:.2}x \
-             faster",
-            projected.chunk_get_bytes as f64 * 100.0 / full.chunk_get_bytes as f64,
-            projected.chunk_gets,
-            full.chunk_gets,
-            full.seconds / projected.seconds,
+            "cold reads: full {:.1} MB/s ({:.3} s, {} chunk GETs); {} of {} columns {:.3} s ({} \
+             chunk GETs, {:.1}% of the full read's GET bytes): {:.2}x the full read's speed",
+            cold.full_mb_per_s,
+            cold.full_seconds,
+            cold.full_chunk_gets,
+            fetch.projected_columns.len(),
+            fetch.columns,
+            cold.projected_seconds,
+            cold.projected_chunk_gets,
+            cold.projected_get_bytes_ratio * 100.0,
+            cold.projected_speedup,
         );
     }
 }
