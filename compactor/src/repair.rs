@@ -174,7 +174,7 @@ async fn referenced_objects(
             .map(|log| log.metadata_file.clone()),
     );
     let mut manifests = BTreeSet::new();
-    for snapshot in metadata.snapshots() {
+    for snapshot in crate::lake::snapshots_by_id(metadata) {
         urls.insert(snapshot.manifest_list().to_owned());
         let bytes = file_io.new_input(snapshot.manifest_list())?.read().await?;
         let list = ManifestList::parse_with_version(&bytes, metadata.format_version())?;

@@ -363,8 +363,8 @@ async fn stage_files(
         .filter_map(|file| file.entry.sequence_number())
         .min()
         .expect("every removed file has a sequence number, checked above");
-    let expired: Vec<i64> = metadata
-        .snapshots()
+    let expired: Vec<i64> = super::snapshots_by_id(metadata)
+        .into_iter()
         .filter(|snapshot| snapshot.sequence_number() >= oldest_removed)
         .map(|snapshot| snapshot.snapshot_id())
         .collect();
@@ -564,7 +564,7 @@ async fn unreachable_files(
     base_manifests: &[BaseManifest],
 ) -> Result<Vec<String>, LakeError> {
     let mut reachable = BTreeSet::new();
-    for snapshot in next.snapshots() {
+    for snapshot in super::snapshots_by_id(next) {
         reachable.insert(snapshot.manifest_list().to_owned());
         for manifest in
             read_manifest_list(file_io, snapshot.manifest_list(), next.format_version()).await?
@@ -574,7 +574,7 @@ async fn unreachable_files(
     }
     let mut manifests = BTreeSet::new();
     let mut lists = BTreeSet::new();
-    for snapshot in base.snapshots() {
+    for snapshot in super::snapshots_by_id(base) {
         if next.snapshot_by_id(snapshot.snapshot_id()).is_some() {
             continue;
         }

@@ -17,3 +17,14 @@ pub use expire::{EARLIEST_PROPERTY_PREFIX, RemovedFile, StagedExpire, stage_expi
 pub use storage::{LAKE_DIR, LakePathError, LakeRoot, LakeStorage, LakeStorageFactory};
 pub use table::{LakeTable, lake_schema, lake_table_path};
 pub use writer::{LakeAppend, LakeWriteOptions, StagedAppend};
+
+/// The table's snapshots by id. iceberg-rust keeps them in a `HashMap`, whose order differs
+/// from process to process; reading manifest lists in that order would make which request
+/// meets an injected fault differ between runs of one simulation seed.
+pub(crate) fn snapshots_by_id(
+    metadata: &iceberg::spec::TableMetadata,
+) -> Vec<&iceberg::spec::SnapshotRef> {
+    let mut snapshots: Vec<_> = metadata.snapshots().collect();
+    snapshots.sort_by_key(|snapshot| snapshot.snapshot_id());
+    snapshots
+}
