@@ -30,7 +30,14 @@ pub const ENV_PREFIX: &str = "INLET_";
 const SECTIONS: [&str; 4] = ["writer", "index", "cache", "lake"];
 
 /// Top-level keys of [`Config`] outside any section.
-const TOP_LEVEL: [&str; 5] = ["store", "listen", "http_listen", "roles", "advertise"];
+const TOP_LEVEL: [&str; 6] = [
+    "store",
+    "listen",
+    "http_listen",
+    "roles",
+    "advertise",
+    "standby",
+];
 
 /// Everything `inlet serve` needs.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -53,6 +60,9 @@ pub struct Config {
     /// when this node owns the index and announced when it joins. Default: `listen` (which
     /// must then not be a wildcard such as 0.0.0.0).
     pub advertise: Option<String>,
+    /// With the `index` role: wait while the published owner answers and take over when it
+    /// has failed three checks a second apart, instead of fencing it at once. Default false.
+    pub standby: bool,
     pub writer: WriterOptions,
     pub index: IndexOptions,
     pub cache: CacheOptions,
@@ -67,6 +77,7 @@ impl Default for Config {
             http_listen: Some(SocketAddr::from(([127, 0, 0, 1], 7071))),
             roles: Roles::ALL,
             advertise: None,
+            standby: false,
             writer: WriterOptions::default(),
             index: IndexOptions::default(),
             cache: CacheOptions::default(),

@@ -18,6 +18,7 @@ use inlet_reader::Reader;
 use inlet_store::{InstrumentedStore, StoreMetrics};
 use inlet_wire::{
     IndexPortsService, Member, OwnerSource, ReaderPort, RemoteIndex, RemoteOptions, publish_owner,
+    wait_until_owner_fails,
 };
 use inlet_writer::Writer;
 use slatedb::object_store::ObjectStore;
@@ -97,6 +98,13 @@ impl Node {
             .context("cannot open the read cache")?;
         // The owner serves the ports from its index; every other node reaches them remotely.
         let (index, remote, ports) = if roles.index {
+            if config.standby {
+                tracing::info!("standby: waiting for the index owner to fail");
+                wait_until_owner_fails(store.as_ref())
+                    .await
+                    .context("standby cannot watch the index owner")?;
+                tracing::info!("standby: taking over the index");
+            }
             let index = Index::open(store.clone(), config.index.clone(), env.clone())
                 .await
                 .with_context(|| format!("cannot open the index in store `{}`", config.store))?;

@@ -4,9 +4,10 @@
 //! - producers on both writers and consumers on both readers: every acked row is read back
 //!   exactly once, in offset order per bucket, from both readers;
 //! - a follower on one reader sees rows appended through the other writer;
-//! - kill -9 of the owner: appends in flight fail with an unavailable (outcome unknown)
-//!   error, their idempotent resends land exactly once, readers keep serving the history
-//!   during the gap, and every node finds the new owner (on a new address) by itself.
+//! - a standby index process waits while the owner lives; at kill -9 of the owner it takes
+//!   over: appends in flight fail with an unavailable (outcome unknown) error, their
+//!   idempotent resends land exactly once, readers keep serving the history during the gap,
+//!   and every node finds the new owner (on a new address) by itself.
 
 // This test drives real processes, so it waits in real time.
 #![allow(clippy::disallowed_methods)]
@@ -81,10 +82,15 @@ impl Store {
     /// Starts `inlet serve --roles <roles>` on a free port; returns the process and its
     /// endpoint. Its log goes to `<logs>/<name>.log`.
     fn serve(&self, name: &str, roles: &str) -> (ServerProcess, String) {
+        self.serve_with(name, roles, &[])
+    }
+
+    fn serve_with(&self, name: &str, roles: &str, extra: &[&str]) -> (ServerProcess, String) {
         let listen = format!("127.0.0.1:{}", free_port());
         let log = std::fs::File::create(self.log(name)).expect("log file");
         let process = Command::new(INLET)
             .args(["serve", "--roles", roles, "--listen", &listen])
+            .args(extra)
             .args([
                 "--http-listen",
                 "off",
@@ -324,6 +330,8 @@ async fn run_cluster(store: &Store) -> anyhow::Result<()> {
         roles.iter().filter(|r| *r == "writer").count() == 2,
         "{roles:?}"
     );
+    // A standby index process: it waits while the owner answers, and takes over when it dies.
+    let (_standby, standby) = store.serve_with("standby", "index", &["--standby"]);
 
     // Catalog requests to a writer are forwarded to the owner.
     let mut through_writer = Client::connect(&writer_a).await?;
@@ -350,6 +358,15 @@ async fn run_cluster(store: &Store) -> anyhow::Result<()> {
             rows.len()
         );
     }
+    let status = admin
+        .raw()
+        .get_status(pb::GetStatusRequest {})
+        .await?
+        .into_inner();
+    ensure!(
+        status.index_owner,
+        "the standby took over a live owner: {status:?}"
+    );
 
     // kill -9 the owner while producers keep appending.
     let c = tokio::spawn(produce(writer_a.clone(), 3, 2 * APPENDS, ACROSS, 1));
@@ -370,7 +387,7 @@ async fn run_cluster(store: &Store) -> anyhow::Result<()> {
             .with_context(|| format!("{reader} during the gap"))?;
         check_acked(&rows, &[&a, &b])?;
     }
-    let (_new_owner, new_owner) = store.serve("owner-2", "index");
+    let new_owner = standby;
     let mut admin = connect_when_up(&new_owner).await?;
     let (c, d) = (c.await??, d.await??);
     ensure!(

@@ -21,6 +21,8 @@ pub mod reader_port;
 pub mod server;
 
 pub use client::{ClusterView, RemoteIndex, RemoteOptions};
-pub use owner::{OwnerLink, OwnerRecord, OwnerSource, publish_owner, read_owner};
+pub use owner::{
+    OwnerLink, OwnerRecord, OwnerSource, publish_owner, read_owner, wait_until_owner_fails,
+};
 pub use reader_port::ReaderPort;
 pub use server::{IndexPortsService, Member};

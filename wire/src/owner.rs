@@ -180,3 +180,60 @@ impl OwnerLink {
         }
     }
 }
+
+/// How often a standby asks the owner whether it is alive.
+pub const STANDBY_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Checks in a row the owner must fail (not answer, or answer that it stopped) before a
+/// standby takes over: one lost packet must not depose a healthy owner. A standby that takes
+/// over a live owner anyway (a partition) is safe: SlateDB fences the old one.
+pub const TAKEOVER_AFTER_FAILED_CHECKS: u32 = 3;
+
+/// A standby's wait: returns once no owner has published itself, or the published owner has
+/// failed [`TAKEOVER_AFTER_FAILED_CHECKS`] checks in a row. The caller then opens the index,
+/// which fences whatever owner might still run.
+pub async fn wait_until_owner_fails(store: &dyn ObjectStore) -> Result<(), IndexError> {
+    let mut failed = 0;
+    loop {
+        let Some(record) = read_owner(store).await? else {
+            return Ok(());
+        };
+        match owner_alive(&record.endpoint).await {
+            Ok(()) => {
+                if failed > 0 {
+                    tracing::info!(endpoint = %record.endpoint, "the index owner answers again");
+                }
+                failed = 0;
+            }
+            Err(reason) => {
+                failed += 1;
+                tracing::warn!(endpoint = %record.endpoint, %reason, failed, "the index owner failed a check");
+                if failed >= TAKEOVER_AFTER_FAILED_CHECKS {
+                    return Ok(());
+                }
+            }
+        }
+        tokio::time::sleep(STANDBY_CHECK_INTERVAL).await;
+    }
+}
+
+/// Whether the owner at `endpoint` answers and still holds the index.
+async fn owner_alive(endpoint: &str) -> Result<(), String> {
+    let channel = Endpoint::from_shared(endpoint.to_owned())
+        .map_err(|e| e.to_string())?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(CONNECT_TIMEOUT)
+        .connect()
+        .await
+        .map_err(|e| format!("cannot connect: {e}"))?;
+    let reply = inlet_proto::v1::index_ports_client::IndexPortsClient::new(channel)
+        .alive(inlet_proto::v1::AliveRequest {})
+        .await
+        .map_err(|status| format!("{:?}: {}", status.code(), status.message()))?
+        .into_inner();
+    if reply.serving {
+        Ok(())
+    } else {
+        Err(format!("owner {} stopped serving", reply.node_id))
+    }
+}

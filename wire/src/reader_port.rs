@@ -133,20 +133,17 @@ impl LogRead for ReaderPort {
     ) -> Result<Vec<ChunkEntry>, IndexError> {
         let deadline = tokio::time::Instant::now() + CATCH_UP;
         loop {
-            let mut page = match self.replica().await {
-                Ok(replica) => replica
-                    .chunks(stream, from, max)
-                    .await
-                    .unwrap_or_else(|error| {
-                        // A file the owner's GC removed under this view: the owner has it.
-                        tracing::debug!(%error, "replica listing failed; asking the owner");
-                        Vec::new()
-                    }),
-                Err(_) => Vec::new(),
+            // `None`: the replica could not answer (not open yet, or a file the owner's GC
+            // removed under its view); the owner has the answer.
+            let listed = match self.replica().await {
+                Ok(replica) => replica.chunks(stream, from, max).await.ok(),
+                Err(_) => None,
             };
+            let complete = listed.is_some();
+            let mut page = listed.unwrap_or_default();
             let end = page.last().map_or(from, ChunkEntry::end_offset);
             let behind = self.target(stream).is_some_and(|target| end < target);
-            if page.len() == max || !behind {
+            if page.len() == max || (complete && !behind) {
                 return Ok(page);
             }
             match LogRead::chunks(&self.owner, stream, end, max - page.len()).await {

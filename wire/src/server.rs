@@ -59,6 +59,7 @@ type Members = watch::Sender<BTreeMap<String, Member>>;
 #[derive(Clone, Debug)]
 pub struct IndexPortsService {
     index: Index,
+    own_node_id: String,
     members: Arc<Members>,
 }
 
@@ -67,9 +68,11 @@ type Replies<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 impl IndexPortsService {
     /// The service over `index`, with the owner itself (`own`) as the first member.
     pub fn new(index: Index, own: Member) -> Self {
+        let own_node_id = own.node_id.clone();
         let members = BTreeMap::from([(own.node_id.clone(), own)]);
         Self {
             index,
+            own_node_id,
             members: Arc::new(watch::Sender::new(members)),
         }
     }
@@ -157,6 +160,16 @@ impl IndexPorts for IndexPortsService {
             });
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+    }
+
+    async fn alive(
+        &self,
+        _request: Request<pb::AliveRequest>,
+    ) -> Result<Response<pb::AliveReply>, Status> {
+        Ok(Response::new(pb::AliveReply {
+            node_id: self.own_node_id.clone(),
+            serving: self.index.stopped().is_none(),
+        }))
     }
 
     async fn lookup_table(

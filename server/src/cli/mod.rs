@@ -78,6 +78,9 @@ pub struct ServeArgs {
     /// gRPC address other nodes and clients reach this node on (default: --listen).
     #[arg(long)]
     pub advertise: Option<String>,
+    /// With the index role: wait while the current owner answers, take over when it fails.
+    #[arg(long)]
+    pub standby: bool,
     /// Writer linger, e.g. 5ms or 200ms.
     #[arg(long, value_parser = humantime_duration)]
     pub linger: Option<Duration>,
@@ -143,6 +146,9 @@ impl ServeArgs {
         }
         if let Some(advertise) = &self.advertise {
             set(&["advertise"], json!(advertise));
+        }
+        if self.standby {
+            set(&["standby"], json!(true));
         }
         if let Some(linger) = self.linger {
             set(&["writer", "linger"], duration(linger));
