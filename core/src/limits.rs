@@ -36,6 +36,12 @@ pub const MAX_COMMITS_PER_BATCH: usize = 128;
 /// never the writer.
 pub const FETCH_CHANNEL_DEPTH: usize = 8;
 
+/// Buckets one fetch that does not follow reads at once. Each waits out the store's latency
+/// on its own (and reads ahead up to its own byte budget), so reading them one after another
+/// made a table read as slow as the sum of its buckets' round trips; more at once = faster
+/// cold reads and more memory per fetch (each bucket's read-ahead budget).
+pub const FETCH_BUCKETS_IN_FLIGHT: usize = 4;
+
 /// Most rows one request may carry (an append, and later upserts and lookup keys). Rows are
 /// what every later stage pays for (offsets, timestamps and the lake's columns are per row),
 /// and a column of the Null type or a zero-width struct declares rows without bytes, so the

@@ -1,7 +1,8 @@
 //! Fetch: stream the rows of a table's buckets from a start position, optionally following.
 //!
 //! Each bucket is read by its own task that walks the stream from the start offset up to the
-//! durable tail it last saw. Offsets below the stream's lake watermark are read from the
+//! durable tail it last saw (a fetch that does not follow reads `FETCH_BUCKETS_IN_FLIGHT`
+//! buckets at once, a follower all of them), reading chunks ahead of the one it sends. Offsets below the stream's lake watermark are read from the
 //! lake's Parquet files (`lake.rs`); the rest by walking the chunk index, reading each chunk
 //! through the page cache: the whole chunk in one range, or, when few columns of a wide chunk
 //! are asked for, only the IPC metadata and those columns' byte ranges (`pruned.rs`),
@@ -19,7 +20,7 @@ use arrow_schema::SchemaRef;
 use futures::Stream;
 use inlet_cache::PagedCache;
 use inlet_core::ids::{Bucket, Offset, PartitionId, StreamId, TimestampMicros};
-use inlet_core::limits::{FETCH_CHANNEL_DEPTH, MAX_FETCH_BATCH_ROWS};
+use inlet_core::limits::{FETCH_BUCKETS_IN_FLIGHT, FETCH_CHANNEL_DEPTH, MAX_FETCH_BATCH_ROWS};
 use inlet_core::table::{TableInfo, read_schema};
 use inlet_index::{ChunkCursor, LogRead, StreamTail};
 use tokio::sync::mpsc;
@@ -142,12 +143,19 @@ impl Reader {
                 tokio::spawn(async move { read_stream(&context, stream, start, &sender).await });
             }
         } else {
+            // Buckets interleave in the output; each bucket's rows stay in offset order.
             tokio::spawn(async move {
-                for (stream, start) in starts {
-                    if !read_stream(&context, stream, start, &sender).await {
-                        return;
-                    }
-                }
+                use futures::StreamExt;
+                futures::stream::iter(starts)
+                    .map(|(stream, start)| {
+                        let (context, sender) = (context.clone(), sender.clone());
+                        async move { read_stream(&context, stream, start, &sender).await }
+                    })
+                    .buffer_unordered(FETCH_BUCKETS_IN_FLIGHT)
+                    // A bucket that failed or found the receiver gone ends the fetch.
+                    .take_while(|open| std::future::ready(*open))
+                    .for_each(|_| std::future::ready(()))
+                    .await;
             });
         }
         Ok(Box::pin(limit_rows(

@@ -128,13 +128,24 @@ pub fn fetch_request(database: &str, table: &str) -> pb::FetchRequest {
     }
 }
 
-/// Every row of the table, bucket by bucket.
+/// Every row of the table, bucket by bucket. A fetch interleaves buckets (each in offset
+/// order), so the rows are checked in order per bucket and then sorted by bucket.
 pub async fn read_all(client: &mut Client, database: &str, table: &str) -> Vec<Row> {
     let batches = client
         .fetch_all(fetch_request(database, table))
         .await
         .expect("fetch succeeds");
-    rows_of(&batches)
+    let mut rows = rows_of(&batches);
+    let mut next: std::collections::BTreeMap<u32, u64> = Default::default();
+    for (bucket, offset, ..) in &rows {
+        let previous = next.insert(*bucket, offset + 1);
+        assert!(
+            previous.is_none_or(|expected| expected == *offset),
+            "bucket {bucket} is out of offset order at {offset}"
+        );
+    }
+    rows.sort_by_key(|(bucket, offset, ..)| (*bucket, *offset));
+    rows
 }
 
 /// Latest offset of each bucket.
