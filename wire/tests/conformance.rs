@@ -15,10 +15,10 @@ use inlet_core::clock::{Clock, Env, SeededIdGen};
 use inlet_core::ids::{
     Bucket, Offset, PartitionId, SchemaId, StreamId, TableId, TimestampMicros, WalObjectId,
 };
-use inlet_core::table::TableDescriptor;
 use inlet_index::{
-    ChunkCommitRequest, ChunkCursor, ChunkRejected, CommitLog, CommitRequest, Index, IndexOptions,
-    LakeCatalog, LakeCommit, LakeCommitError, LakeFileEntry, LogRead, ProducerRef,
+    ChunkCommitRequest, ChunkCursor, ChunkRejected, CommitLog, CommitRequest, CommittedChunk,
+    Index, IndexOptions, LakeCatalog, LakeCommit, LakeCommitError, LakeFileEntry, LogRead,
+    ProducerRef,
 };
 use inlet_wire::{IndexPortsService, Member, ReaderPort, RemoteIndex};
 use slatedb::object_store::memory::InMemory;
@@ -68,14 +68,7 @@ async fn open_index(store: Arc<InMemory>) -> Index {
         .await
         .expect("database");
     let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, true)]));
-    let descriptor = TableDescriptor {
-        schema,
-        bucket_count: 2,
-        bucket_key: vec![],
-        partition_key: vec![],
-        comment: String::new(),
-        options: Default::default(),
-    };
+    let descriptor = inlet_testkit::table_descriptor(schema, 2);
     index
         .create_table("db", "t", descriptor, false)
         .await
@@ -170,6 +163,22 @@ fn commit(object: u128, chunks: Vec<ChunkCommitRequest>) -> CommitRequest {
         footer_offset: 100,
         footer_len: 20,
         chunks,
+    }
+}
+
+impl Ports {
+    /// Commits `request` and waits until it is durable (or refused).
+    async fn commit_now(
+        &self,
+        request: CommitRequest,
+    ) -> Vec<Result<CommittedChunk, ChunkRejected>> {
+        self.commit
+            .submit_commit(request)
+            .await
+            .expect("queued")
+            .wait()
+            .await
+            .expect("answered")
     }
 }
 
@@ -308,43 +317,23 @@ async fn refusals_of_chunks_come_back_exactly() {
         let s0 = stream(table, 0);
         let producer = |sequence| Some(ProducerRef { id: 42, sequence });
         let first = ports
-            .commit
-            .submit_commit(commit(1, vec![chunk(s0, 3, producer(5))]))
-            .await
-            .expect("queued")
-            .wait()
-            .await
-            .expect("committed");
+            .commit_now(commit(1, vec![chunk(s0, 3, producer(5))]))
+            .await;
         assert!(first[0].is_ok());
         let retry = ports
-            .commit
-            .submit_commit(commit(2, vec![chunk(s0, 3, producer(5))]))
-            .await
-            .expect("queued")
-            .wait()
-            .await
-            .expect("answered");
+            .commit_now(commit(2, vec![chunk(s0, 3, producer(5))]))
+            .await;
         assert!(matches!(retry[0], Err(ChunkRejected::Duplicate { .. })));
         let stale = ports
-            .commit
-            .submit_commit(commit(3, vec![chunk(s0, 3, producer(4))]))
-            .await
-            .expect("queued")
-            .wait()
-            .await
-            .expect("answered");
+            .commit_now(commit(3, vec![chunk(s0, 3, producer(4))]))
+            .await;
         assert!(matches!(
             stale[0],
             Err(ChunkRejected::StaleSequence { last: 5, .. })
         ));
         let no_stream = ports
-            .commit
-            .submit_commit(commit(4, vec![chunk(stream(table, 9), 1, None)]))
-            .await
-            .expect("queued")
-            .wait()
-            .await
-            .expect("answered");
+            .commit_now(commit(4, vec![chunk(stream(table, 9), 1, None)]))
+            .await;
         assert!(matches!(
             no_stream[0],
             Err(ChunkRejected::NoSuchStream {
@@ -356,14 +345,7 @@ async fn refusals_of_chunks_come_back_exactly() {
             schema_id: SchemaId(9),
             ..chunk(s0, 1, None)
         };
-        let changed = ports
-            .commit
-            .submit_commit(commit(5, vec![other_schema]))
-            .await
-            .expect("queued")
-            .wait()
-            .await
-            .expect("answered");
+        let changed = ports.commit_now(commit(5, vec![other_schema])).await;
         assert!(matches!(
             changed[0],
             Err(ChunkRejected::SchemaChanged { .. })
@@ -373,14 +355,7 @@ async fn refusals_of_chunks_come_back_exactly() {
             .drop_table("db", "t", false)
             .await
             .expect("dropped");
-        let dropped = ports
-            .commit
-            .submit_commit(commit(6, vec![chunk(s0, 1, None)]))
-            .await
-            .expect("queued")
-            .wait()
-            .await
-            .expect("answered");
+        let dropped = ports.commit_now(commit(6, vec![chunk(s0, 1, None)])).await;
         assert!(matches!(
             dropped[0],
             Err(ChunkRejected::TableDropped { .. })
@@ -403,13 +378,8 @@ async fn a_subscriber_wakes_on_each_commit_with_the_durable_tail() {
         assert_eq!(tails.borrow_and_update().next_offset, Offset(0));
         for i in 0..3u32 {
             ports
-                .commit
-                .submit_commit(commit(u128::from(i) + 1, vec![chunk(s1, 4, None)]))
-                .await
-                .expect("queued")
-                .wait()
-                .await
-                .expect("committed");
+                .commit_now(commit(u128::from(i) + 1, vec![chunk(s1, 4, None)]))
+                .await;
             let expected = Offset(4 * (u64::from(i) + 1));
             tokio::time::timeout(
                 Duration::from_secs(10),
@@ -433,14 +403,7 @@ async fn leases_and_lake_commits_are_fenced_and_compared_the_same() {
         let mut out = Vec::new();
         let table = ports.commit.table("db", "t").await.expect("table").id;
         let s0 = stream(table, 0);
-        ports
-            .commit
-            .submit_commit(commit(1, vec![chunk(s0, 10, None)]))
-            .await
-            .expect("queued")
-            .wait()
-            .await
-            .expect("committed");
+        ports.commit_now(commit(1, vec![chunk(s0, 10, None)])).await;
         let ttl = Duration::from_secs(60);
         let lease = ports
             .lake
