@@ -215,33 +215,7 @@ async fn read_all(
     let cache_before = cache_counters(&mut client).await?;
     let before = harness.snapshot();
     let start = Instant::now();
-    let mut stream = client
-        .fetch(pb::FetchRequest {
-            path: Some(path(database, table)),
-            start: Some(pb::StartPosition {
-                position: Some(pb::start_position::Position::Earliest(true)),
-            }),
-            columns: columns.iter().map(|c| (*c).to_owned()).collect(),
-            ..Default::default()
-        })
-        .await
-        .context("cannot start the fetch")?;
-    // The asked columns (all when none) plus `_bucket`, `_offset` and `_timestamp`.
-    let expected_columns = if columns.is_empty() {
-        WIDE_COLUMNS
-    } else {
-        columns.len()
-    } + 3;
-    let (mut rows, mut ipc_bytes) = (0u64, 0u64);
-    while let Some(response) = stream.message().await.map_err(status_error)? {
-        ipc_bytes += response.batch_ipc.len() as u64;
-        for batch in decode_fetched(&response)? {
-            if batch.num_columns() != expected_columns {
-                bail!("the {read} fetch returned {} columns", batch.num_columns());
-            }
-            rows += batch.num_rows() as u64;
-        }
-    }
+    let (rows, ipc_bytes) = read_table(&mut client, database, table, read, columns).await?;
     let seconds = start.elapsed().as_secs_f64();
     if rows != expected_rows {
         bail!("the {read} fetch returned {rows} rows, expected {expected_rows}");
@@ -270,6 +244,46 @@ async fn read_all(
         },
         store,
     })
+}
+
+/// Reads `database.table` from the earliest offset to the end, projected to `columns` (all
+/// when empty), decoding every batch; returns the rows and the Arrow IPC bytes received.
+/// `read` names the read in errors.
+pub(crate) async fn read_table(
+    client: &mut Client,
+    database: &str,
+    table: &str,
+    read: &str,
+    columns: &[&str],
+) -> anyhow::Result<(u64, u64)> {
+    let mut stream = client
+        .fetch(pb::FetchRequest {
+            path: Some(path(database, table)),
+            start: Some(pb::StartPosition {
+                position: Some(pb::start_position::Position::Earliest(true)),
+            }),
+            columns: columns.iter().map(|c| (*c).to_owned()).collect(),
+            ..Default::default()
+        })
+        .await
+        .context("cannot start the fetch")?;
+    // The asked columns (all when none) plus `_bucket`, `_offset` and `_timestamp`.
+    let expected_columns = if columns.is_empty() {
+        WIDE_COLUMNS
+    } else {
+        columns.len()
+    } + 3;
+    let (mut rows, mut ipc_bytes) = (0u64, 0u64);
+    while let Some(response) = stream.message().await.map_err(status_error)? {
+        ipc_bytes += response.batch_ipc.len() as u64;
+        for batch in decode_fetched(&response)? {
+            if batch.num_columns() != expected_columns {
+                bail!("the {read} fetch returned {} columns", batch.num_columns());
+            }
+            rows += batch.num_rows() as u64;
+        }
+    }
+    Ok((rows, ipc_bytes))
 }
 
 /// The node's read-cache (hits, misses) since it started.

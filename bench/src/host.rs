@@ -6,6 +6,7 @@
 //! would be a cycle. The server implements [`Host`] (`inlet::bench::ServerHost`) and hands
 //! it to [`run`](crate::run).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +26,10 @@ pub trait Host: Send + Sync {
 
     /// The server's default read cache.
     fn default_cache(&self) -> CacheDefaults;
+
+    /// The `inlet` binary, which the cluster section starts as separate `inlet serve`
+    /// processes.
+    fn inlet_binary(&self) -> anyhow::Result<PathBuf>;
 
     /// Starts a node on `store` (already counted and behind the latency model, if any): every
     /// role but the compactor (its WAL garbage collection would add requests to every

@@ -8,7 +8,12 @@
 //! 3. fetch throughput cold and hot, full and projected to 2 of 20 columns (`fetch.rs`);
 //! 4. lake tiering: WAL to Parquet throughput of a compactor, sizes and requests (`lake.rs`);
 //! 5. throughout, object-store requests and bytes by purpose per GB, priced at S3 list
-//!    prices (`cost.rs`), and peak RSS (`memory.rs`).
+//!    prices (`cost.rs`), and peak RSS (`memory.rs`);
+//! 6. only when asked for (`--sections cluster`): the roles in separate `inlet serve`
+//!    processes on a local directory: fetch throughput through 1 and 2 reader processes, the
+//!    index owner's requests and CPU per second while 0, 1 and 2 readers read, and
+//!    append → visible latency from the writer process to a follower on a reader process
+//!    next to the in-process figure (`cluster.rs`).
 //!
 //! Benchmarks report figures; they never pass or fail on a speed. `--smoke` is the short
 //! run CI uses to check that a report is produced; `--sections` runs only some sections.
@@ -28,6 +33,7 @@
 //! The crate's own smoke test (`tests/smoke.rs`) hosts it on the server through a
 //! dev-dependency, a cycle cargo allows for tests only.
 
+mod cluster;
 mod cost;
 mod data;
 mod fetch;
@@ -87,10 +93,23 @@ pub enum Section {
     Fetch,
     /// Lake tiering.
     Lake,
+    /// Separate `inlet serve` processes: readers, the owner's load, cross-process latency.
+    Cluster,
 }
 
 impl Section {
-    const ALL: [Section; 4] = [
+    /// Every section, in the order they run.
+    const ALL: [Section; 5] = [
+        Section::Produce,
+        Section::EndToEnd,
+        Section::Fetch,
+        Section::Lake,
+        Section::Cluster,
+    ];
+
+    /// The sections run without `--sections`: all but `cluster`, which adds about 40 s and
+    /// starts processes of the running executable (the `inlet` binary under `inlet bench`).
+    const DEFAULT: [Section; 4] = [
         Section::Produce,
         Section::EndToEnd,
         Section::Fetch,
@@ -103,6 +122,7 @@ impl Section {
             Section::EndToEnd => "e2e",
             Section::Fetch => "fetch",
             Section::Lake => "lake",
+            Section::Cluster => "cluster",
         }
     }
 }
@@ -170,7 +190,17 @@ pub struct BenchArgs {
     /// --fetch-batch-rows rows at --fetch-linger [default: 256; smoke: 2].
     #[arg(long)]
     pub lake_mb: Option<f64>,
-    /// Sections to run, in their fixed order [default: produce,e2e,fetch,lake].
+    /// MB (10^6 bytes) of Arrow IPC the cluster section writes through its writer process
+    /// and reads back through its reader processes, in appends of --fetch-batch-rows rows
+    /// [default: 50; smoke: 2].
+    #[arg(long)]
+    pub cluster_mb: Option<f64>,
+    /// How long each interval of the cluster section lasts (0, 1 and 2 readers reading
+    /// while the owner's load is sampled) [default: 5s; smoke: 1s].
+    #[arg(long, value_parser = parse_duration)]
+    pub cluster_interval: Option<Duration>,
+    /// Sections to run, in their fixed order [default: produce,e2e,fetch,lake; `cluster`
+    /// (separate processes on a local temp directory, about 40 s) only when named].
     #[arg(long, value_enum, value_delimiter = ',')]
     pub sections: Vec<Section>,
     /// Memory tier of the node's read cache, in MiB [default: the server default, 256].
@@ -223,6 +253,8 @@ pub(crate) struct Settings {
     pub(crate) fetch_batch_rows: usize,
     pub(crate) fetch_linger: Duration,
     pub(crate) lake_bytes: u64,
+    pub(crate) cluster_bytes: u64,
+    pub(crate) cluster_interval: Duration,
     pub(crate) sections: Vec<Section>,
     pub(crate) cache_memory_bytes: usize,
     pub(crate) cache_page_size: usize,
@@ -271,8 +303,12 @@ impl Settings {
             fetch_batch_rows: args.fetch_batch_rows.unwrap_or(pick(smoke, 10_000, 2_000)),
             fetch_linger: args.fetch_linger.unwrap_or(ms(50)),
             lake_bytes: (args.lake_mb.unwrap_or(pick(smoke, 256.0, 2.0)) * 1e6) as u64,
+            cluster_bytes: (args.cluster_mb.unwrap_or(pick(smoke, 50.0, 2.0)) * 1e6) as u64,
+            cluster_interval: args
+                .cluster_interval
+                .unwrap_or(pick(smoke, ms(5_000), ms(1_000))),
             sections: if args.sections.is_empty() {
-                Section::ALL.to_vec()
+                Section::DEFAULT.to_vec()
             } else {
                 Section::ALL
                     .into_iter()
@@ -302,6 +338,12 @@ impl Settings {
         }
         if self.lake_bytes == 0 {
             bail!("--lake-mb must be above zero");
+        }
+        if self.cluster_bytes == 0 {
+            bail!("--cluster-mb must be above zero");
+        }
+        if self.cluster_interval.is_zero() {
+            bail!("--cluster-interval must be above zero");
         }
         if self.e2e_interval.is_zero() {
             bail!("--e2e-interval must be above zero");
@@ -352,6 +394,8 @@ impl Settings {
             fetch_batch_rows: self.fetch_batch_rows,
             fetch_linger_ms: ms(self.fetch_linger),
             lake_bytes: self.lake_bytes,
+            cluster_bytes: self.cluster_bytes,
+            cluster_interval_seconds: self.cluster_interval.as_secs_f64(),
             sections: self.sections.iter().map(|s| s.label()).collect(),
             cache_memory_bytes: self.cache_memory_bytes,
             cache_page_size: self.cache_page_size,
@@ -509,7 +553,18 @@ async fn run_sections(settings: &Settings, host: &dyn Host) -> anyhow::Result<Re
         );
         memory.phase_done("lake").await;
     }
+    // The cluster section runs processes of its own; the in-process node would only idle.
     harness.stop().await?;
+
+    let mut cluster = None;
+    if settings.runs(Section::Cluster) {
+        cluster = Some(
+            cluster::run(host, settings, DATABASE)
+                .await
+                .context("the cluster section failed")?,
+        );
+        memory.phase_done("cluster").await;
+    }
 
     let row_ipc_bytes = BatchPool::new(1_000, settings.seed)?.bytes_per_row();
     Ok(Report {
@@ -522,6 +577,7 @@ async fn run_sections(settings: &Settings, host: &dyn Host) -> anyhow::Result<Re
         end_to_end,
         fetch,
         lake,
+        cluster,
         memory: memory.finish().await,
         seconds: stats::round(started.elapsed().as_secs_f64(), 2),
     })
@@ -573,7 +629,8 @@ mod tests {
         );
         assert_eq!(full.latency.bytes_per_second, Some(100e6));
 
-        assert_eq!(full.sections, Section::ALL);
+        assert_eq!(full.sections, Section::DEFAULT);
+        assert_eq!(full.cluster_bytes, 50_000_000);
         assert_eq!(full.lake_bytes, 256_000_000);
         assert_eq!(smoke.lake_bytes, 2_000_000);
 
@@ -581,6 +638,11 @@ mod tests {
         let some = settings(&["--sections", "lake,produce", "--lake-mb", "0.5"]).expect("valid");
         assert_eq!(some.sections, [Section::Produce, Section::Lake]);
         assert_eq!(some.lake_bytes, 500_000);
+        let cluster =
+            settings(&["--sections", "cluster", "--cluster-interval", "2s"]).expect("valid");
+        assert_eq!(cluster.sections, [Section::Cluster]);
+        assert_eq!(cluster.cluster_interval, Duration::from_secs(2));
+        assert!(settings(&["--cluster-mb", "0"]).is_err());
 
         assert!(settings(&["--sections", "tiering"]).is_err());
         assert!(settings(&["--lake-mb", "0"]).is_err());

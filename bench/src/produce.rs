@@ -168,10 +168,34 @@ pub(crate) async fn load(
         .await
         .with_context(|| format!("cannot create table {database}.{table}"))?;
     let before = harness.snapshot();
+    let bytes = send_appends(
+        &harness.endpoint()?,
+        database,
+        table,
+        pool,
+        producers,
+        appends,
+    )
+    .await?;
+    let store = StoreUsage::of(&harness.snapshot().since(&before), bytes);
+    Ok((bytes, store))
+}
+
+/// Sends `appends` appends of the pool's batches to `database.table` on the node at
+/// `endpoint` as fast as `producers` producers can, each on its own connection; returns the
+/// IPC bytes sent.
+pub(crate) async fn send_appends(
+    endpoint: &str,
+    database: &str,
+    table: &str,
+    pool: Arc<BatchPool>,
+    producers: usize,
+    appends: u64,
+) -> anyhow::Result<u64> {
     let next = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::with_capacity(producers);
     for _ in 0..producers {
-        let mut producer = Producer::new(harness.client().await?, database, table);
+        let mut producer = Producer::new(Client::connect(endpoint).await?, database, table);
         let (pool, next) = (pool.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
             let mut bytes = 0;
@@ -193,6 +217,5 @@ pub(crate) async fn load(
     for task in tasks {
         bytes += task.await.context("a loading producer panicked")??;
     }
-    let store = StoreUsage::of(&harness.snapshot().since(&before), bytes);
-    Ok((bytes, store))
+    Ok(bytes)
 }

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use inlet_store::prices::RequestPrices;
 
+use super::cluster::ClusterReport;
 use super::cost::{GB, PRICES, StoreUsage};
 use super::fetch::FetchReport;
 use super::follow::EndToEnd;
@@ -34,6 +35,7 @@ pub(crate) struct Report {
     pub(crate) end_to_end: Option<EndToEnd>,
     pub(crate) fetch: Option<FetchReport>,
     pub(crate) lake: Option<LakeReport>,
+    pub(crate) cluster: Option<ClusterReport>,
     pub(crate) memory: MemoryReport,
     pub(crate) seconds: f64,
 }
@@ -63,6 +65,10 @@ pub(crate) struct SettingsReport {
     pub(crate) fetch_linger_ms: f64,
     /// Arrow IPC bytes loaded into the lake table and tiered.
     pub(crate) lake_bytes: u64,
+    /// Arrow IPC bytes the cluster section loads through its writer process.
+    pub(crate) cluster_bytes: u64,
+    /// Length of each of the cluster section's reading intervals.
+    pub(crate) cluster_interval_seconds: f64,
     /// The sections run.
     pub(crate) sections: Vec<&'static str>,
     pub(crate) cache_memory_bytes: usize,
@@ -104,6 +110,9 @@ pub(crate) fn render(report: &Report) -> String {
     }
     if let Some(lake) = &report.lake {
         render_lake(&mut out, lake);
+    }
+    if let Some(cluster) = &report.cluster {
+        render_cluster(&mut out, cluster);
     }
     render_cost(&mut out, report);
     render_memory(&mut out, &report.memory);
@@ -333,6 +342,119 @@ fn render_lake(out: &mut String, lake: &LakeReport) {
         out,
         "object-store requests of the rounds: {}",
         requests.join("; ")
+    );
+}
+
+fn render_cluster(out: &mut String, cluster: &ClusterReport) {
+    let load = &cluster.load;
+    let _ = writeln!(
+        out,
+        "\nCLUSTER: separate `inlet serve` processes on one local directory: an owner (--roles \
+         index), a writer (--roles writer, linger {}ms), {} readers (--roles reader); MB = 10^6 \
+         bytes of Arrow IPC",
+        cluster.writer_linger_ms, cluster.readers
+    );
+    let _ = writeln!(
+        out,
+        "load through the writer: {} rows, {:.1} MB in {:.2} s ({:.1} MB/s); first (cold) \
+         full read through one reader: {:.1} MB/s ({:.3} s, {} chunk GETs)",
+        load.rows,
+        load.ipc_bytes as f64 / 1e6,
+        load.seconds,
+        load.mb_per_s,
+        cluster.cold_read.mb_per_s,
+        cluster.cold_read.seconds,
+        cluster.cold_read.reader_chunk_gets,
+    );
+    let _ = writeln!(
+        out,
+        "readers reading: each reader serves one client reading the whole table back to back \
+         (warm caches); the owner's load is its GetStatus store counters and /proc CPU time"
+    );
+    let mut reads = table(
+        &[
+            "readers",
+            "seconds",
+            "reads",
+            "MB/s",
+            "owner req/s",
+            "owner CPU ms/s",
+            "reader req/s",
+            "reader CPU ms/s",
+            "owner requests by purpose",
+        ],
+        &[8],
+    );
+    if let Some(column) = reads.column_mut(8) {
+        column.set_padding((1, 1));
+    }
+    let cpu = |ms: Option<f64>| ms.map_or_else(|| "n/a".to_owned(), |ms| format!("{ms:.1}"));
+    for interval in &cluster.intervals {
+        let purposes: Vec<String> = interval
+            .owner_requests_by_purpose
+            .iter()
+            .map(|(purpose, n)| format!("{purpose} {n}"))
+            .collect();
+        reads.add_row([
+            interval.readers.to_string(),
+            format!("{:.2}", interval.seconds),
+            interval.reads.to_string(),
+            format!("{:.1}", interval.mb_per_s),
+            format!("{:.2}", interval.owner_requests_per_s),
+            cpu(interval.owner_cpu_ms_per_s),
+            format!("{:.2}", interval.reader_requests_per_s),
+            cpu(interval.reader_cpu_ms_per_s),
+            if purposes.is_empty() {
+                "-".to_owned()
+            } else {
+                purposes.join(", ")
+            },
+        ]);
+    }
+    write_table(out, &reads);
+
+    let latency = &cluster.latency;
+    let _ = writeln!(
+        out,
+        "append sent -> rows received by a follower (from latest); ms"
+    );
+    let mut probes = table(
+        &[
+            "placement",
+            "appends",
+            "appends/s",
+            "p50",
+            "p99",
+            "p999",
+            "max",
+            "ack p50",
+            "ack p99",
+            "follower chunk GETs",
+        ],
+        &[0],
+    );
+    for (placement, run) in [
+        ("writer -> reader process", &latency.multi_process),
+        ("one in-process node", &latency.in_process),
+    ] {
+        probes.add_row([
+            placement.to_owned(),
+            run.appends.to_string(),
+            format!("{:.1}", run.appends_per_s),
+            format!("{:.2}", run.latency.p50_ms),
+            format!("{:.2}", run.latency.p99_ms),
+            format!("{:.2}", run.latency.p999_ms),
+            format!("{:.2}", run.latency.max_ms),
+            format!("{:.2}", run.ack_latency.p50_ms),
+            format!("{:.2}", run.ack_latency.p99_ms),
+            run.follower_chunk_gets.to_string(),
+        ]);
+    }
+    write_table(out, &probes);
+    let _ = writeln!(
+        out,
+        "multi-process minus in-process: p50 {:+.2} ms, p99 {:+.2} ms (goal: within 10 ms)",
+        latency.p50_difference_ms, latency.p99_difference_ms
     );
 }
 

@@ -3,8 +3,10 @@
 //! one (this one depends on it for the `bench` command), so the server lends it the node,
 //! the configuration defaults and the store opener from here.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
+use anyhow::Context;
 use async_trait::async_trait;
 use inlet_bench::{CacheDefaults, Host, NodeSettings, NodeUnderTest};
 use inlet_compactor::lake::LakeRoot;
@@ -37,6 +39,11 @@ impl Host for ServerHost {
             memory_bytes: cache.memory_bytes,
             page_size: cache.page_size,
         }
+    }
+
+    /// This executable: `inlet bench` runs inside the `inlet` binary.
+    fn inlet_binary(&self) -> anyhow::Result<PathBuf> {
+        std::env::current_exe().context("cannot find the path of the running `inlet` binary")
     }
 
     async fn start_node(
