@@ -153,6 +153,10 @@ pub struct SimConfig {
     pub storm: FaultConfig,
     pub chaos: ChaosSpec,
     pub compactor: CompactorSpec,
+    /// Whether each process's writer and reader reach its index over the wire module
+    /// (`inlet-wire`, gRPC on in-memory pipes) as a writer or reader process would, instead
+    /// of in process.
+    pub remote_roles: bool,
 }
 
 impl SimConfig {
@@ -236,6 +240,8 @@ impl SimConfig {
         // (deterministically: the flusher's `select!` is biased); otherwise none, so only
         // the timer flushes. From a stream of its own, so every other setting of a seed
         // stays what it was before size triggers were drawn.
+        // From a stream of its own, so every other setting of a seed stays what it was.
+        let remote_roles = root.fork("remote-roles", 0).chance(0.5);
         let mut flush = root.fork("flush-bytes", 0);
         let flush_bytes = if flush.chance(0.75) {
             flush.log_between(512, 16 << 10) as usize
@@ -338,6 +344,7 @@ impl SimConfig {
             storm,
             chaos,
             compactor,
+            remote_roles,
         }
     }
 
@@ -350,7 +357,7 @@ impl SimConfig {
              slatedb_retries={:?} page={} cache={} faults=({:.3},{:.3},{:.3},{:?}..{:?}) \
              chaos=(crashes={},takeovers={},triggers={},storms={},compactor_crashes={}) \
              lake=({}) compactor=(pass={:?}ms gc={:?}ms lease={:?} graces={:?}/{:?}/{:?} \
-             round<={}B/{}rows) ack_before_durable={}",
+             round<={}B/{}rows) ack_before_durable={} remote_roles={}",
             self.seed,
             self.profile.name(),
             self.duration,
@@ -402,6 +409,7 @@ impl SimConfig {
             self.compactor.max_round_bytes,
             self.compactor.max_round_rows,
             self.ack_before_durable,
+            self.remote_roles,
         )
     }
 }

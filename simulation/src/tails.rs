@@ -20,12 +20,13 @@ use std::sync::{Arc, Mutex};
 use inlet_core::ids::{Offset, StreamId, TimestampMicros};
 use inlet_core::table::TableInfo;
 use inlet_index::keys::{ChunkEntry, LakeFileEntry, LakeWatermark, StreamTail};
-use inlet_index::{CatalogError, Index, IndexError, LogRead};
+use inlet_index::{CatalogError, IndexError, LogRead};
 use tokio::sync::watch;
 
-/// [`LogRead`] over an [`Index`] whose tail subscriptions wake in a fixed order.
+/// A [`LogRead`] (the index in process, or over the wire) whose tail subscriptions wake in a
+/// fixed order.
 pub struct OrderedTails {
-    index: Index,
+    index: Arc<dyn LogRead>,
     relays: Mutex<BTreeMap<StreamId, Arc<Relay>>>,
 }
 
@@ -40,7 +41,7 @@ struct Relay {
 }
 
 impl OrderedTails {
-    pub fn new(index: Index) -> Self {
+    pub fn new(index: Arc<dyn LogRead>) -> Self {
         Self {
             index,
             relays: Mutex::default(),
@@ -74,20 +75,20 @@ async fn forward(mut upstream: watch::Receiver<StreamTail>, relay: Arc<Relay>) {
 #[async_trait::async_trait]
 impl LogRead for OrderedTails {
     fn stopped(&self) -> Option<IndexError> {
-        LogRead::stopped(&self.index)
+        self.index.stopped()
     }
 
     async fn table(&self, database: &str, name: &str) -> Result<Arc<TableInfo>, CatalogError> {
-        LogRead::table(&self.index, database, name).await
+        self.index.table(database, name).await
     }
 
     async fn tail(&self, stream: StreamId) -> Result<StreamTail, IndexError> {
-        LogRead::tail(&self.index, stream).await
+        self.index.tail(stream).await
     }
 
     async fn subscribe(&self, stream: StreamId) -> Result<watch::Receiver<StreamTail>, IndexError> {
         // The index's own answer: its errors, and the durable tail as of now.
-        let upstream = LogRead::subscribe(&self.index, stream).await?;
+        let upstream = self.index.subscribe(stream).await?;
         let mut relays = self.relays.lock().expect("relays lock poisoned");
         let relay = match relays.get(&stream) {
             Some(relay) if relay.upstream.same_channel(&upstream) => relay.clone(),
@@ -121,7 +122,7 @@ impl LogRead for OrderedTails {
         from: Offset,
         max: usize,
     ) -> Result<Vec<ChunkEntry>, IndexError> {
-        LogRead::chunks(&self.index, stream, from, max).await
+        self.index.chunks(stream, from, max).await
     }
 
     async fn offset_for_timestamp(
@@ -129,11 +130,11 @@ impl LogRead for OrderedTails {
         stream: StreamId,
         ts: TimestampMicros,
     ) -> Result<Offset, IndexError> {
-        LogRead::offset_for_timestamp(&self.index, stream, ts).await
+        self.index.offset_for_timestamp(stream, ts).await
     }
 
     async fn lake_watermark(&self, stream: StreamId) -> Result<LakeWatermark, IndexError> {
-        LogRead::lake_watermark(&self.index, stream).await
+        self.index.lake_watermark(stream).await
     }
 
     async fn lake_files(
@@ -142,6 +143,6 @@ impl LogRead for OrderedTails {
         from: Offset,
         max: usize,
     ) -> Result<Vec<LakeFileEntry>, IndexError> {
-        LogRead::lake_files(&self.index, stream, from, max).await
+        self.index.lake_files(stream, from, max).await
     }
 }

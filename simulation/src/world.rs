@@ -26,9 +26,11 @@ use inlet_compactor::{Compactor, CompactorOptions, Failpoint, FailpointHook};
 use inlet_core::clock::{Env, SeededIdGen};
 use inlet_core::table::{OPTION_LAKE_ENABLED, OPTION_LAKE_FRESHNESS, TableDescriptor};
 use inlet_index::index::ConfigureSlateDb;
-use inlet_index::{Index, IndexOptions};
+use inlet_index::{CommitLog, Index, IndexOptions, LogRead};
 use inlet_reader::{FetchRequest, Reader, StartPosition};
 use inlet_store::{FaultControl, FaultStore, Purpose};
+use inlet_wire::memory::serve_in_memory;
+use inlet_wire::{IndexPortsService, Member, OwnerSource, RemoteIndex, RemoteOptions};
 use inlet_writer::Writer;
 use slatedb::object_store::ObjectStore;
 use slatedb::object_store::memory::InMemory;
@@ -185,15 +187,43 @@ impl World {
             let cache = PagedCache::open(store.clone(), self.cfg.cache.clone())
                 .await
                 .expect("a memory-only cache with valid options opens");
+            // The ports the writer and reader use: the index itself, or (as in a writer or
+            // reader process) the index over the wire module on in-memory pipes.
+            let (commit, read): (Arc<dyn CommitLog>, Arc<dyn LogRead>) = if self.cfg.remote_roles {
+                let service = IndexPortsService::new(
+                    index.clone(),
+                    Member {
+                        node_id: format!("node-{id}"),
+                        endpoint: "in-memory".to_owned(),
+                        roles: vec!["index".to_owned()],
+                    },
+                );
+                let (channel, server) = serve_in_memory(service);
+                let remote = RemoteIndex::connect(
+                    OwnerSource::Channel(channel),
+                    None,
+                    RemoteOptions::default(),
+                );
+                // The wire dies with the process: its followers end, its calls fail.
+                let (dying, wire) = (life.clone(), remote.clone());
+                tokio::spawn(async move {
+                    dying.dead().await;
+                    wire.close();
+                    server.abort();
+                });
+                (Arc::new(remote.clone()), Arc::new(remote))
+            } else {
+                (Arc::new(index.clone()), Arc::new(index.clone()))
+            };
             let writer = Writer::start(
-                Arc::new(index.clone()),
+                commit,
                 store.clone(),
                 cache.clone(),
                 self.cfg.writer.clone(),
                 env,
             );
-            // The index, with every follower on a channel of its own (`tails`).
-            let reader = Reader::new(Arc::new(OrderedTails::new(index.clone())), cache.clone());
+            // Every follower on a channel of its own (`tails`).
+            let reader = Reader::new(Arc::new(OrderedTails::new(read)), cache.clone());
             let compactor = self.compactor(id, &index, cache, &life);
             dies_unless_opened.defuse();
             let node = Arc::new(Node {

@@ -75,7 +75,8 @@ fn regression_seeds() {
 /// The same seed twice in one process gives the same event trace (`check_replay`: between
 /// the runs `HashMap`s get new keys, so an outcome that depended on hash order would show).
 /// The seeds draw what the harness once had to leave out to stay deterministic: flushes by
-/// size racing the linger timer, several followers of one stream, followers of several.
+/// size racing the linger timer, several followers of one stream, followers of several; and
+/// the writer and reader over the wire module (gRPC on in-memory pipes) as well as in process.
 #[test]
 fn a_seed_replays_exactly() {
     let runs: Vec<(u64, SimOptions)> = [
@@ -116,6 +117,10 @@ fn a_seed_replays_exactly() {
     assert!(
         configs.iter().any(|cfg| streams(cfg) > 1),
         "no seed has followers of several streams"
+    );
+    assert!(
+        configs.iter().any(|cfg| cfg.remote_roles) && configs.iter().any(|cfg| !cfg.remote_roles),
+        "the seeds do not run the writer and reader both in process and over the wire"
     );
     for (seed, options) in &runs {
         let outcome = check_replay(*seed, options).unwrap_or_else(|report| panic!("{report}"));

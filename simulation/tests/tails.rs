@@ -21,7 +21,7 @@ async fn followers_wake_in_subscription_order_and_end_with_the_index() {
     let index = index_with_table(store.clone(), "t", schema.clone()).await;
     let table = index.table(DATABASE, "t").expect("the table exists");
     let stream = StreamId::new(table.id, PartitionId(0), Bucket(0));
-    let tails = OrderedTails::new(index.clone());
+    let tails = OrderedTails::new(Arc::new(index.clone()));
 
     // Eight followers: with one shared channel, the chance that tokio wakes them in order is
     // below one in two thousand.

@@ -6,6 +6,7 @@
 //! - [`client`]: [`RemoteIndex`], the ports of a role in another process.
 //! - [`convert`]: every conversion between index types and messages, and the page limit.
 //! - [`errors`]: index errors as gRPC statuses and back, exactly.
+//! - [`memory`]: the same gRPC over in-memory pipes (the simulation).
 //! - [`owner`]: finding the owner through the store (`cluster/owner.json`).
 //! - [`reader_port`]: a reader's log-read port: history from the index replica, tails from
 //!   the owner.
@@ -16,6 +17,7 @@
 pub mod client;
 pub mod convert;
 pub mod errors;
+pub mod memory;
 pub mod owner;
 pub mod reader_port;
 pub mod server;

@@ -113,6 +113,8 @@ pub enum OwnerSource {
     Fixed(String),
     /// The record in this store.
     Store(Arc<dyn ObjectStore>),
+    /// This channel, already made (an in-memory transport, `memory.rs`).
+    Channel(Channel),
 }
 
 /// A connection to the current owner, found again after it fails.
@@ -137,6 +139,9 @@ impl OwnerLink {
             return Ok(current);
         }
         let endpoint = match &self.source {
+            OwnerSource::Channel(channel) => {
+                return Ok(("in-memory".to_owned(), channel.clone()));
+            }
             OwnerSource::Fixed(endpoint) => endpoint_url(endpoint),
             OwnerSource::Store(store) => match read_owner(store.as_ref()).await? {
                 Some(record) => record.endpoint,
