@@ -42,6 +42,10 @@ pub struct ReaderPort {
     replica: OnceCell<IndexReplica>,
     /// The newest tail this reader learned per stream (pushed or read): listings reach it.
     tails: Mutex<HashMap<StreamId, StreamTail>>,
+    /// Streams this reader keeps following once it read them, so their tails are known from
+    /// the owner's pushes without asking it per fetch (one push per commit per stream read
+    /// here, instead of one call per fetch per bucket).
+    followed: Mutex<HashMap<StreamId, watch::Receiver<StreamTail>>>,
 }
 
 impl ReaderPort {
@@ -52,6 +56,7 @@ impl ReaderPort {
             options,
             replica: OnceCell::new(),
             tails: Mutex::new(HashMap::new()),
+            followed: Mutex::new(HashMap::new()),
         }
     }
 
@@ -107,10 +112,29 @@ impl LogRead for ReaderPort {
         }
     }
 
+    /// The tail as the owner last pushed it (it pushes after every commit, so this lags an
+    /// ack by the push's delay, milliseconds); the first read of a stream asks the owner and
+    /// keeps following it; with no owner, the replica's.
     async fn tail(&self, stream: StreamId) -> Result<StreamTail, IndexError> {
-        let tail = match LogRead::tail(&self.owner, stream).await {
-            Ok(tail) => tail,
-            Err(_) => self.replica().await?.tail(stream).await?,
+        let followed = self
+            .followed
+            .lock()
+            .expect("followed lock")
+            .get(&stream)
+            .map(|tails| *tails.borrow());
+        let tail = match followed {
+            Some(tail) => tail,
+            None => match LogRead::subscribe(&self.owner, stream).await {
+                Ok(tails) => {
+                    let tail = *tails.borrow();
+                    self.followed
+                        .lock()
+                        .expect("followed lock")
+                        .insert(stream, tails);
+                    tail
+                }
+                Err(_) => self.replica().await?.tail(stream).await?,
+            },
         };
         Ok(self.learned(stream, tail))
     }
