@@ -155,3 +155,21 @@ pub fn forward<T>(mut request: tonic::Request<T>, role: &str) -> Result<tonic::R
         .insert(FORWARDED, tonic::metadata::MetadataValue::from_static("1"));
     Ok(request)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_is_forwarded_once_and_refused_the_second_time() {
+        let once = forward(tonic::Request::new(()), "writer").expect("first hop");
+        assert!(once.metadata().contains_key(FORWARDED));
+        let twice = forward(once, "writer").expect_err("second hop");
+        assert_eq!(twice.code(), tonic::Code::FailedPrecondition);
+        assert!(
+            twice.message().contains("writer role"),
+            "{}",
+            twice.message()
+        );
+    }
+}

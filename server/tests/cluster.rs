@@ -32,6 +32,8 @@ const BUCKETS: u32 = 3;
 const APPENDS: i64 = 20;
 /// Appends per producer across the kill: enough to still be appending when it happens.
 const ACROSS: i64 = 200;
+/// Appends sent to a reader node, which forwards them to a writer.
+const FORWARDED: i64 = 3;
 const ROWS: i64 = 5;
 
 /// Where the cluster's processes keep everything, and how they reach it.
@@ -349,9 +351,18 @@ async fn run_cluster(store: &Store) -> anyhow::Result<()> {
     let b = tokio::spawn(produce(writer_b.clone(), 2, APPENDS, APPENDS, 1));
     let (a, b) = (a.await??, b.await??);
     follower.await?.context("a follower on reader B")?;
+    // Any node takes any request: an append sent to a reader is forwarded to a writer, a
+    // fetch sent to a writer to a reader.
+    let e = produce(reader_a.clone(), 5, 2 * APPENDS + 2 * ACROSS, FORWARDED, 1)
+        .await
+        .context("appends through a reader node")?;
+    let rows = read_table(&writer_b)
+        .await
+        .context("a fetch through a writer node")?;
+    ensure!(check_acked(&rows, &[&a, &b, &e])? == rows.len());
     for reader in [&reader_a, &reader_b] {
         let rows = read_table(reader).await?;
-        let acked = check_acked(&rows, &[&a, &b])?;
+        let acked = check_acked(&rows, &[&a, &b, &e])?;
         ensure!(
             acked == rows.len(),
             "{reader} holds {} rows, {acked} were acked",
@@ -385,7 +396,7 @@ async fn run_cluster(store: &Store) -> anyhow::Result<()> {
         let rows = read_table(reader)
             .await
             .with_context(|| format!("{reader} during the gap"))?;
-        check_acked(&rows, &[&a, &b])?;
+        check_acked(&rows, &[&a, &b, &e])?;
     }
     let new_owner = standby;
     let mut admin = connect_when_up(&new_owner).await?;
@@ -413,14 +424,14 @@ async fn run_cluster(store: &Store) -> anyhow::Result<()> {
     }
     for reader in [&reader_a, &reader_b] {
         let rows = read_table(reader).await?;
-        let acked = check_acked(&rows, &[&a, &b, &c, &d])?;
+        let acked = check_acked(&rows, &[&a, &b, &c, &d, &e])?;
         ensure!(
             acked == rows.len(),
             "{reader} holds {} rows, {acked} were acked",
             rows.len()
         );
         ensure!(
-            acked as i64 == (2 * APPENDS + 2 * ACROSS) * ROWS,
+            acked as i64 == (2 * APPENDS + 2 * ACROSS + FORWARDED) * ROWS,
             "{acked} rows acked"
         );
     }
