@@ -31,7 +31,7 @@ use tokio::task::JoinHandle;
 use crate::error::AppendError;
 use crate::options::WriterOptions;
 use crate::upload::{StreamChunk, upload};
-use crate::validate::conform;
+use crate::validate::{batch_bytes, conform};
 
 /// The offsets one append got in one bucket: `base_offset .. base_offset + row_count`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,7 +184,7 @@ impl Writer {
         if batch.num_rows() == 0 {
             return Ok(Vec::new());
         }
-        let bytes = batch.get_array_memory_size();
+        let bytes = batch_bytes(&batch);
         let limit = MAX_APPEND_BYTES.min(self.inner.options.max_buffered_bytes);
         if bytes > limit {
             return Err(AppendError::TooLarge { bytes, limit });

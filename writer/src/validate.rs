@@ -10,6 +10,23 @@ use inlet_core::table::TableInfo;
 
 use crate::error::AppendError;
 
+/// The bytes `batch`'s rows take. Not `get_array_memory_size`: that reports each buffer's
+/// whole allocation, and a batch decoded zero-copy from one IPC message has every column in
+/// that one allocation, so it counted the message once per buffer (20 columns: 40x), which
+/// flushed every append alone and filled the writer's memory budget with phantom bytes.
+pub fn batch_bytes(batch: &RecordBatch) -> usize {
+    batch
+        .columns()
+        .iter()
+        .map(|column| {
+            column
+                .to_data()
+                .get_slice_memory_size()
+                .unwrap_or_else(|_| column.get_array_memory_size())
+        })
+        .sum()
+}
+
 /// Returns `batch` with exactly the table's columns, in the table's order and types.
 pub fn conform(table: &TableInfo, batch: &RecordBatch) -> Result<RecordBatch, AppendError> {
     let schema = &table.descriptor.schema;
@@ -30,7 +47,7 @@ pub fn conform(table: &TableInfo, batch: &RecordBatch) -> Result<RecordBatch, Ap
         .iter()
         .filter(|field| batch.column_by_name(field.name()).is_none())
         .map(|field| null_array_bytes(field.data_type(), rows as u64))
-        .fold(batch.get_array_memory_size() as u64, u64::saturating_add);
+        .fold(batch_bytes(batch) as u64, u64::saturating_add);
     if filled > MAX_CONFORMED_APPEND_BYTES {
         return Err(AppendError::TooLargeWhenFilled {
             table: name,
@@ -132,6 +149,26 @@ mod tests {
     use inlet_core::table::TableDescriptor;
 
     use super::*;
+
+    #[test]
+    fn a_batch_decoded_from_one_ipc_message_counts_its_bytes_once() {
+        let columns: Vec<(String, ArrayRef)> = (0..20)
+            .map(|i| {
+                let values: ArrayRef = Arc::new(Int64Array::from_iter_values(0..10_000));
+                (format!("c{i}"), values)
+            })
+            .collect();
+        let batch = RecordBatch::try_from_iter(columns).expect("batch");
+        let ipc = inlet_core::ipc::batches_to_ipc(&batch.schema(), &[batch]).expect("ipc");
+        let decoded = inlet_core::ipc::decode_stream(arrow_buffer::Buffer::from_vec(ipc.clone()))
+            .expect("decodes")
+            .batches
+            .remove(0);
+        let values = 20 * 10_000 * 8;
+        assert_eq!(batch_bytes(&decoded), values);
+        // What arrow's own figure says of the same batch: each column's whole allocation.
+        assert!(decoded.get_array_memory_size() >= 20 * ipc.len());
+    }
 
     fn table() -> TableInfo {
         TableInfo {
