@@ -123,10 +123,14 @@ impl Reader {
         let table = self.index.table(&request.database, &request.table).await?;
         let projection = projection(&table, &request.columns)?;
         let streams = streams(&table, &request.buckets)?;
-        let mut starts = Vec::with_capacity(streams.len());
-        for stream in streams {
-            starts.push((stream, self.resolve(stream, request.start).await?));
-        }
+        // Every bucket's start at once: on a cold node each is an index read from the store.
+        let resolved = futures::future::try_join_all(
+            streams
+                .iter()
+                .map(|stream| self.resolve(*stream, request.start)),
+        )
+        .await?;
+        let starts: Vec<(StreamId, Offset)> = streams.into_iter().zip(resolved).collect();
         let schema = read_schema(&table.descriptor.schema, &projection);
         let context = Arc::new(FetchContext {
             index: self.index.clone(),
