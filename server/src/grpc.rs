@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use arrow_buffer::Buffer;
 use futures::{Stream, StreamExt};
 use inlet_core::clock::Env;
-use inlet_core::error::{ErrorKind, HasKind};
+use inlet_core::error::HasKind;
 use inlet_core::ids::{Offset, TimestampMicros};
 use inlet_core::ipc::{batches_to_ipc, decode_schema, decode_stream};
 use inlet_core::limits::MAX_APPEND_BYTES;
@@ -34,18 +34,7 @@ use crate::routes::{Routes, forward};
 /// Maps an error to the gRPC status a client sees: the code says what the client can do,
 /// the message says what went wrong.
 pub fn status<E: HasKind + std::fmt::Display>(error: E) -> Status {
-    let message = error.to_string();
-    match error.kind() {
-        ErrorKind::InvalidInput => Status::invalid_argument(message),
-        ErrorKind::NotFound => Status::not_found(message),
-        ErrorKind::AlreadyExists => Status::already_exists(message),
-        ErrorKind::OutOfRange => Status::out_of_range(message),
-        ErrorKind::Unavailable => Status::unavailable(message),
-        ErrorKind::Fenced => Status::failed_precondition(message),
-        ErrorKind::Conflict => Status::aborted(message),
-        ErrorKind::Corruption => Status::data_loss(message),
-        ErrorKind::Internal => Status::internal(message),
-    }
+    Status::new(inlet_wire::errors::code(error.kind()), error.to_string())
 }
 
 /// The `inlet.v1.Inlet` service over the roles of this process; what they do not cover is

@@ -316,7 +316,7 @@ struct CommitSession {
 #[derive(Debug, Default)]
 struct SessionState {
     /// Replies not yet received, by request id.
-    pending: HashMap<u64, oneshot::Sender<CommitReply>>,
+    pending: HashMap<u64, Waiter>,
     /// The stream broke: every pending commit was answered "unknown".
     dead: bool,
 }
@@ -332,6 +332,24 @@ impl CommitSession {
              is unknown",
             self.endpoint
         ))
+    }
+}
+
+/// A commit waiting for its reply, and how many chunks it asked for.
+#[derive(Debug)]
+struct Waiter {
+    reply: oneshot::Sender<CommitReply>,
+    chunks: usize,
+}
+
+/// A reply must hold one outcome per chunk; anything else is a broken owner.
+fn checked(reply: CommitReply, chunks: usize) -> CommitReply {
+    match reply {
+        Ok(outcomes) if outcomes.len() != chunks => Err(IndexError::Storage(format!(
+            "the owner answered a commit of {chunks} chunks with {} outcomes",
+            outcomes.len()
+        ))),
+        reply => reply,
     }
 }
 
@@ -355,8 +373,12 @@ async fn run_commit_replies(
         {
             inner.tables.lock().expect("tables lock").clear();
         }
-        if let Some(waiter) = waiter {
-            let _ = waiter.send(reply);
+        if let Some(Waiter {
+            reply: waiter,
+            chunks,
+        }) = waiter
+        {
+            let _ = waiter.send(checked(reply, chunks));
         }
     }
     let pending = {
@@ -365,7 +387,7 @@ async fn run_commit_replies(
         std::mem::take(&mut state.pending)
     };
     for (_, waiter) in pending {
-        let _ = waiter.send(Err(session.lost()));
+        let _ = waiter.reply.send(Err(session.lost()));
     }
 }
 
@@ -536,9 +558,9 @@ impl CommitLog for RemoteIndex {
             if state.dead {
                 return Err(session.lost());
             }
-            state.pending.insert(id, reply);
+            let chunks = request.chunks.len();
+            state.pending.insert(id, Waiter { reply, chunks });
         }
-        let chunks = request.chunks.len();
         if session
             .requests
             .send(commit_message(id, &request))
@@ -554,21 +576,7 @@ impl CommitLog for RemoteIndex {
             return Err(session.lost());
         }
         let lost = session.lost();
-        let (checked, checked_receiver) = oneshot::channel();
-        // A reply must hold one outcome per chunk; anything else is a broken owner.
-        tokio::spawn(async move {
-            let reply = match receiver.await {
-                Ok(Ok(outcomes)) if outcomes.len() != chunks => Err(IndexError::Storage(format!(
-                    "the owner answered a commit of {chunks} chunks with {} outcomes",
-                    outcomes.len()
-                ))),
-                Ok(reply) => reply,
-                Err(_) => Err(lost),
-            };
-            let _ = checked.send(reply);
-        });
-        let lost = session.lost();
-        Ok(PendingCommit::new(checked_receiver, move || lost))
+        Ok(PendingCommit::new(receiver, move || lost))
     }
 }
 
@@ -627,8 +635,8 @@ impl LogRead for RemoteIndex {
     }
 
     async fn tail(&self, stream: StreamId) -> Result<StreamTail, IndexError> {
-        if let Some(sender) = self.inner.tails.lock().expect("tails lock").get(&stream) {
-            return Ok(*sender.borrow());
+        if let Some(tail) = self.known_tail(stream) {
+            return Ok(tail);
         }
         Ok(LakeCatalog::stream_state(self, stream).await?.0)
     }
