@@ -7,7 +7,7 @@
 //! The replica lags the owner by up to its poll interval. A listing that ends before the
 //! tail this reader knows (pushed, or read) is completed from the owner; if the owner does
 //! not answer, the replica is read again until it has caught up (it has everything that was
-//! durable), for up to [`CATCH_UP`].
+//! durable), for up to [`CATCH_UP`]; after that the listing fails as unavailable.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -175,10 +175,9 @@ impl LogRead for ReaderPort {
                     page.extend(rest);
                     return Ok(page);
                 }
-                Err(error) if tokio::time::Instant::now() >= deadline => {
-                    tracing::warn!(%error, "the replica did not catch up and the owner does not answer");
-                    return Ok(page);
-                }
+                // Unavailable, not a short listing: the reader would report the missing
+                // entries as a gap in the index (corruption) when they are only out of reach.
+                Err(error) if tokio::time::Instant::now() >= deadline => return Err(error),
                 Err(_) => tokio::time::sleep(CATCH_UP_PAUSE).await,
             }
         }
