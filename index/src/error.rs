@@ -2,6 +2,7 @@
 
 use inlet_core::error::{ErrorKind, HasKind};
 use inlet_core::ids::StreamId;
+use inlet_core::limits::MAX_INDEXED_COLUMN_RANGES;
 use inlet_core::table::DefinitionError;
 
 use crate::keys::{CodecError, ProducedRange};
@@ -95,6 +96,15 @@ pub enum ChunkRejected {
     },
     #[error("{stream} does not exist: table has {bucket_count} buckets")]
     NoSuchStream { stream: StreamId, bucket_count: u32 },
+    #[error(
+        "chunk of {stream} lists {found} column ranges; its table has {columns} columns (ranges \
+         are listed for all of them, at most {MAX_INDEXED_COLUMN_RANGES}, or for none)"
+    )]
+    ColumnRanges {
+        stream: StreamId,
+        found: usize,
+        columns: usize,
+    },
     #[error("append {sequence} of producer {producer} was already committed")]
     Duplicate {
         stream: StreamId,

@@ -19,8 +19,9 @@ use inlet_core::ids::{
     WalObjectId,
 };
 use inlet_core::ipc::{decode_schema, schema_to_ipc};
-use inlet_core::limits::{COMMIT_QUEUE_DEPTH, MAX_COMMITS_PER_BATCH};
+use inlet_core::limits::{COMMIT_QUEUE_DEPTH, MAX_COMMITS_PER_BATCH, MAX_INDEXED_COLUMN_RANGES};
 use inlet_core::table::{TableDescriptor, TableInfo, validate_name};
+use inlet_core::wal::{ChunkMeta, ColumnRange};
 use slatedb::config::{
     DurabilityLevel, FlushOptions, FlushType, PutOptions, ReadOptions, ScanOptions, Ttl,
 };
@@ -196,6 +197,36 @@ pub struct ChunkCommitRequest {
     pub row_count: u32,
     /// Set for the chunks of an idempotent append; such chunks hold only that append.
     pub producer: Option<ProducerRef>,
+    /// Body byte range of each column (from the object's footer), kept in the chunk's index
+    /// entry so pruned reads need no footer; empty for tables wider than
+    /// `MAX_INDEXED_COLUMN_RANGES`.
+    pub columns: Vec<ColumnRange>,
+}
+
+impl ChunkCommitRequest {
+    /// The commit of the chunk the object's footer describes as `meta`, appended by
+    /// `producer`. Column ranges are kept only up to `MAX_INDEXED_COLUMN_RANGES`: a wider
+    /// table's ranges would weigh on every listing, and its pruned reads use the footer.
+    pub fn from_meta(meta: &ChunkMeta, producer: Option<ProducerRef>) -> Self {
+        let columns = if meta.columns.len() <= MAX_INDEXED_COLUMN_RANGES {
+            meta.columns.clone()
+        } else {
+            Vec::new()
+        };
+        ChunkCommitRequest {
+            stream: meta.stream,
+            schema_id: meta.schema_id,
+            chunk_offset: meta.chunk_offset,
+            chunk_len: meta.chunk_len(),
+            meta_len: meta.meta_len,
+            body_offset: meta.body_offset,
+            chunk_crc: meta.chunk_crc,
+            meta_crc: meta.meta_crc,
+            row_count: meta.row_count,
+            producer,
+            columns,
+        }
+    }
 }
 
 /// An uploaded WAL object whose chunks should be committed.

@@ -8,6 +8,8 @@ use inlet_core::ids::{
     Bucket, DatabaseId, Offset, PartitionId, SchemaId, StreamId, TableId, TimestampMicros,
     WalObjectId,
 };
+use inlet_core::limits::MAX_INDEXED_COLUMN_RANGES;
+use inlet_core::wal::ColumnRange;
 
 /// Key prefixes. Persisted: never renumber, never reuse.
 #[repr(u8)]
@@ -246,6 +248,10 @@ pub enum CodecError {
     Trailing { extra: usize },
     #[error("malformed index record: {0}")]
     Json(String),
+    #[error(
+        "index entry lists {count} column ranges (1 to {MAX_INDEXED_COLUMN_RANGES} when listed)"
+    )]
+    ColumnRanges { count: usize },
     #[error("index entry's offsets overflow: base {base} plus {rows} rows")]
     OffsetOverflow { base: u64, rows: u64 },
 }
@@ -393,19 +399,37 @@ pub struct ChunkEntry {
     pub base_offset: Offset,
     pub row_count: u32,
     pub commit_ts: TimestampMicros,
+    /// Body byte range and crc of each column, in schema order, so a column-pruned read
+    /// needs no footer; empty for tables wider than [`MAX_INDEXED_COLUMN_RANGES`] (and for
+    /// entries written before the ranges were kept), whose pruned reads use the footer.
+    pub columns: Vec<ColumnRange>,
 }
 
 impl ChunkEntry {
+    /// An entry without column ranges.
     const VERSION: u8 = 1;
+    /// An entry with column ranges (at least one, at most [`MAX_INDEXED_COLUMN_RANGES`]).
+    const VERSION_WITH_COLUMNS: u8 = 2;
+    /// Bytes of one column range: offset, length, crc.
+    const COLUMN_RANGE_LEN: usize = 8 + 8 + 4;
 
     /// One past the last offset in the chunk.
     pub fn end_offset(&self) -> Offset {
         Offset(self.base_offset.0 + u64::from(self.row_count))
     }
 
+    /// The body's length: what follows the metadata and its padding.
+    pub fn body_len(&self) -> u64 {
+        self.chunk_len.saturating_sub(u64::from(self.body_offset))
+    }
+
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(90);
-        out.push(Self::VERSION);
+        let mut out = Vec::with_capacity(90 + self.columns.len() * Self::COLUMN_RANGE_LEN);
+        out.push(if self.columns.is_empty() {
+            Self::VERSION
+        } else {
+            Self::VERSION_WITH_COLUMNS
+        });
         out.extend_from_slice(&self.object.0.to_be_bytes());
         out.extend_from_slice(&self.chunk_offset.to_be_bytes());
         out.extend_from_slice(&self.chunk_len.to_be_bytes());
@@ -419,13 +443,29 @@ impl ChunkEntry {
         out.extend_from_slice(&self.base_offset.0.to_be_bytes());
         out.extend_from_slice(&self.row_count.to_be_bytes());
         out.extend_from_slice(&self.commit_ts.0.to_be_bytes());
+        if !self.columns.is_empty() {
+            let count = u16::try_from(self.columns.len())
+                .expect("the sequencer keeps at most MAX_INDEXED_COLUMN_RANGES column ranges");
+            out.extend_from_slice(&count.to_be_bytes());
+            for column in &self.columns {
+                out.extend_from_slice(&column.offset.to_be_bytes());
+                out.extend_from_slice(&column.len.to_be_bytes());
+                out.extend_from_slice(&column.crc32c.to_be_bytes());
+            }
+        }
         out
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
         let mut r = Reader::new(bytes);
-        r.version(Self::VERSION)?;
-        let entry = Self {
+        let version = r.u8()?;
+        if version != Self::VERSION && version != Self::VERSION_WITH_COLUMNS {
+            return Err(CodecError::Version {
+                version,
+                supported: Self::VERSION_WITH_COLUMNS,
+            });
+        }
+        let mut entry = Self {
             object: WalObjectId(r.u128()?),
             chunk_offset: r.u64()?,
             chunk_len: r.u64()?,
@@ -439,7 +479,24 @@ impl ChunkEntry {
             base_offset: Offset(r.u64()?),
             row_count: r.u32()?,
             commit_ts: TimestampMicros(r.i64()?),
+            columns: Vec::new(),
         };
+        if version == Self::VERSION_WITH_COLUMNS {
+            let count = usize::from(u16::from_be_bytes(r.take()?));
+            // Zero ranges is written as version 1, so the encoding stays canonical.
+            if count == 0 || count > MAX_INDEXED_COLUMN_RANGES {
+                return Err(CodecError::ColumnRanges { count });
+            }
+            let mut columns = Vec::with_capacity(count);
+            for _ in 0..count {
+                columns.push(ColumnRange {
+                    offset: r.u64()?,
+                    len: r.u64()?,
+                    crc32c: r.u32()?,
+                });
+            }
+            entry.columns = columns;
+        }
         r.finish()?;
         check_end(entry.base_offset, u64::from(entry.row_count))?;
         Ok(entry)
@@ -622,8 +679,9 @@ mod tests {
             any::<(u64, u64, u32, u32, u32, u32)>(),
             any::<(u64, u32, u32)>(),
             any::<(u64, u32, i64)>(),
+            proptest::collection::vec(any::<(u64, u64, u32)>(), 0..4),
         )
-            .prop_map(|(object, a, b, c)| ChunkEntry {
+            .prop_map(|(object, a, b, c, columns)| ChunkEntry {
                 object: WalObjectId(object),
                 chunk_offset: a.0,
                 chunk_len: a.1,
@@ -637,7 +695,51 @@ mod tests {
                 base_offset: Offset(c.0 >> 1),
                 row_count: c.1,
                 commit_ts: TimestampMicros(c.2),
+                columns: columns
+                    .into_iter()
+                    .map(|(offset, len, crc32c)| ColumnRange {
+                        offset,
+                        len,
+                        crc32c,
+                    })
+                    .collect(),
             })
+    }
+
+    #[test]
+    fn column_range_counts_outside_the_bound_are_rejected() {
+        let entry = ChunkEntry {
+            object: WalObjectId(7),
+            chunk_offset: 0,
+            chunk_len: 100,
+            meta_len: 10,
+            body_offset: 16,
+            chunk_crc: 1,
+            meta_crc: 2,
+            footer_offset: 200,
+            footer_len: 50,
+            schema_id: SchemaId(1),
+            base_offset: Offset(0),
+            row_count: 3,
+            commit_ts: TimestampMicros(5),
+            columns: Vec::new(),
+        };
+        let without = entry.encode();
+        assert_eq!(without[0], ChunkEntry::VERSION);
+        // Version 2 with zero ranges is not canonical (version 1 says that), and more than
+        // the bound would let a corrupt entry ask for an unbounded allocation.
+        for count in [0u16, MAX_INDEXED_COLUMN_RANGES as u16 + 1, u16::MAX] {
+            let mut bytes = without.clone();
+            bytes[0] = ChunkEntry::VERSION_WITH_COLUMNS;
+            bytes.extend_from_slice(&count.to_be_bytes());
+            bytes.extend(std::iter::repeat_n(0u8, usize::from(count) * 20));
+            assert_eq!(
+                ChunkEntry::decode(&bytes),
+                Err(CodecError::ColumnRanges {
+                    count: usize::from(count)
+                })
+            );
+        }
     }
 
     proptest! {
@@ -647,7 +749,7 @@ mod tests {
         }
 
         #[test]
-        fn truncated_or_extended_entries_are_rejected(e in entry(), cut in 0usize..100) {
+        fn truncated_or_extended_entries_are_rejected(e in entry(), cut in 0usize..200) {
             let bytes = e.encode();
             let cut = cut.min(bytes.len() - 1);
             prop_assert!(ChunkEntry::decode(&bytes[..cut]).is_err());

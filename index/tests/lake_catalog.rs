@@ -68,6 +68,7 @@ async fn append(index: &Index, object: u128, stream: StreamId, rows: u32) {
             meta_crc: 0,
             row_count: rows,
             producer: None,
+            columns: Vec::new(),
         }],
     };
     let reply = index.commit(request).await.expect("commit");

@@ -56,6 +56,7 @@ fn request(object: u128, chunks: &[(StreamId, u32)]) -> CommitRequest {
                 meta_crc: 0,
                 row_count: *rows,
                 producer: None,
+                columns: Vec::new(),
             })
             .collect(),
     }

@@ -9,7 +9,8 @@ use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use futures::StreamExt;
 use inlet_cache::{CacheOptions, PagedCache};
-use inlet_core::wal::decode_object;
+use inlet_core::limits::MAX_INDEXED_COLUMN_RANGES;
+use inlet_core::wal::{WAL_TRAILER_LEN, decode_object, decode_trailer};
 use inlet_index::Index;
 use inlet_reader::{FetchError, FetchRequest, Reader, StartPosition};
 use inlet_store::{Op, ProbeStore, Served};
@@ -20,6 +21,8 @@ use slatedb::object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 /// Columns of the wide table: `c00` ... `c19`, Int64 at even positions, Utf8 at odd ones.
 const COLUMNS: usize = 20;
+/// Columns of a table too wide for its chunks' index entries to keep their column ranges.
+const WIDER_THAN_INDEXED: usize = MAX_INDEXED_COLUMN_RANGES + 6;
 /// Rows per append; each append becomes one WAL object holding one chunk of ~1 MiB.
 const ROWS_PER_CHUNK: i64 = 4_000;
 /// Appends, so objects (and chunks).
@@ -51,7 +54,12 @@ fn wal_gets(served: Vec<Served>) -> Counted {
 }
 
 fn schema() -> Arc<Schema> {
-    let fields = (0..COLUMNS).map(|j| {
+    schema_of_width(COLUMNS)
+}
+
+/// `columns` columns named `c00`, `c01`...
+fn schema_of_width(columns: usize) -> Arc<Schema> {
+    let fields = (0..columns).map(|j| {
         let data_type = if j % 2 == 0 {
             DataType::Int64
         } else {
@@ -62,9 +70,10 @@ fn schema() -> Arc<Schema> {
     Arc::new(Schema::new(fields.collect::<Vec<_>>()))
 }
 
-/// Rows `start..start + ROWS_PER_CHUNK`; every column differs, and some have nulls.
-fn rows(start: i64) -> RecordBatch {
-    let columns = (0..COLUMNS as i64).map(|j| -> ArrayRef {
+/// Rows `start..start + ROWS_PER_CHUNK` of `width` columns; every column differs, and some
+/// have nulls.
+fn rows_of_width(start: i64, width: usize) -> RecordBatch {
+    let columns = (0..width as i64).map(|j| -> ArrayRef {
         let values = start..start + ROWS_PER_CHUNK;
         let null = move |i: i64| j % 3 == 0 && i % (j + 5) == 0;
         if j % 2 == 0 {
@@ -77,17 +86,27 @@ fn rows(start: i64) -> RecordBatch {
             })))
         }
     });
-    RecordBatch::try_new(schema(), columns.collect()).expect("valid batch")
+    RecordBatch::try_new(schema_of_width(width), columns.collect()).expect("valid batch")
 }
 
 /// An index with table `db.t` (one bucket) holding `CHUNKS` appends, each its own WAL object.
 async fn setup(store: Arc<Store>) -> Index {
+    setup_of_width(store, COLUMNS).await
+}
+
+/// [`setup`] with a table of `width` columns.
+async fn setup_of_width(store: Arc<Store>, width: usize) -> Index {
     let dyn_store: Arc<dyn ObjectStore> = store.clone();
-    let index = testkit::index_with_table(dyn_store.clone(), "t", schema()).await;
+    let index = testkit::index_with_table(dyn_store.clone(), "t", schema_of_width(width)).await;
     let writer = testkit::start_writer(&index, dyn_store, testkit::quick_writer_options()).await;
     for chunk in 0..CHUNKS as i64 {
         writer
-            .append("db", "t", &[rows(chunk * ROWS_PER_CHUNK)], None)
+            .append(
+                "db",
+                "t",
+                &[rows_of_width(chunk * ROWS_PER_CHUNK, width)],
+                None,
+            )
             .await
             .expect("append acked");
     }
@@ -178,6 +197,21 @@ async fn wal_objects(store: &Store) -> Vec<Path> {
     paths
 }
 
+/// Flips one byte of the footer of every WAL object (so reading the footer fails its crc).
+async fn corrupt_footers(store: &Store) {
+    for path in wal_objects(store).await {
+        let bytes = store.inner().get(&path).await.expect("get");
+        let mut bytes = bytes.bytes().await.expect("bytes").to_vec();
+        let trailer = decode_trailer(&bytes[bytes.len() - WAL_TRAILER_LEN..]).expect("trailer");
+        bytes[(trailer.footer_offset + u64::from(trailer.footer_len) / 2) as usize] ^= 0x40;
+        store
+            .inner()
+            .put(&path, PutPayload::from(bytes))
+            .await
+            .expect("put");
+    }
+}
+
 /// Flips one byte in the middle of `column`'s bytes in the chunk of every WAL object.
 async fn corrupt_column(store: &Store, column: &str) {
     let index = schema().index_of(column).expect("column");
@@ -248,9 +282,46 @@ async fn a_projected_fetch_gets_only_the_projected_columns_bytes() {
         projected_counted.bytes * 2 < full_counted.bytes,
         "projected {projected_counted:?} vs full {full_counted:?}"
     );
-    // The footer and the columns' ranges: more GETs than the full read, but not per column.
+    // The columns' ranges (the chunk's index entry lists them, so no footer): more GETs than
+    // the full read, but not one per column.
     assert!(projected_counted.gets > full_counted.gets);
-    assert!(projected_counted.gets <= (CHUNKS * (1 + 1 + PROJECTED.len())) as u64);
+    assert!(projected_counted.gets <= (CHUNKS * (1 + PROJECTED.len())) as u64);
+    index.close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_projected_fetch_takes_the_column_ranges_from_the_index_not_the_footer() {
+    let store = Arc::new(Store::new(InMemory::new()));
+    let index = setup(store.clone()).await;
+    let (before, _) = fetch(&index, &store, SMALL_PAGE, &PROJECTED).await;
+    let before = before.expect("projected fetch");
+    corrupt_footers(&store).await;
+
+    let (after, _) = fetch(&index, &store, SMALL_PAGE, &PROJECTED).await;
+    assert_eq!(after.expect("projected fetch reads no footer"), before);
+    index.close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_too_wide_for_indexed_ranges_prunes_through_the_footer() {
+    let store = Arc::new(Store::new(InMemory::new()));
+    let index = setup_of_width(store.clone(), WIDER_THAN_INDEXED).await;
+
+    let (full, full_counted) = fetch(&index, &store, SMALL_PAGE, &[]).await;
+    let full = full.expect("full fetch");
+    let (projected, projected_counted) = fetch(&index, &store, SMALL_PAGE, &PROJECTED).await;
+    assert_eq!(projected.expect("projected fetch"), project_full(&full));
+    assert!(
+        projected_counted.bytes * 2 < full_counted.bytes,
+        "pruned: projected {projected_counted:?} vs full {full_counted:?}"
+    );
+
+    // The ranges come from the footer, so a damaged footer fails the pruned read, by name.
+    corrupt_footers(&store).await;
+    let (projected, _) = fetch(&index, &store, SMALL_PAGE, &PROJECTED).await;
+    let error = projected.expect_err("damaged footer detected");
+    assert!(matches!(error, FetchError::Corrupt { .. }), "{error}");
+    assert!(error.to_string().contains("footer"), "{error}");
     index.close().await.expect("close");
 }
 

@@ -10,7 +10,9 @@ use inlet_core::ids::{
     WalObjectId,
 };
 use inlet_core::ipc::{decode_schema, schema_to_ipc};
+use inlet_core::limits::MAX_INDEXED_COLUMN_RANGES;
 use inlet_core::table::{TableDescriptor, TableInfo};
+use inlet_core::wal::ColumnRange;
 use inlet_index::{
     ChunkCommitRequest, ChunkRejected, CommitReply, CommitRequest, CommittedChunk, IndexError,
     LakeCommit, LakeCommitted, LakeFileEntry, LakeLease, ProducerRef,
@@ -150,6 +152,15 @@ pub fn commit_message(id: u64, request: &CommitRequest) -> pb::WalCommit {
                 row_count: chunk.row_count,
                 producer_id: chunk.producer.map_or(0, |p| p.id),
                 producer_sequence: chunk.producer.map_or(0, |p| p.sequence),
+                columns: chunk
+                    .columns
+                    .iter()
+                    .map(|column| pb::ColumnRange {
+                        offset: column.offset,
+                        len: column.len,
+                        crc32c: column.crc32c,
+                    })
+                    .collect(),
             })
             .collect(),
     }
@@ -159,6 +170,12 @@ pub fn commit_of(message: pb::WalCommit) -> Result<CommitRequest, Status> {
     let object = wal_object(&message.object).map_err(Status::invalid_argument)?;
     let mut chunks = Vec::with_capacity(message.chunks.len());
     for chunk in message.chunks {
+        if chunk.columns.len() > MAX_INDEXED_COLUMN_RANGES {
+            return Err(Status::invalid_argument(format!(
+                "a chunk commit lists {} column ranges, at most {MAX_INDEXED_COLUMN_RANGES} are kept",
+                chunk.columns.len()
+            )));
+        }
         chunks.push(ChunkCommitRequest {
             stream: stream_of(chunk.stream)?,
             schema_id: SchemaId(chunk.schema_id),
@@ -173,6 +190,15 @@ pub fn commit_of(message: pb::WalCommit) -> Result<CommitRequest, Status> {
                 id: chunk.producer_id,
                 sequence: chunk.producer_sequence,
             }),
+            columns: chunk
+                .columns
+                .into_iter()
+                .map(|column| ColumnRange {
+                    offset: column.offset,
+                    len: column.len,
+                    crc32c: column.crc32c,
+                })
+                .collect(),
         });
     }
     Ok(CommitRequest {

@@ -15,6 +15,7 @@ use inlet_core::clock::{Clock, Env, SeededIdGen};
 use inlet_core::ids::{
     Bucket, Offset, PartitionId, SchemaId, StreamId, TableId, TimestampMicros, WalObjectId,
 };
+use inlet_core::wal::ColumnRange;
 use inlet_index::{
     ChunkCommitRequest, ChunkCursor, ChunkRejected, CommitLog, CommitRequest, CommittedChunk,
     Index, IndexOptions, LakeCatalog, LakeCommit, LakeCommitError, LakeFileEntry, LogRead,
@@ -154,6 +155,7 @@ fn chunk(stream: StreamId, rows: u32, producer: Option<ProducerRef>) -> ChunkCom
         meta_crc: 2,
         row_count: rows,
         producer,
+        columns: Vec::new(),
     }
 }
 
@@ -350,6 +352,37 @@ async fn refusals_of_chunks_come_back_exactly() {
             changed[0],
             Err(ChunkRejected::SchemaChanged { .. })
         ));
+        let range = ColumnRange {
+            offset: 0,
+            len: 8,
+            crc32c: 7,
+        };
+        let wrong_ranges = ChunkCommitRequest {
+            columns: vec![range; 3],
+            ..chunk(s0, 1, None)
+        };
+        let ranges = ports.commit_now(commit(7, vec![wrong_ranges])).await;
+        // Ranges for every column are kept in the entry and listed back exactly.
+        let with_range = ChunkCommitRequest {
+            columns: vec![range],
+            ..chunk(s0, 2, None)
+        };
+        let kept = ports.commit_now(commit(8, vec![with_range])).await;
+        let kept_at = kept[0]
+            .clone()
+            .expect("chunk with ranges committed")
+            .base_offset;
+        let listed = ports.read.chunks(s0, kept_at, 1).await.expect("listed");
+        assert_eq!(listed[0].columns, vec![range]);
+        out.push(format!("{listed:?}"));
+        assert!(matches!(
+            ranges[0],
+            Err(ChunkRejected::ColumnRanges {
+                found: 3,
+                columns: 1,
+                ..
+            })
+        ));
         ports
             .index
             .drop_table("db", "t", false)
@@ -360,7 +393,7 @@ async fn refusals_of_chunks_come_back_exactly() {
             dropped[0],
             Err(ChunkRejected::TableDropped { .. })
         ));
-        for outcome in [first, retry, stale, no_stream, changed, dropped] {
+        for outcome in [first, retry, stale, no_stream, changed, ranges, dropped] {
             out.push(format!("{outcome:?}"));
         }
         out

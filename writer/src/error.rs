@@ -77,6 +77,8 @@ impl HasKind for AppendError {
             Self::Index(e) => e.kind(),
             Self::Rejected(ChunkRejected::TableDropped { .. }) => ErrorKind::NotFound,
             Self::Rejected(ChunkRejected::StaleSequence { .. }) => ErrorKind::InvalidInput,
+            // The writer builds ranges from the footer it wrote for the table's schema.
+            Self::Rejected(ChunkRejected::ColumnRanges { .. }) => ErrorKind::Internal,
             Self::Rejected(_) => ErrorKind::Unavailable,
         }
     }

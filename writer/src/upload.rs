@@ -82,18 +82,7 @@ pub(crate) async fn upload(
             .iter()
             // The footer lists chunks in input order; each keeps its append's producer.
             .zip(chunks)
-            .map(|(meta, chunk)| ChunkCommitRequest {
-                stream: meta.stream,
-                schema_id: meta.schema_id,
-                chunk_offset: meta.chunk_offset,
-                chunk_len: meta.chunk_len(),
-                meta_len: meta.meta_len,
-                body_offset: meta.body_offset,
-                chunk_crc: meta.chunk_crc,
-                meta_crc: meta.meta_crc,
-                row_count: meta.row_count,
-                producer: chunk.key.producer,
-            })
+            .map(|(meta, chunk)| ChunkCommitRequest::from_meta(meta, chunk.key.producer))
             .collect(),
     })
 }

@@ -188,18 +188,7 @@ impl Harness {
                 .footer
                 .chunks
                 .iter()
-                .map(|meta| ChunkCommitRequest {
-                    stream: meta.stream,
-                    schema_id: meta.schema_id,
-                    chunk_offset: meta.chunk_offset,
-                    chunk_len: meta.chunk_len(),
-                    meta_len: meta.meta_len,
-                    body_offset: meta.body_offset,
-                    chunk_crc: meta.chunk_crc,
-                    meta_crc: meta.meta_crc,
-                    row_count: meta.row_count,
-                    producer: None,
-                })
+                .map(|meta| ChunkCommitRequest::from_meta(meta, None))
                 .collect(),
         })
     }

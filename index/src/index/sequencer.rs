@@ -227,6 +227,7 @@ impl Sequencer {
                     base_offset: tail.next_offset,
                     row_count: chunk.row_count,
                     commit_ts,
+                    columns: chunk.columns.clone(),
                 };
                 let end = entry.end_offset();
                 staged
@@ -397,6 +398,15 @@ impl Sequencer {
             return Err(ChunkRejected::NoSuchStream {
                 stream,
                 bucket_count: table.descriptor.bucket_count,
+            });
+        }
+        let table_columns = table.descriptor.schema.fields().len();
+        let found = chunk.columns.len();
+        if found != 0 && (found != table_columns || found > MAX_INDEXED_COLUMN_RANGES) {
+            return Err(ChunkRejected::ColumnRanges {
+                stream,
+                found,
+                columns: table_columns,
             });
         }
         Ok(())

@@ -9,13 +9,17 @@
 //! caller reads the whole chunk with one ranged GET. With pages as large as the chunk, pruning
 //! can save nothing and is never attempted, so the footer is not even read.
 //!
-//! A pruned read costs two round trips to the store: the footer (shared by the object's
-//! chunks, so often cached), then the wanted ranges together, at most
-//! [`COLUMN_GETS_IN_FLIGHT`] in flight at once.
+//! A pruned read costs one round trip to the store: the wanted ranges together, at most
+//! [`COLUMN_GETS_IN_FLIGHT`] in flight at once. The column ranges come from the chunk's index
+//! entry, which keeps them for tables of up to `MAX_INDEXED_COLUMN_RANGES` columns; wider
+//! tables' chunks (and entries written before the ranges were kept) take a round trip more,
+//! for the object's footer (shared by the object's chunks, so often cached).
 //!
 //! Every byte decoded is verified: the footer by its crc (from the trailer, fetched with it),
-//! the metadata by `meta_crc` and each projected column by its own crc, in
-//! [`decode_projected`]. Bytes of unprojected columns are never fetched nor looked at.
+//! the metadata by `meta_crc`, and each projected column by its own crc and against the
+//! metadata's own layout, in [`decode_projected`], so a wrong range in the index fails the
+//! read instead of decoding other bytes. Bytes of unprojected columns are never fetched nor
+//! looked at.
 
 use std::ops::Range;
 
@@ -23,7 +27,8 @@ use arrow_array::RecordBatch;
 use futures::{StreamExt, TryStreamExt, stream};
 use inlet_core::ids::StreamId;
 use inlet_core::wal::{
-    ChunkMeta, WAL_TRAILER_LEN, WalFooter, decode_footer, decode_projected, decode_trailer,
+    ChunkMeta, ColumnRange, WAL_TRAILER_LEN, WalFooter, decode_footer, decode_projected,
+    decode_trailer,
 };
 use inlet_index::ChunkEntry;
 use slatedb::bytes::Bytes;
@@ -73,19 +78,19 @@ pub(super) async fn read_pruned(
             chunk.start, chunk.end
         ),
     };
-    let footer = read_footer(context, stream, entry, path, object_len).await?;
-    let Some(meta) = footer
-        .chunks
-        .iter()
-        .find(|meta| meta.chunk_offset == entry.chunk_offset)
-    else {
+    let columns = column_ranges_of(context, stream, entry, path, object_len).await?;
+    let body_len = entry.body_len();
+    if let Some((index, column)) = columns.iter().enumerate().find(|(_, column)| {
+        column
+            .offset
+            .checked_add(column.len)
+            .is_none_or(|end| end > body_len)
+    }) {
         return Err(corrupt(format!(
-            "the object's footer lists no chunk at offset {} (it lists {} chunks)",
-            entry.chunk_offset,
-            footer.chunks.len()
+            "column {index} at {}+{} lies outside the {body_len}-byte body",
+            column.offset, column.len
         )));
-    };
-    check_footer_entry(meta, entry, stream, column_count).map_err(corrupt)?;
+    }
 
     let body_start = entry.chunk_offset + u64::from(entry.body_offset);
     let meta_range = entry.chunk_offset..entry.chunk_offset + u64::from(entry.meta_len);
@@ -93,7 +98,7 @@ pub(super) async fn read_pruned(
         .projection
         .iter()
         .map(|&index| {
-            let column = &meta.columns[index];
+            let column = &columns[index];
             body_start + column.offset..body_start + column.offset + column.len
         })
         .collect();
@@ -115,8 +120,8 @@ pub(super) async fn read_pruned(
         .try_collect()
         .await?;
     let meta_bytes = cut(&fetched, &meta_range);
-    let Ok(body_len) = usize::try_from(meta.body_len) else {
-        return Err(corrupt(format!("a body of {} bytes", meta.body_len)));
+    let Ok(body_len) = usize::try_from(body_len) else {
+        return Err(corrupt(format!("a body of {body_len} bytes")));
     };
     let mut body = vec![0u8; body_len];
     for range in column_ranges.iter().filter(|range| !range.is_empty()) {
@@ -125,9 +130,9 @@ pub(super) async fn read_pruned(
     }
     let batch = decode_projected(
         &meta_bytes,
-        meta.meta_crc,
+        entry.meta_crc,
         body.into(),
-        &meta.columns,
+        &columns,
         schema,
         context.projection,
     )
@@ -139,6 +144,42 @@ pub(super) async fn read_pruned(
         ))
     })?;
     Ok(Some(batch))
+}
+
+/// The body byte ranges of `entry`'s columns: from the entry itself when it carries them (no
+/// request), otherwise from the object's footer, checked to describe the same chunk.
+async fn column_ranges_of(
+    context: &ChunkRead<'_>,
+    stream: StreamId,
+    entry: &ChunkEntry,
+    path: &Path,
+    object_len: u64,
+) -> Result<Vec<ColumnRange>, ChunkError> {
+    let column_count = context.table.descriptor.schema.fields().len();
+    if entry.columns.len() == column_count {
+        return Ok(entry.columns.clone());
+    }
+    let corrupt = |message: String| ChunkError::Corrupt {
+        stream,
+        message: format!(
+            "chunk at bytes {}..{} of {path}: {message}",
+            entry.chunk_offset,
+            entry.chunk_offset + entry.chunk_len
+        ),
+    };
+    let footer = read_footer(context, stream, entry, path, object_len).await?;
+    let Some(meta) = footer
+        .chunks
+        .into_iter()
+        .find(|meta| meta.chunk_offset == entry.chunk_offset)
+    else {
+        return Err(corrupt(format!(
+            "the object's footer lists no chunk at offset {}",
+            entry.chunk_offset,
+        )));
+    };
+    check_footer_entry(&meta, entry, stream, column_count).map_err(corrupt)?;
+    Ok(meta.columns)
 }
 
 /// Reads and decodes the footer of `entry`'s object. The footer and the trailer are adjacent,
