@@ -5,6 +5,7 @@
 //! runs it with its producers on a writer process and its follower on a reader process.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -19,8 +20,9 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use super::Settings;
 use super::cost::StoreUsage;
-use super::data::{probe_batch, probe_schema};
+use super::data::{BatchPool, probe_batch, probe_schema};
 use super::harness::Harness;
+use super::produce::{self, RunLimits};
 use super::stats::{Latency, round};
 use inlet_client::{Client, Producer, decode_fetched, path, status_error};
 
@@ -49,7 +51,50 @@ pub(crate) struct EndToEnd {
     pub(crate) follower_chunk_gets: u64,
     /// Object-store traffic of the probe (producer and follower), per GB of `ipc_bytes`.
     pub(crate) store: StoreUsage,
+    /// The probe again while other producers load the node, when that was asked for.
+    pub(crate) under_load: Option<UnderLoad>,
 }
+
+/// The probe while producers of another table load the node at fractions of what it
+/// sustains: a follower's latency where it matters, not only at a trickle.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct UnderLoad {
+    /// Rows per append of the load.
+    pub(crate) load_batch_rows: usize,
+    /// Producers of the saturating closed loop, and of the open-loop load at each level,
+    /// each on its own connection.
+    pub(crate) load_producers: usize,
+    pub(crate) rate_producers: usize,
+    /// What a closed loop of `load_producers` producers sustained on this node: the
+    /// saturated throughput the levels are fractions of.
+    pub(crate) saturated_mb_per_s: f64,
+    pub(crate) levels: Vec<LoadLevel>,
+}
+
+/// The probe at one load level.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct LoadLevel {
+    /// Target load as a fraction of the saturated throughput.
+    pub(crate) fraction: f64,
+    pub(crate) target_mb_per_s: f64,
+    /// What the load producers got acknowledged per second.
+    pub(crate) achieved_mb_per_s: f64,
+    /// The load's own append → ack latency.
+    pub(crate) load_ack_latency: Latency,
+    /// The probe's append sent → rows received by the follower.
+    pub(crate) latency: Latency,
+    pub(crate) ack_latency: Latency,
+}
+
+/// Rows per append of the load: a Kafka-sized append of the wide rows (~220 KB).
+const LOAD_BATCH_ROWS: usize = 1_000;
+/// Producers of the load; enough that a closed loop of them saturates the node.
+const LOAD_PRODUCERS: usize = 64;
+/// Producers of the open-loop load at a fraction of saturation: more than saturated it, so
+/// that acks slowed by the load do not hold it under its target.
+const RATE_PRODUCERS: usize = 2 * LOAD_PRODUCERS;
+/// The load levels, as fractions of the saturated throughput.
+const LOAD_FRACTIONS: [f64; 2] = [0.5, 0.9];
 
 /// On a node started with `settings.e2e_linger`: `settings.producers` producers take turns
 /// to append `settings.e2e_rows` rows every `settings.e2e_interval` (a producer whose
@@ -70,6 +115,11 @@ pub(crate) async fn run(
     let before = harness.snapshot();
     let probed = probe.run().await?;
     let store = StoreUsage::of(&harness.snapshot().since(&before), probed.ipc_bytes);
+    let under_load = if settings.e2e_under_load {
+        Some(run_under_load(harness, settings, database, table).await?)
+    } else {
+        None
+    };
     Ok(EndToEnd {
         table: format!("{database}.{table}"),
         linger_ms: settings.e2e_linger.as_secs_f64() * 1000.0,
@@ -83,6 +133,87 @@ pub(crate) async fn run(
         ack_latency: probed.ack_latency,
         follower_chunk_gets: store.requests(Purpose::ChunkGet),
         store,
+        under_load,
+    })
+}
+
+/// Measures what a closed loop of [`LOAD_PRODUCERS`] sustains, then runs the probe (on a
+/// table of its own per level) beside an open-loop load at each of [`LOAD_FRACTIONS`] of it.
+async fn run_under_load(
+    harness: &Harness<'_>,
+    settings: &Settings,
+    database: &str,
+    table: &str,
+) -> anyhow::Result<UnderLoad> {
+    let pool = Arc::new(BatchPool::new(LOAD_BATCH_ROWS, settings.seed)?);
+    eprintln!("bench: end to end: saturating with {LOAD_PRODUCERS} producers");
+    let limits = RunLimits {
+        producers: LOAD_PRODUCERS,
+        duration: settings.e2e_duration,
+        max_rows: u64::MAX,
+    };
+    let saturated = produce::run(
+        harness,
+        database,
+        &format!("{table}_saturate"),
+        settings.buckets,
+        pool.clone(),
+        settings.e2e_linger,
+        limits,
+    )
+    .await
+    .context("the saturating run failed")?;
+    let endpoint = harness.endpoint()?;
+    let mut levels = Vec::new();
+    for fraction in LOAD_FRACTIONS {
+        let percent = (fraction * 100.0).round() as u32;
+        let target = saturated.mb_per_s * fraction;
+        eprintln!("bench: end to end: probe under a load of {target:.1} MB/s ({percent}%)");
+        let load_table = format!("{table}_load{percent}");
+        let mut client = Client::connect(&endpoint).await?;
+        client
+            .create_table(
+                database,
+                &load_table,
+                &pool.schema,
+                settings.buckets,
+                Vec::new(),
+                false,
+            )
+            .await
+            .with_context(|| format!("cannot create table {database}.{load_table}"))?;
+        let ends = Ends {
+            producer: &endpoint,
+            follower: &endpoint,
+        };
+        let probe =
+            Probe::start(ends, settings, database, &format!("{table}_probe{percent}")).await?;
+        let load = produce::at_rate(
+            &endpoint,
+            database,
+            &load_table,
+            pool.clone(),
+            RATE_PRODUCERS,
+            target * 1e6,
+            settings.e2e_duration,
+        );
+        let (probed, load) = tokio::join!(probe.run(), load);
+        let (probed, load) = (probed?, load?);
+        levels.push(LoadLevel {
+            fraction,
+            target_mb_per_s: round(target, 2),
+            achieved_mb_per_s: round(load.bytes as f64 / 1e6 / load.seconds, 2),
+            load_ack_latency: Latency::of(load.latencies),
+            latency: probed.latency,
+            ack_latency: probed.ack_latency,
+        });
+    }
+    Ok(UnderLoad {
+        load_batch_rows: LOAD_BATCH_ROWS,
+        load_producers: LOAD_PRODUCERS,
+        rate_producers: RATE_PRODUCERS,
+        saturated_mb_per_s: saturated.mb_per_s,
+        levels,
     })
 }
 

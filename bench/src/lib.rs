@@ -146,6 +146,10 @@ pub struct BenchArgs {
     /// Concurrent producers, each on its own connection [default: 4; smoke: 2].
     #[arg(long)]
     pub producers: Option<usize>,
+    /// Producer counts of the produce runs, every batch size under each linger with each
+    /// [default: 4,64; smoke: --producers].
+    #[arg(long, value_delimiter = ',')]
+    pub produce_producers: Vec<usize>,
     /// Buckets of each benchmark table [default: 4].
     #[arg(long)]
     pub buckets: Option<u32>,
@@ -172,6 +176,10 @@ pub struct BenchArgs {
     /// Writer linger during the end-to-end probe [default: 5ms].
     #[arg(long, value_parser = parse_duration)]
     pub e2e_linger: Option<Duration>,
+    /// Also run the end-to-end probe beside a load of 1,000-row appends at 50% and 90% of
+    /// what 64 producers sustain on the node (measured first) [default: true; smoke: false].
+    #[arg(long)]
+    pub e2e_under_load: Option<bool>,
     /// Rows per append of the end-to-end probe [default: 10].
     #[arg(long)]
     pub e2e_rows: Option<usize>,
@@ -240,6 +248,7 @@ pub(crate) struct Settings {
     pub(crate) store: String,
     pub(crate) smoke: bool,
     pub(crate) producers: usize,
+    pub(crate) produce_producers: Vec<usize>,
     pub(crate) buckets: u32,
     pub(crate) batch_rows: Vec<usize>,
     pub(crate) lingers: Vec<Duration>,
@@ -249,6 +258,7 @@ pub(crate) struct Settings {
     pub(crate) e2e_interval: Duration,
     pub(crate) e2e_linger: Duration,
     pub(crate) e2e_rows: usize,
+    pub(crate) e2e_under_load: bool,
     pub(crate) fetch_rows: u64,
     pub(crate) fetch_batch_rows: usize,
     pub(crate) fetch_linger: Duration,
@@ -284,10 +294,19 @@ impl Settings {
                 .or(args.s3_model.then_some(S3_REQUEST_MB_PER_S))
                 .map(|mbps| mbps * 1e6),
         };
+        let producers = args.producers.unwrap_or(pick(smoke, 4, 2));
+        let produce_producers = if !args.produce_producers.is_empty() {
+            args.produce_producers.clone()
+        } else if smoke {
+            vec![producers]
+        } else {
+            vec![4, 64]
+        };
         let settings = Self {
             store: args.store.clone(),
             smoke,
-            producers: args.producers.unwrap_or(pick(smoke, 4, 2)),
+            producers,
+            produce_producers,
             buckets: args.buckets.unwrap_or(4),
             batch_rows,
             lingers,
@@ -299,6 +318,7 @@ impl Settings {
             e2e_interval: args.e2e_interval.unwrap_or(ms(10)),
             e2e_linger: args.e2e_linger.unwrap_or(ms(5)),
             e2e_rows: args.e2e_rows.unwrap_or(10),
+            e2e_under_load: args.e2e_under_load.unwrap_or(!smoke),
             fetch_rows: args.fetch_rows.unwrap_or(pick(smoke, 500_000, 20_000)),
             fetch_batch_rows: args.fetch_batch_rows.unwrap_or(pick(smoke, 10_000, 2_000)),
             fetch_linger: args.fetch_linger.unwrap_or(ms(50)),
@@ -327,8 +347,8 @@ impl Settings {
     }
 
     fn check(&self) -> anyhow::Result<()> {
-        if self.producers == 0 {
-            bail!("--producers must be at least 1");
+        if self.producers == 0 || self.produce_producers.contains(&0) {
+            bail!("--producers and --produce-producers must be at least 1");
         }
         if self.buckets == 0 {
             bail!("--buckets must be at least 1");
@@ -379,6 +399,7 @@ impl Settings {
             },
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             producers: self.producers,
+            produce_producers: self.produce_producers.clone(),
             buckets: self.buckets,
             columns: WIDE_COLUMNS,
             row_ipc_bytes: stats::round(row_ipc_bytes, 1),
@@ -390,6 +411,7 @@ impl Settings {
             e2e_seconds: self.e2e_duration.as_secs_f64(),
             e2e_interval_ms: ms(self.e2e_interval),
             e2e_rows_per_append: self.e2e_rows,
+            e2e_under_load: self.e2e_under_load,
             fetch_rows: self.fetch_rows,
             fetch_batch_rows: self.fetch_batch_rows,
             fetch_linger_ms: ms(self.fetch_linger),
@@ -489,29 +511,36 @@ async fn run_sections(settings: &Settings, host: &dyn Host) -> anyhow::Result<Re
         }
         for &linger in &settings.lingers {
             harness.restart(linger).await?;
-            for pool in &pools {
-                let table = format!("produce_l{}_b{}", linger.as_millis(), pool.rows);
-                eprintln!(
-                    "bench: produce: linger {linger:?}, {} rows per append, {} producers",
-                    pool.rows, settings.producers
-                );
-                let limits = produce::RunLimits {
-                    producers: settings.producers,
-                    duration: settings.duration,
-                    max_rows: settings.max_rows,
-                };
-                let run = produce::run(
-                    &harness,
-                    DATABASE,
-                    &table,
-                    settings.buckets,
-                    pool.clone(),
-                    linger,
-                    limits,
-                )
-                .await
-                .with_context(|| format!("produce run {table} failed"))?;
-                produce.push(run);
+            for &producers in &settings.produce_producers {
+                for pool in &pools {
+                    let table = format!(
+                        "produce_l{}_b{}_p{producers}",
+                        linger.as_millis(),
+                        pool.rows
+                    );
+                    eprintln!(
+                        "bench: produce: linger {linger:?}, {} rows per append, {producers} \
+                         producers",
+                        pool.rows
+                    );
+                    let limits = produce::RunLimits {
+                        producers,
+                        duration: settings.duration,
+                        max_rows: settings.max_rows,
+                    };
+                    let run = produce::run(
+                        &harness,
+                        DATABASE,
+                        &table,
+                        settings.buckets,
+                        pool.clone(),
+                        linger,
+                        limits,
+                    )
+                    .await
+                    .with_context(|| format!("produce run {table} failed"))?;
+                    produce.push(run);
+                }
             }
         }
         let ingested = produce.iter().map(|run| run.ipc_bytes).sum();
@@ -608,6 +637,8 @@ mod tests {
     fn smoke_defaults_yield_to_explicit_flags() {
         let smoke = settings(&["--smoke", "--producers", "3"]).expect("valid flags");
         assert_eq!(smoke.producers, 3);
+        assert_eq!(smoke.produce_producers, vec![3]);
+        assert!(!smoke.e2e_under_load);
         assert_eq!(smoke.batch_rows, vec![100, 1_000]);
         assert_eq!(smoke.lingers, vec![Duration::from_millis(5)]);
         assert!(smoke.latency.is_off());
@@ -621,6 +652,8 @@ mod tests {
         ])
         .expect("valid flags");
         assert_eq!(full.lingers.len(), 2);
+        assert_eq!(full.produce_producers, vec![4, 64]);
+        assert!(full.e2e_under_load);
         assert_eq!(full.batch_rows, vec![100, 1_000, 10_000]);
         assert_eq!(full.latency.put, Some(S3_PUT_LATENCY));
         assert_eq!(
@@ -647,6 +680,9 @@ mod tests {
         assert!(settings(&["--sections", "tiering"]).is_err());
         assert!(settings(&["--lake-mb", "0"]).is_err());
         assert!(settings(&["--producers", "0"]).is_err());
+        assert!(settings(&["--produce-producers", "4,0"]).is_err());
+        let producers = settings(&["--smoke", "--produce-producers", "1,8"]).expect("valid");
+        assert_eq!(producers.produce_producers, vec![1, 8]);
         assert!(settings(&["--batch-rows", "10000000"]).is_err());
         assert!(settings(&["--put-latency", "9ms..1ms"]).is_err());
     }

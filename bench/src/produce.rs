@@ -17,6 +17,7 @@ use super::data::BatchPool;
 use super::harness::Harness;
 use super::stats::{Latency, round};
 use inlet_client::{Client, Producer};
+use inlet_store::Purpose;
 
 /// One cell of the matrix: a batch size under a linger.
 #[derive(Clone, Debug, Serialize)]
@@ -35,8 +36,44 @@ pub(crate) struct ProduceRun {
     pub(crate) rows_per_s: f64,
     /// From sending an append to its acknowledgement (rows durable in the bucket).
     pub(crate) ack_latency: Latency,
+    /// How evenly the producers were served.
+    pub(crate) fairness: Fairness,
+    /// WAL object bytes written per Arrow IPC byte acknowledged: what the store holds for
+    /// the data before the lake (the index's own bytes are in `store`).
+    pub(crate) wal_bytes_per_ipc_byte: f64,
     /// Object-store traffic of the run, per GB of `ipc_bytes`.
     pub(crate) store: StoreUsage,
+}
+
+/// How evenly the producers of one run were served: a starved producer shows as few appends
+/// and a high p99 of its own, which the run's overall percentiles would hide.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub(crate) struct Fairness {
+    /// Fewest and most appends acknowledged to one producer.
+    pub(crate) min_appends: u64,
+    pub(crate) max_appends: u64,
+    /// The lowest and the highest of the producers' own ack p99s, ms.
+    pub(crate) best_p99_ms: f64,
+    pub(crate) worst_p99_ms: f64,
+}
+
+impl Fairness {
+    fn of(producers: &[Sent]) -> Self {
+        if producers.is_empty() {
+            return Self::default();
+        }
+        let p99s: Vec<f64> = producers
+            .iter()
+            .map(|sent| Latency::of(sent.latencies.clone()).p99_ms)
+            .collect();
+        let appends = producers.iter().map(|sent| sent.appends);
+        Self {
+            min_appends: appends.clone().min().unwrap_or(0),
+            max_appends: appends.max().unwrap_or(0),
+            best_p99_ms: p99s.iter().copied().fold(f64::INFINITY, f64::min),
+            worst_p99_ms: p99s.iter().copied().fold(0.0, f64::max),
+        }
+    }
 }
 
 /// What the producers of one run report back.
@@ -114,16 +151,22 @@ pub(crate) async fn run(
     barrier.wait().await;
     let before = harness.snapshot();
     let start = Instant::now();
-    let mut total = Sent::default();
+    let mut producers = Vec::with_capacity(tasks.len());
     for task in tasks {
-        let sent = task.await.context("a producer task panicked")??;
+        producers.push(task.await.context("a producer task panicked")??);
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let fairness = Fairness::of(&producers);
+    let mut total = Sent::default();
+    for sent in producers {
         total.latencies.extend(sent.latencies);
         total.appends += sent.appends;
         total.rows += sent.rows;
         total.bytes += sent.bytes;
     }
-    let seconds = start.elapsed().as_secs_f64();
-    let store = StoreUsage::of(&harness.snapshot().since(&before), total.bytes);
+    let delta = harness.snapshot().since(&before);
+    let wal_bytes = delta.purpose(Purpose::WalPut).bytes_out;
+    let store = StoreUsage::of(&delta, total.bytes);
     Ok(ProduceRun {
         table: format!("{database}.{table}"),
         batch_rows: pool.rows,
@@ -136,8 +179,81 @@ pub(crate) async fn run(
         mb_per_s: round(total.bytes as f64 / 1e6 / seconds, 2),
         rows_per_s: round(total.rows as f64 / seconds, 0),
         ack_latency: Latency::of(total.latencies),
+        fairness,
+        wal_bytes_per_ipc_byte: if total.bytes == 0 {
+            0.0
+        } else {
+            round(wal_bytes as f64 / total.bytes as f64, 3)
+        },
         store,
     })
+}
+
+/// What an open-loop load sent.
+pub(crate) struct RateLoad {
+    pub(crate) bytes: u64,
+    pub(crate) seconds: f64,
+    pub(crate) latencies: Vec<Duration>,
+}
+
+/// Sends the pool's batches to `database.table` at `endpoint` for `duration`, at
+/// `bytes_per_second` spread over `producers` producers on their own connections: each sends
+/// on its own schedule, whatever the acks (an append not yet acknowledged when its next turn
+/// comes delays that producer, so an overloaded node is not sent more than it acks).
+pub(crate) async fn at_rate(
+    endpoint: &str,
+    database: &str,
+    table: &str,
+    pool: Arc<BatchPool>,
+    producers: usize,
+    bytes_per_second: f64,
+    duration: Duration,
+) -> anyhow::Result<RateLoad> {
+    let append_bytes = pool.bytes_per_row() * pool.rows as f64;
+    let appends_per_second = (bytes_per_second / append_bytes).max(f64::MIN_POSITIVE);
+    // Each producer sends every `period`; producer i starts i / producers into it.
+    let period = Duration::from_secs_f64(producers as f64 / appends_per_second);
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(producers);
+    for p in 0..producers {
+        let client = Client::connect(endpoint).await?;
+        let mut producer = Producer::new(client, database, table);
+        let pool = pool.clone();
+        let first = start + period.mul_f64(p as f64 / producers as f64);
+        let mut ticker = tokio::time::interval_at(first, period);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tasks.push(tokio::spawn(async move {
+            let mut sent = Sent::default();
+            let mut n = p;
+            loop {
+                ticker.tick().await;
+                if start.elapsed() >= duration {
+                    break;
+                }
+                let (batch, bytes) = pool.get(n);
+                let sending = Instant::now();
+                producer
+                    .send(&pool.schema, std::slice::from_ref(batch))
+                    .await?;
+                sent.latencies.push(sending.elapsed());
+                sent.bytes += bytes;
+                n += 1;
+            }
+            anyhow::Ok(sent)
+        }));
+    }
+    let mut load = RateLoad {
+        bytes: 0,
+        seconds: 0.0,
+        latencies: Vec::new(),
+    };
+    for task in tasks {
+        let sent = task.await.context("a load producer panicked")??;
+        load.bytes += sent.bytes;
+        load.latencies.extend(sent.latencies);
+    }
+    load.seconds = start.elapsed().as_secs_f64();
+    Ok(load)
 }
 
 /// Loads `appends` appends of the pool's batches into a new table (created with `options`)

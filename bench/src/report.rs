@@ -12,7 +12,7 @@ use inlet_store::prices::RequestPrices;
 use super::cluster::ClusterReport;
 use super::cost::{GB, PRICES, StoreUsage};
 use super::fetch::FetchReport;
-use super::follow::EndToEnd;
+use super::follow::{EndToEnd, UnderLoad};
 use super::lake::LakeReport;
 use super::latency::LatencyModelReport;
 use super::memory::MemoryReport;
@@ -48,6 +48,7 @@ pub(crate) struct SettingsReport {
     pub(crate) build: &'static str,
     pub(crate) cores: usize,
     pub(crate) producers: usize,
+    pub(crate) produce_producers: Vec<usize>,
     pub(crate) buckets: u32,
     pub(crate) columns: usize,
     /// Mean Arrow IPC bytes per row of the wide table (1,000-row batches).
@@ -60,6 +61,7 @@ pub(crate) struct SettingsReport {
     pub(crate) e2e_seconds: f64,
     pub(crate) e2e_interval_ms: f64,
     pub(crate) e2e_rows_per_append: usize,
+    pub(crate) e2e_under_load: bool,
     pub(crate) fetch_rows: u64,
     pub(crate) fetch_batch_rows: usize,
     pub(crate) fetch_linger_ms: f64,
@@ -125,12 +127,15 @@ fn render_produce(out: &mut String, report: &Report) {
     let _ = writeln!(
         out,
         "\nPRODUCE: closed loop (each producer sends its next append when the last is acked), \
-         {} s or {} rows per run; MB = 10^6 bytes of Arrow IPC; latencies in ms",
+         {} s or {} rows per run; MB = 10^6 bytes of Arrow IPC; latencies in ms; per producer: \
+         fewest-most appends and the worst producer's own ack p99; stored = WAL bytes per IPC \
+         byte",
         s.run_seconds, s.run_max_rows
     );
     let mut table = table(
         &[
             "linger",
+            "prod",
             "batch",
             "appends",
             "rows/s",
@@ -139,6 +144,9 @@ fn render_produce(out: &mut String, report: &Report) {
             "ack p99",
             "ack p999",
             "ack max",
+            "per prod appends",
+            "worst prod p99",
+            "stored",
             "WAL PUTs/GB",
             "index req/GB",
             "$/GB",
@@ -148,6 +156,7 @@ fn render_produce(out: &mut String, report: &Report) {
     for run in &report.produce {
         table.add_row([
             format!("{}ms", run.linger_ms),
+            run.producers.to_string(),
             run.batch_rows.to_string(),
             run.appends.to_string(),
             format!("{:.0}", run.rows_per_s),
@@ -156,6 +165,9 @@ fn render_produce(out: &mut String, report: &Report) {
             format!("{:.2}", run.ack_latency.p99_ms),
             format!("{:.2}", run.ack_latency.p999_ms),
             format!("{:.2}", run.ack_latency.max_ms),
+            format!("{}-{}", run.fairness.min_appends, run.fairness.max_appends),
+            format!("{:.2}", run.fairness.worst_p99_ms),
+            format!("{:.3}", run.wal_bytes_per_ipc_byte),
             per_gb(&run.store, Purpose::WalPut),
             per_gb(&run.store, Purpose::Index),
             usd(run.store.usd_per_gb),
@@ -196,6 +208,46 @@ fn render_end_to_end(out: &mut String, e2e: &EndToEnd) {
         format!("{:.2}", e2e.ack_latency.p99_ms),
         e2e.follower_chunk_gets.to_string(),
     ]);
+    write_table(out, &table);
+    if let Some(load) = &e2e.under_load {
+        render_under_load(out, load);
+    }
+}
+
+fn render_under_load(out: &mut String, load: &UnderLoad) {
+    let _ = writeln!(
+        out,
+        "under load: the same probe beside {}-row appends from {} producers at fractions of the \
+         {:.1} MB/s {} producers sustain in a closed loop; ms",
+        load.load_batch_rows, load.rate_producers, load.saturated_mb_per_s, load.load_producers
+    );
+    let mut table = table(
+        &[
+            "load",
+            "target MB/s",
+            "achieved MB/s",
+            "load ack p50",
+            "load ack p99",
+            "p50",
+            "p99",
+            "p999",
+            "ack p99",
+        ],
+        &[],
+    );
+    for level in &load.levels {
+        table.add_row([
+            format!("{:.0}%", level.fraction * 100.0),
+            format!("{:.1}", level.target_mb_per_s),
+            format!("{:.1}", level.achieved_mb_per_s),
+            format!("{:.2}", level.load_ack_latency.p50_ms),
+            format!("{:.2}", level.load_ack_latency.p99_ms),
+            format!("{:.2}", level.latency.p50_ms),
+            format!("{:.2}", level.latency.p99_ms),
+            format!("{:.2}", level.latency.p999_ms),
+            format!("{:.2}", level.ack_latency.p99_ms),
+        ]);
+    }
     write_table(out, &table);
 }
 

@@ -27,8 +27,16 @@ fn positive(value: &Value, path: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn smoke_run_writes_a_complete_report() {
-    let cli = Cli::try_parse_from(["inlet", "bench", "--smoke", "--store", "memory://"])
-        .expect("the flags CI passes");
+    let cli = Cli::try_parse_from([
+        "inlet",
+        "bench",
+        "--smoke",
+        "--store",
+        "memory://",
+        "--e2e-under-load",
+        "true",
+    ])
+    .expect("the flags CI passes");
     let Command::Bench(args) = cli.command else {
         panic!("`inlet bench` parsed as {:?}", cli.command);
     };
@@ -84,6 +92,17 @@ async fn smoke_run_writes_a_complete_report() {
             number(latency, "p999_ms") <= number(latency, "max_ms"),
             "run {i}"
         );
+        // Every producer was served; the worst one's p99 is no better than the best one's.
+        let fairness = &run["fairness"];
+        positive(fairness, "min_appends");
+        assert!(number(fairness, "min_appends") <= number(fairness, "max_appends"));
+        assert!(number(fairness, "best_p99_ms") <= number(fairness, "worst_p99_ms"));
+        // The WAL holds each row's bytes once, plus headers and footers: about 1.
+        let stored = number(run, "wal_bytes_per_ipc_byte");
+        assert!(
+            (0.5..2.0).contains(&stored),
+            "run {i}: {stored} WAL bytes per IPC byte"
+        );
         // Every acknowledged row is in a WAL object: at least one PUT per run.
         let wal = run["store"]["by_purpose"]
             .as_array()
@@ -104,6 +123,17 @@ async fn smoke_run_writes_a_complete_report() {
     assert!(number(e2e, "latency.p50_ms") <= number(e2e, "latency.p99_ms"));
     // The writer puts what it uploaded into the read cache: a co-located tail never GETs.
     assert_eq!(number(e2e, "follower_chunk_gets"), 0.0);
+    // The probe beside a load at 50% and 90% of what the node sustains.
+    let under_load = &e2e["under_load"];
+    positive(under_load, "saturated_mb_per_s");
+    let levels = under_load["levels"].as_array().expect("load levels");
+    assert_eq!(levels.len(), 2);
+    for level in levels {
+        positive(level, "achieved_mb_per_s");
+        positive(level, "latency.p50_ms");
+        assert!(number(level, "latency.p50_ms") <= number(level, "latency.p99_ms"));
+    }
+    assert!(tables.contains("under load"), "{tables}");
 
     let fetch = &report["fetch"];
     let rows = number(fetch, "rows");
