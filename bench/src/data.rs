@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow_array::{ArrayRef, BinaryArray, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use inlet_core::ipc::batches_to_ipc;
 use inlet_core::rng::SplitMix64;
@@ -70,6 +70,34 @@ fn word(rng: &mut SplitMix64) -> String {
         .collect()
 }
 
+/// What the rows of a pool look like.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RowShape {
+    /// The 20-column wide rows ([`wide_schema`]).
+    Wide,
+    /// One non-null binary column `value` of this many random bytes: the record a Kafka-style
+    /// benchmark (s2's `s2 bench`, for one) sends.
+    Bytes(usize),
+}
+
+fn bytes_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![Field::new(
+        "value",
+        DataType::Binary,
+        false,
+    )]))
+}
+
+/// A batch of `rows` values of `len` random bytes each.
+fn bytes_batch(rows: usize, len: usize, rng: &mut SplitMix64) -> RecordBatch {
+    let values: Vec<Vec<u8>> = (0..rows)
+        .map(|_| (0..len).map(|_| rng.next_u64() as u8).collect())
+        .collect();
+    let array = BinaryArray::from_iter_values(values.iter());
+    RecordBatch::try_new(bytes_schema(), vec![Arc::new(array)])
+        .expect("the column matches the bytes schema")
+}
+
 /// A few distinct wide batches of one size, with their Arrow IPC sizes (what an append
 /// carries), sent round-robin.
 #[derive(Debug)]
@@ -80,12 +108,23 @@ pub(crate) struct BatchPool {
 }
 
 impl BatchPool {
+    /// A pool of wide batches.
     pub(crate) fn new(rows: usize, seed: u64) -> anyhow::Result<Self> {
-        let schema = wide_schema();
+        Self::with_shape(rows, RowShape::Wide, seed)
+    }
+
+    pub(crate) fn with_shape(rows: usize, shape: RowShape, seed: u64) -> anyhow::Result<Self> {
+        let schema = match shape {
+            RowShape::Wide => wide_schema(),
+            RowShape::Bytes(_) => bytes_schema(),
+        };
         let mut rng = SplitMix64::new(seed ^ rows as u64);
         let mut batches = Vec::with_capacity(POOL_BATCHES);
         for i in 0..POOL_BATCHES {
-            let batch = wide_batch(rows, (i * rows) as i64, &mut rng);
+            let batch = match shape {
+                RowShape::Wide => wide_batch(rows, (i * rows) as i64, &mut rng),
+                RowShape::Bytes(len) => bytes_batch(rows, len, &mut rng),
+            };
             let ipc = batches_to_ipc(&schema, std::slice::from_ref(&batch))
                 .context("cannot encode a benchmark batch")?;
             batches.push((batch, ipc.len() as u64));
@@ -150,5 +189,24 @@ mod tests {
         for name in PROJECTED {
             assert!(a.schema.field_with_name(name).is_ok());
         }
+    }
+
+    #[test]
+    fn byte_rows_are_one_column_of_that_many_bytes() {
+        let pool = BatchPool::with_shape(10, RowShape::Bytes(1024), 7).expect("pool");
+        let (batch, bytes) = pool.get(0);
+        assert_eq!(batch.num_columns(), 1);
+        let values = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<BinaryArray>()
+            .expect("binary");
+        assert!(
+            values
+                .iter()
+                .all(|value| value.map(<[u8]>::len) == Some(1024))
+        );
+        assert!(bytes > 10 * 1024, "{bytes} IPC bytes for 10 KiB of values");
+        assert_ne!(pool.get(0).0, pool.get(1).0, "distinct batches");
     }
 }

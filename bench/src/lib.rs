@@ -57,7 +57,7 @@ use inlet_core::limits::MAX_APPEND_BYTES;
 use tokio::time::Instant;
 
 use cost::{PRICES, StoreUsage};
-use data::{BatchPool, WIDE_COLUMNS};
+use data::{BatchPool, RowShape, WIDE_COLUMNS};
 use harness::Harness;
 pub use host::{CacheDefaults, Host, NodeSettings, NodeUnderTest};
 use latency::LatencyModel;
@@ -150,6 +150,10 @@ pub struct BenchArgs {
     /// [default: 4,64; smoke: --producers].
     #[arg(long, value_delimiter = ',')]
     pub produce_producers: Vec<usize>,
+    /// Rows of the produce runs as one binary column of this many random bytes (as s2's and
+    /// Kafka's benchmarks send) instead of the 20-column wide rows [default: wide rows].
+    #[arg(long)]
+    pub produce_row_bytes: Option<usize>,
     /// Buckets of each benchmark table [default: 4].
     #[arg(long)]
     pub buckets: Option<u32>,
@@ -249,6 +253,7 @@ pub(crate) struct Settings {
     pub(crate) smoke: bool,
     pub(crate) producers: usize,
     pub(crate) produce_producers: Vec<usize>,
+    pub(crate) produce_rows: RowShape,
     pub(crate) buckets: u32,
     pub(crate) batch_rows: Vec<usize>,
     pub(crate) lingers: Vec<Duration>,
@@ -307,6 +312,9 @@ impl Settings {
             smoke,
             producers,
             produce_producers,
+            produce_rows: args
+                .produce_row_bytes
+                .map_or(RowShape::Wide, RowShape::Bytes),
             buckets: args.buckets.unwrap_or(4),
             batch_rows,
             lingers,
@@ -353,6 +361,14 @@ impl Settings {
         if self.buckets == 0 {
             bail!("--buckets must be at least 1");
         }
+        if let RowShape::Bytes(len) = self.produce_rows
+            && !(1..=MAX_APPEND_BYTES / 1024).contains(&len)
+        {
+            bail!(
+                "--produce-row-bytes must be between 1 and {}, got {len}",
+                MAX_APPEND_BYTES / 1024
+            );
+        }
         if self.e2e_rows == 0 || self.fetch_batch_rows == 0 || self.fetch_rows == 0 {
             bail!("--e2e-rows, --fetch-rows and --fetch-batch-rows must be at least 1");
         }
@@ -380,6 +396,17 @@ impl Settings {
                 bail!("rows per append must be between 1 and {most_rows}, got {rows}");
             }
         }
+        if let RowShape::Bytes(len) = self.produce_rows
+            && let Some(&rows) = self
+                .batch_rows
+                .iter()
+                .find(|&&rows| rows * len > MAX_APPEND_BYTES / 2)
+        {
+            bail!(
+                "appends of {rows} rows of {len} bytes exceed half the {MAX_APPEND_BYTES}-byte \
+                 append limit"
+            );
+        }
         Ok(())
     }
 
@@ -400,6 +427,10 @@ impl Settings {
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             producers: self.producers,
             produce_producers: self.produce_producers.clone(),
+            produce_row_bytes: match self.produce_rows {
+                RowShape::Wide => None,
+                RowShape::Bytes(len) => Some(len),
+            },
             buckets: self.buckets,
             columns: WIDE_COLUMNS,
             row_ipc_bytes: stats::round(row_ipc_bytes, 1),
@@ -507,7 +538,11 @@ async fn run_sections(settings: &Settings, host: &dyn Host) -> anyhow::Result<Re
         let produce_start = harness.snapshot();
         let mut pools = Vec::new();
         for &rows in &settings.batch_rows {
-            pools.push(Arc::new(BatchPool::new(rows, settings.seed)?));
+            pools.push(Arc::new(BatchPool::with_shape(
+                rows,
+                settings.produce_rows,
+                settings.seed,
+            )?));
         }
         for &linger in &settings.lingers {
             harness.restart(linger).await?;
@@ -681,6 +716,11 @@ mod tests {
         assert!(settings(&["--lake-mb", "0"]).is_err());
         assert!(settings(&["--producers", "0"]).is_err());
         assert!(settings(&["--produce-producers", "4,0"]).is_err());
+        let bytes = settings(&["--produce-row-bytes", "1024"]).expect("valid");
+        assert_eq!(bytes.produce_rows, RowShape::Bytes(1024));
+        assert_eq!(full.produce_rows, RowShape::Wide);
+        assert!(settings(&["--produce-row-bytes", "0"]).is_err());
+        assert!(settings(&["--produce-row-bytes", "4096", "--batch-rows", "100000"]).is_err());
         let producers = settings(&["--smoke", "--produce-producers", "1,8"]).expect("valid");
         assert_eq!(producers.produce_producers, vec![1, 8]);
         assert!(settings(&["--batch-rows", "10000000"]).is_err());

@@ -49,6 +49,8 @@ pub(crate) struct SettingsReport {
     pub(crate) cores: usize,
     pub(crate) producers: usize,
     pub(crate) produce_producers: Vec<usize>,
+    /// Bytes of the one binary column of the produce runs' rows; none for wide rows.
+    pub(crate) produce_row_bytes: Option<usize>,
     pub(crate) buckets: u32,
     pub(crate) columns: usize,
     /// Mean Arrow IPC bytes per row of the wide table (1,000-row batches).
@@ -129,8 +131,13 @@ fn render_produce(out: &mut String, report: &Report) {
         "\nPRODUCE: closed loop (each producer sends its next append when the last is acked), \
          {} s or {} rows per run; MB = 10^6 bytes of Arrow IPC; latencies in ms; per producer: \
          fewest-most appends and the worst producer's own ack p99; stored = WAL bytes per IPC \
-         byte",
-        s.run_seconds, s.run_max_rows
+         byte; rows: {}",
+        s.run_seconds,
+        s.run_max_rows,
+        s.produce_row_bytes.map_or_else(
+            || format!("{} columns", s.columns),
+            |len| format!("one binary column of {len} bytes")
+        )
     );
     let mut table = table(
         &[
