@@ -62,3 +62,12 @@ pub const MAX_TYPE_NESTING: usize = 32;
 /// entry 20 bytes, so a wider table's entries would weigh on every listing, and its pruned
 /// reads find the ranges in the footer as before.
 pub const MAX_INDEXED_COLUMN_RANGES: usize = 64;
+
+/// Parsed schemas the append decoder keeps, by the exact bytes of their IPC schema message
+/// (so a producer's stream of appends parses its schema once, not per append). When full the
+/// cache is emptied: a client cycling through more schemas loses the caching, nothing else.
+pub const MAX_CACHED_SCHEMAS: usize = 64;
+
+/// Largest schema message the append decoder caches, in bytes. With [`MAX_CACHED_SCHEMAS`]
+/// it bounds the cache at a few MiB whatever clients send; a 1,000-column schema is ~100 KiB.
+pub const MAX_CACHED_SCHEMA_MESSAGE_BYTES: usize = 256 * 1024;

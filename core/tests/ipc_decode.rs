@@ -10,9 +10,10 @@ use arrow_array::{ArrayRef, DictionaryArray, Int64Array, NullArray, RecordBatch}
 use arrow_buffer::Buffer;
 use arrow_schema::{DataType, Field, Schema};
 use inlet_core::ipc::{
-    IpcDecodeError, batches_to_ipc, decode_schema, decode_stream, schema_to_ipc,
+    IpcDecodeError, SchemaCache, batches_to_ipc, decode_schema, decode_stream,
+    decode_stream_cached, schema_to_ipc,
 };
-use inlet_core::limits::MAX_REQUEST_ROWS;
+use inlet_core::limits::{MAX_CACHED_SCHEMA_MESSAGE_BYTES, MAX_CACHED_SCHEMAS, MAX_REQUEST_ROWS};
 use support::samples;
 
 fn decode(bytes: &[u8]) -> Result<Vec<RecordBatch>, IpcDecodeError> {
@@ -176,4 +177,70 @@ fn a_forged_buffer_is_a_named_error_not_a_panic() {
         "{error}"
     );
     assert!(error.to_string().contains("outside the"), "{error}");
+}
+
+/// A one-row stream of one Int64 column named `name`.
+fn named_stream(name: &str) -> Vec<u8> {
+    let batch =
+        RecordBatch::try_from_iter([(name, Arc::new(Int64Array::from(vec![7])) as ArrayRef)])
+            .expect("one column");
+    batches_to_ipc(&batch.schema(), &[batch]).expect("encodes")
+}
+
+#[test]
+fn the_schema_cache_parses_each_schema_once_and_changes_nothing() {
+    let schemas = SchemaCache::new();
+    for batch in samples::batches() {
+        let bytes = batches_to_ipc(&batch.schema(), std::slice::from_ref(&batch)).expect("encodes");
+        let first =
+            decode_stream_cached(Buffer::from(bytes.as_slice()), &schemas).expect("decodes");
+        let second = decode_stream_cached(Buffer::from_vec(bytes), &schemas).expect("decodes");
+        assert_eq!(first.batches, vec![batch.clone()]);
+        assert_eq!(second.batches, vec![batch]);
+        assert!(
+            Arc::ptr_eq(&first.schema, &second.schema),
+            "the second decode takes the first's parsed schema"
+        );
+    }
+    assert_eq!(schemas.len(), samples::batches().len());
+
+    // A bad schema is refused the same way, and not cached.
+    let mut bad = named_stream("x");
+    let before = schemas.len();
+    bad[12..16].copy_from_slice(&[0xFF; 4]);
+    let plain = decode(&bad).expect_err("corrupt schema");
+    let cached = decode_stream_cached(Buffer::from_vec(bad), &schemas).expect_err("corrupt schema");
+    assert_eq!(plain.to_string(), cached.to_string());
+    assert_eq!(schemas.len(), before);
+
+    // A cached schema does not excuse a bad batch after it.
+    let good = named_stream("x");
+    decode_stream_cached(Buffer::from(good.as_slice()), &schemas).expect("decodes");
+    let cut = &good[..good.len() - 8 - 4];
+    let error = decode_stream_cached(Buffer::from(cut), &schemas).expect_err("cut body");
+    assert_eq!(
+        error.to_string(),
+        decode(cut).expect_err("cut body").to_string()
+    );
+}
+
+#[test]
+fn the_schema_cache_is_bounded() {
+    let schemas = SchemaCache::new();
+    for i in 0..MAX_CACHED_SCHEMAS * 3 + 1 {
+        decode_stream_cached(Buffer::from_vec(named_stream(&format!("c{i}"))), &schemas)
+            .expect("decodes");
+        assert!(
+            schemas.len() <= MAX_CACHED_SCHEMAS,
+            "{} cached",
+            schemas.len()
+        );
+    }
+    // A schema message over the size bound decodes but is not kept.
+    let long_name = "n".repeat(MAX_CACHED_SCHEMA_MESSAGE_BYTES);
+    let schemas = SchemaCache::new();
+    let stream = decode_stream_cached(Buffer::from_vec(named_stream(&long_name)), &schemas)
+        .expect("decodes");
+    assert_eq!(stream.schema.field(0).name(), &long_name);
+    assert!(schemas.is_empty());
 }

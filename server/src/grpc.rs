@@ -12,7 +12,7 @@ use futures::{Stream, StreamExt};
 use inlet_core::clock::Env;
 use inlet_core::error::HasKind;
 use inlet_core::ids::{Offset, TimestampMicros};
-use inlet_core::ipc::{batches_to_ipc, decode_schema, decode_stream};
+use inlet_core::ipc::{SchemaCache, batches_to_ipc, decode_schema, decode_stream_cached};
 use inlet_core::limits::MAX_APPEND_BYTES;
 use inlet_core::table::{OPTION_LAKE_ENABLED, TableDescriptor};
 use inlet_index::{DatabaseInfo, Index, ProducerRef, table_streams};
@@ -51,6 +51,8 @@ pub struct InletService {
     pub env: Env,
     /// `lake.enabled` for tables created without that option (`[lake] tables_default`).
     pub lake_by_default: bool,
+    /// Schemas of appends already parsed, so each producer's schema is parsed once.
+    pub append_schemas: Arc<SchemaCache>,
 }
 
 fn database_info(info: DatabaseInfo) -> pb::DatabaseInfo {
@@ -119,6 +121,7 @@ impl InletService {
     /// The append itself; `append` wraps it with metrics.
     async fn append_inner(
         writer: &Writer,
+        schemas: &SchemaCache,
         request: pb::AppendRequest,
     ) -> Result<Response<pb::AppendResponse>, Status> {
         let path = table_path(request.path)?;
@@ -138,7 +141,7 @@ impl InletService {
             sequence: request.sequence,
         });
         // Decoded zero-copy from the request's own buffer, every length checked first.
-        let batches = decode_stream(Buffer::from_vec(request.batches_ipc))
+        let batches = decode_stream_cached(Buffer::from_vec(request.batches_ipc), schemas)
             .map_err(|e| status(AppendError::MalformedIpc(e.to_string())))?
             .batches;
         let span = tracing::debug_span!("append", database = %path.database, table = %path.table);
@@ -371,7 +374,7 @@ impl Inlet for InletService {
         let started = tokio::time::Instant::now();
         let request = request.into_inner();
         let bytes = request.batches_ipc.len() as u64;
-        let result = Self::append_inner(writer, request).await;
+        let result = Self::append_inner(writer, &self.append_schemas, request).await;
         let requests = &self.metrics.requests;
         match &result {
             Ok(response) => {

@@ -10,6 +10,7 @@ use inlet_cache::PagedCache;
 use inlet_compactor::Compactor;
 use inlet_compactor::lake::{LakeRoot, LakeStorage};
 use inlet_core::clock::Env;
+use inlet_core::ipc::SchemaCache;
 use inlet_core::limits::MAX_GRPC_MESSAGE_BYTES;
 use inlet_index::Index;
 use inlet_index::{CommitLog, LogRead};
@@ -197,6 +198,7 @@ impl Node {
             metrics: metrics.clone(),
             env: env.clone(),
             lake_by_default: config.lake.tables_default,
+            append_schemas: Arc::new(SchemaCache::new()),
         };
         let (shutdown, signal) = watch::channel(false);
         let server = InletServer::new(service)

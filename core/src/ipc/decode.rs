@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arrow_array::RecordBatch;
 use arrow_buffer::Buffer;
@@ -27,7 +27,7 @@ use super::error::IpcDecodeError;
 use super::layout::check_layout;
 use super::schema::schema_from_fb;
 use crate::column_types::first_unsupported;
-use crate::limits::MAX_REQUEST_ROWS;
+use crate::limits::{MAX_CACHED_SCHEMA_MESSAGE_BYTES, MAX_CACHED_SCHEMAS, MAX_REQUEST_ROWS};
 
 /// The marker before a message's metadata length (absent in the pre-1.0 framing).
 const CONTINUATION: u32 = 0xFFFF_FFFF;
@@ -55,6 +55,66 @@ pub fn decode_stream(bytes: Buffer) -> Result<IpcStream, IpcDecodeError> {
     guarded(|| decode_stream_unguarded(&bytes))
 }
 
+/// [`decode_stream`] that takes the schema from `schemas` when its message's bytes were seen
+/// before, instead of parsing it again: for the append path, where each producer sends the
+/// same schema with every append. A hit is exactly what parsing those bytes would give.
+pub fn decode_stream_cached(
+    bytes: Buffer,
+    schemas: &SchemaCache,
+) -> Result<IpcStream, IpcDecodeError> {
+    guarded(|| decode_stream_with(&bytes, Some(schemas)))
+}
+
+/// Parsed schemas by the exact bytes of their schema message; at most [`MAX_CACHED_SCHEMAS`]
+/// of at most [`MAX_CACHED_SCHEMA_MESSAGE_BYTES`] each (larger messages are parsed every
+/// time), emptied when full.
+#[derive(Debug, Default)]
+pub struct SchemaCache {
+    parsed: Mutex<HashMap<Box<[u8]>, SchemaRef>>,
+}
+
+impl SchemaCache {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Schemas cached now.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Box<[u8]>, SchemaRef>> {
+        // A panic while holding the lock leaves a map that is still consistent.
+        self.parsed
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn get_or_parse(
+        &self,
+        message: &[u8],
+        parse: impl FnOnce() -> Result<SchemaRef, IpcDecodeError>,
+    ) -> Result<SchemaRef, IpcDecodeError> {
+        if message.len() > MAX_CACHED_SCHEMA_MESSAGE_BYTES {
+            return parse();
+        }
+        if let Some(schema) = self.lock().get(message) {
+            return Ok(schema.clone());
+        }
+        let schema = parse()?;
+        let mut parsed = self.lock();
+        if parsed.len() >= MAX_CACHED_SCHEMAS {
+            parsed.clear();
+        }
+        parsed.insert(message.into(), schema.clone());
+        Ok(schema)
+    }
+}
+
 /// Decodes only the schema of a stream (the first message); later messages must be framed
 /// correctly but are not decoded. For table schemas, from clients and from the index.
 pub fn decode_schema(bytes: &[u8]) -> Result<SchemaRef, IpcDecodeError> {
@@ -65,8 +125,24 @@ pub fn decode_schema(bytes: &[u8]) -> Result<SchemaRef, IpcDecodeError> {
 /// must see a panic as the failure it is rather than as an error value.
 #[doc(hidden)]
 pub fn decode_stream_unguarded(bytes: &Buffer) -> Result<IpcStream, IpcDecodeError> {
+    decode_stream_with(bytes, None)
+}
+
+/// [`decode_stream_cached`] without the panic guard, for the fuzz targets.
+#[doc(hidden)]
+pub fn decode_stream_cached_unguarded(
+    bytes: &Buffer,
+    schemas: &SchemaCache,
+) -> Result<IpcStream, IpcDecodeError> {
+    decode_stream_with(bytes, Some(schemas))
+}
+
+fn decode_stream_with(
+    bytes: &Buffer,
+    schemas: Option<&SchemaCache>,
+) -> Result<IpcStream, IpcDecodeError> {
     let mut messages = Messages::new(bytes.as_slice());
-    let schema = read_schema(&mut messages)?;
+    let schema = read_schema_cached(&mut messages, schemas)?;
     let mut batches = Vec::new();
     let mut rows = 0u64;
     while let Some(framed) = messages.next().transpose()? {
@@ -115,9 +191,24 @@ pub fn decode_schema_unguarded(bytes: &[u8]) -> Result<SchemaRef, IpcDecodeError
 }
 
 fn read_schema(messages: &mut Messages<'_>) -> Result<SchemaRef, IpcDecodeError> {
+    read_schema_cached(messages, None)
+}
+
+fn read_schema_cached(
+    messages: &mut Messages<'_>,
+    schemas: Option<&SchemaCache>,
+) -> Result<SchemaRef, IpcDecodeError> {
     let framed = messages.next().ok_or(IpcDecodeError::Empty)??;
+    match schemas {
+        Some(schemas) => schemas.get_or_parse(framed.metadata, || parse_schema(&framed)),
+        None => parse_schema(&framed),
+    }
+}
+
+/// The schema in `framed`, which must be a schema message, checked to hold stored types only.
+fn parse_schema(framed: &Framed<'_>) -> Result<SchemaRef, IpcDecodeError> {
     let Some(schema) = framed.message.header_as_schema() else {
-        return Err(unexpected(&framed, "a schema"));
+        return Err(unexpected(framed, "a schema"));
     };
     if !framed.body.is_empty() {
         return Err(IpcDecodeError::Schema {
@@ -168,6 +259,8 @@ struct Framed<'a> {
     /// Byte offset of the message's first byte (its continuation marker or length).
     offset: usize,
     message: Message<'a>,
+    /// The message's metadata (the flatbuffer `message` was parsed from).
+    metadata: &'a [u8],
     body: std::ops::Range<usize>,
 }
 
@@ -272,6 +365,7 @@ impl<'a> Messages<'a> {
         Ok(Some(Framed {
             offset,
             message,
+            metadata: &self.bytes[meta_start..meta_end],
             body,
         }))
     }

@@ -14,7 +14,8 @@ use arrow_ipc::writer::StreamWriter;
 use arrow_schema::{ArrowError, Schema};
 
 pub use decode::{
-    IpcStream, decode_schema, decode_schema_unguarded, decode_stream, decode_stream_unguarded,
+    IpcStream, SchemaCache, decode_schema, decode_schema_unguarded, decode_stream,
+    decode_stream_cached, decode_stream_cached_unguarded, decode_stream_unguarded,
 };
 pub use error::IpcDecodeError;
 
