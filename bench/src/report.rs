@@ -91,15 +91,24 @@ pub(crate) fn render(report: &Report) -> String {
     let s = &report.settings;
     let _ = writeln!(
         out,
-        "inlet bench: store {}, {} build, {} cores, {} producers, {} buckets, {}-column rows of \
-         ~{:.0} B (Arrow IPC){}",
+        "inlet bench: store {}, {} build, {} cores, {} buckets; {} producers ({} in the produce \
+         runs); wide rows of {} columns, ~{:.0} B (Arrow IPC); produce rows: {}{}",
         s.store,
         s.build,
         s.cores,
-        s.producers,
         s.buckets,
+        s.producers,
+        s.produce_producers
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" and "),
         s.columns,
         s.row_ipc_bytes,
+        s.produce_row_bytes.map_or_else(
+            || "wide".to_owned(),
+            |len| format!("one binary column of {len} bytes")
+        ),
         if s.smoke { ", smoke run" } else { "" },
     );
     let _ = writeln!(out, "latency model: {}", s.latency_model_text);
