@@ -85,6 +85,27 @@ struct Sent {
     bytes: u64,
 }
 
+impl Sent {
+    /// Sends the pool's `n`th batch through `producer`, and counts it once acknowledged.
+    async fn send(
+        &mut self,
+        producer: &mut Producer,
+        pool: &BatchPool,
+        n: usize,
+    ) -> anyhow::Result<()> {
+        let (batch, bytes) = pool.get(n);
+        let sending = Instant::now();
+        producer
+            .send(&pool.schema, std::slice::from_ref(batch))
+            .await?;
+        self.latencies.push(sending.elapsed());
+        self.appends += 1;
+        self.rows += pool.rows as u64;
+        self.bytes += bytes;
+        Ok(())
+    }
+}
+
 /// How one run is bounded.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct RunLimits {
@@ -134,15 +155,7 @@ pub(crate) async fn run(
                 if budget.fetch_add(rows, Ordering::Relaxed) >= limits.max_rows {
                     break;
                 }
-                let (batch, bytes) = pool.get(n);
-                let sending = Instant::now();
-                producer
-                    .send(&pool.schema, std::slice::from_ref(batch))
-                    .await?;
-                sent.latencies.push(sending.elapsed());
-                sent.appends += 1;
-                sent.rows += rows;
-                sent.bytes += bytes;
+                sent.send(&mut producer, &pool, n).await?;
                 n += 1;
             }
             anyhow::Ok(sent)
@@ -230,13 +243,7 @@ pub(crate) async fn at_rate(
                 if start.elapsed() >= duration {
                     break;
                 }
-                let (batch, bytes) = pool.get(n);
-                let sending = Instant::now();
-                producer
-                    .send(&pool.schema, std::slice::from_ref(batch))
-                    .await?;
-                sent.latencies.push(sending.elapsed());
-                sent.bytes += bytes;
+                sent.send(&mut producer, &pool, n).await?;
                 n += 1;
             }
             anyhow::Ok(sent)

@@ -71,13 +71,7 @@ pub(super) async fn read_pruned(
         return Ok(None);
     }
 
-    let corrupt = |message: String| ChunkError::Corrupt {
-        stream,
-        message: format!(
-            "chunk at bytes {}..{} of {path}: {message}",
-            chunk.start, chunk.end
-        ),
-    };
+    let corrupt = |message: String| chunk_corrupt(stream, entry, path, message);
     let columns = column_ranges_of(context, stream, entry, path, object_len).await?;
     let body_len = entry.body_len();
     if let Some((index, column)) = columns.iter().enumerate().find(|(_, column)| {
@@ -159,14 +153,7 @@ async fn column_ranges_of(
     if entry.columns.len() == column_count {
         return Ok(entry.columns.clone());
     }
-    let corrupt = |message: String| ChunkError::Corrupt {
-        stream,
-        message: format!(
-            "chunk at bytes {}..{} of {path}: {message}",
-            entry.chunk_offset,
-            entry.chunk_offset + entry.chunk_len
-        ),
-    };
+    let corrupt = |message: String| chunk_corrupt(stream, entry, path, message);
     let footer = read_footer(context, stream, entry, path, object_len).await?;
     let Some(meta) = footer
         .chunks
@@ -180,6 +167,18 @@ async fn column_ranges_of(
     };
     check_footer_entry(&meta, entry, stream, column_count).map_err(corrupt)?;
     Ok(meta.columns)
+}
+
+/// The error for `entry`'s chunk in `path` being wrong as `message` says.
+fn chunk_corrupt(stream: StreamId, entry: &ChunkEntry, path: &Path, message: String) -> ChunkError {
+    ChunkError::Corrupt {
+        stream,
+        message: format!(
+            "chunk at bytes {}..{} of {path}: {message}",
+            entry.chunk_offset,
+            entry.chunk_offset + entry.chunk_len
+        ),
+    }
 }
 
 /// Reads and decodes the footer of `entry`'s object. The footer and the trailer are adjacent,
