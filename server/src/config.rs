@@ -333,6 +333,7 @@ mod tests {
             jail.set_env("INLET_WRITER_UPLOAD_MIN_BACKOFF", "20ms");
             jail.set_env("INLET_INDEX_PRODUCER_TTL", "1h");
             jail.set_env("INLET_INDEX_OBJECT_STORE_MAX_RETRIES", "7");
+            jail.set_env("INLET_INDEX_MANIFEST_POLL_INTERVAL", "30s");
             jail.set_env("INLET_CACHE_DISK_DIR", "/tmp/inlet-ssd");
             jail.set_env("INLET_LAKE_TABLES_DEFAULT", "true");
             jail.set_env("INLET_LAKE_MAX_ROUND_ROWS", "1000");
@@ -348,6 +349,7 @@ mod tests {
             assert_eq!(config.writer.upload_min_backoff, Duration::from_millis(20));
             assert_eq!(config.index.producer_ttl, Duration::from_secs(3600));
             assert_eq!(config.index.object_store_max_retries, Some(7));
+            assert_eq!(config.index.manifest_poll_interval, Duration::from_secs(30));
             assert_eq!(
                 config.cache.disk_dir.as_deref(),
                 Some(Path::new("/tmp/inlet-ssd"))
