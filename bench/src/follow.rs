@@ -147,10 +147,11 @@ async fn run_under_load(
 ) -> anyhow::Result<UnderLoad> {
     let pool = Arc::new(BatchPool::new(LOAD_BATCH_ROWS, settings.seed)?);
     eprintln!("bench: end to end: saturating with {LOAD_PRODUCERS} producers");
+    // Capped like the produce runs: on memory:// every byte written stays in memory.
     let limits = RunLimits {
         producers: LOAD_PRODUCERS,
         duration: settings.e2e_duration,
-        max_rows: u64::MAX,
+        max_rows: settings.max_rows,
     };
     let saturated = produce::run(
         harness,
