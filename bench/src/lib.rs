@@ -361,14 +361,6 @@ impl Settings {
         if self.buckets == 0 {
             bail!("--buckets must be at least 1");
         }
-        if let RowShape::Bytes(len) = self.produce_rows
-            && !(1..=MAX_APPEND_BYTES / 1024).contains(&len)
-        {
-            bail!(
-                "--produce-row-bytes must be between 1 and {}, got {len}",
-                MAX_APPEND_BYTES / 1024
-            );
-        }
         if self.e2e_rows == 0 || self.fetch_batch_rows == 0 || self.fetch_rows == 0 {
             bail!("--e2e-rows, --fetch-rows and --fetch-batch-rows must be at least 1");
         }
@@ -396,16 +388,21 @@ impl Settings {
                 bail!("rows per append must be between 1 and {most_rows}, got {rows}");
             }
         }
-        if let RowShape::Bytes(len) = self.produce_rows
-            && let Some(&rows) = self
+        if let RowShape::Bytes(len) = self.produce_rows {
+            if len == 0 {
+                bail!("--produce-row-bytes must be at least 1");
+            }
+            // A whole append must stay well inside the limit.
+            if let Some(&rows) = self
                 .batch_rows
                 .iter()
-                .find(|&&rows| rows * len > MAX_APPEND_BYTES / 2)
-        {
-            bail!(
-                "appends of {rows} rows of {len} bytes exceed half the {MAX_APPEND_BYTES}-byte \
-                 append limit"
-            );
+                .find(|&&rows| rows.saturating_mul(len) > MAX_APPEND_BYTES / 2)
+            {
+                bail!(
+                    "appends of {rows} rows of {len} bytes exceed half the \
+                     {MAX_APPEND_BYTES}-byte append limit"
+                );
+            }
         }
         Ok(())
     }

@@ -104,6 +104,14 @@ impl Sent {
         self.bytes += bytes;
         Ok(())
     }
+
+    /// Adds what another producer sent.
+    fn add(&mut self, other: Sent) {
+        self.latencies.extend(other.latencies);
+        self.appends += other.appends;
+        self.rows += other.rows;
+        self.bytes += other.bytes;
+    }
 }
 
 /// How one run is bounded.
@@ -172,10 +180,7 @@ pub(crate) async fn run(
     let fairness = Fairness::of(&producers);
     let mut total = Sent::default();
     for sent in producers {
-        total.latencies.extend(sent.latencies);
-        total.appends += sent.appends;
-        total.rows += sent.rows;
-        total.bytes += sent.bytes;
+        total.add(sent);
     }
     let delta = harness.snapshot().since(&before);
     let wal_bytes = delta.purpose(Purpose::WalPut).bytes_out;
@@ -249,18 +254,15 @@ pub(crate) async fn at_rate(
             anyhow::Ok(sent)
         }));
     }
-    let mut load = RateLoad {
-        bytes: 0,
-        seconds: 0.0,
-        latencies: Vec::new(),
-    };
+    let mut total = Sent::default();
     for task in tasks {
-        let sent = task.await.context("a load producer panicked")??;
-        load.bytes += sent.bytes;
-        load.latencies.extend(sent.latencies);
+        total.add(task.await.context("a load producer panicked")??);
     }
-    load.seconds = start.elapsed().as_secs_f64();
-    Ok(load)
+    Ok(RateLoad {
+        bytes: total.bytes,
+        seconds: start.elapsed().as_secs_f64(),
+        latencies: total.latencies,
+    })
 }
 
 /// Loads `appends` appends of the pool's batches into a new table (created with `options`)

@@ -126,17 +126,24 @@ fn check_chunk_entry(chunk: &ChunkMeta, expected_offset: u64) -> Result<(), Stri
             chunk.min_ts.0, chunk.max_ts.0
         ));
     }
+    check_column_ranges(&chunk.columns, chunk.body_len)
+}
+
+/// Checks that `columns` lie in order, without overlapping, inside a body of `body_len`
+/// bytes: what a reader must know before it copies a column's bytes by its range, whether
+/// the ranges came from a footer or from a chunk's index entry.
+pub fn check_column_ranges(columns: &[ColumnRange], body_len: u64) -> Result<(), String> {
     let mut previous_end = 0u64;
-    for (index, column) in chunk.columns.iter().enumerate() {
+    for (index, column) in columns.iter().enumerate() {
         let end = column.offset.checked_add(column.len);
         match end {
-            Some(end) if column.offset >= previous_end && end <= chunk.body_len => {
+            Some(end) if column.offset >= previous_end && end <= body_len => {
                 previous_end = end;
             }
             _ => {
                 return Err(format!(
-                    "column {index} at {}+{} is out of order or outside the {}-byte body",
-                    column.offset, column.len, chunk.body_len
+                    "column {index} at {}+{} is out of order or outside the {body_len}-byte body",
+                    column.offset, column.len
                 ));
             }
         }

@@ -22,7 +22,7 @@ mod format;
 pub use decode::{decode_chunk, decode_object, decode_projected};
 pub use encode::encode_wal_object;
 pub use error::{WalDecodeError, WalEncodeError};
-pub use footer::{decode_footer, decode_trailer};
+pub use footer::{check_column_ranges, decode_footer, decode_trailer};
 pub use format::{
     ChunkInput, ChunkMeta, ColumnRange, EncodedWal, Trailer, WAL_FORMAT_VERSION, WAL_HEADER_LEN,
     WAL_MAGIC, WAL_TRAILER_LEN, WalFooter,

@@ -21,14 +21,15 @@
 //! read instead of decoding other bytes. Bytes of unprojected columns are never fetched nor
 //! looked at.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use arrow_array::RecordBatch;
 use futures::{StreamExt, TryStreamExt, stream};
 use inlet_core::ids::StreamId;
 use inlet_core::wal::{
-    ChunkMeta, ColumnRange, WAL_TRAILER_LEN, WalFooter, decode_footer, decode_projected,
-    decode_trailer,
+    ChunkMeta, ColumnRange, WAL_TRAILER_LEN, WalFooter, check_column_ranges, decode_footer,
+    decode_projected, decode_trailer,
 };
 use inlet_index::ChunkEntry;
 use slatedb::bytes::Bytes;
@@ -74,17 +75,7 @@ pub(super) async fn read_pruned(
     let corrupt = |message: String| chunk_corrupt(stream, entry, path, message);
     let columns = column_ranges_of(context, stream, entry, path, object_len).await?;
     let body_len = entry.body_len();
-    if let Some((index, column)) = columns.iter().enumerate().find(|(_, column)| {
-        column
-            .offset
-            .checked_add(column.len)
-            .is_none_or(|end| end > body_len)
-    }) {
-        return Err(corrupt(format!(
-            "column {index} at {}+{} lies outside the {body_len}-byte body",
-            column.offset, column.len
-        )));
-    }
+    check_column_ranges(&columns, body_len).map_err(corrupt)?;
 
     let body_start = entry.chunk_offset + u64::from(entry.body_offset);
     let meta_range = entry.chunk_offset..entry.chunk_offset + u64::from(entry.meta_len);
@@ -142,16 +133,16 @@ pub(super) async fn read_pruned(
 
 /// The body byte ranges of `entry`'s columns: from the entry itself when it carries them (no
 /// request), otherwise from the object's footer, checked to describe the same chunk.
-async fn column_ranges_of(
+async fn column_ranges_of<'a>(
     context: &ChunkRead<'_>,
     stream: StreamId,
-    entry: &ChunkEntry,
+    entry: &'a ChunkEntry,
     path: &Path,
     object_len: u64,
-) -> Result<Vec<ColumnRange>, ChunkError> {
+) -> Result<Cow<'a, [ColumnRange]>, ChunkError> {
     let column_count = context.table.descriptor.schema.fields().len();
     if entry.columns.len() == column_count {
-        return Ok(entry.columns.clone());
+        return Ok(Cow::Borrowed(&entry.columns));
     }
     let corrupt = |message: String| chunk_corrupt(stream, entry, path, message);
     let footer = read_footer(context, stream, entry, path, object_len).await?;
@@ -166,7 +157,7 @@ async fn column_ranges_of(
         )));
     };
     check_footer_entry(&meta, entry, stream, column_count).map_err(corrupt)?;
-    Ok(meta.columns)
+    Ok(Cow::Owned(meta.columns))
 }
 
 /// The error for `entry`'s chunk in `path` being wrong as `message` says.
