@@ -1,0 +1,484 @@
+"""The synchronous client: :func:`connect` opens a :class:`Client`, which manages databases
+and tables and hands out :class:`Table` handles to append to, scan, and ask about the lake.
+
+Every call goes over one gRPC channel (thread-safe; share the client between threads).
+A failed call raises an :class:`inlet.InletError` subclass carrying the server's message.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from datetime import datetime
+from typing import Any, Iterable, Iterator
+
+import grpc
+import pyarrow as pa
+from google.protobuf import json_format
+
+from . import arrow
+from ._connection import (
+    APPEND_ATTEMPT_TIMEOUT_SECONDS,
+    CALL_TIMEOUT_SECONDS,
+    TLS,
+    Backoff,
+    Endpoint,
+    new_producer_id,
+    parse_endpoint,
+)
+from ._proto import inlet_pb2 as pb
+from ._proto import inlet_pb2_grpc as pb_grpc
+from .errors import OUTCOME_UNKNOWN_CODES, InletError, InvalidInput, Unavailable, from_rpc_error
+from .model import (
+    BucketRange,
+    Database,
+    IcebergCatalog,
+    LakeStatus,
+    TableInfo,
+    create_table_request,
+    split_name,
+    table_path,
+)
+from .positions import EARLIEST, Position, Start, start_message
+
+# Fetched batches a multi-stream scan holds between its streams and the caller: a slow
+# caller stalls the streams (and so the server's reads), it never grows memory.
+MERGE_QUEUE_DEPTH = 8
+# How often a stream thread blocked on a full merge queue checks whether the scan closed.
+MERGE_POLL_SECONDS = 0.1
+
+
+def connect(
+    url: str = "http://127.0.0.1:7070",
+    token: str | None = None,
+    tls: TLS | bool | None = None,
+    http_url: str | None = None,
+) -> "Client":
+    """Connects to an Inlet server.
+
+    ``url`` is ``http://host:port`` (or ``https://`` for TLS, configured by ``tls``); ``token``
+    is sent as a bearer token with every call. ``http_url`` is the server's HTTP listener,
+    where its Iceberg REST catalog lives; by default the gRPC host with port + 1, as
+    ``inlet serve`` listens by default (7070 and 7071). Nothing is sent until the first call.
+    """
+    return Client(parse_endpoint(url, token, tls), http_url)
+
+
+def default_http_url(endpoint: Endpoint) -> str:
+    host = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
+    return f"http://{host}:{endpoint.port + 1}"
+
+
+class Client:
+    """A connection to one server. Use :func:`connect` to make one; close it (or use it as a
+    context manager) to release the channel."""
+
+    def __init__(self, endpoint: Endpoint, http_url: str | None = None):
+        self.endpoint = endpoint
+        self.http_url = (http_url or default_http_url(endpoint)).rstrip("/")
+        if endpoint.credentials is None:
+            self._channel = grpc.insecure_channel(endpoint.target, options=endpoint.options)
+        else:
+            self._channel = grpc.secure_channel(
+                endpoint.target, endpoint.credentials, options=endpoint.options
+            )
+        self._stub = pb_grpc.InletStub(self._channel)
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def _call(self, method: str, request: Any, timeout: float | None = CALL_TIMEOUT_SECONDS) -> Any:
+        try:
+            return getattr(self._stub, method)(
+                request, timeout=timeout, metadata=self.endpoint.metadata
+            )
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
+
+    # --- databases ---
+
+    def create_database(self, name: str, comment: str = "", if_not_exists: bool = False) -> Database:
+        response = self._call(
+            "CreateDatabase",
+            pb.CreateDatabaseRequest(name=name, comment=comment, if_not_exists=if_not_exists),
+        )
+        return Database.from_pb(response.database)
+
+    def list_databases(self) -> list[Database]:
+        response = self._call("ListDatabases", pb.ListDatabasesRequest())
+        return [Database.from_pb(d) for d in response.databases]
+
+    def get_database(self, name: str) -> Database:
+        return Database.from_pb(self._call("GetDatabase", pb.GetDatabaseRequest(name=name)).database)
+
+    def drop_database(self, name: str, if_exists: bool = False, cascade: bool = False) -> None:
+        self._call("DropDatabase", pb.DropDatabaseRequest(name=name, if_exists=if_exists, cascade=cascade))
+
+    # --- tables ---
+
+    def create_table(
+        self,
+        name: str,
+        schema: pa.Schema,
+        buckets: int = 1,
+        bucket_key: list[str] | str | None = None,
+        options: dict[str, Any] | None = None,
+        comment: str = "",
+        if_not_exists: bool = False,
+    ) -> "Table":
+        """Creates ``database.table`` (its database too, if missing) with the columns of
+        ``schema``; rows are spread over ``buckets`` by ``bucket_key`` (Iceberg's bucket
+        transform), or round-robin per append without one. ``options`` are table options
+        such as ``{"lake.enabled": True, "lake.freshness": "10s", "retention": "7d"}``."""
+        database, table = split_name(name)
+        request = create_table_request(
+            database, table, schema, buckets, bucket_key, options, comment, if_not_exists
+        )
+        self.create_database(database, if_not_exists=True)
+        self._call("CreateTable", request)
+        return self.table(name)
+
+    def list_tables(self, database: str = "default") -> list[TableInfo]:
+        response = self._call("ListTables", pb.ListTablesRequest(database=database))
+        return [TableInfo.from_pb(t) for t in response.tables]
+
+    def describe_table(self, name: str) -> TableInfo:
+        """The table's schema, buckets, options and each bucket's earliest and latest offset."""
+        database, table = split_name(name)
+        response = self._call("GetTable", pb.GetTableRequest(path=table_path(database, table)))
+        return TableInfo.from_pb(response.table, response.buckets)
+
+    def drop_table(self, name: str, if_exists: bool = False) -> None:
+        database, table = split_name(name)
+        self._call("DropTable", pb.DropTableRequest(path=table_path(database, table), if_exists=if_exists))
+
+    def table(self, name: str) -> "Table":
+        """A handle on ``database.table`` (a bare name is in database ``default``). No call is
+        made until it is used."""
+        return Table(self, *split_name(name))
+
+    # --- node ---
+
+    def status(self) -> dict[str, Any]:
+        """What the node is doing: roles, index ownership, object-store requests by purpose,
+        cache and request counters (the ``GetStatus`` reply as a dict)."""
+        response = self._call("GetStatus", pb.GetStatusRequest())
+        return json_format.MessageToDict(
+            response, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+        )
+
+    def lake_status(self, database: str = "", table: str = "") -> list[LakeStatus]:
+        """Lake tiering of every table (or one database's, or one table's)."""
+        response = self._call("GetLakeStatus", pb.GetLakeStatusRequest(database=database, table=table))
+        return [LakeStatus.from_pb(t) for t in response.tables]
+
+
+class Table:
+    """A table of a :class:`Client`: append rows, scan them, describe it.
+
+    Appends through :meth:`append` are idempotent: the handle is one producer (a random id,
+    and a sequence number per append), and an append whose outcome is unknown (the server
+    restarted, the reply was lost) is resent with the same sequence, so it lands exactly
+    once. For many small appends use :meth:`producer`, which batches them in the background.
+    """
+
+    def __init__(self, client: Client, database: str, name: str):
+        self.client = client
+        self.database = database
+        self.name = name
+        self._schema: pa.Schema | None = None
+        self._sender = Sender(client, database, name)
+
+    def __repr__(self) -> str:
+        return f"<inlet.Table {self.full_name}>"
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.database}.{self.name}"
+
+    @property
+    def schema(self) -> pa.Schema:
+        """The table's columns (fetched once, then cached by this handle)."""
+        if self._schema is None:
+            self._schema = self.describe().schema
+        return self._schema
+
+    def describe(self) -> TableInfo:
+        return self.client.describe_table(self.full_name)
+
+    def drop(self, if_exists: bool = False) -> None:
+        self.client.drop_table(self.full_name, if_exists=if_exists)
+
+    def append(self, data: Any) -> list[BucketRange]:
+        """Appends a pyarrow Table or RecordBatch, a pandas DataFrame or a polars DataFrame;
+        returns where the rows went (bucket, first offset, row count). Columns are matched by
+        name and converted to the table's types where nothing is lost; an input larger than
+        one append (64 MiB, 1 Mi rows) is sent as several appends, in order."""
+        ranges: list[BucketRange] = []
+        for piece in arrow.split_for_appends(self.conform(data)):
+            ranges.extend(self._sender.send(arrow.table_to_ipc(piece)))
+        return ranges
+
+    def conform(self, data: Any) -> pa.Table:
+        """``data`` as a pyarrow Table in the table's types (what :meth:`append` sends)."""
+        return arrow.conform(arrow.to_arrow_table(data), self.schema, self.full_name)
+
+    def producer(self, **settings: Any) -> "Producer":
+        """A background-batching idempotent producer; see :class:`inlet.Producer`."""
+        from .producer import Producer
+
+        return Producer(self, **settings)
+
+    def scan(
+        self,
+        columns: list[str] | None = None,
+        start: Start = EARLIEST,
+        buckets: Iterable[int] | None = None,
+        follow: bool = False,
+        limit: int | None = None,
+    ) -> "Scan":
+        """Reads rows from ``start`` (``"earliest"``, ``"latest"``, an offset applied to each
+        bucket, a ``datetime``, or a saved :class:`Position`) to the end, or on and on with
+        ``follow=True``. ``columns`` projects (the system columns ``_bucket``, ``_offset``,
+        ``_timestamp`` always come last); ``buckets`` restricts the read. Rows already tiered
+        into the lake are read from its Parquet files by the server, transparently."""
+        return Scan(self, columns, start, buckets, follow, limit)
+
+    def offsets(self, at: str | datetime = "latest", buckets: Iterable[int] | None = None) -> dict[int, int]:
+        """Each bucket's offset at ``at``: ``"earliest"``, ``"latest"`` (the next offset to be
+        written) or the first row committed at or after a ``datetime``."""
+        request = pb.ListOffsetsRequest(
+            path=table_path(self.database, self.name),
+            buckets=list(buckets or []),
+            position=start_message(at),
+        )
+        response = self.client._call("ListOffsets", request)
+        return {b.bucket: b.offset for b in response.buckets}
+
+    def lake_status(self) -> LakeStatus:
+        """This table's lake tiering: watermark and lag per bucket, last snapshot, files."""
+        return _one_lake_status(self.client.lake_status(self.database, self.name), self.full_name)
+
+    def iceberg_catalog(self) -> IcebergCatalog:
+        """The Iceberg REST catalog settings of this table, for pyiceberg or DuckDB."""
+        return IcebergCatalog(f"{self.client.http_url}/iceberg", self.database, self.name)
+
+
+def _one_lake_status(statuses: list[LakeStatus], name: str) -> LakeStatus:
+    if len(statuses) != 1:
+        raise InletError(f"the server described {len(statuses)} lake tables for `{name}`, expected 1")
+    return statuses[0]
+
+
+class Sender:
+    """One idempotent producer of one table: every append carries the producer id and the
+    next sequence number; an append whose outcome is unknown is resent with the same number
+    until it is answered or :data:`~inlet._connection.APPEND_RETRY_SECONDS` pass. The server
+    dedups only a producer's latest sequence, so appends go one at a time (a lock)."""
+
+    def __init__(self, client: Client, database: str, table: str):
+        self._client = client
+        self._path = table_path(database, table)
+        self._lock = threading.Lock()
+        self.producer_id = new_producer_id()
+        self._next_sequence = 1
+
+    def send(self, batches_ipc: bytes) -> list[BucketRange]:
+        with self._lock:
+            request = pb.AppendRequest(
+                path=self._path,
+                batches_ipc=batches_ipc,
+                producer_id=self.producer_id,
+                sequence=self._next_sequence,
+            )
+            # Whatever happens, the next append gets a new number: new rows must never be
+            # taken for a resend of this append, which may have landed.
+            self._next_sequence += 1
+            backoff = Backoff(time.monotonic())
+            while True:
+                try:
+                    response = self._client._stub.Append(
+                        request,
+                        timeout=APPEND_ATTEMPT_TIMEOUT_SECONDS,
+                        metadata=self._client.endpoint.metadata,
+                    )
+                    return [BucketRange.from_pb(r) for r in response.buckets]
+                except grpc.RpcError as error:
+                    if error.code() not in OUTCOME_UNKNOWN_CODES:
+                        raise from_rpc_error(error) from None
+                    delay = backoff.next_delay(time.monotonic())
+                    if delay is None:
+                        raise Unavailable(
+                            f"append {request.sequence} of producer {self.producer_id} to "
+                            f"`{self._path.database}.{self._path.table}` still has an unknown "
+                            f"outcome after retrying: {error.details()}",
+                            error.code().name,
+                        ) from None
+                    time.sleep(delay)
+
+
+class Scan:
+    """Rows of one read, as record batches. Iterate it for batches as they arrive (with
+    ``follow=True`` it never ends by itself: break out or call :meth:`close`), or collect it
+    with :meth:`to_arrow`, :meth:`to_pandas`, :meth:`to_polars`.
+
+    :attr:`position` is the next offset of each bucket read so far; save it and pass it as
+    ``start`` to resume. Each batch holds rows of one bucket in offset order.
+    """
+
+    def __init__(
+        self,
+        table: Table,
+        columns: list[str] | None,
+        start: Start,
+        buckets: Iterable[int] | None,
+        follow: bool,
+        limit: int | None,
+    ):
+        if isinstance(columns, str):
+            columns = [columns]
+        if limit is not None and limit < 0:
+            raise InvalidInput(f"limit must not be negative, got {limit}")
+        self.table = table
+        self.columns = list(columns) if columns else None
+        self.follow = follow
+        self.limit = limit
+        self.buckets = sorted(set(buckets)) if buckets is not None else None
+        self.position = Position(dict(start.offsets)) if isinstance(start, Position) else Position()
+        self._requests = self._plan(start)
+        self._calls: list[Any] = []
+        self._closed = threading.Event()
+        self._started = False
+
+    def _plan(self, start: Start) -> list[pb.FetchRequest]:
+        """One fetch per distinct start: one in all, except when resuming a position whose
+        buckets are at different offsets."""
+        path = table_path(self.table.database, self.table.name)
+        base = dict(path=path, columns=self.columns or [], follow=self.follow, limit=self.limit or 0)
+        if not isinstance(start, Position):
+            return [pb.FetchRequest(buckets=self.buckets or [], start=start_message(start), **base)]
+        wanted = self.buckets
+        if wanted is None:
+            wanted = list(range(self.table.describe().bucket_count))
+        groups: dict[Any, list[int]] = {}
+        for bucket in wanted:
+            groups.setdefault(start.offsets.get(bucket, EARLIEST), []).append(bucket)
+        return [
+            pb.FetchRequest(buckets=group, start=start_message(at), **base)
+            for at, group in groups.items()
+        ]
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        if self._started:
+            raise InvalidInput("a scan is read once; call table.scan(...) again to read again")
+        self._started = True
+        return self._batches()
+
+    def _batches(self) -> Iterator[pa.RecordBatch]:
+        remaining = self.limit
+        try:
+            for batch in self._responses():
+                if remaining is not None:
+                    if remaining <= 0:
+                        return
+                    if batch.num_rows > remaining:
+                        batch = batch.slice(0, remaining)
+                    remaining -= batch.num_rows
+                self.position.advance(batch)
+                yield batch
+        finally:
+            self.close()
+
+    def _responses(self) -> Iterator[pa.RecordBatch]:
+        metadata = self.table.client.endpoint.metadata
+        stub = self.table.client._stub
+        calls = [stub.Fetch(request, metadata=metadata) for request in self._requests]
+        self._calls = calls
+        if len(calls) == 1:
+            yield from _decoded(calls[0], self._closed)
+            return
+        yield from self._merged(calls)
+
+    def _merged(self, calls: list[Any]) -> Iterator[pa.RecordBatch]:
+        """Batches of several fetches in arrival order, through a bounded queue."""
+        items: queue.Queue = queue.Queue(MERGE_QUEUE_DEPTH)
+        done = object()
+
+        def pump(call: Any) -> None:
+            try:
+                for batch in _decoded(call, self._closed):
+                    if not _put(items, batch, self._closed):
+                        return
+                _put(items, done, self._closed)
+            except BaseException as error:  # handed to the reading thread
+                _put(items, error, self._closed)
+
+        threads = [threading.Thread(target=pump, args=(c,), daemon=True) for c in calls]
+        for thread in threads:
+            thread.start()
+        finished = 0
+        while finished < len(calls):
+            item = items.get()
+            if item is done:
+                finished += 1
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                yield item
+
+    def close(self) -> None:
+        """Stops the read (cancels its fetches); iteration ends."""
+        self._closed.set()
+        for call in self._calls:
+            call.cancel()
+
+    def __enter__(self) -> "Scan":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def to_arrow(self) -> pa.Table:
+        """Every row of the read as one pyarrow Table (not with ``follow=True``)."""
+        if self.follow:
+            raise InvalidInput("a following scan never ends; iterate it instead of collecting it")
+        batches = list(self)
+        if not batches:
+            return arrow.fetched_schema(self.table.schema, self.columns).empty_table()
+        return pa.Table.from_batches(batches)
+
+    def to_pandas(self) -> Any:
+        return arrow.to_pandas(self.to_arrow())
+
+    def to_polars(self) -> Any:
+        return arrow.to_polars(self.to_arrow())
+
+
+def _put(items: queue.Queue, item: Any, closed: threading.Event) -> bool:
+    """Puts ``item`` unless the scan closes first; whether it was put."""
+    while not closed.is_set():
+        try:
+            items.put(item, timeout=MERGE_POLL_SECONDS)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _decoded(call: Any, closed: threading.Event) -> Iterator[pa.RecordBatch]:
+    """The record batches of one fetch's responses. A call cancelled because the scan was
+    closed just ends."""
+    try:
+        for response in call:
+            yield from arrow.batches_from_ipc(response.batch_ipc)
+    except grpc.RpcError as error:
+        if error.code() == grpc.StatusCode.CANCELLED and closed.is_set():
+            return
+        raise from_rpc_error(error) from None

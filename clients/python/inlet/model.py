@@ -1,0 +1,252 @@
+"""What the server describes, as plain Python values: databases, tables with their Arrow
+schema, per-bucket offsets, append results, lake status and the Iceberg REST catalog settings
+of a table. Built from the wire messages here, once, for the sync and the asyncio clients.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
+
+from ._proto import inlet_pb2 as pb
+from .arrow import schema_from_ipc, schema_to_ipc
+from .errors import InvalidInput
+from .positions import micros_datetime
+
+
+def split_name(name: str) -> tuple[str, str]:
+    """``"db.table"`` as (database, table); a bare name is in database ``default``, as in the
+    CLI."""
+    if not isinstance(name, str) or not name:
+        raise InvalidInput(f"a table name must be a non-empty 'database.table' string, not {name!r}")
+    database, dot, table = name.partition(".")
+    return (database, table) if dot else ("default", name)
+
+
+def table_path(database: str, table: str) -> pb.TablePath:
+    return pb.TablePath(database=database, table=table)
+
+
+@dataclass(frozen=True)
+class Database:
+    name: str
+    id: int
+    comment: str
+    created_at: datetime | None
+
+    @classmethod
+    def from_pb(cls, info: pb.DatabaseInfo) -> "Database":
+        return cls(info.name, info.id, info.comment, micros_datetime(info.created_at_micros))
+
+
+@dataclass(frozen=True)
+class BucketOffsets:
+    """A bucket's readable range: ``earliest`` up to ``latest`` (the next offset to be written)."""
+
+    bucket: int
+    earliest: int
+    latest: int
+
+
+@dataclass(frozen=True)
+class BucketRange:
+    """Rows an append put in one bucket: offsets ``base_offset`` .. ``base_offset + rows - 1``,
+    in the order the rows were sent, committed at ``committed_at``."""
+
+    bucket: int
+    base_offset: int
+    rows: int
+    committed_at: datetime | None
+
+    @property
+    def end_offset(self) -> int:
+        """One past the last offset."""
+        return self.base_offset + self.rows
+
+    @classmethod
+    def from_pb(cls, result: pb.BucketAppendResult) -> "BucketRange":
+        return cls(
+            result.bucket,
+            result.base_offset,
+            result.row_count,
+            micros_datetime(result.commit_timestamp_micros),
+        )
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    """A table as described by the server: ``buckets`` is empty when listed, filled with each
+    bucket's offsets when described."""
+
+    database: str
+    name: str
+    id: int
+    schema: pa.Schema
+    schema_id: int
+    bucket_count: int
+    bucket_key: list[str]
+    options: dict[str, str]
+    comment: str
+    created_at: datetime | None
+    buckets: list[BucketOffsets] = field(default_factory=list)
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.database}.{self.name}"
+
+    @property
+    def lake_enabled(self) -> bool:
+        return self.options.get("lake.enabled") == "true"
+
+    @classmethod
+    def from_pb(cls, info: pb.TableInfo, buckets: Any = ()) -> "TableInfo":
+        descriptor = info.descriptor
+        return cls(
+            database=info.path.database,
+            name=info.path.table,
+            id=info.table_id,
+            schema=schema_from_ipc(descriptor.schema_ipc),
+            schema_id=info.schema_id,
+            bucket_count=descriptor.bucket_count,
+            bucket_key=list(descriptor.bucket_key),
+            options=dict(descriptor.options),
+            comment=descriptor.comment,
+            created_at=micros_datetime(info.created_at_micros),
+            buckets=[BucketOffsets(b.bucket, b.earliest_offset, b.latest_offset) for b in buckets],
+        )
+
+
+def create_table_request(
+    database: str,
+    table: str,
+    schema: pa.Schema,
+    buckets: int,
+    bucket_key: list[str] | None,
+    options: dict[str, Any] | None,
+    comment: str,
+    if_not_exists: bool,
+) -> pb.CreateTableRequest:
+    if not isinstance(schema, pa.Schema):
+        raise InvalidInput(f"a table schema must be a pyarrow.Schema, not {type(schema).__name__}")
+    if isinstance(bucket_key, str):
+        bucket_key = [bucket_key]
+    return pb.CreateTableRequest(
+        path=table_path(database, table),
+        descriptor=pb.TableDescriptor(
+            schema_ipc=schema_to_ipc(schema),
+            bucket_count=buckets,
+            bucket_key=list(bucket_key or []),
+            options={k: _option_value(v) for k, v in (options or {}).items()},
+            comment=comment,
+        ),
+        if_not_exists=if_not_exists,
+    )
+
+
+def _option_value(value: Any) -> str:
+    # Python's True would be "True"; the server expects "true".
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+@dataclass(frozen=True)
+class LakeBucketStatus:
+    bucket: int
+    watermark: int
+    """Offsets below it are in the lake table."""
+    next_offset: int
+    earliest_offset: int
+    lag_offsets: int
+    """Rows committed but not yet in the lake."""
+    lag_seconds: float
+    """Age of the oldest row not yet in the lake (0 when none)."""
+
+
+@dataclass(frozen=True)
+class LakeStatus:
+    """Lake tiering of one table: the last snapshot, live files, and per-bucket lag."""
+
+    database: str
+    table: str
+    enabled: bool
+    metadata_location: str
+    snapshot_id: int
+    last_commit: datetime | None
+    file_count: int
+    file_bytes: int
+    file_rows: int
+    buckets: list[LakeBucketStatus]
+
+    @property
+    def lag_offsets(self) -> int:
+        return sum(b.lag_offsets for b in self.buckets)
+
+    @classmethod
+    def from_pb(cls, status: pb.LakeTableStatus) -> "LakeStatus":
+        return cls(
+            database=status.database,
+            table=status.table,
+            enabled=status.lake_enabled,
+            metadata_location=status.metadata_location,
+            snapshot_id=status.snapshot_id,
+            last_commit=micros_datetime(status.last_commit_micros),
+            file_count=status.file_count,
+            file_bytes=status.file_bytes,
+            file_rows=status.file_rows,
+            buckets=[
+                LakeBucketStatus(
+                    b.bucket, b.watermark, b.next_offset, b.earliest_offset, b.lag_offsets,
+                    b.lag_seconds,
+                )
+                for b in status.buckets
+            ],
+        )
+
+
+@dataclass(frozen=True)
+class IcebergCatalog:
+    """How to reach a table through the Iceberg REST catalog the server serves on its HTTP
+    listener (``/iceberg``): enough for pyiceberg or DuckDB to attach in one line.
+
+    >>> cat = table.iceberg_catalog()
+    >>> cat.load_table().scan().to_arrow()              # pyiceberg
+    >>> duckdb_con.execute(cat.duckdb_attach_sql("lake"))  # then SELECT ... FROM lake.db.t
+    """
+
+    uri: str
+    """The REST catalog's base URI, e.g. ``http://127.0.0.1:7071/iceberg``."""
+    namespace: str
+    table: str
+    name: str = "inlet"
+
+    @property
+    def identifier(self) -> str:
+        """``namespace.table``, as pyiceberg's ``load_table`` takes it."""
+        return f"{self.namespace}.{self.table}"
+
+    @property
+    def pyiceberg_properties(self) -> dict[str, str]:
+        """Keyword arguments of ``pyiceberg.catalog.rest.RestCatalog(name, **properties)``."""
+        return {"uri": self.uri}
+
+    def pyiceberg_catalog(self) -> Any:
+        """A pyiceberg ``RestCatalog`` on this server (needs pyiceberg)."""
+        from pyiceberg.catalog.rest import RestCatalog
+
+        return RestCatalog(self.name, **self.pyiceberg_properties)
+
+    def load_table(self) -> Any:
+        """The pyiceberg table (needs pyiceberg)."""
+        return self.pyiceberg_catalog().load_table(self.identifier)
+
+    def duckdb_attach_sql(self, alias: str = "lake") -> str:
+        """The DuckDB statement that attaches the catalog as ``alias`` (needs DuckDB's
+        iceberg extension); the table is then ``alias.namespace.table``."""
+        if not alias.isidentifier():
+            raise InvalidInput(f"a DuckDB catalog alias must be an identifier, not {alias!r}")
+        uri = self.uri.replace("'", "''")
+        return f"ATTACH '' AS {alias} (TYPE iceberg, ENDPOINT '{uri}', AUTHORIZATION_TYPE 'none')"
