@@ -159,6 +159,7 @@ class Producer:
     ):
         check_settings(linger, max_batch_bytes, max_buffered_bytes, block_timeout)
         self.table = table
+        table.schema  # noqa: B018 - fetched now, so a missing table fails here, not in send
         self.max_buffered_bytes = max_buffered_bytes
         self.block_timeout = block_timeout
         self._sender = Sender(table.client, table.database, table.name)

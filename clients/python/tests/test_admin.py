@@ -1,0 +1,76 @@
+"""Databases and tables: create (schema from pyarrow, options, bucket keys), list, describe,
+drop; node and lake status; the Iceberg catalog settings."""
+
+import pyarrow as pa
+import pytest
+
+import inlet
+
+
+def test_databases_and_tables_lifecycle(client, db):
+    created = client.create_database(db, comment="for tests")
+    assert created.name == db and created.comment == "for tests" and created.id > 0
+    assert db in [d.name for d in client.list_databases()]
+    assert client.get_database(db).id == created.id
+    assert client.create_database(db, if_not_exists=True).id == created.id
+
+    schema = pa.schema([pa.field("id", pa.int64(), nullable=False), ("name", pa.string())])
+    table = client.create_table(f"{db}.users", schema, buckets=4, bucket_key=["id"],
+                                options={"lake.enabled": False}, comment="people")
+    info = table.describe()
+    assert (info.database, info.name, info.full_name) == (db, "users", f"{db}.users")
+    assert info.schema.equals(schema)
+    assert not info.schema.field("id").nullable
+    assert info.bucket_count == 4 and info.bucket_key == ["id"]
+    assert info.options.get("lake.enabled") == "false" and not info.lake_enabled
+    assert info.comment == "people"
+    assert [(b.bucket, b.earliest, b.latest) for b in info.buckets] == [(b, 0, 0) for b in range(4)]
+    assert [t.name for t in client.list_tables(db)] == ["users"]
+
+    table.append(pa.table({"id": [1, 2, 3], "name": ["a", "b", "c"]}))
+    assert sum(b.latest for b in table.describe().buckets) == 3
+
+    table.drop()
+    with pytest.raises(inlet.TableNotFound):
+        table.describe()
+    table.drop(if_exists=True)
+    client.drop_database(db)
+    with pytest.raises(inlet.DatabaseNotFound):
+        client.get_database(db)
+
+
+def test_bare_table_names_are_in_the_default_database(client, db):
+    name = f"bare_{db}"
+    table = client.create_table(name, pa.schema([("x", pa.int32())]))
+    assert (table.database, table.name) == ("default", name)
+    assert name in [t.name for t in client.list_tables("default")]
+    table.drop()
+
+
+def test_status_describes_the_node(client):
+    status = client.status()
+    assert status["index_owner"] is True
+    assert set(status["roles"]) >= {"writer", "reader"}
+
+
+def test_lake_status_and_catalog_settings(client, server, db):
+    table = client.create_table(f"{db}.ev", pa.schema([("x", pa.int64())]), buckets=2,
+                                options={"lake.enabled": True, "lake.freshness": "1s"})
+    status = table.lake_status()
+    assert status.enabled and status.database == db and status.table == "ev"
+    assert [b.bucket for b in status.buckets] == [0, 1]
+    catalog = table.iceberg_catalog()
+    assert catalog.uri == f"{server.http_url}/iceberg"
+    assert catalog.identifier == f"{db}.ev"
+    assert catalog.pyiceberg_properties == {"uri": f"{server.http_url}/iceberg"}
+    assert catalog.duckdb_attach_sql("lake") == (
+        f"ATTACH '' AS lake (TYPE iceberg, ENDPOINT '{server.http_url}/iceberg', AUTHORIZATION_TYPE 'none')"
+    )
+    with pytest.raises(inlet.InvalidInput):
+        catalog.duckdb_attach_sql("x; DROP")
+
+
+def test_default_catalog_address_follows_the_serve_defaults():
+    client = inlet.connect("http://10.1.2.3:7070")
+    assert client.table("a.b").iceberg_catalog().uri == "http://10.1.2.3:7071/iceberg"
+    client.close()
