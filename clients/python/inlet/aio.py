@@ -34,6 +34,7 @@ from ._connection import (
     parse_endpoint,
 )
 from ._proto import inlet_pb2 as pb
+from ._fetch import FETCH_METHOD, parse_fetch_response
 from ._proto import inlet_pb2_grpc as pb_grpc
 from .client import MERGE_QUEUE_DEPTH, _one_lake_status, default_http_url
 from .errors import (
@@ -90,6 +91,11 @@ class AsyncClient:
                 endpoint.target, endpoint.credentials, options=endpoint.options
             )
         self._stub = pb_grpc.InletStub(self._channel)
+        self._fetch = self._channel.unary_stream(
+            FETCH_METHOD,
+            request_serializer=pb.FetchRequest.SerializeToString,
+            response_deserializer=parse_fetch_response,
+        )
 
     async def __aenter__(self) -> "AsyncClient":
         return self
@@ -308,7 +314,13 @@ class AsyncScan:
         self._start = start
         self.position = Position(dict(start.offsets)) if isinstance(start, Position) else Position()
         self._calls: list[Any] = []
+        self._received: list[int] = []
         self._started = False
+
+    @property
+    def bytes_received(self) -> int:
+        """Arrow IPC bytes this scan has received so far."""
+        return sum(self._received)
 
     async def _plan(self) -> list[pb.FetchRequest]:
         path = table_path(self.table.database, self.table.name)
@@ -350,24 +362,25 @@ class AsyncScan:
 
     async def _responses(self) -> AsyncIterator[pa.RecordBatch]:
         metadata = self.table.client.endpoint.metadata
-        stub = self.table.client._stub
-        self._calls = [stub.Fetch(request, metadata=metadata) for request in await self._plan()]
+        fetch = self.table.client._fetch
+        self._calls = [fetch(request, metadata=metadata) for request in await self._plan()]
+        self._received = [0] * len(self._calls)
         if len(self._calls) == 1:
-            async for batch in _decoded(self._calls[0]):
+            async for batch in _decoded(self._calls[0], self._received, 0):
                 yield batch
             return
         items: asyncio.Queue = asyncio.Queue(MERGE_QUEUE_DEPTH)
         done = object()
 
-        async def pump(call: Any) -> None:
+        async def pump(index: int, call: Any) -> None:
             try:
-                async for batch in _decoded(call):
+                async for batch in _decoded(call, self._received, index):
                     await items.put(batch)
                 await items.put(done)
             except Exception as error:  # handed to the reading task; cancellation is not
                 await items.put(error)
 
-        tasks = [asyncio.ensure_future(pump(call)) for call in self._calls]
+        tasks = [asyncio.ensure_future(pump(i, call)) for i, call in enumerate(self._calls)]
         try:
             finished = 0
             while finished < len(tasks):
@@ -401,9 +414,10 @@ class AsyncScan:
         return arrow.to_polars(await self.to_arrow())
 
 
-async def _decoded(call: Any) -> AsyncIterator[pa.RecordBatch]:
+async def _decoded(call: Any, received: list[int], index: int) -> AsyncIterator[pa.RecordBatch]:
     try:
         async for response in call:
+            received[index] += len(response.batch_ipc)
             for batch in arrow.batches_from_ipc(response.batch_ipc):
                 yield batch
     except grpc.RpcError as error:

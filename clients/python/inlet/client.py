@@ -28,6 +28,7 @@ from ._connection import (
     parse_endpoint,
 )
 from ._proto import inlet_pb2 as pb
+from ._fetch import FETCH_METHOD, parse_fetch_response
 from ._proto import inlet_pb2_grpc as pb_grpc
 from .errors import OUTCOME_UNKNOWN_CODES, InletError, InvalidInput, Unavailable, from_rpc_error
 from .model import (
@@ -84,6 +85,12 @@ class Client:
                 endpoint.target, endpoint.credentials, options=endpoint.options
             )
         self._stub = pb_grpc.InletStub(self._channel)
+        # Fetch with the zero-copy response reader instead of the generated one.
+        self._fetch = self._channel.unary_stream(
+            FETCH_METHOD,
+            request_serializer=pb.FetchRequest.SerializeToString,
+            response_deserializer=parse_fetch_response,
+        )
 
     def __enter__(self) -> "Client":
         return self
@@ -354,8 +361,14 @@ class Scan:
         self.position = Position(dict(start.offsets)) if isinstance(start, Position) else Position()
         self._requests = self._plan(start)
         self._calls: list[Any] = []
+        self._received: list[int] = []
         self._closed = threading.Event()
         self._started = False
+
+    @property
+    def bytes_received(self) -> int:
+        """Arrow IPC bytes this scan has received so far (what its fetches carried)."""
+        return sum(self._received)
 
     def _plan(self, start: Start) -> list[pb.FetchRequest]:
         """One fetch per distinct start: one in all, except when resuming a position whose
@@ -398,11 +411,12 @@ class Scan:
 
     def _responses(self) -> Iterator[pa.RecordBatch]:
         metadata = self.table.client.endpoint.metadata
-        stub = self.table.client._stub
-        calls = [stub.Fetch(request, metadata=metadata) for request in self._requests]
+        fetch = self.table.client._fetch
+        calls = [fetch(request, metadata=metadata) for request in self._requests]
         self._calls = calls
+        self._received = [0] * len(calls)
         if len(calls) == 1:
-            yield from _decoded(calls[0], self._closed)
+            yield from _decoded(calls[0], self._closed, self._received, 0)
             return
         yield from self._merged(calls)
 
@@ -411,16 +425,16 @@ class Scan:
         items: queue.Queue = queue.Queue(MERGE_QUEUE_DEPTH)
         done = object()
 
-        def pump(call: Any) -> None:
+        def pump(index: int, call: Any) -> None:
             try:
-                for batch in _decoded(call, self._closed):
+                for batch in _decoded(call, self._closed, self._received, index):
                     if not _put(items, batch, self._closed):
                         return
                 _put(items, done, self._closed)
             except BaseException as error:  # handed to the reading thread
                 _put(items, error, self._closed)
 
-        threads = [threading.Thread(target=pump, args=(c,), daemon=True) for c in calls]
+        threads = [threading.Thread(target=pump, args=(i, c), daemon=True) for i, c in enumerate(calls)]
         for thread in threads:
             thread.start()
         finished = 0
@@ -472,11 +486,12 @@ def _put(items: queue.Queue, item: Any, closed: threading.Event) -> bool:
     return False
 
 
-def _decoded(call: Any, closed: threading.Event) -> Iterator[pa.RecordBatch]:
-    """The record batches of one fetch's responses. A call cancelled because the scan was
-    closed just ends."""
+def _decoded(call: Any, closed: threading.Event, received: list[int], index: int) -> Iterator[pa.RecordBatch]:
+    """The record batches of one fetch's responses, counting their bytes in
+    ``received[index]``. A call cancelled because the scan was closed just ends."""
     try:
         for response in call:
+            received[index] += len(response.batch_ipc)
             yield from arrow.batches_from_ipc(response.batch_ipc)
     except grpc.RpcError as error:
         if error.code() == grpc.StatusCode.CANCELLED and closed.is_set():

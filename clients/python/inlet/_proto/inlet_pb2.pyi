@@ -235,20 +235,22 @@ class StartPosition(_message.Message):
     def __init__(self, earliest: _Optional[bool] = ..., latest: _Optional[bool] = ..., offset: _Optional[int] = ..., timestamp_micros: _Optional[int] = ...) -> None: ...
 
 class FetchRequest(_message.Message):
-    __slots__ = ("path", "buckets", "start", "columns", "follow", "limit")
+    __slots__ = ("path", "buckets", "start", "columns", "follow", "limit", "omit_update_before")
     PATH_FIELD_NUMBER: _ClassVar[int]
     BUCKETS_FIELD_NUMBER: _ClassVar[int]
     START_FIELD_NUMBER: _ClassVar[int]
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
     FOLLOW_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    OMIT_UPDATE_BEFORE_FIELD_NUMBER: _ClassVar[int]
     path: TablePath
     buckets: _containers.RepeatedScalarFieldContainer[int]
     start: StartPosition
     columns: _containers.RepeatedScalarFieldContainer[str]
     follow: bool
     limit: int
-    def __init__(self, path: _Optional[_Union[TablePath, _Mapping]] = ..., buckets: _Optional[_Iterable[int]] = ..., start: _Optional[_Union[StartPosition, _Mapping]] = ..., columns: _Optional[_Iterable[str]] = ..., follow: _Optional[bool] = ..., limit: _Optional[int] = ...) -> None: ...
+    omit_update_before: bool
+    def __init__(self, path: _Optional[_Union[TablePath, _Mapping]] = ..., buckets: _Optional[_Iterable[int]] = ..., start: _Optional[_Union[StartPosition, _Mapping]] = ..., columns: _Optional[_Iterable[str]] = ..., follow: _Optional[bool] = ..., limit: _Optional[int] = ..., omit_update_before: _Optional[bool] = ...) -> None: ...
 
 class FetchResponse(_message.Message):
     __slots__ = ("bucket", "batch_ipc", "high_watermark")
@@ -612,6 +614,20 @@ class ColumnRange(_message.Message):
     len: int
     crc32c: int
     def __init__(self, offset: _Optional[int] = ..., len: _Optional[int] = ..., crc32c: _Optional[int] = ...) -> None: ...
+
+class ChangeRecordRequest(_message.Message):
+    __slots__ = ("stream", "end_offset")
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    END_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    stream: StreamRef
+    end_offset: int
+    def __init__(self, stream: _Optional[_Union[StreamRef, _Mapping]] = ..., end_offset: _Optional[int] = ...) -> None: ...
+
+class ChangeRecordReply(_message.Message):
+    __slots__ = ("record",)
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    record: bytes
+    def __init__(self, record: _Optional[bytes] = ...) -> None: ...
 
 class LookupKeysRequest(_message.Message):
     __slots__ = ("stream", "keys")

@@ -807,6 +807,11 @@ class IndexPortsStub:
                 request_serializer=inlet_dot_v1_dot_inlet__pb2.LookupKeysRequest.SerializeToString,
                 response_deserializer=inlet_dot_v1_dot_inlet__pb2.LookupKeysReply.FromString,
                 _registered_method=True)
+        self.GetChangeRecord = channel.unary_unary(
+                '/inlet.v1.IndexPorts/GetChangeRecord',
+                request_serializer=inlet_dot_v1_dot_inlet__pb2.ChangeRecordRequest.SerializeToString,
+                response_deserializer=inlet_dot_v1_dot_inlet__pb2.ChangeRecordReply.FromString,
+                _registered_method=True)
         self.ListAllTables = channel.unary_unary(
                 '/inlet.v1.IndexPorts/ListAllTables',
                 request_serializer=inlet_dot_v1_dot_inlet__pb2.ListAllTablesRequest.SerializeToString,
@@ -920,6 +925,14 @@ class IndexPortsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetChangeRecord(self, request, context):
+        """The change record (binary `0x41` value) of the primary-key chunk ending at `end_offset`;
+        empty when there is none.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListAllTables(self, request, context):
         """--- Lake catalog (compactors); the listings serve readers too. ---
         Every live table (lake-enabled or not), with its schema.
@@ -1021,6 +1034,11 @@ def add_IndexPortsServicer_to_server(servicer, server):
                     servicer.LookupKeys,
                     request_deserializer=inlet_dot_v1_dot_inlet__pb2.LookupKeysRequest.FromString,
                     response_serializer=inlet_dot_v1_dot_inlet__pb2.LookupKeysReply.SerializeToString,
+            ),
+            'GetChangeRecord': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetChangeRecord,
+                    request_deserializer=inlet_dot_v1_dot_inlet__pb2.ChangeRecordRequest.FromString,
+                    response_serializer=inlet_dot_v1_dot_inlet__pb2.ChangeRecordReply.SerializeToString,
             ),
             'ListAllTables': grpc.unary_unary_rpc_method_handler(
                     servicer.ListAllTables,
@@ -1264,6 +1282,33 @@ class IndexPorts:
             '/inlet.v1.IndexPorts/LookupKeys',
             inlet_dot_v1_dot_inlet__pb2.LookupKeysRequest.SerializeToString,
             inlet_dot_v1_dot_inlet__pb2.LookupKeysReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetChangeRecord(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inlet.v1.IndexPorts/GetChangeRecord',
+            inlet_dot_v1_dot_inlet__pb2.ChangeRecordRequest.SerializeToString,
+            inlet_dot_v1_dot_inlet__pb2.ChangeRecordReply.FromString,
             options,
             channel_credentials,
             insecure,

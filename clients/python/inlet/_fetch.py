@@ -1,0 +1,63 @@
+"""A zero-copy reader of `FetchResponse` messages. The generated parser copies each response's
+Arrow IPC bytes (often megabytes) into a new bytes object; this one returns a memoryview into
+the message gRPC received, which pyarrow then reads in place. Fields are decoded by the
+protobuf wire format: 1 `bucket` (varint), 2 `batch_ipc` (bytes), 3 `high_watermark`
+(varint); unknown fields are skipped, so a newer server's additions do not break it.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from .errors import Corruption
+
+FETCH_METHOD = "/inlet.v1.Inlet/Fetch"
+
+
+class FetchResponse(NamedTuple):
+    bucket: int
+    batch_ipc: memoryview
+    high_watermark: int
+
+
+def _varint(data: memoryview, pos: int) -> tuple[int, int]:
+    value, shift = 0, 0
+    while True:
+        if pos >= len(data) or shift > 63:
+            raise Corruption("malformed fetch response: truncated or overlong varint")
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+
+
+def parse_fetch_response(message: bytes) -> FetchResponse:
+    data = memoryview(message)
+    bucket, ipc, watermark, pos = 0, data[:0], 0, 0
+    while pos < len(data):
+        key, pos = _varint(data, pos)
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            value, pos = _varint(data, pos)
+            if field == 1:
+                bucket = value
+            elif field == 3:
+                watermark = value
+        elif wire == 2:
+            length, pos = _varint(data, pos)
+            if pos + length > len(data):
+                raise Corruption(f"malformed fetch response: field {field} runs past the message end")
+            if field == 2:
+                ipc = data[pos : pos + length]
+            pos += length
+        elif wire == 1:
+            pos += 8
+        elif wire == 5:
+            pos += 4
+        else:
+            raise Corruption(f"malformed fetch response: wire type {wire} of field {field}")
+    if pos != len(data):
+        raise Corruption("malformed fetch response: a fixed-width field runs past the message end")
+    return FetchResponse(bucket, ipc, watermark)
