@@ -101,25 +101,15 @@ impl Client {
         options: std::collections::BTreeMap<String, String>,
         if_not_exists: bool,
     ) -> anyhow::Result<pb::TableInfo> {
-        let response = self
-            .inner
-            .create_table(pb::CreateTableRequest {
-                path: Some(path(database, table)),
-                descriptor: Some(pb::TableDescriptor {
-                    schema_ipc: schema_to_ipc(schema)?,
-                    bucket_count,
-                    bucket_key,
-                    options: options.into_iter().collect(),
-                    ..Default::default()
-                }),
-                if_not_exists,
-            })
+        let descriptor = pb::TableDescriptor {
+            schema_ipc: schema_to_ipc(schema)?,
+            bucket_count,
+            bucket_key,
+            options: options.into_iter().collect(),
+            ..Default::default()
+        };
+        self.create_table_from(database, table, descriptor, if_not_exists)
             .await
-            .map_err(status_error)?;
-        response
-            .into_inner()
-            .table
-            .ok_or_else(|| anyhow!("server returned no table"))
     }
 
     pub async fn table(&mut self, database: &str, table: &str) -> anyhow::Result<Table> {
@@ -169,6 +159,127 @@ impl Client {
             .buckets)
     }
 
+    /// Creates a primary-key table (`primary_key` non-empty), bucketed by `bucket_key` or,
+    /// when empty, by the primary key; `options` as for any table, plus `merge.engine`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn create_primary_key_table(
+        &mut self,
+        database: &str,
+        table: &str,
+        schema: &arrow_schema::Schema,
+        bucket_count: u32,
+        primary_key: Vec<String>,
+        bucket_key: Vec<String>,
+        options: std::collections::BTreeMap<String, String>,
+        if_not_exists: bool,
+    ) -> anyhow::Result<pb::TableInfo> {
+        let descriptor = pb::TableDescriptor {
+            schema_ipc: schema_to_ipc(schema)?,
+            bucket_count,
+            bucket_key,
+            primary_key,
+            options: options.into_iter().collect(),
+            ..Default::default()
+        };
+        self.create_table_from(database, table, descriptor, if_not_exists)
+            .await
+    }
+
+    async fn create_table_from(
+        &mut self,
+        database: &str,
+        table: &str,
+        descriptor: pb::TableDescriptor,
+        if_not_exists: bool,
+    ) -> anyhow::Result<pb::TableInfo> {
+        let response = self
+            .inner
+            .create_table(pb::CreateTableRequest {
+                path: Some(path(database, table)),
+                descriptor: Some(descriptor),
+                if_not_exists,
+            })
+            .await
+            .map_err(status_error)?;
+        response
+            .into_inner()
+            .table
+            .ok_or_else(|| anyhow!("server returned no table"))
+    }
+
+    /// Upserts rows into a primary-key table; returns their changelog offsets per bucket.
+    pub async fn upsert(
+        &mut self,
+        database: &str,
+        table: &str,
+        schema: &arrow_schema::Schema,
+        batches: &[RecordBatch],
+    ) -> anyhow::Result<Vec<pb::BucketAppendResult>> {
+        self.write(WriteKind::Upsert, database, table, schema, batches)
+            .await
+    }
+
+    /// Deletes the keys of `batches` (their primary-key columns) from a primary-key table.
+    pub async fn delete(
+        &mut self,
+        database: &str,
+        table: &str,
+        schema: &arrow_schema::Schema,
+        batches: &[RecordBatch],
+    ) -> anyhow::Result<Vec<pb::BucketAppendResult>> {
+        self.write(WriteKind::Delete, database, table, schema, batches)
+            .await
+    }
+
+    /// Appends, upserts or deletes `batches`, as `kind` says, without idempotence.
+    pub async fn write(
+        &mut self,
+        kind: WriteKind,
+        database: &str,
+        table: &str,
+        schema: &arrow_schema::Schema,
+        batches: &[RecordBatch],
+    ) -> anyhow::Result<Vec<pb::BucketAppendResult>> {
+        let request = pb::AppendRequest {
+            path: Some(path(database, table)),
+            batches_ipc: batches_to_ipc(schema, batches)?,
+            ..Default::default()
+        };
+        Ok(kind
+            .call(&mut self.inner, request)
+            .await
+            .map_err(status_error)?
+            .into_inner()
+            .buckets)
+    }
+
+    /// The current rows of the keys in `keys` (a batch of the primary-key columns), with
+    /// `columns` (none: all); returns the rows found and, per key, whether it was.
+    pub async fn lookup(
+        &mut self,
+        database: &str,
+        table: &str,
+        keys: &RecordBatch,
+        columns: &[&str],
+    ) -> anyhow::Result<(RecordBatch, Vec<bool>)> {
+        let request = pb::LookupRequest {
+            path: Some(path(database, table)),
+            keys_ipc: batches_to_ipc(&keys.schema(), std::slice::from_ref(keys))?,
+            columns: columns.iter().map(|c| (*c).to_owned()).collect(),
+        };
+        let response = self
+            .inner
+            .lookup(request)
+            .await
+            .map_err(status_error)?
+            .into_inner();
+        let stream = decode_stream(Buffer::from(response.rows_ipc.as_slice()))
+            .context("server sent unreadable arrow ipc")?;
+        let schema = stream.schema.clone();
+        let rows = arrow_select::concat::concat_batches(&schema, &stream.batches)?;
+        Ok((rows, response.found))
+    }
+
     /// Starts a fetch; the stream yields (bucket, batch) pairs.
     pub async fn fetch(
         &mut self,
@@ -196,6 +307,28 @@ impl Client {
     }
 }
 
+/// Which write RPC a request goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteKind {
+    Append,
+    Upsert,
+    Delete,
+}
+
+impl WriteKind {
+    async fn call(
+        self,
+        client: &mut InletClient<Channel>,
+        request: pb::AppendRequest,
+    ) -> Result<tonic::Response<pb::AppendResponse>, tonic::Status> {
+        match self {
+            Self::Append => client.append(request).await,
+            Self::Upsert => client.upsert(request).await,
+            Self::Delete => client.delete(request).await,
+        }
+    }
+}
+
 /// An idempotent producer for one table: every append carries the producer id and the next
 /// sequence number, and an append whose outcome is unknown (unavailable, timed out, the
 /// connection dropped) is retried with the same sequence number, so it lands exactly once.
@@ -207,6 +340,7 @@ pub struct Producer {
     next_sequence: u64,
     max_attempts: u32,
     backoff: Duration,
+    kind: WriteKind,
 }
 
 impl Producer {
@@ -225,7 +359,14 @@ impl Producer {
             next_sequence: 1,
             max_attempts: 5,
             backoff: Duration::from_millis(100),
+            kind: WriteKind::Append,
         }
+    }
+
+    /// This producer's writes go to `kind` (upserts or deletes for a primary-key table).
+    pub fn writing(mut self, kind: WriteKind) -> Self {
+        self.kind = kind;
+        self
     }
 
     pub fn id(&self) -> u64 {
@@ -249,7 +390,11 @@ impl Producer {
         self.next_sequence += 1;
         let mut attempt = 1;
         loop {
-            match self.client.inner.append(request.clone()).await {
+            match self
+                .kind
+                .call(&mut self.client.inner, request.clone())
+                .await
+            {
                 Ok(response) => return Ok(response.into_inner().buckets),
                 Err(status) if outcome_unknown(status.code()) && attempt < self.max_attempts => {
                     tracing::warn!(attempt, error = %status.message(), "append failed; retrying");

@@ -140,6 +140,7 @@ async fn run(rows_per_bucket: u64, dir: Option<String>) -> anyhow::Result<()> {
             bucket_count: BUCKETS,
             bucket_key: vec!["id".into()],
             partition_key: vec![],
+            primary_key: vec![],
             comment: String::new(),
             options: BTreeMap::new(),
         },

@@ -55,6 +55,7 @@ async fn table(
         bucket_count: buckets,
         bucket_key: vec![],
         partition_key: vec![],
+        primary_key: vec![],
         comment: String::new(),
         options,
     };

@@ -70,6 +70,7 @@ fn table_info() -> TableInfo {
             bucket_count: 4,
             bucket_key: vec!["id".into()],
             partition_key: vec![],
+            primary_key: vec![],
             comment: String::new(),
             options: BTreeMap::new(),
         },

@@ -8,6 +8,7 @@ pub mod error;
 pub mod ids;
 pub mod ipc;
 pub mod limits;
+pub mod pk;
 pub mod rng;
 pub mod table;
 pub mod wal;

@@ -71,3 +71,13 @@ pub const MAX_CACHED_SCHEMAS: usize = 64;
 /// Largest schema message the append decoder caches, in bytes. With [`MAX_CACHED_SCHEMAS`]
 /// it bounds the cache at a few MiB whatever clients send; a 1,000-column schema is ~100 KiB.
 pub const MAX_CACHED_SCHEMA_MESSAGE_BYTES: usize = 256 * 1024;
+
+/// Longest encoded primary key, in bytes. Keys are SlateDB keys of the key state (which
+/// bounds a key at 64 KiB) and every lookup carries them; a longer key is a request error
+/// naming the row.
+pub const MAX_PRIMARY_KEY_BYTES: usize = 4 * 1024;
+
+/// Largest encoded row image of a primary-key table, in bytes: the value of one key in the
+/// key state and a before image in a change record. Bounds what one upserted row may cost
+/// the index owner's write batch and a lookup's reply.
+pub const MAX_ROW_IMAGE_BYTES: usize = 1024 * 1024;

@@ -18,12 +18,15 @@ pub const BUCKET_COLUMN: &str = "_bucket";
 pub const OFFSET_COLUMN: &str = "_offset";
 /// Column holding a row's commit time (microseconds, UTC).
 pub const TIMESTAMP_COLUMN: &str = "_timestamp";
-/// Names users may not give their columns: the system columns, present and planned.
+/// Column holding a primary-key table's change type in changelog reads: `+I`, `-U`, `+U`
+/// or `-D`.
+pub const CHANGE_TYPE_COLUMN: &str = "_change_type";
+/// Names users may not give their columns: the system columns.
 pub const RESERVED_COLUMNS: [&str; 4] = [
     BUCKET_COLUMN,
     OFFSET_COLUMN,
     TIMESTAMP_COLUMN,
-    "_change_type",
+    CHANGE_TYPE_COLUMN,
 ];
 
 /// Table option: `true` to tier the table into an Iceberg table in the same bucket.
@@ -34,10 +37,112 @@ pub const OPTION_LAKE_FRESHNESS: &str = "lake.freshness";
 /// Table option: how long rows stay readable (e.g. `7d`); older lake files are expired.
 pub const OPTION_RETENTION: &str = "retention";
 
+/// Table option of primary-key tables: how a row merges with its key's current row,
+/// `last_row` (default), `first_row` or `versioned`.
+pub const OPTION_MERGE_ENGINE: &str = "merge.engine";
+/// Table option of `versioned` primary-key tables: the column whose value orders a key's
+/// rows (non-null, an integer or a timestamp); a row not above the current one's is ignored.
+pub const OPTION_MERGE_VERSION_COLUMN: &str = "merge.version-column";
+
 /// Table options this version understands. Unknown keys are rejected rather than ignored,
 /// so a typo never silently changes nothing.
-pub const KNOWN_TABLE_OPTIONS: [&str; 3] =
-    [OPTION_LAKE_ENABLED, OPTION_LAKE_FRESHNESS, OPTION_RETENTION];
+pub const KNOWN_TABLE_OPTIONS: [&str; 5] = [
+    OPTION_LAKE_ENABLED,
+    OPTION_LAKE_FRESHNESS,
+    OPTION_RETENTION,
+    OPTION_MERGE_ENGINE,
+    OPTION_MERGE_VERSION_COLUMN,
+];
+
+/// How an upserted row of a primary-key table merges with its key's current row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MergeEngine {
+    /// The new row replaces the current one.
+    LastRow,
+    /// The first row of a key stays; later upserts are ignored (deletes still delete).
+    FirstRow,
+    /// The row with the higher value in `column` wins; equal or lower is ignored.
+    Versioned { column: String },
+}
+
+impl MergeEngine {
+    /// The engine the options of a primary-key table name.
+    pub fn parse(
+        options: &BTreeMap<String, String>,
+        schema: &Schema,
+    ) -> Result<Self, DefinitionError> {
+        let invalid = |key: &str, value: &str, reason: String| DefinitionError::InvalidOption {
+            key: key.to_owned(),
+            value: value.to_owned(),
+            reason,
+        };
+        let version_column = options.get(OPTION_MERGE_VERSION_COLUMN);
+        let engine = match options.get(OPTION_MERGE_ENGINE).map(String::as_str) {
+            None | Some("last_row") => Self::LastRow,
+            Some("first_row") => Self::FirstRow,
+            Some("versioned") => {
+                let Some(column) = version_column else {
+                    return Err(invalid(
+                        OPTION_MERGE_ENGINE,
+                        "versioned",
+                        format!("needs `{OPTION_MERGE_VERSION_COLUMN}` naming the version column"),
+                    ));
+                };
+                let field = schema.field_with_name(column).map_err(|_| {
+                    invalid(
+                        OPTION_MERGE_VERSION_COLUMN,
+                        column,
+                        "not a column of the table".to_owned(),
+                    )
+                })?;
+                let orderable = matches!(
+                    field.data_type(),
+                    DataType::Int8
+                        | DataType::Int16
+                        | DataType::Int32
+                        | DataType::Int64
+                        | DataType::UInt8
+                        | DataType::UInt16
+                        | DataType::UInt32
+                        | DataType::Timestamp(_, _)
+                );
+                if !orderable || field.is_nullable() {
+                    return Err(invalid(
+                        OPTION_MERGE_VERSION_COLUMN,
+                        column,
+                        format!(
+                            "must be a non-null integer or timestamp column, is {}{}",
+                            field.data_type(),
+                            if field.is_nullable() {
+                                " (nullable)"
+                            } else {
+                                ""
+                            }
+                        ),
+                    ));
+                }
+                return Ok(Self::Versioned {
+                    column: column.clone(),
+                });
+            }
+            Some(other) => {
+                return Err(invalid(
+                    OPTION_MERGE_ENGINE,
+                    other,
+                    "expected `last_row`, `first_row` or `versioned`".to_owned(),
+                ));
+            }
+        };
+        if let Some(column) = version_column {
+            return Err(invalid(
+                OPTION_MERGE_VERSION_COLUMN,
+                column,
+                format!("only for `{OPTION_MERGE_ENGINE}=versioned`"),
+            ));
+        }
+        Ok(engine)
+    }
+}
 
 /// Default of [`OPTION_LAKE_FRESHNESS`].
 pub const DEFAULT_LAKE_FRESHNESS: Duration = Duration::from_secs(30);
@@ -165,6 +270,8 @@ pub struct TableDescriptor {
     pub bucket_count: u32,
     pub bucket_key: Vec<String>,
     pub partition_key: Vec<String>,
+    /// Empty for log tables; the key columns of a primary-key table.
+    pub primary_key: Vec<String>,
     pub comment: String,
     pub options: BTreeMap<String, String>,
 }
@@ -189,6 +296,33 @@ impl TableInfo {
             .iter()
             .filter_map(|name| self.descriptor.schema.index_of(name).ok())
             .collect()
+    }
+
+    /// Whether the table has a primary key (is written with upserts and deletes).
+    pub fn is_primary_key_table(&self) -> bool {
+        !self.descriptor.primary_key.is_empty()
+    }
+
+    /// Indices of the columns of the primary key's encoding ([`crate::pk::key`]), in key
+    /// order: the bucket key's columns, then the rest of the primary key.
+    pub fn key_encoding_indices(&self) -> Vec<usize> {
+        let descriptor = &self.descriptor;
+        descriptor
+            .bucket_key
+            .iter()
+            .chain(
+                descriptor
+                    .primary_key
+                    .iter()
+                    .filter(|column| !descriptor.bucket_key.contains(column)),
+            )
+            .filter_map(|name| descriptor.schema.index_of(name).ok())
+            .collect()
+    }
+
+    /// The merge engine of a primary-key table. Checked when the table was created.
+    pub fn merge_engine(&self) -> Result<MergeEngine, DefinitionError> {
+        MergeEngine::parse(&self.descriptor.options, &self.descriptor.schema)
     }
 
     /// The table's options, parsed. Checked when the table was created, so this only fails
@@ -232,6 +366,34 @@ pub enum DefinitionError {
     DuplicateBucketKey { column: String },
     #[error("partitioned tables are not supported yet (partition key {columns:?})")]
     PartitionKeyUnsupported { columns: Vec<String> },
+    #[error("primary-key column `{column}` is not a column of the table")]
+    UnknownPrimaryKey { column: String },
+    #[error("primary key lists column `{column}` twice")]
+    DuplicatePrimaryKey { column: String },
+    #[error("primary-key column `{column}` is nullable; key columns must be declared not null")]
+    NullablePrimaryKey { column: String },
+    #[error(
+        "primary-key column `{column}` has type {data_type}; keys must be integers, strings, \
+         binaries, booleans, dates, times, timestamps or decimals"
+    )]
+    UnsupportedKeyType { column: String, data_type: String },
+    #[error(
+        "column `{column}` has type {data_type}, which primary-key tables do not support yet \
+         (nested types)"
+    )]
+    UnsupportedPrimaryKeyTableType { column: String, data_type: String },
+    #[error(
+        "bucket key column `{column}` is not in the primary key {primary_key:?}: a key's rows \
+         must all go to one bucket"
+    )]
+    BucketKeyOutsidePrimaryKey {
+        column: String,
+        primary_key: Vec<String>,
+    },
+    #[error("{what} only applies to primary-key tables; this table has no primary key")]
+    NotAPrimaryKeyTable { what: String },
+    #[error("lake tiering of primary-key tables is not supported yet (`{option}=true`)")]
+    PrimaryKeyLakeUnsupported { option: &'static str },
     #[error("unknown table option `{key}`")]
     UnknownOption { key: String },
     #[error("table option `{key}` = `{value}` is invalid: {reason}")]
@@ -314,6 +476,10 @@ impl TableDescriptor {
                 limit: MAX_BUCKETS,
             });
         }
+        // The primary key first: a primary-key table's bucket key defaults to it, and a bad
+        // key should be named as such, not as a bad bucket key.
+        let options = TableOptions::parse(&self.options)?;
+        self.validate_primary_key(&options)?;
         for (i, column) in self.bucket_key.iter().enumerate() {
             let field = self.schema.field_with_name(column).map_err(|_| {
                 DefinitionError::UnknownBucketKey {
@@ -337,7 +503,80 @@ impl TableDescriptor {
                 columns: self.partition_key.clone(),
             });
         }
-        TableOptions::parse(&self.options)?;
+        Ok(())
+    }
+
+    /// The definition as created: a primary-key table without a bucket key is bucketed by
+    /// its primary key.
+    pub fn with_defaults(mut self) -> Self {
+        if self.bucket_key.is_empty() {
+            self.bucket_key = self.primary_key.clone();
+        }
+        self
+    }
+
+    fn validate_primary_key(&self, options: &TableOptions) -> Result<(), DefinitionError> {
+        let has_merge_options = [OPTION_MERGE_ENGINE, OPTION_MERGE_VERSION_COLUMN]
+            .into_iter()
+            .find(|key| self.options.contains_key(*key));
+        if self.primary_key.is_empty() {
+            return match has_merge_options {
+                Some(key) => Err(DefinitionError::NotAPrimaryKeyTable {
+                    what: format!("table option `{key}`"),
+                }),
+                None => Ok(()),
+            };
+        }
+        for (i, column) in self.primary_key.iter().enumerate() {
+            let field = self.schema.field_with_name(column).map_err(|_| {
+                DefinitionError::UnknownPrimaryKey {
+                    column: column.clone(),
+                }
+            })?;
+            if self.primary_key[..i].contains(column) {
+                return Err(DefinitionError::DuplicatePrimaryKey {
+                    column: column.clone(),
+                });
+            }
+            if field.is_nullable() {
+                return Err(DefinitionError::NullablePrimaryKey {
+                    column: column.clone(),
+                });
+            }
+            if !crate::pk::is_key_type(field.data_type()) {
+                return Err(DefinitionError::UnsupportedKeyType {
+                    column: column.clone(),
+                    data_type: field.data_type().to_string(),
+                });
+            }
+        }
+        if let Some(field) = self
+            .schema
+            .fields()
+            .iter()
+            .find(|field| !crate::pk::is_row_type(field.data_type()))
+        {
+            return Err(DefinitionError::UnsupportedPrimaryKeyTableType {
+                column: field.name().clone(),
+                data_type: field.data_type().to_string(),
+            });
+        }
+        if let Some(column) = self
+            .bucket_key
+            .iter()
+            .find(|column| !self.primary_key.contains(column))
+        {
+            return Err(DefinitionError::BucketKeyOutsidePrimaryKey {
+                column: column.clone(),
+                primary_key: self.primary_key.clone(),
+            });
+        }
+        if options.lake_enabled {
+            return Err(DefinitionError::PrimaryKeyLakeUnsupported {
+                option: OPTION_LAKE_ENABLED,
+            });
+        }
+        MergeEngine::parse(&self.options, &self.schema)?;
         Ok(())
     }
 }
@@ -352,6 +591,18 @@ pub fn read_schema(table_schema: &Schema, projection: &[usize]) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
+/// The schema of a primary-key table's changelog reads: [`read_schema`], then
+/// [`CHANGE_TYPE_COLUMN`].
+pub fn changelog_read_schema(table_schema: &Schema, projection: &[usize]) -> SchemaRef {
+    let mut fields: Vec<Field> = read_schema(table_schema, projection)
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(Field::new(CHANGE_TYPE_COLUMN, DataType::Utf8, false));
+    Arc::new(Schema::new(fields))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -362,6 +613,7 @@ mod tests {
             bucket_count: 4,
             bucket_key: vec![],
             partition_key: vec![],
+            primary_key: vec![],
             comment: String::new(),
             options: BTreeMap::new(),
         }
@@ -482,6 +734,114 @@ mod tests {
         }
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert!(parse_duration("99999999999999999999d").is_err());
+    }
+
+    #[test]
+    fn primary_keys_are_checked_and_default_the_bucket_key() {
+        let pk = |columns: &[&str]| {
+            let mut table = descriptor(vec![
+                Field::new("id", DataType::Int64, false),
+                Field::new("region", DataType::Utf8, false),
+                Field::new("score", DataType::Float64, false),
+                Field::new("note", DataType::Utf8, true),
+                Field::new("ver", DataType::Int64, false),
+            ]);
+            table.primary_key = columns.iter().map(|c| (*c).to_owned()).collect();
+            table
+        };
+        let ok = pk(&["region", "id"]).with_defaults();
+        assert_eq!(ok.validate(), Ok(()));
+        assert_eq!(ok.bucket_key, vec!["region".to_owned(), "id".to_owned()]);
+        let mut by_region = pk(&["id", "region"]);
+        by_region.bucket_key = vec!["region".into()];
+        assert_eq!(by_region.validate(), Ok(()));
+        let info = TableInfo {
+            id: TableId(1),
+            database: "d".into(),
+            database_id: DatabaseId(1),
+            name: "t".into(),
+            schema_id: SchemaId(0),
+            descriptor: by_region.clone(),
+            created_at: TimestampMicros(0),
+        };
+        // Bucket-key columns first, then the rest of the key.
+        assert_eq!(info.key_encoding_indices(), vec![1, 0]);
+
+        let mut outside = pk(&["id"]);
+        outside.bucket_key = vec!["region".into()];
+        for (table, expected) in [
+            (pk(&["nope"]), "is not a column"),
+            (pk(&["id", "id"]), "twice"),
+            (pk(&["note"]), "nullable"),
+            (pk(&["score"]), "keys must be"),
+            (outside, "not in the primary key"),
+        ] {
+            let error = table.validate().expect_err(expected).to_string();
+            assert!(error.contains(expected), "{error}");
+        }
+        let mut nested = pk(&["id"]);
+        let mut fields: Vec<Field> = nested
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields.push(Field::new(
+            "tags",
+            DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+            true,
+        ));
+        nested.schema = Arc::new(Schema::new(fields));
+        assert!(matches!(
+            nested.validate(),
+            Err(DefinitionError::UnsupportedPrimaryKeyTableType { .. })
+        ));
+
+        let with = |table: &TableDescriptor, pairs: &[(&str, &str)]| {
+            let mut table = table.clone();
+            for (k, v) in pairs {
+                table.options.insert((*k).into(), (*v).into());
+            }
+            table.validate()
+        };
+        let id = pk(&["id"]);
+        assert_eq!(with(&id, &[(OPTION_MERGE_ENGINE, "first_row")]), Ok(()));
+        assert_eq!(
+            with(
+                &id,
+                &[
+                    (OPTION_MERGE_ENGINE, "versioned"),
+                    (OPTION_MERGE_VERSION_COLUMN, "ver")
+                ]
+            ),
+            Ok(())
+        );
+        for pairs in [
+            vec![(OPTION_MERGE_ENGINE, "newest")],
+            vec![(OPTION_MERGE_ENGINE, "versioned")],
+            vec![
+                (OPTION_MERGE_ENGINE, "versioned"),
+                (OPTION_MERGE_VERSION_COLUMN, "note"),
+            ],
+            vec![(OPTION_MERGE_VERSION_COLUMN, "ver")],
+        ] {
+            assert!(
+                matches!(
+                    with(&id, &pairs),
+                    Err(DefinitionError::InvalidOption { .. })
+                ),
+                "{pairs:?}"
+            );
+        }
+        assert!(matches!(
+            with(&id, &[(OPTION_LAKE_ENABLED, "true")]),
+            Err(DefinitionError::PrimaryKeyLakeUnsupported { .. })
+        ));
+        let log = descriptor(vec![Field::new("id", DataType::Int64, false)]);
+        assert!(matches!(
+            with(&log, &[(OPTION_MERGE_ENGINE, "first_row")]),
+            Err(DefinitionError::NotAPrimaryKeyTable { .. })
+        ));
     }
 
     #[test]

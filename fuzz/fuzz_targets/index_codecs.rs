@@ -6,6 +6,7 @@ use inlet_index::keys::{
     ChunkEntry, LakeFileEntry, LakeWatermark, ProducerState, StreamTail, decode_chunk_key,
     decode_u64,
 };
+use inlet_index::pk::{ChangeRecord, KeyState};
 use inlet_index::records::{
     DatabaseRecord, LakeTableRecord, TableRecord, decode_record,
 };
@@ -28,6 +29,15 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(value) = LakeFileEntry::decode(data) {
         assert_eq!(value.encode(), data);
         let _ = value.end_offset();
+    }
+    if let Ok(value) = KeyState::decode(data) {
+        assert_eq!(value.encode(), data);
+    }
+    if let Ok(value) = ChangeRecord::decode(data) {
+        assert_eq!(value.encode(), data);
+    }
+    if let Ok(value) = inlet_core::pk::ops::decode_writes(data) {
+        assert_eq!(inlet_core::pk::ops::encode_writes(&value), data);
     }
     if let Ok(value) = decode_u64(data) {
         assert_eq!(value.to_be_bytes(), data);

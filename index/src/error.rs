@@ -105,6 +105,8 @@ pub enum ChunkRejected {
         found: usize,
         columns: usize,
     },
+    #[error("primary-key chunk of {stream} refused: {reason}")]
+    PrimaryKeyWrites { stream: StreamId, reason: String },
     #[error("append {sequence} of producer {producer} was already committed")]
     Duplicate {
         stream: StreamId,

@@ -20,6 +20,7 @@ use inlet_core::ids::{
 };
 use inlet_core::ipc::{decode_schema, schema_to_ipc};
 use inlet_core::limits::{COMMIT_QUEUE_DEPTH, MAX_COMMITS_PER_BATCH, MAX_INDEXED_COLUMN_RANGES};
+use inlet_core::pk::ops::PkWrite;
 use inlet_core::table::{TableDescriptor, TableInfo, validate_name};
 use inlet_core::wal::{ChunkMeta, ColumnRange};
 use slatedb::config::{
@@ -214,6 +215,9 @@ pub struct ChunkCommitRequest {
     /// entry so pruned reads need no footer; empty for tables wider than
     /// `MAX_INDEXED_COLUMN_RANGES`.
     pub columns: Vec<ColumnRange>,
+    /// Primary-key chunks: each row's operation, key and image, in row order, applied to
+    /// the key state by the sequencer (`crate::pk`). `None` for log chunks.
+    pub pk_writes: Option<Arc<Vec<PkWrite>>>,
 }
 
 impl ChunkCommitRequest {
@@ -238,6 +242,7 @@ impl ChunkCommitRequest {
             row_count: meta.row_count,
             producer,
             columns,
+            pk_writes: None,
         }
     }
 }
@@ -395,6 +400,14 @@ const INDEX_READ: ReadOptions = ReadOptions {
     cache_blocks: true,
     filter_context: None,
     tracing_options: None,
+};
+
+// Lookups of key state read only what is durable: the sequencer writes a group's key states
+// before they are durable, and a lookup must never show a row whose commit could still fail.
+// Every acknowledged commit is durable, so lookups still read their writes.
+const DURABLE_READ: ReadOptions = ReadOptions {
+    durability_filter: DurabilityLevel::Remote,
+    ..INDEX_READ
 };
 
 fn index_scan() -> ScanOptions {
@@ -677,6 +690,28 @@ impl Index {
     }
 
     /// The committed chunks of `stream` that hold offsets at or after `from`, in order.
+    /// The current row of each of `keys` (encoded primary keys of `stream`), durable ones
+    /// only (see [`LogRead::lookup`](crate::LogRead::lookup)).
+    pub async fn lookup(
+        &self,
+        stream: StreamId,
+        keys: &[Vec<u8>],
+    ) -> Result<Vec<Option<crate::pk::KeyState>>, IndexError> {
+        if let Some(error) = self.stopped() {
+            return Err(error);
+        }
+        kv::key_states(&self.shared.db, stream, keys).await
+    }
+
+    /// The change record of the primary-key chunk of `stream` ending at `end`.
+    pub async fn change_record(
+        &self,
+        stream: StreamId,
+        end: Offset,
+    ) -> Result<Option<crate::pk::ChangeRecord>, IndexError> {
+        kv::change_record(&self.shared.db, stream, end).await
+    }
+
     pub async fn chunks(&self, stream: StreamId, from: Offset) -> Result<ChunkScan, IndexError> {
         let (start, end) = keys::chunks_from(stream, from);
         let iter = self
@@ -884,6 +919,7 @@ fn table_info(record: &TableRecord, schema: Arc<Schema>) -> TableInfo {
             bucket_count: record.bucket_count,
             bucket_key: record.bucket_key.clone(),
             partition_key: record.partition_key.clone(),
+            primary_key: record.primary_key.clone(),
             comment: record.comment.clone(),
             options: record.options.clone(),
         },

@@ -39,18 +39,22 @@ pub enum KeyPrefix {
     LakeWatermark = 0x31,
     /// `0x32 | stream | end offset u64` → lake file entry (end offset is exclusive).
     LakeFile = 0x32,
+    /// `0x40 | stream | primary key` → key state: the key's current row (`crate::pk`).
+    PkState = 0x40,
+    /// `0x41 | stream | end offset u64` → change record of the primary-key chunk ending there.
+    PkChange = 0x41,
 }
 
 /// Length of an encoded stream id inside keys.
 pub const STREAM_KEY_LEN: usize = 16;
 
-fn with_prefix(prefix: KeyPrefix, capacity: usize) -> Vec<u8> {
+pub(crate) fn with_prefix(prefix: KeyPrefix, capacity: usize) -> Vec<u8> {
     let mut key = Vec::with_capacity(1 + capacity);
     key.push(prefix as u8);
     key
 }
 
-fn push_stream(key: &mut Vec<u8>, stream: StreamId) {
+pub(crate) fn push_stream(key: &mut Vec<u8>, stream: StreamId) {
     key.extend_from_slice(&stream.table.0.to_be_bytes());
     key.extend_from_slice(&stream.partition.0.to_be_bytes());
     key.extend_from_slice(&stream.bucket.0.to_be_bytes());
@@ -264,12 +268,12 @@ fn check_end(base: Offset, rows: u64) -> Result<(), CodecError> {
     }
 }
 
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
         Self { bytes }
     }
 
@@ -286,22 +290,22 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
-    fn u8(&mut self) -> Result<u8, CodecError> {
+    pub(crate) fn u8(&mut self) -> Result<u8, CodecError> {
         Ok(self.take::<1>()?[0])
     }
-    fn u32(&mut self) -> Result<u32, CodecError> {
+    pub(crate) fn u32(&mut self) -> Result<u32, CodecError> {
         Ok(u32::from_be_bytes(self.take()?))
     }
-    fn u64(&mut self) -> Result<u64, CodecError> {
+    pub(crate) fn u64(&mut self) -> Result<u64, CodecError> {
         Ok(u64::from_be_bytes(self.take()?))
     }
-    fn i64(&mut self) -> Result<i64, CodecError> {
+    pub(crate) fn i64(&mut self) -> Result<i64, CodecError> {
         Ok(i64::from_be_bytes(self.take()?))
     }
     fn u128(&mut self) -> Result<u128, CodecError> {
         Ok(u128::from_be_bytes(self.take()?))
     }
-    fn bytes(&mut self, len: usize) -> Result<&'a [u8], CodecError> {
+    pub(crate) fn bytes(&mut self, len: usize) -> Result<&'a [u8], CodecError> {
         if self.bytes.len() < len {
             return Err(CodecError::Truncated {
                 needed: len - self.bytes.len(),
@@ -311,21 +315,24 @@ impl<'a> Reader<'a> {
         self.bytes = rest;
         Ok(head)
     }
-    fn stream(&mut self) -> Result<StreamId, CodecError> {
+    pub(crate) fn stream(&mut self) -> Result<StreamId, CodecError> {
         Ok(StreamId::new(
             TableId(self.u64()?),
             PartitionId(self.u32()?),
             Bucket(self.u32()?),
         ))
     }
-    fn version(&mut self, supported: u8) -> Result<(), CodecError> {
+    pub(crate) fn version(&mut self, supported: u8) -> Result<(), CodecError> {
         let version = self.u8()?;
         if version != supported {
             return Err(CodecError::Version { version, supported });
         }
         Ok(())
     }
-    fn finish(self) -> Result<(), CodecError> {
+    pub(crate) fn remaining(&self) -> usize {
+        self.bytes.len()
+    }
+    pub(crate) fn finish(self) -> Result<(), CodecError> {
         if self.bytes.is_empty() {
             Ok(())
         } else {

@@ -8,6 +8,7 @@
 pub mod error;
 pub mod index;
 pub mod keys;
+pub mod pk;
 pub mod ports;
 pub mod records;
 pub mod replica;

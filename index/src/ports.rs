@@ -26,6 +26,7 @@ use crate::error::{CatalogError, IndexError};
 use crate::index::lake::{LakeCommit, LakeCommitError, LakeCommitted};
 use crate::index::{CommitRequest, Index, PendingCommit};
 use crate::keys::{ChunkEntry, LakeFileEntry, LakeWatermark, StreamTail};
+use crate::pk::{ChangeRecord, KeyState};
 use crate::records::{LakeLease, LakeTableRecord};
 
 /// Entries one listing call of a port returns at most when a caller pages through a stream;
@@ -82,6 +83,21 @@ pub trait LogRead: Send + Sync + Debug {
         from: Offset,
         max: usize,
     ) -> Result<Vec<LakeFileEntry>, IndexError>;
+    /// The current row of each of `keys` (encoded primary keys of `stream`), in order; `None`
+    /// for a key without one. At least as new as every commit acknowledged before the call
+    /// (read-your-writes), and never newer than what is durable.
+    async fn lookup(
+        &self,
+        stream: StreamId,
+        keys: &[Vec<u8>],
+    ) -> Result<Vec<Option<KeyState>>, IndexError>;
+    /// The change record of the primary-key chunk of `stream` ending at `end`, committed with
+    /// the chunk's entry (so wherever the entry was listed, the record exists).
+    async fn change_record(
+        &self,
+        stream: StreamId,
+        end: Offset,
+    ) -> Result<Option<ChangeRecord>, IndexError>;
 }
 
 /// What the compactor needs from the index. Leases and lake commits are applied by the
@@ -312,6 +328,22 @@ impl LogRead for Index {
         max: usize,
     ) -> Result<Vec<LakeFileEntry>, IndexError> {
         self.list_lake_files(stream, from, max).await
+    }
+
+    async fn lookup(
+        &self,
+        stream: StreamId,
+        keys: &[Vec<u8>],
+    ) -> Result<Vec<Option<KeyState>>, IndexError> {
+        Index::lookup(self, stream, keys).await
+    }
+
+    async fn change_record(
+        &self,
+        stream: StreamId,
+        end: Offset,
+    ) -> Result<Option<ChangeRecord>, IndexError> {
+        Index::change_record(self, stream, end).await
     }
 }
 

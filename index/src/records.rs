@@ -34,6 +34,9 @@ pub struct TableRecord {
     pub bucket_key: Vec<String>,
     #[serde(default)]
     pub partition_key: Vec<String>,
+    /// Empty for log tables.
+    #[serde(default)]
+    pub primary_key: Vec<String>,
     #[serde(default)]
     pub comment: String,
     #[serde(default)]

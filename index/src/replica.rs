@@ -121,6 +121,26 @@ impl IndexReplica {
         read_lake_table(self.reader.as_ref(), table).await
     }
 
+    /// The current row of each of `keys` (encoded primary keys of `stream`) as of the last
+    /// poll.
+    pub async fn lookup(
+        &self,
+        stream: StreamId,
+        keys: &[Vec<u8>],
+    ) -> Result<Vec<Option<crate::pk::KeyState>>, IndexError> {
+        kv::key_states(self.reader.as_ref(), stream, keys).await
+    }
+
+    /// The change record of the primary-key chunk of `stream` ending at `end`, if this view
+    /// has it.
+    pub async fn change_record(
+        &self,
+        stream: StreamId,
+        end: Offset,
+    ) -> Result<Option<crate::pk::ChangeRecord>, IndexError> {
+        kv::change_record(self.reader.as_ref(), stream, end).await
+    }
+
     /// Up to `max` lake file entries of `stream` holding offsets at or after `from`.
     pub async fn lake_files(
         &self,

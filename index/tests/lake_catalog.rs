@@ -37,6 +37,7 @@ async fn create_table(index: &Index) -> TableId {
         bucket_count: 2,
         bucket_key: vec![],
         partition_key: vec![],
+        primary_key: vec![],
         comment: String::new(),
         options: [("lake.enabled".to_owned(), "true".to_owned())].into(),
     };
@@ -69,6 +70,7 @@ async fn append(index: &Index, object: u128, stream: StreamId, rows: u32) {
             row_count: rows,
             producer: None,
             columns: Vec::new(),
+            pk_writes: None,
         }],
     };
     let reply = index.commit(request).await.expect("commit");

@@ -28,6 +28,7 @@ async fn create_table(index: &Index, buckets: u32) -> TableId {
         bucket_count: buckets,
         bucket_key: vec![],
         partition_key: vec![],
+        primary_key: vec![],
         comment: String::new(),
         options: Default::default(),
     };
@@ -57,6 +58,7 @@ fn request(object: u128, chunks: &[(StreamId, u32)]) -> CommitRequest {
                 row_count: *rows,
                 producer: None,
                 columns: Vec::new(),
+                pk_writes: None,
             })
             .collect(),
     }

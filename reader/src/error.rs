@@ -29,6 +29,10 @@ pub enum FetchError {
         earliest: Offset,
         latest: Offset,
     },
+    #[error("table `{table}` has no primary key: lookups need one")]
+    NotAPrimaryKeyTable { table: String },
+    #[error("invalid lookup keys for table `{table}`: {reason}")]
+    InvalidKeys { table: String, reason: String },
     #[error(transparent)]
     Index(#[from] IndexError),
     #[error("cannot read {path}: {message}")]
@@ -44,7 +48,9 @@ impl HasKind for FetchError {
             Self::ColumnNotFound { .. }
             | Self::DuplicateColumn { .. }
             | Self::DuplicateBucket { .. }
-            | Self::BucketNotFound { .. } => ErrorKind::InvalidInput,
+            | Self::BucketNotFound { .. }
+            | Self::NotAPrimaryKeyTable { .. }
+            | Self::InvalidKeys { .. } => ErrorKind::InvalidInput,
             Self::OffsetOutOfRange { .. } => ErrorKind::OutOfRange,
             Self::Index(e) => e.kind(),
             Self::Storage { .. } => ErrorKind::Unavailable,

@@ -21,11 +21,12 @@ use futures::Stream;
 use inlet_cache::PagedCache;
 use inlet_core::ids::{Bucket, Offset, PartitionId, StreamId, TimestampMicros};
 use inlet_core::limits::{FETCH_BUCKETS_IN_FLIGHT, FETCH_CHANNEL_DEPTH, MAX_FETCH_BATCH_ROWS};
-use inlet_core::table::{TableInfo, read_schema};
+use inlet_core::table::{TableInfo, changelog_read_schema, read_schema};
 use inlet_index::{ChunkCursor, LogRead, StreamTail};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
+use crate::changelog::ChangelogRead;
 use crate::chunk::{ChunkRead, with_system_columns};
 use crate::error::FetchError;
 
@@ -61,6 +62,8 @@ pub struct FetchRequest {
     pub follow: bool,
     /// Stop after this many rows in total.
     pub limit: Option<u64>,
+    /// Primary-key tables: leave out the `-U` rows (before images of updates).
+    pub omit_update_before: bool,
 }
 
 /// Rows of one bucket, with the system columns `_bucket`, `_offset`, `_timestamp` last.
@@ -90,13 +93,15 @@ pub struct Reader {
 }
 
 /// What every bucket task of one fetch shares.
-struct FetchContext {
-    index: Arc<dyn LogRead>,
+pub(crate) struct FetchContext {
+    pub(crate) index: Arc<dyn LogRead>,
     cache: PagedCache,
-    table: Arc<TableInfo>,
-    projection: Vec<usize>,
-    schema: SchemaRef,
+    pub(crate) table: Arc<TableInfo>,
+    pub(crate) projection: Vec<usize>,
+    pub(crate) schema: SchemaRef,
     follow: bool,
+    /// Primary-key tables: rows are read as the changelog (see `crate::changelog`).
+    changelog: Option<ChangelogRead>,
 }
 
 impl FetchContext {
@@ -117,6 +122,10 @@ impl Reader {
         Self { index, cache }
     }
 
+    pub(crate) fn index(&self) -> &Arc<dyn LogRead> {
+        &self.index
+    }
+
     /// Starts a fetch. Everything the request names is checked before the first row is
     /// read; errors met while reading end the stream with that error.
     pub async fn fetch(&self, request: FetchRequest) -> Result<FetchStream, FetchError> {
@@ -131,7 +140,16 @@ impl Reader {
         )
         .await?;
         let starts: Vec<(StreamId, Offset)> = streams.into_iter().zip(resolved).collect();
-        let schema = read_schema(&table.descriptor.schema, &projection);
+        let (schema, changelog) = if table.is_primary_key_table() {
+            (
+                changelog_read_schema(&table.descriptor.schema, &projection),
+                Some(ChangelogRead {
+                    omit_update_before: request.omit_update_before,
+                }),
+            )
+        } else {
+            (read_schema(&table.descriptor.schema, &projection), None)
+        };
         let context = Arc::new(FetchContext {
             index: self.index.clone(),
             cache: self.cache.clone(),
@@ -139,6 +157,7 @@ impl Reader {
             projection,
             schema,
             follow: request.follow,
+            changelog,
         });
         let (sender, receiver) = mpsc::channel(FETCH_CHANNEL_DEPTH);
         if request.follow {
@@ -226,7 +245,7 @@ impl Reader {
     }
 }
 
-fn projection(table: &TableInfo, columns: &[String]) -> Result<Vec<usize>, FetchError> {
+pub(crate) fn projection(table: &TableInfo, columns: &[String]) -> Result<Vec<usize>, FetchError> {
     let schema = &table.descriptor.schema;
     if columns.is_empty() {
         return Ok((0..schema.fields().len()).collect());
@@ -396,6 +415,26 @@ async fn read_wal(
             }
         };
         let skip = (next.0 - entry.base_offset.0) as usize;
+        if let Some(changelog) = &context.changelog {
+            let rows = changelog
+                .rows(context, stream, &entry, &batch, skip)
+                .await?;
+            let mut position = 0;
+            while position < rows.num_rows() {
+                let len = (rows.num_rows() - position).min(MAX_FETCH_BATCH_ROWS);
+                let fetched = FetchedBatch {
+                    bucket: stream.bucket,
+                    batch: rows.slice(position, len),
+                    high_watermark: tail.next_offset,
+                };
+                if sender.send(Ok(fetched)).await.is_err() {
+                    return Ok(Reached::Closed);
+                }
+                position += len;
+            }
+            next = entry.end_offset();
+            continue;
+        }
         let mut position = skip;
         while position < batch.num_rows() {
             let len = (batch.num_rows() - position).min(MAX_FETCH_BATCH_ROWS);
@@ -587,6 +626,7 @@ mod tests {
             bucket_count: 1,
             bucket_key: vec![],
             partition_key: vec![],
+            primary_key: vec![],
             comment: String::new(),
             options: Default::default(),
         };
@@ -626,6 +666,7 @@ mod tests {
             table: table.clone(),
             projection: vec![0],
             follow: false,
+            changelog: None,
         };
         assert_eq!(
             wal(&context, stream, 5).await,

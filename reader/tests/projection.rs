@@ -147,6 +147,7 @@ async fn fetch(
             columns: columns.iter().map(|c| (*c).to_owned()).collect(),
             follow: false,
             limit: None,
+            omit_update_before: false,
         })
         .await
         .expect("fetch starts");

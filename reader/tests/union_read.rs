@@ -400,6 +400,7 @@ async fn fetch(
             columns: columns.iter().map(|c| (*c).to_owned()).collect(),
             follow,
             limit,
+            omit_update_before: false,
         })
         .await
         .expect("fetch starts")

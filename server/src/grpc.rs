@@ -22,7 +22,7 @@ use inlet_proto::v1::inlet_server::Inlet;
 use inlet_reader::{FetchRequest, Reader, StartPosition};
 use inlet_wire::Member;
 use inlet_wire::convert::table_message;
-use inlet_writer::{AppendError, Writer};
+use inlet_writer::{AppendError, WriteOp, Writer};
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
@@ -118,10 +118,47 @@ impl InletService {
         call(node, request).await
     }
 
-    /// The append itself; `append` wraps it with metrics.
-    async fn append_inner(
+    /// Serves an append, upsert or delete here, or forwards it to a writer.
+    async fn write(
+        &self,
+        request: Request<pb::AppendRequest>,
+        op: WriteOp,
+    ) -> Result<Response<pb::AppendResponse>, Status> {
+        let Some(writer) = &self.writer else {
+            return self
+                .to_role(request, "writer", |mut node, r| async move {
+                    match op {
+                        WriteOp::Append => node.append(r).await,
+                        WriteOp::Upsert => node.upsert(r).await,
+                        WriteOp::Delete => node.delete(r).await,
+                    }
+                })
+                .await;
+        };
+        let started = tokio::time::Instant::now();
+        let request = request.into_inner();
+        let bytes = request.batches_ipc.len() as u64;
+        let result = Self::write_inner(writer, &self.append_schemas, op, request).await;
+        let requests = &self.metrics.requests;
+        match &result {
+            Ok(response) => {
+                requests.append_latency.observe(started.elapsed());
+                let rows: u64 = response.get_ref().buckets.iter().map(|b| b.row_count).sum();
+                requests.appended_rows.fetch_add(rows, Ordering::Relaxed);
+                requests.appended_bytes.fetch_add(bytes, Ordering::Relaxed);
+            }
+            Err(_) => {
+                requests.append_errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        result
+    }
+
+    /// The write itself (append, upsert or delete); `write` wraps it with metrics.
+    async fn write_inner(
         writer: &Writer,
         schemas: &SchemaCache,
+        op: WriteOp,
         request: pb::AppendRequest,
     ) -> Result<Response<pb::AppendResponse>, Status> {
         let path = table_path(request.path)?;
@@ -144,9 +181,10 @@ impl InletService {
         let batches = decode_stream_cached(Buffer::from_vec(request.batches_ipc), schemas)
             .map_err(|e| status(AppendError::MalformedIpc(e.to_string())))?
             .batches;
-        let span = tracing::debug_span!("append", database = %path.database, table = %path.table);
+        let span =
+            tracing::debug_span!("write", ?op, database = %path.database, table = %path.table);
         let appended = writer
-            .append(&path.database, &path.table, &batches, producer)
+            .write(&path.database, &path.table, op, &batches, producer)
             .instrument(span)
             .await
             .map_err(status)?;
@@ -266,14 +304,19 @@ impl Inlet for InletService {
             bucket_count: descriptor.bucket_count,
             bucket_key: descriptor.bucket_key,
             partition_key: descriptor.partition_key,
+            primary_key: descriptor.primary_key,
             comment: descriptor.comment,
             options: descriptor.options.into_iter().collect::<BTreeMap<_, _>>(),
         };
         let mut descriptor = descriptor;
-        descriptor
-            .options
-            .entry(OPTION_LAKE_ENABLED.to_owned())
-            .or_insert_with(|| self.lake_by_default.to_string());
+        // Primary-key tables do not tier yet: the server's default leaves them out, while
+        // asking for it explicitly gets the definition error.
+        if descriptor.primary_key.is_empty() {
+            descriptor
+                .options
+                .entry(OPTION_LAKE_ENABLED.to_owned())
+                .or_insert_with(|| self.lake_by_default.to_string());
+        }
         let info = index
             .create_table(
                 &path.database,
@@ -364,30 +407,64 @@ impl Inlet for InletService {
         &self,
         request: Request<pb::AppendRequest>,
     ) -> Result<Response<pb::AppendResponse>, Status> {
-        let Some(writer) = &self.writer else {
+        self.write(request, WriteOp::Append).await
+    }
+
+    async fn upsert(
+        &self,
+        request: Request<pb::AppendRequest>,
+    ) -> Result<Response<pb::AppendResponse>, Status> {
+        self.write(request, WriteOp::Upsert).await
+    }
+
+    async fn delete(
+        &self,
+        request: Request<pb::AppendRequest>,
+    ) -> Result<Response<pb::AppendResponse>, Status> {
+        self.write(request, WriteOp::Delete).await
+    }
+
+    async fn lookup(
+        &self,
+        request: Request<pb::LookupRequest>,
+    ) -> Result<Response<pb::LookupResponse>, Status> {
+        let Some(reader) = &self.reader else {
             return self
-                .to_role(request, "writer", |mut node, r| async move {
-                    node.append(r).await
+                .to_role(request, "reader", |mut node, r| async move {
+                    node.lookup(r).await
                 })
                 .await;
         };
-        let started = tokio::time::Instant::now();
         let request = request.into_inner();
-        let bytes = request.batches_ipc.len() as u64;
-        let result = Self::append_inner(writer, &self.append_schemas, request).await;
-        let requests = &self.metrics.requests;
-        match &result {
-            Ok(response) => {
-                requests.append_latency.observe(started.elapsed());
-                let rows: u64 = response.get_ref().buckets.iter().map(|b| b.row_count).sum();
-                requests.appended_rows.fetch_add(rows, Ordering::Relaxed);
-                requests.appended_bytes.fetch_add(bytes, Ordering::Relaxed);
-            }
-            Err(_) => {
-                requests.append_errors.fetch_add(1, Ordering::Relaxed);
-            }
+        let path = table_path(request.path)?;
+        if request.keys_ipc.len() > MAX_APPEND_BYTES {
+            return Err(Status::invalid_argument(format!(
+                "lookup keys of {} bytes exceed the limit of {MAX_APPEND_BYTES} bytes",
+                request.keys_ipc.len()
+            )));
         }
-        result
+        let keys = decode_stream_cached(Buffer::from_vec(request.keys_ipc), &self.append_schemas)
+            .map_err(|e| {
+                Status::invalid_argument(format!("lookup keys are not valid arrow ipc: {e}"))
+            })?
+            .batches;
+        let found = reader
+            .lookup(&path.database, &path.table, &keys, &request.columns)
+            .await
+            .map_err(status)?;
+        let rows_ipc = batches_to_ipc(&found.rows.schema(), &[found.rows])
+            .map_err(|e| Status::internal(format!("cannot encode lookup rows: {e}")))?;
+        if rows_ipc.len() > MAX_APPEND_BYTES {
+            return Err(Status::resource_exhausted(format!(
+                "lookup result of {} bytes exceeds the limit of {MAX_APPEND_BYTES} bytes: ask \
+                 for fewer keys or columns",
+                rows_ipc.len()
+            )));
+        }
+        Ok(Response::new(pb::LookupResponse {
+            rows_ipc,
+            found: found.found,
+        }))
     }
 
     type FetchStream = FetchStream;
@@ -417,6 +494,7 @@ impl Inlet for InletService {
             columns: request.columns,
             follow: request.follow,
             limit: (request.limit > 0).then_some(request.limit),
+            omit_update_before: request.omit_update_before,
         };
         let batches = reader.fetch(fetch).await.map_err(status)?;
         let requests = self.metrics.requests.clone();

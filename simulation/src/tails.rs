@@ -145,4 +145,20 @@ impl LogRead for OrderedTails {
     ) -> Result<Vec<LakeFileEntry>, IndexError> {
         self.index.lake_files(stream, from, max).await
     }
+
+    async fn lookup(
+        &self,
+        stream: StreamId,
+        keys: &[Vec<u8>],
+    ) -> Result<Vec<Option<inlet_index::pk::KeyState>>, IndexError> {
+        self.index.lookup(stream, keys).await
+    }
+
+    async fn change_record(
+        &self,
+        stream: StreamId,
+        end: Offset,
+    ) -> Result<Option<inlet_index::pk::ChangeRecord>, IndexError> {
+        self.index.change_record(stream, end).await
+    }
 }

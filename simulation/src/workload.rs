@@ -254,6 +254,7 @@ pub async fn follower(world: Arc<World>, index: usize) {
             columns: columns.clone(),
             follow: true,
             limit: None,
+            omit_update_before: false,
         };
         world.trace.event(format!(
             "{who} follows t{}/b{} from {next} on node {}",
@@ -416,6 +417,7 @@ pub async fn reader(world: Arc<World>, index: usize) {
             columns: chosen.iter().map(|c| column_name(*c).to_owned()).collect(),
             follow: false,
             limit,
+            omit_update_before: false,
         };
         let mut stream = match on_node(&node, None, node.reader.fetch(request)).await {
             Outcome::Done(stream) => stream,

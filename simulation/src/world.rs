@@ -480,6 +480,7 @@ pub(crate) async fn create_catalog(world: &World, node: &Node) {
                 Vec::new()
             },
             partition_key: Vec::new(),
+            primary_key: Vec::new(),
             comment: String::new(),
             options: match table.lake {
                 Some(freshness) => [
@@ -530,6 +531,7 @@ pub(crate) async fn audit(world: &World, node: &Node) -> FinalLog {
             columns: Vec::new(),
             follow: false,
             limit: None,
+            omit_update_before: false,
         };
         match node.reader.fetch(request).await {
             Err(error) => world.violation(format!("audit: cannot read {}: {error}", table.name)),

@@ -27,6 +27,7 @@ pub fn table_descriptor(schema: SchemaRef, bucket_count: u32) -> TableDescriptor
         bucket_count,
         bucket_key: vec![],
         partition_key: vec![],
+        primary_key: vec![],
         comment: String::new(),
         options: Default::default(),
     }

@@ -20,6 +20,7 @@ use std::time::Duration;
 use inlet_core::ids::{Offset, StreamId, TableId, TimestampMicros, WalObjectId};
 use inlet_core::limits::{COMMIT_QUEUE_DEPTH, MAX_GRPC_MESSAGE_BYTES};
 use inlet_core::table::TableInfo;
+use inlet_index::pk::{ChangeRecord, KeyState};
 use inlet_index::records::decode_record;
 use inlet_index::{
     CatalogError, ChunkEntry, ChunkRejected, CommitLog, CommitReply, CommitRequest, IndexError,
@@ -691,6 +692,60 @@ impl LogRead for RemoteIndex {
         max: usize,
     ) -> Result<Vec<LakeFileEntry>, IndexError> {
         LakeCatalog::lake_files(self, stream, from, max).await
+    }
+
+    async fn change_record(
+        &self,
+        stream: StreamId,
+        end: Offset,
+    ) -> Result<Option<ChangeRecord>, IndexError> {
+        let request = pb::ChangeRecordRequest {
+            stream: Some(stream_ref(stream)),
+            end_offset: end.0,
+        };
+        let reply = self
+            .read(|mut client| async move { client.get_change_record(request).await })
+            .await?;
+        if reply.record.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(ChangeRecord::decode(&reply.record)?))
+    }
+
+    /// Asks the owner, which reads what is durable.
+    async fn lookup(
+        &self,
+        stream: StreamId,
+        keys: &[Vec<u8>],
+    ) -> Result<Vec<Option<KeyState>>, IndexError> {
+        let request = pb::LookupKeysRequest {
+            stream: Some(stream_ref(stream)),
+            keys: keys.to_vec(),
+        };
+        let reply = self
+            .read(|mut client| {
+                let request = request.clone();
+                async move { client.lookup_keys(request).await }
+            })
+            .await?;
+        if reply.values.len() != keys.len() {
+            return Err(IndexError::Storage(format!(
+                "owner answered a lookup of {} keys with {} values",
+                keys.len(),
+                reply.values.len()
+            )));
+        }
+        reply
+            .values
+            .into_iter()
+            .map(|value| {
+                if value.state.is_empty() {
+                    Ok(None)
+                } else {
+                    Ok(Some(KeyState::decode(&value.state)?))
+                }
+            })
+            .collect()
     }
 }
 

@@ -3,6 +3,7 @@
 //! lake table records) travel in their persisted encodings, decoded by the index's own
 //! versioned codecs, so there is one encoding of each, not two.
 
+use inlet_core::pk::ops::{decode_writes, encode_writes};
 use std::collections::{BTreeMap, BTreeSet};
 
 use inlet_core::ids::{
@@ -86,6 +87,7 @@ pub fn table_message(info: &TableInfo) -> Result<pb::TableInfo, Status> {
             bucket_count: descriptor.bucket_count,
             bucket_key: descriptor.bucket_key.clone(),
             partition_key: descriptor.partition_key.clone(),
+            primary_key: descriptor.primary_key.clone(),
             comment: descriptor.comment.clone(),
             options: descriptor.options.clone().into_iter().collect(),
         }),
@@ -113,6 +115,7 @@ pub fn table_from_message(info: pb::TableInfo) -> Result<TableInfo, IndexError> 
             bucket_count: descriptor.bucket_count,
             bucket_key: descriptor.bucket_key,
             partition_key: descriptor.partition_key,
+            primary_key: descriptor.primary_key,
             comment: descriptor.comment,
             options: descriptor.options.into_iter().collect(),
         },
@@ -161,6 +164,11 @@ pub fn commit_message(id: u64, request: &CommitRequest) -> pb::WalCommit {
                         crc32c: column.crc32c,
                     })
                     .collect(),
+                pk_writes: chunk
+                    .pk_writes
+                    .as_ref()
+                    .map(|writes| encode_writes(writes))
+                    .unwrap_or_default(),
             })
             .collect(),
     }
@@ -176,7 +184,16 @@ pub fn commit_of(message: pb::WalCommit) -> Result<CommitRequest, Status> {
                 chunk.columns.len()
             )));
         }
+        // The writes come from another process: decoded with every bound checked.
+        let pk_writes = if chunk.pk_writes.is_empty() {
+            None
+        } else {
+            let writes = decode_writes(&chunk.pk_writes)
+                .map_err(|e| Status::invalid_argument(format!("chunk commit: {e}")))?;
+            Some(std::sync::Arc::new(writes))
+        };
         chunks.push(ChunkCommitRequest {
+            pk_writes,
             stream: stream_of(chunk.stream)?,
             schema_id: SchemaId(chunk.schema_id),
             chunk_offset: chunk.chunk_offset,

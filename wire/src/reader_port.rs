@@ -15,9 +15,10 @@ use std::time::Duration;
 
 use inlet_core::ids::{Offset, StreamId, TimestampMicros};
 use inlet_core::table::TableInfo;
+use inlet_index::pk::{ChangeRecord, KeyState};
 use inlet_index::{
-    CatalogError, ChunkEntry, IndexError, IndexReplica, LakeFileEntry, LakeWatermark, LogRead,
-    ReplicaOptions, StreamTail,
+    CatalogError, ChunkEntry, IndexError, IndexReplica, LakeCatalog, LakeFileEntry, LakeWatermark,
+    LogRead, ReplicaOptions, StreamTail,
 };
 use slatedb::object_store::ObjectStore;
 use tokio::sync::{OnceCell, watch};
@@ -203,6 +204,45 @@ impl LogRead for ReaderPort {
             Ok(replica) => replica.lake_watermark(stream).await,
             Err(_) => LogRead::lake_watermark(&self.owner, stream).await,
         }
+    }
+
+    /// Read-your-writes: the owner's current tail of the stream says what the answer must
+    /// include. The replica answers when it has caught up with that tail (its reads only move
+    /// forward), else the owner does; with no owner, the replica as it is.
+    async fn lookup(
+        &self,
+        stream: StreamId,
+        keys: &[Vec<u8>],
+    ) -> Result<Vec<Option<KeyState>>, IndexError> {
+        let required = LakeCatalog::stream_state(&self.owner, stream).await.ok();
+        if let Ok(replica) = self.replica().await {
+            let caught_up = match required {
+                Some((tail, _)) => replica
+                    .tail(stream)
+                    .await
+                    .is_ok_and(|seen| seen.next_offset >= tail.next_offset),
+                None => true,
+            };
+            if caught_up && let Ok(states) = replica.lookup(stream, keys).await {
+                return Ok(states);
+            }
+        }
+        LogRead::lookup(&self.owner, stream, keys).await
+    }
+
+    /// From the replica, which has it whenever it listed the chunk's entry (both are in one
+    /// write batch); else (an entry completed from the owner) from the owner.
+    async fn change_record(
+        &self,
+        stream: StreamId,
+        end: Offset,
+    ) -> Result<Option<ChangeRecord>, IndexError> {
+        if let Ok(replica) = self.replica().await
+            && let Ok(Some(record)) = replica.change_record(stream, end).await
+        {
+            return Ok(Some(record));
+        }
+        LogRead::change_record(&self.owner, stream, end).await
     }
 
     async fn lake_files(

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures::Stream;
 use inlet_core::ids::{Offset, TableId, TimestampMicros};
-use inlet_core::limits::{COMMIT_QUEUE_DEPTH, MAX_GRPC_MESSAGE_BYTES};
+use inlet_core::limits::{COMMIT_QUEUE_DEPTH, MAX_GRPC_MESSAGE_BYTES, MAX_REQUEST_ROWS};
 use inlet_index::{CatalogError, Index, LakeCatalog, StreamTail};
 use inlet_proto::v1 as pb;
 use inlet_proto::v1::index_ports_server::{IndexPorts, IndexPortsServer};
@@ -291,6 +291,48 @@ impl IndexPorts for IndexPortsService {
             .await
             .map_err(|e| to_status(&e))?;
         Ok(Response::new(pb::OffsetReply { offset: offset.0 }))
+    }
+
+    async fn lookup_keys(
+        &self,
+        request: Request<pb::LookupKeysRequest>,
+    ) -> Result<Response<pb::LookupKeysReply>, Status> {
+        let request = request.into_inner();
+        let stream = stream_of(request.stream)?;
+        if request.keys.len() > MAX_REQUEST_ROWS {
+            return Err(Status::invalid_argument(format!(
+                "lookup of {} keys, more than the limit of {MAX_REQUEST_ROWS}",
+                request.keys.len()
+            )));
+        }
+        let states = self
+            .index
+            .lookup(stream, &request.keys)
+            .await
+            .map_err(|e| to_status(&e))?;
+        let values = states
+            .into_iter()
+            .map(|state| pb::lookup_keys_reply::Value {
+                state: state.map(|state| state.encode()).unwrap_or_default(),
+            })
+            .collect();
+        Ok(Response::new(pb::LookupKeysReply { values }))
+    }
+
+    async fn get_change_record(
+        &self,
+        request: Request<pb::ChangeRecordRequest>,
+    ) -> Result<Response<pb::ChangeRecordReply>, Status> {
+        let request = request.into_inner();
+        let stream = stream_of(request.stream)?;
+        let record = self
+            .index
+            .change_record(stream, Offset(request.end_offset))
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(pb::ChangeRecordReply {
+            record: record.map(|record| record.encode()).unwrap_or_default(),
+        }))
     }
 
     async fn list_all_tables(

@@ -15,7 +15,9 @@ use inlet_core::clock::{Clock, Env, SeededIdGen};
 use inlet_core::ids::{
     Bucket, Offset, PartitionId, SchemaId, StreamId, TableId, TimestampMicros, WalObjectId,
 };
+use inlet_core::pk::ops::{PkOp, PkWrite};
 use inlet_core::wal::ColumnRange;
+use inlet_index::pk::{Change, ChangeRecord, KeyState};
 use inlet_index::{
     ChunkCommitRequest, ChunkCursor, ChunkRejected, CommitLog, CommitRequest, CommittedChunk,
     Index, IndexOptions, LakeCatalog, LakeCommit, LakeCommitError, LakeFileEntry, LogRead,
@@ -156,6 +158,7 @@ fn chunk(stream: StreamId, rows: u32, producer: Option<ProducerRef>) -> ChunkCom
         row_count: rows,
         producer,
         columns: Vec::new(),
+        pk_writes: None,
     }
 }
 
@@ -396,6 +399,184 @@ async fn refusals_of_chunks_come_back_exactly() {
         for outcome in [first, retry, stale, no_stream, changed, ranges, dropped] {
             out.push(format!("{outcome:?}"));
         }
+        out
+    })
+    .await;
+}
+
+/// A key write of key byte `key`: an upsert with image `[1, value]` at `version`, or a delete.
+fn key_write(key: u8, upsert: Option<(u8, i64)>) -> PkWrite {
+    match upsert {
+        Some((value, version)) => PkWrite {
+            op: PkOp::Upsert,
+            key: vec![1, key],
+            image: vec![1, value],
+            version: Some(version),
+        },
+        None => PkWrite {
+            op: PkOp::Delete,
+            key: vec![1, key],
+            image: Vec::new(),
+            version: None,
+        },
+    }
+}
+
+fn keyed_chunk(stream: StreamId, writes: Vec<PkWrite>) -> ChunkCommitRequest {
+    ChunkCommitRequest {
+        pk_writes: Some(Arc::new(writes.clone())),
+        ..chunk(stream, writes.len() as u32, None)
+    }
+}
+
+#[tokio::test]
+async fn primary_key_writes_are_applied_and_read_back_the_same() {
+    conform(|ports| async move {
+        let mut out = Vec::new();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("ver", DataType::Int64, false),
+        ]));
+        let mut descriptor = inlet_testkit::table_descriptor(schema, 1);
+        descriptor.primary_key = vec!["id".into()];
+        descriptor
+            .options
+            .insert("merge.engine".into(), "versioned".into());
+        descriptor
+            .options
+            .insert("merge.version-column".into(), "ver".into());
+        let table = ports
+            .index
+            .create_table("db", "pk", descriptor, false)
+            .await
+            .expect("primary-key table")
+            .id;
+        let s = stream(table, 0);
+        // Offsets 0..3: insert key 1, insert key 2, update key 1 (newer version).
+        let first = ports
+            .commit_now(commit(
+                1,
+                vec![keyed_chunk(
+                    s,
+                    vec![
+                        key_write(1, Some((10, 5))),
+                        key_write(2, Some((20, 1))),
+                        key_write(1, Some((11, 6))),
+                    ],
+                )],
+            ))
+            .await;
+        // Offsets 3..6: an older version of key 1 (ignored), delete key 2, delete key 3
+        // (absent: ignored).
+        let second = ports
+            .commit_now(commit(
+                2,
+                vec![keyed_chunk(
+                    s,
+                    vec![
+                        key_write(1, Some((12, 4))),
+                        key_write(2, None),
+                        key_write(3, None),
+                    ],
+                )],
+            ))
+            .await;
+        let states = ports
+            .read
+            .lookup(s, &[vec![1, 1], vec![1, 2], vec![1, 3]])
+            .await
+            .expect("lookup");
+        assert_eq!(
+            states,
+            vec![
+                Some(KeyState {
+                    offset: Offset(2),
+                    version: Some(6),
+                    image: vec![1, 11]
+                }),
+                None,
+                None
+            ]
+        );
+        let records = [
+            ports
+                .read
+                .change_record(s, Offset(3))
+                .await
+                .expect("record"),
+            ports
+                .read
+                .change_record(s, Offset(6))
+                .await
+                .expect("record"),
+        ];
+        assert_eq!(
+            records,
+            [
+                Some(ChangeRecord {
+                    changes: vec![
+                        Change::Insert,
+                        Change::Insert,
+                        Change::Update {
+                            before: vec![1, 10]
+                        }
+                    ]
+                }),
+                Some(ChangeRecord {
+                    changes: vec![
+                        Change::Ignored,
+                        Change::Delete {
+                            before: vec![1, 20]
+                        },
+                        Change::Ignored
+                    ]
+                }),
+            ]
+        );
+        assert_eq!(
+            ports.read.change_record(s, Offset(4)).await.expect("none"),
+            None
+        );
+
+        // Refused: key writes to a log table, none to a primary-key table, a count that is
+        // not the chunk's rows, an upsert without the version `versioned` needs.
+        let log_stream = stream(ports.index.table("db", "t").expect("t").id, 0);
+        let refused = ports
+            .commit_now(commit(
+                3,
+                vec![
+                    keyed_chunk(log_stream, vec![key_write(1, Some((1, 1)))]),
+                    chunk(s, 1, None),
+                    ChunkCommitRequest {
+                        row_count: 2,
+                        ..keyed_chunk(s, vec![key_write(1, Some((1, 9)))])
+                    },
+                    keyed_chunk(
+                        s,
+                        vec![PkWrite {
+                            version: None,
+                            ..key_write(1, Some((1, 9)))
+                        }],
+                    ),
+                ],
+            ))
+            .await;
+        for outcome in &refused {
+            assert!(
+                matches!(outcome, Err(ChunkRejected::PrimaryKeyWrites { .. })),
+                "{outcome:?}"
+            );
+        }
+        let tail = ports.read.tail(s).await.expect("tail");
+        assert_eq!(
+            tail.next_offset,
+            Offset(6),
+            "refused chunks took no offsets"
+        );
+        for outcome in [first, second, refused] {
+            out.push(format!("{outcome:?}"));
+        }
+        out.push(format!("{states:?} {records:?}"));
         out
     })
     .await;

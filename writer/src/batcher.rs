@@ -29,9 +29,11 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::error::AppendError;
+use crate::keyed::{WriteOp, conform_delete, key_writes};
 use crate::options::WriterOptions;
 use crate::upload::{StreamChunk, upload};
 use crate::validate::{batch_bytes, conform};
+use inlet_core::pk::ops::PkWrite;
 
 /// The offsets one append got in one bucket: `base_offset .. base_offset + row_count`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,6 +50,8 @@ type AppendReply = Result<Vec<BucketAppend>, AppendError>;
 struct StreamBuffer {
     schema_id: SchemaId,
     batches: Vec<RecordBatch>,
+    /// Primary-key tables: what the index owner applies for each buffered row, in order.
+    key_writes: Option<Vec<PkWrite>>,
     rows: u64,
     first_append: TimestampMicros,
     last_append: TimestampMicros,
@@ -170,21 +174,50 @@ impl Writer {
         batches: &[RecordBatch],
         producer: Option<ProducerRef>,
     ) -> Result<Vec<BucketAppend>, AppendError> {
+        self.write(database, table, WriteOp::Append, batches, producer)
+            .await
+    }
+
+    /// Writes `batches` to `database.table` as `op` asks: appends to a log table, upserts
+    /// or deletes (by key) to a primary-key table. Acked, idempotent and all-or-nothing as
+    /// [`Writer::append`]; the offsets are the rows' offsets in the table's changelog.
+    pub async fn write(
+        &self,
+        database: &str,
+        table: &str,
+        op: WriteOp,
+        batches: &[RecordBatch],
+        producer: Option<ProducerRef>,
+    ) -> Result<Vec<BucketAppend>, AppendError> {
         // A fenced or failed index owner cannot commit: refuse before using the store.
         if let Some(error) = self.inner.index.stopped() {
             return Err(error.into());
         }
         let table = self.inner.index.table(database, table).await?;
+        op.check(&table)?;
         let conformed = batches
             .iter()
-            .map(|batch| conform(&table, batch))
+            .map(|batch| match op {
+                WriteOp::Delete => conform_delete(&table, batch),
+                WriteOp::Append | WriteOp::Upsert => conform(&table, batch),
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let batch = concat_batches(&table.descriptor.schema, &conformed)
             .map_err(|e| AppendError::MalformedIpc(e.to_string()))?;
         if batch.num_rows() == 0 {
             return Ok(Vec::new());
         }
-        let bytes = batch_bytes(&batch);
+        let engine = match op {
+            WriteOp::Append => None,
+            WriteOp::Upsert | WriteOp::Delete => Some(table.merge_engine().map_err(|e| {
+                AppendError::Index(IndexError::Storage(format!(
+                    "table {}: {e}",
+                    table.qualified_name()
+                )))
+            })?),
+        };
+        // A primary-key write also buffers each row's key and image until its commit.
+        let bytes = batch_bytes(&batch) * if engine.is_some() { 2 } else { 1 };
         let limit = MAX_APPEND_BYTES.min(self.inner.options.max_buffered_bytes);
         if bytes > limit {
             return Err(AppendError::TooLarge { bytes, limit });
@@ -197,7 +230,17 @@ impl Writer {
         .await
         .map_err(|_| AppendError::Overloaded { bytes, waited })?
         .map_err(|_| AppendError::ShuttingDown)?;
-        let routed = self.route(&table, batch)?;
+        let routed = self
+            .route(&table, batch)?
+            .into_iter()
+            .map(|(bucket, part)| {
+                let writes = engine
+                    .as_ref()
+                    .map(|engine| key_writes(&table, engine, op, &part))
+                    .transpose()?;
+                Ok((bucket, part, writes))
+            })
+            .collect::<Result<Vec<_>, AppendError>>()?;
         let (reply, receiver) = oneshot::channel();
         self.buffer(&table, routed, producer, bytes, reply, memory)?;
         receiver.await.map_err(|_| AppendError::ShuttingDown)?
@@ -234,7 +277,7 @@ impl Writer {
     fn buffer(
         &self,
         table: &TableInfo,
-        routed: Vec<(Bucket, RecordBatch)>,
+        routed: Vec<(Bucket, RecordBatch, Option<Vec<PkWrite>>)>,
         producer: Option<ProducerRef>,
         bytes: usize,
         reply: oneshot::Sender<AppendReply>,
@@ -265,12 +308,13 @@ impl Writer {
         }
         let was_empty = pending.streams.is_empty();
         let mut parts = Vec::with_capacity(routed.len());
-        for (bucket, batch) in routed {
+        for (bucket, batch, writes) in routed {
             let stream = StreamId::new(table.id, PartitionId(0), bucket);
             let key = ChunkKey { stream, producer };
             let buffer = pending.streams.entry(key).or_insert_with(|| StreamBuffer {
                 schema_id: table.schema_id,
                 batches: Vec::new(),
+                key_writes: writes.as_ref().map(|_| Vec::new()),
                 rows: 0,
                 first_append: now,
                 last_append: now,
@@ -281,6 +325,9 @@ impl Writer {
             buffer.first_append = buffer.first_append.min(now);
             buffer.last_append = buffer.last_append.max(now);
             buffer.batches.push(batch);
+            if let (Some(buffered), Some(writes)) = (&mut buffer.key_writes, writes) {
+                buffered.extend(writes);
+            }
         }
         pending.waiters.push(Waiter {
             reply,
@@ -383,6 +430,7 @@ fn into_chunks(streams: BTreeMap<ChunkKey, StreamBuffer>) -> Result<Vec<StreamCh
                 key,
                 schema_id: buffer.schema_id,
                 batch,
+                key_writes: buffer.key_writes.map(Arc::new),
                 first_append: buffer.first_append,
                 last_append: buffer.last_append,
             })

@@ -38,6 +38,14 @@ pub enum AppendError {
         bytes: u64,
         limit: u64,
     },
+    #[error("cannot {op} rows of table `{table}`: {reason}")]
+    WrongOperation {
+        table: String,
+        op: &'static str,
+        reason: String,
+    },
+    #[error(transparent)]
+    PrimaryKey(#[from] inlet_core::pk::PkCodecError),
     #[error("malformed arrow ipc: {0}")]
     MalformedIpc(String),
     #[error("append of {bytes} bytes exceeds the limit of {limit} bytes")]
@@ -68,6 +76,7 @@ impl HasKind for AppendError {
             | Self::MissingColumn { .. }
             | Self::NullsInRequiredColumn { .. }
             | Self::MalformedIpc(_)
+            | Self::WrongOperation { .. }
             | Self::TooLarge { .. }
             | Self::TooLargeWhenFilled { .. } => ErrorKind::InvalidInput,
             Self::Overloaded { .. }
@@ -75,10 +84,13 @@ impl HasKind for AppendError {
             | Self::CommitTimeout { .. }
             | Self::ShuttingDown => ErrorKind::Unavailable,
             Self::Index(e) => e.kind(),
+            Self::PrimaryKey(e) => e.kind(),
             Self::Rejected(ChunkRejected::TableDropped { .. }) => ErrorKind::NotFound,
             Self::Rejected(ChunkRejected::StaleSequence { .. }) => ErrorKind::InvalidInput,
             // The writer builds ranges from the footer it wrote for the table's schema.
             Self::Rejected(ChunkRejected::ColumnRanges { .. }) => ErrorKind::Internal,
+            // The writer encodes the key writes from the table it looked up.
+            Self::Rejected(ChunkRejected::PrimaryKeyWrites { .. }) => ErrorKind::Internal,
             Self::Rejected(_) => ErrorKind::Unavailable,
         }
     }

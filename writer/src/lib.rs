@@ -5,10 +5,12 @@
 
 mod batcher;
 pub mod error;
+pub mod keyed;
 pub mod options;
 mod upload;
 pub mod validate;
 
 pub use batcher::{BucketAppend, Writer};
 pub use error::AppendError;
+pub use keyed::WriteOp;
 pub use options::WriterOptions;

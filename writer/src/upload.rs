@@ -17,6 +17,7 @@ use bytes::Bytes;
 use inlet_cache::PagedCache;
 use inlet_core::clock::{Env, IdGen};
 use inlet_core::ids::{SchemaId, TimestampMicros, WalObjectId};
+use inlet_core::pk::ops::PkWrite;
 use inlet_core::wal::{ChunkInput, encode_wal_object};
 use inlet_index::{ChunkCommitRequest, CommitRequest};
 use slatedb::object_store::path::Path;
@@ -34,6 +35,8 @@ pub(crate) struct StreamChunk {
     pub(crate) batch: RecordBatch,
     pub(crate) first_append: TimestampMicros,
     pub(crate) last_append: TimestampMicros,
+    /// Primary-key tables: each row's key write, for the index owner.
+    pub(crate) key_writes: Option<Arc<Vec<PkWrite>>>,
 }
 
 /// Encodes and uploads the chunks; returns the commit request describing the object. The
@@ -82,7 +85,10 @@ pub(crate) async fn upload(
             .iter()
             // The footer lists chunks in input order; each keeps its append's producer.
             .zip(chunks)
-            .map(|(meta, chunk)| ChunkCommitRequest::from_meta(meta, chunk.key.producer))
+            .map(|(meta, chunk)| ChunkCommitRequest {
+                pk_writes: chunk.key_writes.clone(),
+                ..ChunkCommitRequest::from_meta(meta, chunk.key.producer)
+            })
             .collect(),
     })
 }

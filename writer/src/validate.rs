@@ -122,7 +122,7 @@ fn null_array_bytes(data_type: &DataType, rows: u64) -> u64 {
 
 /// The column with exactly the expected type, or `None` when the types differ. Nested types
 /// that differ only in child field names (`item` vs `element`) are relabelled, not rejected.
-fn conform_type(column: &ArrayRef, expected: &DataType) -> Option<ArrayRef> {
+pub(crate) fn conform_type(column: &ArrayRef, expected: &DataType) -> Option<ArrayRef> {
     if column.data_type() == expected {
         return Some(column.clone());
     }
@@ -185,6 +185,7 @@ mod tests {
                 bucket_count: 1,
                 bucket_key: vec![],
                 partition_key: vec![],
+                primary_key: vec![],
                 comment: String::new(),
                 options: BTreeMap::new(),
             },

@@ -58,6 +58,7 @@ async fn read_values(index: &Index, store: Arc<Store>) -> Vec<i64> {
             columns: vec!["v".into()],
             follow: false,
             limit: None,
+            omit_update_before: false,
         })
         .await
         .expect("fetch starts");

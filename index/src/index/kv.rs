@@ -4,7 +4,7 @@
 
 use slatedb::{Db, DbIterator, DbReader};
 
-use super::{INDEX_READ, index_scan};
+use super::{DURABLE_READ, INDEX_READ, index_scan};
 
 /// Point reads and range scans, with the index's read options.
 pub(crate) trait KvRead: Send + Sync {
@@ -17,11 +17,21 @@ pub(crate) trait KvRead: Send + Sync {
         start: Vec<u8>,
         end: Vec<u8>,
     ) -> impl Future<Output = Result<DbIterator, slatedb::Error>> + Send;
+    /// A point read of what is durable in the store only: lookups of key state, which must
+    /// never show a row whose commit could still fail.
+    fn read_durable(
+        &self,
+        key: Vec<u8>,
+    ) -> impl Future<Output = Result<Option<bytes::Bytes>, slatedb::Error>> + Send;
 }
 
 impl KvRead for Db {
     async fn read(&self, key: Vec<u8>) -> Result<Option<bytes::Bytes>, slatedb::Error> {
         self.get_with_options(key, &INDEX_READ).await
+    }
+
+    async fn read_durable(&self, key: Vec<u8>) -> Result<Option<bytes::Bytes>, slatedb::Error> {
+        self.get_with_options(key, &DURABLE_READ).await
     }
 
     async fn range(&self, start: Vec<u8>, end: Vec<u8>) -> Result<DbIterator, slatedb::Error> {
@@ -31,6 +41,11 @@ impl KvRead for Db {
 
 impl KvRead for DbReader {
     async fn read(&self, key: Vec<u8>) -> Result<Option<bytes::Bytes>, slatedb::Error> {
+        self.get_with_options(key, &INDEX_READ).await
+    }
+
+    /// A replica only ever sees what the owner made durable.
+    async fn read_durable(&self, key: Vec<u8>) -> Result<Option<bytes::Bytes>, slatedb::Error> {
         self.get_with_options(key, &INDEX_READ).await
     }
 
@@ -76,4 +91,34 @@ pub(crate) async fn offset_at(
             .min(tail.next_offset)),
         None => Ok(tail.next_offset),
     }
+}
+
+/// The change record of the primary-key chunk of `stream` ending at `end`.
+pub(crate) async fn change_record(
+    db: &impl KvRead,
+    stream: inlet_core::ids::StreamId,
+    end: inlet_core::ids::Offset,
+) -> Result<Option<crate::pk::ChangeRecord>, crate::IndexError> {
+    match db.read(crate::pk::change_key(stream, end)).await? {
+        Some(bytes) => Ok(Some(crate::pk::ChangeRecord::decode(&bytes)?)),
+        None => Ok(None),
+    }
+}
+
+/// The key states of `keys` (encoded primary keys of `stream`), read at once, in order.
+pub(crate) async fn key_states(
+    db: &impl KvRead,
+    stream: inlet_core::ids::StreamId,
+    keys: &[Vec<u8>],
+) -> Result<Vec<Option<crate::pk::KeyState>>, crate::IndexError> {
+    for key in keys {
+        crate::pk::check_key(key)?;
+    }
+    futures::future::try_join_all(keys.iter().map(|key| async move {
+        match db.read_durable(crate::pk::state_key(stream, key)).await? {
+            Some(bytes) => Ok(Some(crate::pk::KeyState::decode(&bytes)?)),
+            None => Ok(None),
+        }
+    }))
+    .await
 }

@@ -4,6 +4,9 @@
 //! go through it too, so every index write has one author and one order.
 
 use super::*;
+use crate::pk::{Change, ChangeRecord, KeyState};
+use inlet_core::pk::ops::PkOp;
+use inlet_core::table::MergeEngine;
 
 /// The single task that writes the index.
 pub(super) struct Sequencer {
@@ -28,6 +31,9 @@ struct StagedGroup {
     tails: HashMap<StreamId, StreamTail>,
     producers: HashMap<(u64, TableId), ProducerState>,
     results: Vec<Vec<Result<CommittedChunk, ChunkRejected>>>,
+    /// Key states this group wrote (by state key; `None`: deleted), read back by its later
+    /// chunks instead of the database, which does not have them yet.
+    key_states: HashMap<Vec<u8>, Option<KeyState>>,
 }
 
 /// What to do with the chunks of one idempotent append.
@@ -185,6 +191,7 @@ impl Sequencer {
             tails: HashMap::new(),
             producers: HashMap::new(),
             results: Vec::with_capacity(group.len()),
+            key_states: HashMap::new(),
         };
         for (request, _) in group {
             let decisions = self
@@ -197,10 +204,13 @@ impl Sequencer {
             let mut produced: HashMap<(u64, TableId), BTreeMap<u64, Vec<ProducedRange>>> =
                 HashMap::new();
             for chunk in &request.chunks {
-                if let Err(rejected) = self.check_chunk(chunk) {
-                    outcome.push(Err(rejected));
-                    continue;
-                }
+                let engine = match self.check_chunk(chunk) {
+                    Ok(engine) => engine,
+                    Err(rejected) => {
+                        outcome.push(Err(rejected));
+                        continue;
+                    }
+                };
                 if let Some(producer) = chunk.producer {
                     let key = (producer.id, chunk.stream.table, producer.sequence);
                     if let Some(rejected) = decisions.get(&key).and_then(|d| d.rejection(chunk)) {
@@ -230,6 +240,20 @@ impl Sequencer {
                     columns: chunk.columns.clone(),
                 };
                 let end = entry.end_offset();
+                if let (Some(writes), Some(engine)) = (&chunk.pk_writes, &engine) {
+                    let record = self
+                        .apply_key_writes(
+                            chunk.stream,
+                            tail.next_offset,
+                            writes,
+                            engine,
+                            &mut staged,
+                        )
+                        .await?;
+                    staged
+                        .batch
+                        .put(crate::pk::change_key(chunk.stream, end), record.encode());
+                }
                 staged
                     .batch
                     .put(chunk_key(chunk.stream, end), entry.encode());
@@ -380,7 +404,61 @@ impl Sequencer {
         }
     }
 
-    fn check_chunk(&self, chunk: &ChunkCommitRequest) -> Result<(), ChunkRejected> {
+    /// Applies the rows of a primary-key chunk whose first offset is `base` to the key state,
+    /// in offset order, per the table's merge engine; returns what each row changed. Reads
+    /// the keys the group has not written yet from the database, all at once.
+    async fn apply_key_writes(
+        &self,
+        stream: StreamId,
+        base: Offset,
+        writes: &[PkWrite],
+        engine: &MergeEngine,
+        staged: &mut StagedGroup,
+    ) -> Result<ChangeRecord, IndexError> {
+        let state_keys: Vec<Vec<u8>> = writes
+            .iter()
+            .map(|write| crate::pk::state_key(stream, &write.key))
+            .collect();
+        let unread: Vec<&Vec<u8>> = {
+            let mut seen = std::collections::HashSet::new();
+            state_keys
+                .iter()
+                .filter(|key| !staged.key_states.contains_key(*key) && seen.insert(*key))
+                .collect()
+        };
+        let db = &self.shared.db;
+        let read = futures::future::try_join_all(unread.iter().map(|key| async move {
+            let value = db.get_with_options(key.as_slice(), &INDEX_READ).await?;
+            let state = value.map(|bytes| KeyState::decode(&bytes)).transpose()?;
+            Ok::<_, IndexError>(state)
+        }))
+        .await?;
+        for (key, state) in unread.into_iter().zip(read) {
+            staged.key_states.insert(key.clone(), state);
+        }
+        let mut changes = Vec::with_capacity(writes.len());
+        for (i, (write, state_key)) in writes.iter().zip(state_keys).enumerate() {
+            let offset = Offset(base.0 + i as u64);
+            let current = staged.key_states.get(&state_key).cloned().flatten();
+            let (change, next) = merge(engine, write, offset, current);
+            match &next {
+                Some(Some(state)) => staged.batch.put(&state_key, state.encode()),
+                Some(None) => staged.batch.delete(&state_key),
+                None => {}
+            }
+            if let Some(next) = next {
+                staged.key_states.insert(state_key, next);
+            }
+            changes.push(change);
+        }
+        Ok(ChangeRecord { changes })
+    }
+
+    /// Checks a chunk against its table; returns the merge engine of a primary-key table.
+    fn check_chunk(
+        &self,
+        chunk: &ChunkCommitRequest,
+    ) -> Result<Option<MergeEngine>, ChunkRejected> {
         let stream = chunk.stream;
         let catalog = self.shared.catalog();
         let table = catalog
@@ -409,7 +487,45 @@ impl Sequencer {
                 columns: table_columns,
             });
         }
-        Ok(())
+        let refuse = |reason: String| ChunkRejected::PrimaryKeyWrites { stream, reason };
+        let writes = match (&chunk.pk_writes, table.is_primary_key_table()) {
+            (None, false) => return Ok(None),
+            (None, true) => {
+                return Err(refuse(format!(
+                    "table {} has a primary key; its chunks carry key writes",
+                    table.qualified_name()
+                )));
+            }
+            (Some(_), false) => {
+                return Err(refuse(format!(
+                    "table {} has no primary key",
+                    table.qualified_name()
+                )));
+            }
+            (Some(writes), true) => writes,
+        };
+        if writes.len() != chunk.row_count as usize {
+            return Err(refuse(format!(
+                "{} key writes for {} rows",
+                writes.len(),
+                chunk.row_count
+            )));
+        }
+        let engine = table
+            .merge_engine()
+            .map_err(|e| refuse(format!("merge engine: {e}")))?;
+        if let Some(row) = writes.iter().position(|write| {
+            crate::pk::check_key(&write.key).is_err()
+                || (matches!(engine, MergeEngine::Versioned { .. })
+                    && write.op == PkOp::Upsert
+                    && write.version.is_none())
+        }) {
+            return Err(refuse(format!(
+                "row {row} has a malformed key or lacks the version the `versioned` merge \
+                 engine needs"
+            )));
+        }
+        Ok(Some(engine))
     }
 
     async fn apply_catalog(
@@ -505,6 +621,7 @@ impl Sequencer {
                 if_not_exists,
             } => {
                 validate_name("table", &name)?;
+                let descriptor = descriptor.with_defaults();
                 descriptor.validate()?;
                 let database_info = self.shared.catalog().databases.get(&database).cloned();
                 let Some(database_info) = database_info else {
@@ -538,6 +655,7 @@ impl Sequencer {
                     bucket_count: descriptor.bucket_count,
                     bucket_key: descriptor.bucket_key.clone(),
                     partition_key: descriptor.partition_key.clone(),
+                    primary_key: descriptor.primary_key.clone(),
                     comment: descriptor.comment.clone(),
                     options: descriptor.options.clone(),
                     created_at_micros: now.0,
@@ -621,6 +739,48 @@ impl Sequencer {
 
     fn catalog_mut(&self) -> std::sync::RwLockWriteGuard<'_, Catalog> {
         self.shared.catalog.write().expect("catalog lock poisoned")
+    }
+}
+
+/// What `write` (at `offset`) does to a key whose current row is `current`: the change, and
+/// the key's next state (`None`: unchanged; `Some(None)`: deleted).
+fn merge(
+    engine: &MergeEngine,
+    write: &PkWrite,
+    offset: Offset,
+    current: Option<KeyState>,
+) -> (Change, Option<Option<KeyState>>) {
+    let written = || KeyState {
+        offset,
+        version: write.version,
+        image: write.image.clone(),
+    };
+    match (write.op, current) {
+        (PkOp::Delete, None) => (Change::Ignored, None),
+        (PkOp::Delete, Some(current)) => (
+            Change::Delete {
+                before: current.image,
+            },
+            Some(None),
+        ),
+        (PkOp::Upsert, None) => (Change::Insert, Some(Some(written()))),
+        (PkOp::Upsert, Some(current)) => {
+            let replaces = match engine {
+                MergeEngine::LastRow => true,
+                MergeEngine::FirstRow => false,
+                MergeEngine::Versioned { .. } => write.version > current.version,
+            };
+            if replaces {
+                (
+                    Change::Update {
+                        before: current.image,
+                    },
+                    Some(Some(written())),
+                )
+            } else {
+                (Change::Ignored, None)
+            }
+        }
     }
 }
 

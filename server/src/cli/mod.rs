@@ -15,7 +15,7 @@ use inlet_store::Op;
 use inlet_store::prices::S3_STANDARD as S3;
 use serde_json::json;
 
-use crate::client::{Client, Producer, decode_fetched, path, text};
+use crate::client::{Client, Producer, WriteKind, decode_fetched, path, text};
 use crate::config::Config;
 use crate::node::Node;
 use convert::{InputFormat, OutputFormat, describe_schema, parse_schema, parse_start};
@@ -43,8 +43,11 @@ pub enum Command {
     Db(DbCommand),
     /// Append JSON lines or CSV (from a file or stdin) to a table.
     Produce(ProduceArgs),
-    /// Print a table's rows from a start position, optionally following new ones.
+    /// Print a table's rows from a start position, optionally following new ones (for a
+    /// primary-key table: its changelog, with `_change_type`).
     Consume(ConsumeArgs),
+    /// Print the current rows of keys of a primary-key table: `inlet lookup db.t id=42`.
+    Lookup(LookupArgs),
     /// Show what a running node is doing and what its object-store traffic costs.
     Status(ServerArg),
     /// Lake tiering: per table watermarks, lag, last snapshot, files and bytes.
@@ -190,7 +193,8 @@ pub enum LakeCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum TableCommand {
-    /// Create a log table (its database is created if missing).
+    /// Create a table (its database is created if missing): a log table, or with
+    /// `--primary-key` a primary-key table.
     Create {
         /// `database.table`, or `table` for database `default`.
         table: String,
@@ -200,11 +204,16 @@ pub enum TableCommand {
         /// Number of buckets (streams) the table is split into.
         #[arg(long, default_value_t = 1)]
         buckets: u32,
-        /// Columns whose values choose a row's bucket; none: round-robin per append.
+        /// Columns whose values choose a row's bucket; none: round-robin per append (for a
+        /// primary-key table: the primary key).
         #[arg(long, value_delimiter = ',')]
         bucket_key: Vec<String>,
+        /// Primary-key columns (declared `not null`): the table takes upserts and deletes.
+        #[arg(long, value_delimiter = ',')]
+        primary_key: Vec<String>,
         /// Table option `key=value`, repeatable: `lake.enabled=true`, `lake.freshness=30s`,
-        /// `retention=7d`.
+        /// `retention=7d`; for primary-key tables `merge.engine=last_row|first_row|versioned`
+        /// and `merge.version-column=<column>`.
         #[arg(long = "option", value_parser = parse_option)]
         options: Vec<(String, String)>,
         /// Succeed without change if the table exists.
@@ -274,6 +283,34 @@ pub struct ProduceArgs {
     /// Rows per append request.
     #[arg(long, default_value_t = 10_000)]
     pub batch_rows: usize,
+    /// What the rows do: append (log tables), upsert or delete (primary-key tables; a
+    /// delete needs only the key columns). Default: upsert for primary-key tables.
+    #[arg(long, value_enum)]
+    pub op: Option<ProduceOp>,
+    #[command(flatten)]
+    pub server: ServerArg,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProduceOp {
+    Append,
+    Upsert,
+    Delete,
+}
+
+#[derive(Debug, Args)]
+pub struct LookupArgs {
+    /// `database.table`, or `table` for database `default`.
+    pub table: String,
+    /// Keys as `column=value`, comma separated for a key of several columns
+    /// (`id=42,region=eu`); one argument per key.
+    #[arg(required = true)]
+    pub keys: Vec<String>,
+    /// Columns to print (all when none); `_offset` and `_bucket` are added.
+    #[arg(long, value_delimiter = ',')]
+    pub columns: Vec<String>,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
     #[command(flatten)]
     pub server: ServerArg,
 }
@@ -297,6 +334,9 @@ pub struct ConsumeArgs {
     /// Stop after this many rows.
     #[arg(long)]
     pub limit: Option<u64>,
+    /// Primary-key tables: leave out `-U` rows (before images of updates).
+    #[arg(long)]
+    pub omit_update_before: bool,
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
     #[command(flatten)]
@@ -320,6 +360,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Db(command) => db(command).await,
         Command::Produce(args) => produce(args).await,
         Command::Consume(args) => consume(args).await,
+        Command::Lookup(args) => lookup(args).await,
         Command::Bench(args) => inlet_bench::run(&args, &crate::bench::ServerHost).await,
         Command::Status(server) => status(server).await,
         Command::Lake(LakeCommand::Status { target, server }) => lake_status(target, server).await,
@@ -390,6 +431,7 @@ async fn table(command: TableCommand) -> anyhow::Result<()> {
             schema,
             buckets,
             bucket_key,
+            primary_key,
             options,
             if_not_exists,
             server,
@@ -399,11 +441,12 @@ async fn table(command: TableCommand) -> anyhow::Result<()> {
             let mut client = Client::connect(&server.server).await?;
             client.create_database(&database, true).await?;
             let info = client
-                .create_table_with_options(
+                .create_primary_key_table(
                     &database,
                     &name,
                     &schema,
                     buckets,
+                    primary_key,
                     bucket_key,
                     options.into_iter().collect(),
                     if_not_exists,
@@ -434,6 +477,9 @@ async fn table(command: TableCommand) -> anyhow::Result<()> {
             println!("table {database}.{name} (id {})", table.info.table_id);
             println!("columns:\n{}", describe_schema(&table.schema));
             println!("buckets: {}", descriptor.bucket_count);
+            if !descriptor.primary_key.is_empty() {
+                println!("primary key: {}", descriptor.primary_key.join(", "));
+            }
             if !descriptor.bucket_key.is_empty() {
                 println!("bucket key: {}", descriptor.bucket_key.join(", "));
             }
@@ -537,9 +583,27 @@ async fn produce(args: ProduceArgs) -> anyhow::Result<()> {
         )),
         _ => Box::new(BufReader::new(std::io::stdin())),
     };
-    let batches = convert::read_input(input, format, &table.schema, args.batch_rows)?;
+    let keyed = !table
+        .info
+        .descriptor
+        .as_ref()
+        .is_none_or(|d| d.primary_key.is_empty());
+    let kind = match args.op {
+        Some(ProduceOp::Append) => WriteKind::Append,
+        Some(ProduceOp::Upsert) => WriteKind::Upsert,
+        Some(ProduceOp::Delete) => WriteKind::Delete,
+        None if keyed => WriteKind::Upsert,
+        None => WriteKind::Append,
+    };
+    // A delete's rows are keys: read them with the key columns' schema.
+    let schema = if kind == WriteKind::Delete {
+        key_schema(&table)?
+    } else {
+        table.schema.clone()
+    };
+    let batches = convert::read_input(input, format, &schema, args.batch_rows)?;
     // Idempotent by default: a retried append after a lost reply lands once.
-    let mut producer = Producer::new(client, &database, &name);
+    let mut producer = Producer::new(client, &database, &name).writing(kind);
     let mut rows = 0u64;
     for batch in &batches {
         let appended = producer
@@ -548,6 +612,76 @@ async fn produce(args: ProduceArgs) -> anyhow::Result<()> {
         rows += appended.iter().map(|a| a.row_count).sum::<u64>();
     }
     println!("produced {rows} rows to {database}.{name}");
+    Ok(())
+}
+
+/// The primary-key columns of a table, as a schema.
+fn key_schema(table: &crate::client::Table) -> anyhow::Result<arrow_schema::SchemaRef> {
+    let primary_key = table
+        .info
+        .descriptor
+        .as_ref()
+        .map(|d| d.primary_key.clone())
+        .unwrap_or_default();
+    if primary_key.is_empty() {
+        bail!("the table has no primary key");
+    }
+    let fields = primary_key
+        .iter()
+        .map(|name| table.schema.field_with_name(name).cloned())
+        .collect::<Result<Vec<_>, _>>()
+        .context("the server described a primary key that is not in the schema")?;
+    Ok(std::sync::Arc::new(arrow_schema::Schema::new(fields)))
+}
+
+async fn lookup(args: LookupArgs) -> anyhow::Result<()> {
+    let (database, name) = split_table(&args.table);
+    let mut client = Client::connect(&args.server.server).await?;
+    let table = client.table(&database, &name).await?;
+    let schema = key_schema(&table)?;
+    // Each `column=value,...` argument becomes one JSON line of the key columns.
+    let mut lines = String::new();
+    for key in &args.keys {
+        let mut object = serde_json::Map::new();
+        for pair in key.split(',') {
+            let (column, value) = pair
+                .split_once('=')
+                .with_context(|| format!("expected column=value in `{key}`"))?;
+            let field = schema.field_with_name(column.trim()).map_err(|_| {
+                anyhow::anyhow!(
+                    "`{column}` is not a primary-key column of {database}.{name} (key: {})",
+                    schema
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })?;
+            let value = value.trim();
+            let json = match field.data_type() {
+                arrow_schema::DataType::Utf8 | arrow_schema::DataType::LargeUtf8 => json!(value),
+                _ => serde_json::from_str(value).unwrap_or_else(|_| json!(value)),
+            };
+            object.insert(column.trim().to_owned(), json);
+        }
+        lines.push_str(&serde_json::Value::Object(object).to_string());
+        lines.push('\n');
+    }
+    let keys = convert::read_input(
+        Box::new(std::io::Cursor::new(lines.into_bytes())),
+        InputFormat::Json,
+        &schema,
+        args.keys.len().max(1),
+    )?;
+    let keys = arrow_select::concat::concat_batches(&schema, &keys)?;
+    let columns: Vec<&str> = args.columns.iter().map(String::as_str).collect();
+    let (rows, found) = client.lookup(&database, &name, &keys, &columns).await?;
+    convert::write_output(&mut std::io::stdout().lock(), args.format, &[rows])?;
+    let missing = found.iter().filter(|f| !**f).count();
+    if missing > 0 {
+        eprintln!("{missing} of {} keys have no row", found.len());
+    }
     Ok(())
 }
 
@@ -561,6 +695,7 @@ async fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
         columns: args.columns,
         follow: args.follow,
         limit: args.limit.unwrap_or(0),
+        omit_update_before: args.omit_update_before,
     };
     let mut stream = client.fetch(request).await?;
     let stdout = std::io::stdout();

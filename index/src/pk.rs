@@ -1,0 +1,240 @@
+//! The index records of primary-key tables: each key's current row (the key state) and, per
+//! committed chunk, what each of its rows changed (the change record), written by the
+//! sequencer in the same batch as the chunk's entry, so both are durable with the ack.
+//!
+//! - `0x40 | stream | key` → [`KeyState`]: the offset that wrote the key's current row, its
+//!   version (tables with the `versioned` merge engine) and its image
+//!   (`inlet_core::pk::row`). A deleted key has no state.
+//! - `0x41 | stream | end offset` → [`ChangeRecord`]: one [`Change`] per row of the chunk
+//!   ending there, in offset order, with the before image of updates and deletes. With the
+//!   chunk's rows (the after images) it is the table's changelog.
+//!
+//! Keys sort by stream then key bytes, so one bucket's keys are one range and a bucket-key
+//! prefix is a sub-range (`inlet_core::pk::key` puts bucket-key columns first).
+
+use inlet_core::ids::{Offset, StreamId};
+use inlet_core::limits::{MAX_PRIMARY_KEY_BYTES, MAX_ROW_IMAGE_BYTES};
+
+use crate::keys::{CodecError, KeyPrefix, Reader, STREAM_KEY_LEN, push_stream, with_prefix};
+
+pub fn state_key(stream: StreamId, key: &[u8]) -> Vec<u8> {
+    let mut out = with_prefix(KeyPrefix::PkState, STREAM_KEY_LEN + key.len());
+    push_stream(&mut out, stream);
+    out.extend_from_slice(key);
+    out
+}
+
+pub fn change_key(stream: StreamId, end_offset: Offset) -> Vec<u8> {
+    let mut key = with_prefix(KeyPrefix::PkChange, STREAM_KEY_LEN + 8);
+    push_stream(&mut key, stream);
+    key.extend_from_slice(&end_offset.0.to_be_bytes());
+    key
+}
+
+/// A key's current row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyState {
+    /// The changelog offset of the row that wrote this state.
+    pub offset: Offset,
+    /// The row's version-column value (`versioned` merge engine only).
+    pub version: Option<i64>,
+    /// The row's image.
+    pub image: Vec<u8>,
+}
+
+impl KeyState {
+    const VERSION: u8 = 1;
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(18 + self.image.len());
+        out.push(Self::VERSION);
+        out.extend_from_slice(&self.offset.0.to_be_bytes());
+        match self.version {
+            Some(version) => {
+                out.push(1);
+                out.extend_from_slice(&version.to_be_bytes());
+            }
+            None => out.push(0),
+        }
+        out.extend_from_slice(&self.image);
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+        let mut r = Reader::new(bytes);
+        r.version(Self::VERSION)?;
+        let offset = Offset(r.u64()?);
+        let version = match r.u8()? {
+            0 => None,
+            1 => Some(r.i64()?),
+            other => return Err(CodecError::Json(format!("key state version flag {other}"))),
+        };
+        let image = r.bytes(r.remaining())?.to_vec();
+        if image.is_empty() || image.len() > MAX_ROW_IMAGE_BYTES {
+            return Err(CodecError::Json(format!(
+                "key state image of {} bytes (1..={MAX_ROW_IMAGE_BYTES})",
+                image.len()
+            )));
+        }
+        Ok(Self {
+            offset,
+            version,
+            image,
+        })
+    }
+}
+
+/// What one row of a primary-key chunk did to its key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// Nothing: the merge engine kept the current row (an older version, a later
+    /// `first_row` upsert), or the row deleted a key that had no row.
+    Ignored,
+    /// The key had no row; the chunk's row is its first (`+I`).
+    Insert,
+    /// The chunk's row replaced `before` (`-U` before, `+U` the chunk's row).
+    Update { before: Vec<u8> },
+    /// The key's row `before` was deleted (`-D`).
+    Delete { before: Vec<u8> },
+}
+
+impl Change {
+    fn kind(&self) -> u8 {
+        match self {
+            Self::Ignored => 0,
+            Self::Insert => 1,
+            Self::Update { .. } => 2,
+            Self::Delete { .. } => 3,
+        }
+    }
+}
+
+/// The changes of one primary-key chunk's rows, in offset order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChangeRecord {
+    pub changes: Vec<Change>,
+}
+
+impl ChangeRecord {
+    const VERSION: u8 = 1;
+
+    pub fn encode(&self) -> Vec<u8> {
+        let images: usize = self
+            .changes
+            .iter()
+            .map(|change| match change {
+                Change::Update { before } | Change::Delete { before } => 4 + before.len(),
+                _ => 0,
+            })
+            .sum();
+        let mut out = Vec::with_capacity(5 + self.changes.len() + images);
+        out.push(Self::VERSION);
+        out.extend_from_slice(&(self.changes.len() as u32).to_be_bytes());
+        for change in &self.changes {
+            out.push(change.kind());
+            if let Change::Update { before } | Change::Delete { before } = change {
+                out.extend_from_slice(&(before.len() as u32).to_be_bytes());
+                out.extend_from_slice(before);
+            }
+        }
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+        let mut r = Reader::new(bytes);
+        r.version(Self::VERSION)?;
+        let count = r.u32()? as usize;
+        // Each change takes at least a byte: never reserve more than the input can hold.
+        if count > bytes.len() {
+            return Err(CodecError::Json(format!(
+                "change record of {count} rows in {} bytes",
+                bytes.len()
+            )));
+        }
+        let mut changes = Vec::with_capacity(count);
+        for _ in 0..count {
+            let kind = r.u8()?;
+            let mut before = || -> Result<Vec<u8>, CodecError> {
+                let len = r.u32()? as usize;
+                Ok(r.bytes(len)?.to_vec())
+            };
+            changes.push(match kind {
+                0 => Change::Ignored,
+                1 => Change::Insert,
+                2 => Change::Update { before: before()? },
+                3 => Change::Delete { before: before()? },
+                other => return Err(CodecError::Json(format!("change kind {other}"))),
+            });
+        }
+        r.finish()?;
+        Ok(Self { changes })
+    }
+}
+
+/// Checks a key received from outside before it becomes part of an index key.
+pub fn check_key(key: &[u8]) -> Result<(), CodecError> {
+    if key.len() < 2 || key.len() > MAX_PRIMARY_KEY_BYTES {
+        return Err(CodecError::BadKey { len: key.len() });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn change() -> impl Strategy<Value = Change> {
+        (0u8..4, proptest::collection::vec(any::<u8>(), 0..20)).prop_map(
+            |(kind, before)| match kind {
+                0 => Change::Ignored,
+                1 => Change::Insert,
+                2 => Change::Update { before },
+                _ => Change::Delete { before },
+            },
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn records_round_trip_and_cuts_are_errors(
+            changes in proptest::collection::vec(change(), 0..10),
+            offset in any::<u64>(),
+            version in any::<Option<i64>>(),
+            image in proptest::collection::vec(any::<u8>(), 1..30),
+        ) {
+            let record = ChangeRecord { changes };
+            let bytes = record.encode();
+            prop_assert_eq!(ChangeRecord::decode(&bytes).expect("decode"), record);
+            for cut in 0..bytes.len() {
+                prop_assert!(ChangeRecord::decode(&bytes[..cut]).is_err());
+            }
+            let state = KeyState { offset: Offset(offset), version, image };
+            let bytes = state.encode();
+            prop_assert_eq!(&KeyState::decode(&bytes).expect("decode"), &state);
+            // Without its header or any image byte (the image is the rest).
+            let header = if state.version.is_some() { 18 } else { 10 };
+            for cut in 0..=header {
+                prop_assert!(KeyState::decode(&bytes[..cut]).is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn keys_of_one_stream_sort_together() {
+        let stream = StreamId::new(
+            inlet_core::ids::TableId(7),
+            inlet_core::ids::PartitionId(0),
+            inlet_core::ids::Bucket(2),
+        );
+        let other = StreamId::new(
+            inlet_core::ids::TableId(7),
+            inlet_core::ids::PartitionId(0),
+            inlet_core::ids::Bucket(3),
+        );
+        assert!(state_key(stream, &[1, 0xFF, 0xFF]) < state_key(other, &[1, 0]));
+        assert!(state_key(stream, &[1, 5]) < state_key(stream, &[1, 5, 0]));
+        assert!(change_key(stream, Offset(9)) < change_key(stream, Offset(10)));
+    }
+}

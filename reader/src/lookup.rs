@@ -1,0 +1,200 @@
+//! Lookups of primary-key tables: the current rows of a batch of keys. Keys are routed to
+//! their buckets as writes are, encoded as the index encodes them, and read from every
+//! bucket's key state at once through the log-read port, which makes them read-your-writes
+//! wherever this reader runs (`LogRead::lookup`).
+
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, Int32Array, Int64Array, RecordBatch};
+use arrow_schema::{DataType, Field, Schema};
+use inlet_core::bucket::bucket_rows;
+use inlet_core::ids::{Bucket, PartitionId, StreamId};
+use inlet_core::limits::MAX_REQUEST_ROWS;
+use inlet_core::pk::key::KeyEncoder;
+use inlet_core::pk::row::decode_rows;
+use inlet_core::table::{BUCKET_COLUMN, OFFSET_COLUMN, TableInfo};
+
+use crate::error::FetchError;
+use crate::fetch::{Reader, projection};
+
+/// The rows a lookup found.
+#[derive(Debug)]
+pub struct LookupResult {
+    /// One row per key found, in the order of the keys: the asked columns (all when none
+    /// were asked for), then `_offset` (the changelog offset that wrote the row) and
+    /// `_bucket`.
+    pub rows: RecordBatch,
+    /// For each key, in order: whether it has a current row.
+    pub found: Vec<bool>,
+}
+
+impl Reader {
+    /// The current rows of `keys` (batches of the primary-key columns, by name) in
+    /// `database.table`, with `columns` (none: all).
+    pub async fn lookup(
+        &self,
+        database: &str,
+        table: &str,
+        keys: &[RecordBatch],
+        columns: &[String],
+    ) -> Result<LookupResult, FetchError> {
+        let table = self.index().table(database, table).await?;
+        if !table.is_primary_key_table() {
+            return Err(FetchError::NotAPrimaryKeyTable {
+                table: table.qualified_name(),
+            });
+        }
+        let projection = projection(&table, columns)?;
+        let keys = key_batch(&table, keys)?;
+        let encoding = column_indices(&keys, &table.key_encoding_indices(), &table);
+        let bucketing = column_indices(&keys, &table.bucket_key_indices(), &table);
+        let buckets = bucket_rows(&keys, &bucketing, table.descriptor.bucket_count);
+        let encoder = KeyEncoder::new(&keys, &encoding).map_err(invalid_keys(&table))?;
+        // Each bucket's keys, with their positions in the request.
+        let mut by_bucket: Vec<(Vec<usize>, Vec<Vec<u8>>)> =
+            vec![(Vec::new(), Vec::new()); table.descriptor.bucket_count as usize];
+        for (row, bucket) in buckets.iter().enumerate() {
+            let mut key = Vec::new();
+            encoder
+                .encode(row, &mut key)
+                .map_err(invalid_keys(&table))?;
+            let (positions, bucket_keys) = &mut by_bucket[*bucket as usize];
+            positions.push(row);
+            bucket_keys.push(key);
+        }
+        let index = self.index();
+        let states = futures::future::try_join_all(
+            by_bucket
+                .iter()
+                .enumerate()
+                .filter(|(_, (positions, _))| !positions.is_empty())
+                .map(|(bucket, (positions, bucket_keys))| {
+                    let stream = StreamId::new(table.id, PartitionId(0), Bucket(bucket as u32));
+                    async move {
+                        let states = index.lookup(stream, bucket_keys).await?;
+                        Ok::<_, FetchError>((bucket, positions, states))
+                    }
+                }),
+        )
+        .await?;
+        let mut found: Vec<Option<(u32, inlet_index::pk::KeyState)>> = vec![None; keys.num_rows()];
+        for (bucket, positions, bucket_states) in states {
+            for (position, state) in positions.iter().zip(bucket_states) {
+                found[*position] = state.map(|state| (bucket as u32, state));
+            }
+        }
+        let hits: Vec<&(u32, inlet_index::pk::KeyState)> = found.iter().flatten().collect();
+        let images: Vec<&[u8]> = hits.iter().map(|(_, s)| s.image.as_slice()).collect();
+        let rows = decode_rows(&table.descriptor.schema, &images).map_err(|e| {
+            FetchError::Index(inlet_index::IndexError::Storage(format!(
+                "key state of table {} does not decode: {e}",
+                table.qualified_name()
+            )))
+        })?;
+        let mut fields: Vec<Field> = projection
+            .iter()
+            .map(|i| table.descriptor.schema.field(*i).clone())
+            .collect();
+        let mut output: Vec<ArrayRef> =
+            projection.iter().map(|i| rows.column(*i).clone()).collect();
+        fields.push(Field::new(OFFSET_COLUMN, DataType::Int64, false));
+        output.push(Arc::new(Int64Array::from_iter_values(
+            hits.iter().map(|(_, s)| s.offset.0 as i64),
+        )));
+        fields.push(Field::new(BUCKET_COLUMN, DataType::Int32, false));
+        output.push(Arc::new(Int32Array::from_iter_values(
+            hits.iter().map(|(bucket, _)| *bucket as i32),
+        )));
+        let rows = RecordBatch::try_new(Arc::new(Schema::new(fields)), output).map_err(|e| {
+            FetchError::Index(inlet_index::IndexError::Storage(format!(
+                "lookup rows of table {}: {e}",
+                table.qualified_name()
+            )))
+        })?;
+        Ok(LookupResult {
+            rows,
+            found: found.iter().map(Option::is_some).collect(),
+        })
+    }
+}
+
+fn invalid_keys(table: &TableInfo) -> impl Fn(inlet_core::pk::PkCodecError) -> FetchError + '_ {
+    move |e| FetchError::InvalidKeys {
+        table: table.qualified_name(),
+        reason: e.to_string(),
+    }
+}
+
+/// The key columns (the primary key, in the table's order) of `batches`, checked: each by
+/// name, of the column's type, without nulls; no other columns.
+fn key_batch(table: &TableInfo, batches: &[RecordBatch]) -> Result<RecordBatch, FetchError> {
+    let invalid = |reason: String| FetchError::InvalidKeys {
+        table: table.qualified_name(),
+        reason,
+    };
+    let schema = &table.descriptor.schema;
+    let fields: Vec<Field> = table
+        .descriptor
+        .primary_key
+        .iter()
+        .filter_map(|name| schema.field_with_name(name).ok().cloned())
+        .collect();
+    let key_schema = Arc::new(Schema::new(fields));
+    let mut parts = Vec::with_capacity(batches.len());
+    let mut rows = 0usize;
+    for batch in batches {
+        if let Some(extra) = batch
+            .schema()
+            .fields()
+            .iter()
+            .find(|f| key_schema.field_with_name(f.name()).is_err())
+        {
+            return Err(invalid(format!(
+                "column `{}` is not a primary-key column (key: {})",
+                extra.name(),
+                table.descriptor.primary_key.join(", ")
+            )));
+        }
+        let mut columns = Vec::with_capacity(key_schema.fields().len());
+        for field in key_schema.fields() {
+            let column = batch
+                .column_by_name(field.name())
+                .ok_or_else(|| invalid(format!("key column `{}` is missing", field.name())))?;
+            if column.data_type() != field.data_type() {
+                return Err(invalid(format!(
+                    "key column `{}` is {}, expected {}",
+                    field.name(),
+                    column.data_type(),
+                    field.data_type()
+                )));
+            }
+            if column.null_count() > 0 {
+                return Err(invalid(format!("key column `{}` has nulls", field.name())));
+            }
+            columns.push(column.clone());
+        }
+        rows += batch.num_rows();
+        if rows > MAX_REQUEST_ROWS {
+            return Err(invalid(format!(
+                "more than {MAX_REQUEST_ROWS} keys in one lookup; split it"
+            )));
+        }
+        parts.push(
+            RecordBatch::try_new(key_schema.clone(), columns)
+                .map_err(|e| invalid(e.to_string()))?,
+        );
+    }
+    arrow_select::concat::concat_batches(&key_schema, &parts).map_err(|e| invalid(e.to_string()))
+}
+
+/// Where the table's columns at `table_indices` are in the key batch.
+fn column_indices(keys: &RecordBatch, table_indices: &[usize], table: &TableInfo) -> Vec<usize> {
+    table_indices
+        .iter()
+        .filter_map(|i| {
+            keys.schema()
+                .index_of(table.descriptor.schema.field(*i).name())
+                .ok()
+        })
+        .collect()
+}

@@ -1,0 +1,567 @@
+//! Primary-key tables end to end through the real server and gRPC client: upserts and
+//! deletes under each merge engine against a model, lookups that read their writes, the
+//! changelog (every change type, before images, replay equal to the key state, `-U`
+//! omitted, column pruning, reads from the middle), idempotent retries, restart, and the
+//! errors of wrong operations and bad keys.
+//!
+//! A conformance suite: every scenario runs against each backend (in-memory, local
+//! filesystem, S3 through moto on loopback); see the bottom of the file.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int32Type, Int64Type};
+use arrow_array::{Array, Int64Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use common::backend::Backend;
+use common::*;
+use inlet::client::Client;
+use inlet_core::ipc::batches_to_ipc;
+use inlet_proto::v1 as pb;
+
+const KEYS: i64 = 24;
+const BUCKETS: u32 = 3;
+
+/// `id: int64 not null` (the key), `v: int64 not null` (value and version), `note: utf8`.
+fn pk_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("v", DataType::Int64, false),
+        Field::new("note", DataType::Utf8, true),
+    ]))
+}
+
+fn keys_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]))
+}
+
+/// A row's value columns.
+type Value = (i64, Option<String>);
+
+fn rows(rows: &[(i64, Value)]) -> RecordBatch {
+    RecordBatch::try_new(
+        pk_schema(),
+        vec![
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1.0))),
+            Arc::new(StringArray::from_iter(rows.iter().map(|r| r.1.1.clone()))),
+        ],
+    )
+    .expect("rows")
+}
+
+fn keys(ids: &[i64]) -> RecordBatch {
+    RecordBatch::try_new(
+        keys_schema(),
+        vec![Arc::new(Int64Array::from_iter_values(ids.iter().copied()))],
+    )
+    .expect("keys")
+}
+
+/// The merge engines, as table options.
+#[derive(Clone, Copy, Debug)]
+enum Engine {
+    LastRow,
+    FirstRow,
+    Versioned,
+}
+
+impl Engine {
+    fn options(self) -> BTreeMap<String, String> {
+        let pairs: &[(&str, &str)] = match self {
+            Self::LastRow => &[],
+            Self::FirstRow => &[("merge.engine", "first_row")],
+            Self::Versioned => &[("merge.engine", "versioned"), ("merge.version-column", "v")],
+        };
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    /// The model: what an upsert of `row` does to `current`.
+    fn merge(self, current: Option<&Value>, row: &Value) -> bool {
+        match (self, current) {
+            (_, None) | (Self::LastRow, Some(_)) => true,
+            (Self::FirstRow, Some(_)) => false,
+            (Self::Versioned, Some(current)) => row.0 > current.0,
+        }
+    }
+}
+
+async fn create_pk_table(client: &mut Client, table: &str, engine: Engine) {
+    client.create_database("db", true).await.expect("database");
+    client
+        .create_primary_key_table(
+            "db",
+            table,
+            &pk_schema(),
+            BUCKETS,
+            vec!["id".into()],
+            vec![],
+            engine.options(),
+            false,
+        )
+        .await
+        .expect("primary-key table created");
+}
+
+/// A small deterministic generator (the scenarios must replay).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % below
+    }
+}
+
+/// Every current row, by lookup of every key: id → value, and the offset that wrote it.
+async fn lookup_all(client: &mut Client, table: &str) -> BTreeMap<i64, (Value, i64)> {
+    let ids: Vec<i64> = (0..KEYS).collect();
+    let (found_rows, found) = client
+        .lookup("db", table, &keys(&ids), &[])
+        .await
+        .expect("lookup");
+    assert_eq!(found.len(), ids.len());
+    assert_eq!(
+        found.iter().filter(|f| **f).count(),
+        found_rows.num_rows(),
+        "one row per key found"
+    );
+    let found_ids: Vec<i64> = ids
+        .iter()
+        .zip(&found)
+        .filter(|(_, f)| **f)
+        .map(|(id, _)| *id)
+        .collect();
+    let mut out = BTreeMap::new();
+    for (i, id) in found_ids.iter().enumerate() {
+        let row_id = found_rows.column(0).as_primitive::<Int64Type>().value(i);
+        assert_eq!(row_id, *id, "rows come in the order of the keys");
+        let v = found_rows.column(1).as_primitive::<Int64Type>().value(i);
+        let notes = found_rows.column(2).as_string::<i32>();
+        let note = (!notes.is_null(i)).then(|| notes.value(i).to_owned());
+        let offset = found_rows
+            .column_by_name("_offset")
+            .expect("_offset")
+            .as_primitive::<Int64Type>()
+            .value(i);
+        out.insert(*id, ((v, note), offset));
+    }
+    out
+}
+
+/// One changelog row: (bucket, offset, change type, id, value).
+type Change = (u32, u64, String, i64, Value);
+
+async fn changelog(client: &mut Client, request: pb::FetchRequest) -> Vec<Change> {
+    let batches = client.fetch_all(request).await.expect("changelog fetch");
+    let mut out = Vec::new();
+    for batch in batches {
+        let column = |name: &str| batch.column_by_name(name).cloned();
+        let kinds = column("_change_type").expect("_change_type");
+        let buckets = column("_bucket").expect("_bucket");
+        let offsets = column("_offset").expect("_offset");
+        for i in 0..batch.num_rows() {
+            let id = column("id").map_or(-1, |c| c.as_primitive::<Int64Type>().value(i));
+            let v = column("v").map_or(-1, |c| c.as_primitive::<Int64Type>().value(i));
+            let note = column("note").and_then(|c| {
+                let notes = c.as_string::<i32>();
+                (!notes.is_null(i)).then(|| notes.value(i).to_owned())
+            });
+            out.push((
+                buckets.as_primitive::<Int32Type>().value(i) as u32,
+                offsets.as_primitive::<Int64Type>().value(i) as u64,
+                kinds.as_string::<i32>().value(i).to_owned(),
+                id,
+                (v, note),
+            ));
+        }
+    }
+    // Buckets interleave; each bucket is in offset order.
+    out.sort_by_key(|c| (c.0, c.1));
+    out
+}
+
+/// Replays a changelog, checking every before image against the replayed state.
+fn replay(changes: &[Change]) -> BTreeMap<i64, Value> {
+    let mut state: BTreeMap<i64, Value> = BTreeMap::new();
+    for (bucket, offset, kind, id, value) in changes {
+        let at = format!("bucket {bucket} offset {offset} ({kind} of {id})");
+        match kind.as_str() {
+            "+I" => assert!(
+                state.insert(*id, value.clone()).is_none(),
+                "{at}: key existed"
+            ),
+            "-U" | "-D" => assert_eq!(
+                state.remove(id).as_ref(),
+                Some(value),
+                "{at}: before image is the current row"
+            ),
+            "+U" => {
+                state.insert(*id, value.clone());
+            }
+            other => panic!("{at}: unknown change type {other}"),
+        }
+    }
+    state
+}
+
+async fn merge_engines_match_a_model_and_the_changelog_replays_to_the_key_state(backend: Backend) {
+    let node = start(backend.store()).await;
+    let mut client = connect(&node).await;
+    for (t, engine) in [Engine::LastRow, Engine::FirstRow, Engine::Versioned]
+        .into_iter()
+        .enumerate()
+    {
+        let table = format!("t{t}");
+        create_pk_table(&mut client, &table, engine).await;
+        let mut model: BTreeMap<i64, Value> = BTreeMap::new();
+        let mut rng = Lcg(7 + t as u64);
+        for round in 0..30 {
+            if rng.next(4) == 0 {
+                // Deletes, absent keys included.
+                let ids: Vec<i64> = (0..1 + rng.next(6))
+                    .map(|_| rng.next(KEYS as u64) as i64)
+                    .collect();
+                client
+                    .delete("db", &table, &keys_schema(), &[keys(&ids)])
+                    .await
+                    .expect("delete");
+                for id in ids {
+                    model.remove(&id);
+                }
+            } else {
+                // Upserts, repeated keys within one batch included.
+                let batch: Vec<(i64, Value)> = (0..1 + rng.next(10))
+                    .map(|i| {
+                        let note = (i % 3 != 0).then(|| format!("r{round}-{i}"));
+                        (rng.next(KEYS as u64) as i64, (rng.next(50) as i64, note))
+                    })
+                    .collect();
+                let acked = client
+                    .upsert("db", &table, &pk_schema(), &[rows(&batch)])
+                    .await
+                    .expect("upsert");
+                assert_eq!(
+                    acked.iter().map(|a| a.row_count).sum::<u64>(),
+                    batch.len() as u64,
+                    "every input row gets an offset"
+                );
+                for (id, value) in batch {
+                    if engine.merge(model.get(&id), &value) {
+                        model.insert(id, value);
+                    }
+                }
+            }
+            // Read-your-writes: the lookup starts after the ack.
+            let found: BTreeMap<i64, Value> = lookup_all(&mut client, &table)
+                .await
+                .into_iter()
+                .map(|(id, (value, _))| (id, value))
+                .collect();
+            assert_eq!(
+                found, model,
+                "{engine:?} round {round}: lookups equal the model"
+            );
+        }
+        let changes = changelog(&mut client, fetch_request("db", &table)).await;
+        assert_eq!(
+            replay(&changes),
+            model,
+            "{engine:?}: replaying the changelog from offset 0 rebuilds the key state"
+        );
+        if matches!(engine, Engine::FirstRow) {
+            assert!(
+                changes.iter().all(|c| c.2 == "+I" || c.2 == "-D"),
+                "first_row never updates"
+            );
+        }
+        // Each key's row names the offset of its latest change.
+        let last_change: BTreeMap<i64, u64> = changes
+            .iter()
+            .filter(|c| c.2 == "+I" || c.2 == "+U")
+            .map(|c| (c.3, c.1))
+            .collect();
+        for (id, (_, offset)) in lookup_all(&mut client, &table).await {
+            assert_eq!(
+                Some(offset as u64),
+                last_change.get(&id).copied(),
+                "key {id}"
+            );
+        }
+    }
+    node.shutdown().await.expect("clean shutdown");
+}
+
+async fn changelog_has_every_change_type_and_reads_pruned_from_any_offset(backend: Backend) {
+    let node = start(backend.store()).await;
+    let mut client = connect(&node).await;
+    // One bucket: offsets are the order of the writes below.
+    client.create_database("db", true).await.expect("db");
+    client
+        .create_primary_key_table(
+            "db",
+            "t",
+            &pk_schema(),
+            1,
+            vec!["id".into()],
+            vec![],
+            BTreeMap::new(),
+            false,
+        )
+        .await
+        .expect("table");
+    let note = |s: &str| Some(s.to_owned());
+    client
+        .upsert(
+            "db",
+            "t",
+            &pk_schema(),
+            &[rows(&[(1, (10, note("a"))), (2, (20, None))])],
+        )
+        .await
+        .expect("insert");
+    client
+        .upsert("db", "t", &pk_schema(), &[rows(&[(1, (11, note("b")))])])
+        .await
+        .expect("update");
+    client
+        .delete("db", "t", &keys_schema(), &[keys(&[2, 3])])
+        .await
+        .expect("delete of a present and an absent key");
+    let expected: Vec<Change> = vec![
+        (0, 0, "+I".into(), 1, (10, note("a"))),
+        (0, 1, "+I".into(), 2, (20, None)),
+        (0, 2, "-U".into(), 1, (10, note("a"))),
+        (0, 2, "+U".into(), 1, (11, note("b"))),
+        (0, 3, "-D".into(), 2, (20, None)),
+    ];
+    let all = changelog(&mut client, fetch_request("db", "t")).await;
+    assert_eq!(
+        all, expected,
+        "offset 4 (delete of an absent key) changes nothing"
+    );
+
+    let mut without_before = fetch_request("db", "t");
+    without_before.omit_update_before = true;
+    let omitted = changelog(&mut client, without_before).await;
+    let kept: Vec<Change> = expected.iter().filter(|c| c.2 != "-U").cloned().collect();
+    assert_eq!(omitted, kept, "-U rows left out on request");
+
+    let mut pruned = fetch_request("db", "t");
+    pruned.columns = vec!["note".into()];
+    pruned.start = Some(pb::StartPosition {
+        position: Some(pb::start_position::Position::Offset(2)),
+    });
+    let batches = client.fetch_all(pruned).await.expect("pruned fetch");
+    let names: Vec<String> = batches[0]
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(
+        names,
+        ["note", "_bucket", "_offset", "_timestamp", "_change_type"],
+        "only the asked column, then the system columns"
+    );
+    let from_two = changelog(&mut client, {
+        let mut r = fetch_request("db", "t");
+        r.columns = vec!["note".into()];
+        r.start = Some(pb::StartPosition {
+            position: Some(pb::start_position::Position::Offset(2)),
+        });
+        r
+    })
+    .await;
+    let notes: Vec<(u64, String, Option<String>)> = from_two
+        .into_iter()
+        .map(|(_, offset, kind, _, (_, note))| (offset, kind, note))
+        .collect();
+    assert_eq!(
+        notes,
+        vec![
+            (2, "-U".to_owned(), note("a")),
+            (2, "+U".to_owned(), note("b")),
+            (3, "-D".to_owned(), None),
+        ],
+        "a read from the middle starts at the asked offset, before images pruned too"
+    );
+    node.shutdown().await.expect("clean shutdown");
+}
+
+async fn idempotent_upserts_land_once_and_state_survives_a_restart(backend: Backend) {
+    let node = start(backend.store()).await;
+    let mut client = connect(&node).await;
+    create_pk_table(&mut client, "t", Engine::LastRow).await;
+    let request = pb::AppendRequest {
+        path: Some(inlet::client::path("db", "t")),
+        batches_ipc: batches_to_ipc(&pk_schema(), &[rows(&[(5, (1, None)), (6, (2, None))])])
+            .expect("ipc"),
+        producer_id: 77,
+        sequence: 1,
+    };
+    let first = client
+        .raw()
+        .upsert(request.clone())
+        .await
+        .expect("upsert")
+        .into_inner();
+    let retry = client
+        .raw()
+        .upsert(request)
+        .await
+        .expect("retried upsert")
+        .into_inner();
+    assert_eq!(first, retry, "the retry gets the original offsets");
+    let changes = changelog(&mut client, fetch_request("db", "t")).await;
+    assert_eq!(changes.len(), 2, "the retry changed nothing: {changes:?}");
+    client
+        .upsert("db", "t", &pk_schema(), &[rows(&[(5, (9, None))])])
+        .await
+        .expect("update");
+    let before = lookup_all(&mut client, "t").await;
+    node.shutdown().await.expect("clean shutdown");
+
+    let node = start(backend.store()).await;
+    let mut client = connect(&node).await;
+    assert_eq!(
+        lookup_all(&mut client, "t").await,
+        before,
+        "key state after restart"
+    );
+    client
+        .upsert("db", "t", &pk_schema(), &[rows(&[(6, (3, None))])])
+        .await
+        .expect("upsert after restart");
+    let changes = changelog(&mut client, fetch_request("db", "t")).await;
+    let mut kinds: Vec<&str> = changes.iter().map(|c| c.2.as_str()).collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, ["+I", "+I", "+U", "+U", "-U", "-U"], "{changes:?}");
+    let state: BTreeMap<i64, Value> = lookup_all(&mut client, "t")
+        .await
+        .into_iter()
+        .map(|(id, (value, _))| (id, value))
+        .collect();
+    assert_eq!(
+        replay(&changes),
+        state,
+        "the changelog continues across the restart"
+    );
+    node.shutdown().await.expect("clean shutdown");
+}
+
+async fn wrong_operations_and_bad_keys_are_clear_errors(backend: Backend) {
+    let node = start(backend.store()).await;
+    let mut client = connect(&node).await;
+    create_pk_table(&mut client, "pk", Engine::LastRow).await;
+    create_table(&mut client, "db", "log", 2, &["id"]).await;
+
+    let error = client
+        .append("db", "pk", &pk_schema(), &[rows(&[(1, (1, None))])])
+        .await
+        .expect_err("append to a primary-key table");
+    assert!(
+        error
+            .to_string()
+            .contains("write it with upsert and delete"),
+        "{error}"
+    );
+    let error = client
+        .upsert("db", "log", &schema(), &[batch([1])])
+        .await
+        .expect_err("upsert to a log table");
+    assert!(error.to_string().contains("it is a log table"), "{error}");
+    let error = client
+        .lookup("db", "log", &keys(&[1]), &[])
+        .await
+        .expect_err("lookup in a log table");
+    assert!(error.to_string().contains("has no primary key"), "{error}");
+
+    let wrong_type = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new("id", DataType::Utf8, false)])),
+        vec![Arc::new(StringArray::from(vec!["1"]))],
+    )
+    .expect("keys");
+    let error = client
+        .lookup("db", "pk", &wrong_type, &[])
+        .await
+        .expect_err("keys of the wrong type");
+    assert!(
+        error
+            .to_string()
+            .contains("key column `id` is Utf8, expected Int64"),
+        "{error}"
+    );
+    let error = client
+        .lookup("db", "pk", &rows(&[(1, (1, None))]), &[])
+        .await
+        .expect_err("non-key columns");
+    assert!(
+        error
+            .to_string()
+            .contains("`v` is not a primary-key column"),
+        "{error}"
+    );
+    let error = client
+        .delete(
+            "db",
+            "pk",
+            &Schema::new(vec![Field::new("v", DataType::Int64, false)]),
+            &[RecordBatch::try_new(
+                Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)])),
+                vec![Arc::new(Int64Array::from(vec![1]))],
+            )
+            .expect("batch")],
+        )
+        .await
+        .expect_err("a delete without its key");
+    assert!(
+        error.to_string().contains("lacks non-nullable column `id`"),
+        "{error}"
+    );
+    // Nothing of the refused writes is visible.
+    assert!(
+        changelog(&mut client, fetch_request("db", "pk"))
+            .await
+            .is_empty()
+    );
+    node.shutdown().await.expect("clean shutdown");
+}
+
+/// Runs every scenario against one backend, one test per scenario.
+macro_rules! conformance {
+    ($backend:ident, $make:expr) => {
+        mod $backend {
+            use super::*;
+
+            conformance!(@tests $make;
+                merge_engines_match_a_model_and_the_changelog_replays_to_the_key_state,
+                changelog_has_every_change_type_and_reads_pruned_from_any_offset,
+                idempotent_upserts_land_once_and_state_survives_a_restart,
+                wrong_operations_and_bad_keys_are_clear_errors,
+            );
+        }
+    };
+    (@tests $make:expr; $($scenario:ident,)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $scenario() {
+                let make = $make;
+                super::$scenario(make(stringify!($scenario)).await).await;
+            }
+        )*
+    };
+}
+
+conformance!(memory, |_: &str| async { Backend::memory() });
+conformance!(local, |_: &str| async { Backend::local() });
+conformance!(s3, |name: &'static str| Backend::s3(name));
