@@ -23,6 +23,7 @@ from .errors import (
     InletError,
     InternalError,
     InvalidInput,
+    InvalidKey,
     NotFound,
     OffsetOutOfRange,
     PermissionDenied,
@@ -31,6 +32,7 @@ from .errors import (
     TableNotFound,
     Unauthenticated,
     Unavailable,
+    WrongOperation,
 )
 from .model import (
     BucketOffsets,
@@ -39,6 +41,7 @@ from .model import (
     IcebergCatalog,
     LakeBucketStatus,
     LakeStatus,
+    LookupResult,
     TableInfo,
 )
 from .positions import EARLIEST, LATEST, Position
@@ -49,8 +52,8 @@ __version__ = "0.1.0"
 __all__ = [
     "AlreadyExists", "BucketOffsets", "BucketRange", "BufferFull", "Client", "Conflict",
     "Corruption", "Database", "DatabaseNotFound", "EARLIEST", "Fenced", "IcebergCatalog",
-    "InletError", "InternalError", "InvalidInput", "LATEST", "LakeBucketStatus", "LakeStatus",
-    "NotFound", "OffsetOutOfRange", "PermissionDenied", "Position", "Producer",
-    "ProducerClosed", "Scan", "SchemaMismatch", "TLS", "Table", "TableInfo", "TableNotFound",
-    "Unauthenticated", "Unavailable", "connect",
+    "InletError", "InternalError", "InvalidInput", "InvalidKey", "LATEST", "LakeBucketStatus",
+    "LakeStatus", "LookupResult", "NotFound", "OffsetOutOfRange", "PermissionDenied",
+    "Position", "Producer", "ProducerClosed", "Scan", "SchemaMismatch", "TLS", "Table",
+    "TableInfo", "TableNotFound", "Unauthenticated", "Unavailable", "WrongOperation", "connect",
 ]

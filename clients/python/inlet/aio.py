@@ -36,7 +36,19 @@ from ._connection import (
 from ._proto import inlet_pb2 as pb
 from ._fetch import FETCH_METHOD, parse_fetch_response
 from ._proto import inlet_pb2_grpc as pb_grpc
-from .client import MERGE_QUEUE_DEPTH, _one_lake_status, default_http_url
+from .client import (
+    APPEND,
+    DELETE,
+    MERGE_QUEUE_DEPTH,
+    UPSERT,
+    WRITE_METHODS,
+    _column_list,
+    _one_lake_status,
+    default_http_url,
+    keys_table,
+    lookup_keys_ipc,
+    lookup_result,
+)
 from .errors import (
     OUTCOME_UNKNOWN_CODES,
     BufferFull,
@@ -51,6 +63,7 @@ from .model import (
     Database,
     IcebergCatalog,
     LakeStatus,
+    LookupResult,
     TableInfo,
     create_table_request,
     split_name,
@@ -143,11 +156,13 @@ class AsyncClient:
         options: dict[str, Any] | None = None,
         comment: str = "",
         if_not_exists: bool = False,
+        primary_key: list[str] | str | None = None,
     ) -> "AsyncTable":
         """See :meth:`inlet.Client.create_table`."""
         database, table = split_name(name)
         request = create_table_request(
-            database, table, schema, buckets, bucket_key, options, comment, if_not_exists
+            database, table, schema, buckets, bucket_key, options, comment, if_not_exists,
+            primary_key,
         )
         await self.create_database(database, if_not_exists=True)
         await self._call("CreateTable", request)
@@ -192,7 +207,7 @@ class AsyncTable:
         self.client = client
         self.database = database
         self.name = name
-        self._schema: pa.Schema | None = None
+        self._info: TableInfo | None = None
         self._sender = AsyncSender(client, database, name)
 
     @property
@@ -200,9 +215,15 @@ class AsyncTable:
         return f"{self.database}.{self.name}"
 
     async def schema(self) -> pa.Schema:
-        if self._schema is None:
-            self._schema = (await self.describe()).schema
-        return self._schema
+        return (await self._described()).schema
+
+    async def primary_key(self) -> list[str]:
+        return (await self._described()).primary_key
+
+    async def _described(self) -> TableInfo:
+        if self._info is None:
+            self._info = await self.describe()
+        return self._info
 
     async def describe(self) -> TableInfo:
         return await self.client.describe_table(self.full_name)
@@ -213,11 +234,35 @@ class AsyncTable:
     async def conform(self, data: Any) -> pa.Table:
         return arrow.conform(arrow.to_arrow_table(data), await self.schema(), self.full_name)
 
+    async def conform_keys(self, data: Any, lookup: bool = False) -> pa.Table:
+        info = await self._described()
+        return keys_table(arrow.to_arrow_table(data), info.schema, info.primary_key, self.full_name, lookup)
+
     async def append(self, data: Any) -> list[BucketRange]:
+        return await self._write(APPEND, await self.conform(data))
+
+    async def upsert(self, data: Any) -> list[BucketRange]:
+        """See :meth:`inlet.Table.upsert`."""
+        return await self._write(UPSERT, await self.conform(data))
+
+    async def delete(self, keys: Any) -> list[BucketRange]:
+        """See :meth:`inlet.Table.delete`."""
+        return await self._write(DELETE, await self.conform_keys(keys))
+
+    async def _write(self, op: str, rows: pa.Table) -> list[BucketRange]:
         ranges: list[BucketRange] = []
-        for piece in arrow.split_for_appends(await self.conform(data)):
-            ranges.extend(await self._sender.send(arrow.table_to_ipc(piece)))
+        for piece in arrow.split_for_appends(rows):
+            ranges.extend(await self._sender.send(arrow.table_to_ipc(piece), op))
         return ranges
+
+    async def lookup(self, keys: Any, columns: list[str] | None = None) -> LookupResult:
+        """See :meth:`inlet.Table.lookup`: ``rows, found = await table.lookup(keys)``."""
+        request = pb.LookupRequest(
+            path=table_path(self.database, self.name),
+            keys_ipc=lookup_keys_ipc(await self.conform_keys(keys, lookup=True), self.full_name),
+            columns=_column_list(columns),
+        )
+        return lookup_result(await self.client._call("Lookup", request))
 
     def producer(self, **settings: Any) -> "AsyncProducer":
         return AsyncProducer(self, **settings)
@@ -229,8 +274,9 @@ class AsyncTable:
         buckets: Iterable[int] | None = None,
         follow: bool = False,
         limit: int | None = None,
+        omit_update_before: bool = False,
     ) -> "AsyncScan":
-        return AsyncScan(self, columns, start, buckets, follow, limit)
+        return AsyncScan(self, columns, start, buckets, follow, limit, omit_update_before)
 
     async def offsets(self, at: str | datetime = "latest", buckets: Iterable[int] | None = None) -> dict[int, int]:
         request = pb.ListOffsetsRequest(
@@ -258,7 +304,8 @@ class AsyncSender:
         self.producer_id = new_producer_id()
         self._next_sequence = 1
 
-    async def send(self, batches_ipc: bytes) -> list[BucketRange]:
+    async def send(self, batches_ipc: bytes, op: str = APPEND) -> list[BucketRange]:
+        method = WRITE_METHODS[op]
         async with self._lock:
             request = pb.AppendRequest(
                 path=self._path,
@@ -270,7 +317,7 @@ class AsyncSender:
             backoff = Backoff(time.monotonic())
             while True:
                 try:
-                    response = await self._client._stub.Append(
+                    response = await getattr(self._client._stub, method)(
                         request,
                         timeout=APPEND_ATTEMPT_TIMEOUT_SECONDS,
                         metadata=self._client.endpoint.metadata,
@@ -282,7 +329,7 @@ class AsyncSender:
                     delay = backoff.next_delay(time.monotonic())
                     if delay is None:
                         raise Unavailable(
-                            f"append {request.sequence} of producer {self.producer_id} to "
+                            f"{op} {request.sequence} of producer {self.producer_id} to "
                             f"`{self._path.database}.{self._path.table}` still has an unknown "
                             f"outcome after retrying: {error.details()}",
                             error.code().name,
@@ -301,6 +348,7 @@ class AsyncScan:
         buckets: Iterable[int] | None,
         follow: bool,
         limit: int | None,
+        omit_update_before: bool = False,
     ):
         if isinstance(columns, str):
             columns = [columns]
@@ -310,6 +358,7 @@ class AsyncScan:
         self.columns = list(columns) if columns else None
         self.follow = follow
         self.limit = limit
+        self.omit_update_before = omit_update_before
         self.buckets = sorted(set(buckets)) if buckets is not None else None
         self._start = start
         self.position = Position(dict(start.offsets)) if isinstance(start, Position) else Position()
@@ -324,7 +373,12 @@ class AsyncScan:
 
     async def _plan(self) -> list[pb.FetchRequest]:
         path = table_path(self.table.database, self.table.name)
-        base = dict(path=path, columns=self.columns or [], follow=self.follow, limit=self.limit or 0)
+        base = dict(
+            # One row more than the limit: an update's +U after a -U the limit ends on.
+            path=path, columns=self.columns or [], follow=self.follow,
+            limit=0 if self.limit is None else self.limit + 1,
+            omit_update_before=self.omit_update_before,
+        )
         start = self._start
         if not isinstance(start, Position):
             return [pb.FetchRequest(buckets=self.buckets or [], start=start_message(start), **base)]
@@ -348,15 +402,15 @@ class AsyncScan:
     async def _batches(self) -> AsyncIterator[pa.RecordBatch]:
         remaining = self.limit
         try:
+            if remaining == 0:
+                return
             async for batch in self._responses():
                 if remaining is not None:
-                    if remaining <= 0:
-                        return
-                    if batch.num_rows > remaining:
-                        batch = batch.slice(0, remaining)
-                    remaining -= batch.num_rows
+                    batch, remaining = arrow.take_up_to(batch, remaining)
                 self.position.advance(batch)
                 yield batch
+                if remaining is not None and remaining <= 0:
+                    return
         finally:
             self.close()
 
@@ -404,7 +458,9 @@ class AsyncScan:
             raise InvalidInput("a following scan never ends; iterate it instead of collecting it")
         batches = [batch async for batch in self]
         if not batches:
-            return arrow.fetched_schema(await self.table.schema(), self.columns).empty_table()
+            return arrow.fetched_schema(
+                await self.table.schema(), self.columns, bool(await self.table.primary_key())
+            ).empty_table()
         return pa.Table.from_batches(batches)
 
     async def to_pandas(self) -> Any:
@@ -464,7 +520,18 @@ class AsyncProducer:
         await self.close()
 
     async def send(self, data: Any) -> "asyncio.Future[list[BucketRange]]":
-        rows = await self.table.conform(data)
+        """Queues appends; see :meth:`inlet.Producer.send`."""
+        return await self._queue(APPEND, await self.table.conform(data))
+
+    async def upsert(self, data: Any) -> "asyncio.Future[list[BucketRange]]":
+        """Queues upserts into a primary-key table; see :meth:`inlet.Producer.upsert`."""
+        return await self._queue(UPSERT, await self.table.conform(data))
+
+    async def delete(self, keys: Any) -> "asyncio.Future[list[BucketRange]]":
+        """Queues deletes from a primary-key table; see :meth:`inlet.Producer.delete`."""
+        return await self._queue(DELETE, await self.table.conform_keys(keys))
+
+    async def _queue(self, op: str, rows: pa.Table) -> "asyncio.Future[list[BucketRange]]":
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         pieces = [p for p in arrow.split_for_appends(rows) if p.num_rows]
         if not pieces:
@@ -488,11 +555,11 @@ class AsyncProducer:
 
         async with self._cond:
             for piece in pieces:
-                await self._admit(piece, part_done)
+                await self._admit(piece, part_done, op)
             self._cond.notify_all()
         return future
 
-    async def _admit(self, rows: pa.Table, done: Any) -> None:
+    async def _admit(self, rows: pa.Table, done: Any, op: str) -> None:
         nbytes = max(1, rows.nbytes)
         deadline = time.monotonic() + self.block_timeout
         while not self._closed and self._buffered_bytes and self._buffered_bytes + nbytes > self.max_buffered_bytes:
@@ -510,7 +577,7 @@ class AsyncProducer:
             raise ProducerClosed(f"producer of `{self.table.full_name}` is closed")
         self._buffered_bytes += nbytes
         self._parts_queued += 1
-        self._batcher.add(Part(rows, nbytes, time.monotonic(), done))
+        self._batcher.add(Part(rows, nbytes, time.monotonic(), done, op))
 
     async def flush(self) -> None:
         async with self._cond:
@@ -555,11 +622,11 @@ class AsyncProducer:
     async def _send(self, batch: list[Part]) -> None:
         error: InletError | None = None
         try:
-            shares = ranges_of_parts(batch, await self._sender.send(encode(batch)))
+            shares = ranges_of_parts(batch, await self._sender.send(encode(batch), batch[0].op))
         except InletError as failure:
             error, shares = failure, [None] * len(batch)
         except Exception as failure:
-            error = InletError(f"append to `{self.table.full_name}` failed: {failure!r}")
+            error = InletError(f"{batch[0].op} to `{self.table.full_name}` failed: {failure!r}")
             shares = [None] * len(batch)
         for part, share in zip(batch, shares):
             part.done(share, error)

@@ -30,15 +30,24 @@ SYSTEM_FIELDS = [
     pa.field("_offset", pa.int64(), nullable=False),
     pa.field("_timestamp", pa.timestamp("us", tz="+00:00"), nullable=False),
 ]
+# The column a primary-key table's changelog rows end with: `+I`, `-U`, `+U` or `-D`
+# (core::table::CHANGE_TYPE_COLUMN).
+CHANGE_TYPE_FIELD = pa.field("_change_type", pa.string(), nullable=False)
 
 
 def to_arrow_table(data: Any) -> pa.Table:
-    """A pyarrow Table from a pyarrow Table or RecordBatch, a pandas DataFrame or a polars
-    DataFrame (the index of a pandas frame is not sent)."""
+    """A pyarrow Table from a pyarrow Table or RecordBatch, a pandas DataFrame, a polars
+    DataFrame (the index of a pandas frame is not sent) or a dict of column name to values
+    (``{"id": [1, 2]}``, handy for keys)."""
     if isinstance(data, pa.Table):
         return data
     if isinstance(data, pa.RecordBatch):
         return pa.Table.from_batches([data])
+    if isinstance(data, dict):
+        try:
+            return pa.table(data)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as error:
+            raise InvalidInput(f"cannot make Arrow columns of the dict: {error}") from None
     pandas = sys.modules.get("pandas")
     if pandas is not None and isinstance(data, pandas.DataFrame):
         return pa.Table.from_pandas(data, preserve_index=False)
@@ -47,7 +56,8 @@ def to_arrow_table(data: Any) -> pa.Table:
         return data.to_arrow()
     raise InvalidInput(
         f"cannot append a {type(data).__module__}.{type(data).__name__}: expected a "
-        "pyarrow.Table, pyarrow.RecordBatch, pandas.DataFrame or polars.DataFrame"
+        "pyarrow.Table, pyarrow.RecordBatch, pandas.DataFrame, polars.DataFrame or a dict "
+        "of columns"
     )
 
 
@@ -66,7 +76,9 @@ def conform(data: pa.Table, schema: pa.Schema, table_name: str) -> pa.Table:
             fields.append(data.schema.field(name).with_metadata(None))
             continue
         target = schema.field(index)
-        if _family(column.type) != _family(target.type):
+        # A column of Arrow's null type (an empty list, pandas' all-None object column) has
+        # no values to lose: it becomes nulls of the table's type.
+        if not pa.types.is_null(column.type) and _family(column.type) != _family(target.type):
             raise SchemaMismatch(
                 f"schema mismatch for table `{table_name}`: column `{name}` is "
                 f"{column.type}, expected {target.type}"
@@ -153,11 +165,38 @@ def batches_from_ipc(data: Any) -> Iterator[pa.RecordBatch]:
     return iter(reader)
 
 
-def fetched_schema(schema: pa.Schema, columns: list[str] | None) -> pa.Schema:
-    """The schema of fetched rows: the asked columns (all when none) then the system columns,
-    for an empty result, which carries no batch to read it from."""
+def take_up_to(batch: pa.RecordBatch, remaining: int) -> tuple[pa.RecordBatch, int]:
+    """The first ``remaining`` rows of a scan with a limit, and how many rows are left to
+    take after them. An update's ``-U`` and ``+U`` rows (same offset) stay together: a cut
+    right after a ``-U`` takes its ``+U`` too (one row over the limit; it opens the next
+    batch when this one ends with the ``-U``), so a scan's position never lands between
+    them. The scan asks the server for one row more than its limit, so the ``+U`` is there."""
+    rows = batch.num_rows
+    take = min(remaining, rows)
+    if take < rows and _update_before_at(batch, take - 1):
+        take += 1
+    left = remaining - take
+    if take == rows and left == 0 and _update_before_at(batch, rows - 1):
+        left = 1
+    return (batch if take == rows else batch.slice(0, take)), left
+
+
+def _update_before_at(batch: pa.RecordBatch, row: int) -> bool:
+    index = batch.schema.get_field_index(CHANGE_TYPE_FIELD.name)
+    return row >= 0 and index >= 0 and batch.column(index)[row].as_py() == "-U"
+
+
+def fetched_schema(schema: pa.Schema, columns: list[str] | None, changelog: bool = False) -> pa.Schema:
+    """The schema of fetched rows: the asked columns (all when none) then the system columns
+    (and ``_change_type`` for a primary-key table's changelog), for an empty result, which
+    carries no batch to read it from."""
     fields = [schema.field(name) for name in columns] if columns else list(schema)
-    return pa.schema(fields + SYSTEM_FIELDS)
+    return pa.schema(fields + SYSTEM_FIELDS + ([CHANGE_TYPE_FIELD] if changelog else []))
+
+
+def table_from_ipc(data: Any) -> pa.Table:
+    """Every batch of one IPC stream as a Table (the schema's, when it holds no batch)."""
+    return ipc.open_stream(pa.py_buffer(data)).read_all()
 
 
 def to_pandas(data: pa.Table) -> Any:

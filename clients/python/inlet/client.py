@@ -30,12 +30,21 @@ from ._connection import (
 from ._proto import inlet_pb2 as pb
 from ._fetch import FETCH_METHOD, parse_fetch_response
 from ._proto import inlet_pb2_grpc as pb_grpc
-from .errors import OUTCOME_UNKNOWN_CODES, InletError, InvalidInput, Unavailable, from_rpc_error
+from .errors import (
+    OUTCOME_UNKNOWN_CODES,
+    InletError,
+    InvalidInput,
+    InvalidKey,
+    SchemaMismatch,
+    Unavailable,
+    from_rpc_error,
+)
 from .model import (
     BucketRange,
     Database,
     IcebergCatalog,
     LakeStatus,
+    LookupResult,
     TableInfo,
     create_table_request,
     split_name,
@@ -48,6 +57,10 @@ from .positions import EARLIEST, Position, Start, start_message
 MERGE_QUEUE_DEPTH = 8
 # How often a stream thread blocked on a full merge queue checks whether the scan closed.
 MERGE_POLL_SECONDS = 0.1
+
+# The writes a Sender makes, and the RPC of each (one AppendRequest shape for all three).
+APPEND, UPSERT, DELETE = "append", "upsert", "delete"
+WRITE_METHODS = {APPEND: "Append", UPSERT: "Upsert", DELETE: "Delete"}
 
 
 def connect(
@@ -139,14 +152,22 @@ class Client:
         options: dict[str, Any] | None = None,
         comment: str = "",
         if_not_exists: bool = False,
+        primary_key: list[str] | str | None = None,
     ) -> "Table":
         """Creates ``database.table`` (its database too, if missing) with the columns of
         ``schema``; rows are spread over ``buckets`` by ``bucket_key`` (Iceberg's bucket
         transform), or round-robin per append without one. ``options`` are table options
-        such as ``{"lake.enabled": True, "lake.freshness": "10s", "retention": "7d"}``."""
+        such as ``{"lake.enabled": True, "lake.freshness": "10s", "retention": "7d"}``.
+
+        ``primary_key`` (non-null columns) makes a primary-key table: written with
+        :meth:`Table.upsert` and :meth:`Table.delete`, read by key with :meth:`Table.lookup`
+        and scanned as its changelog. Its bucket key defaults to the primary key; its merge
+        engine is the option ``merge.engine`` (``last_row`` by default, ``first_row``, or
+        ``versioned`` with ``merge.version-column``)."""
         database, table = split_name(name)
         request = create_table_request(
-            database, table, schema, buckets, bucket_key, options, comment, if_not_exists
+            database, table, schema, buckets, bucket_key, options, comment, if_not_exists,
+            primary_key,
         )
         self.create_database(database, if_not_exists=True)
         self._call("CreateTable", request)
@@ -188,19 +209,21 @@ class Client:
 
 
 class Table:
-    """A table of a :class:`Client`: append rows, scan them, describe it.
+    """A table of a :class:`Client`: append rows (or upsert and delete them, in a
+    primary-key table), scan them, look them up by key, describe it.
 
-    Appends through :meth:`append` are idempotent: the handle is one producer (a random id,
-    and a sequence number per append), and an append whose outcome is unknown (the server
-    restarted, the reply was lost) is resent with the same sequence, so it lands exactly
-    once. For many small appends use :meth:`producer`, which batches them in the background.
+    Writes through :meth:`append`, :meth:`upsert` and :meth:`delete` are idempotent: the
+    handle is one producer (a random id, and a sequence number per write), and a write whose
+    outcome is unknown (the server restarted, the reply was lost) is resent with the same
+    sequence, so it lands exactly once. For many small writes use :meth:`producer`, which
+    batches them in the background.
     """
 
     def __init__(self, client: Client, database: str, name: str):
         self.client = client
         self.database = database
         self.name = name
-        self._schema: pa.Schema | None = None
+        self._info: TableInfo | None = None
         self._sender = Sender(client, database, name)
 
     def __repr__(self) -> str:
@@ -213,9 +236,17 @@ class Table:
     @property
     def schema(self) -> pa.Schema:
         """The table's columns (fetched once, then cached by this handle)."""
-        if self._schema is None:
-            self._schema = self.describe().schema
-        return self._schema
+        return self._described().schema
+
+    @property
+    def primary_key(self) -> list[str]:
+        """The primary-key columns (empty for a log table; fetched once, then cached)."""
+        return self._described().primary_key
+
+    def _described(self) -> TableInfo:
+        if self._info is None:
+            self._info = self.describe()
+        return self._info
 
     def describe(self) -> TableInfo:
         return self.client.describe_table(self.full_name)
@@ -228,17 +259,55 @@ class Table:
         returns where the rows went (bucket, first offset, row count). Columns are matched by
         name and converted to the table's types where nothing is lost; an input larger than
         one append (64 MiB, 1 Mi rows) is sent as several appends, in order."""
+        return self._write(APPEND, self.conform(data))
+
+    def upsert(self, data: Any) -> list[BucketRange]:
+        """Primary-key tables: inserts each row, or merges it into its key's current row as
+        the table's merge engine says (``last_row`` replaces it). Takes what :meth:`append`
+        takes; returns the offsets the rows got in the changelog (every row gets one, also a
+        row the merge engine ignores). A log table raises :class:`inlet.WrongOperation`."""
+        return self._write(UPSERT, self.conform(data))
+
+    def delete(self, keys: Any) -> list[BucketRange]:
+        """Primary-key tables: removes the current rows of ``keys``, rows holding at least
+        the primary-key columns (other columns are not sent); deleting an absent key is no
+        error and changes nothing. Returns the offsets the deletes got in the changelog."""
+        return self._write(DELETE, self.conform_keys(data=keys))
+
+    def _write(self, op: str, rows: pa.Table) -> list[BucketRange]:
         ranges: list[BucketRange] = []
-        for piece in arrow.split_for_appends(self.conform(data)):
-            ranges.extend(self._sender.send(arrow.table_to_ipc(piece)))
+        for piece in arrow.split_for_appends(rows):
+            ranges.extend(self._sender.send(arrow.table_to_ipc(piece), op))
         return ranges
+
+    def lookup(self, keys: Any, columns: list[str] | None = None) -> LookupResult:
+        """Primary-key tables: the current rows of ``keys`` (a pyarrow Table or RecordBatch,
+        pandas or polars DataFrame, or dict of the primary-key columns, e.g. ``{"id": [1, 2]}``).
+
+        Returns ``(rows, found)``: ``rows`` a pyarrow Table of the keys that have a row, in
+        the order of the keys, with ``columns`` (all by default) then ``_offset`` and
+        ``_bucket``; ``found`` a list of bools, one per key. A lookup made after a write was
+        acknowledged sees it, on any node."""
+        request = pb.LookupRequest(
+            path=table_path(self.database, self.name),
+            keys_ipc=lookup_keys_ipc(self.conform_keys(keys, lookup=True), self.full_name),
+            columns=_column_list(columns),
+        )
+        return lookup_result(self.client._call("Lookup", request))
 
     def conform(self, data: Any) -> pa.Table:
         """``data`` as a pyarrow Table in the table's types (what :meth:`append` sends)."""
         return arrow.conform(arrow.to_arrow_table(data), self.schema, self.full_name)
 
+    def conform_keys(self, data: Any, lookup: bool = False) -> pa.Table:
+        """Keys for :meth:`delete` (``lookup=False``: only the primary-key columns are kept,
+        when all are there) or :meth:`lookup` (sent as given, so the server names a column
+        outside the key), in the table's types."""
+        return keys_table(arrow.to_arrow_table(data), self.schema, self.primary_key, self.full_name, lookup)
+
     def producer(self, **settings: Any) -> "Producer":
-        """A background-batching idempotent producer; see :class:`inlet.Producer`."""
+        """A background-batching idempotent producer (appends, or upserts and deletes);
+        see :class:`inlet.Producer`."""
         from .producer import Producer
 
         return Producer(self, **settings)
@@ -250,13 +319,19 @@ class Table:
         buckets: Iterable[int] | None = None,
         follow: bool = False,
         limit: int | None = None,
+        omit_update_before: bool = False,
     ) -> "Scan":
         """Reads rows from ``start`` (``"earliest"``, ``"latest"``, an offset applied to each
         bucket, a ``datetime``, or a saved :class:`Position`) to the end, or on and on with
         ``follow=True``. ``columns`` projects (the system columns ``_bucket``, ``_offset``,
         ``_timestamp`` always come last); ``buckets`` restricts the read. Rows already tiered
-        into the lake are read from its Parquet files by the server, transparently."""
-        return Scan(self, columns, start, buckets, follow, limit)
+        into the lake are read from its Parquet files by the server, transparently.
+
+        A primary-key table reads as its changelog: each row ends with ``_change_type``
+        (``+I`` insert, ``-U`` then ``+U`` for an update's before and after images, both at
+        the update's offset, ``-D`` the deleted row); ``omit_update_before=True`` leaves out
+        the ``-U`` rows. Log tables ignore it."""
+        return Scan(self, columns, start, buckets, follow, limit, omit_update_before)
 
     def offsets(self, at: str | datetime = "latest", buckets: Iterable[int] | None = None) -> dict[int, int]:
         """Each bucket's offset at ``at``: ``"earliest"``, ``"latest"`` (the next offset to be
@@ -278,6 +353,40 @@ class Table:
         return IcebergCatalog(f"{self.client.http_url}/iceberg", self.database, self.name)
 
 
+def _column_list(columns: list[str] | str | None) -> list[str]:
+    if isinstance(columns, str):
+        return [columns]
+    return list(columns or [])
+
+
+def keys_table(data: pa.Table, schema: pa.Schema, primary_key: list[str], name: str, lookup: bool) -> pa.Table:
+    """Keys of a delete or lookup in the table's types. A delete keeps only the key columns
+    (the server ignores the others); a lookup's keys are sent as given, so the server can
+    name a column outside the key. A table without a primary key is left to the server,
+    which refuses the operation with its own message."""
+    if primary_key and not lookup and all(k in data.column_names for k in primary_key):
+        data = data.select(primary_key)
+    try:
+        return arrow.conform(data, schema, name)
+    except SchemaMismatch as error:
+        if not lookup:
+            raise
+        raise InvalidKey(f"invalid lookup keys for table `{name}`: {error.message}") from None
+
+
+def lookup_keys_ipc(keys: pa.Table, name: str) -> bytes:
+    if keys.nbytes > arrow.MAX_APPEND_BYTES or keys.num_rows > arrow.MAX_APPEND_ROWS:
+        raise InvalidInput(
+            f"a lookup in `{name}` of {keys.num_rows} keys ({keys.nbytes} bytes) exceeds one "
+            f"request ({arrow.MAX_APPEND_ROWS} keys, {arrow.MAX_APPEND_BYTES} bytes): split it"
+        )
+    return arrow.table_to_ipc(keys)
+
+
+def lookup_result(response: pb.LookupResponse) -> LookupResult:
+    return LookupResult(arrow.table_from_ipc(response.rows_ipc), list(response.found))
+
+
 def _one_lake_status(statuses: list[LakeStatus], name: str) -> LakeStatus:
     if len(statuses) != 1:
         raise InletError(f"the server described {len(statuses)} lake tables for `{name}`, expected 1")
@@ -285,10 +394,12 @@ def _one_lake_status(statuses: list[LakeStatus], name: str) -> LakeStatus:
 
 
 class Sender:
-    """One idempotent producer of one table: every append carries the producer id and the
-    next sequence number; an append whose outcome is unknown is resent with the same number
-    until it is answered or :data:`~inlet._connection.APPEND_RETRY_SECONDS` pass. The server
-    dedups only a producer's latest sequence, so appends go one at a time (a lock)."""
+    """One idempotent producer of one table: every write (append, upsert or delete: one
+    sequence for all three, as the server keeps one state per producer and table) carries
+    the producer id and the next sequence number; a write whose outcome is unknown is
+    resent with the same number until it is answered or
+    :data:`~inlet._connection.APPEND_RETRY_SECONDS` pass. The server dedups only a
+    producer's latest sequence, so writes go one at a time (a lock), in order."""
 
     def __init__(self, client: Client, database: str, table: str):
         self._client = client
@@ -297,7 +408,8 @@ class Sender:
         self.producer_id = new_producer_id()
         self._next_sequence = 1
 
-    def send(self, batches_ipc: bytes) -> list[BucketRange]:
+    def send(self, batches_ipc: bytes, op: str = APPEND) -> list[BucketRange]:
+        method = WRITE_METHODS[op]
         with self._lock:
             request = pb.AppendRequest(
                 path=self._path,
@@ -311,7 +423,7 @@ class Sender:
             backoff = Backoff(time.monotonic())
             while True:
                 try:
-                    response = self._client._stub.Append(
+                    response = getattr(self._client._stub, method)(
                         request,
                         timeout=APPEND_ATTEMPT_TIMEOUT_SECONDS,
                         metadata=self._client.endpoint.metadata,
@@ -323,7 +435,7 @@ class Sender:
                     delay = backoff.next_delay(time.monotonic())
                     if delay is None:
                         raise Unavailable(
-                            f"append {request.sequence} of producer {self.producer_id} to "
+                            f"{op} {request.sequence} of producer {self.producer_id} to "
                             f"`{self._path.database}.{self._path.table}` still has an unknown "
                             f"outcome after retrying: {error.details()}",
                             error.code().name,
@@ -348,6 +460,7 @@ class Scan:
         buckets: Iterable[int] | None,
         follow: bool,
         limit: int | None,
+        omit_update_before: bool = False,
     ):
         if isinstance(columns, str):
             columns = [columns]
@@ -357,6 +470,7 @@ class Scan:
         self.columns = list(columns) if columns else None
         self.follow = follow
         self.limit = limit
+        self.omit_update_before = omit_update_before
         self.buckets = sorted(set(buckets)) if buckets is not None else None
         self.position = Position(dict(start.offsets)) if isinstance(start, Position) else Position()
         self._requests = self._plan(start)
@@ -374,7 +488,12 @@ class Scan:
         """One fetch per distinct start: one in all, except when resuming a position whose
         buckets are at different offsets."""
         path = table_path(self.table.database, self.table.name)
-        base = dict(path=path, columns=self.columns or [], follow=self.follow, limit=self.limit or 0)
+        base = dict(
+            # One row more than the limit: an update's +U after a -U the limit ends on.
+            path=path, columns=self.columns or [], follow=self.follow,
+            limit=0 if self.limit is None else self.limit + 1,
+            omit_update_before=self.omit_update_before,
+        )
         if not isinstance(start, Position):
             return [pb.FetchRequest(buckets=self.buckets or [], start=start_message(start), **base)]
         wanted = self.buckets
@@ -397,15 +516,15 @@ class Scan:
     def _batches(self) -> Iterator[pa.RecordBatch]:
         remaining = self.limit
         try:
+            if remaining == 0:
+                return
             for batch in self._responses():
                 if remaining is not None:
-                    if remaining <= 0:
-                        return
-                    if batch.num_rows > remaining:
-                        batch = batch.slice(0, remaining)
-                    remaining -= batch.num_rows
+                    batch, remaining = arrow.take_up_to(batch, remaining)
                 self.position.advance(batch)
                 yield batch
+                if remaining is not None and remaining <= 0:
+                    return
         finally:
             self.close()
 
@@ -465,7 +584,9 @@ class Scan:
             raise InvalidInput("a following scan never ends; iterate it instead of collecting it")
         batches = list(self)
         if not batches:
-            return arrow.fetched_schema(self.table.schema, self.columns).empty_table()
+            return arrow.fetched_schema(
+                self.table.schema, self.columns, bool(self.table.primary_key)
+            ).empty_table()
         return pa.Table.from_batches(batches)
 
     def to_pandas(self) -> Any:

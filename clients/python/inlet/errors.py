@@ -34,6 +34,16 @@ class SchemaMismatch(InvalidInput):
     """Rows do not fit the table: a column's type differs, is unknown, or is missing."""
 
 
+class WrongOperation(InvalidInput):
+    """The operation does not fit the table's kind: an append to a primary-key table, or an
+    upsert, delete or lookup on a log table (no primary key). Nothing of it was written."""
+
+
+class InvalidKey(InvalidInput):
+    """Primary-key values the server cannot use: a lookup's keys of the wrong type or with
+    columns outside the key, a null key column, a key too long to encode."""
+
+
 class NotFound(InletError):
     """The named database, table or bucket does not exist."""
 
@@ -122,6 +132,15 @@ _BY_MESSAGE: dict[grpc.StatusCode, list[tuple[str, type[InletError]]]] = {
         ("database `", DatabaseNotFound),
     ],
     grpc.StatusCode.INVALID_ARGUMENT: [
+        # writer/src/keyed.rs (WriteOp::check) and reader/src/error.rs
+        ("cannot append rows of table", WrongOperation),
+        ("cannot upsert rows of table", WrongOperation),
+        ("cannot delete rows of table", WrongOperation),
+        ("has no primary key: lookups need one", WrongOperation),
+        # reader/src/error.rs, core/src/pk/mod.rs
+        ("invalid lookup keys for table", InvalidKey),
+        ("is null in row", InvalidKey),
+        ("primary key of row", InvalidKey),
         ("schema mismatch", SchemaMismatch),
         ("has no column", SchemaMismatch),
         ("lacks non-nullable column", SchemaMismatch),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 
@@ -92,10 +92,17 @@ class TableInfo:
     comment: str
     created_at: datetime | None
     buckets: list[BucketOffsets] = field(default_factory=list)
+    primary_key: list[str] = field(default_factory=list)
+    """The primary-key columns; empty for a log table."""
 
     @property
     def full_name(self) -> str:
         return f"{self.database}.{self.name}"
+
+    @property
+    def is_primary_key_table(self) -> bool:
+        """Written with upsert and delete (not append), read as a changelog."""
+        return bool(self.primary_key)
 
     @property
     def lake_enabled(self) -> bool:
@@ -116,6 +123,7 @@ class TableInfo:
             comment=descriptor.comment,
             created_at=micros_datetime(info.created_at_micros),
             buckets=[BucketOffsets(b.bucket, b.earliest_offset, b.latest_offset) for b in buckets],
+            primary_key=list(descriptor.primary_key),
         )
 
 
@@ -124,15 +132,18 @@ def create_table_request(
     table: str,
     schema: pa.Schema,
     buckets: int,
-    bucket_key: list[str] | None,
+    bucket_key: list[str] | str | None,
     options: dict[str, Any] | None,
     comment: str,
     if_not_exists: bool,
+    primary_key: list[str] | str | None = None,
 ) -> pb.CreateTableRequest:
     if not isinstance(schema, pa.Schema):
         raise InvalidInput(f"a table schema must be a pyarrow.Schema, not {type(schema).__name__}")
     if isinstance(bucket_key, str):
         bucket_key = [bucket_key]
+    if isinstance(primary_key, str):
+        primary_key = [primary_key]
     return pb.CreateTableRequest(
         path=table_path(database, table),
         descriptor=pb.TableDescriptor(
@@ -141,6 +152,7 @@ def create_table_request(
             bucket_key=list(bucket_key or []),
             options={k: _option_value(v) for k, v in (options or {}).items()},
             comment=comment,
+            primary_key=list(primary_key or []),
         ),
         if_not_exists=if_not_exists,
     )
@@ -151,6 +163,24 @@ def _option_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+class LookupResult(NamedTuple):
+    """What :meth:`inlet.Table.lookup` returns; unpack it as ``rows, found = table.lookup(keys)``.
+
+    ``rows`` holds one row per key found, in the order of the keys (missing keys are left
+    out): the asked columns (all by default), then ``_offset`` (the changelog offset that
+    wrote the row) and ``_bucket``. ``found[i]`` says whether the i-th key has a row, so
+    ``rows`` lines up with the keys where ``found`` is true.
+    """
+
+    rows: pa.Table
+    found: list[bool]
+
+    @property
+    def missing(self) -> list[int]:
+        """Indexes of the keys without a row."""
+        return [i for i, hit in enumerate(self.found) if not hit]
 
 
 @dataclass(frozen=True)

@@ -62,12 +62,18 @@ class Position:
             return cls.from_json(f.read())
 
     def advance(self, batch: pa.RecordBatch) -> None:
-        """Moves past the rows of a fetched batch (one bucket's consecutive offsets)."""
+        """Moves past the rows of a fetched batch (one bucket's consecutive offsets). A
+        changelog batch that ends with an update's ``-U`` moves only up to that offset, so a
+        resume reads the update again rather than miss its ``+U``."""
         if batch.num_rows == 0:
             return
         bucket = batch.column("_bucket")[0].as_py()
         last = batch.column("_offset")[batch.num_rows - 1].as_py()
-        self.offsets[bucket] = last + 1
+        kinds = batch.schema.get_field_index("_change_type")
+        if kinds >= 0 and batch.column(kinds)[batch.num_rows - 1].as_py() == "-U":
+            self.offsets[bucket] = last
+        else:
+            self.offsets[bucket] = last + 1
 
 
 Start = Union[str, int, datetime, Position]

@@ -1,8 +1,10 @@
-"""The background-batching producer: :meth:`Producer.send` queues rows and returns at once
-with a future; a thread merges queued rows of one schema into appends of up to
-``max_batch_bytes`` (waiting at most ``linger`` for more) and sends them one at a time
+"""The background-batching producer: :meth:`Producer.send` (or, for a primary-key table,
+:meth:`Producer.upsert` and :meth:`Producer.delete`) queues rows and returns at once with a
+future; a thread merges consecutive queued rows of one operation and schema into writes of
+up to ``max_batch_bytes`` (waiting at most ``linger`` for more) and sends them one at a time
 through an idempotent :class:`~inlet.client.Sender`, so a resend after a lost reply lands
-exactly once and rows keep their order. Memory is bounded: once ``max_buffered_bytes`` wait
+exactly once and rows keep their order (an upsert and a later delete of a key stay in that
+order). Memory is bounded: once ``max_buffered_bytes`` wait
 unacknowledged, ``send`` blocks (up to ``block_timeout``, then raises :class:`BufferFull`).
 
 The batching decisions (:class:`Batcher`) are shared with the asyncio producer.
@@ -20,7 +22,7 @@ from typing import Any
 import pyarrow as pa
 
 from . import arrow
-from .client import Sender, Table
+from .client import APPEND, DELETE, UPSERT, Sender, Table
 from .errors import BufferFull, InletError, InvalidInput, ProducerClosed
 from .model import BucketRange
 
@@ -38,14 +40,15 @@ class Part:
     rows: pa.Table
     nbytes: int
     enqueued_at: float
-    done: Any  # called with (ranges, error) once its append is answered
+    done: Any  # called with (ranges, error) once its write is answered
+    op: str = APPEND  # the write: append, upsert or delete
 
 
 @dataclass
 class Batcher:
-    """What to send next: consecutive parts of one schema, at most ``max_batch_bytes`` (and
-    one append's rows), once ``linger`` has passed since the oldest was queued or the batch
-    is full or a flush is asked for."""
+    """What to send next: consecutive parts of one operation and schema, at most
+    ``max_batch_bytes`` (and one append's rows), once ``linger`` has passed since the oldest
+    was queued or the batch is full or a flush is asked for."""
 
     linger: float
     max_batch_bytes: int
@@ -70,7 +73,8 @@ class Batcher:
         while self.parts:
             part = self.parts[0]
             if (
-                not part.rows.schema.equals(first.rows.schema)
+                part.op != first.op
+                or not part.rows.schema.equals(first.rows.schema)
                 or nbytes + part.nbytes > self.max_batch_bytes
                 or rows + part.rows.num_rows > arrow.MAX_APPEND_ROWS
             ):
@@ -140,7 +144,9 @@ class Joined:
 
 
 class Producer:
-    """Batches appends to one table in a background thread. Use as a context manager, or
+    """Batches writes to one table in a background thread: appends to a log table
+    (:meth:`send`), upserts and deletes to a primary-key table (:meth:`upsert`,
+    :meth:`delete`), idempotent as :meth:`Table.append` is. Use as a context manager, or
     call :meth:`close` (which flushes).
 
     >>> with table.producer(linger=0.01) as producer:
@@ -188,7 +194,18 @@ class Producer:
         """Queues rows (anything :meth:`Table.append` takes) and returns a future of where
         they went. Blocks while the buffer is full. Conversion errors raise here; server
         errors come through the future (and :meth:`flush`)."""
-        rows = self.table.conform(data)
+        return self._queue(APPEND, self.table.conform(data))
+
+    def upsert(self, data: Any) -> "Future[list[BucketRange]]":
+        """Queues upserts into a primary-key table (see :meth:`Table.upsert`); as :meth:`send`."""
+        return self._queue(UPSERT, self.table.conform(data))
+
+    def delete(self, keys: Any) -> "Future[list[BucketRange]]":
+        """Queues deletes of keys from a primary-key table (see :meth:`Table.delete`); as
+        :meth:`send`."""
+        return self._queue(DELETE, self.table.conform_keys(keys))
+
+    def _queue(self, op: str, rows: pa.Table) -> "Future[list[BucketRange]]":
         future: Future = Future()
         pieces = [p for p in arrow.split_for_appends(rows) if p.num_rows]
         if not pieces:
@@ -204,11 +221,11 @@ class Producer:
         joined = Joined(len(pieces), finish)
         with self._cond:
             for piece in pieces:
-                self._admit(piece, joined.part_done)
+                self._admit(piece, joined.part_done, op)
             self._cond.notify_all()
         return future
 
-    def _admit(self, rows: pa.Table, done: Any) -> None:
+    def _admit(self, rows: pa.Table, done: Any, op: str) -> None:
         """Queues one part, waiting for buffer space (called with the lock held)."""
         nbytes = max(1, rows.nbytes)
         deadline = time.monotonic() + self.block_timeout
@@ -224,7 +241,7 @@ class Producer:
             raise ProducerClosed(f"producer of `{self.table.full_name}` is closed")
         self._buffered_bytes += nbytes
         self._parts_queued += 1
-        self._batcher.add(Part(rows, nbytes, time.monotonic(), done))
+        self._batcher.add(Part(rows, nbytes, time.monotonic(), done, op))
 
     def flush(self, timeout: float | None = None) -> None:
         """Waits until every send made before this call is answered; raises the first error
@@ -276,12 +293,12 @@ class Producer:
     def _send(self, batch: list[Part]) -> None:
         error: InletError | None = None
         try:
-            ranges = self._sender.send(encode(batch))
+            ranges = self._sender.send(encode(batch), batch[0].op)
             shares = ranges_of_parts(batch, ranges)
         except InletError as failure:
             error, shares = failure, [None] * len(batch)
         except Exception as failure:  # a bug or an arrow error: fail the sends, keep running
-            error = InletError(f"append to `{self.table.full_name}` failed: {failure!r}")
+            error = InletError(f"{batch[0].op} to `{self.table.full_name}` failed: {failure!r}")
             shares = [None] * len(batch)
         for part, share in zip(batch, shares):
             part.done(share, error)
