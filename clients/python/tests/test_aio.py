@@ -78,3 +78,34 @@ def test_async_resume_reads_buckets_at_different_offsets(server, db):
             assert len(set(rest.column("n").to_pylist())) == 13
 
     run(main())
+
+
+def test_async_primary_key_table(server, db):
+    async def main():
+        schema = pa.schema([pa.field("id", pa.int64(), nullable=False), ("name", pa.string())])
+        async with inlet.aio.connect(server.url) as client:
+            table = await client.create_table(
+                f"{db}.pk", schema, buckets=2, primary_key=["id"], options={"merge.engine": "first_row"}
+            )
+            assert (await table.describe()).primary_key == ["id"]
+            assert (await table.scan().to_arrow()).column_names[-1] == "_change_type"
+            await table.upsert(pa.table({"id": [1, 2, 3], "name": ["a", "b", "c"]}, schema=schema))
+            await table.upsert(pa.table({"id": [1], "name": ["ignored"]}, schema=schema))  # first_row keeps "a"
+            await table.delete({"id": [2]})
+            rows, found = await table.lookup({"id": [3, 2, 1]}, columns=["name"])
+            assert found == [True, False, True] and rows.column("name").to_pylist() == ["c", "a"]
+            async with table.producer(linger=0.01) as producer:
+                upserted = await producer.upsert(pa.table({"id": [4], "name": ["d"]}, schema=schema))
+                deleted = await producer.delete({"id": [3]})
+                await producer.flush()
+            assert sum(r.rows for r in await upserted) == 1 and sum(r.rows for r in await deleted) == 1
+            kinds = (await table.scan(omit_update_before=True).to_arrow()).column("_change_type").to_pylist()
+            assert sorted(kinds) == ["+I", "+I", "+I", "+I", "-D", "-D"]
+            assert (await table.lookup({"id": [1, 2, 3, 4]})).found == [True, False, False, True]
+            with pytest.raises(inlet.WrongOperation):
+                await table.append(pa.table({"id": [9], "name": ["x"]}, schema=schema))
+            log = await client.create_table(f"{db}.log", schema)
+            with pytest.raises(inlet.WrongOperation):
+                await log.lookup({"id": [1]})
+
+    run(main())
