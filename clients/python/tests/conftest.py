@@ -33,9 +33,11 @@ def free_port() -> int:
 class Server:
     """One `inlet serve` process on fixed ports and a store directory; restartable on both."""
 
-    def __init__(self, store: Path, log: Path, env: dict[str, str] | None = None):
-        if not os.path.exists(INLET_BIN):
-            raise RuntimeError(f"no inlet binary at {INLET_BIN}: build it (cargo build -p inlet) or set INLET_BIN")
+    def __init__(self, store: Path, log: Path, env: dict[str, str] | None = None, binary: str | None = None):
+        # bench.py passes its --inlet here: INLET_BIN is read once, at import.
+        self.binary = binary or INLET_BIN
+        if not os.path.exists(self.binary):
+            raise RuntimeError(f"no inlet binary at {self.binary}: build it (cargo build -p inlet) or set INLET_BIN")
         self.store = store
         self.log = log
         self.port = free_port()
@@ -56,7 +58,7 @@ class Server:
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 [
-                    INLET_BIN, "serve", "--store", str(self.store),
+                    self.binary, "serve", "--store", str(self.store),
                     "--listen", f"127.0.0.1:{self.port}",
                     "--http-listen", f"127.0.0.1:{self.http_port}",
                 ],
