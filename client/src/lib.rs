@@ -312,6 +312,8 @@ impl Client {
 pub enum WriteKind {
     Append,
     Upsert,
+    /// An upsert of the batches' columns only (`AppendRequest.partial`).
+    PartialUpsert,
     Delete,
 }
 
@@ -324,6 +326,13 @@ impl WriteKind {
         match self {
             Self::Append => client.append(request).await,
             Self::Upsert => client.upsert(request).await,
+            Self::PartialUpsert => {
+                let request = pb::AppendRequest {
+                    partial: true,
+                    ..request
+                };
+                client.upsert(request).await
+            }
             Self::Delete => client.delete(request).await,
         }
     }
@@ -384,6 +393,7 @@ impl Producer {
             batches_ipc: batches_to_ipc(schema, batches)?,
             producer_id: self.id,
             sequence: self.next_sequence,
+            partial: self.kind == WriteKind::PartialUpsert,
         };
         // Whatever happens, the next append gets a new sequence number: new rows must never
         // be mistaken for a retry of this append (which may have landed).

@@ -43,6 +43,9 @@ pub const OPTION_MERGE_ENGINE: &str = "merge.engine";
 /// Table option of `versioned` primary-key tables: the column whose value orders a key's
 /// rows (non-null, an integer or a timestamp); a row not above the current one's is ignored.
 pub const OPTION_MERGE_VERSION_COLUMN: &str = "merge.version-column";
+/// Prefix of the table options of `aggregation` primary-key tables naming a column's
+/// function: `merge.aggregate.<column>=sum` (see [`AggregateFn`]).
+pub const OPTION_MERGE_AGGREGATE_PREFIX: &str = "merge.aggregate.";
 
 /// Table options this version understands. Unknown keys are rejected rather than ignored,
 /// so a typo never silently changes nothing.
@@ -54,95 +57,7 @@ pub const KNOWN_TABLE_OPTIONS: [&str; 5] = [
     OPTION_MERGE_VERSION_COLUMN,
 ];
 
-/// How an upserted row of a primary-key table merges with its key's current row.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum MergeEngine {
-    /// The new row replaces the current one.
-    LastRow,
-    /// The first row of a key stays; later upserts are ignored (deletes still delete).
-    FirstRow,
-    /// The row with the higher value in `column` wins; equal or lower is ignored.
-    Versioned { column: String },
-}
-
-impl MergeEngine {
-    /// The engine the options of a primary-key table name.
-    pub fn parse(
-        options: &BTreeMap<String, String>,
-        schema: &Schema,
-    ) -> Result<Self, DefinitionError> {
-        let invalid = |key: &str, value: &str, reason: String| DefinitionError::InvalidOption {
-            key: key.to_owned(),
-            value: value.to_owned(),
-            reason,
-        };
-        let version_column = options.get(OPTION_MERGE_VERSION_COLUMN);
-        let engine = match options.get(OPTION_MERGE_ENGINE).map(String::as_str) {
-            None | Some("last_row") => Self::LastRow,
-            Some("first_row") => Self::FirstRow,
-            Some("versioned") => {
-                let Some(column) = version_column else {
-                    return Err(invalid(
-                        OPTION_MERGE_ENGINE,
-                        "versioned",
-                        format!("needs `{OPTION_MERGE_VERSION_COLUMN}` naming the version column"),
-                    ));
-                };
-                let field = schema.field_with_name(column).map_err(|_| {
-                    invalid(
-                        OPTION_MERGE_VERSION_COLUMN,
-                        column,
-                        "not a column of the table".to_owned(),
-                    )
-                })?;
-                let orderable = matches!(
-                    field.data_type(),
-                    DataType::Int8
-                        | DataType::Int16
-                        | DataType::Int32
-                        | DataType::Int64
-                        | DataType::UInt8
-                        | DataType::UInt16
-                        | DataType::UInt32
-                        | DataType::Timestamp(_, _)
-                );
-                if !orderable || field.is_nullable() {
-                    return Err(invalid(
-                        OPTION_MERGE_VERSION_COLUMN,
-                        column,
-                        format!(
-                            "must be a non-null integer or timestamp column, is {}{}",
-                            field.data_type(),
-                            if field.is_nullable() {
-                                " (nullable)"
-                            } else {
-                                ""
-                            }
-                        ),
-                    ));
-                }
-                return Ok(Self::Versioned {
-                    column: column.clone(),
-                });
-            }
-            Some(other) => {
-                return Err(invalid(
-                    OPTION_MERGE_ENGINE,
-                    other,
-                    "expected `last_row`, `first_row` or `versioned`".to_owned(),
-                ));
-            }
-        };
-        if let Some(column) = version_column {
-            return Err(invalid(
-                OPTION_MERGE_VERSION_COLUMN,
-                column,
-                format!("only for `{OPTION_MERGE_ENGINE}=versioned`"),
-            ));
-        }
-        Ok(engine)
-    }
-}
+pub use crate::pk::merge::{AggregateFn, MergeEngine};
 
 /// Default of [`OPTION_LAKE_FRESHNESS`].
 pub const DEFAULT_LAKE_FRESHNESS: Duration = Duration::from_secs(30);
@@ -164,10 +79,10 @@ pub struct TableOptions {
 impl TableOptions {
     /// Parses the option map of a table; unknown keys and bad values are errors naming them.
     pub fn parse(options: &BTreeMap<String, String>) -> Result<Self, DefinitionError> {
-        if let Some(key) = options
-            .keys()
-            .find(|key| !KNOWN_TABLE_OPTIONS.contains(&key.as_str()))
-        {
+        if let Some(key) = options.keys().find(|key| {
+            !KNOWN_TABLE_OPTIONS.contains(&key.as_str())
+                && !key.starts_with(OPTION_MERGE_AGGREGATE_PREFIX)
+        }) {
             return Err(DefinitionError::UnknownOption { key: key.clone() });
         }
         let invalid = |key: &str, value: &str, reason: String| DefinitionError::InvalidOption {
@@ -322,7 +237,11 @@ impl TableInfo {
 
     /// The merge engine of a primary-key table. Checked when the table was created.
     pub fn merge_engine(&self) -> Result<MergeEngine, DefinitionError> {
-        MergeEngine::parse(&self.descriptor.options, &self.descriptor.schema)
+        MergeEngine::parse(
+            &self.descriptor.options,
+            &self.descriptor.schema,
+            &self.descriptor.primary_key,
+        )
     }
 
     /// The table's options, parsed. Checked when the table was created, so this only fails
@@ -516,9 +435,10 @@ impl TableDescriptor {
     }
 
     fn validate_primary_key(&self, options: &TableOptions) -> Result<(), DefinitionError> {
-        let has_merge_options = [OPTION_MERGE_ENGINE, OPTION_MERGE_VERSION_COLUMN]
-            .into_iter()
-            .find(|key| self.options.contains_key(*key));
+        let has_merge_options = self.options.keys().find(|key| {
+            [OPTION_MERGE_ENGINE, OPTION_MERGE_VERSION_COLUMN].contains(&key.as_str())
+                || key.starts_with(OPTION_MERGE_AGGREGATE_PREFIX)
+        });
         if self.primary_key.is_empty() {
             return match has_merge_options {
                 Some(key) => Err(DefinitionError::NotAPrimaryKeyTable {
@@ -576,7 +496,7 @@ impl TableDescriptor {
                 option: OPTION_LAKE_ENABLED,
             });
         }
-        MergeEngine::parse(&self.options, &self.schema)?;
+        MergeEngine::parse(&self.options, &self.schema, &self.primary_key)?;
         Ok(())
     }
 }

@@ -144,6 +144,7 @@ fn mutated_primary_key_writes_and_row_images_never_panic_or_over_allocate() {
             key: vec![1, i as u8],
             image: if i == 1 { Vec::new() } else { image.clone() },
             version: (i == 2).then_some(7),
+            columns: (i == 0).then(|| vec![0b101]),
         })
         .collect();
     run(

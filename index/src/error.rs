@@ -107,6 +107,14 @@ pub enum ChunkRejected {
     },
     #[error("primary-key chunk of {stream} refused: {reason}")]
     PrimaryKeyWrites { stream: StreamId, reason: String },
+    #[error(
+        "the upsert at offset {offset} of {stream} cannot be merged with its key's row: {reason}"
+    )]
+    MergeFailed {
+        stream: StreamId,
+        offset: u64,
+        reason: String,
+    },
     #[error("append {sequence} of producer {producer} was already committed")]
     Duplicate {
         stream: StreamId,

@@ -90,10 +90,15 @@ pub enum Change {
     /// Nothing: the merge engine kept the current row (an older version, a later
     /// `first_row` upsert), or the row deleted a key that had no row.
     Ignored,
-    /// The key had no row; the chunk's row is its first (`+I`).
-    Insert,
-    /// The chunk's row replaced `before` (`-U` before, `+U` the chunk's row).
-    Update { before: Vec<u8> },
+    /// The key had no row; the chunk's row is its first (`+I`), or `after` when the row
+    /// written differs from the chunk's (a partial update fills the other columns).
+    Insert { after: Option<Vec<u8>> },
+    /// The key's row `before` was replaced (`-U` before, `+U` the chunk's row, or `after` when
+    /// the merge made a row of its own: a partial update or an aggregation).
+    Update {
+        before: Vec<u8>,
+        after: Option<Vec<u8>>,
+    },
     /// The key's row `before` was deleted (`-D`).
     Delete { before: Vec<u8> },
 }
@@ -102,10 +107,24 @@ impl Change {
     fn kind(&self) -> u8 {
         match self {
             Self::Ignored => 0,
-            Self::Insert => 1,
-            Self::Update { .. } => 2,
+            Self::Insert { after: None } => 1,
+            Self::Update { after: None, .. } => 2,
             Self::Delete { .. } => 3,
+            Self::Insert { after: Some(_) } => 4,
+            Self::Update { after: Some(_), .. } => 5,
         }
+    }
+
+    /// The images the record keeps for this change, in order: the before image, then the
+    /// after image.
+    fn images(&self) -> impl Iterator<Item = &Vec<u8>> {
+        let (before, after) = match self {
+            Self::Ignored => (None, None),
+            Self::Insert { after } => (None, after.as_ref()),
+            Self::Update { before, after } => (Some(before), after.as_ref()),
+            Self::Delete { before } => (Some(before), None),
+        };
+        before.into_iter().chain(after)
     }
 }
 
@@ -122,19 +141,17 @@ impl ChangeRecord {
         let images: usize = self
             .changes
             .iter()
-            .map(|change| match change {
-                Change::Update { before } | Change::Delete { before } => 4 + before.len(),
-                _ => 0,
-            })
+            .flat_map(Change::images)
+            .map(|image| 4 + image.len())
             .sum();
         let mut out = Vec::with_capacity(5 + self.changes.len() + images);
         out.push(Self::VERSION);
         out.extend_from_slice(&(self.changes.len() as u32).to_be_bytes());
         for change in &self.changes {
             out.push(change.kind());
-            if let Change::Update { before } | Change::Delete { before } = change {
-                out.extend_from_slice(&(before.len() as u32).to_be_bytes());
-                out.extend_from_slice(before);
+            for image in change.images() {
+                out.extend_from_slice(&(image.len() as u32).to_be_bytes());
+                out.extend_from_slice(image);
             }
         }
         out
@@ -154,15 +171,25 @@ impl ChangeRecord {
         let mut changes = Vec::with_capacity(count);
         for _ in 0..count {
             let kind = r.u8()?;
-            let mut before = || -> Result<Vec<u8>, CodecError> {
+            let mut image = || -> Result<Vec<u8>, CodecError> {
                 let len = r.u32()? as usize;
                 Ok(r.bytes(len)?.to_vec())
             };
             changes.push(match kind {
                 0 => Change::Ignored,
-                1 => Change::Insert,
-                2 => Change::Update { before: before()? },
-                3 => Change::Delete { before: before()? },
+                1 => Change::Insert { after: None },
+                2 => Change::Update {
+                    before: image()?,
+                    after: None,
+                },
+                3 => Change::Delete { before: image()? },
+                4 => Change::Insert {
+                    after: Some(image()?),
+                },
+                5 => Change::Update {
+                    before: image()?,
+                    after: Some(image()?),
+                },
                 other => return Err(CodecError::Json(format!("change kind {other}"))),
             });
         }
@@ -186,14 +213,25 @@ mod tests {
     use super::*;
 
     fn change() -> impl Strategy<Value = Change> {
-        (0u8..4, proptest::collection::vec(any::<u8>(), 0..20)).prop_map(
-            |(kind, before)| match kind {
-                0 => Change::Ignored,
-                1 => Change::Insert,
-                2 => Change::Update { before },
-                _ => Change::Delete { before },
-            },
+        (
+            0u8..6,
+            proptest::collection::vec(any::<u8>(), 0..20),
+            proptest::collection::vec(any::<u8>(), 0..20),
         )
+            .prop_map(|(kind, before, after)| match kind {
+                0 => Change::Ignored,
+                1 => Change::Insert { after: None },
+                2 => Change::Update {
+                    before,
+                    after: None,
+                },
+                3 => Change::Delete { before },
+                4 => Change::Insert { after: Some(after) },
+                _ => Change::Update {
+                    before,
+                    after: Some(after),
+                },
+            })
     }
 
     proptest! {

@@ -3,7 +3,9 @@
 //! in the index says what each row did (`inlet_index::pk`). Together they give the
 //! changelog: per row, in offset order, nothing (ignored by the merge engine), `+I` (the
 //! chunk's row), `-U` (the before image from the record) then `+U` (the chunk's row), or
-//! `-D` (the before image). The `-U` and `+U` of one update share its offset.
+//! `-D` (the before image). Where the merge made a row of its own (a partial update, an
+//! aggregation) the record holds it as the after image, used instead of the chunk's row.
+//! The `-U` and `+U` of one update share its offset.
 
 use std::sync::Arc;
 
@@ -57,10 +59,10 @@ impl ChangelogRead {
                 batch.num_rows()
             )));
         }
-        // Which row each output row takes (chunk rows first, then before images), its
-        // offset and its change type.
+        // Which row each output row takes (the chunk's rows first, then the record's images),
+        // its offset and its change type.
         let rows = batch.num_rows();
-        let mut befores: Vec<&[u8]> = Vec::new();
+        let mut images: Vec<&[u8]> = Vec::new();
         let mut picks: Vec<u32> = Vec::new();
         let mut offsets: Vec<i64> = Vec::new();
         let mut kinds: Vec<&'static str> = Vec::new();
@@ -68,30 +70,39 @@ impl ChangelogRead {
             let offset = (entry.base_offset.0 + row as u64) as i64;
             let (before, after) = match change {
                 Change::Ignored => (None, None),
-                Change::Insert => (None, Some("+I")),
-                Change::Update { .. } if self.omit_update_before => (None, Some("+U")),
-                Change::Update { before } => (Some((before, "-U")), Some("+U")),
+                Change::Insert { after } => (None, Some((after, "+I"))),
+                Change::Update { after, .. } if self.omit_update_before => {
+                    (None, Some((after, "+U")))
+                }
+                Change::Update { before, after } => (Some((before, "-U")), Some((after, "+U"))),
                 Change::Delete { before } => (Some((before, "-D")), None),
             };
             if let Some((image, kind)) = before {
-                picks.push((rows + befores.len()) as u32);
-                befores.push(image);
+                picks.push((rows + images.len()) as u32);
+                images.push(image);
                 offsets.push(offset);
                 kinds.push(kind);
             }
-            if let Some(kind) = after {
-                picks.push(row as u32);
+            if let Some((after, kind)) = after {
+                // The row the key got: the chunk's, unless the merge made one of its own.
+                match after {
+                    Some(image) => {
+                        picks.push((rows + images.len()) as u32);
+                        images.push(image);
+                    }
+                    None => picks.push(row as u32),
+                }
                 offsets.push(offset);
                 kinds.push(kind);
             }
         }
-        let before_rows = decode_rows(&context.table.descriptor.schema, &befores)
-            .map_err(|e| corrupt(format!("before image does not decode: {e}")))?;
-        let projected = before_rows
+        let image_rows = decode_rows(&context.table.descriptor.schema, &images)
+            .map_err(|e| corrupt(format!("a change record's image does not decode: {e}")))?;
+        let projected = image_rows
             .project(&context.projection)
-            .map_err(|e| corrupt(format!("before images: {e}")))?;
+            .map_err(|e| corrupt(format!("change record images: {e}")))?;
         let sources = concat_batches(&batch.schema(), [batch, &projected])
-            .map_err(|e| corrupt(format!("before images do not match the chunk: {e}")))?;
+            .map_err(|e| corrupt(format!("change record images do not match the chunk: {e}")))?;
         let picks = UInt32Array::from(picks);
         let mut columns: Vec<ArrayRef> = sources
             .columns()

@@ -129,7 +129,7 @@ impl InletService {
                 .to_role(request, "writer", |mut node, r| async move {
                     match op {
                         WriteOp::Append => node.append(r).await,
-                        WriteOp::Upsert => node.upsert(r).await,
+                        WriteOp::Upsert | WriteOp::PartialUpsert => node.upsert(r).await,
                         WriteOp::Delete => node.delete(r).await,
                     }
                 })
@@ -137,6 +137,15 @@ impl InletService {
         };
         let started = tokio::time::Instant::now();
         let request = request.into_inner();
+        let op = match (op, request.partial) {
+            (op, false) => op,
+            (WriteOp::Upsert, true) => WriteOp::PartialUpsert,
+            (op, true) => {
+                return Err(Status::invalid_argument(format!(
+                    "`partial` applies to upserts, not to {op:?}"
+                )));
+            }
+        };
         let bytes = request.batches_ipc.len() as u64;
         let result = Self::write_inner(writer, &self.append_schemas, op, request).await;
         let requests = &self.metrics.requests;

@@ -181,6 +181,7 @@ fn append_request(ids: std::ops::Range<i64>, producer: u64, sequence: u64) -> pb
         batches_ipc: inlet_core::ipc::batches_to_ipc(&schema(), &[batch(ids)]).expect("ipc"),
         producer_id: producer,
         sequence,
+        ..Default::default()
     }
 }
 

@@ -19,6 +19,7 @@ fn request(
         batches_ipc: inlet_core::ipc::batches_to_ipc(&schema(), &[batch(ids)]).expect("ipc"),
         producer_id: producer,
         sequence,
+        ..Default::default()
     }
 }
 

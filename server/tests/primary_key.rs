@@ -14,11 +14,13 @@ use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type};
-use arrow_array::{Array, Int64Array, RecordBatch, StringArray};
+use arrow_array::{
+    Array, ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
+};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use common::backend::Backend;
 use common::*;
-use inlet::client::Client;
+use inlet::client::{Client, WriteKind};
 use inlet_core::ipc::batches_to_ipc;
 use inlet_proto::v1 as pb;
 
@@ -408,6 +410,7 @@ async fn idempotent_upserts_land_once_and_state_survives_a_restart(backend: Back
             .expect("ipc"),
         producer_id: 77,
         sequence: 1,
+        ..Default::default()
     };
     let first = client
         .raw()
@@ -537,6 +540,314 @@ async fn wrong_operations_and_bad_keys_are_clear_errors(backend: Backend) {
     node.shutdown().await.expect("clean shutdown");
 }
 
+/// `id` (the key), `total: int64` (sum), `high: float64` (max), `note: utf8` (the default,
+/// last_non_null_value), `seen: bool` (bool_or), all nullable but the key.
+fn agg_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("total", DataType::Int64, true),
+        Field::new("high", DataType::Float64, true),
+        Field::new("note", DataType::Utf8, true),
+        Field::new("seen", DataType::Boolean, true),
+    ]))
+}
+
+type AggRow = (i64, Option<i64>, Option<f64>, Option<String>, Option<bool>);
+
+fn agg_rows(schema: &SchemaRef, rows: &[AggRow]) -> RecordBatch {
+    let all: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
+        Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.1))),
+        Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.2))),
+        Arc::new(StringArray::from_iter(rows.iter().map(|r| r.3.clone()))),
+        Arc::new(BooleanArray::from_iter(rows.iter().map(|r| r.4))),
+    ];
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| all[agg_schema().index_of(f.name()).expect("agg column")].clone())
+        .collect();
+    RecordBatch::try_new(schema.clone(), columns).expect("rows")
+}
+
+/// The rows of a batch of the aggregation schema (lookup results or changelog rows).
+fn agg_values(batch: &RecordBatch) -> Vec<AggRow> {
+    let id = batch
+        .column_by_name("id")
+        .expect("id")
+        .as_primitive::<Int64Type>();
+    let total = batch
+        .column_by_name("total")
+        .expect("total")
+        .as_primitive::<Int64Type>();
+    let high = batch
+        .column_by_name("high")
+        .expect("high")
+        .as_primitive::<arrow_array::types::Float64Type>();
+    let note = batch
+        .column_by_name("note")
+        .expect("note")
+        .as_string::<i32>();
+    let seen = batch.column_by_name("seen").expect("seen").as_boolean();
+    (0..batch.num_rows())
+        .map(|i| {
+            (
+                id.value(i),
+                (!total.is_null(i)).then(|| total.value(i)),
+                (!high.is_null(i)).then(|| high.value(i)),
+                (!note.is_null(i)).then(|| note.value(i).to_owned()),
+                (!seen.is_null(i)).then(|| seen.value(i)),
+            )
+        })
+        .collect()
+}
+
+fn or_keep<T: Clone>(current: &Option<T>, new: &Option<T>, f: impl Fn(&T, &T) -> T) -> Option<T> {
+    match (current, new) {
+        (Some(a), Some(b)) => Some(f(a, b)),
+        (a, b) => a.clone().or_else(|| b.clone()),
+    }
+}
+
+async fn aggregation_and_partial_updates_match_a_model(backend: Backend) {
+    let node = start(backend.store()).await;
+    let mut client = connect(&node).await;
+    client.create_database("db", true).await.expect("db");
+    let options: BTreeMap<String, String> = [
+        ("merge.engine", "aggregation"),
+        ("merge.aggregate.total", "sum"),
+        ("merge.aggregate.high", "max"),
+        ("merge.aggregate.seen", "bool_or"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    client
+        .create_primary_key_table(
+            "db",
+            "agg",
+            &agg_schema(),
+            BUCKETS,
+            vec!["id".into()],
+            vec![],
+            options,
+            false,
+        )
+        .await
+        .expect("aggregation table");
+    // A partial update of `total` and `note` only, over some rounds.
+    let partial_schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("total", DataType::Int64, true),
+        Field::new("note", DataType::Utf8, true),
+    ]));
+    let mut model: BTreeMap<i64, AggRow> = BTreeMap::new();
+    let mut rng = Lcg(99);
+    for round in 0..25 {
+        let partial = round % 3 == 2;
+        let rows: Vec<AggRow> = (0..1 + rng.next(6))
+            .map(|i| {
+                let id = rng.next(8) as i64;
+                let total = (rng.next(4) != 0).then(|| rng.next(100) as i64 - 50);
+                let high = (rng.next(4) != 0).then(|| rng.next(1000) as f64 / 10.0);
+                let note = (rng.next(3) != 0).then(|| format!("n{round}-{i}"));
+                let seen = (rng.next(3) != 0).then(|| rng.next(2) == 0);
+                if partial {
+                    (id, total, None, note, None)
+                } else {
+                    (id, total, high, note, seen)
+                }
+            })
+            .collect();
+        let acked = if partial {
+            client
+                .write(
+                    WriteKind::PartialUpsert,
+                    "db",
+                    "agg",
+                    &partial_schema,
+                    &[agg_rows(&partial_schema, &rows)],
+                )
+                .await
+        } else {
+            client
+                .upsert(
+                    "db",
+                    "agg",
+                    &agg_schema(),
+                    &[agg_rows(&agg_schema(), &rows)],
+                )
+                .await
+        };
+        acked.expect("upsert");
+        for row in rows {
+            let merged = match model.get(&row.0) {
+                None => row.clone(),
+                Some(current) => (
+                    row.0,
+                    or_keep(&current.1, &row.1, |a, b| a + b),
+                    if partial {
+                        current.2
+                    } else {
+                        or_keep(&current.2, &row.2, |a, b| a.max(*b))
+                    },
+                    row.3.clone().or_else(|| current.3.clone()),
+                    if partial {
+                        current.4
+                    } else {
+                        or_keep(&current.4, &row.4, |a, b| *a || *b)
+                    },
+                ),
+            };
+            model.insert(row.0, merged);
+        }
+        let ids: Vec<i64> = (0..8).collect();
+        let (found, _) = client
+            .lookup("db", "agg", &keys(&ids), &[])
+            .await
+            .expect("lookup");
+        let seen: BTreeMap<i64, AggRow> =
+            agg_values(&found).into_iter().map(|r| (r.0, r)).collect();
+        assert_eq!(
+            seen, model,
+            "round {round}: lookups equal the aggregated model"
+        );
+    }
+    // The changelog's after images are the merged rows: replaying it gives the state.
+    let batches = client
+        .fetch_all(fetch_request("db", "agg"))
+        .await
+        .expect("changelog");
+    let mut changes: Vec<(u32, u64, String, AggRow)> = Vec::new();
+    for batch in &batches {
+        let kinds = batch
+            .column_by_name("_change_type")
+            .expect("kind")
+            .as_string::<i32>();
+        let buckets = batch
+            .column_by_name("_bucket")
+            .expect("bucket")
+            .as_primitive::<Int32Type>();
+        let offsets = batch
+            .column_by_name("_offset")
+            .expect("offset")
+            .as_primitive::<Int64Type>();
+        for (i, row) in agg_values(batch).into_iter().enumerate() {
+            changes.push((
+                buckets.value(i) as u32,
+                offsets.value(i) as u64,
+                kinds.value(i).to_owned(),
+                row,
+            ));
+        }
+    }
+    changes.sort_by_key(|c| (c.0, c.1, c.2 != "-U"));
+    let mut replayed: BTreeMap<i64, AggRow> = BTreeMap::new();
+    for (_, _, kind, row) in changes {
+        match kind.as_str() {
+            "+I" | "+U" => {
+                replayed.insert(row.0, row);
+            }
+            _ => assert_eq!(replayed.remove(&row.0), Some(row), "before image"),
+        }
+    }
+    assert_eq!(
+        replayed, model,
+        "changelog replay equals the aggregated state"
+    );
+
+    // Refused, and nothing written: a sum that overflows, a partial update of a first_row
+    // table, a partial update without a nullable default for a missing non-null column.
+    let before = client
+        .fetch_all(fetch_request("db", "agg"))
+        .await
+        .expect("changelog");
+    client
+        .upsert(
+            "db",
+            "agg",
+            &agg_schema(),
+            &[agg_rows(
+                &agg_schema(),
+                &[(1, Some(i64::MAX - 1), None, None, None)],
+            )],
+        )
+        .await
+        .expect("a large total");
+    let error = client
+        .upsert(
+            "db",
+            "agg",
+            &agg_schema(),
+            &[agg_rows(
+                &agg_schema(),
+                &[(1, Some(i64::MAX - 1), None, None, None)],
+            )],
+        )
+        .await
+        .expect_err("overflow");
+    assert!(error.to_string().contains("sum overflows Int64"), "{error}");
+    assert!(error.to_string().contains("InvalidArgument"), "{error}");
+    let after = client
+        .fetch_all(fetch_request("db", "agg"))
+        .await
+        .expect("changelog");
+    let rows = |b: &[RecordBatch]| b.iter().map(RecordBatch::num_rows).sum::<usize>();
+    assert_eq!(
+        rows(&after),
+        rows(&before) + 2,
+        "only the accepted upsert (-U, +U) was written"
+    );
+    create_pk_table(&mut client, "first", Engine::FirstRow).await;
+    let note_only = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("note", DataType::Utf8, true),
+    ]));
+    let partial_first = RecordBatch::try_new(
+        note_only.clone(),
+        vec![
+            Arc::new(Int64Array::from(vec![1])),
+            Arc::new(StringArray::from(vec!["x"])),
+        ],
+    )
+    .expect("batch");
+    let error = client
+        .write(
+            WriteKind::PartialUpsert,
+            "db",
+            "first",
+            &note_only,
+            &[partial_first],
+        )
+        .await
+        .expect_err("partial update of first_row");
+    assert!(error.to_string().contains("keeps rows whole"), "{error}");
+    create_pk_table(&mut client, "last", Engine::LastRow).await;
+    let partial_last = RecordBatch::try_new(
+        note_only.clone(),
+        vec![
+            Arc::new(Int64Array::from(vec![1])),
+            Arc::new(StringArray::from(vec!["x"])),
+        ],
+    )
+    .expect("batch");
+    let error = client
+        .write(
+            WriteKind::PartialUpsert,
+            "db",
+            "last",
+            &note_only,
+            &[partial_last],
+        )
+        .await
+        .expect_err("`v` is not null and missing");
+    assert!(
+        error.to_string().contains("lacks non-nullable column `v`"),
+        "{error}"
+    );
+    node.shutdown().await.expect("clean shutdown");
+}
+
 /// Runs every scenario against one backend, one test per scenario.
 macro_rules! conformance {
     ($backend:ident, $make:expr) => {
@@ -548,6 +859,7 @@ macro_rules! conformance {
                 changelog_has_every_change_type_and_reads_pruned_from_any_offset,
                 idempotent_upserts_land_once_and_state_survives_a_restart,
                 wrong_operations_and_bad_keys_are_clear_errors,
+                aggregation_and_partial_updates_match_a_model,
             );
         }
     };

@@ -412,12 +412,14 @@ fn key_write(key: u8, upsert: Option<(u8, i64)>) -> PkWrite {
             key: vec![1, key],
             image: vec![1, value],
             version: Some(version),
+            columns: None,
         },
         None => PkWrite {
             op: PkOp::Delete,
             key: vec![1, key],
             image: Vec::new(),
             version: None,
+            columns: None,
         },
     }
 }
@@ -515,10 +517,11 @@ async fn primary_key_writes_are_applied_and_read_back_the_same() {
             [
                 Some(ChangeRecord {
                     changes: vec![
-                        Change::Insert,
-                        Change::Insert,
+                        Change::Insert { after: None },
+                        Change::Insert { after: None },
                         Change::Update {
-                            before: vec![1, 10]
+                            before: vec![1, 10],
+                            after: None
                         }
                     ]
                 }),

@@ -29,7 +29,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::error::AppendError;
-use crate::keyed::{WriteOp, conform_delete, key_writes};
+use crate::keyed::{WriteOp, conform_delete, key_writes, partial_columns};
 use crate::options::WriterOptions;
 use crate::upload::{StreamChunk, upload};
 use crate::validate::{batch_bytes, conform};
@@ -195,11 +195,30 @@ impl Writer {
         }
         let table = self.inner.index.table(database, table).await?;
         op.check(&table)?;
+        let engine = match op {
+            WriteOp::Append => None,
+            WriteOp::Upsert | WriteOp::PartialUpsert | WriteOp::Delete => {
+                Some(table.merge_engine().map_err(|e| {
+                    AppendError::Index(IndexError::Storage(format!(
+                        "table {}: {e}",
+                        table.qualified_name()
+                    )))
+                })?)
+            }
+        };
+        let mask = match (&engine, op) {
+            (Some(engine), WriteOp::PartialUpsert) => {
+                Some(partial_columns(&table, engine, batches)?)
+            }
+            _ => None,
+        };
         let conformed = batches
             .iter()
             .map(|batch| match op {
                 WriteOp::Delete => conform_delete(&table, batch),
-                WriteOp::Append | WriteOp::Upsert => conform(&table, batch),
+                WriteOp::Append | WriteOp::Upsert | WriteOp::PartialUpsert => {
+                    conform(&table, batch)
+                }
             })
             .collect::<Result<Vec<_>, _>>()?;
         let batch = concat_batches(&table.descriptor.schema, &conformed)
@@ -207,15 +226,6 @@ impl Writer {
         if batch.num_rows() == 0 {
             return Ok(Vec::new());
         }
-        let engine = match op {
-            WriteOp::Append => None,
-            WriteOp::Upsert | WriteOp::Delete => Some(table.merge_engine().map_err(|e| {
-                AppendError::Index(IndexError::Storage(format!(
-                    "table {}: {e}",
-                    table.qualified_name()
-                )))
-            })?),
-        };
         // A primary-key write also buffers each row's key and image until its commit.
         let bytes = batch_bytes(&batch) * if engine.is_some() { 2 } else { 1 };
         let limit = MAX_APPEND_BYTES.min(self.inner.options.max_buffered_bytes);
@@ -236,7 +246,7 @@ impl Writer {
             .map(|(bucket, part)| {
                 let writes = engine
                     .as_ref()
-                    .map(|engine| key_writes(&table, engine, op, &part))
+                    .map(|engine| key_writes(&table, engine, op, mask.as_deref(), &part))
                     .transpose()?;
                 Ok((bucket, part, writes))
             })

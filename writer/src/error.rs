@@ -91,6 +91,8 @@ impl HasKind for AppendError {
             Self::Rejected(ChunkRejected::ColumnRanges { .. }) => ErrorKind::Internal,
             // The writer encodes the key writes from the table it looked up.
             Self::Rejected(ChunkRejected::PrimaryKeyWrites { .. }) => ErrorKind::Internal,
+            // The rows do not merge with the keys' current rows (an overflowing sum).
+            Self::Rejected(ChunkRejected::MergeFailed { .. }) => ErrorKind::InvalidInput,
             Self::Rejected(_) => ErrorKind::Unavailable,
         }
     }

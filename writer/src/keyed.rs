@@ -8,6 +8,7 @@ use arrow_array::types::*;
 use arrow_array::{Array, ArrayRef, RecordBatch, make_array, new_null_array};
 use arrow_schema::{DataType, TimeUnit};
 use inlet_core::pk::key::KeyEncoder;
+use inlet_core::pk::merge::column_mask;
 use inlet_core::pk::ops::{PkOp, PkWrite};
 use inlet_core::pk::row::RowEncoder;
 use inlet_core::table::{MergeEngine, TableInfo};
@@ -22,6 +23,9 @@ pub enum WriteOp {
     Append,
     /// Rows upserted into a primary-key table.
     Upsert,
+    /// Rows of some columns (the batch's, which include the key) upserted into a primary-key
+    /// table: the key's other columns keep their values (nulls for a new key).
+    PartialUpsert,
     /// Keys deleted from a primary-key table.
     Delete,
 }
@@ -31,6 +35,7 @@ impl WriteOp {
         match self {
             Self::Append => "append",
             Self::Upsert => "upsert",
+            Self::PartialUpsert => "partially update",
             Self::Delete => "delete",
         }
     }
@@ -44,7 +49,7 @@ impl WriteOp {
                 "it has a primary key ({}): write it with upsert and delete",
                 table.descriptor.primary_key.join(", ")
             ),
-            (Self::Upsert | Self::Delete, false) => {
+            (Self::Upsert | Self::PartialUpsert | Self::Delete, false) => {
                 "it is a log table (no primary key): write it with append".to_owned()
             }
             _ => return Ok(()),
@@ -113,21 +118,67 @@ fn placeholder(data_type: &DataType, nullable: bool, rows: usize) -> ArrayRef {
     make_array(data.build().expect("zeroed flat array is valid"))
 }
 
+/// The column mask of a partial upsert of `batches`: the table's columns they carry, which
+/// must be the same in every batch. Refused where the table's merge engine keeps rows whole.
+pub fn partial_columns(
+    table: &TableInfo,
+    engine: &MergeEngine,
+    batches: &[RecordBatch],
+) -> Result<Vec<u8>, AppendError> {
+    let refuse = |reason: String| AppendError::WrongOperation {
+        table: table.qualified_name(),
+        op: WriteOp::PartialUpsert.name(),
+        reason,
+    };
+    if !engine.allows_partial_updates() {
+        return Err(refuse(format!(
+            "its merge engine ({engine:?}) keeps rows whole; partial updates need `last_row` \
+             or `aggregation`"
+        )));
+    }
+    let schema = &table.descriptor.schema;
+    let mut columns: Option<Vec<usize>> = None;
+    for batch in batches {
+        let mut present: Vec<usize> = batch
+            .schema()
+            .fields()
+            .iter()
+            .filter_map(|field| schema.index_of(field.name()).ok())
+            .collect();
+        present.sort_unstable();
+        match &columns {
+            Some(first) if *first != present => {
+                return Err(refuse(
+                    "every batch of a partial update must carry the same columns".to_owned(),
+                ));
+            }
+            _ => columns = Some(present),
+        }
+    }
+    Ok(column_mask(
+        schema.fields().len(),
+        columns.unwrap_or_default(),
+    ))
+}
+
 /// What the index owner gets for each row of `batch` (rows of `table` routed to one bucket,
-/// in order).
+/// in order); `mask` marks the columns of a partial upsert.
 pub fn key_writes(
     table: &TableInfo,
     engine: &MergeEngine,
     op: WriteOp,
+    mask: Option<&[u8]>,
     batch: &RecordBatch,
 ) -> Result<Vec<PkWrite>, AppendError> {
     let keys = KeyEncoder::new(batch, &table.key_encoding_indices())?;
-    let images = match op {
-        WriteOp::Upsert => Some(RowEncoder::new(batch)?),
-        _ => None,
+    let upsert = matches!(op, WriteOp::Upsert | WriteOp::PartialUpsert);
+    let images = if upsert {
+        Some(RowEncoder::new(batch)?)
+    } else {
+        None
     };
-    let versions = match (engine, op) {
-        (MergeEngine::Versioned { column }, WriteOp::Upsert) => batch.column_by_name(column),
+    let versions = match engine {
+        MergeEngine::Versioned { column } if upsert => batch.column_by_name(column),
         _ => None,
     };
     let mut writes = Vec::with_capacity(batch.num_rows());
@@ -147,6 +198,7 @@ pub fn key_writes(
             key,
             image,
             version: versions.map(|column| version_of(column, row)),
+            columns: mask.map(<[u8]>::to_vec),
         });
     }
     Ok(writes)

@@ -14,6 +14,7 @@
 //! as long as the table does.
 
 pub mod key;
+pub mod merge;
 pub mod ops;
 pub mod row;
 

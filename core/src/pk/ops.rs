@@ -3,14 +3,15 @@
 //! engine). The owner applies them in offset order to the key state; the chunk in the WAL
 //! holds the same rows as Arrow for changelog reads.
 //!
-//! Packed for the wire as: a format byte, a u32 row count, then per row: the op byte, a
-//! version flag byte (and an i64 when set), the key (u32 length, bytes) and the image (u32
-//! length, bytes; empty for deletes). Integers little-endian. The decoder takes bytes from
+//! Packed for the wire as: a format byte, a u32 row count, then per row: the op byte, a flags
+//! byte (bit 0: an i64 version follows; bit 1: a partial update's column mask follows, as a
+//! u16 length and the bytes), the key (u32 length, bytes) and the image (u32 length, bytes;
+//! empty for deletes). Integers little-endian. The decoder takes bytes from
 //! other processes: it checks every length against what is left before using it and never
 //! allocates more than the input's size.
 
 use super::{PkCodecError, take, take_u32};
-use crate::limits::{MAX_PRIMARY_KEY_BYTES, MAX_REQUEST_ROWS, MAX_ROW_IMAGE_BYTES};
+use crate::limits::{MAX_COLUMNS, MAX_PRIMARY_KEY_BYTES, MAX_REQUEST_ROWS, MAX_ROW_IMAGE_BYTES};
 
 /// The first byte of a packed list of this layout.
 pub const OPS_FORMAT_V1: u8 = 1;
@@ -43,25 +44,32 @@ pub struct PkWrite {
     pub image: Vec<u8>,
     /// The row's version-column value, for the `versioned` merge engine.
     pub version: Option<i64>,
+    /// A partial update's columns (`super::merge::column_mask`); `None`: every column.
+    pub columns: Option<Vec<u8>>,
 }
 
 /// Packs `writes` for the wire.
 pub fn encode_writes(writes: &[PkWrite]) -> Vec<u8> {
     let size: usize = writes
         .iter()
-        .map(|w| 2 + 8 + 8 + w.key.len() + w.image.len())
+        .map(|w| {
+            2 + 8 + 8 + w.key.len() + w.image.len() + w.columns.as_ref().map_or(0, |m| 2 + m.len())
+        })
         .sum();
     let mut out = Vec::with_capacity(5 + size);
     out.push(OPS_FORMAT_V1);
     out.extend_from_slice(&(writes.len() as u32).to_le_bytes());
     for write in writes {
         out.push(write.op.byte());
-        match write.version {
-            Some(version) => {
-                out.push(1);
-                out.extend_from_slice(&version.to_le_bytes());
-            }
-            None => out.push(0),
+        let flags = u8::from(write.version.is_some()) | (u8::from(write.columns.is_some()) << 1);
+        out.push(flags);
+        if let Some(version) = write.version {
+            out.extend_from_slice(&version.to_le_bytes());
+        }
+        if let Some(mask) = &write.columns {
+            // At most MAX_COLUMNS / 8 bytes: checked by the decoder, built by the writer.
+            out.extend_from_slice(&(mask.len().min(u16::MAX as usize) as u16).to_le_bytes());
+            out.extend_from_slice(mask);
         }
         out.extend_from_slice(&(write.key.len() as u32).to_le_bytes());
         out.extend_from_slice(&write.key);
@@ -102,13 +110,25 @@ pub fn decode_writes(bytes: &[u8]) -> Result<Vec<PkWrite>, PkCodecError> {
             1 => PkOp::Delete,
             other => return Err(malformed(format!("row {row}: unknown op byte {other}"))),
         };
-        let version = match take(bytes, &mut pos, 1, WHAT)?[0] {
-            0 => None,
-            1 => {
-                let raw = take(bytes, &mut pos, 8, WHAT)?;
-                Some(i64::from_le_bytes(raw.try_into().expect("8 bytes")))
+        let flags = take(bytes, &mut pos, 1, WHAT)?[0];
+        if flags > 0b11 {
+            return Err(malformed(format!("row {row}: flags {flags:#b}")));
+        }
+        let version = if flags & 1 != 0 {
+            let raw = take(bytes, &mut pos, 8, WHAT)?;
+            Some(i64::from_le_bytes(raw.try_into().expect("8 bytes")))
+        } else {
+            None
+        };
+        let columns = if flags & 2 != 0 {
+            let raw = take(bytes, &mut pos, 2, WHAT)?;
+            let len = u16::from_le_bytes(raw.try_into().expect("2 bytes")) as usize;
+            if len == 0 || len > MAX_COLUMNS.div_ceil(8) {
+                return Err(malformed(format!("row {row}: column mask of {len} bytes")));
             }
-            other => return Err(malformed(format!("row {row}: version flag {other}"))),
+            Some(take(bytes, &mut pos, len, WHAT)?.to_vec())
+        } else {
+            None
         };
         let key_len = take_u32(bytes, &mut pos, WHAT)? as usize;
         if !(2..=MAX_PRIMARY_KEY_BYTES).contains(&key_len) {
@@ -128,11 +148,15 @@ pub fn decode_writes(bytes: &[u8]) -> Result<Vec<PkWrite>, PkCodecError> {
             )));
         }
         let image = take(bytes, &mut pos, image_len, WHAT)?.to_vec();
+        if op == PkOp::Delete && columns.is_some() {
+            return Err(malformed(format!("row {row}: a delete with a column mask")));
+        }
         writes.push(PkWrite {
             op,
             key,
             image,
             version,
+            columns,
         });
     }
     if pos != bytes.len() {
@@ -156,12 +180,14 @@ mod tests {
             proptest::collection::vec(any::<u8>(), 2..40),
             proptest::collection::vec(any::<u8>(), 1..60),
             any::<Option<i64>>(),
+            proptest::option::of(proptest::collection::vec(any::<u8>(), 1..4)),
         )
-            .prop_map(|(delete, key, image, version)| PkWrite {
+            .prop_map(|(delete, key, image, version, columns)| PkWrite {
                 op: if delete { PkOp::Delete } else { PkOp::Upsert },
                 key,
                 image: if delete { Vec::new() } else { image },
                 version,
+                columns: if delete { None } else { columns },
             })
     }
 
@@ -188,6 +214,7 @@ mod tests {
             key: vec![1, 2],
             image: vec![1],
             version: None,
+            columns: None,
         }]);
         assert!(decode_writes(&delete_with_image).is_err());
         let upsert_without_image = encode_writes(&[PkWrite {
@@ -195,6 +222,7 @@ mod tests {
             key: vec![1, 2],
             image: vec![],
             version: None,
+            columns: None,
         }]);
         assert!(decode_writes(&upsert_without_image).is_err());
     }

@@ -20,7 +20,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, OffsetSizeTrait, RecordBatch, make_array, new_null_array};
 use arrow_buffer::{BooleanBufferBuilder, MutableBuffer, NullBuffer};
 use arrow_data::ArrayData;
-use arrow_schema::{DataType, SchemaRef};
+use arrow_schema::{DataType, Schema, SchemaRef};
 
 use super::{PkCodecError, take, take_u32};
 use crate::limits::MAX_ROW_IMAGE_BYTES;
@@ -130,6 +130,83 @@ fn encode_variable(array: &ArrayRef, row: usize, out: &mut Vec<u8>) {
 }
 
 const WHAT: &str = "row image";
+
+/// The cells of an image: per column of `schema`, its value's bytes (as the layout stores
+/// them, without a string's length), or `None` for null. Fails naming the defect if the
+/// image does not match the schema.
+pub fn cells<'a>(schema: &Schema, image: &'a [u8]) -> Result<Vec<Option<&'a [u8]>>, PkCodecError> {
+    if image.first() != Some(&ROW_FORMAT_V1) {
+        return Err(PkCodecError::Malformed {
+            what: WHAT,
+            reason: format!("format byte {:?}, expected {ROW_FORMAT_V1}", image.first()),
+        });
+    }
+    let mut pos = 1;
+    let mut out = Vec::with_capacity(schema.fields().len());
+    for field in schema.fields() {
+        let data_type = field.data_type();
+        if matches!(data_type, DataType::Null) || !present(image, &mut pos)? {
+            out.push(None);
+            continue;
+        }
+        let len = match (data_type, fixed_width(data_type)) {
+            (_, Some(width)) => width,
+            (DataType::Boolean, _) => 1,
+            (DataType::FixedSizeBinary(width), _) => usize::try_from(*width).map_err(malformed)?,
+            (
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Binary | DataType::LargeBinary,
+                _,
+            ) => take_u32(image, &mut pos, WHAT)? as usize,
+            (other, _) => {
+                return Err(PkCodecError::UnsupportedType {
+                    data_type: other.to_string(),
+                });
+            }
+        };
+        out.push(Some(take(image, &mut pos, len, WHAT)?));
+    }
+    if pos != image.len() {
+        return Err(PkCodecError::Malformed {
+            what: WHAT,
+            reason: format!("{} bytes after the last column", image.len() - pos),
+        });
+    }
+    Ok(out)
+}
+
+/// The image of `cells` (as [`cells`] returns them) under `schema`.
+pub fn join_cells(schema: &Schema, cells: &[Option<&[u8]>]) -> Result<Vec<u8>, PkCodecError> {
+    let size: usize = cells.iter().map(|c| 5 + c.map_or(0, <[u8]>::len)).sum();
+    let mut out = Vec::with_capacity(1 + size);
+    out.push(ROW_FORMAT_V1);
+    for (field, cell) in schema.fields().iter().zip(cells) {
+        let data_type = field.data_type();
+        if matches!(data_type, DataType::Null) {
+            continue;
+        }
+        let Some(value) = cell else {
+            out.push(0);
+            continue;
+        };
+        out.push(1);
+        if matches!(
+            data_type,
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Binary | DataType::LargeBinary
+        ) {
+            with_length(value, &mut out);
+        } else {
+            out.extend_from_slice(value);
+        }
+    }
+    if out.len() > MAX_ROW_IMAGE_BYTES {
+        return Err(PkCodecError::RowTooLarge {
+            row: 0,
+            bytes: out.len(),
+            limit: MAX_ROW_IMAGE_BYTES,
+        });
+    }
+    Ok(out)
+}
 
 /// Reads a presence byte: whether a value follows.
 fn present(image: &[u8], pos: &mut usize) -> Result<bool, PkCodecError> {
@@ -349,6 +426,15 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn cells_join_back_to_the_image(rows in proptest::collection::vec(any::<Row>(), 1..10)) {
+            for image in images(&batch(&rows)) {
+                let split = cells(&schema(), &image).expect("cells");
+                prop_assert_eq!(split.len(), schema().fields().len());
+                prop_assert_eq!(join_cells(&schema(), &split).expect("join"), image);
+            }
+        }
+
         #[test]
         fn images_decode_to_the_rows_they_encode(
             rows in proptest::collection::vec(any::<Row>(), 0..20),

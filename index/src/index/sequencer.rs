@@ -5,8 +5,8 @@
 
 use super::*;
 use crate::pk::{Change, ChangeRecord, KeyState};
+use inlet_core::pk::merge::{MergeEngine, MergeError, merge_images};
 use inlet_core::pk::ops::PkOp;
-use inlet_core::table::MergeEngine;
 
 /// The single task that writes the index.
 pub(super) struct Sequencer {
@@ -204,8 +204,8 @@ impl Sequencer {
             let mut produced: HashMap<(u64, TableId), BTreeMap<u64, Vec<ProducedRange>>> =
                 HashMap::new();
             for chunk in &request.chunks {
-                let engine = match self.check_chunk(chunk) {
-                    Ok(engine) => engine,
+                let keyed = match self.check_chunk(chunk) {
+                    Ok(keyed) => keyed,
                     Err(rejected) => {
                         outcome.push(Err(rejected));
                         continue;
@@ -240,19 +240,25 @@ impl Sequencer {
                     columns: chunk.columns.clone(),
                 };
                 let end = entry.end_offset();
-                if let (Some(writes), Some(engine)) = (&chunk.pk_writes, &engine) {
-                    let record = self
+                if let (Some(writes), Some(keyed)) = (&chunk.pk_writes, &keyed) {
+                    let applied = self
                         .apply_key_writes(
                             chunk.stream,
                             tail.next_offset,
                             writes,
-                            engine,
+                            keyed,
                             &mut staged,
                         )
                         .await?;
-                    staged
-                        .batch
-                        .put(crate::pk::change_key(chunk.stream, end), record.encode());
+                    match applied {
+                        Ok(record) => staged
+                            .batch
+                            .put(crate::pk::change_key(chunk.stream, end), record.encode()),
+                        Err(rejected) => {
+                            outcome.push(Err(rejected));
+                            continue;
+                        }
+                    }
                 }
                 staged
                     .batch
@@ -405,16 +411,18 @@ impl Sequencer {
     }
 
     /// Applies the rows of a primary-key chunk whose first offset is `base` to the key state,
-    /// in offset order, per the table's merge engine; returns what each row changed. Reads
-    /// the keys the group has not written yet from the database, all at once.
+    /// in offset order, per the table's merge engine; returns what each row changed, or why
+    /// the chunk is refused (a merge that fails, e.g. a sum that overflows), in which case
+    /// nothing of it is staged. Reads the keys the group has not written yet from the
+    /// database, all at once.
     async fn apply_key_writes(
         &self,
         stream: StreamId,
         base: Offset,
         writes: &[PkWrite],
-        engine: &MergeEngine,
+        keyed: &KeyedTable,
         staged: &mut StagedGroup,
-    ) -> Result<ChangeRecord, IndexError> {
+    ) -> Result<Result<ChangeRecord, ChunkRejected>, IndexError> {
         let state_keys: Vec<Vec<u8>> = writes
             .iter()
             .map(|write| crate::pk::state_key(stream, &write.key))
@@ -436,29 +444,46 @@ impl Sequencer {
         for (key, state) in unread.into_iter().zip(read) {
             staged.key_states.insert(key.clone(), state);
         }
+        // Decide every row first (on a view of this chunk's own changes over the group's),
+        // so a refused chunk stages nothing.
+        let mut chunk_states: HashMap<&Vec<u8>, Option<KeyState>> = HashMap::new();
         let mut changes = Vec::with_capacity(writes.len());
-        for (i, (write, state_key)) in writes.iter().zip(state_keys).enumerate() {
+        let mut next_states = Vec::with_capacity(writes.len());
+        for (i, (write, state_key)) in writes.iter().zip(&state_keys).enumerate() {
             let offset = Offset(base.0 + i as u64);
-            let current = staged.key_states.get(&state_key).cloned().flatten();
-            let (change, next) = merge(engine, write, offset, current);
+            let current = match chunk_states.get(state_key) {
+                Some(state) => state.clone(),
+                None => staged.key_states.get(state_key).cloned().flatten(),
+            };
+            let (change, next) = match merge(keyed, write, offset, current) {
+                Ok(merged) => merged,
+                Err(error) => {
+                    return Ok(Err(ChunkRejected::MergeFailed {
+                        stream,
+                        offset: offset.0,
+                        reason: error.to_string(),
+                    }));
+                }
+            };
+            if let Some(next) = &next {
+                chunk_states.insert(state_key, next.clone());
+            }
+            next_states.push(next);
+            changes.push(change);
+        }
+        for (state_key, next) in state_keys.into_iter().zip(next_states) {
             match &next {
                 Some(Some(state)) => staged.batch.put(&state_key, state.encode()),
                 Some(None) => staged.batch.delete(&state_key),
-                None => {}
+                None => continue,
             }
-            if let Some(next) = next {
-                staged.key_states.insert(state_key, next);
-            }
-            changes.push(change);
+            staged.key_states.insert(state_key, next.flatten());
         }
-        Ok(ChangeRecord { changes })
+        Ok(Ok(ChangeRecord { changes }))
     }
 
-    /// Checks a chunk against its table; returns the merge engine of a primary-key table.
-    fn check_chunk(
-        &self,
-        chunk: &ChunkCommitRequest,
-    ) -> Result<Option<MergeEngine>, ChunkRejected> {
+    /// Checks a chunk against its table; returns what a primary-key table's writes need.
+    fn check_chunk(&self, chunk: &ChunkCommitRequest) -> Result<Option<KeyedTable>, ChunkRejected> {
         let stream = chunk.stream;
         let catalog = self.shared.catalog();
         let table = catalog
@@ -514,18 +539,34 @@ impl Sequencer {
         let engine = table
             .merge_engine()
             .map_err(|e| refuse(format!("merge engine: {e}")))?;
-        if let Some(row) = writes.iter().position(|write| {
-            crate::pk::check_key(&write.key).is_err()
-                || (matches!(engine, MergeEngine::Versioned { .. })
-                    && write.op == PkOp::Upsert
-                    && write.version.is_none())
-        }) {
-            return Err(refuse(format!(
-                "row {row} has a malformed key or lacks the version the `versioned` merge \
-                 engine needs"
-            )));
+        let mask_len = table_columns.div_ceil(8);
+        for (row, write) in writes.iter().enumerate() {
+            let defect = if crate::pk::check_key(&write.key).is_err() {
+                Some("a malformed key")
+            } else if matches!(engine, MergeEngine::Versioned { .. })
+                && write.op == PkOp::Upsert
+                && write.version.is_none()
+            {
+                Some("no version, which the `versioned` merge engine needs")
+            } else if write.columns.is_some() && !engine.allows_partial_updates() {
+                Some("a partial update, which this table's merge engine does not take")
+            } else if write
+                .columns
+                .as_ref()
+                .is_some_and(|mask| mask.len() != mask_len)
+            {
+                Some("a column mask that does not fit the table's columns")
+            } else {
+                None
+            };
+            if let Some(defect) = defect {
+                return Err(refuse(format!("row {row} has {defect}")));
+            }
         }
-        Ok(Some(engine))
+        Ok(Some(KeyedTable {
+            engine,
+            schema: table.descriptor.schema.clone(),
+        }))
     }
 
     async fn apply_catalog(
@@ -742,20 +783,30 @@ impl Sequencer {
     }
 }
 
+/// What the sequencer needs of a primary-key table to apply its writes.
+pub(super) struct KeyedTable {
+    engine: MergeEngine,
+    schema: arrow_schema::SchemaRef,
+}
+
 /// What `write` (at `offset`) does to a key whose current row is `current`: the change, and
-/// the key's next state (`None`: unchanged; `Some(None)`: deleted).
+/// the key's next state (`None`: unchanged; `Some(None)`: deleted). Partial updates and the
+/// `aggregation` engine merge the two images cell by cell; the other engines keep a row
+/// whole.
 fn merge(
-    engine: &MergeEngine,
+    keyed: &KeyedTable,
     write: &PkWrite,
     offset: Offset,
     current: Option<KeyState>,
-) -> (Change, Option<Option<KeyState>>) {
-    let written = || KeyState {
+) -> Result<(Change, Option<Option<KeyState>>), MergeError> {
+    let written = |image: Vec<u8>| KeyState {
         offset,
         version: write.version,
-        image: write.image.clone(),
+        image,
     };
-    match (write.op, current) {
+    let cell_merge =
+        write.columns.is_some() || matches!(keyed.engine, MergeEngine::Aggregation { .. });
+    Ok(match (write.op, current) {
         (PkOp::Delete, None) => (Change::Ignored, None),
         (PkOp::Delete, Some(current)) => (
             Change::Delete {
@@ -763,10 +814,32 @@ fn merge(
             },
             Some(None),
         ),
-        (PkOp::Upsert, None) => (Change::Insert, Some(Some(written()))),
+        // A partial update of a new key: the other columns are null (the writer filled
+        // them), so the row written is the chunk's.
+        (PkOp::Upsert, None) => (
+            Change::Insert { after: None },
+            Some(Some(written(write.image.clone()))),
+        ),
+        (PkOp::Upsert, Some(current)) if cell_merge => {
+            let merged = merge_images(
+                &keyed.schema,
+                &keyed.engine,
+                write.columns.as_deref(),
+                &current.image,
+                &write.image,
+            )?;
+            let after = (merged != write.image).then(|| merged.clone());
+            (
+                Change::Update {
+                    before: current.image,
+                    after,
+                },
+                Some(Some(written(merged))),
+            )
+        }
         (PkOp::Upsert, Some(current)) => {
-            let replaces = match engine {
-                MergeEngine::LastRow => true,
+            let replaces = match &keyed.engine {
+                MergeEngine::LastRow | MergeEngine::Aggregation { .. } => true,
                 MergeEngine::FirstRow => false,
                 MergeEngine::Versioned { .. } => write.version > current.version,
             };
@@ -774,14 +847,15 @@ fn merge(
                 (
                     Change::Update {
                         before: current.image,
+                        after: None,
                     },
-                    Some(Some(written())),
+                    Some(Some(written(write.image.clone()))),
                 )
             } else {
                 (Change::Ignored, None)
             }
         }
-    }
+    })
 }
 
 fn reject(command: Command, error: IndexError) {

@@ -283,10 +283,14 @@ pub struct ProduceArgs {
     /// Rows per append request.
     #[arg(long, default_value_t = 10_000)]
     pub batch_rows: usize,
-    /// What the rows do: append (log tables), upsert or delete (primary-key tables; a
-    /// delete needs only the key columns). Default: upsert for primary-key tables.
+    /// What the rows do: append (log tables), upsert, partial (an upsert of the `--columns`
+    /// only) or delete (primary-key tables; a delete needs only the key columns). Default:
+    /// upsert for primary-key tables.
     #[arg(long, value_enum)]
     pub op: Option<ProduceOp>,
+    /// With `--op partial`: the columns the rows set, the primary key among them.
+    #[arg(long, value_delimiter = ',')]
+    pub columns: Vec<String>,
     #[command(flatten)]
     pub server: ServerArg,
 }
@@ -295,6 +299,7 @@ pub struct ProduceArgs {
 pub enum ProduceOp {
     Append,
     Upsert,
+    Partial,
     Delete,
 }
 
@@ -591,15 +596,30 @@ async fn produce(args: ProduceArgs) -> anyhow::Result<()> {
     let kind = match args.op {
         Some(ProduceOp::Append) => WriteKind::Append,
         Some(ProduceOp::Upsert) => WriteKind::Upsert,
+        Some(ProduceOp::Partial) => WriteKind::PartialUpsert,
         Some(ProduceOp::Delete) => WriteKind::Delete,
         None if keyed => WriteKind::Upsert,
         None => WriteKind::Append,
     };
-    // A delete's rows are keys: read them with the key columns' schema.
-    let schema = if kind == WriteKind::Delete {
-        key_schema(&table)?
-    } else {
-        table.schema.clone()
+    if (kind == WriteKind::PartialUpsert) == args.columns.is_empty() {
+        bail!("--columns goes with --op partial, and --op partial needs --columns");
+    }
+    // A delete's rows are keys, a partial update's the columns it sets: read them so.
+    let schema = match kind {
+        WriteKind::Delete => key_schema(&table)?,
+        WriteKind::PartialUpsert => {
+            let fields =
+                args.columns
+                    .iter()
+                    .map(|name| {
+                        table.schema.field_with_name(name).cloned().map_err(|_| {
+                            anyhow::anyhow!("{database}.{name} has no column `{name}`")
+                        })
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+            std::sync::Arc::new(arrow_schema::Schema::new(fields))
+        }
+        _ => table.schema.clone(),
     };
     let batches = convert::read_input(input, format, &schema, args.batch_rows)?;
     // Idempotent by default: a retried append after a lost reply lands once.

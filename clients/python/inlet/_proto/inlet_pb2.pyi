@@ -175,16 +175,18 @@ class DropTableResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class AppendRequest(_message.Message):
-    __slots__ = ("path", "batches_ipc", "producer_id", "sequence")
+    __slots__ = ("path", "batches_ipc", "producer_id", "sequence", "partial")
     PATH_FIELD_NUMBER: _ClassVar[int]
     BATCHES_IPC_FIELD_NUMBER: _ClassVar[int]
     PRODUCER_ID_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    PARTIAL_FIELD_NUMBER: _ClassVar[int]
     path: TablePath
     batches_ipc: bytes
     producer_id: int
     sequence: int
-    def __init__(self, path: _Optional[_Union[TablePath, _Mapping]] = ..., batches_ipc: _Optional[bytes] = ..., producer_id: _Optional[int] = ..., sequence: _Optional[int] = ...) -> None: ...
+    partial: bool
+    def __init__(self, path: _Optional[_Union[TablePath, _Mapping]] = ..., batches_ipc: _Optional[bytes] = ..., producer_id: _Optional[int] = ..., sequence: _Optional[int] = ..., partial: _Optional[bool] = ...) -> None: ...
 
 class BucketAppendResult(_message.Message):
     __slots__ = ("bucket", "base_offset", "row_count", "commit_timestamp_micros")
