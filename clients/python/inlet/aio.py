@@ -40,6 +40,7 @@ from .client import (
     APPEND,
     DELETE,
     MERGE_QUEUE_DEPTH,
+    PARTIAL_UPSERT,
     UPSERT,
     WRITE_METHODS,
     _column_list,
@@ -241,9 +242,9 @@ class AsyncTable:
     async def append(self, data: Any) -> list[BucketRange]:
         return await self._write(APPEND, await self.conform(data))
 
-    async def upsert(self, data: Any) -> list[BucketRange]:
+    async def upsert(self, data: Any, partial: bool = False) -> list[BucketRange]:
         """See :meth:`inlet.Table.upsert`."""
-        return await self._write(UPSERT, await self.conform(data))
+        return await self._write(PARTIAL_UPSERT if partial else UPSERT, await self.conform(data))
 
     async def delete(self, keys: Any) -> list[BucketRange]:
         """See :meth:`inlet.Table.delete`."""
@@ -305,11 +306,12 @@ class AsyncSender:
         self._next_sequence = 1
 
     async def send(self, batches_ipc: bytes, op: str = APPEND) -> list[BucketRange]:
-        method = WRITE_METHODS[op]
+        method, partial = WRITE_METHODS[op]
         async with self._lock:
             request = pb.AppendRequest(
                 path=self._path,
                 batches_ipc=batches_ipc,
+                partial=partial,
                 producer_id=self.producer_id,
                 sequence=self._next_sequence,
             )
@@ -523,9 +525,9 @@ class AsyncProducer:
         """Queues appends; see :meth:`inlet.Producer.send`."""
         return await self._queue(APPEND, await self.table.conform(data))
 
-    async def upsert(self, data: Any) -> "asyncio.Future[list[BucketRange]]":
+    async def upsert(self, data: Any, partial: bool = False) -> "asyncio.Future[list[BucketRange]]":
         """Queues upserts into a primary-key table; see :meth:`inlet.Producer.upsert`."""
-        return await self._queue(UPSERT, await self.table.conform(data))
+        return await self._queue(PARTIAL_UPSERT if partial else UPSERT, await self.table.conform(data))
 
     async def delete(self, keys: Any) -> "asyncio.Future[list[BucketRange]]":
         """Queues deletes from a primary-key table; see :meth:`inlet.Producer.delete`."""

@@ -59,9 +59,15 @@ MERGE_QUEUE_DEPTH = 8
 # How often a stream thread blocked on a full merge queue checks whether the scan closed.
 MERGE_POLL_SECONDS = 0.1
 
-# The writes a Sender makes, and the RPC of each (one AppendRequest shape for all three).
-APPEND, UPSERT, DELETE = "append", "upsert", "delete"
-WRITE_METHODS = {APPEND: "Append", UPSERT: "Upsert", DELETE: "Delete"}
+# The writes a Sender makes, and the RPC and `partial` flag of each (one AppendRequest shape
+# for all of them).
+APPEND, UPSERT, PARTIAL_UPSERT, DELETE = "append", "upsert", "partial upsert", "delete"
+WRITE_METHODS = {
+    APPEND: ("Append", False),
+    UPSERT: ("Upsert", False),
+    PARTIAL_UPSERT: ("Upsert", True),
+    DELETE: ("Delete", False),
+}
 
 
 def connect(
@@ -265,12 +271,16 @@ class Table:
         one append (64 MiB, 1 Mi rows) is sent as several appends, in order."""
         return self._write(APPEND, self.conform(data))
 
-    def upsert(self, data: Any) -> list[BucketRange]:
+    def upsert(self, data: Any, partial: bool = False) -> list[BucketRange]:
         """Primary-key tables: inserts each row, or merges it into its key's current row as
         the table's merge engine says (``last_row`` replaces it). Takes what :meth:`append`
         takes; returns the offsets the rows got in the changelog (every row gets one, also a
-        row the merge engine ignores). A log table raises :class:`inlet.WrongOperation`."""
-        return self._write(UPSERT, self.conform(data))
+        row the merge engine ignores). A log table raises :class:`inlet.WrongOperation`.
+
+        ``partial=True`` updates only the columns ``data`` carries (the key among them): each
+        key's other columns keep their values (nulls for a new key, so they must be
+        nullable). For the ``last_row`` and ``aggregation`` merge engines."""
+        return self._write(PARTIAL_UPSERT if partial else UPSERT, self.conform(data))
 
     def delete(self, keys: Any) -> list[BucketRange]:
         """Primary-key tables: removes the current rows of ``keys``, rows holding at least
@@ -413,11 +423,12 @@ class Sender:
         self._next_sequence = 1
 
     def send(self, batches_ipc: bytes, op: str = APPEND) -> list[BucketRange]:
-        method = WRITE_METHODS[op]
+        method, partial = WRITE_METHODS[op]
         with self._lock:
             request = pb.AppendRequest(
                 path=self._path,
                 batches_ipc=batches_ipc,
+                partial=partial,
                 producer_id=self.producer_id,
                 sequence=self._next_sequence,
             )

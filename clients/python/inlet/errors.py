@@ -35,8 +35,9 @@ class SchemaMismatch(InvalidInput):
 
 
 class WrongOperation(InvalidInput):
-    """The operation does not fit the table's kind: an append to a primary-key table, or an
-    upsert, delete or lookup on a log table (no primary key). Nothing of it was written."""
+    """The operation does not fit the table's kind: an append to a primary-key table, an
+    upsert, delete or lookup on a log table (no primary key), a partial update under a merge
+    engine that keeps rows whole. Nothing of it was written."""
 
 
 class InvalidKey(InvalidInput):
@@ -136,6 +137,7 @@ _BY_MESSAGE: dict[grpc.StatusCode, list[tuple[str, type[InletError]]]] = {
         ("cannot append rows of table", WrongOperation),
         ("cannot upsert rows of table", WrongOperation),
         ("cannot delete rows of table", WrongOperation),
+        ("cannot partially update rows of table", WrongOperation),
         ("has no primary key: lookups need one", WrongOperation),
         # reader/src/error.rs, core/src/pk/mod.rs
         ("invalid lookup keys for table", InvalidKey),

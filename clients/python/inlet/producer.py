@@ -22,7 +22,7 @@ from typing import Any
 import pyarrow as pa
 
 from . import arrow
-from .client import APPEND, DELETE, UPSERT, Sender, Table
+from .client import APPEND, DELETE, PARTIAL_UPSERT, UPSERT, Sender, Table
 from .errors import BufferFull, InletError, InvalidInput, ProducerClosed
 from .model import BucketRange
 
@@ -41,7 +41,7 @@ class Part:
     nbytes: int
     enqueued_at: float
     done: Any  # called with (ranges, error) once its write is answered
-    op: str = APPEND  # the write: append, upsert or delete
+    op: str = APPEND  # the write: append, upsert, partial upsert or delete
 
 
 @dataclass
@@ -196,9 +196,11 @@ class Producer:
         errors come through the future (and :meth:`flush`)."""
         return self._queue(APPEND, self.table.conform(data))
 
-    def upsert(self, data: Any) -> "Future[list[BucketRange]]":
-        """Queues upserts into a primary-key table (see :meth:`Table.upsert`); as :meth:`send`."""
-        return self._queue(UPSERT, self.table.conform(data))
+    def upsert(self, data: Any, partial: bool = False) -> "Future[list[BucketRange]]":
+        """Queues upserts into a primary-key table (see :meth:`Table.upsert`, also for
+        ``partial``); as :meth:`send`. Partial upserts are batched only with partial upserts
+        of the same columns."""
+        return self._queue(PARTIAL_UPSERT if partial else UPSERT, self.table.conform(data))
 
     def delete(self, keys: Any) -> "Future[list[BucketRange]]":
         """Queues deletes of keys from a primary-key table (see :meth:`Table.delete`); as

@@ -104,6 +104,8 @@ def test_async_primary_key_table(server, db):
             assert (await table.lookup({"id": [1, 2, 3, 4]})).found == [True, False, False, True]
             with pytest.raises(inlet.WrongOperation):
                 await table.append(pa.table({"id": [9], "name": ["x"]}, schema=schema))
+            with pytest.raises(inlet.WrongOperation, match="partial updates need"):
+                await table.upsert({"id": [1], "name": ["y"]}, partial=True)  # first_row keeps rows whole
             log = await client.create_table(f"{db}.log", schema)
             with pytest.raises(inlet.WrongOperation):
                 await log.lookup({"id": [1]})

@@ -105,6 +105,7 @@ def test_unavailable_when_no_server_listens():
         (grpc.StatusCode.INVALID_ARGUMENT, "cannot append rows of table `a.b`: it has a primary key (id): write it with upsert and delete", inlet.WrongOperation),
         (grpc.StatusCode.INVALID_ARGUMENT, "cannot upsert rows of table `a.b`: it is a log table (no primary key): write it with append", inlet.WrongOperation),
         (grpc.StatusCode.INVALID_ARGUMENT, "table `a.b` has no primary key: lookups need one", inlet.WrongOperation),
+        (grpc.StatusCode.INVALID_ARGUMENT, "cannot partially update rows of table `a.b`: its merge engine (FirstRow) keeps rows whole; partial updates need `last_row` or `aggregation`", inlet.WrongOperation),
         (grpc.StatusCode.INVALID_ARGUMENT, "invalid lookup keys for table `a.b`: key column `id` has nulls", inlet.InvalidKey),
         (grpc.StatusCode.OUT_OF_RANGE, "offset 9 is out of range", inlet.OffsetOutOfRange),
         (grpc.StatusCode.ALREADY_EXISTS, "database `a` already exists", inlet.AlreadyExists),

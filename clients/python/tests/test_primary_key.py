@@ -270,3 +270,48 @@ def test_concurrent_lookups_read_their_writes(client, db):
         thread.join(60)
     assert not failures, failures
     assert len(lookup_state(table, list(range(5)) + list(range(100, 105)))) == 10
+
+
+WIDE = pa.schema(
+    [pa.field("id", pa.int64(), nullable=False), ("name", pa.string()), ("score", pa.int8()), ("tag", pa.string())]
+)
+
+
+def test_partial_updates_keep_the_other_columns(client, db):
+    table = client.create_table(f"{db}.t", WIDE, buckets=2, primary_key="id")
+    table.upsert({"id": [1, 2], "name": ["ann", "bob"], "score": [3, 5], "tag": ["a", "b"]})
+    table.upsert({"id": [1, 3], "tag": ["new", "fresh"]}, partial=True)  # 3 is a new key
+    with table.producer(linger=0.05) as producer:
+        first = producer.upsert({"id": [2], "score": [7]}, partial=True)
+        second = producer.upsert({"id": [1], "score": [8]}, partial=True)  # batched with the first
+        whole = producer.upsert({"id": [4], "name": ["dee"], "score": [1], "tag": ["d"]})
+        producer.flush()
+    assert first.result(timeout=0) and second.result(timeout=0) and whole.result(timeout=0)
+    rows = {r["id"]: (r["name"], r["score"], r["tag"]) for r in table.lookup({"id": [1, 2, 3, 4]}).rows.to_pylist()}
+    assert rows == {1: ("ann", 8, "new"), 2: ("bob", 7, "b"), 3: (None, None, "fresh"), 4: ("dee", 1, "d")}
+    changes = [(r["id"], r["tag"], r["_change_type"]) for r in table.scan(columns=["id", "tag"]).to_arrow().to_pylist()]
+    assert (1, "a", "-U") in changes and (1, "new", "+U") in changes, "the changelog shows merged rows"
+
+    first_row = client.create_table(f"{db}.f", WIDE, primary_key="id", options={"merge.engine": "first_row"})
+    with pytest.raises(inlet.WrongOperation, match="partial updates need `last_row` or `aggregation`"):
+        first_row.upsert({"id": [1], "tag": ["x"]}, partial=True)
+
+
+def test_aggregation_engine_and_a_refused_overflow(client, db):
+    table = client.create_table(
+        f"{db}.t", WIDE, primary_key="id",
+        options={"merge.engine": "aggregation", "merge.aggregate.score": "sum", "merge.aggregate.name": "last_value"},
+    )
+    table.upsert({"id": [1, 2], "name": ["a", "b"], "score": [100, 1], "tag": ["x", "y"]})
+    table.upsert({"id": [1], "name": [None], "score": [20], "tag": [None]})
+    assert lookup_row(table, 1) == (None, 120, "x"), "sum; last_value keeps a null; tag: last non-null (default)"
+    with pytest.raises(inlet.InvalidInput, match="column `score`: the sum overflows"):
+        table.upsert({"id": [1], "score": [100]}, partial=True)
+    assert lookup_row(table, 1) == (None, 120, "x"), "the refused upsert changed nothing"
+    kinds = table.scan().to_arrow().column("_change_type").to_pylist()
+    assert kinds == ["+I", "+I", "-U", "+U"]
+
+
+def lookup_row(table: inlet.Table, key: int) -> tuple:
+    (row,) = table.lookup({"id": [key]}).rows.to_pylist()
+    return row["name"], row["score"], row["tag"]
