@@ -2,6 +2,7 @@
 server stores (core/src/column_types.rs), nulls included; projection, start positions,
 bucket selection and limits select what they say."""
 
+import time
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -172,6 +173,12 @@ def test_start_positions_buckets_and_limit(client, db):
     assert set(only.column("_bucket").to_pylist()) == {first[0].bucket}
     assert only.num_rows == 2 * per_bucket[first[0].bucket]
     assert table.scan(limit=7).to_arrow().num_rows == 7
+    assert table.scan(limit=0).to_arrow().num_rows == 0
+    # A following scan with a limit ends once it has its rows, not when more arrive.
+    started = time.monotonic()
+    assert sum(b.num_rows for b in table.scan(follow=True, limit=45)) == 45
+    assert sum(b.num_rows for b in table.scan(follow=True, limit=60)) == 60
+    assert time.monotonic() - started < 10
     assert table.offsets("latest") == {b: 2 * n for b, n in per_bucket.items()} | {
         b: 0 for b in range(3) if b not in per_bucket
     }
