@@ -240,7 +240,7 @@ def main() -> None:
     def python(name: str, key: str) -> list[float]:
         return [run[name][key] for run in python_runs]
 
-    print(f"{'':26} {'Rust MB/s':>18} {'Python MB/s':>18} {'Py/Rust':>8} {'Py client CPU s/GB':>19} {'server CPU s/GB':>16}")
+    print(f"{'':31} {'Rust MB/s':>18} {'Python MB/s':>18} {'Py/Rust':>8} {'Py client CPU s/GB':>19} {'server CPU s/GB':>16}")
     ratios = {}
     for read, _ in READS:
         for cache in ("cold", "hot"):
@@ -249,20 +249,21 @@ def main() -> None:
                 r, p = rust_mb(read, cache), python(name, "mb_per_s")
                 ratios[name] = round(statistics.median(p) / statistics.median(r), 2)
                 label = f"scan {name}" if collect else f"scan {name} (iterated)"
-                print(f"{label:26} {spread(r):>18} {spread(p):>18} {ratios[name]:>8.2f} "
+                print(f"{label:31} {spread(r):>18} {spread(p):>18} {ratios[name]:>8.2f} "
                       f"{statistics.median(python(name, 'client_cpu_s_per_gb')):>19.2f} "
                       f"{statistics.median(python(name, 'server_cpu_s_per_gb')):>16.2f}")
     if produce:
         rust_produce, py = produce
         for name, label in (("append", "produce append (closed loop)"), ("producer", "produce Producer (batching)")):
-            print(f"{label:26} {rust_produce['mb_per_s']:>18.1f} {py[name]['mb_per_s']:>18.1f} "
+            print(f"{label:31} {rust_produce['mb_per_s']:>18.1f} {py[name]['mb_per_s']:>18.1f} "
                   f"{py[name]['mb_per_s'] / rust_produce['mb_per_s']:>8.2f}")
     loads = [run[name]["load"] for run in python_runs for name in run]
     print(f"\n{rust_runs[0]['rows']:,} rows of 20 columns ({rust_runs[0]['runs'][0]['ipc_bytes'] / 1e6:.0f} MB of Arrow IPC in "
           f"full, in {args.rows // args.batch_rows} fetch responses per read), {args.rounds} rounds, median [range]; "
           f"load average during the Python reads {min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} cores; "
           f"binary {args.inlet}. Rust produce: 1 producer, closed loop, {args.batch_rows:,} rows per append, "
-          f"linger {args.linger}.")
+          f"linger {args.linger}. The to_arrow lines set Python collecting the table beside the same "
+          f"Rust hot read, which keeps nothing.")
     if args.json:
         Path(args.json).write_text(json.dumps({
             "rust_fetch": [run["runs"] for run in rust_runs], "python_scans": python_runs, "ratios": ratios,
