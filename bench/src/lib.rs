@@ -7,9 +7,11 @@
 //! 2. end-to-end latency from an append to its rows in a follower (`follow.rs`);
 //! 3. fetch throughput cold and hot, full and projected to 2 of 20 columns (`fetch.rs`);
 //! 4. lake tiering: WAL to Parquet throughput of a compactor, sizes and requests (`lake.rs`);
-//! 5. throughout, object-store requests and bytes by purpose per GB, priced at S3 list
+//! 5. primary-key tables: upserts against appends of the same rows, point and batched
+//!    lookups, the changelog read (`pk.rs`);
+//! 6. throughout, object-store requests and bytes by purpose per GB, priced at S3 list
 //!    prices (`cost.rs`), and peak RSS (`memory.rs`);
-//! 6. only when asked for (`--sections cluster`): the roles in separate `inlet serve`
+//! 7. only when asked for (`--sections cluster`): the roles in separate `inlet serve`
 //!    processes on a local directory: fetch throughput through 1 and 2 reader processes, the
 //!    index owner's requests and CPU per second while 0, 1 and 2 readers read, and
 //!    append → visible latency from the writer process to a follower on a reader process
@@ -43,6 +45,7 @@ mod host;
 mod lake;
 mod latency;
 mod memory;
+mod pk;
 mod produce;
 mod report;
 mod stats;
@@ -93,27 +96,31 @@ pub enum Section {
     Fetch,
     /// Lake tiering.
     Lake,
+    /// Primary-key tables: upserts against appends, lookups, changelog reads.
+    Pk,
     /// Separate `inlet serve` processes: readers, the owner's load, cross-process latency.
     Cluster,
 }
 
 impl Section {
     /// Every section, in the order they run.
-    const ALL: [Section; 5] = [
+    const ALL: [Section; 6] = [
         Section::Produce,
         Section::EndToEnd,
         Section::Fetch,
         Section::Lake,
+        Section::Pk,
         Section::Cluster,
     ];
 
     /// The sections run without `--sections`: all but `cluster`, which adds about 40 s and
     /// starts processes of the running executable (the `inlet` binary under `inlet bench`).
-    const DEFAULT: [Section; 4] = [
+    const DEFAULT: [Section; 5] = [
         Section::Produce,
         Section::EndToEnd,
         Section::Fetch,
         Section::Lake,
+        Section::Pk,
     ];
 
     fn label(self) -> &'static str {
@@ -122,6 +129,7 @@ impl Section {
             Section::EndToEnd => "e2e",
             Section::Fetch => "fetch",
             Section::Lake => "lake",
+            Section::Pk => "pk",
             Section::Cluster => "cluster",
         }
     }
@@ -614,6 +622,15 @@ async fn run_sections(settings: &Settings, host: &dyn Host) -> anyhow::Result<Re
         );
         memory.phase_done("lake").await;
     }
+    let mut pk = None;
+    if settings.runs(Section::Pk) {
+        pk = Some(
+            pk::run(&mut harness, settings, DATABASE)
+                .await
+                .context("the primary-key section failed")?,
+        );
+        memory.phase_done("pk").await;
+    }
     // The cluster section runs processes of its own; the in-process node would only idle.
     harness.stop().await?;
 
@@ -638,6 +655,7 @@ async fn run_sections(settings: &Settings, host: &dyn Host) -> anyhow::Result<Re
         end_to_end,
         fetch,
         lake,
+        pk,
         cluster,
         memory: memory.finish().await,
         seconds: stats::round(started.elapsed().as_secs_f64(), 2),

@@ -16,6 +16,7 @@ use super::follow::{EndToEnd, UnderLoad};
 use super::lake::LakeReport;
 use super::latency::LatencyModelReport;
 use super::memory::MemoryReport;
+use super::pk::PkReport;
 use super::produce::ProduceRun;
 
 /// Bumped when a field changes meaning or goes away (adding fields does not bump it).
@@ -35,6 +36,7 @@ pub(crate) struct Report {
     pub(crate) end_to_end: Option<EndToEnd>,
     pub(crate) fetch: Option<FetchReport>,
     pub(crate) lake: Option<LakeReport>,
+    pub(crate) pk: Option<PkReport>,
     pub(crate) cluster: Option<ClusterReport>,
     pub(crate) memory: MemoryReport,
     pub(crate) seconds: f64,
@@ -123,6 +125,9 @@ pub(crate) fn render(report: &Report) -> String {
     }
     if let Some(lake) = &report.lake {
         render_lake(&mut out, lake);
+    }
+    if let Some(pk) = &report.pk {
+        render_pk(&mut out, pk);
     }
     if let Some(cluster) = &report.cluster {
         render_cluster(&mut out, cluster);
@@ -265,6 +270,78 @@ fn render_under_load(out: &mut String, load: &UnderLoad) {
         ]);
     }
     write_table(out, &table);
+}
+
+fn render_pk(out: &mut String, pk: &PkReport) {
+    let _ = writeln!(
+        out,
+        "\nPRIMARY KEY: {} producers, {} rows per append, linger {}ms, {:.0}% of upserted rows \
+         update a key already written; the log table gets the same batches",
+        pk.producers,
+        pk.batch_rows,
+        pk.linger_ms,
+        pk.update_fraction * 100.0
+    );
+    let mut writes = table(
+        &[
+            "write",
+            "rows/s",
+            "MB/s",
+            "ack p50",
+            "ack p99",
+            "index reqs/GB",
+        ],
+        &[0],
+    );
+    for (name, run) in [("append (log)", &pk.append), ("upsert", &pk.upsert)] {
+        writes.add_row([
+            name.to_owned(),
+            format!("{:.0}", run.rows_per_s),
+            format!("{:.1}", run.mb_per_s),
+            format!("{:.1}", run.ack_latency.p50_ms),
+            format!("{:.1}", run.ack_latency.p99_ms),
+            format!(
+                "{:.0}",
+                run.store.requests(Purpose::Index) as f64 / (run.ipc_bytes as f64 / GB).max(1e-9)
+            ),
+        ]);
+    }
+    write_table(out, &writes);
+    let _ = writeln!(out, "upsert / append MB/s: {:.2}", pk.upsert_vs_append);
+    let mut lookups = table(
+        &[
+            "lookup",
+            "clients",
+            "keys/call",
+            "calls",
+            "keys/s",
+            "p50 ms",
+            "p99 ms",
+        ],
+        &[0],
+    );
+    for (name, run) in [("point", &pk.point_lookup), ("batched", &pk.batched_lookup)] {
+        lookups.add_row([
+            name.to_owned(),
+            run.clients.to_string(),
+            run.keys_per_call.to_string(),
+            run.calls.to_string(),
+            format!("{:.0}", run.keys_per_s),
+            format!("{:.3}", run.latency.p50_ms),
+            format!("{:.3}", run.latency.p99_ms),
+        ]);
+    }
+    write_table(out, &lookups);
+    let mut reads = table(&["read (hot)", "rows", "rows/s", "MB/s"], &[0]);
+    for (name, run) in [("changelog", &pk.changelog), ("log table", &pk.log_read)] {
+        reads.add_row([
+            name.to_owned(),
+            run.rows.to_string(),
+            format!("{:.0}", run.rows_per_s),
+            format!("{:.1}", run.mb_per_s),
+        ]);
+    }
+    write_table(out, &reads);
 }
 
 fn render_fetch(out: &mut String, fetch: &FetchReport) {

@@ -49,6 +49,7 @@ async fn smoke_run_writes_a_complete_report() {
         "END TO END",
         "FETCH",
         "LAKE TIERING",
+        "PRIMARY KEY",
         "OBJECT-STORE",
         "MEMORY",
     ] {
@@ -203,6 +204,28 @@ async fn smoke_run_writes_a_complete_report() {
             .unwrap_or_else(|| panic!("the lake rounds made no {purpose} requests"));
         positive(used, "requests");
     }
+
+    // Primary-key tables: both writes landed, lookups found the keys written, and the
+    // changelog and the log read returned every row written (plus the -U rows of updates).
+    let pk = &report["pk"];
+    for path in [
+        "append.rows",
+        "upsert.rows",
+        "upsert_vs_append",
+        "point_lookup.calls",
+        "point_lookup.keys_found",
+        "batched_lookup.keys_found",
+        "changelog.rows",
+    ] {
+        positive(pk, path);
+    }
+    assert_eq!(number(pk, "log_read.rows"), number(pk, "append.rows"));
+    assert!(number(pk, "changelog.rows") >= number(pk, "upsert.rows"));
+    assert_eq!(
+        number(pk, "point_lookup.keys_found"),
+        number(pk, "point_lookup.calls"),
+        "every point lookup asks for a key that was written"
+    );
 
     if cfg!(target_os = "linux") {
         positive(&report, "memory.peak_rss_bytes");

@@ -266,7 +266,37 @@ impl Client {
             path: Some(path(database, table)),
             keys_ipc: batches_to_ipc(&keys.schema(), std::slice::from_ref(keys))?,
             columns: columns.iter().map(|c| (*c).to_owned()).collect(),
+            ..Default::default()
         };
+        let (rows, found, _) = self.lookup_request(request).await?;
+        Ok((rows, found))
+    }
+
+    /// Every current row whose bucket key equals one of the values in `prefixes` (a batch of
+    /// the bucket-key columns), at most `limit` (0: the server's limit); returns the rows,
+    /// per value whether it matched, and whether the limit cut the answer.
+    pub async fn lookup_prefix(
+        &mut self,
+        database: &str,
+        table: &str,
+        prefixes: &RecordBatch,
+        columns: &[&str],
+        limit: u32,
+    ) -> anyhow::Result<(RecordBatch, Vec<bool>, bool)> {
+        let request = pb::LookupRequest {
+            path: Some(path(database, table)),
+            keys_ipc: batches_to_ipc(&prefixes.schema(), std::slice::from_ref(prefixes))?,
+            columns: columns.iter().map(|c| (*c).to_owned()).collect(),
+            prefix: true,
+            limit,
+        };
+        self.lookup_request(request).await
+    }
+
+    async fn lookup_request(
+        &mut self,
+        request: pb::LookupRequest,
+    ) -> anyhow::Result<(RecordBatch, Vec<bool>, bool)> {
         let response = self
             .inner
             .lookup(request)
@@ -277,7 +307,7 @@ impl Client {
             .context("server sent unreadable arrow ipc")?;
         let schema = stream.schema.clone();
         let rows = arrow_select::concat::concat_batches(&schema, &stream.batches)?;
-        Ok((rows, response.found))
+        Ok((rows, response.found, response.truncated))
     }
 
     /// Starts a fetch; the stream yields (bucket, batch) pairs.

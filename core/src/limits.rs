@@ -81,3 +81,8 @@ pub const MAX_PRIMARY_KEY_BYTES: usize = 4 * 1024;
 /// key state and a before image in a change record. Bounds what one upserted row may cost
 /// the index owner's write batch and a lookup's reply.
 pub const MAX_ROW_IMAGE_BYTES: usize = 1024 * 1024;
+
+/// Most rows one prefix lookup returns (all its prefixes together). A prefix of a
+/// bucket-key value may match any number of keys; past this the reply says it was truncated,
+/// so a lookup join never makes a node gather an unbounded reply.
+pub const MAX_PREFIX_LOOKUP_ROWS: usize = 100_000;

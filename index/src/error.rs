@@ -108,10 +108,13 @@ pub enum ChunkRejected {
     #[error("primary-key chunk of {stream} refused: {reason}")]
     PrimaryKeyWrites { stream: StreamId, reason: String },
     #[error(
-        "the upsert at offset {offset} of {stream} cannot be merged with its key's row: {reason}"
+        "the upsert at offset {offset} of table `{table}` (bucket {bucket}) cannot be merged \
+         with its key's row: {reason}",
+        bucket = stream.bucket.0
     )]
     MergeFailed {
         stream: StreamId,
+        table: String,
         offset: u64,
         reason: String,
     },

@@ -703,6 +703,19 @@ impl Index {
         kv::key_states(&self.shared.db, stream, keys).await
     }
 
+    /// Up to `max` current rows of `stream` whose key starts with `prefix`, durable ones only.
+    pub async fn lookup_prefix(
+        &self,
+        stream: StreamId,
+        prefix: &[u8],
+        max: usize,
+    ) -> Result<Vec<crate::pk::KeyState>, IndexError> {
+        if let Some(error) = self.stopped() {
+            return Err(error);
+        }
+        kv::key_states_with_prefix(&self.shared.db, stream, prefix, max).await
+    }
+
     /// The change record of the primary-key chunk of `stream` ending at `end`.
     pub async fn change_record(
         &self,

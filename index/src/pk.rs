@@ -24,6 +24,25 @@ pub fn state_key(stream: StreamId, key: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The state keys of `stream` whose primary key starts with `prefix` (an encoded key of
+/// the bucket-key columns, `inlet_core::pk::key`): `start..end`.
+pub fn prefix_range(stream: StreamId, prefix: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let start = state_key(stream, prefix);
+    // The first key after every key that starts with `start`: the prefix with its last
+    // byte below 0xFF incremented and what follows it dropped. The stream's bytes are
+    // before the prefix, so the range never leaves the stream unless the prefix is empty
+    // and the stream's last byte is 0xFF; then the carry moves into the stream, which is
+    // still past every key with this prefix and before the next stream's keys.
+    let mut end = start.clone();
+    while let Some(last) = end.pop() {
+        if last < 0xFF {
+            end.push(last + 1);
+            break;
+        }
+    }
+    (start, end)
+}
+
 pub fn change_key(stream: StreamId, end_offset: Offset) -> Vec<u8> {
     let mut key = with_prefix(KeyPrefix::PkChange, STREAM_KEY_LEN + 8);
     push_stream(&mut key, stream);
@@ -198,6 +217,12 @@ impl ChangeRecord {
     }
 }
 
+/// Checks a key prefix received from outside before it becomes part of an index key: a
+/// format byte and at least one column.
+pub fn check_key_prefix(prefix: &[u8]) -> Result<(), CodecError> {
+    check_key(prefix)
+}
+
 /// Checks a key received from outside before it becomes part of an index key.
 pub fn check_key(key: &[u8]) -> Result<(), CodecError> {
     if key.len() < 2 || key.len() > MAX_PRIMARY_KEY_BYTES {
@@ -274,5 +299,19 @@ mod tests {
         assert!(state_key(stream, &[1, 0xFF, 0xFF]) < state_key(other, &[1, 0]));
         assert!(state_key(stream, &[1, 5]) < state_key(stream, &[1, 5, 0]));
         assert!(change_key(stream, Offset(9)) < change_key(stream, Offset(10)));
+        let (start, end) = prefix_range(stream, &[1, 7, 0xFF]);
+        for inside in [
+            vec![1, 7, 0xFF],
+            vec![1, 7, 0xFF, 0],
+            vec![1, 7, 0xFF, 0xFF, 3],
+        ] {
+            let key = state_key(stream, &inside);
+            assert!(start <= key && key < end, "{inside:?}");
+        }
+        for outside in [vec![1, 7, 0xFE, 9], vec![1, 8], vec![1, 7]] {
+            let key = state_key(stream, &outside);
+            assert!(!(start <= key && key < end), "{outside:?}");
+        }
+        assert!(end <= state_key(other, &[0]));
     }
 }

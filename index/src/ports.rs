@@ -91,6 +91,14 @@ pub trait LogRead: Send + Sync + Debug {
         stream: StreamId,
         keys: &[Vec<u8>],
     ) -> Result<Vec<Option<KeyState>>, IndexError>;
+    /// Up to `max` current rows of `stream` whose primary key starts with `prefix` (an
+    /// encoded bucket-key value), in key order; read-your-writes as [`LogRead::lookup`].
+    async fn lookup_prefix(
+        &self,
+        stream: StreamId,
+        prefix: &[u8],
+        max: usize,
+    ) -> Result<Vec<KeyState>, IndexError>;
     /// The change record of the primary-key chunk of `stream` ending at `end`, committed with
     /// the chunk's entry (so wherever the entry was listed, the record exists).
     async fn change_record(
@@ -336,6 +344,15 @@ impl LogRead for Index {
         keys: &[Vec<u8>],
     ) -> Result<Vec<Option<KeyState>>, IndexError> {
         Index::lookup(self, stream, keys).await
+    }
+
+    async fn lookup_prefix(
+        &self,
+        stream: StreamId,
+        prefix: &[u8],
+        max: usize,
+    ) -> Result<Vec<KeyState>, IndexError> {
+        Index::lookup_prefix(self, stream, prefix, max).await
     }
 
     async fn change_record(

@@ -131,6 +131,17 @@ impl IndexReplica {
         kv::key_states(self.reader.as_ref(), stream, keys).await
     }
 
+    /// Up to `max` current rows of `stream` whose key starts with `prefix`, as of the last
+    /// poll.
+    pub async fn lookup_prefix(
+        &self,
+        stream: StreamId,
+        prefix: &[u8],
+        max: usize,
+    ) -> Result<Vec<crate::pk::KeyState>, IndexError> {
+        kv::key_states_with_prefix(self.reader.as_ref(), stream, prefix, max).await
+    }
+
     /// The change record of the primary-key chunk of `stream` ending at `end`, if this view
     /// has it.
     pub async fn change_record(

@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use arrow_array::cast::AsArray;
 use arrow_array::{
     ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
     UInt32Array,
@@ -17,11 +18,28 @@ use arrow_select::concat::concat_batches;
 use arrow_select::take::take;
 use inlet_core::ids::StreamId;
 use inlet_core::pk::row::decode_rows;
+use inlet_core::table::CHANGE_TYPE_COLUMN;
 use inlet_index::ChunkEntry;
 use inlet_index::pk::Change;
 
 use crate::error::FetchError;
 use crate::fetch::FetchContext;
+
+/// Where to cut `batch` (changelog rows, or any fetched rows) to keep about `len` rows
+/// from the start: `len`, or one more when row `len - 1` is a `-U`, so an update's `-U` and
+/// `+U` always travel together (a consumer that stops or resumes at a batch boundary never
+/// holds a before image without its after image).
+pub(crate) fn cut(batch: &RecordBatch, len: usize) -> usize {
+    if len == 0 || len >= batch.num_rows() {
+        return len.min(batch.num_rows());
+    }
+    let before = batch.column_by_name(CHANGE_TYPE_COLUMN).and_then(|kinds| {
+        kinds
+            .as_string_opt::<i32>()
+            .map(|k| k.value(len - 1) == "-U")
+    });
+    if before == Some(true) { len + 1 } else { len }
+}
 
 /// How a fetch reads a primary-key table's changelog.
 #[derive(Clone, Copy, Debug)]

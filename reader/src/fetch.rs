@@ -26,7 +26,7 @@ use inlet_index::{ChunkCursor, LogRead, StreamTail};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::changelog::ChangelogRead;
+use crate::changelog::{self, ChangelogRead};
 use crate::chunk::{ChunkRead, with_system_columns};
 use crate::error::FetchError;
 
@@ -421,10 +421,11 @@ async fn read_wal(
                 .await?;
             let mut position = 0;
             while position < rows.num_rows() {
-                let len = (rows.num_rows() - position).min(MAX_FETCH_BATCH_ROWS);
+                let rest = rows.slice(position, rows.num_rows() - position);
+                let len = changelog::cut(&rest, MAX_FETCH_BATCH_ROWS);
                 let fetched = FetchedBatch {
                     bucket: stream.bucket,
-                    batch: rows.slice(position, len),
+                    batch: rest.slice(0, len),
                     high_watermark: tail.next_offset,
                 };
                 if sender.send(Ok(fetched)).await.is_err() {
@@ -554,7 +555,10 @@ fn limit_rows(
         let item = item.map(|mut fetched| {
             let rows = fetched.batch.num_rows() as u64;
             if rows > left {
-                fetched.batch = fetched.batch.slice(0, left as usize);
+                // A changelog's update is never cut between its -U and its +U: the limit
+                // may be passed by that one row.
+                let len = changelog::cut(&fetched.batch, left as usize);
+                fetched.batch = fetched.batch.slice(0, len);
             }
             left -= rows.min(left);
             fetched

@@ -9,7 +9,7 @@ use arrow_array::{ArrayRef, Int32Array, Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use inlet_core::bucket::bucket_rows;
 use inlet_core::ids::{Bucket, PartitionId, StreamId};
-use inlet_core::limits::MAX_REQUEST_ROWS;
+use inlet_core::limits::{MAX_PREFIX_LOOKUP_ROWS, MAX_REQUEST_ROWS};
 use inlet_core::pk::key::KeyEncoder;
 use inlet_core::pk::row::decode_rows;
 use inlet_core::table::{BUCKET_COLUMN, OFFSET_COLUMN, TableInfo};
@@ -24,8 +24,10 @@ pub struct LookupResult {
     /// were asked for), then `_offset` (the changelog offset that wrote the row) and
     /// `_bucket`.
     pub rows: RecordBatch,
-    /// For each key, in order: whether it has a current row.
+    /// For each key (or prefix), in order: whether it has a current row.
     pub found: Vec<bool>,
+    /// A prefix lookup stopped at its row limit.
+    pub truncated: bool,
 }
 
 impl Reader {
@@ -45,7 +47,7 @@ impl Reader {
             });
         }
         let projection = projection(&table, columns)?;
-        let keys = key_batch(&table, keys)?;
+        let keys = key_batch(&table, &table.descriptor.primary_key, keys)?;
         let encoding = column_indices(&keys, &table.key_encoding_indices(), &table);
         let bucketing = column_indices(&keys, &table.bucket_key_indices(), &table);
         let buckets = bucket_rows(&keys, &bucketing, table.descriptor.bucket_count);
@@ -83,39 +85,117 @@ impl Reader {
                 found[*position] = state.map(|state| (bucket as u32, state));
             }
         }
-        let hits: Vec<&(u32, inlet_index::pk::KeyState)> = found.iter().flatten().collect();
-        let images: Vec<&[u8]> = hits.iter().map(|(_, s)| s.image.as_slice()).collect();
-        let rows = decode_rows(&table.descriptor.schema, &images).map_err(|e| {
-            FetchError::Index(inlet_index::IndexError::Storage(format!(
-                "key state of table {} does not decode: {e}",
-                table.qualified_name()
-            )))
-        })?;
-        let mut fields: Vec<Field> = projection
+        let hits: Vec<(u32, &inlet_index::pk::KeyState)> = found
             .iter()
-            .map(|i| table.descriptor.schema.field(*i).clone())
+            .flatten()
+            .map(|(bucket, state)| (*bucket, state))
             .collect();
-        let mut output: Vec<ArrayRef> =
-            projection.iter().map(|i| rows.column(*i).clone()).collect();
-        fields.push(Field::new(OFFSET_COLUMN, DataType::Int64, false));
-        output.push(Arc::new(Int64Array::from_iter_values(
-            hits.iter().map(|(_, s)| s.offset.0 as i64),
-        )));
-        fields.push(Field::new(BUCKET_COLUMN, DataType::Int32, false));
-        output.push(Arc::new(Int32Array::from_iter_values(
-            hits.iter().map(|(bucket, _)| *bucket as i32),
-        )));
-        let rows = RecordBatch::try_new(Arc::new(Schema::new(fields)), output).map_err(|e| {
-            FetchError::Index(inlet_index::IndexError::Storage(format!(
-                "lookup rows of table {}: {e}",
-                table.qualified_name()
-            )))
-        })?;
         Ok(LookupResult {
-            rows,
+            rows: found_rows(&table, &projection, &hits)?,
             found: found.iter().map(Option::is_some).collect(),
+            truncated: false,
         })
     }
+
+    /// Every current row of `database.table` whose bucket key equals one of the values in
+    /// `prefixes` (batches of the bucket-key columns, which the primary key starts with), in
+    /// key order per value, with `columns` (none: all); at most `limit` rows
+    /// (`MAX_PREFIX_LOOKUP_ROWS` at most, and 0 means that), then `truncated`. `found` says
+    /// per value whether it matched a row.
+    pub async fn lookup_prefix(
+        &self,
+        database: &str,
+        table: &str,
+        prefixes: &[RecordBatch],
+        columns: &[String],
+        limit: usize,
+    ) -> Result<LookupResult, FetchError> {
+        let table = self.index().table(database, table).await?;
+        if !table.is_primary_key_table() {
+            return Err(FetchError::NotAPrimaryKeyTable {
+                table: table.qualified_name(),
+            });
+        }
+        let projection = projection(&table, columns)?;
+        let values = key_batch(&table, &table.descriptor.bucket_key, prefixes)?;
+        let all: Vec<usize> = (0..values.num_columns()).collect();
+        let buckets = bucket_rows(&values, &all, table.descriptor.bucket_count);
+        let encoder = KeyEncoder::new(&values, &all).map_err(invalid_keys(&table))?;
+        let limit = if limit == 0 {
+            MAX_PREFIX_LOOKUP_ROWS
+        } else {
+            limit.min(MAX_PREFIX_LOOKUP_ROWS)
+        };
+        let mut hits: Vec<(u32, inlet_index::pk::KeyState)> = Vec::new();
+        let mut found = Vec::with_capacity(values.num_rows());
+        let mut truncated = false;
+        for (row, bucket) in buckets.iter().enumerate() {
+            let mut prefix = Vec::new();
+            encoder
+                .encode(row, &mut prefix)
+                .map_err(invalid_keys(&table))?;
+            let stream = StreamId::new(table.id, PartitionId(0), Bucket(*bucket));
+            // One more than fits, to know whether the limit cut the answer.
+            let room = limit - hits.len();
+            let mut states = self
+                .index()
+                .lookup_prefix(stream, &prefix, room + 1)
+                .await?;
+            if states.len() > room {
+                states.truncate(room);
+                truncated = true;
+            }
+            found.push(!states.is_empty());
+            hits.extend(states.into_iter().map(|state| (*bucket, state)));
+            if truncated {
+                found.resize(values.num_rows(), false);
+                break;
+            }
+        }
+        let hits: Vec<(u32, &inlet_index::pk::KeyState)> = hits
+            .iter()
+            .map(|(bucket, state)| (*bucket, state))
+            .collect();
+        Ok(LookupResult {
+            rows: found_rows(&table, &projection, &hits)?,
+            found,
+            truncated,
+        })
+    }
+}
+
+/// The found rows as the reply batch: the projected columns, then `_offset` and `_bucket`.
+fn found_rows(
+    table: &TableInfo,
+    projection: &[usize],
+    hits: &[(u32, &inlet_index::pk::KeyState)],
+) -> Result<RecordBatch, FetchError> {
+    let images: Vec<&[u8]> = hits.iter().map(|(_, s)| s.image.as_slice()).collect();
+    let rows = decode_rows(&table.descriptor.schema, &images).map_err(|e| {
+        FetchError::Index(inlet_index::IndexError::Storage(format!(
+            "key state of table {} does not decode: {e}",
+            table.qualified_name()
+        )))
+    })?;
+    let mut fields: Vec<Field> = projection
+        .iter()
+        .map(|i| table.descriptor.schema.field(*i).clone())
+        .collect();
+    let mut output: Vec<ArrayRef> = projection.iter().map(|i| rows.column(*i).clone()).collect();
+    fields.push(Field::new(OFFSET_COLUMN, DataType::Int64, false));
+    output.push(Arc::new(Int64Array::from_iter_values(
+        hits.iter().map(|(_, s)| s.offset.0 as i64),
+    )));
+    fields.push(Field::new(BUCKET_COLUMN, DataType::Int32, false));
+    output.push(Arc::new(Int32Array::from_iter_values(
+        hits.iter().map(|(bucket, _)| *bucket as i32),
+    )));
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), output).map_err(|e| {
+        FetchError::Index(inlet_index::IndexError::Storage(format!(
+            "lookup rows of table {}: {e}",
+            table.qualified_name()
+        )))
+    })
 }
 
 fn invalid_keys(table: &TableInfo) -> impl Fn(inlet_core::pk::PkCodecError) -> FetchError + '_ {
@@ -125,17 +205,19 @@ fn invalid_keys(table: &TableInfo) -> impl Fn(inlet_core::pk::PkCodecError) -> F
     }
 }
 
-/// The key columns (the primary key, in the table's order) of `batches`, checked: each by
-/// name, of the column's type, without nulls; no other columns.
-fn key_batch(table: &TableInfo, batches: &[RecordBatch]) -> Result<RecordBatch, FetchError> {
+/// The `columns` (the primary key's, or the bucket key's, in that order) of `batches`,
+/// checked: each by name, of the column's type, without nulls; no other columns.
+fn key_batch(
+    table: &TableInfo,
+    columns: &[String],
+    batches: &[RecordBatch],
+) -> Result<RecordBatch, FetchError> {
     let invalid = |reason: String| FetchError::InvalidKeys {
         table: table.qualified_name(),
         reason,
     };
     let schema = &table.descriptor.schema;
-    let fields: Vec<Field> = table
-        .descriptor
-        .primary_key
+    let fields: Vec<Field> = columns
         .iter()
         .filter_map(|name| schema.field_with_name(name).ok().cloned())
         .collect();
@@ -150,9 +232,9 @@ fn key_batch(table: &TableInfo, batches: &[RecordBatch]) -> Result<RecordBatch, 
             .find(|f| key_schema.field_with_name(f.name()).is_err())
         {
             return Err(invalid(format!(
-                "column `{}` is not a primary-key column (key: {})",
+                "column `{}` is not a key column here (expected: {})",
                 extra.name(),
-                table.descriptor.primary_key.join(", ")
+                columns.join(", ")
             )));
         }
         let mut columns = Vec::with_capacity(key_schema.fields().len());

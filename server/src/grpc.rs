@@ -457,10 +457,22 @@ impl Inlet for InletService {
                 Status::invalid_argument(format!("lookup keys are not valid arrow ipc: {e}"))
             })?
             .batches;
-        let found = reader
-            .lookup(&path.database, &path.table, &keys, &request.columns)
-            .await
-            .map_err(status)?;
+        let found = if request.prefix {
+            reader
+                .lookup_prefix(
+                    &path.database,
+                    &path.table,
+                    &keys,
+                    &request.columns,
+                    request.limit as usize,
+                )
+                .await
+        } else {
+            reader
+                .lookup(&path.database, &path.table, &keys, &request.columns)
+                .await
+        }
+        .map_err(status)?;
         let rows_ipc = batches_to_ipc(&found.rows.schema(), &[found.rows])
             .map_err(|e| Status::internal(format!("cannot encode lookup rows: {e}")))?;
         if rows_ipc.len() > MAX_APPEND_BYTES {
@@ -473,6 +485,7 @@ impl Inlet for InletService {
         Ok(Response::new(pb::LookupResponse {
             rows_ipc,
             found: found.found,
+            truncated: found.truncated,
         }))
     }
 

@@ -151,6 +151,14 @@ async fn a_reader_process_serves_lookups_that_read_their_writes() {
         );
     }
 
+    // A prefix lookup (here the bucket key is the whole key) is served there too.
+    let (rows, found, _) = reader
+        .lookup_prefix("db", "kv", &ids(&[3]), &[], 0)
+        .await
+        .expect("prefix lookup on the reader process");
+    assert_eq!(found, [model.contains_key(&3)]);
+    assert_eq!(rows.num_rows(), usize::from(model.contains_key(&3)));
+
     // The changelog, served by the reader process, replays to the same state.
     let batches = reader
         .fetch_all(fetch_request("db", "kv"))

@@ -352,6 +352,17 @@ async fn changelog_has_every_change_type_and_reads_pruned_from_any_offset(backen
         "offset 4 (delete of an absent key) changes nothing"
     );
 
+    // A limit never cuts an update between its -U and its +U (a consumer resuming after
+    // the last row it got would lose the +U): the limit of 3 returns 4 rows here.
+    let mut limited = fetch_request("db", "t");
+    limited.limit = 3;
+    let cut = changelog(&mut client, limited).await;
+    assert_eq!(
+        cut,
+        expected[..4].to_vec(),
+        "the -U at the limit brings its +U"
+    );
+
     let mut without_before = fetch_request("db", "t");
     without_before.omit_update_before = true;
     let omitted = changelog(&mut client, without_before).await;
@@ -511,7 +522,7 @@ async fn wrong_operations_and_bad_keys_are_clear_errors(backend: Backend) {
     assert!(
         error
             .to_string()
-            .contains("`v` is not a primary-key column"),
+            .contains("`v` is not a key column here (expected: id)"),
         "{error}"
     );
     let error = client
@@ -848,6 +859,114 @@ async fn aggregation_and_partial_updates_match_a_model(backend: Backend) {
     node.shutdown().await.expect("clean shutdown");
 }
 
+async fn prefix_lookups_return_every_row_of_a_bucket_key_value(backend: Backend) {
+    let node = start(backend.store()).await;
+    let mut client = connect(&node).await;
+    client.create_database("db", true).await.expect("db");
+    // Key (region, id), bucketed by region: a region's rows are one key range.
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("region", DataType::Utf8, false),
+        Field::new("id", DataType::Int64, false),
+        Field::new("v", DataType::Int64, true),
+    ]));
+    client
+        .create_primary_key_table(
+            "db",
+            "geo",
+            &schema,
+            BUCKETS,
+            vec!["region".into(), "id".into()],
+            vec!["region".into()],
+            BTreeMap::new(),
+            false,
+        )
+        .await
+        .expect("table");
+    let rows_of = |rows: &[(&str, i64, i64)]| {
+        RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
+                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1))),
+                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.2))),
+            ],
+        )
+        .expect("rows")
+    };
+    let mut input = Vec::new();
+    // `e` and `eu` and `eu2`: a region is a whole value, never a string prefix.
+    for (region, count) in [("eu", 30), ("e", 3), ("eu2", 4), ("us", 20)] {
+        for id in 0..count {
+            input.push((region, id, id * 10));
+        }
+    }
+    client
+        .upsert("db", "geo", &schema, &[rows_of(&input)])
+        .await
+        .expect("upsert");
+    client
+        .delete("db", "geo", &schema, &[rows_of(&[("eu", 7, 0)])])
+        .await
+        .expect("delete");
+    let regions = |values: &[&str]| {
+        RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new(
+                "region",
+                DataType::Utf8,
+                false,
+            )])),
+            vec![Arc::new(StringArray::from_iter_values(
+                values.iter().copied(),
+            ))],
+        )
+        .expect("regions")
+    };
+    let (rows, found, truncated) = client
+        .lookup_prefix(
+            "db",
+            "geo",
+            &regions(&["eu", "asia", "e"]),
+            &["region", "id"],
+            0,
+        )
+        .await
+        .expect("prefix lookup");
+    assert_eq!(found, [true, false, true]);
+    assert!(!truncated);
+    let got: Vec<(String, i64)> = (0..rows.num_rows())
+        .map(|i| {
+            (
+                rows.column(0).as_string::<i32>().value(i).to_owned(),
+                rows.column(1).as_primitive::<Int64Type>().value(i),
+            )
+        })
+        .collect();
+    let mut expected: Vec<(String, i64)> = (0..30)
+        .filter(|id| *id != 7)
+        .map(|id| ("eu".to_owned(), id))
+        .collect();
+    expected.extend((0..3).map(|id| ("e".to_owned(), id)));
+    assert_eq!(
+        got, expected,
+        "every row of each value, in key order, deletes gone"
+    );
+    let (rows, _, truncated) = client
+        .lookup_prefix("db", "geo", &regions(&["us"]), &[], 5)
+        .await
+        .expect("limited prefix lookup");
+    assert_eq!(rows.num_rows(), 5);
+    assert!(truncated, "20 rows match, 5 were asked for");
+    let error = client
+        .lookup_prefix("db", "geo", &rows_of(&[("eu", 1, 1)]), &[], 0)
+        .await
+        .expect_err("a prefix of the whole key");
+    assert!(
+        error.to_string().contains("is not a key column here"),
+        "{error}"
+    );
+    node.shutdown().await.expect("clean shutdown");
+}
+
 /// Runs every scenario against one backend, one test per scenario.
 macro_rules! conformance {
     ($backend:ident, $make:expr) => {
@@ -860,6 +979,7 @@ macro_rules! conformance {
                 idempotent_upserts_land_once_and_state_survives_a_restart,
                 wrong_operations_and_bad_keys_are_clear_errors,
                 aggregation_and_partial_updates_match_a_model,
+                prefix_lookups_return_every_row_of_a_bucket_key_value,
             );
         }
     };

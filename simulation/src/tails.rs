@@ -154,6 +154,15 @@ impl LogRead for OrderedTails {
         self.index.lookup(stream, keys).await
     }
 
+    async fn lookup_prefix(
+        &self,
+        stream: StreamId,
+        prefix: &[u8],
+        max: usize,
+    ) -> Result<Vec<inlet_index::pk::KeyState>, IndexError> {
+        self.index.lookup_prefix(stream, prefix, max).await
+    }
+
     async fn change_record(
         &self,
         stream: StreamId,

@@ -712,6 +712,36 @@ impl LogRead for RemoteIndex {
         Ok(Some(ChangeRecord::decode(&reply.record)?))
     }
 
+    async fn lookup_prefix(
+        &self,
+        stream: StreamId,
+        prefix: &[u8],
+        max: usize,
+    ) -> Result<Vec<KeyState>, IndexError> {
+        let request = pb::LookupPrefixRequest {
+            stream: Some(stream_ref(stream)),
+            prefix: prefix.to_vec(),
+            max: u32::try_from(max).unwrap_or(u32::MAX),
+        };
+        let reply = self
+            .read(|mut client| {
+                let request = request.clone();
+                async move { client.lookup_prefix(request).await }
+            })
+            .await?;
+        if reply.values.len() > max {
+            return Err(IndexError::Storage(format!(
+                "owner answered a prefix lookup of at most {max} rows with {}",
+                reply.values.len()
+            )));
+        }
+        reply
+            .values
+            .iter()
+            .map(|value| Ok(KeyState::decode(&value.state)?))
+            .collect()
+    }
+
     /// Asks the owner, which reads what is durable.
     async fn lookup(
         &self,

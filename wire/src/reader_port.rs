@@ -75,6 +75,22 @@ impl ReaderPort {
         }
     }
 
+    /// The replica, if it has caught up with the owner's current tail of `stream` (so it
+    /// holds every acknowledged commit of it: its reads only move forward), or if the owner
+    /// does not answer (then it is the best there is).
+    async fn fresh_replica(&self, stream: StreamId) -> Option<&IndexReplica> {
+        let required = LakeCatalog::stream_state(&self.owner, stream).await.ok();
+        let replica = self.replica().await.ok()?;
+        let caught_up = match required {
+            Some((tail, _)) => replica
+                .tail(stream)
+                .await
+                .is_ok_and(|seen| seen.next_offset >= tail.next_offset),
+            None => true,
+        };
+        caught_up.then_some(replica)
+    }
+
     fn learned(&self, stream: StreamId, tail: StreamTail) -> StreamTail {
         let mut tails = self.tails.lock().expect("reader tails lock");
         let known = tails.entry(stream).or_insert(tail);
@@ -214,20 +230,27 @@ impl LogRead for ReaderPort {
         stream: StreamId,
         keys: &[Vec<u8>],
     ) -> Result<Vec<Option<KeyState>>, IndexError> {
-        let required = LakeCatalog::stream_state(&self.owner, stream).await.ok();
-        if let Ok(replica) = self.replica().await {
-            let caught_up = match required {
-                Some((tail, _)) => replica
-                    .tail(stream)
-                    .await
-                    .is_ok_and(|seen| seen.next_offset >= tail.next_offset),
-                None => true,
-            };
-            if caught_up && let Ok(states) = replica.lookup(stream, keys).await {
-                return Ok(states);
-            }
+        if let Some(replica) = self.fresh_replica(stream).await
+            && let Ok(states) = replica.lookup(stream, keys).await
+        {
+            return Ok(states);
         }
         LogRead::lookup(&self.owner, stream, keys).await
+    }
+
+    /// As `lookup`: the replica when it has caught up, else the owner.
+    async fn lookup_prefix(
+        &self,
+        stream: StreamId,
+        prefix: &[u8],
+        max: usize,
+    ) -> Result<Vec<KeyState>, IndexError> {
+        if let Some(replica) = self.fresh_replica(stream).await
+            && let Ok(states) = replica.lookup_prefix(stream, prefix, max).await
+        {
+            return Ok(states);
+        }
+        LogRead::lookup_prefix(&self.owner, stream, prefix, max).await
     }
 
     /// From the replica, which has it whenever it listed the chunk's entry (both are in one

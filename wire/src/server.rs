@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use futures::Stream;
 use inlet_core::ids::{Offset, TableId, TimestampMicros};
-use inlet_core::limits::{COMMIT_QUEUE_DEPTH, MAX_GRPC_MESSAGE_BYTES, MAX_REQUEST_ROWS};
+use inlet_core::limits::{
+    COMMIT_QUEUE_DEPTH, MAX_GRPC_MESSAGE_BYTES, MAX_PREFIX_LOOKUP_ROWS, MAX_REQUEST_ROWS,
+};
 use inlet_index::{CatalogError, Index, LakeCatalog, StreamTail};
 use inlet_proto::v1 as pb;
 use inlet_proto::v1::index_ports_server::{IndexPorts, IndexPortsServer};
@@ -314,6 +316,27 @@ impl IndexPorts for IndexPortsService {
             .into_iter()
             .map(|state| pb::lookup_keys_reply::Value {
                 state: state.map(|state| state.encode()).unwrap_or_default(),
+            })
+            .collect();
+        Ok(Response::new(pb::LookupKeysReply { values }))
+    }
+
+    async fn lookup_prefix(
+        &self,
+        request: Request<pb::LookupPrefixRequest>,
+    ) -> Result<Response<pb::LookupKeysReply>, Status> {
+        let request = request.into_inner();
+        let stream = stream_of(request.stream)?;
+        let max = (request.max as usize).min(MAX_PREFIX_LOOKUP_ROWS);
+        let states = self
+            .index
+            .lookup_prefix(stream, &request.prefix, max)
+            .await
+            .map_err(|e| to_status(&e))?;
+        let values = states
+            .into_iter()
+            .map(|state| pb::lookup_keys_reply::Value {
+                state: state.encode(),
             })
             .collect();
         Ok(Response::new(pb::LookupKeysReply { values }))

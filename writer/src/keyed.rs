@@ -132,8 +132,9 @@ pub fn partial_columns(
     };
     if !engine.allows_partial_updates() {
         return Err(refuse(format!(
-            "its merge engine ({engine:?}) keeps rows whole; partial updates need `last_row` \
-             or `aggregation`"
+            "its merge engine (`{}`) keeps rows whole; partial updates need `last_row` or \
+             `aggregation`",
+            engine.name()
         )));
     }
     let schema = &table.descriptor.schema;

@@ -281,6 +281,16 @@ impl MergeEngine {
         }
     }
 
+    /// The engine's name, as the `merge.engine` option spells it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::LastRow => "last_row",
+            Self::FirstRow => "first_row",
+            Self::Versioned { .. } => "versioned",
+            Self::Aggregation { .. } => "aggregation",
+        }
+    }
+
     /// Whether upserts may update some columns only (partial updates): with `last_row` and
     /// `aggregation`; a first row or a versioned row is a whole row.
     pub fn allows_partial_updates(&self) -> bool {

@@ -2,6 +2,7 @@
 //! read-only `DbReader` (`crate::replica`). Reads of records (tails, watermarks, the catalog,
 //! listings) are written once against [`KvRead`] and work on both.
 
+use slatedb::config::{DurabilityLevel, ScanOptions};
 use slatedb::{Db, DbIterator, DbReader};
 
 use super::{DURABLE_READ, INDEX_READ, index_scan};
@@ -13,6 +14,12 @@ pub(crate) trait KvRead: Send + Sync {
         key: Vec<u8>,
     ) -> impl Future<Output = Result<Option<bytes::Bytes>, slatedb::Error>> + Send;
     fn range(
+        &self,
+        start: Vec<u8>,
+        end: Vec<u8>,
+    ) -> impl Future<Output = Result<DbIterator, slatedb::Error>> + Send;
+    /// A range scan of what is durable in the store only (see `read_durable`).
+    fn range_durable(
         &self,
         start: Vec<u8>,
         end: Vec<u8>,
@@ -34,6 +41,18 @@ impl KvRead for Db {
         self.get_with_options(key, &DURABLE_READ).await
     }
 
+    async fn range_durable(
+        &self,
+        start: Vec<u8>,
+        end: Vec<u8>,
+    ) -> Result<DbIterator, slatedb::Error> {
+        let options = ScanOptions {
+            durability_filter: DurabilityLevel::Remote,
+            ..index_scan()
+        };
+        self.scan_with_options(start..end, &options).await
+    }
+
     async fn range(&self, start: Vec<u8>, end: Vec<u8>) -> Result<DbIterator, slatedb::Error> {
         self.scan_with_options(start..end, &index_scan()).await
     }
@@ -47,6 +66,14 @@ impl KvRead for DbReader {
     /// A replica only ever sees what the owner made durable.
     async fn read_durable(&self, key: Vec<u8>) -> Result<Option<bytes::Bytes>, slatedb::Error> {
         self.get_with_options(key, &INDEX_READ).await
+    }
+
+    async fn range_durable(
+        &self,
+        start: Vec<u8>,
+        end: Vec<u8>,
+    ) -> Result<DbIterator, slatedb::Error> {
+        self.scan_with_options(start..end, &index_scan()).await
     }
 
     async fn range(&self, start: Vec<u8>, end: Vec<u8>) -> Result<DbIterator, slatedb::Error> {
@@ -121,4 +148,25 @@ pub(crate) async fn key_states(
         }
     }))
     .await
+}
+
+/// Up to `max` key states of `stream` whose key starts with `prefix`, in key order, durable
+/// ones only.
+pub(crate) async fn key_states_with_prefix(
+    db: &impl KvRead,
+    stream: inlet_core::ids::StreamId,
+    prefix: &[u8],
+    max: usize,
+) -> Result<Vec<crate::pk::KeyState>, crate::IndexError> {
+    crate::pk::check_key_prefix(prefix)?;
+    let (start, end) = crate::pk::prefix_range(stream, prefix);
+    let mut iter = db.range_durable(start, end).await?;
+    let mut out = Vec::new();
+    while out.len() < max {
+        match iter.next().await? {
+            Some(kv) => out.push(crate::pk::KeyState::decode(&kv.value)?),
+            None => break,
+        }
+    }
+    Ok(out)
 }

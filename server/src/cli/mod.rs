@@ -314,6 +314,13 @@ pub struct LookupArgs {
     /// Columns to print (all when none); `_offset` and `_bucket` are added.
     #[arg(long, value_delimiter = ',')]
     pub columns: Vec<String>,
+    /// The keys are values of the bucket key (which the primary key starts with): print
+    /// every row whose bucket key equals one of them.
+    #[arg(long)]
+    pub prefix: bool,
+    /// With `--prefix`: most rows to print (0: the server's limit).
+    #[arg(long, default_value_t = 0)]
+    pub limit: u32,
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
     #[command(flatten)]
@@ -637,16 +644,19 @@ async fn produce(args: ProduceArgs) -> anyhow::Result<()> {
 
 /// The primary-key columns of a table, as a schema.
 fn key_schema(table: &crate::client::Table) -> anyhow::Result<arrow_schema::SchemaRef> {
-    let primary_key = table
-        .info
-        .descriptor
-        .as_ref()
-        .map(|d| d.primary_key.clone())
-        .unwrap_or_default();
-    if primary_key.is_empty() {
+    columns_schema(table, |d| d.primary_key.clone())
+}
+
+/// The columns `pick` names of a primary-key table's descriptor, as a schema.
+fn columns_schema(
+    table: &crate::client::Table,
+    pick: impl Fn(&pb::TableDescriptor) -> Vec<String>,
+) -> anyhow::Result<arrow_schema::SchemaRef> {
+    let descriptor = table.info.descriptor.clone().unwrap_or_default();
+    if descriptor.primary_key.is_empty() {
         bail!("the table has no primary key");
     }
-    let fields = primary_key
+    let fields = pick(&descriptor)
         .iter()
         .map(|name| table.schema.field_with_name(name).cloned())
         .collect::<Result<Vec<_>, _>>()
@@ -658,7 +668,11 @@ async fn lookup(args: LookupArgs) -> anyhow::Result<()> {
     let (database, name) = split_table(&args.table);
     let mut client = Client::connect(&args.server.server).await?;
     let table = client.table(&database, &name).await?;
-    let schema = key_schema(&table)?;
+    let schema = if args.prefix {
+        columns_schema(&table, |d| d.bucket_key.clone())?
+    } else {
+        key_schema(&table)?
+    };
     // Each `column=value,...` argument becomes one JSON line of the key columns.
     let mut lines = String::new();
     for key in &args.keys {
@@ -669,7 +683,7 @@ async fn lookup(args: LookupArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("expected column=value in `{key}`"))?;
             let field = schema.field_with_name(column.trim()).map_err(|_| {
                 anyhow::anyhow!(
-                    "`{column}` is not a primary-key column of {database}.{name} (key: {})",
+                    "`{column}` is not a key column of {database}.{name} (expected: {})",
                     schema
                         .fields()
                         .iter()
@@ -696,11 +710,21 @@ async fn lookup(args: LookupArgs) -> anyhow::Result<()> {
     )?;
     let keys = arrow_select::concat::concat_batches(&schema, &keys)?;
     let columns: Vec<&str> = args.columns.iter().map(String::as_str).collect();
-    let (rows, found) = client.lookup(&database, &name, &keys, &columns).await?;
+    let (rows, found, truncated) = if args.prefix {
+        client
+            .lookup_prefix(&database, &name, &keys, &columns, args.limit)
+            .await?
+    } else {
+        let (rows, found) = client.lookup(&database, &name, &keys, &columns).await?;
+        (rows, found, false)
+    };
     convert::write_output(&mut std::io::stdout().lock(), args.format, &[rows])?;
     let missing = found.iter().filter(|f| !**f).count();
     if missing > 0 {
         eprintln!("{missing} of {} keys have no row", found.len());
+    }
+    if truncated {
+        eprintln!("more rows match: the output stops at the limit");
     }
     Ok(())
 }

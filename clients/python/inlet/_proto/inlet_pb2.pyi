@@ -207,22 +207,28 @@ class AppendResponse(_message.Message):
     def __init__(self, buckets: _Optional[_Iterable[_Union[BucketAppendResult, _Mapping]]] = ...) -> None: ...
 
 class LookupRequest(_message.Message):
-    __slots__ = ("path", "keys_ipc", "columns")
+    __slots__ = ("path", "keys_ipc", "columns", "prefix", "limit")
     PATH_FIELD_NUMBER: _ClassVar[int]
     KEYS_IPC_FIELD_NUMBER: _ClassVar[int]
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
     path: TablePath
     keys_ipc: bytes
     columns: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, path: _Optional[_Union[TablePath, _Mapping]] = ..., keys_ipc: _Optional[bytes] = ..., columns: _Optional[_Iterable[str]] = ...) -> None: ...
+    prefix: bool
+    limit: int
+    def __init__(self, path: _Optional[_Union[TablePath, _Mapping]] = ..., keys_ipc: _Optional[bytes] = ..., columns: _Optional[_Iterable[str]] = ..., prefix: _Optional[bool] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class LookupResponse(_message.Message):
-    __slots__ = ("rows_ipc", "found")
+    __slots__ = ("rows_ipc", "found", "truncated")
     ROWS_IPC_FIELD_NUMBER: _ClassVar[int]
     FOUND_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     rows_ipc: bytes
     found: _containers.RepeatedScalarFieldContainer[bool]
-    def __init__(self, rows_ipc: _Optional[bytes] = ..., found: _Optional[_Iterable[bool]] = ...) -> None: ...
+    truncated: bool
+    def __init__(self, rows_ipc: _Optional[bytes] = ..., found: _Optional[_Iterable[bool]] = ..., truncated: _Optional[bool] = ...) -> None: ...
 
 class StartPosition(_message.Message):
     __slots__ = ("earliest", "latest", "offset", "timestamp_micros")
@@ -630,6 +636,16 @@ class ChangeRecordReply(_message.Message):
     RECORD_FIELD_NUMBER: _ClassVar[int]
     record: bytes
     def __init__(self, record: _Optional[bytes] = ...) -> None: ...
+
+class LookupPrefixRequest(_message.Message):
+    __slots__ = ("stream", "prefix", "max")
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    MAX_FIELD_NUMBER: _ClassVar[int]
+    stream: StreamRef
+    prefix: bytes
+    max: int
+    def __init__(self, stream: _Optional[_Union[StreamRef, _Mapping]] = ..., prefix: _Optional[bytes] = ..., max: _Optional[int] = ...) -> None: ...
 
 class LookupKeysRequest(_message.Message):
     __slots__ = ("stream", "keys")

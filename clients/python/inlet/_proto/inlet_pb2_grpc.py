@@ -807,6 +807,11 @@ class IndexPortsStub:
                 request_serializer=inlet_dot_v1_dot_inlet__pb2.LookupKeysRequest.SerializeToString,
                 response_deserializer=inlet_dot_v1_dot_inlet__pb2.LookupKeysReply.FromString,
                 _registered_method=True)
+        self.LookupPrefix = channel.unary_unary(
+                '/inlet.v1.IndexPorts/LookupPrefix',
+                request_serializer=inlet_dot_v1_dot_inlet__pb2.LookupPrefixRequest.SerializeToString,
+                response_deserializer=inlet_dot_v1_dot_inlet__pb2.LookupKeysReply.FromString,
+                _registered_method=True)
         self.GetChangeRecord = channel.unary_unary(
                 '/inlet.v1.IndexPorts/GetChangeRecord',
                 request_serializer=inlet_dot_v1_dot_inlet__pb2.ChangeRecordRequest.SerializeToString,
@@ -925,6 +930,13 @@ class IndexPortsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def LookupPrefix(self, request, context):
+        """Key-state records of one stream whose primary key starts with a prefix, in key order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetChangeRecord(self, request, context):
         """The change record (binary `0x41` value) of the primary-key chunk ending at `end_offset`;
         empty when there is none.
@@ -1033,6 +1045,11 @@ def add_IndexPortsServicer_to_server(servicer, server):
             'LookupKeys': grpc.unary_unary_rpc_method_handler(
                     servicer.LookupKeys,
                     request_deserializer=inlet_dot_v1_dot_inlet__pb2.LookupKeysRequest.FromString,
+                    response_serializer=inlet_dot_v1_dot_inlet__pb2.LookupKeysReply.SerializeToString,
+            ),
+            'LookupPrefix': grpc.unary_unary_rpc_method_handler(
+                    servicer.LookupPrefix,
+                    request_deserializer=inlet_dot_v1_dot_inlet__pb2.LookupPrefixRequest.FromString,
                     response_serializer=inlet_dot_v1_dot_inlet__pb2.LookupKeysReply.SerializeToString,
             ),
             'GetChangeRecord': grpc.unary_unary_rpc_method_handler(
@@ -1281,6 +1298,33 @@ class IndexPorts:
             target,
             '/inlet.v1.IndexPorts/LookupKeys',
             inlet_dot_v1_dot_inlet__pb2.LookupKeysRequest.SerializeToString,
+            inlet_dot_v1_dot_inlet__pb2.LookupKeysReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LookupPrefix(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inlet.v1.IndexPorts/LookupPrefix',
+            inlet_dot_v1_dot_inlet__pb2.LookupPrefixRequest.SerializeToString,
             inlet_dot_v1_dot_inlet__pb2.LookupKeysReply.FromString,
             options,
             channel_credentials,
