@@ -234,7 +234,7 @@ def test_wrong_operations_and_bad_keys(client, db):
         log.lookup({"id": [1]})
     with pytest.raises(inlet.InvalidKey, match="column `id` is string, expected int64"):
         pk.lookup({"id": ["1"]})  # refused before sending
-    with pytest.raises(inlet.InvalidKey, match="`name` is not a primary-key column"):
+    with pytest.raises(inlet.InvalidKey, match="`name` is not a key column here"):
         pk.lookup(users([1], ["a"]))
     with pytest.raises(inlet.InvalidKey, match="key column `id` has nulls"):
         pk.lookup({"id": pa.array([1, None], pa.int64())})

@@ -20,6 +20,8 @@ pub(super) struct Sequencer {
     pub(super) lake_records: HashMap<TableId, LakeTableRecord>,
     pub(super) lake_watermarks: HashMap<StreamId, keys::LakeWatermark>,
     pub(super) producer_ttl: Duration,
+    /// Key states made durable, so recent keys skip their read.
+    pub(super) key_cache: super::key_cache::KeyStateCache,
     pub(super) counters: Counters,
     /// Test only, see [`IndexOptions::ack_before_durable`].
     pub(super) ack_before_durable: bool,
@@ -166,6 +168,10 @@ impl Sequencer {
                 }
                 self.publish(staged.tails);
                 self.producers.extend(staged.producers);
+                // Durable now: what the group read and wrote is what the index holds.
+                for (key, state) in staged.key_states {
+                    self.key_cache.insert(key, state);
+                }
                 for ((_, reply), outcome) in group.into_iter().zip(staged.results) {
                     let _ = reply.send(Ok(outcome));
                 }
@@ -415,7 +421,7 @@ impl Sequencer {
     /// once (spread over tasks), into the group's view: one wait for the whole group instead
     /// of one per chunk.
     async fn prefetch_key_states(
-        &self,
+        &mut self,
         group: &[(CommitRequest, oneshot::Sender<CommitReply>)],
         staged: &mut StagedGroup,
     ) -> Result<(), IndexError> {
@@ -428,8 +434,14 @@ impl Sequencer {
                 };
                 for write in writes.iter() {
                     let key = crate::pk::state_key(chunk.stream, &write.key);
-                    if seen.insert(key.clone()) {
-                        keys.push(key);
+                    if !seen.insert(key.clone()) {
+                        continue;
+                    }
+                    match self.key_cache.get(&key) {
+                        Some(state) => {
+                            staged.key_states.insert(key, state);
+                        }
+                        None => keys.push(key),
                     }
                 }
             }
