@@ -85,7 +85,11 @@ mod tests {
         for i in 0..100u64 {
             cache.insert(i.to_be_bytes().to_vec(), state(i, 100));
             // Key 0 is used all along: it stays.
-            assert_eq!(cache.get(&0u64.to_be_bytes()), Some(state(0, 100)), "after {i}");
+            assert_eq!(
+                cache.get(&0u64.to_be_bytes()),
+                Some(state(0, 100)),
+                "after {i}"
+            );
         }
         assert_eq!(cache.get(&99u64.to_be_bytes()), Some(state(99, 100)));
         assert_eq!(cache.get(&50u64.to_be_bytes()), None, "aged out");
