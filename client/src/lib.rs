@@ -101,15 +101,18 @@ impl Client {
         options: std::collections::BTreeMap<String, String>,
         if_not_exists: bool,
     ) -> anyhow::Result<pb::TableInfo> {
-        let descriptor = pb::TableDescriptor {
-            schema_ipc: schema_to_ipc(schema)?,
+        // A log table is a table with no primary key.
+        self.create_primary_key_table(
+            database,
+            table,
+            schema,
             bucket_count,
+            Vec::new(),
             bucket_key,
-            options: options.into_iter().collect(),
-            ..Default::default()
-        };
-        self.create_table_from(database, table, descriptor, if_not_exists)
-            .await
+            options,
+            if_not_exists,
+        )
+        .await
     }
 
     pub async fn table(&mut self, database: &str, table: &str) -> anyhow::Result<Table> {
@@ -145,22 +148,13 @@ impl Client {
         schema: &arrow_schema::Schema,
         batches: &[RecordBatch],
     ) -> anyhow::Result<Vec<pb::BucketAppendResult>> {
-        let request = pb::AppendRequest {
-            path: Some(path(database, table)),
-            batches_ipc: batches_to_ipc(schema, batches)?,
-            ..Default::default()
-        };
-        Ok(self
-            .inner
-            .append(request)
+        self.write(WriteKind::Append, database, table, schema, batches)
             .await
-            .map_err(status_error)?
-            .into_inner()
-            .buckets)
     }
 
-    /// Creates a primary-key table (`primary_key` non-empty), bucketed by `bucket_key` or,
-    /// when empty, by the primary key; `options` as for any table, plus `merge.engine`.
+    /// Creates a primary-key table (`primary_key` non-empty; empty: a log table), bucketed
+    /// by `bucket_key` or, when empty, by the primary key; `options` as for any table, plus
+    /// `merge.*`.
     #[allow(clippy::too_many_arguments)]
     pub async fn create_primary_key_table(
         &mut self,
@@ -181,17 +175,6 @@ impl Client {
             options: options.into_iter().collect(),
             ..Default::default()
         };
-        self.create_table_from(database, table, descriptor, if_not_exists)
-            .await
-    }
-
-    async fn create_table_from(
-        &mut self,
-        database: &str,
-        table: &str,
-        descriptor: pb::TableDescriptor,
-        if_not_exists: bool,
-    ) -> anyhow::Result<pb::TableInfo> {
         let response = self
             .inner
             .create_table(pb::CreateTableRequest {
