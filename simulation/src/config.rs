@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use inlet_cache::CacheOptions;
+use inlet_core::table::AggregateFn;
 use inlet_store::FaultConfig;
 use inlet_writer::WriterOptions;
 
@@ -105,6 +106,156 @@ pub struct ReaderSpec {
     pub pause: Duration,
 }
 
+/// The merge engine of a primary-key table (`merge.engine`), as the simulation draws it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EngineSpec {
+    LastRow,
+    FirstRow,
+    /// Versioned by the `seq` column (each producer's sequence numbers, so producers of one
+    /// table interleave versions and rows of one append share theirs: equal is ignored).
+    Versioned,
+    /// Aggregation of `payload`, `score` and `flag` by these functions (the identity columns
+    /// keep the default, `last_non_null_value`, so they name the newest write).
+    Aggregation {
+        payload: AggregateFn,
+        score: AggregateFn,
+        flag: AggregateFn,
+    },
+}
+
+impl EngineSpec {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::LastRow => "last_row",
+            Self::FirstRow => "first_row",
+            Self::Versioned => "versioned",
+            Self::Aggregation { .. } => "aggregation",
+        }
+    }
+
+    /// Whether the engine takes partial updates (as `MergeEngine::allows_partial_updates`).
+    pub fn allows_partial(&self) -> bool {
+        matches!(self, Self::LastRow | Self::Aggregation { .. })
+    }
+}
+
+/// A primary-key table: keyed by `key`, with a small key space so keys repeat. Never
+/// lake-enabled (refused at creation for now).
+#[derive(Clone, Debug)]
+pub struct PkTableSpec {
+    pub name: String,
+    pub buckets: u32,
+    pub engine: EngineSpec,
+    /// Keys are `0..keys`.
+    pub keys: u32,
+}
+
+/// A producer of upserts, partial upserts and deletes to one primary-key table.
+#[derive(Clone, Debug)]
+pub struct PkProducerSpec {
+    pub id: u64,
+    pub table: usize,
+    pub max_rows: u32,
+    pub think: (u64, u64),
+    pub timeout: Duration,
+    pub attempts: u32,
+    /// Share of writes that are deletes, and of partial upserts (where the engine allows).
+    pub deletes: f64,
+    pub partials: f64,
+}
+
+/// A client of primary-key tables: lookups and changelog reads.
+#[derive(Clone, Debug)]
+pub struct PkReaderSpec {
+    pub interval: (u64, u64),
+    pub pause: Duration,
+}
+
+/// The primary-key part of a run: empty in most runs (see `PK_CHANCE`).
+#[derive(Clone, Debug, Default)]
+pub struct PkSpec {
+    pub tables: Vec<PkTableSpec>,
+    pub producers: Vec<PkProducerSpec>,
+    pub readers: Vec<PkReaderSpec>,
+}
+
+/// The chance a run has primary-key tables. Below one, so the fixed suite's wall time stays
+/// close to what it was (a run with them does more work).
+pub const PK_CHANCE: f64 = 0.35;
+
+impl PkSpec {
+    /// Drawn from a stream of its own, after everything else, so a seed's log tables,
+    /// producers, readers, settings, faults and chaos stay what they were before.
+    fn draw(rng: &mut SimRng) -> Self {
+        if !rng.chance(PK_CHANCE) {
+            return Self::default();
+        }
+        let tables: Vec<PkTableSpec> = (0..rng.between(1, 2))
+            .map(|i| {
+                let engine = match rng.below(4) {
+                    0 => EngineSpec::LastRow,
+                    1 => EngineSpec::FirstRow,
+                    2 => EngineSpec::Versioned,
+                    _ => EngineSpec::Aggregation {
+                        payload: *rng.pick(&[
+                            AggregateFn::LastNonNullValue,
+                            AggregateFn::FirstValue,
+                            AggregateFn::Max,
+                        ]),
+                        score: *rng.pick(&[
+                            AggregateFn::Sum,
+                            AggregateFn::Sum,
+                            AggregateFn::Max,
+                            AggregateFn::Min,
+                            AggregateFn::FirstNonNullValue,
+                        ]),
+                        flag: *rng.pick(&[
+                            AggregateFn::BoolAnd,
+                            AggregateFn::BoolOr,
+                            AggregateFn::LastValue,
+                        ]),
+                    },
+                };
+                PkTableSpec {
+                    name: format!("k{i}"),
+                    buckets: rng.between(1, 3) as u32,
+                    engine,
+                    keys: rng.log_between(2, 40) as u32,
+                }
+            })
+            .collect();
+        let producers = (0..rng.between(1, 3))
+            .map(|_| {
+                let low = rng.log_between(5, 150);
+                PkProducerSpec {
+                    id: rng.next_u64() | 1,
+                    table: rng.below(tables.len()),
+                    max_rows: rng.log_between(1, 12) as u32,
+                    think: (low, low * rng.between(1, 4)),
+                    timeout: Duration::from_millis(rng.log_between(20, 4000)),
+                    attempts: rng.log_between(1, 25) as u32,
+                    deletes: rng.unit() * 0.3,
+                    partials: rng.unit() * 0.4,
+                }
+            })
+            .collect();
+        let readers = (0..rng.between(1, 2))
+            .map(|_| {
+                let low = rng.log_between(50, 800);
+                PkReaderSpec {
+                    interval: (low, low * 2),
+                    pause: pause(rng),
+                }
+            })
+            .collect();
+        Self {
+            tables,
+            producers,
+            readers,
+        }
+    }
+}
+
 /// The chaos schedule's parameters.
 #[derive(Clone, Debug)]
 pub struct ChaosSpec {
@@ -157,6 +308,8 @@ pub struct SimConfig {
     /// (`inlet-wire`, gRPC on in-memory pipes) as a writer or reader process would, instead
     /// of in process.
     pub remote_roles: bool,
+    /// Primary-key tables and their clients, besides the log tables above.
+    pub pk: PkSpec,
 }
 
 impl SimConfig {
@@ -345,6 +498,7 @@ impl SimConfig {
             chaos,
             compactor,
             remote_roles,
+            pk: PkSpec::draw(&mut root.fork("pk", 0)),
         }
     }
 
@@ -357,7 +511,7 @@ impl SimConfig {
              slatedb_retries={:?} page={} cache={} faults=({:.3},{:.3},{:.3},{:?}..{:?}) \
              chaos=(crashes={},takeovers={},triggers={},storms={},compactor_crashes={}) \
              lake=({}) compactor=(pass={:?}ms gc={:?}ms lease={:?} graces={:?}/{:?}/{:?} \
-             round<={}B/{}rows) ack_before_durable={} remote_roles={}",
+             round<={}B/{}rows) ack_before_durable={} remote_roles={}{}",
             self.seed,
             self.profile.name(),
             self.duration,
@@ -410,6 +564,20 @@ impl SimConfig {
             self.compactor.max_round_rows,
             self.ack_before_durable,
             self.remote_roles,
+            // Only runs with primary-key tables say so: the others' traces stay as they were.
+            if self.pk.tables.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " pk=({})",
+                    self.pk
+                        .tables
+                        .iter()
+                        .map(|t| format!("{}:{}:{}keys:{:?}", t.name, t.buckets, t.keys, t.engine))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                )
+            },
         )
     }
 }

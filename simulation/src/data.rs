@@ -194,7 +194,7 @@ pub fn append_batches(id: AppendId, shape: &AppendShape, max_payload: u32) -> Ve
     batches
 }
 
-fn column_array(column: usize, rows: &[[Value; 7]]) -> ArrayRef {
+pub(crate) fn column_array(column: usize, rows: &[[Value; 7]]) -> ArrayRef {
     let values = rows.iter().map(|row| &row[column]);
     match column {
         PRODUCER | SEQ | KEY => Arc::new(Int64Array::from_iter_values(values.map(|v| match v {
@@ -295,7 +295,7 @@ fn downcast<T: 'static>(batch: &RecordBatch, index: usize) -> Result<&T, String>
         .ok_or_else(|| format!("column {index} of a fetched batch has an unexpected type"))
 }
 
-fn value_at(array: &ArrayRef, column: usize, i: usize) -> Result<Value, String> {
+pub(crate) fn value_at(array: &ArrayRef, column: usize, i: usize) -> Result<Value, String> {
     let wrong = || {
         format!(
             "column `{}` has type {}",

@@ -13,6 +13,7 @@ pub mod config;
 pub mod data;
 pub mod lake;
 pub mod model;
+pub mod pk;
 pub mod rng;
 pub mod signal;
 pub mod stamp;

@@ -19,6 +19,8 @@
 //!   on one opened later, returns at least up to that ack's end;
 //! - **timestamp seeks**: a read from a time starts at the first row committed at or after it.
 
+pub mod pk;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -111,6 +113,8 @@ pub struct Model {
     violations: Vec<String>,
     /// Opening time of every process, by id.
     nodes: BTreeMap<u32, Duration>,
+    /// The primary-key tables' writes and reads.
+    pub pk: pk::PkModel,
 }
 
 impl Model {
@@ -122,6 +126,11 @@ impl Model {
 
     pub fn violations(&self) -> &[String] {
         &self.violations
+    }
+
+    /// When process `node` opened.
+    pub fn opened(&self, node: u32) -> Duration {
+        self.nodes.get(&node).copied().unwrap_or_default()
     }
 
     pub fn node_opened(&mut self, node: u32, at: Duration) {
@@ -207,6 +216,20 @@ impl Model {
         self.check_acks(log, &mut problems);
         self.check_observations(log, &mut problems);
         self.check_seeks(log, &mut problems);
+        for problem in problems {
+            self.violation(problem);
+        }
+    }
+
+    /// Checks the primary-key tables as the auditor read them back (`pk::PkModel::check`).
+    pub fn check_pk(
+        &mut self,
+        tables: &[crate::config::PkTableSpec],
+        last: &pk::PkFinal,
+        max_payload: u32,
+    ) {
+        let mut problems = Vec::new();
+        self.pk.check(tables, last, max_payload, &mut problems);
         for problem in problems {
             self.violation(problem);
         }
@@ -419,7 +442,7 @@ type ProducerBucket = (u64, usize, u32);
 /// Where an acked append landed in one bucket: `(seq, first offset, end offset)`.
 type AckedRange = (u64, u64, u64);
 
-fn same_offsets(a: &[BucketAppend], b: &[BucketAppend]) -> bool {
+pub(crate) fn same_offsets(a: &[BucketAppend], b: &[BucketAppend]) -> bool {
     let key = |list: &[BucketAppend]| {
         let mut v: Vec<(u32, u64, u64, i64)> = list
             .iter()

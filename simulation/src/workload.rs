@@ -28,13 +28,13 @@ use crate::world::{DATABASE, Node, World};
 
 /// Attempts a producer makes on its last append once the store is healed: enough that it
 /// can only fail to land if Inlet has lost liveness.
-const DRAIN_ATTEMPTS: u32 = 200;
+pub(crate) const DRAIN_ATTEMPTS: u32 = 200;
 
 /// How long a producer waits for each attempt once the store is healed.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How a request to a process ended.
-enum Outcome<T, E> {
+pub(crate) enum Outcome<T, E> {
     Done(T),
     Failed(E),
     TimedOut,
@@ -42,7 +42,7 @@ enum Outcome<T, E> {
 }
 
 /// Runs `call` against `node` unless the process dies first, or `timeout` passes.
-async fn on_node<T, E>(
+pub(crate) async fn on_node<T, E>(
     node: &Node,
     timeout: Option<Duration>,
     call: impl Future<Output = Result<T, E>>,
@@ -66,14 +66,14 @@ async fn on_node<T, E>(
 
 /// Errors a client may see from a healthy system under faults: it retries them. Any other
 /// kind means Inlet rejected valid input or lost data.
-fn retryable(kind: ErrorKind) -> bool {
+pub(crate) fn retryable(kind: ErrorKind) -> bool {
     matches!(
         kind,
         ErrorKind::Unavailable | ErrorKind::Fenced | ErrorKind::Internal
     )
 }
 
-fn describe(buckets: &[BucketAppend]) -> String {
+pub(crate) fn describe(buckets: &[BucketAppend]) -> String {
     buckets
         .iter()
         .map(|b| format!("b{}@{}+{}", b.bucket.0, b.base_offset.0, b.row_count))

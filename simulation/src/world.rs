@@ -42,6 +42,7 @@ use crate::config::SimConfig;
 use crate::data::{COLUMNS, read_rows, table_schema};
 use crate::lake;
 use crate::model::{FinalLog, LogRow, Model};
+use crate::pk;
 use crate::rng::{SimRng, hash};
 use crate::signal::Signal;
 use crate::stamp::StampedStore;
@@ -380,9 +381,15 @@ pub async fn run_world(cfg: SimConfig) -> Outcome {
     let followers: Vec<JoinHandle<()>> = (0..world.cfg.followers.len())
         .map(|i| tokio::spawn(workload::follower(world.clone(), i)))
         .collect();
-    let readers: Vec<JoinHandle<()>> = (0..world.cfg.readers.len())
+    let mut readers: Vec<JoinHandle<()>> = (0..world.cfg.readers.len())
         .map(|i| tokio::spawn(workload::reader(world.clone(), i)))
         .collect();
+    let pk_producers: Vec<JoinHandle<()>> = (0..world.cfg.pk.producers.len())
+        .map(|i| tokio::spawn(pk::producer(world.clone(), i)))
+        .collect();
+    readers.extend(
+        (0..world.cfg.pk.readers.len()).map(|i| tokio::spawn(pk::reader(world.clone(), i))),
+    );
 
     tokio::time::sleep(world.cfg.duration).await;
     world.trace.event("stopping: no new appends, no more chaos");
@@ -398,6 +405,14 @@ pub async fn run_world(cfg: SimConfig) -> Outcome {
         if tokio::time::timeout(DRAIN_LIMIT, handle).await.is_err() {
             world.violation(format!(
                 "liveness: producer p{i} did not finish its append within {DRAIN_LIMIT:?} \
+                 after the store healed"
+            ));
+        }
+    }
+    for (i, handle) in pk_producers.into_iter().enumerate() {
+        if tokio::time::timeout(DRAIN_LIMIT, handle).await.is_err() {
+            world.violation(format!(
+                "liveness: producer kp{i} did not finish its write within {DRAIN_LIMIT:?} \
                  after the store healed"
             ));
         }
@@ -429,6 +444,7 @@ pub async fn run_world(cfg: SimConfig) -> Outcome {
     world.kill_all();
     let auditor = world.open_node(Compaction::Background).await;
     let log = audit(&world, &auditor).await;
+    let keyed = pk::audit(&world, &auditor).await;
     let rows: u64 = log.iter().flatten().map(|s| s.len() as u64).sum();
     world.trace.event(format!(
         "final log: {:?}",
@@ -443,15 +459,27 @@ pub async fn run_world(cfg: SimConfig) -> Outcome {
     }
     let online = world.model().violations().len();
     world.model().check(&log, world.cfg.max_payload);
+    world
+        .model()
+        .check_pk(&world.cfg.pk.tables, &keyed, world.cfg.max_payload);
     let violations = world.model().violations().to_vec();
     for violation in &violations[online..] {
         world.trace.event(format!("VIOLATION {violation}"));
     }
+    let (acked, pk_acked) = {
+        let model = world.model();
+        (model.acked_count(), model.pk.acked_count())
+    };
     world.trace.event(format!(
-        "done: {} appends acked, {rows} rows, {} processes, {} violations",
-        world.model().acked_count(),
+        "done: {acked} appends acked, {rows} rows, {} processes, {} violations{}",
         world.next_node.load(Ordering::SeqCst),
-        violations.len()
+        violations.len(),
+        // Only runs with primary-key tables say so: the others' traces stay as they were.
+        if world.cfg.pk.tables.is_empty() {
+            String::new()
+        } else {
+            format!(", {pk_acked} pk writes acked")
+        }
     ));
     world.kill_all();
     Outcome {
@@ -498,6 +526,12 @@ pub(crate) async fn create_catalog(world: &World, node: &Node) {
             .create_table(DATABASE, &table.name, descriptor, true)
             .await
             .expect("tables are created while the store has no faults");
+    }
+    for table in &world.cfg.pk.tables {
+        node.index
+            .create_table(DATABASE, &table.name, pk::descriptor(table), true)
+            .await
+            .expect("primary-key tables are created while the store has no faults");
     }
     world.trace.event("catalog created");
 }

@@ -72,6 +72,40 @@ fn regression_seeds() {
     run_seeds(REGRESSION_SEEDS);
 }
 
+/// The fixed suite runs primary-key tables under every merge engine, with deletes and
+/// partial updates, with the writer and reader both in process and over the wire: a seed set
+/// drawn without them would check nothing of the keyed path.
+#[test]
+fn the_suite_covers_primary_key_tables() {
+    let options = SimOptions::default();
+    let configs: Vec<SimConfig> = suite()
+        .into_iter()
+        .map(|seed| SimConfig::from_seed(seed, &options))
+        .filter(|cfg| !cfg.pk.tables.is_empty())
+        .collect();
+    let engines: BTreeSet<&str> = configs
+        .iter()
+        .flat_map(|cfg| cfg.pk.tables.iter().map(|t| t.engine.name()))
+        .collect();
+    assert_eq!(
+        engines,
+        BTreeSet::from(["aggregation", "first_row", "last_row", "versioned"]),
+        "the suite's primary-key tables miss a merge engine"
+    );
+    assert!(
+        configs.iter().any(|cfg| cfg.remote_roles) && configs.iter().any(|cfg| !cfg.remote_roles),
+        "the suite's primary-key runs are not both in process and over the wire"
+    );
+    assert!(
+        configs.iter().any(|cfg| cfg
+            .pk
+            .producers
+            .iter()
+            .any(|p| p.deletes > 0.1 && p.partials > 0.1)),
+        "no primary-key producer of the suite sends deletes and partial updates"
+    );
+}
+
 /// The same seed twice in one process gives the same event trace (`check_replay`: between
 /// the runs `HashMap`s get new keys, so an outcome that depended on hash order would show).
 /// The seeds draw what the harness once had to leave out to stay deterministic: flushes by
@@ -121,6 +155,10 @@ fn a_seed_replays_exactly() {
     assert!(
         configs.iter().any(|cfg| cfg.remote_roles) && configs.iter().any(|cfg| !cfg.remote_roles),
         "the seeds do not run the writer and reader both in process and over the wire"
+    );
+    assert!(
+        configs.iter().any(|cfg| !cfg.pk.tables.is_empty()),
+        "no replayed seed has primary-key tables"
     );
     for (seed, options) in &runs {
         let outcome = check_replay(*seed, options).unwrap_or_else(|report| panic!("{report}"));
