@@ -29,6 +29,8 @@
 //! nothing, and a crash in between leaves the expired files to the next repair, for which
 //! they are orphans. See `docs/lake-commit.md`.
 
+mod keyed;
+
 use std::collections::BTreeMap;
 
 use arrow_array::RecordBatch;
@@ -189,6 +191,39 @@ struct Written {
     next_cursor: u32,
 }
 
+impl Written {
+    /// Nothing read yet; a round that reads everything pending moves the cursor on by one.
+    fn new(cursor: u32) -> Self {
+        Self {
+            rows: 0,
+            chunk_bytes: 0,
+            backlog: false,
+            next_cursor: cursor.wrapping_add(1),
+        }
+    }
+
+    fn read(&mut self, entry: &ChunkEntry) {
+        self.rows += u64::from(entry.row_count);
+        self.chunk_bytes += entry.chunk_len;
+    }
+
+    /// The round stopped at its limits in `bucket`: the next round starts after it, so a
+    /// bucket with a steady backlog cannot starve the others.
+    fn round_full(&mut self, bucket: Bucket) {
+        self.backlog = true;
+        self.next_cursor = bucket.0.wrapping_add(1);
+    }
+}
+
+/// What [`Round::next_chunk`] found.
+enum NextChunk {
+    Read(ChunkEntry),
+    /// The bucket has nothing more to tier in this round.
+    BucketDone,
+    /// The round reached its row or byte limit.
+    RoundFull,
+}
+
 impl Round<'_> {
     /// Runs one round on `base` (the committed version), visiting buckets from `cursor`;
     /// then, with `expire_before`, expires the data files whose rows are all older than it.
@@ -278,9 +313,18 @@ impl Round<'_> {
             return Ok(None);
         }
 
+        let keyed = self.info.is_primary_key_table();
         let mut append = LakeAppend::new(base, &self.options.write, self.env)?;
-        let written = match self.write(&mut append, &pending, cursor).await {
-            Ok(written) => written,
+        if keyed {
+            append = append.with_sparse_offsets();
+        }
+        let wrote = if keyed {
+            self.write_keyed(&mut append, &pending, cursor).await
+        } else {
+            (self.write(&mut append, &pending, cursor).await).map(|written| (written, Vec::new()))
+        };
+        let (written, key_rows) = match wrote {
+            Ok(wrote) => wrote,
             Err(error) => {
                 if !matches!(error, RoundError::Crash(_)) {
                     discard(append.abort().await);
@@ -295,7 +339,7 @@ impl Round<'_> {
         };
         self.failpoint(Failpoint::AfterMetadata)?;
 
-        let (committed, table) = self.commit(staged).await?;
+        let (committed, table) = self.commit(staged, key_rows).await?;
         Ok(Some(CommittedRound {
             report: RoundCommitted {
                 rows: written.rows,
@@ -349,6 +393,7 @@ impl Round<'_> {
             added_files: Vec::new(),
             removed_files,
             earliest: earliest.clone(),
+            key_rows: Vec::new(),
         };
         if let Err(failed) = self.commit_under_lease(commit, &staged.table).await {
             // Only a refused commit may abandon: after an unknown outcome the base may no
@@ -421,70 +466,82 @@ impl Round<'_> {
         let schema = &self.info.descriptor.schema;
         let all: Vec<usize> = (0..schema.fields().len()).collect();
         let read_schema = read_schema(schema, &all);
-        let mut written = Written {
-            rows: 0,
-            chunk_bytes: 0,
-            backlog: false,
-            next_cursor: cursor,
-        };
+        let mut written = Written::new(cursor);
         'buckets: for (stream, from, tail) in pending {
             let mut chunks = ChunkPages::new(self.index, *stream, *from);
             let mut next = *from;
-            while next < *tail {
-                let Some(entry) = chunks.next().await? else {
-                    return Err(RoundError::ChunkGap {
-                        stream: *stream,
-                        expected: next,
-                        found: *tail,
-                    });
+            loop {
+                let entry = match self
+                    .next_chunk(&mut chunks, *stream, next, *tail, &written)
+                    .await?
+                {
+                    NextChunk::Read(entry) => entry,
+                    NextChunk::BucketDone => break,
+                    NextChunk::RoundFull => {
+                        append.finish_bucket(stream.bucket).await?;
+                        written.round_full(stream.bucket);
+                        break 'buckets;
+                    }
                 };
-                if entry.base_offset != next {
-                    return Err(RoundError::ChunkGap {
-                        stream: *stream,
-                        expected: next,
-                        found: entry.base_offset,
-                    });
-                }
-                if entry.end_offset() > *tail {
-                    // Not durable yet: the next round takes it.
-                    break;
-                }
-                let over_rows =
-                    written.rows + u64::from(entry.row_count) > self.options.max_round_rows;
-                let over_bytes =
-                    written.chunk_bytes + entry.chunk_len > self.options.max_round_bytes;
-                if written.rows > 0 && (over_rows || over_bytes) {
-                    append.finish_bucket(stream.bucket).await?;
-                    written.backlog = true;
-                    // The next round starts after this bucket: a bucket with a steady
-                    // backlog cannot starve the others.
-                    written.next_cursor = stream.bucket.0.wrapping_add(1);
-                    break 'buckets;
-                }
-                if entry.schema_id != self.info.schema_id {
-                    return Err(RoundError::SchemaChanged {
-                        stream: *stream,
-                        offset: entry.base_offset,
-                        found: entry.schema_id,
-                        expected: self.info.schema_id,
-                    });
-                }
                 let batch = self.read_chunk(*stream, &entry, &all, &read_schema).await?;
                 append.write(stream.bucket, &batch).await?;
                 next = entry.end_offset();
-                written.rows += u64::from(entry.row_count);
-                written.chunk_bytes += entry.chunk_len;
+                written.read(&entry);
                 self.lease
                     .renew_if_due(self.index, self.info, self.options, self.env)
                     .await?;
             }
             append.finish_bucket(stream.bucket).await?;
         }
-        if !written.backlog {
-            written.next_cursor = cursor.wrapping_add(1);
-        }
         self.failpoint(Failpoint::AfterDataFiles)?;
         Ok(written)
+    }
+
+    /// The next committed chunk of `stream` to tier, continuing exactly at `next`: none once
+    /// the bucket reaches `tail` (or a chunk not durable yet), nor once the round is full.
+    async fn next_chunk(
+        &self,
+        chunks: &mut ChunkPages<'_>,
+        stream: StreamId,
+        next: Offset,
+        tail: Offset,
+        written: &Written,
+    ) -> Result<NextChunk, RoundError> {
+        if next >= tail {
+            return Ok(NextChunk::BucketDone);
+        }
+        let Some(entry) = chunks.next().await? else {
+            return Err(RoundError::ChunkGap {
+                stream,
+                expected: next,
+                found: tail,
+            });
+        };
+        if entry.base_offset != next {
+            return Err(RoundError::ChunkGap {
+                stream,
+                expected: next,
+                found: entry.base_offset,
+            });
+        }
+        if entry.end_offset() > tail {
+            // Not durable yet: the next round takes it.
+            return Ok(NextChunk::BucketDone);
+        }
+        let over_rows = written.rows + u64::from(entry.row_count) > self.options.max_round_rows;
+        let over_bytes = written.chunk_bytes + entry.chunk_len > self.options.max_round_bytes;
+        if written.rows > 0 && (over_rows || over_bytes) {
+            return Ok(NextChunk::RoundFull);
+        }
+        if entry.schema_id != self.info.schema_id {
+            return Err(RoundError::SchemaChanged {
+                stream,
+                offset: entry.base_offset,
+                found: entry.schema_id,
+                expected: self.info.schema_id,
+            });
+        }
+        Ok(NextChunk::Read(entry))
     }
 
     /// Reads and decodes one whole chunk through the shared log-read path (the page cache,
@@ -528,8 +585,17 @@ impl Round<'_> {
     async fn commit(
         &mut self,
         staged: StagedAppend,
+        key_rows: keyed::KeyRows,
     ) -> Result<(RoundCommitted, LakeTable), RoundError> {
-        let files = match lake_file_entries(self.info, self.storage, &staged) {
+        // A primary-key table's lake files hold sparse offsets and are not read by offset
+        // (its changelog stays in the WAL): no lake file entries, the lake rows of its keys
+        // instead.
+        let files = if self.info.is_primary_key_table() {
+            Ok(Vec::new())
+        } else {
+            lake_file_entries(self.info, self.storage, &staged)
+        };
+        let files = match files {
             Ok(files) => files,
             Err(error) => {
                 discard(staged.abandon().await);
@@ -552,6 +618,7 @@ impl Round<'_> {
             // Retention commits its own snapshot (see `expire`).
             removed_files: Vec::new(),
             earliest: BTreeMap::new(),
+            key_rows,
         };
         let committed = match self.commit_under_lease(commit, &staged.table).await {
             Ok(committed) => committed,

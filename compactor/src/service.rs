@@ -498,6 +498,7 @@ impl Inner {
             added_files: Vec::new(),
             removed_files: Vec::new(),
             earliest: Default::default(),
+            key_rows: Vec::new(),
         };
         match self.index.commit_lake(commit).await {
             Ok(_) => {}

@@ -665,3 +665,74 @@ async fn a_bucket_can_move_without_rows() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// A primary-key table's round: rows with gaps in their offsets (only each changed key's
+/// newest row) and position deletes of rows an earlier snapshot wrote. iceberg-rust's scan
+/// applies the deletes; offsets must still ascend, and the watermark moves past the gaps.
+#[tokio::test]
+async fn sparse_rows_and_position_deletes() -> anyhow::Result<()> {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let storage = LakeStorage::new(LakeRoot::memory("lake-writer-keyed"), store);
+    let env = env(17);
+    let table = LakeTable::create(&storage, &table_info(), &env).await?;
+    let schema = read_schema(&table_info().descriptor.schema, &[0, 1, 2]);
+    let rows_at = |offsets: &[u64]| -> anyhow::Result<RecordBatch> {
+        let parts: Vec<RecordBatch> = offsets
+            .iter()
+            .map(|o| batch(&schema, 0, *o..*o + 1))
+            .collect();
+        Ok(arrow_select::concat::concat_batches(&schema, &parts)?)
+    };
+
+    let mut append =
+        LakeAppend::new(&table, &LakeWriteOptions::default(), &env)?.with_sparse_offsets();
+    append.write(Bucket(0), &rows_at(&[0, 2, 5])?).await?;
+    let back = append.write(Bucket(0), &rows_at(&[4])?).await;
+    assert!(matches!(back, Err(LakeError::OffsetGap { .. })), "{back:?}");
+    let unordered = append.write(Bucket(0), &rows_at(&[7, 6])?).await;
+    assert!(
+        matches!(unordered, Err(LakeError::InvalidRows { .. })),
+        "{unordered:?}"
+    );
+    append.advance(Bucket(0), Offset(8)).await?;
+    let first = append.bucket_files(Bucket(0)).to_vec();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].record_count(), 3);
+    let staged = append.stage().await?;
+    assert_eq!(
+        staged.offsets,
+        BTreeMap::from([(Bucket(0), Offset(0)..Offset(8))])
+    );
+    let table = staged.table;
+    assert_eq!(scan(&table).await?, [0, 2, 5].map(|o| row(0, o)).to_vec());
+
+    // The second round replaces the rows at positions 0 and 2 (offsets 0 and 5) and adds one.
+    let mut append =
+        LakeAppend::new(&table, &LakeWriteOptions::default(), &env)?.with_sparse_offsets();
+    append.write(Bucket(0), &rows_at(&[9])?).await?;
+    append.advance(Bucket(0), Offset(12)).await?;
+    let path = first[0].file_path().to_owned();
+    append
+        .delete_rows(Bucket(0), vec![(path.clone(), 2), (path, 0)])
+        .await?;
+    let staged = append.stage().await?;
+    assert_eq!(staged.delete_files.len(), 1);
+    assert_eq!(staged.delete_files[0].record_count(), 2);
+    let summary = &staged
+        .table
+        .metadata()
+        .current_snapshot()
+        .expect("a snapshot")
+        .summary();
+    assert_eq!(summary.operation, iceberg::spec::Operation::Overwrite);
+    assert_eq!(
+        summary.additional_properties.get("total-position-deletes"),
+        Some(&"2".to_owned())
+    );
+    assert_eq!(scan(&staged.table).await?, vec![row(0, 2), row(0, 9)]);
+    assert_eq!(
+        staged.table.watermarks()?,
+        BTreeMap::from([(Bucket(0), Offset(12))])
+    );
+    Ok(())
+}

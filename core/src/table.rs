@@ -311,8 +311,10 @@ pub enum DefinitionError {
     },
     #[error("{what} only applies to primary-key tables; this table has no primary key")]
     NotAPrimaryKeyTable { what: String },
-    #[error("lake tiering of primary-key tables is not supported yet (`{option}=true`)")]
-    PrimaryKeyLakeUnsupported { option: &'static str },
+    #[error(
+        "`{option}` is not supported for primary-key tables: their lake table holds the current rows, which must not expire"
+    )]
+    PrimaryKeyRetentionUnsupported { option: &'static str },
     #[error("unknown table option `{key}`")]
     UnknownOption { key: String },
     #[error("table option `{key}` = `{value}` is invalid: {reason}")]
@@ -491,9 +493,9 @@ impl TableDescriptor {
                 primary_key: self.primary_key.clone(),
             });
         }
-        if options.lake_enabled {
-            return Err(DefinitionError::PrimaryKeyLakeUnsupported {
-                option: OPTION_LAKE_ENABLED,
+        if options.retention.is_some() {
+            return Err(DefinitionError::PrimaryKeyRetentionUnsupported {
+                option: OPTION_RETENTION,
             });
         }
         MergeEngine::parse(&self.options, &self.schema, &self.primary_key)?;
@@ -753,9 +755,13 @@ mod tests {
                 "{pairs:?}"
             );
         }
+        assert!(with(&id, &[(OPTION_LAKE_ENABLED, "true")]).is_ok());
         assert!(matches!(
-            with(&id, &[(OPTION_LAKE_ENABLED, "true")]),
-            Err(DefinitionError::PrimaryKeyLakeUnsupported { .. })
+            with(
+                &id,
+                &[(OPTION_LAKE_ENABLED, "true"), (OPTION_RETENTION, "7d")]
+            ),
+            Err(DefinitionError::PrimaryKeyRetentionUnsupported { .. })
         ));
         let log = descriptor(vec![Field::new("id", DataType::Int64, false)]);
         assert!(matches!(

@@ -6,7 +6,7 @@ use inlet_index::keys::{
     ChunkEntry, LakeFileEntry, LakeWatermark, ProducerState, StreamTail, decode_chunk_key,
     decode_u64,
 };
-use inlet_index::pk::{ChangeRecord, KeyState};
+use inlet_index::pk::{ChangeRecord, KeyState, LakeRow};
 use inlet_index::records::{
     DatabaseRecord, LakeTableRecord, TableRecord, decode_record,
 };
@@ -34,6 +34,9 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(value.encode(), data);
     }
     if let Ok(value) = ChangeRecord::decode(data) {
+        assert_eq!(value.encode(), data);
+    }
+    if let Ok(value) = LakeRow::decode(data) {
         assert_eq!(value.encode(), data);
     }
     if let Ok(value) = inlet_core::pk::ops::decode_writes(data) {

@@ -726,6 +726,19 @@ impl Index {
         kv::key_states_with_prefix(&self.shared.db, stream, prefix, max).await
     }
 
+    /// Where the current rows of `keys` (encoded primary keys of `stream`) are in the lake
+    /// table, as the last lake commit recorded them.
+    pub async fn lake_rows(
+        &self,
+        stream: StreamId,
+        keys: &[Vec<u8>],
+    ) -> Result<Vec<Option<crate::pk::LakeRow>>, IndexError> {
+        if let Some(error) = self.stopped() {
+            return Err(error);
+        }
+        kv::lake_rows(&self.shared.db, stream, keys).await
+    }
+
     /// The change record of the primary-key chunk of `stream` ending at `end`.
     pub async fn change_record(
         &self,

@@ -43,6 +43,9 @@ pub enum KeyPrefix {
     PkState = 0x40,
     /// `0x41 | stream | end offset u64` → change record of the primary-key chunk ending there.
     PkChange = 0x41,
+    /// `0x42 | stream | primary key` → lake row: the data file and position of the key's
+    /// current row in the lake table (`crate::pk::LakeRow`), for position deletes.
+    PkLakeRow = 0x42,
 }
 
 /// Length of an encoded stream id inside keys.

@@ -22,7 +22,7 @@ pub use index::{
 pub use keys::{ChunkEntry, LakeFileEntry, LakeWatermark, ProducedRange, StreamTail};
 pub use ports::{
     ChunkCursor, CommitLog, INDEX_PAGE_ENTRIES, LakeCatalog, LakeFileCursor, LogRead,
-    all_lake_files,
+    MAX_LAKE_ROWS_PER_CALL, all_lake_files,
 };
 pub use records::{LakeLease, LakeTableRecord};
 pub use replica::{IndexReplica, ReplicaOptions};

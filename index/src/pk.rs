@@ -9,11 +9,19 @@
 //!   ending there, in offset order, with the before image of updates and deletes. With the
 //!   chunk's rows (the after images) it is the table's changelog.
 //!
+//! - `0x42 | stream | key` → [`LakeRow`]: where the key's current row is in the lake table
+//!   (data file and row position), written by the compactor's lake commit, so the next
+//!   round can delete that row by position when the key changes again.
+//!
 //! Keys sort by stream then key bytes, so one bucket's keys are one range and a bucket-key
 //! prefix is a sub-range (`inlet_core::pk::key` puts bucket-key columns first).
 
 use inlet_core::ids::{Offset, StreamId};
 use inlet_core::limits::{MAX_PRIMARY_KEY_BYTES, MAX_ROW_IMAGE_BYTES};
+
+/// Longest data file path a [`LakeRow`] holds: object paths of lake data files are well
+/// below it (`lake/<db>/<table>-<id>/data/_bucket=<b>/<name>.parquet`).
+pub const MAX_LAKE_PATH_BYTES: usize = 4096;
 
 use crate::keys::{CodecError, KeyPrefix, Reader, STREAM_KEY_LEN, push_stream, with_prefix};
 
@@ -48,6 +56,49 @@ pub fn change_key(stream: StreamId, end_offset: Offset) -> Vec<u8> {
     push_stream(&mut key, stream);
     key.extend_from_slice(&end_offset.0.to_be_bytes());
     key
+}
+
+pub fn lake_row_key(stream: StreamId, key: &[u8]) -> Vec<u8> {
+    let mut out = with_prefix(KeyPrefix::PkLakeRow, STREAM_KEY_LEN + key.len());
+    push_stream(&mut out, stream);
+    out.extend_from_slice(key);
+    out
+}
+
+/// Where a key's current row is in the lake table: a data file (its URL, as the Iceberg
+/// manifests name it) and the row's position in it, as a position delete names a row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LakeRow {
+    pub path: String,
+    pub position: u64,
+}
+
+impl LakeRow {
+    const VERSION: u8 = 1;
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(9 + self.path.len());
+        out.push(Self::VERSION);
+        out.extend_from_slice(&self.position.to_be_bytes());
+        out.extend_from_slice(self.path.as_bytes());
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+        let mut r = Reader::new(bytes);
+        r.version(Self::VERSION)?;
+        let position = r.u64()?;
+        let path = r.bytes(r.remaining())?;
+        if path.is_empty() || path.len() > MAX_LAKE_PATH_BYTES {
+            return Err(CodecError::Json(format!(
+                "lake row path of {} bytes (1..={MAX_LAKE_PATH_BYTES})",
+                path.len()
+            )));
+        }
+        let path = String::from_utf8(path.to_vec())
+            .map_err(|_| CodecError::Json("lake row path is not UTF-8".to_owned()))?;
+        Ok(Self { path, position })
+    }
 }
 
 /// A key's current row.
@@ -280,6 +331,22 @@ mod tests {
             let header = if state.version.is_some() { 18 } else { 10 };
             for cut in 0..=header {
                 prop_assert!(KeyState::decode(&bytes[..cut]).is_err());
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn lake_rows_round_trip_and_reject_truncation(
+            path in "[a-z0-9/=_.-]{1,120}",
+            position in any::<u64>(),
+        ) {
+            let row = LakeRow { path, position };
+            let bytes = row.encode();
+            prop_assert_eq!(LakeRow::decode(&bytes).expect("decodes"), row);
+            // Without its header or any path byte.
+            for cut in 0..=9 {
+                prop_assert!(LakeRow::decode(&bytes[..cut]).is_err());
             }
         }
     }

@@ -26,7 +26,7 @@ use crate::error::{CatalogError, IndexError};
 use crate::index::lake::{LakeCommit, LakeCommitError, LakeCommitted};
 use crate::index::{CommitRequest, Index, PendingCommit};
 use crate::keys::{ChunkEntry, LakeFileEntry, LakeWatermark, StreamTail};
-use crate::pk::{ChangeRecord, KeyState};
+use crate::pk::{ChangeRecord, KeyState, LakeRow};
 use crate::records::{LakeLease, LakeTableRecord};
 
 /// Entries one listing call of a port returns at most when a caller pages through a stream;
@@ -156,7 +156,26 @@ pub trait LakeCatalog: Send + Sync + Debug {
     ) -> Result<(), LakeCommitError>;
     async fn commit_lake(&self, commit: LakeCommit) -> Result<LakeCommitted, LakeCommitError>;
     async fn live_wal_objects(&self) -> Result<BTreeSet<WalObjectId>, IndexError>;
+    /// The change record of the primary-key chunk of `stream` ending at `end` (as
+    /// [`LogRead::change_record`]): a lake round of a primary-key table reads the changelog.
+    async fn change_record(
+        &self,
+        stream: StreamId,
+        end: Offset,
+    ) -> Result<Option<ChangeRecord>, IndexError>;
+    /// Where the current rows of `keys` (encoded primary keys of `stream`) are in the lake
+    /// table, as the last lake commit recorded them (`LakeCommit::key_rows`); at most
+    /// [`MAX_LAKE_ROWS_PER_CALL`] keys.
+    async fn lake_rows(
+        &self,
+        stream: StreamId,
+        keys: &[Vec<u8>],
+    ) -> Result<Vec<Option<LakeRow>>, IndexError>;
 }
+
+/// Keys one [`LakeCatalog::lake_rows`] call asks about at most (one request to a remote
+/// owner; a round asks in pages of this size).
+pub const MAX_LAKE_ROWS_PER_CALL: usize = 8192;
 
 /// An index entry that covers a range of offsets, listed in pages.
 trait Paged: Sized {
@@ -444,5 +463,21 @@ impl LakeCatalog for Index {
 
     async fn live_wal_objects(&self) -> Result<BTreeSet<WalObjectId>, IndexError> {
         Index::live_wal_objects(self).await
+    }
+
+    async fn change_record(
+        &self,
+        stream: StreamId,
+        end: Offset,
+    ) -> Result<Option<ChangeRecord>, IndexError> {
+        Index::change_record(self, stream, end).await
+    }
+
+    async fn lake_rows(
+        &self,
+        stream: StreamId,
+        keys: &[Vec<u8>],
+    ) -> Result<Vec<Option<LakeRow>>, IndexError> {
+        Index::lake_rows(self, stream, keys).await
     }
 }

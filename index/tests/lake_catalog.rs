@@ -107,6 +107,7 @@ fn commit(
         added_files: files.into_iter().map(|f| (Bucket(0), f)).collect(),
         removed_files: vec![],
         earliest: BTreeMap::new(),
+        key_rows: Vec::new(),
     }
 }
 

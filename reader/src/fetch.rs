@@ -335,7 +335,13 @@ async fn read_stream_inner(
     loop {
         let tail: StreamTail = *tails.borrow_and_update();
         while next < tail.next_offset {
-            let watermark = context.index.lake_watermark(stream).await?.offset;
+            // A primary-key table's lake holds its current rows, not its changelog: the
+            // changelog is read from the WAL at every offset (tiering trims none of its
+            // chunks).
+            let watermark = match context.changelog {
+                Some(_) => Offset(0),
+                None => context.index.lake_watermark(stream).await?.offset,
+            };
             let reached = if next < watermark {
                 lake::read_lake(context, stream, next, watermark, &tail, sender).await?
             } else {
@@ -702,6 +708,7 @@ mod tests {
                 added_files: vec![(Bucket(0), file)],
                 removed_files: vec![],
                 earliest: BTreeMap::new(),
+                key_rows: Vec::new(),
             })
             .await
             .expect("lake commit");

@@ -371,6 +371,7 @@ impl Setup {
                 added_files: vec![(Bucket(0), entry)],
                 removed_files: vec![],
                 earliest: BTreeMap::new(),
+                key_rows: Vec::new(),
             })
             .await
             .expect("lake commit");

@@ -318,14 +318,10 @@ impl Inlet for InletService {
             options: descriptor.options.into_iter().collect::<BTreeMap<_, _>>(),
         };
         let mut descriptor = descriptor;
-        // Primary-key tables do not tier yet: the server's default leaves them out, while
-        // asking for it explicitly gets the definition error.
-        if descriptor.primary_key.is_empty() {
-            descriptor
-                .options
-                .entry(OPTION_LAKE_ENABLED.to_owned())
-                .or_insert_with(|| self.lake_by_default.to_string());
-        }
+        descriptor
+            .options
+            .entry(OPTION_LAKE_ENABLED.to_owned())
+            .or_insert_with(|| self.lake_by_default.to_string());
         let info = index
             .create_table(
                 &path.database,

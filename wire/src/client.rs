@@ -20,7 +20,8 @@ use std::time::Duration;
 use inlet_core::ids::{Offset, StreamId, TableId, TimestampMicros, WalObjectId};
 use inlet_core::limits::{COMMIT_QUEUE_DEPTH, MAX_GRPC_MESSAGE_BYTES};
 use inlet_core::table::TableInfo;
-use inlet_index::pk::{ChangeRecord, KeyState};
+use inlet_index::keys::CodecError;
+use inlet_index::pk::{ChangeRecord, KeyState, LakeRow};
 use inlet_index::records::decode_record;
 use inlet_index::{
     CatalogError, ChunkEntry, ChunkRejected, CommitLog, CommitReply, CommitRequest, IndexError,
@@ -758,25 +759,35 @@ impl LogRead for RemoteIndex {
                 async move { client.lookup_keys(request).await }
             })
             .await?;
-        if reply.values.len() != keys.len() {
-            return Err(IndexError::Storage(format!(
-                "owner answered a lookup of {} keys with {} values",
-                keys.len(),
-                reply.values.len()
-            )));
-        }
-        reply
-            .values
-            .into_iter()
-            .map(|value| {
-                if value.state.is_empty() {
-                    Ok(None)
-                } else {
-                    Ok(Some(KeyState::decode(&value.state)?))
-                }
-            })
-            .collect()
+        per_key(reply, keys.len(), "lookup", KeyState::decode)
     }
+}
+
+/// The value per requested key of a `LookupKeysReply` (one per key, in order; empty for none),
+/// decoded; `what` names the request in the error when the owner answered another count.
+fn per_key<T>(
+    reply: pb::LookupKeysReply,
+    keys: usize,
+    what: &str,
+    decode: impl Fn(&[u8]) -> Result<T, CodecError>,
+) -> Result<Vec<Option<T>>, IndexError> {
+    if reply.values.len() != keys {
+        return Err(IndexError::Storage(format!(
+            "owner answered a {what} of {keys} keys with {} values",
+            reply.values.len()
+        )));
+    }
+    reply
+        .values
+        .into_iter()
+        .map(|value| {
+            if value.state.is_empty() {
+                Ok(None)
+            } else {
+                Ok(Some(decode(&value.state)?))
+            }
+        })
+        .collect()
 }
 
 #[async_trait::async_trait]
@@ -915,5 +926,31 @@ impl LakeCatalog for RemoteIndex {
             .iter()
             .map(|bytes| wal_object(bytes).map_err(IndexError::Storage))
             .collect()
+    }
+
+    async fn change_record(
+        &self,
+        stream: StreamId,
+        end: Offset,
+    ) -> Result<Option<ChangeRecord>, IndexError> {
+        LogRead::change_record(self, stream, end).await
+    }
+
+    async fn lake_rows(
+        &self,
+        stream: StreamId,
+        keys: &[Vec<u8>],
+    ) -> Result<Vec<Option<LakeRow>>, IndexError> {
+        let request = pb::LookupKeysRequest {
+            stream: Some(stream_ref(stream)),
+            keys: keys.to_vec(),
+        };
+        let reply = self
+            .read(|mut client| {
+                let request = request.clone();
+                async move { client.lookup_lake_rows(request).await }
+            })
+            .await?;
+        per_key(reply, keys.len(), "lake-row lookup", LakeRow::decode)
     }
 }

@@ -14,6 +14,7 @@ use inlet_core::ipc::{decode_schema, schema_to_ipc};
 use inlet_core::limits::MAX_INDEXED_COLUMN_RANGES;
 use inlet_core::table::{TableDescriptor, TableInfo};
 use inlet_core::wal::ColumnRange;
+use inlet_index::pk::LakeRow;
 use inlet_index::{
     ChunkCommitRequest, ChunkRejected, CommitReply, CommitRequest, CommittedChunk, IndexError,
     LakeCommit, LakeCommitted, LakeFileEntry, LakeLease, ProducerRef,
@@ -339,6 +340,15 @@ pub fn lake_commit_message(commit: &LakeCommit) -> pb::CommitLakeRequest {
             })
             .collect(),
         earliest: bucket_offsets(&commit.earliest),
+        key_rows: commit
+            .key_rows
+            .iter()
+            .map(|(bucket, key, row)| pb::LakeKeyRow {
+                bucket: bucket.0,
+                key: key.clone(),
+                row: row.as_ref().map(LakeRow::encode).unwrap_or_default(),
+            })
+            .collect(),
     }
 }
 
@@ -350,6 +360,17 @@ pub fn lake_commit_of(request: pb::CommitLakeRequest) -> Result<LakeCommit, Stat
         })?;
         added_files.push((Bucket(added.bucket), entry));
     }
+    let mut key_rows = Vec::with_capacity(request.key_rows.len());
+    for changed in request.key_rows {
+        let row = if changed.row.is_empty() {
+            None
+        } else {
+            Some(LakeRow::decode(&changed.row).map_err(|e| {
+                Status::invalid_argument(format!("lake row of bucket {}: {e}", changed.bucket))
+            })?)
+        };
+        key_rows.push((Bucket(changed.bucket), changed.key, row));
+    }
     Ok(LakeCommit {
         table: TableId(request.table_id),
         lease: lease_of(request.lease)?,
@@ -360,6 +381,7 @@ pub fn lake_commit_of(request: pb::CommitLakeRequest) -> Result<LakeCommit, Stat
         added_files,
         removed_files: offsets(request.removed_files).into_iter().collect(),
         earliest: offsets(request.earliest),
+        key_rows,
     })
 }
 

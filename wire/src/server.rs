@@ -13,7 +13,7 @@ use inlet_core::ids::{Offset, TableId, TimestampMicros};
 use inlet_core::limits::{
     COMMIT_QUEUE_DEPTH, MAX_GRPC_MESSAGE_BYTES, MAX_PREFIX_LOOKUP_ROWS, MAX_REQUEST_ROWS,
 };
-use inlet_index::{CatalogError, Index, LakeCatalog, StreamTail};
+use inlet_index::{CatalogError, Index, LakeCatalog, MAX_LAKE_ROWS_PER_CALL, StreamTail};
 use inlet_proto::v1 as pb;
 use inlet_proto::v1::index_ports_server::{IndexPorts, IndexPortsServer};
 use tokio::sync::{mpsc, watch};
@@ -488,5 +488,31 @@ impl IndexPorts for IndexPortsService {
                 .map(|object| crate::convert::wal_object_bytes(*object))
                 .collect(),
         }))
+    }
+
+    async fn lookup_lake_rows(
+        &self,
+        request: Request<pb::LookupKeysRequest>,
+    ) -> Result<Response<pb::LookupKeysReply>, Status> {
+        let request = request.into_inner();
+        let stream = stream_of(request.stream)?;
+        if request.keys.len() > MAX_LAKE_ROWS_PER_CALL {
+            return Err(Status::invalid_argument(format!(
+                "lake-row lookup of {} keys, more than the limit of {MAX_LAKE_ROWS_PER_CALL}",
+                request.keys.len()
+            )));
+        }
+        let rows = self
+            .index
+            .lake_rows(stream, &request.keys)
+            .await
+            .map_err(|e| to_status(&e))?;
+        let values = rows
+            .into_iter()
+            .map(|row| pb::lookup_keys_reply::Value {
+                state: row.map(|row| row.encode()).unwrap_or_default(),
+            })
+            .collect();
+        Ok(Response::new(pb::LookupKeysReply { values }))
     }
 }

@@ -661,6 +661,7 @@ async fn leases_and_lake_commits_are_fenced_and_compared_the_same() {
             added_files: vec![(Bucket(0), file.clone())],
             removed_files: vec![],
             earliest: BTreeMap::new(),
+            key_rows: Vec::new(),
         };
         let conflict = ports
             .lake

@@ -26,19 +26,20 @@ use std::sync::{Arc, Mutex};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type};
-use arrow_array::{RecordBatch, new_null_array};
+use arrow_array::{Int64Array, RecordBatch, StringArray, new_null_array};
 use arrow_cast::{CastOptions, cast_with_options};
 use arrow_schema::{DataType, SchemaRef};
 use iceberg::spec::{
     DataContentType, DataFile, DataFileFormat, Literal, MAIN_BRANCH, ManifestFile, ManifestList,
-    ManifestListWriter, ManifestWriterBuilder, Operation, PartitionKey, PartitionSpecRef,
-    SchemaRef as IcebergSchemaRef, Snapshot, SnapshotSummaryCollector, Struct, Summary,
+    ManifestListWriter, ManifestWriterBuilder, NestedField, Operation, PartitionKey,
+    PartitionSpecRef, PrimitiveType, Schema as IcebergSchema, SchemaRef as IcebergSchemaRef,
+    Snapshot, SnapshotSummaryCollector, Struct, Summary, Type,
 };
-use iceberg::writer::file_writer::ParquetWriterBuilder;
 use iceberg::writer::file_writer::location_generator::{
     DefaultFileNameGenerator, DefaultLocationGenerator, LocationGenerator,
 };
 use iceberg::writer::file_writer::rolling_writer::{RollingFileWriter, RollingFileWriterBuilder};
+use iceberg::writer::file_writer::{FileWriter, FileWriterBuilder, ParquetWriterBuilder};
 use inlet_core::clock::Env;
 use inlet_core::ids::{Bucket, Offset};
 use inlet_core::table::{BUCKET_COLUMN, OFFSET_COLUMN, TIMESTAMP_COLUMN};
@@ -142,6 +143,13 @@ pub struct LakeAppend {
     written: Arc<Mutex<Vec<String>>>,
     /// Set when a write failed half-way: the round can only be aborted.
     failed: bool,
+    /// Primary-key tables: rows' offsets ascend but need not be dense (a round writes each
+    /// changed key's newest row, and position deletes of the rows they replace).
+    sparse: bool,
+    /// Position-delete files written so far ([`LakeAppend::delete_rows`]).
+    delete_files: Vec<DataFile>,
+    /// Parquet settings of data and delete files.
+    properties: WriterProperties,
 }
 
 /// A staged (written, not committed) append: the new metadata version and everything the
@@ -163,6 +171,8 @@ pub struct StagedAppend {
     pub watermarks: BTreeMap<Bucket, Offset>,
     /// The data files added, with their offset statistics.
     pub data_files: Vec<DataFile>,
+    /// The position-delete files added (primary-key tables).
+    pub delete_files: Vec<DataFile>,
     /// Every object the round wrote (data files, manifest, manifest list, metadata file), as
     /// URLs: record them before committing, delete them if the commit is abandoned.
     pub files_written: Vec<String>,
@@ -215,7 +225,7 @@ impl LakeAppend {
             DefaultFileNameGenerator::new(round_id.to_string(), None, DataFileFormat::Parquet);
         let iceberg_schema = metadata.current_schema().clone();
         let files = RollingFileWriterBuilder::new(
-            ParquetWriterBuilder::new(properties, iceberg_schema.clone()),
+            ParquetWriterBuilder::new(properties.clone(), iceberg_schema.clone()),
             options.target_file_bytes,
             base.storage().file_io(),
             locations,
@@ -235,7 +245,18 @@ impl LakeAppend {
             buckets: BTreeMap::new(),
             written,
             failed: false,
+            sparse: false,
+            delete_files: Vec::new(),
+            properties,
         })
+    }
+
+    /// Takes rows whose offsets ascend with gaps (a primary-key table's round writes only the
+    /// newest row of each changed key); [`LakeAppend::advance`] then moves the watermark past
+    /// the offsets that left no row.
+    pub fn with_sparse_offsets(mut self) -> Self {
+        self.sparse = true;
+        self
     }
 
     /// The offset `bucket` continues at: the base's watermark, moved by this round's rows.
@@ -262,7 +283,14 @@ impl LakeAppend {
         let batch = conform(&self.write_schema, batch)
             .map_err(|reason| LakeError::InvalidRows { bucket, reason })?;
         let next = self.next_offset(bucket);
-        let rows = check_rows(bucket, next, &batch, self.bucket_index, self.offset_index)?;
+        let end = check_rows(
+            bucket,
+            next,
+            &batch,
+            self.bucket_index,
+            self.offset_index,
+            self.sparse,
+        )?;
         let partition = self.partition_key(bucket)?;
         let round = self.buckets.entry(bucket).or_insert_with(|| BucketRound {
             start: next,
@@ -275,7 +303,7 @@ impl LakeAppend {
             self.failed = true;
             return Err(error.into());
         }
-        round.next = Offset(next.0 + rows);
+        round.next = end;
         Ok(())
     }
 
@@ -329,6 +357,94 @@ impl LakeAppend {
             self.write(bucket, batch).await?;
         }
         self.finish_bucket(bucket).await
+    }
+
+    /// The data files of `bucket` closed so far in this round, in the order their rows were
+    /// written: a file's rows follow the previous file's.
+    pub fn bucket_files(&self, bucket: Bucket) -> &[DataFile] {
+        self.buckets
+            .get(&bucket)
+            .map_or(&[][..], |round| round.files.as_slice())
+    }
+
+    /// Writes a position-delete file of `bucket`: each `(data file URL, row position)` names a
+    /// row of an earlier snapshot's data file that this snapshot deletes. Nothing for none.
+    pub async fn delete_rows(
+        &mut self,
+        bucket: Bucket,
+        mut rows: Vec<(String, u64)>,
+    ) -> Result<(), LakeError> {
+        self.check_usable()?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        // Iceberg's order for position deletes: by file, then position.
+        rows.sort_unstable();
+        rows.dedup();
+        let schema = position_delete_schema()?;
+        let arrow = Arc::new(iceberg::arrow::schema_to_arrow_schema(&schema)?);
+        let positions = rows
+            .iter()
+            .map(|(_, position)| i64::try_from(*position))
+            .collect::<Result<Vec<i64>, _>>()
+            .map_err(|_| LakeError::InvalidRows {
+                bucket,
+                reason: "a row position beyond i64".to_owned(),
+            })?;
+        let batch = RecordBatch::try_new(
+            arrow,
+            vec![
+                Arc::new(StringArray::from_iter_values(
+                    rows.iter().map(|(path, _)| path),
+                )),
+                Arc::new(Int64Array::from(positions)),
+            ],
+        )
+        .map_err(|error| LakeError::InvalidRows {
+            bucket,
+            reason: format!("position deletes: {error}"),
+        })?;
+        let partition = self.partition_key(bucket)?;
+        let path = format!(
+            "{}/data/{}={}/{}-deletes-{}.parquet",
+            self.base.location(),
+            BUCKET_COLUMN,
+            bucket.0,
+            self.round_id,
+            self.delete_files.len()
+        );
+        record(&self.written, &path);
+        let output = self.base.storage().file_io().new_output(&path)?;
+        let mut writer = ParquetWriterBuilder::new(self.properties.clone(), Arc::new(schema))
+            .build(output)
+            .await?;
+        let closed = async {
+            writer.write(&batch).await?;
+            writer.close().await
+        }
+        .await;
+        let builders = match closed {
+            Ok(builders) => builders,
+            Err(error) => {
+                self.failed = true;
+                return Err(error.into());
+            }
+        };
+        for mut builder in builders {
+            let file = builder
+                .content(DataContentType::PositionDeletes)
+                .partition(partition.data().clone())
+                .partition_spec_id(self.spec.spec_id())
+                .build()
+                .map_err(|error| {
+                    iceberg::Error::new(
+                        iceberg::ErrorKind::Unexpected,
+                        format!("delete file of bucket {} is incomplete: {error}", bucket.0),
+                    )
+                })?;
+            self.delete_files.push(file);
+        }
+        Ok(())
     }
 
     /// Moves `bucket`'s watermark to `to` without rows, for offsets that leave nothing in the
@@ -439,6 +555,21 @@ impl LakeAppend {
             }
             manifests.push(writer.write_manifest_file().await?);
         }
+        if !self.delete_files.is_empty() {
+            let path = format!("{location}/metadata/{}-m1.avro", self.round_id);
+            record(&self.written, &path);
+            let mut writer = ManifestWriterBuilder::new(
+                file_io.new_output(&path)?,
+                Some(snapshot_id),
+                self.iceberg_schema.clone(),
+                self.spec.as_ref().clone(),
+            )
+            .build_v2_deletes();
+            for file in &self.delete_files {
+                writer.add_file(file.clone(), sequence_number)?;
+            }
+            manifests.push(writer.write_manifest_file().await?);
+        }
         let manifest_list = format!(
             "{location}/metadata/snap-{snapshot_id}-0-{}.avro",
             self.round_id
@@ -483,6 +614,7 @@ impl LakeAppend {
             offsets,
             watermarks,
             data_files,
+            delete_files: self.delete_files.clone(),
             files_written: self.files_written(),
         })
     }
@@ -496,7 +628,7 @@ impl LakeAppend {
         watermarks: &BTreeMap<Bucket, Offset>,
     ) -> Summary {
         let mut collector = SnapshotSummaryCollector::default();
-        for file in data_files {
+        for file in data_files.iter().chain(&self.delete_files) {
             collector.add_file(file, self.iceberg_schema.clone(), self.spec.clone());
         }
         let mut properties = collector.build();
@@ -537,7 +669,13 @@ impl LakeAppend {
             format_watermarks(watermarks),
         );
         Summary {
-            operation: Operation::Append,
+            // Row-level deletes make a snapshot an overwrite (as Spark's merge-on-read
+            // commits are): engines must not treat it as adding rows only.
+            operation: if self.delete_files.is_empty() {
+                Operation::Append
+            } else {
+                Operation::Overwrite
+            },
             additional_properties: properties.into_iter().collect(),
         }
     }
@@ -639,15 +777,16 @@ fn conform(schema: &SchemaRef, batch: &RecordBatch) -> Result<RecordBatch, Strin
     RecordBatch::try_new(schema.clone(), columns).map_err(|error| error.to_string())
 }
 
-/// Checks the system columns of a conformed batch: every row in `bucket`, offsets dense from
-/// `next`. Returns the row count.
+/// Checks the system columns of a conformed batch: every row in `bucket`, offsets from `next`
+/// on, dense (or only ascending when `sparse`). Returns the offset after the last row.
 fn check_rows(
     bucket: Bucket,
     next: Offset,
     batch: &RecordBatch,
     bucket_index: usize,
     offset_index: usize,
-) -> Result<u64, LakeError> {
+    sparse: bool,
+) -> Result<Offset, LakeError> {
     let invalid = |reason: String| LakeError::InvalidRows { bucket, reason };
     let buckets = batch.column(bucket_index).as_primitive::<Int32Type>();
     if let Some(other) = buckets
@@ -659,23 +798,62 @@ fn check_rows(
     }
     let offsets = batch.column(offset_index).as_primitive::<Int64Type>();
     let first = offsets.value(0);
-    if u64::try_from(first).ok() != Some(next.0) {
+    let found = Offset(u64::try_from(first).unwrap_or(0));
+    let starts_right = if sparse {
+        first >= 0 && found >= next
+    } else {
+        found == next && first >= 0
+    };
+    if !starts_right {
         return Err(LakeError::OffsetGap {
             bucket,
             expected: next,
-            found: Offset(u64::try_from(first).unwrap_or(0)),
+            found,
         });
     }
-    if let Some((i, offset)) = offsets
-        .values()
-        .iter()
-        .enumerate()
-        .find(|(i, offset)| **offset != first + *i as i64)
-    {
+    let misplaced = offsets.values().windows(2).position(|pair| {
+        if sparse {
+            pair[1] <= pair[0]
+        } else {
+            pair[1] != pair[0] + 1
+        }
+    });
+    if let Some(i) = misplaced {
+        let (what, expected) = if sparse {
+            ("do not ascend", format!("above {}", offsets.value(i)))
+        } else {
+            ("are not dense", (offsets.value(i) + 1).to_string())
+        };
         return Err(invalid(format!(
-            "offsets are not dense: row {i} has offset {offset}, expected {}",
-            first + i as i64
+            "offsets {what}: row {} has offset {}, expected {expected}",
+            i + 1,
+            offsets.value(i + 1)
         )));
     }
-    Ok(batch.num_rows() as u64)
+    let last = offsets.value(offsets.len() - 1);
+    Ok(Offset(last as u64 + 1))
+}
+
+/// Field ids Iceberg reserves for position-delete files' columns.
+const DELETE_FILE_PATH_FIELD_ID: i32 = 2_147_483_546;
+const DELETE_POS_FIELD_ID: i32 = 2_147_483_545;
+
+/// The schema of position-delete files (Iceberg spec, "Position Delete Files").
+fn position_delete_schema() -> Result<IcebergSchema, LakeError> {
+    Ok(IcebergSchema::builder()
+        .with_fields(vec![
+            NestedField::required(
+                DELETE_FILE_PATH_FIELD_ID,
+                "file_path",
+                Type::Primitive(PrimitiveType::String),
+            )
+            .into(),
+            NestedField::required(
+                DELETE_POS_FIELD_ID,
+                "pos",
+                Type::Primitive(PrimitiveType::Long),
+            )
+            .into(),
+        ])
+        .build()?)
 }

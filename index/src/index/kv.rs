@@ -150,6 +150,25 @@ pub(crate) async fn key_states(
     .await
 }
 
+/// Where the current rows of `keys` (encoded primary keys of `stream`) are in the lake, read
+/// at once, in order; `None` for a key with no row in the lake.
+pub(crate) async fn lake_rows(
+    db: &impl KvRead,
+    stream: inlet_core::ids::StreamId,
+    keys: &[Vec<u8>],
+) -> Result<Vec<Option<crate::pk::LakeRow>>, crate::IndexError> {
+    for key in keys {
+        crate::pk::check_key(key)?;
+    }
+    futures::future::try_join_all(keys.iter().map(|key| async move {
+        match db.read(crate::pk::lake_row_key(stream, key)).await? {
+            Some(bytes) => Ok(Some(crate::pk::LakeRow::decode(&bytes)?)),
+            None => Ok(None),
+        }
+    }))
+    .await
+}
+
 /// Up to `max` key states of `stream` whose key starts with `prefix`, in key order, durable
 /// ones only.
 pub(crate) async fn key_states_with_prefix(

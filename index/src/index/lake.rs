@@ -11,7 +11,10 @@
 //! and replaces it after the change is durable.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
+
+use inlet_core::table::TableInfo;
 
 use inlet_core::error::{ErrorKind, HasKind};
 use inlet_core::ids::{
@@ -26,6 +29,7 @@ use crate::keys::{
     self, ChunkEntry, LakeFileEntry, LakeWatermark, chunk_key, lake_file_key, lake_table_key,
     lake_watermark_key, tail_key, time_index_key,
 };
+use crate::pk::{LakeRow, check_key, lake_row_key};
 use crate::records::{
     CATALOG_RECORD_VERSION, LakeLease, LakeTableRecord, decode_record, encode_record,
 };
@@ -51,6 +55,9 @@ pub struct LakeCommit {
     pub removed_files: Vec<(Bucket, Offset)>,
     /// New earliest readable offsets (retention); never backwards, never past the watermark.
     pub earliest: BTreeMap<Bucket, Offset>,
+    /// Primary-key tables: where each key the round changed now has its current row in the
+    /// lake (`None`: the key has no row there any more), per bucket by encoded key.
+    pub key_rows: Vec<(Bucket, Vec<u8>, Option<LakeRow>)>,
 }
 
 /// What a lake commit did.
@@ -309,11 +316,15 @@ impl Sequencer {
     }
 
     fn check_table(&self, table: TableId) -> Result<u32, LakeCommitError> {
+        Ok(self.table_info(table)?.descriptor.bucket_count)
+    }
+
+    fn table_info(&self, table: TableId) -> Result<Arc<TableInfo>, LakeCommitError> {
         self.shared
             .catalog()
             .tables
             .get(&table)
-            .map(|info| info.descriptor.bucket_count)
+            .cloned()
             .ok_or(LakeCommitError::TableNotFound { table })
     }
 
@@ -407,7 +418,9 @@ impl Sequencer {
 
     async fn commit_lake(&mut self, commit: LakeCommit) -> Result<LakeCommitted, LakeCommitError> {
         let table = commit.table;
-        let bucket_count = self.check_table(table)?;
+        let info = self.table_info(table)?;
+        let bucket_count = info.descriptor.bucket_count;
+        let keyed = info.is_primary_key_table();
         let now = self.shared.env.clock.now();
         let mut record = self.lake_record(table).await?;
         match record.lease {
@@ -504,10 +517,24 @@ impl Sequencer {
         for (bucket, end) in &commit.removed_files {
             batch.delete(lake_file_key(stream(*bucket)?, *end));
         }
-        // The chunks the new watermarks cover are read from the lake from now on.
+        if !keyed && !commit.key_rows.is_empty() {
+            return Err(invalid("lake rows of keys for a log table".to_owned()));
+        }
+        for (bucket, key, row) in &commit.key_rows {
+            let stream = stream(*bucket)?;
+            check_key(key).map_err(|e| invalid(format!("lake row key: {e}")))?;
+            let key = lake_row_key(stream, key);
+            match row {
+                Some(row) => batch.put(key, row.encode()),
+                None => batch.delete(key),
+            }
+        }
+        // The chunks the new watermarks cover are read from the lake from now on; not those
+        // of a primary-key table, whose lake holds the current rows and not the changelog
+        // (its chunks and change records stay the changelog's source).
         let mut trimmed_chunks = 0;
         let mut trimmed_objects = BTreeSet::new();
-        for (stream, watermark) in &watermarks {
+        for (stream, watermark) in watermarks.iter().filter(|_| !keyed) {
             let (start, end) = keys::chunks_below(*stream, watermark.offset);
             let mut iter = self
                 .shared

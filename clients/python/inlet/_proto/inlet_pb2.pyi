@@ -508,7 +508,7 @@ class LakeFileAdded(_message.Message):
     def __init__(self, bucket: _Optional[int] = ..., entry: _Optional[bytes] = ...) -> None: ...
 
 class CommitLakeRequest(_message.Message):
-    __slots__ = ("table_id", "lease", "expected_metadata_location", "metadata_location", "snapshot_id", "watermarks", "added_files", "removed_files", "earliest")
+    __slots__ = ("table_id", "lease", "expected_metadata_location", "metadata_location", "snapshot_id", "watermarks", "added_files", "removed_files", "earliest", "key_rows")
     TABLE_ID_FIELD_NUMBER: _ClassVar[int]
     LEASE_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_METADATA_LOCATION_FIELD_NUMBER: _ClassVar[int]
@@ -518,6 +518,7 @@ class CommitLakeRequest(_message.Message):
     ADDED_FILES_FIELD_NUMBER: _ClassVar[int]
     REMOVED_FILES_FIELD_NUMBER: _ClassVar[int]
     EARLIEST_FIELD_NUMBER: _ClassVar[int]
+    KEY_ROWS_FIELD_NUMBER: _ClassVar[int]
     table_id: int
     lease: LakeLease
     expected_metadata_location: str
@@ -527,7 +528,18 @@ class CommitLakeRequest(_message.Message):
     added_files: _containers.RepeatedCompositeFieldContainer[LakeFileAdded]
     removed_files: _containers.RepeatedCompositeFieldContainer[BucketOffset]
     earliest: _containers.RepeatedCompositeFieldContainer[BucketOffset]
-    def __init__(self, table_id: _Optional[int] = ..., lease: _Optional[_Union[LakeLease, _Mapping]] = ..., expected_metadata_location: _Optional[str] = ..., metadata_location: _Optional[str] = ..., snapshot_id: _Optional[int] = ..., watermarks: _Optional[_Iterable[_Union[BucketOffset, _Mapping]]] = ..., added_files: _Optional[_Iterable[_Union[LakeFileAdded, _Mapping]]] = ..., removed_files: _Optional[_Iterable[_Union[BucketOffset, _Mapping]]] = ..., earliest: _Optional[_Iterable[_Union[BucketOffset, _Mapping]]] = ...) -> None: ...
+    key_rows: _containers.RepeatedCompositeFieldContainer[LakeKeyRow]
+    def __init__(self, table_id: _Optional[int] = ..., lease: _Optional[_Union[LakeLease, _Mapping]] = ..., expected_metadata_location: _Optional[str] = ..., metadata_location: _Optional[str] = ..., snapshot_id: _Optional[int] = ..., watermarks: _Optional[_Iterable[_Union[BucketOffset, _Mapping]]] = ..., added_files: _Optional[_Iterable[_Union[LakeFileAdded, _Mapping]]] = ..., removed_files: _Optional[_Iterable[_Union[BucketOffset, _Mapping]]] = ..., earliest: _Optional[_Iterable[_Union[BucketOffset, _Mapping]]] = ..., key_rows: _Optional[_Iterable[_Union[LakeKeyRow, _Mapping]]] = ...) -> None: ...
+
+class LakeKeyRow(_message.Message):
+    __slots__ = ("bucket", "key", "row")
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    ROW_FIELD_NUMBER: _ClassVar[int]
+    bucket: int
+    key: bytes
+    row: bytes
+    def __init__(self, bucket: _Optional[int] = ..., key: _Optional[bytes] = ..., row: _Optional[bytes] = ...) -> None: ...
 
 class CommitLakeResponse(_message.Message):
     __slots__ = ("committed_at_micros", "trimmed_chunks", "trimmed_objects")

@@ -862,6 +862,11 @@ class IndexPortsStub:
                 request_serializer=inlet_dot_v1_dot_inlet__pb2.ListLiveWalObjectsRequest.SerializeToString,
                 response_deserializer=inlet_dot_v1_dot_inlet__pb2.ListLiveWalObjectsResponse.FromString,
                 _registered_method=True)
+        self.LookupLakeRows = channel.unary_unary(
+                '/inlet.v1.IndexPorts/LookupLakeRows',
+                request_serializer=inlet_dot_v1_dot_inlet__pb2.LookupKeysRequest.SerializeToString,
+                response_deserializer=inlet_dot_v1_dot_inlet__pb2.LookupKeysReply.FromString,
+                _registered_method=True)
 
 
 class IndexPortsServicer:
@@ -1009,6 +1014,14 @@ class IndexPortsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def LookupLakeRows(self, request, context):
+        """Where the current rows of primary keys of one stream are in the lake table (binary
+        `0x42` values in `state`; empty: no row there), at most 8192 keys.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IndexPortsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -1101,6 +1114,11 @@ def add_IndexPortsServicer_to_server(servicer, server):
                     servicer.ListLiveWalObjects,
                     request_deserializer=inlet_dot_v1_dot_inlet__pb2.ListLiveWalObjectsRequest.FromString,
                     response_serializer=inlet_dot_v1_dot_inlet__pb2.ListLiveWalObjectsResponse.SerializeToString,
+            ),
+            'LookupLakeRows': grpc.unary_unary_rpc_method_handler(
+                    servicer.LookupLakeRows,
+                    request_deserializer=inlet_dot_v1_dot_inlet__pb2.LookupKeysRequest.FromString,
+                    response_serializer=inlet_dot_v1_dot_inlet__pb2.LookupKeysReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1596,6 +1614,33 @@ class IndexPorts:
             '/inlet.v1.IndexPorts/ListLiveWalObjects',
             inlet_dot_v1_dot_inlet__pb2.ListLiveWalObjectsRequest.SerializeToString,
             inlet_dot_v1_dot_inlet__pb2.ListLiveWalObjectsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LookupLakeRows(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inlet.v1.IndexPorts/LookupLakeRows',
+            inlet_dot_v1_dot_inlet__pb2.LookupKeysRequest.SerializeToString,
+            inlet_dot_v1_dot_inlet__pb2.LookupKeysReply.FromString,
             options,
             channel_credentials,
             insecure,
