@@ -139,8 +139,7 @@ impl EngineSpec {
     }
 }
 
-/// A primary-key table: keyed by `key`, with a small key space so keys repeat. Never
-/// lake-enabled (refused at creation for now).
+/// A primary-key table: keyed by `key`, with a small key space so keys repeat.
 #[derive(Clone, Debug)]
 pub struct PkTableSpec {
     pub name: String,
@@ -148,6 +147,9 @@ pub struct PkTableSpec {
     pub engine: EngineSpec,
     /// Keys are `0..keys`.
     pub keys: u32,
+    /// `lake.freshness` when the table is tiered (its lake table holds the current rows),
+    /// `None` otherwise.
+    pub lake: Option<Duration>,
 }
 
 /// A producer of upserts, partial upserts and deletes to one primary-key table.
@@ -221,6 +223,9 @@ impl PkSpec {
                     buckets: rng.between(1, 3) as u32,
                     engine,
                     keys: rng.log_between(2, 40) as u32,
+                    lake: rng
+                        .chance(0.5)
+                        .then(|| Duration::from_millis(rng.log_between(100, 3000))),
                 }
             })
             .collect();
@@ -573,7 +578,10 @@ impl SimConfig {
                     self.pk
                         .tables
                         .iter()
-                        .map(|t| format!("{}:{}:{}keys:{:?}", t.name, t.buckets, t.keys, t.engine))
+                        .map(|t| format!(
+                            "{}:{}:{}keys:{:?}:lake={:?}",
+                            t.name, t.buckets, t.keys, t.engine, t.lake
+                        ))
                         .collect::<Vec<_>>()
                         .join(",")
                 )

@@ -20,8 +20,9 @@ use inlet_index::table_streams;
 use inlet_compactor::LakeCatalog;
 
 use crate::model::FinalLog;
+use crate::model::pk::PkFinal;
 use crate::rng::SimRng;
-use crate::world::{Compaction, DATABASE, Node, World, audit, tails};
+use crate::world::{Compaction, DATABASE, Node, World, audit};
 
 /// How long, in simulated time, the end-of-run tiering may take (leases of dead compactors
 /// expire meanwhile) before that counts as a liveness violation.
@@ -134,33 +135,71 @@ fn record_gc(world: &World, node: &Node, gc: &Result<WalGcReport, inlet_compacto
     }
 }
 
-/// The lake-enabled tables, `(index in the config, info)`.
-async fn lake_tables(world: &World, node: &Node) -> Vec<(usize, Arc<TableInfo>)> {
+/// A lake-enabled table at the end of a run.
+pub(crate) struct LakeTableRef {
+    /// How the trace names it: `t<i>` for log tables, its name for primary-key tables.
+    pub(crate) label: String,
+    pub(crate) info: Arc<TableInfo>,
+    /// The primary-key table's index in `cfg.pk.tables`; `None` for a log table.
+    pub(crate) keyed: Option<usize>,
+    /// Each bucket's durable tail when the end-of-run tiering started.
+    pub(crate) tails: Vec<u64>,
+}
+
+/// The lake-enabled tables, log tables then primary-key tables, with their tails.
+async fn lake_tables(world: &World, node: &Node) -> Vec<LakeTableRef> {
     let infos = node
         .index
         .tables()
         .await
         .expect("tables are listed while the store has no faults");
-    world
+    let log = world
         .cfg
         .tables
         .iter()
         .enumerate()
         .filter(|(_, table)| table.lake.is_some())
-        .filter_map(|(t, table)| {
-            let info = infos
-                .iter()
-                .find(|i| i.database == DATABASE && i.name == table.name)?;
-            Some((t, info.clone()))
-        })
-        .collect()
+        .map(|(t, table)| (format!("t{t}"), &table.name, None));
+    let keyed = world
+        .cfg
+        .pk
+        .tables
+        .iter()
+        .enumerate()
+        .filter(|(_, table)| table.lake.is_some())
+        .map(|(k, table)| (table.name.clone(), &table.name, Some(k)));
+    let mut out = Vec::new();
+    for (label, name, keyed) in log.chain(keyed) {
+        let Some(info) = infos
+            .iter()
+            .find(|i| i.database == DATABASE && &i.name == name)
+        else {
+            continue;
+        };
+        let mut tails = Vec::new();
+        for stream in table_streams(info) {
+            let tail = node
+                .index
+                .tail(stream)
+                .await
+                .expect("tails are read while the store has no faults");
+            tails.push(tail.next_offset.0);
+        }
+        out.push(LakeTableRef {
+            label,
+            info: info.clone(),
+            keyed,
+            tails,
+        });
+    }
+    out
 }
 
 /// Whether every bucket of the table has its lake watermark at its tail; a watermark above
 /// the tail is a violation.
-async fn tiered(world: &World, node: &Node, t: usize, info: &TableInfo, tails: &[u64]) -> bool {
+async fn tiered(world: &World, node: &Node, table: &LakeTableRef) -> bool {
     let mut done = true;
-    for stream in table_streams(info) {
+    for stream in table_streams(&table.info) {
         let watermark = node
             .index
             .lake_watermark(stream)
@@ -168,11 +207,11 @@ async fn tiered(world: &World, node: &Node, t: usize, info: &TableInfo, tails: &
             .expect("watermarks are read while the store has no faults")
             .offset
             .0;
-        let tail = tails[stream.bucket.0 as usize];
+        let tail = table.tails[stream.bucket.0 as usize];
         if watermark > tail {
             world.violation(format!(
-                "lake: t{t}/b{} has lake watermark {watermark} above its tail {tail}",
-                stream.bucket.0
+                "lake: {}/b{} has lake watermark {watermark} above its tail {tail}",
+                table.label, stream.bucket.0
             ));
         }
         done &= watermark >= tail;
@@ -214,7 +253,7 @@ async fn round_when_leased(world: &World, node: &Node, table: TableId) -> Option
 /// 4. that last process reads every stream from offset 0 again, lake tables now wholly from
 ///    the lake with their WAL objects deleted: it must read exactly the log of the first
 ///    audit.
-pub(crate) async fn settle(world: &Arc<World>, first: &FinalLog) {
+pub(crate) async fn settle(world: &Arc<World>, first: &FinalLog, keyed: &PkFinal) {
     let spec = world.cfg.compactor.clone();
     let margin = Duration::from_secs(1);
     world
@@ -222,34 +261,37 @@ pub(crate) async fn settle(world: &Arc<World>, first: &FinalLog) {
         .event("tiering every lake table to its tail, then collecting the WAL");
     tokio::time::sleep(spec.lease_ttl + margin).await;
     let node = world.open_node(Compaction::Driven).await;
-    let tails = tails(world, &node).await;
     let tables = lake_tables(world, &node).await;
-    for (t, info) in &tables {
+    for table in &tables {
+        let t = &table.label;
         loop {
-            if tiered(world, &node, *t, info, &tails[*t]).await {
+            if tiered(world, &node, table).await {
                 break;
             }
-            let Some(round) = round_when_leased(world, &node, info.id).await else {
+            let Some(round) = round_when_leased(world, &node, table.info.id).await else {
                 break;
             };
             record_round(world, &node, &round);
             match &round.outcome {
                 Err(error) => {
                     world.violation(format!(
-                        "lake: t{t} cannot be tiered to its tail once the store healed: {}",
+                        "lake: {t} cannot be tiered to its tail once the store healed: {}",
                         world.scrub(error)
                     ));
                     break;
                 }
                 Ok(RoundOutcome::Idle) => {
                     world.violation(format!(
-                        "lake: t{t} is below its tail {:?}, yet a round finds nothing to tier",
-                        tails[*t]
+                        "lake: {t} is below its tail {:?}, yet a round finds nothing to tier",
+                        table.tails
                     ));
                     break;
                 }
                 Ok(_) => {}
             }
+        }
+        if let Some(k) = table.keyed {
+            check_current_rows(world, &node, table, k, keyed).await;
         }
     }
     node.life.kill();
@@ -305,24 +347,25 @@ pub(crate) async fn settle(world: &Arc<World>, first: &FinalLog) {
             tokio::time::sleep(spec.lease_ttl + margin).await;
             node = world.open_node(Compaction::Driven).await;
         }
-        for (t, info) in &tables {
-            let Some(round) = round_when_leased(world, &node, info.id).await else {
+        for table in &tables {
+            let t = &table.label;
+            let Some(round) = round_when_leased(world, &node, table.info.id).await else {
                 continue;
             };
             record_round(world, &node, &round);
             let Some(repair) = &round.repair else {
                 world.violation(format!(
-                    "lake: a new compactor's first round of t{t} did not repair it"
+                    "lake: a new compactor's first round of {t} did not repair it"
                 ));
                 continue;
             };
             world.trace.event(format!(
-                "repair {attempt} of t{t}: {} referenced, {} orphans deleted, {} kept",
+                "repair {attempt} of {t}: {} referenced, {} orphans deleted, {} kept",
                 repair.referenced, repair.orphans_deleted, repair.orphans_kept
             ));
             if repair.orphans_kept > 0 || (attempt > 0 && repair.orphans_deleted > 0) {
                 world.violation(format!(
-                    "lake: repair {attempt} of t{t} past the orphan grace found {} orphans to \
+                    "lake: repair {attempt} of {t} past the orphan grace found {} orphans to \
                      delete and kept {}",
                     repair.orphans_deleted, repair.orphans_kept
                 ));
@@ -333,9 +376,12 @@ pub(crate) async fn settle(world: &Arc<World>, first: &FinalLog) {
     world
         .trace
         .event("reading every stream from offset 0 again, through the lake");
-    for (t, info) in &tables {
-        if !tiered(world, &node, *t, info, &tails[*t]).await {
-            world.violation(format!("lake: t{t} is no longer tiered to its tail"));
+    for table in &tables {
+        if !tiered(world, &node, table).await {
+            world.violation(format!(
+                "lake: {} is no longer tiered to its tail",
+                table.label
+            ));
         }
     }
     let again = audit(world, &node).await;
@@ -370,4 +416,58 @@ fn compare(world: &World, before: &FinalLog, after: &FinalLog) {
             }
         }
     }
+}
+
+/// A primary-key table tiered to its tail must hold in its lake table exactly the rows the
+/// final lookups returned: one row per live key, with the `_offset` (and bucket) of the write
+/// that made it and the same values, and no row of a deleted key. Read with iceberg-rust's
+/// scan, which applies the position deletes as DuckDB and pyiceberg do.
+async fn check_current_rows(
+    world: &World,
+    node: &Node,
+    table: &LakeTableRef,
+    k: usize,
+    keyed: &PkFinal,
+) {
+    let name = &table.label;
+    let lake = match crate::pk::lake_rows(world, node, &table.info).await {
+        Ok(lake) => lake,
+        Err(error) => {
+            world.violation(format!(
+                "lake: cannot read the lake table of {name}: {}",
+                world.scrub(error)
+            ));
+            return;
+        }
+    };
+    let Some(lookups) = keyed.lookups.get(k) else {
+        return;
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for (key, found) in &lake {
+        if !seen.insert(*key) {
+            world.violation(format!("lake: {name} holds key {key} twice"));
+        }
+        let expected = usize::try_from(*key)
+            .ok()
+            .and_then(|i| lookups.get(i))
+            .cloned()
+            .flatten();
+        if expected.as_ref() != Some(found) {
+            world.violation(format!(
+                "lake: {name} holds {found:?} for key {key}, the final lookup found {expected:?}"
+            ));
+        }
+    }
+    for (key, found) in lookups.iter().enumerate() {
+        if found.is_some() && !seen.contains(&(key as i64)) {
+            world.violation(format!(
+                "lake: {name} has no row for key {key}, the final lookup found {found:?}"
+            ));
+        }
+    }
+    world.trace.event(format!(
+        "lake of {name}: {} current rows, as the final lookups",
+        lake.len()
+    ));
 }

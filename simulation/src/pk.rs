@@ -188,7 +188,7 @@ pub fn key_buckets(keys: u32, buckets: u32) -> Vec<u32> {
 
 /// The table's definition: keyed by `key`, its merge engine as options, never in the lake.
 pub fn descriptor(table: &PkTableSpec) -> TableDescriptor {
-    let mut options = std::collections::BTreeMap::new();
+    let mut options = crate::world::lake_options(table.lake);
     options.insert(
         OPTION_MERGE_ENGINE.to_owned(),
         table.engine.name().to_owned(),
@@ -785,4 +785,86 @@ pub(crate) async fn audit(world: &World, node: &Node) -> PkFinal {
         out.lookups.push(found);
     }
     out
+}
+
+/// The rows of the lake table of a primary-key table, per key as [`Found`] (its `_offset`,
+/// bucket and a fingerprint of its values, as a lookup gives them), read with iceberg-rust's
+/// scan of the committed snapshot. None before the first commit.
+pub(crate) async fn lake_rows(
+    world: &World,
+    node: &Node,
+    info: &inlet_core::table::TableInfo,
+) -> Result<Vec<(i64, Found)>, String> {
+    use futures::TryStreamExt;
+
+    let record = node
+        .index
+        .lake_table(info.id)
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(location) = record.and_then(|record| record.metadata_location) else {
+        return Ok(Vec::new());
+    };
+    let ident = iceberg::TableIdent::from_strs([info.database.as_str(), info.name.as_str()])
+        .map_err(|e| e.to_string())?;
+    let table = inlet_compactor::lake::LakeTable::load(&world.lake_storage(), ident, &location)
+        .await
+        .map_err(|e| e.to_string())?;
+    let batches: Vec<RecordBatch> = table
+        .iceberg_table()
+        .map_err(|e| e.to_string())?
+        .scan()
+        .select_all()
+        .build()
+        .map_err(|e| e.to_string())?
+        .to_arrow()
+        .await
+        .map_err(|e| e.to_string())?
+        .try_collect()
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for batch in &batches {
+        let column = |name: &str| {
+            batch
+                .column_by_name(name)
+                .ok_or_else(|| format!("the lake table has no `{name}` column"))
+        };
+        let offsets = column(inlet_core::table::OFFSET_COLUMN)?
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .ok_or("the lake's `_offset` is not int64")?;
+        let buckets = column(inlet_core::table::BUCKET_COLUMN)?
+            .as_any()
+            .downcast_ref::<arrow_array::Int32Array>()
+            .ok_or("the lake's `_bucket` is not int32")?;
+        let columns = (0..COLUMNS)
+            .map(|c| column(column_name(c)).cloned())
+            .collect::<Result<Vec<_>, _>>()?;
+        for row in 0..batch.num_rows() {
+            let values = columns
+                .iter()
+                .enumerate()
+                .map(|(c, array)| value_at(array, c, row))
+                .collect::<Result<Vec<_>, _>>()?;
+            let Value::Int64(key) = values[KEY] else {
+                return Err(format!("a lake row's key is {:?}", values[KEY]));
+            };
+            let fingerprints: Vec<u64> = values
+                .iter()
+                .enumerate()
+                .map(|(c, v)| v.fingerprint(c))
+                .collect();
+            out.push((
+                key,
+                Found {
+                    offset: offsets.value(row) as u64,
+                    bucket: buckets.value(row) as u32,
+                    fingerprint: crate::model::combine(&fingerprints),
+                },
+            ));
+        }
+    }
+    out.sort_by_key(|(key, found)| (*key, found.offset));
+    Ok(out)
 }

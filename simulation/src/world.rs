@@ -15,6 +15,7 @@
 //! up to the tails; then a fresh auditor process reads back every stream, and the model
 //! checks everything against that committed log.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -284,6 +285,12 @@ impl World {
         Arc::new(Compactor::new(index.clone(), cache, lake, options, env))
     }
 
+    /// The lake as an outside reader opens it (through the run's store; the end-of-run checks
+    /// use it once the store is healed).
+    pub(crate) fn lake_storage(&self) -> LakeStorage {
+        LakeStorage::new(self.lake_root.clone(), self.store.clone())
+    }
+
     /// A compactor's error as the trace shows it: without the lake root, whose name differs
     /// between two runs of one seed.
     pub(crate) fn scrub(&self, text: impl ToString) -> String {
@@ -455,7 +462,7 @@ pub async fn run_world(cfg: SimConfig) -> Outcome {
     world.kill_all();
     // A run that already failed has shown what it can; reading it back again adds nothing.
     if world.model().violations().is_empty() {
-        lake::settle(&world, &log).await;
+        lake::settle(&world, &log, &keyed).await;
     }
     let online = world.model().violations().len();
     world.model().check(&log, world.cfg.max_payload);
@@ -510,17 +517,7 @@ pub(crate) async fn create_catalog(world: &World, node: &Node) {
             partition_key: Vec::new(),
             primary_key: Vec::new(),
             comment: String::new(),
-            options: match table.lake {
-                Some(freshness) => [
-                    (OPTION_LAKE_ENABLED.to_owned(), "true".to_owned()),
-                    (
-                        OPTION_LAKE_FRESHNESS.to_owned(),
-                        format!("{}ms", freshness.as_millis()),
-                    ),
-                ]
-                .into(),
-                None => Default::default(),
-            },
+            options: lake_options(table.lake),
         };
         node.index
             .create_table(DATABASE, &table.name, descriptor, true)
@@ -537,6 +534,21 @@ pub(crate) async fn create_catalog(world: &World, node: &Node) {
 }
 
 /// The tail of every `[table][bucket]` on `node`.
+/// The options of a table tiered with this `lake.freshness` (none: not tiered).
+pub(crate) fn lake_options(freshness: Option<Duration>) -> BTreeMap<String, String> {
+    match freshness {
+        Some(freshness) => [
+            (OPTION_LAKE_ENABLED.to_owned(), "true".to_owned()),
+            (
+                OPTION_LAKE_FRESHNESS.to_owned(),
+                format!("{}ms", freshness.as_millis()),
+            ),
+        ]
+        .into(),
+        None => BTreeMap::new(),
+    }
+}
+
 pub(crate) async fn tails(world: &World, node: &Node) -> Vec<Vec<u64>> {
     let mut out = Vec::new();
     for table in &world.cfg.tables {

@@ -73,7 +73,8 @@ fn regression_seeds() {
 }
 
 /// The fixed suite runs primary-key tables under every merge engine, with deletes and
-/// partial updates, with the writer and reader both in process and over the wire: a seed set
+/// partial updates, some tiered into the lake, with the writer and reader both in process and
+/// over the wire: a seed set
 /// drawn without them would check nothing of the keyed path.
 #[test]
 fn the_suite_covers_primary_key_tables() {
@@ -103,6 +104,12 @@ fn the_suite_covers_primary_key_tables() {
             .iter()
             .any(|p| p.deletes > 0.1 && p.partials > 0.1)),
         "no primary-key producer of the suite sends deletes and partial updates"
+    );
+    assert!(
+        configs
+            .iter()
+            .any(|cfg| cfg.pk.tables.iter().any(|t| t.lake.is_some())),
+        "no primary-key table of the suite is tiered into the lake"
     );
 }
 
