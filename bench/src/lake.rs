@@ -16,8 +16,9 @@ use inlet_compactor::lake::{LakeRoot, LakeStorage};
 use inlet_compactor::{Compactor, CompactorOptions, RoundOutcome};
 use inlet_core::clock::Env;
 use inlet_core::ids::Offset;
-use inlet_core::table::OPTION_LAKE_ENABLED;
+use inlet_core::table::{OPTION_LAKE_ENABLED, TableInfo};
 use inlet_index::table_streams;
+use inlet_store::StoreSnapshot;
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -77,6 +78,85 @@ pub(crate) struct LakeRound {
     pub(crate) backlog: bool,
 }
 
+/// What [`tier_all`] did.
+pub(crate) struct Tiering {
+    pub(crate) rounds: Vec<LakeRound>,
+    /// All rounds, back to back.
+    pub(crate) seconds: f64,
+    /// The object-store traffic of the rounds.
+    pub(crate) usage: StoreSnapshot,
+}
+
+/// Tiers everything committed to `info` into its lake table with a compactor built here, round
+/// after round (each capped by `max_round_bytes`) until no backlog is left. The compactor has
+/// a cache of its own: the rows were written by another node's writer, so this measures
+/// tiering that GETs every chunk, as a standalone compactor does.
+pub(crate) async fn tier_all(
+    harness: &Harness<'_>,
+    settings: &Settings,
+    info: &TableInfo,
+) -> anyhow::Result<Tiering> {
+    let index = harness.index()?.clone();
+    let root = match harness.host().lake_root(&settings.store) {
+        Ok(root) => root,
+        // Unique within the process, which holds one benchmark.
+        Err(_) if settings.store.starts_with("memory:") => LakeRoot::memory("inlet-bench-lake"),
+        Err(error) => return Err(error.context("cannot place the lake tables")),
+    };
+    let store = harness.store().clone();
+    let cache = PagedCache::open(store.clone(), CacheOptions::default()).await?;
+    let compactor = Compactor::new(
+        index,
+        cache,
+        LakeStorage::new(root, store),
+        CompactorOptions::default(),
+        Env::system(),
+    );
+    let before = harness.snapshot();
+    let started = Instant::now();
+    let mut rounds = Vec::new();
+    let outcome = loop {
+        if rounds.len() >= MAX_ROUNDS {
+            break Err(anyhow::anyhow!(
+                "the lake backlog is not empty after {MAX_ROUNDS} rounds"
+            ));
+        }
+        let round_started = Instant::now();
+        let tiered = compactor.tier_table(info.id).await;
+        let seconds = round_started.elapsed().as_secs_f64();
+        match tiered.outcome.context("a lake round failed") {
+            Ok(RoundOutcome::Committed(committed)) => {
+                rounds.push(LakeRound {
+                    rows: committed.rows,
+                    chunk_bytes: committed.chunk_bytes,
+                    data_files: committed.data_files,
+                    seconds: round(seconds, 3),
+                    backlog: committed.backlog,
+                });
+                if !committed.backlog {
+                    break Ok(());
+                }
+            }
+            Ok(RoundOutcome::Idle) => break Ok(()),
+            Ok(other) => {
+                break Err(anyhow::anyhow!(
+                    "unexpected outcome of a lake round: {other:?}"
+                ));
+            }
+            Err(error) => break Err(error),
+        }
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    let usage = harness.snapshot().since(&before);
+    compactor.stop().await;
+    outcome?;
+    Ok(Tiering {
+        rounds,
+        seconds,
+        usage,
+    })
+}
+
 /// Loads `settings.lake_bytes` of wide rows into a lake-enabled table, then tiers all of it.
 pub(crate) async fn run(
     harness: &mut Harness<'_>,
@@ -113,55 +193,13 @@ pub(crate) async fn run(
     let info = index
         .table(database, TABLE)
         .with_context(|| format!("table {database}.{TABLE} is not in the catalog"))?;
-    let root = match harness.host().lake_root(&settings.store) {
-        Ok(root) => root,
-        // Unique within the process, which holds one benchmark.
-        Err(_) if settings.store.starts_with("memory:") => LakeRoot::memory("inlet-bench-lake"),
-        Err(error) => return Err(error.context("cannot place the lake tables")),
-    };
-    let store = harness.store().clone();
-    // A cache of its own: the rows were written by another node's writer, so this measures
-    // tiering that GETs every chunk, as a standalone compactor does.
-    let cache = PagedCache::open(store.clone(), CacheOptions::default()).await?;
-    let compactor = Compactor::new(
-        index.clone(),
-        cache,
-        LakeStorage::new(root, store),
-        CompactorOptions::default(),
-        Env::system(),
-    );
-
     eprintln!("bench: lake: tiering {rows} rows");
-    let before = harness.snapshot();
-    let started = Instant::now();
-    let mut rounds = Vec::new();
-    loop {
-        if rounds.len() >= MAX_ROUNDS {
-            bail!("the lake backlog is not empty after {MAX_ROUNDS} rounds");
-        }
-        let round_started = Instant::now();
-        let tiered = compactor.tier_table(info.id).await;
-        let seconds = round_started.elapsed().as_secs_f64();
-        match tiered.outcome.context("a lake round failed")? {
-            RoundOutcome::Committed(committed) => {
-                rounds.push(LakeRound {
-                    rows: committed.rows,
-                    chunk_bytes: committed.chunk_bytes,
-                    data_files: committed.data_files,
-                    seconds: round(seconds, 3),
-                    backlog: committed.backlog,
-                });
-                if !committed.backlog {
-                    break;
-                }
-            }
-            RoundOutcome::Idle => break,
-            other => bail!("unexpected outcome of a lake round: {other:?}"),
-        }
-    }
-    let seconds = started.elapsed().as_secs_f64();
-    let store = StoreUsage::of(&harness.snapshot().since(&before), ipc_bytes);
-    compactor.stop().await;
+    let Tiering {
+        rounds,
+        seconds,
+        usage,
+    } = tier_all(harness, settings, &info).await?;
+    let store = StoreUsage::of(&usage, ipc_bytes);
 
     let tiered: u64 = rounds.iter().map(|r| r.rows).sum();
     if tiered != rows {

@@ -4,7 +4,14 @@
 //!
 //! Upserts carry `update_fraction` of keys already written (updates, with before images in
 //! the changelog) and new keys for the rest; the log table gets the same batches.
+//!
+//! Then both tables are tiered into their lake tables (`lake::tier_all`, one compactor
+//! here): the log table's lake holds every row, the primary-key table's only the current
+//! row of each key. With the store in a local directory, DuckDB (from `INLET_BENCH_PYTHON`,
+//! or `python3`, with the `duckdb` and `duckdb-extension-*` wheels `.ci/run` installs) scans
+//! both lake tables by their metadata files, timed in its own process.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -14,6 +21,7 @@ use arrow_array::{ArrayRef, Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use inlet_client::{Client, Producer, WriteKind};
 use inlet_core::rng::SplitMix64;
+use inlet_core::table::OPTION_LAKE_ENABLED;
 use inlet_proto::v1 as pb;
 use serde::Serialize;
 use tokio::time::Instant;
@@ -22,6 +30,7 @@ use super::Settings;
 use super::cost::StoreUsage;
 use super::data::BatchPool;
 use super::harness::Harness;
+use super::lake;
 use super::stats::{Latency, round};
 
 /// Rows per append of the write runs.
@@ -51,6 +60,40 @@ pub(crate) struct PkReport {
     /// The primary-key table's changelog from offset 0, and the log table's rows.
     pub(crate) changelog: ReadRun,
     pub(crate) log_read: ReadRun,
+    /// Tiering each table into its lake table, after the reads.
+    pub(crate) log_tiering: TierRun,
+    pub(crate) pk_tiering: TierRun,
+    /// DuckDB scans of both lake tables, or why they did not run.
+    pub(crate) duckdb: Result<DuckdbScans, String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct TierRun {
+    /// Offsets (written rows) the rounds read.
+    pub(crate) rows: u64,
+    /// Arrow IPC bytes the producers sent for those rows.
+    pub(crate) ipc_bytes: u64,
+    pub(crate) rounds: usize,
+    pub(crate) data_files: usize,
+    pub(crate) seconds: f64,
+    /// IPC MB tiered per second; rounds run one at a time and encode inline: per core.
+    pub(crate) mb_per_s_per_core: f64,
+    pub(crate) rows_per_s: f64,
+    pub(crate) store: StoreUsage,
+}
+
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub(crate) struct DuckdbScans {
+    pub(crate) log: DuckdbScan,
+    pub(crate) pk: DuckdbScan,
+}
+
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub(crate) struct DuckdbScan {
+    /// Rows the lake table holds (every appended row; one per live key).
+    pub(crate) rows: u64,
+    /// `SELECT count(*), sum(c00)` over `iceberg_scan(<metadata file>)`, best of three.
+    pub(crate) seconds: f64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -288,13 +331,15 @@ pub(crate) async fn run(
     let pool = Arc::new(BatchPool::new(BATCH_ROWS, settings.seed)?);
     let mut client = harness.client().await?;
     let key = vec!["c00".to_owned()];
+    let lake = BTreeMap::from([(OPTION_LAKE_ENABLED.to_owned(), "true".to_owned())]);
     client
-        .create_table(
+        .create_table_with_options(
             database,
             "pk_log",
             &pool.schema,
             settings.buckets,
             key.clone(),
+            lake.clone(),
             false,
         )
         .await
@@ -307,7 +352,7 @@ pub(crate) async fn run(
             settings.buckets,
             key,
             Vec::new(),
-            Default::default(),
+            lake,
             false,
         )
         .await
@@ -359,6 +404,13 @@ pub(crate) async fn run(
     eprintln!("bench: pk: changelog and log reads");
     let changelog = read_run(&mut client, database, "pk_keyed").await?;
     let log_read = read_run(&mut client, database, "pk_log").await?;
+    eprintln!("bench: pk: tiering both tables into the lake");
+    let log_tiering = tier_run(harness, settings, database, "pk_log", append.ipc_bytes).await?;
+    let pk_tiering = tier_run(harness, settings, database, "pk_keyed", upsert.ipc_bytes).await?;
+    let duckdb = duckdb_scans(harness, settings, database).await;
+    if let Err(reason) = &duckdb {
+        eprintln!("bench: pk: no DuckDB scans: {reason}");
+    }
     Ok(PkReport {
         batch_rows: BATCH_ROWS,
         linger_ms: round(linger.as_secs_f64() * 1000.0, 1),
@@ -375,5 +427,108 @@ pub(crate) async fn run(
         batched_lookup,
         changelog,
         log_read,
+        log_tiering,
+        pk_tiering,
+        duckdb,
     })
 }
+
+/// Tiers everything written to `table` (whose producers sent `ipc_bytes`) into its lake.
+async fn tier_run(
+    harness: &Harness<'_>,
+    settings: &Settings,
+    database: &str,
+    table: &str,
+    ipc_bytes: u64,
+) -> anyhow::Result<TierRun> {
+    let info = harness
+        .index()?
+        .table(database, table)
+        .with_context(|| format!("table {database}.{table} is not in the catalog"))?;
+    let tiering = lake::tier_all(harness, settings, &info).await?;
+    let rows: u64 = tiering.rounds.iter().map(|r| r.rows).sum();
+    let seconds = tiering.seconds;
+    Ok(TierRun {
+        rows,
+        ipc_bytes,
+        rounds: tiering.rounds.len(),
+        data_files: tiering.rounds.iter().map(|r| r.data_files).sum(),
+        seconds: round(seconds, 3),
+        mb_per_s_per_core: round(ipc_bytes as f64 / 1e6 / seconds, 2),
+        rows_per_s: round(rows as f64 / seconds, 0),
+        store: StoreUsage::of(&tiering.usage, ipc_bytes),
+    })
+}
+
+/// The DuckDB scans of both lake tables (see the module docs); `Err` says why they could not
+/// run (a store DuckDB cannot open, no Python with DuckDB, a failed scan).
+async fn duckdb_scans(
+    harness: &Harness<'_>,
+    settings: &Settings,
+    database: &str,
+) -> Result<DuckdbScans, String> {
+    if settings.store.contains("://") {
+        return Err(format!(
+            "the store `{}` is not a local directory DuckDB can open",
+            settings.store
+        ));
+    }
+    let index = harness.index().map_err(|e| e.to_string())?;
+    let mut metadata = Vec::new();
+    for table in ["pk_log", "pk_keyed"] {
+        let info = index.table(database, table).map_err(|e| e.to_string())?;
+        let location = index
+            .lake_table(info.id)
+            .await
+            .map_err(|e| e.to_string())?
+            .and_then(|record| record.metadata_location)
+            .ok_or_else(|| format!("{table} has no lake metadata"))?;
+        metadata.push(
+            location
+                .strip_prefix("file://")
+                .unwrap_or(&location)
+                .to_owned(),
+        );
+    }
+    let python = std::env::var("INLET_BENCH_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let output = tokio::process::Command::new(&python)
+        .args(["-c", DUCKDB_SCAN, &metadata[0], &metadata[1]])
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(600), output)
+        .await
+        .map_err(|_| "DuckDB did not finish within 600 s".to_owned())?
+        .map_err(|e| format!("cannot run `{python}`: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "DuckDB failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    serde_json::from_slice(&output.stdout)
+        .map_err(|e| format!("DuckDB's output is not the expected JSON: {e}"))
+}
+
+/// Times `SELECT count(*), sum(c00)` over `iceberg_scan` of two metadata files (argv 1: the
+/// log table's, 2: the primary-key table's), best of three each; prints JSON. Extensions load
+/// from the pinned wheels' files, as `server/tests/engines/read_lake.py` does.
+const DUCKDB_SCAN: &str = r#"
+import importlib.util, json, pathlib, sys, time
+import duckdb
+con = duckdb.connect(config={"autoinstall_known_extensions": "false", "autoload_known_extensions": "false"})
+for name in ("avro", "httpfs", "iceberg"):
+    spec = importlib.util.find_spec(f"duckdb_extension_{name}")
+    root = pathlib.Path(list(spec.submodule_search_locations)[0])
+    con.execute(f"LOAD '{root}/extensions/v{duckdb.__version__}/{name}.duckdb_extension'")
+out = {}
+for key, metadata in (("log", sys.argv[1]), ("pk", sys.argv[2])):
+    best, rows = None, None
+    for _ in range(3):
+        started = time.monotonic()
+        rows, _ = con.execute(f"SELECT count(*), sum(c00) FROM iceberg_scan('{metadata}')").fetchone()
+        elapsed = time.monotonic() - started
+        best = elapsed if best is None else min(best, elapsed)
+    out[key] = {"rows": rows, "seconds": round(best, 4)}
+print(json.dumps(out))
+"#;

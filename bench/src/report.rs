@@ -342,6 +342,52 @@ fn render_pk(out: &mut String, pk: &PkReport) {
         ]);
     }
     write_table(out, &reads);
+    let mut tiering = table(
+        &[
+            "tiering (1 core)",
+            "rows",
+            "rounds",
+            "files",
+            "rows/s",
+            "MB/s",
+            "lake reqs/GB",
+        ],
+        &[0],
+    );
+    for (name, run) in [
+        ("log table", &pk.log_tiering),
+        ("primary key", &pk.pk_tiering),
+    ] {
+        tiering.add_row([
+            name.to_owned(),
+            run.rows.to_string(),
+            run.rounds.to_string(),
+            run.data_files.to_string(),
+            format!("{:.0}", run.rows_per_s),
+            format!("{:.1}", run.mb_per_s_per_core),
+            format!(
+                "{:.0}",
+                run.store.requests(Purpose::Lake) as f64 / (run.ipc_bytes as f64 / GB).max(1e-9)
+            ),
+        ]);
+    }
+    write_table(out, &tiering);
+    match &pk.duckdb {
+        Ok(scans) => {
+            let mut duckdb = table(&["DuckDB lake scan", "rows", "seconds"], &[0]);
+            for (name, scan) in [("log table", &scans.log), ("primary key", &scans.pk)] {
+                duckdb.add_row([
+                    name.to_owned(),
+                    scan.rows.to_string(),
+                    format!("{:.3}", scan.seconds),
+                ]);
+            }
+            write_table(out, &duckdb);
+        }
+        Err(reason) => {
+            let _ = writeln!(out, "DuckDB lake scans: not run ({reason})");
+        }
+    }
 }
 
 fn render_fetch(out: &mut String, fetch: &FetchReport) {
