@@ -304,6 +304,15 @@ async fn a_compactor_in_another_process_tiers_a_primary_key_table() -> anyhow::R
         .await?;
     wait_tiered(&node, 200).await?;
     ensure!(lake_summary(&node, dir.path()).await? == (200, 0));
+    // The primary key is the lake schema's identifier field (`id`, field id 1).
+    let metadata = lake_metadata(&node, dir.path()).await?;
+    let schemas = metadata["schemas"].as_array().context("schemas")?;
+    ensure!(
+        schemas
+            .iter()
+            .all(|s| s["identifier-field-ids"] == serde_json::json!([1])),
+        "{schemas:?}"
+    );
 
     client
         .upsert(DATABASE, TABLE, &schema(), &[batch(100..250)])
@@ -329,8 +338,8 @@ async fn a_compactor_in_another_process_tiers_a_primary_key_table() -> anyhow::R
     node.shutdown().await
 }
 
-/// `(total-records, total-position-deletes)` of the lake table's current snapshot.
-async fn lake_summary(node: &Node, dir: &std::path::Path) -> anyhow::Result<(u64, u64)> {
+/// The lake table's current metadata file, as JSON.
+async fn lake_metadata(node: &Node, dir: &std::path::Path) -> anyhow::Result<serde_json::Value> {
     let index = node.index().expect("the node owns the index");
     let info = index.table(DATABASE, TABLE)?;
     let location = index
@@ -341,7 +350,12 @@ async fn lake_summary(node: &Node, dir: &std::path::Path) -> anyhow::Result<(u64
     let root = lake_root(dir.to_str().context("utf-8 dir")?)?;
     let store = LocalFileSystem::new_with_prefix(dir)?;
     let bytes = store.get(&root.path_of(&location)?).await?.bytes().await?;
-    let metadata: serde_json::Value = serde_json::from_slice(&bytes)?;
+    Ok(serde_json::from_slice(&bytes)?)
+}
+
+/// `(total-records, total-position-deletes)` of the lake table's current snapshot.
+async fn lake_summary(node: &Node, dir: &std::path::Path) -> anyhow::Result<(u64, u64)> {
+    let metadata = lake_metadata(node, dir).await?;
     let current = metadata["current-snapshot-id"]
         .as_i64()
         .context("a snapshot")?;

@@ -264,7 +264,33 @@ impl LakeTable {
         table: &TableInfo,
         env: &Env,
     ) -> Result<Self, LakeError> {
-        let schema = lake_schema(&table.descriptor.schema)?;
+        let mut schema = lake_schema(&table.descriptor.schema)?;
+        if table.is_primary_key_table() {
+            // The primary key as Iceberg identifier fields: engines that upsert by key
+            // (Flink, Spark's MERGE) find it in the table, and nothing outside can add a
+            // second row per key unknowingly. Key columns are required non-float primitives
+            // (checked at creation), as identifier fields must be.
+            let ids = table
+                .descriptor
+                .primary_key
+                .iter()
+                .map(|column| {
+                    schema
+                        .field_by_name(column)
+                        .map(|field| field.id)
+                        .ok_or_else(|| LakeSchemaError::Invalid {
+                            reason: format!("primary-key column `{column}` is not in the schema"),
+                        })
+                })
+                .collect::<Result<Vec<i32>, _>>()?;
+            schema = schema
+                .into_builder()
+                .with_identifier_field_ids(ids)
+                .build()
+                .map_err(|error| LakeSchemaError::Invalid {
+                    reason: error.message().to_owned(),
+                })?;
+        }
         let field_id = |name: &str| {
             schema
                 .field_by_name(name)
