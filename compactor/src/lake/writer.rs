@@ -31,9 +31,9 @@ use arrow_cast::{CastOptions, cast_with_options};
 use arrow_schema::{DataType, SchemaRef};
 use iceberg::spec::{
     DataContentType, DataFile, DataFileFormat, Literal, MAIN_BRANCH, ManifestFile, ManifestList,
-    ManifestListWriter, ManifestWriterBuilder, NestedField, Operation, PartitionKey,
-    PartitionSpecRef, PrimitiveType, Schema as IcebergSchema, SchemaRef as IcebergSchemaRef,
-    Snapshot, SnapshotSummaryCollector, Struct, Summary, Type,
+    ManifestListWriter, ManifestWriter, ManifestWriterBuilder, NestedField, Operation,
+    PartitionKey, PartitionSpecRef, PrimitiveType, Schema as IcebergSchema,
+    SchemaRef as IcebergSchemaRef, Snapshot, SnapshotSummaryCollector, Struct, Summary, Type,
 };
 use iceberg::writer::file_writer::location_generator::{
     DefaultFileNameGenerator, DefaultLocationGenerator, LocationGenerator,
@@ -540,32 +540,13 @@ impl LakeAppend {
             }
             None => Vec::new(),
         };
-        if !data_files.is_empty() {
-            let path = format!("{location}/metadata/{}-m0.avro", self.round_id);
-            record(&self.written, &path);
-            let mut writer = ManifestWriterBuilder::new(
-                file_io.new_output(&path)?,
-                Some(snapshot_id),
-                self.iceberg_schema.clone(),
-                self.spec.as_ref().clone(),
-            )
-            .build_v2_data();
-            for file in &data_files {
-                writer.add_file(file.clone(), sequence_number)?;
+        for (name, files, deletes) in [("m0", &data_files, false), ("m1", &self.delete_files, true)]
+        {
+            if files.is_empty() {
+                continue;
             }
-            manifests.push(writer.write_manifest_file().await?);
-        }
-        if !self.delete_files.is_empty() {
-            let path = format!("{location}/metadata/{}-m1.avro", self.round_id);
-            record(&self.written, &path);
-            let mut writer = ManifestWriterBuilder::new(
-                file_io.new_output(&path)?,
-                Some(snapshot_id),
-                self.iceberg_schema.clone(),
-                self.spec.as_ref().clone(),
-            )
-            .build_v2_deletes();
-            for file in &self.delete_files {
+            let mut writer = self.manifest_writer(name, snapshot_id, deletes)?;
+            for file in files {
                 writer.add_file(file.clone(), sequence_number)?;
             }
             manifests.push(writer.write_manifest_file().await?);
@@ -616,6 +597,33 @@ impl LakeAppend {
             data_files,
             delete_files: self.delete_files.clone(),
             files_written: self.files_written(),
+        })
+    }
+
+    /// A writer of one manifest of this round (`deletes`: of position-delete files, else of
+    /// data files), at `<table>/metadata/<round uuid>-<name>.avro`, recorded as written.
+    fn manifest_writer(
+        &self,
+        name: &str,
+        snapshot_id: i64,
+        deletes: bool,
+    ) -> Result<ManifestWriter, LakeError> {
+        let path = format!(
+            "{}/metadata/{}-{name}.avro",
+            self.base.location(),
+            self.round_id
+        );
+        record(&self.written, &path);
+        let builder = ManifestWriterBuilder::new(
+            self.base.storage().file_io().new_output(&path)?,
+            Some(snapshot_id),
+            self.iceberg_schema.clone(),
+            self.spec.as_ref().clone(),
+        );
+        Ok(if deletes {
+            builder.build_v2_deletes()
+        } else {
+            builder.build_v2_data()
         })
     }
 
