@@ -7,7 +7,8 @@
 //!
 //! Then both tables are tiered into their lake tables (`lake::tier_all`, one compactor
 //! here): the log table's lake holds every row, the primary-key table's only the current
-//! row of each key. With the store in a local directory, DuckDB (from `INLET_BENCH_PYTHON`,
+//! row of each key. A short run of upserts then updates keys already in the lake, and a
+//! second tiering replaces their rows (position deletes). With the store in a local directory, DuckDB (from `INLET_BENCH_PYTHON`,
 //! or `python3`, with the `duckdb` and `duckdb-extension-*` wheels `.ci/run` installs) scans
 //! both lake tables by their metadata files, timed in its own process.
 
@@ -41,6 +42,9 @@ const UPDATE_FRACTION: f64 = 0.10;
 const BATCHED_KEYS: usize = 1_000;
 /// How long each lookup run lasts (shorter in a smoke run).
 const LOOKUP_SECONDS: f64 = 3.0;
+/// How long the upserts after the first tiering last (shorter in a smoke run): they update
+/// keys already in the lake, so the second tiering writes position deletes.
+const UPDATE_SECONDS: f64 = 1.5;
 
 #[derive(Clone, Debug, Serialize)]
 pub(crate) struct PkReport {
@@ -63,6 +67,10 @@ pub(crate) struct PkReport {
     /// Tiering each table into its lake table, after the reads.
     pub(crate) log_tiering: TierRun,
     pub(crate) pk_tiering: TierRun,
+    /// Upserts of keys already in the lake after the first tiering, then their tiering
+    /// (each replaces a lake row: one position delete per key).
+    pub(crate) pk_update: WriteRun,
+    pub(crate) pk_update_tiering: TierRun,
     /// DuckDB scans of both lake tables, or why they did not run.
     pub(crate) duckdb: Result<DuckdbScans, String>,
 }
@@ -376,9 +384,16 @@ pub(crate) async fn run(
     .await
     .context("the append run failed")?;
     eprintln!("bench: pk: upserts to a primary-key table");
-    let (upsert, keys) = write_run(harness, database, "pk_keyed", WriteKind::Upsert, pool, load)
-        .await
-        .context("the upsert run failed")?;
+    let (upsert, keys) = write_run(
+        harness,
+        database,
+        "pk_keyed",
+        WriteKind::Upsert,
+        pool.clone(),
+        load,
+    )
+    .await
+    .context("the upsert run failed")?;
     let lookups = Load {
         duration: Duration::from_secs_f64(if settings.smoke { 0.3 } else { LOOKUP_SECONDS }),
         ..load
@@ -407,6 +422,24 @@ pub(crate) async fn run(
     eprintln!("bench: pk: tiering both tables into the lake");
     let log_tiering = tier_run(harness, settings, database, "pk_log", append.ipc_bytes).await?;
     let pk_tiering = tier_run(harness, settings, database, "pk_keyed", upsert.ipc_bytes).await?;
+    eprintln!("bench: pk: updates of keys in the lake, then tiering them");
+    // Ids restart at 0: every row updates a key the first tiering wrote.
+    let updates = Load {
+        duration: Duration::from_secs_f64(if settings.smoke { 0.2 } else { UPDATE_SECONDS }),
+        ..load
+    };
+    let (pk_update, _) = write_run(
+        harness,
+        database,
+        "pk_keyed",
+        WriteKind::Upsert,
+        pool,
+        updates,
+    )
+    .await
+    .context("the update run failed")?;
+    let pk_update_tiering =
+        tier_run(harness, settings, database, "pk_keyed", pk_update.ipc_bytes).await?;
     let duckdb = duckdb_scans(harness, settings, database).await;
     if let Err(reason) = &duckdb {
         eprintln!("bench: pk: no DuckDB scans: {reason}");
@@ -429,6 +462,8 @@ pub(crate) async fn run(
         log_read,
         log_tiering,
         pk_tiering,
+        pk_update,
+        pk_update_tiering,
         duckdb,
     })
 }

@@ -357,6 +357,7 @@ fn render_pk(out: &mut String, pk: &PkReport) {
     for (name, run) in [
         ("log table", &pk.log_tiering),
         ("primary key", &pk.pk_tiering),
+        ("pk updates", &pk.pk_update_tiering),
     ] {
         tiering.add_row([
             name.to_owned(),

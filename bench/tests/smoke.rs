@@ -231,6 +231,10 @@ async fn smoke_run_writes_a_complete_report() {
     assert_eq!(number(pk, "log_tiering.rows"), number(pk, "append.rows"));
     assert_eq!(number(pk, "pk_tiering.rows"), number(pk, "upsert.rows"));
     positive(pk, "pk_tiering.mb_per_s_per_core");
+    assert_eq!(
+        number(pk, "pk_update_tiering.rows"),
+        number(pk, "pk_update.rows")
+    );
     assert!(
         pk["duckdb"]["Err"]
             .as_str()
