@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 
 use arrow_buffer::Buffer;
 use futures::{Stream, StreamExt};
+use inlet_compactor::lake::LakeStorage;
 use inlet_core::clock::Env;
 use inlet_core::error::HasKind;
 use inlet_core::ids::{Offset, TimestampMicros};
@@ -53,6 +54,9 @@ pub struct InletService {
     pub lake_by_default: bool,
     /// Schemas of appends already parsed, so each producer's schema is parsed once.
     pub append_schemas: Arc<SchemaCache>,
+    /// The lake tables, where the store has a URL outside engines open (not in memory):
+    /// the lake status of primary-key tables reads their snapshot summaries.
+    pub lake: Option<LakeStorage>,
 }
 
 fn database_info(info: DatabaseInfo) -> pb::DatabaseInfo {
@@ -617,7 +621,7 @@ impl Inlet for InletService {
         let mut out = Vec::with_capacity(tables.len());
         for table in tables {
             out.push(
-                crate::lake_status::table_lake_status(index, &table, now)
+                crate::lake_status::table_lake_status(index, self.lake.as_ref(), &table, now)
                     .await
                     .map_err(status)?,
             );

@@ -199,6 +199,9 @@ impl Node {
             env: env.clone(),
             lake_by_default: config.lake.tables_default,
             append_schemas: Arc::new(SchemaCache::new()),
+            lake: lake_root(&config.store)
+                .ok()
+                .map(|root| LakeStorage::new(root, store.clone())),
         };
         let (shutdown, signal) = watch::channel(false);
         let server = InletServer::new(service)

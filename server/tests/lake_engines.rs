@@ -784,6 +784,24 @@ async fn engines_read_the_current_rows_of_a_primary_key_table() -> anyhow::Resul
         locations.push(location);
     }
     ensure!(locations[0] != locations[2], "rounds committed nothing new");
+
+    // `inlet lake status` counts the lake's live rows: one per key the model holds.
+    let status = client
+        .raw()
+        .get_lake_status(pb::GetLakeStatusRequest {
+            database: DATABASE.to_owned(),
+            table: TABLE.to_owned(),
+        })
+        .await?
+        .into_inner();
+    let [table] = status.tables.as_slice() else {
+        bail!("one table expected in {status:?}");
+    };
+    ensure!(
+        table.file_rows == model.len() as u64 && table.file_count > 0 && table.file_bytes > 0,
+        "{table:?}, {} keys",
+        model.len()
+    );
     lake.node.shutdown().await
 }
 
