@@ -645,17 +645,7 @@ async fn engines_read_what_the_compactor_tiered() -> anyhow::Result<()> {
     check_round(&lake, &second, &expected).await?;
 
     // `inlet lake status` shows the same: every bucket tiered to its tail, no lag.
-    let status = client
-        .raw()
-        .get_lake_status(pb::GetLakeStatusRequest {
-            database: DATABASE.to_owned(),
-            table: TABLE.to_owned(),
-        })
-        .await?
-        .into_inner();
-    let [table] = status.tables.as_slice() else {
-        bail!("one table expected in {status:?}");
-    };
+    let table = lake_status(&mut client).await?;
     ensure!(table.lake_enabled && table.metadata_location == second);
     ensure!(table.snapshot_id != 0 && table.file_count > 0 && table.file_bytes > 0);
     ensure!(table.file_rows == 2 * ROWS as u64, "{table:?}");
@@ -786,6 +776,17 @@ async fn engines_read_the_current_rows_of_a_primary_key_table() -> anyhow::Resul
     ensure!(locations[0] != locations[2], "rounds committed nothing new");
 
     // `inlet lake status` counts the lake's live rows: one per key the model holds.
+    let table = lake_status(&mut client).await?;
+    ensure!(
+        table.file_rows == model.len() as u64 && table.file_count > 0 && table.file_bytes > 0,
+        "{table:?}, {} keys",
+        model.len()
+    );
+    lake.node.shutdown().await
+}
+
+/// The table's lake status, as `inlet lake status` shows it.
+async fn lake_status(client: &mut Client) -> anyhow::Result<pb::LakeTableStatus> {
     let status = client
         .raw()
         .get_lake_status(pb::GetLakeStatusRequest {
@@ -797,12 +798,7 @@ async fn engines_read_the_current_rows_of_a_primary_key_table() -> anyhow::Resul
     let [table] = status.tables.as_slice() else {
         bail!("one table expected in {status:?}");
     };
-    ensure!(
-        table.file_rows == model.len() as u64 && table.file_count > 0 && table.file_bytes > 0,
-        "{table:?}, {} keys",
-        model.len()
-    );
-    lake.node.shutdown().await
+    Ok(table.clone())
 }
 
 /// The table's current rows, from its whole changelog replayed in offset order per bucket:

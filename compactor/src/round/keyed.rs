@@ -55,6 +55,7 @@ struct KeyedBucket {
     stream: StreamId,
     /// Per chunk read: its rows, with the merge's after image where it made one.
     sources: Vec<RecordBatch>,
+    /// Each changed key's newest outcome in the round, by encoded key.
     newest: HashMap<Vec<u8>, Newest>,
 }
 
