@@ -44,6 +44,7 @@ from .client import (
     UPSERT,
     WRITE_METHODS,
     _column_list,
+    _ScanOptions,
     _one_lake_status,
     default_http_url,
     keys_table,
@@ -339,7 +340,7 @@ class AsyncSender:
                     await asyncio.sleep(delay)
 
 
-class AsyncScan:
+class AsyncScan(_ScanOptions):
     """See :class:`inlet.Scan`: ``async for batch in scan``, or ``await scan.to_arrow()``."""
 
     def __init__(
@@ -352,48 +353,15 @@ class AsyncScan:
         limit: int | None,
         omit_update_before: bool = False,
     ):
-        if isinstance(columns, str):
-            columns = [columns]
-        if limit is not None and limit < 0:
-            raise InvalidInput(f"limit must not be negative, got {limit}")
-        self.table = table
-        self.columns = list(columns) if columns else None
-        self.follow = follow
-        self.limit = limit
-        self.omit_update_before = omit_update_before
-        self.buckets = sorted(set(buckets)) if buckets is not None else None
+        super().__init__(table, columns, start, buckets, follow, limit, omit_update_before)
         self._start = start
-        self.position = Position(dict(start.offsets)) if isinstance(start, Position) else Position()
-        self._calls: list[Any] = []
-        self._received: list[int] = []
-        self._started = False
 
-    @property
-    def bytes_received(self) -> int:
-        """Arrow IPC bytes this scan has received so far."""
-        return sum(self._received)
-
-    async def _plan(self) -> list[pb.FetchRequest]:
-        path = table_path(self.table.database, self.table.name)
-        base = dict(
-            # One row more than the limit: an update's +U after a -U the limit ends on.
-            path=path, columns=self.columns or [], follow=self.follow,
-            limit=0 if self.limit is None else self.limit + 1,
-            omit_update_before=self.omit_update_before,
-        )
+    async def _requests(self) -> list[pb.FetchRequest]:
         start = self._start
-        if not isinstance(start, Position):
-            return [pb.FetchRequest(buckets=self.buckets or [], start=start_message(start), **base)]
-        wanted = self.buckets
-        if wanted is None:
-            wanted = list(range((await self.table.describe()).bucket_count))
-        groups: dict[Any, list[int]] = {}
-        for bucket in wanted:
-            groups.setdefault(start.offsets.get(bucket, EARLIEST), []).append(bucket)
-        return [
-            pb.FetchRequest(buckets=group, start=start_message(at), **base)
-            for at, group in groups.items()
-        ]
+        count = None
+        if self._needs_bucket_count(start):
+            count = (await self.table.describe()).bucket_count
+        return self._plan(start, count)
 
     def __aiter__(self) -> AsyncIterator[pa.RecordBatch]:
         if self._started:
@@ -419,7 +387,7 @@ class AsyncScan:
     async def _responses(self) -> AsyncIterator[pa.RecordBatch]:
         metadata = self.table.client.endpoint.metadata
         fetch = self.table.client._fetch
-        self._calls = [fetch(request, metadata=metadata) for request in await self._plan()]
+        self._calls = [fetch(request, metadata=metadata) for request in await self._requests()]
         self._received = [0] * len(self._calls)
         if len(self._calls) == 1:
             async for batch in _decoded(self._calls[0], self._received, 0):

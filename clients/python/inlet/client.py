@@ -458,18 +458,13 @@ class Sender:
                     time.sleep(delay)
 
 
-class Scan:
-    """Rows of one read, as record batches. Iterate it for batches as they arrive (with
-    ``follow=True`` it never ends by itself: break out or call :meth:`close`), or collect it
-    with :meth:`to_arrow`, :meth:`to_pandas`, :meth:`to_polars`.
-
-    :attr:`position` is the next offset of each bucket read so far; save it and pass it as
-    ``start`` to resume. Each batch holds rows of one bucket in offset order.
-    """
+class _ScanOptions:
+    """What a scan and an async scan share: the read's options, its position, and the
+    fetches it makes (see :class:`Scan`)."""
 
     def __init__(
         self,
-        table: Table,
+        table: Any,
         columns: list[str] | None,
         start: Start,
         buckets: Iterable[int] | None,
@@ -488,10 +483,8 @@ class Scan:
         self.omit_update_before = omit_update_before
         self.buckets = sorted(set(buckets)) if buckets is not None else None
         self.position = Position(dict(start.offsets)) if isinstance(start, Position) else Position()
-        self._requests = self._plan(start)
         self._calls: list[Any] = []
         self._received: list[int] = []
-        self._closed = threading.Event()
         self._started = False
 
     @property
@@ -499,9 +492,15 @@ class Scan:
         """Arrow IPC bytes this scan has received so far (what its fetches carried)."""
         return sum(self._received)
 
-    def _plan(self, start: Start) -> list[pb.FetchRequest]:
+    def _needs_bucket_count(self, start: Start) -> bool:
+        """Whether planning `start` needs the table's bucket count (a position resumed on
+        every bucket)."""
+        return isinstance(start, Position) and self.buckets is None
+
+    def _plan(self, start: Start, bucket_count: int | None) -> list[pb.FetchRequest]:
         """One fetch per distinct start: one in all, except when resuming a position whose
-        buckets are at different offsets."""
+        buckets are at different offsets. `bucket_count` is given when
+        :meth:`_needs_bucket_count` says so."""
         path = table_path(self.table.database, self.table.name)
         base = dict(
             # One row more than the limit: an update's +U after a -U the limit ends on.
@@ -511,9 +510,7 @@ class Scan:
         )
         if not isinstance(start, Position):
             return [pb.FetchRequest(buckets=self.buckets or [], start=start_message(start), **base)]
-        wanted = self.buckets
-        if wanted is None:
-            wanted = list(range(self.table.describe().bucket_count))
+        wanted = self.buckets if self.buckets is not None else list(range(bucket_count or 0))
         groups: dict[Any, list[int]] = {}
         for bucket in wanted:
             groups.setdefault(start.offsets.get(bucket, EARLIEST), []).append(bucket)
@@ -521,6 +518,31 @@ class Scan:
             pb.FetchRequest(buckets=group, start=start_message(at), **base)
             for at, group in groups.items()
         ]
+
+
+class Scan(_ScanOptions):
+    """Rows of one read, as record batches. Iterate it for batches as they arrive (with
+    ``follow=True`` it never ends by itself: break out or call :meth:`close`), or collect it
+    with :meth:`to_arrow`, :meth:`to_pandas`, :meth:`to_polars`.
+
+    :attr:`position` is the next offset of each bucket read so far; save it and pass it as
+    ``start`` to resume. Each batch holds rows of one bucket in offset order.
+    """
+
+    def __init__(
+        self,
+        table: Table,
+        columns: list[str] | None,
+        start: Start,
+        buckets: Iterable[int] | None,
+        follow: bool,
+        limit: int | None,
+        omit_update_before: bool = False,
+    ):
+        super().__init__(table, columns, start, buckets, follow, limit, omit_update_before)
+        count = self.table.describe().bucket_count if self._needs_bucket_count(start) else None
+        self._requests = self._plan(start, count)
+        self._closed = threading.Event()
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
         if self._started:
