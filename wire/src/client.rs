@@ -749,23 +749,47 @@ impl LogRead for RemoteIndex {
         stream: StreamId,
         keys: &[Vec<u8>],
     ) -> Result<Vec<Option<KeyState>>, IndexError> {
+        self.ask_per_key(
+            stream,
+            keys,
+            "lookup",
+            |mut client, request| async move { client.lookup_keys(request).await },
+            KeyState::decode,
+        )
+        .await
+    }
+}
+
+impl RemoteIndex {
+    /// Asks the owner about each of `keys` of `stream` with `call` (an RPC taking a
+    /// `LookupKeysRequest` and answering one value per key, in order; empty for none), and
+    /// decodes each value; `what` names the request in the error when the owner answered
+    /// another count.
+    async fn ask_per_key<T, F, Fut>(
+        &self,
+        stream: StreamId,
+        keys: &[Vec<u8>],
+        what: &str,
+        call: F,
+        decode: impl Fn(&[u8]) -> Result<T, CodecError>,
+    ) -> Result<Vec<Option<T>>, IndexError>
+    where
+        F: Fn(IndexPortsClient<Channel>, pb::LookupKeysRequest) -> Fut,
+        Fut: std::future::Future<
+                Output = Result<tonic::Response<pb::LookupKeysReply>, tonic::Status>,
+            >,
+    {
         let request = pb::LookupKeysRequest {
             stream: Some(stream_ref(stream)),
             keys: keys.to_vec(),
         };
-        let reply = self
-            .read(|mut client| {
-                let request = request.clone();
-                async move { client.lookup_keys(request).await }
-            })
-            .await?;
-        per_key(reply, keys.len(), "lookup", KeyState::decode)
+        let reply = self.read(|client| call(client, request.clone())).await?;
+        decode_per_key(reply, keys.len(), what, decode)
     }
 }
 
-/// The value per requested key of a `LookupKeysReply` (one per key, in order; empty for none),
-/// decoded; `what` names the request in the error when the owner answered another count.
-fn per_key<T>(
+/// The value per requested key of `reply`, decoded (see [`RemoteIndex::ask_per_key`]).
+fn decode_per_key<T>(
     reply: pb::LookupKeysReply,
     keys: usize,
     what: &str,
@@ -941,16 +965,13 @@ impl LakeCatalog for RemoteIndex {
         stream: StreamId,
         keys: &[Vec<u8>],
     ) -> Result<Vec<Option<LakeRow>>, IndexError> {
-        let request = pb::LookupKeysRequest {
-            stream: Some(stream_ref(stream)),
-            keys: keys.to_vec(),
-        };
-        let reply = self
-            .read(|mut client| {
-                let request = request.clone();
-                async move { client.lookup_lake_rows(request).await }
-            })
-            .await?;
-        per_key(reply, keys.len(), "lake-row lookup", LakeRow::decode)
+        self.ask_per_key(
+            stream,
+            keys,
+            "lake-row lookup",
+            |mut client, request| async move { client.lookup_lake_rows(request).await },
+            LakeRow::decode,
+        )
+        .await
     }
 }
