@@ -193,16 +193,12 @@ impl Model {
     /// `at`, must return: acks given before `at` by `node` itself or before `node` opened.
     pub fn acked_end(&self, table: usize, bucket: u32, node: u32, at: Duration) -> u64 {
         let opened = self.nodes.get(&node).copied().unwrap_or_default();
-        self.appends
+        let first_acks = self
+            .appends
             .values()
             .filter(|record| record.table == table)
-            .filter_map(|record| record.acks.first())
-            .filter(|ack| ack.at <= at && (ack.node == node || ack.at < opened))
-            .flat_map(|ack| ack.buckets.iter())
-            .filter(|b| b.bucket.0 == bucket)
-            .map(|b| b.base_offset.0 + b.row_count)
-            .max()
-            .unwrap_or(0)
+            .filter_map(|record| record.acks.first());
+        acked_end_of(first_acks, bucket, node, opened, at)
     }
 
     pub fn acked_count(&self) -> usize {
@@ -437,6 +433,25 @@ impl Model {
 }
 
 /// A producer's rows in one bucket: `(producer, table, bucket)`.
+/// The end of the acked rows of `bucket` that a read on `node` (opened at `opened`),
+/// started at `at`, must return, given each append's first ack: acks given before `at` by
+/// `node` itself or before `node` opened.
+pub(crate) fn acked_end_of<'a>(
+    first_acks: impl Iterator<Item = &'a Ack>,
+    bucket: u32,
+    node: u32,
+    opened: Duration,
+    at: Duration,
+) -> u64 {
+    first_acks
+        .filter(|ack| ack.at <= at && (ack.node == node || ack.at < opened))
+        .flat_map(|ack| ack.buckets.iter())
+        .filter(|b| b.bucket.0 == bucket)
+        .map(|b| b.base_offset.0 + b.row_count)
+        .max()
+        .unwrap_or(0)
+}
+
 type ProducerBucket = (u64, usize, u32);
 
 /// Where an acked append landed in one bucket: `(seq, first offset, end offset)`.

@@ -289,9 +289,8 @@ fn with_images(
     entry: &ChunkEntry,
     stream: StreamId,
 ) -> Result<RecordBatch, String> {
-    let table_columns = read_schema.fields().len() - 3;
     let chunk_rows = batch
-        .project(&(0..table_columns).collect::<Vec<_>>())
+        .project(&(0..table_schema.fields().len()).collect::<Vec<_>>())
         .map_err(|e| e.to_string())?;
     let decoded = decode_rows(table_schema, images)
         .map_err(|e| format!("a change record's after image does not decode: {e}"))?;

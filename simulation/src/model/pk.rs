@@ -222,16 +222,12 @@ impl PkModel {
         opened: Duration,
         at: Duration,
     ) -> u64 {
-        self.writes
+        let first_acks = self
+            .writes
             .values()
             .filter(|record| record.table == table)
-            .filter_map(|record| record.acks.first())
-            .filter(|ack| ack.at <= at && (ack.node == node || ack.at < opened))
-            .flat_map(|ack| ack.buckets.iter())
-            .filter(|b| b.bucket.0 == bucket)
-            .map(|b| b.base_offset.0 + b.row_count)
-            .max()
-            .unwrap_or(0)
+            .filter_map(|record| record.acks.first());
+        super::acked_end_of(first_acks, bucket, node, opened, at)
     }
 
     pub fn acked_count(&self) -> usize {
