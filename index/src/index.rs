@@ -726,6 +726,14 @@ impl Index {
         kv::key_states_with_prefix(&self.shared.db, stream, prefix, max).await
     }
 
+    /// Every current row of `stream`, durable ones only, from one point of the database.
+    pub async fn scan_keys(&self, stream: StreamId) -> Result<crate::ports::KeyScan, IndexError> {
+        if let Some(error) = self.stopped() {
+            return Err(error);
+        }
+        kv::scan_key_states(&self.shared.db, stream).await
+    }
+
     /// Where the current rows of `keys` (encoded primary keys of `stream`) are in the lake
     /// table, as the last lake commit recorded them.
     pub async fn lake_rows(

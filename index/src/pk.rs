@@ -16,7 +16,7 @@
 //! Keys sort by stream then key bytes, so one bucket's keys are one range and a bucket-key
 //! prefix is a sub-range (`inlet_core::pk::key` puts bucket-key columns first).
 
-use inlet_core::ids::{Offset, StreamId};
+use inlet_core::ids::{Offset, StreamId, TimestampMicros};
 use inlet_core::limits::{MAX_PRIMARY_KEY_BYTES, MAX_ROW_IMAGE_BYTES};
 
 /// Longest data file path a [`LakeRow`] holds: object paths of lake data files are well
@@ -106,6 +106,9 @@ impl LakeRow {
 pub struct KeyState {
     /// The changelog offset of the row that wrote this state.
     pub offset: Offset,
+    /// When that row was committed (its chunk's commit time, the changelog's `_timestamp`);
+    /// the Unix epoch for states written before version 2 kept it.
+    pub committed: TimestampMicros,
     /// The row's version-column value (`versioned` merge engine only).
     pub version: Option<i64>,
     /// The row's image.
@@ -113,12 +116,15 @@ pub struct KeyState {
 }
 
 impl KeyState {
-    const VERSION: u8 = 1;
+    /// Version 1 had no commit time.
+    const VERSION_WITHOUT_TIME: u8 = 1;
+    const VERSION: u8 = 2;
 
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(18 + self.image.len());
+        let mut out = Vec::with_capacity(26 + self.image.len());
         out.push(Self::VERSION);
         out.extend_from_slice(&self.offset.0.to_be_bytes());
+        out.extend_from_slice(&self.committed.0.to_be_bytes());
         match self.version {
             Some(version) => {
                 out.push(1);
@@ -132,8 +138,18 @@ impl KeyState {
 
     pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
         let mut r = Reader::new(bytes);
-        r.version(Self::VERSION)?;
+        let format = r.u8()?;
+        if format != Self::VERSION && format != Self::VERSION_WITHOUT_TIME {
+            return Err(CodecError::Version {
+                version: format,
+                supported: Self::VERSION,
+            });
+        }
         let offset = Offset(r.u64()?);
+        let committed = match format {
+            Self::VERSION => TimestampMicros(r.i64()?),
+            _ => TimestampMicros(0),
+        };
         let version = match r.u8()? {
             0 => None,
             1 => Some(r.i64()?),
@@ -148,6 +164,7 @@ impl KeyState {
         }
         Ok(Self {
             offset,
+            committed,
             version,
             image,
         })
@@ -315,6 +332,7 @@ mod tests {
         fn records_round_trip_and_cuts_are_errors(
             changes in proptest::collection::vec(change(), 0..10),
             offset in any::<u64>(),
+            committed in any::<i64>(),
             version in any::<Option<i64>>(),
             image in proptest::collection::vec(any::<u8>(), 1..30),
         ) {
@@ -324,14 +342,26 @@ mod tests {
             for cut in 0..bytes.len() {
                 prop_assert!(ChangeRecord::decode(&bytes[..cut]).is_err());
             }
-            let state = KeyState { offset: Offset(offset), version, image };
+            let state = KeyState {
+                offset: Offset(offset),
+                committed: TimestampMicros(committed),
+                version,
+                image,
+            };
             let bytes = state.encode();
             prop_assert_eq!(&KeyState::decode(&bytes).expect("decode"), &state);
             // Without its header or any image byte (the image is the rest).
-            let header = if state.version.is_some() { 18 } else { 10 };
+            let header = if state.version.is_some() { 26 } else { 18 };
             for cut in 0..=header {
                 prop_assert!(KeyState::decode(&bytes[..cut]).is_err());
             }
+            // Version 1, without the commit time, still reads (as the epoch).
+            let mut old = vec![1];
+            old.extend_from_slice(&bytes[1..9]);
+            old.extend_from_slice(&bytes[17..]);
+            let read = KeyState::decode(&old).expect("version 1 decodes");
+            prop_assert_eq!(read.committed, TimestampMicros(0));
+            prop_assert_eq!((read.offset, read.version, &read.image), (state.offset, state.version, &state.image));
         }
     }
 

@@ -106,6 +106,43 @@ pub trait LogRead: Send + Sync + Debug {
         stream: StreamId,
         end: Offset,
     ) -> Result<Option<ChangeRecord>, IndexError>;
+    /// Every current row of `stream` (a primary-key table's bucket), in key order, read from
+    /// one point of the index: a snapshot scan's base (`inlet_reader::snapshot`).
+    async fn scan_keys(&self, stream: StreamId) -> Result<KeyScan, IndexError>;
+}
+
+/// Entries one page of a [`KeyScan`] holds at most, and the bytes after which a page ends
+/// (it can pass them by one row: a key and an image are at most 1 MiB and 4 KiB).
+pub const KEY_SCAN_PAGE_ENTRIES: usize = 1000;
+pub const KEY_SCAN_PAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// The current rows of one stream, as one point of the index holds them. Which commit that
+/// point is, is known within bounds: every commit below `low` is in it, and every row in it
+/// was written below `high` (`low <= high`; both are tails of the stream read just before
+/// and just after the point was taken). A reader makes the scan exact as of an offset by
+/// replaying the changelog from `low` on (`inlet_reader::snapshot`).
+pub struct KeyScan {
+    pub low: Offset,
+    pub high: Offset,
+    /// The rows in key order, in pages of at most [`KEY_SCAN_PAGE_ENTRIES`] rows and about
+    /// [`KEY_SCAN_PAGE_BYTES`]; all pages come from the same point.
+    pub pages: futures::stream::BoxStream<'static, Result<Vec<ScannedKey>, IndexError>>,
+}
+
+impl Debug for KeyScan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyScan")
+            .field("low", &self.low)
+            .field("high", &self.high)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One current row of a [`KeyScan`]: its encoded primary key and its state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScannedKey {
+    pub key: Vec<u8>,
+    pub state: KeyState,
 }
 
 /// What the compactor needs from the index. Leases and lake commits are applied by the
@@ -380,6 +417,10 @@ impl LogRead for Index {
         end: Offset,
     ) -> Result<Option<ChangeRecord>, IndexError> {
         Index::change_record(self, stream, end).await
+    }
+
+    async fn scan_keys(&self, stream: StreamId) -> Result<KeyScan, IndexError> {
+        Index::scan_keys(self, stream).await
     }
 }
 

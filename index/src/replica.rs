@@ -142,6 +142,11 @@ impl IndexReplica {
         kv::key_states_with_prefix(self.reader.as_ref(), stream, prefix, max).await
     }
 
+    /// Every current row of `stream` as of the last poll, from one point of this view.
+    pub async fn scan_keys(&self, stream: StreamId) -> Result<crate::ports::KeyScan, IndexError> {
+        kv::scan_key_states(self.reader.as_ref(), stream).await
+    }
+
     /// The change record of the primary-key chunk of `stream` ending at `end`, if this view
     /// has it.
     pub async fn change_record(

@@ -31,6 +31,23 @@ pub enum FetchError {
     },
     #[error("table `{table}` has no primary key: lookups need one")]
     NotAPrimaryKeyTable { table: String },
+    #[error(
+        "table `{table}` has no primary key: a snapshot is the current rows of a primary-key \
+         table; read a log table from `earliest` instead"
+    )]
+    SnapshotOfLogTable { table: String },
+    #[error("a snapshot is where a fetch starts, not an offset of {stream}")]
+    SnapshotIsNotAnOffset { stream: StreamId },
+    #[error(
+        "{stream} changed by more than {max} rows (offsets {from}..{to}) while its snapshot was \
+         read; retry the read"
+    )]
+    SnapshotCatchUpTooLong {
+        stream: StreamId,
+        from: Offset,
+        to: Offset,
+        max: usize,
+    },
     #[error("invalid lookup keys for table `{table}`: {reason}")]
     InvalidKeys { table: String, reason: String },
     #[error(transparent)]
@@ -50,7 +67,10 @@ impl HasKind for FetchError {
             | Self::DuplicateBucket { .. }
             | Self::BucketNotFound { .. }
             | Self::NotAPrimaryKeyTable { .. }
+            | Self::SnapshotOfLogTable { .. }
+            | Self::SnapshotIsNotAnOffset { .. }
             | Self::InvalidKeys { .. } => ErrorKind::InvalidInput,
+            Self::SnapshotCatchUpTooLong { .. } => ErrorKind::Unavailable,
             Self::OffsetOutOfRange { .. } => ErrorKind::OutOfRange,
             Self::Index(e) => e.kind(),
             Self::Storage { .. } => ErrorKind::Unavailable,

@@ -31,6 +31,9 @@ use crate::chunk::{ChunkRead, with_system_columns};
 use crate::error::FetchError;
 
 mod lake;
+mod snapshot;
+
+pub use snapshot::MAX_SNAPSHOT_CATCH_UP_ROWS;
 
 /// The batches of a fetch, in offset order per bucket; ends with the first error.
 pub type FetchStream = Pin<Box<dyn Stream<Item = Result<FetchedBatch, FetchError>> + Send>>;
@@ -46,6 +49,9 @@ pub enum StartPosition {
     Offset(Offset),
     /// The first row committed at or after this time.
     Timestamp(TimestampMicros),
+    /// Primary-key tables: the current rows as of one offset per bucket (`+I` rows in key
+    /// order), then the changelog from that offset (`snapshot.rs`).
+    Snapshot,
 }
 
 /// What to fetch.
@@ -132,14 +138,25 @@ impl Reader {
         let table = self.index.table(&request.database, &request.table).await?;
         let projection = projection(&table, &request.columns)?;
         let streams = streams(&table, &request.buckets)?;
-        // Every bucket's start at once: on a cold node each is an index read from the store.
-        let resolved = futures::future::try_join_all(
-            streams
-                .iter()
-                .map(|stream| self.resolve(*stream, request.start)),
-        )
-        .await?;
-        let starts: Vec<(StreamId, Offset)> = streams.into_iter().zip(resolved).collect();
+        let starts: Vec<(StreamId, Start)> = if request.start == StartPosition::Snapshot {
+            if !table.is_primary_key_table() {
+                return Err(FetchError::SnapshotOfLogTable {
+                    table: table.qualified_name(),
+                });
+            }
+            streams.into_iter().map(|s| (s, Start::Snapshot)).collect()
+        } else {
+            // Every bucket's start at once: on a cold node each is an index read from the
+            // store.
+            let resolved = futures::future::try_join_all(
+                streams
+                    .iter()
+                    .map(|stream| self.resolve(*stream, request.start)),
+            )
+            .await?;
+            let offsets = resolved.into_iter().map(Start::Offset);
+            streams.into_iter().zip(offsets).collect()
+        };
         let (schema, changelog) = if table.is_primary_key_table() {
             (
                 changelog_read_schema(&table.descriptor.schema, &projection),
@@ -225,6 +242,7 @@ impl Reader {
                 }
                 Ok(offset)
             }
+            StartPosition::Snapshot => Err(FetchError::SnapshotIsNotAnOffset { stream }),
             StartPosition::Timestamp(ts) => {
                 // The time index is trimmed with the chunks the lake watermark covers, so rows
                 // below it are found in the lake. The time index is read first: a lake commit
@@ -299,15 +317,35 @@ fn streams(table: &TableInfo, buckets: &[u32]) -> Result<Vec<StreamId>, FetchErr
         .collect()
 }
 
+/// Where one bucket's read starts.
+#[derive(Clone, Copy, Debug)]
+enum Start {
+    Offset(Offset),
+    /// The current rows, then the changelog from the offset they are as of.
+    Snapshot,
+}
+
 /// Reads one stream into `sender`. Returns false when the fetch ended (receiver gone or an
 /// error was sent), true when a non-following read reached the tail.
 async fn read_stream(
     context: &FetchContext,
     stream: StreamId,
-    start: Offset,
+    start: Start,
     sender: &mpsc::Sender<Result<FetchedBatch, FetchError>>,
 ) -> bool {
-    match read_stream_inner(context, stream, start, sender).await {
+    let read = async {
+        let start = match start {
+            Start::Offset(offset) => offset,
+            Start::Snapshot => match snapshot::read_snapshot(context, stream, sender).await? {
+                Reached::At(offset) if context.follow => offset,
+                // Without follow, the snapshot is the whole read.
+                Reached::At(_) => return Ok(true),
+                Reached::Closed => return Ok(false),
+            },
+        };
+        read_stream_inner(context, stream, start, sender).await
+    };
+    match read.await {
         Ok(open) => open,
         Err(error) => {
             let _ = sender.send(Err(error)).await;

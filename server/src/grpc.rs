@@ -79,6 +79,7 @@ fn start_position(start: Option<pb::StartPosition>) -> StartPosition {
         Some(Position::Latest(_)) => StartPosition::Latest,
         Some(Position::Offset(offset)) => StartPosition::Offset(Offset(offset)),
         Some(Position::TimestampMicros(ts)) => StartPosition::Timestamp(TimestampMicros(ts)),
+        Some(Position::Snapshot(_)) => StartPosition::Snapshot,
     }
 }
 

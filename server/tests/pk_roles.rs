@@ -2,7 +2,8 @@
 //! owner with a writer, and a reader process of its own. Upserts and deletes go through the
 //! writer; lookups and the changelog are served by the reader process, which reads the
 //! key state from its index replica when it has caught up and from the owner otherwise, so
-//! every lookup that starts after an ack sees it (read-your-writes), not only on the owner.
+//! every lookup that starts after an ack sees it (read-your-writes), not only on the owner;
+//! a snapshot read there scans the replica and catches up to the owner's tail.
 
 // This test drives real processes, so it waits in real time.
 #![allow(clippy::disallowed_methods)]
@@ -197,4 +198,35 @@ async fn a_reader_process_serves_lookups_that_read_their_writes() {
         }
     }
     assert_eq!(replayed, model);
+
+    // A snapshot read, served by the reader process from its replica and caught up to the
+    // owner's tail: the current rows, right after the last ack.
+    let snapshot = reader
+        .fetch_all(pb::FetchRequest {
+            start: Some(pb::StartPosition {
+                position: Some(pb::start_position::Position::Snapshot(true)),
+            }),
+            ..fetch_request("db", "kv")
+        })
+        .await
+        .expect("snapshot from the reader");
+    let mut rows: BTreeMap<i64, i64> = BTreeMap::new();
+    for batch in &snapshot {
+        let id = batch
+            .column_by_name("id")
+            .expect("id")
+            .as_primitive::<Int64Type>();
+        let v = batch
+            .column_by_name("v")
+            .expect("v")
+            .as_primitive::<Int64Type>();
+        for i in 0..batch.num_rows() {
+            assert!(
+                rows.insert(id.value(i), v.value(i)).is_none(),
+                "key {} twice",
+                id.value(i)
+            );
+        }
+    }
+    assert_eq!(rows, model, "the snapshot is the current rows");
 }

@@ -980,6 +980,7 @@ macro_rules! conformance {
                 wrong_operations_and_bad_keys_are_clear_errors,
                 aggregation_and_partial_updates_match_a_model,
                 prefix_lookups_return_every_row_of_a_bucket_key_value,
+                snapshot_reads_are_exact_as_of_one_offset_per_bucket,
             );
         }
     };
@@ -992,6 +993,232 @@ macro_rules! conformance {
             }
         )*
     };
+}
+
+/// A snapshot read of one bucket: the offset it is as of, and its rows (id, value, offset
+/// that wrote the row), in the order they came.
+type BucketSnapshot = (u64, Vec<(i64, Value, u64)>);
+
+fn snapshot_request(table: &str, follow: bool) -> pb::FetchRequest {
+    pb::FetchRequest {
+        start: Some(pb::StartPosition {
+            position: Some(pb::start_position::Position::Snapshot(true)),
+        }),
+        follow,
+        ..fetch_request("db", table)
+    }
+}
+
+/// The rows of a fetch response: (bucket, high watermark, change type, id, value, offset).
+fn response_rows(response: &pb::FetchResponse) -> Vec<(u32, u64, String, i64, Value, u64)> {
+    let mut out = Vec::new();
+    for batch in inlet::client::decode_fetched(response).expect("decodes") {
+        let column = |name: &str| batch.column_by_name(name).expect(name).clone();
+        let (ids, vs, notes, offsets, kinds) = (
+            column("id"),
+            column("v"),
+            column("note"),
+            column("_offset"),
+            column("_change_type"),
+        );
+        let notes = notes.as_string::<i32>();
+        for i in 0..batch.num_rows() {
+            out.push((
+                response.bucket,
+                response.high_watermark,
+                kinds.as_string::<i32>().value(i).to_owned(),
+                ids.as_primitive::<Int64Type>().value(i),
+                (
+                    vs.as_primitive::<Int64Type>().value(i),
+                    (!notes.is_null(i)).then(|| notes.value(i).to_owned()),
+                ),
+                offsets.as_primitive::<Int64Type>().value(i) as u64,
+            ));
+        }
+    }
+    out
+}
+
+/// Reads a snapshot of every bucket to its end (no follow).
+async fn read_snapshot(client: &mut Client, table: &str) -> BTreeMap<u32, BucketSnapshot> {
+    let mut stream = client
+        .fetch(snapshot_request(table, false))
+        .await
+        .expect("snapshot read");
+    let mut out: BTreeMap<u32, BucketSnapshot> = BTreeMap::new();
+    while let Some(response) = stream.message().await.expect("snapshot batch") {
+        for (bucket, at, kind, id, value, offset) in response_rows(&response) {
+            assert_eq!(kind, "+I", "snapshot rows are inserts");
+            let (seen_at, rows) = out.entry(bucket).or_insert((at, Vec::new()));
+            assert_eq!(*seen_at, at, "one offset per bucket's snapshot");
+            assert!(
+                offset < at,
+                "row of {id} written at {offset}, after the snapshot {at}"
+            );
+            rows.push((id, value, offset));
+        }
+    }
+    out
+}
+
+/// Each key's row (value, and the offset that wrote it) after the changes of `bucket` below
+/// `at`, replayed.
+fn replay_below(changes: &[Change], bucket: u32, at: u64) -> BTreeMap<i64, (Value, u64)> {
+    let mut state = BTreeMap::new();
+    for (b, offset, kind, id, value) in changes {
+        if *b != bucket || *offset >= at {
+            continue;
+        }
+        match kind.as_str() {
+            "+I" | "+U" => {
+                state.insert(*id, (value.clone(), *offset));
+            }
+            "-D" => {
+                state.remove(id);
+            }
+            _ => {}
+        }
+    }
+    state
+}
+
+async fn snapshot_reads_are_exact_as_of_one_offset_per_bucket(backend: Backend) {
+    let node = start(backend.store()).await;
+    let mut client = connect(&node).await;
+    create_pk_table(&mut client, "t", Engine::LastRow).await;
+    create_table(&mut client, "db", "log", 1, &[]).await;
+    let refused = client
+        .fetch_all(snapshot_request("log", false))
+        .await
+        .expect_err("a log table has no snapshot");
+    assert!(
+        refused.to_string().contains("has no primary key"),
+        "{refused:#}"
+    );
+
+    // Writes run while the snapshots are read, so the key state moves under their scans.
+    let mut writer = connect(&node).await;
+    let writes = tokio::spawn(async move {
+        let mut rng = Lcg(11);
+        for round in 0..120 {
+            let id = rng.next(KEYS as u64) as i64;
+            if rng.next(4) == 0 {
+                writer
+                    .delete("db", "t", &keys_schema(), &[keys(&[id, (id + 7) % KEYS])])
+                    .await
+                    .expect("delete");
+            } else {
+                let note = Some(format!("r{round}"));
+                let batch = rows(&[(id, (round, None)), ((id + 5) % KEYS, (round, note))]);
+                writer
+                    .upsert("db", "t", &pk_schema(), &[batch])
+                    .await
+                    .expect("upsert");
+            }
+        }
+    });
+    let mut snapshots = 0;
+    while !writes.is_finished() || snapshots < 5 {
+        let snapshot = read_snapshot(&mut client, "t").await;
+        let changes = changelog(&mut client, fetch_request("db", "t")).await;
+        for (bucket, (at, rows)) in &snapshot {
+            let ids: Vec<i64> = rows.iter().map(|row| row.0).collect();
+            assert!(ids.is_sorted(), "bucket {bucket}: key order, got {ids:?}");
+            let read: BTreeMap<i64, (Value, u64)> = rows
+                .iter()
+                .map(|(id, value, offset)| (*id, (value.clone(), *offset)))
+                .collect();
+            assert_eq!(read.len(), rows.len(), "bucket {bucket}: each key once");
+            assert_eq!(
+                read,
+                replay_below(&changes, *bucket, *at),
+                "bucket {bucket}: the snapshot at {at} is the changelog below it, replayed"
+            );
+        }
+        snapshots += 1;
+    }
+    writes.await.expect("writes");
+
+    // Read-your-writes, then a snapshot that follows: the changelog from each bucket's
+    // offset on, so snapshot and changelog together are always the current rows.
+    let state: BTreeMap<i64, Value> = lookup_all(&mut client, "t")
+        .await
+        .into_iter()
+        .map(|(id, (value, _))| (id, value))
+        .collect();
+    let snapshot: BTreeMap<i64, Value> = read_snapshot(&mut client, "t")
+        .await
+        .into_values()
+        .flat_map(|(_, rows)| rows.into_iter().map(|(id, value, _)| (id, value)))
+        .collect();
+    assert_eq!(snapshot, state, "a snapshot read sees every acked write");
+    let mut follow = client
+        .fetch(snapshot_request("t", true))
+        .await
+        .expect("following snapshot");
+    client
+        .upsert(
+            "db",
+            "t",
+            &pk_schema(),
+            &[rows(&[(1, (1000, None)), (100, (1, None))])],
+        )
+        .await
+        .expect("upsert after the snapshot");
+    client
+        .delete("db", "t", &keys_schema(), &[keys(&[2, 3])])
+        .await
+        .expect("delete after the snapshot");
+    let expected: BTreeMap<i64, Value> = {
+        let mut ids: Vec<i64> = (0..KEYS).collect();
+        ids.push(100);
+        let (found_rows, found) = client
+            .lookup("db", "t", &keys(&ids), &[])
+            .await
+            .expect("lookup");
+        let values = found_rows.column(1).as_primitive::<Int64Type>();
+        let notes = found_rows.column(2).as_string::<i32>();
+        ids.iter()
+            .zip(&found)
+            .filter(|(_, f)| **f)
+            .map(|(id, _)| *id)
+            .enumerate()
+            .map(|(i, id)| {
+                let note = (!notes.is_null(i)).then(|| notes.value(i).to_owned());
+                (id, (values.value(i), note))
+            })
+            .collect()
+    };
+    let mut seen: BTreeMap<i64, Value> = BTreeMap::new();
+    let followed = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while seen != expected {
+            let response = follow
+                .message()
+                .await
+                .expect("followed batch")
+                .expect("a follow does not end");
+            for (bucket, _, kind, id, value, offset) in response_rows(&response) {
+                let row = format!("bucket {bucket} offset {offset} ({kind} of {id})");
+                match kind.as_str() {
+                    "+I" | "+U" => {
+                        seen.insert(id, value);
+                    }
+                    // A changelog that started before the snapshot's offset would delete a
+                    // key twice here, one that started after it would miss changes.
+                    "-U" | "-D" => {
+                        assert_eq!(seen.remove(&id), Some(value), "{row}: before image");
+                    }
+                    other => panic!("{row}: change type {other}"),
+                }
+            }
+        }
+    })
+    .await;
+    assert!(
+        followed.is_ok(),
+        "snapshot and changelog reach the current rows: {seen:?} vs {expected:?}"
+    );
+    node.shutdown().await.expect("clean shutdown");
 }
 
 conformance!(memory, |_: &str| async { Backend::memory() });

@@ -170,4 +170,8 @@ impl LogRead for OrderedTails {
     ) -> Result<Option<inlet_index::pk::ChangeRecord>, IndexError> {
         self.index.change_record(stream, end).await
     }
+
+    async fn scan_keys(&self, stream: StreamId) -> Result<inlet_index::KeyScan, IndexError> {
+        self.index.scan_keys(stream).await
+    }
 }

@@ -21,12 +21,13 @@ use inlet_core::ids::{Offset, StreamId, TableId, TimestampMicros, WalObjectId};
 use inlet_core::limits::{COMMIT_QUEUE_DEPTH, MAX_GRPC_MESSAGE_BYTES};
 use inlet_core::table::TableInfo;
 use inlet_index::keys::CodecError;
-use inlet_index::pk::{ChangeRecord, KeyState, LakeRow};
+use inlet_index::pk::{ChangeRecord, KeyState, LakeRow, check_key};
 use inlet_index::records::decode_record;
 use inlet_index::{
     CatalogError, ChunkEntry, ChunkRejected, CommitLog, CommitReply, CommitRequest, IndexError,
-    LakeCatalog, LakeCommit, LakeCommitError, LakeCommitted, LakeFileEntry, LakeLease,
-    LakeTableRecord, LakeWatermark, LogRead, PendingCommit, StreamTail,
+    KEY_SCAN_PAGE_ENTRIES, KeyScan, LakeCatalog, LakeCommit, LakeCommitError, LakeCommitted,
+    LakeFileEntry, LakeLease, LakeTableRecord, LakeWatermark, LogRead, PendingCommit, ScannedKey,
+    StreamTail,
 };
 use inlet_proto::v1 as pb;
 use inlet_proto::v1::index_ports_client::IndexPortsClient;
@@ -741,6 +742,52 @@ impl LogRead for RemoteIndex {
             .iter()
             .map(|value| Ok(KeyState::decode(&value.state)?))
             .collect()
+    }
+
+    /// One reply stream of the owner: one iterator of its database, so one point.
+    async fn scan_keys(&self, stream: StreamId) -> Result<KeyScan, IndexError> {
+        use futures::StreamExt;
+
+        let mut replies = self
+            .read(|mut client| async move { client.scan_keys(stream_ref(stream)).await })
+            .await?;
+        let failed = |status: tonic::Status| index_error(&status, "the index owner");
+        let bounds = replies.message().await.map_err(failed)?.ok_or_else(|| {
+            IndexError::Storage("the owner ended a key scan before its bounds".to_owned())
+        })?;
+        if bounds.low > bounds.high {
+            return Err(IndexError::Storage(format!(
+                "the owner's key scan of {stream} has bounds {}..{}",
+                bounds.low, bounds.high
+            )));
+        }
+        let pages = replies.map(move |reply| {
+            let page = reply.map_err(failed)?;
+            if page.keys.len() != page.states.len() || page.keys.len() > KEY_SCAN_PAGE_ENTRIES {
+                return Err(IndexError::Storage(format!(
+                    "the owner's key scan page of {stream} has {} keys and {} states (at most \
+                     {KEY_SCAN_PAGE_ENTRIES})",
+                    page.keys.len(),
+                    page.states.len()
+                )));
+            }
+            page.keys
+                .into_iter()
+                .zip(page.states)
+                .map(|(key, state)| {
+                    check_key(&key)?;
+                    Ok(ScannedKey {
+                        key,
+                        state: KeyState::decode(&state)?,
+                    })
+                })
+                .collect()
+        });
+        Ok(KeyScan {
+            low: Offset(bounds.low),
+            high: Offset(bounds.high),
+            pages: Box::pin(pages),
+        })
     }
 
     /// Asks the owner, which reads what is durable.

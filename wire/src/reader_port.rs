@@ -17,8 +17,8 @@ use inlet_core::ids::{Offset, StreamId, TimestampMicros};
 use inlet_core::table::TableInfo;
 use inlet_index::pk::{ChangeRecord, KeyState};
 use inlet_index::{
-    CatalogError, ChunkEntry, IndexError, IndexReplica, LakeCatalog, LakeFileEntry, LakeWatermark,
-    LogRead, ReplicaOptions, StreamTail,
+    CatalogError, ChunkEntry, IndexError, IndexReplica, KeyScan, LakeCatalog, LakeFileEntry,
+    LakeWatermark, LogRead, ReplicaOptions, StreamTail,
 };
 use slatedb::object_store::ObjectStore;
 use tokio::sync::{OnceCell, watch};
@@ -266,6 +266,25 @@ impl LogRead for ReaderPort {
             return Ok(Some(record));
         }
         LogRead::change_record(&self.owner, stream, end).await
+    }
+
+    /// From the replica (no load on the owner for the whole table), which may lag the owner:
+    /// the scan's bounds say where it stands, and a snapshot read replays the changelog
+    /// above them. Read-your-writes as `lookup`: the owner's tail, read after the scan's
+    /// point, is an upper bound of it too, so the snapshot catches up to every acked write.
+    /// The owner's scan when the replica cannot open.
+    async fn scan_keys(&self, stream: StreamId) -> Result<KeyScan, IndexError> {
+        let replica = match self.replica().await {
+            Ok(replica) => replica.scan_keys(stream).await.ok(),
+            Err(_) => None,
+        };
+        let Some(mut scan) = replica else {
+            return LogRead::scan_keys(&self.owner, stream).await;
+        };
+        if let Ok((tail, _)) = LakeCatalog::stream_state(&self.owner, stream).await {
+            scan.high = scan.high.max(tail.next_offset);
+        }
+        Ok(scan)
     }
 
     async fn lake_files(

@@ -113,6 +113,7 @@ impl IndexPorts for IndexPortsService {
     type JoinStream = Replies<pb::ClusterEvent>;
     type CommitStream = Replies<pb::WalCommitReply>;
     type WatchStreamStream = Replies<pb::StreamState>;
+    type ScanKeysStream = Replies<pb::KeyScanPage>;
 
     async fn join(
         &self,
@@ -340,6 +341,45 @@ impl IndexPorts for IndexPortsService {
             })
             .collect();
         Ok(Response::new(pb::LookupKeysReply { values }))
+    }
+
+    /// One iterator of the owner's database for the whole reply, so every page comes from
+    /// the same point; the reply's flow control paces the scan.
+    async fn scan_keys(
+        &self,
+        request: Request<pb::StreamRef>,
+    ) -> Result<Response<Self::ScanKeysStream>, Status> {
+        use futures::StreamExt;
+
+        let stream = stream_of(Some(request.into_inner()))?;
+        let scan = self
+            .index
+            .scan_keys(stream)
+            .await
+            .map_err(|e| to_status(&e))?;
+        let bounds = pb::KeyScanPage {
+            low: scan.low.0,
+            high: scan.high.0,
+            keys: Vec::new(),
+            states: Vec::new(),
+        };
+        let pages = scan.pages.map(|page| match page {
+            Ok(page) => {
+                let (keys, states) = page
+                    .into_iter()
+                    .map(|row| (row.key, row.state.encode()))
+                    .unzip();
+                Ok(pb::KeyScanPage {
+                    keys,
+                    states,
+                    ..pb::KeyScanPage::default()
+                })
+            }
+            Err(error) => Err(to_status(&error)),
+        });
+        Ok(Response::new(Box::pin(
+            futures::stream::once(std::future::ready(Ok(bounds))).chain(pages),
+        )))
     }
 
     async fn get_change_record(

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use arrow_schema::{DataType, Field, Schema};
+use futures::TryStreamExt;
 use inlet_core::clock::{Clock, Env, SeededIdGen};
 use inlet_core::ids::{
     Bucket, Offset, PartitionId, SchemaId, StreamId, TableId, TimestampMicros, WalObjectId,
@@ -21,7 +22,7 @@ use inlet_index::pk::{Change, ChangeRecord, KeyState};
 use inlet_index::{
     ChunkCommitRequest, ChunkCursor, ChunkRejected, CommitLog, CommitRequest, CommittedChunk,
     Index, IndexOptions, LakeCatalog, LakeCommit, LakeCommitError, LakeFileEntry, LogRead,
-    ProducerRef,
+    ProducerRef, ScannedKey,
 };
 use inlet_wire::{IndexPortsService, Member, ReaderPort, RemoteIndex};
 use slatedb::object_store::memory::InMemory;
@@ -493,12 +494,33 @@ async fn primary_key_writes_are_applied_and_read_back_the_same() {
             vec![
                 Some(KeyState {
                     offset: Offset(2),
+                    committed: first[0].as_ref().expect("committed").commit_ts,
                     version: Some(6),
                     image: vec![1, 11]
                 }),
                 None,
                 None
             ]
+        );
+        // A scan of the bucket: its one live key, once the point it reads is at the tail (a
+        // replica's may lag by its poll interval; its bounds say so).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let scan = loop {
+            let scan = ports.read.scan_keys(s).await.expect("scan");
+            assert!(scan.low <= scan.high && scan.high <= Offset(6), "{scan:?}");
+            if scan.low == Offset(6) || tokio::time::Instant::now() > deadline {
+                break scan;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!((scan.low, scan.high), (Offset(6), Offset(6)));
+        let rows: Vec<Vec<ScannedKey>> = scan.pages.try_collect().await.expect("pages");
+        assert_eq!(
+            rows,
+            vec![vec![ScannedKey {
+                key: vec![1, 1],
+                state: states[0].clone().expect("key 1"),
+            }]]
         );
         let records = [
             ports

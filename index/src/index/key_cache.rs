@@ -67,13 +67,14 @@ impl KeyStateCache {
 
 #[cfg(test)]
 mod tests {
-    use inlet_core::ids::Offset;
+    use inlet_core::ids::{Offset, TimestampMicros};
 
     use super::*;
 
     fn state(offset: u64, image_len: usize) -> Option<KeyState> {
         Some(KeyState {
             offset: Offset(offset),
+            committed: TimestampMicros(0),
             version: None,
             image: vec![1; image_len],
         })

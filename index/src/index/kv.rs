@@ -189,3 +189,49 @@ pub(crate) async fn key_states_with_prefix(
     }
     Ok(out)
 }
+
+/// Every key state of `stream` from one point of `db` (durable states only), with the
+/// stream's durable tails read just before and after that point (`crate::ports::KeyScan`).
+pub(crate) async fn scan_key_states(
+    db: &impl KvRead,
+    stream: inlet_core::ids::StreamId,
+) -> Result<crate::ports::KeyScan, crate::IndexError> {
+    let tail = |bytes: Option<bytes::Bytes>| match bytes {
+        Some(bytes) => crate::StreamTail::decode(&bytes).map(|tail| tail.next_offset),
+        None => Ok(crate::StreamTail::EMPTY.next_offset),
+    };
+    // The iterator is one point of the database; the durable tail only moves forward, so the
+    // tail read before it is at or below that point and the one read after at or above.
+    let low = tail(db.read_durable(crate::keys::tail_key(stream)).await?)?;
+    let (start, end) = crate::pk::prefix_range(stream, &[]);
+    let prefix_len = start.len();
+    let iter = db.range_durable(start, end).await?;
+    let high = tail(db.read_durable(crate::keys::tail_key(stream)).await?)?;
+    let pages = futures::stream::try_unfold(Some(iter), move |iter| async move {
+        let Some(mut iter) = iter else {
+            return Ok(None);
+        };
+        let mut page = Vec::new();
+        let mut bytes = 0;
+        while page.len() < crate::ports::KEY_SCAN_PAGE_ENTRIES
+            && bytes < crate::ports::KEY_SCAN_PAGE_BYTES
+        {
+            let Some(kv) = iter.next().await? else {
+                return Ok((!page.is_empty()).then_some((page, None)));
+            };
+            let key = kv.key[prefix_len..].to_vec();
+            crate::pk::check_key(&key)?;
+            bytes += key.len() + kv.value.len();
+            page.push(crate::ports::ScannedKey {
+                key,
+                state: crate::pk::KeyState::decode(&kv.value)?,
+            });
+        }
+        Ok::<_, crate::IndexError>(Some((page, Some(iter))))
+    });
+    Ok(crate::ports::KeyScan {
+        low,
+        high: high.max(low),
+        pages: Box::pin(pages),
+    })
+}

@@ -252,6 +252,7 @@ impl Sequencer {
                         .apply_key_writes(
                             chunk.stream,
                             tail.next_offset,
+                            commit_ts,
                             writes,
                             keyed,
                             &mut staged,
@@ -452,7 +453,8 @@ impl Sequencer {
         Ok(())
     }
 
-    /// Applies the rows of a primary-key chunk whose first offset is `base` to the key state,
+    /// Applies the rows of a primary-key chunk whose first offset is `base`, committed at
+    /// `committed`, to the key state,
     /// in offset order, per the table's merge engine; returns what each row changed, or why
     /// the chunk is refused (a merge that fails, e.g. a sum that overflows), in which case
     /// nothing of it is staged. Reads the keys the group has not written yet from the
@@ -461,6 +463,7 @@ impl Sequencer {
         &self,
         stream: StreamId,
         base: Offset,
+        committed: TimestampMicros,
         writes: &[PkWrite],
         keyed: &KeyedTable,
         staged: &mut StagedGroup,
@@ -493,7 +496,7 @@ impl Sequencer {
                 Some(state) => state.clone(),
                 None => staged.key_states.get(state_key).cloned().flatten(),
             };
-            let (change, next) = match merge(keyed, write, offset, current) {
+            let (change, next) = match merge(keyed, write, (offset, committed), current) {
                 Ok(merged) => merged,
                 Err(error) => {
                     return Ok(Err(ChunkRejected::MergeFailed {
@@ -882,18 +885,19 @@ pub(super) struct KeyedTable {
     schema: arrow_schema::SchemaRef,
 }
 
-/// What `write` (at `offset`) does to a key whose current row is `current`: the change, and
-/// the key's next state (`None`: unchanged; `Some(None)`: deleted). Partial updates and the
-/// `aggregation` engine merge the two images cell by cell; the other engines keep a row
-/// whole.
+/// What `write` (at `offset`, committed at that time) does to a key whose current row is
+/// `current`: the change, and the key's next state (`None`: unchanged; `Some(None)`:
+/// deleted). Partial updates and the `aggregation` engine merge the two images cell by
+/// cell; the other engines keep a row whole.
 fn merge(
     keyed: &KeyedTable,
     write: &PkWrite,
-    offset: Offset,
+    (offset, committed): (Offset, TimestampMicros),
     current: Option<KeyState>,
 ) -> Result<(Change, Option<Option<KeyState>>), MergeError> {
     let written = |image: Vec<u8>| KeyState {
         offset,
+        committed,
         version: write.version,
         image,
     };

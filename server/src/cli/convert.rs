@@ -181,19 +181,21 @@ pub fn write_output(
     Ok(())
 }
 
-/// Parses a `--from` value: `earliest`, `latest`, an offset, or an RFC 3339 time.
+/// Parses a `--from` value: `earliest`, `latest`, `snapshot` (primary-key tables), an
+/// offset, or an RFC 3339 time.
 pub fn parse_start(value: &str) -> anyhow::Result<inlet_proto::v1::StartPosition> {
     use inlet_proto::v1::start_position::Position;
     let position = match value {
         "earliest" => Position::Earliest(true),
         "latest" => Position::Latest(true),
+        "snapshot" => Position::Snapshot(true),
         _ => match value.parse::<u64>() {
             Ok(offset) => Position::Offset(offset),
             Err(_) => {
                 let nanos = arrow_cast::parse::string_to_timestamp_nanos(value).map_err(|_| {
                     anyhow!(
-                        "invalid --from `{value}`: use earliest, latest, an offset or a time \
-                         like 2026-01-31T12:00:00Z"
+                        "invalid --from `{value}`: use earliest, latest, snapshot, an offset or \
+                         a time like 2026-01-31T12:00:00Z"
                     )
                 })?;
                 Position::TimestampMicros(nanos.div_euclid(1000))

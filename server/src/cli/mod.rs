@@ -331,7 +331,8 @@ pub struct LookupArgs {
 pub struct ConsumeArgs {
     /// `database.table`, or `table` for database `default`.
     pub table: String,
-    /// Start: earliest, latest, an offset, or a time like 2026-01-31T12:00:00Z.
+    /// Start: earliest, latest, an offset, a time like 2026-01-31T12:00:00Z, or (primary-key
+    /// tables) snapshot: the current rows, then the changelog from there.
     #[arg(long, default_value = "earliest")]
     pub from: String,
     /// Columns to print (system columns _bucket, _offset, _timestamp are always added).

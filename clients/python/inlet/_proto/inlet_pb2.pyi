@@ -231,16 +231,18 @@ class LookupResponse(_message.Message):
     def __init__(self, rows_ipc: _Optional[bytes] = ..., found: _Optional[_Iterable[bool]] = ..., truncated: _Optional[bool] = ...) -> None: ...
 
 class StartPosition(_message.Message):
-    __slots__ = ("earliest", "latest", "offset", "timestamp_micros")
+    __slots__ = ("earliest", "latest", "offset", "timestamp_micros", "snapshot")
     EARLIEST_FIELD_NUMBER: _ClassVar[int]
     LATEST_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_MICROS_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
     earliest: bool
     latest: bool
     offset: int
     timestamp_micros: int
-    def __init__(self, earliest: _Optional[bool] = ..., latest: _Optional[bool] = ..., offset: _Optional[int] = ..., timestamp_micros: _Optional[int] = ...) -> None: ...
+    snapshot: bool
+    def __init__(self, earliest: _Optional[bool] = ..., latest: _Optional[bool] = ..., offset: _Optional[int] = ..., timestamp_micros: _Optional[int] = ..., snapshot: _Optional[bool] = ...) -> None: ...
 
 class FetchRequest(_message.Message):
     __slots__ = ("path", "buckets", "start", "columns", "follow", "limit", "omit_update_before")
@@ -666,6 +668,18 @@ class LookupKeysRequest(_message.Message):
     stream: StreamRef
     keys: _containers.RepeatedScalarFieldContainer[bytes]
     def __init__(self, stream: _Optional[_Union[StreamRef, _Mapping]] = ..., keys: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class KeyScanPage(_message.Message):
+    __slots__ = ("low", "high", "keys", "states")
+    LOW_FIELD_NUMBER: _ClassVar[int]
+    HIGH_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    STATES_FIELD_NUMBER: _ClassVar[int]
+    low: int
+    high: int
+    keys: _containers.RepeatedScalarFieldContainer[bytes]
+    states: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, low: _Optional[int] = ..., high: _Optional[int] = ..., keys: _Optional[_Iterable[bytes]] = ..., states: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class LookupKeysReply(_message.Message):
     __slots__ = ("values",)

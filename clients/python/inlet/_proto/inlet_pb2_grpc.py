@@ -817,6 +817,11 @@ class IndexPortsStub:
                 request_serializer=inlet_dot_v1_dot_inlet__pb2.ChangeRecordRequest.SerializeToString,
                 response_deserializer=inlet_dot_v1_dot_inlet__pb2.ChangeRecordReply.FromString,
                 _registered_method=True)
+        self.ScanKeys = channel.unary_stream(
+                '/inlet.v1.IndexPorts/ScanKeys',
+                request_serializer=inlet_dot_v1_dot_inlet__pb2.StreamRef.SerializeToString,
+                response_deserializer=inlet_dot_v1_dot_inlet__pb2.KeyScanPage.FromString,
+                _registered_method=True)
         self.ListAllTables = channel.unary_unary(
                 '/inlet.v1.IndexPorts/ListAllTables',
                 request_serializer=inlet_dot_v1_dot_inlet__pb2.ListAllTablesRequest.SerializeToString,
@@ -950,6 +955,14 @@ class IndexPortsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ScanKeys(self, request, context):
+        """Every key-state record of one stream, in key order, from one point of the index: the
+        first message carries the bounds of that point, every message up to a page of rows.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListAllTables(self, request, context):
         """--- Lake catalog (compactors); the listings serve readers too. ---
         Every live table (lake-enabled or not), with its schema.
@@ -1069,6 +1082,11 @@ def add_IndexPortsServicer_to_server(servicer, server):
                     servicer.GetChangeRecord,
                     request_deserializer=inlet_dot_v1_dot_inlet__pb2.ChangeRecordRequest.FromString,
                     response_serializer=inlet_dot_v1_dot_inlet__pb2.ChangeRecordReply.SerializeToString,
+            ),
+            'ScanKeys': grpc.unary_stream_rpc_method_handler(
+                    servicer.ScanKeys,
+                    request_deserializer=inlet_dot_v1_dot_inlet__pb2.StreamRef.FromString,
+                    response_serializer=inlet_dot_v1_dot_inlet__pb2.KeyScanPage.SerializeToString,
             ),
             'ListAllTables': grpc.unary_unary_rpc_method_handler(
                     servicer.ListAllTables,
@@ -1371,6 +1389,33 @@ class IndexPorts:
             '/inlet.v1.IndexPorts/GetChangeRecord',
             inlet_dot_v1_dot_inlet__pb2.ChangeRecordRequest.SerializeToString,
             inlet_dot_v1_dot_inlet__pb2.ChangeRecordReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ScanKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/inlet.v1.IndexPorts/ScanKeys',
+            inlet_dot_v1_dot_inlet__pb2.StreamRef.SerializeToString,
+            inlet_dot_v1_dot_inlet__pb2.KeyScanPage.FromString,
             options,
             channel_credentials,
             insecure,
