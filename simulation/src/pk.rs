@@ -8,6 +8,7 @@
 //! ([`PkShape::of`], [`pk_row`]): a retry resends exactly the same rows, and the model knows
 //! what any row it reads back must hold.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow_array::{Array, Int64Array, RecordBatch, StringArray};
@@ -30,7 +31,9 @@ use crate::data::{
     column_array, column_name, read_rows, row_values, table_schema, value_at,
 };
 use crate::model::Ack;
-use crate::model::pk::{ChangeObservation, ChangeRow, Found, Kind, LookupObservation, PkFinal};
+use crate::model::pk::{
+    ChangeObservation, ChangeRow, Found, Kind, LookupObservation, PkFinal, SnapshotObservation,
+};
 use crate::rng::{SimRng, hash};
 use crate::workload::{Outcome, describe, on_node, retryable};
 use crate::world::{DATABASE, Node, World};
@@ -484,6 +487,8 @@ pub async fn reader(world: Arc<World>, index: usize) {
             keys.sort_unstable();
             keys.dedup();
             read_keys(&world, &who, &node, t, &table, keys).await;
+        } else if rng.chance(0.25) {
+            read_snapshot(&world, &who, &node, t, &table).await;
         } else {
             read_changelog(&world, &who, &node, t, &table, &mut rng, spec.pause).await;
         }
@@ -726,34 +731,19 @@ pub(crate) async fn audit(world: &World, node: &Node) -> PkFinal {
             limit: None,
             omit_update_before: false,
         };
-        match node.reader.fetch(request).await {
+        match read_all(node, request.clone(), &all).await {
             Err(error) => world.violation(format!(
-                "audit: cannot read the changelog of {}: {error}",
+                "audit: reading the changelog of {} failed: {error}",
                 table.name
             )),
-            Ok(mut stream) => {
-                while let Some(item) = stream.next().await {
-                    let rows = match item
-                        .map_err(|e| e.to_string())
-                        .and_then(|fetched| change_rows(&fetched.batch, &all))
-                    {
-                        Ok(rows) => rows,
-                        Err(error) => {
-                            world.violation(format!(
-                                "audit: reading the changelog of {} failed: {error}",
-                                table.name
-                            ));
-                            break;
-                        }
-                    };
-                    for row in rows {
-                        match changelog.get_mut(row.bucket as usize) {
-                            Some(bucket) => bucket.push(row),
-                            None => world.violation(format!(
-                                "audit: the changelog of {} returned bucket {}",
-                                table.name, row.bucket
-                            )),
-                        }
+            Ok(rows) => {
+                for row in rows {
+                    match changelog.get_mut(row.bucket as usize) {
+                        Some(bucket) => bucket.push(row),
+                        None => world.violation(format!(
+                            "audit: the changelog of {} returned bucket {}",
+                            table.name, row.bucket
+                        )),
                     }
                 }
             }
@@ -774,17 +764,147 @@ pub(crate) async fn audit(world: &World, node: &Node) -> PkFinal {
             }
             Outcome::TimedOut | Outcome::ProcessDied => Vec::new(),
         };
+        let snapshot = match read_all(
+            node,
+            FetchRequest {
+                start: StartPosition::Snapshot,
+                ..request
+            },
+            &all,
+        )
+        .await
+        {
+            Ok(rows) => rows,
+            Err(error) => {
+                world.violation(format!(
+                    "audit: a snapshot read of {} failed: {error}",
+                    table.name
+                ));
+                Vec::new()
+            }
+        };
         world.trace.event(format!(
-            "final changelog of {}: {:?} rows, tails {tails:?}, {} keys found",
+            "final changelog of {}: {:?} rows, tails {tails:?}, {} keys found, {} in a snapshot",
             table.name,
             changelog.iter().map(Vec::len).collect::<Vec<_>>(),
-            found.iter().flatten().count()
+            found.iter().flatten().count(),
+            snapshot.len()
         ));
         out.tails.push(tails);
         out.changelogs.push(changelog);
         out.lookups.push(found);
+        out.snapshots.push(snapshot);
     }
     out
+}
+
+/// Reads a snapshot of every bucket of `table` (every column) while writes go on, and
+/// records what it returned, with the acks it must include.
+async fn read_snapshot(world: &World, who: &str, node: &Node, t: usize, table: &PkTableSpec) {
+    let started = world.now();
+    let must_reach: Vec<u64> = {
+        let model = world.model();
+        let opened = model.opened(node.id);
+        (0..table.buckets)
+            .map(|b| model.pk.acked_end(t, b, node.id, opened, started))
+            .collect()
+    };
+    let request = FetchRequest {
+        database: DATABASE.to_owned(),
+        table: table.name.clone(),
+        buckets: Vec::new(),
+        start: StartPosition::Snapshot,
+        columns: Vec::new(),
+        follow: false,
+        limit: None,
+        omit_update_before: false,
+    };
+    let mut stream = match on_node(node, None, node.reader.fetch(request)).await {
+        Outcome::Done(stream) => stream,
+        Outcome::Failed(error) => {
+            if !retryable(error.kind()) {
+                world.violation(format!(
+                    "{who}: a snapshot read of {} on node {} failed: {error}",
+                    table.name, node.id
+                ));
+            }
+            return;
+        }
+        Outcome::TimedOut | Outcome::ProcessDied => return,
+    };
+    let all: Vec<usize> = (0..COLUMNS).collect();
+    let mut buckets: BTreeMap<u32, (u64, Vec<ChangeRow>)> = BTreeMap::new();
+    loop {
+        let item = tokio::select! {
+            biased;
+            () = node.life.dead() => return,
+            item = stream.next() => item,
+        };
+        let fetched = match item {
+            None => break,
+            Some(Ok(fetched)) => fetched,
+            Some(Err(error)) => {
+                if !retryable(error.kind()) {
+                    world.violation(format!(
+                        "{who}: a snapshot read of {} on node {} failed: {error}",
+                        table.name, node.id
+                    ));
+                }
+                return;
+            }
+        };
+        let rows = match change_rows(&fetched.batch, &all) {
+            Ok(rows) => rows,
+            Err(error) => {
+                world.violation(format!("{who}: {}: {error}", table.name));
+                return;
+            }
+        };
+        let (at, seen) = buckets
+            .entry(fetched.bucket.0)
+            .or_insert((fetched.high_watermark.0, Vec::new()));
+        if *at != fetched.high_watermark.0 {
+            world.violation(format!(
+                "{who}: a snapshot of bucket {} of {} came as of {at} and {}",
+                fetched.bucket.0, table.name, fetched.high_watermark.0
+            ));
+        }
+        seen.extend(rows);
+    }
+    world.trace.event(format!(
+        "{who} read a snapshot of {} on node {}: {:?}",
+        table.name,
+        node.id,
+        buckets
+            .iter()
+            .map(|(b, (at, rows))| (*b, *at, rows.len()))
+            .collect::<Vec<_>>()
+    ));
+    world.model().pk.read_snapshot(SnapshotObservation {
+        who: who.to_owned(),
+        table: t,
+        buckets,
+        must_reach,
+    });
+}
+
+/// Every row a non-following fetch of every column returns, in the order they came.
+async fn read_all(
+    node: &Node,
+    request: FetchRequest,
+    all: &[usize],
+) -> Result<Vec<ChangeRow>, String> {
+    let mut stream = node
+        .reader
+        .fetch(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    while let Some(item) = stream.next().await {
+        let fetched = item.map_err(|e| e.to_string())?;
+        out.extend(change_rows(&fetched.batch, all)?);
+    }
+    Ok(out)
 }
 
 /// The rows of the lake table of a primary-key table, per key as [`Found`] (its `_offset`,

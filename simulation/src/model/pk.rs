@@ -24,6 +24,11 @@
 //! - **changelog reads are slices of the final changelog**: each read's rows of a bucket are
 //!   the final changelog's from its start offset, in order (projected, without `-U` when
 //!   asked); a whole read reaches every change below the offsets acked before it started.
+//! - **snapshot reads are the changelog replayed**: each bucket of a snapshot read (taken
+//!   while writes go on, and once at the end) holds exactly the rows of the final changelog
+//!   below the offset it is as of, replayed (each live key once, as `+I`, with the `_offset`
+//!   and commit time of the row that wrote it, in key order at the end), and that offset
+//!   covers every ack given before the read started.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -119,6 +124,16 @@ pub struct ChangeObservation {
     pub must_reach: Option<u64>,
 }
 
+/// What a snapshot read returned: per bucket that had rows, the offset it is as of and the
+/// rows in the order they came; per bucket, the end of the acks given before it started.
+#[derive(Debug)]
+pub struct SnapshotObservation {
+    pub who: String,
+    pub table: usize,
+    pub buckets: BTreeMap<u32, (u64, Vec<ChangeRow>)>,
+    pub must_reach: Vec<u64>,
+}
+
 /// The primary-key tables as the auditor read them back: `[table][bucket]` changelogs and
 /// tails, and `[table][key]` lookups of keys `0..keys + 3`.
 #[derive(Debug, Default)]
@@ -126,6 +141,8 @@ pub struct PkFinal {
     pub changelogs: Vec<Vec<Vec<ChangeRow>>>,
     pub tails: Vec<Vec<u64>>,
     pub lookups: Vec<Vec<Option<Found>>>,
+    /// `[table]`: the rows of a snapshot read (every column), in the order they came.
+    pub snapshots: Vec<Vec<ChangeRow>>,
 }
 
 #[derive(Debug, Default)]
@@ -133,6 +150,7 @@ pub struct PkModel {
     pub writes: BTreeMap<AppendId, PkRecord>,
     lookups: Vec<LookupObservation>,
     changelogs: Vec<ChangeObservation>,
+    snapshots: Vec<SnapshotObservation>,
 }
 
 type Row = [Value; 7];
@@ -211,6 +229,10 @@ impl PkModel {
         self.changelogs.push(observation);
     }
 
+    pub fn read_snapshot(&mut self, observation: SnapshotObservation) {
+        self.snapshots.push(observation);
+    }
+
     /// The end of the acked offsets of `(table, bucket)` that a read on `node` (opened at
     /// `opened`), started at `at`, must include: acks given before `at` by `node` itself or
     /// before `node` opened.
@@ -271,8 +293,10 @@ impl PkModel {
                 continue;
             }
             self.check_final_lookups(t, table, last, &routes, &state, problems);
+            check_final_snapshot(t, last, changelog, &routes, &state, problems);
             self.check_lookups(t, &histories, problems);
             self.check_changelog_reads(t, changelog, problems);
+            self.check_snapshot_reads(t, changelog, problems);
         }
     }
 
@@ -588,6 +612,69 @@ impl PkModel {
         }
     }
 
+    /// Each snapshot read of a bucket is the final changelog below the offset it is as of,
+    /// replayed (every key's row and the offset that wrote it), and that offset covers the
+    /// acks given before the read started.
+    fn check_snapshot_reads(
+        &self,
+        t: usize,
+        changelog: &[Vec<ChangeRow>],
+        problems: &mut Vec<String>,
+    ) {
+        for read in self.snapshots.iter().filter(|r| r.table == t) {
+            for (bucket, all) in changelog.iter().enumerate() {
+                let bucket = bucket as u32;
+                let at = read.buckets.get(&bucket).map(|(at, _)| *at);
+                let who = format!("{}: the snapshot of k{t} bucket {bucket}", read.who);
+                let reach = read.must_reach.get(bucket as usize).copied().unwrap_or(0);
+                if let Some(at) = at
+                    && at < reach
+                {
+                    problems.push(format!("{who} is as of {at}, before the acked end {reach}"));
+                }
+                let mut expected: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
+                for row in all.iter().filter(|row| at.is_none_or(|at| row.offset < at)) {
+                    let Some(key) = row.key else { continue };
+                    match row.kind {
+                        Kind::Insert | Kind::UpdateAfter => {
+                            expected.insert(key, (row.offset, combine(&row.fingerprints)));
+                        }
+                        Kind::Delete => {
+                            expected.remove(&key);
+                        }
+                        Kind::UpdateBefore => {}
+                    }
+                }
+                let rows = read.buckets.get(&bucket).map(|(_, rows)| rows.as_slice());
+                let mut seen: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
+                for row in rows.unwrap_or_default() {
+                    let key = row.key.unwrap_or(-1);
+                    if row.kind != Kind::Insert
+                        || seen
+                            .insert(key, (row.offset, combine(&row.fingerprints)))
+                            .is_some()
+                    {
+                        problems.push(format!("{who}: key {key} as {:?}, or twice", row.kind));
+                    }
+                }
+                // A bucket without rows names no offset: it was empty at some point after
+                // the read started, which only a bucket with no live key at its acked end
+                // can have been.
+                let wrong = match at {
+                    Some(_) => seen != expected,
+                    None => !seen.is_empty(),
+                };
+                if wrong {
+                    problems.push(format!(
+                        "{who} as of {at:?}: {} rows, the changelog below it replays to {}",
+                        seen.len(),
+                        expected.len()
+                    ));
+                }
+            }
+        }
+    }
+
     fn check_changelog_reads(
         &self,
         t: usize,
@@ -734,6 +821,84 @@ impl Effect {
 
 fn identity(row: &Row) -> (Value, Value, Value) {
     (row[0].clone(), row[1].clone(), row[2].clone())
+}
+
+/// The final snapshot read is the replayed state: every live key once, as `+I`, with the
+/// `_offset` and `_timestamp` of the changelog row that wrote it, each bucket in key order.
+fn check_final_snapshot(
+    t: usize,
+    last: &PkFinal,
+    changelog: &[Vec<ChangeRow>],
+    routes: &[u32],
+    state: &BTreeMap<i64, (u64, Row)>,
+    problems: &mut Vec<String>,
+) {
+    let Some(rows) = last.snapshots.get(t) else {
+        return;
+    };
+    let mut read: BTreeMap<i64, Found> = BTreeMap::new();
+    let mut last_key: BTreeMap<u32, i64> = BTreeMap::new();
+    for row in rows {
+        let Some(key) = row.key else {
+            problems.push(format!("k{t}: a snapshot row without its key: {row:?}"));
+            return;
+        };
+        let at = format!(
+            "k{t}: the snapshot row of key {key} (bucket {})",
+            row.bucket
+        );
+        if row.kind != Kind::Insert {
+            problems.push(format!("{at} is a {:?}, not an insert", row.kind));
+        }
+        if last_key
+            .insert(row.bucket, key)
+            .is_some_and(|before| before >= key)
+        {
+            problems.push(format!("{at} is out of key order"));
+        }
+        let written = changelog.get(row.bucket as usize).and_then(|rows| {
+            rows.iter().find(|c| {
+                c.offset == row.offset && matches!(c.kind, Kind::Insert | Kind::UpdateAfter)
+            })
+        });
+        if written.map(|c| c.commit_ts) != Some(row.commit_ts) {
+            problems.push(format!(
+                "{at} has offset {} and time {}; the changelog row there is {written:?}",
+                row.offset, row.commit_ts
+            ));
+        }
+        let found = Found {
+            offset: row.offset,
+            bucket: row.bucket,
+            fingerprint: combine(&row.fingerprints),
+        };
+        if read.insert(key, found).is_some() {
+            problems.push(format!("{at} came twice"));
+        }
+    }
+    let expected: BTreeMap<i64, Found> = state
+        .iter()
+        .map(|(key, (offset, row))| {
+            let found = Found {
+                offset: *offset,
+                bucket: routes.get(*key as usize).copied().unwrap_or(u32::MAX),
+                fingerprint: fingerprint(row),
+            };
+            (*key, found)
+        })
+        .collect();
+    if read != expected {
+        let differ: Vec<i64> = expected
+            .keys()
+            .chain(read.keys())
+            .filter(|key| read.get(key) != expected.get(key))
+            .copied()
+            .collect();
+        problems.push(format!(
+            "k{t}: the final snapshot differs from the replayed changelog's state at keys \
+             {differ:?}"
+        ));
+    }
 }
 
 fn fingerprint(row: &Row) -> u64 {
