@@ -77,8 +77,22 @@ pub struct FetchRequest {
 pub struct FetchedBatch {
     pub bucket: Bucket,
     pub batch: RecordBatch,
-    /// The bucket's tail when this batch was read.
+    /// The bucket's tail when this batch was read; in a snapshot, the offset it is as of.
     pub high_watermark: Offset,
+    pub snapshot: SnapshotPart,
+}
+
+/// Whether a batch is part of a bucket's snapshot (`StartPosition::Snapshot`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SnapshotPart {
+    /// Rows of the log or changelog, in offset order.
+    #[default]
+    None,
+    /// Rows of the snapshot, in key order; more follow.
+    Rows,
+    /// The snapshot's last batch (possibly empty): the bucket's snapshot is complete, as of
+    /// `high_watermark`, where the changelog continues.
+    Last,
 }
 
 /// Offsets of one bucket.
@@ -471,6 +485,7 @@ async fn read_wal(
                     bucket: stream.bucket,
                     batch: rest.slice(0, len),
                     high_watermark: tail.next_offset,
+                    snapshot: SnapshotPart::None,
                 };
                 if sender.send(Ok(fetched)).await.is_err() {
                     return Ok(Reached::Closed);
@@ -494,6 +509,7 @@ async fn read_wal(
                 bucket: stream.bucket,
                 batch: piece,
                 high_watermark: tail.next_offset,
+                snapshot: SnapshotPart::None,
             };
             if sender.send(Ok(fetched)).await.is_err() {
                 return Ok(Reached::Closed);

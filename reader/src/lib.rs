@@ -10,6 +10,8 @@ pub mod lookup;
 
 pub use chunk::{ChunkError, ChunkRead, with_system_columns};
 pub use error::FetchError;
-pub use fetch::{BucketOffsets, FetchRequest, FetchStream, FetchedBatch, Reader, StartPosition};
+pub use fetch::{
+    BucketOffsets, FetchRequest, FetchStream, FetchedBatch, Reader, SnapshotPart, StartPosition,
+};
 pub use inlet_cache::PagedCache;
 pub use lookup::LookupResult;

@@ -20,7 +20,7 @@ use inlet_index::{DatabaseInfo, Index, ProducerRef, table_streams};
 use inlet_proto::v1 as pb;
 use inlet_proto::v1::inlet_client::InletClient;
 use inlet_proto::v1::inlet_server::Inlet;
-use inlet_reader::{FetchRequest, Reader, StartPosition};
+use inlet_reader::{FetchRequest, Reader, SnapshotPart, StartPosition};
 use inlet_wire::Member;
 use inlet_wire::convert::table_message;
 use inlet_writer::{AppendError, WriteOp, Writer};
@@ -540,6 +540,11 @@ impl Inlet for InletService {
                 bucket: fetched.bucket.0,
                 batch_ipc,
                 high_watermark: fetched.high_watermark.0,
+                snapshot: match fetched.snapshot {
+                    SnapshotPart::None => pb::SnapshotPart::None,
+                    SnapshotPart::Rows => pb::SnapshotPart::Rows,
+                    SnapshotPart::Last => pb::SnapshotPart::Last,
+                } as i32,
             })
         });
         Ok(Response::new(Box::pin(responses)))

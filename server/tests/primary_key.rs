@@ -1046,7 +1046,17 @@ async fn read_snapshot(client: &mut Client, table: &str) -> BTreeMap<u32, Bucket
         .await
         .expect("snapshot read");
     let mut out: BTreeMap<u32, BucketSnapshot> = BTreeMap::new();
+    let mut ended = Vec::new();
     while let Some(response) = stream.message().await.expect("snapshot batch") {
+        // Each bucket's snapshot ends with one batch marked last (empty for an empty bucket).
+        assert!(!ended.contains(&response.bucket), "a batch after the last");
+        match response.snapshot() {
+            pb::SnapshotPart::Rows => {}
+            pb::SnapshotPart::Last => ended.push(response.bucket),
+            pb::SnapshotPart::None => panic!("a batch of a snapshot read is not marked"),
+        }
+        out.entry(response.bucket)
+            .or_insert((response.high_watermark, Vec::new()));
         for (bucket, at, kind, id, value, offset) in response_rows(&response) {
             assert_eq!(kind, "+I", "snapshot rows are inserts");
             let (seen_at, rows) = out.entry(bucket).or_insert((at, Vec::new()));
@@ -1058,6 +1068,12 @@ async fn read_snapshot(client: &mut Client, table: &str) -> BTreeMap<u32, Bucket
             rows.push((id, value, offset));
         }
     }
+    ended.sort_unstable();
+    assert_eq!(
+        ended,
+        (0..BUCKETS).collect::<Vec<_>>(),
+        "every bucket's snapshot ends"
+    );
     out
 }
 

@@ -22,7 +22,7 @@ use inlet_core::table::{
     TableDescriptor,
 };
 use inlet_index::ProducerRef;
-use inlet_reader::{FetchRequest, StartPosition};
+use inlet_reader::{FetchRequest, SnapshotPart, StartPosition};
 use inlet_writer::WriteOp;
 
 use crate::config::{EngineSpec, PkTableSpec, projection};
@@ -834,6 +834,7 @@ async fn read_snapshot(world: &World, who: &str, node: &Node, t: usize, table: &
     };
     let all: Vec<usize> = (0..COLUMNS).collect();
     let mut buckets: BTreeMap<u32, (u64, Vec<ChangeRow>)> = BTreeMap::new();
+    let mut ended = std::collections::BTreeSet::new();
     loop {
         let item = tokio::select! {
             biased;
@@ -860,6 +861,12 @@ async fn read_snapshot(world: &World, who: &str, node: &Node, t: usize, table: &
                 return;
             }
         };
+        if fetched.snapshot == SnapshotPart::Last && !ended.insert(fetched.bucket.0) {
+            world.violation(format!(
+                "{who}: the snapshot of bucket {} of {} ended twice",
+                fetched.bucket.0, table.name
+            ));
+        }
         let (at, seen) = buckets
             .entry(fetched.bucket.0)
             .or_insert((fetched.high_watermark.0, Vec::new()));
@@ -870,6 +877,12 @@ async fn read_snapshot(world: &World, who: &str, node: &Node, t: usize, table: &
             ));
         }
         seen.extend(rows);
+    }
+    if ended.len() != table.buckets as usize {
+        world.violation(format!(
+            "{who}: a snapshot read of {} ended the snapshots of buckets {ended:?} only",
+            table.name
+        ));
     }
     world.trace.event(format!(
         "{who} read a snapshot of {} on node {}: {:?}",

@@ -44,7 +44,7 @@ from .model import (
     LookupResult,
     TableInfo,
 )
-from .positions import EARLIEST, LATEST, Position
+from .positions import EARLIEST, LATEST, SNAPSHOT, Position
 from .producer import Producer
 
 __version__ = "0.1.0"
@@ -54,6 +54,6 @@ __all__ = [
     "Corruption", "Database", "DatabaseNotFound", "EARLIEST", "Fenced", "IcebergCatalog",
     "InletError", "InternalError", "InvalidInput", "InvalidKey", "LATEST", "LakeBucketStatus",
     "LakeStatus", "LookupResult", "NotFound", "OffsetOutOfRange", "PermissionDenied",
-    "Position", "Producer", "ProducerClosed", "Scan", "SchemaMismatch", "TLS", "Table",
+    "Position", "Producer", "ProducerClosed", "SNAPSHOT", "Scan", "SchemaMismatch", "TLS", "Table",
     "TableInfo", "TableNotFound", "Unauthenticated", "Unavailable", "WrongOperation", "connect",
 ]

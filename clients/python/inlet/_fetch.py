@@ -2,7 +2,8 @@
 Arrow IPC bytes (often megabytes) into a new bytes object; this one returns a memoryview into
 the message gRPC received, which pyarrow then reads in place. Fields are decoded by the
 protobuf wire format: 1 `bucket` (varint), 2 `batch_ipc` (bytes), 3 `high_watermark`
-(varint); unknown fields are skipped, so a newer server's additions do not break it.
+(varint), 4 `snapshot` (varint: 0 none, 1 rows of a snapshot, 2 its last batch); unknown
+fields are skipped, so a newer server's additions do not break it.
 """
 
 from __future__ import annotations
@@ -14,10 +15,15 @@ from .errors import Corruption
 FETCH_METHOD = "/inlet.v1.Inlet/Fetch"
 
 
+SNAPSHOT_ROWS = 1
+SNAPSHOT_LAST = 2
+
+
 class FetchResponse(NamedTuple):
     bucket: int
     batch_ipc: memoryview
     high_watermark: int
+    snapshot: int = 0
 
 
 def _varint(data: memoryview, pos: int) -> tuple[int, int]:
@@ -35,7 +41,7 @@ def _varint(data: memoryview, pos: int) -> tuple[int, int]:
 
 def parse_fetch_response(message: bytes) -> FetchResponse:
     data = memoryview(message)
-    bucket, ipc, watermark, pos = 0, data[:0], 0, 0
+    bucket, ipc, watermark, snapshot, pos = 0, data[:0], 0, 0, 0
     while pos < len(data):
         key, pos = _varint(data, pos)
         field, wire = key >> 3, key & 7
@@ -45,6 +51,8 @@ def parse_fetch_response(message: bytes) -> FetchResponse:
                 bucket = value
             elif field == 3:
                 watermark = value
+            elif field == 4:
+                snapshot = value
         elif wire == 2:
             length, pos = _varint(data, pos)
             if pos + length > len(data):
@@ -60,4 +68,4 @@ def parse_fetch_response(message: bytes) -> FetchResponse:
             raise Corruption(f"malformed fetch response: wire type {wire} of field {field}")
     if pos != len(data):
         raise Corruption("malformed fetch response: a fixed-width field runs past the message end")
-    return FetchResponse(bucket, ipc, watermark)
+    return FetchResponse(bucket, ipc, watermark, snapshot)

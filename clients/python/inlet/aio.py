@@ -374,32 +374,37 @@ class AsyncScan(_ScanOptions):
         try:
             if remaining == 0:
                 return
-            async for batch in self._responses():
+            async for batch, mark in self._responses():
                 if remaining is not None:
+                    rows = batch.num_rows
                     batch, remaining = arrow.take_up_to(batch, remaining)
-                self.position.advance(batch)
+                    if mark is not None and batch.num_rows < rows:
+                        mark = mark._replace(last=False)  # the snapshot was cut short
+                self.position.advance(batch, mark)
+                if batch.num_rows == 0 and mark is not None:
+                    continue  # an empty snapshot's end only moves the position
                 yield batch
                 if remaining is not None and remaining <= 0:
                     return
         finally:
             self.close()
 
-    async def _responses(self) -> AsyncIterator[pa.RecordBatch]:
+    async def _responses(self) -> AsyncIterator[tuple[pa.RecordBatch, Any]]:
         metadata = self.table.client.endpoint.metadata
         fetch = self.table.client._fetch
         self._calls = [fetch(request, metadata=metadata) for request in await self._requests()]
         self._received = [0] * len(self._calls)
         if len(self._calls) == 1:
-            async for batch in _decoded(self._calls[0], self._received, 0):
-                yield batch
+            async for fetched in _decoded(self._calls[0], self._received, 0):
+                yield fetched
             return
         items: asyncio.Queue = asyncio.Queue(MERGE_QUEUE_DEPTH)
         done = object()
 
         async def pump(index: int, call: Any) -> None:
             try:
-                async for batch in _decoded(call, self._received, index):
-                    await items.put(batch)
+                async for fetched in _decoded(call, self._received, index):
+                    await items.put(fetched)
                 await items.put(done)
             except Exception as error:  # handed to the reading task; cancellation is not
                 await items.put(error)
@@ -440,12 +445,14 @@ class AsyncScan(_ScanOptions):
         return arrow.to_polars(await self.to_arrow())
 
 
-async def _decoded(call: Any, received: list[int], index: int) -> AsyncIterator[pa.RecordBatch]:
+async def _decoded(
+    call: Any, received: list[int], index: int
+) -> AsyncIterator[tuple[pa.RecordBatch, Any]]:
     try:
         async for response in call:
             received[index] += len(response.batch_ipc)
-            for batch in arrow.batches_from_ipc(response.batch_ipc):
-                yield batch
+            for fetched in arrow.fetched_batches(response):
+                yield fetched
     except grpc.RpcError as error:
         if error.code() == grpc.StatusCode.CANCELLED and call.cancelled():
             return

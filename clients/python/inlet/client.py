@@ -555,17 +555,22 @@ class Scan(_ScanOptions):
         try:
             if remaining == 0:
                 return
-            for batch in self._responses():
+            for batch, mark in self._responses():
                 if remaining is not None:
+                    rows = batch.num_rows
                     batch, remaining = arrow.take_up_to(batch, remaining)
-                self.position.advance(batch)
+                    if mark is not None and batch.num_rows < rows:
+                        mark = mark._replace(last=False)  # the snapshot was cut short
+                self.position.advance(batch, mark)
+                if batch.num_rows == 0 and mark is not None:
+                    continue  # an empty snapshot's end only moves the position
                 yield batch
                 if remaining is not None and remaining <= 0:
                     return
         finally:
             self.close()
 
-    def _responses(self) -> Iterator[pa.RecordBatch]:
+    def _responses(self) -> Iterator[tuple[pa.RecordBatch, Any]]:
         metadata = self.table.client.endpoint.metadata
         fetch = self.table.client._fetch
         calls = [fetch(request, metadata=metadata) for request in self._requests]
@@ -576,15 +581,15 @@ class Scan(_ScanOptions):
             return
         yield from self._merged(calls)
 
-    def _merged(self, calls: list[Any]) -> Iterator[pa.RecordBatch]:
+    def _merged(self, calls: list[Any]) -> Iterator[tuple[pa.RecordBatch, Any]]:
         """Batches of several fetches in arrival order, through a bounded queue."""
         items: queue.Queue = queue.Queue(MERGE_QUEUE_DEPTH)
         done = object()
 
         def pump(index: int, call: Any) -> None:
             try:
-                for batch in _decoded(call, self._closed, self._received, index):
-                    if not _put(items, batch, self._closed):
+                for fetched in _decoded(call, self._closed, self._received, index):
+                    if not _put(items, fetched, self._closed):
                         return
                 _put(items, done, self._closed)
             except BaseException as error:  # handed to the reading thread
@@ -644,13 +649,15 @@ def _put(items: queue.Queue, item: Any, closed: threading.Event) -> bool:
     return False
 
 
-def _decoded(call: Any, closed: threading.Event, received: list[int], index: int) -> Iterator[pa.RecordBatch]:
-    """The record batches of one fetch's responses, counting their bytes in
-    ``received[index]``. A call cancelled because the scan was closed just ends."""
+def _decoded(
+    call: Any, closed: threading.Event, received: list[int], index: int
+) -> Iterator[tuple[pa.RecordBatch, Any]]:
+    """The record batches of one fetch's responses with their snapshot marks, counting their
+    bytes in ``received[index]``. A call cancelled because the scan was closed just ends."""
     try:
         for response in call:
             received[index] += len(response.batch_ipc)
-            yield from arrow.batches_from_ipc(response.batch_ipc)
+            yield from arrow.fetched_batches(response)
     except grpc.RpcError as error:
         if error.code() == grpc.StatusCode.CANCELLED and closed.is_set():
             return

@@ -1,6 +1,7 @@
 """Where a read starts, and where a consumer is: the start positions a scan accepts
-(``"earliest"``, ``"latest"``, an offset, a ``datetime``) and :class:`Position`, the next
-offset of each bucket, which a consumer saves and resumes from.
+(``"earliest"``, ``"latest"``, ``"snapshot"`` for primary-key tables, an offset, a
+``datetime``) and :class:`Position`, the next offset of each bucket, which a consumer saves
+and resumes from.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Union
+from typing import NamedTuple, Union
 
 import pyarrow as pa
 
@@ -17,6 +18,18 @@ from .errors import InvalidInput
 
 EARLIEST = "earliest"
 LATEST = "latest"
+#: Primary-key tables: each bucket's current rows as of one offset, then (following) the
+#: changelog from there.
+SNAPSHOT = "snapshot"
+
+
+class SnapshotMark(NamedTuple):
+    """A fetched batch of a bucket's snapshot: the offset the snapshot is as of, and whether
+    the batch is its last."""
+
+    bucket: int
+    at: int
+    last: bool
 
 
 @dataclass
@@ -61,10 +74,16 @@ class Position:
         with open(path, encoding="utf-8") as f:
             return cls.from_json(f.read())
 
-    def advance(self, batch: pa.RecordBatch) -> None:
+    def advance(self, batch: pa.RecordBatch, snapshot: SnapshotMark | None = None) -> None:
         """Moves past the rows of a fetched batch (one bucket's consecutive offsets). A
         changelog batch that ends with an update's ``-U`` moves only up to that offset, so a
-        resume reads the update again rather than miss its ``+U``."""
+        resume reads the update again rather than miss its ``+U``. Rows of a snapshot (in
+        key order) do not move it until the snapshot's last batch, which moves it to the
+        offset the snapshot is as of: a consumer stopped within a snapshot reads it again."""
+        if snapshot is not None:
+            if snapshot.last:
+                self.offsets[snapshot.bucket] = snapshot.at
+            return
         if batch.num_rows == 0:
             return
         bucket = batch.column("_bucket")[0].as_py()
@@ -86,8 +105,12 @@ def start_message(start: Start) -> pb.StartPosition:
         return pb.StartPosition(earliest=True)
     if start == LATEST:
         return pb.StartPosition(latest=True)
+    if start == SNAPSHOT:
+        return pb.StartPosition(snapshot=True)
     if isinstance(start, bool):
-        raise InvalidInput(f"start must be 'earliest', 'latest', an offset or a datetime, not {start!r}")
+        raise InvalidInput(
+            f"start must be 'earliest', 'latest', 'snapshot', an offset or a datetime, not {start!r}"
+        )
     if isinstance(start, int):
         if start < 0:
             raise InvalidInput(f"start offset must not be negative, got {start}")
@@ -95,7 +118,8 @@ def start_message(start: Start) -> pb.StartPosition:
     if isinstance(start, datetime):
         return pb.StartPosition(timestamp_micros=datetime_micros(start))
     raise InvalidInput(
-        f"start must be 'earliest', 'latest', an offset, a datetime or a Position, not {start!r}"
+        f"start must be 'earliest', 'latest', 'snapshot', an offset, a datetime or a Position, "
+        f"not {start!r}"
     )
 
 

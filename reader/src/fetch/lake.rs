@@ -223,6 +223,7 @@ async fn read_file(
             bucket: stream.bucket,
             batch: conform(context, stream, &path, &batch, next)?,
             high_watermark: tail.next_offset,
+            snapshot: super::SnapshotPart::None,
         };
         if sender.send(Ok(fetched)).await.is_err() {
             return Ok(Reached::Closed);

@@ -1,6 +1,8 @@
 //! Snapshot reads of primary-key tables: a bucket's current rows as of one offset, as `+I`
 //! rows in key order, then (when following) its changelog from that offset on, as Fluss
-//! starts a primary-key table's read from a snapshot.
+//! starts a primary-key table's read from a snapshot. The snapshot's last batch of a bucket
+//! (empty if the bucket has no rows) is marked [`SnapshotPart::Last`], so a consumer knows
+//! where its position moves to `at`.
 //!
 //! The rows come from the key state through [`LogRead::scan_keys`]: one point of the index,
 //! whose offset is known only within bounds (every commit below `low` is in it, every row in
@@ -31,7 +33,7 @@ use inlet_core::table::{CHANGE_TYPE_COLUMN, changelog_read_schema};
 use inlet_index::{KeyScan, ScannedKey, StreamTail};
 use tokio::sync::mpsc;
 
-use super::{FetchContext, FetchedBatch, Reached, read_wal};
+use super::{FetchContext, FetchedBatch, Reached, SnapshotPart, read_wal};
 use crate::changelog::ChangelogRead;
 use crate::error::FetchError;
 
@@ -70,6 +72,16 @@ async fn send_snapshot(
         },
     )
     .await?;
+    let send = |batch: RecordBatch, part: SnapshotPart| async move {
+        let fetched = FetchedBatch {
+            bucket: stream.bucket,
+            batch,
+            high_watermark: at,
+            snapshot: part,
+        };
+        sender.send(Ok(fetched)).await.is_ok()
+    };
+    let mut held: Option<RecordBatch> = None;
     let mut pages = scan.pages;
     // The changed keys not sent yet, in key order.
     let mut pending = changed.outcomes.iter().peekable();
@@ -109,17 +121,19 @@ async fn send_snapshot(
             let batch = snapshot_rows(context, stream, &rows, &changed.batches)?;
             for start in (0..batch.num_rows()).step_by(MAX_FETCH_BATCH_ROWS) {
                 let len = (batch.num_rows() - start).min(MAX_FETCH_BATCH_ROWS);
-                let fetched = FetchedBatch {
-                    bucket: stream.bucket,
-                    batch: batch.slice(start, len),
-                    high_watermark: at,
-                };
-                if sender.send(Ok(fetched)).await.is_err() {
+                // One batch is held back, to be sent as the last when no more come.
+                if let Some(ready) = held.replace(batch.slice(start, len))
+                    && !send(ready, SnapshotPart::Rows).await
+                {
                     return Ok(Reached::Closed);
                 }
             }
         }
         if page.is_none() {
+            let last = held.unwrap_or_else(|| RecordBatch::new_empty(context.schema.clone()));
+            if !send(last, SnapshotPart::Last).await {
+                return Ok(Reached::Closed);
+            }
             return Ok(Reached::At(at));
         }
     }
@@ -336,8 +350,11 @@ mod tests {
         mut batches: mpsc::Receiver<Result<FetchedBatch, FetchError>>,
     ) -> Vec<(i64, i64, i64)> {
         let mut rows = Vec::new();
+        let mut parts = Vec::new();
         while let Ok(fetched) = batches.try_recv() {
-            let batch = fetched.expect("batch").batch;
+            let fetched = fetched.expect("batch");
+            parts.push(fetched.snapshot);
+            let batch = fetched.batch;
             let column = |name: &str| batch.column_by_name(name).expect(name).clone();
             let (ids, vs, offsets, kinds) = (
                 column("id"),
@@ -354,6 +371,15 @@ mod tests {
                 ));
             }
         }
+        assert_eq!(
+            parts.pop(),
+            Some(SnapshotPart::Last),
+            "the last batch says so"
+        );
+        assert!(
+            parts.iter().all(|part| *part == SnapshotPart::Rows),
+            "{parts:?}"
+        );
         rows
     }
 

@@ -7,6 +7,15 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class SnapshotPart(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SNAPSHOT_PART_NONE: _ClassVar[SnapshotPart]
+    SNAPSHOT_PART_ROWS: _ClassVar[SnapshotPart]
+    SNAPSHOT_PART_LAST: _ClassVar[SnapshotPart]
+SNAPSHOT_PART_NONE: SnapshotPart
+SNAPSHOT_PART_ROWS: SnapshotPart
+SNAPSHOT_PART_LAST: SnapshotPart
+
 class TablePath(_message.Message):
     __slots__ = ("database", "table")
     DATABASE_FIELD_NUMBER: _ClassVar[int]
@@ -263,14 +272,16 @@ class FetchRequest(_message.Message):
     def __init__(self, path: _Optional[_Union[TablePath, _Mapping]] = ..., buckets: _Optional[_Iterable[int]] = ..., start: _Optional[_Union[StartPosition, _Mapping]] = ..., columns: _Optional[_Iterable[str]] = ..., follow: _Optional[bool] = ..., limit: _Optional[int] = ..., omit_update_before: _Optional[bool] = ...) -> None: ...
 
 class FetchResponse(_message.Message):
-    __slots__ = ("bucket", "batch_ipc", "high_watermark")
+    __slots__ = ("bucket", "batch_ipc", "high_watermark", "snapshot")
     BUCKET_FIELD_NUMBER: _ClassVar[int]
     BATCH_IPC_FIELD_NUMBER: _ClassVar[int]
     HIGH_WATERMARK_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
     bucket: int
     batch_ipc: bytes
     high_watermark: int
-    def __init__(self, bucket: _Optional[int] = ..., batch_ipc: _Optional[bytes] = ..., high_watermark: _Optional[int] = ...) -> None: ...
+    snapshot: SnapshotPart
+    def __init__(self, bucket: _Optional[int] = ..., batch_ipc: _Optional[bytes] = ..., high_watermark: _Optional[int] = ..., snapshot: _Optional[_Union[SnapshotPart, str]] = ...) -> None: ...
 
 class ListOffsetsRequest(_message.Message):
     __slots__ = ("path", "buckets", "position")
