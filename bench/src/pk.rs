@@ -1,6 +1,7 @@
 //! Primary-key tables: upserts against log appends of the same rows (same producers, batch
 //! size and duration, so the ratio is the cost of keeping key state), point and batched
-//! lookups of the keys written, and a changelog read beside a log read of the same rows.
+//! lookups of the keys written, and a changelog read and a snapshot read (the current rows)
+//! beside a log read of the same rows.
 //!
 //! Upserts carry `update_fraction` of keys already written (updates, with before images in
 //! the changelog) and new keys for the rest; the log table gets the same batches.
@@ -63,6 +64,8 @@ pub(crate) struct PkReport {
     pub(crate) batched_lookup: LookupRun,
     /// The primary-key table's changelog from offset 0, and the log table's rows.
     pub(crate) changelog: ReadRun,
+    /// The primary-key table's current rows: a snapshot read (one row per live key).
+    pub(crate) snapshot: ReadRun,
     pub(crate) log_read: ReadRun,
     /// Tiering each table into its lake table, after the reads.
     pub(crate) log_tiering: TierRun,
@@ -293,14 +296,20 @@ async fn lookup_run(
     })
 }
 
-/// Reads `table` from offset 0 to its end; counts the Arrow IPC bytes received.
-async fn read_run(client: &mut Client, database: &str, table: &str) -> anyhow::Result<ReadRun> {
+/// Reads `table` from `position` (earliest, or a snapshot) to its end; counts the Arrow IPC
+/// bytes received.
+async fn read_run(
+    client: &mut Client,
+    database: &str,
+    table: &str,
+    position: pb::start_position::Position,
+) -> anyhow::Result<ReadRun> {
     let start = Instant::now();
     let mut stream = client
         .fetch(pb::FetchRequest {
             path: Some(inlet_client::path(database, table)),
             start: Some(pb::StartPosition {
-                position: Some(pb::start_position::Position::Earliest(true)),
+                position: Some(position),
             }),
             ..Default::default()
         })
@@ -416,9 +425,17 @@ pub(crate) async fn run(
     let batched_lookup = lookup_run(&endpoint, table, keys, BATCHED_KEYS, lookups)
         .await
         .context("the batched lookups failed")?;
-    eprintln!("bench: pk: changelog and log reads");
-    let changelog = read_run(&mut client, database, "pk_keyed").await?;
-    let log_read = read_run(&mut client, database, "pk_log").await?;
+    eprintln!("bench: pk: changelog, snapshot and log reads");
+    let earliest = pb::start_position::Position::Earliest(true);
+    let changelog = read_run(&mut client, database, "pk_keyed", earliest).await?;
+    let snapshot = read_run(
+        &mut client,
+        database,
+        "pk_keyed",
+        pb::start_position::Position::Snapshot(true),
+    )
+    .await?;
+    let log_read = read_run(&mut client, database, "pk_log", earliest).await?;
     eprintln!("bench: pk: tiering both tables into the lake");
     let log_tiering = tier_run(harness, settings, database, "pk_log", append.ipc_bytes).await?;
     let pk_tiering = tier_run(harness, settings, database, "pk_keyed", upsert.ipc_bytes).await?;
@@ -459,6 +476,7 @@ pub(crate) async fn run(
         point_lookup,
         batched_lookup,
         changelog,
+        snapshot,
         log_read,
         log_tiering,
         pk_tiering,

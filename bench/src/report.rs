@@ -333,7 +333,11 @@ fn render_pk(out: &mut String, pk: &PkReport) {
     }
     write_table(out, &lookups);
     let mut reads = table(&["read (hot)", "rows", "rows/s", "MB/s"], &[0]);
-    for (name, run) in [("changelog", &pk.changelog), ("log table", &pk.log_read)] {
+    for (name, run) in [
+        ("changelog", &pk.changelog),
+        ("snapshot (current rows)", &pk.snapshot),
+        ("log table", &pk.log_read),
+    ] {
         reads.add_row([
             name.to_owned(),
             run.rows.to_string(),
