@@ -12,6 +12,10 @@ pub const MAX_COLUMNS: usize = 1024;
 /// Longest database, table or column name, in bytes.
 pub const MAX_NAME_LEN: usize = 255;
 
+/// Longest table comment, in bytes: it lives in the table's catalog record, which every
+/// node loads and every listing returns.
+pub const MAX_COMMENT_BYTES: usize = 4096;
+
 /// Largest Arrow IPC payload accepted by one `Append` request. Bigger requests must be
 /// split by the client; this bounds the memory one request can pin in a writer.
 pub const MAX_APPEND_BYTES: usize = 64 * 1024 * 1024;

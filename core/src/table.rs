@@ -10,7 +10,7 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use crate::bucket::is_bucketable;
 use crate::error::{ErrorKind, HasKind};
 use crate::ids::{DatabaseId, SchemaId, TableId, TimestampMicros};
-use crate::limits::{MAX_BUCKETS, MAX_COLUMNS, MAX_NAME_LEN};
+use crate::limits::{MAX_BUCKETS, MAX_COLUMNS, MAX_COMMENT_BYTES, MAX_NAME_LEN};
 
 /// Column holding a row's bucket in reads and lake files.
 pub const BUCKET_COLUMN: &str = "_bucket";
@@ -56,6 +56,11 @@ pub const KNOWN_TABLE_OPTIONS: [&str; 5] = [
     OPTION_MERGE_ENGINE,
     OPTION_MERGE_VERSION_COLUMN,
 ];
+
+/// The options `ALTER TABLE` may change ([`TableDescriptor::altered`]); the merge engine's
+/// are fixed at creation, as are the schema, the keys and the bucket count.
+pub const ALTERABLE_TABLE_OPTIONS: [&str; 3] =
+    [OPTION_LAKE_ENABLED, OPTION_LAKE_FRESHNESS, OPTION_RETENTION];
 
 pub use crate::pk::merge::{AggregateFn, MergeEngine};
 
@@ -191,6 +196,47 @@ pub struct TableDescriptor {
     pub options: BTreeMap<String, String>,
 }
 
+/// What `ALTER TABLE` changes: options removed, then options set, and the comment.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TableAlteration {
+    pub set_options: BTreeMap<String, String>,
+    pub unset_options: Vec<String>,
+    /// A new comment; `None` keeps the current one.
+    pub comment: Option<String>,
+}
+
+impl TableDescriptor {
+    /// This descriptor with `alteration` applied, checked as a new table's would be. Only
+    /// [`ALTERABLE_TABLE_OPTIONS`] and the comment change; naming another option (a merge
+    /// option, or one that does not exist) is an error, and nothing changes.
+    pub fn altered(&self, alteration: &TableAlteration) -> Result<Self, DefinitionError> {
+        let named = alteration
+            .set_options
+            .keys()
+            .chain(&alteration.unset_options);
+        for key in named {
+            if !ALTERABLE_TABLE_OPTIONS.contains(&key.as_str()) {
+                let known = KNOWN_TABLE_OPTIONS.contains(&key.as_str())
+                    || key.starts_with(OPTION_MERGE_AGGREGATE_PREFIX);
+                return Err(match known {
+                    true => DefinitionError::FixedOption { key: key.clone() },
+                    false => DefinitionError::UnknownOption { key: key.clone() },
+                });
+            }
+        }
+        let mut next = self.clone();
+        for key in &alteration.unset_options {
+            next.options.remove(key);
+        }
+        next.options.extend(alteration.set_options.clone());
+        if let Some(comment) = &alteration.comment {
+            next.comment = comment.clone();
+        }
+        next.validate()?;
+        Ok(next)
+    }
+}
+
 /// A table as the catalog knows it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TableInfo {
@@ -265,6 +311,8 @@ pub enum DefinitionError {
         name: String,
         reason: &'static str,
     },
+    #[error("table comment of {len} bytes is longer than the limit of {limit}")]
+    CommentTooLong { len: usize, limit: usize },
     #[error("table schema has no columns")]
     NoColumns,
     #[error("table schema has {count} columns, more than the limit of {limit}")]
@@ -317,6 +365,11 @@ pub enum DefinitionError {
     PrimaryKeyRetentionUnsupported { option: &'static str },
     #[error("unknown table option `{key}`")]
     UnknownOption { key: String },
+    #[error(
+        "table option `{key}` is fixed when the table is created; ALTER TABLE changes \
+         `lake.enabled`, `lake.freshness`, `retention` and the comment"
+    )]
+    FixedOption { key: String },
     #[error("table option `{key}` = `{value}` is invalid: {reason}")]
     InvalidOption {
         key: String,
@@ -362,6 +415,12 @@ pub fn validate_name(what: &'static str, name: &str) -> Result<(), DefinitionErr
 impl TableDescriptor {
     /// Checks the definition; on success the table can be created as described.
     pub fn validate(&self) -> Result<(), DefinitionError> {
+        if self.comment.len() > MAX_COMMENT_BYTES {
+            return Err(DefinitionError::CommentTooLong {
+                len: self.comment.len(),
+                limit: MAX_COMMENT_BYTES,
+            });
+        }
         let fields = self.schema.fields();
         if fields.is_empty() {
             return Err(DefinitionError::NoColumns);

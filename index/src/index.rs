@@ -21,7 +21,7 @@ use inlet_core::ids::{
 use inlet_core::ipc::{decode_schema, schema_to_ipc};
 use inlet_core::limits::{COMMIT_QUEUE_DEPTH, MAX_COMMITS_PER_BATCH, MAX_INDEXED_COLUMN_RANGES};
 use inlet_core::pk::ops::PkWrite;
-use inlet_core::table::{TableDescriptor, TableInfo, validate_name};
+use inlet_core::table::{TableAlteration, TableDescriptor, TableInfo, validate_name};
 use inlet_core::wal::{ChunkMeta, ColumnRange};
 use slatedb::config::{
     CompactionWorkerOptions, CompactorOptions, DurabilityLevel, FlushOptions, FlushType,
@@ -319,6 +319,11 @@ enum CatalogChange {
         name: String,
         if_exists: bool,
     },
+    AlterTable {
+        database: String,
+        name: String,
+        alteration: TableAlteration,
+    },
 }
 
 enum CatalogOutcome {
@@ -613,6 +618,26 @@ impl Index {
         match self.change(change).await? {
             CatalogOutcome::Table(info) => Ok(info),
             _ => unreachable!("create table replies with a table"),
+        }
+    }
+
+    /// Changes the options and comment of `database.name` (`TableDescriptor::altered`);
+    /// returns the table as it is now. Every node sees the change: remote roles drop their
+    /// cached tables on the catalog version it bumps.
+    pub async fn alter_table(
+        &self,
+        database: &str,
+        name: &str,
+        alteration: TableAlteration,
+    ) -> Result<Arc<TableInfo>, CatalogError> {
+        let change = CatalogChange::AlterTable {
+            database: database.to_owned(),
+            name: name.to_owned(),
+            alteration,
+        };
+        match self.change(change).await? {
+            CatalogOutcome::Table(info) => Ok(info),
+            _ => unreachable!("alter table replies with a table"),
         }
     }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use arrow_schema::{DataType, Field, Schema};
 use inlet_core::clock::Env;
 use inlet_core::ids::{Bucket, Offset, PartitionId, SchemaId, StreamId, TableId, WalObjectId};
-use inlet_core::table::TableDescriptor;
+use inlet_core::table::{TableAlteration, TableDescriptor};
 use inlet_index::{ChunkCommitRequest, CommitRequest, Index, IndexError, IndexOptions};
 use slatedb::object_store::ObjectStore;
 use slatedb::object_store::memory::InMemory;
@@ -269,4 +269,67 @@ async fn two_appends_of_one_producer_in_one_object_are_decided_separately() {
     assert_eq!(mixed[1].as_ref().expect("3 commits").base_offset, Offset(7));
     assert_eq!(index.tail(s).await.expect("tail").next_offset, Offset(12));
     index.close().await.expect("close");
+}
+
+/// An altered table's options and comment are in its catalog record: a reopened index (a
+/// new owner) has them; a refused alteration changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn table_alterations_are_durable_and_refusals_change_nothing() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let index = open(&store).await;
+    create_table(&index, 2).await;
+    let set = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let altered = index
+        .alter_table(
+            "db",
+            "t",
+            TableAlteration {
+                set_options: set(&[("lake.enabled", "true"), ("retention", "7d")]),
+                unset_options: vec![],
+                comment: Some("kept a week".to_owned()),
+            },
+        )
+        .await
+        .expect("altered");
+    assert_eq!(
+        altered.descriptor.options,
+        set(&[("lake.enabled", "true"), ("retention", "7d")])
+    );
+    // Retention needs the lake: turning it off alone is refused, with both it works.
+    let refused = index
+        .alter_table(
+            "db",
+            "t",
+            TableAlteration {
+                unset_options: vec!["lake.enabled".to_owned()],
+                ..TableAlteration::default()
+            },
+        )
+        .await
+        .expect_err("retention without the lake");
+    assert!(refused.to_string().contains("retention"), "{refused}");
+    index
+        .alter_table(
+            "db",
+            "t",
+            TableAlteration {
+                unset_options: vec!["retention".to_owned()],
+                ..TableAlteration::default()
+            },
+        )
+        .await
+        .expect("retention removed");
+    index.close().await.expect("close");
+
+    let reopened = open(&store).await;
+    let table = reopened.table("db", "t").expect("table");
+    assert_eq!(table.descriptor.options, set(&[("lake.enabled", "true")]));
+    assert_eq!(table.descriptor.comment, "kept a week");
+    assert_eq!(table.descriptor.bucket_count, 2);
+    reopened.close().await.expect("close");
 }

@@ -15,7 +15,7 @@ use inlet_core::error::HasKind;
 use inlet_core::ids::{Offset, TimestampMicros};
 use inlet_core::ipc::{SchemaCache, batches_to_ipc, decode_schema, decode_stream_cached};
 use inlet_core::limits::MAX_APPEND_BYTES;
-use inlet_core::table::{OPTION_LAKE_ENABLED, TableDescriptor};
+use inlet_core::table::{OPTION_LAKE_ENABLED, TableAlteration, TableDescriptor};
 use inlet_index::{DatabaseInfo, Index, ProducerRef, table_streams};
 use inlet_proto::v1 as pb;
 use inlet_proto::v1::inlet_client::InletClient;
@@ -389,6 +389,34 @@ impl Inlet for InletService {
         Ok(Response::new(pb::GetTableResponse {
             table: Some(table_message(&info)?),
             buckets,
+        }))
+    }
+
+    async fn alter_table(
+        &self,
+        request: Request<pb::AlterTableRequest>,
+    ) -> Result<Response<pb::AlterTableResponse>, Status> {
+        let Some(index) = &self.index else {
+            return self
+                .to_owner(
+                    request,
+                    |mut owner, r| async move { owner.alter_table(r).await },
+                )
+                .await;
+        };
+        let request = request.into_inner();
+        let path = table_path(request.path)?;
+        let alteration = TableAlteration {
+            set_options: request.set_options.into_iter().collect(),
+            unset_options: request.unset_options,
+            comment: request.comment,
+        };
+        let info = index
+            .alter_table(&path.database, &path.table, alteration)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::AlterTableResponse {
+            table: Some(table_message(&info)?),
         }))
     }
 

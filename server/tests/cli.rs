@@ -136,6 +136,40 @@ fn serve_create_produce_consume_round_trip() {
     let describe = ok(inlet(&server, &["table", "describe", "shop.orders"]));
     assert!(describe.contains("bucket key: id"), "{describe}");
 
+    // ALTER: options and comment change, `describe` shows them; a fixed option is refused.
+    let altered = ok(inlet(
+        &server,
+        &[
+            "table",
+            "alter",
+            "shop.orders",
+            "--set",
+            "lake.freshness=5m",
+            "--comment",
+            "web orders",
+        ],
+    ));
+    assert!(altered.contains("lake.freshness=5m"), "{altered}");
+    let describe = ok(inlet(&server, &["table", "describe", "shop.orders"]));
+    assert!(describe.contains("lake.freshness=5m"), "{describe}");
+    assert!(describe.contains("comment: web orders"), "{describe}");
+    let fixed = inlet(
+        &server,
+        &[
+            "table",
+            "alter",
+            "shop.orders",
+            "--set",
+            "merge.engine=first_row",
+        ],
+    );
+    assert!(!fixed.status.success());
+    let stderr = String::from_utf8_lossy(&fixed.stderr);
+    assert!(
+        stderr.contains("fixed when the table is created"),
+        "{stderr}"
+    );
+
     // Errors: one line, non-zero exit.
     let missing = inlet(&server, &["consume", "shop.nope"]);
     assert!(!missing.status.success());

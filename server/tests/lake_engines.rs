@@ -156,8 +156,16 @@ impl Lake {
 }
 
 async fn create_lake_table(client: &mut Client) -> anyhow::Result<()> {
+    create_table_with(
+        client,
+        &[("lake.enabled", "true"), ("lake.freshness", "1s")],
+    )
+    .await
+}
+
+/// Creates the test table (in a new database) with `options`.
+async fn create_table_with(client: &mut Client, options: &[(&str, &str)]) -> anyhow::Result<()> {
     client.create_database(DATABASE, false).await?;
-    let options = [("lake.enabled", "true"), ("lake.freshness", "1s")];
     client
         .raw()
         .create_table(pb::CreateTableRequest {
@@ -781,6 +789,108 @@ async fn engines_read_the_current_rows_of_a_primary_key_table() -> anyhow::Resul
         table.file_rows == model.len() as u64 && table.file_count > 0 && table.file_bytes > 0,
         "{table:?}, {} keys",
         model.len()
+    );
+    lake.node.shutdown().await
+}
+
+/// `ALTER TABLE` on a table with history: turning the lake on tiers what was written
+/// before (engines read all of it); options that are fixed, unknown or inconsistent are
+/// refused with a message naming them, and change nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn altering_the_lake_on_tiers_the_history() -> anyhow::Result<()> {
+    let lake = Lake::local(true).await?;
+    let mut client = connect(&lake.node).await;
+    create_table_with(&mut client, &[("lake.enabled", "false")]).await?;
+    let (mut next, mut expected) = ([0; BUCKETS as usize], Vec::new());
+    produce(&mut client, 0..ROWS).await?;
+    read_new_rows(&mut client, &mut next, &mut expected).await?;
+    ensure!(!lake_status(&mut client).await?.lake_enabled);
+
+    let alter =
+        |set: &[(&str, &str)], unset: &[&str], comment: Option<&str>| pb::AlterTableRequest {
+            path: Some(inlet::client::path(DATABASE, TABLE)),
+            set_options: set
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            unset_options: unset.iter().map(|k| k.to_string()).collect(),
+            comment: comment.map(str::to_owned),
+        };
+    let refused = [
+        (
+            alter(&[("merge.engine", "first_row")], &[], None),
+            "fixed when the table is created",
+        ),
+        (
+            alter(&[("lake.color", "blue")], &[], None),
+            "unknown table option `lake.color`",
+        ),
+        (
+            alter(&[("retention", "7d")], &[], None),
+            "needs `lake.enabled=true`",
+        ),
+        (
+            alter(&[("lake.freshness", "1ms")], &[], None),
+            "must be between",
+        ),
+    ];
+    for (request, message) in refused {
+        let status = client
+            .raw()
+            .alter_table(request)
+            .await
+            .expect_err("refused");
+        ensure!(
+            status.code() == tonic::Code::InvalidArgument && status.message().contains(message),
+            "{status:?} should say {message:?}"
+        );
+    }
+    let missing = pb::AlterTableRequest {
+        path: Some(inlet::client::path(DATABASE, "nope")),
+        ..alter(&[], &[], None)
+    };
+    let status = client
+        .raw()
+        .alter_table(missing)
+        .await
+        .expect_err("no table");
+    ensure!(status.code() == tonic::Code::NotFound, "{status:?}");
+
+    let altered = client
+        .raw()
+        .alter_table(alter(
+            &[("lake.enabled", "true"), ("lake.freshness", "1s")],
+            &[],
+            Some("clicks, tiered"),
+        ))
+        .await?
+        .into_inner();
+    let descriptor = altered
+        .table
+        .and_then(|t| t.descriptor)
+        .context("descriptor")?;
+    ensure!(descriptor.comment == "clicks, tiered");
+    ensure!(
+        descriptor.options.get("lake.enabled").map(String::as_str) == Some("true"),
+        "{descriptor:?}"
+    );
+    // The history written before the lake was on is tiered, and engines read all of it.
+    let location = wait_until_tiered(&lake.node, ROWS as u64).await?;
+    check_round(&lake, &location, &expected).await?;
+    ensure!(lake_status(&mut client).await?.lake_enabled);
+
+    // Unset: back to the default (the record's durability: `index/tests/sequencer.rs`).
+    client
+        .raw()
+        .alter_table(alter(&[], &["lake.freshness"], None))
+        .await?;
+    let index = lake.node.index().context("owner")?;
+    let info = index.table(DATABASE, TABLE)?;
+    ensure!(
+        !info.descriptor.options.contains_key("lake.freshness")
+            && info.descriptor.comment == "clicks, tiered",
+        "{:?}",
+        info.descriptor
     );
     lake.node.shutdown().await
 }

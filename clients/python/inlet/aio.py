@@ -67,6 +67,7 @@ from .model import (
     LakeStatus,
     LookupResult,
     TableInfo,
+    alter_table_request,
     create_table_request,
     split_name,
     table_path,
@@ -179,6 +180,20 @@ class AsyncClient:
         response = await self._call("GetTable", pb.GetTableRequest(path=table_path(database, table)))
         return TableInfo.from_pb(response.table, response.buckets)
 
+    async def alter_table(
+        self,
+        name: str,
+        options: dict[str, Any] | None = None,
+        unset: list[str] | str | None = None,
+        comment: str | None = None,
+    ) -> TableInfo:
+        """See :meth:`inlet.Client.alter_table`."""
+        database, table = split_name(name)
+        response = await self._call(
+            "AlterTable", alter_table_request(database, table, options, unset, comment)
+        )
+        return TableInfo.from_pb(response.table)
+
     async def drop_table(self, name: str, if_exists: bool = False) -> None:
         database, table = split_name(name)
         await self._call(
@@ -229,6 +244,14 @@ class AsyncTable:
 
     async def describe(self) -> TableInfo:
         return await self.client.describe_table(self.full_name)
+
+    async def alter(
+        self,
+        options: dict[str, Any] | None = None,
+        unset: list[str] | str | None = None,
+        comment: str | None = None,
+    ) -> TableInfo:
+        return await self.client.alter_table(self.full_name, options, unset, comment)
 
     async def drop(self, if_exists: bool = False) -> None:
         await self.client.drop_table(self.full_name, if_exists=if_exists)

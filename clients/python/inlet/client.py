@@ -47,6 +47,7 @@ from .model import (
     LakeStatus,
     LookupResult,
     TableInfo,
+    alter_table_request,
     create_table_request,
     split_name,
     table_path,
@@ -193,6 +194,21 @@ class Client:
         response = self._call("GetTable", pb.GetTableRequest(path=table_path(database, table)))
         return TableInfo.from_pb(response.table, response.buckets)
 
+    def alter_table(
+        self,
+        name: str,
+        options: dict[str, Any] | None = None,
+        unset: list[str] | str | None = None,
+        comment: str | None = None,
+    ) -> TableInfo:
+        """Changes a table's options (``lake.enabled``, ``lake.freshness``, ``retention``;
+        ``unset`` removes some first) or its ``comment``; returns the table as it is now.
+        Turning the lake on tiers the table's history too. Other options, the schema and the
+        keys are fixed at creation (:class:`InvalidInput`)."""
+        database, table = split_name(name)
+        response = self._call("AlterTable", alter_table_request(database, table, options, unset, comment))
+        return TableInfo.from_pb(response.table)
+
     def drop_table(self, name: str, if_exists: bool = False) -> None:
         database, table = split_name(name)
         self._call("DropTable", pb.DropTableRequest(path=table_path(database, table), if_exists=if_exists))
@@ -260,6 +276,15 @@ class Table:
 
     def describe(self) -> TableInfo:
         return self.client.describe_table(self.full_name)
+
+    def alter(
+        self,
+        options: dict[str, Any] | None = None,
+        unset: list[str] | str | None = None,
+        comment: str | None = None,
+    ) -> TableInfo:
+        """See :meth:`Client.alter_table`."""
+        return self.client.alter_table(self.full_name, options, unset, comment)
 
     def drop(self, if_exists: bool = False) -> None:
         self.client.drop_table(self.full_name, if_exists=if_exists)

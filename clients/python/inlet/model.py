@@ -158,6 +158,27 @@ def create_table_request(
     )
 
 
+def alter_table_request(
+    database: str,
+    table: str,
+    options: dict[str, Any] | None,
+    unset: list[str] | str | None,
+    comment: str | None,
+) -> pb.AlterTableRequest:
+    """The wire form of an ALTER TABLE: options to set, options to remove (first), and a
+    new comment (``None`` keeps it)."""
+    if isinstance(unset, str):
+        unset = [unset]
+    request = pb.AlterTableRequest(
+        path=table_path(database, table),
+        set_options={k: _option_value(v) for k, v in (options or {}).items()},
+        unset_options=list(unset or []),
+    )
+    if comment is not None:
+        request.comment = comment
+    return request
+
+
 def _option_value(value: Any) -> str:
     # Python's True would be "True"; the server expects "true".
     if isinstance(value, bool):

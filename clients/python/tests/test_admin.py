@@ -1,5 +1,5 @@
 """Databases and tables: create (schema from pyarrow, options, bucket keys), list, describe,
-drop; node and lake status; the Iceberg catalog settings."""
+alter, drop; node and lake status; the Iceberg catalog settings."""
 
 import pyarrow as pa
 import pytest
@@ -29,6 +29,17 @@ def test_databases_and_tables_lifecycle(client, db):
 
     table.append(pa.table({"id": [1, 2, 3], "name": ["a", "b", "c"]}))
     assert sum(b.latest for b in table.describe().buckets) == 3
+
+    # ALTER: options and comment change; fixed and unknown options are refused.
+    altered = table.alter(options={"lake.enabled": True, "lake.freshness": "1m"}, comment="staff")
+    assert altered.lake_enabled and altered.options["lake.freshness"] == "1m"
+    assert table.describe().comment == "staff"
+    assert "lake.freshness" not in table.alter(unset="lake.freshness").options
+    with pytest.raises(inlet.InvalidInput, match="fixed when the table is created"):
+        table.alter(options={"merge.engine": "first_row"})
+    with pytest.raises(inlet.InvalidInput, match="unknown table option"):
+        table.alter(options={"lake.colour": "blue"})
+    assert table.describe().comment == "staff", "a refused alteration changes nothing"
 
     table.drop()
     with pytest.raises(inlet.TableNotFound):

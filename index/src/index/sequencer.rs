@@ -764,6 +764,11 @@ impl Sequencer {
                 tracing::info!(table = %info.qualified_name(), id, "table created");
                 Ok(CatalogOutcome::Table(info))
             }
+            CatalogChange::AlterTable {
+                database,
+                name,
+                alteration,
+            } => self.alter_table(database, name, alteration).await,
             CatalogChange::DropTable {
                 database,
                 name,
@@ -798,14 +803,8 @@ impl Sequencer {
         }
     }
 
-    /// Marks a table dropped: its name is freed at once; its streams stay in the index until
-    /// garbage collection removes them.
-    async fn put_dropped_table(
-        &self,
-        batch: &mut WriteBatch,
-        table: &TableInfo,
-        now: TimestampMicros,
-    ) -> Result<(), IndexError> {
+    /// The catalog record of a live table.
+    async fn table_record(&self, table: &TableInfo) -> Result<TableRecord, IndexError> {
         let bytes = self
             .shared
             .db
@@ -814,7 +813,54 @@ impl Sequencer {
             .ok_or_else(|| {
                 CodecError::Json(format!("record of table {} is missing", table.id.0))
             })?;
-        let mut record: TableRecord = decode_record(&bytes)?;
+        Ok(decode_record(&bytes)?)
+    }
+
+    /// Writes a table's new options and comment to its record and the catalog.
+    async fn alter_table(
+        &self,
+        database: String,
+        name: String,
+        alteration: TableAlteration,
+    ) -> Result<CatalogOutcome, CatalogError> {
+        let table = {
+            let catalog = self.shared.catalog();
+            catalog
+                .by_name
+                .get(&(database.clone(), name.clone()))
+                .and_then(|id| catalog.tables.get(id).cloned())
+        };
+        let Some(table) = table else {
+            return Err(CatalogError::TableNotFound {
+                database,
+                table: name,
+            });
+        };
+        let descriptor = table.descriptor.altered(&alteration)?;
+        let mut record = self.table_record(&table).await?;
+        record.options = descriptor.options.clone();
+        record.comment = descriptor.comment.clone();
+        let mut batch = WriteBatch::new();
+        batch.put(table_key(table.id), encode_record(&record));
+        self.write_durably(batch).await?;
+        let info = Arc::new(TableInfo {
+            descriptor,
+            ..(*table).clone()
+        });
+        self.catalog_mut().tables.insert(info.id, info.clone());
+        tracing::info!(table = %info.qualified_name(), options = ?info.descriptor.options, "table altered");
+        Ok(CatalogOutcome::Table(info))
+    }
+
+    /// Marks a table dropped: its name is freed at once; its streams stay in the index until
+    /// garbage collection removes them.
+    async fn put_dropped_table(
+        &self,
+        batch: &mut WriteBatch,
+        table: &TableInfo,
+        now: TimestampMicros,
+    ) -> Result<(), IndexError> {
+        let mut record = self.table_record(table).await?;
         record.dropped_at_micros = Some(now.0);
         batch.put(table_key(table.id), encode_record(&record));
         batch.delete(table_name_key(table.database_id, &table.name));

@@ -243,6 +243,22 @@ pub enum TableCommand {
         #[command(flatten)]
         server: ServerArg,
     },
+    /// Change a table's options or comment. Options that can change: `lake.enabled`
+    /// (turning it on tiers the table's history too), `lake.freshness`, `retention`.
+    Alter {
+        table: String,
+        /// Option `key=value` to set, repeatable.
+        #[arg(long = "set", value_parser = parse_option)]
+        set: Vec<(String, String)>,
+        /// Option to remove (back to its default), repeatable; removed before `--set`.
+        #[arg(long = "unset")]
+        unset: Vec<String>,
+        /// A new comment.
+        #[arg(long)]
+        comment: Option<String>,
+        #[command(flatten)]
+        server: ServerArg,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -354,6 +370,16 @@ pub struct ConsumeArgs {
     pub format: OutputFormat,
     #[command(flatten)]
     pub server: ServerArg,
+}
+
+/// A table's options as `key=value, ...` in key order.
+fn options_line(options: &std::collections::HashMap<String, String>) -> String {
+    let sorted: std::collections::BTreeMap<_, _> = options.iter().collect();
+    sorted
+        .iter()
+        .map(|(key, value)| format!("{key}={value}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Splits `database.table`; a bare name is in database `default`.
@@ -496,6 +522,12 @@ async fn table(command: TableCommand) -> anyhow::Result<()> {
             if !descriptor.bucket_key.is_empty() {
                 println!("bucket key: {}", descriptor.bucket_key.join(", "));
             }
+            if !descriptor.options.is_empty() {
+                println!("options: {}", options_line(&descriptor.options));
+            }
+            if !descriptor.comment.is_empty() {
+                println!("comment: {}", descriptor.comment);
+            }
             println!("bucket\tearliest\tlatest");
             for bucket in table.buckets {
                 println!(
@@ -503,6 +535,33 @@ async fn table(command: TableCommand) -> anyhow::Result<()> {
                     bucket.bucket, bucket.earliest_offset, bucket.latest_offset
                 );
             }
+        }
+        TableCommand::Alter {
+            table,
+            set,
+            unset,
+            comment,
+            server,
+        } => {
+            let (database, name) = split_table(&table);
+            let mut client = Client::connect(&server.server).await?;
+            let altered = client
+                .raw()
+                .alter_table(pb::AlterTableRequest {
+                    path: Some(path(&database, &name)),
+                    set_options: set.into_iter().collect(),
+                    unset_options: unset,
+                    comment,
+                })
+                .await
+                .map_err(crate::client::status_error)?
+                .into_inner();
+            let options = altered
+                .table
+                .and_then(|table| table.descriptor)
+                .map(|descriptor| options_line(&descriptor.options))
+                .unwrap_or_default();
+            println!("altered table {database}.{name}: {options}");
         }
         TableCommand::Drop {
             table,

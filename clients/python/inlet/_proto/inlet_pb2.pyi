@@ -183,6 +183,31 @@ class DropTableResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class AlterTableRequest(_message.Message):
+    __slots__ = ("path", "set_options", "unset_options", "comment")
+    class SetOptionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    SET_OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    UNSET_OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    COMMENT_FIELD_NUMBER: _ClassVar[int]
+    path: TablePath
+    set_options: _containers.ScalarMap[str, str]
+    unset_options: _containers.RepeatedScalarFieldContainer[str]
+    comment: str
+    def __init__(self, path: _Optional[_Union[TablePath, _Mapping]] = ..., set_options: _Optional[_Mapping[str, str]] = ..., unset_options: _Optional[_Iterable[str]] = ..., comment: _Optional[str] = ...) -> None: ...
+
+class AlterTableResponse(_message.Message):
+    __slots__ = ("table",)
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    table: TableInfo
+    def __init__(self, table: _Optional[_Union[TableInfo, _Mapping]] = ...) -> None: ...
+
 class AppendRequest(_message.Message):
     __slots__ = ("path", "batches_ipc", "producer_id", "sequence", "partial")
     PATH_FIELD_NUMBER: _ClassVar[int]

@@ -74,6 +74,11 @@ class InletStub:
                 request_serializer=inlet_dot_v1_dot_inlet__pb2.DropTableRequest.SerializeToString,
                 response_deserializer=inlet_dot_v1_dot_inlet__pb2.DropTableResponse.FromString,
                 _registered_method=True)
+        self.AlterTable = channel.unary_unary(
+                '/inlet.v1.Inlet/AlterTable',
+                request_serializer=inlet_dot_v1_dot_inlet__pb2.AlterTableRequest.SerializeToString,
+                response_deserializer=inlet_dot_v1_dot_inlet__pb2.AlterTableResponse.FromString,
+                _registered_method=True)
         self.Append = channel.unary_unary(
                 '/inlet.v1.Inlet/Append',
                 request_serializer=inlet_dot_v1_dot_inlet__pb2.AppendRequest.SerializeToString,
@@ -163,6 +168,14 @@ class InletServicer:
 
     def DropTable(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AlterTable(self, request, context):
+        """Changes a table's options (`lake.enabled`, `lake.freshness`, `retention`) or comment;
+        the schema, keys, bucket count and merge options are fixed at creation.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -271,6 +284,11 @@ def add_InletServicer_to_server(servicer, server):
                     servicer.DropTable,
                     request_deserializer=inlet_dot_v1_dot_inlet__pb2.DropTableRequest.FromString,
                     response_serializer=inlet_dot_v1_dot_inlet__pb2.DropTableResponse.SerializeToString,
+            ),
+            'AlterTable': grpc.unary_unary_rpc_method_handler(
+                    servicer.AlterTable,
+                    request_deserializer=inlet_dot_v1_dot_inlet__pb2.AlterTableRequest.FromString,
+                    response_serializer=inlet_dot_v1_dot_inlet__pb2.AlterTableResponse.SerializeToString,
             ),
             'Append': grpc.unary_unary_rpc_method_handler(
                     servicer.Append,
@@ -529,6 +547,33 @@ class Inlet:
             '/inlet.v1.Inlet/DropTable',
             inlet_dot_v1_dot_inlet__pb2.DropTableRequest.SerializeToString,
             inlet_dot_v1_dot_inlet__pb2.DropTableResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AlterTable(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inlet.v1.Inlet/AlterTable',
+            inlet_dot_v1_dot_inlet__pb2.AlterTableRequest.SerializeToString,
+            inlet_dot_v1_dot_inlet__pb2.AlterTableResponse.FromString,
             options,
             channel_credentials,
             insecure,
