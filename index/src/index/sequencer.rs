@@ -711,13 +711,7 @@ impl Sequencer {
                 let Some(database_info) = database_info else {
                     return Err(CatalogError::DatabaseNotFound { database });
                 };
-                let existing = {
-                    let catalog = self.shared.catalog();
-                    catalog
-                        .by_name
-                        .get(&(database.clone(), name.clone()))
-                        .and_then(|id| catalog.tables.get(id).cloned())
-                };
+                let existing = self.live_table(&database, &name);
                 if let Some(existing) = existing {
                     return if if_not_exists {
                         Ok(CatalogOutcome::Table(existing))
@@ -774,13 +768,7 @@ impl Sequencer {
                 name,
                 if_exists,
             } => {
-                let table = {
-                    let catalog = self.shared.catalog();
-                    catalog
-                        .by_name
-                        .get(&(database.clone(), name.clone()))
-                        .and_then(|id| catalog.tables.get(id).cloned())
-                };
+                let table = self.live_table(&database, &name);
                 let Some(table) = table else {
                     return if if_exists {
                         Ok(CatalogOutcome::Dropped)
@@ -803,6 +791,15 @@ impl Sequencer {
         }
     }
 
+    /// The live table `database.name`, if any.
+    fn live_table(&self, database: &str, name: &str) -> Option<Arc<TableInfo>> {
+        let catalog = self.shared.catalog();
+        catalog
+            .by_name
+            .get(&(database.to_owned(), name.to_owned()))
+            .and_then(|id| catalog.tables.get(id).cloned())
+    }
+
     /// The catalog record of a live table.
     async fn table_record(&self, table: &TableInfo) -> Result<TableRecord, IndexError> {
         let bytes = self
@@ -823,13 +820,7 @@ impl Sequencer {
         name: String,
         alteration: TableAlteration,
     ) -> Result<CatalogOutcome, CatalogError> {
-        let table = {
-            let catalog = self.shared.catalog();
-            catalog
-                .by_name
-                .get(&(database.clone(), name.clone()))
-                .and_then(|id| catalog.tables.get(id).cloned())
-        };
+        let table = self.live_table(&database, &name);
         let Some(table) = table else {
             return Err(CatalogError::TableNotFound {
                 database,
