@@ -70,6 +70,9 @@ pub struct FetchRequest {
     pub limit: Option<u64>,
     /// Primary-key tables: leave out the `-U` rows (before images of updates).
     pub omit_update_before: bool,
+    /// A start offset below a bucket's earliest readable offset starts at the earliest
+    /// instead of failing with [`FetchError::OffsetOutOfRange`].
+    pub reset_to_earliest: bool,
 }
 
 /// Rows of one bucket, with the system columns `_bucket`, `_offset`, `_timestamp` last.
@@ -162,11 +165,14 @@ impl Reader {
         } else {
             // Every bucket's start at once: on a cold node each is an index read from the
             // store.
-            let resolved = futures::future::try_join_all(
-                streams
-                    .iter()
-                    .map(|stream| self.resolve(*stream, request.start)),
-            )
+            let resolved = futures::future::try_join_all(streams.iter().map(|stream| async {
+                match self.resolve(*stream, request.start).await {
+                    Err(FetchError::OffsetOutOfRange {
+                        offset, earliest, ..
+                    }) if request.reset_to_earliest && offset < earliest => Ok(earliest),
+                    resolved => resolved,
+                }
+            }))
             .await?;
             let offsets = resolved.into_iter().map(Start::Offset);
             streams.into_iter().zip(offsets).collect()
@@ -673,7 +679,8 @@ mod tests {
 
     /// The chunk a WAL read scans for can be gone because a lake commit tiered it after the
     /// read looked at the watermark: the read hands the offset back (to be read from the
-    /// lake) instead of reporting a gap as corruption.
+    /// lake) instead of reporting a gap as corruption. Then retention expires the tiered
+    /// rows, and a fetch from below the earliest offset fails or, asked to, starts there.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_wal_read_of_a_tiered_chunk_goes_back_to_the_lake() {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
@@ -776,6 +783,72 @@ mod tests {
             wal(&context, stream, 20).await,
             (Offset(30), (20..30).collect())
         );
+
+        // Retention expires the tiered rows: a fetch from below the earliest offset fails
+        // naming it, unless it asked to start at the earliest instead.
+        let lease = index
+            .acquire_lake_lease(table.id, 1, Duration::from_secs(600))
+            .await
+            .expect("lease");
+        index
+            .commit_lake(LakeCommit {
+                table: table.id,
+                lease,
+                expected_metadata_location: Some(
+                    "memory://t/lake/db/t/metadata/00001.metadata.json".to_owned(),
+                ),
+                metadata_location: "memory://t/lake/db/t/metadata/00002.metadata.json".to_owned(),
+                snapshot_id: Some(2),
+                watermarks: BTreeMap::new(),
+                added_files: vec![],
+                removed_files: vec![(Bucket(0), Offset(2 * ROWS as u64))],
+                earliest: BTreeMap::from([(Bucket(0), Offset(2 * ROWS as u64))]),
+                key_rows: Vec::new(),
+            })
+            .await
+            .expect("retention commit");
+        let reader = Reader::new(Arc::new(index.clone()), context.cache.clone());
+        let request = FetchRequest {
+            database: "db".to_owned(),
+            table: "t".to_owned(),
+            buckets: vec![],
+            start: StartPosition::Offset(Offset(5)),
+            columns: vec![],
+            follow: false,
+            limit: None,
+            omit_update_before: false,
+            reset_to_earliest: false,
+        };
+        let refused = match reader.fetch(request.clone()).await {
+            Err(error) => error,
+            Ok(_) => panic!("a fetch below the earliest offset is refused"),
+        };
+        assert!(
+            matches!(
+                refused,
+                FetchError::OffsetOutOfRange {
+                    offset: Offset(5),
+                    earliest: Offset(20),
+                    ..
+                }
+            ),
+            "{refused}"
+        );
+        let mut reset = reader
+            .fetch(FetchRequest {
+                reset_to_earliest: true,
+                ..request
+            })
+            .await
+            .expect("a reset fetch starts at the earliest offset");
+        let mut offsets: Vec<i64> = Vec::new();
+        while let Some(fetched) = futures::StreamExt::next(&mut reset).await {
+            let batch = fetched.expect("batch").batch;
+            let column = batch.column_by_name("_offset").expect("_offset");
+            let column = column.as_any().downcast_ref::<Int64Array>().expect("i64");
+            offsets.extend(column.values().iter());
+        }
+        assert_eq!(offsets, (20..30).collect::<Vec<i64>>());
         writer.close().await;
         index.close().await.expect("close");
     }

@@ -148,6 +148,7 @@ async fn fetch(
             follow: false,
             limit: None,
             omit_update_before: false,
+            reset_to_earliest: false,
         })
         .await
         .expect("fetch starts");

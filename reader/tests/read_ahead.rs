@@ -124,6 +124,7 @@ async fn start_fetch(
             follow: false,
             limit: None,
             omit_update_before: false,
+            reset_to_earliest: false,
         })
         .await
         .expect("fetch starts")

@@ -402,6 +402,7 @@ async fn fetch(
             follow,
             limit,
             omit_update_before: false,
+            reset_to_earliest: false,
         })
         .await
         .expect("fetch starts")

@@ -546,6 +546,7 @@ impl Inlet for InletService {
             follow: request.follow,
             limit: (request.limit > 0).then_some(request.limit),
             omit_update_before: request.omit_update_before,
+            reset_to_earliest: request.reset_to_earliest,
         };
         let batches = reader.fetch(fetch).await.map_err(status)?;
         let requests = self.metrics.requests.clone();

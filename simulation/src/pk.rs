@@ -610,6 +610,7 @@ async fn read_changelog(
         follow: false,
         limit,
         omit_update_before,
+        reset_to_earliest: false,
     };
     let mut stream = match on_node(node, None, node.reader.fetch(request)).await {
         Outcome::Done(stream) => stream,
@@ -730,6 +731,7 @@ pub(crate) async fn audit(world: &World, node: &Node) -> PkFinal {
             follow: false,
             limit: None,
             omit_update_before: false,
+            reset_to_earliest: false,
         };
         match read_all(node, request.clone(), &all).await {
             Err(error) => world.violation(format!(
@@ -818,6 +820,7 @@ async fn read_snapshot(world: &World, who: &str, node: &Node, t: usize, table: &
         follow: false,
         limit: None,
         omit_update_before: false,
+        reset_to_earliest: false,
     };
     let mut stream = match on_node(node, None, node.reader.fetch(request)).await {
         Outcome::Done(stream) => stream,

@@ -255,6 +255,7 @@ pub async fn follower(world: Arc<World>, index: usize) {
             follow: true,
             limit: None,
             omit_update_before: false,
+            reset_to_earliest: false,
         };
         world.trace.event(format!(
             "{who} follows t{}/b{} from {next} on node {}",
@@ -418,6 +419,7 @@ pub async fn reader(world: Arc<World>, index: usize) {
             follow: false,
             limit,
             omit_update_before: false,
+            reset_to_earliest: false,
         };
         let mut stream = match on_node(&node, None, node.reader.fetch(request)).await {
             Outcome::Done(stream) => stream,

@@ -578,6 +578,7 @@ pub(crate) async fn audit(world: &World, node: &Node) -> FinalLog {
             follow: false,
             limit: None,
             omit_update_before: false,
+            reset_to_earliest: false,
         };
         match node.reader.fetch(request).await {
             Err(error) => world.violation(format!("audit: cannot read {}: {error}", table.name)),

@@ -59,6 +59,7 @@ async fn read_values(index: &Index, store: Arc<Store>) -> Vec<i64> {
             follow: false,
             limit: None,
             omit_update_before: false,
+            reset_to_earliest: false,
         })
         .await
         .expect("fetch starts");

@@ -366,6 +366,10 @@ pub struct ConsumeArgs {
     /// Primary-key tables: leave out `-U` rows (before images of updates).
     #[arg(long)]
     pub omit_update_before: bool,
+    /// A `--from` offset that retention expired starts at the earliest readable offset
+    /// instead of failing.
+    #[arg(long)]
+    pub reset_to_earliest: bool,
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
     #[command(flatten)]
@@ -800,6 +804,7 @@ async fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
         follow: args.follow,
         limit: args.limit.unwrap_or(0),
         omit_update_before: args.omit_update_before,
+        reset_to_earliest: args.reset_to_earliest,
     };
     let mut stream = client.fetch(request).await?;
     let stdout = std::io::stdout();

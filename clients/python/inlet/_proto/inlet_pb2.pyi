@@ -279,7 +279,7 @@ class StartPosition(_message.Message):
     def __init__(self, earliest: _Optional[bool] = ..., latest: _Optional[bool] = ..., offset: _Optional[int] = ..., timestamp_micros: _Optional[int] = ..., snapshot: _Optional[bool] = ...) -> None: ...
 
 class FetchRequest(_message.Message):
-    __slots__ = ("path", "buckets", "start", "columns", "follow", "limit", "omit_update_before")
+    __slots__ = ("path", "buckets", "start", "columns", "follow", "limit", "omit_update_before", "reset_to_earliest")
     PATH_FIELD_NUMBER: _ClassVar[int]
     BUCKETS_FIELD_NUMBER: _ClassVar[int]
     START_FIELD_NUMBER: _ClassVar[int]
@@ -287,6 +287,7 @@ class FetchRequest(_message.Message):
     FOLLOW_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     OMIT_UPDATE_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    RESET_TO_EARLIEST_FIELD_NUMBER: _ClassVar[int]
     path: TablePath
     buckets: _containers.RepeatedScalarFieldContainer[int]
     start: StartPosition
@@ -294,7 +295,8 @@ class FetchRequest(_message.Message):
     follow: bool
     limit: int
     omit_update_before: bool
-    def __init__(self, path: _Optional[_Union[TablePath, _Mapping]] = ..., buckets: _Optional[_Iterable[int]] = ..., start: _Optional[_Union[StartPosition, _Mapping]] = ..., columns: _Optional[_Iterable[str]] = ..., follow: _Optional[bool] = ..., limit: _Optional[int] = ..., omit_update_before: _Optional[bool] = ...) -> None: ...
+    reset_to_earliest: bool
+    def __init__(self, path: _Optional[_Union[TablePath, _Mapping]] = ..., buckets: _Optional[_Iterable[int]] = ..., start: _Optional[_Union[StartPosition, _Mapping]] = ..., columns: _Optional[_Iterable[str]] = ..., follow: _Optional[bool] = ..., limit: _Optional[int] = ..., omit_update_before: _Optional[bool] = ..., reset_to_earliest: _Optional[bool] = ...) -> None: ...
 
 class FetchResponse(_message.Message):
     __slots__ = ("bucket", "batch_ipc", "high_watermark", "snapshot")
