@@ -300,8 +300,11 @@ class AsyncTable:
         follow: bool = False,
         limit: int | None = None,
         omit_update_before: bool = False,
+        reset_to_earliest: bool = False,
     ) -> "AsyncScan":
-        return AsyncScan(self, columns, start, buckets, follow, limit, omit_update_before)
+        return AsyncScan(
+            self, columns, start, buckets, follow, limit, omit_update_before, reset_to_earliest
+        )
 
     async def offsets(self, at: str | datetime = "latest", buckets: Iterable[int] | None = None) -> dict[int, int]:
         request = pb.ListOffsetsRequest(
@@ -375,8 +378,11 @@ class AsyncScan(_ScanOptions):
         follow: bool,
         limit: int | None,
         omit_update_before: bool = False,
+        reset_to_earliest: bool = False,
     ):
-        super().__init__(table, columns, start, buckets, follow, limit, omit_update_before)
+        super().__init__(
+            table, columns, start, buckets, follow, limit, omit_update_before, reset_to_earliest
+        )
         self._start = start
 
     async def _requests(self) -> list[pb.FetchRequest]:

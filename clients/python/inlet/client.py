@@ -359,6 +359,7 @@ class Table:
         follow: bool = False,
         limit: int | None = None,
         omit_update_before: bool = False,
+        reset_to_earliest: bool = False,
     ) -> "Scan":
         """Reads rows from ``start`` (``"earliest"``, ``"latest"``, an offset applied to each
         bucket, a ``datetime``, or a saved :class:`Position`) to the end, or on and on with
@@ -369,8 +370,11 @@ class Table:
         A primary-key table reads as its changelog: each row ends with ``_change_type``
         (``+I`` insert, ``-U`` then ``+U`` for an update's before and after images, both at
         the update's offset, ``-D`` the deleted row); ``omit_update_before=True`` leaves out
-        the ``-U`` rows. Log tables ignore it."""
-        return Scan(self, columns, start, buckets, follow, limit, omit_update_before)
+        the ``-U`` rows. Log tables ignore it.
+
+        A start offset that retention expired raises :class:`OffsetOutOfRange` naming the
+        earliest readable offset, or with ``reset_to_earliest=True`` starts there."""
+        return Scan(self, columns, start, buckets, follow, limit, omit_update_before, reset_to_earliest)
 
     def offsets(self, at: str | datetime = "latest", buckets: Iterable[int] | None = None) -> dict[int, int]:
         """Each bucket's offset at ``at``: ``"earliest"``, ``"latest"`` (the next offset to be
@@ -496,6 +500,7 @@ class _ScanOptions:
         follow: bool,
         limit: int | None,
         omit_update_before: bool = False,
+        reset_to_earliest: bool = False,
     ):
         if isinstance(columns, str):
             columns = [columns]
@@ -506,6 +511,7 @@ class _ScanOptions:
         self.follow = follow
         self.limit = limit
         self.omit_update_before = omit_update_before
+        self.reset_to_earliest = reset_to_earliest
         self.buckets = sorted(set(buckets)) if buckets is not None else None
         self.position = Position(dict(start.offsets)) if isinstance(start, Position) else Position()
         self._calls: list[Any] = []
@@ -532,6 +538,7 @@ class _ScanOptions:
             path=path, columns=self.columns or [], follow=self.follow,
             limit=0 if self.limit is None else self.limit + 1,
             omit_update_before=self.omit_update_before,
+            reset_to_earliest=self.reset_to_earliest,
         )
         if not isinstance(start, Position):
             return [pb.FetchRequest(buckets=self.buckets or [], start=start_message(start), **base)]
@@ -563,8 +570,11 @@ class Scan(_ScanOptions):
         follow: bool,
         limit: int | None,
         omit_update_before: bool = False,
+        reset_to_earliest: bool = False,
     ):
-        super().__init__(table, columns, start, buckets, follow, limit, omit_update_before)
+        super().__init__(
+            table, columns, start, buckets, follow, limit, omit_update_before, reset_to_earliest
+        )
         count = self.table.describe().bucket_count if self._needs_bucket_count(start) else None
         self._requests = self._plan(start, count)
         self._closed = threading.Event()

@@ -8,6 +8,8 @@ import time
 import pyarrow as pa
 import pytest
 
+import inlet
+
 # Longest the test waits for the compactor to tier the rows (freshness 1 s, scans 200 ms).
 TIERING_TIMEOUT_SECONDS = 60.0
 
@@ -41,3 +43,22 @@ def test_tiered_rows_read_back_and_attach_with_pyiceberg(client, db):
     pytest.importorskip("pyiceberg")
     lake = table.iceberg_catalog().load_table()
     assert lake.scan().to_arrow().num_rows >= 200
+
+
+def test_a_start_behind_retention_is_refused_or_reset_to_earliest(client, db):
+    table = client.create_table(f"{db}.expiring", pa.schema([("user", pa.int64())]),
+                                options={"lake.enabled": True, "lake.freshness": "200ms", "retention": "1s"})
+    table.append(pa.table({"user": list(range(50))}))
+    deadline = time.monotonic() + TIERING_TIMEOUT_SECONDS
+    while table.offsets("earliest")[0] < 50:
+        assert time.monotonic() < deadline, f"retention did not expire the rows: {table.offsets('earliest')}"
+        time.sleep(0.2)
+    with pytest.raises(inlet.OffsetOutOfRange, match="out of range"):
+        table.scan(start=0).to_arrow()
+    table.append(pa.table({"user": [1000]}))
+    scan = table.scan(start=0, reset_to_earliest=True)
+    rows = scan.to_arrow()
+    # The new row, unless retention took it too meanwhile; never an expired one.
+    assert rows.column("user").to_pylist() in ([1000], [])
+    assert all(offset >= 50 for offset in rows.column("_offset").to_pylist())
+    assert scan.position.offsets.get(0, 51) >= 50
