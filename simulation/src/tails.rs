@@ -12,6 +12,9 @@
 //! which follower runs first follows from the run itself. `server/src/node.rs` gives the
 //! reader the index directly: the production path has no relay. What the relay changes is
 //! one task hop (no simulated time) between a tail's publication and its followers waking.
+//!
+//! Key scans (snapshot reads) are handed over a little late, so their point lags the tail
+//! as a replica's does, and every run exercises the snapshot's catch-up.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -39,6 +42,9 @@ struct Relay {
     /// closed, which closes theirs.
     subscribers: Mutex<Option<Vec<watch::Sender<StreamTail>>>>,
 }
+
+/// How long a key scan waits before it is read (simulated time): a few commit groups.
+const SCAN_LAG: std::time::Duration = std::time::Duration::from_millis(30);
 
 impl OrderedTails {
     pub fn new(index: Arc<dyn LogRead>) -> Self {
@@ -171,7 +177,12 @@ impl LogRead for OrderedTails {
         self.index.change_record(stream, end).await
     }
 
+    /// The index's scan, handed over [`SCAN_LAG`] later: its point is then behind the
+    /// commits made meanwhile, as a reader process's replica lags the owner, so snapshot
+    /// reads replay the changelog above the scan (`inlet_reader`'s catch-up) in every run.
     async fn scan_keys(&self, stream: StreamId) -> Result<inlet_index::KeyScan, IndexError> {
-        self.index.scan_keys(stream).await
+        let scan = self.index.scan_keys(stream).await?;
+        tokio::time::sleep(SCAN_LAG).await;
+        Ok(scan)
     }
 }
