@@ -344,6 +344,23 @@ async fn run_cluster(store: &Store) -> anyhow::Result<()> {
         .await?;
     let mut on_reader = Client::connect(&reader_a).await?;
     wait_members(&mut on_reader, 6).await?;
+    // So is an ALTER sent to a reader; the owner and every node see the new comment.
+    on_reader
+        .raw()
+        .alter_table(pb::AlterTableRequest {
+            path: Some(inlet::client::path("db", "t")),
+            comment: Some("altered through a reader".to_owned()),
+            ..Default::default()
+        })
+        .await?;
+    for endpoint in [&owner_endpoint, &writer_b] {
+        let table = Client::connect(endpoint).await?.table("db", "t").await?;
+        let comment = table.info.descriptor.map(|d| d.comment).unwrap_or_default();
+        ensure!(
+            comment == "altered through a reader",
+            "{endpoint}: {comment:?}"
+        );
+    }
 
     // A follower on reader B, started before anything is appended; producers on both writers.
     let all_ids = |count: i64| (0..count * ROWS).collect::<std::collections::BTreeSet<i64>>();
