@@ -904,7 +904,19 @@ pub(crate) async fn read_tail(
     db: &impl KvRead,
     stream: StreamId,
 ) -> Result<StreamTail, IndexError> {
-    match db.read(tail_key(stream)).await? {
+    decode_tail(db.read(tail_key(stream)).await?)
+}
+
+/// The stream's tail as far as it is durable in the store (see `KvRead::read_durable`).
+pub(crate) async fn read_durable_tail(
+    db: &impl KvRead,
+    stream: StreamId,
+) -> Result<StreamTail, IndexError> {
+    decode_tail(db.read_durable(tail_key(stream)).await?)
+}
+
+fn decode_tail(bytes: Option<bytes::Bytes>) -> Result<StreamTail, IndexError> {
+    match bytes {
         Some(bytes) => Ok(StreamTail::decode(&bytes)?),
         None => Ok(StreamTail::EMPTY),
     }

@@ -8,9 +8,13 @@ fields are skipped, so a newer server's additions do not break it.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, Iterator, NamedTuple
 
+import pyarrow as pa
+
+from .arrow import batches_from_ipc
 from .errors import Corruption
+from .positions import SnapshotMark
 
 FETCH_METHOD = "/inlet.v1.Inlet/Fetch"
 
@@ -69,3 +73,15 @@ def parse_fetch_response(message: bytes) -> FetchResponse:
     if pos != len(data):
         raise Corruption("malformed fetch response: a fixed-width field runs past the message end")
     return FetchResponse(bucket, ipc, watermark, snapshot)
+
+
+def fetched_batches(response: FetchResponse) -> Iterator[tuple[pa.RecordBatch, Any]]:
+    """The record batches of one fetch response, each with its snapshot mark (``None``
+    outside a snapshot; the last batch of a snapshot's last response is marked last)."""
+    batches = list(batches_from_ipc(response.batch_ipc))
+    for i, batch in enumerate(batches):
+        mark = None
+        if response.snapshot:
+            last = response.snapshot == SNAPSHOT_LAST and i == len(batches) - 1
+            mark = SnapshotMark(response.bucket, response.high_watermark, last)
+        yield batch, mark

@@ -34,7 +34,7 @@ from ._connection import (
     parse_endpoint,
 )
 from ._proto import inlet_pb2 as pb
-from ._fetch import FETCH_METHOD, parse_fetch_response
+from ._fetch import FETCH_METHOD, fetched_batches, parse_fetch_response
 from ._proto import inlet_pb2_grpc as pb_grpc
 from .client import (
     APPEND,
@@ -480,7 +480,7 @@ async def _decoded(
     try:
         async for response in call:
             received[index] += len(response.batch_ipc)
-            for fetched in arrow.fetched_batches(response):
+            for fetched in fetched_batches(response):
                 yield fetched
     except grpc.RpcError as error:
         if error.code() == grpc.StatusCode.CANCELLED and call.cancelled():

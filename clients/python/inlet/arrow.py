@@ -165,21 +165,6 @@ def batches_from_ipc(data: Any) -> Iterator[pa.RecordBatch]:
     return iter(reader)
 
 
-def fetched_batches(response: Any) -> Iterator[tuple[pa.RecordBatch, Any]]:
-    """The record batches of one fetch response, each with its snapshot mark (``None``
-    outside a snapshot; the last batch of a snapshot's last response is marked last)."""
-    from ._fetch import SNAPSHOT_LAST
-    from .positions import SnapshotMark
-
-    batches = list(batches_from_ipc(response.batch_ipc))
-    for i, batch in enumerate(batches):
-        mark = None
-        if response.snapshot:
-            last = response.snapshot == SNAPSHOT_LAST and i == len(batches) - 1
-            mark = SnapshotMark(response.bucket, response.high_watermark, last)
-        yield batch, mark
-
-
 def take_up_to(batch: pa.RecordBatch, remaining: int) -> tuple[pa.RecordBatch, int]:
     """The first ``remaining`` rows of a scan with a limit, and how many rows are left to
     take after them. An update's ``-U`` and ``+U`` rows (same offset) stay together: a cut

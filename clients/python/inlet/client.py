@@ -29,7 +29,7 @@ from ._connection import (
     parse_endpoint,
 )
 from ._proto import inlet_pb2 as pb
-from ._fetch import FETCH_METHOD, parse_fetch_response
+from ._fetch import FETCH_METHOD, fetched_batches, parse_fetch_response
 from ._proto import inlet_pb2_grpc as pb_grpc
 from .errors import (
     OUTCOME_UNKNOWN_CODES,
@@ -692,7 +692,7 @@ def _decoded(
     try:
         for response in call:
             received[index] += len(response.batch_ipc)
-            yield from arrow.fetched_batches(response)
+            yield from fetched_batches(response)
     except grpc.RpcError as error:
         if error.code() == grpc.StatusCode.CANCELLED and closed.is_set():
             return

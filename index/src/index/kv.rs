@@ -196,17 +196,13 @@ pub(crate) async fn scan_key_states(
     db: &impl KvRead,
     stream: inlet_core::ids::StreamId,
 ) -> Result<crate::ports::KeyScan, crate::IndexError> {
-    let tail = |bytes: Option<bytes::Bytes>| match bytes {
-        Some(bytes) => crate::StreamTail::decode(&bytes).map(|tail| tail.next_offset),
-        None => Ok(crate::StreamTail::EMPTY.next_offset),
-    };
     // The iterator is one point of the database; the durable tail only moves forward, so the
     // tail read before it is at or below that point and the one read after at or above.
-    let low = tail(db.read_durable(crate::keys::tail_key(stream)).await?)?;
+    let low = super::read_durable_tail(db, stream).await?.next_offset;
     let (start, end) = crate::pk::prefix_range(stream, &[]);
     let prefix_len = start.len();
     let iter = db.range_durable(start, end).await?;
-    let high = tail(db.read_durable(crate::keys::tail_key(stream)).await?)?;
+    let high = super::read_durable_tail(db, stream).await?.next_offset;
     let pages = futures::stream::try_unfold(Some(iter), move |iter| async move {
         let Some(mut iter) = iter else {
             return Ok(None);
@@ -231,7 +227,7 @@ pub(crate) async fn scan_key_states(
     });
     Ok(crate::ports::KeyScan {
         low,
-        high: high.max(low),
+        high,
         pages: Box::pin(pages),
     })
 }
