@@ -16,7 +16,8 @@
 //! Memory: one page of the scan, and the changelog between the two tail reads around the
 //! scan's point (plus a replica's lag), at most [`MAX_SNAPSHOT_CATCH_UP_ROWS`] rows.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, btree_map};
+use std::iter::Peekable;
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
@@ -93,30 +94,7 @@ async fn send_snapshot(
             .as_ref()
             .and_then(|page| page.last())
             .map(|row| &row.key);
-        let mut rows: Vec<Row<'_>> = Vec::new();
-        let scanned = page.as_deref().unwrap_or_default();
-        let mut scanned_rows = scanned.iter().peekable();
-        loop {
-            let next_changed = pending
-                .peek()
-                .filter(|(key, _)| last.is_none_or(|last| *key <= last));
-            match (scanned_rows.peek(), next_changed) {
-                (Some(row), Some((key, _))) if row.key < **key => {
-                    rows.push(Row::Scanned(scanned_rows.next().expect("peeked")));
-                }
-                (_, Some(_)) => {
-                    let (key, outcome) = pending.next().expect("peeked");
-                    if scanned_rows.peek().is_some_and(|row| row.key == *key) {
-                        scanned_rows.next();
-                    }
-                    if let Some(at) = outcome {
-                        rows.push(Row::Changed(*at));
-                    }
-                }
-                (Some(_), None) => rows.push(Row::Scanned(scanned_rows.next().expect("peeked"))),
-                (None, None) => break,
-            }
-        }
+        let rows = merged_rows(page.as_deref().unwrap_or_default(), &mut pending, last);
         if !rows.is_empty() {
             let batch = snapshot_rows(context, stream, &rows, &changed.batches)?;
             for start in (0..batch.num_rows()).step_by(MAX_FETCH_BATCH_ROWS) {
@@ -139,6 +117,40 @@ async fn send_snapshot(
     }
 }
 
+/// The rows of one scanned page in key order, with the changed keys up to `last` (all that
+/// remain when `last` is `None`, after the last page): a changed key's outcome replaces its
+/// scanned row, and a deleted key has none.
+fn merged_rows<'p>(
+    scanned: &'p [ScannedKey],
+    pending: &mut Peekable<btree_map::Iter<'_, Vec<u8>, Outcome>>,
+    last: Option<&Vec<u8>>,
+) -> Vec<Row<'p>> {
+    let mut rows = Vec::with_capacity(scanned.len());
+    let mut scanned = scanned.iter().peekable();
+    loop {
+        let changed = pending
+            .peek()
+            .filter(|(key, _)| last.is_none_or(|last| *key <= last));
+        match (scanned.peek(), changed) {
+            (Some(row), Some((key, _))) if row.key < **key => {
+                rows.extend(scanned.next().map(Row::Scanned));
+            }
+            (_, Some(_)) => {
+                let Some((key, outcome)) = pending.next() else {
+                    break;
+                };
+                if scanned.peek().is_some_and(|row| row.key == *key) {
+                    scanned.next();
+                }
+                rows.extend(outcome.map(Row::Changed));
+            }
+            (Some(_), None) => rows.extend(scanned.next().map(Row::Scanned)),
+            (None, None) => break,
+        }
+    }
+    rows
+}
+
 /// One row of a snapshot: scanned from the key state, or the changelog row (batch, row)
 /// that last wrote the key.
 enum Row<'a> {
@@ -150,10 +162,13 @@ enum Row<'a> {
 struct CatchUp {
     /// The changelog rows as snapshot rows (the asked columns, the system columns, `+I`).
     batches: Vec<RecordBatch>,
-    /// Per encoded key, its last outcome: the (batch, row) of its new row, or `None` when
-    /// it was deleted.
-    outcomes: BTreeMap<Vec<u8>, Option<(usize, usize)>>,
+    /// Per encoded key, its last outcome.
+    outcomes: BTreeMap<Vec<u8>, Outcome>,
 }
+
+/// What the changelog last did to a key: the (batch, row) of its new row, or `None` when it
+/// was deleted.
+type Outcome = Option<(usize, usize)>;
 
 async fn catch_up(
     context: &FetchContext,
