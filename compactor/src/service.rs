@@ -17,6 +17,11 @@
 //! index's first lake file of some bucket is older than `now - retention`; that check, a few
 //! index reads, is itself done at most once per freshness interval.
 //!
+//! Tables that are not tiered but have `retention` or `retention.bytes` have their oldest
+//! WAL chunks expired by the index owner, asked once per WAL garbage collection interval just
+//! before the collection runs ([`Compactor::expire_wal`]); the collector then deletes the WAL
+//! objects nothing points into any more.
+//!
 //! Rounds of one compactor run one at a time (each bounded by the per-round limits), so the
 //! Parquet encoding they do inline occupies at most one runtime thread.
 
@@ -26,7 +31,7 @@ use std::sync::{Arc, Mutex};
 use inlet_core::clock::Env;
 use inlet_core::ids::{TableId, TimestampMicros};
 use inlet_core::table::TableInfo;
-use inlet_index::{LakeCommit, LakeCommitError, LakeLease, table_streams};
+use inlet_index::{IndexError, LakeCommit, LakeCommitError, LakeLease, table_streams};
 
 use inlet_index::LakeCatalog;
 use inlet_reader::PagedCache;
@@ -84,6 +89,18 @@ impl PassReport {
             .iter()
             .filter_map(|round| round.outcome.as_ref().err().map(|e| (round.table, e)))
     }
+}
+
+/// What one WAL retention pass did.
+#[derive(Debug, Default)]
+pub struct WalRetentionReport {
+    /// Tables with WAL retention options, asked to expire.
+    pub tables: usize,
+    /// Chunk entries expired, and their bytes.
+    pub chunks: usize,
+    pub bytes: u64,
+    /// Tables whose expiry failed, with why (tried again next pass).
+    pub errors: Vec<(TableId, IndexError)>,
 }
 
 /// A running (or driven) compactor. See the module docs.
@@ -204,6 +221,12 @@ impl Compactor {
         self.inner.collect_wal_garbage().await
     }
 
+    /// Asks the index to expire the WAL chunks of every table whose retention options no
+    /// longer keep them (tables that are not tiered; [`inlet_index::Index::expire_wal`]).
+    pub async fn expire_wal(&self) -> WalRetentionReport {
+        self.inner.expire_wal().await
+    }
+
     /// Stops the loop (after the round in progress), then gives up every lease this
     /// compactor holds so another can take its tables at once.
     pub async fn stop(mut self) {
@@ -255,6 +278,8 @@ async fn run_loop(inner: Arc<Inner>, mut shutdown: watch::Receiver<bool>) {
         let now = inner.env.clock.now().0;
         if last_gc.is_none_or(|at| now.saturating_sub(at) >= gc_every) {
             last_gc = Some(now);
+            // Expired chunks first, so their objects start their read grace in this run.
+            inner.expire_wal().await;
             if let Err(error) = inner.collect_wal_garbage().await {
                 tracing::warn!(%error, "wal garbage collection failed");
             }
@@ -267,6 +292,45 @@ fn micros(duration: std::time::Duration) -> i64 {
 }
 
 impl Inner {
+    async fn expire_wal(&self) -> WalRetentionReport {
+        let mut report = WalRetentionReport::default();
+        let tables = match self.index.tables().await {
+            Ok(tables) => tables,
+            Err(error) => {
+                tracing::warn!(%error, "compactor cannot list tables for wal retention");
+                return report;
+            }
+        };
+        let expiring = tables.iter().filter(|info| {
+            !info.is_primary_key_table()
+                && info.options().is_ok_and(|options| {
+                    !options.lake_enabled
+                        && (options.retention.is_some() || options.retention_bytes.is_some())
+                })
+        });
+        for info in expiring {
+            report.tables += 1;
+            // Each call is bounded; a long backlog (retention just turned on) takes several.
+            loop {
+                match self.index.expire_wal(info.id).await {
+                    Ok(expired) => {
+                        report.chunks += expired.chunks;
+                        report.bytes += expired.bytes;
+                        if !expired.more {
+                            break;
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(table = info.id.0, %error, "wal retention failed");
+                        report.errors.push((info.id, error));
+                        break;
+                    }
+                }
+            }
+        }
+        report
+    }
+
     async fn pass(&self) -> PassReport {
         let mut report = PassReport::default();
         let mut present = Vec::new();

@@ -1,7 +1,9 @@
 //! WAL garbage collection: deletes WAL objects no chunk entry points into any more.
 //!
 //! A WAL object becomes garbage once every chunk in it is below its stream's lake watermark
-//! (the lake commit removed the chunk entries) or belonged to a commit that never happened.
+//! (the lake commit removed the chunk entries), was expired by WAL retention (the index
+//! owner removed them, `inlet_index::Index::expire_wal`), or belonged to a commit that never
+//! happened.
 //! Two graces keep deletion behind everything that might still need the object:
 //!
 //! - **upload grace**: an object younger than this (by its `last_modified`) may be uploaded

@@ -34,8 +34,12 @@ pub const OPTION_LAKE_ENABLED: &str = "lake.enabled";
 /// Table option: how often the compactor commits a lake snapshot (e.g. `30s`, `5m`). Also
 /// how old the newest WAL rows may get before they are in the lake.
 pub const OPTION_LAKE_FRESHNESS: &str = "lake.freshness";
-/// Table option: how long rows stay readable (e.g. `7d`); older lake files are expired.
+/// Table option: how long rows stay readable (e.g. `7d`). Older lake files are expired from
+/// a lake table; older WAL chunks from a table that is not tiered.
 pub const OPTION_RETENTION: &str = "retention";
+/// Table option of tables that are not tiered: how many bytes of WAL chunks each bucket keeps
+/// (e.g. `10GiB`); the oldest chunks beyond it expire.
+pub const OPTION_RETENTION_BYTES: &str = "retention.bytes";
 
 /// Table option of primary-key tables: how a row merges with its key's current row,
 /// `last_row` (default), `first_row` or `versioned`.
@@ -49,18 +53,23 @@ pub const OPTION_MERGE_AGGREGATE_PREFIX: &str = "merge.aggregate.";
 
 /// Table options this version understands. Unknown keys are rejected rather than ignored,
 /// so a typo never silently changes nothing.
-pub const KNOWN_TABLE_OPTIONS: [&str; 5] = [
+pub const KNOWN_TABLE_OPTIONS: [&str; 6] = [
     OPTION_LAKE_ENABLED,
     OPTION_LAKE_FRESHNESS,
     OPTION_RETENTION,
+    OPTION_RETENTION_BYTES,
     OPTION_MERGE_ENGINE,
     OPTION_MERGE_VERSION_COLUMN,
 ];
 
 /// The options `ALTER TABLE` may change ([`TableDescriptor::altered`]); the merge engine's
 /// are fixed at creation, as are the schema, the keys and the bucket count.
-pub const ALTERABLE_TABLE_OPTIONS: [&str; 3] =
-    [OPTION_LAKE_ENABLED, OPTION_LAKE_FRESHNESS, OPTION_RETENTION];
+pub const ALTERABLE_TABLE_OPTIONS: [&str; 4] = [
+    OPTION_LAKE_ENABLED,
+    OPTION_LAKE_FRESHNESS,
+    OPTION_RETENTION,
+    OPTION_RETENTION_BYTES,
+];
 
 pub use crate::pk::merge::{AggregateFn, MergeEngine};
 
@@ -71,6 +80,9 @@ pub const MIN_LAKE_FRESHNESS: Duration = Duration::from_millis(100);
 pub const MAX_LAKE_FRESHNESS: Duration = Duration::from_secs(24 * 3600);
 /// Shortest [`OPTION_RETENTION`].
 pub const MIN_RETENTION: Duration = Duration::from_secs(1);
+/// Smallest [`OPTION_RETENTION_BYTES`]: one WAL chunk can be this large, and a smaller bound
+/// would expire the chunk just written.
+pub const MIN_RETENTION_BYTES: u64 = 1024 * 1024;
 
 /// A table's options, parsed and checked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,6 +91,8 @@ pub struct TableOptions {
     pub lake_freshness: Duration,
     /// `None`: rows are kept forever.
     pub retention: Option<Duration>,
+    /// `None`: no bound on a bucket's WAL bytes. Only for tables that are not tiered.
+    pub retention_bytes: Option<u64>,
 }
 
 impl TableOptions {
@@ -121,17 +135,33 @@ impl TableOptions {
             Ok(Some(parsed))
         };
         let retention = duration(OPTION_RETENTION, MIN_RETENTION, Duration::MAX)?;
-        if let Some(value) = options.get(OPTION_RETENTION)
-            && !lake_enabled
-        {
-            // Expiry works on whole lake files; the WAL of a table that is never tiered is
-            // kept until the table is dropped.
-            return Err(invalid(
-                OPTION_RETENTION,
-                value,
-                format!("needs `{OPTION_LAKE_ENABLED}=true`: rows expire from the lake"),
-            ));
-        }
+        let retention_bytes = match options.get(OPTION_RETENTION_BYTES) {
+            None => None,
+            Some(value) => {
+                let bytes = parse_bytes(value)
+                    .map_err(|reason| invalid(OPTION_RETENTION_BYTES, value, reason))?;
+                if bytes < MIN_RETENTION_BYTES {
+                    return Err(invalid(
+                        OPTION_RETENTION_BYTES,
+                        value,
+                        format!("must be at least {MIN_RETENTION_BYTES} bytes (1MiB)"),
+                    ));
+                }
+                if lake_enabled {
+                    // A lake table's rows expire as whole lake files by age; its WAL is
+                    // trimmed by tiering.
+                    return Err(invalid(
+                        OPTION_RETENTION_BYTES,
+                        value,
+                        format!(
+                            "bounds the WAL of a table that is not tiered; with \
+                             `{OPTION_LAKE_ENABLED}=true` use `{OPTION_RETENTION}`"
+                        ),
+                    ));
+                }
+                Some(bytes)
+            }
+        };
         Ok(Self {
             lake_enabled,
             lake_freshness: duration(
@@ -141,6 +171,7 @@ impl TableOptions {
             )?
             .unwrap_or(DEFAULT_LAKE_FRESHNESS),
             retention,
+            retention_bytes,
         })
     }
 }
@@ -168,6 +199,38 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
         .checked_mul(unit_millis)
         .map(Duration::from_millis)
         .ok_or_else(|| "duration too long".to_owned())
+}
+
+/// Parses a size written as a whole number and an optional unit: `B` (the default), `KiB`,
+/// `MiB`, `GiB`, `TiB` (powers of 1024) or `KB`, `MB`, `GB`, `TB` (powers of 1000).
+pub fn parse_bytes(value: &str) -> Result<u64, String> {
+    let value = value.trim();
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| "expected a whole number followed by a unit, like `10GiB`".to_owned())?;
+    let unit_bytes: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "TiB" => 1 << 40,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "TB" => 1_000_000_000_000,
+        other => {
+            return Err(format!(
+                "unknown unit `{other}`; use B, KiB, MiB, GiB, TiB, KB, MB, GB or TB"
+            ));
+        }
+    };
+    number
+        .checked_mul(unit_bytes)
+        .ok_or_else(|| "size too large".to_owned())
 }
 
 /// The fields of the system columns appended to every fetched batch, in order.
@@ -360,14 +423,15 @@ pub enum DefinitionError {
     #[error("{what} only applies to primary-key tables; this table has no primary key")]
     NotAPrimaryKeyTable { what: String },
     #[error(
-        "`{option}` is not supported for primary-key tables: their lake table holds the current rows, which must not expire"
+        "`{option}` is not supported for primary-key tables: their rows are the current state of \
+         each key, which must not expire"
     )]
     PrimaryKeyRetentionUnsupported { option: &'static str },
     #[error("unknown table option `{key}`")]
     UnknownOption { key: String },
     #[error(
         "table option `{key}` is fixed when the table is created; ALTER TABLE changes \
-         `lake.enabled`, `lake.freshness`, `retention` and the comment"
+         `lake.enabled`, `lake.freshness`, `retention`, `retention.bytes` and the comment"
     )]
     FixedOption { key: String },
     #[error("table option `{key}` = `{value}` is invalid: {reason}")]
@@ -557,6 +621,11 @@ impl TableDescriptor {
                 option: OPTION_RETENTION,
             });
         }
+        if options.retention_bytes.is_some() {
+            return Err(DefinitionError::PrimaryKeyRetentionUnsupported {
+                option: OPTION_RETENTION_BYTES,
+            });
+        }
         MergeEngine::parse(&self.options, &self.schema, &self.primary_key)?;
         Ok(())
     }
@@ -696,10 +765,13 @@ mod tests {
             (OPTION_LAKE_FRESHNESS, "10ms"),
             (OPTION_LAKE_FRESHNESS, "3y"),
             (OPTION_RETENTION, "-1d"),
-            // Valid alone only for a lake table.
-            (OPTION_RETENTION, "7d"),
+            (OPTION_RETENTION_BYTES, "10 parsecs"),
+            (OPTION_RETENTION_BYTES, "1KiB"),
+            (OPTION_RETENTION_BYTES, "99999999999TiB"),
+            // Valid alone, but a lake table's rows expire by age only.
+            (OPTION_RETENTION_BYTES, "10GiB"),
         ] {
-            let pairs = if key == OPTION_RETENTION && value != "7d" {
+            let pairs = if key == OPTION_RETENTION_BYTES && value == "10GiB" {
                 vec![(OPTION_LAKE_ENABLED, "true"), (key, value)]
             } else {
                 vec![(key, value)]
@@ -713,6 +785,14 @@ mod tests {
                 other => panic!("{key}={value} gave {other:?}"),
             }
         }
+        // Retention of a table that is not tiered expires its WAL.
+        let wal = parse(&[(OPTION_RETENTION, "7d"), (OPTION_RETENTION_BYTES, "10GiB")])
+            .expect("WAL retention");
+        assert_eq!(wal.retention, Some(Duration::from_secs(7 * 86_400)));
+        assert_eq!(wal.retention_bytes, Some(10 << 30));
+        assert_eq!(parse_bytes("512"), Ok(512));
+        assert_eq!(parse_bytes("3MB"), Ok(3_000_000));
+        assert_eq!(parse_bytes("2 MiB"), Ok(2 << 20));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert!(parse_duration("99999999999999999999d").is_err());
     }
@@ -821,6 +901,12 @@ mod tests {
                 &[(OPTION_LAKE_ENABLED, "true"), (OPTION_RETENTION, "7d")]
             ),
             Err(DefinitionError::PrimaryKeyRetentionUnsupported { .. })
+        ));
+        assert!(matches!(
+            with(&id, &[(OPTION_RETENTION_BYTES, "1GiB")]),
+            Err(DefinitionError::PrimaryKeyRetentionUnsupported {
+                option: OPTION_RETENTION_BYTES
+            })
         ));
         let log = descriptor(vec![Field::new("id", DataType::Int64, false)]);
         assert!(matches!(

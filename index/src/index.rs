@@ -4,7 +4,8 @@
 //! are assigned by exactly one thread of control. It folds every commit waiting in its queue
 //! into one SlateDB write batch, flushes it, waits until SlateDB reports it durable, and only
 //! then updates the in-memory catalog and tails that readers see and replies to the writers.
-//! Lake catalog changes (`lake.rs`) go through the same task.
+//! Lake catalog changes (`lake.rs`) and WAL retention (`retention.rs`) go through the same
+//! task.
 //! If a write fails the sequencer cannot know what became durable, so it stops for good:
 //! the process must reopen the index (a restart), which re-reads the durable state.
 
@@ -45,6 +46,7 @@ use crate::records::{
 mod key_cache;
 pub(crate) mod kv;
 pub mod lake;
+pub mod retention;
 mod sequencer;
 
 pub(crate) use kv::KvRead;
@@ -294,6 +296,10 @@ enum Command {
     Lake {
         change: LakeChange,
         reply: LakeReply,
+    },
+    Retention {
+        table: TableId,
+        reply: retention::RetentionReply,
     },
 }
 

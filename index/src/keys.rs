@@ -355,6 +355,10 @@ pub struct StreamTail {
     pub earliest_offset: Offset,
     /// Commit time of the last chunk; commit times never go backwards within a stream.
     pub last_commit_ts: TimestampMicros,
+    /// Bytes of the chunks the chunk index holds for the stream: committed, and neither
+    /// tiered away nor expired. What size retention bounds. Tails written before it was
+    /// kept (value version 1) count only the chunks committed since.
+    pub wal_bytes: u64,
 }
 
 impl StreamTail {
@@ -362,25 +366,39 @@ impl StreamTail {
         next_offset: Offset(0),
         earliest_offset: Offset(0),
         last_commit_ts: TimestampMicros(i64::MIN),
+        wal_bytes: 0,
     };
-    const VERSION: u8 = 1;
+    const VERSION: u8 = 2;
+    /// Written before [`StreamTail::wal_bytes`] was kept; decodes with `wal_bytes` 0.
+    const VERSION_WITHOUT_BYTES: u8 = 1;
 
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(25);
+        let mut out = Vec::with_capacity(33);
         out.push(Self::VERSION);
         out.extend_from_slice(&self.next_offset.0.to_be_bytes());
         out.extend_from_slice(&self.earliest_offset.0.to_be_bytes());
         out.extend_from_slice(&self.last_commit_ts.0.to_be_bytes());
+        out.extend_from_slice(&self.wal_bytes.to_be_bytes());
         out
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
         let mut r = Reader::new(bytes);
-        r.version(Self::VERSION)?;
+        let format = r.u8()?;
+        if format != Self::VERSION && format != Self::VERSION_WITHOUT_BYTES {
+            return Err(CodecError::Version {
+                version: format,
+                supported: Self::VERSION,
+            });
+        }
         let tail = Self {
             next_offset: Offset(r.u64()?),
             earliest_offset: Offset(r.u64()?),
             last_commit_ts: TimestampMicros(r.i64()?),
+            wal_bytes: match format {
+                Self::VERSION => r.u64()?,
+                _ => 0,
+            },
         };
         r.finish()?;
         Ok(tail)
@@ -793,13 +811,25 @@ mod tests {
         }
 
         #[test]
-        fn tails_round_trip(n in any::<u64>(), e in any::<u64>(), ts in any::<i64>()) {
+        fn tails_round_trip(
+            n in any::<u64>(), e in any::<u64>(), ts in any::<i64>(), b in any::<u64>()
+        ) {
             let tail = StreamTail {
                 next_offset: Offset(n),
                 earliest_offset: Offset(e),
                 last_commit_ts: TimestampMicros(ts),
+                wal_bytes: b,
             };
-            prop_assert_eq!(StreamTail::decode(&tail.encode()), Ok(tail));
+            let bytes = tail.encode();
+            prop_assert_eq!(StreamTail::decode(&bytes), Ok(tail));
+            prop_assert!(StreamTail::decode(&bytes[..bytes.len() - 1]).is_err());
+            // A version 1 tail (before `wal_bytes`) still reads, with no bytes counted.
+            let mut v1 = bytes[..25].to_vec();
+            v1[0] = 1;
+            prop_assert_eq!(
+                StreamTail::decode(&v1),
+                Ok(StreamTail { wal_bytes: 0, ..tail })
+            );
         }
 
         /// Key order is (stream, end offset) order, so a forward seek finds the chunk that
@@ -834,7 +864,7 @@ mod tests {
             StreamTail::decode(&bytes),
             Err(CodecError::Version {
                 version: 9,
-                supported: 1
+                supported: 2
             })
         );
     }

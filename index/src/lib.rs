@@ -15,6 +15,7 @@ pub mod replica;
 
 pub use error::{CatalogError, ChunkRejected, IndexError};
 pub use index::lake::{LakeCommit, LakeCommitError, LakeCommitted, LakeFileScan};
+pub use index::retention::{MAX_CHUNKS_EXPIRED_PER_CALL, WalExpired};
 pub use index::{
     ChunkCommitRequest, ChunkScan, CommitReply, CommitRequest, CommittedChunk, DatabaseInfo, Index,
     IndexOptions, PendingCommit, ProducerRef, table_streams,

@@ -24,6 +24,7 @@ use tokio::sync::watch;
 
 use crate::error::{CatalogError, IndexError};
 use crate::index::lake::{LakeCommit, LakeCommitError, LakeCommitted};
+use crate::index::retention::WalExpired;
 use crate::index::{CommitRequest, Index, PendingCommit};
 use crate::keys::{ChunkEntry, LakeFileEntry, LakeWatermark, StreamTail};
 use crate::pk::{ChangeRecord, KeyState, LakeRow};
@@ -192,6 +193,8 @@ pub trait LakeCatalog: Send + Sync + Debug {
         lease: LakeLease,
     ) -> Result<(), LakeCommitError>;
     async fn commit_lake(&self, commit: LakeCommit) -> Result<LakeCommitted, LakeCommitError>;
+    /// Expires the WAL chunks `table`'s retention no longer keeps ([`Index::expire_wal`]).
+    async fn expire_wal(&self, table: TableId) -> Result<WalExpired, IndexError>;
     async fn live_wal_objects(&self) -> Result<BTreeSet<WalObjectId>, IndexError>;
     /// The change record of the primary-key chunk of `stream` ending at `end` (as
     /// [`LogRead::change_record`]): a lake round of a primary-key table reads the changelog.
@@ -502,6 +505,9 @@ impl LakeCatalog for Index {
         Index::commit_lake(self, commit).await
     }
 
+    async fn expire_wal(&self, table: TableId) -> Result<WalExpired, IndexError> {
+        Index::expire_wal(self, table).await
+    }
     async fn live_wal_objects(&self) -> Result<BTreeSet<WalObjectId>, IndexError> {
         Index::live_wal_objects(self).await
     }

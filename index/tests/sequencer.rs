@@ -300,19 +300,19 @@ async fn table_alterations_are_durable_and_refusals_change_nothing() {
         altered.descriptor.options,
         set(&[("lake.enabled", "true"), ("retention", "7d")])
     );
-    // Retention needs the lake: turning it off alone is refused, with both it works.
+    // A bound on WAL bytes is for tables that are not tiered: refused on a lake table.
     let refused = index
         .alter_table(
             "db",
             "t",
             TableAlteration {
-                unset_options: vec!["lake.enabled".to_owned()],
+                set_options: set(&[("retention.bytes", "1GiB")]),
                 ..TableAlteration::default()
             },
         )
         .await
-        .expect_err("retention without the lake");
-    assert!(refused.to_string().contains("retention"), "{refused}");
+        .expect_err("retention.bytes with the lake");
+    assert!(refused.to_string().contains("retention.bytes"), "{refused}");
     index
         .alter_table(
             "db",

@@ -104,6 +104,8 @@ pub struct BucketOffsets {
     pub bucket: Bucket,
     pub earliest: Offset,
     pub latest: Offset,
+    /// Bytes of WAL chunks the bucket holds ([`StreamTail::wal_bytes`]).
+    pub wal_bytes: u64,
     /// The offset the asked position resolves to.
     pub resolved: Offset,
 }
@@ -123,6 +125,9 @@ pub(crate) struct FetchContext {
     pub(crate) projection: Vec<usize>,
     pub(crate) schema: SchemaRef,
     follow: bool,
+    /// A read that falls behind retention (its next offset expired meanwhile) goes on from
+    /// the earliest offset instead of ending with [`FetchError::OffsetOutOfRange`].
+    reset_to_earliest: bool,
     /// Primary-key tables: rows are read as the changelog (see `crate::changelog`).
     changelog: Option<ChangelogRead>,
 }
@@ -194,6 +199,7 @@ impl Reader {
             projection,
             schema,
             follow: request.follow,
+            reset_to_earliest: request.reset_to_earliest,
             changelog,
         });
         let (sender, receiver) = mpsc::channel(FETCH_CHANNEL_DEPTH);
@@ -240,6 +246,7 @@ impl Reader {
                 bucket: stream.bucket,
                 earliest: tail.earliest_offset,
                 latest: tail.next_offset,
+                wal_bytes: tail.wal_bytes,
                 resolved: self.resolve(stream, position).await?,
             });
         }
@@ -401,13 +408,18 @@ async fn read_stream_inner(
                 None => context.index.lake_watermark(stream).await?.offset,
             };
             let reached = if next < watermark {
-                lake::read_lake(context, stream, next, watermark, &tail, sender).await?
+                lake::read_lake(context, stream, next, watermark, &tail, sender).await
             } else {
-                read_wal(context, stream, next, &tail, sender).await?
+                read_wal(context, stream, next, &tail, sender).await
             };
             match reached {
-                Reached::At(reached) => next = reached,
-                Reached::Closed => return Ok(false),
+                Ok(Reached::At(reached)) => next = reached,
+                Ok(Reached::Closed) => return Ok(false),
+                // Retention expired the next rows while this read was behind.
+                Err(FetchError::OffsetOutOfRange {
+                    offset, earliest, ..
+                }) if context.reset_to_earliest && offset < earliest => next = earliest,
+                Err(error) => return Err(error),
             }
         }
         if !context.follow {
@@ -461,6 +473,14 @@ async fn read_wal(
             Planned::Missing(found) => {
                 if lake::tiered(&context.index, stream, next).await? {
                     return Ok(Reached::At(next));
+                }
+                if let Some(earliest) = expired(&context.index, stream, next).await? {
+                    return Err(FetchError::OffsetOutOfRange {
+                        stream,
+                        offset: next,
+                        earliest: earliest.earliest_offset,
+                        latest: earliest.next_offset,
+                    });
                 }
                 return Err(FetchError::Corrupt {
                     stream,
@@ -535,12 +555,42 @@ async fn read_wal(
 /// 300-600 MB/s. More would mostly add concurrent GETs per bucket.
 const READ_AHEAD_CHUNKS: usize = 16;
 
+/// How often a read that found its next chunk gone re-reads the tail, and how many times,
+/// before it reports the gap as corruption rather than expiry (see [`expired`]). The window
+/// is one durable index write reaching the reader's tails; 10 s is far longer.
+const EXPIRY_POLL: std::time::Duration = std::time::Duration::from_millis(10);
+const EXPIRY_POLLS: u32 = 1000;
+
 /// Most bytes of the chunks of one bucket's read that are being read or waiting to be sent,
 /// the one being sent included, counted as whole chunks (a pruned read fetches less), so
 /// memory stays bounded whatever the chunk sizes; a chunk larger than this is read alone. It
 /// must cover bandwidth × round trip to keep the read busy: 32 MiB at ~50 ms per GET is ~600
 /// MB/s per bucket.
 const READ_AHEAD_BYTES: u32 = 32 * 1024 * 1024;
+
+/// Whether retention expired `next`, whose chunk the chunk index no longer holds: the tail
+/// (re-read until its earliest offset passes `next`, for a reader whose chunk index is
+/// ahead of its tails) then starts above it. `None` if it does not within
+/// [`EXPIRY_POLLS`]: the chunk index is missing offsets it should hold.
+async fn expired(
+    index: &Arc<dyn LogRead>,
+    stream: StreamId,
+    next: Offset,
+) -> Result<Option<StreamTail>, FetchError> {
+    for poll in 0..=EXPIRY_POLLS {
+        if poll > 0 {
+            tokio::time::sleep(EXPIRY_POLL).await;
+        }
+        if let Some(error) = index.stopped() {
+            return Err(error.into());
+        }
+        let tail = index.tail(stream).await?;
+        if next < tail.earliest_offset {
+            return Ok(Some(tail));
+        }
+    }
+    Ok(None)
+}
 
 /// What a WAL read finds for its next offset: the chunk holding it, with `T` (its share of
 /// the read-ahead budget, then its rows too once read), or no such chunk (then the chunk
@@ -737,6 +787,7 @@ mod tests {
             table: table.clone(),
             projection: vec![0],
             follow: false,
+            reset_to_earliest: false,
             changelog: None,
         };
         assert_eq!(
@@ -843,6 +894,129 @@ mod tests {
             .expect("a reset fetch starts at the earliest offset");
         let mut offsets: Vec<i64> = Vec::new();
         while let Some(fetched) = futures::StreamExt::next(&mut reset).await {
+            let batch = fetched.expect("batch").batch;
+            let column = batch.column_by_name("_offset").expect("_offset");
+            let column = column.as_any().downcast_ref::<Int64Array>().expect("i64");
+            offsets.extend(column.values().iter());
+        }
+        assert_eq!(offsets, (20..30).collect::<Vec<i64>>());
+        writer.close().await;
+        index.close().await.expect("close");
+    }
+
+    /// A clock the retention test moves by hand.
+    #[derive(Debug)]
+    struct HandClock(std::sync::atomic::AtomicI64);
+
+    impl inlet_core::clock::Clock for HandClock {
+        fn now(&self) -> inlet_core::ids::TimestampMicros {
+            inlet_core::ids::TimestampMicros(self.0.load(std::sync::atomic::Ordering::SeqCst))
+        }
+    }
+
+    /// A read whose next rows WAL retention expired while it was behind: it ends with "out of
+    /// range, earliest is N" (naming the offset it needed), or, when the fetch asked to reset,
+    /// goes on from the earliest offset without a gap in what it sends.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_behind_wal_retention_is_out_of_range_or_resets() {
+        let clock = Arc::new(HandClock(std::sync::atomic::AtomicI64::new(1_000_000_000)));
+        let env = Env {
+            clock: clock.clone(),
+            ..Env::system()
+        };
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let index = Index::open(store.clone(), IndexOptions::default(), env.clone())
+            .await
+            .expect("index opens");
+        index
+            .create_database("db", "", false)
+            .await
+            .expect("database");
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+        let descriptor = TableDescriptor {
+            schema: schema.clone(),
+            bucket_count: 1,
+            bucket_key: vec![],
+            partition_key: vec![],
+            primary_key: vec![],
+            comment: String::new(),
+            options: BTreeMap::from([("retention".to_owned(), "1h".to_owned())]),
+        };
+        index
+            .create_table("db", "t", descriptor, false)
+            .await
+            .expect("a table that is not tiered takes `retention`");
+        let cache = PagedCache::open(store.clone(), CacheOptions::default())
+            .await
+            .expect("cache opens");
+        let options = WriterOptions {
+            linger: Duration::from_millis(1),
+            ..WriterOptions::default()
+        };
+        let writer = Writer::start(
+            Arc::new(index.clone()),
+            store,
+            cache.clone(),
+            options,
+            env.clone(),
+        );
+        let minutes = |m: i64| {
+            clock
+                .0
+                .fetch_add(m * 60_000_000, std::sync::atomic::Ordering::SeqCst)
+        };
+        // Chunks [0, 10) and [10, 20) at t0, [20, 30) at t0 + 50 min.
+        for chunk in 0..3 {
+            if chunk == 2 {
+                minutes(50);
+            }
+            let values = Int64Array::from_iter_values(chunk * ROWS..(chunk + 1) * ROWS);
+            let batch =
+                RecordBatch::try_new(schema.clone(), vec![Arc::new(values)]).expect("batch");
+            writer
+                .append("db", "t", &[batch], None)
+                .await
+                .expect("append acked");
+        }
+        let table = index.table("db", "t").expect("table");
+        let stream = StreamId::new(table.id, PartitionId(0), Bucket(0));
+        let mut context = FetchContext {
+            index: Arc::new(index.clone()),
+            cache,
+            schema: read_schema(&table.descriptor.schema, &[0]),
+            table: table.clone(),
+            projection: vec![0],
+            follow: false,
+            reset_to_earliest: false,
+            changelog: None,
+        };
+        // At t0 + 70 min the two chunks of t0 are older than the hour the table keeps.
+        minutes(20);
+        let expired = index.expire_wal(table.id).await.expect("expiry");
+        assert_eq!((expired.chunks, expired.more), (2, false), "{expired:?}");
+        let tail = index.tail(stream).await.expect("tail");
+        assert_eq!(tail.earliest_offset, Offset(20));
+
+        let (sender, mut receiver) = mpsc::channel(16);
+        match read_wal(&context, stream, Offset(5), &tail, &sender).await {
+            Err(FetchError::OffsetOutOfRange {
+                offset, earliest, ..
+            }) => assert_eq!((offset, earliest), (Offset(5), Offset(20))),
+            Err(other) => panic!("expected out of range, got {other}"),
+            Ok(_) => panic!("a read of expired offsets must not succeed"),
+        }
+        drop(sender);
+        assert!(receiver.recv().await.is_none(), "nothing was sent");
+
+        context.reset_to_earliest = true;
+        let (sender, mut receiver) = mpsc::channel(16);
+        let open = read_stream_inner(&context, stream, Offset(5), &sender)
+            .await
+            .expect("a reset read goes on");
+        assert!(open);
+        drop(sender);
+        let mut offsets: Vec<i64> = Vec::new();
+        while let Some(fetched) = receiver.recv().await {
             let batch = fetched.expect("batch").batch;
             let column = batch.column_by_name("_offset").expect("_offset");
             let column = column.as_any().downcast_ref::<Int64Array>().expect("i64");

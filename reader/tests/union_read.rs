@@ -522,12 +522,23 @@ async fn a_fetch_from_zero_reads_the_lake_then_the_wal_every_row_once() {
         .list_offsets("db", "logs", &[], StartPosition::Earliest)
         .await
         .expect("offsets");
+    // The WAL bytes are those of the chunks above the watermark, which tiering left.
+    let mut wal_bytes = 0;
+    let mut chunks = setup
+        .index
+        .chunks(setup.stream, Offset(0))
+        .await
+        .expect("chunks");
+    while let Some(chunk) = chunks.next().await.expect("chunk") {
+        wal_bytes += chunk.chunk_len;
+    }
     assert_eq!(
         offsets,
         vec![BucketOffsets {
             bucket: Bucket(0),
             earliest: Offset(0),
             latest: Offset(setup.next()),
+            wal_bytes,
             resolved: Offset(0),
         }]
     );

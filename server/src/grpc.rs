@@ -384,6 +384,7 @@ impl Inlet for InletService {
                 earliest_offset: tail.earliest_offset.0,
                 latest_offset: tail.next_offset.0,
                 offset: tail.next_offset.0,
+                wal_bytes: tail.wal_bytes,
             });
         }
         Ok(Response::new(pb::GetTableResponse {
@@ -694,6 +695,7 @@ impl Inlet for InletService {
                     earliest_offset: o.earliest.0,
                     latest_offset: o.latest.0,
                     offset: o.resolved.0,
+                    wal_bytes: o.wal_bytes,
                 })
                 .collect(),
         }))

@@ -8,6 +8,12 @@
 //!   over: appends in flight fail with an unavailable (outcome unknown) error, their
 //!   idempotent resends land exactly once, readers keep serving the history during the gap,
 //!   and every node finds the new owner (on a new address) by itself.
+//!
+//! And WAL retention with the compactor in its own process: a table that keeps 1 MiB of WAL
+//! per bucket has its oldest chunks expired by the owner at the compactor's request, its
+//! earliest offset moves, the WAL objects in the store shrink to what it keeps, and a
+//! consumer behind it gets "out of range" naming the readable offsets, or, asking to reset,
+//! reads every row from the earliest offset on.
 
 // This test drives real processes, so it waits in real time.
 #![allow(clippy::disallowed_methods)]
@@ -454,6 +460,120 @@ async fn run_cluster(store: &Store) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Bytes of every WAL object under the local store `dir`.
+fn wal_bytes_in(dir: &str) -> u64 {
+    std::fs::read_dir(std::path::Path::new(dir).join("wal"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|entry| entry.metadata().ok())
+                .map(|metadata| metadata.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+async fn run_wal_retention(store: &mut Store) -> anyhow::Result<()> {
+    // Collect WAL garbage every 200 ms and at once; safe because every writer gives up an
+    // upload and commit after 2 s, under the 3 s upload grace.
+    store.env.extend(
+        [
+            ("INLET_WRITER_UPLOAD_TIMEOUT", "1s"),
+            ("INLET_WRITER_COMMIT_TIMEOUT", "1s"),
+            ("INLET_LAKE_WAL_GC_INTERVAL", "200ms"),
+            ("INLET_LAKE_WAL_UPLOAD_GRACE", "3s"),
+            ("INLET_LAKE_WAL_READ_GRACE", "0s"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
+    let (_owner, owner) = store.serve("owner", "index,writer,reader");
+    let mut client = connect_when_up(&owner).await?;
+    let (_compactor, compactor) = store.serve("compactor", "compactor");
+    connect_when_up(&compactor).await?;
+    wait_members(&mut client, 2).await?;
+    client.create_database("db", false).await?;
+    let limit: u64 = 1 << 20;
+    client
+        .create_table_with_options(
+            "db",
+            "t",
+            &schema(),
+            1,
+            vec![],
+            BTreeMap::from([("retention.bytes".to_owned(), "1MiB".to_owned())]),
+            false,
+        )
+        .await?;
+    // 40 appends of 5,000 rows (about 100 KiB of WAL each): 4 MiB in all.
+    const APPEND_ROWS: i64 = 5_000;
+    for n in 0..40 {
+        let ids = n * APPEND_ROWS..(n + 1) * APPEND_ROWS;
+        client.append("db", "t", &schema(), &[batch(ids)]).await?;
+    }
+    let total = (40 * APPEND_ROWS) as u64;
+    let started = Instant::now();
+    let bucket = loop {
+        let bucket = client.table("db", "t").await?.buckets.remove(0);
+        let stored = wal_bytes_in(&store.url);
+        if bucket.earliest_offset > 0 && bucket.wal_bytes <= limit && stored <= limit {
+            break bucket;
+        }
+        ensure!(
+            started.elapsed() < DEADLINE,
+            "retention did not bring the WAL under 1 MiB: {bucket:?}, {stored} bytes in the store"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    ensure!(
+        bucket.latest_offset == total && bucket.wal_bytes > limit / 2,
+        "the newest chunks are kept: {bucket:?}"
+    );
+
+    // Behind retention: out of range, naming what is readable...
+    let mut request = fetch_request("db", "t");
+    request.start = Some(pb::StartPosition {
+        position: Some(pb::start_position::Position::Offset(0)),
+    });
+    let status = match client.raw().fetch(request.clone()).await {
+        Err(status) => status,
+        Ok(response) => {
+            let mut stream = response.into_inner();
+            match stream.message().await {
+                Err(status) => status,
+                Ok(message) => bail!("a fetch from an expired offset returned {message:?}"),
+            }
+        }
+    };
+    let readable = format!("{}..={}", bucket.earliest_offset, total);
+    ensure!(
+        status.code() == tonic::Code::OutOfRange && status.message().contains(&readable),
+        "{status:?} should name {readable}"
+    );
+    // ...or from the earliest offset on, every row once, when asked to reset.
+    request.reset_to_earliest = true;
+    let mut stream = client.fetch(request).await?;
+    let mut next = bucket.earliest_offset;
+    while let Some(response) = stream.message().await? {
+        for (_, offset, id, _) in rows_of(&decode_fetched(&response)?) {
+            ensure!(
+                offset == next && id == offset as i64,
+                "row {id} at offset {offset}, expected {next}"
+            );
+            next += 1;
+        }
+    }
+    ensure!(next == total, "the reset read ended at {next}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wal_retention_with_a_compactor_process() {
+    let mut store = Store::local();
+    if let Err(error) = run_wal_retention(&mut store).await {
+        panic!("{error:#}\n{}", store.logs());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

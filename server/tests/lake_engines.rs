@@ -826,8 +826,12 @@ async fn altering_the_lake_on_tiers_the_history() -> anyhow::Result<()> {
             "unknown table option `lake.color`",
         ),
         (
-            alter(&[("retention", "7d")], &[], None),
-            "needs `lake.enabled=true`",
+            alter(
+                &[("lake.enabled", "true"), ("retention.bytes", "1GiB")],
+                &[],
+                None,
+            ),
+            "bounds the WAL of a table that is not tiered",
         ),
         (
             alter(&[("lake.freshness", "1ms")], &[], None),

@@ -27,7 +27,7 @@ use inlet_index::{
     CatalogError, ChunkEntry, ChunkRejected, CommitLog, CommitReply, CommitRequest, IndexError,
     KEY_SCAN_PAGE_ENTRIES, KeyScan, LakeCatalog, LakeCommit, LakeCommitError, LakeCommitted,
     LakeFileEntry, LakeLease, LakeTableRecord, LakeWatermark, LogRead, PendingCommit, ScannedKey,
-    StreamTail,
+    StreamTail, WalExpired,
 };
 use inlet_proto::v1 as pb;
 use inlet_proto::v1::index_ports_client::IndexPortsClient;
@@ -37,7 +37,7 @@ use tonic::transport::Channel;
 
 use crate::convert::{
     commit_message, commit_reply_of, decode_entries, lake_commit_message, lake_committed_of,
-    lease_message, page_request, stream_ref, table_from_message, wal_object,
+    lease_message, page_request, stream_ref, table_from_message, wal_expired_of, wal_object,
 };
 use crate::errors::{index_error, lake_error};
 use crate::owner::{OwnerLink, OwnerSource};
@@ -982,6 +982,16 @@ impl LakeCatalog for RemoteIndex {
             .await
             .map_err(|(endpoint, status)| lake_error(&status, &endpoint))?;
         Ok(lake_committed_of(response)?)
+    }
+
+    async fn expire_wal(&self, table: TableId) -> Result<WalExpired, IndexError> {
+        // Idempotent: a repeated call expires only what is due then.
+        let response = self
+            .read(|mut client| async move {
+                client.expire_wal(pb::TableRef { table_id: table.0 }).await
+            })
+            .await?;
+        wal_expired_of(response)
     }
 
     async fn live_wal_objects(&self) -> Result<BTreeSet<WalObjectId>, IndexError> {

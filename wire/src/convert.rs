@@ -17,7 +17,7 @@ use inlet_core::wal::ColumnRange;
 use inlet_index::pk::LakeRow;
 use inlet_index::{
     ChunkCommitRequest, ChunkRejected, CommitReply, CommitRequest, CommittedChunk, IndexError,
-    LakeCommit, LakeCommitted, LakeFileEntry, LakeLease, ProducerRef,
+    LakeCommit, LakeCommitted, LakeFileEntry, LakeLease, ProducerRef, WalExpired,
 };
 use inlet_proto::v1 as pb;
 use tonic::Status;
@@ -406,6 +406,33 @@ pub fn lake_committed_of(response: pb::CommitLakeResponse) -> Result<LakeCommitt
         committed_at: TimestampMicros(response.committed_at_micros),
         trimmed_chunks: usize::try_from(response.trimmed_chunks).unwrap_or(usize::MAX),
         trimmed_objects,
+    })
+}
+
+pub fn wal_expired_message(expired: &WalExpired) -> pb::ExpireWalResponse {
+    pb::ExpireWalResponse {
+        chunks: expired.chunks as u64,
+        bytes: expired.bytes,
+        objects: expired
+            .objects
+            .iter()
+            .map(|object| wal_object_bytes(*object))
+            .collect(),
+        more: expired.more,
+    }
+}
+
+pub fn wal_expired_of(response: pb::ExpireWalResponse) -> Result<WalExpired, IndexError> {
+    let objects = response
+        .objects
+        .iter()
+        .map(|object| wal_object(object).map_err(IndexError::Storage))
+        .collect::<Result<_, _>>()?;
+    Ok(WalExpired {
+        chunks: usize::try_from(response.chunks).unwrap_or(usize::MAX),
+        bytes: response.bytes,
+        objects,
+        more: response.more,
     })
 }
 

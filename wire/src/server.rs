@@ -513,6 +513,18 @@ impl IndexPorts for IndexPortsService {
         Ok(Response::new(lake_committed_message(&committed)))
     }
 
+    async fn expire_wal(
+        &self,
+        request: Request<pb::TableRef>,
+    ) -> Result<Response<pb::ExpireWalResponse>, Status> {
+        let expired = self
+            .index
+            .expire_wal(TableId(request.into_inner().table_id))
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(crate::convert::wal_expired_message(&expired)))
+    }
+
     async fn list_live_wal_objects(
         &self,
         _request: Request<pb::ListLiveWalObjectsRequest>,

@@ -542,13 +542,27 @@ impl Sequencer {
                 .scan_with_options(start..end, &index_scan())
                 .await
                 .map_err(IndexError::from)?;
+            let mut trimmed_bytes = 0u64;
             while let Some(kv) = iter.next().await.map_err(IndexError::from)? {
                 let entry = ChunkEntry::decode(&kv.value).map_err(IndexError::from)?;
                 let end = entry.end_offset();
                 batch.delete(chunk_key(*stream, end));
                 batch.delete(time_index_key(*stream, entry.commit_ts, end));
                 trimmed_chunks += 1;
+                trimmed_bytes = trimmed_bytes.saturating_add(entry.chunk_len);
                 trimmed_objects.insert(entry.object);
+            }
+            if trimmed_bytes > 0 {
+                let tail = match tails.get(stream) {
+                    Some(tail) => *tail,
+                    None => self.tail(*stream).await?,
+                };
+                let moved = keys::StreamTail {
+                    wal_bytes: tail.wal_bytes.saturating_sub(trimmed_bytes),
+                    ..tail
+                };
+                batch.put(tail_key(*stream), moved.encode());
+                tails.insert(*stream, moved);
             }
         }
         record.metadata_location = Some(commit.metadata_location);

@@ -92,6 +92,10 @@ impl Sequencer {
                     let result = self.apply_lake(change).await;
                     let _ = reply.send(result);
                 }
+                Command::Retention { table, reply } => {
+                    let result = self.expire_wal(table).await;
+                    let _ = reply.send(result);
+                }
                 Command::Commit { request, reply } => {
                     let mut group = vec![(request, reply)];
                     while group.len() < MAX_COMMITS_PER_BATCH {
@@ -281,6 +285,7 @@ impl Sequencer {
                         next_offset: end,
                         earliest_offset: tail.earliest_offset,
                         last_commit_ts: commit_ts,
+                        wal_bytes: tail.wal_bytes.saturating_add(chunk.chunk_len),
                     },
                 );
                 if let Some(producer) = chunk.producer {
@@ -1002,6 +1007,9 @@ fn reject(command: Command, error: IndexError) {
         }
         Command::Lake { reply, .. } => {
             let _ = reply.send(Err(error.into()));
+        }
+        Command::Retention { reply, .. } => {
+            let _ = reply.send(Err(error));
         }
     }
 }

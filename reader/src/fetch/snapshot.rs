@@ -192,6 +192,8 @@ async fn catch_up(
         schema: changelog_read_schema(&table.descriptor.schema, &all),
         projection: all,
         follow: false,
+        // Primary-key tables have no retention: an expired offset here is an error.
+        reset_to_earliest: false,
         changelog: Some(ChangelogRead {
             omit_update_before: true,
         }),
@@ -465,6 +467,7 @@ mod tests {
             table: table.clone(),
             projection,
             follow: false,
+            reset_to_earliest: false,
             changelog: Some(ChangelogRead {
                 omit_update_before: false,
             }),

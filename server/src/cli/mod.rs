@@ -532,11 +532,11 @@ async fn table(command: TableCommand) -> anyhow::Result<()> {
             if !descriptor.comment.is_empty() {
                 println!("comment: {}", descriptor.comment);
             }
-            println!("bucket\tearliest\tlatest");
+            println!("bucket\tearliest\tlatest\twal_bytes");
             for bucket in table.buckets {
                 println!(
-                    "{}\t{}\t{}",
-                    bucket.bucket, bucket.earliest_offset, bucket.latest_offset
+                    "{}\t{}\t{}\t{}",
+                    bucket.bucket, bucket.earliest_offset, bucket.latest_offset, bucket.wal_bytes
                 );
             }
         }

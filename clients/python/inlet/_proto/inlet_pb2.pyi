@@ -321,16 +321,18 @@ class ListOffsetsRequest(_message.Message):
     def __init__(self, path: _Optional[_Union[TablePath, _Mapping]] = ..., buckets: _Optional[_Iterable[int]] = ..., position: _Optional[_Union[StartPosition, _Mapping]] = ...) -> None: ...
 
 class BucketOffsets(_message.Message):
-    __slots__ = ("bucket", "earliest_offset", "latest_offset", "offset")
+    __slots__ = ("bucket", "earliest_offset", "latest_offset", "offset", "wal_bytes")
     BUCKET_FIELD_NUMBER: _ClassVar[int]
     EARLIEST_OFFSET_FIELD_NUMBER: _ClassVar[int]
     LATEST_OFFSET_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
+    WAL_BYTES_FIELD_NUMBER: _ClassVar[int]
     bucket: int
     earliest_offset: int
     latest_offset: int
     offset: int
-    def __init__(self, bucket: _Optional[int] = ..., earliest_offset: _Optional[int] = ..., latest_offset: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
+    wal_bytes: int
+    def __init__(self, bucket: _Optional[int] = ..., earliest_offset: _Optional[int] = ..., latest_offset: _Optional[int] = ..., offset: _Optional[int] = ..., wal_bytes: _Optional[int] = ...) -> None: ...
 
 class ListOffsetsResponse(_message.Message):
     __slots__ = ("buckets",)
@@ -590,6 +592,18 @@ class CommitLakeResponse(_message.Message):
     trimmed_chunks: int
     trimmed_objects: _containers.RepeatedScalarFieldContainer[bytes]
     def __init__(self, committed_at_micros: _Optional[int] = ..., trimmed_chunks: _Optional[int] = ..., trimmed_objects: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class ExpireWalResponse(_message.Message):
+    __slots__ = ("chunks", "bytes", "objects", "more")
+    CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
+    chunks: int
+    bytes: int
+    objects: _containers.RepeatedScalarFieldContainer[bytes]
+    more: bool
+    def __init__(self, chunks: _Optional[int] = ..., bytes: _Optional[int] = ..., objects: _Optional[_Iterable[bytes]] = ..., more: _Optional[bool] = ...) -> None: ...
 
 class ListLiveWalObjectsRequest(_message.Message):
     __slots__ = ()

@@ -907,6 +907,11 @@ class IndexPortsStub:
                 request_serializer=inlet_dot_v1_dot_inlet__pb2.CommitLakeRequest.SerializeToString,
                 response_deserializer=inlet_dot_v1_dot_inlet__pb2.CommitLakeResponse.FromString,
                 _registered_method=True)
+        self.ExpireWal = channel.unary_unary(
+                '/inlet.v1.IndexPorts/ExpireWal',
+                request_serializer=inlet_dot_v1_dot_inlet__pb2.TableRef.SerializeToString,
+                response_deserializer=inlet_dot_v1_dot_inlet__pb2.ExpireWalResponse.FromString,
+                _registered_method=True)
         self.ListLiveWalObjects = channel.unary_unary(
                 '/inlet.v1.IndexPorts/ListLiveWalObjects',
                 request_serializer=inlet_dot_v1_dot_inlet__pb2.ListLiveWalObjectsRequest.SerializeToString,
@@ -1065,6 +1070,14 @@ class IndexPortsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExpireWal(self, request, context):
+        """Expires the WAL chunks a table's retention options no longer keep (the owner decides
+        from the table's current options and its clock); at most 10,000 chunks per call.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListLiveWalObjects(self, request, context):
         """WAL object ids (16 bytes each) some chunk entry points into.
         """
@@ -1172,6 +1185,11 @@ def add_IndexPortsServicer_to_server(servicer, server):
                     servicer.CommitLake,
                     request_deserializer=inlet_dot_v1_dot_inlet__pb2.CommitLakeRequest.FromString,
                     response_serializer=inlet_dot_v1_dot_inlet__pb2.CommitLakeResponse.SerializeToString,
+            ),
+            'ExpireWal': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExpireWal,
+                    request_deserializer=inlet_dot_v1_dot_inlet__pb2.TableRef.FromString,
+                    response_serializer=inlet_dot_v1_dot_inlet__pb2.ExpireWalResponse.SerializeToString,
             ),
             'ListLiveWalObjects': grpc.unary_unary_rpc_method_handler(
                     servicer.ListLiveWalObjects,
@@ -1677,6 +1695,33 @@ class IndexPorts:
             '/inlet.v1.IndexPorts/CommitLake',
             inlet_dot_v1_dot_inlet__pb2.CommitLakeRequest.SerializeToString,
             inlet_dot_v1_dot_inlet__pb2.CommitLakeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExpireWal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inlet.v1.IndexPorts/ExpireWal',
+            inlet_dot_v1_dot_inlet__pb2.TableRef.SerializeToString,
+            inlet_dot_v1_dot_inlet__pb2.ExpireWalResponse.FromString,
             options,
             channel_credentials,
             insecure,
