@@ -75,6 +75,9 @@ pub struct TableSpec {
     /// `lake.freshness` when the table has `lake.enabled=true` (its rows are tiered into
     /// the lake by the compactors), `None` otherwise.
     pub lake: Option<Duration>,
+    /// `retention` of a table that is not tiered: its WAL chunks older than this expire
+    /// (the compactors ask the index owner). Reads of it set `reset_to_earliest`.
+    pub retention: Option<Duration>,
 }
 
 #[derive(Clone, Debug)]
@@ -329,6 +332,7 @@ impl SimConfig {
                 buckets: rng.between(1, 4) as u32,
                 keyed: rng.chance(0.5),
                 lake: None,
+                retention: None,
             })
             .collect();
         let mut lake = root.fork("lake", 0);
@@ -482,6 +486,15 @@ impl SimConfig {
         // a seed stays what it was.
         let duration = Duration::from_millis(rng.between(4_000, 12_000));
         let flush_interval = Duration::from_millis(rng.log_between(5, 400));
+        // From a stream of its own, so every other setting of a seed stays what it was: half
+        // the tables that are not tiered keep their WAL for 1-12 s (runs last 4-12 s, then
+        // drain), so expiry happens while producers, readers and faults are at work.
+        let mut retention = root.fork("retention", 0);
+        for table in tables.iter_mut().filter(|t| t.lake.is_none()) {
+            if retention.chance(0.5) {
+                table.retention = Some(retention.millis(1000, 12_000));
+            }
+        }
         let compactor = compactor_spec(&mut lake, &writer, &faults, flush_interval);
         Self {
             seed,
@@ -555,7 +568,10 @@ impl SimConfig {
                 .iter()
                 .map(|t| match t.lake {
                     Some(freshness) => format!("{}:{freshness:?}", t.name),
-                    None => format!("{}:off", t.name),
+                    None => match t.retention {
+                        Some(retention) => format!("{}:off,retention={retention:?}", t.name),
+                        None => format!("{}:off", t.name),
+                    },
                 })
                 .collect::<Vec<_>>()
                 .join(","),

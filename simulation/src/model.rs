@@ -17,7 +17,11 @@
 //!   takeovers, saw the same log);
 //! - **reads see acked rows**: a read that starts after an ack, on the process that gave it or
 //!   on one opened later, returns at least up to that ack's end;
-//! - **timestamp seeks**: a read from a time starts at the first row committed at or after it.
+//! - **timestamp seeks**: a read from a time starts at the first row committed at or after it;
+//! - **retention**: in a table with `retention`, offsets may be gone from the final log only
+//!   as a prefix of each bucket, and only rows committed more than `retention` before the
+//!   audit; an acked row inside retention is never lost, and a read that skipped offsets
+//!   (it set `reset_to_earliest` and fell behind) skipped only offsets that expired.
 
 pub mod pk;
 
@@ -27,6 +31,8 @@ use std::time::Duration;
 
 use inlet_writer::BucketAppend;
 
+use crate::clock::SIM_EPOCH_MICROS;
+use crate::config::TableSpec;
 use crate::data::{AppendId, AppendShape, ReadRow, row_fingerprints, row_values};
 
 /// The most violations a run records; the first ones explain a failure.
@@ -102,14 +108,32 @@ pub struct LogRow {
     pub fingerprints: [u64; 7],
 }
 
-/// The committed log as the auditor read it: `[table][bucket][offset]`.
-pub type FinalLog = Vec<Vec<Vec<LogRow>>>;
+/// The committed log as the auditor read it: `[table][bucket][offset]`; `None` where WAL
+/// retention expired the offset (only in tables with `retention`, only as a prefix).
+pub type FinalLog = Vec<Vec<Vec<Option<LogRow>>>>;
+
+/// An acked range of one bucket: base and end offsets, commit time (µs).
+type CommittedRange = (u64, u64, i64);
+
+/// Offsets a read with `reset_to_earliest` skipped, or did not reach though they were acked
+/// before it started: `from..to` of one bucket, which must have expired by `at`.
+#[derive(Debug)]
+pub struct Skip {
+    pub who: String,
+    pub table: usize,
+    pub bucket: u32,
+    pub from: u64,
+    pub to: u64,
+    /// When the read saw them gone (simulated time).
+    pub at: Duration,
+}
 
 #[derive(Debug, Default)]
 pub struct Model {
     pub appends: BTreeMap<AppendId, AppendRecord>,
     observations: Vec<Observation>,
     seeks: Vec<TimestampSeek>,
+    skips: Vec<Skip>,
     violations: Vec<String>,
     /// Opening time of every process, by id.
     nodes: BTreeMap<u32, Duration>,
@@ -185,6 +209,10 @@ impl Model {
         self.observations.push(observation);
     }
 
+    pub fn skipped(&mut self, skip: Skip) {
+        self.skips.push(skip);
+    }
+
     pub fn seeked(&mut self, seek: TimestampSeek) {
         self.seeks.push(seek);
     }
@@ -205,13 +233,29 @@ impl Model {
         self.appends.values().filter(|r| !r.acks.is_empty()).count()
     }
 
-    /// Checks the final log against everything acknowledged and observed.
-    pub fn check(&mut self, log: &FinalLog, max_payload: u32) {
+    /// Checks the final log, audited at `audited_at` (simulated time), against everything
+    /// acknowledged and observed.
+    pub fn check(
+        &mut self,
+        log: &FinalLog,
+        max_payload: u32,
+        tables: &[TableSpec],
+        audited_at: Duration,
+    ) {
         let mut problems = Vec::new();
+        // A row committed before this time (µs) may have expired from its table.
+        let expirable = |table: usize| {
+            tables
+                .get(table)
+                .and_then(|spec| spec.retention)
+                .map(|r| SIM_EPOCH_MICROS + audited_at.as_micros() as i64 - r.as_micros() as i64)
+        };
         self.check_log(log, max_payload, &mut problems);
-        self.check_acks(log, &mut problems);
+        self.check_expired(log, &expirable, &mut problems);
+        self.check_acks(log, &expirable, &mut problems);
         self.check_observations(log, &mut problems);
         self.check_seeks(log, &mut problems);
+        self.check_skips(log, tables, &mut problems);
         for problem in problems {
             self.violation(problem);
         }
@@ -238,6 +282,7 @@ impl Model {
             for (bucket, rows) in buckets.iter().enumerate() {
                 let mut last_ts = i64::MIN;
                 for (offset, row) in rows.iter().enumerate() {
+                    let Some(row) = row else { continue };
                     let at = format!("t{table}/b{bucket}@{offset}");
                     if row.commit_ts < last_ts {
                         problems.push(format!(
@@ -280,8 +325,20 @@ impl Model {
                 }
             }
         }
+        // An append of a table that expired some offsets may have lost some of its buckets'
+        // rows to retention (each bucket's part is one chunk, which expires whole).
+        let expired_tables: BTreeSet<usize> = log
+            .iter()
+            .enumerate()
+            .filter(|(_, buckets)| buckets.iter().flatten().any(Option::is_none))
+            .map(|(table, _)| table)
+            .collect();
         for (id, rows) in &seen {
-            let expected = self.appends.get(id).map(|r| r.shape.rows).unwrap_or(0);
+            let record = self.appends.get(id);
+            if record.is_some_and(|r| expired_tables.contains(&r.table)) {
+                continue;
+            }
+            let expected = record.map(|r| r.shape.rows).unwrap_or(0);
             if rows.len() as u32 != expected {
                 problems.push(format!(
                     "append {id:?} is in the log with {} of its {expected} rows",
@@ -291,14 +348,48 @@ impl Model {
         }
     }
 
-    /// Acked rows at their acked offsets, and each producer's acked appends in order.
-    fn check_acks(&self, log: &FinalLog, problems: &mut Vec<String>) {
+    /// Expired offsets are a prefix of each bucket, in tables with retention only.
+    fn check_expired(
+        &self,
+        log: &FinalLog,
+        expirable: &dyn Fn(usize) -> Option<i64>,
+        problems: &mut Vec<String>,
+    ) {
+        for (table, buckets) in log.iter().enumerate() {
+            for (bucket, rows) in buckets.iter().enumerate() {
+                let expired = rows.iter().take_while(|row| row.is_none()).count();
+                if expired > 0 && expirable(table).is_none() {
+                    problems.push(format!(
+                        "t{table}/b{bucket}: offsets 0..{expired} are gone, but the table has no \
+                         retention"
+                    ));
+                }
+                if let Some(offset) = rows[expired..].iter().position(Option::is_none) {
+                    problems.push(format!(
+                        "t{table}/b{bucket}: offset {} is gone but earlier ones are not: expiry \
+                         is not a prefix",
+                        expired + offset
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Acked rows at their acked offsets (or expired, if their commit is older than the
+    /// table's retention allows), and each producer's acked appends in order.
+    fn check_acks(
+        &self,
+        log: &FinalLog,
+        expirable: &dyn Fn(usize) -> Option<i64>,
+        problems: &mut Vec<String>,
+    ) {
         let mut ranges: BTreeMap<ProducerBucket, Vec<AckedRange>> = BTreeMap::new();
         for (id, record) in &self.appends {
             let Some(ack) = record.acks.first() else {
                 continue;
             };
             let mut rows = BTreeSet::new();
+            let mut any_expired = false;
             for part in &ack.buckets {
                 let bucket = part.bucket.0;
                 let stream = log
@@ -319,8 +410,19 @@ impl Model {
                     continue;
                 }
                 let mut last_row = None;
+                let mut expired = false;
                 for offset in base..end {
-                    let row = &stream[offset as usize];
+                    let Some(row) = &stream[offset as usize] else {
+                        expired = true;
+                        if expirable(record.table).is_none_or(|before| part.commit_ts.0 >= before) {
+                            problems.push(format!(
+                                "{at}: acked to {id:?} at {:?} on node {} with commit time {}, \
+                                 but offset {offset} is gone though retention keeps it",
+                                ack.at, ack.node, part.commit_ts.0
+                            ));
+                        }
+                        break;
+                    };
                     if row.id != *id {
                         problems.push(format!(
                             "{at}: acked to {id:?} at {:?} on node {}, but offset {offset} holds \
@@ -345,8 +447,10 @@ impl Model {
                     .entry((id.producer, record.table, bucket))
                     .or_default()
                     .push((id.seq, base, end));
+                any_expired |= expired;
             }
-            if rows.len() as u32 != record.shape.rows
+            if !any_expired
+                && rows.len() as u32 != record.shape.rows
                 && problems.len() < MAX_VIOLATIONS
                 && ack.buckets.iter().all(|b| {
                     log.get(record.table)
@@ -391,6 +495,8 @@ impl Model {
                     problems.push(format!("{at}, which is not in the committed log"));
                     break;
                 };
+                // Expired since: nothing left to compare it with.
+                let Some(logged) = logged else { continue };
                 let expected: Vec<u64> = observation
                     .projection
                     .iter()
@@ -418,14 +524,77 @@ impl Model {
             };
             let first = seek.first_offset as usize;
             let before_ok = stream[..first.min(stream.len())]
+                .iter()
+                .flatten()
                 .last()
                 .is_none_or(|row| row.commit_ts < seek.ts);
-            let at_ok = stream.get(first).is_none_or(|row| row.commit_ts >= seek.ts);
+            let at_ok = stream
+                .get(first)
+                .and_then(Option::as_ref)
+                .is_none_or(|row| row.commit_ts >= seek.ts);
             if !before_ok || !at_ok {
                 problems.push(format!(
                     "{}: a read of t{}/b{} from time {} started at offset {first}, which is not \
                      the first row committed at or after that time",
                     seek.who, seek.table, seek.bucket, seek.ts
+                ));
+            }
+        }
+    }
+
+    /// Every offset a read skipped is gone from the final log, and was old enough to have
+    /// expired when the read skipped it (checked for acked offsets, whose commit time is
+    /// known).
+    fn check_skips(&self, log: &FinalLog, tables: &[TableSpec], problems: &mut Vec<String>) {
+        if self.skips.is_empty() {
+            return;
+        }
+        // Commit time of every acked range: (table, bucket) -> [(base, end, commit µs)].
+        let mut committed: BTreeMap<(usize, u32), Vec<CommittedRange>> = BTreeMap::new();
+        for record in self.appends.values() {
+            for part in record.acks.first().iter().flat_map(|ack| &ack.buckets) {
+                committed
+                    .entry((record.table, part.bucket.0))
+                    .or_default()
+                    .push((
+                        part.base_offset.0,
+                        part.base_offset.0 + part.row_count,
+                        part.commit_ts.0,
+                    ));
+            }
+        }
+        for skip in &self.skips {
+            let who = format!(
+                "{}: a read of t{}/b{} skipped offsets {}..{} at {:?}",
+                skip.who, skip.table, skip.bucket, skip.from, skip.to, skip.at
+            );
+            let stream = log
+                .get(skip.table)
+                .and_then(|t| t.get(skip.bucket as usize))
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            if let Some(offset) = (skip.from..skip.to)
+                .find(|offset| stream.get(*offset as usize).is_none_or(Option::is_some))
+            {
+                problems.push(format!("{who}, but offset {offset} did not expire"));
+                continue;
+            }
+            let Some(retention) = tables.get(skip.table).and_then(|t| t.retention) else {
+                problems.push(format!("{who}, but the table has no retention"));
+                continue;
+            };
+            let before =
+                SIM_EPOCH_MICROS + skip.at.as_micros() as i64 - retention.as_micros() as i64;
+            let ranges = committed
+                .get(&(skip.table, skip.bucket))
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            if let Some((base, _, ts)) = ranges
+                .iter()
+                .find(|(base, end, ts)| *base < skip.to && *end > skip.from && *ts >= before)
+            {
+                problems.push(format!(
+                    "{who}, but offset {base} was committed at {ts}, within retention then"
                 ));
             }
         }

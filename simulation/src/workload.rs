@@ -22,7 +22,7 @@ use crate::config::projection;
 use crate::data::{
     AppendId, AppendShape, COLUMNS, ReadRow, append_batches, column_name, read_rows,
 };
-use crate::model::{Ack, Observation, SeenRow, TimestampSeek};
+use crate::model::{Ack, Observation, SeenRow, Skip, TimestampSeek};
 use crate::rng::SimRng;
 use crate::world::{DATABASE, Node, World};
 
@@ -199,6 +199,22 @@ fn take_batch(
             return None;
         }
         if let Some(expected) = next[slot]
+            && row.offset > expected
+            && world.cfg.tables[table].retention.is_some()
+        {
+            // A read with `reset_to_earliest` that fell behind retention goes on from the
+            // earliest offset; the final check makes sure what it skipped expired.
+            world.model().skipped(Skip {
+                who: who.to_owned(),
+                table,
+                bucket: row.bucket,
+                from: expected,
+                to: row.offset,
+                at: world.now(),
+            });
+            next[slot] = Some(row.offset);
+        }
+        if let Some(expected) = next[slot]
             && row.offset != expected
         {
             world.violation(format!(
@@ -240,6 +256,7 @@ pub async fn follower(world: Arc<World>, index: usize) {
             .as_ref()
             .is_some_and(|t| next >= t[spec.table][spec.bucket as usize])
     };
+    let expires = world.cfg.tables[spec.table].retention.is_some();
     let mut next = 0u64;
     'connect: loop {
         if reached(next, &world.final_tails.get()) {
@@ -255,7 +272,7 @@ pub async fn follower(world: Arc<World>, index: usize) {
             follow: true,
             limit: None,
             omit_update_before: false,
-            reset_to_earliest: false,
+            reset_to_earliest: expires,
         };
         world.trace.event(format!(
             "{who} follows t{}/b{} from {next} on node {}",
@@ -281,6 +298,20 @@ pub async fn follower(world: Arc<World>, index: usize) {
                 biased;
                 () = node.life.dead() => continue 'connect,
                 () = world.final_tails.wait_for(|t| reached(next, t).then_some(())) => {
+                    break 'connect;
+                }
+                tail = expired_to_tail(&world, &node, spec.table, spec.bucket), if expires => {
+                    // A read reset to an earliest offset with nothing above it sends nothing:
+                    // the rest of the bucket expired while this follower was behind.
+                    world.model().skipped(Skip {
+                        who: who.clone(),
+                        table: spec.table,
+                        bucket: spec.bucket,
+                        from: next,
+                        to: tail,
+                        at: world.now(),
+                    });
+                    next = tail;
                     break 'connect;
                 }
                 item = stream.next() => item,
@@ -340,6 +371,30 @@ pub async fn follower(world: Arc<World>, index: usize) {
     }
     world.trace.event(format!("{who} done at {next}"));
 }
+
+/// Once the final tails are known: waits until retention expired every offset of the
+/// bucket below its final tail (as `node` lists its earliest offset), and returns that tail.
+async fn expired_to_tail(world: &World, node: &Node, table: usize, bucket: u32) -> u64 {
+    let tails = world.final_tails.wait_for(|tails| tails.clone()).await;
+    let tail = tails[table][bucket as usize];
+    let name = &world.cfg.tables[table].name;
+    loop {
+        let listed = node
+            .reader
+            .list_offsets(DATABASE, name, &[bucket], StartPosition::Latest)
+            .await;
+        if let Ok(offsets) = listed
+            && offsets.first().is_some_and(|o| o.earliest.0 >= tail)
+        {
+            return tail;
+        }
+        tokio::time::sleep(EXPIRY_POLL).await;
+    }
+}
+
+/// How often a follower of a table with retention that waits for the final tail checks
+/// whether the rest of its bucket expired instead.
+const EXPIRY_POLL: Duration = Duration::from_millis(500);
 
 /// Reads a random table from a random position (earliest, an offset, a time) with a random
 /// projection and sometimes a row limit, until the run stops.
@@ -419,7 +474,7 @@ pub async fn reader(world: Arc<World>, index: usize) {
             follow: false,
             limit,
             omit_update_before: false,
-            reset_to_earliest: false,
+            reset_to_earliest: table.retention.is_some(),
         };
         let mut stream = match on_node(&node, None, node.reader.fetch(request)).await {
             Outcome::Done(stream) => stream,
@@ -510,7 +565,17 @@ pub async fn reader(world: Arc<World>, index: usize) {
         if complete && limit.is_none() && !matches!(start, StartPosition::Timestamp(_)) {
             for (slot, bucket) in buckets.iter().enumerate() {
                 let end = next[slot].unwrap_or(0);
-                if end < must_reach[slot] {
+                if end < must_reach[slot] && table.retention.is_some() {
+                    // Nothing to read from `end` on: those acked rows must have expired.
+                    world.model().skipped(Skip {
+                        who: who.clone(),
+                        table: t,
+                        bucket: *bucket,
+                        from: end,
+                        to: must_reach[slot],
+                        at: world.now(),
+                    });
+                } else if end < must_reach[slot] {
                     world.violation(format!(
                         "{who}: a read of t{t}/b{bucket} from {start:?} on node {} started at \
                          {started:?} and ended at offset {end}, but offsets up to {} had been \

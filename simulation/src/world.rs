@@ -25,7 +25,9 @@ use inlet_cache::PagedCache;
 use inlet_compactor::lake::{LakeRoot, LakeStorage};
 use inlet_compactor::{Compactor, CompactorOptions, Failpoint, FailpointHook};
 use inlet_core::clock::{Env, SeededIdGen};
-use inlet_core::table::{OPTION_LAKE_ENABLED, OPTION_LAKE_FRESHNESS, TableDescriptor};
+use inlet_core::table::{
+    OPTION_LAKE_ENABLED, OPTION_LAKE_FRESHNESS, OPTION_RETENTION, TableDescriptor,
+};
 use inlet_index::index::ConfigureSlateDb;
 use inlet_index::{CommitLog, Index, IndexOptions, LogRead};
 use inlet_reader::{FetchRequest, Reader, StartPosition};
@@ -39,7 +41,7 @@ use slatedb_common::clock::SystemClock;
 use tokio::task::JoinHandle;
 
 use crate::clock::SimClock;
-use crate::config::SimConfig;
+use crate::config::{SimConfig, TableSpec};
 use crate::data::{COLUMNS, read_rows, table_schema};
 use crate::lake;
 use crate::model::{FinalLog, LogRow, Model};
@@ -452,7 +454,12 @@ pub async fn run_world(cfg: SimConfig) -> Outcome {
     let auditor = world.open_node(Compaction::Background).await;
     let log = audit(&world, &auditor).await;
     let keyed = pk::audit(&world, &auditor).await;
-    let rows: u64 = log.iter().flatten().map(|s| s.len() as u64).sum();
+    let audited_at = world.now();
+    let rows: u64 = log
+        .iter()
+        .flatten()
+        .map(|s| s.iter().flatten().count() as u64)
+        .sum();
     world.trace.event(format!(
         "final log: {:?}",
         log.iter()
@@ -465,7 +472,9 @@ pub async fn run_world(cfg: SimConfig) -> Outcome {
         lake::settle(&world, &log, &keyed).await;
     }
     let online = world.model().violations().len();
-    world.model().check(&log, world.cfg.max_payload);
+    world
+        .model()
+        .check(&log, world.cfg.max_payload, &world.cfg.tables, audited_at);
     world
         .model()
         .check_pk(&world.cfg.pk.tables, &keyed, world.cfg.max_payload);
@@ -517,7 +526,7 @@ pub(crate) async fn create_catalog(world: &World, node: &Node) {
             partition_key: Vec::new(),
             primary_key: Vec::new(),
             comment: String::new(),
-            options: lake_options(table.lake),
+            options: table_options(table),
         };
         node.index
             .create_table(DATABASE, &table.name, descriptor, true)
@@ -533,7 +542,18 @@ pub(crate) async fn create_catalog(world: &World, node: &Node) {
     world.trace.event("catalog created");
 }
 
-/// The tail of every `[table][bucket]` on `node`.
+/// The options of a log table as its spec draws them.
+fn table_options(table: &TableSpec) -> BTreeMap<String, String> {
+    let mut options = lake_options(table.lake);
+    if let Some(retention) = table.retention {
+        options.insert(
+            OPTION_RETENTION.to_owned(),
+            format!("{}ms", retention.as_millis()),
+        );
+    }
+    options
+}
+
 /// The options of a table tiered with this `lake.freshness` (none: not tiered).
 pub(crate) fn lake_options(freshness: Option<Duration>) -> BTreeMap<String, String> {
     match freshness {
@@ -549,6 +569,7 @@ pub(crate) fn lake_options(freshness: Option<Duration>) -> BTreeMap<String, Stri
     }
 }
 
+/// The tail of every `[table][bucket]` on `node`.
 pub(crate) async fn tails(world: &World, node: &Node) -> Vec<Vec<u64>> {
     let mut out = Vec::new();
     for table in &world.cfg.tables {
@@ -562,13 +583,16 @@ pub(crate) async fn tails(world: &World, node: &Node) -> Vec<Vec<u64>> {
     out
 }
 
-/// Reads back every stream from its first offset with every column.
+/// Reads back every stream from its first offset with every column. Offsets that WAL
+/// retention expired (before or while the audit reads) are `None`; only tables with
+/// `retention` may have them, and the model checks each was old enough to go.
 pub(crate) async fn audit(world: &World, node: &Node) -> FinalLog {
     let all: Vec<usize> = (0..COLUMNS).collect();
     let tails = tails(world, node).await;
     let mut log = FinalLog::new();
     for (t, table) in world.cfg.tables.iter().enumerate() {
-        let mut streams: Vec<Vec<LogRow>> = vec![Vec::new(); table.buckets as usize];
+        let expires = table.retention.is_some();
+        let mut streams: Vec<Vec<Option<LogRow>>> = vec![Vec::new(); table.buckets as usize];
         let request = FetchRequest {
             database: DATABASE.to_owned(),
             table: table.name.clone(),
@@ -578,7 +602,7 @@ pub(crate) async fn audit(world: &World, node: &Node) -> FinalLog {
             follow: false,
             limit: None,
             omit_update_before: false,
-            reset_to_earliest: false,
+            reset_to_earliest: expires,
         };
         match node.reader.fetch(request).await {
             Err(error) => world.violation(format!("audit: cannot read {}: {error}", table.name)),
@@ -609,6 +633,10 @@ pub(crate) async fn audit(world: &World, node: &Node) -> FinalLog {
                             ));
                             break;
                         };
+                        if expires && row.offset > stream.len() as u64 {
+                            // Expired: before the read started, or while it was behind.
+                            stream.resize(row.offset as usize, None);
+                        }
                         if row.offset != stream.len() as u64 {
                             world.violation(format!(
                                 "audit: t{t}/b{} returned offset {} where {} was next",
@@ -621,21 +649,38 @@ pub(crate) async fn audit(world: &World, node: &Node) -> FinalLog {
                         let Some((id, index)) = row.identity else {
                             unreachable!("the audit reads every column");
                         };
-                        stream.push(LogRow {
+                        stream.push(Some(LogRow {
                             id,
                             row: index,
                             commit_ts: row.commit_ts,
                             fingerprints: row.fingerprints.try_into().expect("every column"),
-                        });
+                        }));
                     }
                 }
             }
         }
-        for (bucket, stream) in streams.iter().enumerate() {
-            if stream.len() as u64 != tails[t][bucket] {
+        for (bucket, stream) in streams.iter_mut().enumerate() {
+            let tail = tails[t][bucket];
+            if expires && (stream.len() as u64) < tail {
+                // Every row of the bucket may have expired: then nothing was read at all.
+                let earliest = node
+                    .reader
+                    .list_offsets(
+                        DATABASE,
+                        &table.name,
+                        &[bucket as u32],
+                        StartPosition::Latest,
+                    )
+                    .await
+                    .ok()
+                    .and_then(|offsets| offsets.first().map(|o| o.earliest.0));
+                if earliest.is_some_and(|earliest| earliest >= tail) {
+                    stream.resize(tail as usize, None);
+                }
+            }
+            if stream.len() as u64 != tail {
                 world.violation(format!(
-                    "audit: t{t}/b{bucket} has tail {} but {} rows were read from offset 0",
-                    tails[t][bucket],
+                    "audit: t{t}/b{bucket} has tail {tail} but {} rows were read from offset 0",
                     stream.len()
                 ));
             }
