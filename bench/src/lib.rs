@@ -530,6 +530,7 @@ async fn run_sections(settings: &Settings, host: &dyn Host) -> anyhow::Result<Re
             name: DATABASE.to_owned(),
             if_exists: true,
             cascade: true,
+            purge: true,
         })
         .await
         .map_err(inlet_client::status_error)

@@ -25,5 +25,7 @@ pub use inlet_index::{LakeCatalog, all_lake_files};
 pub use options::{CompactorOptions, Failpoint, FailpointHook, InjectedCrash};
 pub use repair::RepairReport;
 pub use round::RoundCommitted;
-pub use service::{Compactor, PassReport, RoundOutcome, TableRound, WalRetentionReport};
+pub use service::{
+    Compactor, PassReport, PurgeReport, RoundOutcome, TableRound, WalRetentionReport,
+};
 pub use wal_gc::WalGcReport;

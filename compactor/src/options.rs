@@ -25,6 +25,8 @@ pub const DEFAULT_WAL_GC_INTERVAL: Duration = Duration::from_secs(60);
 pub const DEFAULT_WAL_UPLOAD_GRACE: Duration = Duration::from_secs(10 * 60);
 /// Default of [`CompactorOptions::wal_read_grace`].
 pub const DEFAULT_WAL_READ_GRACE: Duration = Duration::from_secs(5 * 60);
+/// Default of [`CompactorOptions::drop_grace`].
+pub const DEFAULT_DROP_GRACE: Duration = Duration::from_secs(10 * 60);
 /// Default of [`CompactorOptions::orphan_grace`].
 pub const DEFAULT_ORPHAN_GRACE: Duration = Duration::from_secs(10 * 60);
 
@@ -68,6 +70,11 @@ pub struct CompactorOptions {
     /// deleted by crash repair only once it is older than this. Default 10 min.
     #[serde(with = "humantime_serde")]
     pub orphan_grace: Duration,
+    /// A dropped table's index entries, WAL and (if dropped with `purge`) lake table are
+    /// deleted once it was dropped this long ago, so reads that started before the drop
+    /// finish first. Default 10 min.
+    #[serde(with = "humantime_serde")]
+    pub drop_grace: Duration,
     /// This compactor's id in table leases; `None` (the default) draws one from the injected
     /// id source at start.
     pub owner: Option<u64>,
@@ -90,6 +97,7 @@ impl Default for CompactorOptions {
             wal_upload_grace: DEFAULT_WAL_UPLOAD_GRACE,
             wal_read_grace: DEFAULT_WAL_READ_GRACE,
             orphan_grace: DEFAULT_ORPHAN_GRACE,
+            drop_grace: DEFAULT_DROP_GRACE,
             owner: None,
             #[cfg(feature = "testing")]
             failpoints: None,

@@ -46,7 +46,8 @@ use inlet_reader::{ChunkError, ChunkRead, PagedCache, with_system_columns};
 
 use crate::error::RoundError;
 use crate::lake::{
-    LakeAppend, LakeError, LakeStorage, LakeTable, StagedAppend, StagedExpire, stage_expire,
+    ExpiryRule, LakeAppend, LakeError, LakeStorage, LakeTable, StagedAppend, StagedExpire,
+    stage_expire,
 };
 use crate::options::{CompactorOptions, Failpoint};
 use inlet_index::{INDEX_PAGE_ENTRIES, LakeCatalog};
@@ -226,15 +227,15 @@ enum NextChunk {
 
 impl Round<'_> {
     /// Runs one round on `base` (the committed version), visiting buckets from `cursor`;
-    /// then, with `expire_before`, expires the data files whose rows are all older than it.
+    /// then, with `expiry`, expires the data files it removes.
     pub(crate) async fn run(
         &mut self,
         base: &LakeTable,
         cursor: u32,
-        expire_before: Option<TimestampMicros>,
+        expiry: Option<ExpiryRule>,
     ) -> Result<Tiered, RoundError> {
         let appended = self.append(base, cursor).await?;
-        let Some(before) = expire_before else {
+        let Some(rule) = expiry else {
             return Ok(match appended {
                 Some(round) => Tiered::Committed(Box::new(round)),
                 None => Tiered::Idle,
@@ -243,7 +244,7 @@ impl Round<'_> {
         let current = appended.as_ref().map_or(base, |round| &round.table);
         // An expiry that fails after a committed append fails the round: the append stays
         // committed, and the next round repairs first and retries the expiry.
-        let Some(expired) = self.expire(current, before).await? else {
+        let Some(expired) = self.expire(current, rule).await? else {
             return Ok(match appended {
                 Some(round) => Tiered::Committed(Box::new(round)),
                 None => Tiered::Idle,
@@ -353,21 +354,21 @@ impl Round<'_> {
         }))
     }
 
-    /// Retention: stages the expiry of the data files of `base` older than `before`, commits
+    /// Retention: stages the expiry of the data files of `base` that `rule` removes, commits
     /// it to the index (compare-and-swap on `base`, under the round's lease epoch), publishes
     /// the version hint, then deletes what the new version no longer reaches. `None` when
-    /// no file is old enough.
+    /// the rule removes no file.
     async fn expire(
         &mut self,
         base: &LakeTable,
-        before: TimestampMicros,
+        rule: ExpiryRule,
     ) -> Result<Option<Expired>, RoundError> {
-        // The index's first lake file of each bucket says, without reading any manifest,
-        // whether anything is old enough.
-        if !has_expired_files(self.index, self.info, before).await? {
+        // The index's lake file entries say, without reading any manifest, whether anything
+        // expires.
+        if !has_expired_files(self.index, self.info, rule).await? {
             return Ok(None);
         }
-        let Some(staged) = stage_expire(base, before, self.env).await? else {
+        let Some(staged) = stage_expire(base, rule, self.env).await? else {
             return Ok(None);
         };
         self.failpoint(Failpoint::AfterMetadata)?;
@@ -669,19 +670,37 @@ impl Round<'_> {
     }
 }
 
-/// Whether some bucket's first lake file (by the index's lake file entries) holds only rows
-/// older than `before`: exactly when an expiry with that cutoff removes something.
+/// Whether `rule` removes some file (by the index's lake file entries, which agree with the
+/// lake table's manifests): some bucket's first file holds only rows older than
+/// `rule.before`, or its other files hold `rule.max_bytes` without it.
 pub(crate) async fn has_expired_files(
     index: &dyn LakeCatalog,
     info: &TableInfo,
-    before: TimestampMicros,
+    rule: ExpiryRule,
 ) -> Result<bool, RoundError> {
     for stream in table_streams(info) {
-        let files = index.lake_files(stream, Offset(0), 1).await?;
-        if let Some(first) = files.first()
-            && first.max_ts < before
-        {
-            return Ok(true);
+        if let Some(before) = rule.before {
+            let files = index.lake_files(stream, Offset(0), 1).await?;
+            if files.first().is_some_and(|first| first.max_ts < before) {
+                return Ok(true);
+            }
+        }
+        if let Some(max) = rule.max_bytes {
+            // The first file goes when the others hold the bound without it.
+            let mut others: u64 = 0;
+            let mut from = Offset(0);
+            loop {
+                let page = index.lake_files(stream, from, INDEX_PAGE_ENTRIES).await?;
+                let skip = usize::from(from == Offset(0));
+                others += page.iter().skip(skip).map(|f| f.file_size).sum::<u64>();
+                if !page.is_empty() && others >= max {
+                    return Ok(true);
+                }
+                match page.last() {
+                    Some(last) if page.len() == INDEX_PAGE_ENTRIES => from = last.end_offset(),
+                    _ => break,
+                }
+            }
         }
     }
     Ok(false)

@@ -11,8 +11,8 @@
 //! Several compactors may run: the lease gives each table to one at a time, and the index's
 //! compare-and-swap makes a deposed one's commit fail.
 //!
-//! A table with a `retention` option also has its old data files expired by its rounds (see
-//! [`crate::round`]), at most once per `lake.freshness` interval. An idle table (no rows
+//! A table with a `retention` or `retention.bytes` option also has its old data files
+//! expired by its rounds (see [`crate::round`]), at most once per `lake.freshness` interval. An idle table (no rows
 //! above its watermarks) stays cheap: it is only worth a round, and its lease, when the
 //! index's first lake file of some bucket is older than `now - retention`; that check, a few
 //! index reads, is itself done at most once per freshness interval.
@@ -22,16 +22,25 @@
 //! before the collection runs ([`Compactor::expire_wal`]); the collector then deletes the WAL
 //! objects nothing points into any more.
 //!
+//! A dropped table is purged once it was dropped more than `drop_grace` ago, in the same
+//! interval: its lake table first if it was dropped with `purge` (every object under its
+//! folder), then its index entries through the owner ([`Compactor::purge_dropped`]).
+//!
 //! Rounds of one compactor run one at a time (each bounded by the per-round limits), so the
 //! Parquet encoding they do inline occupies at most one runtime thread.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use futures::TryStreamExt;
 use inlet_core::clock::Env;
 use inlet_core::ids::{TableId, TimestampMicros};
 use inlet_core::table::TableInfo;
-use inlet_index::{IndexError, LakeCommit, LakeCommitError, LakeLease, table_streams};
+use inlet_index::{
+    DroppedTable, IndexError, LakeCommit, LakeCommitError, LakeLease, table_streams,
+};
+use slatedb::object_store::ObjectStoreExt;
+use slatedb::object_store::path::Path as ObjectPath;
 
 use inlet_index::LakeCatalog;
 use inlet_reader::PagedCache;
@@ -39,7 +48,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::error::{RoundError, WalGcError};
-use crate::lake::{LakeStorage, LakeTable};
+use crate::lake::{ExpiryRule, LakeStorage, LakeTable, lake_table_path};
 use crate::options::CompactorOptions;
 use crate::repair::{RepairReport, repair};
 use crate::round::{CommittedRound, HeldLease, Round, RoundCommitted, Tiered, has_expired_files};
@@ -101,6 +110,20 @@ pub struct WalRetentionReport {
     pub bytes: u64,
     /// Tables whose expiry failed, with why (tried again next pass).
     pub errors: Vec<(TableId, IndexError)>,
+}
+
+/// What one pass over the dropped tables did.
+#[derive(Debug, Default)]
+pub struct PurgeReport {
+    /// Dropped tables whose grace passed, and of them those now gone from the index.
+    pub due: usize,
+    pub purged: usize,
+    /// Index entries deleted.
+    pub entries: usize,
+    /// Lake table objects deleted (tables dropped with `purge`).
+    pub lake_objects: usize,
+    /// Tables whose purge failed, with why (tried again next pass).
+    pub errors: Vec<(TableId, String)>,
 }
 
 /// A running (or driven) compactor. See the module docs.
@@ -221,6 +244,13 @@ impl Compactor {
         self.inner.collect_wal_garbage().await
     }
 
+    /// Deletes what is left of every table dropped more than `drop_grace` ago: its lake
+    /// table first when it was dropped with `purge`, then its index entries (through the
+    /// index owner, [`inlet_index::Index::purge_table`]); its WAL objects are then garbage.
+    pub async fn purge_dropped(&self) -> PurgeReport {
+        self.inner.purge_dropped().await
+    }
+
     /// Asks the index to expire the WAL chunks of every table whose retention options no
     /// longer keep them (tables that are not tiered; [`inlet_index::Index::expire_wal`]).
     pub async fn expire_wal(&self) -> WalRetentionReport {
@@ -278,7 +308,9 @@ async fn run_loop(inner: Arc<Inner>, mut shutdown: watch::Receiver<bool>) {
         let now = inner.env.clock.now().0;
         if last_gc.is_none_or(|at| now.saturating_sub(at) >= gc_every) {
             last_gc = Some(now);
-            // Expired chunks first, so their objects start their read grace in this run.
+            // Dropped tables and expired chunks first, so their objects start their read
+            // grace in this run.
+            inner.purge_dropped().await;
             inner.expire_wal().await;
             if let Err(error) = inner.collect_wal_garbage().await {
                 tracing::warn!(%error, "wal garbage collection failed");
@@ -292,6 +324,83 @@ fn micros(duration: std::time::Duration) -> i64 {
 }
 
 impl Inner {
+    async fn purge_dropped(&self) -> PurgeReport {
+        let mut report = PurgeReport::default();
+        let dropped = match self.index.dropped_tables().await {
+            Ok(dropped) => dropped,
+            Err(error) => {
+                tracing::warn!(%error, "compactor cannot list dropped tables");
+                return report;
+            }
+        };
+        let now = self.env.clock.now().0;
+        let grace = micros(self.options.drop_grace);
+        for table in dropped {
+            if now.saturating_sub(table.dropped_at.0) < grace {
+                continue;
+            }
+            report.due += 1;
+            match self.purge(&table).await {
+                Ok((entries, lake_objects)) => {
+                    report.purged += 1;
+                    report.entries += entries;
+                    report.lake_objects += lake_objects;
+                    tracing::info!(
+                        table = table.id.0,
+                        name = %format!("{}.{}", table.database, table.name),
+                        entries,
+                        lake_objects,
+                        "dropped table purged"
+                    );
+                }
+                Err(error) => {
+                    tracing::warn!(table = table.id.0, %error, "purge of a dropped table failed");
+                    report.errors.push((table.id, error));
+                }
+            }
+        }
+        report
+    }
+
+    /// Purges one dropped table: its lake table (if asked), then its index entries, whose
+    /// records go last so a failure anywhere leaves it listed as dropped for the next pass.
+    /// Returns the index entries and lake objects deleted.
+    async fn purge(&self, table: &DroppedTable) -> Result<(usize, usize), String> {
+        let mut lake_objects = 0;
+        if table.purge_lake {
+            let folder = ObjectPath::from(lake_table_path(&table.database, &table.name, table.id));
+            let store = self.lake.store();
+            let listed: Vec<_> = store
+                .list(Some(&folder))
+                .try_collect()
+                .await
+                .map_err(|e| format!("list of `{folder}` failed: {e}"))?;
+            for object in listed {
+                match store.delete(&object.location).await {
+                    Ok(()) | Err(slatedb::object_store::Error::NotFound { .. }) => {
+                        lake_objects += 1;
+                    }
+                    Err(error) => {
+                        return Err(format!("delete of `{}` failed: {error}", object.location));
+                    }
+                }
+            }
+        }
+        let mut entries = 0;
+        // Each call is bounded; a large table (many chunks or keys) takes several.
+        loop {
+            let purged = self
+                .index
+                .purge_table(table.id)
+                .await
+                .map_err(|e| e.to_string())?;
+            entries += purged.entries;
+            if purged.done {
+                return Ok((entries, lake_objects));
+            }
+        }
+    }
+
     async fn expire_wal(&self) -> WalRetentionReport {
         let mut report = WalRetentionReport::default();
         let tables = match self.index.tables().await {
@@ -425,26 +534,31 @@ impl Inner {
         if !due {
             return Ok(RoundOutcome::NotDue);
         }
-        // Retention: files older than this cutoff expire, at most once per freshness interval
-        // (backlog rounds follow each other at once).
-        let expire_before = options
-            .retention
+        // Retention: files older than `now - retention`, and beyond `retention.bytes` per
+        // bucket, expire, at most once per freshness interval (backlog rounds follow each
+        // other at once).
+        let expiry = (options.retention.is_some() || options.retention_bytes.is_some())
+            .then(|| ExpiryRule {
+                before: options
+                    .retention
+                    .map(|retention| TimestampMicros(now.saturating_sub(micros(retention)))),
+                max_bytes: options.retention_bytes,
+            })
             .filter(|_| {
                 force
                     || state
                         .last_expiry_at
                         .is_none_or(|at| now.saturating_sub(at) >= micros(options.lake_freshness))
-            })
-            .map(|retention| TimestampMicros(now.saturating_sub(micros(retention))));
+            });
         // A table this compactor has not verified yet is repaired even when idle, so a crash
         // of another compactor is cleaned up without waiting for new rows.
         if state.table.is_some() && !self.has_rows_above_watermarks(info).await? {
-            let expire = match expire_before {
-                Some(before) => has_expired_files(self.index.as_ref(), info, before).await?,
+            let expire = match expiry {
+                Some(rule) => has_expired_files(self.index.as_ref(), info, rule).await?,
                 None => false,
             };
             if !expire {
-                if expire_before.is_some() {
+                if expiry.is_some() {
                     state.last_expiry_at = Some(now);
                 }
                 state.backlog = false;
@@ -511,8 +625,8 @@ impl Inner {
             info,
             lease: held,
         };
-        let tiered = round.run(&base, state.cursor, expire_before).await?;
-        if expire_before.is_some() {
+        let tiered = round.run(&base, state.cursor, expiry).await?;
+        if expiry.is_some() {
             state.last_expiry_at = Some(now);
         }
         match tiered {

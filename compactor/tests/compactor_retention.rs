@@ -24,7 +24,8 @@ use inlet_compactor::{
 };
 use inlet_core::ids::{Offset, TableId};
 use inlet_core::table::{
-    OPTION_LAKE_ENABLED, OPTION_LAKE_FRESHNESS, OPTION_RETENTION, TableDescriptor, TableInfo,
+    OPTION_LAKE_ENABLED, OPTION_LAKE_FRESHNESS, OPTION_RETENTION, OPTION_RETENTION_BYTES,
+    TableDescriptor, TableInfo,
 };
 use inlet_index::LakeFileEntry;
 use slatedb::object_store::ObjectStoreExt;
@@ -456,5 +457,84 @@ async fn expired_files_left_by_a_crash_after_the_commit_are_deleted_by_repair() 
         ensure!(!exists(&h, path).await?, "repair deleted {path}");
     }
     ensure!(h.scan(&table).await?.is_empty());
+    Ok(())
+}
+
+/// `retention.bytes` on a lake table: each bucket keeps at least the bound of its newest data
+/// files; an older one leaves the lake table once the newer ones hold the bound without it,
+/// and the earliest offset moves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_byte_bound_expires_the_oldest_lake_files() -> anyhow::Result<()> {
+    let h = Harness::new("retention-bytes").await?;
+    let descriptor_options = [
+        (OPTION_LAKE_ENABLED, "true"),
+        (OPTION_LAKE_FRESHNESS, "100ms"),
+        (OPTION_RETENTION_BYTES, "1MiB"),
+    ];
+    let info = h
+        .index
+        .create_table(
+            "db",
+            "sized",
+            TableDescriptor {
+                schema: Arc::new(Schema::new(vec![
+                    Field::new("seq", DataType::Int64, false),
+                    Field::new("msg", DataType::Utf8, true),
+                ])),
+                bucket_count: 1,
+                bucket_key: vec![],
+                partition_key: vec![],
+                primary_key: vec![],
+                comment: String::new(),
+                options: descriptor_options
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            },
+            false,
+        )
+        .await?;
+    let compactor = h.compactor(1, CompactorOptions::default());
+    let limit: u64 = 1 << 20;
+    // Rounds of 50,000 rows (one file each) until the newer files hold the bound without
+    // the oldest: that round expires it.
+    const ROWS: u64 = 50_000;
+    let mut rounds = 0;
+    let files = loop {
+        ensure!(rounds < 40, "no expiry after {rounds} rounds");
+        h.append(&[(&info, 0, ROWS)]).await?;
+        h.clock.advance(Duration::from_secs(1));
+        let round = compactor.tier_table(info.id).await;
+        ensure!(
+            matches!(round.outcome, Ok(RoundOutcome::Committed(_))),
+            "{:?}",
+            round.outcome
+        );
+        rounds += 1;
+        let files = lake_files(&h, &info).await?.remove(&0).unwrap_or_default();
+        if files.len() < rounds {
+            break files;
+        }
+        let newer: u64 = files[1..].iter().map(|f| f.file_size).sum();
+        ensure!(
+            newer < limit,
+            "the newer files hold the bound, yet nothing expired"
+        );
+    };
+    let kept: u64 = files.iter().map(|f| f.file_size).sum();
+    ensure!(
+        kept >= limit && kept - files[0].file_size < limit,
+        "the bucket keeps at least the bound, and no file it could do without: {files:?}"
+    );
+    ensure!(
+        earliest(&h, &info).await?[&0] == files[0].base_offset.0,
+        "the earliest offset is the first kept file's"
+    );
+    let scanned = h.scan(&info).await?;
+    ensure!(
+        scanned.len() as u64 == ROWS * rounds as u64 - files[0].base_offset.0,
+        "the lake table holds the kept files' rows only: {}",
+        scanned.len()
+    );
     Ok(())
 }

@@ -22,8 +22,8 @@ use futures::TryStreamExt;
 use iceberg::TableIdent;
 use iceberg::spec::{ManifestList, ManifestStatus, Operation};
 use inlet_compactor::lake::{
-    LakeAppend, LakeError, LakeRoot, LakeStorage, LakeTable, LakeWriteOptions, RemovedFile,
-    StagedAppend, StagedExpire, stage_expire,
+    ExpiryRule, LakeAppend, LakeError, LakeRoot, LakeStorage, LakeTable, LakeWriteOptions,
+    RemovedFile, StagedAppend, StagedExpire, stage_expire,
 };
 use inlet_core::clock::{Clock, Env, SeededIdGen};
 use inlet_core::ids::{Bucket, DatabaseId, Offset, SchemaId, TableId, TimestampMicros};
@@ -269,9 +269,13 @@ async fn three_rounds_then_expire(
     let env = env(5);
     let created = LakeTable::create(&storage, &table_info(), &env).await?;
     assert!(
-        stage_expire(&created, TimestampMicros(NOW_MICROS), &env)
-            .await?
-            .is_none(),
+        stage_expire(
+            &created,
+            ExpiryRule::older_than(TimestampMicros(NOW_MICROS)),
+            &env
+        )
+        .await?
+        .is_none(),
         "a table without a snapshot has nothing to expire"
     );
     let first = round(&created, &ROUND_1, 1, &env).await?;
@@ -285,23 +289,27 @@ async fn three_rounds_then_expire(
     // Nothing is older than round 1's first row: nothing to expire, nothing written.
     let before = list(&store).await?;
     assert!(
-        stage_expire(&base, TimestampMicros(round_time(1)), &env)
-            .await?
-            .is_none()
+        stage_expire(
+            &base,
+            ExpiryRule::older_than(TimestampMicros(round_time(1))),
+            &env
+        )
+        .await?
+        .is_none()
     );
     assert_eq!(list(&store).await?, before);
 
     let cutoff = TimestampMicros(round_time(2) - DAY_MICROS / 2);
 
     // A staged expiry that loses its commit deletes exactly what it wrote.
-    let lost = stage_expire(&base, cutoff, &env)
+    let lost = stage_expire(&base, ExpiryRule::older_than(cutoff), &env)
         .await?
         .context("round 1 is old enough")?;
     assert!(!lost.files_written.is_empty());
     lost.abandon().await?;
     assert_eq!(list(&store).await?, before, "abandon deletes what it wrote");
 
-    let staged = stage_expire(&base, cutoff, &env)
+    let staged = stage_expire(&base, ExpiryRule::older_than(cutoff), &env)
         .await?
         .context("round 1 is old enough")?;
     assert_eq!(staged.base_metadata_location, base.metadata_location());
@@ -459,7 +467,11 @@ async fn three_rounds_then_expire(
     staged.delete_expired_files().await?;
 
     // Same cutoff again: nothing left to expire.
-    assert!(stage_expire(&reloaded, cutoff, &env).await?.is_none());
+    assert!(
+        stage_expire(&reloaded, ExpiryRule::older_than(cutoff), &env)
+            .await?
+            .is_none()
+    );
 
     // Appending after the expiry continues every bucket at its watermark.
     let fourth = round(&reloaded, &ROUND_4, 4, &env).await?;
@@ -483,9 +495,13 @@ async fn three_rounds_then_expire(
 
     // Expiring round 2 too: the first expiry's manifest (DELETED entries only) and its
     // snapshot go, round 4 stays.
-    let later = stage_expire(&fourth.table, TimestampMicros(round_time(3) - 1), &env)
-        .await?
-        .context("round 2 is old enough")?;
+    let later = stage_expire(
+        &fourth.table,
+        ExpiryRule::older_than(TimestampMicros(round_time(3) - 1)),
+        &env,
+    )
+    .await?
+    .context("round 2 is old enough")?;
     assert_eq!(removed_ranges(&later), ranges(&ROUND_2));
     assert_eq!(
         later.earliest,
@@ -569,9 +585,13 @@ async fn expiry_never_leaves_a_hole_in_a_bucket() -> anyhow::Result<()> {
     let table = LakeTable::create(&storage, &table_info(), &env).await?;
     let newer = round(&table, &[(0, 0..10)], 3, &env).await?;
     let older = round(&newer.table, &[(0, 10..20), (1, 0..4)], 1, &env).await?;
-    let staged = stage_expire(&older.table, TimestampMicros(round_time(2)), &env)
-        .await?
-        .context("bucket 1 is old enough")?;
+    let staged = stage_expire(
+        &older.table,
+        ExpiryRule::older_than(TimestampMicros(round_time(2))),
+        &env,
+    )
+    .await?
+    .context("bucket 1 is old enough")?;
     assert_eq!(removed_ranges(&staged), BTreeSet::from([(1, 0, 4)]));
     assert_eq!(
         staged.earliest,
@@ -616,5 +636,83 @@ async fn expiry_never_leaves_a_hole_in_a_bucket() -> anyhow::Result<()> {
     staged.delete_expired_files().await?;
     assert_eq!(scan(&staged.table).await?, expected);
     assert_eq!(scan(&newer.table).await?, rows(&[(0, 0..10)], 3));
+    Ok(())
+}
+
+/// The size of the data file `staged` wrote for `bucket`.
+fn file_size(staged: &StagedAppend, bucket: u32) -> anyhow::Result<u64> {
+    staged
+        .data_files
+        .iter()
+        .find(|f| f.file_path().contains(&format!("_bucket={bucket}/")))
+        .map(|f| f.file_size_in_bytes())
+        .context("a data file of the bucket")
+}
+
+#[tokio::test]
+async fn a_byte_bound_keeps_at_least_that_much_of_each_buckets_newest_files() -> anyhow::Result<()>
+{
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let storage = LakeStorage::new(LakeRoot::memory("lake-expire-bytes"), store);
+    let env = env(7);
+    let table = LakeTable::create(&storage, &table_info(), &env).await?;
+    let first = round(&table, &[(0, 0..10), (1, 0..5)], 1, &env).await?;
+    let second = round(&first.table, &[(0, 10..20)], 2, &env).await?;
+    let third = round(&second.table, &[(0, 20..30)], 3, &env).await?;
+    let newest = file_size(&third, 0)?;
+    let newest_two = file_size(&second, 0)? + newest;
+    let bound = |max: u64| ExpiryRule {
+        before: None,
+        max_bytes: Some(max),
+    };
+
+    // Bucket 0's two newest files hold the bound without its first: the first goes.
+    // Bucket 1's one file stays (nothing newer holds the bound).
+    let staged = stage_expire(&third.table, bound(newest_two), &env)
+        .await?
+        .context("bucket 0 holds the bound without its first file")?;
+    assert_eq!(removed_ranges(&staged), BTreeSet::from([(0, 0, 10)]));
+    assert_eq!(
+        staged.earliest,
+        BTreeMap::from([(Bucket(0), Offset(10)), (Bucket(1), Offset(0))])
+    );
+    let mut expected = [
+        rows(&[(1, 0..5)], 1),
+        rows(&[(0, 10..20)], 2),
+        rows(&[(0, 20..30)], 3),
+    ]
+    .concat();
+    expected.sort();
+    assert_eq!(scan(&staged.table).await?, expected);
+    staged.abandon().await?;
+
+    // A bound the newest file alone holds: all but the newest go, never the newest.
+    let staged = stage_expire(&third.table, bound(newest), &env)
+        .await?
+        .context("bucket 0's newest file holds the bound")?;
+    assert_eq!(
+        removed_ranges(&staged),
+        BTreeSet::from([(0, 0, 10), (0, 10, 20)])
+    );
+    staged.abandon().await?;
+
+    // A byte more than the newer files hold: nothing within the bound goes.
+    assert!(
+        stage_expire(&third.table, bound(newest_two + 1), &env)
+            .await?
+            .is_none()
+    );
+    // With an age cutoff too, either rule removes.
+    let both = ExpiryRule {
+        before: Some(TimestampMicros(round_time(2))),
+        max_bytes: Some(newest_two + 1),
+    };
+    let staged = stage_expire(&third.table, both, &env)
+        .await?
+        .context("round 1 is old enough")?;
+    assert_eq!(
+        removed_ranges(&staged),
+        BTreeSet::from([(0, 0, 10), (1, 0, 5)])
+    );
     Ok(())
 }

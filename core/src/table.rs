@@ -37,8 +37,9 @@ pub const OPTION_LAKE_FRESHNESS: &str = "lake.freshness";
 /// Table option: how long rows stay readable (e.g. `7d`). Older lake files are expired from
 /// a lake table; older WAL chunks from a table that is not tiered.
 pub const OPTION_RETENTION: &str = "retention";
-/// Table option of tables that are not tiered: how many bytes of WAL chunks each bucket keeps
-/// (e.g. `10GiB`); the oldest chunks beyond it expire.
+/// Table option: how many bytes each bucket keeps at least (e.g. `10GiB`), of lake data files
+/// in a lake table, of WAL chunks in a table that is not tiered: the oldest file or chunk
+/// expires once the newer ones alone hold this much (as Kafka's `retention.bytes`).
 pub const OPTION_RETENTION_BYTES: &str = "retention.bytes";
 
 /// Table option of primary-key tables: how a row merges with its key's current row,
@@ -91,7 +92,7 @@ pub struct TableOptions {
     pub lake_freshness: Duration,
     /// `None`: rows are kept forever.
     pub retention: Option<Duration>,
-    /// `None`: no bound on a bucket's WAL bytes. Only for tables that are not tiered.
+    /// `None`: no bound on a bucket's bytes (lake data files, or WAL chunks when not tiered).
     pub retention_bytes: Option<u64>,
 }
 
@@ -145,18 +146,6 @@ impl TableOptions {
                         OPTION_RETENTION_BYTES,
                         value,
                         format!("must be at least {MIN_RETENTION_BYTES} bytes (1MiB)"),
-                    ));
-                }
-                if lake_enabled {
-                    // A lake table's rows expire as whole lake files by age; its WAL is
-                    // trimmed by tiering.
-                    return Err(invalid(
-                        OPTION_RETENTION_BYTES,
-                        value,
-                        format!(
-                            "bounds the WAL of a table that is not tiered; with \
-                             `{OPTION_LAKE_ENABLED}=true` use `{OPTION_RETENTION}`"
-                        ),
                     ));
                 }
                 Some(bytes)
@@ -768,14 +757,8 @@ mod tests {
             (OPTION_RETENTION_BYTES, "10 parsecs"),
             (OPTION_RETENTION_BYTES, "1KiB"),
             (OPTION_RETENTION_BYTES, "99999999999TiB"),
-            // Valid alone, but a lake table's rows expire by age only.
-            (OPTION_RETENTION_BYTES, "10GiB"),
         ] {
-            let pairs = if key == OPTION_RETENTION_BYTES && value == "10GiB" {
-                vec![(OPTION_LAKE_ENABLED, "true"), (key, value)]
-            } else {
-                vec![(key, value)]
-            };
+            let pairs = vec![(key, value)];
             match parse(&pairs) {
                 Err(DefinitionError::InvalidOption {
                     key: k, value: v, ..

@@ -21,6 +21,8 @@ pub enum IndexError {
     Storage(String),
     #[error("corrupt index record: {0}")]
     Corrupt(#[from] CodecError),
+    #[error("refused: {reason}")]
+    Refused { reason: String },
 }
 
 impl IndexError {
@@ -49,6 +51,7 @@ impl HasKind for IndexError {
             Self::Stopped { .. } | Self::Unavailable(_) => ErrorKind::Unavailable,
             Self::Storage(_) => ErrorKind::Internal,
             Self::Corrupt(_) => ErrorKind::Corruption,
+            Self::Refused { .. } => ErrorKind::InvalidInput,
         }
     }
 }

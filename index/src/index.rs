@@ -4,8 +4,8 @@
 //! are assigned by exactly one thread of control. It folds every commit waiting in its queue
 //! into one SlateDB write batch, flushes it, waits until SlateDB reports it durable, and only
 //! then updates the in-memory catalog and tails that readers see and replies to the writers.
-//! Lake catalog changes (`lake.rs`) and WAL retention (`retention.rs`) go through the same
-//! task.
+//! Lake catalog changes (`lake.rs`), WAL retention (`retention.rs`) and the purge of dropped
+//! tables (`purge.rs`) go through the same task.
 //! If a write fails the sequencer cannot know what became durable, so it stops for good:
 //! the process must reopen the index (a restart), which re-reads the durable state.
 
@@ -46,6 +46,7 @@ use crate::records::{
 mod key_cache;
 pub(crate) mod kv;
 pub mod lake;
+pub mod purge;
 pub mod retention;
 mod sequencer;
 
@@ -301,6 +302,23 @@ enum Command {
         table: TableId,
         reply: retention::RetentionReply,
     },
+    Purge {
+        table: TableId,
+        reply: purge::PurgeReply,
+    },
+}
+
+/// How a table or database is dropped. A dropped table's name is free at once; its index
+/// entries and WAL go once the compactors' drop grace passed (`purge.rs`); its lake table
+/// stays in the bucket unless `purge_lake`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DropOptions {
+    /// Dropping what does not exist is not an error.
+    pub if_exists: bool,
+    /// A database is dropped with its tables; without it, a database with tables is not.
+    pub cascade: bool,
+    /// The lake tables (Iceberg folders) are deleted too.
+    pub purge_lake: bool,
 }
 
 enum CatalogChange {
@@ -311,8 +329,7 @@ enum CatalogChange {
     },
     DropDatabase {
         name: String,
-        if_exists: bool,
-        cascade: bool,
+        options: DropOptions,
     },
     CreateTable {
         database: String,
@@ -323,7 +340,7 @@ enum CatalogChange {
     DropTable {
         database: String,
         name: String,
-        if_exists: bool,
+        options: DropOptions,
     },
     AlterTable {
         database: String,
@@ -594,16 +611,15 @@ impl Index {
         }
     }
 
+    /// Drops database `name` (with its tables when `options.cascade`). See [`DropOptions`].
     pub async fn drop_database(
         &self,
         name: &str,
-        if_exists: bool,
-        cascade: bool,
+        options: DropOptions,
     ) -> Result<(), CatalogError> {
         let change = CatalogChange::DropDatabase {
             name: name.to_owned(),
-            if_exists,
-            cascade,
+            options,
         };
         self.change(change).await.map(|_| ())
     }
@@ -647,16 +663,18 @@ impl Index {
         }
     }
 
+    /// Drops table `database.name`: its name is free at once; its data goes later (see
+    /// [`DropOptions`] and `purge.rs`).
     pub async fn drop_table(
         &self,
         database: &str,
         name: &str,
-        if_exists: bool,
+        options: DropOptions,
     ) -> Result<(), CatalogError> {
         let change = CatalogChange::DropTable {
             database: database.to_owned(),
             name: name.to_owned(),
-            if_exists,
+            options,
         };
         self.change(change).await.map(|_| ())
     }

@@ -100,6 +100,19 @@ pub fn table_name_range(database: DatabaseId) -> (Vec<u8>, Vec<u8>) {
     (start, end)
 }
 
+/// Every key under `prefix` of table `table`: for the prefixes whose keys start with a
+/// stream (or, for schemas, a table id), all of the table's entries of that kind.
+pub fn table_range(prefix: KeyPrefix, table: TableId) -> (Vec<u8>, Vec<u8>) {
+    let mut start = with_prefix(prefix, 8);
+    start.extend_from_slice(&table.0.to_be_bytes());
+    let mut end = with_prefix(prefix, 8);
+    match table.0.checked_add(1) {
+        Some(next) => end.extend_from_slice(&next.to_be_bytes()),
+        None => end[0] += 1,
+    }
+    (start, end)
+}
+
 pub fn table_key(table: TableId) -> Vec<u8> {
     let mut key = with_prefix(KeyPrefix::Table, 8);
     key.extend_from_slice(&table.0.to_be_bytes());

@@ -15,10 +15,11 @@ pub mod replica;
 
 pub use error::{CatalogError, ChunkRejected, IndexError};
 pub use index::lake::{LakeCommit, LakeCommitError, LakeCommitted, LakeFileScan};
+pub use index::purge::{DroppedTable, MAX_ENTRIES_PURGED_PER_CALL, Purged};
 pub use index::retention::{MAX_CHUNKS_EXPIRED_PER_CALL, WalExpired};
 pub use index::{
-    ChunkCommitRequest, ChunkScan, CommitReply, CommitRequest, CommittedChunk, DatabaseInfo, Index,
-    IndexOptions, PendingCommit, ProducerRef, table_streams,
+    ChunkCommitRequest, ChunkScan, CommitReply, CommitRequest, CommittedChunk, DatabaseInfo,
+    DropOptions, Index, IndexOptions, PendingCommit, ProducerRef, table_streams,
 };
 pub use keys::{ChunkEntry, LakeFileEntry, LakeWatermark, ProducedRange, StreamTail};
 pub use ports::{

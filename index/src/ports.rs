@@ -24,6 +24,7 @@ use tokio::sync::watch;
 
 use crate::error::{CatalogError, IndexError};
 use crate::index::lake::{LakeCommit, LakeCommitError, LakeCommitted};
+use crate::index::purge::{DroppedTable, Purged};
 use crate::index::retention::WalExpired;
 use crate::index::{CommitRequest, Index, PendingCommit};
 use crate::keys::{ChunkEntry, LakeFileEntry, LakeWatermark, StreamTail};
@@ -195,6 +196,10 @@ pub trait LakeCatalog: Send + Sync + Debug {
     async fn commit_lake(&self, commit: LakeCommit) -> Result<LakeCommitted, LakeCommitError>;
     /// Expires the WAL chunks `table`'s retention no longer keeps ([`Index::expire_wal`]).
     async fn expire_wal(&self, table: TableId) -> Result<WalExpired, IndexError>;
+    /// Dropped tables the index still holds entries of ([`Index::dropped_tables`]).
+    async fn dropped_tables(&self) -> Result<Vec<DroppedTable>, IndexError>;
+    /// Deletes a bounded batch of a dropped table's entries ([`Index::purge_table`]).
+    async fn purge_table(&self, table: TableId) -> Result<Purged, IndexError>;
     async fn live_wal_objects(&self) -> Result<BTreeSet<WalObjectId>, IndexError>;
     /// The change record of the primary-key chunk of `stream` ending at `end` (as
     /// [`LogRead::change_record`]): a lake round of a primary-key table reads the changelog.
@@ -507,6 +512,12 @@ impl LakeCatalog for Index {
 
     async fn expire_wal(&self, table: TableId) -> Result<WalExpired, IndexError> {
         Index::expire_wal(self, table).await
+    }
+    async fn dropped_tables(&self) -> Result<Vec<DroppedTable>, IndexError> {
+        Index::dropped_tables(self).await
+    }
+    async fn purge_table(&self, table: TableId) -> Result<Purged, IndexError> {
+        Index::purge_table(self, table).await
     }
     async fn live_wal_objects(&self) -> Result<BTreeSet<WalObjectId>, IndexError> {
         Index::live_wal_objects(self).await

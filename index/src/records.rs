@@ -45,6 +45,10 @@ pub struct TableRecord {
     /// Set when the table was dropped; its data awaits garbage collection.
     #[serde(default)]
     pub dropped_at_micros: Option<i64>,
+    /// Set when it was dropped with `purge`: its lake table goes with its WAL and index
+    /// entries (otherwise the lake table stays in the bucket for engines that read it).
+    #[serde(default)]
+    pub purge_lake: bool,
 }
 
 /// The lake (Iceberg) side of a table: Inlet's catalog entry for it. Changed only by

@@ -179,7 +179,10 @@ async fn chunks_of_dropped_tables_are_rejected() {
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
     let index = open(&store).await;
     let table = create_table(&index, 1).await;
-    index.drop_table("db", "t", false).await.expect("drop");
+    index
+        .drop_table("db", "t", inlet_index::DropOptions::default())
+        .await
+        .expect("drop");
     let outcome = index
         .commit(request(1, &[(stream(table, 0), 3)]))
         .await
@@ -300,19 +303,24 @@ async fn table_alterations_are_durable_and_refusals_change_nothing() {
         altered.descriptor.options,
         set(&[("lake.enabled", "true"), ("retention", "7d")])
     );
-    // A bound on WAL bytes is for tables that are not tiered: refused on a lake table.
+    // A bad value is refused, naming the option, and changes nothing.
     let refused = index
         .alter_table(
             "db",
             "t",
             TableAlteration {
-                set_options: set(&[("retention.bytes", "1GiB")]),
+                set_options: set(&[("retention.bytes", "1KiB")]),
+                unset_options: vec!["retention".to_owned()],
                 ..TableAlteration::default()
             },
         )
         .await
-        .expect_err("retention.bytes with the lake");
+        .expect_err("retention.bytes below its minimum");
     assert!(refused.to_string().contains("retention.bytes"), "{refused}");
+    assert_eq!(
+        index.table("db", "t").expect("table").descriptor.options,
+        set(&[("lake.enabled", "true"), ("retention", "7d")])
+    );
     index
         .alter_table(
             "db",

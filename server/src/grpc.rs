@@ -16,7 +16,7 @@ use inlet_core::ids::{Offset, TimestampMicros};
 use inlet_core::ipc::{SchemaCache, batches_to_ipc, decode_schema, decode_stream_cached};
 use inlet_core::limits::MAX_APPEND_BYTES;
 use inlet_core::table::{OPTION_LAKE_ENABLED, TableAlteration, TableDescriptor};
-use inlet_index::{DatabaseInfo, Index, ProducerRef, table_streams};
+use inlet_index::{DatabaseInfo, DropOptions, Index, ProducerRef, table_streams};
 use inlet_proto::v1 as pb;
 use inlet_proto::v1::inlet_client::InletClient;
 use inlet_proto::v1::inlet_server::Inlet;
@@ -287,8 +287,13 @@ impl Inlet for InletService {
                 .await;
         };
         let request = request.into_inner();
+        let options = DropOptions {
+            if_exists: request.if_exists,
+            cascade: request.cascade,
+            purge_lake: request.purge,
+        };
         index
-            .drop_database(&request.name, request.if_exists, request.cascade)
+            .drop_database(&request.name, options)
             .await
             .map_err(status)?;
         Ok(Response::new(pb::DropDatabaseResponse {}))
@@ -435,8 +440,13 @@ impl Inlet for InletService {
         };
         let request = request.into_inner();
         let path = table_path(request.path)?;
+        let options = DropOptions {
+            if_exists: request.if_exists,
+            cascade: false,
+            purge_lake: request.purge,
+        };
         index
-            .drop_table(&path.database, &path.table, request.if_exists)
+            .drop_table(&path.database, &path.table, options)
             .await
             .map_err(status)?;
         Ok(Response::new(pb::DropTableResponse {}))

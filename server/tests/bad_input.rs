@@ -211,6 +211,7 @@ async fn bad_table_definitions_are_rejected_and_create_nothing() {
         .drop_table(pb::DropTableRequest {
             path: Some(inlet::client::path("db", "t")),
             if_exists: false,
+            purge: false,
         })
         .await
         .expect("drop");

@@ -135,6 +135,7 @@ fn serve_create_produce_consume_round_trip() {
 
     let describe = ok(inlet(&server, &["table", "describe", "shop.orders"]));
     assert!(describe.contains("bucket key: id"), "{describe}");
+    assert!(describe.contains("wal_bytes"), "{describe}");
 
     // ALTER: options and comment change, `describe` shows them; a fixed option is refused.
     let altered = ok(inlet(
@@ -255,4 +256,12 @@ fn serve_create_produce_consume_round_trip() {
         all.contains("shop.orders: lake off") && all.contains("shop.clicks: lake on"),
         "{all}"
     );
+
+    // Dropped with `--purge`: the name is gone at once (its data after the drop grace).
+    let dropped = ok(inlet(&server, &["table", "drop", "shop.clicks", "--purge"]));
+    assert!(dropped.contains("dropped table shop.clicks"), "{dropped}");
+    let gone = inlet(&server, &["table", "describe", "shop.clicks"]);
+    assert!(!gone.status.success());
+    let all = ok(inlet(&server, &["lake", "status"]));
+    assert!(!all.contains("shop.clicks"), "{all}");
 }

@@ -826,12 +826,8 @@ async fn altering_the_lake_on_tiers_the_history() -> anyhow::Result<()> {
             "unknown table option `lake.color`",
         ),
         (
-            alter(
-                &[("lake.enabled", "true"), ("retention.bytes", "1GiB")],
-                &[],
-                None,
-            ),
-            "bounds the WAL of a table that is not tiered",
+            alter(&[("retention.bytes", "10 parsecs")], &[], None),
+            "unknown unit `parsecs`",
         ),
         (
             alter(&[("lake.freshness", "1ms")], &[], None),

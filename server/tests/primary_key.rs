@@ -967,6 +967,65 @@ async fn prefix_lookups_return_every_row_of_a_bucket_key_value(backend: Backend)
     node.shutdown().await.expect("clean shutdown");
 }
 
+/// A dropped primary-key table is purged from the index whole: key states, change records,
+/// chunk entries and tails included; the table's name is free for a new table at once, and
+/// the new table starts empty and untouched by the purge.
+async fn a_dropped_primary_key_table_is_purged_whole(backend: Backend) {
+    let node = start(backend.store()).await;
+    let mut client = connect(&node).await;
+    create_pk_table(&mut client, "t", Engine::LastRow).await;
+    let batch: Vec<(i64, Value)> = (0..200).map(|id| (id, (id, None))).collect();
+    client
+        .upsert("db", "t", &pk_schema(), &[rows(&batch)])
+        .await
+        .expect("upsert");
+    client
+        .delete("db", "t", &keys_schema(), &[keys(&[1, 2, 3])])
+        .await
+        .expect("delete");
+    let index = node.index().expect("the node owns the index").clone();
+    let old = index.table("db", "t").expect("table").id;
+    let before = index.table_entries(old).await.expect("entries");
+    assert!(before > 200, "key states, changes, chunks, tails: {before}");
+    client
+        .raw()
+        .drop_table(pb::DropTableRequest {
+            path: Some(inlet::client::path("db", "t")),
+            if_exists: false,
+            purge: true,
+        })
+        .await
+        .expect("drop");
+    create_pk_table(&mut client, "t", Engine::LastRow).await;
+    client
+        .upsert("db", "t", &pk_schema(), &[rows(&[(7, (70, None))])])
+        .await
+        .expect("upsert into the new table");
+
+    let mut purged = 0;
+    loop {
+        let step = index.purge_table(old).await.expect("purge");
+        purged += step.entries;
+        if step.done {
+            break;
+        }
+    }
+    assert_eq!(index.table_entries(old).await.expect("entries"), 0);
+    assert_eq!(
+        purged + 1,
+        before,
+        "the purge reports every entry but the table record (it never had a lake record)"
+    );
+    assert!(index.dropped_tables().await.expect("dropped").is_empty());
+    let current = lookup_all(&mut client, "t").await;
+    assert_eq!(
+        current.keys().copied().collect::<Vec<_>>(),
+        [7],
+        "{current:?}"
+    );
+    node.shutdown().await.expect("clean shutdown");
+}
+
 /// Runs every scenario against one backend, one test per scenario.
 macro_rules! conformance {
     ($backend:ident, $make:expr) => {
@@ -981,6 +1040,7 @@ macro_rules! conformance {
                 aggregation_and_partial_updates_match_a_model,
                 prefix_lookups_return_every_row_of_a_bucket_key_value,
                 snapshot_reads_are_exact_as_of_one_offset_per_bucket,
+                a_dropped_primary_key_table_is_purged_whole,
             );
         }
     };

@@ -24,10 +24,10 @@ use inlet_index::keys::CodecError;
 use inlet_index::pk::{ChangeRecord, KeyState, LakeRow, check_key};
 use inlet_index::records::decode_record;
 use inlet_index::{
-    CatalogError, ChunkEntry, ChunkRejected, CommitLog, CommitReply, CommitRequest, IndexError,
-    KEY_SCAN_PAGE_ENTRIES, KeyScan, LakeCatalog, LakeCommit, LakeCommitError, LakeCommitted,
-    LakeFileEntry, LakeLease, LakeTableRecord, LakeWatermark, LogRead, PendingCommit, ScannedKey,
-    StreamTail, WalExpired,
+    CatalogError, ChunkEntry, ChunkRejected, CommitLog, CommitReply, CommitRequest, DroppedTable,
+    IndexError, KEY_SCAN_PAGE_ENTRIES, KeyScan, LakeCatalog, LakeCommit, LakeCommitError,
+    LakeCommitted, LakeFileEntry, LakeLease, LakeTableRecord, LakeWatermark, LogRead,
+    PendingCommit, Purged, ScannedKey, StreamTail, WalExpired,
 };
 use inlet_proto::v1 as pb;
 use inlet_proto::v1::index_ports_client::IndexPortsClient;
@@ -992,6 +992,40 @@ impl LakeCatalog for RemoteIndex {
             })
             .await?;
         wal_expired_of(response)
+    }
+
+    async fn dropped_tables(&self) -> Result<Vec<DroppedTable>, IndexError> {
+        let response = self
+            .read(|mut client| async move {
+                client
+                    .list_dropped_tables(pb::ListDroppedTablesRequest {})
+                    .await
+            })
+            .await?;
+        Ok(response
+            .tables
+            .into_iter()
+            .map(|t| DroppedTable {
+                id: TableId(t.table_id),
+                database: t.database,
+                name: t.name,
+                dropped_at: TimestampMicros(t.dropped_at_micros),
+                purge_lake: t.purge_lake,
+            })
+            .collect())
+    }
+
+    async fn purge_table(&self, table: TableId) -> Result<Purged, IndexError> {
+        // Idempotent: a repeated call deletes what is left then.
+        let response = self
+            .read(|mut client| async move {
+                client.purge_table(pb::TableRef { table_id: table.0 }).await
+            })
+            .await?;
+        Ok(Purged {
+            entries: usize::try_from(response.entries).unwrap_or(usize::MAX),
+            done: response.done,
+        })
     }
 
     async fn live_wal_objects(&self) -> Result<BTreeSet<WalObjectId>, IndexError> {

@@ -525,6 +525,44 @@ impl IndexPorts for IndexPortsService {
         Ok(Response::new(crate::convert::wal_expired_message(&expired)))
     }
 
+    async fn list_dropped_tables(
+        &self,
+        _request: Request<pb::ListDroppedTablesRequest>,
+    ) -> Result<Response<pb::ListDroppedTablesResponse>, Status> {
+        let dropped = self
+            .index
+            .dropped_tables()
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(pb::ListDroppedTablesResponse {
+            tables: dropped
+                .into_iter()
+                .map(|t| pb::DroppedTable {
+                    table_id: t.id.0,
+                    database: t.database,
+                    name: t.name,
+                    dropped_at_micros: t.dropped_at.0,
+                    purge_lake: t.purge_lake,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn purge_table(
+        &self,
+        request: Request<pb::TableRef>,
+    ) -> Result<Response<pb::PurgeTableResponse>, Status> {
+        let purged = self
+            .index
+            .purge_table(TableId(request.into_inner().table_id))
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(pb::PurgeTableResponse {
+            entries: purged.entries as u64,
+            done: purged.done,
+        }))
+    }
+
     async fn list_live_wal_objects(
         &self,
         _request: Request<pb::ListLiveWalObjectsRequest>,

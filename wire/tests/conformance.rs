@@ -389,7 +389,7 @@ async fn refusals_of_chunks_come_back_exactly() {
         ));
         ports
             .index
-            .drop_table("db", "t", false)
+            .drop_table("db", "t", inlet_index::DropOptions::default())
             .await
             .expect("dropped");
         let dropped = ports.commit_now(commit(6, vec![chunk(s0, 1, None)])).await;
@@ -400,6 +400,23 @@ async fn refusals_of_chunks_come_back_exactly() {
         for outcome in [first, retry, stale, no_stream, changed, ranges, dropped] {
             out.push(format!("{outcome:?}"));
         }
+        // The dropped table is listed, then purged whole through the port.
+        let listed = ports.lake.dropped_tables().await.expect("dropped tables");
+        assert_eq!(listed.len(), 1);
+        assert_eq!((listed[0].id, listed[0].purge_lake), (table, false));
+        out.push(format!("{:?}", (listed[0].id, &listed[0].name)));
+        let purged = ports.lake.purge_table(table).await.expect("purged");
+        assert!(purged.done && purged.entries > 0, "{purged:?}");
+        out.push(format!("{purged:?}"));
+        assert!(
+            ports
+                .lake
+                .dropped_tables()
+                .await
+                .expect("listed")
+                .is_empty()
+        );
+        assert_eq!(ports.index.table_entries(table).await.expect("entries"), 0);
         out
     })
     .await;

@@ -145,10 +145,13 @@ class AsyncClient:
         response = await self._call("GetDatabase", pb.GetDatabaseRequest(name=name))
         return Database.from_pb(response.database)
 
-    async def drop_database(self, name: str, if_exists: bool = False, cascade: bool = False) -> None:
-        await self._call(
-            "DropDatabase", pb.DropDatabaseRequest(name=name, if_exists=if_exists, cascade=cascade)
+    async def drop_database(
+        self, name: str, if_exists: bool = False, cascade: bool = False, purge: bool = False
+    ) -> None:
+        request = pb.DropDatabaseRequest(
+            name=name, if_exists=if_exists, cascade=cascade, purge=purge
         )
+        await self._call("DropDatabase", request)
 
     async def create_table(
         self,
@@ -194,11 +197,13 @@ class AsyncClient:
         )
         return TableInfo.from_pb(response.table)
 
-    async def drop_table(self, name: str, if_exists: bool = False) -> None:
+    async def drop_table(self, name: str, if_exists: bool = False, purge: bool = False) -> None:
+        """Drops a table (see :meth:`inlet.Client.drop_table`)."""
         database, table = split_name(name)
-        await self._call(
-            "DropTable", pb.DropTableRequest(path=table_path(database, table), if_exists=if_exists)
+        request = pb.DropTableRequest(
+            path=table_path(database, table), if_exists=if_exists, purge=purge
         )
+        await self._call("DropTable", request)
 
     def table(self, name: str) -> "AsyncTable":
         return AsyncTable(self, *split_name(name))
@@ -253,8 +258,9 @@ class AsyncTable:
     ) -> TableInfo:
         return await self.client.alter_table(self.full_name, options, unset, comment)
 
-    async def drop(self, if_exists: bool = False) -> None:
-        await self.client.drop_table(self.full_name, if_exists=if_exists)
+    async def drop(self, if_exists: bool = False, purge: bool = False) -> None:
+        """Drops the table (see :meth:`Client.drop_table`)."""
+        await self.client.drop_table(self.full_name, if_exists=if_exists, purge=purge)
 
     async def conform(self, data: Any) -> pa.Table:
         return arrow.conform(arrow.to_arrow_table(data), await self.schema(), self.full_name)

@@ -149,8 +149,13 @@ class Client:
     def get_database(self, name: str) -> Database:
         return Database.from_pb(self._call("GetDatabase", pb.GetDatabaseRequest(name=name)).database)
 
-    def drop_database(self, name: str, if_exists: bool = False, cascade: bool = False) -> None:
-        self._call("DropDatabase", pb.DropDatabaseRequest(name=name, if_exists=if_exists, cascade=cascade))
+    def drop_database(
+        self, name: str, if_exists: bool = False, cascade: bool = False, purge: bool = False
+    ) -> None:
+        request = pb.DropDatabaseRequest(
+            name=name, if_exists=if_exists, cascade=cascade, purge=purge
+        )
+        self._call("DropDatabase", request)
 
     # --- tables ---
 
@@ -209,9 +214,15 @@ class Client:
         response = self._call("AlterTable", alter_table_request(database, table, options, unset, comment))
         return TableInfo.from_pb(response.table)
 
-    def drop_table(self, name: str, if_exists: bool = False) -> None:
+    def drop_table(self, name: str, if_exists: bool = False, purge: bool = False) -> None:
+        """Drops a table: its name is free at once; its WAL and index entries are deleted once
+        the compactors' drop grace passed; its lake table (Iceberg folder) stays in the bucket
+        unless ``purge``."""
         database, table = split_name(name)
-        self._call("DropTable", pb.DropTableRequest(path=table_path(database, table), if_exists=if_exists))
+        request = pb.DropTableRequest(
+            path=table_path(database, table), if_exists=if_exists, purge=purge
+        )
+        self._call("DropTable", request)
 
     def table(self, name: str) -> "Table":
         """A handle on ``database.table`` (a bare name is in database ``default``). No call is
@@ -286,8 +297,9 @@ class Table:
         """See :meth:`Client.alter_table`."""
         return self.client.alter_table(self.full_name, options, unset, comment)
 
-    def drop(self, if_exists: bool = False) -> None:
-        self.client.drop_table(self.full_name, if_exists=if_exists)
+    def drop(self, if_exists: bool = False, purge: bool = False) -> None:
+        """Drops the table (see :meth:`Client.drop_table`)."""
+        self.client.drop_table(self.full_name, if_exists=if_exists, purge=purge)
 
     def append(self, data: Any) -> list[BucketRange]:
         """Appends a pyarrow Table or RecordBatch, a pandas DataFrame or a polars DataFrame;

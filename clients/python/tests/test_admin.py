@@ -41,7 +41,7 @@ def test_databases_and_tables_lifecycle(client, db):
         table.alter(options={"lake.colour": "blue"})
     assert table.describe().comment == "staff", "a refused alteration changes nothing"
 
-    table.drop()
+    table.drop(purge=True)
     with pytest.raises(inlet.TableNotFound):
         table.describe()
     table.drop(if_exists=True)

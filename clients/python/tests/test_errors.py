@@ -65,8 +65,10 @@ def test_schema_mismatch_from_the_client_and_the_server(client, db):
 def test_invalid_input(client, db):
     with pytest.raises(inlet.InvalidInput, match="bucket count 0"):
         client.create_table(f"{db}.t", pa.schema([("x", pa.int64())]), buckets=0)
-    with pytest.raises(inlet.InvalidInput, match="lake.enabled"):
-        client.create_table(f"{db}.u", pa.schema([("x", pa.int64())]), options={"retention": "7d"})
+    with pytest.raises(inlet.InvalidInput, match="retention.bytes"):
+        client.create_table(
+            f"{db}.u", pa.schema([("x", pa.int64())]), options={"retention.bytes": "1KiB"}
+        )
     with pytest.raises(inlet.InvalidInput, match="cannot append a builtins.list"):
         client.table(f"{db}.t").append([1, 2])
     with pytest.raises(inlet.InvalidInput, match="must start with http"):

@@ -7,10 +7,12 @@
 //! [`StagedExpire::base_metadata_location`], or [`StagedExpire::abandon`]s):
 //!
 //! - **Which files.** Per bucket, in offset order, the leading data files whose `_timestamp`
-//!   upper bound (from the manifest entry) is before the cutoff. Only a prefix goes, so what
-//!   stays of a bucket is one contiguous offset range `[earliest, watermark)`: a file newer
-//!   than the cutoff keeps every later file of its bucket, even an older one. Files leave
-//!   whole; rows are never rewritten.
+//!   upper bound (from the manifest entry) is before the cutoff ([`ExpiryRule::before`]), or
+//!   without which the bucket's newer data files still hold [`ExpiryRule::max_bytes`] (so
+//!   nothing within the newest `max_bytes` goes, as with Kafka's `retention.bytes`).
+//!   Only a prefix goes, so what stays of a bucket is one contiguous offset range
+//!   `[earliest, watermark)`: a file the rule keeps keeps every later file of its bucket,
+//!   even an older one. Files leave whole; rows are never rewritten.
 //! - **The new snapshot** (operation `delete`, parent the base snapshot): each manifest that
 //!   lists a removed file is rewritten into one new manifest (per partition spec) with the
 //!   removed files as DELETED and the others as EXISTING, keeping their snapshot ids and
@@ -51,6 +53,24 @@ use crate::lake::table::{
 /// bucket's earliest offset still in the lake (the first offset of its first data file, or
 /// its watermark when no file is left), for every tiered bucket. Persisted: never rename.
 pub const EARLIEST_PROPERTY_PREFIX: &str = "inlet.earliest.";
+
+/// What an expiry removes from each bucket: its leading data files that are all older than
+/// `before`, or that the bucket's newer files make up `max_bytes` without.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExpiryRule {
+    pub before: Option<TimestampMicros>,
+    pub max_bytes: Option<u64>,
+}
+
+impl ExpiryRule {
+    /// Files whose rows are all older than `before` expire.
+    pub fn older_than(before: TimestampMicros) -> Self {
+        Self {
+            before: Some(before),
+            max_bytes: None,
+        }
+    }
+}
 
 /// One data file an expiry removed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -114,16 +134,16 @@ impl StagedExpire {
     }
 }
 
-/// Stages the expiry of every data file of `base` whose rows are all older than `before`
-/// (see the module docs). `Ok(None)` when no file is old enough (or the table has no
-/// snapshot): nothing was written. On failure, deletes what it wrote (best effort).
+/// Stages the expiry of the data files of `base` that `rule` removes (see the module docs).
+/// `Ok(None)` when it removes none (or the table has no snapshot): nothing was written. On
+/// failure, deletes what it wrote (best effort).
 pub async fn stage_expire(
     base: &LakeTable,
-    before: TimestampMicros,
+    rule: ExpiryRule,
     env: &Env,
 ) -> Result<Option<StagedExpire>, LakeError> {
     let mut written = Vec::new();
-    match stage_files(base, before, env, &mut written).await {
+    match stage_files(base, rule, env, &mut written).await {
         Ok(staged) => Ok(staged),
         Err(error) => {
             if let Err(cleanup) = delete_all(&base.storage().file_io(), &written).await {
@@ -140,6 +160,7 @@ struct LiveFile {
     bucket: Bucket,
     offsets: Range<Offset>,
     max_timestamp: TimestampMicros,
+    size: u64,
 }
 
 /// One manifest of the base snapshot, loaded if it lists data files.
@@ -151,7 +172,7 @@ struct BaseManifest {
 
 async fn stage_files(
     base: &LakeTable,
-    before: TimestampMicros,
+    rule: ExpiryRule,
     env: &Env,
     written: &mut Vec<String>,
 ) -> Result<Option<StagedExpire>, LakeError> {
@@ -200,6 +221,7 @@ async fn stage_files(
                         bucket,
                         offsets,
                         max_timestamp,
+                        size: data_file.file_size_in_bytes(),
                     });
                 }
                 entries
@@ -222,13 +244,25 @@ async fn stage_files(
         }
     }
 
-    // The leading files of each bucket that are all older than the cutoff.
+    // The leading files of each bucket the rule removes.
     let mut removed: BTreeMap<String, &LiveFile> = BTreeMap::new();
     let mut kept: Vec<&LiveFile> = Vec::new();
     for files in live.values() {
+        let mut remaining: u64 = files.iter().map(|file| file.size).sum();
         let old = files
             .iter()
-            .take_while(|file| file.max_timestamp < before)
+            .take_while(|file| {
+                let expires = rule
+                    .before
+                    .is_some_and(|before| file.max_timestamp < before)
+                    || rule
+                        .max_bytes
+                        .is_some_and(|max| remaining.saturating_sub(file.size) >= max);
+                if expires {
+                    remaining = remaining.saturating_sub(file.size);
+                }
+                expires
+            })
             .count();
         removed.extend(
             files[..old]

@@ -13,7 +13,7 @@ pub mod table;
 pub mod writer;
 
 pub use error::{LakeError, LakeSchemaError};
-pub use expire::{EARLIEST_PROPERTY_PREFIX, RemovedFile, StagedExpire, stage_expire};
+pub use expire::{EARLIEST_PROPERTY_PREFIX, ExpiryRule, RemovedFile, StagedExpire, stage_expire};
 pub use storage::{LAKE_DIR, LakePathError, LakeRoot, LakeStorage, LakeStorageFactory};
 pub use table::{LakeTable, lake_schema, lake_table_path};
 pub use writer::{LakeAppend, LakeWriteOptions, StagedAppend};

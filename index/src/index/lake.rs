@@ -138,8 +138,8 @@ pub(super) type LakeReply = oneshot::Sender<Result<LakeOutcome, LakeCommitError>
 /// The durable lake state readers may see, per table and per stream.
 #[derive(Default)]
 pub(super) struct LakeView {
-    tables: HashMap<TableId, Option<LakeTableRecord>>,
-    watermarks: HashMap<StreamId, LakeWatermark>,
+    pub(super) tables: HashMap<TableId, Option<LakeTableRecord>>,
+    pub(super) watermarks: HashMap<StreamId, LakeWatermark>,
 }
 
 /// Iterates the lake files of one stream in offset order.

@@ -5,8 +5,9 @@
 //! they are now and its own clock, so a compactor that asks with a stale view of the table
 //! (an ALTER that lengthened retention a moment ago) expires nothing the table still keeps.
 //! Per bucket it walks the chunk index from the earliest offset and expires leading chunks
-//! while the chunk was committed before `now - retention` or the bucket holds more than
-//! `retention.bytes` without it. Whole chunks go: the bucket's earliest offset moves to the
+//! while the chunk was committed before `now - retention` or the bucket's newer chunks alone
+//! hold at least `retention.bytes` (so, as with Kafka's `retention.bytes`, a bucket keeps at
+//! least the bound, and at most one chunk more). Whole chunks go: the bucket's earliest offset moves to the
 //! end of the last expired chunk, and the chunk and time-index entries and the tail's byte
 //! count change in the same durable batch. The WAL objects those chunks were in are then
 //! garbage to the WAL collector once nothing else points into them.
@@ -97,7 +98,10 @@ impl Sequencer {
                 }
                 let entry = ChunkEntry::decode(&kv.value)?;
                 let too_old = before.is_some_and(|before| entry.commit_ts < before);
-                let too_big = max_bytes.is_some_and(|max| moved.wal_bytes > max);
+                // Only while the newer chunks alone still hold the bound (as Kafka's
+                // `retention.bytes`): nothing within the newest `max` bytes ever goes.
+                let too_big = max_bytes
+                    .is_some_and(|max| moved.wal_bytes.saturating_sub(entry.chunk_len) >= max);
                 if !too_old && !too_big {
                     break;
                 }

@@ -96,6 +96,10 @@ impl Sequencer {
                     let result = self.expire_wal(table).await;
                     let _ = reply.send(result);
                 }
+                Command::Purge { table, reply } => {
+                    let result = self.purge_table(table).await;
+                    let _ = reply.send(result);
+                }
                 Command::Commit { request, reply } => {
                     let mut group = vec![(request, reply)];
                     while group.len() < MAX_COMMITS_PER_BATCH {
@@ -659,13 +663,9 @@ impl Sequencer {
                 tracing::info!(database = %info.name, id, "database created");
                 Ok(CatalogOutcome::Database(info))
             }
-            CatalogChange::DropDatabase {
-                name,
-                if_exists,
-                cascade,
-            } => {
+            CatalogChange::DropDatabase { name, options } => {
                 let Some(database) = self.shared.catalog().databases.get(&name).cloned() else {
-                    return if if_exists {
+                    return if options.if_exists {
                         Ok(CatalogOutcome::Dropped)
                     } else {
                         Err(CatalogError::DatabaseNotFound { database: name })
@@ -680,7 +680,7 @@ impl Sequencer {
                         .cloned()
                         .collect()
                 };
-                if !tables.is_empty() && !cascade {
+                if !tables.is_empty() && !options.cascade {
                     return Err(CatalogError::DatabaseNotEmpty {
                         database: name,
                         tables: tables.len(),
@@ -688,7 +688,8 @@ impl Sequencer {
                 }
                 let mut batch = WriteBatch::new();
                 for table in &tables {
-                    self.put_dropped_table(&mut batch, table, now).await?;
+                    self.put_dropped_table(&mut batch, table, now, options.purge_lake)
+                        .await?;
                 }
                 batch.delete(database_key(&name));
                 self.write_durably(batch).await?;
@@ -743,6 +744,7 @@ impl Sequencer {
                     options: descriptor.options.clone(),
                     created_at_micros: now.0,
                     dropped_at_micros: None,
+                    purge_lake: false,
                 };
                 let schema_bytes = schema_to_ipc(&descriptor.schema).map_err(|e| {
                     IndexError::Storage(format!("cannot encode schema of `{database}.{name}`: {e}"))
@@ -771,11 +773,11 @@ impl Sequencer {
             CatalogChange::DropTable {
                 database,
                 name,
-                if_exists,
+                options,
             } => {
                 let table = self.live_table(&database, &name);
                 let Some(table) = table else {
-                    return if if_exists {
+                    return if options.if_exists {
                         Ok(CatalogOutcome::Dropped)
                     } else {
                         Err(CatalogError::TableNotFound {
@@ -785,7 +787,8 @@ impl Sequencer {
                     };
                 };
                 let mut batch = WriteBatch::new();
-                self.put_dropped_table(&mut batch, &table, now).await?;
+                self.put_dropped_table(&mut batch, &table, now, options.purge_lake)
+                    .await?;
                 self.write_durably(batch).await?;
                 let mut catalog = self.catalog_mut();
                 catalog.tables.remove(&table.id);
@@ -849,15 +852,17 @@ impl Sequencer {
     }
 
     /// Marks a table dropped: its name is freed at once; its streams stay in the index until
-    /// garbage collection removes them.
+    /// a compactor purges them (`purge.rs`).
     async fn put_dropped_table(
         &self,
         batch: &mut WriteBatch,
         table: &TableInfo,
         now: TimestampMicros,
+        purge_lake: bool,
     ) -> Result<(), IndexError> {
         let mut record = self.table_record(table).await?;
         record.dropped_at_micros = Some(now.0);
+        record.purge_lake = purge_lake;
         batch.put(table_key(table.id), encode_record(&record));
         batch.delete(table_name_key(table.database_id, &table.name));
         Ok(())
@@ -1009,6 +1014,9 @@ fn reject(command: Command, error: IndexError) {
             let _ = reply.send(Err(error.into()));
         }
         Command::Retention { reply, .. } => {
+            let _ = reply.send(Err(error));
+        }
+        Command::Purge { reply, .. } => {
             let _ = reply.send(Err(error));
         }
     }

@@ -235,11 +235,16 @@ pub enum TableCommand {
         #[command(flatten)]
         server: ServerArg,
     },
-    /// Drop a table.
+    /// Drop a table. Its name is free at once; its WAL and index entries are deleted once
+    /// the compactors' drop grace (`lake.drop_grace`) passed. Its lake table (Iceberg folder)
+    /// stays in the bucket for engines that read it, unless `--purge`.
     Drop {
         table: String,
         #[arg(long)]
         if_exists: bool,
+        /// Delete the lake table too.
+        #[arg(long)]
+        purge: bool,
         #[command(flatten)]
         server: ServerArg,
     },
@@ -281,6 +286,9 @@ pub enum DbCommand {
         /// Drop its tables too.
         #[arg(long)]
         cascade: bool,
+        /// Delete its tables' lake tables too (see `table drop --purge`).
+        #[arg(long)]
+        purge: bool,
         #[command(flatten)]
         server: ServerArg,
     },
@@ -570,6 +578,7 @@ async fn table(command: TableCommand) -> anyhow::Result<()> {
         TableCommand::Drop {
             table,
             if_exists,
+            purge,
             server,
         } => {
             let (database, name) = split_table(&table);
@@ -579,6 +588,7 @@ async fn table(command: TableCommand) -> anyhow::Result<()> {
                 .drop_table(pb::DropTableRequest {
                     path: Some(path(&database, &name)),
                     if_exists,
+                    purge,
                 })
                 .await
                 .map_err(crate::client::status_error)?;
@@ -618,6 +628,7 @@ async fn db(command: DbCommand) -> anyhow::Result<()> {
             name,
             if_exists,
             cascade,
+            purge,
             server,
         } => {
             let mut client = Client::connect(&server.server).await?;
@@ -627,6 +638,7 @@ async fn db(command: DbCommand) -> anyhow::Result<()> {
                     name: name.clone(),
                     if_exists,
                     cascade,
+                    purge,
                 })
                 .await
                 .map_err(crate::client::status_error)?;

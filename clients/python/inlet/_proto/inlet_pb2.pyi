@@ -75,14 +75,16 @@ class GetDatabaseResponse(_message.Message):
     def __init__(self, database: _Optional[_Union[DatabaseInfo, _Mapping]] = ...) -> None: ...
 
 class DropDatabaseRequest(_message.Message):
-    __slots__ = ("name", "if_exists", "cascade")
+    __slots__ = ("name", "if_exists", "cascade", "purge")
     NAME_FIELD_NUMBER: _ClassVar[int]
     IF_EXISTS_FIELD_NUMBER: _ClassVar[int]
     CASCADE_FIELD_NUMBER: _ClassVar[int]
+    PURGE_FIELD_NUMBER: _ClassVar[int]
     name: str
     if_exists: bool
     cascade: bool
-    def __init__(self, name: _Optional[str] = ..., if_exists: _Optional[bool] = ..., cascade: _Optional[bool] = ...) -> None: ...
+    purge: bool
+    def __init__(self, name: _Optional[str] = ..., if_exists: _Optional[bool] = ..., cascade: _Optional[bool] = ..., purge: _Optional[bool] = ...) -> None: ...
 
 class DropDatabaseResponse(_message.Message):
     __slots__ = ()
@@ -172,12 +174,14 @@ class GetTableResponse(_message.Message):
     def __init__(self, table: _Optional[_Union[TableInfo, _Mapping]] = ..., buckets: _Optional[_Iterable[_Union[BucketOffsets, _Mapping]]] = ...) -> None: ...
 
 class DropTableRequest(_message.Message):
-    __slots__ = ("path", "if_exists")
+    __slots__ = ("path", "if_exists", "purge")
     PATH_FIELD_NUMBER: _ClassVar[int]
     IF_EXISTS_FIELD_NUMBER: _ClassVar[int]
+    PURGE_FIELD_NUMBER: _ClassVar[int]
     path: TablePath
     if_exists: bool
-    def __init__(self, path: _Optional[_Union[TablePath, _Mapping]] = ..., if_exists: _Optional[bool] = ...) -> None: ...
+    purge: bool
+    def __init__(self, path: _Optional[_Union[TablePath, _Mapping]] = ..., if_exists: _Optional[bool] = ..., purge: _Optional[bool] = ...) -> None: ...
 
 class DropTableResponse(_message.Message):
     __slots__ = ()
@@ -604,6 +608,38 @@ class ExpireWalResponse(_message.Message):
     objects: _containers.RepeatedScalarFieldContainer[bytes]
     more: bool
     def __init__(self, chunks: _Optional[int] = ..., bytes: _Optional[int] = ..., objects: _Optional[_Iterable[bytes]] = ..., more: _Optional[bool] = ...) -> None: ...
+
+class ListDroppedTablesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class DroppedTable(_message.Message):
+    __slots__ = ("table_id", "database", "name", "dropped_at_micros", "purge_lake")
+    TABLE_ID_FIELD_NUMBER: _ClassVar[int]
+    DATABASE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_AT_MICROS_FIELD_NUMBER: _ClassVar[int]
+    PURGE_LAKE_FIELD_NUMBER: _ClassVar[int]
+    table_id: int
+    database: str
+    name: str
+    dropped_at_micros: int
+    purge_lake: bool
+    def __init__(self, table_id: _Optional[int] = ..., database: _Optional[str] = ..., name: _Optional[str] = ..., dropped_at_micros: _Optional[int] = ..., purge_lake: _Optional[bool] = ...) -> None: ...
+
+class ListDroppedTablesResponse(_message.Message):
+    __slots__ = ("tables",)
+    TABLES_FIELD_NUMBER: _ClassVar[int]
+    tables: _containers.RepeatedCompositeFieldContainer[DroppedTable]
+    def __init__(self, tables: _Optional[_Iterable[_Union[DroppedTable, _Mapping]]] = ...) -> None: ...
+
+class PurgeTableResponse(_message.Message):
+    __slots__ = ("entries", "done")
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    entries: int
+    done: bool
+    def __init__(self, entries: _Optional[int] = ..., done: _Optional[bool] = ...) -> None: ...
 
 class ListLiveWalObjectsRequest(_message.Message):
     __slots__ = ()

@@ -912,6 +912,16 @@ class IndexPortsStub:
                 request_serializer=inlet_dot_v1_dot_inlet__pb2.TableRef.SerializeToString,
                 response_deserializer=inlet_dot_v1_dot_inlet__pb2.ExpireWalResponse.FromString,
                 _registered_method=True)
+        self.ListDroppedTables = channel.unary_unary(
+                '/inlet.v1.IndexPorts/ListDroppedTables',
+                request_serializer=inlet_dot_v1_dot_inlet__pb2.ListDroppedTablesRequest.SerializeToString,
+                response_deserializer=inlet_dot_v1_dot_inlet__pb2.ListDroppedTablesResponse.FromString,
+                _registered_method=True)
+        self.PurgeTable = channel.unary_unary(
+                '/inlet.v1.IndexPorts/PurgeTable',
+                request_serializer=inlet_dot_v1_dot_inlet__pb2.TableRef.SerializeToString,
+                response_deserializer=inlet_dot_v1_dot_inlet__pb2.PurgeTableResponse.FromString,
+                _registered_method=True)
         self.ListLiveWalObjects = channel.unary_unary(
                 '/inlet.v1.IndexPorts/ListLiveWalObjects',
                 request_serializer=inlet_dot_v1_dot_inlet__pb2.ListLiveWalObjectsRequest.SerializeToString,
@@ -1078,6 +1088,21 @@ class IndexPortsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListDroppedTables(self, request, context):
+        """Dropped tables whose entries are still in the index.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PurgeTable(self, request, context):
+        """Deletes up to 10,000 index entries of a dropped table; `done` once none is left.
+        INVALID_ARGUMENT for a live table.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListLiveWalObjects(self, request, context):
         """WAL object ids (16 bytes each) some chunk entry points into.
         """
@@ -1190,6 +1215,16 @@ def add_IndexPortsServicer_to_server(servicer, server):
                     servicer.ExpireWal,
                     request_deserializer=inlet_dot_v1_dot_inlet__pb2.TableRef.FromString,
                     response_serializer=inlet_dot_v1_dot_inlet__pb2.ExpireWalResponse.SerializeToString,
+            ),
+            'ListDroppedTables': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDroppedTables,
+                    request_deserializer=inlet_dot_v1_dot_inlet__pb2.ListDroppedTablesRequest.FromString,
+                    response_serializer=inlet_dot_v1_dot_inlet__pb2.ListDroppedTablesResponse.SerializeToString,
+            ),
+            'PurgeTable': grpc.unary_unary_rpc_method_handler(
+                    servicer.PurgeTable,
+                    request_deserializer=inlet_dot_v1_dot_inlet__pb2.TableRef.FromString,
+                    response_serializer=inlet_dot_v1_dot_inlet__pb2.PurgeTableResponse.SerializeToString,
             ),
             'ListLiveWalObjects': grpc.unary_unary_rpc_method_handler(
                     servicer.ListLiveWalObjects,
@@ -1722,6 +1757,60 @@ class IndexPorts:
             '/inlet.v1.IndexPorts/ExpireWal',
             inlet_dot_v1_dot_inlet__pb2.TableRef.SerializeToString,
             inlet_dot_v1_dot_inlet__pb2.ExpireWalResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDroppedTables(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inlet.v1.IndexPorts/ListDroppedTables',
+            inlet_dot_v1_dot_inlet__pb2.ListDroppedTablesRequest.SerializeToString,
+            inlet_dot_v1_dot_inlet__pb2.ListDroppedTablesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PurgeTable(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inlet.v1.IndexPorts/PurgeTable',
+            inlet_dot_v1_dot_inlet__pb2.TableRef.SerializeToString,
+            inlet_dot_v1_dot_inlet__pb2.PurgeTableResponse.FromString,
             options,
             channel_credentials,
             insecure,

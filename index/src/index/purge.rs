@@ -1,0 +1,193 @@
+//! Purging dropped tables: once a table is dropped (its name freed, its record marked with
+//! the drop time), a compactor waits out the drop grace, deletes its lake table if it was
+//! dropped with `purge`, then asks the index owner to purge it here. The sequencer deletes
+//! every index entry of the table, kind by kind in bounded batches (chunk and time-index
+//! entries, lake files, key states, change records, lake rows, lake watermarks, tails,
+//! schemas), and last its lake record and table record, after which nothing of the table is
+//! left in the index. The WAL objects its chunks were in are then garbage to the WAL
+//! collector once no other table's chunk is in them.
+//!
+//! Idempotent-producer states (`0x20 | producer | table`) are not keyed by table first; they
+//! expire by their own TTL.
+
+use inlet_core::ids::{TableId, TimestampMicros};
+use slatedb::WriteBatch;
+use tokio::sync::oneshot;
+
+use super::{Command, Index, Sequencer, index_scan};
+use crate::error::IndexError;
+use crate::keys::{self, KeyPrefix, lake_table_key, table_key};
+use crate::records::{TableRecord, decode_record};
+
+/// Most index entries one purge call deletes, so a call is one bounded write batch and holds
+/// the sequencer for a bounded time; [`Purged::done`] says whether to call again.
+pub const MAX_ENTRIES_PURGED_PER_CALL: usize = 10_000;
+
+/// The kinds of a table's entries a purge deletes, in this order, before its records.
+const PURGED_KINDS: [KeyPrefix; 9] = [
+    KeyPrefix::Chunk,
+    KeyPrefix::TimeIndex,
+    KeyPrefix::LakeFile,
+    KeyPrefix::PkState,
+    KeyPrefix::PkChange,
+    KeyPrefix::PkLakeRow,
+    KeyPrefix::LakeWatermark,
+    KeyPrefix::StreamTail,
+    KeyPrefix::Schema,
+];
+
+/// A dropped table whose entries are still in the index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DroppedTable {
+    pub id: TableId,
+    pub database: String,
+    pub name: String,
+    pub dropped_at: TimestampMicros,
+    /// Dropped with `purge`: its lake table is deleted too.
+    pub purge_lake: bool,
+}
+
+/// What one purge call did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// Index entries deleted.
+    pub entries: usize,
+    /// Nothing of the table is left in the index.
+    pub done: bool,
+}
+
+pub(super) type PurgeReply = oneshot::Sender<Result<Purged, IndexError>>;
+
+impl Index {
+    /// Every dropped table the index still holds entries of, as durable.
+    pub async fn dropped_tables(&self) -> Result<Vec<DroppedTable>, IndexError> {
+        let mut iter = self
+            .shared
+            .db
+            .scan_with_options(
+                vec![KeyPrefix::Table as u8]..vec![KeyPrefix::Table as u8 + 1],
+                &index_scan(),
+            )
+            .await?;
+        let mut dropped = Vec::new();
+        while let Some(kv) = iter.next().await? {
+            let record: TableRecord = decode_record(&kv.value)?;
+            if let Some(at) = record.dropped_at_micros {
+                dropped.push(DroppedTable {
+                    id: TableId(record.id),
+                    database: record.database,
+                    name: record.name,
+                    dropped_at: TimestampMicros(at),
+                    purge_lake: record.purge_lake,
+                });
+            }
+        }
+        Ok(dropped)
+    }
+
+    /// How many index entries of `table` there are, of every kind a purge deletes, plus its
+    /// lake record and table record: what a purge brings to zero.
+    pub async fn table_entries(&self, table: TableId) -> Result<usize, IndexError> {
+        let mut count = 0;
+        for kind in PURGED_KINDS {
+            let (start, end) = keys::table_range(kind, table);
+            let mut iter = self
+                .shared
+                .db
+                .scan_with_options(start..end, &index_scan())
+                .await?;
+            while iter.next().await?.is_some() {
+                count += 1;
+            }
+        }
+        for key in [lake_table_key(table), table_key(table)] {
+            if self.shared.db.get(&key).await?.is_some() {
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
+    /// Deletes up to [`MAX_ENTRIES_PURGED_PER_CALL`] index entries of dropped table `table`
+    /// (see the module docs); a live table is refused.
+    pub async fn purge_table(&self, table: TableId) -> Result<Purged, IndexError> {
+        let (reply, receiver) = oneshot::channel();
+        self.send(Command::Purge { table, reply }).await?;
+        receiver.await.map_err(|_| self.sequencer_gone())?
+    }
+}
+
+impl Sequencer {
+    pub(super) async fn purge_table(&mut self, table: TableId) -> Result<Purged, IndexError> {
+        if let Some(live) = self.shared.catalog().tables.get(&table) {
+            return Err(IndexError::Refused {
+                reason: format!(
+                    "table {} ({}) is live: only dropped tables are purged",
+                    table.0,
+                    live.qualified_name()
+                ),
+            });
+        }
+        let Some(bytes) = self.shared.db.get(&table_key(table)).await? else {
+            return Ok(Purged {
+                entries: 0,
+                done: true,
+            });
+        };
+        let record: TableRecord = decode_record(&bytes)?;
+        if record.dropped_at_micros.is_none() {
+            return Err(IndexError::Refused {
+                reason: format!(
+                    "table {} ({}.{}) has no drop time: only dropped tables are purged",
+                    table.0, record.database, record.name
+                ),
+            });
+        }
+
+        let mut batch = WriteBatch::new();
+        let mut purged = Purged::default();
+        for kind in PURGED_KINDS {
+            let (start, end) = keys::table_range(kind, table);
+            let mut iter = self
+                .shared
+                .db
+                .scan_with_options(start..end, &index_scan())
+                .await?;
+            while let Some(kv) = iter.next().await? {
+                if purged.entries == MAX_ENTRIES_PURGED_PER_CALL {
+                    self.write_durably(batch).await?;
+                    return Ok(purged);
+                }
+                batch.delete(kv.key.as_ref());
+                purged.entries += 1;
+            }
+        }
+        // Nothing else of the table is left: its records go last, so a crash before this
+        // leaves it listed as dropped, to be purged again.
+        batch.delete(lake_table_key(table));
+        batch.delete(table_key(table));
+        self.write_durably(batch).await?;
+        purged.done = true;
+
+        // Its streams are never used again; forget what is cached of them.
+        self.tails.retain(|stream, _| stream.table != table);
+        self.lake_watermarks
+            .retain(|stream, _| stream.table != table);
+        self.lake_records.remove(&table);
+        self.shared
+            .tails()
+            .retain(|stream, _| stream.table != table);
+        {
+            let mut lake = self.shared.lake();
+            lake.tables.remove(&table);
+            lake.watermarks.retain(|stream, _| stream.table != table);
+        }
+        tracing::info!(
+            table = table.0,
+            name = %format!("{}.{}", record.database, record.name),
+            entries = purged.entries,
+            "dropped table purged from the index"
+        );
+        Ok(purged)
+    }
+}
