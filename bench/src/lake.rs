@@ -87,15 +87,13 @@ pub(crate) struct Tiering {
     pub(crate) usage: StoreSnapshot,
 }
 
-/// Tiers everything committed to `info` into its lake table with a compactor built here, round
-/// after round (each capped by `max_round_bytes`) until no backlog is left. The compactor has
-/// a cache of its own: the rows were written by another node's writer, so this measures
-/// tiering that GETs every chunk, as a standalone compactor does.
-pub(crate) async fn tier_all(
+/// A compactor driven by the benchmark on the node's index and store, with a read cache of
+/// its own (it GETs every chunk, as a standalone compactor does).
+pub(crate) async fn compactor(
     harness: &Harness<'_>,
     settings: &Settings,
-    info: &TableInfo,
-) -> anyhow::Result<Tiering> {
+    options: CompactorOptions,
+) -> anyhow::Result<Compactor> {
     let index = harness.index()?.clone();
     let root = match harness.host().lake_root(&settings.store) {
         Ok(root) => root,
@@ -105,13 +103,25 @@ pub(crate) async fn tier_all(
     };
     let store = harness.store().clone();
     let cache = PagedCache::open(store.clone(), CacheOptions::default()).await?;
-    let compactor = Compactor::new(
+    Ok(Compactor::new(
         index,
         cache,
         LakeStorage::new(root, store),
-        CompactorOptions::default(),
+        options,
         Env::system(),
-    );
+    ))
+}
+
+/// Tiers everything committed to `info` into its lake table with a compactor built here, round
+/// after round (each capped by `max_round_bytes`) until no backlog is left. The compactor has
+/// a cache of its own: the rows were written by another node's writer, so this measures
+/// tiering that GETs every chunk, as a standalone compactor does.
+pub(crate) async fn tier_all(
+    harness: &Harness<'_>,
+    settings: &Settings,
+    info: &TableInfo,
+) -> anyhow::Result<Tiering> {
+    let compactor = compactor(harness, settings, CompactorOptions::default()).await?;
     let before = harness.snapshot();
     let started = Instant::now();
     let mut rounds = Vec::new();

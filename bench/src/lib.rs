@@ -48,6 +48,7 @@ mod memory;
 mod pk;
 mod produce;
 mod report;
+mod retention;
 mod stats;
 
 use std::path::PathBuf;
@@ -100,21 +101,26 @@ pub enum Section {
     Pk,
     /// Separate `inlet serve` processes: readers, the owner's load, cross-process latency.
     Cluster,
+    /// WAL retention over time: ingested, indexed and stored bytes of a table with
+    /// `retention.bytes`.
+    Retention,
 }
 
 impl Section {
     /// Every section, in the order they run.
-    const ALL: [Section; 6] = [
+    const ALL: [Section; 7] = [
         Section::Produce,
         Section::EndToEnd,
         Section::Fetch,
         Section::Lake,
         Section::Pk,
+        Section::Retention,
         Section::Cluster,
     ];
 
     /// The sections run without `--sections`: all but `cluster`, which adds about 40 s and
-    /// starts processes of the running executable (the `inlet` binary under `inlet bench`).
+    /// starts processes of the running executable (the `inlet` binary under `inlet bench`),
+    /// and `retention`, which waits out the WAL collector's upload grace (about a minute).
     const DEFAULT: [Section; 5] = [
         Section::Produce,
         Section::EndToEnd,
@@ -131,6 +137,7 @@ impl Section {
             Section::Lake => "lake",
             Section::Pk => "pk",
             Section::Cluster => "cluster",
+            Section::Retention => "retention",
         }
     }
 }
@@ -632,6 +639,15 @@ async fn run_sections(settings: &Settings, host: &dyn Host) -> anyhow::Result<Re
         );
         memory.phase_done("pk").await;
     }
+    let mut retention = None;
+    if settings.runs(Section::Retention) {
+        retention = Some(
+            retention::run(&mut harness, settings, DATABASE)
+                .await
+                .context("the retention section failed")?,
+        );
+        memory.phase_done("retention").await;
+    }
     // The cluster section runs processes of its own; the in-process node would only idle.
     harness.stop().await?;
 
@@ -657,6 +673,7 @@ async fn run_sections(settings: &Settings, host: &dyn Host) -> anyhow::Result<Re
         fetch,
         lake,
         pk,
+        retention,
         cluster,
         memory: memory.finish().await,
         seconds: stats::round(started.elapsed().as_secs_f64(), 2),

@@ -18,6 +18,7 @@ use super::latency::LatencyModelReport;
 use super::memory::MemoryReport;
 use super::pk::PkReport;
 use super::produce::ProduceRun;
+use super::retention::RetentionReport;
 
 /// Bumped when a field changes meaning or goes away (adding fields does not bump it).
 pub(crate) const REPORT_VERSION: u32 = 1;
@@ -37,6 +38,7 @@ pub(crate) struct Report {
     pub(crate) fetch: Option<FetchReport>,
     pub(crate) lake: Option<LakeReport>,
     pub(crate) pk: Option<PkReport>,
+    pub(crate) retention: Option<RetentionReport>,
     pub(crate) cluster: Option<ClusterReport>,
     pub(crate) memory: MemoryReport,
     pub(crate) seconds: f64,
@@ -128,6 +130,9 @@ pub(crate) fn render(report: &Report) -> String {
     }
     if let Some(pk) = &report.pk {
         render_pk(&mut out, pk);
+    }
+    if let Some(retention) = &report.retention {
+        render_retention(&mut out, retention);
     }
     if let Some(cluster) = &report.cluster {
         render_cluster(&mut out, cluster);
@@ -270,6 +275,48 @@ fn render_under_load(out: &mut String, load: &UnderLoad) {
         ]);
     }
     write_table(out, &table);
+}
+
+fn render_retention(out: &mut String, retention: &RetentionReport) {
+    let _ = writeln!(
+        out,
+        "\nRETENTION: {} ({} buckets, retention.bytes {} MiB each), one producer for {:.0} s \
+         ({:.1} MB); the WAL collector's upload grace {:.0} s, read grace {:.0} s",
+        retention.table,
+        retention.buckets,
+        retention.retention_bytes >> 20,
+        retention.produce_seconds,
+        retention.ingested_mb,
+        retention.upload_grace_s,
+        retention.read_grace_s
+    );
+    let mut samples = table(
+        &[
+            "t (s)",
+            "ingested MB",
+            "indexed MB",
+            "stored MB",
+            "stored objects",
+        ],
+        &[],
+    );
+    // Steady stretches collapse to their first sample (the JSON report has every one).
+    let mut last_objects = None;
+    for (i, sample) in retention.samples.iter().enumerate() {
+        let last = i + 1 == retention.samples.len();
+        if last_objects == Some(sample.stored_objects) && !last {
+            continue;
+        }
+        last_objects = Some(sample.stored_objects);
+        samples.add_row([
+            format!("{:.1}", sample.t_s),
+            format!("{:.1}", sample.ingested_mb),
+            format!("{:.1}", sample.indexed_mb),
+            format!("{:.1}", sample.stored_mb),
+            sample.stored_objects.to_string(),
+        ]);
+    }
+    write_table(out, &samples);
 }
 
 fn render_pk(out: &mut String, pk: &PkReport) {

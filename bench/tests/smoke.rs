@@ -248,3 +248,49 @@ async fn smoke_run_writes_a_complete_report() {
     }
     positive(&report, "seconds");
 }
+
+/// `--sections retention` (not in the default run): the report samples the table's bytes
+/// until the collector's upload grace passed, and at the end the store holds what the index
+/// does: everything expired is deleted.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_retention_section_reports_bytes_over_time() {
+    let cli = Cli::try_parse_from([
+        "inlet",
+        "bench",
+        "--smoke",
+        "--store",
+        "memory://",
+        "--sections",
+        "retention",
+        "--duration",
+        "2s",
+    ])
+    .expect("valid flags");
+    let Command::Bench(args) = cli.command else {
+        panic!("`inlet bench` parsed as {:?}", cli.command);
+    };
+    let output = inlet_bench::measure(&args, &ServerHost)
+        .await
+        .expect("the retention section completes");
+    assert!(output.tables.contains("RETENTION"), "{}", output.tables);
+    let report: Value = serde_json::from_str(&output.json).expect("the report is valid JSON");
+    positive(&report, "retention.ingested_mb");
+    let samples = report["retention"]["samples"].as_array().expect("samples");
+    assert!(
+        samples.len() > 40,
+        "sampled past the upload grace: {samples:?}"
+    );
+    // A smoke run keeps 1 MiB per bucket: the load outgrows it, and the expired objects go.
+    let last = samples.last().expect("a sample");
+    let most = samples
+        .iter()
+        .map(|s| number(s, "stored_mb"))
+        .fold(0.0, f64::max);
+    let (stored, indexed) = (number(last, "stored_mb"), number(last, "indexed_mb"));
+    assert!(most > stored + 1.0, "nothing was deleted: {samples:?}");
+    assert!(
+        (stored - indexed).abs() <= 0.2,
+        "the store holds what the index does (and object footers): {last}"
+    );
+    positive(last, "indexed_mb");
+}
