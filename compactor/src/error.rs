@@ -96,6 +96,14 @@ impl RoundError {
         }
     }
 
+    /// Whether the table no longer exists (dropped while the round ran, or before).
+    pub fn table_dropped(&self) -> bool {
+        matches!(
+            self,
+            Self::TableNotFound { .. } | Self::Commit(LakeCommitError::TableNotFound { .. })
+        )
+    }
+
     /// Whether tiering of the table must stop: the lake and the index disagree, or data is
     /// corrupt. Retrying would not help and could make things worse.
     pub fn halts(&self) -> bool {

@@ -74,6 +74,9 @@ pub enum RoundOutcome {
     NotDue,
     /// Another compactor holds the table's lease.
     LeasedElsewhere { holder: Option<LakeLease> },
+    /// The table was dropped after the pass listed it; nothing was committed (a drop racing
+    /// a pass is routine, not a failure).
+    Dropped,
 }
 
 /// What one pass over the catalog did.
@@ -455,7 +458,11 @@ impl Inner {
             present.push(info.id);
             match info.options() {
                 Ok(options) if options.lake_enabled => {
-                    report.rounds.push(self.table_round(&info, false).await);
+                    let mut round = self.table_round(&info, false).await;
+                    if round.outcome.as_ref().is_err_and(RoundError::table_dropped) {
+                        round.outcome = Ok(RoundOutcome::Dropped);
+                    }
+                    report.rounds.push(round);
                 }
                 Ok(_) => {}
                 Err(source) => report.rounds.push(TableRound {

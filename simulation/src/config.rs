@@ -80,6 +80,22 @@ pub struct TableSpec {
     pub retention: Option<Duration>,
 }
 
+/// A table that lives only part of the run (`scratch::run`): created with the others,
+/// written by one producer the model does not track, dropped at `drop_at`, and purged by
+/// the compactors once the drop grace passed.
+#[derive(Clone, Debug)]
+pub struct ScratchSpec {
+    pub buckets: u32,
+    /// Tiered into the lake (freshness 500 ms).
+    pub lake: bool,
+    /// Dropped with `purge`: its lake table goes too.
+    pub purge: bool,
+    /// When it is dropped (simulated time since the start).
+    pub drop_at: Duration,
+    /// How long after a drop the compactors purge it (`CompactorOptions::drop_grace`).
+    pub drop_grace: Duration,
+}
+
 #[derive(Clone, Debug)]
 pub struct ProducerSpec {
     pub id: u64,
@@ -300,6 +316,8 @@ pub struct SimConfig {
     /// Simulated time during which producers start appends and chaos happens.
     pub duration: Duration,
     pub tables: Vec<TableSpec>,
+    /// A table dropped during the run, if any.
+    pub scratch: Option<ScratchSpec>,
     pub producers: Vec<ProducerSpec>,
     pub followers: Vec<FollowerSpec>,
     pub readers: Vec<ReaderSpec>,
@@ -495,6 +513,15 @@ impl SimConfig {
                 table.retention = Some(retention.millis(1000, 12_000));
             }
         }
+        // From a stream of its own too: half the runs drop a table of their own mid-run.
+        let mut scratch = root.fork("scratch", 0);
+        let scratch = scratch.chance(0.5).then(|| ScratchSpec {
+            buckets: scratch.between(1, 3) as u32,
+            lake: scratch.chance(0.5),
+            purge: scratch.chance(0.5),
+            drop_at: scratch.millis(500, duration.as_millis() as u64),
+            drop_grace: scratch.millis(500, 5_000),
+        });
         let compactor = compactor_spec(&mut lake, &writer, &faults, flush_interval);
         Self {
             seed,
@@ -503,6 +530,7 @@ impl SimConfig {
             verbose: options.verbose,
             duration,
             tables,
+            scratch,
             producers,
             followers,
             readers,
@@ -529,7 +557,7 @@ impl SimConfig {
              slatedb_retries={:?} page={} cache={} faults=({:.3},{:.3},{:.3},{:?}..{:?}) \
              chaos=(crashes={},takeovers={},triggers={},storms={},compactor_crashes={}) \
              lake=({}) compactor=(pass={:?}ms gc={:?}ms lease={:?} graces={:?}/{:?}/{:?} \
-             round<={}B/{}rows) ack_before_durable={} remote_roles={}{}",
+             round<={}B/{}rows) ack_before_durable={} remote_roles={}{}{}",
             self.seed,
             self.profile.name(),
             self.duration,
@@ -585,6 +613,11 @@ impl SimConfig {
             self.compactor.max_round_rows,
             self.ack_before_durable,
             self.remote_roles,
+            // Only runs with a scratch table say so.
+            self.scratch.as_ref().map_or_else(String::new, |s| format!(
+                " scratch=({} buckets, lake={}, purge={}, dropped at {:?}, grace {:?})",
+                s.buckets, s.lake, s.purge, s.drop_at, s.drop_grace
+            )),
             // Only runs with primary-key tables say so: the others' traces stay as they were.
             if self.pk.tables.is_empty() {
                 String::new()

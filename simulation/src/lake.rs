@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use inlet_compactor::{
-    PassReport, RoundError, RoundOutcome, TableRound, WalGcReport, WalRetentionReport,
+    PassReport, PurgeReport, RoundError, RoundOutcome, TableRound, WalGcReport, WalRetentionReport,
 };
 use inlet_core::error::{ErrorKind, HasKind};
 use inlet_core::ids::TableId;
@@ -24,6 +24,7 @@ use inlet_compactor::LakeCatalog;
 use crate::model::FinalLog;
 use crate::model::pk::PkFinal;
 use crate::rng::SimRng;
+use crate::scratch;
 use crate::world::{Compaction, DATABASE, Node, World, audit};
 
 /// How long, in simulated time, the end-of-run tiering may take (leases of dead compactors
@@ -45,7 +46,10 @@ pub(crate) async fn drive(world: Arc<World>, node: Arc<Node>, mut rng: SimRng) {
             record_pass(&world, &node, &pass);
             if world.now() >= gc_due {
                 gc_due = world.now() + rng.millis(spec.gc_every.0, spec.gc_every.1);
-                // As the compactor's own loop does: WAL retention, then the collection.
+                // As the compactor's own loop does: dropped tables, WAL retention, then the
+                // collection.
+                let purged = node.compactor.purge_dropped().await;
+                record_purge(&world, &node, &purged);
                 let expired = node.compactor.expire_wal().await;
                 record_retention(&world, &node, &expired);
                 let gc = node.compactor.collect_wal_garbage().await;
@@ -123,6 +127,23 @@ fn suspicious(error: &RoundError) -> bool {
                     | ErrorKind::InvalidInput
                     | ErrorKind::NotFound
             ))
+}
+
+fn record_purge(world: &World, node: &Node, report: &PurgeReport) {
+    if report.purged > 0 {
+        world.trace.event(format!(
+            "node {} purged {} dropped tables: {} index entries, {} lake objects",
+            node.id, report.purged, report.entries, report.lake_objects
+        ));
+    }
+    for (table, error) in &report.errors {
+        world.trace.event(format!(
+            "node {} purge of table {} failed: {}",
+            node.id,
+            table.0,
+            world.scrub(error)
+        ));
+    }
 }
 
 fn record_retention(world: &World, node: &Node, report: &WalRetentionReport) {
@@ -320,12 +341,23 @@ pub(crate) async fn settle(world: &Arc<World>, first: &FinalLog, keyed: &PkFinal
 
     // Past the upload grace of every WAL object, the orphan grace of every lake file and
     // the lease of the tiering process.
+    // Past the drop grace too, of a table dropped at the end of the run.
     let wait = spec
         .wal_upload_grace
         .max(spec.orphan_grace)
-        .max(spec.lease_ttl);
+        .max(spec.lease_ttl)
+        .max(
+            world
+                .cfg
+                .scratch
+                .as_ref()
+                .map_or(Duration::ZERO, |s| s.drop_grace),
+        );
     tokio::time::sleep(wait + margin).await;
     let mut node = world.open_node(Compaction::Driven).await;
+    // Nothing of the dropped table is left in the index; its WAL objects are then
+    // unreferenced, which the collection below must delete.
+    scratch::check_purged(world, &node).await;
     let mut last = None;
     for pass in 0..3 {
         if pass == 1 {

@@ -15,6 +15,7 @@ pub mod lake;
 pub mod model;
 pub mod pk;
 pub mod rng;
+pub mod scratch;
 pub mod signal;
 pub mod stamp;
 pub mod store;

@@ -25,6 +25,7 @@ use inlet_cache::PagedCache;
 use inlet_compactor::lake::{LakeRoot, LakeStorage};
 use inlet_compactor::{Compactor, CompactorOptions, Failpoint, FailpointHook};
 use inlet_core::clock::{Env, SeededIdGen};
+use inlet_core::ids::TableId;
 use inlet_core::table::{
     OPTION_LAKE_ENABLED, OPTION_LAKE_FRESHNESS, OPTION_RETENTION, TableDescriptor,
 };
@@ -47,6 +48,7 @@ use crate::lake;
 use crate::model::{FinalLog, LogRow, Model};
 use crate::pk;
 use crate::rng::{SimRng, hash};
+use crate::scratch;
 use crate::signal::Signal;
 use crate::stamp::StampedStore;
 use crate::store::{CrashTrigger, FailpointTrigger, NodeLife, NodeStore};
@@ -104,6 +106,8 @@ pub struct World {
     /// Set, once producers are done, to the tail of every `[table][bucket]`: followers stop
     /// when they reach it.
     pub final_tails: Signal<Option<Vec<Vec<u64>>>>,
+    /// The id of the table the run drops (`scratch.rs`), once created.
+    pub scratch: Signal<Option<TableId>>,
 }
 
 /// What a run found.
@@ -277,6 +281,11 @@ impl World {
             wal_upload_grace: spec.wal_upload_grace,
             wal_read_grace: spec.wal_read_grace,
             orphan_grace: spec.orphan_grace,
+            drop_grace: self
+                .cfg
+                .scratch
+                .as_ref()
+                .map_or(CompactorOptions::default().drop_grace, |s| s.drop_grace),
             owner: Some(u64::from(id) + 1),
             failpoints: Some(FailpointHook::new(move |failpoint| {
                 hook_life.at_failpoint(failpoint)
@@ -373,6 +382,7 @@ pub async fn run_world(cfg: SimConfig) -> Outcome {
         next_node: AtomicU32::new(0),
         stopping: Signal::new(false),
         final_tails: Signal::new(None),
+        scratch: Signal::new(None),
         cfg,
     });
     world.trace.event(world.cfg.summary());
@@ -399,6 +409,7 @@ pub async fn run_world(cfg: SimConfig) -> Outcome {
     readers.extend(
         (0..world.cfg.pk.readers.len()).map(|i| tokio::spawn(pk::reader(world.clone(), i))),
     );
+    let scratch = tokio::spawn(scratch::run(world.clone()));
 
     tokio::time::sleep(world.cfg.duration).await;
     world.trace.event("stopping: no new appends, no more chaos");
@@ -410,6 +421,13 @@ pub async fn run_world(cfg: SimConfig) -> Outcome {
     world.kill_all();
     let last = world.open_node(Compaction::Background).await;
     world.set_primary(Some(last.clone()));
+    // It may be waiting for a live primary, as producers may.
+    if tokio::time::timeout(DRAIN_LIMIT, scratch).await.is_err() {
+        world.violation(format!(
+            "liveness: the scratch writer did not stop within {DRAIN_LIMIT:?} after the store \
+             healed"
+        ));
+    }
     for (i, handle) in producers.into_iter().enumerate() {
         if tokio::time::timeout(DRAIN_LIMIT, handle).await.is_err() {
             world.violation(format!(
@@ -454,6 +472,7 @@ pub async fn run_world(cfg: SimConfig) -> Outcome {
     let auditor = world.open_node(Compaction::Background).await;
     let log = audit(&world, &auditor).await;
     let keyed = pk::audit(&world, &auditor).await;
+    scratch::drop_at_end(&world, &auditor).await;
     let audited_at = world.now();
     let rows: u64 = log
         .iter()
@@ -538,6 +557,14 @@ pub(crate) async fn create_catalog(world: &World, node: &Node) {
             .create_table(DATABASE, &table.name, pk::descriptor(table), true)
             .await
             .expect("primary-key tables are created while the store has no faults");
+    }
+    if let Some(spec) = &world.cfg.scratch {
+        let info = node
+            .index
+            .create_table(DATABASE, scratch::TABLE, scratch::descriptor(spec), true)
+            .await
+            .expect("the scratch table is created while the store has no faults");
+        world.scratch.set(Some(info.id));
     }
     world.trace.event("catalog created");
 }
