@@ -375,6 +375,15 @@ pub enum DefinitionError {
     ReservedColumn { column: String },
     #[error("column `{column}` has type {data_type}, which tables do not support")]
     UnsupportedType { column: String, data_type: String },
+    #[error(
+        "column `{column}` has type {data_type}, which the lake cannot hold ({reason}); \
+         change the type or create the table without `lake.enabled`"
+    )]
+    NotInLake {
+        column: String,
+        data_type: String,
+        reason: &'static str,
+    },
     #[error("bucket count {count} is out of range: must be 1..={limit}")]
     BucketCount { count: u32, limit: u32 },
     #[error("bucket key column `{column}` is not a column of the table")]
@@ -512,6 +521,16 @@ impl TableDescriptor {
         // The primary key first: a primary-key table's bucket key defaults to it, and a bad
         // key should be named as such, not as a bad bucket key.
         let options = TableOptions::parse(&self.options)?;
+        if options.lake_enabled
+            && let Some((column, data_type, reason)) =
+                crate::column_types::first_not_in_lake(&self.schema)
+        {
+            return Err(DefinitionError::NotInLake {
+                column,
+                data_type: data_type.to_string(),
+                reason,
+            });
+        }
         self.validate_primary_key(&options)?;
         for (i, column) in self.bucket_key.iter().enumerate() {
             let field = self.schema.field_with_name(column).map_err(|_| {
@@ -778,6 +797,31 @@ mod tests {
         assert_eq!(parse_bytes("2 MiB"), Ok(2 << 20));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert!(parse_duration("99999999999999999999d").is_err());
+    }
+
+    #[test]
+    fn a_lake_table_refuses_a_column_the_lake_cannot_hold_at_create_and_alter() {
+        let plain = descriptor(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("count", DataType::UInt64, true),
+        ]);
+        assert_eq!(plain.validate(), Ok(()));
+        let mut lake = plain.clone();
+        lake.options
+            .insert(OPTION_LAKE_ENABLED.to_owned(), "true".to_owned());
+        let refused = lake.validate().expect_err("uint64 is refused in the lake");
+        assert!(
+            matches!(&refused, DefinitionError::NotInLake { column, .. } if column == "count"),
+            "{refused:?}"
+        );
+        assert!(refused.to_string().contains("decimal(20, 0)"), "{refused}");
+        // Turning the lake on later is refused the same way, and changes nothing.
+        let alteration = TableAlteration {
+            set_options: BTreeMap::from([(OPTION_LAKE_ENABLED.to_owned(), "true".to_owned())]),
+            unset_options: vec![],
+            comment: None,
+        };
+        assert_eq!(plain.altered(&alteration), Err(refused));
     }
 
     #[test]

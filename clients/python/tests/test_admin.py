@@ -50,6 +50,18 @@ def test_databases_and_tables_lifecycle(client, db):
         client.get_database(db)
 
 
+def test_a_lake_table_refuses_a_column_iceberg_cannot_hold(client, db):
+    schema = pa.schema([("id", pa.int64()), ("hits", pa.uint64())])
+    with pytest.raises(inlet.InvalidInput, match="column `hits` has type UInt64, which the lake cannot hold"):
+        client.create_table(f"{db}.counters", schema, options={"lake.enabled": True})
+    # Without the lake the table is fine; turning the lake on later is refused the same way.
+    table = client.create_table(f"{db}.counters", schema)
+    with pytest.raises(inlet.InvalidInput, match="decimal\\(20, 0\\)"):
+        table.alter(options={"lake.enabled": True})
+    assert not table.describe().lake_enabled, "a refused alteration changes nothing"
+    table.drop()
+
+
 def test_bare_table_names_are_in_the_default_database(client, db):
     name = f"bare_{db}"
     table = client.create_table(name, pa.schema([("x", pa.int32())]))

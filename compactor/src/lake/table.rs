@@ -29,6 +29,7 @@ use iceberg::spec::{
 use iceberg::table::Table;
 use iceberg::{Runtime, TableIdent};
 use inlet_core::clock::Env;
+use inlet_core::column_types::lake_refusal;
 use inlet_core::ids::{Bucket, Offset, TableId};
 use inlet_core::table::{BUCKET_COLUMN, OFFSET_COLUMN, RESERVED_COLUMNS, TableInfo, system_fields};
 use uuid::Uuid;
@@ -156,6 +157,10 @@ impl FieldIds {
             reason,
         };
         let primitive = |p| Ok(Type::Primitive(p));
+        // The one list of what the lake refuses, which table validation also uses.
+        if let Some(reason) = lake_refusal(data_type) {
+            return Err(unsupported(reason));
+        }
         match data_type {
             DataType::Boolean => primitive(PrimitiveType::Boolean),
             DataType::Int8
@@ -164,15 +169,9 @@ impl FieldIds {
             | DataType::UInt8
             | DataType::UInt16 => primitive(PrimitiveType::Int),
             DataType::Int64 | DataType::UInt32 => primitive(PrimitiveType::Long),
-            DataType::UInt64 => Err(unsupported(
-                "Iceberg has no unsigned 64-bit integer; use int64 or decimal(20, 0)",
-            )),
             DataType::Float16 | DataType::Float32 => primitive(PrimitiveType::Float),
             DataType::Float64 => primitive(PrimitiveType::Double),
             DataType::Decimal128(precision, scale) | DataType::Decimal256(precision, scale) => {
-                if *precision > 38 {
-                    return Err(unsupported("Iceberg decimals have at most 38 digits"));
-                }
                 let scale = u32::try_from(*scale)
                     .map_err(|_| unsupported("Iceberg decimals have no negative scale"))?;
                 Type::decimal(u32::from(*precision), scale)
@@ -182,12 +181,6 @@ impl FieldIds {
             DataType::Time32(_) | DataType::Time64(TimeUnit::Microsecond) => {
                 primitive(PrimitiveType::Time)
             }
-            DataType::Time64(_) => Err(unsupported(
-                "Iceberg v2 times are microseconds; nanoseconds would be truncated",
-            )),
-            DataType::Timestamp(TimeUnit::Nanosecond, _) => Err(unsupported(
-                "Iceberg v2 timestamps are microseconds; nanoseconds would be truncated",
-            )),
             DataType::Timestamp(_, None) => primitive(PrimitiveType::Timestamp),
             DataType::Timestamp(_, Some(_)) => primitive(PrimitiveType::Timestamptz),
             DataType::Utf8 | DataType::LargeUtf8 => primitive(PrimitiveType::String),
@@ -228,17 +221,10 @@ impl FieldIds {
                 )))
             }
             DataType::Struct(fields) => {
-                if fields.is_empty() {
-                    return Err(unsupported("Parquet cannot store a struct without fields"));
-                }
                 let fields: Vec<FieldRef> = fields.iter().cloned().collect();
                 Ok(Type::Struct(StructType::new(
                     self.struct_fields(&fields, column)?,
                 )))
-            }
-            DataType::Null => Err(unsupported("Iceberg has no null type")),
-            DataType::Duration(_) | DataType::Interval(_) => {
-                Err(unsupported("Iceberg v2 has no duration or interval type"))
             }
             _ => Err(unsupported("no Iceberg type for it")),
         }
