@@ -46,8 +46,8 @@ use inlet_reader::{ChunkError, ChunkRead, PagedCache, with_system_columns};
 
 use crate::error::RoundError;
 use crate::lake::{
-    ExpiryRule, LakeAppend, LakeError, LakeStorage, LakeTable, StagedAppend, StagedExpire,
-    stage_expire,
+    ExpiryRule, LakeAppend, LakeError, LakeStorage, LakeTable, LakeWriteOptions, StagedAppend,
+    StagedExpire, stage_expire,
 };
 use crate::options::{CompactorOptions, Failpoint};
 use inlet_index::{INDEX_PAGE_ENTRIES, LakeCatalog};
@@ -83,6 +83,10 @@ pub struct RoundCommitted {
     pub expired_bytes: u64,
     /// Snapshots the expiry removed from the metadata.
     pub expired_snapshots: usize,
+    /// Snapshots the append removed beyond `lake.snapshots.retained`.
+    pub retired_snapshots: usize,
+    /// Data manifests the append merged into one (0 when it did not merge).
+    pub merged_manifests: usize,
     /// The new earliest readable offset of each bucket retention moved forward.
     pub earliest: BTreeMap<Bucket, Offset>,
 }
@@ -250,8 +254,8 @@ impl Round<'_> {
                 None => Tiered::Idle,
             });
         };
-        let (report, next_cursor) = match appended {
-            Some(round) => (round.report, round.next_cursor),
+        let (report, next_cursor, append_cleanup_failed) = match appended {
+            Some(round) => (round.report, round.next_cursor, round.repair_next),
             None => (
                 RoundCommitted {
                     snapshot_id: expired.snapshot_id,
@@ -267,9 +271,12 @@ impl Round<'_> {
                     expired_rows: 0,
                     expired_bytes: 0,
                     expired_snapshots: 0,
+                    retired_snapshots: 0,
+                    merged_manifests: 0,
                     earliest: BTreeMap::new(),
                 },
                 cursor,
+                false,
             ),
         };
         Ok(Tiered::Committed(Box::new(CommittedRound {
@@ -285,7 +292,7 @@ impl Round<'_> {
             },
             table: expired.table,
             next_cursor,
-            repair_next: expired.cleanup_failed,
+            repair_next: expired.cleanup_failed || append_cleanup_failed,
         })))
     }
 
@@ -315,7 +322,19 @@ impl Round<'_> {
         }
 
         let keyed = self.info.is_primary_key_table();
-        let mut append = LakeAppend::new(base, &self.options.write, self.env)?;
+        let retained = self
+            .info
+            .options()
+            .map_err(|source| RoundError::Options {
+                table: self.info.id,
+                source,
+            })?
+            .lake_snapshots_retained;
+        let write = LakeWriteOptions {
+            retained_snapshots: retained,
+            ..self.options.write.clone()
+        };
+        let mut append = LakeAppend::new(base, &write, self.env)?;
         if keyed {
             append = append.with_sparse_offsets();
         }
@@ -340,7 +359,7 @@ impl Round<'_> {
         };
         self.failpoint(Failpoint::AfterMetadata)?;
 
-        let (committed, table) = self.commit(staged, key_rows).await?;
+        let (committed, table, cleanup_failed) = self.commit(staged, key_rows).await?;
         Ok(Some(CommittedRound {
             report: RoundCommitted {
                 rows: written.rows,
@@ -350,7 +369,7 @@ impl Round<'_> {
             },
             table,
             next_cursor: written.next_cursor,
-            repair_next: false,
+            repair_next: cleanup_failed,
         }))
     }
 
@@ -587,7 +606,7 @@ impl Round<'_> {
         &mut self,
         staged: StagedAppend,
         key_rows: keyed::KeyRows,
-    ) -> Result<(RoundCommitted, LakeTable), RoundError> {
+    ) -> Result<(RoundCommitted, LakeTable, bool), RoundError> {
         // A primary-key table's lake files hold sparse offsets and are not read by offset
         // (its changelog stays in the WAL): no lake file entries, the lake rows of its keys
         // instead.
@@ -636,8 +655,23 @@ impl Round<'_> {
             snapshot = staged.snapshot_id,
             files = staged.data_files.len(),
             trimmed = committed.trimmed_chunks,
+            retired_snapshots = staged.expired_snapshot_ids.len(),
+            merged_manifests = staged.merged_manifests,
             "lake round committed"
         );
+        // What the new version no longer reaches; a failure leaves orphans for the repair
+        // the next round runs first.
+        let cleanup_failed = match staged.delete_unreached_files().await {
+            Ok(()) => false,
+            Err(error) => {
+                tracing::warn!(
+                    table = self.info.id.0,
+                    %error,
+                    "retired lake metadata not deleted; orphans remain for repair"
+                );
+                true
+            }
+        };
         Ok((
             RoundCommitted {
                 snapshot_id: staged.snapshot_id,
@@ -653,9 +687,12 @@ impl Round<'_> {
                 expired_rows: 0,
                 expired_bytes: 0,
                 expired_snapshots: 0,
+                retired_snapshots: staged.expired_snapshot_ids.len(),
+                merged_manifests: staged.merged_manifests,
                 earliest: BTreeMap::new(),
             },
             staged.table,
+            cleanup_failed,
         ))
     }
 

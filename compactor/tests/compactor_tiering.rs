@@ -6,12 +6,16 @@
 
 mod compactor_support;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use anyhow::ensure;
 use compactor_support::{Harness, stream, table_prefix};
+use iceberg::spec::{ManifestContentType, ManifestList};
+use inlet_compactor::lake::LakeWriteOptions;
 use inlet_compactor::{CompactorOptions, RoundOutcome};
 use inlet_core::ids::Offset;
+use inlet_core::table::{OPTION_LAKE_SNAPSHOTS_RETAINED, TableAlteration};
 use slatedb::object_store::ObjectStoreExt;
 use slatedb::object_store::path::Path as ObjectPath;
 
@@ -225,5 +229,160 @@ async fn the_started_loop_tiers_and_stop_releases_the_lease() -> anyhow::Result<
             && l.expires_at_micros <= h.clock.0.load(std::sync::atomic::Ordering::SeqCst)),
         "stop released the lease: {lease:?}"
     );
+    Ok(())
+}
+
+/// The names (last path segment) of the manifest lists and manifests the kept snapshots of
+/// `lake` reach, and how many data manifests its current snapshot lists.
+async fn reachable_metadata(
+    lake: &inlet_compactor::lake::LakeTable,
+) -> anyhow::Result<(BTreeSet<String>, usize)> {
+    let file_io = lake.storage().file_io();
+    let metadata = lake.metadata();
+    let name = |path: &str| path.rsplit('/').next().unwrap_or(path).to_owned();
+    let mut reached = BTreeSet::new();
+    let mut current_data_manifests = 0;
+    for snapshot in metadata.snapshots() {
+        reached.insert(name(snapshot.manifest_list()));
+        let bytes = file_io.new_input(snapshot.manifest_list())?.read().await?;
+        let list = ManifestList::parse_with_version(&bytes, metadata.format_version())?;
+        for manifest in list.entries() {
+            reached.insert(name(&manifest.manifest_path));
+            if Some(snapshot.snapshot_id()) == metadata.current_snapshot_id()
+                && manifest.content == ManifestContentType::Data
+            {
+                current_data_manifests += 1;
+            }
+        }
+    }
+    Ok((reached, current_data_manifests))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rounds_keep_the_retained_snapshots_and_merge_manifests() -> anyhow::Result<()> {
+    let h = Harness::new("tiering-upkeep").await?;
+    h.table("upkeep", 2, true).await?;
+    let table = h
+        .index
+        .alter_table(
+            "db",
+            "upkeep",
+            TableAlteration {
+                set_options: BTreeMap::from([(
+                    OPTION_LAKE_SNAPSHOTS_RETAINED.to_owned(),
+                    "3".to_owned(),
+                )]),
+                unset_options: vec![],
+                comment: None,
+            },
+        )
+        .await?;
+    let options = CompactorOptions {
+        write: LakeWriteOptions {
+            merge_manifests_at: 4,
+            ..LakeWriteOptions::default()
+        },
+        ..CompactorOptions::default()
+    };
+    let compactor = h.compactor(1, options);
+    let mut merged = 0;
+    for round in 1..=12usize {
+        h.append(&[(&table, 0, 5), (&table, 1, round as u64)])
+            .await?;
+        let tiered = compactor.tier_table(table.id).await;
+        let Ok(RoundOutcome::Committed(committed)) = &tiered.outcome else {
+            anyhow::bail!("round {round}: {tiered:?}");
+        };
+        merged += committed.merged_manifests;
+        ensure!(
+            committed.retired_snapshots == usize::from(round > 3),
+            "round {round} retires one snapshot once 3 are kept: {committed:?}"
+        );
+        // Every row once, in order, whatever was merged or retired.
+        ensure!(h.check_lake(&table).await? == h.appended(&table));
+        let lake = h.lake_table(&table).await?.expect("committed");
+        ensure!(
+            lake.metadata().snapshots().count() == round.min(3),
+            "round {round}: {} snapshots",
+            lake.metadata().snapshots().count()
+        );
+        // Nothing under metadata/ but what the kept snapshots reach and the metadata files.
+        let (reached, data_manifests) = reachable_metadata(&lake).await?;
+        ensure!(
+            data_manifests < 4,
+            "round {round}: {data_manifests} data manifests, merged at 4"
+        );
+        let avro: BTreeSet<String> = h
+            .list(&format!("{}/metadata", table_prefix(&table)))
+            .await?
+            .into_iter()
+            .filter(|path| path.ends_with(".avro"))
+            .map(|path| path.rsplit('/').next().unwrap_or_default().to_owned())
+            .collect();
+        ensure!(
+            avro == reached,
+            "round {round}: unreached manifests or lists left: {:?}; missing: {:?}",
+            avro.difference(&reached).collect::<Vec<_>>(),
+            reached.difference(&avro).collect::<Vec<_>>()
+        );
+    }
+    ensure!(merged >= 8, "12 rounds merged their manifests: {merged}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_files_that_leave_the_metadata_log_are_deleted() -> anyhow::Result<()> {
+    let h = Harness::new("tiering-metadata-log").await?;
+    let table = h.table("long_lived", 1, true).await?;
+    let compactor = h.compactor(1, CompactorOptions::default());
+    // Iceberg keeps the newest 100 entries (`write.metadata.previous-versions-max`).
+    let rounds = 103;
+    for round in 1..=rounds {
+        h.append(&[(&table, 0, 1)]).await?;
+        let tiered = compactor.tier_table(table.id).await;
+        ensure!(
+            matches!(tiered.outcome, Ok(RoundOutcome::Committed(_))),
+            "round {round}: {tiered:?}"
+        );
+    }
+    let lake = h.lake_table(&table).await?.expect("committed");
+    let log: BTreeSet<String> = lake
+        .metadata()
+        .metadata_log()
+        .iter()
+        .map(|entry| {
+            entry
+                .metadata_file
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .chain([lake
+            .metadata_location()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned()])
+        .collect();
+    ensure!(
+        log.len() == 101,
+        "the log holds 100 versions: {}",
+        log.len()
+    );
+    let files: BTreeSet<String> = h
+        .list(&format!("{}/metadata", table_prefix(&table)))
+        .await?
+        .into_iter()
+        .filter(|path| path.ends_with(".metadata.json"))
+        .map(|path| path.rsplit('/').next().unwrap_or_default().to_owned())
+        .collect();
+    ensure!(
+        files == log,
+        "{} metadata files for {rounds} rounds, not the {} logged",
+        files.len(),
+        log.len()
+    );
+    ensure!(h.check_lake(&table).await? == h.appended(&table));
     Ok(())
 }

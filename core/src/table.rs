@@ -34,6 +34,16 @@ pub const OPTION_LAKE_ENABLED: &str = "lake.enabled";
 /// Table option: how often the compactor commits a lake snapshot (e.g. `30s`, `5m`). Also
 /// how old the newest WAL rows may get before they are in the lake.
 pub const OPTION_LAKE_FRESHNESS: &str = "lake.freshness";
+/// Table option: how many snapshots the lake table keeps (each round adds one); older ones
+/// leave its metadata, with their manifest lists, so the metadata stays small however long
+/// the table lives. Time travel reaches that many rounds back.
+pub const OPTION_LAKE_SNAPSHOTS_RETAINED: &str = "lake.snapshots.retained";
+/// Default of [`OPTION_LAKE_SNAPSHOTS_RETAINED`]: 50 minutes of rounds at the default
+/// freshness.
+pub const DEFAULT_LAKE_SNAPSHOTS_RETAINED: usize = 100;
+/// Most [`OPTION_LAKE_SNAPSHOTS_RETAINED`] allowed: the metadata file holds every kept
+/// snapshot, and each round rewrites it.
+pub const MAX_LAKE_SNAPSHOTS_RETAINED: usize = 10_000;
 /// Table option: how long rows stay readable (e.g. `7d`). Older lake files are expired from
 /// a lake table; older WAL chunks from a table that is not tiered.
 pub const OPTION_RETENTION: &str = "retention";
@@ -54,9 +64,10 @@ pub const OPTION_MERGE_AGGREGATE_PREFIX: &str = "merge.aggregate.";
 
 /// Table options this version understands. Unknown keys are rejected rather than ignored,
 /// so a typo never silently changes nothing.
-pub const KNOWN_TABLE_OPTIONS: [&str; 6] = [
+pub const KNOWN_TABLE_OPTIONS: [&str; 7] = [
     OPTION_LAKE_ENABLED,
     OPTION_LAKE_FRESHNESS,
+    OPTION_LAKE_SNAPSHOTS_RETAINED,
     OPTION_RETENTION,
     OPTION_RETENTION_BYTES,
     OPTION_MERGE_ENGINE,
@@ -65,9 +76,10 @@ pub const KNOWN_TABLE_OPTIONS: [&str; 6] = [
 
 /// The options `ALTER TABLE` may change ([`TableDescriptor::altered`]); the merge engine's
 /// are fixed at creation, as are the schema, the keys and the bucket count.
-pub const ALTERABLE_TABLE_OPTIONS: [&str; 4] = [
+pub const ALTERABLE_TABLE_OPTIONS: [&str; 5] = [
     OPTION_LAKE_ENABLED,
     OPTION_LAKE_FRESHNESS,
+    OPTION_LAKE_SNAPSHOTS_RETAINED,
     OPTION_RETENTION,
     OPTION_RETENTION_BYTES,
 ];
@@ -94,6 +106,8 @@ pub struct TableOptions {
     pub retention: Option<Duration>,
     /// `None`: no bound on a bucket's bytes (lake data files, or WAL chunks when not tiered).
     pub retention_bytes: Option<u64>,
+    /// Snapshots the lake table keeps, 1..=[`MAX_LAKE_SNAPSHOTS_RETAINED`].
+    pub lake_snapshots_retained: usize,
 }
 
 impl TableOptions {
@@ -151,7 +165,21 @@ impl TableOptions {
                 Some(bytes)
             }
         };
+        let lake_snapshots_retained = match options.get(OPTION_LAKE_SNAPSHOTS_RETAINED) {
+            None => DEFAULT_LAKE_SNAPSHOTS_RETAINED,
+            Some(value) => match value.trim().parse::<usize>() {
+                Ok(count) if (1..=MAX_LAKE_SNAPSHOTS_RETAINED).contains(&count) => count,
+                _ => {
+                    return Err(invalid(
+                        OPTION_LAKE_SNAPSHOTS_RETAINED,
+                        value,
+                        format!("expected a count from 1 to {MAX_LAKE_SNAPSHOTS_RETAINED}"),
+                    ));
+                }
+            },
+        };
         Ok(Self {
+            lake_snapshots_retained,
             lake_enabled,
             lake_freshness: duration(
                 OPTION_LAKE_FRESHNESS,

@@ -96,6 +96,15 @@ pub struct ScratchSpec {
     pub drop_grace: Duration,
 }
 
+/// Lake upkeep in every round of the run: manifests merged at a count, snapshots kept.
+#[derive(Clone, Copy, Debug)]
+pub struct UpkeepSpec {
+    /// `LakeWriteOptions::merge_manifests_at` (2-8; the default is 100, which no run reaches).
+    pub merge_manifests_at: usize,
+    /// `lake.snapshots.retained` of every lake table (1-4).
+    pub snapshots_retained: usize,
+}
+
 #[derive(Clone, Debug)]
 pub struct ProducerSpec {
     pub id: u64,
@@ -318,6 +327,7 @@ pub struct SimConfig {
     pub tables: Vec<TableSpec>,
     /// A table dropped during the run, if any.
     pub scratch: Option<ScratchSpec>,
+    pub upkeep: UpkeepSpec,
     pub producers: Vec<ProducerSpec>,
     pub followers: Vec<FollowerSpec>,
     pub readers: Vec<ReaderSpec>,
@@ -522,6 +532,12 @@ impl SimConfig {
             drop_at: scratch.millis(500, duration.as_millis() as u64),
             drop_grace: scratch.millis(500, 5_000),
         });
+        // And lake upkeep from its own.
+        let mut upkeep = root.fork("upkeep", 0);
+        let upkeep = UpkeepSpec {
+            merge_manifests_at: upkeep.between(2, 8) as usize,
+            snapshots_retained: upkeep.between(1, 4) as usize,
+        };
         let compactor = compactor_spec(&mut lake, &writer, &faults, flush_interval);
         Self {
             seed,
@@ -531,6 +547,7 @@ impl SimConfig {
             duration,
             tables,
             scratch,
+            upkeep,
             producers,
             followers,
             readers,
@@ -557,7 +574,8 @@ impl SimConfig {
              slatedb_retries={:?} page={} cache={} faults=({:.3},{:.3},{:.3},{:?}..{:?}) \
              chaos=(crashes={},takeovers={},triggers={},storms={},compactor_crashes={}) \
              lake=({}) compactor=(pass={:?}ms gc={:?}ms lease={:?} graces={:?}/{:?}/{:?} \
-             round<={}B/{}rows) ack_before_durable={} remote_roles={}{}{}",
+             round<={}B/{}rows merge_manifests_at={} snapshots_retained={}) \
+             ack_before_durable={} remote_roles={}{}{}",
             self.seed,
             self.profile.name(),
             self.duration,
@@ -611,6 +629,8 @@ impl SimConfig {
             self.compactor.orphan_grace,
             self.compactor.max_round_bytes,
             self.compactor.max_round_rows,
+            self.upkeep.merge_manifests_at,
+            self.upkeep.snapshots_retained,
             self.ack_before_durable,
             self.remote_roles,
             // Only runs with a scratch table say so.

@@ -86,7 +86,8 @@ fn record_round(world: &World, node: &Node, round: &TableRound) {
     match &round.outcome {
         Ok(RoundOutcome::Committed(c)) => world.trace.event(format!(
             "node {id} compactor: table {table} committed {} rows ({} chunk bytes) in {} files, \
-             watermarks {:?}, {} chunks of {} WAL objects trimmed{}",
+             watermarks {:?}, {} chunks of {} WAL objects trimmed, {} manifests merged, {} \
+             snapshots retired{}",
             c.rows,
             c.chunk_bytes,
             c.data_files,
@@ -96,6 +97,8 @@ fn record_round(world: &World, node: &Node, round: &TableRound) {
                 .collect::<Vec<_>>(),
             c.trimmed_chunks,
             c.trimmed_objects,
+            c.merged_manifests,
+            c.retired_snapshots,
             if c.backlog { ", backlog" } else { "" }
         )),
         Ok(_) => {}

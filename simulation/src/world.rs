@@ -22,12 +22,13 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use inlet_cache::PagedCache;
-use inlet_compactor::lake::{LakeRoot, LakeStorage};
+use inlet_compactor::lake::{LakeRoot, LakeStorage, LakeWriteOptions};
 use inlet_compactor::{Compactor, CompactorOptions, Failpoint, FailpointHook};
 use inlet_core::clock::{Env, SeededIdGen};
 use inlet_core::ids::TableId;
 use inlet_core::table::{
-    OPTION_LAKE_ENABLED, OPTION_LAKE_FRESHNESS, OPTION_RETENTION, TableDescriptor,
+    OPTION_LAKE_ENABLED, OPTION_LAKE_FRESHNESS, OPTION_LAKE_SNAPSHOTS_RETAINED, OPTION_RETENTION,
+    TableDescriptor,
 };
 use inlet_index::index::ConfigureSlateDb;
 use inlet_index::{CommitLog, Index, IndexOptions, LogRead};
@@ -281,6 +282,10 @@ impl World {
             wal_upload_grace: spec.wal_upload_grace,
             wal_read_grace: spec.wal_read_grace,
             orphan_grace: spec.orphan_grace,
+            write: LakeWriteOptions {
+                merge_manifests_at: self.cfg.upkeep.merge_manifests_at,
+                ..LakeWriteOptions::default()
+            },
             drop_grace: self
                 .cfg
                 .scratch
@@ -290,7 +295,6 @@ impl World {
             failpoints: Some(FailpointHook::new(move |failpoint| {
                 hook_life.at_failpoint(failpoint)
             })),
-            ..CompactorOptions::default()
         };
         let lake = LakeStorage::new(self.lake_root.clone(), cache.store().clone());
         Arc::new(Compactor::new(index.clone(), cache, lake, options, env))
@@ -533,6 +537,7 @@ pub(crate) async fn create_catalog(world: &World, node: &Node) {
         .create_database(DATABASE, "", true)
         .await
         .expect("the database is created while the store has no faults");
+    let mut tables = Vec::new();
     for table in &world.cfg.tables {
         let descriptor = TableDescriptor {
             schema: table_schema(),
@@ -547,24 +552,30 @@ pub(crate) async fn create_catalog(world: &World, node: &Node) {
             comment: String::new(),
             options: table_options(table),
         };
-        node.index
-            .create_table(DATABASE, &table.name, descriptor, true)
-            .await
-            .expect("tables are created while the store has no faults");
+        tables.push((table.name.as_str(), descriptor));
     }
     for table in &world.cfg.pk.tables {
-        node.index
-            .create_table(DATABASE, &table.name, pk::descriptor(table), true)
-            .await
-            .expect("primary-key tables are created while the store has no faults");
+        tables.push((table.name.as_str(), pk::descriptor(table)));
     }
     if let Some(spec) = &world.cfg.scratch {
+        tables.push((scratch::TABLE, scratch::descriptor(spec)));
+    }
+    for (name, mut descriptor) in tables {
+        // Every lake table keeps the run's number of snapshots.
+        if descriptor.options.contains_key(OPTION_LAKE_ENABLED) {
+            descriptor.options.insert(
+                OPTION_LAKE_SNAPSHOTS_RETAINED.to_owned(),
+                world.cfg.upkeep.snapshots_retained.to_string(),
+            );
+        }
         let info = node
             .index
-            .create_table(DATABASE, scratch::TABLE, scratch::descriptor(spec), true)
+            .create_table(DATABASE, name, descriptor, true)
             .await
-            .expect("the scratch table is created while the store has no faults");
-        world.scratch.set(Some(info.id));
+            .expect("tables are created while the store has no faults");
+        if name == scratch::TABLE {
+            world.scratch.set(Some(info.id));
+        }
     }
     world.trace.event("catalog created");
 }

@@ -36,9 +36,9 @@ use std::ops::Range;
 
 use iceberg::io::FileIO;
 use iceberg::spec::{
-    DataContentType, DataFile, FormatVersion, Literal, MAIN_BRANCH, ManifestContentType,
-    ManifestEntryRef, ManifestFile, ManifestList, ManifestListWriter, ManifestWriterBuilder,
-    Operation, PrimitiveLiteral, Snapshot, Summary, TableMetadata,
+    DataContentType, DataFile, Literal, MAIN_BRANCH, ManifestContentType, ManifestEntryRef,
+    ManifestFile, ManifestListWriter, ManifestWriterBuilder, Operation, PrimitiveLiteral, Snapshot,
+    Summary, TableMetadata,
 };
 use inlet_core::clock::Env;
 use inlet_core::ids::{Bucket, Offset, TimestampMicros};
@@ -48,6 +48,7 @@ use crate::lake::error::LakeError;
 use crate::lake::table::{
     LakeTable, WATERMARKS_PROPERTY, metadata_file_location, new_uuid, write_metadata,
 };
+use crate::lake::{delete_all, read_manifest_list};
 
 /// Snapshot summary property prefix, set by expiry: `inlet.earliest.<bucket>` = the
 /// bucket's earliest offset still in the lake (the first offset of its first data file, or
@@ -635,18 +636,6 @@ async fn unreachable_files(
         .collect())
 }
 
-async fn read_manifest_list(
-    file_io: &FileIO,
-    location: &str,
-    format_version: FormatVersion,
-) -> Result<Vec<ManifestFile>, LakeError> {
-    let bytes = file_io.new_input(location)?.read().await?;
-    Ok(ManifestList::parse_with_version(&bytes, format_version)?
-        .consume_entries()
-        .into_iter()
-        .collect())
-}
-
 /// A positive snapshot id, from the injected id source, unused in the table.
 fn new_snapshot_id(metadata: &TableMetadata, env: &Env) -> i64 {
     loop {
@@ -656,11 +645,4 @@ fn new_snapshot_id(metadata: &TableMetadata, env: &Env) -> i64 {
             return id;
         }
     }
-}
-
-async fn delete_all(file_io: &FileIO, files: &[String]) -> Result<(), LakeError> {
-    for file in files {
-        file_io.delete(file).await?;
-    }
-    Ok(())
 }

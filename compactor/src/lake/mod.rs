@@ -28,3 +28,29 @@ pub(crate) fn snapshots_by_id(
     snapshots.sort_by_key(|snapshot| snapshot.snapshot_id());
     snapshots
 }
+
+/// The manifests a manifest list names.
+pub(crate) async fn read_manifest_list(
+    file_io: &iceberg::io::FileIO,
+    location: &str,
+    format_version: iceberg::spec::FormatVersion,
+) -> Result<Vec<iceberg::spec::ManifestFile>, LakeError> {
+    let bytes = file_io.new_input(location)?.read().await?;
+    Ok(
+        iceberg::spec::ManifestList::parse_with_version(&bytes, format_version)?
+            .consume_entries()
+            .into_iter()
+            .collect(),
+    )
+}
+
+/// Deletes `files` (URLs); one already gone is not an error, so it can be retried.
+pub(crate) async fn delete_all(
+    file_io: &iceberg::io::FileIO,
+    files: &[String],
+) -> Result<(), LakeError> {
+    for file in files {
+        file_io.delete(file).await?;
+    }
+    Ok(())
+}

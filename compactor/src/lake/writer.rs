@@ -20,7 +20,7 @@
 //! Parquet encoding runs inline in the calling task (iceberg-rust's `ParquetWriter` encodes
 //! inside `write`); the caller bounds how many rounds run at once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
@@ -30,9 +30,9 @@ use arrow_array::{Int64Array, RecordBatch, StringArray, new_null_array};
 use arrow_cast::{CastOptions, cast_with_options};
 use arrow_schema::{DataType, SchemaRef};
 use iceberg::spec::{
-    DataContentType, DataFile, DataFileFormat, Literal, MAIN_BRANCH, ManifestFile, ManifestList,
-    ManifestListWriter, ManifestWriter, ManifestWriterBuilder, NestedField, Operation,
-    PartitionKey, PartitionSpecRef, PrimitiveType, Schema as IcebergSchema,
+    DataContentType, DataFile, DataFileFormat, Literal, MAIN_BRANCH, ManifestContentType,
+    ManifestFile, ManifestListWriter, ManifestWriter, ManifestWriterBuilder, NestedField,
+    Operation, PartitionKey, PartitionSpecRef, PrimitiveType, Schema as IcebergSchema,
     SchemaRef as IcebergSchemaRef, Snapshot, SnapshotSummaryCollector, Struct, Summary, Type,
 };
 use iceberg::writer::file_writer::location_generator::{
@@ -53,6 +53,7 @@ use crate::lake::table::{
     LakeTable, OFFSET_SORT_ORDER_ID, OFFSETS_PROPERTY_PREFIX, WATERMARKS_PROPERTY,
     format_watermarks, metadata_file_location, new_uuid, write_metadata,
 };
+use crate::lake::{delete_all, read_manifest_list};
 
 /// How a round writes its data files (`[lake.write]` in `inlet serve`'s settings).
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -71,6 +72,15 @@ pub struct LakeWriteOptions {
     /// zstd level: higher = smaller files, slower tiering. Default 1 (zstd's fastest level
     /// still beats snappy on size).
     pub zstd_level: i32,
+    /// Once the base snapshot has this many data manifests, a round merges them and its own
+    /// files into one manifest (Iceberg's `commit.manifest.min-count-to-merge`, default
+    /// 100), so engines plan from one manifest, not one per round. At least 2.
+    pub merge_manifests_at: usize,
+    /// Snapshots a round keeps, its own included: older ones leave the metadata, with their
+    /// manifest lists and the manifests no kept snapshot reaches. Set per table from
+    /// `lake.snapshots.retained` (default 100); time travel reaches that many rounds back.
+    #[serde(skip)]
+    pub retained_snapshots: usize,
 }
 
 impl Default for LakeWriteOptions {
@@ -80,6 +90,8 @@ impl Default for LakeWriteOptions {
             row_group_rows: 1024 * 1024,
             row_group_bytes: 128 * 1024 * 1024,
             zstd_level: 1,
+            merge_manifests_at: 100,
+            retained_snapshots: inlet_core::table::DEFAULT_LAKE_SNAPSHOTS_RETAINED,
         }
     }
 }
@@ -150,6 +162,9 @@ pub struct LakeAppend {
     delete_files: Vec<DataFile>,
     /// Parquet settings of data and delete files.
     properties: WriterProperties,
+    /// Manifest merging and snapshot retention.
+    merge_manifests_at: usize,
+    retained_snapshots: usize,
 }
 
 /// A staged (written, not committed) append: the new metadata version and everything the
@@ -176,6 +191,15 @@ pub struct StagedAppend {
     /// Every object the round wrote (data files, manifest, manifest list, metadata file), as
     /// URLs: record them before committing, delete them if the commit is abandoned.
     pub files_written: Vec<String>,
+    /// The snapshots this version no longer has (beyond `retained_snapshots`).
+    pub expired_snapshot_ids: Vec<i64>,
+    /// Data manifests the round merged into one, if it merged.
+    pub merged_manifests: usize,
+    /// What the new version no longer reaches, as URLs: manifest lists of the expired
+    /// snapshots, manifests no kept snapshot lists, metadata files that left the metadata
+    /// log. Delete them only after the commit ([`StagedAppend::delete_unreached_files`]);
+    /// until then the base is the table.
+    pub files_to_delete_after_commit: Vec<String>,
 }
 
 impl LakeAppend {
@@ -248,6 +272,8 @@ impl LakeAppend {
             sparse: false,
             delete_files: Vec::new(),
             properties,
+            merge_manifests_at: options.merge_manifests_at,
+            retained_snapshots: options.retained_snapshots,
         })
     }
 
@@ -480,7 +506,7 @@ impl LakeAppend {
 
     /// Abandons the round, deleting everything it wrote.
     pub async fn abort(self) -> Result<(), LakeError> {
-        delete_all(&self.base, self.files_written()).await
+        delete_all(&self.base.storage().file_io(), &self.files_written()).await
     }
 
     /// Finishes every bucket and writes the manifest, manifest list and next metadata file;
@@ -490,7 +516,9 @@ impl LakeAppend {
         match self.stage_files().await {
             Ok(staged) => Ok(staged),
             Err(error) => {
-                if let Err(cleanup) = delete_all(&self.base, self.files_written()).await {
+                if let Err(cleanup) =
+                    delete_all(&self.base.storage().file_io(), &self.files_written()).await
+                {
                     tracing::warn!(%cleanup, "lake round failed and left orphan files");
                 }
                 Err(error)
@@ -529,27 +557,68 @@ impl LakeAppend {
         let sequence_number = base.next_sequence_number();
 
         // Manifests: the base snapshot's, carried over as they are (fast append), plus one
-        // for this round's files.
-        let mut manifests = match base.current_snapshot() {
+        // for this round's data files and one for its position-delete files; once a kind
+        // would have `merge_manifests_at` manifests, its carried manifests and this round's
+        // files of that kind become one manifest instead.
+        let format = base.format_version();
+        let carried = match base.current_snapshot() {
             Some(snapshot) => {
-                let bytes = file_io.new_input(snapshot.manifest_list())?.read().await?;
-                ManifestList::parse_with_version(&bytes, base.format_version())?
-                    .consume_entries()
-                    .into_iter()
-                    .collect::<Vec<ManifestFile>>()
+                read_manifest_list(&file_io, snapshot.manifest_list(), format).await?
             }
             None => Vec::new(),
         };
-        for (name, files, deletes) in [("m0", &data_files, false), ("m1", &self.delete_files, true)]
-        {
-            if files.is_empty() {
+        let mut manifests = Vec::new();
+        let mut merged_manifests = 0;
+        let round_files: [(&str, &Vec<DataFile>, ManifestContentType); 2] = [
+            ("m0", &data_files, ManifestContentType::Data),
+            ("m1", &self.delete_files, ManifestContentType::Deletes),
+        ];
+        for (name, files, content) in round_files {
+            let of_content: Vec<&ManifestFile> = carried
+                .iter()
+                .filter(|file| file.content == content)
+                .collect();
+            let count = of_content.len() + usize::from(!files.is_empty());
+            let deletes = content == ManifestContentType::Deletes;
+            if count >= self.merge_manifests_at.max(2) {
+                // One manifest of the kind: the carried entries as EXISTING (their snapshot
+                // ids and sequence numbers kept, so position deletes apply as before), then
+                // this round's files as ADDED.
+                let mut writer = self.manifest_writer(name, snapshot_id, deletes)?;
+                for file in of_content {
+                    merged_manifests += 1;
+                    let (entries, _) = file.load_manifest(&file_io).await?.into_parts();
+                    for entry in entries.iter().filter(|entry| entry.is_alive()) {
+                        let missing = |what: &str| {
+                            LakeError::invalid_metadata(
+                                self.base.metadata_location(),
+                                format!("file `{}` has no {what}", entry.file_path()),
+                            )
+                        };
+                        writer.add_existing_file(
+                            entry.data_file().clone(),
+                            entry.snapshot_id().ok_or_else(|| missing("snapshot id"))?,
+                            entry
+                                .sequence_number()
+                                .ok_or_else(|| missing("sequence number"))?,
+                            entry.file_sequence_number,
+                        )?;
+                    }
+                }
+                for file in files {
+                    writer.add_file(file.clone(), sequence_number)?;
+                }
+                manifests.push(writer.write_manifest_file().await?);
                 continue;
             }
-            let mut writer = self.manifest_writer(name, snapshot_id, deletes)?;
-            for file in files {
-                writer.add_file(file.clone(), sequence_number)?;
+            manifests.extend(of_content.into_iter().cloned());
+            if !files.is_empty() {
+                let mut writer = self.manifest_writer(name, snapshot_id, deletes)?;
+                for file in files {
+                    writer.add_file(file.clone(), sequence_number)?;
+                }
+                manifests.push(writer.write_manifest_file().await?);
             }
-            manifests.push(writer.write_manifest_file().await?);
         }
         let manifest_list = format!(
             "{location}/metadata/snap-{snapshot_id}-0-{}.avro",
@@ -562,7 +631,7 @@ impl LakeAppend {
             parent,
             sequence_number,
         );
-        list.add_manifests(manifests.into_iter())?;
+        list.add_manifests(manifests.iter().cloned())?;
         list.close().await?;
 
         let summary = self.summary(&data_files, &offsets, &watermarks);
@@ -576,12 +645,69 @@ impl LakeAppend {
             .with_summary(summary)
             .with_schema_id(base.current_schema_id())
             .build();
+        // Snapshot retention: the newest `retained_snapshots`, this one included, stay.
+        let mut by_sequence: Vec<_> = base.snapshots().collect();
+        by_sequence.sort_by_key(|snapshot| snapshot.sequence_number());
+        let expired_count = (by_sequence.len() + 1).saturating_sub(self.retained_snapshots.max(1));
+        let (expired, kept) = by_sequence.split_at(expired_count);
+        let expired_snapshot_ids: Vec<i64> = expired.iter().map(|s| s.snapshot_id()).collect();
         let metadata = base
             .clone()
             .into_builder(Some(self.base.metadata_location().to_owned()))
             .set_branch_snapshot(snapshot, MAIN_BRANCH)?
+            .remove_snapshots(&expired_snapshot_ids)
             .build()?
             .metadata;
+        if metadata.current_snapshot_id() != Some(snapshot_id)
+            || metadata.snapshots().count() != kept.len() + 1
+        {
+            return Err(LakeError::invalid_metadata(
+                self.base.metadata_location(),
+                format!(
+                    "iceberg kept {} snapshots, not the {} retained, or lost the new one",
+                    metadata.snapshots().count(),
+                    kept.len() + 1
+                ),
+            ));
+        }
+        // A manifest is listed by every snapshot from the one that wrote it until one that
+        // merged or dropped it, never again after: one the oldest kept snapshot (or, with
+        // none kept, the new one) does not list is reached by no kept snapshot.
+        let mut files_to_delete_after_commit = Vec::new();
+        if !expired.is_empty() {
+            let still_listed: BTreeSet<String> = match kept.first() {
+                Some(oldest) => read_manifest_list(&file_io, oldest.manifest_list(), format)
+                    .await?
+                    .into_iter()
+                    .map(|file| file.manifest_path)
+                    .collect(),
+                None => manifests.iter().map(|m| m.manifest_path.clone()).collect(),
+            };
+            let mut unreached = BTreeSet::new();
+            for snapshot in expired {
+                for file in read_manifest_list(&file_io, snapshot.manifest_list(), format).await? {
+                    if !still_listed.contains(&file.manifest_path) {
+                        unreached.insert(file.manifest_path);
+                    }
+                }
+                files_to_delete_after_commit.push(snapshot.manifest_list().to_owned());
+            }
+            files_to_delete_after_commit.extend(unreached);
+        }
+        // Metadata files that left the metadata log (iceberg keeps the newest
+        // `write.metadata.previous-versions-max`, 100 by default).
+        let logged: BTreeSet<&str> = metadata
+            .metadata_log()
+            .iter()
+            .map(|entry| entry.metadata_file.as_str())
+            .collect();
+        files_to_delete_after_commit.extend(
+            base.metadata_log()
+                .iter()
+                .map(|entry| entry.metadata_file.as_str())
+                .filter(|file| !logged.contains(file))
+                .map(str::to_owned),
+        );
         let metadata_location =
             metadata_file_location(&location, self.base.version() + 1, new_uuid(&self.env));
         record(&self.written, &metadata_location);
@@ -597,6 +723,9 @@ impl LakeAppend {
             data_files,
             delete_files: self.delete_files.clone(),
             files_written: self.files_written(),
+            expired_snapshot_ids,
+            merged_manifests,
+            files_to_delete_after_commit,
         })
     }
 
@@ -727,16 +856,18 @@ impl StagedAppend {
     /// Deletes everything the round wrote: for a commit that lost its compare-and-swap or
     /// was given up. Never call it for a commit whose outcome is unknown.
     pub async fn abandon(self) -> Result<(), LakeError> {
-        delete_all(&self.table, self.files_written).await
+        delete_all(&self.table.storage().file_io(), &self.files_written).await
     }
-}
 
-async fn delete_all(table: &LakeTable, files: Vec<String>) -> Result<(), LakeError> {
-    let file_io = table.storage().file_io();
-    for file in files {
-        file_io.delete(&file).await?;
+    /// Deletes [`StagedAppend::files_to_delete_after_commit`]. Call it only after the
+    /// commit; a file already gone is not an error, so it can be retried.
+    pub async fn delete_unreached_files(&self) -> Result<(), LakeError> {
+        delete_all(
+            &self.table.storage().file_io(),
+            &self.files_to_delete_after_commit,
+        )
+        .await
     }
-    Ok(())
 }
 
 /// The number of Parquet leaf columns a column of `data_type` has.
