@@ -95,21 +95,23 @@ pub(crate) async fn compactor(
     options: CompactorOptions,
 ) -> anyhow::Result<Compactor> {
     let index = harness.index()?.clone();
+    let lake = lake_storage(harness, settings)?;
+    let cache = PagedCache::open(harness.store().clone(), CacheOptions::default()).await?;
+    Ok(Compactor::new(index, cache, lake, options, Env::system()))
+}
+
+/// The lake tables' storage: under the bench store's root, on its store.
+pub(crate) fn lake_storage(
+    harness: &Harness<'_>,
+    settings: &Settings,
+) -> anyhow::Result<LakeStorage> {
     let root = match harness.host().lake_root(&settings.store) {
         Ok(root) => root,
         // Unique within the process, which holds one benchmark.
         Err(_) if settings.store.starts_with("memory:") => LakeRoot::memory("inlet-bench-lake"),
         Err(error) => return Err(error.context("cannot place the lake tables")),
     };
-    let store = harness.store().clone();
-    let cache = PagedCache::open(store.clone(), CacheOptions::default()).await?;
-    Ok(Compactor::new(
-        index,
-        cache,
-        LakeStorage::new(root, store),
-        options,
-        Env::system(),
-    ))
+    Ok(LakeStorage::new(root, harness.store().clone()))
 }
 
 /// Tiers everything committed to `info` into its lake table with a compactor built here, round

@@ -38,6 +38,7 @@
 mod cluster;
 mod cost;
 mod data;
+mod duckdb;
 mod fetch;
 mod follow;
 mod harness;
@@ -50,6 +51,7 @@ mod produce;
 mod report;
 mod retention;
 mod stats;
+mod upkeep;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -104,23 +106,28 @@ pub enum Section {
     /// WAL retention over time: ingested, indexed and stored bytes of a table with
     /// `retention.bytes`.
     Retention,
+    /// Lake upkeep: a lake table's metadata and DuckDB's scan after many small rounds, with
+    /// and without manifest merging and snapshot retention.
+    Upkeep,
 }
 
 impl Section {
     /// Every section, in the order they run.
-    const ALL: [Section; 7] = [
+    const ALL: [Section; 8] = [
         Section::Produce,
         Section::EndToEnd,
         Section::Fetch,
         Section::Lake,
         Section::Pk,
         Section::Retention,
+        Section::Upkeep,
         Section::Cluster,
     ];
 
     /// The sections run without `--sections`: all but `cluster`, which adds about 40 s and
     /// starts processes of the running executable (the `inlet` binary under `inlet bench`),
-    /// and `retention`, which waits out the WAL collector's upload grace (about a minute).
+    /// `retention`, which waits out the WAL collector's upload grace (about a minute), and
+    /// `upkeep`, 2,000 small tiering rounds (about a minute and a half).
     const DEFAULT: [Section; 5] = [
         Section::Produce,
         Section::EndToEnd,
@@ -138,6 +145,7 @@ impl Section {
             Section::Pk => "pk",
             Section::Cluster => "cluster",
             Section::Retention => "retention",
+            Section::Upkeep => "upkeep",
         }
     }
 }
@@ -648,6 +656,15 @@ async fn run_sections(settings: &Settings, host: &dyn Host) -> anyhow::Result<Re
         );
         memory.phase_done("retention").await;
     }
+    let mut upkeep = None;
+    if settings.runs(Section::Upkeep) {
+        upkeep = Some(
+            upkeep::run(&mut harness, settings, DATABASE)
+                .await
+                .context("the upkeep section failed")?,
+        );
+        memory.phase_done("upkeep").await;
+    }
     // The cluster section runs processes of its own; the in-process node would only idle.
     harness.stop().await?;
 
@@ -674,6 +691,7 @@ async fn run_sections(settings: &Settings, host: &dyn Host) -> anyhow::Result<Re
         lake,
         pk,
         retention,
+        upkeep,
         cluster,
         memory: memory.finish().await,
         seconds: stats::round(started.elapsed().as_secs_f64(), 2),

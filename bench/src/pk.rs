@@ -31,6 +31,7 @@ use tokio::time::Instant;
 use super::Settings;
 use super::cost::StoreUsage;
 use super::data::BatchPool;
+use super::duckdb::{self, DuckdbScan};
 use super::harness::Harness;
 use super::lake;
 use super::stats::{Latency, round};
@@ -97,14 +98,6 @@ pub(crate) struct TierRun {
 pub(crate) struct DuckdbScans {
     pub(crate) log: DuckdbScan,
     pub(crate) pk: DuckdbScan,
-}
-
-#[derive(Clone, Debug, Serialize, serde::Deserialize)]
-pub(crate) struct DuckdbScan {
-    /// Rows the lake table holds (every appended row; one per live key).
-    pub(crate) rows: u64,
-    /// `SELECT count(*), sum(c00)` over `iceberg_scan(<metadata file>)`, best of three.
-    pub(crate) seconds: f64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -520,68 +513,14 @@ async fn duckdb_scans(
     settings: &Settings,
     database: &str,
 ) -> Result<DuckdbScans, String> {
-    if settings.store.contains("://") {
-        return Err(format!(
-            "the store `{}` is not a local directory DuckDB can open",
-            settings.store
-        ));
-    }
     let index = harness.index().map_err(|e| e.to_string())?;
-    let mut metadata = Vec::new();
+    let mut ids = Vec::new();
     for table in ["pk_log", "pk_keyed"] {
-        let info = index.table(database, table).map_err(|e| e.to_string())?;
-        let location = index
-            .lake_table(info.id)
-            .await
-            .map_err(|e| e.to_string())?
-            .and_then(|record| record.metadata_location)
-            .ok_or_else(|| format!("{table} has no lake metadata"))?;
-        metadata.push(
-            location
-                .strip_prefix("file://")
-                .unwrap_or(&location)
-                .to_owned(),
-        );
+        ids.push(index.table(database, table).map_err(|e| e.to_string())?.id);
     }
-    let python = std::env::var("INLET_BENCH_PYTHON").unwrap_or_else(|_| "python3".to_owned());
-    let output = tokio::process::Command::new(&python)
-        .args(["-c", DUCKDB_SCAN, &metadata[0], &metadata[1]])
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(600), output)
-        .await
-        .map_err(|_| "DuckDB did not finish within 600 s".to_owned())?
-        .map_err(|e| format!("cannot run `{python}`: {e}"))?;
-    if !output.status.success() {
-        return Err(format!(
-            "DuckDB failed ({}): {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        ));
+    let mut scans = duckdb::scan(harness, settings, &ids).await?.into_iter();
+    match (scans.next(), scans.next()) {
+        (Some(log), Some(pk)) => Ok(DuckdbScans { log, pk }),
+        _ => Err("DuckDB returned fewer scans than tables".to_owned()),
     }
-    serde_json::from_slice(&output.stdout)
-        .map_err(|e| format!("DuckDB's output is not the expected JSON: {e}"))
 }
-
-/// Times `SELECT count(*), sum(c00)` over `iceberg_scan` of two metadata files (argv 1: the
-/// log table's, 2: the primary-key table's), best of three each; prints JSON. Extensions load
-/// from the pinned wheels' files, as `server/tests/engines/read_lake.py` does.
-const DUCKDB_SCAN: &str = r#"
-import importlib.util, json, pathlib, sys, time
-import duckdb
-con = duckdb.connect(config={"autoinstall_known_extensions": "false", "autoload_known_extensions": "false"})
-for name in ("avro", "httpfs", "iceberg"):
-    spec = importlib.util.find_spec(f"duckdb_extension_{name}")
-    root = pathlib.Path(list(spec.submodule_search_locations)[0])
-    con.execute(f"LOAD '{root}/extensions/v{duckdb.__version__}/{name}.duckdb_extension'")
-out = {}
-for key, metadata in (("log", sys.argv[1]), ("pk", sys.argv[2])):
-    best, rows = None, None
-    for _ in range(3):
-        started = time.monotonic()
-        rows, _ = con.execute(f"SELECT count(*), sum(c00) FROM iceberg_scan('{metadata}')").fetchone()
-        elapsed = time.monotonic() - started
-        best = elapsed if best is None else min(best, elapsed)
-    out[key] = {"rows": rows, "seconds": round(best, 4)}
-print(json.dumps(out))
-"#;

@@ -19,6 +19,7 @@ use super::memory::MemoryReport;
 use super::pk::PkReport;
 use super::produce::ProduceRun;
 use super::retention::RetentionReport;
+use super::upkeep::UpkeepReport;
 
 /// Bumped when a field changes meaning or goes away (adding fields does not bump it).
 pub(crate) const REPORT_VERSION: u32 = 1;
@@ -39,6 +40,7 @@ pub(crate) struct Report {
     pub(crate) lake: Option<LakeReport>,
     pub(crate) pk: Option<PkReport>,
     pub(crate) retention: Option<RetentionReport>,
+    pub(crate) upkeep: Option<UpkeepReport>,
     pub(crate) cluster: Option<ClusterReport>,
     pub(crate) memory: MemoryReport,
     pub(crate) seconds: f64,
@@ -133,6 +135,9 @@ pub(crate) fn render(report: &Report) -> String {
     }
     if let Some(retention) = &report.retention {
         render_retention(&mut out, retention);
+    }
+    if let Some(upkeep) = &report.upkeep {
+        render_upkeep(&mut out, upkeep);
     }
     if let Some(cluster) = &report.cluster {
         render_cluster(&mut out, cluster);
@@ -317,6 +322,55 @@ fn render_retention(out: &mut String, retention: &RetentionReport) {
         ]);
     }
     write_table(out, &samples);
+}
+
+fn render_upkeep(out: &mut String, upkeep: &UpkeepReport) {
+    let _ = writeln!(
+        out,
+        "\nLAKE UPKEEP: {} rounds of {} rows into each table (one append, one tiering round); \
+         one data file per round in both",
+        upkeep.rounds, upkeep.rows_per_round
+    );
+    let mut tables = table(
+        &[
+            "table",
+            "merge at",
+            "snapshots kept",
+            "rounds s",
+            "first ms/round",
+            "last ms/round",
+            "snapshots",
+            "manifests",
+            "metadata objects",
+            "metadata MB",
+            "metadata.json KB",
+            "DuckDB scan s",
+        ],
+        &[0],
+    );
+    for t in &upkeep.tables {
+        tables.add_row([
+            t.table.clone(),
+            t.merge_manifests_at
+                .map_or_else(|| "never".to_owned(), |at| at.to_string()),
+            t.snapshots_retained.to_string(),
+            format!("{:.1}", t.seconds),
+            format!("{:.1}", t.first_rounds_ms),
+            format!("{:.1}", t.last_rounds_ms),
+            t.snapshots.to_string(),
+            t.manifests.to_string(),
+            t.metadata_objects.to_string(),
+            format!("{:.2}", t.metadata_mb),
+            format!("{:.1}", t.metadata_file_kb),
+            t.duckdb
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), |scan| format!("{:.3}", scan.seconds)),
+        ]);
+    }
+    write_table(out, &tables);
+    if let Some(reason) = &upkeep.duckdb_error {
+        let _ = writeln!(out, "DuckDB did not scan: {reason}");
+    }
 }
 
 fn render_pk(out: &mut String, pk: &PkReport) {

@@ -249,31 +249,38 @@ async fn smoke_run_writes_a_complete_report() {
     positive(&report, "seconds");
 }
 
-/// `--sections retention` (not in the default run): the report samples the table's bytes
-/// until the collector's upload grace passed, and at the end the store holds what the index
-/// does: everything expired is deleted.
-#[tokio::test(flavor = "multi_thread")]
-async fn the_retention_section_reports_bytes_over_time() {
-    let cli = Cli::try_parse_from([
-        "inlet",
-        "bench",
-        "--smoke",
-        "--store",
-        "memory://",
-        "--sections",
-        "retention",
-        "--duration",
-        "2s",
-    ])
-    .expect("valid flags");
+/// Runs `inlet bench --smoke` with `flags` and returns its JSON report, once its tables show
+/// `title`.
+async fn smoke_section(flags: &[&str], title: &str) -> Value {
+    let argv = ["inlet", "bench", "--smoke"].iter().chain(flags);
+    let cli = Cli::try_parse_from(argv).expect("valid flags");
     let Command::Bench(args) = cli.command else {
         panic!("`inlet bench` parsed as {:?}", cli.command);
     };
     let output = inlet_bench::measure(&args, &ServerHost)
         .await
-        .expect("the retention section completes");
-    assert!(output.tables.contains("RETENTION"), "{}", output.tables);
-    let report: Value = serde_json::from_str(&output.json).expect("the report is valid JSON");
+        .unwrap_or_else(|error| panic!("`{flags:?}` did not complete: {error:#}"));
+    assert!(output.tables.contains(title), "{}", output.tables);
+    serde_json::from_str(&output.json).expect("the report is valid JSON")
+}
+
+/// `--sections retention` (not in the default run): the report samples the table's bytes
+/// until the collector's upload grace passed, and at the end the store holds what the index
+/// does: everything expired is deleted.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_retention_section_reports_bytes_over_time() {
+    let report = smoke_section(
+        &[
+            "--store",
+            "memory://",
+            "--sections",
+            "retention",
+            "--duration",
+            "2s",
+        ],
+        "RETENTION",
+    )
+    .await;
     positive(&report, "retention.ingested_mb");
     let samples = report["retention"]["samples"].as_array().expect("samples");
     assert!(
@@ -293,4 +300,39 @@ async fn the_retention_section_reports_bytes_over_time() {
         "the store holds what the index does (and object footers): {last}"
     );
     positive(last, "indexed_mb");
+}
+
+/// `--sections upkeep` (not in the default run): after the same rounds, the table with
+/// upkeep keeps a tenth of the snapshots (in a smoke run) and a bounded number of manifests
+/// and metadata files, while the one without keeps one of each per round; DuckDB reads every
+/// row of both from a local directory.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_upkeep_section_bounds_the_lake_metadata() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = dir.path().to_str().expect("a UTF-8 path").to_owned();
+    let report = smoke_section(&["--store", &store, "--sections", "upkeep"], "LAKE UPKEEP").await;
+    let upkeep = &report["upkeep"];
+    let rounds = number(upkeep, "rounds");
+    let rows = rounds * number(upkeep, "rows_per_round");
+    let tables = upkeep["tables"].as_array().expect("tables");
+    let (off, on) = (&tables[0], &tables[1]);
+    assert_eq!(number(off, "snapshots"), rounds, "{off}");
+    assert_eq!(number(off, "manifests"), rounds, "{off}");
+    assert_eq!(number(on, "snapshots"), 10.0, "{on}");
+    assert!(number(on, "manifests") < 10.0, "{on}");
+    // At least the 30 retired snapshots' manifest lists are gone (and merged manifests).
+    assert!(
+        number(off, "metadata_objects") - number(on, "metadata_objects") >= rounds - 10.0,
+        "{on} vs {off}"
+    );
+    assert!(number(on, "metadata_file_kb") < number(off, "metadata_file_kb"));
+    for table in [off, on] {
+        assert_eq!(number(table, "data_files"), rounds, "{table}");
+        assert_eq!(
+            number(table, "duckdb.rows"),
+            rows,
+            "DuckDB reads every row: {table} ({})",
+            upkeep["duckdb_error"]
+        );
+    }
 }
