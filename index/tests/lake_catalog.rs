@@ -345,3 +345,39 @@ async fn retention_moves_the_earliest_offset_and_removes_lake_files() {
         Err(LakeCommitError::Invalid { .. })
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_can_replace_files_with_one_ending_where_they_did() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let index = open(&store).await;
+    let table = create_table(&index).await;
+    let s0 = stream(table, 0);
+    append(&index, 1, s0, 20).await;
+    let lease = index
+        .acquire_lake_lease(table, 1, LEASE)
+        .await
+        .expect("lease");
+    index
+        .commit_lake(commit(
+            table,
+            lease,
+            None,
+            "m1",
+            20,
+            vec![file("a", 0, 10), file("b", 10, 10)],
+        ))
+        .await
+        .expect("tier");
+    // One file for both, keyed by the same end offset as `b`.
+    let mut replace = commit(table, lease, Some("m1"), "m2", 20, vec![file("ab", 0, 20)]);
+    replace.watermarks.clear();
+    replace.removed_files = vec![(Bucket(0), Offset(10)), (Bucket(0), Offset(20))];
+    index.commit_lake(replace).await.expect("replace");
+    let mut files = index.lake_files(s0, Offset(0)).await.expect("files");
+    let only = files.next().await.expect("file").expect("the new file");
+    assert_eq!(
+        (only.path.as_str(), only.base_offset, only.row_count),
+        ("lake/db/t/data/ab.parquet", Offset(0), 20)
+    );
+    assert!(files.next().await.expect("end").is_none());
+}

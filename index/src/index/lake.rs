@@ -51,7 +51,9 @@ pub struct LakeCommit {
     pub watermarks: BTreeMap<Bucket, Offset>,
     /// Data files the round added, per bucket.
     pub added_files: Vec<(Bucket, LakeFileEntry)>,
-    /// Data files the round removed (retention), per bucket by end offset.
+    /// Data files the round removed (retention, or files one replaces), per bucket by end
+    /// offset; removed before `added_files` are recorded, so a replacement may end at the
+    /// same offset as a file it replaces.
     pub removed_files: Vec<(Bucket, Offset)>,
     /// New earliest readable offsets (retention); never backwards, never past the watermark.
     pub earliest: BTreeMap<Bucket, Offset>,
@@ -496,6 +498,11 @@ impl Sequencer {
             batch.put(tail_key(stream), moved.encode());
             tails.insert(stream, moved);
         }
+        // Removed entries first: in one batch the last operation on a key wins, and a file
+        // that replaces others (a rewrite of small files) ends where the last of them did.
+        for (bucket, end) in &commit.removed_files {
+            batch.delete(lake_file_key(stream(*bucket)?, *end));
+        }
         for (bucket, file) in &commit.added_files {
             let stream = stream(*bucket)?;
             let watermark = match watermarks.get(&stream) {
@@ -513,9 +520,6 @@ impl Sequencer {
                 )));
             }
             batch.put(lake_file_key(stream, file.end_offset()), file.encode());
-        }
-        for (bucket, end) in &commit.removed_files {
-            batch.delete(lake_file_key(stream(*bucket)?, *end));
         }
         if !keyed && !commit.key_rows.is_empty() {
             return Err(invalid("lake rows of keys for a log table".to_owned()));
