@@ -206,8 +206,9 @@ class Client:
         unset: list[str] | str | None = None,
         comment: str | None = None,
     ) -> TableInfo:
-        """Changes a table's options (``lake.enabled``, ``lake.freshness``, ``retention``;
-        ``unset`` removes some first) or its ``comment``; returns the table as it is now.
+        """Changes a table's options (``lake.enabled``, ``lake.freshness``,
+        ``lake.snapshots.retained``, ``retention``, ``retention.bytes``; ``unset`` removes
+        some first) or its ``comment``; returns the table as it is now.
         Turning the lake on tiers the table's history too. Other options, the schema and the
         keys are fixed at creation (:class:`InvalidInput`)."""
         database, table = split_name(name)

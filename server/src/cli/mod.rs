@@ -212,7 +212,8 @@ pub enum TableCommand {
         #[arg(long, value_delimiter = ',')]
         primary_key: Vec<String>,
         /// Table option `key=value`, repeatable: `lake.enabled=true`, `lake.freshness=30s`,
-        /// `retention=7d`; for primary-key tables `merge.engine=last_row|first_row|versioned`
+        /// `lake.snapshots.retained=100`, `retention=7d`, `retention.bytes=10GiB`; for
+        /// primary-key tables `merge.engine=last_row|first_row|versioned`
         /// and `merge.version-column=<column>`.
         #[arg(long = "option", value_parser = parse_option)]
         options: Vec<(String, String)>,
@@ -249,7 +250,8 @@ pub enum TableCommand {
         server: ServerArg,
     },
     /// Change a table's options or comment. Options that can change: `lake.enabled`
-    /// (turning it on tiers the table's history too), `lake.freshness`, `retention`.
+    /// (turning it on tiers the table's history too), `lake.freshness`,
+    /// `lake.snapshots.retained`, `retention`, `retention.bytes`.
     Alter {
         table: String,
         /// Option `key=value` to set, repeatable.
