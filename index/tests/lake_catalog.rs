@@ -111,6 +111,33 @@ fn commit(
     }
 }
 
+/// A table whose bucket 0 holds offsets 0..20, tiered as files `a` (0..10) and `b`
+/// (10..20) at metadata `m1`, with the lease that committed them.
+async fn tiered_in_two_files() -> (Index, TableId, LakeLease) {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let index = open(&store).await;
+    let table = create_table(&index).await;
+    let s0 = stream(table, 0);
+    append(&index, 1, s0, 10).await;
+    append(&index, 2, s0, 10).await;
+    let lease = index
+        .acquire_lake_lease(table, 1, LEASE)
+        .await
+        .expect("lease");
+    index
+        .commit_lake(commit(
+            table,
+            lease,
+            None,
+            "m1",
+            20,
+            vec![file("a", 0, 10), file("b", 10, 10)],
+        ))
+        .await
+        .expect("tier");
+    (index, table, lease)
+}
+
 async fn chunk_bases(index: &Index, stream: StreamId) -> Vec<u64> {
     let mut scan = index.chunks(stream, Offset(0)).await.expect("scan");
     let mut bases = Vec::new();
@@ -302,27 +329,8 @@ async fn a_commit_built_on_a_stale_base_or_an_old_lease_is_refused_and_changes_n
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_moves_the_earliest_offset_and_removes_lake_files() {
-    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-    let index = open(&store).await;
-    let table = create_table(&index).await;
+    let (index, table, lease) = tiered_in_two_files().await;
     let s0 = stream(table, 0);
-    append(&index, 1, s0, 10).await;
-    append(&index, 2, s0, 10).await;
-    let lease = index
-        .acquire_lake_lease(table, 1, LEASE)
-        .await
-        .expect("lease");
-    index
-        .commit_lake(commit(
-            table,
-            lease,
-            None,
-            "m1",
-            20,
-            vec![file("a", 0, 10), file("b", 10, 10)],
-        ))
-        .await
-        .expect("tier");
     let mut expire = commit(table, lease, Some("m1"), "m2", 20, vec![]);
     expire.watermarks.clear();
     expire.removed_files = vec![(Bucket(0), Offset(10))];
@@ -348,26 +356,8 @@ async fn retention_moves_the_earliest_offset_and_removes_lake_files() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_can_replace_files_with_one_ending_where_they_did() {
-    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-    let index = open(&store).await;
-    let table = create_table(&index).await;
+    let (index, table, lease) = tiered_in_two_files().await;
     let s0 = stream(table, 0);
-    append(&index, 1, s0, 20).await;
-    let lease = index
-        .acquire_lake_lease(table, 1, LEASE)
-        .await
-        .expect("lease");
-    index
-        .commit_lake(commit(
-            table,
-            lease,
-            None,
-            "m1",
-            20,
-            vec![file("a", 0, 10), file("b", 10, 10)],
-        ))
-        .await
-        .expect("tier");
     // One file for both, keyed by the same end offset as `b`.
     let mut replace = commit(table, lease, Some("m1"), "m2", 20, vec![file("ab", 0, 20)]);
     replace.watermarks.clear();
