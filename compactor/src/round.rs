@@ -46,8 +46,8 @@ use inlet_reader::{ChunkError, ChunkRead, PagedCache, with_system_columns};
 
 use crate::error::RoundError;
 use crate::lake::{
-    ExpiryRule, LakeAppend, LakeError, LakeStorage, LakeTable, LakeWriteOptions, StagedAppend,
-    StagedExpire, stage_expire,
+    ExpiryRule, LakeAppend, LakeError, LakeStorage, LakeTable, StagedAppend, StagedExpire,
+    stage_expire,
 };
 use crate::options::{CompactorOptions, Failpoint};
 use inlet_index::{INDEX_PAGE_ENTRIES, LakeCatalog};
@@ -156,6 +156,8 @@ pub(crate) struct Round<'a> {
     pub(crate) env: &'a Env,
     pub(crate) info: &'a TableInfo,
     pub(crate) lease: &'a mut HeldLease,
+    /// The table's `lake.snapshots.retained`.
+    pub(crate) snapshots_retained: usize,
 }
 
 /// A round's result other than an error.
@@ -322,19 +324,8 @@ impl Round<'_> {
         }
 
         let keyed = self.info.is_primary_key_table();
-        let retained = self
-            .info
-            .options()
-            .map_err(|source| RoundError::Options {
-                table: self.info.id,
-                source,
-            })?
-            .lake_snapshots_retained;
-        let write = LakeWriteOptions {
-            retained_snapshots: retained,
-            ..self.options.write.clone()
-        };
-        let mut append = LakeAppend::new(base, &write, self.env)?;
+        let mut append = LakeAppend::new(base, &self.options.write, self.env)?
+            .retaining_snapshots(self.snapshots_retained);
         if keyed {
             append = append.with_sparse_offsets();
         }

@@ -631,6 +631,7 @@ impl Inner {
             env: &self.env,
             info,
             lease: held,
+            snapshots_retained: options.lake_snapshots_retained,
         };
         let tiered = round.run(&base, state.cursor, expiry).await?;
         if expiry.is_some() {

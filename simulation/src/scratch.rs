@@ -73,14 +73,19 @@ pub async fn run(world: Arc<World>) {
     drop_scratch(&world, &spec).await;
 }
 
-/// Drops the scratch table on the primary until a drop is acknowledged (a repeated drop of a
-/// dropped table is a no-op: `if_exists`), or the run stops (`lake::settle` drops it then).
-pub(crate) async fn drop_scratch(world: &World, spec: &ScratchSpec) {
-    let options = DropOptions {
+/// How the run drops the scratch table: a repeated drop of a dropped table is a no-op.
+fn drop_options(spec: &ScratchSpec) -> DropOptions {
+    DropOptions {
         if_exists: true,
         cascade: false,
         purge_lake: spec.purge,
-    };
+    }
+}
+
+/// Drops the scratch table on the primary until a drop is acknowledged (a repeated drop of a
+/// dropped table is a no-op: `if_exists`), or the run stops (`lake::settle` drops it then).
+pub(crate) async fn drop_scratch(world: &World, spec: &ScratchSpec) {
+    let options = drop_options(spec);
     loop {
         if world.stopping.get() {
             return;
@@ -115,11 +120,7 @@ pub(crate) async fn drop_at_end(world: &World, node: &Node) {
     let Some(spec) = &world.cfg.scratch else {
         return;
     };
-    let options = DropOptions {
-        if_exists: true,
-        cascade: false,
-        purge_lake: spec.purge,
-    };
+    let options = drop_options(spec);
     if let Err(error) = node.index.drop_table(DATABASE, TABLE, options).await {
         world.violation(format!(
             "scratch: the table cannot be dropped once the store healed: {}",

@@ -76,11 +76,6 @@ pub struct LakeWriteOptions {
     /// files into one manifest (Iceberg's `commit.manifest.min-count-to-merge`, default
     /// 100), so engines plan from one manifest, not one per round. At least 2.
     pub merge_manifests_at: usize,
-    /// Snapshots a round keeps, its own included: older ones leave the metadata, with their
-    /// manifest lists and the manifests no kept snapshot reaches. Set per table from
-    /// `lake.snapshots.retained` (default 100); time travel reaches that many rounds back.
-    #[serde(skip)]
-    pub retained_snapshots: usize,
 }
 
 impl Default for LakeWriteOptions {
@@ -91,7 +86,6 @@ impl Default for LakeWriteOptions {
             row_group_bytes: 128 * 1024 * 1024,
             zstd_level: 1,
             merge_manifests_at: 100,
-            retained_snapshots: inlet_core::table::DEFAULT_LAKE_SNAPSHOTS_RETAINED,
         }
     }
 }
@@ -162,8 +156,9 @@ pub struct LakeAppend {
     delete_files: Vec<DataFile>,
     /// Parquet settings of data and delete files.
     properties: WriterProperties,
-    /// Manifest merging and snapshot retention.
+    /// Manifest merging ([`LakeWriteOptions::merge_manifests_at`]).
     merge_manifests_at: usize,
+    /// Snapshots the round keeps, its own included ([`LakeAppend::retaining_snapshots`]).
     retained_snapshots: usize,
 }
 
@@ -273,7 +268,7 @@ impl LakeAppend {
             delete_files: Vec::new(),
             properties,
             merge_manifests_at: options.merge_manifests_at,
-            retained_snapshots: options.retained_snapshots,
+            retained_snapshots: inlet_core::table::DEFAULT_LAKE_SNAPSHOTS_RETAINED,
         })
     }
 
@@ -282,6 +277,14 @@ impl LakeAppend {
     /// the offsets that left no row.
     pub fn with_sparse_offsets(mut self) -> Self {
         self.sparse = true;
+        self
+    }
+
+    /// Keeps the newest `count` snapshots (at least 1), this round's included: older ones
+    /// leave the metadata, with their manifest lists and the manifests no kept snapshot
+    /// reaches (the table's `lake.snapshots.retained`; default 100).
+    pub fn retaining_snapshots(mut self, count: usize) -> Self {
+        self.retained_snapshots = count.max(1);
         self
     }
 
@@ -648,7 +651,7 @@ impl LakeAppend {
         // Snapshot retention: the newest `retained_snapshots`, this one included, stay.
         let mut by_sequence: Vec<_> = base.snapshots().collect();
         by_sequence.sort_by_key(|snapshot| snapshot.sequence_number());
-        let expired_count = (by_sequence.len() + 1).saturating_sub(self.retained_snapshots.max(1));
+        let expired_count = (by_sequence.len() + 1).saturating_sub(self.retained_snapshots);
         let (expired, kept) = by_sequence.split_at(expired_count);
         let expired_snapshot_ids: Vec<i64> = expired.iter().map(|s| s.snapshot_id()).collect();
         let metadata = base
