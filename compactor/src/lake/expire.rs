@@ -1,5 +1,5 @@
 //! Retention for lake tables: whole data files whose rows are all older than a cutoff leave
-//! the table, and so do the snapshots that still reach them.
+//! the table, and so do all older snapshots.
 //!
 //! [`stage_expire`] starts from one version of the lake table (the *base*) and stages the
 //! next one, like [`crate::lake::LakeAppend`] and under the same commit protocol (the caller
@@ -21,22 +21,22 @@
 //!   (iceberg-rust, pyiceberg, Java) skip DELETED entries. The summary keeps the base's
 //!   `inlet.watermarks` (expiry never moves a watermark), sets `inlet.earliest.<bucket>`
 //!   for every bucket, and recounts the totals.
-//! - **Expired snapshots.** Every snapshot whose sequence number is at least the smallest
-//!   data sequence number of a removed file is removed from the metadata (with the refs and
-//!   snapshot-log entries that point at it): a snapshot only reaches files with a data
-//!   sequence number up to its own, so the snapshots left reach no removed file. Older
-//!   snapshots, if any, stay.
+//! - **Expired snapshots.** Every older snapshot is removed from the metadata (with the refs
+//!   and snapshot-log entries that point at it): each reaches a removed file or is older
+//!   than one that does, and a snapshot history must stay a contiguous run of versions for
+//!   a rewrite's replaced files to be freed when its last older snapshot goes
+//!   ([`crate::lake::version`]).
 //! - **After the commit** the caller deletes [`StagedExpire::files_to_delete_after_commit`]:
-//!   the removed data files, and the manifest lists and manifests of the expired snapshots
-//!   that no remaining snapshot references. Never before: until the swap, the base is the
+//!   the removed data files, the manifest lists and manifests of the expired snapshots
+//!   that no remaining snapshot references, and the files of rewrites those snapshots were
+//!   the last to reach. Never before: until the swap, the base is the
 //!   table.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 
-use iceberg::io::FileIO;
 use iceberg::spec::{
-    DataContentType, DataFile, Literal, MAIN_BRANCH, ManifestContentType, ManifestEntryRef,
+    DataContentType, DataFile, Literal, ManifestContentType, ManifestEntryRef,
     ManifestFile, ManifestListWriter, ManifestWriterBuilder, Operation, PrimitiveLiteral, Snapshot,
     Summary, TableMetadata,
 };
@@ -46,8 +46,9 @@ use inlet_core::table::{OFFSET_COLUMN, TIMESTAMP_COLUMN};
 
 use crate::lake::error::LakeError;
 use crate::lake::table::{
-    LakeTable, WATERMARKS_PROPERTY, metadata_file_location, new_uuid, write_metadata,
+    LakeTable, WATERMARKS_PROPERTY, new_uuid,
 };
+use crate::lake::version::next_version;
 use crate::lake::{delete_all, read_manifest_list};
 
 /// Snapshot summary property prefix, set by expiry: `inlet.earliest.<bucket>` = the
@@ -389,20 +390,10 @@ async fn stage_files(
         Some(snapshot.snapshot_id()),
         sequence_number,
     );
-    list.add_manifests(new_manifests.iter().chain(&carried).cloned())?;
+    let new_manifests_listed: Vec<ManifestFile> =
+        new_manifests.iter().chain(&carried).cloned().collect();
+    list.add_manifests(new_manifests_listed.iter().cloned())?;
     list.close().await?;
-
-    // Snapshots: every one that may reach a removed file goes.
-    let oldest_removed = removed
-        .values()
-        .filter_map(|file| file.entry.sequence_number())
-        .min()
-        .expect("every removed file has a sequence number, checked above");
-    let expired: Vec<i64> = super::snapshots_by_id(metadata)
-        .into_iter()
-        .filter(|snapshot| snapshot.sequence_number() >= oldest_removed)
-        .map(|snapshot| snapshot.snapshot_id())
-        .collect();
 
     let removed_files: Vec<RemovedFile> = live
         .values()
@@ -429,41 +420,22 @@ async fn stage_files(
         .with_summary(summary)
         .with_schema_id(metadata.current_schema_id())
         .build();
-    let next = metadata
-        .clone()
-        .into_builder(Some(base.metadata_location().to_owned()))
-        .set_branch_snapshot(new_snapshot, MAIN_BRANCH)?
-        .remove_snapshots(&expired)
-        .build()?
-        .metadata;
-    if next.current_snapshot_id() != Some(snapshot_id)
-        || expired.iter().any(|id| next.snapshot_by_id(*id).is_some())
-    {
-        return Err(invalid(
-            "iceberg kept an expired snapshot or lost the new one".to_owned(),
-        ));
-    }
-
-    let files_to_delete_after_commit = unreachable_files(
-        &file_io,
-        metadata,
-        &next,
-        &removed_files,
-        snapshot.manifest_list(),
-        &manifests,
-    )
-    .await?;
-
-    let metadata_location = metadata_file_location(&location, base.version() + 1, new_uuid(env));
-    written.push(metadata_location.clone());
-    write_metadata(base.storage(), &next, &metadata_location).await?;
+    // Every older snapshot goes: each reaches a removed file or is older than one that does
+    // (a replaced file of a rewrite among them is freed with them).
+    let mut record = |file: &str| written.push(file.to_owned());
+    let version = next_version(base, new_snapshot, &new_manifests_listed, 1, env, &mut record).await?;
+    let files_to_delete_after_commit = removed_files
+        .iter()
+        .map(|file| file.path.clone())
+        .chain(version.unreached)
+        .collect();
 
     Ok(Some(StagedExpire {
-        table: base.with_metadata(next, metadata_location),
+        table: version.table,
         base_metadata_location: base.metadata_location().to_owned(),
         base_snapshot_id: snapshot.snapshot_id(),
         snapshot_id,
-        expired_snapshot_ids: expired,
+        expired_snapshot_ids: version.expired_snapshot_ids,
         removed: removed_files,
         earliest,
         files_written: written.clone(),
@@ -586,54 +558,6 @@ fn summary(
         operation: Operation::Delete,
         additional_properties: properties.into_iter().collect(),
     })
-}
-
-/// What the expired snapshots reached and no snapshot of `next` does: the removed data
-/// files, then manifests, then manifest lists.
-async fn unreachable_files(
-    file_io: &FileIO,
-    base: &TableMetadata,
-    next: &TableMetadata,
-    removed: &[RemovedFile],
-    base_list: &str,
-    base_manifests: &[BaseManifest],
-) -> Result<Vec<String>, LakeError> {
-    let mut reachable = BTreeSet::new();
-    for snapshot in super::snapshots_by_id(next) {
-        reachable.insert(snapshot.manifest_list().to_owned());
-        for manifest in
-            read_manifest_list(file_io, snapshot.manifest_list(), next.format_version()).await?
-        {
-            reachable.insert(manifest.manifest_path);
-        }
-    }
-    let mut manifests = BTreeSet::new();
-    let mut lists = BTreeSet::new();
-    for snapshot in super::snapshots_by_id(base) {
-        if next.snapshot_by_id(snapshot.snapshot_id()).is_some() {
-            continue;
-        }
-        lists.insert(snapshot.manifest_list().to_owned());
-        if snapshot.manifest_list() == base_list {
-            manifests.extend(
-                base_manifests
-                    .iter()
-                    .map(|manifest| manifest.file.manifest_path.clone()),
-            );
-            continue;
-        }
-        for manifest in
-            read_manifest_list(file_io, snapshot.manifest_list(), base.format_version()).await?
-        {
-            manifests.insert(manifest.manifest_path);
-        }
-    }
-    Ok(removed
-        .iter()
-        .map(|file| file.path.clone())
-        .chain(manifests.into_iter().filter(|m| !reachable.contains(m)))
-        .chain(lists.into_iter().filter(|l| !reachable.contains(l)))
-        .collect())
 }
 
 /// A positive snapshot id, from the injected id source, unused in the table.

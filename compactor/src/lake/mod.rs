@@ -10,6 +10,7 @@ pub mod error;
 pub mod expire;
 pub mod storage;
 pub mod table;
+pub(crate) mod version;
 pub mod writer;
 
 pub use error::{LakeError, LakeSchemaError};

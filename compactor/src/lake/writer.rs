@@ -20,7 +20,7 @@
 //! Parquet encoding runs inline in the calling task (iceberg-rust's `ParquetWriter` encodes
 //! inside `write`); the caller bounds how many rounds run at once.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
@@ -30,7 +30,7 @@ use arrow_array::{Int64Array, RecordBatch, StringArray, new_null_array};
 use arrow_cast::{CastOptions, cast_with_options};
 use arrow_schema::{DataType, SchemaRef};
 use iceberg::spec::{
-    DataContentType, DataFile, DataFileFormat, Literal, MAIN_BRANCH, ManifestContentType,
+    DataContentType, DataFile, DataFileFormat, Literal, ManifestContentType,
     ManifestFile, ManifestListWriter, ManifestWriter, ManifestWriterBuilder, NestedField,
     Operation, PartitionKey, PartitionSpecRef, PrimitiveType, Schema as IcebergSchema,
     SchemaRef as IcebergSchemaRef, Snapshot, SnapshotSummaryCollector, Struct, Summary, Type,
@@ -51,8 +51,9 @@ use uuid::Uuid;
 use crate::lake::error::LakeError;
 use crate::lake::table::{
     LakeTable, OFFSET_SORT_ORDER_ID, OFFSETS_PROPERTY_PREFIX, WATERMARKS_PROPERTY,
-    format_watermarks, metadata_file_location, new_uuid, write_metadata,
+    format_watermarks, new_uuid,
 };
+use crate::lake::version::next_version;
 use crate::lake::{delete_all, read_manifest_list};
 
 /// How a round writes its data files (`[lake.write]` in `inlet serve`'s settings).
@@ -648,76 +649,19 @@ impl LakeAppend {
             .with_summary(summary)
             .with_schema_id(base.current_schema_id())
             .build();
-        // Snapshot retention: the newest `retained_snapshots`, this one included, stay.
-        let mut by_sequence: Vec<_> = base.snapshots().collect();
-        by_sequence.sort_by_key(|snapshot| snapshot.sequence_number());
-        let expired_count = (by_sequence.len() + 1).saturating_sub(self.retained_snapshots);
-        let (expired, kept) = by_sequence.split_at(expired_count);
-        let expired_snapshot_ids: Vec<i64> = expired.iter().map(|s| s.snapshot_id()).collect();
-        let metadata = base
-            .clone()
-            .into_builder(Some(self.base.metadata_location().to_owned()))
-            .set_branch_snapshot(snapshot, MAIN_BRANCH)?
-            .remove_snapshots(&expired_snapshot_ids)
-            .build()?
-            .metadata;
-        if metadata.current_snapshot_id() != Some(snapshot_id)
-            || metadata.snapshots().count() != kept.len() + 1
-        {
-            return Err(LakeError::invalid_metadata(
-                self.base.metadata_location(),
-                format!(
-                    "iceberg kept {} snapshots, not the {} retained, or lost the new one",
-                    metadata.snapshots().count(),
-                    kept.len() + 1
-                ),
-            ));
-        }
-        // A manifest is listed by every snapshot from the one that wrote it until one that
-        // merged or dropped it, never again after: one the oldest kept snapshot (or, with
-        // none kept, the new one) does not list is reached by no kept snapshot.
-        let mut files_to_delete_after_commit = Vec::new();
-        if !expired.is_empty() {
-            let still_listed: BTreeSet<String> = match kept.first() {
-                Some(oldest) => read_manifest_list(&file_io, oldest.manifest_list(), format)
-                    .await?
-                    .into_iter()
-                    .map(|file| file.manifest_path)
-                    .collect(),
-                None => manifests.iter().map(|m| m.manifest_path.clone()).collect(),
-            };
-            let mut unreached = BTreeSet::new();
-            for snapshot in expired {
-                for file in read_manifest_list(&file_io, snapshot.manifest_list(), format).await? {
-                    if !still_listed.contains(&file.manifest_path) {
-                        unreached.insert(file.manifest_path);
-                    }
-                }
-                files_to_delete_after_commit.push(snapshot.manifest_list().to_owned());
-            }
-            files_to_delete_after_commit.extend(unreached);
-        }
-        // Metadata files that left the metadata log (iceberg keeps the newest
-        // `write.metadata.previous-versions-max`, 100 by default).
-        let logged: BTreeSet<&str> = metadata
-            .metadata_log()
-            .iter()
-            .map(|entry| entry.metadata_file.as_str())
-            .collect();
-        files_to_delete_after_commit.extend(
-            base.metadata_log()
-                .iter()
-                .map(|entry| entry.metadata_file.as_str())
-                .filter(|file| !logged.contains(file))
-                .map(str::to_owned),
-        );
-        let metadata_location =
-            metadata_file_location(&location, self.base.version() + 1, new_uuid(&self.env));
-        record(&self.written, &metadata_location);
-        write_metadata(self.base.storage(), &metadata, &metadata_location).await?;
+        let written = self.written.clone();
+        let version = next_version(
+            &self.base,
+            snapshot,
+            &manifests,
+            self.retained_snapshots,
+            &self.env,
+            &mut |file| record(&written, file),
+        )
+        .await?;
 
         Ok(StagedAppend {
-            table: self.base.with_metadata(metadata, metadata_location),
+            table: version.table,
             base_metadata_location: self.base.metadata_location().to_owned(),
             base_snapshot_id: parent,
             snapshot_id,
@@ -726,9 +670,9 @@ impl LakeAppend {
             data_files,
             delete_files: self.delete_files.clone(),
             files_written: self.files_written(),
-            expired_snapshot_ids,
+            expired_snapshot_ids: version.expired_snapshot_ids,
             merged_manifests,
-            files_to_delete_after_commit,
+            files_to_delete_after_commit: version.unreached,
         })
     }
 
