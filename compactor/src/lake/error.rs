@@ -47,6 +47,9 @@ pub enum LakeError {
     /// Lake metadata we wrote (or someone else did) does not say what it must.
     #[error("lake metadata `{location}` is invalid: {reason}")]
     InvalidMetadata { location: String, reason: String },
+    /// A data file the table lists cannot be read back (a rewrite reads them).
+    #[error("lake data file `{path}` cannot be read: {reason}")]
+    UnreadableFile { path: String, reason: String },
     #[error("lake i/o or iceberg error: {0}")]
     Iceberg(#[from] iceberg::Error),
 }
@@ -68,7 +71,7 @@ impl HasKind for LakeError {
                 ErrorKind::Internal
             }
             Self::NothingToCommit => ErrorKind::InvalidInput,
-            Self::InvalidMetadata { .. } => ErrorKind::Corruption,
+            Self::InvalidMetadata { .. } | Self::UnreadableFile { .. } => ErrorKind::Corruption,
             Self::Iceberg(_) => ErrorKind::Unavailable,
         }
     }

@@ -36,8 +36,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 
 use iceberg::spec::{
-    DataContentType, DataFile, Literal, ManifestContentType, ManifestEntryRef,
-    ManifestFile, ManifestListWriter, ManifestWriterBuilder, Operation, PrimitiveLiteral, Snapshot,
+    DataContentType, DataFile, Literal, ManifestContentType, ManifestEntryRef, ManifestFile,
+    ManifestListWriter, ManifestWriterBuilder, Operation, PrimitiveLiteral, Snapshot, SnapshotRef,
     Summary, TableMetadata,
 };
 use inlet_core::clock::Env;
@@ -45,9 +45,7 @@ use inlet_core::ids::{Bucket, Offset, TimestampMicros};
 use inlet_core::table::{OFFSET_COLUMN, TIMESTAMP_COLUMN};
 
 use crate::lake::error::LakeError;
-use crate::lake::table::{
-    LakeTable, WATERMARKS_PROPERTY, new_uuid,
-};
+use crate::lake::table::{LakeTable, WATERMARKS_PROPERTY, new_uuid};
 use crate::lake::version::next_version;
 use crate::lake::{delete_all, read_manifest_list};
 
@@ -157,27 +155,31 @@ pub async fn stage_expire(
 }
 
 /// A live data file of the base snapshot, with what its manifest entry says about it.
-struct LiveFile {
-    entry: ManifestEntryRef,
-    bucket: Bucket,
-    offsets: Range<Offset>,
-    max_timestamp: TimestampMicros,
-    size: u64,
+pub(crate) struct LiveFile {
+    pub(crate) entry: ManifestEntryRef,
+    pub(crate) bucket: Bucket,
+    pub(crate) offsets: Range<Offset>,
+    pub(crate) max_timestamp: TimestampMicros,
+    pub(crate) size: u64,
 }
 
 /// One manifest of the base snapshot, loaded if it lists data files.
-struct BaseManifest {
-    file: ManifestFile,
+pub(crate) struct BaseManifest {
+    pub(crate) file: ManifestFile,
     /// The entries of a data manifest; empty for delete manifests (carried as they are).
-    entries: Vec<ManifestEntryRef>,
+    pub(crate) entries: Vec<ManifestEntryRef>,
 }
 
-async fn stage_files(
-    base: &LakeTable,
-    rule: ExpiryRule,
-    env: &Env,
-    written: &mut Vec<String>,
-) -> Result<Option<StagedExpire>, LakeError> {
+/// The current snapshot of a table, read from its manifests.
+pub(crate) struct LiveFiles {
+    pub(crate) snapshot: SnapshotRef,
+    pub(crate) manifests: Vec<BaseManifest>,
+    /// Every live data file, by bucket in offset order (checked not to overlap).
+    pub(crate) by_bucket: BTreeMap<Bucket, Vec<LiveFile>>,
+}
+
+/// Reads the manifests of `base`'s current snapshot; `None` without a snapshot.
+pub(crate) async fn live_files(base: &LakeTable) -> Result<Option<LiveFiles>, LakeError> {
     let metadata = base.metadata();
     let Some(snapshot) = metadata.current_snapshot() else {
         return Ok(None);
@@ -245,6 +247,32 @@ async fn stage_files(
             )));
         }
     }
+
+    Ok(Some(LiveFiles {
+        snapshot: snapshot.clone(),
+        manifests,
+        by_bucket: live,
+    }))
+}
+
+async fn stage_files(
+    base: &LakeTable,
+    rule: ExpiryRule,
+    env: &Env,
+    written: &mut Vec<String>,
+) -> Result<Option<StagedExpire>, LakeError> {
+    let Some(LiveFiles {
+        snapshot,
+        manifests,
+        by_bucket: live,
+    }) = live_files(base).await?
+    else {
+        return Ok(None);
+    };
+    let metadata = base.metadata();
+    let invalid = |reason: String| LakeError::invalid_metadata(base.metadata_location(), reason);
+    let file_io = base.storage().file_io();
+    let schema = metadata.current_schema().clone();
 
     // The leading files of each bucket the rule removes.
     let mut removed: BTreeMap<String, &LiveFile> = BTreeMap::new();
@@ -423,7 +451,15 @@ async fn stage_files(
     // Every older snapshot goes: each reaches a removed file or is older than one that does
     // (a replaced file of a rewrite among them is freed with them).
     let mut record = |file: &str| written.push(file.to_owned());
-    let version = next_version(base, new_snapshot, &new_manifests_listed, 1, env, &mut record).await?;
+    let version = next_version(
+        base,
+        new_snapshot,
+        &new_manifests_listed,
+        1,
+        env,
+        &mut record,
+    )
+    .await?;
     let files_to_delete_after_commit = removed_files
         .iter()
         .map(|file| file.path.clone())

@@ -5,7 +5,10 @@
 //! - [`table`]: the table layout (schema, field ids, partitioning, sort order, metadata files).
 //! - [`writer`]: one tiering round, from Arrow rows to a staged commit.
 //! - [`expire`]: retention, whole data files older than a cutoff out of the table.
+//! - [`compact`]: small-file compaction, runs of small data files rewritten into large ones.
+//! - [`version`]: the next version of a table, snapshot retention and what it frees.
 
+pub mod compact;
 pub mod error;
 pub mod expire;
 pub mod storage;
@@ -13,6 +16,7 @@ pub mod table;
 pub(crate) mod version;
 pub mod writer;
 
+pub use compact::{CompactionRule, RewrittenGroup, StagedRewrite, choose_groups, stage_rewrite};
 pub use error::{LakeError, LakeSchemaError};
 pub use expire::{EARLIEST_PROPERTY_PREFIX, ExpiryRule, RemovedFile, StagedExpire, stage_expire};
 pub use storage::{LAKE_DIR, LakePathError, LakeRoot, LakeStorage, LakeStorageFactory};

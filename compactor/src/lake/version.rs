@@ -107,8 +107,7 @@ pub(crate) async fn next_version(
         .remove_snapshots(&expired_snapshot_ids)
         .build()?
         .metadata;
-    if next.current_snapshot_id() != Some(snapshot_id)
-        || next.snapshots().count() != kept.len() + 1
+    if next.current_snapshot_id() != Some(snapshot_id) || next.snapshots().count() != kept.len() + 1
     {
         return Err(LakeError::invalid_metadata(
             base.metadata_location(),
@@ -150,9 +149,10 @@ async fn replaced_by(
     manifests: &[ManifestFile],
 ) -> Result<Vec<String>, LakeError> {
     let mut files = Vec::new();
-    for manifest in manifests.iter().filter(|m| {
-        m.content == ManifestContentType::Data && m.added_snapshot_id == snapshot_id
-    }) {
+    for manifest in manifests
+        .iter()
+        .filter(|m| m.content == ManifestContentType::Data && m.added_snapshot_id == snapshot_id)
+    {
         let (entries, _) = manifest.load_manifest(file_io).await?.into_parts();
         files.extend(
             entries

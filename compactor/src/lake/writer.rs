@@ -30,9 +30,9 @@ use arrow_array::{Int64Array, RecordBatch, StringArray, new_null_array};
 use arrow_cast::{CastOptions, cast_with_options};
 use arrow_schema::{DataType, SchemaRef};
 use iceberg::spec::{
-    DataContentType, DataFile, DataFileFormat, Literal, ManifestContentType,
-    ManifestFile, ManifestListWriter, ManifestWriter, ManifestWriterBuilder, NestedField,
-    Operation, PartitionKey, PartitionSpecRef, PrimitiveType, Schema as IcebergSchema,
+    DataContentType, DataFile, DataFileFormat, Literal, ManifestContentType, ManifestFile,
+    ManifestListWriter, ManifestWriter, ManifestWriterBuilder, NestedField, Operation,
+    PartitionKey, PartitionSpecRef, PrimitiveType, Schema as IcebergSchema,
     SchemaRef as IcebergSchemaRef, Snapshot, SnapshotSummaryCollector, Struct, Summary, Type,
 };
 use iceberg::writer::file_writer::location_generator::{
@@ -161,6 +161,9 @@ pub struct LakeAppend {
     merge_manifests_at: usize,
     /// Snapshots the round keeps, its own included ([`LakeAppend::retaining_snapshots`]).
     retained_snapshots: usize,
+    /// Rewrites existing rows ([`LakeAppend::for_rewrite`]): runs start where
+    /// [`LakeAppend::start_run`] says, and [`crate::lake::compact`] stages the snapshot.
+    rewrite: bool,
 }
 
 /// A staged (written, not committed) append: the new metadata version and everything the
@@ -270,7 +273,70 @@ impl LakeAppend {
             properties,
             merge_manifests_at: options.merge_manifests_at,
             retained_snapshots: inlet_core::table::DEFAULT_LAKE_SNAPSHOTS_RETAINED,
+            rewrite: false,
         })
+    }
+
+    /// Makes this a rewrite of rows the table already has: each run of a bucket starts at
+    /// [`LakeAppend::start_run`] instead of the watermark, and no watermark moves. Staged by
+    /// [`crate::lake::compact`], not [`LakeAppend::stage`].
+    pub(crate) fn for_rewrite(mut self) -> Self {
+        self.rewrite = true;
+        self
+    }
+
+    /// Rewrite mode: closes `bucket`'s open file and continues the bucket at `at` (at or
+    /// after where its previous run ended); returns how many files the bucket has closed.
+    pub(crate) async fn start_run(
+        &mut self,
+        bucket: Bucket,
+        at: Offset,
+    ) -> Result<usize, LakeError> {
+        if !self.rewrite {
+            return Err(iceberg::Error::new(
+                iceberg::ErrorKind::Unexpected,
+                "a run can only start at a chosen offset in a rewrite",
+            )
+            .into());
+        }
+        self.finish_bucket(bucket).await?;
+        let round = self.buckets.entry(bucket).or_insert_with(|| BucketRound {
+            start: at,
+            next: at,
+            writer: None,
+            files: Vec::new(),
+        });
+        if at < round.next {
+            return Err(LakeError::OffsetGap {
+                bucket,
+                expected: round.next,
+                found: at,
+            });
+        }
+        round.next = at;
+        Ok(round.files.len())
+    }
+
+    /// The version this round started from.
+    pub(crate) fn base(&self) -> &LakeTable {
+        &self.base
+    }
+
+    /// Records `file` as written by this round (deleted if it is abandoned).
+    pub(crate) fn record_written(&self, file: &str) {
+        record(&self.written, file);
+    }
+
+    /// [`LakeAppend::record_written`] as a function of its own, for code that holds it
+    /// across awaits.
+    pub(crate) fn recorder(&self) -> impl FnMut(&str) + Send + 'static {
+        let written = self.written.clone();
+        move |file| record(&written, file)
+    }
+
+    /// How many snapshots the round keeps, its own included.
+    pub(crate) fn retained_snapshots(&self) -> usize {
+        self.retained_snapshots
     }
 
     /// Takes rows whose offsets ascend with gaps (a primary-key table's round writes only the
@@ -532,6 +598,13 @@ impl LakeAppend {
 
     async fn stage_files(&mut self) -> Result<StagedAppend, LakeError> {
         self.check_usable()?;
+        if self.rewrite {
+            return Err(iceberg::Error::new(
+                iceberg::ErrorKind::Unexpected,
+                "a rewrite is staged as a replace snapshot, not an append",
+            )
+            .into());
+        }
         let buckets: Vec<Bucket> = self.buckets.keys().copied().collect();
         for bucket in buckets {
             self.finish_bucket(bucket).await?;
@@ -649,14 +722,13 @@ impl LakeAppend {
             .with_summary(summary)
             .with_schema_id(base.current_schema_id())
             .build();
-        let written = self.written.clone();
         let version = next_version(
             &self.base,
             snapshot,
             &manifests,
             self.retained_snapshots,
             &self.env,
-            &mut |file| record(&written, file),
+            &mut self.recorder(),
         )
         .await?;
 
@@ -678,7 +750,7 @@ impl LakeAppend {
 
     /// A writer of one manifest of this round (`deletes`: of position-delete files, else of
     /// data files), at `<table>/metadata/<round uuid>-<name>.avro`, recorded as written.
-    fn manifest_writer(
+    pub(crate) fn manifest_writer(
         &self,
         name: &str,
         snapshot_id: i64,
@@ -765,7 +837,7 @@ impl LakeAppend {
     }
 
     /// A positive snapshot id, from the injected id source, unused in the table.
-    fn new_snapshot_id(&self) -> i64 {
+    pub(crate) fn new_snapshot_id(&self) -> i64 {
         loop {
             let id = i64::try_from(self.env.ids.next_u128() as u64 >> 1)
                 .expect("a 63-bit value fits an i64");
