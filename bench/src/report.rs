@@ -328,7 +328,7 @@ fn render_upkeep(out: &mut String, upkeep: &UpkeepReport) {
     let _ = writeln!(
         out,
         "\nLAKE UPKEEP: {} rounds of {} rows into each table (one append, one tiering round); \
-         one data file per round in both",
+         each round writes one data file, compaction rewrites runs of small ones",
         upkeep.rounds, upkeep.rows_per_round
     );
     let mut tables = table(
@@ -336,6 +336,7 @@ fn render_upkeep(out: &mut String, upkeep: &UpkeepReport) {
             "table",
             "merge at",
             "snapshots kept",
+            "compact at",
             "rounds s",
             "first ms/round",
             "last ms/round",
@@ -344,6 +345,8 @@ fn render_upkeep(out: &mut String, upkeep: &UpkeepReport) {
             "metadata objects",
             "metadata MB",
             "metadata.json KB",
+            "data files",
+            "compacted",
             "DuckDB scan s",
         ],
         &[0],
@@ -354,6 +357,8 @@ fn render_upkeep(out: &mut String, upkeep: &UpkeepReport) {
             t.merge_manifests_at
                 .map_or_else(|| "never".to_owned(), |at| at.to_string()),
             t.snapshots_retained.to_string(),
+            t.compaction_min_files
+                .map_or_else(|| "never".to_owned(), |at| at.to_string()),
             format!("{:.1}", t.seconds),
             format!("{:.1}", t.first_rounds_ms),
             format!("{:.1}", t.last_rounds_ms),
@@ -362,6 +367,8 @@ fn render_upkeep(out: &mut String, upkeep: &UpkeepReport) {
             t.metadata_objects.to_string(),
             format!("{:.2}", t.metadata_mb),
             format!("{:.1}", t.metadata_file_kb),
+            t.live_data_files.to_string(),
+            t.compacted_files.to_string(),
             t.duckdb
                 .as_ref()
                 .map_or_else(|| "-".to_owned(), |scan| format!("{:.3}", scan.seconds)),

@@ -4,13 +4,15 @@
 //! `--smoke`). `no_upkeep` never merges manifests and keeps every snapshot, as every round
 //! did before upkeep; `upkeep` has the defaults (manifests merged once there would be 100,
 //! 100 snapshots kept, metadata files deleted once they leave the metadata log; a tenth of
-//! each with `--smoke`).
+//! each with `--smoke`) and small-file compaction.
 //!
 //! Per table: the rounds' time (the first and the last tenth apart, as the metadata grows),
 //! the lake table's metadata (snapshots, manifests of the current snapshot, objects and
 //! bytes under `metadata/`, the current metadata file's size) and, with the store in a
-//! local directory, DuckDB's scan of it. Both tables have one data file per round: rewriting
-//! small data files into large ones (small-file compaction) is not built yet.
+//! local directory, DuckDB's scan of it. Both tables get one data file per round; the one
+//! with upkeep also has small-file compaction (runs of 16 small files, 4 with `--smoke`,
+//! rewritten into one), so its current snapshot holds a few files where the other holds
+//! one per round.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,6 +21,7 @@ use anyhow::Context;
 use futures::TryStreamExt;
 use iceberg::spec::ManifestList;
 use inlet_compactor::lake::{LakeStorage, LakeTable, LakeWriteOptions, lake_table_path};
+use inlet_compactor::options::CompactionOptions;
 use inlet_compactor::{CompactorOptions, RoundOutcome};
 use inlet_core::table::{OPTION_LAKE_ENABLED, OPTION_LAKE_SNAPSHOTS_RETAINED};
 use serde::Serialize;
@@ -41,6 +44,8 @@ struct Variant {
     table: &'static str,
     merge_manifests_at: usize,
     snapshots_retained: usize,
+    /// 0: no compaction.
+    compaction_min_files: usize,
 }
 
 /// The tables: upkeep off, then upkeep with the defaults (a tenth of them in a smoke run,
@@ -52,11 +57,17 @@ fn variants(smoke: bool) -> [Variant; 2] {
             table: "no_upkeep",
             merge_manifests_at: usize::MAX,
             snapshots_retained: inlet_core::table::MAX_LAKE_SNAPSHOTS_RETAINED,
+            compaction_min_files: 0,
         },
         Variant {
             table: "upkeep",
             merge_manifests_at: LakeWriteOptions::default().merge_manifests_at / scale,
             snapshots_retained: inlet_core::table::DEFAULT_LAKE_SNAPSHOTS_RETAINED / scale,
+            compaction_min_files: if smoke {
+                4
+            } else {
+                CompactionOptions::default().min_files
+            },
         },
     ]
 }
@@ -81,7 +92,13 @@ pub(crate) struct UpkeepTable {
     /// Mean milliseconds of a tiering round, over the first and the last tenth of them.
     pub(crate) first_rounds_ms: f64,
     pub(crate) last_rounds_ms: f64,
+    /// Data files the rounds wrote.
     pub(crate) data_files: u64,
+    /// Small files compaction replaced (`None`: off), and the data files the current
+    /// snapshot holds.
+    pub(crate) compaction_min_files: Option<usize>,
+    pub(crate) compacted_files: u64,
+    pub(crate) live_data_files: u64,
     pub(crate) snapshots: usize,
     /// Manifests the current snapshot lists.
     pub(crate) manifests: usize,
@@ -137,6 +154,10 @@ pub(crate) async fn run(
                     merge_manifests_at: variant.merge_manifests_at,
                     ..LakeWriteOptions::default()
                 },
+                compaction: CompactionOptions {
+                    min_files: variant.compaction_min_files,
+                    ..CompactionOptions::default()
+                },
                 ..CompactorOptions::default()
             },
         )
@@ -144,6 +165,7 @@ pub(crate) async fn run(
         let started = Instant::now();
         let mut round_ms = Vec::with_capacity(rounds);
         let mut data_files = 0;
+        let mut compacted_files = 0;
         for n in 0..rounds {
             let (batch, _) = pool.get(n);
             client
@@ -157,7 +179,10 @@ pub(crate) async fn run(
             let round_started = Instant::now();
             let tiered = compactor.tier_table(info.id).await;
             match tiered.outcome.context("a lake round failed")? {
-                RoundOutcome::Committed(committed) => data_files += committed.data_files as u64,
+                RoundOutcome::Committed(committed) => {
+                    data_files += committed.data_files as u64;
+                    compacted_files += committed.compacted_files as u64;
+                }
                 other => anyhow::bail!("round {n} did not commit: {other:?}"),
             }
             round_ms.push(round_started.elapsed().as_secs_f64() * 1e3);
@@ -184,7 +209,8 @@ pub(crate) async fn run(
             .find(|object| lake.ends_with(object.location.as_ref()))
             .context("the current metadata file is not in the store")?;
         let storage = lake_storage(harness, settings)?;
-        let (snapshots, manifests) = describe(&storage, database, variant.table, &lake).await?;
+        let (snapshots, manifests, live_data_files) =
+            describe(&storage, database, variant.table, &lake).await?;
         let tenth = (rounds / 10).max(1);
         let mean = |ms: &[f64]| round(ms.iter().sum::<f64>() / ms.len().max(1) as f64, 1);
         tables.push(UpkeepTable {
@@ -196,6 +222,10 @@ pub(crate) async fn run(
             first_rounds_ms: mean(&round_ms[..tenth]),
             last_rounds_ms: mean(&round_ms[rounds - tenth..]),
             data_files,
+            compaction_min_files: (variant.compaction_min_files > 0)
+                .then_some(variant.compaction_min_files),
+            compacted_files,
+            live_data_files,
             snapshots,
             manifests,
             metadata_objects: metadata.len(),
@@ -225,14 +255,14 @@ pub(crate) async fn run(
     })
 }
 
-/// The snapshots of lake table `database.table` at `metadata_location`, and the manifests
-/// its current snapshot lists.
+/// The snapshots of lake table `database.table` at `metadata_location`, the manifests its
+/// current snapshot lists, and the data files it holds (its summary's `total-data-files`).
 async fn describe(
     storage: &LakeStorage,
     database: &str,
     table: &str,
     metadata_location: &str,
-) -> anyhow::Result<(usize, usize)> {
+) -> anyhow::Result<(usize, usize, u64)> {
     let ident = iceberg::TableIdent::from_strs([database, table])?;
     let lake = LakeTable::load(storage, ident, metadata_location).await?;
     let metadata = lake.metadata();
@@ -246,5 +276,15 @@ async fn describe(
         }
         None => 0,
     };
-    Ok((metadata.snapshots().count(), manifests))
+    let live_data_files = metadata
+        .current_snapshot()
+        .and_then(|snapshot| {
+            snapshot
+                .summary()
+                .additional_properties
+                .get("total-data-files")
+                .and_then(|count| count.parse().ok())
+        })
+        .unwrap_or(0);
+    Ok((metadata.snapshots().count(), manifests, live_data_files))
 }

@@ -303,9 +303,9 @@ async fn the_retention_section_reports_bytes_over_time() {
 }
 
 /// `--sections upkeep` (not in the default run): after the same rounds, the table with
-/// upkeep keeps a tenth of the snapshots (in a smoke run) and a bounded number of manifests
-/// and metadata files, while the one without keeps one of each per round; DuckDB reads every
-/// row of both from a local directory.
+/// upkeep keeps a tenth of the snapshots (in a smoke run), a bounded number of manifests
+/// and metadata files, and a few data files (compaction), while the one without keeps one
+/// of each per round; DuckDB reads every row of both from a local directory.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_upkeep_section_bounds_the_lake_metadata() {
     let dir = tempfile::tempdir().expect("a temporary directory");
@@ -326,6 +326,11 @@ async fn the_upkeep_section_bounds_the_lake_metadata() {
         "{on} vs {off}"
     );
     assert!(number(on, "metadata_file_kb") < number(off, "metadata_file_kb"));
+    // Compaction: the table without it holds one small file per round, the other a few.
+    assert_eq!(number(off, "live_data_files"), rounds, "{off}");
+    assert_eq!(number(off, "compacted_files"), 0.0, "{off}");
+    assert!(number(on, "live_data_files") < 8.0, "{on}");
+    assert!(number(on, "compacted_files") >= rounds - 8.0, "{on}");
     for table in [off, on] {
         assert_eq!(number(table, "data_files"), rounds, "{table}");
         assert_eq!(

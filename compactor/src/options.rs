@@ -46,6 +46,8 @@ pub struct CompactorOptions {
     pub lease_ttl: Duration,
     /// How rounds write Parquet (file and row-group sizes, zstd level).
     pub write: LakeWriteOptions,
+    /// Small-file compaction of log tables' lake data files.
+    pub compaction: CompactionOptions,
     /// WAL chunk bytes one round reads at most, summed over the table's buckets; the round
     /// ends at the chunk boundary before the limit (but always takes one chunk), and a backlog
     /// continues in the next round at once. Bounds a round's duration and its index commit.
@@ -91,6 +93,7 @@ impl Default for CompactorOptions {
             scan_interval: DEFAULT_SCAN_INTERVAL,
             lease_ttl: DEFAULT_LEASE_TTL,
             write: LakeWriteOptions::default(),
+            compaction: CompactionOptions::default(),
             max_round_bytes: DEFAULT_MAX_ROUND_BYTES,
             max_round_rows: DEFAULT_MAX_ROUND_ROWS,
             wal_gc_interval: DEFAULT_WAL_GC_INTERVAL,
@@ -102,6 +105,46 @@ impl Default for CompactorOptions {
             #[cfg(feature = "testing")]
             failpoints: None,
         }
+    }
+}
+
+/// Default of [`CompactionOptions::min_files`].
+pub const DEFAULT_COMPACTION_MIN_FILES: usize = 16;
+/// Default of [`CompactionOptions::max_round_bytes`].
+pub const DEFAULT_COMPACTION_MAX_ROUND_BYTES: u64 = 1024 * 1024 * 1024;
+
+/// Small-file compaction (`[lake.compaction]`): after its commits, a round rewrites runs of
+/// a log table's small data files (below a quarter of `write.target_file_bytes`) into files
+/// of about that size, as one `replace` snapshot ([`crate::lake::compact`]).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CompactionOptions {
+    /// A bucket is compacted once it has this many small files. Lower = fewer files for
+    /// engines to open, more rewriting (a file may be rewritten several times on its way to
+    /// the target size). 0 turns compaction off. Default 16.
+    pub min_files: usize,
+    /// Bytes of small files one round rewrites at most (always one group), so compaction
+    /// never starves tiering; the rest continues in the next round. Default 1 GiB.
+    pub max_round_bytes: u64,
+}
+
+impl Default for CompactionOptions {
+    fn default() -> Self {
+        Self {
+            min_files: DEFAULT_COMPACTION_MIN_FILES,
+            max_round_bytes: DEFAULT_COMPACTION_MAX_ROUND_BYTES,
+        }
+    }
+}
+
+impl CompactionOptions {
+    /// The rule rounds apply with files written at `target_file_bytes`; `None` when off.
+    pub fn rule(&self, target_file_bytes: usize) -> Option<crate::lake::CompactionRule> {
+        (self.min_files > 0).then_some(crate::lake::CompactionRule {
+            target_bytes: target_file_bytes as u64,
+            min_files: self.min_files,
+            max_bytes: self.max_round_bytes,
+        })
     }
 }
 

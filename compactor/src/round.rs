@@ -32,6 +32,7 @@
 mod keyed;
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
@@ -46,14 +47,14 @@ use inlet_reader::{ChunkError, ChunkRead, PagedCache, with_system_columns};
 
 use crate::error::RoundError;
 use crate::lake::{
-    ExpiryRule, LakeAppend, LakeError, LakeStorage, LakeTable, StagedAppend, StagedExpire,
-    stage_expire,
+    CompactionRule, ExpiryRule, LakeAppend, LakeError, LakeStorage, LakeTable, StagedAppend,
+    StagedExpire, choose_groups, stage_expire, stage_rewrite,
 };
 use crate::options::{CompactorOptions, Failpoint};
-use inlet_index::{INDEX_PAGE_ENTRIES, LakeCatalog};
+use inlet_index::{INDEX_PAGE_ENTRIES, LakeCatalog, all_lake_files};
 
 /// What a committed round did.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RoundCommitted {
     /// The new current snapshot: the expiry's when the round expired files, else the
     /// append's.
@@ -89,6 +90,12 @@ pub struct RoundCommitted {
     pub merged_manifests: usize,
     /// The new earliest readable offset of each bucket retention moved forward.
     pub earliest: BTreeMap<Bucket, Offset>,
+    /// Small data files compaction replaced (0 when it did not run).
+    pub compacted_files: usize,
+    /// The data files it replaced them with.
+    pub compacted_into: usize,
+    /// Compaction stopped at its byte budget: more small files wait.
+    pub compaction_backlog: bool,
 }
 
 /// The lease a round runs under, renewed as it goes. Renewal must keep the epoch: a new
@@ -190,6 +197,20 @@ struct Expired {
     cleanup_failed: bool,
 }
 
+/// A committed rewrite of small files.
+struct Compacted {
+    table: LakeTable,
+    snapshot_id: i64,
+    /// Files replaced, and files written in their place.
+    replaced: usize,
+    written: usize,
+    /// The byte budget left more to rewrite.
+    more: bool,
+    retired_snapshots: usize,
+    /// Deleting what the rewrite freed failed (orphans now).
+    cleanup_failed: bool,
+}
+
 /// What the write phase read.
 struct Written {
     rows: u64,
@@ -233,69 +254,67 @@ enum NextChunk {
 
 impl Round<'_> {
     /// Runs one round on `base` (the committed version), visiting buckets from `cursor`;
-    /// then, with `expiry`, expires the data files it removes.
+    /// then, with `expiry`, expires the data files it removes; then, with `compaction`,
+    /// rewrites small files. Each step commits its own snapshot on the version the previous
+    /// one committed; one that fails after an earlier step committed fails the round (what
+    /// was committed stays, and the next round repairs first and tries again).
     pub(crate) async fn run(
         &mut self,
         base: &LakeTable,
         cursor: u32,
         expiry: Option<ExpiryRule>,
+        compaction: Option<CompactionRule>,
     ) -> Result<Tiered, RoundError> {
-        let appended = self.append(base, cursor).await?;
-        let Some(rule) = expiry else {
-            return Ok(match appended {
-                Some(round) => Tiered::Committed(Box::new(round)),
-                None => Tiered::Idle,
-            });
+        let mut round = self.append(base, cursor).await?;
+        // A round with nothing tiered yet reports the later steps' snapshot and cursor.
+        let unchanged = |table: &LakeTable| CommittedRound {
+            report: RoundCommitted::default(),
+            table: table.clone(),
+            next_cursor: cursor,
+            repair_next: false,
         };
-        let current = appended.as_ref().map_or(base, |round| &round.table);
-        // An expiry that fails after a committed append fails the round: the append stays
-        // committed, and the next round repairs first and retries the expiry.
-        let Some(expired) = self.expire(current, rule).await? else {
-            return Ok(match appended {
-                Some(round) => Tiered::Committed(Box::new(round)),
-                None => Tiered::Idle,
-            });
-        };
-        let (report, next_cursor, append_cleanup_failed) = match appended {
-            Some(round) => (round.report, round.next_cursor, round.repair_next),
-            None => (
-                RoundCommitted {
+        if let Some(rule) = expiry {
+            let current = round.as_ref().map_or(base, |round| &round.table);
+            if let Some(expired) = self.expire(current, rule).await? {
+                let mut committed = round.unwrap_or_else(|| unchanged(base));
+                committed.report = RoundCommitted {
                     snapshot_id: expired.snapshot_id,
-                    metadata_location: String::new(),
-                    rows: 0,
-                    chunk_bytes: 0,
-                    data_files: 0,
-                    watermarks: BTreeMap::new(),
-                    trimmed_chunks: 0,
-                    trimmed_objects: 0,
-                    backlog: false,
-                    expired_files: 0,
-                    expired_rows: 0,
-                    expired_bytes: 0,
-                    expired_snapshots: 0,
-                    retired_snapshots: 0,
-                    merged_manifests: 0,
-                    earliest: BTreeMap::new(),
-                },
-                cursor,
-                false,
-            ),
-        };
-        Ok(Tiered::Committed(Box::new(CommittedRound {
-            report: RoundCommitted {
-                snapshot_id: expired.snapshot_id,
-                metadata_location: expired.table.metadata_location().to_owned(),
-                expired_files: expired.files,
-                expired_rows: expired.rows,
-                expired_bytes: expired.bytes,
-                expired_snapshots: expired.snapshots,
-                earliest: expired.earliest,
-                ..report
-            },
-            table: expired.table,
-            next_cursor,
-            repair_next: expired.cleanup_failed || append_cleanup_failed,
-        })))
+                    metadata_location: expired.table.metadata_location().to_owned(),
+                    expired_files: expired.files,
+                    expired_rows: expired.rows,
+                    expired_bytes: expired.bytes,
+                    expired_snapshots: expired.snapshots,
+                    earliest: expired.earliest,
+                    ..committed.report
+                };
+                committed.repair_next |= expired.cleanup_failed;
+                committed.table = expired.table;
+                round = Some(committed);
+            }
+        }
+        if let Some(rule) = compaction.filter(|_| !self.info.is_primary_key_table()) {
+            let current = round.as_ref().map_or(base, |round| &round.table);
+            if let Some(compacted) = self.compact(current, &rule).await? {
+                let mut committed = round.unwrap_or_else(|| unchanged(base));
+                committed.report = RoundCommitted {
+                    snapshot_id: compacted.snapshot_id,
+                    metadata_location: compacted.table.metadata_location().to_owned(),
+                    compacted_files: compacted.replaced,
+                    compacted_into: compacted.written,
+                    compaction_backlog: compacted.more,
+                    retired_snapshots: committed.report.retired_snapshots
+                        + compacted.retired_snapshots,
+                    ..committed.report
+                };
+                committed.repair_next |= compacted.cleanup_failed;
+                committed.table = compacted.table;
+                round = Some(committed);
+            }
+        }
+        Ok(match round {
+            Some(round) => Tiered::Committed(Box::new(round)),
+            None => Tiered::Idle,
+        })
     }
 
     /// Steps 1 to 4: tiers the committed rows above the watermarks of `base` as one
@@ -434,6 +453,111 @@ impl Round<'_> {
             "lake expiry committed"
         );
         Ok(Some(expired))
+    }
+
+    /// Small-file compaction: stages the rewrite `rule` chooses on `base`, commits it to the
+    /// index (compare-and-swap on `base`, under the round's lease epoch; the replaced files'
+    /// entries removed and the new files' added in one batch, no watermark moving), publishes
+    /// the version hint, then deletes what the new version no longer reaches. `None` when
+    /// the index's lake file entries show nothing to rewrite.
+    async fn compact(
+        &mut self,
+        base: &LakeTable,
+        rule: &CompactionRule,
+    ) -> Result<Option<Compacted>, RoundError> {
+        if !needs_compaction(self.index, self.info, rule).await? {
+            return Ok(None);
+        }
+        let Some(staged) = stage_rewrite(
+            base,
+            rule,
+            &self.options.write,
+            self.snapshots_retained,
+            self.env,
+        )
+        .await?
+        else {
+            return Ok(None);
+        };
+        self.failpoint(Failpoint::AfterMetadata)?;
+        let mut ranges: BTreeMap<Bucket, Vec<Range<Offset>>> = BTreeMap::new();
+        for group in &staged.groups {
+            ranges
+                .entry(group.bucket)
+                .or_default()
+                .push(group.offsets.clone());
+        }
+        let files: Vec<DataFile> = staged
+            .groups
+            .iter()
+            .flat_map(|group| group.files.iter().cloned())
+            .collect();
+        let added = match lake_file_entries(
+            self.info,
+            self.storage,
+            &staged.table,
+            staged.snapshot_id,
+            &files,
+            &ranges,
+        ) {
+            Ok(added) => added,
+            Err(error) => {
+                discard(staged.abandon().await);
+                return Err(error);
+            }
+        };
+        let removed_files = staged
+            .groups
+            .iter()
+            .flat_map(|group| group.replaced.iter())
+            .map(|file| (file.bucket, file.end_offset))
+            .collect();
+        let commit = |lease| LakeCommit {
+            table: self.info.id,
+            lease,
+            expected_metadata_location: Some(staged.base_metadata_location.clone()),
+            metadata_location: staged.table.metadata_location().to_owned(),
+            snapshot_id: Some(staged.snapshot_id),
+            watermarks: BTreeMap::new(),
+            added_files: added,
+            removed_files,
+            earliest: BTreeMap::new(),
+            key_rows: Vec::new(),
+        };
+        if let Err(failed) = self.commit_under_lease(commit, &staged.table).await {
+            if failed.abandon {
+                discard(staged.abandon().await);
+            }
+            return Err(failed.error);
+        }
+        let cleanup_failed = match staged.delete_unreached_files().await {
+            Ok(()) => false,
+            Err(error) => {
+                tracing::warn!(
+                    table = self.info.id.0,
+                    %error,
+                    "files the rewrite freed not deleted; orphans remain for repair"
+                );
+                true
+            }
+        };
+        let replaced = staged.groups.iter().map(|g| g.replaced.len()).sum();
+        tracing::debug!(
+            table = self.info.id.0,
+            snapshot = staged.snapshot_id,
+            replaced,
+            written = files.len(),
+            "lake small files rewritten"
+        );
+        Ok(Some(Compacted {
+            snapshot_id: staged.snapshot_id,
+            replaced,
+            written: files.len(),
+            more: staged.more,
+            retired_snapshots: staged.expired_snapshot_ids.len(),
+            cleanup_failed,
+            table: staged.table,
+        }))
     }
 
     /// The earliest offsets of `staged` that move a bucket's earliest readable offset
@@ -604,7 +728,19 @@ impl Round<'_> {
         let files = if self.info.is_primary_key_table() {
             Ok(Vec::new())
         } else {
-            lake_file_entries(self.info, self.storage, &staged)
+            let ranges = staged
+                .offsets
+                .iter()
+                .map(|(bucket, range)| (*bucket, vec![range.clone()]))
+                .collect();
+            lake_file_entries(
+                self.info,
+                self.storage,
+                &staged.table,
+                staged.snapshot_id,
+                &staged.data_files,
+                &ranges,
+            )
         };
         let files = match files {
             Ok(files) => files,
@@ -673,14 +809,9 @@ impl Round<'_> {
                 watermarks,
                 trimmed_chunks: committed.trimmed_chunks,
                 trimmed_objects: committed.trimmed_objects.len(),
-                backlog: false,
-                expired_files: 0,
-                expired_rows: 0,
-                expired_bytes: 0,
-                expired_snapshots: 0,
                 retired_snapshots: staged.expired_snapshot_ids.len(),
                 merged_manifests: staged.merged_manifests,
-                earliest: BTreeMap::new(),
+                ..RoundCommitted::default()
             },
             staged.table,
             cleanup_failed,
@@ -729,6 +860,26 @@ pub(crate) async fn has_expired_files(
                     _ => break,
                 }
             }
+        }
+    }
+    Ok(false)
+}
+
+/// Whether `rule` rewrites some bucket's files (by the index's lake file entries, which
+/// agree with the lake table's manifests).
+pub(crate) async fn needs_compaction(
+    index: &dyn LakeCatalog,
+    info: &TableInfo,
+    rule: &CompactionRule,
+) -> Result<bool, RoundError> {
+    for stream in table_streams(info) {
+        let files: Vec<(Range<Offset>, u64)> = all_lake_files(index, stream, Offset(0))
+            .await?
+            .into_iter()
+            .map(|file| (file.base_offset..file.end_offset(), file.file_size))
+            .collect();
+        if !choose_groups(&files, rule).is_empty() {
+            return Ok(true);
         }
     }
     Ok(false)
@@ -812,26 +963,30 @@ fn discard(result: Result<(), LakeError>) {
     }
 }
 
-/// One lake file entry per data file of `staged`, from the files' partition and column
-/// bounds. Checks that each bucket's files tile exactly the offsets the round added.
+/// One lake file entry per data file `files` of the snapshot `snapshot_id` of `table`, from
+/// the files' partition and column bounds. Checks that each bucket's files tile exactly the
+/// offset ranges `ranges` gives it (in order), and no other bucket has files.
 fn lake_file_entries(
     info: &TableInfo,
     storage: &LakeStorage,
-    staged: &StagedAppend,
+    table: &LakeTable,
+    snapshot_id: i64,
+    files: &[DataFile],
+    ranges: &BTreeMap<Bucket, Vec<Range<Offset>>>,
 ) -> Result<Vec<(Bucket, LakeFileEntry)>, RoundError> {
-    let schema = staged.table.metadata().current_schema();
+    let schema = table.metadata().current_schema();
     let field_id = |name: &str| {
         schema
             .field_by_name(name)
             .map(|f| f.id)
             .ok_or_else(|| LakeError::InvalidMetadata {
-                location: staged.table.metadata_location().to_owned(),
+                location: table.metadata_location().to_owned(),
                 reason: format!("the lake schema has no `{name}` column"),
             })
     };
     let (offset_id, ts_id) = (field_id(OFFSET_COLUMN)?, field_id(TIMESTAMP_COLUMN)?);
-    let mut entries: Vec<(Bucket, LakeFileEntry)> = Vec::with_capacity(staged.data_files.len());
-    for file in &staged.data_files {
+    let mut entries: Vec<(Bucket, LakeFileEntry)> = Vec::with_capacity(files.len());
+    for file in files {
         let bad = |reason: String| RoundError::BadDataFile {
             table: info.id,
             path: file.file_path().to_owned(),
@@ -871,48 +1026,68 @@ fn lake_file_entries(
                 ),
                 row_count: rows,
                 file_size: file.file_size_in_bytes(),
-                snapshot_id: staged.snapshot_id,
+                snapshot_id,
                 min_ts: TimestampMicros(min_ts),
                 max_ts: TimestampMicros(max_ts),
             },
         ));
     }
     entries.sort_by_key(|(bucket, file)| (*bucket, file.base_offset));
-    for (bucket, range) in &staged.offsets {
-        let mut next = range.start;
-        for (_, file) in entries.iter().filter(|(b, _)| b == bucket) {
-            if file.base_offset != next {
-                return Err(RoundError::BadDataFile {
-                    table: info.id,
-                    path: file.path.clone(),
-                    reason: format!(
-                        "bucket {} file starts at offset {}, expected {next}",
-                        bucket.0, file.base_offset
-                    ),
-                });
+    let bad_tiling = |path: &str, reason: String| RoundError::BadDataFile {
+        table: info.id,
+        path: path.to_owned(),
+        reason,
+    };
+    for (bucket, expected) in ranges {
+        let mut files = entries.iter().filter(|(b, _)| b == bucket).peekable();
+        for range in expected {
+            let mut next = range.start;
+            while next < range.end {
+                let Some((_, file)) = files.next() else {
+                    return Err(bad_tiling(
+                        table.metadata_location(),
+                        format!(
+                            "bucket {} files end at offset {next}, expected up to {}",
+                            bucket.0, range.end
+                        ),
+                    ));
+                };
+                if file.base_offset != next {
+                    return Err(bad_tiling(
+                        &file.path,
+                        format!(
+                            "bucket {} file starts at offset {}, expected {next}",
+                            bucket.0, file.base_offset
+                        ),
+                    ));
+                }
+                next = file.end_offset();
             }
-            next = file.end_offset();
+            if next != range.end {
+                return Err(bad_tiling(
+                    table.metadata_location(),
+                    format!(
+                        "bucket {} files end at offset {next}, expected {}",
+                        bucket.0, range.end
+                    ),
+                ));
+            }
         }
-        if next != range.end {
-            return Err(RoundError::BadDataFile {
-                table: info.id,
-                path: staged.table.metadata_location().to_owned(),
-                reason: format!(
-                    "bucket {} files end at offset {next}, the round added up to {}",
-                    bucket.0, range.end
+        if let Some((_, file)) = files.next() {
+            return Err(bad_tiling(
+                &file.path,
+                format!(
+                    "bucket {} file at offset {} is beyond the offsets written",
+                    bucket.0, file.base_offset
                 ),
-            });
+            ));
         }
     }
-    if let Some((bucket, file)) = entries
-        .iter()
-        .find(|(b, _)| !staged.offsets.contains_key(b))
-    {
-        return Err(RoundError::BadDataFile {
-            table: info.id,
-            path: file.path.clone(),
-            reason: format!("bucket {} did not move in this round", bucket.0),
-        });
+    if let Some((bucket, file)) = entries.iter().find(|(b, _)| !ranges.contains_key(b)) {
+        return Err(bad_tiling(
+            &file.path,
+            format!("bucket {} was not written", bucket.0),
+        ));
     }
     Ok(entries)
 }

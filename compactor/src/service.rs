@@ -163,6 +163,9 @@ struct TableState {
     cursor: u32,
     /// Clock reading (µs) when a round last looked for expired files (retention).
     last_expiry_at: Option<i64>,
+    /// The last round's compaction stopped at its byte budget: the next round runs even
+    /// without new rows.
+    compaction_backlog: bool,
     /// Set when an error made tiering of the table unsafe; never cleared in this process.
     halted: Option<String>,
 }
@@ -535,6 +538,7 @@ impl Inner {
         let now = self.env.clock.now().0;
         let due = force
             || state.backlog
+            || state.compaction_backlog
             || state
                 .last_commit_at
                 .is_none_or(|at| now.saturating_sub(at) >= micros(options.lake_freshness));
@@ -559,7 +563,10 @@ impl Inner {
             });
         // A table this compactor has not verified yet is repaired even when idle, so a crash
         // of another compactor is cleaned up without waiting for new rows.
-        if state.table.is_some() && !self.has_rows_above_watermarks(info).await? {
+        if state.table.is_some()
+            && !state.compaction_backlog
+            && !self.has_rows_above_watermarks(info).await?
+        {
             let expire = match expiry {
                 Some(rule) => has_expired_files(self.index.as_ref(), info, rule).await?,
                 None => false,
@@ -633,7 +640,11 @@ impl Inner {
             lease: held,
             snapshots_retained: options.lake_snapshots_retained,
         };
-        let tiered = round.run(&base, state.cursor, expiry).await?;
+        let compaction = self
+            .options
+            .compaction
+            .rule(self.options.write.target_file_bytes);
+        let tiered = round.run(&base, state.cursor, expiry, compaction).await?;
         if expiry.is_some() {
             state.last_expiry_at = Some(now);
         }
@@ -641,6 +652,7 @@ impl Inner {
             Tiered::Idle => {
                 state.table = Some(base);
                 state.backlog = false;
+                state.compaction_backlog = false;
                 Ok(RoundOutcome::Idle)
             }
             Tiered::Committed(round) => {
@@ -654,6 +666,7 @@ impl Inner {
                 state.table = (!repair_next).then_some(table);
                 state.cursor = next_cursor;
                 state.backlog = report.backlog;
+                state.compaction_backlog = report.compaction_backlog;
                 state.last_commit_at = Some(self.env.clock.now().0);
                 Ok(RoundOutcome::Committed(report))
             }

@@ -13,9 +13,11 @@ use anyhow::ensure;
 use compactor_support::{Harness, stream, table_prefix};
 use iceberg::spec::{ManifestContentType, ManifestList};
 use inlet_compactor::lake::LakeWriteOptions;
+use inlet_compactor::options::CompactionOptions;
 use inlet_compactor::{CompactorOptions, RoundOutcome};
 use inlet_core::ids::Offset;
 use inlet_core::table::{OPTION_LAKE_SNAPSHOTS_RETAINED, TableAlteration};
+use inlet_index::all_lake_files;
 use slatedb::object_store::ObjectStoreExt;
 use slatedb::object_store::path::Path as ObjectPath;
 
@@ -384,5 +386,105 @@ async fn metadata_files_that_leave_the_metadata_log_are_deleted() -> anyhow::Res
         log.len()
     );
     ensure!(h.check_lake(&table).await? == h.appended(&table));
+    Ok(())
+}
+
+/// The data files (last path segment) the kept snapshots of `lake` reach.
+async fn reachable_data_files(
+    lake: &inlet_compactor::lake::LakeTable,
+) -> anyhow::Result<BTreeSet<String>> {
+    let file_io = lake.storage().file_io();
+    let mut files = BTreeSet::new();
+    for snapshot in lake.metadata().snapshots() {
+        let bytes = file_io.new_input(snapshot.manifest_list())?.read().await?;
+        let list = ManifestList::parse_with_version(&bytes, lake.metadata().format_version())?;
+        for manifest in list.entries() {
+            for entry in manifest.load_manifest(&file_io).await?.entries() {
+                if entry.is_alive() {
+                    files.insert(
+                        entry
+                            .file_path()
+                            .rsplit('/')
+                            .next()
+                            .unwrap_or_default()
+                            .to_owned(),
+                    );
+                }
+            }
+        }
+    }
+    Ok(files)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rounds_compact_small_files_and_free_them_with_the_snapshots_that_reach_them()
+-> anyhow::Result<()> {
+    let h = Harness::new("tiering-compaction").await?;
+    let table = h.table("chatty", 2, true).await?;
+    h.index
+        .alter_table(
+            "db",
+            "chatty",
+            TableAlteration {
+                set_options: BTreeMap::from([(
+                    OPTION_LAKE_SNAPSHOTS_RETAINED.to_owned(),
+                    "3".to_owned(),
+                )]),
+                unset_options: vec![],
+                comment: None,
+            },
+        )
+        .await?;
+    let options = CompactorOptions {
+        compaction: CompactionOptions {
+            min_files: 4,
+            ..CompactionOptions::default()
+        },
+        ..CompactorOptions::default()
+    };
+    let compactor = h.compactor(1, options);
+    let mut compacted = 0;
+    for round in 1..=14u64 {
+        h.append(&[(&table, 0, 5), (&table, 1, round)]).await?;
+        let tiered = compactor.tier_table(table.id).await;
+        let Ok(RoundOutcome::Committed(committed)) = &tiered.outcome else {
+            anyhow::bail!("round {round}: {tiered:?}");
+        };
+        compacted += committed.compacted_files;
+        // Every row once, in order, whatever was rewritten.
+        ensure!(h.check_lake(&table).await? == h.appended(&table));
+        for bucket in 0..2 {
+            // The index's files tile the bucket from 0 to its watermark, and small files
+            // never pile up past the threshold.
+            let files = all_lake_files(&h.index, stream(&table, bucket), Offset(0)).await?;
+            let mut next = Offset(0);
+            for file in &files {
+                ensure!(file.base_offset == next, "round {round}: {files:?}");
+                next = file.end_offset();
+            }
+            let watermark = h.index.lake_watermark(stream(&table, bucket)).await?.offset;
+            ensure!(next == watermark, "round {round}: {files:?} vs {watermark}");
+            ensure!(files.len() < 4, "round {round}: {} files", files.len());
+        }
+        // Nothing under data/ but what a kept snapshot reaches.
+        let lake = h.lake_table(&table).await?.expect("committed");
+        let reached = reachable_data_files(&lake).await?;
+        let stored: BTreeSet<String> = h
+            .list(&format!("{}/data", table_prefix(&table)))
+            .await?
+            .into_iter()
+            .map(|path| path.rsplit('/').next().unwrap_or_default().to_owned())
+            .collect();
+        ensure!(
+            stored == reached,
+            "round {round}: unreached data files left: {:?}; missing: {:?}",
+            stored.difference(&reached).collect::<Vec<_>>(),
+            reached.difference(&stored).collect::<Vec<_>>()
+        );
+    }
+    ensure!(
+        compacted >= 16,
+        "14 rounds compacted small files: {compacted}"
+    );
     Ok(())
 }

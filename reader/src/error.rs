@@ -54,6 +54,13 @@ pub enum FetchError {
     Index(#[from] IndexError),
     #[error("cannot read {path}: {message}")]
     Storage { path: String, message: String },
+    /// A lake file the index named was deleted before it was read: a rewrite replaced it, or
+    /// retention expired it, after the reader looked it up. The read looks again.
+    #[error(
+        "lake file {path} of {stream} is gone: the compactor replaced or expired it while it \
+         was read; retry the read"
+    )]
+    LakeFileGone { stream: StreamId, path: String },
     #[error("corrupt data in {stream}: {message}")]
     Corrupt { stream: StreamId, message: String },
 }
@@ -73,7 +80,7 @@ impl HasKind for FetchError {
             Self::SnapshotCatchUpTooLong { .. } => ErrorKind::Unavailable,
             Self::OffsetOutOfRange { .. } => ErrorKind::OutOfRange,
             Self::Index(e) => e.kind(),
-            Self::Storage { .. } => ErrorKind::Unavailable,
+            Self::Storage { .. } | Self::LakeFileGone { .. } => ErrorKind::Unavailable,
             Self::Corrupt { .. } => ErrorKind::Corruption,
         }
     }

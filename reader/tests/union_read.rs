@@ -17,7 +17,9 @@ use arrow_array::{Array, ArrayRef, Int8Array, Int64Array, RecordBatch, StringArr
 use arrow_schema::{DataType, Field, Schema};
 use futures::StreamExt;
 use inlet_cache::{CacheOptions, PagedCache};
-use inlet_compactor::lake::{LakeAppend, LakeRoot, LakeStorage, LakeTable, LakeWriteOptions};
+use inlet_compactor::lake::{
+    CompactionRule, LakeAppend, LakeRoot, LakeStorage, LakeTable, LakeWriteOptions, stage_rewrite,
+};
 use inlet_core::clock::Env;
 use inlet_core::ids::{Bucket, Offset, PartitionId, StreamId, TimestampMicros};
 use inlet_core::table::{TableInfo, read_schema};
@@ -664,8 +666,114 @@ async fn a_fetch_from_zero_after_the_wal_was_garbage_collected_gets_every_row() 
     let error = collect(fetch(&reader, StartPosition::Earliest, &[], false, None).await)
         .await
         .expect_err("the lake file is gone");
-    assert!(matches!(error, FetchError::Storage { .. }), "{error}");
+    // The read looked the offset up again and found the same file: gone, named, retryable.
+    assert!(matches!(error, FetchError::LakeFileGone { .. }), "{error}");
     assert!(error.to_string().contains(&file.path), "{error}");
+    setup.close().await;
+}
+
+/// A small-file rewrite replaces the lake files a read looked up, and the replaced files are
+/// deleted (a table that keeps one snapshot frees them at once), between the read's lookup
+/// and its GET: the read looks the offset up again and reads the new file, every row once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_whose_lake_files_are_replaced_under_it_reads_the_new_file() {
+    let mut setup = Setup::new().await;
+    setup.tier(Offset(2 * ROWS_PER_CHUNK)).await;
+    setup.tier(Offset(5 * ROWS_PER_CHUNK)).await;
+    let tiered = 5 * ROWS_PER_CHUNK as usize;
+    let old: Vec<LakeFileEntry> =
+        inlet_index::all_lake_files(&setup.index, setup.stream, Offset(0))
+            .await
+            .expect("lake files");
+    assert_eq!(old.len(), 2);
+    let gate = hold_next_get(&setup.store, Path::from(old[0].path.as_str()));
+    let reader = setup.reader(SMALL_PAGE).await;
+    let read = tokio::spawn(async move {
+        collect(fetch(&reader, StartPosition::Earliest, &[], false, None).await).await
+    });
+    tokio::time::timeout(WAIT, gate.wait_for_held(1))
+        .await
+        .expect("the read GETs the first lake file");
+
+    let rule = CompactionRule {
+        target_bytes: 1 << 30,
+        min_files: 2,
+        max_bytes: u64::MAX,
+    };
+    let staged = stage_rewrite(
+        &setup.lake.table,
+        &rule,
+        &LakeWriteOptions::default(),
+        1,
+        &Env::system(),
+    )
+    .await
+    .expect("rewrite staged")
+    .expect("two small files to rewrite");
+    let group = &staged.groups[0];
+    assert_eq!(group.replaced.len(), 2);
+    assert_eq!(group.files.len(), 1);
+    let file = &group.files[0];
+    let rewritten = &setup.truth[..tiered];
+    let entry = LakeFileEntry {
+        path: setup
+            .lake
+            .root
+            .path_of(file.file_path())
+            .expect("a lake path")
+            .to_string(),
+        base_offset: Offset(0),
+        row_count: file.record_count(),
+        file_size: file.file_size_in_bytes(),
+        snapshot_id: staged.snapshot_id,
+        min_ts: TimestampMicros(rewritten.iter().map(|r| r.timestamp).min().expect("rows")),
+        max_ts: TimestampMicros(rewritten.iter().map(|r| r.timestamp).max().expect("rows")),
+    };
+    let lease = setup
+        .index
+        .acquire_lake_lease(setup.table.id, 1, Duration::from_secs(600))
+        .await
+        .expect("lease");
+    setup
+        .index
+        .commit_lake(LakeCommit {
+            table: setup.table.id,
+            lease,
+            expected_metadata_location: setup.lake.committed.clone(),
+            metadata_location: staged.table.metadata_location().to_owned(),
+            snapshot_id: Some(staged.snapshot_id),
+            watermarks: BTreeMap::new(),
+            added_files: vec![(Bucket(0), entry)],
+            removed_files: old.iter().map(|f| (Bucket(0), f.end_offset())).collect(),
+            earliest: BTreeMap::new(),
+            key_rows: Vec::new(),
+        })
+        .await
+        .expect("rewrite committed");
+    staged
+        .delete_unreached_files()
+        .await
+        .expect("replaced files deleted");
+    for file in &old {
+        assert!(
+            setup
+                .store
+                .inner()
+                .head(&Path::from(file.path.as_str()))
+                .await
+                .is_err(),
+            "{} is deleted",
+            file.path
+        );
+    }
+    gate.release();
+
+    let batches = tokio::time::timeout(WAIT, read)
+        .await
+        .expect("the read ends")
+        .expect("the read task")
+        .expect("the read finds the new file");
+    assert_eq!(rows_of(&batches), setup.truth, "every row once, in order");
     setup.close().await;
 }
 

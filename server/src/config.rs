@@ -26,7 +26,7 @@ use crate::roles::Roles;
 pub const ENV_PREFIX: &str = "INLET_";
 
 /// The sections of [`Config`], in the order their variables are matched (`lake_write_*`
-/// belongs to `lake`, whose `write` table the key then names).
+/// belongs to `lake`, whose `write` table the key then names; so does `lake_compaction_*`).
 const SECTIONS: [&str; 4] = ["writer", "index", "cache", "lake"];
 
 /// Top-level keys of [`Config`] outside any section.
@@ -199,11 +199,15 @@ fn env_key(name: &str) -> Option<String> {
     if !SECTIONS.contains(&section) {
         return None;
     }
-    // `lake.write` is the one nested table.
-    match key.strip_prefix("write_") {
-        Some(inner) if section == "lake" => Some(format!("lake.write.{inner}")),
-        _ => Some(format!("{section}.{key}")),
+    // `lake.write` and `lake.compaction` are the nested tables.
+    if section == "lake" {
+        for table in ["write", "compaction"] {
+            if let Some(inner) = key.strip_prefix(table).and_then(|k| k.strip_prefix('_')) {
+                return Some(format!("lake.{table}.{inner}"));
+            }
+        }
     }
+    Some(format!("{section}.{key}"))
 }
 
 impl Config {
@@ -338,6 +342,7 @@ mod tests {
             jail.set_env("INLET_LAKE_TABLES_DEFAULT", "true");
             jail.set_env("INLET_LAKE_MAX_ROUND_ROWS", "1000");
             jail.set_env("INLET_LAKE_WRITE_ROW_GROUP_ROWS", "4096");
+            jail.set_env("INLET_LAKE_COMPACTION_MIN_FILES", "0");
             // Not settings: the client's server address, the config path, test switches.
             jail.set_env("INLET_SERVER", "http://elsewhere:7070");
             jail.set_env("INLET_CONFIG", "inlet.toml");
@@ -357,6 +362,7 @@ mod tests {
             assert!(config.lake.tables_default);
             assert_eq!(config.lake.tiering.max_round_rows, 1000);
             assert_eq!(config.lake.tiering.write.row_group_rows, 4096);
+            assert_eq!(config.lake.tiering.compaction.min_files, 0);
 
             jail.set_env("INLET_WRITER_LINGR", "1ms");
             let error = Config::load(None, json!({})).expect_err("misspelt");

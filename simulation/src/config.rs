@@ -103,6 +103,10 @@ pub struct UpkeepSpec {
     pub merge_manifests_at: usize,
     /// `lake.snapshots.retained` of every lake table (1-4).
     pub snapshots_retained: usize,
+    /// `lake.compaction.min_files` (0, off, in a quarter of runs; else 2-4: every file of a
+    /// run is small next to the default target, so rounds rewrite often, with readers and
+    /// followers reading the files they replace).
+    pub compaction_min_files: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -537,6 +541,14 @@ impl SimConfig {
         let upkeep = UpkeepSpec {
             merge_manifests_at: upkeep.between(2, 8) as usize,
             snapshots_retained: upkeep.between(1, 4) as usize,
+            compaction_min_files: {
+                let mut compaction = root.fork("compaction", 0);
+                if compaction.between(0, 3) == 0 {
+                    0
+                } else {
+                    compaction.between(2, 4) as usize
+                }
+            },
         };
         let compactor = compactor_spec(&mut lake, &writer, &faults, flush_interval);
         Self {
@@ -574,7 +586,8 @@ impl SimConfig {
              slatedb_retries={:?} page={} cache={} faults=({:.3},{:.3},{:.3},{:?}..{:?}) \
              chaos=(crashes={},takeovers={},triggers={},storms={},compactor_crashes={}) \
              lake=({}) compactor=(pass={:?}ms gc={:?}ms lease={:?} graces={:?}/{:?}/{:?} \
-             round<={}B/{}rows merge_manifests_at={} snapshots_retained={}) \
+             round<={}B/{}rows merge_manifests_at={} snapshots_retained={} \
+             compaction_min_files={}) \
              ack_before_durable={} remote_roles={}{}{}",
             self.seed,
             self.profile.name(),
@@ -631,6 +644,7 @@ impl SimConfig {
             self.compactor.max_round_rows,
             self.upkeep.merge_manifests_at,
             self.upkeep.snapshots_retained,
+            self.upkeep.compaction_min_files,
             self.ack_before_durable,
             self.remote_roles,
             // Only runs with a scratch table say so.

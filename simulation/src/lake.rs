@@ -87,7 +87,7 @@ fn record_round(world: &World, node: &Node, round: &TableRound) {
         Ok(RoundOutcome::Committed(c)) => world.trace.event(format!(
             "node {id} compactor: table {table} committed {} rows ({} chunk bytes) in {} files, \
              watermarks {:?}, {} chunks of {} WAL objects trimmed, {} manifests merged, {} \
-             snapshots retired{}",
+             snapshots retired, {} small files compacted into {}{}",
             c.rows,
             c.chunk_bytes,
             c.data_files,
@@ -99,7 +99,13 @@ fn record_round(world: &World, node: &Node, round: &TableRound) {
             c.trimmed_objects,
             c.merged_manifests,
             c.retired_snapshots,
-            if c.backlog { ", backlog" } else { "" }
+            c.compacted_files,
+            c.compacted_into,
+            if c.backlog || c.compaction_backlog {
+                ", backlog"
+            } else {
+                ""
+            }
         )),
         Ok(_) => {}
         // The crash already killed the process: nobody sees this error.

@@ -23,6 +23,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use inlet_cache::PagedCache;
 use inlet_compactor::lake::{LakeRoot, LakeStorage, LakeWriteOptions};
+use inlet_compactor::options::CompactionOptions;
 use inlet_compactor::{Compactor, CompactorOptions, Failpoint, FailpointHook};
 use inlet_core::clock::{Env, SeededIdGen};
 use inlet_core::ids::TableId;
@@ -285,6 +286,10 @@ impl World {
             write: LakeWriteOptions {
                 merge_manifests_at: self.cfg.upkeep.merge_manifests_at,
                 ..LakeWriteOptions::default()
+            },
+            compaction: CompactionOptions {
+                min_files: self.cfg.upkeep.compaction_min_files,
+                ..CompactionOptions::default()
             },
             drop_grace: self
                 .cfg

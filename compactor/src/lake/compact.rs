@@ -129,6 +129,8 @@ pub struct StagedRewrite {
     pub snapshot_id: i64,
     /// What was rewritten, by bucket, then offset.
     pub groups: Vec<RewrittenGroup>,
+    /// More groups were chosen than the byte budget let this rewrite take.
+    pub more: bool,
     /// Every object the rewrite wrote, as URLs: delete them if the commit is abandoned.
     pub files_written: Vec<String>,
     /// The snapshots this version no longer has (beyond the retained count).
@@ -167,7 +169,7 @@ pub async fn stage_rewrite(
     let Some(live) = live_files(base).await? else {
         return Ok(None);
     };
-    let chosen = choose(&live, rule);
+    let (chosen, more) = choose(&live, rule);
     if chosen.is_empty() {
         return Ok(None);
     }
@@ -175,7 +177,7 @@ pub async fn stage_rewrite(
         .retaining_snapshots(retained)
         .for_rewrite();
     match rewrite(&mut append, &live, &chosen, env).await {
-        Ok(staged) => Ok(Some(staged)),
+        Ok(staged) => Ok(Some(StagedRewrite { more, ..staged })),
         Err(error) => {
             if let Err(cleanup) = append.abort().await {
                 tracing::warn!(%cleanup, "lake rewrite failed and left orphan files");
@@ -186,8 +188,8 @@ pub async fn stage_rewrite(
 }
 
 /// The groups to rewrite across buckets, within the byte budget: per bucket, index ranges
-/// into its live files.
-fn choose(live: &LiveFiles, rule: &CompactionRule) -> Vec<(Bucket, Range<usize>)> {
+/// into its live files; and whether the budget left some.
+fn choose(live: &LiveFiles, rule: &CompactionRule) -> (Vec<(Bucket, Range<usize>)>, bool) {
     let mut chosen = Vec::new();
     let mut bytes = 0u64;
     for (bucket, files) in &live.by_bucket {
@@ -198,13 +200,13 @@ fn choose(live: &LiveFiles, rule: &CompactionRule) -> Vec<(Bucket, Range<usize>)
         for group in choose_groups(&shape, rule) {
             let size: u64 = files[group.clone()].iter().map(|file| file.size).sum();
             if !chosen.is_empty() && bytes + size > rule.max_bytes {
-                return chosen;
+                return (chosen, true);
             }
             bytes += size;
             chosen.push((*bucket, group));
         }
     }
-    chosen
+    (chosen, false)
 }
 
 async fn rewrite(
@@ -377,6 +379,7 @@ async fn stage(
         base_metadata_location: base.metadata_location().to_owned(),
         snapshot_id,
         groups,
+        more: false,
         files_written: append.files_written(),
         expired_snapshot_ids: version.expired_snapshot_ids,
         files_to_delete_after_commit: version.unreached,

@@ -31,6 +31,7 @@ use arrow_schema::DataType;
 use futures::future::{BoxFuture, try_join_all};
 use futures::{FutureExt, StreamExt};
 use inlet_cache::{CacheError, PagedCache};
+use inlet_core::error::{ErrorKind, HasKind};
 use inlet_core::ids::{Offset, StreamId, TimestampMicros};
 use inlet_core::limits::MAX_FETCH_BATCH_ROWS;
 use inlet_core::table::{OFFSET_COLUMN, TIMESTAMP_COLUMN};
@@ -78,15 +79,25 @@ pub(super) async fn read_lake(
 ) -> Result<Reached, FetchError> {
     let mut next = from;
     let mut files = LakeFileCursor::new(context.index.clone(), stream, next);
+    // The file that was gone when last read: found again in the index, it is lost.
+    let mut gone: Option<String> = None;
     while next < until {
         let file = match files.next().await? {
             Some(file) if file.base_offset <= next => file,
             found => return Err(missing(&context.index, stream, next, until, found).await),
         };
         let end = file.end_offset().min(until);
-        match read_file(context, stream, &file, next..end, tail, sender).await? {
-            Reached::At(reached) => next = reached,
-            Reached::Closed => return Ok(Reached::Closed),
+        match read_file(context, stream, &file, next..end, tail, sender).await {
+            Ok(Reached::At(reached)) => next = reached,
+            Ok(Reached::Closed) => return Ok(Reached::Closed),
+            // Replaced (or expired) since the cursor's page was read: the index names the
+            // file that holds `next` now, or says it expired. The rows before `next` were
+            // sent; the read resumes at `next`.
+            Err(FetchError::LakeFileGone { path, .. }) if gone.as_deref() != Some(&path) => {
+                gone = Some(path);
+                files = LakeFileCursor::new(context.index.clone(), stream, next);
+            }
+            Err(error) => return Err(error),
         }
     }
     Ok(Reached::At(next))
@@ -559,6 +570,12 @@ fn parquet_error(stream: StreamId, path: &Path, error: ParquetError) -> FetchErr
     if let ParquetError::External(source) = &error
         && let Some(error) = source.downcast_ref::<CacheError>()
     {
+        if error.kind() == ErrorKind::NotFound {
+            return FetchError::LakeFileGone {
+                stream,
+                path: path.to_string(),
+            };
+        }
         return FetchError::Storage {
             path: path.to_string(),
             message: error.to_string(),
