@@ -28,6 +28,13 @@
 //! deleted; a refused commit deletes what the expiry wrote, an unknown outcome deletes
 //! nothing, and a crash in between leaves the expired files to the next repair, for which
 //! they are orphans. See `docs/lake-commit.md`.
+//!
+//! **Compaction.** Then, for a log table, when the index's lake file entries show a bucket
+//! with enough small files ([`needs_compaction`]), the round rewrites them
+//! ([`stage_rewrite`]) as a third snapshot on the current version, committed the same way:
+//! the replaced files' entries removed and the new files' added in one index batch, no
+//! watermark moving. What the new version frees is deleted after the commit; the replaced
+//! files themselves stay until the last snapshot older than the rewrite is expired.
 
 mod keyed;
 

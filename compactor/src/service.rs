@@ -22,6 +22,10 @@
 //! before the collection runs ([`Compactor::expire_wal`]); the collector then deletes the WAL
 //! objects nothing points into any more.
 //!
+//! A log table's rounds also rewrite its small lake files ([`crate::lake::compact`]); a
+//! rewrite cut short by its byte budget makes the next round due at once, even without new
+//! rows.
+//!
 //! A dropped table is purged once it was dropped more than `drop_grace` ago, in the same
 //! interval: its lake table first if it was dropped with `purge` (every object under its
 //! folder), then its index entries through the owner ([`Compactor::purge_dropped`]).

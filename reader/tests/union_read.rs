@@ -672,6 +672,96 @@ async fn a_fetch_from_zero_after_the_wal_was_garbage_collected_gets_every_row() 
     setup.close().await;
 }
 
+impl Setup {
+    /// The lake file entries of the bucket, in offset order.
+    async fn lake_file_entries(&self) -> Vec<LakeFileEntry> {
+        inlet_index::all_lake_files(&self.index, self.stream, Offset(0))
+            .await
+            .expect("lake files")
+    }
+
+    /// Rewrites every lake file into one (a small-file compaction that keeps one snapshot),
+    /// commits it to the index, and deletes the files it replaced, as the compactor does.
+    async fn rewrite_into_one_file(&mut self) {
+        let old = self.lake_file_entries().await;
+        let rule = CompactionRule {
+            target_bytes: 1 << 30,
+            min_files: 2,
+            max_bytes: u64::MAX,
+        };
+        let staged = stage_rewrite(
+            &self.lake.table,
+            &rule,
+            &LakeWriteOptions::default(),
+            1,
+            &Env::system(),
+        )
+        .await
+        .expect("rewrite staged")
+        .expect("small files to rewrite");
+        let [group] = staged.groups.as_slice() else {
+            panic!("one group: {:?}", staged.groups);
+        };
+        assert_eq!(group.replaced.len(), old.len());
+        let [file] = group.files.as_slice() else {
+            panic!("one new file: {:?}", group.files);
+        };
+        let rewritten = &self.truth[..self.lake.watermark.0 as usize];
+        let entry = LakeFileEntry {
+            path: self
+                .lake
+                .root
+                .path_of(file.file_path())
+                .expect("a lake path")
+                .to_string(),
+            base_offset: Offset(0),
+            row_count: file.record_count(),
+            file_size: file.file_size_in_bytes(),
+            snapshot_id: staged.snapshot_id,
+            min_ts: TimestampMicros(rewritten.iter().map(|r| r.timestamp).min().expect("rows")),
+            max_ts: TimestampMicros(rewritten.iter().map(|r| r.timestamp).max().expect("rows")),
+        };
+        let lease = self
+            .index
+            .acquire_lake_lease(self.table.id, 1, Duration::from_secs(600))
+            .await
+            .expect("lease");
+        let location = staged.table.metadata_location().to_owned();
+        self.index
+            .commit_lake(LakeCommit {
+                table: self.table.id,
+                lease,
+                expected_metadata_location: self.lake.committed.clone(),
+                metadata_location: location.clone(),
+                snapshot_id: Some(staged.snapshot_id),
+                watermarks: BTreeMap::new(),
+                added_files: vec![(Bucket(0), entry)],
+                removed_files: old.iter().map(|f| (Bucket(0), f.end_offset())).collect(),
+                earliest: BTreeMap::new(),
+                key_rows: Vec::new(),
+            })
+            .await
+            .expect("rewrite committed");
+        staged
+            .delete_unreached_files()
+            .await
+            .expect("replaced files deleted");
+        for file in &old {
+            assert!(
+                self.store
+                    .inner()
+                    .head(&Path::from(file.path.as_str()))
+                    .await
+                    .is_err(),
+                "{} is deleted",
+                file.path
+            );
+        }
+        self.lake.committed = Some(location);
+        self.lake.table = staged.table;
+    }
+}
+
 /// A small-file rewrite replaces the lake files a read looked up, and the replaced files are
 /// deleted (a table that keeps one snapshot frees them at once), between the read's lookup
 /// and its GET: the read looks the offset up again and reads the new file, every row once.
@@ -680,11 +770,7 @@ async fn a_read_whose_lake_files_are_replaced_under_it_reads_the_new_file() {
     let mut setup = Setup::new().await;
     setup.tier(Offset(2 * ROWS_PER_CHUNK)).await;
     setup.tier(Offset(5 * ROWS_PER_CHUNK)).await;
-    let tiered = 5 * ROWS_PER_CHUNK as usize;
-    let old: Vec<LakeFileEntry> =
-        inlet_index::all_lake_files(&setup.index, setup.stream, Offset(0))
-            .await
-            .expect("lake files");
+    let old = setup.lake_file_entries().await;
     assert_eq!(old.len(), 2);
     let gate = hold_next_get(&setup.store, Path::from(old[0].path.as_str()));
     let reader = setup.reader(SMALL_PAGE).await;
@@ -694,78 +780,7 @@ async fn a_read_whose_lake_files_are_replaced_under_it_reads_the_new_file() {
     tokio::time::timeout(WAIT, gate.wait_for_held(1))
         .await
         .expect("the read GETs the first lake file");
-
-    let rule = CompactionRule {
-        target_bytes: 1 << 30,
-        min_files: 2,
-        max_bytes: u64::MAX,
-    };
-    let staged = stage_rewrite(
-        &setup.lake.table,
-        &rule,
-        &LakeWriteOptions::default(),
-        1,
-        &Env::system(),
-    )
-    .await
-    .expect("rewrite staged")
-    .expect("two small files to rewrite");
-    let group = &staged.groups[0];
-    assert_eq!(group.replaced.len(), 2);
-    assert_eq!(group.files.len(), 1);
-    let file = &group.files[0];
-    let rewritten = &setup.truth[..tiered];
-    let entry = LakeFileEntry {
-        path: setup
-            .lake
-            .root
-            .path_of(file.file_path())
-            .expect("a lake path")
-            .to_string(),
-        base_offset: Offset(0),
-        row_count: file.record_count(),
-        file_size: file.file_size_in_bytes(),
-        snapshot_id: staged.snapshot_id,
-        min_ts: TimestampMicros(rewritten.iter().map(|r| r.timestamp).min().expect("rows")),
-        max_ts: TimestampMicros(rewritten.iter().map(|r| r.timestamp).max().expect("rows")),
-    };
-    let lease = setup
-        .index
-        .acquire_lake_lease(setup.table.id, 1, Duration::from_secs(600))
-        .await
-        .expect("lease");
-    setup
-        .index
-        .commit_lake(LakeCommit {
-            table: setup.table.id,
-            lease,
-            expected_metadata_location: setup.lake.committed.clone(),
-            metadata_location: staged.table.metadata_location().to_owned(),
-            snapshot_id: Some(staged.snapshot_id),
-            watermarks: BTreeMap::new(),
-            added_files: vec![(Bucket(0), entry)],
-            removed_files: old.iter().map(|f| (Bucket(0), f.end_offset())).collect(),
-            earliest: BTreeMap::new(),
-            key_rows: Vec::new(),
-        })
-        .await
-        .expect("rewrite committed");
-    staged
-        .delete_unreached_files()
-        .await
-        .expect("replaced files deleted");
-    for file in &old {
-        assert!(
-            setup
-                .store
-                .inner()
-                .head(&Path::from(file.path.as_str()))
-                .await
-                .is_err(),
-            "{} is deleted",
-            file.path
-        );
-    }
+    setup.rewrite_into_one_file().await;
     gate.release();
 
     let batches = tokio::time::timeout(WAIT, read)
@@ -774,6 +789,45 @@ async fn a_read_whose_lake_files_are_replaced_under_it_reads_the_new_file() {
         .expect("the read task")
         .expect("the read finds the new file");
     assert_eq!(rows_of(&batches), setup.truth, "every row once, in order");
+    setup.close().await;
+}
+
+/// The same under a start by timestamp: the lookup of the row in the lake file finds the file
+/// gone, looks again, and finds the row in the new file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_by_timestamp_whose_lake_file_is_replaced_under_it_finds_the_row() {
+    let mut setup = Setup::new().await;
+    setup.tier(Offset(2 * ROWS_PER_CHUNK)).await;
+    setup.tier(Offset(5 * ROWS_PER_CHUNK)).await;
+    let old = setup.lake_file_entries().await;
+    // A row inside the second file, not at its start.
+    let offset = 3 * ROWS_PER_CHUNK as usize;
+    let ts = setup.truth[offset].timestamp;
+    assert!(setup.truth[offset - 1].timestamp < ts);
+    let gate = hold_next_get(&setup.store, Path::from(old[1].path.as_str()));
+    let reader = setup.reader(SMALL_PAGE).await;
+    let resolve = tokio::spawn(async move {
+        reader
+            .list_offsets(
+                "db",
+                "logs",
+                &[],
+                StartPosition::Timestamp(TimestampMicros(ts)),
+            )
+            .await
+    });
+    tokio::time::timeout(WAIT, gate.wait_for_held(1))
+        .await
+        .expect("the lookup GETs the second lake file");
+    setup.rewrite_into_one_file().await;
+    gate.release();
+
+    let offsets = tokio::time::timeout(WAIT, resolve)
+        .await
+        .expect("the lookup ends")
+        .expect("the lookup task")
+        .expect("the lookup finds the new file");
+    assert_eq!(offsets[0].resolved, Offset(offset as u64));
     setup.close().await;
 }
 

@@ -269,6 +269,8 @@ pub(super) async fn offset_for_timestamp(
 ) -> Result<Option<Offset>, FetchError> {
     let watermark = index.lake_watermark(stream).await?.offset;
     let mut files = LakeFileCursor::new(index.clone(), stream, earliest);
+    // As in `read_lake`: a file gone under the lookup is looked up again, once.
+    let mut gone: Option<String> = None;
     while let Some(file) = files.next().await? {
         if file.max_ts < ts {
             continue;
@@ -283,7 +285,15 @@ pub(super) async fn offset_for_timestamp(
         let offset = if file.min_ts >= ts {
             file.base_offset
         } else {
-            first_row_at_or_after(cache, stream, &file, ts).await?
+            match first_row_at_or_after(cache, stream, &file, ts).await {
+                Ok(offset) => offset,
+                Err(FetchError::LakeFileGone { path, .. }) if gone.as_deref() != Some(&path) => {
+                    gone = Some(path);
+                    files = LakeFileCursor::new(index.clone(), stream, file.base_offset);
+                    continue;
+                }
+                Err(error) => return Err(error),
+            }
         };
         return Ok(Some(offset.max(earliest)));
     }
