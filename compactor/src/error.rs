@@ -44,13 +44,15 @@ pub enum RoundError {
         expected: Offset,
         found: Offset,
     },
-    #[error("{stream}: chunk at offset {offset} has schema {found}, the table has {expected}; schema changes are not tiered yet",
-        found = found.0, expected = expected.0)]
+    #[error(
+        "table {table} has column `{column}` (schema {schema}), which its lake table lacks: \
+         the lake table's schema does not evolve yet",
+        table = table.0, schema = schema.0
+    )]
     SchemaChanged {
-        stream: StreamId,
-        offset: Offset,
-        found: SchemaId,
-        expected: SchemaId,
+        table: TableId,
+        column: String,
+        schema: SchemaId,
     },
     #[error("{stream}: chunk at offset {offset} of `{object}` is corrupt: {reason}")]
     CorruptChunk {

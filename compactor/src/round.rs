@@ -349,6 +349,23 @@ impl Round<'_> {
             return Ok(None);
         }
 
+        // Chunks of earlier schemas are read under the current one; the lake table must have
+        // every current column, or the round would drop its values.
+        let lake_schema = base.metadata().current_schema();
+        if let Some(field) = self
+            .info
+            .descriptor
+            .schema
+            .fields()
+            .iter()
+            .find(|field| lake_schema.field_by_name(field.name()).is_none())
+        {
+            return Err(RoundError::SchemaChanged {
+                table: self.info.id,
+                column: field.name().clone(),
+                schema: self.info.schema_id,
+            });
+        }
         let keyed = self.info.is_primary_key_table();
         let mut append = LakeAppend::new(base, &self.options.write, self.env)?
             .retaining_snapshots(self.snapshots_retained);
@@ -674,14 +691,6 @@ impl Round<'_> {
         let over_bytes = written.chunk_bytes + entry.chunk_len > self.options.max_round_bytes;
         if written.rows > 0 && (over_rows || over_bytes) {
             return Ok(NextChunk::RoundFull);
-        }
-        if entry.schema_id != self.info.schema_id {
-            return Err(RoundError::SchemaChanged {
-                stream,
-                offset: entry.base_offset,
-                found: entry.schema_id,
-                expected: self.info.schema_id,
-            });
         }
         Ok(NextChunk::Read(entry))
     }

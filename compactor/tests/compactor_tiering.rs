@@ -276,6 +276,7 @@ async fn rounds_keep_the_retained_snapshots_and_merge_manifests() -> anyhow::Res
                 )]),
                 unset_options: vec![],
                 comment: None,
+                add_columns: Vec::new(),
             },
         )
         .await?;
@@ -432,6 +433,7 @@ async fn rounds_compact_small_files_and_free_them_with_the_snapshots_that_reach_
                 )]),
                 unset_options: vec![],
                 comment: None,
+                add_columns: Vec::new(),
             },
         )
         .await?;

@@ -74,6 +74,7 @@ fn table_info() -> TableInfo {
             options: BTreeMap::new(),
         },
         created_at: TimestampMicros(NOW_MICROS),
+        previous_schemas: Default::default(),
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow_schema::{DataType, Field, FieldRef, Schema, SchemaRef, TimeUnit};
 
 use crate::bucket::is_bucketable;
 use crate::error::{ErrorKind, HasKind};
@@ -276,13 +276,18 @@ pub struct TableDescriptor {
     pub options: BTreeMap<String, String>,
 }
 
-/// What `ALTER TABLE` changes: options removed, then options set, and the comment.
+/// What `ALTER TABLE` changes: options removed, then options set, the comment, and columns
+/// added at the end of the schema.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct TableAlteration {
     pub set_options: BTreeMap<String, String>,
     pub unset_options: Vec<String>,
     /// A new comment; `None` keeps the current one.
     pub comment: Option<String>,
+    /// Columns added after the existing ones, in this order; each must be nullable (rows
+    /// written before have no value for it). A table whose columns change gets a new schema
+    /// id; rows written under an earlier schema read with nulls in the added columns.
+    pub add_columns: Vec<FieldRef>,
 }
 
 impl TableDescriptor {
@@ -312,8 +317,48 @@ impl TableDescriptor {
         if let Some(comment) = &alteration.comment {
             next.comment = comment.clone();
         }
+        if !alteration.add_columns.is_empty() {
+            self.check_columns_can_be_added(&next, &alteration.add_columns)?;
+            let fields = self
+                .schema
+                .fields()
+                .iter()
+                .chain(&alteration.add_columns)
+                .cloned()
+                .collect::<Vec<_>>();
+            next.schema = Arc::new(Schema::new_with_metadata(
+                fields,
+                self.schema.metadata().clone(),
+            ));
+        }
         next.validate()?;
         Ok(next)
+    }
+
+    /// Why `added` cannot be added to this table (becoming `next` otherwise), if it cannot.
+    /// The columns themselves (names, types, duplicates) are checked with the whole schema.
+    fn check_columns_can_be_added(
+        &self,
+        next: &Self,
+        added: &[FieldRef],
+    ) -> Result<(), DefinitionError> {
+        if let Some(field) = added.iter().find(|field| !field.is_nullable()) {
+            return Err(DefinitionError::AddedColumnNotNullable {
+                column: field.name().clone(),
+            });
+        }
+        if !self.primary_key.is_empty() {
+            return Err(DefinitionError::SchemaChangeUnsupported {
+                reason: "columns of primary-key tables cannot be added yet",
+            });
+        }
+        if TableOptions::parse(&next.options)?.lake_enabled {
+            return Err(DefinitionError::SchemaChangeUnsupported {
+                reason: "columns of lake tables cannot be added yet (the Iceberg schema does \
+                         not evolve yet); add them with `lake.enabled` off",
+            });
+        }
+        Ok(())
     }
 }
 
@@ -324,12 +369,50 @@ pub struct TableInfo {
     pub database: String,
     pub database_id: DatabaseId,
     pub name: String,
+    /// The id of `descriptor.schema`; each change of the columns gets the next one.
     pub schema_id: SchemaId,
     pub descriptor: TableDescriptor,
     pub created_at: TimestampMicros,
+    /// The schemas before the current one, by id.
+    pub previous_schemas: SchemaHistory,
+}
+
+/// The schemas a table had before its current one, by id: chunks written under an earlier
+/// schema are decoded with it. Empty for a table whose columns never changed.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SchemaHistory(Arc<BTreeMap<SchemaId, SchemaRef>>);
+
+impl SchemaHistory {
+    pub fn new(schemas: BTreeMap<SchemaId, SchemaRef>) -> Self {
+        Self(Arc::new(schemas))
+    }
+
+    /// This history with `schema` as version `id` added.
+    pub fn with(&self, id: SchemaId, schema: SchemaRef) -> Self {
+        let mut schemas = (*self.0).clone();
+        schemas.insert(id, schema);
+        Self::new(schemas)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (SchemaId, &SchemaRef)> {
+        self.0.iter().map(|(id, schema)| (*id, schema))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 impl TableInfo {
+    /// The schema of version `id`: the current one or an earlier one; `None` for an id the
+    /// table never had.
+    pub fn schema_of(&self, id: SchemaId) -> Option<&SchemaRef> {
+        if id == self.schema_id {
+            return Some(&self.descriptor.schema);
+        }
+        self.previous_schemas.0.get(&id)
+    }
+
     /// Indices of the bucket key columns in the schema (validated at creation).
     pub fn bucket_key_indices(&self) -> Vec<usize> {
         self.descriptor
@@ -422,6 +505,13 @@ pub enum DefinitionError {
     DuplicateBucketKey { column: String },
     #[error("partitioned tables are not supported yet (partition key {columns:?})")]
     PartitionKeyUnsupported { columns: Vec<String> },
+    #[error(
+        "added column `{column}` is not nullable: rows written before have no value for it, \
+         so an added column must be nullable"
+    )]
+    AddedColumnNotNullable { column: String },
+    #[error("this schema change is not supported: {reason}")]
+    SchemaChangeUnsupported { reason: &'static str },
     #[error("primary-key column `{column}` is not a column of the table")]
     UnknownPrimaryKey { column: String },
     #[error("primary key lists column `{column}` twice")]
@@ -848,8 +938,73 @@ mod tests {
             set_options: BTreeMap::from([(OPTION_LAKE_ENABLED.to_owned(), "true".to_owned())]),
             unset_options: vec![],
             comment: None,
+            add_columns: Vec::new(),
         };
         assert_eq!(plain.altered(&alteration), Err(refused));
+    }
+
+    #[test]
+    fn columns_are_added_nullable_at_the_end_and_only_where_supported() {
+        let table = descriptor(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, true),
+        ]);
+        let add = |fields: Vec<Field>| TableAlteration {
+            add_columns: fields.into_iter().map(Arc::new).collect(),
+            ..TableAlteration::default()
+        };
+        let added = table
+            .altered(&add(vec![
+                Field::new("score", DataType::Float64, true),
+                Field::new("tags", DataType::new_list(DataType::Utf8, true), true),
+            ]))
+            .expect("nullable columns are added");
+        let names: Vec<&str> = added
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        assert_eq!(names, ["id", "name", "score", "tags"]);
+        assert_eq!(added.schema.field(0), table.schema.field(0));
+
+        let refused = |fields: Vec<Field>, on: &TableDescriptor| {
+            on.altered(&add(fields)).expect_err("refused")
+        };
+        assert_eq!(
+            refused(vec![Field::new("score", DataType::Float64, false)], &table),
+            DefinitionError::AddedColumnNotNullable {
+                column: "score".to_owned()
+            }
+        );
+        assert_eq!(
+            refused(vec![Field::new("name", DataType::Utf8, true)], &table),
+            DefinitionError::DuplicateColumn {
+                column: "name".to_owned()
+            }
+        );
+        assert_eq!(
+            refused(vec![Field::new("_offset", DataType::Int64, true)], &table),
+            DefinitionError::ReservedColumn {
+                column: "_offset".to_owned()
+            }
+        );
+        let mut keyed = table.clone();
+        keyed.primary_key = vec!["id".to_owned()];
+        let keyed = keyed.with_defaults();
+        assert!(matches!(
+            refused(vec![Field::new("score", DataType::Float64, true)], &keyed),
+            DefinitionError::SchemaChangeUnsupported { .. }
+        ));
+        let mut lake = table.clone();
+        lake.options
+            .insert(OPTION_LAKE_ENABLED.to_owned(), "true".to_owned());
+        let error = refused(vec![Field::new("score", DataType::Float64, true)], &lake);
+        assert!(
+            matches!(error, DefinitionError::SchemaChangeUnsupported { .. }),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("lake.enabled"), "{error}");
     }
 
     #[test]
@@ -879,6 +1034,7 @@ mod tests {
             schema_id: SchemaId(0),
             descriptor: by_region.clone(),
             created_at: TimestampMicros(0),
+            previous_schemas: Default::default(),
         };
         // Bucket-key columns first, then the rest of the key.
         assert_eq!(info.key_encoding_indices(), vec![1, 0]);

@@ -22,7 +22,9 @@ use inlet_core::ids::{
 use inlet_core::ipc::{decode_schema, schema_to_ipc};
 use inlet_core::limits::{COMMIT_QUEUE_DEPTH, MAX_COMMITS_PER_BATCH, MAX_INDEXED_COLUMN_RANGES};
 use inlet_core::pk::ops::PkWrite;
-use inlet_core::table::{TableAlteration, TableDescriptor, TableInfo, validate_name};
+use inlet_core::table::{
+    SchemaHistory, TableAlteration, TableDescriptor, TableInfo, validate_name,
+};
 use inlet_core::wal::{ChunkMeta, ColumnRange};
 use slatedb::config::{
     CompactionWorkerOptions, CompactorOptions, DurabilityLevel, FlushOptions, FlushType,
@@ -982,18 +984,27 @@ async fn load_catalog(db: &impl KvRead) -> Result<(Catalog, Counters), IndexErro
         if record.dropped_at_micros.is_some() {
             continue;
         }
-        let schema_bytes = db
-            .read(schema_key(TableId(record.id), SchemaId(record.schema_id)))
-            .await?
-            .ok_or_else(|| {
-                CodecError::Json(format!(
-                    "schema {} of table {} is missing",
-                    record.schema_id, record.id
-                ))
+        // Every version of the columns: chunks written under an earlier one decode with it.
+        let mut schemas = BTreeMap::new();
+        for version in 0..=record.schema_id {
+            let schema_bytes = db
+                .read(schema_key(TableId(record.id), SchemaId(version)))
+                .await?
+                .ok_or_else(|| {
+                    CodecError::Json(format!(
+                        "schema {version} of table {} is missing",
+                        record.id
+                    ))
+                })?;
+            let schema = decode_schema(&schema_bytes).map_err(|e| {
+                CodecError::Json(format!("schema {version} of table {}: {e}", record.id))
             })?;
-        let schema = decode_schema(&schema_bytes)
-            .map_err(|e| CodecError::Json(format!("schema of table {}: {e}", record.id)))?;
-        let info = table_info(&record, schema);
+            schemas.insert(SchemaId(version), schema);
+        }
+        let schema = schemas
+            .remove(&SchemaId(record.schema_id))
+            .expect("the current schema was read");
+        let info = table_info(&record, schema, SchemaHistory::new(schemas));
         catalog
             .by_name
             .insert((info.database.clone(), info.name.clone()), info.id);
@@ -1012,7 +1023,11 @@ async fn load_catalog(db: &impl KvRead) -> Result<(Catalog, Counters), IndexErro
     Ok((catalog, counters))
 }
 
-fn table_info(record: &TableRecord, schema: Arc<Schema>) -> TableInfo {
+fn table_info(
+    record: &TableRecord,
+    schema: Arc<Schema>,
+    previous_schemas: SchemaHistory,
+) -> TableInfo {
     TableInfo {
         id: TableId(record.id),
         database: record.database.clone(),
@@ -1029,6 +1044,7 @@ fn table_info(record: &TableRecord, schema: Arc<Schema>) -> TableInfo {
             options: record.options.clone(),
         },
         created_at: TimestampMicros(record.created_at_micros),
+        previous_schemas,
     }
 }
 

@@ -295,6 +295,7 @@ async fn table_alterations_are_durable_and_refusals_change_nothing() {
                 set_options: set(&[("lake.enabled", "true"), ("retention", "7d")]),
                 unset_options: vec![],
                 comment: Some("kept a week".to_owned()),
+                add_columns: Vec::new(),
             },
         )
         .await
@@ -339,5 +340,100 @@ async fn table_alterations_are_durable_and_refusals_change_nothing() {
     assert_eq!(table.descriptor.options, set(&[("lake.enabled", "true")]));
     assert_eq!(table.descriptor.comment, "kept a week");
     assert_eq!(table.descriptor.bucket_count, 2);
+    reopened.close().await.expect("close");
+}
+
+/// Adding a column gives the table the next schema id and keeps the earlier schema beside it,
+/// also for a reopened index (a new owner); chunks written under the earlier schema (by a
+/// writer that has not seen the change) are still taken, a schema the table never had is
+/// refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_added_column_makes_the_next_schema_and_earlier_chunks_still_commit() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let index = open(&store).await;
+    let table = create_table(&index, 1).await;
+    let before = index.table("db", "t").expect("table");
+    let altered = index
+        .alter_table(
+            "db",
+            "t",
+            TableAlteration {
+                add_columns: vec![Arc::new(Field::new("note", DataType::Utf8, true))],
+                ..TableAlteration::default()
+            },
+        )
+        .await
+        .expect("column added");
+    assert_eq!(altered.schema_id, SchemaId(1));
+    assert_eq!(altered.descriptor.schema.fields().len(), 2);
+    assert_eq!(
+        altered.schema_of(SchemaId(0)),
+        Some(&before.descriptor.schema)
+    );
+    // Options alone keep the schema id.
+    let options_only = index
+        .alter_table(
+            "db",
+            "t",
+            TableAlteration {
+                comment: Some("notes".to_owned()),
+                ..TableAlteration::default()
+            },
+        )
+        .await
+        .expect("comment set");
+    assert_eq!(options_only.schema_id, SchemaId(1));
+
+    let with_schema = |object: u128, schema: u32, columns: usize| {
+        let mut request = request(object, &[(stream(table, 0), 3)]);
+        request.chunks[0].schema_id = SchemaId(schema);
+        request.chunks[0].columns = (0..columns as u64)
+            .map(|i| inlet_core::wal::ColumnRange {
+                offset: i * 10,
+                len: 10,
+                crc32c: 0,
+            })
+            .collect();
+        request
+    };
+    for (object, schema, columns) in [(1, 0, 1), (2, 1, 2)] {
+        let outcome = index
+            .commit(with_schema(object, schema, columns))
+            .await
+            .expect("commit call");
+        assert!(outcome[0].is_ok(), "schema {schema}: {outcome:?}");
+    }
+    // Column ranges are checked against the chunk's own schema.
+    let outcome = index
+        .commit(with_schema(3, 0, 2))
+        .await
+        .expect("commit call");
+    assert!(outcome[0].is_err(), "two ranges for a one-column schema");
+    let outcome = index
+        .commit(with_schema(4, 2, 0))
+        .await
+        .expect("commit call");
+    assert!(
+        matches!(
+            outcome[0],
+            Err(inlet_index::ChunkRejected::SchemaChanged { .. })
+        ),
+        "{outcome:?}"
+    );
+    index.close().await.expect("close");
+
+    let reopened = open(&store).await;
+    let table = reopened.table("db", "t").expect("table");
+    assert_eq!(table.schema_id, SchemaId(1));
+    assert_eq!(table.descriptor.schema, altered.descriptor.schema);
+    assert_eq!(table.previous_schemas, altered.previous_schemas);
+    assert_eq!(
+        reopened
+            .tail(stream(table.id, 0))
+            .await
+            .expect("tail")
+            .next_offset,
+        Offset(6)
+    );
     reopened.close().await.expect("close");
 }

@@ -412,10 +412,25 @@ impl Inlet for InletService {
         };
         let request = request.into_inner();
         let path = table_path(request.path)?;
+        let add_columns = if request.add_columns_ipc.is_empty() {
+            Vec::new()
+        } else {
+            decode_schema(&request.add_columns_ipc)
+                .map_err(|e| {
+                    Status::invalid_argument(format!(
+                        "columns to add are not a valid arrow ipc schema: {e}"
+                    ))
+                })?
+                .fields()
+                .iter()
+                .cloned()
+                .collect()
+        };
         let alteration = TableAlteration {
             set_options: request.set_options.into_iter().collect(),
             unset_options: request.unset_options,
             comment: request.comment,
+            add_columns,
         };
         let info = index
             .alter_table(&path.database, &path.table, alteration)

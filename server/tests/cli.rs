@@ -171,6 +171,45 @@ fn serve_create_produce_consume_round_trip() {
         "{stderr}"
     );
 
+    // A column added at the end: a new schema id, `describe` lists it, rows written before
+    // read as null in it.
+    let added = ok(inlet(
+        &server,
+        &[
+            "table",
+            "alter",
+            "shop.orders",
+            "--add-columns",
+            "note:string",
+        ],
+    ));
+    assert!(added.contains("(schema 1)"), "{added}");
+    let describe = ok(inlet(&server, &["table", "describe", "shop.orders"]));
+    assert!(describe.contains("note"), "{describe}");
+    let first = ok(inlet(
+        &server,
+        &["consume", "shop.orders", "--format", "json", "--limit", "1"],
+    ));
+    let row: serde_json::Value =
+        serde_json::from_str(first.lines().next().expect("a row")).expect("json line");
+    // JSON lines leave nulls out.
+    assert!(
+        row.get("note").is_none() && row["item"].is_string(),
+        "{row}"
+    );
+    let table = ok(inlet(
+        &server,
+        &[
+            "consume",
+            "shop.orders",
+            "--format",
+            "table",
+            "--limit",
+            "1",
+        ],
+    ));
+    assert!(table.contains("note"), "the added column is read: {table}");
+
     // Errors: one line, non-zero exit.
     let missing = inlet(&server, &["consume", "shop.nope"]);
     assert!(!missing.status.success());

@@ -879,6 +879,7 @@ async fn altering_the_lake_on_tiers_the_history() -> anyhow::Result<()> {
                 .collect(),
             unset_options: unset.iter().map(|k| k.to_string()).collect(),
             comment: comment.map(str::to_owned),
+            add_columns_ipc: Vec::new(),
         };
     let refused = [
         (
@@ -1003,4 +1004,181 @@ async fn replay_changelog(client: &mut Client) -> anyhow::Result<Vec<LakeRow>> {
     let mut rows: Vec<LakeRow> = current.into_values().collect();
     rows.sort();
     Ok(rows)
+}
+
+/// The columns after `score` was added.
+fn scored_schema() -> Arc<arrow_schema::Schema> {
+    let mut fields: Vec<arrow_schema::FieldRef> = schema().fields().iter().cloned().collect();
+    fields.push(Arc::new(arrow_schema::Field::new(
+        "score",
+        arrow_schema::DataType::Float64,
+        true,
+    )));
+    Arc::new(arrow_schema::Schema::new(fields))
+}
+
+/// The score a row with `id` is written with once the column exists.
+fn score(id: i64) -> f64 {
+    id as f64 * 0.5
+}
+
+/// Every row's (id, score) from offset 0 of every bucket, read with `columns`, by id.
+async fn scores(
+    client: &mut Client,
+    columns: &[&str],
+) -> anyhow::Result<BTreeMap<i64, Option<f64>>> {
+    let mut request = fetch_request(DATABASE, TABLE);
+    request.columns = columns.iter().map(|c| c.to_string()).collect();
+    let mut scores = BTreeMap::new();
+    for batch in client.fetch_all(request).await? {
+        ensure!(
+            batch.schema().fields().len() == columns.len() + 3,
+            "{:?}",
+            batch.schema()
+        );
+        let ids = batch
+            .column_by_name("id")
+            .context("id")?
+            .as_primitive::<arrow_array::types::Int64Type>();
+        let values = batch
+            .column_by_name("score")
+            .context("score")?
+            .as_primitive::<arrow_array::types::Float64Type>();
+        for i in 0..batch.num_rows() {
+            let value = (!arrow_array::Array::is_null(values, i)).then(|| values.value(i));
+            ensure!(
+                scores.insert(ids.value(i), value).is_none(),
+                "id {} twice",
+                ids.value(i)
+            );
+        }
+    }
+    Ok(scores)
+}
+
+/// A column added to a log table: rows written before read as null in it, rows written after
+/// with their values, also by producers that still send the old columns (nulls) and in a
+/// projection of just the new column. Turning the lake on afterwards tiers the rows of both
+/// schemas, and engines read them; a consumer reading from the lake gets the same scores. A
+/// lake table's columns cannot be added to yet, with a clear error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_added_column_reads_as_null_in_older_rows_and_reaches_the_lake() -> anyhow::Result<()> {
+    let lake = Lake::local(true).await?;
+    let mut client = connect(&lake.node).await;
+    create_table_with(&mut client, &[("lake.enabled", "false")]).await?;
+    produce(&mut client, 0..ROWS).await?;
+
+    let added = arrow_schema::Schema::new(vec![arrow_schema::Field::new(
+        "score",
+        arrow_schema::DataType::Float64,
+        true,
+    )]);
+    let alter = |set: &[(&str, &str)],
+                 add: Option<&arrow_schema::Schema>|
+     -> anyhow::Result<pb::AlterTableRequest> {
+        Ok(pb::AlterTableRequest {
+            path: Some(inlet::client::path(DATABASE, TABLE)),
+            set_options: set
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            add_columns_ipc: match add {
+                Some(schema) => inlet_core::ipc::schema_to_ipc(schema)?,
+                None => Vec::new(),
+            },
+            ..Default::default()
+        })
+    };
+    let altered = client
+        .raw()
+        .alter_table(alter(&[], Some(&added))?)
+        .await?
+        .into_inner()
+        .table
+        .context("the altered table")?;
+    ensure!(altered.schema_id == 1, "{altered:?}");
+
+    // New rows with scores; an old producer's rows without.
+    let ids: Vec<i64> = (ROWS..2 * ROWS).collect();
+    let scored = RecordBatch::try_new(
+        scored_schema(),
+        vec![
+            Arc::new(arrow_array::Int64Array::from(ids.clone())),
+            Arc::new(arrow_array::StringArray::from_iter_values(
+                ids.iter().map(|id| format!("name-{id}")),
+            )),
+            Arc::new(arrow_array::Float64Array::from_iter_values(
+                ids.iter().map(|id| score(*id)),
+            )),
+        ],
+    )?;
+    client
+        .append(DATABASE, TABLE, &scored_schema(), &[scored])
+        .await?;
+    produce(&mut client, 2 * ROWS..2 * ROWS + 30).await?;
+    let total = 2 * ROWS + 30;
+    let expected: BTreeMap<i64, Option<f64>> = (0..total)
+        .map(|id| (id, (ROWS..2 * ROWS).contains(&id).then(|| score(id))))
+        .collect();
+    ensure!(scores(&mut client, &["id", "score"]).await? == expected);
+    ensure!(scores(&mut client, &["score", "id"]).await? == expected);
+
+    // The lake, turned on now, tiers chunks of both schemas into one table of the new columns.
+    client
+        .raw()
+        .alter_table(alter(
+            &[("lake.enabled", "true"), ("lake.freshness", "1s")],
+            None,
+        )?)
+        .await?;
+    let (mut next, mut rows) = ([0; BUCKETS as usize], Vec::new());
+    read_new_rows(&mut client, &mut next, &mut rows).await?;
+    ensure!(rows.len() as i64 == total);
+    let location = wait_until_tiered(&lake.node, total as u64).await?;
+    check_round(&lake, &location, &rows).await?;
+    let loaded = load_table(&lake).await?;
+    let fields = loaded["metadata"]["schemas"][0]["fields"]
+        .as_array()
+        .context("lake fields")?;
+    ensure!(
+        fields.iter().any(|f| f["name"] == "score"),
+        "the lake table has the added column: {fields:?}"
+    );
+
+    // Once the WAL is gone the scores come from the lake.
+    let deadline = tokio::time::Instant::now() + TIER_DEADLINE;
+    loop {
+        let wal: Vec<_> = lake
+            .store
+            .list(Some(&slatedb::object_store::path::Path::from("wal")))
+            .try_collect()
+            .await?;
+        if wal.is_empty() {
+            break;
+        }
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "{} WAL objects left",
+            wal.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    ensure!(scores(&mut client, &["id", "score"]).await? == expected);
+
+    // A lake table's columns do not change yet: refused, naming why.
+    let more = arrow_schema::Schema::new(vec![arrow_schema::Field::new(
+        "rank",
+        arrow_schema::DataType::Int32,
+        true,
+    )]);
+    let status = client
+        .raw()
+        .alter_table(alter(&[], Some(&more))?)
+        .await
+        .expect_err("refused on a lake table");
+    ensure!(
+        status.code() == tonic::Code::InvalidArgument && status.message().contains("lake"),
+        "{status:?}"
+    );
+    lake.node.shutdown().await
 }

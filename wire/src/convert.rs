@@ -12,7 +12,7 @@ use inlet_core::ids::{
 };
 use inlet_core::ipc::{decode_schema, schema_to_ipc};
 use inlet_core::limits::MAX_INDEXED_COLUMN_RANGES;
-use inlet_core::table::{TableDescriptor, TableInfo};
+use inlet_core::table::{SchemaHistory, TableDescriptor, TableInfo};
 use inlet_core::wal::ColumnRange;
 use inlet_index::pk::LakeRow;
 use inlet_index::{
@@ -94,6 +94,18 @@ pub fn table_message(info: &TableInfo) -> Result<pb::TableInfo, Status> {
         }),
         created_at_micros: info.created_at.0,
         database_id: info.database_id.0,
+        previous_schemas: info
+            .previous_schemas
+            .iter()
+            .map(|(id, schema)| {
+                Ok(pb::SchemaVersion {
+                    schema_id: id.0,
+                    schema_ipc: schema_to_ipc(schema).map_err(|e| {
+                        Status::internal(format!("cannot encode schema {}: {e}", id.0))
+                    })?,
+                })
+            })
+            .collect::<Result<_, Status>>()?,
     })
 }
 
@@ -105,6 +117,12 @@ pub fn table_from_message(info: pb::TableInfo) -> Result<TableInfo, IndexError> 
         .clone()
         .ok_or_else(|| bad("no descriptor".to_owned()))?;
     let schema = decode_schema(&descriptor.schema_ipc).map_err(|e| bad(format!("schema: {e}")))?;
+    let mut previous = std::collections::BTreeMap::new();
+    for version in &info.previous_schemas {
+        let schema = decode_schema(&version.schema_ipc)
+            .map_err(|e| bad(format!("schema {}: {e}", version.schema_id)))?;
+        previous.insert(SchemaId(version.schema_id), schema);
+    }
     Ok(TableInfo {
         id: TableId(info.table_id),
         database: path.database,
@@ -121,6 +139,7 @@ pub fn table_from_message(info: pb::TableInfo) -> Result<TableInfo, IndexError> 
             options: descriptor.options.into_iter().collect(),
         },
         created_at: TimestampMicros(info.created_at_micros),
+        previous_schemas: SchemaHistory::new(previous),
     })
 }
 

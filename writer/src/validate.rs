@@ -190,6 +190,7 @@ mod tests {
                 options: BTreeMap::new(),
             },
             created_at: TimestampMicros(0),
+            previous_schemas: Default::default(),
         }
     }
 

@@ -189,11 +189,12 @@ class AsyncClient:
         options: dict[str, Any] | None = None,
         unset: list[str] | str | None = None,
         comment: str | None = None,
+        add_columns: "pa.Schema | list[pa.Field] | None" = None,
     ) -> TableInfo:
         """See :meth:`inlet.Client.alter_table`."""
         database, table = split_name(name)
         response = await self._call(
-            "AlterTable", alter_table_request(database, table, options, unset, comment)
+            "AlterTable", alter_table_request(database, table, options, unset, comment, add_columns)
         )
         return TableInfo.from_pb(response.table)
 
@@ -255,8 +256,9 @@ class AsyncTable:
         options: dict[str, Any] | None = None,
         unset: list[str] | str | None = None,
         comment: str | None = None,
+        add_columns: "pa.Schema | list[pa.Field] | None" = None,
     ) -> TableInfo:
-        return await self.client.alter_table(self.full_name, options, unset, comment)
+        return await self.client.alter_table(self.full_name, options, unset, comment, add_columns)
 
     async def drop(self, if_exists: bool = False, purge: bool = False) -> None:
         """Drops the table (see :meth:`Client.drop_table`)."""

@@ -205,14 +205,18 @@ class Client:
         options: dict[str, Any] | None = None,
         unset: list[str] | str | None = None,
         comment: str | None = None,
+        add_columns: "pa.Schema | list[pa.Field] | None" = None,
     ) -> TableInfo:
         """Changes a table's options (``lake.enabled``, ``lake.freshness``,
         ``lake.snapshots.retained``, ``retention``, ``retention.bytes``; ``unset`` removes
-        some first) or its ``comment``; returns the table as it is now.
-        Turning the lake on tiers the table's history too. Other options, the schema and the
-        keys are fixed at creation (:class:`InvalidInput`)."""
+        some first), its ``comment``, or adds columns at the end (``add_columns``: nullable
+        ``pyarrow`` fields; rows written before read as null in them, and producers that
+        send the old columns keep working; not yet for primary-key or lake tables); returns
+        the table as it is now, with its new ``schema_id`` when columns changed.
+        Turning the lake on tiers the table's history too. Other options and the keys are
+        fixed at creation (:class:`InvalidInput`)."""
         database, table = split_name(name)
-        response = self._call("AlterTable", alter_table_request(database, table, options, unset, comment))
+        response = self._call("AlterTable", alter_table_request(database, table, options, unset, comment, add_columns))
         return TableInfo.from_pb(response.table)
 
     def drop_table(self, name: str, if_exists: bool = False, purge: bool = False) -> None:
@@ -294,9 +298,10 @@ class Table:
         options: dict[str, Any] | None = None,
         unset: list[str] | str | None = None,
         comment: str | None = None,
+        add_columns: "pa.Schema | list[pa.Field] | None" = None,
     ) -> TableInfo:
         """See :meth:`Client.alter_table`."""
-        return self.client.alter_table(self.full_name, options, unset, comment)
+        return self.client.alter_table(self.full_name, options, unset, comment, add_columns)
 
     def drop(self, if_exists: bool = False, purge: bool = False) -> None:
         """Drops the table (see :meth:`Client.drop_table`)."""

@@ -164,9 +164,10 @@ def alter_table_request(
     options: dict[str, Any] | None,
     unset: list[str] | str | None,
     comment: str | None,
+    add_columns: "pa.Schema | list[pa.Field] | None" = None,
 ) -> pb.AlterTableRequest:
-    """The wire form of an ALTER TABLE: options to set, options to remove (first), and a
-    new comment (``None`` keeps it)."""
+    """The wire form of an ALTER TABLE: options to set, options to remove (first), a new
+    comment (``None`` keeps it), and columns to add at the end."""
     if isinstance(unset, str):
         unset = [unset]
     request = pb.AlterTableRequest(
@@ -174,6 +175,9 @@ def alter_table_request(
         set_options={k: _option_value(v) for k, v in (options or {}).items()},
         unset_options=list(unset or []),
     )
+    if add_columns:
+        columns = add_columns if isinstance(add_columns, pa.Schema) else pa.schema(add_columns)
+        request.add_columns_ipc = schema_to_ipc(columns)
     if comment is not None:
         request.comment = comment
     return request

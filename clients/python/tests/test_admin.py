@@ -97,3 +97,26 @@ def test_default_catalog_address_follows_the_serve_defaults():
     client = inlet.connect("http://10.1.2.3:7070")
     assert client.table("a.b").iceberg_catalog().uri == "http://10.1.2.3:7071/iceberg"
     client.close()
+
+
+def test_added_columns_read_as_null_in_older_rows(client, db):
+    schema = pa.schema([pa.field("id", pa.int64(), nullable=False), ("name", pa.string())])
+    table = client.create_table(f"{db}.evolving", schema, options={"lake.enabled": False})
+    table.append(pa.table({"id": [1, 2], "name": ["a", "b"]}, schema=schema))
+    before = table.describe().schema_id
+
+    altered = table.alter(add_columns=[pa.field("score", pa.float64())])
+    assert altered.schema_id == before + 1
+    assert altered.schema.names == ["id", "name", "score"]
+    # Producers with the new column and with the old columns only both work.
+    table.append(pa.table({"id": [3], "name": ["c"], "score": [1.5]}))
+    table.append(pa.table({"id": [4], "name": ["d"]}, schema=schema))
+    rows = table.scan(columns=["id", "score"]).to_arrow().sort_by("id")
+    assert rows.column("id").to_pylist() == [1, 2, 3, 4]
+    assert rows.column("score").to_pylist() == [None, None, 1.5, None]
+
+    with pytest.raises(inlet.InvalidInput, match="nullable"):
+        table.alter(add_columns=[pa.field("rank", pa.int32(), nullable=False)])
+    with pytest.raises(inlet.InvalidInput, match="duplicate column `name`"):
+        table.alter(add_columns=[pa.field("name", pa.string())])
+    assert table.describe().schema_id == before + 1

@@ -65,6 +65,7 @@ pub fn table_info() -> TableInfo {
             options: BTreeMap::new(),
         },
         created_at: TimestampMicros(NOW_MICROS),
+        previous_schemas: Default::default(),
     }
 }
 

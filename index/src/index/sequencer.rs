@@ -541,20 +541,22 @@ impl Sequencer {
             .tables
             .get(&stream.table)
             .ok_or(ChunkRejected::TableDropped { stream })?;
-        if table.schema_id != chunk.schema_id {
+        // A chunk written under an earlier schema (by a writer that has not seen the change
+        // yet) is as good as a current one: readers decode it with its own schema.
+        let Some(schema) = table.schema_of(chunk.schema_id) else {
             return Err(ChunkRejected::SchemaChanged {
                 stream,
                 expected: chunk.schema_id.0,
                 current: table.schema_id.0,
             });
-        }
+        };
         if stream.partition != PartitionId(0) || stream.bucket.0 >= table.descriptor.bucket_count {
             return Err(ChunkRejected::NoSuchStream {
                 stream,
                 bucket_count: table.descriptor.bucket_count,
             });
         }
-        let table_columns = table.descriptor.schema.fields().len();
+        let table_columns = schema.fields().len();
         let found = chunk.columns.len();
         if found != 0 && (found != table_columns || found > MAX_INDEXED_COLUMN_RANGES) {
             return Err(ChunkRejected::ColumnRanges {
@@ -756,7 +758,11 @@ impl Sequencer {
                 batch.put(counter_key(TABLE_COUNTER), encode_u64(id + 1));
                 self.write_durably(batch).await?;
                 self.counters.table = id + 1;
-                let info = Arc::new(table_info(&record, descriptor.schema.clone()));
+                let info = Arc::new(table_info(
+                    &record,
+                    descriptor.schema.clone(),
+                    SchemaHistory::default(),
+                ));
                 let mut catalog = self.catalog_mut();
                 catalog
                     .by_name
@@ -840,14 +846,40 @@ impl Sequencer {
         record.options = descriptor.options.clone();
         record.comment = descriptor.comment.clone();
         let mut batch = WriteBatch::new();
+        // New columns: the next schema id, its schema beside the earlier ones (chunks keep
+        // the id they were written under and decode with that schema).
+        let (schema_id, previous_schemas) = if descriptor.schema == table.descriptor.schema {
+            (table.schema_id, table.previous_schemas.clone())
+        } else {
+            let next = SchemaId(table.schema_id.0 + 1);
+            let schema_bytes = schema_to_ipc(&descriptor.schema).map_err(|e| {
+                IndexError::Storage(format!(
+                    "cannot encode schema {} of `{database}.{name}`: {e}",
+                    next.0
+                ))
+            })?;
+            batch.put(schema_key(table.id, next), schema_bytes);
+            record.schema_id = next.0;
+            let previous = table
+                .previous_schemas
+                .with(table.schema_id, table.descriptor.schema.clone());
+            (next, previous)
+        };
         batch.put(table_key(table.id), encode_record(&record));
         self.write_durably(batch).await?;
         let info = Arc::new(TableInfo {
             descriptor,
+            schema_id,
+            previous_schemas,
             ..(*table).clone()
         });
         self.catalog_mut().tables.insert(info.id, info.clone());
-        tracing::info!(table = %info.qualified_name(), options = ?info.descriptor.options, "table altered");
+        tracing::info!(
+            table = %info.qualified_name(),
+            schema_id = info.schema_id.0,
+            options = ?info.descriptor.options,
+            "table altered"
+        );
         Ok(CatalogOutcome::Table(info))
     }
 

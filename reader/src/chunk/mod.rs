@@ -9,11 +9,13 @@
 
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, Int32Array, Int64Array, RecordBatch, TimestampMicrosecondArray};
-use arrow_schema::SchemaRef;
+use arrow_array::{
+    ArrayRef, Int32Array, Int64Array, RecordBatch, TimestampMicrosecondArray, new_null_array,
+};
+use arrow_schema::{FieldRef, Schema, SchemaRef};
 use inlet_cache::PagedCache;
 use inlet_core::ids::{Offset, StreamId, TimestampMicros};
-use inlet_core::table::TableInfo;
+use inlet_core::table::{TableDescriptor, TableInfo};
 use inlet_core::wal::{WAL_TRAILER_LEN, decode_chunk};
 use inlet_index::ChunkEntry;
 use slatedb::object_store::path::Path;
@@ -49,15 +51,72 @@ impl ChunkRead<'_> {
         stream: StreamId,
         entry: &ChunkEntry,
     ) -> Result<RecordBatch, ChunkError> {
-        if entry.schema_id != self.table.schema_id {
+        if entry.schema_id == self.table.schema_id {
+            return self.read_current(stream, entry).await;
+        }
+        let Some(schema) = self.table.schema_of(entry.schema_id) else {
             return Err(ChunkError::Corrupt {
                 stream,
                 message: format!(
-                    "chunk has schema {} but the table has only schema {}",
-                    entry.schema_id.0, self.table.schema_id.0
+                    "chunk has schema {}, which table {} never had (its schema is {})",
+                    entry.schema_id.0,
+                    self.table.qualified_name(),
+                    self.table.schema_id.0
                 ),
             });
-        }
+        };
+        // Written under an earlier schema: decode the projected columns it has with that
+        // schema, then give it the current columns, nulls where it has none.
+        let current = &self.table.descriptor.schema;
+        let projection: Vec<usize> = self
+            .projection
+            .iter()
+            .filter_map(|&i| schema.index_of(current.field(i).name()).ok())
+            .collect();
+        let earlier = TableInfo {
+            schema_id: entry.schema_id,
+            descriptor: TableDescriptor {
+                schema: schema.clone(),
+                ..self.table.descriptor.clone()
+            },
+            ..self.table.clone()
+        };
+        let read = ChunkRead {
+            cache: self.cache,
+            table: &earlier,
+            projection: &projection,
+        };
+        let batch = read.read_current(stream, entry).await?;
+        let rows = batch.num_rows();
+        let fields: Vec<FieldRef> = self
+            .projection
+            .iter()
+            .map(|&i| current.fields()[i].clone())
+            .collect();
+        let columns = fields
+            .iter()
+            .map(|field| match batch.column_by_name(field.name()) {
+                Some(column) => column.clone(),
+                None => new_null_array(field.data_type(), rows),
+            })
+            .collect();
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| {
+            ChunkError::Corrupt {
+                stream,
+                message: format!(
+                    "chunk of schema {} does not fit schema {}: {e}",
+                    entry.schema_id.0, self.table.schema_id.0
+                ),
+            }
+        })
+    }
+
+    /// [`ChunkRead::read`] of a chunk written under the table's schema.
+    async fn read_current(
+        &self,
+        stream: StreamId,
+        entry: &ChunkEntry,
+    ) -> Result<RecordBatch, ChunkError> {
         let path = Path::from(entry.object.path());
         let object_len = entry.footer_offset + u64::from(entry.footer_len) + WAL_TRAILER_LEN as u64;
         let batch = match pruned::read_pruned(self, stream, entry, &path, object_len).await? {

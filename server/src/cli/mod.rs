@@ -249,9 +249,11 @@ pub enum TableCommand {
         #[command(flatten)]
         server: ServerArg,
     },
-    /// Change a table's options or comment. Options that can change: `lake.enabled`
+    /// Change a table's options, comment or columns. Options that can change: `lake.enabled`
     /// (turning it on tiers the table's history too), `lake.freshness`,
-    /// `lake.snapshots.retained`, `retention`, `retention.bytes`.
+    /// `lake.snapshots.retained`, `retention`, `retention.bytes`. Columns can be added at the
+    /// end (nullable; rows written before read as null in them); not yet to primary-key or
+    /// lake tables.
     Alter {
         table: String,
         /// Option `key=value` to set, repeatable.
@@ -263,6 +265,10 @@ pub enum TableCommand {
         /// A new comment.
         #[arg(long)]
         comment: Option<String>,
+        /// Columns to add after the existing ones: `name:type, ...` (the syntax of
+        /// `table create --schema`; added columns are nullable).
+        #[arg(long)]
+        add_columns: Option<String>,
         #[command(flatten)]
         server: ServerArg,
     },
@@ -555,9 +561,14 @@ async fn table(command: TableCommand) -> anyhow::Result<()> {
             set,
             unset,
             comment,
+            add_columns,
             server,
         } => {
             let (database, name) = split_table(&table);
+            let add_columns_ipc = match add_columns {
+                Some(spec) => inlet_core::ipc::schema_to_ipc(&parse_schema(&spec)?)?,
+                None => Vec::new(),
+            };
             let mut client = Client::connect(&server.server).await?;
             let altered = client
                 .raw()
@@ -566,16 +577,20 @@ async fn table(command: TableCommand) -> anyhow::Result<()> {
                     set_options: set.into_iter().collect(),
                     unset_options: unset,
                     comment,
+                    add_columns_ipc,
                 })
                 .await
                 .map_err(crate::client::status_error)?
                 .into_inner();
-            let options = altered
-                .table
-                .and_then(|table| table.descriptor)
+            let table = altered.table.unwrap_or_default();
+            let options = table
+                .descriptor
                 .map(|descriptor| options_line(&descriptor.options))
                 .unwrap_or_default();
-            println!("altered table {database}.{name}: {options}");
+            println!(
+                "altered table {database}.{name} (schema {}): {options}",
+                table.schema_id
+            );
         }
         TableCommand::Drop {
             table,

@@ -116,20 +116,30 @@ class TableDescriptor(_message.Message):
     def __init__(self, schema_ipc: _Optional[bytes] = ..., bucket_count: _Optional[int] = ..., bucket_key: _Optional[_Iterable[str]] = ..., partition_key: _Optional[_Iterable[str]] = ..., comment: _Optional[str] = ..., options: _Optional[_Mapping[str, str]] = ..., primary_key: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class TableInfo(_message.Message):
-    __slots__ = ("path", "table_id", "schema_id", "descriptor", "created_at_micros", "database_id")
+    __slots__ = ("path", "table_id", "schema_id", "descriptor", "created_at_micros", "database_id", "previous_schemas")
     PATH_FIELD_NUMBER: _ClassVar[int]
     TABLE_ID_FIELD_NUMBER: _ClassVar[int]
     SCHEMA_ID_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTOR_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_MICROS_FIELD_NUMBER: _ClassVar[int]
     DATABASE_ID_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_SCHEMAS_FIELD_NUMBER: _ClassVar[int]
     path: TablePath
     table_id: int
     schema_id: int
     descriptor: TableDescriptor
     created_at_micros: int
     database_id: int
-    def __init__(self, path: _Optional[_Union[TablePath, _Mapping]] = ..., table_id: _Optional[int] = ..., schema_id: _Optional[int] = ..., descriptor: _Optional[_Union[TableDescriptor, _Mapping]] = ..., created_at_micros: _Optional[int] = ..., database_id: _Optional[int] = ...) -> None: ...
+    previous_schemas: _containers.RepeatedCompositeFieldContainer[SchemaVersion]
+    def __init__(self, path: _Optional[_Union[TablePath, _Mapping]] = ..., table_id: _Optional[int] = ..., schema_id: _Optional[int] = ..., descriptor: _Optional[_Union[TableDescriptor, _Mapping]] = ..., created_at_micros: _Optional[int] = ..., database_id: _Optional[int] = ..., previous_schemas: _Optional[_Iterable[_Union[SchemaVersion, _Mapping]]] = ...) -> None: ...
+
+class SchemaVersion(_message.Message):
+    __slots__ = ("schema_id", "schema_ipc")
+    SCHEMA_ID_FIELD_NUMBER: _ClassVar[int]
+    SCHEMA_IPC_FIELD_NUMBER: _ClassVar[int]
+    schema_id: int
+    schema_ipc: bytes
+    def __init__(self, schema_id: _Optional[int] = ..., schema_ipc: _Optional[bytes] = ...) -> None: ...
 
 class CreateTableRequest(_message.Message):
     __slots__ = ("path", "descriptor", "if_not_exists")
@@ -188,7 +198,7 @@ class DropTableResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class AlterTableRequest(_message.Message):
-    __slots__ = ("path", "set_options", "unset_options", "comment")
+    __slots__ = ("path", "set_options", "unset_options", "comment", "add_columns_ipc")
     class SetOptionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -200,11 +210,13 @@ class AlterTableRequest(_message.Message):
     SET_OPTIONS_FIELD_NUMBER: _ClassVar[int]
     UNSET_OPTIONS_FIELD_NUMBER: _ClassVar[int]
     COMMENT_FIELD_NUMBER: _ClassVar[int]
+    ADD_COLUMNS_IPC_FIELD_NUMBER: _ClassVar[int]
     path: TablePath
     set_options: _containers.ScalarMap[str, str]
     unset_options: _containers.RepeatedScalarFieldContainer[str]
     comment: str
-    def __init__(self, path: _Optional[_Union[TablePath, _Mapping]] = ..., set_options: _Optional[_Mapping[str, str]] = ..., unset_options: _Optional[_Iterable[str]] = ..., comment: _Optional[str] = ...) -> None: ...
+    add_columns_ipc: bytes
+    def __init__(self, path: _Optional[_Union[TablePath, _Mapping]] = ..., set_options: _Optional[_Mapping[str, str]] = ..., unset_options: _Optional[_Iterable[str]] = ..., comment: _Optional[str] = ..., add_columns_ipc: _Optional[bytes] = ...) -> None: ...
 
 class AlterTableResponse(_message.Message):
     __slots__ = ("table",)
