@@ -6,7 +6,9 @@
 //!
 //! - **Which files** ([`choose_groups`], shared with the index-side check a round makes
 //!   before reading any manifest): per bucket, in offset order, runs of adjacent files each
-//!   below a quarter of the target, bin-packed greedily up to the target. Only groups of at
+//!   below a quarter of the target, bin-packed greedily up to the target, less any leading
+//!   file larger than the rest of its group together (it waits until they outgrow it, so a
+//!   row is rewritten a logarithmic number of times, not once per merge). Only groups of at
 //!   least two files are rewritten, and only in a bucket with at least
 //!   [`CompactionRule::min_files`] small files. A rewrite reads at most
 //!   [`CompactionRule::max_bytes`] of input (but always one group), so it never starves
@@ -103,7 +105,21 @@ pub fn choose_groups(files: &[(Range<Offset>, u64)], rule: &CompactionRule) -> V
     {
         groups.push(range);
     }
+    // A file larger than the rest of its group together waits until they outgrow it: merging
+    // it now would rewrite its rows once per handful of new files. So each row is rewritten
+    // about log2(target / round size) times on its way to the target, not once per merge.
     groups
+        .into_iter()
+        .filter_map(|mut range| {
+            let size = |i: usize| files[i].1;
+            let mut rest: u64 = (range.start + 1..range.end).map(size).sum();
+            while range.len() >= 2 && size(range.start) > rest {
+                range.start += 1;
+                rest -= size(range.start);
+            }
+            (range.len() >= 2).then_some(range)
+        })
+        .collect()
 }
 
 /// One group of files a rewrite replaced by new ones.
@@ -496,6 +512,26 @@ mod tests {
             choose_groups(&files(&[10, 50, 10, 50, 10, 10]), &RULE),
             vec![4..6]
         );
+    }
+
+    #[test]
+    fn a_file_larger_than_the_rest_of_its_group_waits_for_them() {
+        let rule = CompactionRule {
+            target_bytes: 1000,
+            ..RULE
+        };
+        // 160 is more than the 40 after it: only the four new files merge.
+        assert_eq!(
+            choose_groups(&files(&[160, 10, 10, 10, 10]), &rule),
+            vec![1..5]
+        );
+        // Once the rest add up to it, it merges with them.
+        assert_eq!(
+            choose_groups(&files(&[160, 80, 40, 20, 10, 10]), &rule),
+            vec![0..6]
+        );
+        // Trimming can leave too little to merge.
+        assert!(choose_groups(&files(&[160, 100, 20, 10]), &rule).is_empty());
     }
 
     #[test]
