@@ -264,22 +264,7 @@ async fn reachable_metadata(
 async fn rounds_keep_the_retained_snapshots_and_merge_manifests() -> anyhow::Result<()> {
     let h = Harness::new("tiering-upkeep").await?;
     h.table("upkeep", 2, true).await?;
-    let table = h
-        .index
-        .alter_table(
-            "db",
-            "upkeep",
-            TableAlteration {
-                set_options: BTreeMap::from([(
-                    OPTION_LAKE_SNAPSHOTS_RETAINED.to_owned(),
-                    "3".to_owned(),
-                )]),
-                unset_options: vec![],
-                comment: None,
-                add_columns: Vec::new(),
-            },
-        )
-        .await?;
+    let table = retain_snapshots(&h, "upkeep", 3).await?;
     let options = CompactorOptions {
         write: LakeWriteOptions {
             merge_manifests_at: 4,
@@ -390,6 +375,27 @@ async fn metadata_files_that_leave_the_metadata_log_are_deleted() -> anyhow::Res
     Ok(())
 }
 
+/// Sets `lake.snapshots.retained` of table `db.<table>`.
+async fn retain_snapshots(
+    h: &Harness,
+    table: &str,
+    count: usize,
+) -> anyhow::Result<std::sync::Arc<inlet_core::table::TableInfo>> {
+    Ok(h.index
+        .alter_table(
+            "db",
+            table,
+            TableAlteration {
+                set_options: BTreeMap::from([(
+                    OPTION_LAKE_SNAPSHOTS_RETAINED.to_owned(),
+                    count.to_string(),
+                )]),
+                ..TableAlteration::default()
+            },
+        )
+        .await?)
+}
+
 /// The data files (last path segment) the kept snapshots of `lake` reach.
 async fn reachable_data_files(
     lake: &inlet_compactor::lake::LakeTable,
@@ -422,21 +428,7 @@ async fn rounds_compact_small_files_and_free_them_with_the_snapshots_that_reach_
 -> anyhow::Result<()> {
     let h = Harness::new("tiering-compaction").await?;
     let table = h.table("chatty", 2, true).await?;
-    h.index
-        .alter_table(
-            "db",
-            "chatty",
-            TableAlteration {
-                set_options: BTreeMap::from([(
-                    OPTION_LAKE_SNAPSHOTS_RETAINED.to_owned(),
-                    "3".to_owned(),
-                )]),
-                unset_options: vec![],
-                comment: None,
-                add_columns: Vec::new(),
-            },
-        )
-        .await?;
+    retain_snapshots(&h, "chatty", 3).await?;
     let options = CompactorOptions {
         compaction: CompactionOptions {
             min_files: 4,

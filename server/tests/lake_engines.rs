@@ -631,6 +631,28 @@ async fn wait_until_tiered(node: &Node, rows: u64) -> anyhow::Result<String> {
     }
 }
 
+/// Waits until WAL garbage collection deleted every WAL object: every row is read from the
+/// lake from then on.
+async fn wait_until_wal_is_gone(lake: &Lake) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + TIER_DEADLINE;
+    loop {
+        let wal: Vec<_> = lake
+            .store
+            .list(Some(&slatedb::object_store::path::Path::from("wal")))
+            .try_collect()
+            .await?;
+        if wal.is_empty() {
+            return Ok(());
+        }
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "{} WAL objects still there after {TIER_DEADLINE:?}",
+            wal.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn engines_read_what_the_compactor_tiered() -> anyhow::Result<()> {
     let lake = Lake::local(true).await?;
@@ -677,23 +699,7 @@ async fn engines_read_what_the_compactor_tiered() -> anyhow::Result<()> {
 
     // Every row is in the lake, so the WAL goes: wait until no WAL object is left, then a
     // consumer starting at offset 0 still gets every row, in order, once, from the lake.
-    let deadline = tokio::time::Instant::now() + TIER_DEADLINE;
-    loop {
-        let wal: Vec<_> = lake
-            .store
-            .list(Some(&slatedb::object_store::path::Path::from("wal")))
-            .try_collect()
-            .await?;
-        if wal.is_empty() {
-            break;
-        }
-        ensure!(
-            tokio::time::Instant::now() < deadline,
-            "{} WAL objects still there after {TIER_DEADLINE:?}",
-            wal.len()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_until_wal_is_gone(&lake).await?;
     let (mut from_zero, mut again) = ([0; BUCKETS as usize], Vec::new());
     read_new_rows(&mut client, &mut from_zero, &mut again).await?;
     ensure!(
@@ -1146,23 +1152,7 @@ async fn an_added_column_reads_as_null_in_older_rows_and_reaches_the_lake() -> a
     );
 
     // Once the WAL is gone the scores come from the lake.
-    let deadline = tokio::time::Instant::now() + TIER_DEADLINE;
-    loop {
-        let wal: Vec<_> = lake
-            .store
-            .list(Some(&slatedb::object_store::path::Path::from("wal")))
-            .try_collect()
-            .await?;
-        if wal.is_empty() {
-            break;
-        }
-        ensure!(
-            tokio::time::Instant::now() < deadline,
-            "{} WAL objects left",
-            wal.len()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_until_wal_is_gone(&lake).await?;
     ensure!(scores(&mut client, &["id", "score"]).await? == expected);
 
     // A lake table's columns do not change yet: refused, naming why.
