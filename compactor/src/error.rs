@@ -2,7 +2,7 @@
 //! collection), each mapping to an outward [`ErrorKind`].
 
 use inlet_core::error::{ErrorKind, HasKind};
-use inlet_core::ids::{Bucket, Offset, SchemaId, StreamId, TableId};
+use inlet_core::ids::{Bucket, Offset, StreamId, TableId};
 use inlet_core::table::DefinitionError;
 use inlet_index::{IndexError, LakeCommitError};
 
@@ -43,16 +43,6 @@ pub enum RoundError {
         stream: StreamId,
         expected: Offset,
         found: Offset,
-    },
-    #[error(
-        "table {table} has column `{column}` (schema {schema}), which its lake table lacks: \
-         the lake table's schema does not evolve yet",
-        table = table.0, schema = schema.0
-    )]
-    SchemaChanged {
-        table: TableId,
-        column: String,
-        schema: SchemaId,
     },
     #[error("{stream}: chunk at offset {offset} of `{object}` is corrupt: {reason}")]
     CorruptChunk {
@@ -134,9 +124,7 @@ impl HasKind for RoundError {
             Self::Diverged { .. } | Self::CorruptChunk { .. } | Self::BadDataFile { .. } => {
                 ErrorKind::Corruption
             }
-            Self::ChunkGap { .. } | Self::SchemaChanged { .. } | Self::Halted { .. } => {
-                ErrorKind::Internal
-            }
+            Self::ChunkGap { .. } | Self::Halted { .. } => ErrorKind::Internal,
             Self::Storage { .. } | Self::Crash(_) => ErrorKind::Unavailable,
             Self::Lake(error) => error.kind(),
             Self::LakePath(_) => ErrorKind::Internal,

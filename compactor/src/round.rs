@@ -349,23 +349,10 @@ impl Round<'_> {
             return Ok(None);
         }
 
-        // Chunks of earlier schemas are read under the current one; the lake table must have
-        // every current column, or the round would drop its values.
-        let lake_schema = base.metadata().current_schema();
-        if let Some(field) = self
-            .info
-            .descriptor
-            .schema
-            .fields()
-            .iter()
-            .find(|field| lake_schema.field_by_name(field.name()).is_none())
-        {
-            return Err(RoundError::SchemaChanged {
-                table: self.info.id,
-                column: field.name().clone(),
-                schema: self.info.schema_id,
-            });
-        }
+        // Chunks of every schema are read under the current one; a column the lake table
+        // lacks is added to its schema in the version this round stages.
+        let evolved = base.with_columns_of(&self.info.descriptor.schema)?;
+        let base = evolved.as_ref().unwrap_or(base);
         let keyed = self.info.is_primary_key_table();
         let mut append = LakeAppend::new(base, &self.options.write, self.env)?
             .retaining_snapshots(self.snapshots_retained);

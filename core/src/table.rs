@@ -318,7 +318,7 @@ impl TableDescriptor {
             next.comment = comment.clone();
         }
         if !alteration.add_columns.is_empty() {
-            self.check_columns_can_be_added(&next, &alteration.add_columns)?;
+            self.check_columns_can_be_added(&alteration.add_columns)?;
             let fields = self
                 .schema
                 .fields()
@@ -335,13 +335,9 @@ impl TableDescriptor {
         Ok(next)
     }
 
-    /// Why `added` cannot be added to this table (becoming `next` otherwise), if it cannot.
+    /// Why `added` cannot be added to this table, if it cannot.
     /// The columns themselves (names, types, duplicates) are checked with the whole schema.
-    fn check_columns_can_be_added(
-        &self,
-        next: &Self,
-        added: &[FieldRef],
-    ) -> Result<(), DefinitionError> {
+    fn check_columns_can_be_added(&self, added: &[FieldRef]) -> Result<(), DefinitionError> {
         if let Some(field) = added.iter().find(|field| !field.is_nullable()) {
             return Err(DefinitionError::AddedColumnNotNullable {
                 column: field.name().clone(),
@@ -350,12 +346,6 @@ impl TableDescriptor {
         if !self.primary_key.is_empty() {
             return Err(DefinitionError::SchemaChangeUnsupported {
                 reason: "columns of primary-key tables cannot be added yet",
-            });
-        }
-        if TableOptions::parse(&next.options)?.lake_enabled {
-            return Err(DefinitionError::SchemaChangeUnsupported {
-                reason: "columns of lake tables cannot be added yet (the Iceberg schema does \
-                         not evolve yet); add them with `lake.enabled` off",
             });
         }
         Ok(())
@@ -996,15 +986,18 @@ mod tests {
             refused(vec![Field::new("score", DataType::Float64, true)], &keyed),
             DefinitionError::SchemaChangeUnsupported { .. }
         ));
+        // A lake table takes columns the lake can hold, and refuses one it cannot.
         let mut lake = table.clone();
         lake.options
             .insert(OPTION_LAKE_ENABLED.to_owned(), "true".to_owned());
-        let error = refused(vec![Field::new("score", DataType::Float64, true)], &lake);
         assert!(
-            matches!(error, DefinitionError::SchemaChangeUnsupported { .. }),
-            "{error:?}"
+            lake.altered(&add(vec![Field::new("score", DataType::Float64, true)]))
+                .is_ok()
         );
-        assert!(error.to_string().contains("lake.enabled"), "{error}");
+        assert!(matches!(
+            refused(vec![Field::new("count", DataType::UInt64, true)], &lake),
+            DefinitionError::NotInLake { .. }
+        ));
     }
 
     #[test]

@@ -211,7 +211,7 @@ class Client:
         ``lake.snapshots.retained``, ``retention``, ``retention.bytes``; ``unset`` removes
         some first), its ``comment``, or adds columns at the end (``add_columns``: nullable
         ``pyarrow`` fields; rows written before read as null in them, and producers that
-        send the old columns keep working; not yet for primary-key or lake tables); returns
+        send the old columns keep working; not yet for primary-key tables); returns
         the table as it is now, with its new ``schema_id`` when columns changed.
         Turning the lake on tiers the table's history too. Other options and the keys are
         fixed at creation (:class:`InvalidInput`)."""

@@ -373,6 +373,59 @@ impl LakeTable {
         }
     }
 
+    /// This version with the columns of `table_schema` it lacks added (schema evolution): a
+    /// new Iceberg schema, made current, with the current schema's fields (their ids kept)
+    /// and each missing column as a new field with fresh ids from `last-column-id + 1`,
+    /// placed before the system columns. Data files written before keep their schema id;
+    /// engines resolve columns by field id and read the new ones as nulls. `None` when no
+    /// column is missing. In memory, at the same metadata location: the next staged version
+    /// built on it carries the new schema (and the compare-and-swap still expects this one).
+    pub fn with_columns_of(
+        &self,
+        table_schema: &ArrowSchema,
+    ) -> Result<Option<LakeTable>, LakeError> {
+        let current = self.metadata.current_schema();
+        let missing: Vec<FieldRef> = table_schema
+            .fields()
+            .iter()
+            .filter(|field| current.field_by_name(field.name()).is_none())
+            .cloned()
+            .collect();
+        if missing.is_empty() {
+            return Ok(None);
+        }
+        let mut ids = FieldIds {
+            next: self.metadata.last_column_id() + 1,
+        };
+        let added = ids.struct_fields(&missing, "")?;
+        let (system, columns): (Vec<NestedFieldRef>, Vec<NestedFieldRef>) = current
+            .as_struct()
+            .fields()
+            .iter()
+            .cloned()
+            .partition(|field| RESERVED_COLUMNS.contains(&field.name.as_str()));
+        let schema = Schema::builder()
+            .with_schema_id(self.metadata.current_schema_id() + 1)
+            .with_fields(columns.into_iter().chain(added).chain(system))
+            .build()?;
+        let evolved = (*self.metadata)
+            .clone()
+            .into_builder(None)
+            .add_current_schema(schema)?
+            .build()?
+            .metadata;
+        // The builder stamps the wall clock; the version keeps its own time (the next
+        // snapshot is stamped from the injected clock).
+        let evolved = with_last_updated_ms(
+            evolved,
+            self.metadata.last_updated_ms(),
+            &self.metadata_location,
+        )?;
+        Ok(Some(
+            self.with_metadata(evolved, self.metadata_location.clone()),
+        ))
+    }
+
     /// The storage the table's files go through.
     pub fn storage(&self) -> &LakeStorage {
         &self.storage

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int64Type, TimestampMicrosecondType};
-use arrow_array::{Array, ArrayRef, Int32Array, RecordBatch};
+use arrow_array::{Array, ArrayRef, Int32Array, RecordBatch, new_null_array};
 use arrow_cast::{CastOptions, cast_with_options};
 use arrow_schema::DataType;
 use futures::future::{BoxFuture, try_join_all};
@@ -191,12 +191,19 @@ async fn read_file(
     let (path, input, metadata) = open(&context.cache, stream, file).await?;
     let table_schema = &context.table.descriptor.schema;
     let mut roots = Vec::with_capacity(context.projection.len() + 2);
+    // A file written before columns were added to the table lacks them: they read as nulls.
+    let mut absent = Vec::new();
     for name in context
         .projection
         .iter()
         .map(|&index| table_schema.field(index).name().as_str())
-        .chain([OFFSET_COLUMN, TIMESTAMP_COLUMN])
     {
+        match has_root(metadata.metadata(), name) {
+            Some(root) => roots.push(root),
+            None => absent.push(name),
+        }
+    }
+    for name in [OFFSET_COLUMN, TIMESTAMP_COLUMN] {
         roots.push(root_index(stream, &path, metadata.metadata(), name)?);
     }
     let mask = ProjectionMask::roots(metadata.parquet_schema(), roots);
@@ -232,7 +239,7 @@ async fn read_file(
         }
         let fetched = FetchedBatch {
             bucket: stream.bucket,
-            batch: conform(context, stream, &path, &batch, next)?,
+            batch: conform(context, stream, &path, &batch, next, &absent)?,
             high_watermark: tail.next_offset,
             snapshot: super::SnapshotPart::None,
         };
@@ -454,6 +461,12 @@ fn root_index(
     metadata: &ParquetMetaData,
     name: &str,
 ) -> Result<usize, FetchError> {
+    has_root(metadata, name)
+        .ok_or_else(|| corrupt(stream, path, format!("it has no column `{name}`")))
+}
+
+/// The index of the file's root column `name`, if it has one.
+fn has_root(metadata: &ParquetMetaData, name: &str) -> Option<usize> {
     metadata
         .file_metadata()
         .schema_descr()
@@ -461,7 +474,6 @@ fn root_index(
         .get_fields()
         .iter()
         .position(|field| field.name() == name)
-        .ok_or_else(|| corrupt(stream, path, format!("it has no column `{name}`")))
 }
 
 /// The row groups holding the file rows `wanted` (positions in the file), and the selection
@@ -497,6 +509,7 @@ fn conform(
     path: &Path,
     batch: &RecordBatch,
     first: Offset,
+    absent: &[&str],
 ) -> Result<RecordBatch, FetchError> {
     let rows = batch.num_rows();
     let corrupt = |message: String| {
@@ -531,6 +544,10 @@ fn conform(
     let fields = context.schema.fields();
     let mut columns = Vec::with_capacity(fields.len());
     for field in fields.iter().take(context.projection.len()) {
+        if absent.contains(&field.name().as_str()) {
+            columns.push(new_null_array(field.data_type(), rows));
+            continue;
+        }
         columns.push(cast(field.name(), field.data_type())?);
     }
     let offsets = column(OFFSET_COLUMN)?;

@@ -252,8 +252,8 @@ pub enum TableCommand {
     /// Change a table's options, comment or columns. Options that can change: `lake.enabled`
     /// (turning it on tiers the table's history too), `lake.freshness`,
     /// `lake.snapshots.retained`, `retention`, `retention.bytes`. Columns can be added at the
-    /// end (nullable; rows written before read as null in them); not yet to primary-key or
-    /// lake tables.
+    /// end (nullable; rows written before read as null in them; a lake table's Iceberg
+    /// schema gains them with its next round); not yet to primary-key tables.
     Alter {
         table: String,
         /// Option `key=value` to set, repeatable.
