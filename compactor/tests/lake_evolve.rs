@@ -14,7 +14,6 @@ use arrow_array::types::Int64Type;
 use arrow_array::{Array, ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
 use arrow_array::{TimestampMicrosecondArray, types::Int32Type};
 use arrow_schema::{DataType, Field, Schema};
-use futures::TryStreamExt;
 use inlet_compactor::lake::{
     CompactionRule, LakeAppend, LakeRoot, LakeStorage, LakeTable, LakeWriteOptions, stage_rewrite,
 };
@@ -62,17 +61,8 @@ fn noted(offsets: std::ops::Range<u64>) -> anyhow::Result<RecordBatch> {
 
 /// Every (offset, id, note) of the table, read with iceberg-rust's scan, by offset.
 async fn notes(table: &LakeTable) -> anyhow::Result<Vec<(i64, i64, Option<String>)>> {
-    let batches: Vec<RecordBatch> = table
-        .iceberg_table()?
-        .scan()
-        .select_all()
-        .build()?
-        .to_arrow()
-        .await?
-        .try_collect()
-        .await?;
     let mut rows = Vec::new();
-    for batch in &batches {
+    for batch in &scan_batches(table).await? {
         let offsets = batch
             .column_by_name("_offset")
             .context("_offset")?

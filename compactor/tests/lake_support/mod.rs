@@ -134,9 +134,9 @@ pub async fn round(
     Ok(staged)
 }
 
-/// Reads the whole table with iceberg-rust's scan.
-pub async fn scan(table: &LakeTable) -> anyhow::Result<Vec<Row>> {
-    let batches: Vec<RecordBatch> = table
+/// Every batch of the table's current snapshot, read with iceberg-rust's scan.
+pub async fn scan_batches(table: &LakeTable) -> anyhow::Result<Vec<RecordBatch>> {
+    Ok(table
         .iceberg_table()?
         .scan()
         .select_all()
@@ -144,7 +144,12 @@ pub async fn scan(table: &LakeTable) -> anyhow::Result<Vec<Row>> {
         .to_arrow()
         .await?
         .try_collect()
-        .await?;
+        .await?)
+}
+
+/// Reads the whole table with iceberg-rust's scan.
+pub async fn scan(table: &LakeTable) -> anyhow::Result<Vec<Row>> {
+    let batches = scan_batches(table).await?;
     let mut rows = Vec::new();
     for batch in &batches {
         let column = |name: &str| {
