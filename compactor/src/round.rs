@@ -444,17 +444,7 @@ impl Round<'_> {
             }
             return Err(failed.error);
         }
-        let cleanup_failed = match staged.delete_expired_files().await {
-            Ok(()) => false,
-            Err(error) => {
-                tracing::warn!(
-                    table = self.info.id.0,
-                    %error,
-                    "expired lake files not deleted; orphans remain for repair"
-                );
-                true
-            }
-        };
+        let cleanup_failed = self.deleted_after_commit(staged.delete_expired_files().await);
         let expired = expired_report(staged, earliest, cleanup_failed);
         tracing::debug!(
             table = self.info.id.0,
@@ -541,17 +531,7 @@ impl Round<'_> {
             }
             return Err(failed.error);
         }
-        let cleanup_failed = match staged.delete_unreached_files().await {
-            Ok(()) => false,
-            Err(error) => {
-                tracing::warn!(
-                    table = self.info.id.0,
-                    %error,
-                    "files the rewrite freed not deleted; orphans remain for repair"
-                );
-                true
-            }
-        };
+        let cleanup_failed = self.deleted_after_commit(staged.delete_unreached_files().await);
         let replaced = staged.groups.iter().map(|g| g.replaced.len()).sum();
         tracing::debug!(
             table = self.info.id.0,
@@ -791,17 +771,7 @@ impl Round<'_> {
         );
         // What the new version no longer reaches; a failure leaves orphans for the repair
         // the next round runs first.
-        let cleanup_failed = match staged.delete_unreached_files().await {
-            Ok(()) => false,
-            Err(error) => {
-                tracing::warn!(
-                    table = self.info.id.0,
-                    %error,
-                    "retired lake metadata not deleted; orphans remain for repair"
-                );
-                true
-            }
-        };
+        let cleanup_failed = self.deleted_after_commit(staged.delete_unreached_files().await);
         Ok((
             RoundCommitted {
                 snapshot_id: staged.snapshot_id,
@@ -819,6 +789,22 @@ impl Round<'_> {
             staged.table,
             cleanup_failed,
         ))
+    }
+
+    /// Whether deleting what a committed version freed failed (`deleted`'s error is logged):
+    /// what is left is an orphan, and the next round repairs first.
+    fn deleted_after_commit(&self, deleted: Result<(), LakeError>) -> bool {
+        match deleted {
+            Ok(()) => false,
+            Err(error) => {
+                tracing::warn!(
+                    table = self.info.id.0,
+                    %error,
+                    "files a lake commit freed not deleted; orphans remain for repair"
+                );
+                true
+            }
+        }
     }
 
     /// Crashes the round here if a test's failpoint hook says so (`testing` feature only).

@@ -387,10 +387,6 @@ impl SchemaHistory {
     pub fn iter(&self) -> impl Iterator<Item = (SchemaId, &SchemaRef)> {
         self.0.iter().map(|(id, schema)| (*id, schema))
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 impl TableInfo {

@@ -673,6 +673,27 @@ async fn a_fetch_from_zero_after_the_wal_was_garbage_collected_gets_every_row() 
 }
 
 impl Setup {
+    /// The table tiered into two lake files (offsets up to chunk 2, then up to chunk 5), and
+    /// their entries.
+    async fn in_two_lake_files() -> (Self, Vec<LakeFileEntry>) {
+        let mut setup = Setup::new().await;
+        setup.tier(Offset(2 * ROWS_PER_CHUNK)).await;
+        setup.tier(Offset(5 * ROWS_PER_CHUNK)).await;
+        let files = setup.lake_file_entries().await;
+        assert_eq!(files.len(), 2);
+        (setup, files)
+    }
+
+    /// Once `gate` holds the GET of `what`, rewrites every lake file into one (deleting the
+    /// old ones), then lets the GET go.
+    async fn rewrite_under(&mut self, gate: Gate, what: &str) {
+        tokio::time::timeout(WAIT, gate.wait_for_held(1))
+            .await
+            .unwrap_or_else(|_| panic!("{what}"));
+        self.rewrite_into_one_file().await;
+        gate.release();
+    }
+
     /// The lake file entries of the bucket, in offset order.
     async fn lake_file_entries(&self) -> Vec<LakeFileEntry> {
         inlet_index::all_lake_files(&self.index, self.stream, Offset(0))
@@ -767,21 +788,15 @@ impl Setup {
 /// and its GET: the read looks the offset up again and reads the new file, every row once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_whose_lake_files_are_replaced_under_it_reads_the_new_file() {
-    let mut setup = Setup::new().await;
-    setup.tier(Offset(2 * ROWS_PER_CHUNK)).await;
-    setup.tier(Offset(5 * ROWS_PER_CHUNK)).await;
-    let old = setup.lake_file_entries().await;
-    assert_eq!(old.len(), 2);
+    let (mut setup, old) = Setup::in_two_lake_files().await;
     let gate = hold_next_get(&setup.store, Path::from(old[0].path.as_str()));
     let reader = setup.reader(SMALL_PAGE).await;
     let read = tokio::spawn(async move {
         collect(fetch(&reader, StartPosition::Earliest, &[], false, None).await).await
     });
-    tokio::time::timeout(WAIT, gate.wait_for_held(1))
-        .await
-        .expect("the read GETs the first lake file");
-    setup.rewrite_into_one_file().await;
-    gate.release();
+    setup
+        .rewrite_under(gate, "the read GETs the first lake file")
+        .await;
 
     let batches = tokio::time::timeout(WAIT, read)
         .await
@@ -796,10 +811,7 @@ async fn a_read_whose_lake_files_are_replaced_under_it_reads_the_new_file() {
 /// gone, looks again, and finds the row in the new file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_start_by_timestamp_whose_lake_file_is_replaced_under_it_finds_the_row() {
-    let mut setup = Setup::new().await;
-    setup.tier(Offset(2 * ROWS_PER_CHUNK)).await;
-    setup.tier(Offset(5 * ROWS_PER_CHUNK)).await;
-    let old = setup.lake_file_entries().await;
+    let (mut setup, old) = Setup::in_two_lake_files().await;
     // A row inside the second file, not at its start.
     let offset = 3 * ROWS_PER_CHUNK as usize;
     let ts = setup.truth[offset].timestamp;
@@ -816,11 +828,9 @@ async fn a_start_by_timestamp_whose_lake_file_is_replaced_under_it_finds_the_row
             )
             .await
     });
-    tokio::time::timeout(WAIT, gate.wait_for_held(1))
-        .await
-        .expect("the lookup GETs the second lake file");
-    setup.rewrite_into_one_file().await;
-    gate.release();
+    setup
+        .rewrite_under(gate, "the lookup GETs the second lake file")
+        .await;
 
     let offsets = tokio::time::timeout(WAIT, resolve)
         .await

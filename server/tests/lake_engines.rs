@@ -1028,14 +1028,16 @@ fn score(id: i64) -> f64 {
     id as f64 * 0.5
 }
 
-/// Every row's (id, score) from offset 0 of every bucket, read with `columns`, by id.
-async fn scores(
+/// Every row's `column` (of Arrow type `T`) from offset 0 of every bucket, by id, read with
+/// `columns` (which name `id` and `column`); each id must come once.
+async fn values_by_id<T: arrow_array::ArrowPrimitiveType>(
     client: &mut Client,
     columns: &[&str],
-) -> anyhow::Result<BTreeMap<i64, Option<f64>>> {
+    column: &str,
+) -> anyhow::Result<BTreeMap<i64, Option<T::Native>>> {
     let mut request = fetch_request(DATABASE, TABLE);
     request.columns = columns.iter().map(|c| c.to_string()).collect();
-    let mut scores = BTreeMap::new();
+    let mut values = BTreeMap::new();
     for batch in client.fetch_all(request).await? {
         ensure!(
             batch.schema().fields().len() == columns.len() + 3,
@@ -1046,20 +1048,28 @@ async fn scores(
             .column_by_name("id")
             .context("id")?
             .as_primitive::<arrow_array::types::Int64Type>();
-        let values = batch
-            .column_by_name("score")
-            .context("score")?
-            .as_primitive::<arrow_array::types::Float64Type>();
+        let column = batch
+            .column_by_name(column)
+            .context(column.to_owned())?
+            .as_primitive::<T>();
         for i in 0..batch.num_rows() {
-            let value = (!arrow_array::Array::is_null(values, i)).then(|| values.value(i));
+            let value = (!arrow_array::Array::is_null(column, i)).then(|| column.value(i));
             ensure!(
-                scores.insert(ids.value(i), value).is_none(),
+                values.insert(ids.value(i), value).is_none(),
                 "id {} twice",
                 ids.value(i)
             );
         }
     }
-    Ok(scores)
+    Ok(values)
+}
+
+/// Every row's score by id, read with `columns`.
+async fn scores(
+    client: &mut Client,
+    columns: &[&str],
+) -> anyhow::Result<BTreeMap<i64, Option<f64>>> {
+    values_by_id::<arrow_array::types::Float64Type>(client, columns, "score").await
 }
 
 /// A column added to a log table: rows written before read as null in it, rows written after
@@ -1223,23 +1233,8 @@ async fn an_added_column_reads_as_null_in_older_rows_and_reaches_the_lake() -> a
         "{metadata}"
     );
     wait_until_wal_is_gone(&lake).await?;
-    let mut request = fetch_request(DATABASE, TABLE);
-    request.columns = vec!["id".to_owned(), "rank".to_owned()];
-    let mut ranks = BTreeMap::new();
-    for batch in client.fetch_all(request).await? {
-        let ids = batch
-            .column_by_name("id")
-            .context("id")?
-            .as_primitive::<arrow_array::types::Int64Type>();
-        let values = batch
-            .column_by_name("rank")
-            .context("rank")?
-            .as_primitive::<arrow_array::types::Int32Type>();
-        for i in 0..batch.num_rows() {
-            let value = (!arrow_array::Array::is_null(values, i)).then(|| values.value(i));
-            ranks.insert(ids.value(i), value);
-        }
-    }
+    let ranks =
+        values_by_id::<arrow_array::types::Int32Type>(&mut client, &["id", "rank"], "rank").await?;
     let expected_ranks: BTreeMap<i64, Option<i32>> = (0..total + 40)
         .map(|id| (id, (id >= total).then_some(id as i32 % 7)))
         .collect();

@@ -192,8 +192,8 @@ pub async fn stage_rewrite(
     let mut append = LakeAppend::new(base, write, env)?
         .retaining_snapshots(retained)
         .for_rewrite();
-    match rewrite(&mut append, &live, &chosen, env).await {
-        Ok(staged) => Ok(Some(StagedRewrite { more, ..staged })),
+    match rewrite(&mut append, &live, &chosen, more, env).await {
+        Ok(staged) => Ok(Some(staged)),
         Err(error) => {
             if let Err(cleanup) = append.abort().await {
                 tracing::warn!(%cleanup, "lake rewrite failed and left orphan files");
@@ -229,6 +229,7 @@ async fn rewrite(
     append: &mut LakeAppend,
     live: &LiveFiles,
     chosen: &[(Bucket, Range<usize>)],
+    more: bool,
     env: &Env,
 ) -> Result<StagedRewrite, LakeError> {
     let base = append.base().clone();
@@ -273,7 +274,7 @@ async fn rewrite(
             files: append.bucket_files(*bucket)[before..].to_vec(),
         });
     }
-    stage(append, &base, live, groups, env).await
+    stage(append, &base, live, groups, more, env).await
 }
 
 /// What a replaced file was.
@@ -295,6 +296,7 @@ async fn stage(
     base: &LakeTable,
     live: &LiveFiles,
     groups: Vec<RewrittenGroup>,
+    more: bool,
     env: &Env,
 ) -> Result<StagedRewrite, LakeError> {
     let metadata = base.metadata();
@@ -395,7 +397,7 @@ async fn stage(
         base_metadata_location: base.metadata_location().to_owned(),
         snapshot_id,
         groups,
-        more: false,
+        more,
         files_written: append.files_written(),
         expired_snapshot_ids: version.expired_snapshot_ids,
         files_to_delete_after_commit: version.unreached,
