@@ -81,6 +81,12 @@ pub struct IndexOptions {
     pub block_cache_bytes: u64,
     /// Memory for SlateDB's cache of SST metadata (indexes, filters). Default 16 MiB.
     pub meta_cache_bytes: u64,
+    /// How much of the index's data blocks opening reads into the block cache, newest SSTs
+    /// first (the index and filters of every SST are read too), so that the first reads of a
+    /// node that just started skip an object-store round trip (see `warm.rs`). Capped at half
+    /// of `block_cache_bytes`; 0 warms only indexes and filters. Larger = a longer open and
+    /// more of an old index warm. Default 32 MiB.
+    pub warm_bytes: u64,
     /// Memory for the sequencer's cache of key states of primary-key tables it made durable:
     /// an upsert of a cached key (an update of a recent or hot key) skips the key-state read,
     /// which costs the single sequencer a few microseconds per key. 0 turns it off. Default
@@ -138,6 +144,7 @@ impl Default for IndexOptions {
             producer_ttl: Duration::from_secs(24 * 3600),
             block_cache_bytes: 64 * 1024 * 1024,
             meta_cache_bytes: 16 * 1024 * 1024,
+            warm_bytes: 32 * 1024 * 1024,
             key_state_cache_bytes: 64 * 1024 * 1024,
             replica_poll_interval: Duration::from_secs(5),
             manifest_poll_interval: Duration::from_secs(10),
@@ -158,6 +165,7 @@ impl IndexOptions {
             poll_interval: self.replica_poll_interval,
             block_cache_bytes: self.block_cache_bytes,
             meta_cache_bytes: self.meta_cache_bytes,
+            warm_bytes: self.warm_bytes,
         }
     }
 
@@ -190,6 +198,32 @@ pub(crate) fn db_cache(block_bytes: u64, meta_bytes: u64) -> Arc<dyn slatedb::db
             .with_meta_cache(Some(foyer(meta_bytes)))
             .build(),
     )
+}
+
+/// Warms SlateDB's caches as the index opens (see `warm.rs`): nothing without a block cache,
+/// data blocks up to `warm_bytes` but at most half the cache. A failure is logged, not
+/// returned: the index works with a cold cache, only slower.
+pub(crate) async fn warm_caches<D>(
+    db: &D,
+    manifest: &slatedb::VersionedManifest,
+    block_cache_bytes: u64,
+    warm_bytes: u64,
+) where
+    D: slatedb::DbCacheManagerOps + Sync,
+{
+    if block_cache_bytes == 0 {
+        return;
+    }
+    let budget = warm_bytes.min(block_cache_bytes / 2);
+    match crate::warm::warm(db, manifest, budget).await {
+        Ok(warmed) => tracing::info!(
+            ssts = warmed.ssts,
+            data_ssts = warmed.data_ssts,
+            data_bytes = warmed.data_bytes,
+            "index caches warmed"
+        ),
+        Err(error) => tracing::warn!(%error, "cannot warm the index caches; reads start cold"),
+    }
 }
 
 /// A change to SlateDB's builder, see [`IndexOptions::configure_slatedb`].
@@ -503,6 +537,13 @@ impl Index {
             builder = (configure.0)(builder);
         }
         let db = builder.build().await?;
+        warm_caches(
+            &db,
+            &db.manifest(),
+            options.block_cache_bytes,
+            options.warm_bytes,
+        )
+        .await;
         let (catalog, counters) = load_catalog(&db).await?;
         tracing::info!(
             path = %options.path,

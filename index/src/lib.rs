@@ -12,6 +12,7 @@ pub mod pk;
 pub mod ports;
 pub mod records;
 pub mod replica;
+mod warm;
 
 pub use error::{CatalogError, ChunkRejected, IndexError};
 pub use index::lake::{LakeCommit, LakeCommitError, LakeCommitted, LakeFileScan};

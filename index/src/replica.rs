@@ -34,6 +34,8 @@ pub struct ReplicaOptions {
     /// Memory for cached SST blocks and metadata, as the owner's caches.
     pub block_cache_bytes: u64,
     pub meta_cache_bytes: u64,
+    /// Data blocks read into the cache at open, as the owner's `warm_bytes`.
+    pub warm_bytes: u64,
 }
 
 /// A read-only view of the index.
@@ -66,6 +68,13 @@ impl IndexReplica {
             bytes => builder.with_db_cache(db_cache(bytes, options.meta_cache_bytes), 0),
         };
         let reader = builder.build().await?;
+        crate::index::warm_caches(
+            &reader,
+            &reader.manifest(),
+            options.block_cache_bytes,
+            options.warm_bytes,
+        )
+        .await;
         Ok(Self {
             reader: Arc::new(reader),
         })
