@@ -134,11 +134,6 @@ impl Node {
                 store.clone(),
                 config.index.replica(),
             ));
-            if roles.reader
-                && let Err(error) = reads.open_replica().await
-            {
-                tracing::info!(%error, "the index replica opens on the first read instead");
-            }
             let ports = Ports {
                 commit: Arc::new(remote.clone()),
                 read: reads.clone(),

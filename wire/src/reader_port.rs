@@ -67,12 +67,6 @@ impl ReaderPort {
             .await
     }
 
-    /// Opens the replica now, warming its caches, rather than on the first read that needs
-    /// it. Fails while no owner has created the index yet; the first read then opens it.
-    pub async fn open_replica(&self) -> Result<(), IndexError> {
-        self.replica().await.map(|_| ())
-    }
-
     /// Stops the replica's polling.
     pub async fn close(&self) -> Result<(), IndexError> {
         match self.replica.get() {
