@@ -6,7 +6,40 @@
 //! per-column byte ranges need both), and Decimal32/Decimal64, which the lake's Iceberg
 //! conversion does not map.
 
+use arrow_array::ArrayRef;
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
+
+/// Whether `ALTER` may change a column of type `from` to `to` (a widening): every value of
+/// `from` is a value of `to`, and Iceberg allows the promotion in place (int to long, float
+/// to double, a decimal's precision raised at the same scale), so chunks and lake files
+/// written before read under the new type with a cast, and nothing is rewritten. A narrower
+/// signed integer widens to any wider one (Iceberg holds 8- and 16-bit integers as int).
+pub fn widens(from: &DataType, to: &DataType) -> bool {
+    let rank = |data_type: &DataType| match data_type {
+        DataType::Int8 => Some(1),
+        DataType::Int16 => Some(2),
+        DataType::Int32 => Some(3),
+        DataType::Int64 => Some(4),
+        _ => None,
+    };
+    match (from, to) {
+        (DataType::Float32, DataType::Float64) => true,
+        (
+            DataType::Decimal128(from_precision, from_scale),
+            DataType::Decimal128(precision, scale),
+        ) => scale == from_scale && precision > from_precision,
+        _ => matches!((rank(from), rank(to)), (Some(from), Some(to)) if to > from),
+    }
+}
+
+/// `column` as type `to` when its type [`widens`] to it (every value kept exactly); `None`
+/// for any other pair of types.
+pub fn widen(column: &ArrayRef, to: &DataType) -> Option<ArrayRef> {
+    if !widens(column.data_type(), to) {
+        return None;
+    }
+    arrow_cast::cast(column, to).ok()
+}
 
 /// Whether a column may have this type: the type itself and every nested child's.
 pub fn is_supported(data_type: &DataType) -> bool {

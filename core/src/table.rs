@@ -276,8 +276,8 @@ pub struct TableDescriptor {
     pub options: BTreeMap<String, String>,
 }
 
-/// What `ALTER TABLE` changes: options removed, then options set, the comment, and columns
-/// added at the end of the schema.
+/// What `ALTER TABLE` changes: options removed, then options set, the comment, columns
+/// added at the end of the schema, and columns whose type widens.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct TableAlteration {
     pub set_options: BTreeMap<String, String>,
@@ -288,6 +288,14 @@ pub struct TableAlteration {
     /// written before have no value for it). A table whose columns change gets a new schema
     /// id; rows written under an earlier schema read with nulls in the added columns.
     pub add_columns: Vec<FieldRef>,
+    /// Columns whose type becomes wider: each names an existing column with its new type,
+    /// which the old one must [`widen`](crate::column_types::widens) to (int32 to int64,
+    /// float32 to float64, a decimal's precision). The column keeps its name, position,
+    /// nullability and metadata. Rows written before read under the new type; appends that
+    /// still send the old type are widened as they arrive. A bucket key column may widen too:
+    /// buckets hash integers as 64-bit and decimals by unscaled value (Iceberg's bucket
+    /// transform), so a key's rows keep their bucket.
+    pub widen_columns: Vec<FieldRef>,
 }
 
 impl TableDescriptor {
@@ -331,8 +339,52 @@ impl TableDescriptor {
                 self.schema.metadata().clone(),
             ));
         }
+        if !alteration.widen_columns.is_empty() {
+            next.schema = self.widened_schema(&next.schema, &alteration.widen_columns)?;
+        }
         next.validate()?;
         Ok(next)
+    }
+
+    /// `schema` with each of `widened`'s columns given its new type, if every change is a
+    /// widening this table may make.
+    fn widened_schema(
+        &self,
+        schema: &SchemaRef,
+        widened: &[FieldRef],
+    ) -> Result<SchemaRef, DefinitionError> {
+        if !self.primary_key.is_empty() {
+            return Err(DefinitionError::SchemaChangeUnsupported {
+                reason: "columns of primary-key tables cannot change type yet",
+            });
+        }
+        let mut fields: Vec<FieldRef> = schema.fields().iter().cloned().collect();
+        for change in widened {
+            let name = change.name();
+            let Some(position) = fields.iter().position(|field| field.name() == name) else {
+                return Err(DefinitionError::UnknownColumn {
+                    column: name.clone(),
+                });
+            };
+            let current = fields[position].data_type();
+            if !crate::column_types::widens(current, change.data_type()) {
+                return Err(DefinitionError::NotAWidening {
+                    column: name.clone(),
+                    from: current.to_string(),
+                    to: change.data_type().to_string(),
+                });
+            }
+            fields[position] = Arc::new(
+                fields[position]
+                    .as_ref()
+                    .clone()
+                    .with_data_type(change.data_type().clone()),
+            );
+        }
+        Ok(Arc::new(Schema::new_with_metadata(
+            fields,
+            schema.metadata().clone(),
+        )))
     }
 
     /// Why `added` cannot be added to this table, if it cannot.
@@ -498,6 +550,18 @@ pub enum DefinitionError {
     AddedColumnNotNullable { column: String },
     #[error("this schema change is not supported: {reason}")]
     SchemaChangeUnsupported { reason: &'static str },
+    #[error("column `{column}` is not a column of the table")]
+    UnknownColumn { column: String },
+    #[error(
+        "column `{column}` cannot change from {from} to {to}: a type may only widen (int32 to \
+         int64, float32 to float64, a decimal's precision at the same scale)"
+    )]
+    NotAWidening {
+        column: String,
+        from: String,
+        to: String,
+    },
+
     #[error("primary-key column `{column}` is not a column of the table")]
     UnknownPrimaryKey { column: String },
     #[error("primary key lists column `{column}` twice")]
@@ -925,6 +989,7 @@ mod tests {
             unset_options: vec![],
             comment: None,
             add_columns: Vec::new(),
+            widen_columns: Vec::new(),
         };
         assert_eq!(plain.altered(&alteration), Err(refused));
     }
@@ -994,6 +1059,108 @@ mod tests {
             refused(vec![Field::new("count", DataType::UInt64, true)], &lake),
             DefinitionError::NotInLake { .. }
         ));
+    }
+
+    #[test]
+    fn columns_widen_in_place_and_only_to_wider_types() {
+        let mut table = descriptor(vec![
+            Field::new("id", DataType::Int32, false),
+            Field::new("score", DataType::Float32, true),
+            Field::new("price", DataType::Decimal128(10, 2), true),
+            Field::new("name", DataType::Utf8, true),
+        ]);
+        table.bucket_key = vec!["id".to_owned()];
+        let widen = |fields: Vec<Field>| TableAlteration {
+            widen_columns: fields.into_iter().map(Arc::new).collect(),
+            ..TableAlteration::default()
+        };
+        let widened = table
+            .altered(&widen(vec![
+                // The nullability asked for is ignored: the column keeps its own.
+                Field::new("id", DataType::Int64, true),
+                Field::new("score", DataType::Float64, true),
+                Field::new("price", DataType::Decimal128(18, 2), true),
+            ]))
+            .expect("widenings are allowed, the bucket key's too");
+        let fields: Vec<(String, DataType, bool)> = widened
+            .schema
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), f.data_type().clone(), f.is_nullable()))
+            .collect();
+        assert_eq!(
+            fields,
+            vec![
+                ("id".to_owned(), DataType::Int64, false),
+                ("score".to_owned(), DataType::Float64, true),
+                ("price".to_owned(), DataType::Decimal128(18, 2), true),
+                ("name".to_owned(), DataType::Utf8, true),
+            ]
+        );
+        let refused = |field: Field| {
+            table
+                .altered(&widen(vec![field]))
+                .expect_err("not a widening")
+        };
+        for (field, from) in [
+            (Field::new("id", DataType::Int16, false), "Int32"),
+            (Field::new("id", DataType::Int32, false), "Int32"),
+            (Field::new("score", DataType::Int64, true), "Float32"),
+            (
+                Field::new("price", DataType::Decimal128(18, 3), true),
+                "Decimal128(10, 2)",
+            ),
+            (Field::new("name", DataType::LargeUtf8, true), "Utf8"),
+        ] {
+            let to = field.data_type().to_string();
+            let column = field.name().clone();
+            assert_eq!(
+                refused(field),
+                DefinitionError::NotAWidening {
+                    column,
+                    from: from.to_owned(),
+                    to
+                }
+            );
+        }
+        assert_eq!(
+            refused(Field::new("missing", DataType::Int64, true)),
+            DefinitionError::UnknownColumn {
+                column: "missing".to_owned()
+            }
+        );
+        let mut keyed = table.clone();
+        keyed.primary_key = vec!["id".to_owned()];
+        let keyed = keyed.with_defaults();
+        assert!(matches!(
+            keyed.altered(&widen(vec![Field::new("score", DataType::Float64, true)])),
+            Err(DefinitionError::SchemaChangeUnsupported { .. })
+        ));
+    }
+
+    #[test]
+    fn widening_keeps_every_value_and_the_bucket_of_every_key() {
+        use arrow_array::{Array, ArrayRef, Int32Array, Int64Array};
+        let narrow: ArrayRef = Arc::new(Int32Array::from(vec![Some(i32::MIN), None, Some(7)]));
+        let wide = crate::column_types::widen(&narrow, &DataType::Int64).expect("widens");
+        let wide = wide.as_any().downcast_ref::<Int64Array>().expect("int64");
+        assert_eq!(
+            wide,
+            &Int64Array::from(vec![Some(i32::MIN as i64), None, Some(7)])
+        );
+        assert!(crate::column_types::widen(&narrow, &DataType::Int16).is_none());
+        // Buckets hash integers as 64-bit: a widened key keeps its bucket.
+        let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int32, true)]));
+        let batch = arrow_array::RecordBatch::try_new(schema, vec![narrow.clone()]).expect("batch");
+        let wide_batch = arrow_array::RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, true)])),
+            vec![Arc::new(wide.clone())],
+        )
+        .expect("batch");
+        assert_eq!(
+            crate::bucket::bucket_rows(&batch, &[0], 16),
+            crate::bucket::bucket_rows(&wide_batch, &[0], 16)
+        );
     }
 
     #[test]

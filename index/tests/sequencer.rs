@@ -295,7 +295,7 @@ async fn table_alterations_are_durable_and_refusals_change_nothing() {
                 set_options: set(&[("lake.enabled", "true"), ("retention", "7d")]),
                 unset_options: vec![],
                 comment: Some("kept a week".to_owned()),
-                add_columns: Vec::new(),
+                ..TableAlteration::default()
             },
         )
         .await

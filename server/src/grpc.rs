@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use arrow_buffer::Buffer;
+use arrow_schema::FieldRef;
 use futures::{Stream, StreamExt};
 use inlet_compactor::lake::LakeStorage;
 use inlet_core::clock::Env;
@@ -66,6 +67,18 @@ fn database_info(info: DatabaseInfo) -> pb::DatabaseInfo {
         comment: info.comment,
         created_at_micros: info.created_at.0,
     }
+}
+
+/// The fields of an Arrow IPC schema message (`what` names them in the error); none when
+/// the message is empty.
+fn columns_of(ipc: &[u8], what: &str) -> Result<Vec<FieldRef>, Status> {
+    if ipc.is_empty() {
+        return Ok(Vec::new());
+    }
+    let schema = decode_schema(ipc).map_err(|e| {
+        Status::invalid_argument(format!("{what} are not a valid arrow ipc schema: {e}"))
+    })?;
+    Ok(schema.fields().iter().cloned().collect())
 }
 
 fn table_path(path: Option<pb::TablePath>) -> Result<pb::TablePath, Status> {
@@ -412,25 +425,12 @@ impl Inlet for InletService {
         };
         let request = request.into_inner();
         let path = table_path(request.path)?;
-        let add_columns = if request.add_columns_ipc.is_empty() {
-            Vec::new()
-        } else {
-            decode_schema(&request.add_columns_ipc)
-                .map_err(|e| {
-                    Status::invalid_argument(format!(
-                        "columns to add are not a valid arrow ipc schema: {e}"
-                    ))
-                })?
-                .fields()
-                .iter()
-                .cloned()
-                .collect()
-        };
         let alteration = TableAlteration {
             set_options: request.set_options.into_iter().collect(),
             unset_options: request.unset_options,
             comment: request.comment,
-            add_columns,
+            add_columns: columns_of(&request.add_columns_ipc, "columns to add")?,
+            widen_columns: columns_of(&request.widen_columns_ipc, "columns to widen")?,
         };
         let info = index
             .alter_table(&path.database, &path.table, alteration)

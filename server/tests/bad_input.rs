@@ -4,7 +4,7 @@ mod common;
 
 use std::sync::Arc;
 
-use arrow_array::{Int32Array, Int64Array, RecordBatch, StringArray};
+use arrow_array::{Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use common::*;
 use inlet_core::ipc::schema_to_ipc;
@@ -51,15 +51,16 @@ async fn bad_appends_are_rejected_and_change_nothing() {
         "{error}"
     );
 
-    // Schema mismatch: names the column and both types.
+    // Schema mismatch: names the column and both types. (A narrower integer would be
+    // widened, as a producer's from before an ALTER widened the column.)
     let wrong = Arc::new(Schema::new(vec![
-        Field::new("id", DataType::Int32, false),
+        Field::new("id", DataType::Utf8, false),
         Field::new("name", DataType::Utf8, true),
     ]));
     let wrong_batch = RecordBatch::try_new(
         wrong.clone(),
         vec![
-            Arc::new(Int32Array::from(vec![1])),
+            Arc::new(StringArray::from(vec!["1"])),
             Arc::new(StringArray::from(vec!["x"])),
         ],
     )
@@ -69,7 +70,7 @@ async fn bad_appends_are_rejected_and_change_nothing() {
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(
         status.message(),
-        "schema mismatch for table `db.t`: column `id` is Int32, expected Int64"
+        "schema mismatch for table `db.t`: column `id` is Utf8, expected Int64"
     );
 
     // A batch where only some rows are bad: nothing of it lands.

@@ -210,6 +210,43 @@ fn serve_create_produce_consume_round_trip() {
     ));
     assert!(table.contains("note"), "the added column is read: {table}");
 
+    // A column widened: the next schema id, `describe` shows the new type, and a narrowing
+    // is refused with the types named.
+    let widened = ok(inlet(
+        &server,
+        &[
+            "table",
+            "alter",
+            "shop.orders",
+            "--widen-columns",
+            "qty:int64",
+        ],
+    ));
+    assert!(widened.contains("(schema 2)"), "{widened}");
+    let describe = ok(inlet(&server, &["table", "describe", "shop.orders"]));
+    assert!(
+        describe
+            .lines()
+            .any(|l| l.contains("qty") && l.contains("Int64")),
+        "{describe}"
+    );
+    let narrowed = inlet(
+        &server,
+        &[
+            "table",
+            "alter",
+            "shop.orders",
+            "--widen-columns",
+            "qty:int32",
+        ],
+    );
+    assert!(!narrowed.status.success());
+    let stderr = String::from_utf8_lossy(&narrowed.stderr);
+    assert!(
+        stderr.contains("cannot change from Int64 to Int32"),
+        "{stderr}"
+    );
+
     // Errors: one line, non-zero exit.
     let missing = inlet(&server, &["consume", "shop.nope"]);
     assert!(!missing.status.success());

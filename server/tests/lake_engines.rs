@@ -508,6 +508,16 @@ async fn read_with_engines(
     metadata_location: &str,
     expected: &[LakeRow],
 ) -> anyhow::Result<()> {
+    read_with_engines_and(catalog, metadata_location, &[], expected).await
+}
+
+/// [`read_with_engines`], each row followed by the values of `extra` columns.
+async fn read_with_engines_and<R: serde::Serialize>(
+    catalog: SocketAddr,
+    metadata_location: &str,
+    extra: &[&str],
+    expected: &[R],
+) -> anyhow::Result<()> {
     // Local paths as a user types them; S3 URLs as they are.
     let metadata = metadata_location
         .strip_prefix("file://")
@@ -528,6 +538,7 @@ async fn read_with_engines(
         .args(["--metadata", metadata, "--table-dir", table_dir])
         .arg("--expected")
         .arg(rows.path())
+        .args(extra.iter().flat_map(|column| ["--extra-column", column]))
         .kill_on_drop(true)
         .output();
     let output = tokio::time::timeout(Duration::from_secs(180), output)
@@ -885,7 +896,7 @@ async fn altering_the_lake_on_tiers_the_history() -> anyhow::Result<()> {
                 .collect(),
             unset_options: unset.iter().map(|k| k.to_string()).collect(),
             comment: comment.map(str::to_owned),
-            add_columns_ipc: Vec::new(),
+            ..Default::default()
         };
     let refused = [
         (
@@ -1239,5 +1250,150 @@ async fn an_added_column_reads_as_null_in_older_rows_and_reaches_the_lake() -> a
         .map(|id| (id, (id >= total).then_some(id as i32 % 7)))
         .collect();
     ensure!(ranks == expected_ranks, "ranks read from the lake");
+    lake.node.shutdown().await
+}
+
+/// A column widened from int32 to int64 by ALTER: rows written before read as int64 from the
+/// WAL and, once tiered, from the lake; a producer that still sends int32 is widened; values
+/// beyond int32 arrive. The lake table's field is promoted to long in place (its field id
+/// kept, a new schema id), and DuckDB and pyiceberg read every value, old files included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_widened_column_reads_as_its_new_type_from_the_wal_and_the_lake() -> anyhow::Result<()> {
+    use arrow_schema::{DataType, Field, Schema};
+    let lake = Lake::local(true).await?;
+    let mut client = connect(&lake.node).await;
+    create_table_with(
+        &mut client,
+        &[("lake.enabled", "true"), ("lake.freshness", "1s")],
+    )
+    .await?;
+    let alter = |add: Option<&Schema>, widen: Option<&Schema>| -> anyhow::Result<_> {
+        let ipc = |schema: Option<&Schema>| match schema {
+            Some(schema) => inlet_core::ipc::schema_to_ipc(schema),
+            None => Ok(Vec::new()),
+        };
+        Ok(pb::AlterTableRequest {
+            path: Some(inlet::client::path(DATABASE, TABLE)),
+            add_columns_ipc: ipc(add)?,
+            widen_columns_ipc: ipc(widen)?,
+            ..Default::default()
+        })
+    };
+    let column = |data_type: DataType| Schema::new(vec![Field::new("rank", data_type, true)]);
+    // What the rank of row `id` is: beyond int32 for the rows written after the widening.
+    let rank = |id: i64| {
+        if (ROWS..2 * ROWS).contains(&id) {
+            id << 33
+        } else {
+            id % 7
+        }
+    };
+    let append = |ids: std::ops::Range<i64>, data_type: DataType| {
+        let ids: Vec<i64> = ids.collect();
+        let ranks: arrow_array::ArrayRef = match data_type {
+            DataType::Int32 => Arc::new(arrow_array::Int32Array::from_iter_values(
+                ids.iter().map(|id| rank(*id) as i32),
+            )),
+            _ => Arc::new(arrow_array::Int64Array::from_iter_values(
+                ids.iter().map(|id| rank(*id)),
+            )),
+        };
+        let mut fields: Vec<arrow_schema::FieldRef> = schema().fields().iter().cloned().collect();
+        fields.push(Arc::new(Field::new("rank", data_type, true)));
+        let schema = Arc::new(Schema::new(fields));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(arrow_array::Int64Array::from(ids.clone())),
+                Arc::new(arrow_array::StringArray::from_iter_values(
+                    ids.iter().map(|id| format!("name-{id}")),
+                )),
+                ranks,
+            ],
+        );
+        (schema, batch)
+    };
+
+    client
+        .raw()
+        .alter_table(alter(Some(&column(DataType::Int32)), None)?)
+        .await?;
+    let (int32, first) = append(0..ROWS, DataType::Int32);
+    client.append(DATABASE, TABLE, &int32, &[first?]).await?;
+    let (mut next, mut rows) = ([0; BUCKETS as usize], Vec::new());
+    read_new_rows(&mut client, &mut next, &mut rows).await?;
+    wait_until_tiered(&lake.node, ROWS as u64).await?;
+    let rank_field = |metadata: &Value, schema_id: &Value| -> anyhow::Result<Value> {
+        let schema = metadata["schemas"]
+            .as_array()
+            .context("schemas")?
+            .iter()
+            .find(|schema| schema["schema-id"] == *schema_id)
+            .context("the schema")?;
+        schema["fields"]
+            .as_array()
+            .context("fields")?
+            .iter()
+            .find(|field| field["name"] == "rank")
+            .cloned()
+            .context("the rank field")
+    };
+    let before = load_table(&lake).await?;
+    let int_field = rank_field(
+        &before["metadata"],
+        &before["metadata"]["current-schema-id"],
+    )?;
+    ensure!(int_field["type"] == "int", "{int_field}");
+
+    let altered = client
+        .raw()
+        .alter_table(alter(None, Some(&column(DataType::Int64)))?)
+        .await?
+        .into_inner()
+        .table
+        .context("the altered table")?;
+    ensure!(altered.schema_id == 2, "{altered:?}");
+    let (int64, wide) = append(ROWS..2 * ROWS, DataType::Int64);
+    client.append(DATABASE, TABLE, &int64, &[wide?]).await?;
+    // A producer that still sends the type from before the widening.
+    let (_, old) = append(2 * ROWS..2 * ROWS + 30, DataType::Int32);
+    client.append(DATABASE, TABLE, &int32, &[old?]).await?;
+    let total = 2 * ROWS + 30;
+    let expected: BTreeMap<i64, Option<i64>> = (0..total).map(|id| (id, Some(rank(id)))).collect();
+    let ranks = values_by_id::<arrow_array::types::Int64Type>;
+    ensure!(
+        ranks(&mut client, &["id", "rank"], "rank").await? == expected,
+        "ranks from the WAL"
+    );
+
+    read_new_rows(&mut client, &mut next, &mut rows).await?;
+    ensure!(rows.len() as i64 == total);
+    let location = wait_until_tiered(&lake.node, total as u64).await?;
+    let after = load_table(&lake).await?;
+    let metadata = &after["metadata"];
+    let long_field = rank_field(metadata, &metadata["current-schema-id"])?;
+    ensure!(long_field["type"] == "long", "{long_field}");
+    ensure!(
+        long_field["id"] == int_field["id"],
+        "{long_field} kept {int_field}'s id"
+    );
+    ensure!(
+        metadata["current-schema-id"] != before["metadata"]["current-schema-id"],
+        "{metadata}"
+    );
+    let with_ranks: Vec<_> = rows
+        .iter()
+        .map(|(bucket, offset, id, name, timestamp)| {
+            (*bucket, *offset, *id, name.clone(), *timestamp, rank(*id))
+        })
+        .collect();
+    read_with_engines_and(lake.catalog, &location, &["rank"], &with_ranks).await?;
+
+    // Once the WAL is gone the ranks come from the lake, the int32 files' too.
+    wait_until_wal_is_gone(&lake).await?;
+    ensure!(
+        ranks(&mut client, &["id", "rank"], "rank").await? == expected,
+        "ranks from the lake"
+    );
     lake.node.shutdown().await
 }

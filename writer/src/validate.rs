@@ -121,13 +121,15 @@ fn null_array_bytes(data_type: &DataType, rows: u64) -> u64 {
 }
 
 /// The column with exactly the expected type, or `None` when the types differ. Nested types
-/// that differ only in child field names (`item` vs `element`) are relabelled, not rejected.
+/// that differ only in child field names (`item` vs `element`) are relabelled, not rejected,
+/// and a column of a type the expected one widens (a producer that still sends a column's
+/// type from before `ALTER` widened it) is widened.
 pub(crate) fn conform_type(column: &ArrayRef, expected: &DataType) -> Option<ArrayRef> {
     if column.data_type() == expected {
         return Some(column.clone());
     }
     if !column.data_type().equals_datatype(expected) {
-        return None;
+        return inlet_core::column_types::widen(column, expected);
     }
     let data = column
         .to_data()
@@ -143,7 +145,7 @@ mod tests {
     use std::collections::BTreeMap;
     use std::sync::Arc;
 
-    use arrow_array::{Int32Array, Int64Array, StringArray};
+    use arrow_array::{Float64Array, Int32Array, Int64Array, StringArray};
     use arrow_schema::{Field, Schema};
     use inlet_core::ids::{DatabaseId, SchemaId, TableId, TimestampMicros};
     use inlet_core::table::TableDescriptor;
@@ -212,13 +214,28 @@ mod tests {
     #[test]
     fn names_the_column_and_both_types_on_mismatch() {
         let input = batch(
-            vec![Field::new("id", DataType::Int32, false)],
-            vec![Arc::new(Int32Array::from(vec![1]))],
+            vec![Field::new("id", DataType::Float64, false)],
+            vec![Arc::new(Float64Array::from(vec![1.0]))],
         );
-        let error = conform(&table(), &input).expect_err("int32 is not int64");
+        let error = conform(&table(), &input).expect_err("float64 is not int64");
         assert_eq!(
             error.to_string(),
-            "schema mismatch for table `db.t`: column `id` is Int32, expected Int64"
+            "schema mismatch for table `db.t`: column `id` is Float64, expected Int64"
+        );
+    }
+
+    #[test]
+    fn a_narrower_type_the_column_widens_is_widened() {
+        // What a producer still sends after ALTER widened `id` from int32 to int64.
+        let input = batch(
+            vec![Field::new("id", DataType::Int32, false)],
+            vec![Arc::new(Int32Array::from(vec![1, i32::MAX]))],
+        );
+        let out = conform(&table(), &input).expect("int32 widens to int64");
+        assert_eq!(out.schema(), table().descriptor.schema);
+        assert_eq!(
+            out.column(0).as_ref(),
+            &Int64Array::from(vec![1, i64::from(i32::MAX)]) as &dyn Array
         );
     }
 

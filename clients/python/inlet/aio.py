@@ -57,6 +57,7 @@ from .errors import (
     InletError,
     InvalidInput,
     ProducerClosed,
+    SchemaMismatch,
     Unavailable,
     from_rpc_error,
 )
@@ -190,11 +191,12 @@ class AsyncClient:
         unset: list[str] | str | None = None,
         comment: str | None = None,
         add_columns: "pa.Schema | list[pa.Field] | None" = None,
+        widen_columns: "pa.Schema | list[pa.Field] | None" = None,
     ) -> TableInfo:
         """See :meth:`inlet.Client.alter_table`."""
         database, table = split_name(name)
         response = await self._call(
-            "AlterTable", alter_table_request(database, table, options, unset, comment, add_columns)
+            "AlterTable", alter_table_request(database, table, options, unset, comment, add_columns, widen_columns)
         )
         return TableInfo.from_pb(response.table)
 
@@ -257,15 +259,23 @@ class AsyncTable:
         unset: list[str] | str | None = None,
         comment: str | None = None,
         add_columns: "pa.Schema | list[pa.Field] | None" = None,
+        widen_columns: "pa.Schema | list[pa.Field] | None" = None,
     ) -> TableInfo:
-        return await self.client.alter_table(self.full_name, options, unset, comment, add_columns)
+        self._info = await self.client.alter_table(self.full_name, options, unset, comment, add_columns, widen_columns)
+        return self._info
 
     async def drop(self, if_exists: bool = False, purge: bool = False) -> None:
         """Drops the table (see :meth:`Client.drop_table`)."""
         await self.client.drop_table(self.full_name, if_exists=if_exists, purge=purge)
 
     async def conform(self, data: Any) -> pa.Table:
-        return arrow.conform(arrow.to_arrow_table(data), await self.schema(), self.full_name)
+        """See :meth:`inlet.Table.conform`."""
+        data = arrow.to_arrow_table(data)
+        try:
+            return arrow.conform(data, await self.schema(), self.full_name)
+        except SchemaMismatch:
+            self._info = None
+            return arrow.conform(data, await self.schema(), self.full_name)
 
     async def conform_keys(self, data: Any, lookup: bool = False) -> pa.Table:
         info = await self._described()

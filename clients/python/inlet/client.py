@@ -206,17 +206,22 @@ class Client:
         unset: list[str] | str | None = None,
         comment: str | None = None,
         add_columns: "pa.Schema | list[pa.Field] | None" = None,
+        widen_columns: "pa.Schema | list[pa.Field] | None" = None,
     ) -> TableInfo:
         """Changes a table's options (``lake.enabled``, ``lake.freshness``,
         ``lake.snapshots.retained``, ``retention``, ``retention.bytes``; ``unset`` removes
         some first), its ``comment``, or adds columns at the end (``add_columns``: nullable
         ``pyarrow`` fields; rows written before read as null in them, and producers that
-        send the old columns keep working; not yet for primary-key tables); returns
+        send the old columns keep working), or widens columns' types (``widen_columns``:
+        fields naming existing columns with their new types: int32 to int64, float32 to
+        float64, a decimal's precision at the same scale; rows written before read under the
+        new type, and producers that send the old type keep working); not yet for
+        primary-key tables. Returns
         the table as it is now, with its new ``schema_id`` when columns changed.
         Turning the lake on tiers the table's history too. Other options and the keys are
         fixed at creation (:class:`InvalidInput`)."""
         database, table = split_name(name)
-        response = self._call("AlterTable", alter_table_request(database, table, options, unset, comment, add_columns))
+        response = self._call("AlterTable", alter_table_request(database, table, options, unset, comment, add_columns, widen_columns))
         return TableInfo.from_pb(response.table)
 
     def drop_table(self, name: str, if_exists: bool = False, purge: bool = False) -> None:
@@ -299,9 +304,11 @@ class Table:
         unset: list[str] | str | None = None,
         comment: str | None = None,
         add_columns: "pa.Schema | list[pa.Field] | None" = None,
+        widen_columns: "pa.Schema | list[pa.Field] | None" = None,
     ) -> TableInfo:
-        """See :meth:`Client.alter_table`."""
-        return self.client.alter_table(self.full_name, options, unset, comment, add_columns)
+        """See :meth:`Client.alter_table`. This handle's cached schema becomes the new one."""
+        self._info = self.client.alter_table(self.full_name, options, unset, comment, add_columns, widen_columns)
+        return self._info
 
     def drop(self, if_exists: bool = False, purge: bool = False) -> None:
         """Drops the table (see :meth:`Client.drop_table`)."""
@@ -353,8 +360,15 @@ class Table:
         return lookup_result(self.client._call("Lookup", request))
 
     def conform(self, data: Any) -> pa.Table:
-        """``data`` as a pyarrow Table in the table's types (what :meth:`append` sends)."""
-        return arrow.conform(arrow.to_arrow_table(data), self.schema, self.full_name)
+        """``data`` as a pyarrow Table in the table's types (what :meth:`append` sends). A
+        mismatch with the cached schema is checked once more against the table as it is now,
+        since another client may have altered it (widened a column) meanwhile."""
+        data = arrow.to_arrow_table(data)
+        try:
+            return arrow.conform(data, self.schema, self.full_name)
+        except SchemaMismatch:
+            self._info = None
+            return arrow.conform(data, self.schema, self.full_name)
 
     def conform_keys(self, data: Any, lookup: bool = False) -> pa.Table:
         """Keys for :meth:`delete` (``lookup=False``: only the primary-key columns are kept,

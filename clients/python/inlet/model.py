@@ -165,9 +165,10 @@ def alter_table_request(
     unset: list[str] | str | None,
     comment: str | None,
     add_columns: "pa.Schema | list[pa.Field] | None" = None,
+    widen_columns: "pa.Schema | list[pa.Field] | None" = None,
 ) -> pb.AlterTableRequest:
     """The wire form of an ALTER TABLE: options to set, options to remove (first), a new
-    comment (``None`` keeps it), and columns to add at the end."""
+    comment (``None`` keeps it), columns to add at the end, and columns whose type widens."""
     if isinstance(unset, str):
         unset = [unset]
     request = pb.AlterTableRequest(
@@ -176,11 +177,16 @@ def alter_table_request(
         unset_options=list(unset or []),
     )
     if add_columns:
-        columns = add_columns if isinstance(add_columns, pa.Schema) else pa.schema(add_columns)
-        request.add_columns_ipc = schema_to_ipc(columns)
+        request.add_columns_ipc = schema_to_ipc(_as_schema(add_columns))
+    if widen_columns:
+        request.widen_columns_ipc = schema_to_ipc(_as_schema(widen_columns))
     if comment is not None:
         request.comment = comment
     return request
+
+
+def _as_schema(columns: "pa.Schema | list[pa.Field]") -> "pa.Schema":
+    return columns if isinstance(columns, pa.Schema) else pa.schema(columns)
 
 
 def _option_value(value: Any) -> str:

@@ -120,3 +120,31 @@ def test_added_columns_read_as_null_in_older_rows(client, db):
     with pytest.raises(inlet.InvalidInput, match="duplicate column `name`"):
         table.alter(add_columns=[pa.field("name", pa.string())])
     assert table.describe().schema_id == before + 1
+
+
+def test_widened_columns_read_under_the_new_type(client, db):
+    schema = pa.schema([pa.field("id", pa.int64(), nullable=False), ("rank", pa.int32())])
+    table = client.create_table(f"{db}.widening", schema, options={"lake.enabled": False})
+    table.append(pa.table({"id": [1, 2], "rank": [7, None]}, schema=schema))
+    before = table.describe().schema_id
+    # Another handle, whose cached schema is from before the widening.
+    stale = client.table(f"{db}.widening")
+    assert stale.schema.field("rank").type == pa.int32()
+
+    altered = table.alter(widen_columns=[pa.field("rank", pa.int64())])
+    assert altered.schema_id == before + 1
+    assert altered.schema.field("rank").type == pa.int64()
+    # A producer of the new type, with a value beyond int32, and one still sending int32.
+    table.append(pa.table({"id": [3], "rank": [2**40]}))
+    table.append(pa.table({"id": [4], "rank": [9]}, schema=schema))
+    # The stale handle learns the new type instead of refusing a value beyond int32.
+    stale.append(pa.table({"id": [5], "rank": [-(2**41)]}))
+    rows = table.scan(columns=["id", "rank"]).to_arrow().sort_by("id")
+    assert rows.schema.field("rank").type == pa.int64()
+    assert rows.column("rank").to_pylist() == [7, None, 2**40, 9, -(2**41)]
+
+    with pytest.raises(inlet.InvalidInput, match="cannot change from Int64 to Int32"):
+        table.alter(widen_columns=[pa.field("rank", pa.int32())])
+    with pytest.raises(inlet.InvalidInput, match="`missing` is not a column"):
+        table.alter(widen_columns=[pa.field("missing", pa.int64())])
+    assert table.describe().schema_id == before + 1

@@ -106,6 +106,26 @@ pub fn lake_schema(table_schema: &ArrowSchema) -> Result<Schema, LakeSchemaError
         })
 }
 
+/// Whether a column stored as `from` is promoted to `to`, as Iceberg allows in place: int to
+/// long, float to double, a decimal's precision raised at the same scale.
+fn promotes(from: &Type, to: &Type) -> bool {
+    let (Type::Primitive(from), Type::Primitive(to)) = (from, to) else {
+        return false;
+    };
+    match (from, to) {
+        (PrimitiveType::Int, PrimitiveType::Long)
+        | (PrimitiveType::Float, PrimitiveType::Double) => true,
+        (
+            PrimitiveType::Decimal {
+                precision: from_precision,
+                scale: from_scale,
+            },
+            PrimitiveType::Decimal { precision, scale },
+        ) => scale == from_scale && precision > from_precision,
+        _ => false,
+    }
+}
+
 /// Assigns field ids the way Iceberg assigns fresh ids: all fields of a struct first, then
 /// into each nested type in order; a list's element, a map's key and value get theirs
 /// when the list or map is visited.
@@ -373,13 +393,16 @@ impl LakeTable {
         }
     }
 
-    /// This version with the columns of `table_schema` it lacks added (schema evolution): a
-    /// new Iceberg schema, made current, with the current schema's fields (their ids kept)
-    /// and each missing column as a new field with fresh ids from `last-column-id + 1`,
-    /// placed before the system columns. Data files written before keep their schema id;
-    /// engines resolve columns by field id and read the new ones as nulls. `None` when no
-    /// column is missing. In memory, at the same metadata location: the next staged version
-    /// built on it carries the new schema (and the compare-and-swap still expects this one).
+    /// This version evolved to the columns of `table_schema` (schema evolution): a new
+    /// Iceberg schema, made current, with the current schema's fields (their ids kept), each
+    /// column whose type ALTER widened promoted in place (int to long, float to double, a
+    /// decimal's precision: the promotions Iceberg allows, so a data file written before
+    /// reads under the new type), and each missing column as a new field with fresh ids from
+    /// `last-column-id + 1`, placed before the system columns. Data files written before
+    /// keep their schema id; engines resolve columns by field id and read the new ones as
+    /// nulls. `None` when nothing changed. In memory, at the same metadata location: the next
+    /// staged version built on it carries the new schema (and the compare-and-swap still
+    /// expects this one).
     pub fn with_columns_of(
         &self,
         table_schema: &ArrowSchema,
@@ -391,19 +414,36 @@ impl LakeTable {
             .filter(|field| current.field_by_name(field.name()).is_none())
             .cloned()
             .collect();
-        if missing.is_empty() {
-            return Ok(None);
-        }
         let mut ids = FieldIds {
             next: self.metadata.last_column_id() + 1,
         };
-        let added = ids.struct_fields(&missing, "")?;
-        let (system, columns): (Vec<NestedFieldRef>, Vec<NestedFieldRef>) = current
+        let mut promoted = false;
+        let (system, mut columns): (Vec<NestedFieldRef>, Vec<NestedFieldRef>) = current
             .as_struct()
             .fields()
             .iter()
             .cloned()
             .partition(|field| RESERVED_COLUMNS.contains(&field.name.as_str()));
+        for field in &mut columns {
+            let Ok(column) = table_schema.field_with_name(&field.name) else {
+                continue;
+            };
+            let wanted = ids.lake_type(column.data_type(), &field.name)?;
+            if promotes(&field.field_type, &wanted) {
+                let mut widened = field.as_ref().clone();
+                widened.field_type = Box::new(wanted);
+                *field = Arc::new(widened);
+                promoted = true;
+            }
+        }
+        if missing.is_empty() && !promoted {
+            return Ok(None);
+        }
+        // Ids are taken again from the top: `lake_type` above numbered nothing that stays.
+        let mut ids = FieldIds {
+            next: self.metadata.last_column_id() + 1,
+        };
+        let added = ids.struct_fields(&missing, "")?;
         let schema = Schema::builder()
             .with_schema_id(self.metadata.current_schema_id() + 1)
             .with_fields(columns.into_iter().chain(added).chain(system))

@@ -14,6 +14,7 @@ use arrow_array::{
 };
 use arrow_schema::{FieldRef, Schema, SchemaRef};
 use inlet_cache::PagedCache;
+use inlet_core::column_types::widen;
 use inlet_core::ids::{Offset, StreamId, TimestampMicros};
 use inlet_core::table::{TableDescriptor, TableInfo};
 use inlet_core::wal::{WAL_TRAILER_LEN, decode_chunk};
@@ -66,7 +67,8 @@ impl ChunkRead<'_> {
             });
         };
         // Written under an earlier schema: decode the projected columns it has with that
-        // schema, then give it the current columns, nulls where it has none.
+        // schema, then give it the current columns: nulls where it has none, widened where
+        // ALTER widened their type since.
         let current = &self.table.descriptor.schema;
         let projection: Vec<usize> = self
             .projection
@@ -96,10 +98,12 @@ impl ChunkRead<'_> {
         let columns = fields
             .iter()
             .map(|field| match batch.column_by_name(field.name()) {
-                Some(column) => column.clone(),
+                Some(column) if column.data_type() == field.data_type() => column.clone(),
+                Some(column) => widen(column, field.data_type()).unwrap_or_else(|| column.clone()),
                 None => new_null_array(field.data_type(), rows),
             })
             .collect();
+        // A column whose types do not widen is left as it is, and refused here.
         RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| {
             ChunkError::Corrupt {
                 stream,

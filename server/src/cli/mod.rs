@@ -269,6 +269,11 @@ pub enum TableCommand {
         /// `table create --schema`; added columns are nullable).
         #[arg(long)]
         add_columns: Option<String>,
+        /// Columns whose type widens: `name:type, ...` with the new types (int32 to int64,
+        /// float32 to float64, a decimal's precision at the same scale); each keeps its
+        /// nullability.
+        #[arg(long)]
+        widen_columns: Option<String>,
         #[command(flatten)]
         server: ServerArg,
     },
@@ -562,13 +567,18 @@ async fn table(command: TableCommand) -> anyhow::Result<()> {
             unset,
             comment,
             add_columns,
+            widen_columns,
             server,
         } => {
             let (database, name) = split_table(&table);
-            let add_columns_ipc = match add_columns {
-                Some(spec) => inlet_core::ipc::schema_to_ipc(&parse_schema(&spec)?)?,
-                None => Vec::new(),
+            let columns_ipc = |spec: Option<String>| -> anyhow::Result<Vec<u8>> {
+                match spec {
+                    Some(spec) => Ok(inlet_core::ipc::schema_to_ipc(&parse_schema(&spec)?)?),
+                    None => Ok(Vec::new()),
+                }
             };
+            let add_columns_ipc = columns_ipc(add_columns)?;
+            let widen_columns_ipc = columns_ipc(widen_columns)?;
             let mut client = Client::connect(&server.server).await?;
             let altered = client
                 .raw()
@@ -578,6 +588,7 @@ async fn table(command: TableCommand) -> anyhow::Result<()> {
                     unset_options: unset,
                     comment,
                     add_columns_ipc,
+                    widen_columns_ipc,
                 })
                 .await
                 .map_err(crate::client::status_error)?

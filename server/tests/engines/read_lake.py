@@ -6,7 +6,8 @@ the engines into (`INLET_TEST_PYTHON`):
       --metadata /abs/lake/db/events-3/metadata/00002-....metadata.json \
       --table-dir /abs/lake/db/events-3 --expected rows.json
 
-`rows.json` is a list of `[bucket, offset, id, name, timestamp_micros]`. The readers:
+`rows.json` is a list of `[bucket, offset, id, name, timestamp_micros]`, each followed by
+the value of `--extra-column NAME` when that is given. The readers:
 
 - DuckDB through the REST catalog: `ATTACH ... (TYPE iceberg, ENDPOINT ...)`;
 - DuckDB `iceberg_scan` of the metadata file, and of the table directory (`version-hint.text`);
@@ -61,11 +62,12 @@ def extension_file(name: str, version: str) -> str:
     return str(path)
 
 
-def duckdb_rows(con, relation: str) -> list:
+def duckdb_rows(con, relation: str, extra: list) -> list:
+    columns = "".join(f", {column}" for column in extra)
     return [
         tuple(row)
         for row in con.execute(
-            f"SELECT _bucket, _offset, id, name, epoch_us(_timestamp) FROM {relation}"
+            f"SELECT _bucket, _offset, id, name, epoch_us(_timestamp){columns} FROM {relation}"
         ).fetchall()
     ]
 
@@ -95,7 +97,7 @@ def quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def arrow_rows(table) -> list:
+def arrow_rows(table, extra: list) -> list:
     import pyarrow as pa
 
     columns = [
@@ -105,7 +107,7 @@ def arrow_rows(table) -> list:
         table.column("name").to_pylist(),
         # Integers, so no timezone library is needed to turn them into Python values.
         table.column("_timestamp").cast(pa.int64()).to_pylist(),
-    ]
+    ] + [table.column(column).to_pylist() for column in extra]
     return list(zip(*columns))
 
 
@@ -135,7 +137,11 @@ def main() -> int:
     parser.add_argument("--metadata", required=True, help="path of the metadata JSON file")
     parser.add_argument("--table-dir", required=True, help="directory of the lake table")
     parser.add_argument("--expected", required=True, help="JSON file of the expected rows")
+    parser.add_argument(
+        "--extra-column", action="append", default=[], help="a column read after the others"
+    )
     args = parser.parse_args()
+    extra = args.extra_column
     expected = [tuple(row) for row in json.loads(pathlib.Path(args.expected).read_text())]
     ns, table = args.namespace, args.table
     ok = True
@@ -149,7 +155,7 @@ def main() -> int:
         f"ATTACH '' AS lake (TYPE iceberg, ENDPOINT {quote(args.uri)}, "
         "AUTHORIZATION_TYPE 'none')"
     )
-    ok &= check("duckdb rest catalog", duckdb_rows(con, f"lake.{ns}.{table}"), expected, started)
+    ok &= check("duckdb rest catalog", duckdb_rows(con, f"lake.{ns}.{table}", extra), expected, started)
 
     # Path readers know no catalog: give them the settings the catalog hands out.
     on_s3 = args.metadata.startswith("s3://")
@@ -159,11 +165,11 @@ def main() -> int:
 
     started = time.monotonic()
     relation = f"iceberg_scan({quote(args.metadata)})"
-    ok &= check("duckdb iceberg_scan(metadata)", duckdb_rows(con, relation), expected, started)
+    ok &= check("duckdb iceberg_scan(metadata)", duckdb_rows(con, relation, extra), expected, started)
 
     started = time.monotonic()
     relation = f"iceberg_scan({quote(args.table_dir)})"
-    ok &= check("duckdb iceberg_scan(version hint)", duckdb_rows(con, relation), expected, started)
+    ok &= check("duckdb iceberg_scan(version hint)", duckdb_rows(con, relation, extra), expected, started)
 
     from pyiceberg.catalog.rest import RestCatalog
     from pyiceberg.exceptions import NoSuchTableError
@@ -193,12 +199,12 @@ def main() -> int:
             ok = False
         except NoSuchTableError:
             pass
-    rows = arrow_rows(catalog.load_table((ns, table)).scan().to_arrow())
+    rows = arrow_rows(catalog.load_table((ns, table)).scan().to_arrow(), extra)
     ok &= check("pyiceberg rest catalog", rows, expected, started)
 
     started = time.monotonic()
     static = StaticTable.from_metadata(args.metadata, properties=config)
-    rows = arrow_rows(static.scan().to_arrow())
+    rows = arrow_rows(static.scan().to_arrow(), extra)
     ok &= check("pyiceberg StaticTable", rows, expected, started)
 
     return 0 if ok else 1

@@ -198,7 +198,7 @@ class DropTableResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class AlterTableRequest(_message.Message):
-    __slots__ = ("path", "set_options", "unset_options", "comment", "add_columns_ipc")
+    __slots__ = ("path", "set_options", "unset_options", "comment", "add_columns_ipc", "widen_columns_ipc")
     class SetOptionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -211,12 +211,14 @@ class AlterTableRequest(_message.Message):
     UNSET_OPTIONS_FIELD_NUMBER: _ClassVar[int]
     COMMENT_FIELD_NUMBER: _ClassVar[int]
     ADD_COLUMNS_IPC_FIELD_NUMBER: _ClassVar[int]
+    WIDEN_COLUMNS_IPC_FIELD_NUMBER: _ClassVar[int]
     path: TablePath
     set_options: _containers.ScalarMap[str, str]
     unset_options: _containers.RepeatedScalarFieldContainer[str]
     comment: str
     add_columns_ipc: bytes
-    def __init__(self, path: _Optional[_Union[TablePath, _Mapping]] = ..., set_options: _Optional[_Mapping[str, str]] = ..., unset_options: _Optional[_Iterable[str]] = ..., comment: _Optional[str] = ..., add_columns_ipc: _Optional[bytes] = ...) -> None: ...
+    widen_columns_ipc: bytes
+    def __init__(self, path: _Optional[_Union[TablePath, _Mapping]] = ..., set_options: _Optional[_Mapping[str, str]] = ..., unset_options: _Optional[_Iterable[str]] = ..., comment: _Optional[str] = ..., add_columns_ipc: _Optional[bytes] = ..., widen_columns_ipc: _Optional[bytes] = ...) -> None: ...
 
 class AlterTableResponse(_message.Message):
     __slots__ = ("table",)
