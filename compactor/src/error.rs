@@ -44,6 +44,10 @@ pub enum RoundError {
         expected: Offset,
         found: Offset,
     },
+    /// A chunk of the round was written under a schema newer than the table the round
+    /// loaded: the table was altered meanwhile. The next round loads it again.
+    #[error("{stream}: the table changed during the round ({reason}); the next round retries")]
+    TableChanged { stream: StreamId, reason: String },
     #[error("{stream}: chunk at offset {offset} of `{object}` is corrupt: {reason}")]
     CorruptChunk {
         stream: StreamId,
@@ -119,6 +123,7 @@ impl HasKind for RoundError {
     fn kind(&self) -> ErrorKind {
         match self {
             Self::TableNotFound { .. } => ErrorKind::NotFound,
+            Self::TableChanged { .. } => ErrorKind::Conflict,
             Self::Options { .. } => ErrorKind::InvalidInput,
             Self::LeaseLost { .. } => ErrorKind::Fenced,
             Self::Diverged { .. } | Self::CorruptChunk { .. } | Self::BadDataFile { .. } => {

@@ -687,6 +687,12 @@ impl Round<'_> {
                 object: object.clone(),
                 reason: message,
             },
+            error @ (ChunkError::NewerSchema { .. } | ChunkError::SchemaChanged { .. }) => {
+                RoundError::TableChanged {
+                    stream,
+                    reason: error.to_string(),
+                }
+            }
         };
         let batch = read.read(stream, entry).await.map_err(chunk_error)?;
         with_system_columns(

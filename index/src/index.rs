@@ -200,32 +200,6 @@ pub(crate) fn db_cache(block_bytes: u64, meta_bytes: u64) -> Arc<dyn slatedb::db
     )
 }
 
-/// Warms SlateDB's caches as the index opens (see `warm.rs`): nothing without a block cache,
-/// data blocks up to `warm_bytes` but at most half the cache. A failure is logged, not
-/// returned: the index works with a cold cache, only slower.
-pub(crate) async fn warm_caches<D>(
-    db: &D,
-    manifest: &slatedb::VersionedManifest,
-    block_cache_bytes: u64,
-    warm_bytes: u64,
-) where
-    D: slatedb::DbCacheManagerOps + Sync,
-{
-    if block_cache_bytes == 0 {
-        return;
-    }
-    let budget = warm_bytes.min(block_cache_bytes / 2);
-    match crate::warm::warm(db, manifest, budget).await {
-        Ok(warmed) => tracing::info!(
-            ssts = warmed.ssts,
-            data_ssts = warmed.data_ssts,
-            data_bytes = warmed.data_bytes,
-            "index caches warmed"
-        ),
-        Err(error) => tracing::warn!(%error, "cannot warm the index caches; reads start cold"),
-    }
-}
-
 /// A change to SlateDB's builder, see [`IndexOptions::configure_slatedb`].
 #[derive(Clone)]
 pub struct ConfigureSlateDb(pub Arc<dyn Fn(DbBuilder<String>) -> DbBuilder<String> + Send + Sync>);
@@ -537,13 +511,7 @@ impl Index {
             builder = (configure.0)(builder);
         }
         let db = builder.build().await?;
-        warm_caches(
-            &db,
-            &db.manifest(),
-            options.block_cache_bytes,
-            options.warm_bytes,
-        )
-        .await;
+        crate::warm::warm_caches(&db, options.block_cache_bytes, options.warm_bytes).await;
         let (catalog, counters) = load_catalog(&db).await?;
         tracing::info!(
             path = %options.path,

@@ -68,13 +68,7 @@ impl IndexReplica {
             bytes => builder.with_db_cache(db_cache(bytes, options.meta_cache_bytes), 0),
         };
         let reader = builder.build().await?;
-        crate::index::warm_caches(
-            &reader,
-            &reader.manifest(),
-            options.block_cache_bytes,
-            options.warm_bytes,
-        )
-        .await;
+        crate::warm::warm_caches(&reader, options.block_cache_bytes, options.warm_bytes).await;
         Ok(Self {
             reader: Arc::new(reader),
         })

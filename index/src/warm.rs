@@ -10,7 +10,7 @@
 //! all in memory after a few large GETs, and a years-old one warms its newest part only.
 
 use futures::{StreamExt, TryStreamExt};
-use slatedb::{CacheTarget, DbCacheManagerOps, VersionedManifest};
+use slatedb::{CacheTarget, DbCacheManagerOps, DbMetadataOps};
 
 use crate::error::IndexError;
 
@@ -19,26 +19,44 @@ const WARM_CONCURRENCY: usize = 8;
 
 /// What the warm-up read, for the open's log line.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Warmed {
+struct Warmed {
     /// SSTs whose index and filters were read.
-    pub(crate) ssts: usize,
+    ssts: usize,
     /// Of those, SSTs whose data blocks were read too.
-    pub(crate) data_ssts: usize,
+    data_ssts: usize,
     /// Their size (SlateDB's estimate).
-    pub(crate) data_bytes: u64,
+    data_bytes: u64,
 }
 
-/// Warms `db`'s caches from `manifest`, reading data blocks of at most `data_budget` bytes.
-/// A failed read fails the warm-up, which the caller reports and opens anyway: a cold cache
-/// is slower, never wrong.
-pub(crate) async fn warm<D>(
-    db: &D,
-    manifest: &VersionedManifest,
-    data_budget: u64,
-) -> Result<Warmed, IndexError>
+/// Warms the caches of `db` (the owner's database or a replica) as it opens: nothing
+/// without a block cache, data blocks up to `warm_bytes` but at most half the cache. A
+/// failure is logged, not returned: the index works with a cold cache, only slower.
+pub(crate) async fn warm_caches<D>(db: &D, block_cache_bytes: u64, warm_bytes: u64)
 where
-    D: DbCacheManagerOps + Sync,
+    D: DbCacheManagerOps + DbMetadataOps + Sync,
 {
+    if block_cache_bytes == 0 {
+        return;
+    }
+    let budget = warm_bytes.min(block_cache_bytes / 2);
+    match warm(db, budget).await {
+        Ok(warmed) => tracing::info!(
+            ssts = warmed.ssts,
+            data_ssts = warmed.data_ssts,
+            data_bytes = warmed.data_bytes,
+            "index caches warmed"
+        ),
+        Err(error) => tracing::warn!(%error, "cannot warm the index caches; reads start cold"),
+    }
+}
+
+/// Warms `db`'s caches from its current manifest, reading data blocks of at most
+/// `data_budget` bytes.
+async fn warm<D>(db: &D, data_budget: u64) -> Result<Warmed, IndexError>
+where
+    D: DbCacheManagerOps + DbMetadataOps + Sync,
+{
+    let manifest = DbMetadataOps::manifest(db);
     let mut warmed = Warmed::default();
     let mut plan = Vec::new();
     // L0 newest first, then the sorted runs: the newest entries are what tails, listings

@@ -63,6 +63,10 @@ pub enum FetchError {
     LakeFileGone { stream: StreamId, path: String },
     #[error("corrupt data in {stream}: {message}")]
     Corrupt { stream: StreamId, message: String },
+    /// The table's schema changed (ALTER) while the fetch read it in a way its columns cannot
+    /// carry; a fetch started again reads under the new schema.
+    #[error("{stream} changed schema during the fetch: {message}; fetch again from here")]
+    SchemaChanged { stream: StreamId, message: String },
 }
 
 impl HasKind for FetchError {
@@ -80,7 +84,9 @@ impl HasKind for FetchError {
             Self::SnapshotCatchUpTooLong { .. } => ErrorKind::Unavailable,
             Self::OffsetOutOfRange { .. } => ErrorKind::OutOfRange,
             Self::Index(e) => e.kind(),
-            Self::Storage { .. } | Self::LakeFileGone { .. } => ErrorKind::Unavailable,
+            Self::Storage { .. } | Self::LakeFileGone { .. } | Self::SchemaChanged { .. } => {
+                ErrorKind::Unavailable
+            }
             Self::Corrupt { .. } => ErrorKind::Corruption,
         }
     }
@@ -93,6 +99,13 @@ impl From<crate::chunk::ChunkError> for FetchError {
             crate::chunk::ChunkError::Corrupt { stream, message } => {
                 Self::Corrupt { stream, message }
             }
+            crate::chunk::ChunkError::SchemaChanged { stream, message } => {
+                Self::SchemaChanged { stream, message }
+            }
+            error @ crate::chunk::ChunkError::NewerSchema { stream, .. } => Self::SchemaChanged {
+                stream,
+                message: error.to_string(),
+            },
         }
     }
 }

@@ -22,12 +22,12 @@ use inlet_cache::PagedCache;
 use inlet_core::ids::{Bucket, Offset, PartitionId, StreamId, TimestampMicros};
 use inlet_core::limits::{FETCH_BUCKETS_IN_FLIGHT, FETCH_CHANNEL_DEPTH, MAX_FETCH_BATCH_ROWS};
 use inlet_core::table::{TableInfo, changelog_read_schema, read_schema};
-use inlet_index::{ChunkCursor, LogRead, StreamTail};
+use inlet_index::{ChunkCursor, ChunkEntry, LogRead, StreamTail};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::changelog::{self, ChangelogRead};
-use crate::chunk::{ChunkRead, with_system_columns};
+use crate::chunk::{ChunkError, ChunkRead, with_system_columns};
 use crate::error::FetchError;
 
 mod lake;
@@ -647,11 +647,42 @@ async fn read_planned(
 ) -> Result<Planned<(RecordBatch, tokio::sync::OwnedSemaphorePermit)>, FetchError> {
     Ok(match planned? {
         Planned::Chunk(entry, permit) => {
-            let batch = context.chunks().read(stream, &entry).await?;
+            let batch = match context.chunks().read(stream, &entry).await {
+                Err(ChunkError::NewerSchema { .. }) => {
+                    read_newer_schema(context, stream, &entry).await?
+                }
+                read => read?,
+            };
             Planned::Chunk(entry, (batch, permit))
         }
         Planned::Missing(found) => Planned::Missing(found),
     })
+}
+
+/// Reads a chunk written under a schema newer than the fetch's (the table was altered after
+/// the fetch started, as a follower meets): its schema comes from the table as it is now,
+/// and its rows keep the columns and types the fetch started with.
+async fn read_newer_schema(
+    context: &FetchContext,
+    stream: StreamId,
+    entry: &ChunkEntry,
+) -> Result<RecordBatch, FetchError> {
+    let table = &context.table;
+    let now = context.index.table(&table.database, &table.name).await?;
+    let Some(schema) = now
+        .schema_of(entry.schema_id)
+        .filter(|_| now.id == table.id)
+    else {
+        // A replica whose catalog has not caught up yet, or a table of the same name.
+        return Err(FetchError::SchemaChanged {
+            stream,
+            message: format!(
+                "chunk at offset {} has schema {}, which the catalog does not hold yet",
+                entry.base_offset, entry.schema_id.0
+            ),
+        });
+    };
+    Ok(context.chunks().read_under(stream, entry, schema).await?)
 }
 
 /// Ends the stream after `limit` rows, slicing the last batch. Once the limit is reached

@@ -378,3 +378,159 @@ macro_rules! conformance {
 conformance!(memory, |_: &str| async { Backend::memory() });
 conformance!(local, |_: &str| async { Backend::local() });
 conformance!(s3, |name: &'static str| Backend::s3(name));
+
+/// A follower that started before an ALTER keeps the columns it started with: rows written
+/// after a column was added come without it, rows written after a column widened come
+/// narrowed back while their values fit, and a value that does not fit ends the follow with a
+/// clear, retryable error. A fetch started then reads every row under the new schema.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_keeps_its_columns_across_an_alter() {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Int32Type, Int64Type};
+    use arrow_array::{ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
+    use arrow_schema::{DataType, Field, Schema};
+
+    let node = start(Arc::new(slatedb::object_store::memory::InMemory::new())).await;
+    let mut client = connect(&node).await;
+    create_table(&mut client, "db", "t", 1, &["id"]).await;
+    let alter = |add: Option<Field>, widen: Option<Field>| {
+        let ipc = |field: Option<Field>| {
+            field.map_or_else(Vec::new, |field| {
+                inlet_core::ipc::schema_to_ipc(&Schema::new(vec![field])).expect("ipc")
+            })
+        };
+        pb::AlterTableRequest {
+            path: Some(inlet::client::path("db", "t")),
+            add_columns_ipc: ipc(add),
+            widen_columns_ipc: ipc(widen),
+            ..Default::default()
+        }
+    };
+    // Rows with ids `ids` and their rank in `rank`'s type (`note` too when given).
+    let rows = |ids: std::ops::Range<i64>, rank: ArrayRef, note: bool| {
+        let mut fields = vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("rank", rank.data_type().clone(), true),
+        ];
+        let mut columns: Vec<ArrayRef> =
+            vec![Arc::new(Int64Array::from_iter_values(ids.clone())), rank];
+        if note {
+            fields.push(Field::new("note", DataType::Utf8, true));
+            columns.push(Arc::new(StringArray::from_iter_values(
+                ids.map(|id| format!("n{id}")),
+            )));
+        }
+        let schema = Arc::new(Schema::new(fields));
+        (
+            schema.clone(),
+            RecordBatch::try_new(schema, columns).expect("batch"),
+        )
+    };
+    let int32 = |values: &[i32]| -> ArrayRef { Arc::new(Int32Array::from(values.to_vec())) };
+    let int64 = |values: &[i64]| -> ArrayRef { Arc::new(Int64Array::from(values.to_vec())) };
+
+    client
+        .raw()
+        .alter_table(alter(Some(Field::new("rank", DataType::Int32, true)), None))
+        .await
+        .expect("rank added");
+    let (schema, first) = rows(0..2, int32(&[10, 11]), false);
+    client
+        .append("db", "t", &schema, &[first])
+        .await
+        .expect("append");
+    let mut follow = fetch_request("db", "t");
+    follow.follow = true;
+    let mut stream = client.clone().fetch(follow).await.expect("follow starts");
+    let mut next_rows = async || -> Result<RecordBatch, tonic::Status> {
+        let response = stream.message().await?.expect("the follow is open");
+        Ok(inlet::client::decode_fetched(&response)
+            .expect("decodes")
+            .remove(0))
+    };
+    let got = next_rows().await.expect("rows");
+    assert_eq!(
+        got.schema()
+            .field_with_name("rank")
+            .expect("rank")
+            .data_type(),
+        &DataType::Int32
+    );
+
+    // A column added: the follower's rows come without it.
+    client
+        .raw()
+        .alter_table(alter(Some(Field::new("note", DataType::Utf8, true)), None))
+        .await
+        .expect("note added");
+    let (schema, noted) = rows(2..4, int32(&[12, 13]), true);
+    client
+        .append("db", "t", &schema, &[noted])
+        .await
+        .expect("append");
+    let got = next_rows().await.expect("rows");
+    assert!(
+        got.schema().field_with_name("note").is_err(),
+        "{:?}",
+        got.schema()
+    );
+    assert_eq!(
+        got.column_by_name("rank")
+            .expect("rank")
+            .as_primitive::<Int32Type>()
+            .values(),
+        &[12, 13]
+    );
+
+    // The column widened: values that fit come back in the follower's type.
+    client
+        .raw()
+        .alter_table(alter(None, Some(Field::new("rank", DataType::Int64, true))))
+        .await
+        .expect("rank widened");
+    let (schema, wide) = rows(4..6, int64(&[14, 15]), true);
+    client
+        .append("db", "t", &schema, &[wide])
+        .await
+        .expect("append");
+    let got = next_rows().await.expect("rows");
+    assert_eq!(
+        got.column_by_name("rank")
+            .expect("rank")
+            .as_primitive::<Int32Type>()
+            .values(),
+        &[14, 15]
+    );
+
+    // One that does not fit ends the follow, saying why and what to do.
+    let (schema, huge) = rows(6..7, int64(&[1 << 40]), true);
+    client
+        .append("db", "t", &schema, &[huge])
+        .await
+        .expect("append");
+    let error = next_rows().await.expect_err("the follow ends");
+    assert_eq!(error.code(), tonic::Code::Unavailable, "{error:?}");
+    assert!(
+        error.message().contains("changed schema during the fetch"),
+        "{error:?}"
+    );
+    assert!(error.message().contains("`rank` is Int64"), "{error:?}");
+
+    // A fetch started now reads every row under the new schema.
+    let batches = client
+        .fetch_all(fetch_request("db", "t"))
+        .await
+        .expect("fetch");
+    let ranks: Vec<i64> = batches
+        .iter()
+        .flat_map(|b| {
+            b.column_by_name("rank")
+                .expect("rank")
+                .as_primitive::<Int64Type>()
+                .values()
+                .to_vec()
+        })
+        .collect();
+    assert_eq!(ranks, vec![10, 11, 12, 13, 14, 15, 1 << 40]);
+    node.shutdown().await.expect("shutdown");
+}

@@ -96,6 +96,15 @@ pub struct ScratchSpec {
     pub drop_grace: Duration,
 }
 
+/// A column of one log table widened mid-run (`evolve::run`): `row` from int32 to int64.
+#[derive(Clone, Debug)]
+pub struct WideningSpec {
+    /// Index into `SimConfig::tables`.
+    pub table: usize,
+    /// When it is widened (simulated time since the start).
+    pub at: Duration,
+}
+
 /// Lake upkeep in every round of the run: manifests merged at a count, snapshots kept.
 #[derive(Clone, Copy, Debug)]
 pub struct UpkeepSpec {
@@ -331,6 +340,7 @@ pub struct SimConfig {
     pub tables: Vec<TableSpec>,
     /// A table dropped during the run, if any.
     pub scratch: Option<ScratchSpec>,
+    pub widening: Option<WideningSpec>,
     pub upkeep: UpkeepSpec,
     pub producers: Vec<ProducerSpec>,
     pub followers: Vec<FollowerSpec>,
@@ -536,6 +546,12 @@ impl SimConfig {
             drop_at: scratch.millis(500, duration.as_millis() as u64),
             drop_grace: scratch.millis(500, 5_000),
         });
+        // Half the runs widen a column of a log table mid-run, from a stream of their own.
+        let mut widening = root.fork("widening", 0);
+        let widening = widening.chance(0.5).then(|| WideningSpec {
+            table: widening.below(tables.len()),
+            at: widening.millis(200, duration.as_millis() as u64),
+        });
         // And lake upkeep from its own.
         let mut upkeep = root.fork("upkeep", 0);
         let upkeep = UpkeepSpec {
@@ -559,6 +575,7 @@ impl SimConfig {
             duration,
             tables,
             scratch,
+            widening,
             upkeep,
             producers,
             followers,

@@ -312,13 +312,20 @@ pub(crate) fn value_at(array: &ArrayRef, column: usize, i: usize) -> Result<Valu
                 .ok_or_else(wrong)?
                 .value(i),
         ),
-        ROW => Value::Int32(
-            array
+        // Int64 once the run widened the column (`evolve`): the same values.
+        ROW => Value::Int32(match array.as_any().downcast_ref::<Int64Array>() {
+            Some(wide) => i32::try_from(wide.value(i)).map_err(|_| {
+                format!(
+                    "column `row` holds {}, which no int32 written to it was",
+                    wide.value(i)
+                )
+            })?,
+            None => array
                 .as_any()
                 .downcast_ref::<Int32Array>()
                 .ok_or_else(wrong)?
                 .value(i),
-        ),
+        }),
         PAYLOAD => {
             let a = array
                 .as_any()

@@ -11,6 +11,7 @@
 pub mod clock;
 pub mod config;
 pub mod data;
+pub mod evolve;
 pub mod lake;
 pub mod model;
 pub mod pk;

@@ -46,6 +46,7 @@ use tokio::task::JoinHandle;
 use crate::clock::SimClock;
 use crate::config::{SimConfig, TableSpec};
 use crate::data::{COLUMNS, read_rows, table_schema};
+use crate::evolve;
 use crate::lake;
 use crate::model::{FinalLog, LogRow, Model};
 use crate::pk;
@@ -419,6 +420,7 @@ pub async fn run_world(cfg: SimConfig) -> Outcome {
         (0..world.cfg.pk.readers.len()).map(|i| tokio::spawn(pk::reader(world.clone(), i))),
     );
     let scratch = tokio::spawn(scratch::run(world.clone()));
+    let widening = tokio::spawn(evolve::run(world.clone()));
 
     tokio::time::sleep(world.cfg.duration).await;
     world.trace.event("stopping: no new appends, no more chaos");
@@ -434,6 +436,12 @@ pub async fn run_world(cfg: SimConfig) -> Outcome {
     if tokio::time::timeout(DRAIN_LIMIT, scratch).await.is_err() {
         world.violation(format!(
             "liveness: the scratch writer did not stop within {DRAIN_LIMIT:?} after the store \
+             healed"
+        ));
+    }
+    if tokio::time::timeout(DRAIN_LIMIT, widening).await.is_err() {
+        world.violation(format!(
+            "liveness: the column widening did not stop within {DRAIN_LIMIT:?} after the store \
              healed"
         ));
     }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use arrow_array::{
     ArrayRef, Int32Array, Int64Array, RecordBatch, TimestampMicrosecondArray, new_null_array,
 };
+use arrow_cast::{CastOptions, cast_with_options};
 use arrow_schema::{FieldRef, Schema, SchemaRef};
 use inlet_cache::PagedCache;
 use inlet_core::column_types::widen;
@@ -32,6 +33,21 @@ pub enum ChunkError {
     /// The bytes are not what the index says: a checksum, a layout or a row count differs.
     #[error("corrupt data in {stream}: {message}")]
     Corrupt { stream: StreamId, message: String },
+    /// The chunk was written under a schema newer than every schema the read knows: the
+    /// table changed (ALTER) after the read loaded it. The table as it is now decodes it.
+    #[error(
+        "chunk of {stream} has schema {schema_id}, newer than schema {known} this read started \
+         with: the table changed since"
+    )]
+    NewerSchema {
+        stream: StreamId,
+        schema_id: u32,
+        known: u32,
+    },
+    /// A chunk of a later schema does not fit the columns this read started with: a column
+    /// widened since holds a value the read's narrower type cannot.
+    #[error("{stream} changed schema during the read: {message}; read again from here")]
+    SchemaChanged { stream: StreamId, message: String },
 }
 
 /// What reading the chunks of one table needs: the cache, the table (its schema decodes the
@@ -56,6 +72,13 @@ impl ChunkRead<'_> {
             return self.read_current(stream, entry).await;
         }
         let Some(schema) = self.table.schema_of(entry.schema_id) else {
+            if entry.schema_id > self.table.schema_id {
+                return Err(ChunkError::NewerSchema {
+                    stream,
+                    schema_id: entry.schema_id.0,
+                    known: self.table.schema_id.0,
+                });
+            }
             return Err(ChunkError::Corrupt {
                 stream,
                 message: format!(
@@ -66,16 +89,27 @@ impl ChunkRead<'_> {
                 ),
             });
         };
-        // Written under an earlier schema: decode the projected columns it has with that
-        // schema, then give it the current columns: nulls where it has none, widened where
-        // ALTER widened their type since.
+        self.read_under(stream, entry, schema).await
+    }
+
+    /// Reads a chunk written under `schema`, another version of the table's (an earlier
+    /// one, or a later one a read that started before an ALTER meets), and gives it this
+    /// read's columns: decoded with its own schema, then nulls where it has no such column,
+    /// widened where ALTER widened the column since it was written, and narrowed back where
+    /// the column widened after this read started (an error if a value does not fit).
+    pub async fn read_under(
+        &self,
+        stream: StreamId,
+        entry: &ChunkEntry,
+        schema: &SchemaRef,
+    ) -> Result<RecordBatch, ChunkError> {
         let current = &self.table.descriptor.schema;
         let projection: Vec<usize> = self
             .projection
             .iter()
             .filter_map(|&i| schema.index_of(current.field(i).name()).ok())
             .collect();
-        let earlier = TableInfo {
+        let other = TableInfo {
             schema_id: entry.schema_id,
             descriptor: TableDescriptor {
                 schema: schema.clone(),
@@ -85,7 +119,7 @@ impl ChunkRead<'_> {
         };
         let read = ChunkRead {
             cache: self.cache,
-            table: &earlier,
+            table: &other,
             projection: &projection,
         };
         let batch = read.read_current(stream, entry).await?;
@@ -95,15 +129,34 @@ impl ChunkRead<'_> {
             .iter()
             .map(|&i| current.fields()[i].clone())
             .collect();
-        let columns = fields
-            .iter()
-            .map(|field| match batch.column_by_name(field.name()) {
-                Some(column) if column.data_type() == field.data_type() => column.clone(),
-                Some(column) => widen(column, field.data_type()).unwrap_or_else(|| column.clone()),
-                None => new_null_array(field.data_type(), rows),
-            })
-            .collect();
-        // A column whose types do not widen is left as it is, and refused here.
+        let narrowing = CastOptions {
+            safe: false,
+            ..CastOptions::default()
+        };
+        let mut columns = Vec::with_capacity(fields.len());
+        for field in &fields {
+            let wanted = field.data_type();
+            columns.push(match batch.column_by_name(field.name()) {
+                None => new_null_array(wanted, rows),
+                Some(column) if column.data_type() == wanted => column.clone(),
+                Some(column) => match widen(column, wanted) {
+                    Some(widened) => widened,
+                    None => cast_with_options(column, wanted, &narrowing).map_err(|e| {
+                        ChunkError::SchemaChanged {
+                            stream,
+                            message: format!(
+                                "column `{}` is {} in schema {} and {wanted} in schema {} this \
+                                 read started with: {e}",
+                                field.name(),
+                                column.data_type(),
+                                entry.schema_id.0,
+                                self.table.schema_id.0
+                            ),
+                        }
+                    })?,
+                },
+            });
+        }
         RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| {
             ChunkError::Corrupt {
                 stream,
