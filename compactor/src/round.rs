@@ -55,7 +55,7 @@ use inlet_reader::{ChunkError, ChunkRead, PagedCache, with_system_columns};
 use crate::error::RoundError;
 use crate::lake::{
     CompactionRule, ExpiryRule, LakeAppend, LakeError, LakeStorage, LakeTable, StagedAppend,
-    StagedExpire, choose_groups, stage_expire, stage_rewrite,
+    StagedExpire, choose_groups, delete_all, stage_expire, stage_rewrite,
 };
 use crate::options::{CompactorOptions, Failpoint};
 use inlet_index::{INDEX_PAGE_ENTRIES, LakeCatalog, all_lake_files};
@@ -318,10 +318,68 @@ impl Round<'_> {
                 round = Some(committed);
             }
         }
+        if round.is_none()
+            && let Some(evolved) = self.evolve_schema(base).await?
+        {
+            let mut committed = unchanged(base);
+            committed.report = RoundCommitted {
+                snapshot_id: evolved.metadata().current_snapshot_id().unwrap_or_default(),
+                metadata_location: evolved.metadata_location().to_owned(),
+                ..committed.report
+            };
+            committed.table = evolved;
+            round = Some(committed);
+        }
         Ok(match round {
             Some(round) => Tiered::Committed(Box::new(round)),
             None => Tiered::Idle,
         })
+    }
+
+    /// A round that committed nothing, of a table whose columns changed (ALTER): commits the
+    /// evolved lake schema as a version of its own, no snapshot, so engines see the new
+    /// columns before the next rows. (A round with rows stages the same evolution in the
+    /// version it commits.) `None` when the lake schema is the table's.
+    async fn evolve_schema(&mut self, base: &LakeTable) -> Result<Option<LakeTable>, RoundError> {
+        let mut written = Vec::new();
+        let staged = base
+            .stage_schema(&self.info.descriptor.schema, self.env, &mut |file: &str| {
+                written.push(file.to_owned())
+            })
+            .await;
+        let file_io = self.storage.file_io();
+        let evolved = match staged {
+            Ok(Some(evolved)) => evolved,
+            Ok(None) => return Ok(None),
+            Err(error) => {
+                discard(delete_all(&file_io, &written).await);
+                return Err(error.into());
+            }
+        };
+        let commit = |lease| LakeCommit {
+            table: self.info.id,
+            lease,
+            expected_metadata_location: Some(base.metadata_location().to_owned()),
+            metadata_location: evolved.metadata_location().to_owned(),
+            snapshot_id: base.metadata().current_snapshot_id(),
+            watermarks: BTreeMap::new(),
+            added_files: Vec::new(),
+            removed_files: Vec::new(),
+            earliest: BTreeMap::new(),
+            key_rows: Vec::new(),
+        };
+        if let Err(failed) = self.commit_under_lease(commit, &evolved).await {
+            if failed.abandon {
+                discard(delete_all(&file_io, &written).await);
+            }
+            return Err(failed.error);
+        }
+        tracing::info!(
+            table = self.info.id.0,
+            schema = evolved.metadata().current_schema_id(),
+            "lake schema evolved"
+        );
+        Ok(Some(evolved))
     }
 
     /// Steps 1 to 4: tiers the committed rows above the watermarks of `base` as one

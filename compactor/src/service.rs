@@ -567,7 +567,12 @@ impl Inner {
             });
         // A table this compactor has not verified yet is repaired even when idle, so a crash
         // of another compactor is cleaned up without waiting for new rows.
-        if state.table.is_some()
+        // A table whose columns changed since its lake schema was written is not idle: its
+        // round commits the evolved schema (`Round::evolve_schema`).
+        if state
+            .table
+            .as_ref()
+            .is_some_and(|table| !table.lags_columns_of(&info.descriptor.schema))
             && !state.compaction_backlog
             && !self.has_rows_above_watermarks(info).await?
         {

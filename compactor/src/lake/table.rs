@@ -106,6 +106,18 @@ pub fn lake_schema(table_schema: &ArrowSchema) -> Result<Schema, LakeSchemaError
         })
 }
 
+/// How a lake schema evolves to a table's columns (see [`LakeTable::with_columns_of`]).
+struct Evolution {
+    /// The current schema's user columns, widened ones promoted (ids kept).
+    columns: Vec<NestedFieldRef>,
+    /// The current schema's system columns.
+    system: Vec<NestedFieldRef>,
+    /// The table's columns the lake schema lacks.
+    missing: Vec<FieldRef>,
+    /// Whether a column was promoted.
+    promoted: bool,
+}
+
 /// Whether a column stored as `from` is promoted to `to`, as Iceberg allows in place: int to
 /// long, float to double, a decimal's precision raised at the same scale.
 fn promotes(from: &Type, to: &Type) -> bool {
@@ -407,6 +419,64 @@ impl LakeTable {
         &self,
         table_schema: &ArrowSchema,
     ) -> Result<Option<LakeTable>, LakeError> {
+        let evolved = self.evolved_metadata(table_schema, None, self.metadata.last_updated_ms())?;
+        Ok(evolved.map(|metadata| self.with_metadata(metadata, self.metadata_location.clone())))
+    }
+
+    /// This version's metadata evolved to `table_schema` (see
+    /// [`with_columns_of`](Self::with_columns_of)), stamped `last_updated_ms`, logging
+    /// `previous` as the metadata file before it when given; `None` when nothing changes.
+    fn evolved_metadata(
+        &self,
+        table_schema: &ArrowSchema,
+        previous: Option<String>,
+        last_updated_ms: i64,
+    ) -> Result<Option<TableMetadata>, LakeError> {
+        let Evolution {
+            columns,
+            system,
+            missing,
+            promoted,
+        } = self.evolution(table_schema)?;
+        if missing.is_empty() && !promoted {
+            return Ok(None);
+        }
+        // Ids are taken from the top: `lake_type` in `evolution` numbered nothing that stays.
+        let mut ids = FieldIds {
+            next: self.metadata.last_column_id() + 1,
+        };
+        let added = ids.struct_fields(&missing, "")?;
+        let schema = Schema::builder()
+            .with_schema_id(self.metadata.current_schema_id() + 1)
+            .with_fields(columns.into_iter().chain(added).chain(system))
+            .build()?;
+        let evolved = (*self.metadata)
+            .clone()
+            .into_builder(previous)
+            .add_current_schema(schema)?
+            .build()?
+            .metadata;
+        // The builder stamps the wall clock; the version keeps the injected clock's time (the
+        // next snapshot is stamped from it).
+        Ok(Some(with_last_updated_ms(
+            evolved,
+            last_updated_ms,
+            &self.metadata_location,
+        )?))
+    }
+
+    /// Whether the lake schema lacks a column of `table_schema` or a widening of one, as
+    /// [`with_columns_of`](Self::with_columns_of) would stage, without building it (the
+    /// compactor asks before each idle round). A schema it cannot read says yes: the round
+    /// then reports why.
+    pub(crate) fn lags_columns_of(&self, table_schema: &ArrowSchema) -> bool {
+        self.evolution(table_schema)
+            .map_or(true, |e| !e.missing.is_empty() || e.promoted)
+    }
+
+    /// The current schema's columns with `table_schema`'s widenings promoted, its system
+    /// columns, and the columns of `table_schema` it lacks.
+    fn evolution(&self, table_schema: &ArrowSchema) -> Result<Evolution, LakeError> {
         let current = self.metadata.current_schema();
         let missing: Vec<FieldRef> = table_schema
             .fields()
@@ -436,34 +506,36 @@ impl LakeTable {
                 promoted = true;
             }
         }
-        if missing.is_empty() && !promoted {
+        Ok(Evolution {
+            columns,
+            system,
+            missing,
+            promoted,
+        })
+    }
+
+    /// Writes the version of this table evolved to `table_schema`'s columns
+    /// ([`with_columns_of`](Self::with_columns_of)) as a metadata file of its own, with no
+    /// new snapshot: what a round commits when the table's columns changed but it has no
+    /// rows to tier, so engines see the new schema before the next rows arrive. `None` when
+    /// the lake schema is already the table's. `written` records the file before it is
+    /// written; it is an orphan until the index commits it.
+    pub(crate) async fn stage_schema(
+        &self,
+        table_schema: &ArrowSchema,
+        env: &Env,
+        written: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<Option<LakeTable>, LakeError> {
+        let now_ms = env.clock.now().0 / 1000;
+        let previous = Some(self.metadata_location.clone());
+        let Some(next) = self.evolved_metadata(table_schema, previous, now_ms)? else {
             return Ok(None);
-        }
-        // Ids are taken again from the top: `lake_type` above numbered nothing that stays.
-        let mut ids = FieldIds {
-            next: self.metadata.last_column_id() + 1,
         };
-        let added = ids.struct_fields(&missing, "")?;
-        let schema = Schema::builder()
-            .with_schema_id(self.metadata.current_schema_id() + 1)
-            .with_fields(columns.into_iter().chain(added).chain(system))
-            .build()?;
-        let evolved = (*self.metadata)
-            .clone()
-            .into_builder(None)
-            .add_current_schema(schema)?
-            .build()?
-            .metadata;
-        // The builder stamps the wall clock; the version keeps its own time (the next
-        // snapshot is stamped from the injected clock).
-        let evolved = with_last_updated_ms(
-            evolved,
-            self.metadata.last_updated_ms(),
-            &self.metadata_location,
-        )?;
-        Ok(Some(
-            self.with_metadata(evolved, self.metadata_location.clone()),
-        ))
+        let location =
+            metadata_file_location(self.metadata.location(), self.version() + 1, new_uuid(env));
+        written(&location);
+        write_metadata(&self.storage, &next, &location).await?;
+        Ok(Some(self.with_metadata(next, location)))
     }
 
     /// The storage the table's files go through.
