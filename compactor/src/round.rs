@@ -341,20 +341,13 @@ impl Round<'_> {
     /// columns before the next rows. (A round with rows stages the same evolution in the
     /// version it commits.) `None` when the lake schema is the table's.
     async fn evolve_schema(&mut self, base: &LakeTable) -> Result<Option<LakeTable>, RoundError> {
-        let mut written = Vec::new();
-        let staged = base
-            .stage_schema(&self.info.descriptor.schema, self.env, &mut |file: &str| {
-                written.push(file.to_owned())
-            })
-            .await;
-        let file_io = self.storage.file_io();
-        let evolved = match staged {
-            Ok(Some(evolved)) => evolved,
-            Ok(None) => return Ok(None),
-            Err(error) => {
-                discard(delete_all(&file_io, &written).await);
-                return Err(error.into());
-            }
+        // A metadata file that failed to write, like one whose commit failed with an
+        // unknown outcome, is left to the repair the next round runs first.
+        let Some(evolved) = base
+            .stage_schema(&self.info.descriptor.schema, self.env)
+            .await?
+        else {
+            return Ok(None);
         };
         let commit = |lease| LakeCommit {
             table: self.info.id,
@@ -370,7 +363,8 @@ impl Round<'_> {
         };
         if let Err(failed) = self.commit_under_lease(commit, &evolved).await {
             if failed.abandon {
-                discard(delete_all(&file_io, &written).await);
+                let written = [evolved.metadata_location().to_owned()];
+                discard(delete_all(&self.storage.file_io(), &written).await);
             }
             return Err(failed.error);
         }

@@ -136,50 +136,53 @@ async fn replica_entries(replica: &IndexReplica, table: TableId) -> usize {
     entries
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_freshly_opened_owner_reads_recent_entries_from_its_warmed_cache() {
+/// A store holding an index written by [`written_index`], its request counters and the
+/// table's id.
+async fn written_store() -> (Arc<dyn ObjectStore>, StoreMetrics, TableId) {
     let instrumented = InstrumentedStore::new(InMemory::new());
     let metrics = instrumented.metrics().clone();
     let store: Arc<dyn ObjectStore> = Arc::new(instrumented);
     let table = written_index(&store).await;
+    (store, metrics, table)
+}
 
-    for (warm_bytes, warmed) in [(0, false), (32 << 20, true)] {
+/// The warm-up budgets each test opens with, and whether the reads must then make no GET.
+const BUDGETS: [(u64, bool); 2] = [(0, false), (32 << 20, true)];
+
+/// Checks the `gets` a `node` made reading recent entries after opening `warmed` or not.
+fn check_gets(node: &str, gets: u64, warmed: bool) {
+    if warmed {
+        assert_eq!(
+            gets, 0,
+            "a warmed {node} GETs no index block for recent entries"
+        );
+    } else {
+        assert!(gets > 0, "without warming the first reads GET the blocks");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_freshly_opened_owner_reads_recent_entries_from_its_warmed_cache() {
+    let (store, metrics, table) = written_store().await;
+    for (warm_bytes, warmed) in BUDGETS {
         let index = Index::open(store.clone(), options(warm_bytes), Env::system())
             .await
             .expect("index reopens");
         let gets = index_gets_of(&metrics, || owner_entries(&index, table)).await;
-        if warmed {
-            assert_eq!(
-                gets, 0,
-                "a warmed owner GETs no index block for recent entries"
-            );
-        } else {
-            assert!(gets > 0, "without warming the first reads GET the blocks");
-        }
+        check_gets("owner", gets, warmed);
         index.close().await.expect("index closes");
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_freshly_opened_replica_reads_recent_entries_from_its_warmed_cache() {
-    let instrumented = InstrumentedStore::new(InMemory::new());
-    let metrics = instrumented.metrics().clone();
-    let store: Arc<dyn ObjectStore> = Arc::new(instrumented);
-    let table = written_index(&store).await;
-
-    for (warm_bytes, warmed) in [(0, false), (32 << 20, true)] {
+    let (store, metrics, table) = written_store().await;
+    for (warm_bytes, warmed) in BUDGETS {
         let replica = IndexReplica::open(store.clone(), &options(warm_bytes).replica())
             .await
             .expect("replica opens");
         let gets = index_gets_of(&metrics, || replica_entries(&replica, table)).await;
-        if warmed {
-            assert_eq!(
-                gets, 0,
-                "a warmed replica GETs no index block for recent entries"
-            );
-        } else {
-            assert!(gets > 0, "without warming the first reads GET the blocks");
-        }
+        check_gets("replica", gets, warmed);
         replica.close().await.expect("replica closes");
     }
 }

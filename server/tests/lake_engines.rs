@@ -1373,13 +1373,15 @@ async fn a_widened_column_reads_as_its_new_type_from_the_wal_and_the_lake() -> a
     let location = evolved["metadata-location"]
         .as_str()
         .context("metadata-location")?;
-    let with_ranks: Vec<_> = rows
-        .iter()
-        .map(|(bucket, offset, id, name, timestamp)| {
-            (*bucket, *offset, *id, name.clone(), *timestamp, rank(*id))
-        })
-        .collect();
-    read_with_engines_and(lake.catalog, location, &["rank"], &with_ranks).await?;
+    // The rows as the engines must read them: each followed by its rank.
+    let with_ranks = |rows: &[LakeRow]| -> Vec<_> {
+        rows.iter()
+            .map(|(bucket, offset, id, name, timestamp)| {
+                (*bucket, *offset, *id, name.clone(), *timestamp, rank(*id))
+            })
+            .collect()
+    };
+    read_with_engines_and(lake.catalog, location, &["rank"], &with_ranks(&rows)).await?;
 
     let (int64, wide) = append(ROWS..2 * ROWS, DataType::Int64);
     client.append(DATABASE, TABLE, &int64, &[wide?]).await?;
@@ -1409,13 +1411,7 @@ async fn a_widened_column_reads_as_its_new_type_from_the_wal_and_the_lake() -> a
         metadata["current-schema-id"] != before["metadata"]["current-schema-id"],
         "{metadata}"
     );
-    let with_ranks: Vec<_> = rows
-        .iter()
-        .map(|(bucket, offset, id, name, timestamp)| {
-            (*bucket, *offset, *id, name.clone(), *timestamp, rank(*id))
-        })
-        .collect();
-    read_with_engines_and(lake.catalog, &location, &["rank"], &with_ranks).await?;
+    read_with_engines_and(lake.catalog, &location, &["rank"], &with_ranks(&rows)).await?;
 
     // Once the WAL is gone the ranks come from the lake, the int32 files' too.
     wait_until_wal_is_gone(&lake).await?;

@@ -518,13 +518,12 @@ impl LakeTable {
     /// ([`with_columns_of`](Self::with_columns_of)) as a metadata file of its own, with no
     /// new snapshot: what a round commits when the table's columns changed but it has no
     /// rows to tier, so engines see the new schema before the next rows arrive. `None` when
-    /// the lake schema is already the table's. `written` records the file before it is
-    /// written; it is an orphan until the index commits it.
+    /// the lake schema is already the table's. The file is an orphan until the index
+    /// commits it.
     pub(crate) async fn stage_schema(
         &self,
         table_schema: &ArrowSchema,
         env: &Env,
-        written: &mut (dyn FnMut(&str) + Send),
     ) -> Result<Option<LakeTable>, LakeError> {
         let now_ms = env.clock.now().0 / 1000;
         let previous = Some(self.metadata_location.clone());
@@ -533,7 +532,6 @@ impl LakeTable {
         };
         let location =
             metadata_file_location(self.metadata.location(), self.version() + 1, new_uuid(env));
-        written(&location);
         write_metadata(&self.storage, &next, &location).await?;
         Ok(Some(self.with_metadata(next, location)))
     }

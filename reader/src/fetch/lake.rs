@@ -31,6 +31,7 @@ use arrow_schema::DataType;
 use futures::future::{BoxFuture, try_join_all};
 use futures::{FutureExt, StreamExt};
 use inlet_cache::{CacheError, PagedCache};
+use inlet_core::column_types::widens;
 use inlet_core::error::{ErrorKind, HasKind};
 use inlet_core::ids::{Offset, StreamId, TimestampMicros};
 use inlet_core::limits::MAX_FETCH_BATCH_ROWS;
@@ -534,6 +535,18 @@ fn conform(
             return Ok(array.clone());
         }
         cast_with_options(array, data_type, &options).map_err(|error| {
+            // A file written after the column widened, read by a fetch that started before:
+            // the table changed, the file is fine (as `ChunkRead::read_under` says of chunks).
+            if widens(data_type, array.data_type()) {
+                return FetchError::SchemaChanged {
+                    stream,
+                    message: format!(
+                        "column `{name}` is {} in lake file {path} and {data_type} in the \
+                         schema this fetch started with: {error}",
+                        array.data_type()
+                    ),
+                };
+            }
             corrupt(format!(
                 "column `{name}` is {}, which does not cast to the table's {data_type}: {error}",
                 array.data_type()
