@@ -16,6 +16,7 @@ use inlet_core::ipc::{batches_to_ipc, decode_schema, decode_stream, schema_to_ip
 use inlet_core::limits::MAX_GRPC_MESSAGE_BYTES;
 use inlet_proto::v1 as pb;
 use inlet_proto::v1::inlet_client::InletClient;
+use inlet_tls::ClientTls;
 use tonic::transport::Channel;
 
 /// A connected client.
@@ -24,9 +25,36 @@ pub struct Client {
     inner: InletClient<Channel>,
 }
 
-/// The one-line message of a failed call.
+/// An error and its causes on one line: a refused TLS handshake says why only in its source
+/// (an unknown CA, a missing client certificate).
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        // Wrappers often repeat their cause's text in their own.
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// The one-line message of a failed call, with the causes of a transport failure (a TLS
+/// alert from the server says why it refused the connection).
 pub fn status_error(status: tonic::Status) -> anyhow::Error {
-    anyhow!("{} ({:?})", status.message(), status.code())
+    match std::error::Error::source(&status) {
+        Some(cause) if !status.message().contains(&cause.to_string()) => anyhow!(
+            "{}: {} ({:?})",
+            status.message(),
+            error_chain(cause),
+            status.code()
+        ),
+        Some(cause) => anyhow!("{} ({:?})", error_chain(cause), status.code()),
+        None => anyhow!("{} ({:?})", status.message(), status.code()),
+    }
 }
 
 /// A table's description as the server returns it.
@@ -38,12 +66,21 @@ pub struct Table {
 }
 
 impl Client {
+    /// Connects to `endpoint` (`http://host:port`, or `host:port`), or to an `https://` one
+    /// verified against the system's roots.
     pub async fn connect(endpoint: &str) -> anyhow::Result<Self> {
-        let channel = Channel::from_shared(endpoint.to_owned())
-            .with_context(|| format!("invalid server address `{endpoint}`"))?
+        Self::connect_with(endpoint, &ClientTls::system()).await
+    }
+
+    /// Connects with `tls`: to an `https://` endpoint, verified against its CA and presenting
+    /// its client certificate when the server asks for one.
+    pub async fn connect_with(endpoint: &str, tls: &ClientTls) -> anyhow::Result<Self> {
+        let channel = tls
+            .endpoint(endpoint)?
+            .tcp_nodelay(true)
             .connect()
             .await
-            .with_context(|| format!("cannot connect to inlet at {endpoint}"))?;
+            .map_err(|e| anyhow!("cannot connect to inlet at {endpoint}: {}", error_chain(&e)))?;
         let inner = InletClient::new(channel)
             .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);

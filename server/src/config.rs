@@ -17,6 +17,7 @@ use figment::value::Uncased;
 use inlet_cache::CacheOptions;
 use inlet_compactor::CompactorOptions;
 use inlet_index::IndexOptions;
+use inlet_tls::TlsSettings;
 use inlet_writer::WriterOptions;
 use serde::{Deserialize, Serialize};
 
@@ -27,7 +28,7 @@ pub const ENV_PREFIX: &str = "INLET_";
 
 /// The sections of [`Config`], in the order their variables are matched (`lake_write_*`
 /// belongs to `lake`, whose `write` table the key then names; so does `lake_compaction_*`).
-const SECTIONS: [&str; 4] = ["writer", "index", "cache", "lake"];
+const SECTIONS: [&str; 5] = ["writer", "index", "cache", "lake", "tls"];
 
 /// Top-level keys of [`Config`] outside any section.
 const TOP_LEVEL: [&str; 6] = [
@@ -67,6 +68,8 @@ pub struct Config {
     pub index: IndexOptions,
     pub cache: CacheOptions,
     pub lake: LakeConfig,
+    /// TLS on both listeners and on this node's calls to other nodes ([`TlsSettings`]).
+    pub tls: TlsSettings,
 }
 
 impl Default for Config {
@@ -82,6 +85,7 @@ impl Default for Config {
             index: IndexOptions::default(),
             cache: CacheOptions::default(),
             lake: LakeConfig::default(),
+            tls: TlsSettings::default(),
         }
     }
 }
@@ -251,15 +255,23 @@ impl Config {
     }
 
     /// The gRPC endpoint other nodes and clients use to reach this node, listening on
-    /// `bound`: `advertise`, or the bound address when it is a concrete one.
-    pub fn advertised(&self, bound: SocketAddr) -> anyhow::Result<String> {
+    /// `bound` with `scheme` (`https` when it speaks TLS): `advertise`, or the bound address
+    /// when it is a concrete one.
+    pub fn advertised(&self, bound: SocketAddr, scheme: &str) -> anyhow::Result<String> {
         match &self.advertise {
-            Some(address) => Ok(inlet_wire::owner::endpoint_url(address)),
+            Some(address) => match address.split_once("://") {
+                None => Ok(format!("{scheme}://{address}")),
+                Some((given, _)) if given == scheme => Ok(address.clone()),
+                Some((given, _)) => anyhow::bail!(
+                    "advertise is `{address}`, but this node listens with {scheme}: other \
+                     nodes could not reach it as {given}"
+                ),
+            },
             None if bound.ip().is_unspecified() => anyhow::bail!(
                 "listen is {bound}, which other nodes cannot connect to; set advertise \
                  (--advertise, INLET_ADVERTISE) to this node's reachable address"
             ),
-            None => Ok(format!("http://{bound}")),
+            None => Ok(format!("{scheme}://{bound}")),
         }
     }
 }
@@ -343,6 +355,8 @@ mod tests {
             jail.set_env("INLET_LAKE_MAX_ROUND_ROWS", "1000");
             jail.set_env("INLET_LAKE_WRITE_ROW_GROUP_ROWS", "4096");
             jail.set_env("INLET_LAKE_COMPACTION_MIN_FILES", "0");
+            jail.set_env("INLET_TLS_CLIENT_CA", "/etc/inlet/clients.pem");
+            jail.set_env("INLET_TLS_CERT", "/etc/inlet/node.pem");
             // Not settings: the client's server address, the config path, test switches.
             jail.set_env("INLET_SERVER", "http://elsewhere:7070");
             jail.set_env("INLET_CONFIG", "inlet.toml");
@@ -363,12 +377,44 @@ mod tests {
             assert_eq!(config.lake.tiering.max_round_rows, 1000);
             assert_eq!(config.lake.tiering.write.row_group_rows, 4096);
             assert_eq!(config.lake.tiering.compaction.min_files, 0);
+            assert_eq!(
+                config.tls.client_ca.as_deref(),
+                Some(Path::new("/etc/inlet/clients.pem"))
+            );
+            assert_eq!(
+                config.tls.cert.as_deref(),
+                Some(Path::new("/etc/inlet/node.pem"))
+            );
 
             jail.set_env("INLET_WRITER_LINGR", "1ms");
             let error = Config::load(None, json!({})).expect_err("misspelt");
             assert!(error.to_string().contains("lingr"), "{error}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn the_advertised_endpoint_has_the_listeners_scheme() {
+        let bound = SocketAddr::from(([127, 0, 0, 1], 7070));
+        let mut config = Config::default();
+        assert_eq!(
+            config.advertised(bound, "https").expect("bound"),
+            "https://127.0.0.1:7070"
+        );
+        config.advertise = Some("node-1:7070".to_owned());
+        assert_eq!(
+            config.advertised(bound, "https").expect("host"),
+            "https://node-1:7070"
+        );
+        config.advertise = Some("http://node-1:7070".to_owned());
+        assert_eq!(
+            config.advertised(bound, "http").expect("same scheme"),
+            "http://node-1:7070"
+        );
+        let error = config
+            .advertised(bound, "https")
+            .expect_err("plaintext advertised for a TLS listener");
+        assert!(error.to_string().contains("http://node-1:7070"), "{error}");
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! The HTTP endpoints beside gRPC: `/health` (on the owner: 200 while it owns the index, 503
 //! with the reason once it stopped, e.g. fenced; 200 on other nodes), `/metrics` (Prometheus text), and the Iceberg
-//! REST catalog under `/iceberg` (see `iceberg_rest.rs`).
+//! REST catalog under `/iceberg` (see `iceberg_rest.rs`), served in plaintext or, with the
+//! `[tls]` certificate, over TLS only.
+
+use std::future::Future;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -8,8 +12,15 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
+use inlet_tls::ServerTls;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
 use crate::iceberg_rest::RestCatalog;
 use crate::metrics::Metrics;
+
+/// How long a stopping node lets open HTTP requests finish before it closes their connections.
+const DRAIN: Duration = Duration::from_secs(10);
 
 /// Base path of the Iceberg REST catalog: clients use `uri=http://<http_listen>/iceberg`.
 pub const ICEBERG_REST_PATH: &str = "/iceberg";
@@ -25,6 +36,32 @@ pub fn router(metrics: Metrics, catalog: Option<RestCatalog>) -> Router {
         Some(catalog) => router.nest(ICEBERG_REST_PATH, catalog.router()),
         None => router,
     }
+}
+
+/// Serves `router` on `listener` until `stopped` completes: over TLS when `tls` is given.
+pub fn serve(
+    listener: TcpListener,
+    router: Router,
+    tls: Option<&ServerTls>,
+    stopped: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<JoinHandle<std::io::Result<()>>> {
+    let Some(tls) = tls else {
+        return Ok(tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(stopped)
+                .await
+        }));
+    };
+    let config = axum_server::tls_rustls::RustlsConfig::from_config(tls.http());
+    let handle = axum_server::Handle::new();
+    let server = axum_server::from_tcp_rustls(listener.into_std()?, config)?
+        .handle(handle.clone())
+        .serve(router.into_make_service());
+    tokio::spawn(async move {
+        stopped.await;
+        handle.graceful_shutdown(Some(DRAIN));
+    });
+    Ok(tokio::spawn(server))
 }
 
 /// The owner is healthy while its index accepts writes; any other node while it runs (a

@@ -41,6 +41,8 @@ use crate::store::{check_store, lake_root, open_store};
 /// owns the index, and HTTP (health, metrics, and the REST catalog on the owner).
 pub struct Node {
     addr: SocketAddr,
+    /// `https` when the listeners speak TLS, else `http`.
+    scheme: &'static str,
     http_addr: Option<SocketAddr>,
     roles: Roles,
     /// Set when this node owns the index.
@@ -78,6 +80,7 @@ impl Node {
         env: Env,
     ) -> anyhow::Result<Self> {
         config.validate()?;
+        let tls = config.tls.load().context("invalid [tls] settings")?;
         let roles = config.roles;
         let store_metrics = StoreMetrics::new();
         let store: Arc<dyn ObjectStore> = Arc::new(InstrumentedStore::with_metrics(
@@ -88,7 +91,7 @@ impl Node {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
-        let endpoint = config.advertised(addr)?;
+        let endpoint = config.advertised(addr, tls.scheme())?;
         let member = Member {
             node_id: format!("{:016x}", env.ids.next_u128() as u64),
             endpoint: endpoint.clone(),
@@ -101,7 +104,7 @@ impl Node {
         let (index, remote, ports) = if roles.index {
             if config.standby {
                 tracing::info!("standby: waiting for the index owner to fail");
-                wait_until_owner_fails(store.as_ref())
+                wait_until_owner_fails(store.as_ref(), &tls.client)
                     .await
                     .context("standby cannot watch the index owner")?;
                 tracing::info!("standby: taking over the index");
@@ -126,7 +129,10 @@ impl Node {
             let remote = RemoteIndex::connect(
                 OwnerSource::Store(store.clone()),
                 Some(member.clone()),
-                RemoteOptions::default(),
+                RemoteOptions {
+                    tls: tls.client.clone(),
+                    ..RemoteOptions::default()
+                },
             );
             // A reader reads history from its own replica of the index, not through the owner.
             let reads = Arc::new(ReaderPort::new(
@@ -194,7 +200,7 @@ impl Node {
                 .reader
                 .then(|| Reader::new(ports.read.clone(), cache.clone())),
             roles,
-            routes: Arc::new(Routes::new(cluster, endpoint.clone())),
+            routes: Arc::new(Routes::new(cluster, endpoint.clone(), tls.client.clone())),
             metrics: metrics.clone(),
             env: env.clone(),
             lake_by_default: config.lake.tables_default,
@@ -208,8 +214,14 @@ impl Node {
             .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
         let mut grpc_signal = signal.clone();
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(server_tls) = &tls.server {
+            builder = builder
+                .tls_config(server_tls.grpc())
+                .context("cannot serve gRPC with the [tls] certificate")?;
+        }
         let serving = tokio::spawn(
-            tonic::transport::Server::builder()
+            builder
                 .add_service(server)
                 .add_optional_service(index_ports.map(IndexPortsService::into_server))
                 // TCP_NODELAY on every accepted connection: tonic sets it only on listeners it
@@ -240,13 +252,11 @@ impl Node {
                     )
                 });
                 let router = crate::http::router(metrics.clone(), catalog);
-                let http = tokio::spawn(async move {
-                    axum::serve(listener, router)
-                        .with_graceful_shutdown(async move {
-                            let _ = http_signal.wait_for(|stop| *stop).await;
-                        })
-                        .await
-                });
+                let stopped = async move {
+                    let _ = http_signal.wait_for(|stop| *stop).await;
+                };
+                let http = crate::http::serve(listener, router, tls.server.as_ref(), stopped)
+                    .context("cannot serve http")?;
                 (Some(http_addr), Some(http))
             }
             None => (None, None),
@@ -254,6 +264,7 @@ impl Node {
         tracing::info!(%addr, %endpoint, roles = %roles, http = ?http_addr, store = %config.store, "inlet serving");
         Ok(Self {
             addr,
+            scheme: tls.scheme(),
             http_addr,
             roles,
             index,
@@ -277,9 +288,9 @@ impl Node {
         self.http_addr
     }
 
-    /// The gRPC endpoint URL clients connect to.
+    /// The gRPC endpoint URL clients connect to (`https://` when it speaks TLS).
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// The node's index when it owns it (tests and tools inspect the catalog and lake state

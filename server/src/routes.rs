@@ -11,9 +11,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use inlet_core::limits::MAX_GRPC_MESSAGE_BYTES;
 use inlet_proto::v1::inlet_client::InletClient;
+use inlet_tls::ClientTls;
 use inlet_wire::{IndexPortsService, Member, RemoteIndex};
 use tonic::Status;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// Metadata key set on a request one node forwards to another.
 pub const FORWARDED: &str = "inlet-forwarded";
@@ -49,15 +50,18 @@ pub struct Routes {
     cluster: Cluster,
     /// This node's own endpoint, never a forwarding target.
     own_endpoint: String,
+    /// How other members' `https://` endpoints are reached.
+    tls: ClientTls,
     channels: Mutex<HashMap<String, Channel>>,
     next: AtomicUsize,
 }
 
 impl Routes {
-    pub fn new(cluster: Cluster, own_endpoint: String) -> Self {
+    pub fn new(cluster: Cluster, own_endpoint: String, tls: ClientTls) -> Self {
         Self {
             cluster,
             own_endpoint,
+            tls,
             channels: Mutex::new(HashMap::new()),
             next: AtomicUsize::new(0),
         }
@@ -127,8 +131,10 @@ impl Routes {
         if let Some(channel) = channels.get(endpoint) {
             return Ok(channel.clone());
         }
-        let channel = Endpoint::from_shared(endpoint.to_owned())
-            .map_err(|e| Status::internal(format!("member endpoint `{endpoint}`: {e}")))?
+        let channel = self
+            .tls
+            .endpoint(endpoint)
+            .map_err(|e| Status::internal(format!("member endpoint: {e}")))?
             .tcp_nodelay(true)
             .connect_lazy();
         channels.insert(endpoint.to_owned(), channel.clone());

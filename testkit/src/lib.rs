@@ -1,9 +1,12 @@
 //! The setup that integration tests of the index, writer, reader and compactor repeat: an index
 //! opened on a store with database [`DATABASE`], a table in it, and a writer on both. A test
-//! keeps only what is particular to it (its schema, its options, its store wrapper).
+//! keeps only what is particular to it (its schema, its options, its store wrapper). And
+//! [`pki`]: certificates for TLS tests, made in the test.
 //!
 //! Test-only: every crate takes this as a dev-dependency, never as a dependency. Failures
 //! panic with what failed, as a test's own `expect` would.
+
+pub mod pki;
 
 use std::sync::Arc;
 use std::time::Duration;

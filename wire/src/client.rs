@@ -31,6 +31,7 @@ use inlet_index::{
 };
 use inlet_proto::v1 as pb;
 use inlet_proto::v1::index_ports_client::IndexPortsClient;
+use inlet_tls::ClientTls;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
@@ -43,18 +44,21 @@ use crate::errors::{index_error, lake_error};
 use crate::owner::{OwnerLink, OwnerSource};
 use crate::server::Member;
 
-/// How a remote port behaves when the owner does not answer.
-#[derive(Clone, Copy, Debug)]
+/// How a remote port reaches the owner, and behaves when the owner does not answer.
+#[derive(Clone, Debug)]
 pub struct RemoteOptions {
     /// How long a read keeps trying to reach an owner (found again each time) before it fails
     /// as unavailable. Covers a takeover: a new owner needs a few seconds to open the index.
     pub read_retry: Duration,
+    /// How an `https://` owner is reached (the node's `[tls]` client side).
+    pub tls: ClientTls,
 }
 
 impl Default for RemoteOptions {
     fn default() -> Self {
         Self {
             read_retry: Duration::from_secs(10),
+            tls: ClientTls::system(),
         }
     }
 }
@@ -100,7 +104,7 @@ impl RemoteIndex {
     /// without, it is a plain client that caches nothing.
     pub fn connect(source: OwnerSource, member: Option<Member>, options: RemoteOptions) -> Self {
         let inner = Arc::new(Inner {
-            link: OwnerLink::new(source),
+            link: OwnerLink::new(source, options.tls),
             tables: Mutex::new(HashMap::new()),
             tails: Mutex::new(HashMap::new()),
             commits: tokio::sync::Mutex::new(None),

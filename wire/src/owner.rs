@@ -12,10 +12,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use inlet_index::IndexError;
+use inlet_tls::ClientTls;
+pub use inlet_tls::endpoint_url;
 use serde::{Deserialize, Serialize};
 use slatedb::object_store::path::Path;
 use slatedb::object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// Object that names the current index owner, beside `index/` in the store.
 pub const OWNER_RECORD_PATH: &str = "cluster/owner.json";
@@ -38,15 +40,6 @@ pub struct OwnerRecord {
     pub node_id: String,
     /// When the owner published this record, microseconds since the epoch.
     pub since_micros: i64,
-}
-
-/// An address as a gRPC endpoint URL: `host:port` gets `http://`.
-pub fn endpoint_url(address: &str) -> String {
-    if address.contains("://") {
-        address.to_owned()
-    } else {
-        format!("http://{address}")
-    }
 }
 
 /// The owner record in `store`, if any owner ever published one.
@@ -121,13 +114,16 @@ pub enum OwnerSource {
 #[derive(Debug)]
 pub struct OwnerLink {
     source: OwnerSource,
+    /// How the owner's `https://` endpoint is reached.
+    tls: ClientTls,
     current: Mutex<Option<(String, Channel)>>,
 }
 
 impl OwnerLink {
-    pub fn new(source: OwnerSource) -> Self {
+    pub fn new(source: OwnerSource, tls: ClientTls) -> Self {
         Self {
             source,
+            tls,
             current: Mutex::new(None),
         }
     }
@@ -153,12 +149,10 @@ impl OwnerLink {
                 }
             },
         };
-        let channel = Endpoint::from_shared(endpoint.clone())
-            .map_err(|e| {
-                IndexError::Unavailable(format!(
-                    "index owner endpoint `{endpoint}` is invalid: {e}"
-                ))
-            })?
+        let channel = self
+            .tls
+            .endpoint(&endpoint)
+            .map_err(|e| IndexError::Unavailable(format!("index owner: {e}")))?
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
             .connect_lazy();
@@ -197,13 +191,16 @@ pub const TAKEOVER_AFTER_FAILED_CHECKS: u32 = 3;
 /// A standby's wait: returns once no owner has published itself, or the published owner has
 /// failed [`TAKEOVER_AFTER_FAILED_CHECKS`] checks in a row. The caller then opens the index,
 /// which fences whatever owner might still run.
-pub async fn wait_until_owner_fails(store: &dyn ObjectStore) -> Result<(), IndexError> {
+pub async fn wait_until_owner_fails(
+    store: &dyn ObjectStore,
+    tls: &ClientTls,
+) -> Result<(), IndexError> {
     let mut failed = 0;
     loop {
         let Some(record) = read_owner(store).await? else {
             return Ok(());
         };
-        match owner_alive(&record.endpoint).await {
+        match owner_alive(&record.endpoint, tls).await {
             Ok(()) => {
                 if failed > 0 {
                     tracing::info!(endpoint = %record.endpoint, "the index owner answers again");
@@ -223,8 +220,9 @@ pub async fn wait_until_owner_fails(store: &dyn ObjectStore) -> Result<(), Index
 }
 
 /// Whether the owner at `endpoint` answers and still holds the index.
-async fn owner_alive(endpoint: &str) -> Result<(), String> {
-    let channel = Endpoint::from_shared(endpoint.to_owned())
+async fn owner_alive(endpoint: &str, tls: &ClientTls) -> Result<(), String> {
+    let channel = tls
+        .endpoint(endpoint)
         .map_err(|e| e.to_string())?
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(CONNECT_TIMEOUT)

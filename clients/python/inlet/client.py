@@ -88,8 +88,11 @@ def connect(
 
 
 def default_http_url(endpoint: Endpoint) -> str:
+    """The HTTP listener beside ``endpoint``: port + 1, over TLS when gRPC is (a server with
+    a TLS certificate serves both listeners with it)."""
     host = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
-    return f"http://{host}:{endpoint.port + 1}"
+    scheme = "https" if endpoint.credentials is not None else "http"
+    return f"{scheme}://{host}:{endpoint.port + 1}"
 
 
 class Client:

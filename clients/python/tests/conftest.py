@@ -33,7 +33,8 @@ def free_port() -> int:
 class Server:
     """One `inlet serve` process on fixed ports and a store directory; restartable on both."""
 
-    def __init__(self, store: Path, log: Path, env: dict[str, str] | None = None, binary: str | None = None):
+    def __init__(self, store: Path, log: Path, env: dict[str, str] | None = None, binary: str | None = None,
+                 tls: "inlet.TLS | None" = None):
         # bench.py passes its --inlet here: INLET_BIN is read once, at import.
         self.binary = binary or INLET_BIN
         if not os.path.exists(self.binary):
@@ -44,14 +45,20 @@ class Server:
         self.http_port = free_port()
         self.env = {**os.environ, "INLET_LAKE_SCAN_INTERVAL": "200ms", **(env or {})}
         self.process: subprocess.Popen | None = None
+        # How this fixture reaches a server started with INLET_TLS_* settings in `env`.
+        self.tls = tls
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     @property
     def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        return f"{self.scheme}://127.0.0.1:{self.http_port}"
 
     def start(self) -> None:
         assert self.process is None, "already running"
@@ -65,7 +72,7 @@ class Server:
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env,
             )
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        with inlet.connect(self.url) as client:
+        with inlet.connect(self.url, tls=self.tls) as client:
             while True:
                 if self.process.poll() is not None:
                     raise RuntimeError(f"inlet serve exited with {self.process.returncode}:\n{self.log_tail()}")

@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use inlet_proto::v1 as pb;
 use inlet_store::Op;
 use inlet_store::prices::S3_STANDARD as S3;
+use inlet_tls::ClientTls;
 use serde_json::json;
 
 use crate::client::{Client, Producer, WriteKind, decode_fetched, path, text};
@@ -99,6 +100,19 @@ pub struct ServeArgs {
     /// Turn lake tiering on for tables created without a `lake.enabled` option.
     #[arg(long)]
     pub lake_by_default: Option<bool>,
+    /// This node's certificate chain (PEM): both listeners speak TLS only.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// CA (PEM) that signs the client certificates the listeners require (mTLS).
+    #[arg(long)]
+    pub tls_client_ca: Option<PathBuf>,
+    /// CA (PEM) trusted when this node calls other nodes over https (default: the system's
+    /// roots).
+    #[arg(long)]
+    pub tls_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -168,16 +182,57 @@ impl ServeArgs {
         if let Some(default) = self.lake_by_default {
             set(&["lake", "tables_default"], json!(default));
         }
+        for (key, path) in [
+            ("cert", &self.tls_cert),
+            ("key", &self.tls_key),
+            ("client_ca", &self.tls_client_ca),
+            ("ca", &self.tls_ca),
+        ] {
+            if let Some(path) = path {
+                set(&["tls", key], json!(path));
+            }
+        }
         Config::load(self.config.as_deref(), serde_json::Value::Object(flags))
     }
 }
 
-/// Where the client commands find the server.
+/// Where the client commands find the server, and how they trust it.
 #[derive(Debug, Args)]
 pub struct ServerArg {
-    /// Address of a running `inlet serve`.
+    /// Address of a running `inlet serve` (`https://` when it serves TLS).
     #[arg(long, env = "INLET_SERVER", default_value = "http://127.0.0.1:7070")]
     pub server: String,
+    /// CA certificate (PEM) that signed the server's certificate (default: the system's
+    /// roots).
+    #[arg(long, env = "INLET_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+    /// Client certificate (PEM), for a server that requires one (mTLS).
+    #[arg(long, env = "INLET_CLIENT_CERT", requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, env = "INLET_CLIENT_KEY", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
+}
+
+impl ServerArg {
+    /// How this command makes its TLS connections, if any TLS flag was given.
+    fn client_tls(&self) -> anyhow::Result<Option<ClientTls>> {
+        if self.ca_cert.is_none() && self.client_cert.is_none() && self.client_key.is_none() {
+            return Ok(None);
+        }
+        let tls = ClientTls::from_files(
+            self.ca_cert.as_deref(),
+            self.client_cert.as_deref(),
+            self.client_key.as_deref(),
+        )?;
+        Ok(Some(tls))
+    }
+
+    /// A client of the server.
+    pub async fn connect(&self) -> anyhow::Result<Client> {
+        let tls = self.client_tls()?.unwrap_or_else(ClientTls::system);
+        Client::connect_with(&self.server, &tls).await
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -445,7 +500,20 @@ async fn compactor(args: CompactorArgs) -> anyhow::Result<()> {
     let store = crate::store::open_store(&config.store)?;
     crate::store::check_store(store.as_ref(), &config.store).await?;
     let root = crate::store::lake_root(&config.store)?;
-    let index = inlet_wire::RemoteIndex::fixed(&args.server.server);
+    // The compactor's index calls are internal traffic: the `[tls]` settings, unless this
+    // command was given TLS flags of its own.
+    let tls = match args.server.client_tls()? {
+        Some(tls) => tls,
+        None => config.tls.load().context("invalid [tls] settings")?.client,
+    };
+    let index = inlet_wire::RemoteIndex::connect(
+        inlet_wire::OwnerSource::Fixed(args.server.server.clone()),
+        None,
+        inlet_wire::RemoteOptions {
+            tls,
+            ..inlet_wire::RemoteOptions::default()
+        },
+    );
     let cache = inlet_reader::PagedCache::open(store.clone(), config.cache.clone())
         .await
         .context("cannot open the read cache")?;
@@ -502,7 +570,7 @@ async fn table(command: TableCommand) -> anyhow::Result<()> {
         } => {
             let schema = parse_schema(&schema)?;
             let (database, name) = split_table(&table);
-            let mut client = Client::connect(&server.server).await?;
+            let mut client = server.connect().await?;
             client.create_database(&database, true).await?;
             let info = client
                 .create_primary_key_table(
@@ -519,7 +587,7 @@ async fn table(command: TableCommand) -> anyhow::Result<()> {
             println!("created table {database}.{name} (id {})", info.table_id);
         }
         TableCommand::List { database, server } => {
-            let mut client = Client::connect(&server.server).await?;
+            let mut client = server.connect().await?;
             let tables = client
                 .raw()
                 .list_tables(pb::ListTablesRequest { database })
@@ -535,7 +603,7 @@ async fn table(command: TableCommand) -> anyhow::Result<()> {
         }
         TableCommand::Describe { table, server } => {
             let (database, name) = split_table(&table);
-            let mut client = Client::connect(&server.server).await?;
+            let mut client = server.connect().await?;
             let table = client.table(&database, &name).await?;
             let descriptor = table.info.descriptor.clone().unwrap_or_default();
             println!("table {database}.{name} (id {})", table.info.table_id);
@@ -579,7 +647,7 @@ async fn table(command: TableCommand) -> anyhow::Result<()> {
             };
             let add_columns_ipc = columns_ipc(add_columns)?;
             let widen_columns_ipc = columns_ipc(widen_columns)?;
-            let mut client = Client::connect(&server.server).await?;
+            let mut client = server.connect().await?;
             let altered = client
                 .raw()
                 .alter_table(pb::AlterTableRequest {
@@ -610,7 +678,7 @@ async fn table(command: TableCommand) -> anyhow::Result<()> {
             server,
         } => {
             let (database, name) = split_table(&table);
-            let mut client = Client::connect(&server.server).await?;
+            let mut client = server.connect().await?;
             client
                 .raw()
                 .drop_table(pb::DropTableRequest {
@@ -633,14 +701,15 @@ async fn db(command: DbCommand) -> anyhow::Result<()> {
             if_not_exists,
             server,
         } => {
-            Client::connect(&server.server)
+            server
+                .connect()
                 .await?
                 .create_database(&name, if_not_exists)
                 .await?;
             println!("created database {name}");
         }
         DbCommand::List { server } => {
-            let mut client = Client::connect(&server.server).await?;
+            let mut client = server.connect().await?;
             let databases = client
                 .raw()
                 .list_databases(pb::ListDatabasesRequest {})
@@ -659,7 +728,7 @@ async fn db(command: DbCommand) -> anyhow::Result<()> {
             purge,
             server,
         } => {
-            let mut client = Client::connect(&server.server).await?;
+            let mut client = server.connect().await?;
             client
                 .raw()
                 .drop_database(pb::DropDatabaseRequest {
@@ -681,7 +750,7 @@ async fn produce(args: ProduceArgs) -> anyhow::Result<()> {
         bail!("--batch-rows must be at least 1");
     }
     let (database, name) = split_table(&args.table);
-    let mut client = Client::connect(&args.server.server).await?;
+    let mut client = args.server.connect().await?;
     let table = client.table(&database, &name).await?;
     let format = args.format.unwrap_or(match &args.file {
         Some(file)
@@ -770,7 +839,7 @@ fn columns_schema(
 
 async fn lookup(args: LookupArgs) -> anyhow::Result<()> {
     let (database, name) = split_table(&args.table);
-    let mut client = Client::connect(&args.server.server).await?;
+    let mut client = args.server.connect().await?;
     let table = client.table(&database, &name).await?;
     let schema = if args.prefix {
         columns_schema(&table, |d| d.bucket_key.clone())?
@@ -835,7 +904,7 @@ async fn lookup(args: LookupArgs) -> anyhow::Result<()> {
 
 async fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
     let (database, name) = split_table(&args.table);
-    let mut client = Client::connect(&args.server.server).await?;
+    let mut client = args.server.connect().await?;
     let request = pb::FetchRequest {
         path: Some(path(&database, &name)),
         buckets: args.buckets,
@@ -871,7 +940,7 @@ async fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
 }
 
 async fn status(server: ServerArg) -> anyhow::Result<()> {
-    let mut client = Client::connect(&server.server).await?;
+    let mut client = server.connect().await?;
     let status = client
         .raw()
         .get_status(pb::GetStatusRequest {})
@@ -983,7 +1052,7 @@ async fn lake_status(target: Option<String>, server: ServerArg) -> anyhow::Resul
             None => (target.to_owned(), String::new()),
         },
     };
-    let mut client = Client::connect(&server.server).await?;
+    let mut client = server.connect().await?;
     let tables = client
         .raw()
         .get_lake_status(pb::GetLakeStatusRequest { database, table })

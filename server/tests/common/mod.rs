@@ -162,14 +162,92 @@ pub async fn latest_offsets(client: &mut Client, database: &str, table: &str) ->
 
 /// A plain HTTP/1.1 GET; returns (status line, body).
 pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    try_http_get(addr, path).await.expect("http response")
+}
+
+/// How long a test's HTTP exchange may take before it counts as failed.
+const HTTP_DEADLINE: Duration = Duration::from_secs(10);
+
+/// A plain HTTP/1.1 GET, or why it got no response.
+pub async fn try_http_get(
+    addr: std::net::SocketAddr,
+    path: &str,
+) -> Result<(String, String), String> {
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    exchange(stream, addr, path).await
+}
+
+/// An HTTP/1.1 GET over TLS trusting the CA in `ca`, presenting `client` (certificate, key)
+/// when given; (status line, body), or why it got no response (the handshake's error).
+pub async fn https_get(
+    addr: std::net::SocketAddr,
+    path: &str,
+    ca: &std::path::Path,
+    client: Option<(&std::path::Path, &std::path::Path)>,
+) -> Result<(String, String), String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).expect("CA file") {
+        roots
+            .add(cert.expect("CA certificate"))
+            .expect("trusted CA");
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_root_certificates(roots);
+    let config = match client {
+        Some((cert, key)) => builder
+            .with_client_auth_cert(
+                CertificateDer::pem_file_iter(cert)
+                    .expect("certificate file")
+                    .collect::<Result<Vec<_>, _>>()
+                    .expect("certificates"),
+                PrivateKeyDer::from_pem_file(key).expect("key"),
+            )
+            .expect("client certificate"),
+        None => builder.with_no_client_auth(),
+    };
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let name = ServerName::from(addr.ip());
+    let stream = tokio::time::timeout(
+        HTTP_DEADLINE,
+        tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp),
+    )
+    .await
+    .map_err(|_| "TLS handshake timed out".to_owned())?
+    .map_err(|e| format!("TLS handshake: {e}"))?;
+    exchange(stream, addr, path).await
+}
+
+async fn exchange(
+    mut stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    addr: std::net::SocketAddr,
+    path: &str,
+) -> Result<(String, String), String> {
     let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.expect("send");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.expect("read");
-    let (head, body) = response.split_once("\r\n\r\n").expect("http response");
-    (
+    let mut response = Vec::new();
+    tokio::time::timeout(HTTP_DEADLINE, async {
+        stream.write_all(request.as_bytes()).await?;
+        stream.read_to_end(&mut response).await
+    })
+    .await
+    .map_err(|_| "no response in time".to_owned())?
+    .map_err(|e| format!("exchange: {e}"))?;
+    let response = String::from_utf8_lossy(&response);
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("not an http response: {response:?}"))?;
+    Ok((
         head.lines().next().unwrap_or_default().to_owned(),
         body.to_owned(),
-    )
+    ))
 }
