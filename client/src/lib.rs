@@ -16,13 +16,13 @@ use inlet_core::ipc::{batches_to_ipc, decode_schema, decode_stream, schema_to_ip
 use inlet_core::limits::MAX_GRPC_MESSAGE_BYTES;
 use inlet_proto::v1 as pb;
 use inlet_proto::v1::inlet_client::InletClient;
-use inlet_tls::ClientTls;
-use tonic::transport::Channel;
+use inlet_security::credential::{Credential, CredentialedChannel};
+use inlet_security::tls::ClientTls;
 
 /// A connected client.
 #[derive(Clone, Debug)]
 pub struct Client {
-    inner: InletClient<Channel>,
+    inner: InletClient<CredentialedChannel>,
 }
 
 /// An error and its causes on one line: a refused TLS handshake says why only in its source
@@ -69,26 +69,31 @@ impl Client {
     /// Connects to `endpoint` (`http://host:port`, or `host:port`), or to an `https://` one
     /// verified against the system's roots.
     pub async fn connect(endpoint: &str) -> anyhow::Result<Self> {
-        Self::connect_with(endpoint, &ClientTls::system()).await
+        Self::connect_with(endpoint, &ClientTls::system(), Credential::none()).await
     }
 
-    /// Connects with `tls`: to an `https://` endpoint, verified against its CA and presenting
-    /// its client certificate when the server asks for one.
-    pub async fn connect_with(endpoint: &str, tls: &ClientTls) -> anyhow::Result<Self> {
+    /// Connects with `tls` (to an `https://` endpoint: verified against its CA, presenting
+    /// its client certificate when the server asks for one), presenting `credential` on
+    /// every call.
+    pub async fn connect_with(
+        endpoint: &str,
+        tls: &ClientTls,
+        credential: Credential,
+    ) -> anyhow::Result<Self> {
         let channel = tls
             .endpoint(endpoint)?
             .tcp_nodelay(true)
             .connect()
             .await
             .map_err(|e| anyhow!("cannot connect to inlet at {endpoint}: {}", error_chain(&e)))?;
-        let inner = InletClient::new(channel)
+        let inner = InletClient::new(credential.on(channel))
             .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
         Ok(Self { inner })
     }
 
     /// The raw generated client, for calls this wrapper does not cover.
-    pub fn raw(&mut self) -> &mut InletClient<Channel> {
+    pub fn raw(&mut self) -> &mut InletClient<CredentialedChannel> {
         &mut self.inner
     }
 
@@ -370,7 +375,7 @@ pub enum WriteKind {
 impl WriteKind {
     async fn call(
         self,
-        client: &mut InletClient<Channel>,
+        client: &mut InletClient<CredentialedChannel>,
         request: pb::AppendRequest,
     ) -> Result<tonic::Response<pb::AppendResponse>, tonic::Status> {
         match self {

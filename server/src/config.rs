@@ -17,10 +17,11 @@ use figment::value::Uncased;
 use inlet_cache::CacheOptions;
 use inlet_compactor::CompactorOptions;
 use inlet_index::IndexOptions;
-use inlet_tls::TlsSettings;
+use inlet_security::tls::TlsSettings;
 use inlet_writer::WriterOptions;
 use serde::{Deserialize, Serialize};
 
+use crate::auth::AuthSettings;
 use crate::roles::Roles;
 
 /// Prefix of the environment variables that hold settings.
@@ -28,7 +29,7 @@ pub const ENV_PREFIX: &str = "INLET_";
 
 /// The sections of [`Config`], in the order their variables are matched (`lake_write_*`
 /// belongs to `lake`, whose `write` table the key then names; so does `lake_compaction_*`).
-const SECTIONS: [&str; 5] = ["writer", "index", "cache", "lake", "tls"];
+const SECTIONS: [&str; 6] = ["writer", "index", "cache", "lake", "tls", "auth"];
 
 /// Top-level keys of [`Config`] outside any section.
 const TOP_LEVEL: [&str; 6] = [
@@ -70,6 +71,8 @@ pub struct Config {
     pub lake: LakeConfig,
     /// TLS on both listeners and on this node's calls to other nodes ([`TlsSettings`]).
     pub tls: TlsSettings,
+    /// Who may call ([`AuthSettings`]).
+    pub auth: AuthSettings,
 }
 
 impl Default for Config {
@@ -86,6 +89,7 @@ impl Default for Config {
             cache: CacheOptions::default(),
             lake: LakeConfig::default(),
             tls: TlsSettings::default(),
+            auth: AuthSettings::default(),
         }
     }
 }

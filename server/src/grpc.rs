@@ -22,10 +22,10 @@ use inlet_proto::v1 as pb;
 use inlet_proto::v1::inlet_client::InletClient;
 use inlet_proto::v1::inlet_server::Inlet;
 use inlet_reader::{FetchRequest, Reader, SnapshotPart, StartPosition};
+use inlet_security::credential::CredentialedChannel;
 use inlet_wire::Member;
 use inlet_wire::convert::table_message;
 use inlet_writer::{AppendError, WriteOp, Writer};
-use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
@@ -106,7 +106,7 @@ impl InletService {
         call: F,
     ) -> Result<Response<R>, Status>
     where
-        F: FnOnce(InletClient<Channel>, Request<T>) -> Fut,
+        F: FnOnce(InletClient<CredentialedChannel>, Request<T>) -> Fut,
         Fut: Future<Output = Result<Response<R>, Status>>,
     {
         let request = forward(request, "index")?;
@@ -128,7 +128,7 @@ impl InletService {
         call: F,
     ) -> Result<Response<R>, Status>
     where
-        F: FnOnce(InletClient<Channel>, Request<T>) -> Fut,
+        F: FnOnce(InletClient<CredentialedChannel>, Request<T>) -> Fut,
         Fut: Future<Output = Result<Response<R>, Status>>,
     {
         let request = forward(request, role)?;

@@ -12,10 +12,11 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-use inlet_tls::ServerTls;
+use inlet_security::tls::ServerTls;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::auth::Authenticator;
 use crate::iceberg_rest::RestCatalog;
 use crate::metrics::Metrics;
 
@@ -26,16 +27,20 @@ const DRAIN: Duration = Duration::from_secs(10);
 pub const ICEBERG_REST_PATH: &str = "/iceberg";
 
 /// The router serving every HTTP endpoint; the REST catalog only where there is one (the
-/// index owner).
-pub fn router(metrics: Metrics, catalog: Option<RestCatalog>) -> Router {
+/// index owner). With authentication on, everything but `/health` needs a bearer token.
+pub fn router(metrics: Metrics, catalog: Option<RestCatalog>, auth: Authenticator) -> Router {
     let router = Router::new()
         .route("/health", get(health))
         .route("/metrics", get(render_metrics))
         .with_state(metrics);
-    match catalog {
+    let router = match catalog {
         Some(catalog) => router.nest(ICEBERG_REST_PATH, catalog.router()),
         None => router,
-    }
+    };
+    router.layer(axum::middleware::from_fn_with_state(
+        auth,
+        Authenticator::http,
+    ))
 }
 
 /// Serves `router` on `listener` until `stopped` completes: over TLS when `tls` is given.

@@ -3,6 +3,7 @@
 //! gRPC service, and the command-line client. `main.rs` only parses
 //! arguments and calls in here, so tests run the very same code in-process.
 
+pub mod auth;
 pub mod bench;
 pub mod cli;
 pub mod config;

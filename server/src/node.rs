@@ -26,8 +26,10 @@ use slatedb::object_store::ObjectStore;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 
+use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::grpc::InletService;
 use crate::iceberg_rest::{RestCatalog, file_io_properties};
@@ -82,6 +84,15 @@ impl Node {
         config.validate()?;
         let tls = config.tls.load().context("invalid [tls] settings")?;
         let roles = config.roles;
+        let (shutdown, signal) = watch::channel(false);
+        let (auth, credential) = Authenticator::start(
+            &config.auth,
+            &tls,
+            roles != Roles::ALL,
+            env.clock.clone(),
+            signal.clone(),
+        )
+        .context("invalid [auth] settings")?;
         let store_metrics = StoreMetrics::new();
         let store: Arc<dyn ObjectStore> = Arc::new(InstrumentedStore::with_metrics(
             store,
@@ -104,7 +115,7 @@ impl Node {
         let (index, remote, ports) = if roles.index {
             if config.standby {
                 tracing::info!("standby: waiting for the index owner to fail");
-                wait_until_owner_fails(store.as_ref(), &tls.client)
+                wait_until_owner_fails(store.as_ref(), &tls.client, &credential)
                     .await
                     .context("standby cannot watch the index owner")?;
                 tracing::info!("standby: taking over the index");
@@ -131,6 +142,7 @@ impl Node {
                 Some(member.clone()),
                 RemoteOptions {
                     tls: tls.client.clone(),
+                    credential: credential.clone(),
                     ..RemoteOptions::default()
                 },
             );
@@ -200,7 +212,12 @@ impl Node {
                 .reader
                 .then(|| Reader::new(ports.read.clone(), cache.clone())),
             roles,
-            routes: Arc::new(Routes::new(cluster, endpoint.clone(), tls.client.clone())),
+            routes: Arc::new(Routes::new(
+                cluster,
+                endpoint.clone(),
+                tls.client.clone(),
+                credential,
+            )),
             metrics: metrics.clone(),
             env: env.clone(),
             lake_by_default: config.lake.tables_default,
@@ -209,10 +226,12 @@ impl Node {
                 .ok()
                 .map(|root| LakeStorage::new(root, store.clone())),
         };
-        let (shutdown, signal) = watch::channel(false);
         let server = InletServer::new(service)
             .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
+        let server = InterceptedService::new(server, auth.users());
+        let index_ports =
+            index_ports.map(|ports| InterceptedService::new(ports.into_server(), auth.nodes()));
         let mut grpc_signal = signal.clone();
         let mut builder = tonic::transport::Server::builder();
         if let Some(server_tls) = &tls.server {
@@ -223,7 +242,7 @@ impl Node {
         let serving = tokio::spawn(
             builder
                 .add_service(server)
-                .add_optional_service(index_ports.map(IndexPortsService::into_server))
+                .add_optional_service(index_ports)
                 // TCP_NODELAY on every accepted connection: tonic sets it only on listeners it
                 // binds itself, and without it small responses wait for the client's delayed
                 // ACK (Nagle): a ~40 ms stall per append ack (issue 16).
@@ -251,7 +270,7 @@ impl Node {
                         file_io_properties(&config.store),
                     )
                 });
-                let router = crate::http::router(metrics.clone(), catalog);
+                let router = crate::http::router(metrics.clone(), catalog, auth.clone());
                 let stopped = async move {
                     let _ = http_signal.wait_for(|stop| *stop).await;
                 };

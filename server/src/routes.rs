@@ -11,9 +11,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use inlet_core::limits::MAX_GRPC_MESSAGE_BYTES;
 use inlet_proto::v1::inlet_client::InletClient;
-use inlet_tls::ClientTls;
+use inlet_security::credential::{AUTHORIZATION, Credential, CredentialedChannel};
+use inlet_security::tls::ClientTls;
 use inlet_wire::{IndexPortsService, Member, RemoteIndex};
 use tonic::Status;
+
+use crate::auth::{Caller, ON_BEHALF_OF};
 use tonic::transport::Channel;
 
 /// Metadata key set on a request one node forwards to another.
@@ -52,16 +55,24 @@ pub struct Routes {
     own_endpoint: String,
     /// How other members' `https://` endpoints are reached.
     tls: ClientTls,
+    /// What this node presents on the calls it forwards.
+    credential: Credential,
     channels: Mutex<HashMap<String, Channel>>,
     next: AtomicUsize,
 }
 
 impl Routes {
-    pub fn new(cluster: Cluster, own_endpoint: String, tls: ClientTls) -> Self {
+    pub fn new(
+        cluster: Cluster,
+        own_endpoint: String,
+        tls: ClientTls,
+        credential: Credential,
+    ) -> Self {
         Self {
             cluster,
             own_endpoint,
             tls,
+            credential,
             channels: Mutex::new(HashMap::new()),
             next: AtomicUsize::new(0),
         }
@@ -77,7 +88,7 @@ impl Routes {
     }
 
     /// A client of the index owner, for catalog and admin requests.
-    pub async fn owner(&self) -> Result<(String, InletClient<Channel>), Status> {
+    pub async fn owner(&self) -> Result<(String, InletClient<CredentialedChannel>), Status> {
         match &self.cluster {
             Cluster::Owner(_) => Err(Status::internal(
                 "the index owner forwarded a request to itself",
@@ -87,7 +98,7 @@ impl Routes {
                     .owner_channel()
                     .await
                     .map_err(|e| Status::unavailable(e.to_string()))?;
-                Ok((endpoint, inlet_client(channel)))
+                Ok((endpoint, inlet_client(self.credential.on(channel))))
             }
         }
     }
@@ -100,7 +111,10 @@ impl Routes {
     }
 
     /// A client of a node running `role`, chosen round robin among the members.
-    pub fn with_role(&self, role: &str) -> Result<(String, InletClient<Channel>), Status> {
+    pub fn with_role(
+        &self,
+        role: &str,
+    ) -> Result<(String, InletClient<CredentialedChannel>), Status> {
         let members = self.cluster.members();
         let candidates: Vec<&Member> = members
             .iter()
@@ -123,7 +137,10 @@ impl Routes {
         }
         let member = candidates[self.next.fetch_add(1, Ordering::Relaxed) % candidates.len()];
         let channel = self.channel(&member.endpoint)?;
-        Ok((member.endpoint.clone(), inlet_client(channel)))
+        Ok((
+            member.endpoint.clone(),
+            inlet_client(self.credential.on(channel)),
+        ))
     }
 
     fn channel(&self, endpoint: &str) -> Result<Channel, Status> {
@@ -142,23 +159,35 @@ impl Routes {
     }
 }
 
-fn inlet_client(channel: Channel) -> InletClient<Channel> {
+fn inlet_client(channel: CredentialedChannel) -> InletClient<CredentialedChannel> {
     InletClient::new(channel)
         .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES)
 }
 
 /// Marks `request` as forwarded, or refuses it if it already was: this node was chosen for a
-/// role it does not run (the membership it was chosen from is stale).
+/// role it does not run (the membership it was chosen from is stale). The caller's own
+/// credential stays here: the node presents its own, and names the caller in
+/// [`ON_BEHALF_OF`] when it authenticated one.
 pub fn forward<T>(mut request: tonic::Request<T>, role: &str) -> Result<tonic::Request<T>, Status> {
     if request.metadata().contains_key(FORWARDED) {
         return Err(Status::failed_precondition(format!(
             "this node does not run the {role} role (a forwarded request reached it)"
         )));
     }
-    request
-        .metadata_mut()
-        .insert(FORWARDED, tonic::metadata::MetadataValue::from_static("1"));
+    let caller = request.extensions().get::<Caller>().cloned();
+    let metadata = request.metadata_mut();
+    metadata.insert(FORWARDED, tonic::metadata::MetadataValue::from_static("1"));
+    metadata.remove(AUTHORIZATION);
+    metadata.remove(ON_BEHALF_OF);
+    if let Some(caller) = caller {
+        let name = caller
+            .principal
+            .as_str()
+            .parse()
+            .map_err(|_| Status::internal("a checked principal is ASCII"))?;
+        metadata.insert(ON_BEHALF_OF, name);
+    }
     Ok(request)
 }
 

@@ -23,8 +23,9 @@ use inlet::client::Client;
 use inlet::node::Node;
 use inlet_core::clock::Env;
 use inlet_proto::v1 as pb;
+use inlet_security::credential::Credential;
+use inlet_security::tls::{ClientTls, TlsSettings};
 use inlet_testkit::pki::{CertFiles, TestPki};
-use inlet_tls::{ClientTls, TlsSettings};
 use slatedb::object_store::memory::InMemory;
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -55,7 +56,7 @@ fn trusting(ca: &std::path::Path, client: Option<&CertFiles>) -> ClientTls {
 /// Connects and tries to create database `intruder`: must fail, at the connection or at the
 /// call. Returns the error's text.
 async fn refused(endpoint: &str, tls: &ClientTls) -> String {
-    let mut client = match Client::connect_with(endpoint, tls).await {
+    let mut client = match Client::connect_with(endpoint, tls, Credential::none()).await {
         Ok(client) => client,
         Err(error) => return format!("{error:#}"),
     };
@@ -95,7 +96,7 @@ async fn a_tls_node_serves_only_clients_that_trust_its_certificate() {
     let node = start_tls(&pki, false).await;
     let endpoint = node.endpoint();
     assert!(endpoint.starts_with("https://"), "{endpoint}");
-    let mut client = Client::connect_with(&endpoint, &trusting(pki.ca(), None))
+    let mut client = Client::connect_with(&endpoint, &trusting(pki.ca(), None), Credential::none())
         .await
         .expect("a client that trusts the CA connects");
     round_trip(&mut client).await;
@@ -139,9 +140,13 @@ async fn an_mtls_node_refuses_clients_without_a_certificate_from_its_ca() {
     let endpoint = node.endpoint();
     let member = pki.issue("client");
     let stranger = pki.issue_by_other("client");
-    let mut client = Client::connect_with(&endpoint, &trusting(pki.ca(), Some(&member)))
-        .await
-        .expect("a client with a certificate from the CA connects");
+    let mut client = Client::connect_with(
+        &endpoint,
+        &trusting(pki.ca(), Some(&member)),
+        Credential::none(),
+    )
+    .await
+    .expect("a client with a certificate from the CA connects");
     round_trip(&mut client).await;
 
     // Refused in the handshake. The client's error names the server's alert

@@ -31,7 +31,8 @@ use inlet_index::{
 };
 use inlet_proto::v1 as pb;
 use inlet_proto::v1::index_ports_client::IndexPortsClient;
-use inlet_tls::ClientTls;
+use inlet_security::credential::{Credential, CredentialedChannel};
+use inlet_security::tls::ClientTls;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
@@ -52,6 +53,8 @@ pub struct RemoteOptions {
     pub read_retry: Duration,
     /// How an `https://` owner is reached (the node's `[tls]` client side).
     pub tls: ClientTls,
+    /// What this node presents on its calls (`auth.token_file`).
+    pub credential: Credential,
 }
 
 impl Default for RemoteOptions {
@@ -59,6 +62,7 @@ impl Default for RemoteOptions {
         Self {
             read_retry: Duration::from_secs(10),
             tls: ClientTls::system(),
+            credential: Credential::none(),
         }
     }
 }
@@ -104,7 +108,7 @@ impl RemoteIndex {
     /// without, it is a plain client that caches nothing.
     pub fn connect(source: OwnerSource, member: Option<Member>, options: RemoteOptions) -> Self {
         let inner = Arc::new(Inner {
-            link: OwnerLink::new(source, options.tls),
+            link: OwnerLink::new(source, options.tls, options.credential),
             tables: Mutex::new(HashMap::new()),
             tails: Mutex::new(HashMap::new()),
             commits: tokio::sync::Mutex::new(None),
@@ -196,15 +200,18 @@ impl RemoteIndex {
         self.inner.tails.lock().expect("tails lock").clear();
     }
 
-    async fn client(&self) -> Result<(String, IndexPortsClient<Channel>), IndexError> {
+    async fn client(&self) -> Result<(String, IndexPortsClient<CredentialedChannel>), IndexError> {
         let (endpoint, channel) = self.inner.link.channel().await?;
-        Ok((endpoint, ports_client(channel)))
+        Ok((
+            endpoint,
+            ports_client(self.inner.link.credential().on(channel)),
+        ))
     }
 
     /// Runs an idempotent read, retrying while the owner does not answer (see the module docs).
     async fn read<T, F, Fut>(&self, call: F) -> Result<T, IndexError>
     where
-        F: Fn(IndexPortsClient<Channel>) -> Fut,
+        F: Fn(IndexPortsClient<CredentialedChannel>) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
         let deadline = tokio::time::Instant::now() + self.read_retry;
@@ -236,7 +243,7 @@ impl RemoteIndex {
     /// an answer makes the owner be found again for the next call.
     async fn once<T, F, Fut>(&self, call: F) -> Result<T, (String, tonic::Status)>
     where
-        F: FnOnce(IndexPortsClient<Channel>) -> Fut,
+        F: FnOnce(IndexPortsClient<CredentialedChannel>) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
         let (endpoint, client) = self
@@ -297,7 +304,7 @@ impl RemoteIndex {
     }
 }
 
-fn ports_client(channel: Channel) -> IndexPortsClient<Channel> {
+fn ports_client(channel: CredentialedChannel) -> IndexPortsClient<CredentialedChannel> {
     IndexPortsClient::new(channel)
         .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES)
@@ -825,7 +832,7 @@ impl RemoteIndex {
         decode: impl Fn(&[u8]) -> Result<T, CodecError>,
     ) -> Result<Vec<Option<T>>, IndexError>
     where
-        F: Fn(IndexPortsClient<Channel>, pb::LookupKeysRequest) -> Fut,
+        F: Fn(IndexPortsClient<CredentialedChannel>, pb::LookupKeysRequest) -> Fut,
         Fut: std::future::Future<
                 Output = Result<tonic::Response<pb::LookupKeysReply>, tonic::Status>,
             >,

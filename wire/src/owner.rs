@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use inlet_index::IndexError;
-use inlet_tls::ClientTls;
-pub use inlet_tls::endpoint_url;
+use inlet_security::credential::Credential;
+use inlet_security::tls::ClientTls;
+pub use inlet_security::tls::endpoint_url;
 use serde::{Deserialize, Serialize};
 use slatedb::object_store::path::Path;
 use slatedb::object_store::{ObjectStore, ObjectStoreExt, PutPayload};
@@ -116,14 +117,17 @@ pub struct OwnerLink {
     source: OwnerSource,
     /// How the owner's `https://` endpoint is reached.
     tls: ClientTls,
+    /// What this node presents on its calls to the owner.
+    credential: Credential,
     current: Mutex<Option<(String, Channel)>>,
 }
 
 impl OwnerLink {
-    pub fn new(source: OwnerSource, tls: ClientTls) -> Self {
+    pub fn new(source: OwnerSource, tls: ClientTls, credential: Credential) -> Self {
         Self {
             source,
             tls,
+            credential,
             current: Mutex::new(None),
         }
     }
@@ -161,6 +165,11 @@ impl OwnerLink {
         Ok(current.clone())
     }
 
+    /// What this node presents on its calls to the owner.
+    pub fn credential(&self) -> &Credential {
+        &self.credential
+    }
+
     /// The endpoint in use, if the owner was found.
     pub fn endpoint(&self) -> Option<String> {
         self.current
@@ -194,13 +203,14 @@ pub const TAKEOVER_AFTER_FAILED_CHECKS: u32 = 3;
 pub async fn wait_until_owner_fails(
     store: &dyn ObjectStore,
     tls: &ClientTls,
+    credential: &Credential,
 ) -> Result<(), IndexError> {
     let mut failed = 0;
     loop {
         let Some(record) = read_owner(store).await? else {
             return Ok(());
         };
-        match owner_alive(&record.endpoint, tls).await {
+        match owner_alive(&record.endpoint, tls, credential).await {
             Ok(()) => {
                 if failed > 0 {
                     tracing::info!(endpoint = %record.endpoint, "the index owner answers again");
@@ -220,7 +230,11 @@ pub async fn wait_until_owner_fails(
 }
 
 /// Whether the owner at `endpoint` answers and still holds the index.
-async fn owner_alive(endpoint: &str, tls: &ClientTls) -> Result<(), String> {
+async fn owner_alive(
+    endpoint: &str,
+    tls: &ClientTls,
+    credential: &Credential,
+) -> Result<(), String> {
     let channel = tls
         .endpoint(endpoint)
         .map_err(|e| e.to_string())?
@@ -229,7 +243,7 @@ async fn owner_alive(endpoint: &str, tls: &ClientTls) -> Result<(), String> {
         .connect()
         .await
         .map_err(|e| format!("cannot connect: {e}"))?;
-    let reply = inlet_proto::v1::index_ports_client::IndexPortsClient::new(channel)
+    let reply = inlet_proto::v1::index_ports_client::IndexPortsClient::new(credential.on(channel))
         .alive(inlet_proto::v1::AliveRequest {})
         .await
         .map_err(|status| format!("{:?}: {}", status.code(), status.message()))?

@@ -11,9 +11,11 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use inlet_proto::v1 as pb;
+use inlet_security::credential::Credential;
+use inlet_security::principal::Principal;
+use inlet_security::tls::ClientTls;
 use inlet_store::Op;
 use inlet_store::prices::S3_STANDARD as S3;
-use inlet_tls::ClientTls;
 use serde_json::json;
 
 use crate::client::{Client, Producer, WriteKind, decode_fetched, path, text};
@@ -54,6 +56,9 @@ pub enum Command {
     /// Lake tiering: per table watermarks, lag, last snapshot, files and bytes.
     #[command(subcommand)]
     Lake(LakeCommand),
+    /// Bearer tokens for a server with authentication on.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Measure an embedded node: produce, end-to-end and fetch figures, object-store
     /// requests and cost per GB, as tables and JSON.
     Bench(Box<inlet_bench::BenchArgs>),
@@ -212,6 +217,9 @@ pub struct ServerArg {
     /// The client certificate's private key (PEM).
     #[arg(long, env = "INLET_CLIENT_KEY", requires = "client_cert")]
     pub client_key: Option<PathBuf>,
+    /// Bearer token (from `inlet token create`), for a server with authentication on.
+    #[arg(long, env = "INLET_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 impl ServerArg {
@@ -228,11 +236,33 @@ impl ServerArg {
         Ok(Some(tls))
     }
 
+    /// The token this command presents, if given.
+    fn credential(&self) -> anyhow::Result<Option<Credential>> {
+        self.token
+            .as_deref()
+            .map(|token| Credential::bearer(token).map_err(|e| anyhow::anyhow!("--token: {e}")))
+            .transpose()
+    }
+
     /// A client of the server.
     pub async fn connect(&self) -> anyhow::Result<Client> {
         let tls = self.client_tls()?.unwrap_or_else(ClientTls::system);
-        Client::connect_with(&self.server, &tls).await
+        let credential = self.credential()?.unwrap_or_else(Credential::none);
+        Client::connect_with(&self.server, &tls, credential).await
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a token for a principal: prints the token (shown once, kept nowhere) and the
+    /// line that the server's tokens file (auth.tokens_file) needs to accept it.
+    Create {
+        /// The principal the token authenticates as, e.g. `alice` or `etl.orders`.
+        principal: String,
+        /// Expire the token this long from now, e.g. `90d` (default: never).
+        #[arg(long, value_parser = humantime_duration)]
+        ttl: Option<Duration>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -482,6 +512,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Lookup(args) => lookup(args).await,
         Command::Bench(args) => inlet_bench::run(&args, &crate::bench::ServerHost).await,
         Command::Status(server) => status(server).await,
+        Command::Token(TokenCommand::Create { principal, ttl }) => {
+            let principal = Principal::new(&principal).map_err(anyhow::Error::msg)?;
+            let now = crate::auth::system_time(inlet_core::clock::Env::system().clock.now());
+            let expires = ttl.map(|ttl| now + ttl);
+            let new =
+                inlet_security::tokens::create(&principal, expires).map_err(anyhow::Error::msg)?;
+            println!("token: {}", new.token);
+            println!("line:  {}", new.line);
+            eprintln!(
+                "add the line to the tokens file (auth.tokens_file); present the token as \
+                 `--token` / INLET_TOKEN (it is shown only now)"
+            );
+            Ok(())
+        }
         Command::Lake(LakeCommand::Status { target, server }) => lake_status(target, server).await,
     }
 }
@@ -506,11 +550,17 @@ async fn compactor(args: CompactorArgs) -> anyhow::Result<()> {
         Some(tls) => tls,
         None => config.tls.load().context("invalid [tls] settings")?.client,
     };
+    let credential = match (args.server.credential()?, &config.auth.token_file) {
+        (Some(credential), _) => credential,
+        (None, Some(path)) => Credential::from_file(path).map_err(anyhow::Error::msg)?,
+        (None, None) => Credential::none(),
+    };
     let index = inlet_wire::RemoteIndex::connect(
         inlet_wire::OwnerSource::Fixed(args.server.server.clone()),
         None,
         inlet_wire::RemoteOptions {
             tls,
+            credential,
             ..inlet_wire::RemoteOptions::default()
         },
     );

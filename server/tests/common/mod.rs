@@ -173,10 +173,19 @@ pub async fn try_http_get(
     addr: std::net::SocketAddr,
     path: &str,
 ) -> Result<(String, String), String> {
+    http_get_with(addr, path, &[]).await
+}
+
+/// A plain HTTP/1.1 GET with extra header lines (`Name: value`), or why it got no response.
+pub async fn http_get_with(
+    addr: std::net::SocketAddr,
+    path: &str,
+    headers: &[&str],
+) -> Result<(String, String), String> {
     let stream = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(|e| format!("connect: {e}"))?;
-    exchange(stream, addr, path).await
+    exchange(stream, addr, path, headers).await
 }
 
 /// An HTTP/1.1 GET over TLS trusting the CA in `ca`, presenting `client` (certificate, key)
@@ -225,15 +234,18 @@ pub async fn https_get(
     .await
     .map_err(|_| "TLS handshake timed out".to_owned())?
     .map_err(|e| format!("TLS handshake: {e}"))?;
-    exchange(stream, addr, path).await
+    exchange(stream, addr, path, &[]).await
 }
 
 async fn exchange(
     mut stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     addr: std::net::SocketAddr,
     path: &str,
+    headers: &[&str],
 ) -> Result<(String, String), String> {
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n");
     let mut response = Vec::new();
     tokio::time::timeout(HTTP_DEADLINE, async {
         stream.write_all(request.as_bytes()).await?;

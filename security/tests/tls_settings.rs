@@ -1,8 +1,8 @@
 //! The `[tls]` settings load only when every file they name is what it should be, and each
 //! refusal names the setting and the file.
 
+use inlet_security::tls::{ClientTls, TlsError, TlsSettings};
 use inlet_testkit::pki::TestPki;
-use inlet_tls::{ClientTls, TlsError, TlsSettings};
 
 #[test]
 fn a_certificate_and_its_key_make_tls_listeners_and_a_client_ca_makes_them_mtls() {

@@ -1,4 +1,4 @@
-//! TLS for Inlet (issue 14): the one place that knows about certificates.
+//! TLS (issue 14, item 1): the one place that reads certificates.
 //!
 //! - [`TlsSettings`]: the `[tls]` section of `inlet serve` (`--tls-cert`, `--tls-key`,
 //!   `--tls-client-ca`, `--tls-ca`), loaded once at start into a [`NodeTls`]: the server
@@ -27,6 +27,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use serde::{Deserialize, Serialize};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity, ServerTlsConfig};
+
+use crate::principal::Principal;
 
 /// How long a listener waits for a client to finish its TLS handshake before it closes the
 /// connection: a client that opens connections and stalls holds nothing beyond this.
@@ -104,6 +106,12 @@ pub struct NodeTls {
 }
 
 impl NodeTls {
+    /// The principal this node's certificate names (`tls.cert`), if any.
+    pub fn principal(&self) -> Option<Principal> {
+        let identity = self.client.identity.as_ref()?;
+        Principal::of_certificate(identity.chain.ders.first()?)
+    }
+
     /// The scheme of this node's endpoints: `https` when it listens with TLS.
     pub fn scheme(&self) -> &'static str {
         if self.server.is_some() {

@@ -1,0 +1,357 @@
+//! Authentication of every call (issue 14, item 2). With `auth.enabled`, every gRPC call and
+//! every HTTP request but `/health` must come from a principal: a bearer token listed in
+//! `auth.tokens_file`, or a client certificate verified by `tls.client_ca` (its common
+//! name). Anything else gets UNAUTHENTICATED (401 on HTTP) with one fixed message that says
+//! nothing about what exists.
+//!
+//! Internal principals (`auth.internal_principals`) are the nodes themselves: only they may
+//! call the `IndexPorts` service (commits, tails, leases, lake commits), and only they may
+//! name, in `inlet-principal`, the user a forwarded call is made for. A node calls other
+//! nodes with its own credential (`auth.token_file`, or a `tls.cert` whose name is internal).
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use inlet_core::clock::Clock;
+use inlet_core::ids::TimestampMicros;
+use inlet_security::credential::{AUTHORIZATION, Credential};
+use inlet_security::principal::Principal;
+use inlet_security::tls::NodeTls;
+use inlet_security::tokens::TokensFile;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tonic::Status;
+use tonic::metadata::MetadataMap;
+use tonic::service::Interceptor;
+
+/// Metadata a node sets on a call it forwards: the principal the call is made for.
+pub const ON_BEHALF_OF: &str = "inlet-principal";
+
+/// What a refused caller is told, whatever the reason (no credential, an unknown, expired or
+/// revoked token): nothing about which principals or tokens exist.
+const UNAUTHENTICATED: &str = "missing or invalid credentials: send `authorization: Bearer \
+                               <token>` or a client certificate the server trusts";
+
+/// The `[auth]` section.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Require a principal on every call. Default false: anyone who reaches the node may
+    /// call anything.
+    pub enabled: bool,
+    /// The tokens file (`principal sha256:<hash> [expires=<time>]` per line, made by
+    /// `inlet token create`), read again when it changes. Default none: no bearer tokens.
+    pub tokens_file: Option<PathBuf>,
+    /// The principals that are nodes of this cluster. Default `["inlet"]`.
+    pub internal_principals: Vec<String>,
+    /// A file holding this node's own token (of an internal principal), presented on its
+    /// calls to other nodes. Not needed when its `tls.cert` names an internal principal.
+    pub token_file: Option<PathBuf>,
+    /// How often the tokens file is checked for changes. Default 2 s.
+    #[serde(with = "humantime_serde")]
+    pub reload_interval: Duration,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            tokens_file: None,
+            internal_principals: vec!["inlet".to_owned()],
+            token_file: None,
+            reload_interval: Duration::from_secs(2),
+        }
+    }
+}
+
+/// The caller of a call, in its extensions once authenticated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    pub principal: Principal,
+    /// A node of this cluster.
+    pub internal: bool,
+}
+
+/// Checks the callers of both listeners. Cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub struct Authenticator {
+    /// `None`: authentication is off.
+    inner: Option<Arc<Inner>>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    tokens: Option<Arc<TokensFile>>,
+    /// Whether verified client certificates name principals.
+    certificates: bool,
+    internal: BTreeSet<Principal>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Authenticator {
+    /// No authentication.
+    pub fn off() -> Self {
+        Self::default()
+    }
+
+    /// Authentication as `settings` say, for a node with `tls`; also returns the credential
+    /// the node presents to other nodes. `needs_credential`: whether this node calls other
+    /// nodes (it does not run every role). While `stopped` is false the tokens file is
+    /// checked for changes.
+    pub fn start(
+        settings: &AuthSettings,
+        tls: &NodeTls,
+        needs_credential: bool,
+        clock: Arc<dyn Clock>,
+        stopped: watch::Receiver<bool>,
+    ) -> anyhow::Result<(Self, Credential)> {
+        let credential = match &settings.token_file {
+            Some(path) => Credential::from_file(path).map_err(anyhow::Error::msg)?,
+            None => Credential::none(),
+        };
+        if !settings.enabled {
+            return Ok((Self::off(), credential));
+        }
+        let certificates = tls
+            .server
+            .as_ref()
+            .is_some_and(|server| server.requires_client_certificates());
+        if settings.tokens_file.is_none() && !certificates {
+            anyhow::bail!(
+                "auth.enabled needs a way to name callers: auth.tokens_file (bearer tokens) \
+                 and/or tls.client_ca (client certificates)"
+            );
+        }
+        let internal = settings
+            .internal_principals
+            .iter()
+            .map(|name| Principal::new(name).map_err(anyhow::Error::msg))
+            .collect::<anyhow::Result<BTreeSet<_>>>()
+            .context("in auth.internal_principals")?;
+        let own_principal = tls.principal();
+        if needs_credential
+            && settings.token_file.is_none()
+            && !own_principal.as_ref().is_some_and(|p| internal.contains(p))
+        {
+            anyhow::bail!(
+                "auth is on and this node calls other nodes, but has no internal credential: \
+                 set auth.token_file to a token of one of auth.internal_principals ({}), or \
+                 use a tls.cert whose name is one (its name: {})",
+                names(&internal),
+                own_principal.map_or("none".to_owned(), |p| p.to_string())
+            );
+        }
+        let tokens = settings
+            .tokens_file
+            .as_deref()
+            .map(|path| TokensFile::open(path).map(Arc::new))
+            .transpose()
+            .map_err(anyhow::Error::msg)?;
+        if let Some(tokens) = &tokens {
+            tokio::spawn(reload(tokens.clone(), settings.reload_interval, stopped));
+        }
+        let inner = Inner {
+            tokens,
+            certificates,
+            internal,
+            clock,
+        };
+        Ok((
+            Self {
+                inner: Some(Arc::new(inner)),
+            },
+            credential,
+        ))
+    }
+
+    /// Whether callers are checked.
+    pub fn enabled(&self) -> bool {
+        self.inner.is_some()
+    }
+
+    /// The interceptor of the `Inlet` service: any principal; a call forwarded by a node is
+    /// made as the principal the node names.
+    pub fn users(&self) -> UsersOnly {
+        UsersOnly(self.clone())
+    }
+
+    /// The interceptor of the internal services: internal principals only.
+    pub fn nodes(&self) -> NodesOnly {
+        NodesOnly(self.clone())
+    }
+
+    /// The principal of a bearer token in `authorization` (`Bearer <token>`), or of a
+    /// verified client certificate.
+    fn caller(
+        &self,
+        inner: &Inner,
+        authorization: Option<&str>,
+        certificate: Option<Principal>,
+    ) -> Result<Caller, Status> {
+        let principal = match (authorization, &inner.tokens) {
+            (Some(value), Some(tokens)) => {
+                let token = value
+                    .strip_prefix("Bearer ")
+                    .ok_or_else(|| Status::unauthenticated(UNAUTHENTICATED))?;
+                let now = system_time(inner.clock.now());
+                match tokens.tokens().authenticate(token.trim(), now) {
+                    Ok(principal) => principal.clone(),
+                    Err(refusal) => {
+                        tracing::info!(?refusal, "refused a bearer token");
+                        return Err(Status::unauthenticated(UNAUTHENTICATED));
+                    }
+                }
+            }
+            _ => certificate
+                .filter(|_| inner.certificates)
+                .ok_or_else(|| Status::unauthenticated(UNAUTHENTICATED))?,
+        };
+        Ok(Caller {
+            internal: inner.internal.contains(&principal),
+            principal,
+        })
+    }
+
+    fn grpc_caller(&self, inner: &Inner, request: &tonic::Request<()>) -> Result<Caller, Status> {
+        let certificate = request
+            .peer_certs()
+            .and_then(|chain| chain.first().and_then(Principal::of_certificate));
+        self.caller(inner, authorization(request.metadata()), certificate)
+    }
+
+    /// The HTTP listener's check, as an axum middleware: `/health` is open, everything else
+    /// needs a bearer token (what Iceberg REST clients send).
+    pub async fn http(State(auth): State<Authenticator>, request: Request, next: Next) -> Response {
+        let Some(inner) = &auth.inner else {
+            return next.run(request).await;
+        };
+        if request.uri().path() == "/health" {
+            return next.run(request).await;
+        }
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        match auth.caller(inner, given, None) {
+            Ok(_) => next.run(request).await,
+            Err(status) => (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                axum::Json(serde_json::json!({
+                    "error": {
+                        "message": status.message(),
+                        "type": "NotAuthorizedException",
+                        "code": 401,
+                    }
+                })),
+            )
+                .into_response(),
+        }
+    }
+}
+
+/// A clock reading as the time tokens expire at.
+pub fn system_time(now: TimestampMicros) -> SystemTime {
+    UNIX_EPOCH + Duration::from_micros(u64::try_from(now.0).unwrap_or(0))
+}
+
+fn authorization(metadata: &MetadataMap) -> Option<&str> {
+    metadata.get(AUTHORIZATION).and_then(|v| v.to_str().ok())
+}
+
+fn names(principals: &BTreeSet<Principal>) -> String {
+    principals
+        .iter()
+        .map(Principal::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Checks the `Inlet` service's callers.
+#[derive(Clone, Debug)]
+pub struct UsersOnly(Authenticator);
+
+impl Interceptor for UsersOnly {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        let Some(inner) = self.0.inner.clone() else {
+            return Ok(request);
+        };
+        let caller = self.0.grpc_caller(&inner, &request)?;
+        let on_behalf_of = request
+            .metadata()
+            .get(ON_BEHALF_OF)
+            .map(|v| v.to_str().unwrap_or_default().to_owned());
+        let caller = match on_behalf_of {
+            None => caller,
+            Some(name) if caller.internal => {
+                let principal = Principal::new(&name).map_err(|e| {
+                    Status::invalid_argument(format!("{ON_BEHALF_OF} is not a principal: {e}"))
+                })?;
+                Caller {
+                    internal: inner.internal.contains(&principal),
+                    principal,
+                }
+            }
+            Some(_) => {
+                return Err(Status::permission_denied(format!(
+                    "principal `{}` may not set {ON_BEHALF_OF}: only nodes forward calls",
+                    caller.principal
+                )));
+            }
+        };
+        request.extensions_mut().insert(caller);
+        Ok(request)
+    }
+}
+
+/// Checks the internal services' callers.
+#[derive(Clone, Debug)]
+pub struct NodesOnly(Authenticator);
+
+impl Interceptor for NodesOnly {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        let Some(inner) = self.0.inner.clone() else {
+            return Ok(request);
+        };
+        let caller = self.0.grpc_caller(&inner, &request)?;
+        if !caller.internal {
+            return Err(Status::permission_denied(format!(
+                "principal `{}` may not call the internal IndexPorts service: it is for the \
+                 nodes of the cluster (auth.internal_principals)",
+                caller.principal
+            )));
+        }
+        request.extensions_mut().insert(caller);
+        Ok(request)
+    }
+}
+
+/// Reads the tokens file again every `interval` until the node stops.
+async fn reload(tokens: Arc<TokensFile>, interval: Duration, mut stopped: watch::Receiver<bool>) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stopped.wait_for(|stop| *stop) => return,
+        }
+        match tokens.reload() {
+            Ok(true) => tracing::info!(
+                file = %tokens.path().display(),
+                tokens = tokens.tokens().len(),
+                "tokens file reloaded"
+            ),
+            Ok(false) => {}
+            Err(error) => {
+                tracing::warn!(%error, "tokens file not reloaded; the tokens in force stay")
+            }
+        }
+    }
+}

@@ -1,0 +1,433 @@
+//! Authentication (issue 14, item 2), against real nodes:
+//! - with `auth.enabled` and a tokens file, a call without a token, with a wrong, expired or
+//!   revoked (line deleted, file reloaded) token gets UNAUTHENTICATED with one message that
+//!   names nothing that exists, and changes nothing; a listed token works;
+//! - a user's token on the internal `IndexPorts` service, or a user naming another principal
+//!   in `inlet-principal`, gets PERMISSION_DENIED naming the principal;
+//! - HTTP: `/health` is open, `/metrics` and the REST catalog need a bearer token (401);
+//! - client certificates name principals under mTLS (an internal one may call `IndexPorts`);
+//! - a cluster of processes with auth: nodes call each other with their own token, forward
+//!   a user's calls on the user's behalf, and `inlet token create` makes the tokens; a
+//!   node without an internal credential refuses to start.
+
+// The cluster test drives real processes, so it waits in real time.
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use common::process::{INLET, ServerProcess, free_port};
+use common::*;
+use inlet::auth::{AuthSettings, ON_BEHALF_OF};
+use inlet::client::Client;
+use inlet::node::Node;
+use inlet_core::clock::Env;
+use inlet_proto::v1 as pb;
+use inlet_proto::v1::index_ports_client::IndexPortsClient;
+use inlet_security::credential::Credential;
+use inlet_security::principal::Principal;
+use inlet_security::tls::{ClientTls, TlsSettings};
+use inlet_security::tokens::{NewToken, create};
+use inlet_testkit::pki::TestPki;
+use slatedb::object_store::memory::InMemory;
+use tonic::Code;
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+fn token(name: &str, expires: Option<SystemTime>) -> NewToken {
+    create(&Principal::new(name).expect("principal"), expires).expect("token")
+}
+
+async fn start(config: &inlet::config::Config) -> Node {
+    Node::start_with_store(config, Arc::new(InMemory::new()), Env::system())
+        .await
+        .expect("node starts")
+}
+
+async fn client(node: &Node, tls: &ClientTls, credential: Credential) -> Client {
+    Client::connect_with(&node.endpoint(), tls, credential)
+        .await
+        .expect("connects")
+}
+
+fn bearer(token: &NewToken) -> Credential {
+    Credential::bearer(&token.token).expect("credential")
+}
+
+/// `IndexPorts.Alive` on `node` with `credential`.
+async fn alive(node: &Node, tls: &ClientTls, credential: &Credential) -> Result<(), tonic::Status> {
+    let channel = tls
+        .endpoint(&node.endpoint())
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connects");
+    IndexPortsClient::new(credential.on(channel))
+        .alive(pb::AliveRequest {})
+        .await
+        .map(|_| ())
+}
+
+async fn databases(client: &mut Client) -> Result<Vec<String>, tonic::Status> {
+    Ok(client
+        .raw()
+        .list_databases(pb::ListDatabasesRequest {})
+        .await?
+        .into_inner()
+        .databases
+        .into_iter()
+        .map(|d| d.name)
+        .collect())
+}
+
+/// The call was refused as unauthenticated, with the one message that names nothing.
+fn unauthenticated(result: Result<Vec<String>, tonic::Status>) {
+    let status = result.expect_err("refused");
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    assert!(
+        status
+            .message()
+            .starts_with("missing or invalid credentials"),
+        "{status:?}"
+    );
+    for secret in ["alice", "bob", "carol", "db", "events"] {
+        assert!(!status.message().contains(secret), "{status:?}");
+    }
+}
+
+#[tokio::test]
+async fn only_listed_unexpired_tokens_authenticate_and_only_nodes_call_the_internal_service() {
+    let dir = tempfile::tempdir().expect("dir");
+    let alice = token("alice", None);
+    let bob = token("bob", Some(SystemTime::now() - Duration::from_secs(1)));
+    let carol = token("carol", None);
+    let node_token = token("inlet", None);
+    let tokens = dir.path().join("tokens");
+    let lines = [&alice, &bob, &carol, &node_token].map(|t| t.line.clone());
+    std::fs::write(&tokens, lines.join("\n") + "\n").expect("tokens file");
+    let mut config = test_config();
+    config.auth = AuthSettings {
+        enabled: true,
+        tokens_file: Some(tokens.clone()),
+        reload_interval: Duration::from_millis(50),
+        ..AuthSettings::default()
+    };
+    let node = start(&config).await;
+    let plain = ClientTls::system();
+
+    let mut as_alice = client(&node, &plain, bearer(&alice)).await;
+    create_table(&mut as_alice, "db", "events", 2, &["id"]).await;
+    as_alice
+        .append("db", "events", &schema(), &[batch(0..10)])
+        .await
+        .expect("alice appends");
+
+    for credential in [
+        Credential::none(),
+        Credential::bearer("inlet_0000").expect("credential"),
+        bearer(&bob),
+    ] {
+        let mut refused = client(&node, &plain, credential.clone()).await;
+        unauthenticated(databases(&mut refused).await);
+        let error = refused
+            .create_database("intruder", false)
+            .await
+            .expect_err("refused");
+        assert!(
+            format!("{error:#}").contains("Unauthenticated"),
+            "{error:#}"
+        );
+        let status = alive(&node, &plain, &credential)
+            .await
+            .expect_err("refused");
+        assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    }
+
+    // Carol works until her line goes; the file is read again on its own.
+    let mut as_carol = client(&node, &plain, bearer(&carol)).await;
+    databases(&mut as_carol).await.expect("carol lists");
+    let kept = [&alice, &bob, &node_token].map(|t| t.line.clone());
+    std::fs::write(&tokens, kept.join("\n") + "\n").expect("revoke carol");
+    let started = Instant::now();
+    loop {
+        match databases(&mut as_carol).await {
+            Ok(_) => assert!(started.elapsed() < DEADLINE, "carol's token still works"),
+            Err(status) => {
+                unauthenticated(Err(status));
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // The internal service is for nodes; a user may not speak for another.
+    let denied = alive(&node, &plain, &bearer(&alice))
+        .await
+        .expect_err("alice");
+    assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
+    assert!(denied.message().contains("`alice`"), "{denied:?}");
+    alive(&node, &plain, &bearer(&node_token))
+        .await
+        .expect("a node's token calls IndexPorts");
+    let mut request = tonic::Request::new(pb::ListDatabasesRequest {});
+    request
+        .metadata_mut()
+        .insert(ON_BEHALF_OF, "inlet".parse().expect("ascii"));
+    let denied = as_alice
+        .raw()
+        .list_databases(request)
+        .await
+        .expect_err("alice speaking for the node");
+    assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
+
+    // HTTP: health is open, the rest needs a token.
+    let http = node.http_addr().expect("http");
+    let (status, _) = try_http_get(http, "/health").await.expect("health");
+    assert!(status.contains("200"), "{status}");
+    for path in ["/metrics", "/iceberg/v1/config"] {
+        let (status, body) = try_http_get(http, path).await.expect(path);
+        assert!(status.contains("401"), "{path}: {status}");
+        assert!(body.contains("NotAuthorizedException"), "{body}");
+        let header = format!("Authorization: Bearer {}", bob.token);
+        let (status, _) = http_get_with(http, path, &[&header]).await.expect(path);
+        assert!(status.contains("401"), "expired token on {path}: {status}");
+        let header = format!("Authorization: Bearer {}", alice.token);
+        let (status, _) = http_get_with(http, path, &[&header]).await.expect(path);
+        assert!(status.contains("200"), "{path}: {status}");
+    }
+
+    assert_eq!(
+        databases(&mut as_alice).await.expect("alice lists"),
+        vec!["db".to_owned()],
+        "a refused create changed nothing"
+    );
+    assert_eq!(read_all(&mut as_alice, "db", "events").await.len(), 10);
+    node.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn client_certificates_name_principals_under_mtls() {
+    let pki = TestPki::new();
+    let server = pki.issue("node");
+    let mut config = test_config();
+    config.tls = TlsSettings {
+        cert: Some(server.cert),
+        key: Some(server.key),
+        client_ca: Some(pki.ca().to_owned()),
+        ca: Some(pki.ca().to_owned()),
+    };
+    config.auth = AuthSettings {
+        enabled: true,
+        ..AuthSettings::default()
+    };
+    let node = start(&config).await;
+    let as_cert = |name: &str| {
+        let files = pki.issue(name);
+        ClientTls::from_files(Some(pki.ca()), Some(&files.cert), Some(&files.key)).expect("tls")
+    };
+    let alice = as_cert("alice");
+    let mut as_alice = client(&node, &alice, Credential::none()).await;
+    databases(&mut as_alice)
+        .await
+        .expect("alice by certificate");
+    let denied = alive(&node, &alice, &Credential::none())
+        .await
+        .expect_err("alice on the internal service");
+    assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
+    assert!(denied.message().contains("`alice`"), "{denied:?}");
+    alive(&node, &as_cert("inlet"), &Credential::none())
+        .await
+        .expect("a node's certificate calls IndexPorts");
+    node.shutdown().await.expect("clean shutdown");
+}
+
+/// A node process with auth on, its own token in `token_file`.
+fn serve(
+    store: &Path,
+    logs: &Path,
+    tokens: &Path,
+    name: &str,
+    roles: &str,
+    token_file: &Path,
+) -> (ServerProcess, String) {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let log = std::fs::File::create(logs.join(format!("{name}.log"))).expect("log file");
+    let mut command = Command::new(INLET);
+    command
+        .args(["serve", "--roles", roles, "--listen", &listen])
+        .args([
+            "--http-listen",
+            "off",
+            "--linger",
+            "2ms",
+            "--compactor",
+            "false",
+        ])
+        .arg("--store")
+        .arg(store)
+        .env("INLET_AUTH_ENABLED", "true")
+        .env("INLET_AUTH_TOKENS_FILE", tokens)
+        .env("INLET_AUTH_TOKEN_FILE", token_file)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log);
+    let process = command.spawn().expect("inlet serve starts");
+    (ServerProcess(process), format!("http://{listen}"))
+}
+
+fn inlet(server: &str, token: Option<&str>, args: &[&str]) -> Output {
+    let mut command = Command::new(INLET);
+    command.args(args).env("INLET_SERVER", server);
+    match token {
+        Some(token) => command.env("INLET_TOKEN", token),
+        None => command.env_remove("INLET_TOKEN"),
+    };
+    command.output().expect("inlet runs")
+}
+
+fn ok(output: Output) -> String {
+    assert!(
+        output.status.success(),
+        "inlet failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf-8 output")
+}
+
+/// `inlet token create <principal>`: (token, line).
+fn create_token(principal: &str) -> (String, String) {
+    let printed = ok(inlet(
+        "http://127.0.0.1:1",
+        None,
+        &["token", "create", principal],
+    ));
+    let field = |label: &str| {
+        printed
+            .lines()
+            .find_map(|line| line.strip_prefix(label))
+            .unwrap_or_else(|| panic!("no `{label}` in {printed}"))
+            .trim()
+            .to_owned()
+    };
+    (field("token:"), field("line:"))
+}
+
+#[test]
+fn a_cluster_with_authentication_forwards_calls_for_their_principal() {
+    let store = tempfile::tempdir().expect("store dir");
+    let logs = tempfile::tempdir().expect("log dir");
+    let (user, user_line) = create_token("alice");
+    let (node, node_line) = create_token("inlet");
+    assert!(user_line.starts_with("alice sha256:"), "{user_line}");
+    let tokens = logs.path().join("tokens");
+    std::fs::write(&tokens, format!("{user_line}\n{node_line}\n")).expect("tokens file");
+    let node_token = logs.path().join("node.token");
+    std::fs::write(&node_token, format!("{node}\n")).expect("node token");
+
+    // A worker without a credential of its own cannot call the owner: it does not start.
+    let refused = Command::new(INLET)
+        .args([
+            "serve",
+            "--roles",
+            "writer",
+            "--http-listen",
+            "off",
+            "--store",
+        ])
+        .arg(store.path())
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .env("INLET_AUTH_ENABLED", "true")
+        .env("INLET_AUTH_TOKENS_FILE", &tokens)
+        .output()
+        .expect("inlet runs");
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("no internal credential"), "{said}");
+
+    let (_owner, owner) = serve(
+        store.path(),
+        logs.path(),
+        &tokens,
+        "owner",
+        "index",
+        &node_token,
+    );
+    let (_worker, worker) = serve(
+        store.path(),
+        logs.path(),
+        &tokens,
+        "worker",
+        "writer,reader",
+        &node_token,
+    );
+    let started = Instant::now();
+    loop {
+        let status = inlet(&worker, Some(&user), &["status"]);
+        if status.status.success()
+            && String::from_utf8_lossy(&status.stdout).contains(&format!("owner: {owner}"))
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "the worker did not come up: {}{}",
+            String::from_utf8_lossy(&status.stdout),
+            String::from_utf8_lossy(&status.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    ok(inlet(
+        &worker,
+        Some(&user),
+        &[
+            "table",
+            "create",
+            "shop.orders",
+            "--schema",
+            "id:int64 not null, item:string",
+        ],
+    ));
+    let input = logs.path().join("orders.jsonl");
+    let lines: Vec<String> = (0..20)
+        .map(|i| format!(r#"{{"id":{i},"item":"item-{i}"}}"#))
+        .collect();
+    std::fs::write(&input, lines.join("\n") + "\n").expect("input");
+    let produced = ok(inlet(
+        &worker,
+        Some(&user),
+        &[
+            "produce",
+            "shop.orders",
+            "--file",
+            input.to_str().expect("utf-8"),
+        ],
+    ));
+    assert_eq!(produced.trim(), "produced 20 rows to shop.orders");
+    let consumed = ok(inlet(
+        &worker,
+        Some(&user),
+        &[
+            "consume",
+            "shop.orders",
+            "--format",
+            "json",
+            "--columns",
+            "id",
+        ],
+    ));
+    assert_eq!(consumed.lines().count(), 20, "{consumed}");
+
+    for token in [None, Some("inlet_0000")] {
+        let anonymous = inlet(&worker, token, &["db", "create", "intruder"]);
+        assert!(!anonymous.status.success());
+        let said = String::from_utf8_lossy(&anonymous.stderr);
+        assert!(said.contains("missing or invalid credentials"), "{said}");
+    }
+    let databases = ok(inlet(&owner, Some(&user), &["db", "list"]));
+    assert!(!databases.contains("intruder"), "{databases}");
+}
