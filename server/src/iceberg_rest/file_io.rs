@@ -4,13 +4,15 @@ use std::collections::BTreeMap;
 
 use slatedb::object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 
-/// The Iceberg FileIO properties a client needs to read the files of the store at `location`
-/// (a store URL as `inlet serve` takes it): for `s3://` the endpoint, region, credentials and
-/// addressing style the node itself uses (the same `AWS_*` variables `open_store` reads);
-/// nothing for a local directory, whose `file://` URLs clients open directly.
+/// The Iceberg FileIO properties a client needs to find the files of the store at `location`
+/// (a store URL as `inlet serve` takes it): for `s3://` the endpoint, region and addressing
+/// style the node itself uses (the same `AWS_*` variables `open_store` reads); nothing for a
+/// local directory, whose `file://` URLs clients open directly.
 ///
-/// These are the node's own credentials: anyone who can reach the HTTP listener gets them,
-/// so expose it only where the store's readers are trusted.
+/// Never the node's credentials (issue 14): whoever reads the catalog is not thereby allowed
+/// to read, let alone write, the whole bucket with the node's keys. Clients bring their own
+/// store credentials (DuckDB's S3 secret, pyiceberg's `s3.access-key-id` properties), which
+/// may be read-only and limited to the lake's prefix.
 pub fn file_io_properties(location: &str) -> BTreeMap<String, String> {
     if !location.starts_with("s3://") {
         return BTreeMap::new();
@@ -18,7 +20,7 @@ pub fn file_io_properties(location: &str) -> BTreeMap<String, String> {
     s3_file_io_properties(&AmazonS3Builder::from_env())
 }
 
-/// The Iceberg FileIO properties naming what `s3` is configured with.
+/// The Iceberg FileIO properties naming where `s3` is, without its credentials.
 pub(super) fn s3_file_io_properties(s3: &AmazonS3Builder) -> BTreeMap<String, String> {
     let value = |key| s3.get_config_value(&key).filter(|v| !v.is_empty());
     // object_store's own defaults: us-east-1, path-style requests.
@@ -33,12 +35,6 @@ pub(super) fn s3_file_io_properties(s3: &AmazonS3Builder) -> BTreeMap<String, St
         ("s3.region", Some(region.clone())),
         // pyiceberg takes the region from `client.region` where `s3.region` is not read.
         ("client.region", Some(region)),
-        ("s3.access-key-id", value(AmazonS3ConfigKey::AccessKeyId)),
-        (
-            "s3.secret-access-key",
-            value(AmazonS3ConfigKey::SecretAccessKey),
-        ),
-        ("s3.session-token", value(AmazonS3ConfigKey::Token)),
         ("s3.path-style-access", Some((!virtual_hosted).to_string())),
     ];
     properties
