@@ -518,6 +518,33 @@ async fn read_with_engines_and<R: serde::Serialize>(
     extra: &[&str],
     expected: &[R],
 ) -> anyhow::Result<()> {
+    read_with_engines_as(
+        catalog,
+        &Access::default(),
+        metadata_location,
+        extra,
+        expected,
+    )
+    .await
+}
+
+/// How the engines reach the REST catalog: over https (trusting `ca`) and with a bearer
+/// token; `secrets` must not appear in what it answers.
+#[derive(Default)]
+struct Access<'a> {
+    ca: Option<&'a Path>,
+    token: Option<&'a str>,
+    secrets: &'a [&'a str],
+}
+
+/// [`read_with_engines_and`] through a catalog reached with `access`.
+async fn read_with_engines_as<R: serde::Serialize>(
+    catalog: SocketAddr,
+    access: &Access<'_>,
+    metadata_location: &str,
+    extra: &[&str],
+    expected: &[R],
+) -> anyhow::Result<()> {
     // Local paths as a user types them; S3 URLs as they are.
     let metadata = metadata_location
         .strip_prefix("file://")
@@ -531,16 +558,33 @@ async fn read_with_engines_and<R: serde::Serialize>(
     let python = std::env::var(PYTHON_VAR).unwrap_or_else(|_| "python3".to_owned());
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/engines/read_lake.py");
     let started = tokio::time::Instant::now();
-    let output = tokio::process::Command::new(&python)
+    let scheme = if access.ca.is_some() { "https" } else { "http" };
+    let mut command = tokio::process::Command::new(&python);
+    command
         .arg(&script)
-        .args(["--uri", &format!("http://{catalog}/iceberg")])
+        .args(["--uri", &format!("{scheme}://{catalog}/iceberg")])
         .args(["--namespace", DATABASE, "--table", TABLE])
         .args(["--metadata", metadata, "--table-dir", table_dir])
         .arg("--expected")
         .arg(rows.path())
         .args(extra.iter().flat_map(|column| ["--extra-column", column]))
-        .kill_on_drop(true)
-        .output();
+        .args(
+            access
+                .secrets
+                .iter()
+                .flat_map(|secret| ["--secret", secret]),
+        )
+        // requests lets these override the CA bundle pyiceberg sets on its session.
+        .env_remove("REQUESTS_CA_BUNDLE")
+        .env_remove("CURL_CA_BUNDLE")
+        .kill_on_drop(true);
+    if let Some(token) = access.token {
+        command.args(["--token", token]);
+    }
+    if let Some(ca) = access.ca {
+        command.arg("--ca-cert").arg(ca);
+    }
+    let output = command.output();
     let output = tokio::time::timeout(Duration::from_secs(180), output)
         .await
         .context("the engines did not finish within 180s")?
@@ -1419,5 +1463,63 @@ async fn a_widened_column_reads_as_its_new_type_from_the_wal_and_the_lake() -> a
         ranks(&mut client, &["id", "rank"], "rank").await? == expected,
         "ranks from the lake"
     );
+    lake.node.shutdown().await
+}
+
+/// The REST catalog of a node with TLS and authentication on (issue 14): DuckDB and pyiceberg
+/// read the tiered table through it over https, trusting the test's CA and presenting a
+/// bearer token as Iceberg REST clients do; without the token pyiceberg is refused, and the
+/// load response carries neither the user's token nor the node's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engines_read_through_the_authenticated_catalog_over_tls() -> anyhow::Result<()> {
+    use inlet_security::credential::Credential;
+    use inlet_security::principal::Principal;
+    use inlet_security::tls::{ClientTls, TlsSettings};
+    use inlet_security::tokens::create;
+
+    let pki = inlet_testkit::pki::TestPki::new();
+    let cert = pki.issue("node");
+    let user = create(
+        &Principal::new("analyst").map_err(anyhow::Error::msg)?,
+        None,
+    )
+    .map_err(anyhow::Error::msg)?;
+    let node = create(&Principal::new("inlet").map_err(anyhow::Error::msg)?, None)
+        .map_err(anyhow::Error::msg)?;
+    let tokens = pki.file("tokens", &format!("{}\n{}\n", user.line, node.line));
+    let node_token = pki.file("node.token", &node.token);
+    let lake = Lake::local_with(true, |config| {
+        config.tls = TlsSettings {
+            cert: Some(cert.cert.clone()),
+            key: Some(cert.key.clone()),
+            client_ca: None,
+            ca: Some(pki.ca().to_owned()),
+        };
+        config.auth = inlet::auth::AuthSettings {
+            enabled: true,
+            tokens_file: Some(tokens),
+            token_file: Some(node_token),
+            ..inlet::auth::AuthSettings::default()
+        };
+    })
+    .await?;
+    let tls = ClientTls::from_files(Some(pki.ca()), None, None)?;
+    let mut client = Client::connect_with(
+        &lake.node.endpoint(),
+        &tls,
+        Credential::bearer(&user.token).map_err(anyhow::Error::msg)?,
+    )
+    .await?;
+    create_lake_table(&mut client).await?;
+    let (mut next, mut expected) = ([0; BUCKETS as usize], Vec::new());
+    produce(&mut client, 0..ROWS).await?;
+    read_new_rows(&mut client, &mut next, &mut expected).await?;
+    let metadata = wait_until_tiered(&lake.node, ROWS as u64).await?;
+    let access = Access {
+        ca: Some(pki.ca()),
+        token: Some(&user.token),
+        secrets: &[&user.token, &node.token],
+    };
+    read_with_engines_as(lake.catalog, &access, &metadata, &[], &expected).await?;
     lake.node.shutdown().await
 }

@@ -17,6 +17,12 @@ the value of `--extra-column NAME` when that is given. The readers:
 On S3 (`s3://` paths) the catalog readers open the files with the settings the catalog hands
 out with the table (`config` of LoadTableResult); the path readers are given the same ones.
 
+With `--token` (and `--ca-cert` for an `https://` catalog) the catalog readers authenticate
+as Iceberg REST clients do (DuckDB's iceberg secret `TOKEN`, pyiceberg's `token`), the load
+response must not contain any `--secret`, and a reader without the token must be refused.
+Run with REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE unset: requests lets them override the CA
+bundle pyiceberg sets on its session.
+
 DuckDB's extensions are loaded from the files of the pinned `duckdb-extension-*` wheels, with
 autoinstall and autoload off, so nothing is downloaded at test time.
 """
@@ -72,11 +78,34 @@ def duckdb_rows(con, relation: str, extra: list) -> list:
     ]
 
 
-def table_config(uri: str, ns: str, table: str) -> dict:
-    """The client settings the REST catalog hands out with the table."""
+def load_response(uri: str, ns: str, table: str, token, ca) -> bytes:
+    """The REST catalog's LoadTableResult of the table, as sent."""
+    import ssl
+
     url = f"{uri}/v1/namespaces/{urllib.parse.quote(ns)}/tables/{urllib.parse.quote(table)}"
-    with urllib.request.urlopen(url, timeout=30) as response:
-        return json.load(response).get("config", {})
+    request = urllib.request.Request(url)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    context = ssl.create_default_context(cafile=ca) if ca else None
+    with urllib.request.urlopen(request, timeout=30, context=context) as response:
+        return response.read()
+
+
+def table_config(uri: str, ns: str, table: str, token=None, ca=None) -> dict:
+    """The client settings the REST catalog hands out with the table."""
+    return json.loads(load_response(uri, ns, table, token, ca)).get("config", {})
+
+
+def rest_catalog(uri: str, token, ca):
+    """pyiceberg's RestCatalog on `uri`, with the token and CA when given."""
+    from pyiceberg.catalog.rest import RestCatalog
+
+    properties = {"uri": uri}
+    if token:
+        properties["token"] = token
+    if ca:
+        properties["ssl"] = {"cabundle": ca}
+    return RestCatalog("inlet", **properties)
 
 
 def create_duckdb_s3_secret(con, config: dict) -> None:
@@ -140,6 +169,11 @@ def main() -> int:
     parser.add_argument(
         "--extra-column", action="append", default=[], help="a column read after the others"
     )
+    parser.add_argument("--token", help="bearer token of the catalog")
+    parser.add_argument("--ca-cert", help="CA certificate of an https:// catalog")
+    parser.add_argument(
+        "--secret", action="append", default=[], help="must not appear in a load response"
+    )
     args = parser.parse_args()
     extra = args.extra_column
     expected = [tuple(row) for row in json.loads(pathlib.Path(args.expected).read_text())]
@@ -151,15 +185,21 @@ def main() -> int:
     print(f"duckdb setup: {time.monotonic() - started:.2f}s", flush=True)
 
     started = time.monotonic()
+    if args.ca_cert:
+        con.execute(f"SET ca_cert_file = {quote(args.ca_cert)}")
+    if args.token:
+        con.execute(f"CREATE SECRET catalog (TYPE iceberg, TOKEN {quote(args.token)})")
+        authorization = "SECRET catalog"
+    else:
+        authorization = "AUTHORIZATION_TYPE 'none'"
     con.execute(
-        f"ATTACH '' AS lake (TYPE iceberg, ENDPOINT {quote(args.uri)}, "
-        "AUTHORIZATION_TYPE 'none')"
+        f"ATTACH '' AS lake (TYPE iceberg, ENDPOINT {quote(args.uri)}, {authorization})"
     )
     ok &= check("duckdb rest catalog", duckdb_rows(con, f"lake.{ns}.{table}", extra), expected, started)
 
     # Path readers know no catalog: give them the settings the catalog hands out.
     on_s3 = args.metadata.startswith("s3://")
-    config = table_config(args.uri, ns, table) if on_s3 else {}
+    config = table_config(args.uri, ns, table, args.token, args.ca_cert) if on_s3 else {}
     if on_s3:
         create_duckdb_s3_secret(con, config)
 
@@ -171,12 +211,24 @@ def main() -> int:
     relation = f"iceberg_scan({quote(args.table_dir)})"
     ok &= check("duckdb iceberg_scan(version hint)", duckdb_rows(con, relation, extra), expected, started)
 
-    from pyiceberg.catalog.rest import RestCatalog
-    from pyiceberg.exceptions import NoSuchTableError
+    from pyiceberg.exceptions import NoSuchTableError, UnauthorizedError
     from pyiceberg.table import StaticTable
 
+    if args.token:
+        loaded = load_response(args.uri, ns, table, args.token, args.ca_cert)
+        leaked = [secret for secret in args.secret if secret.encode() in loaded]
+        if leaked:
+            print(f"load table response: FAILED: it contains {len(leaked)} secret(s)")
+            ok = False
+        try:
+            rest_catalog(args.uri, None, args.ca_cert).list_namespaces()
+            print("pyiceberg without a token: FAILED: the catalog answered")
+            ok = False
+        except UnauthorizedError:
+            print("pyiceberg without a token: refused: ok")
+
     started = time.monotonic()
-    catalog = RestCatalog("inlet", uri=args.uri)
+    catalog = rest_catalog(args.uri, args.token, args.ca_cert)
     namespaces = catalog.list_namespaces()
     tables = catalog.list_tables(ns)
     if (ns,) not in namespaces or (ns, table) not in tables:
