@@ -361,6 +361,9 @@ mod tests {
             jail.set_env("INLET_LAKE_COMPACTION_MIN_FILES", "0");
             jail.set_env("INLET_TLS_CLIENT_CA", "/etc/inlet/clients.pem");
             jail.set_env("INLET_TLS_CERT", "/etc/inlet/node.pem");
+            jail.set_env("INLET_AUTH_ENABLED", "true");
+            jail.set_env("INLET_AUTH_INTERNAL_PRINCIPALS", "[inlet, node-2]");
+            jail.set_env("INLET_AUTH_RELOAD_INTERVAL", "500ms");
             // Not settings: the client's server address, the config path, test switches.
             jail.set_env("INLET_SERVER", "http://elsewhere:7070");
             jail.set_env("INLET_CONFIG", "inlet.toml");
@@ -389,6 +392,9 @@ mod tests {
                 config.tls.cert.as_deref(),
                 Some(Path::new("/etc/inlet/node.pem"))
             );
+            assert!(config.auth.enabled);
+            assert_eq!(config.auth.internal_principals, ["inlet", "node-2"]);
+            assert_eq!(config.auth.reload_interval, Duration::from_millis(500));
 
             jail.set_env("INLET_WRITER_LINGR", "1ms");
             let error = Config::load(None, json!({})).expect_err("misspelt");

@@ -34,7 +34,7 @@ class Server:
     """One `inlet serve` process on fixed ports and a store directory; restartable on both."""
 
     def __init__(self, store: Path, log: Path, env: dict[str, str] | None = None, binary: str | None = None,
-                 tls: "inlet.TLS | None" = None):
+                 tls: "inlet.TLS | None" = None, token: str | None = None):
         # bench.py passes its --inlet here: INLET_BIN is read once, at import.
         self.binary = binary or INLET_BIN
         if not os.path.exists(self.binary):
@@ -45,8 +45,10 @@ class Server:
         self.http_port = free_port()
         self.env = {**os.environ, "INLET_LAKE_SCAN_INTERVAL": "200ms", **(env or {})}
         self.process: subprocess.Popen | None = None
-        # How this fixture reaches a server started with INLET_TLS_* settings in `env`.
+        # How this fixture reaches a server started with INLET_TLS_* or INLET_AUTH_* settings
+        # in `env`.
         self.tls = tls
+        self.token = token
 
     @property
     def scheme(self) -> str:
@@ -72,7 +74,7 @@ class Server:
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env,
             )
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        with inlet.connect(self.url, tls=self.tls) as client:
+        with inlet.connect(self.url, tls=self.tls, token=self.token) as client:
             while True:
                 if self.process.poll() is not None:
                     raise RuntimeError(f"inlet serve exited with {self.process.returncode}:\n{self.log_tail()}")

@@ -1,12 +1,18 @@
-"""The client over TLS against a real `inlet serve --tls-cert ... --tls-client-ca ...` (mTLS),
-with certificates made here: a client that trusts the CA and presents a certificate it signed
-works, gRPC and HTTP; one without a certificate, with a certificate from another CA, or in
-plaintext is refused with Unavailable, and changes nothing."""
+"""The client against a real `inlet serve` with TLS and with authentication.
+
+TLS (mTLS, certificates made here): a client that trusts the CA and presents a certificate it
+signed works, gRPC and HTTP; one without a certificate, with a certificate from another CA,
+or in plaintext is refused with Unavailable, and changes nothing.
+
+Authentication: a token from `inlet token create` listed in the tokens file works; none, an
+unknown one, and one whose line was deleted (revoked) are Unauthenticated."""
 
 from __future__ import annotations
 
 import datetime
 import ipaddress
+import subprocess
+import time
 import ssl
 import urllib.request
 from pathlib import Path
@@ -19,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 import inlet
-from conftest import Server
+from conftest import INLET_BIN, Server
 
 
 def _name(common_name: str) -> x509.Name:
@@ -129,3 +135,41 @@ def test_a_client_with_a_certificate_from_the_ca_works_and_others_are_refused(mt
     anonymous = ssl.create_default_context(cafile=str(ca.path))
     with pytest.raises(OSError):
         urllib.request.urlopen(f"{server.http_url}/health", context=anonymous, timeout=10).read()
+
+
+def _token(principal: str) -> tuple[str, str]:
+    """(token, tokens-file line) from `inlet token create`."""
+    printed = subprocess.run([INLET_BIN, "token", "create", principal], check=True,
+                             capture_output=True, text=True, timeout=30).stdout
+    fields = dict(line.split(":", 1) for line in printed.splitlines())
+    return fields["token"].strip(), fields["line"].strip()
+
+
+def test_a_server_with_authentication_takes_the_clients_token_and_refuses_others(tmp_path, db):
+    token, line = _token("alice")
+    revoked, revoked_line = _token("mallory")
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"{line}\n{revoked_line}\n")
+    env = {"INLET_AUTH_ENABLED": "true", "INLET_AUTH_TOKENS_FILE": str(tokens),
+           "INLET_AUTH_RELOAD_INTERVAL": "100ms"}
+    srv = Server(tmp_path / "store", tmp_path / "serve.log", env=env, token=token)
+    srv.start()
+    try:
+        with inlet.connect(srv.url, token=token) as client:
+            table = client.create_table(f"{db}.t", pa.schema([("x", pa.int64())]))
+            table.append(pa.table({"x": [1, 2]}))
+        for bad in (None, "inlet_" + "0" * 64):
+            with inlet.connect(srv.url, token=bad) as client:
+                with pytest.raises(inlet.Unauthenticated, match="missing or invalid credentials"):
+                    client.list_databases()
+        # Deleting mallory's line revokes the token within a reload interval.
+        with inlet.connect(srv.url, token=revoked) as client:
+            client.list_databases()
+            tokens.write_text(f"{line}\n")
+            deadline = time.monotonic() + 30
+            with pytest.raises(inlet.Unauthenticated):
+                while time.monotonic() < deadline:
+                    client.list_databases()
+                    time.sleep(0.05)
+    finally:
+        srv.stop()
