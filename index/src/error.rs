@@ -69,6 +69,8 @@ pub enum CatalogError {
     TableExists { database: String, table: String },
     #[error("database `{database}` still has {tables} tables; drop them or use cascade")]
     DatabaseNotEmpty { database: String, tables: usize },
+    #[error("the cluster holds {grants} grants, the most it may ({max}): revoke some first")]
+    TooManyGrants { grants: usize, max: usize },
     #[error(transparent)]
     Definition(#[from] DefinitionError),
     #[error(transparent)]
@@ -80,7 +82,9 @@ impl HasKind for CatalogError {
         match self {
             Self::DatabaseNotFound { .. } | Self::TableNotFound { .. } => ErrorKind::NotFound,
             Self::DatabaseExists { .. } | Self::TableExists { .. } => ErrorKind::AlreadyExists,
-            Self::DatabaseNotEmpty { .. } | Self::Definition(_) => ErrorKind::InvalidInput,
+            Self::DatabaseNotEmpty { .. } | Self::TooManyGrants { .. } | Self::Definition(_) => {
+                ErrorKind::InvalidInput
+            }
             Self::Index(e) => e.kind(),
         }
     }

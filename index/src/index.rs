@@ -26,6 +26,7 @@ use inlet_core::table::{
     SchemaHistory, TableAlteration, TableDescriptor, TableInfo, validate_name,
 };
 use inlet_core::wal::{ChunkMeta, ColumnRange};
+use inlet_security::acl::{Grant, Grants, MAX_GRANTS};
 use slatedb::config::{
     CompactionWorkerOptions, CompactorOptions, DurabilityLevel, FlushOptions, FlushType,
     PutOptions, ReadOptions, ScanOptions, Ttl,
@@ -41,8 +42,8 @@ use crate::keys::{
     table_key, table_name_key, tail_key, time_index_key,
 };
 use crate::records::{
-    CATALOG_RECORD_VERSION, DatabaseRecord, LakeTableRecord, TableRecord, decode_record,
-    encode_record,
+    CATALOG_RECORD_VERSION, DatabaseRecord, GrantsRecord, LakeTableRecord, TableRecord,
+    decode_record, encode_record,
 };
 
 mod key_cache;
@@ -357,12 +358,19 @@ enum CatalogChange {
         name: String,
         alteration: TableAlteration,
     },
+    /// Adds (`add`) or removes a permission grant.
+    Grant {
+        grant: Grant,
+        add: bool,
+    },
 }
 
 enum CatalogOutcome {
     Database(DatabaseInfo),
     Table(Arc<TableInfo>),
     Dropped,
+    /// Whether a grant change changed anything.
+    Granted(bool),
 }
 
 /// The in-memory mirror of the durable catalog. Changed only by the sequencer, after the
@@ -372,6 +380,8 @@ struct Catalog {
     databases: BTreeMap<String, DatabaseInfo>,
     tables: HashMap<TableId, Arc<TableInfo>>,
     by_name: BTreeMap<(String, String), TableId>,
+    /// Every permission grant.
+    grants: Arc<Grants>,
 }
 
 impl Catalog {
@@ -725,6 +735,28 @@ impl Index {
         self.shared.catalog().table(database, name)
     }
 
+    /// Adds a permission grant; false if it was there already.
+    pub async fn grant(&self, grant: Grant) -> Result<bool, CatalogError> {
+        self.change_grant(grant, true).await
+    }
+
+    /// Removes a permission grant; false if there was none such.
+    pub async fn revoke(&self, grant: Grant) -> Result<bool, CatalogError> {
+        self.change_grant(grant, false).await
+    }
+
+    async fn change_grant(&self, grant: Grant, add: bool) -> Result<bool, CatalogError> {
+        match self.change(CatalogChange::Grant { grant, add }).await? {
+            CatalogOutcome::Granted(changed) => Ok(changed),
+            _ => unreachable!("a grant change replies with whether it changed anything"),
+        }
+    }
+
+    /// Every permission grant, as durable.
+    pub fn grants(&self) -> Arc<Grants> {
+        self.shared.catalog().grants.clone()
+    }
+
     /// A receiver of the catalog version: it changes after every catalog change that became
     /// durable, and its sender closes when the index closes.
     pub fn catalog_changes(&self) -> watch::Receiver<u64> {
@@ -1018,6 +1050,10 @@ async fn load_catalog(db: &impl KvRead) -> Result<(Catalog, Counters), IndexErro
             .by_name
             .insert((info.database.clone(), info.name.clone()), info.id);
         catalog.tables.insert(info.id, Arc::new(info));
+    }
+    if let Some(bytes) = db.read(keys::grants_key()).await? {
+        let record: GrantsRecord = decode_record(&bytes)?;
+        catalog.grants = Arc::new(record.grants);
     }
     let counter = |name: &'static str| async move {
         match db.read(counter_key(name)).await? {

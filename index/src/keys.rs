@@ -25,6 +25,8 @@ pub enum KeyPrefix {
     Schema = 0x04,
     /// `0x05 | counter name` → next id u64.
     Counter = 0x05,
+    /// `0x06` → every permission grant of the cluster (JSON, `GrantsRecord`).
+    Grants = 0x06,
     /// `0x10 | stream` → stream tail.
     StreamTail = 0x10,
     /// `0x11 | stream | end offset u64` → chunk entry (end offset is exclusive).
@@ -50,6 +52,11 @@ pub enum KeyPrefix {
 
 /// Length of an encoded stream id inside keys.
 pub const STREAM_KEY_LEN: usize = 16;
+
+/// The key of the grants record.
+pub fn grants_key() -> Vec<u8> {
+    vec![KeyPrefix::Grants as u8]
+}
 
 pub(crate) fn with_prefix(prefix: KeyPrefix, capacity: usize) -> Vec<u8> {
     let mut key = Vec::with_capacity(1 + capacity);

@@ -80,6 +80,20 @@ pub struct LakeLease {
     pub expires_at_micros: i64,
 }
 
+/// Every permission grant (`inlet_security::acl`), in one record: grants are few and every
+/// check reads them all.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GrantsRecord {
+    pub version: u32,
+    pub grants: inlet_security::acl::Grants,
+}
+
+impl Versioned for GrantsRecord {
+    fn version(&self) -> u32 {
+        self.version
+    }
+}
+
 /// Encodes a record as JSON.
 pub fn encode_record<T: Serialize>(record: &T) -> Vec<u8> {
     serde_json::to_vec(record).expect("catalog records contain only JSON-representable fields")

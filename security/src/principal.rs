@@ -5,14 +5,30 @@
 use std::fmt;
 
 use rustls::pki_types::CertificateDer;
+use serde::{Deserialize, Serialize};
 
 /// Longest principal name.
 pub const MAX_PRINCIPAL_CHARS: usize = 128;
 
 /// A checked principal name: 1 to [`MAX_PRINCIPAL_CHARS`] characters of ASCII letters,
 /// digits and `. _ - @ :`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Principal(String);
+
+impl TryFrom<String> for Principal {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, String> {
+        Self::new(&name)
+    }
+}
+
+impl From<Principal> for String {
+    fn from(principal: Principal) -> String {
+        principal.0
+    }
+}
 
 impl Principal {
     pub fn new(name: &str) -> Result<Self, String> {

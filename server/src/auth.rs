@@ -21,6 +21,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use inlet_core::clock::Clock;
 use inlet_core::ids::TimestampMicros;
+use inlet_security::acl::{Grants, Permission, Target};
 use inlet_security::credential::{AUTHORIZATION, Credential};
 use inlet_security::principal::Principal;
 use inlet_security::tls::NodeTls;
@@ -57,6 +58,9 @@ pub struct AuthSettings {
     /// How often the tokens file is checked for changes. Default 2 s.
     #[serde(with = "humantime_serde")]
     pub reload_interval: Duration,
+    /// Principals that may do anything, grants or not (the first grants are made by one).
+    /// Default none.
+    pub superusers: Vec<String>,
 }
 
 impl Default for AuthSettings {
@@ -67,6 +71,7 @@ impl Default for AuthSettings {
             internal_principals: vec!["inlet".to_owned()],
             token_file: None,
             reload_interval: Duration::from_secs(2),
+            superusers: Vec::new(),
         }
     }
 }
@@ -77,6 +82,78 @@ pub struct Caller {
     pub principal: Principal,
     /// A node of this cluster.
     pub internal: bool,
+    /// One of `auth.superusers`.
+    pub superuser: bool,
+}
+
+/// What the caller of a call may do (issue 14, item 3).
+#[derive(Clone, Debug)]
+pub enum Access {
+    /// Authentication is off, or the caller is a node or a superuser.
+    Everything,
+    /// What the grants give this principal.
+    Granted {
+        principal: Principal,
+        grants: Arc<Grants>,
+    },
+}
+
+impl Access {
+    /// Refuses unless the caller holds `permission` on `target`: PERMISSION_DENIED naming
+    /// the principal, the permission and the resource.
+    pub fn require(&self, permission: Permission, target: Target<'_>) -> Result<(), Status> {
+        match self {
+            Access::Everything => Ok(()),
+            Access::Granted { principal, grants } => {
+                if grants.allows(principal, permission, target) {
+                    Ok(())
+                } else {
+                    Err(Status::permission_denied(format!(
+                        "principal `{principal}` lacks {permission} permission on {target}"
+                    )))
+                }
+            }
+        }
+    }
+
+    /// Refuses unless the caller holds one of `permissions` on `target`.
+    pub fn require_any(
+        &self,
+        permissions: &[Permission],
+        target: Target<'_>,
+    ) -> Result<(), Status> {
+        if permissions
+            .iter()
+            .any(|permission| self.require(*permission, target).is_ok())
+        {
+            return Ok(());
+        }
+        let names: Vec<String> = permissions.iter().map(Permission::to_string).collect();
+        match self {
+            Access::Everything => Ok(()),
+            Access::Granted { principal, .. } => Err(Status::permission_denied(format!(
+                "principal `{principal}` lacks {} permission on {target}",
+                names.join(" or ")
+            ))),
+        }
+    }
+
+    /// Whether the caller sees `database` in lists (holds anything in it).
+    pub fn sees_database(&self, database: &str) -> bool {
+        match self {
+            Access::Everything => true,
+            Access::Granted { principal, grants } => grants.sees_database(principal, database),
+        }
+    }
+
+    /// Whether the caller sees `database.table` in lists (holds any permission on it).
+    pub fn sees_table(&self, database: &str, table: &str) -> bool {
+        self.require_any(
+            &[Permission::Read, Permission::Write],
+            Target::Table { database, table },
+        )
+        .is_ok()
+    }
 }
 
 /// Checks the callers of both listeners. Cheap to clone.
@@ -92,6 +169,7 @@ struct Inner {
     /// Whether verified client certificates name principals.
     certificates: bool,
     internal: BTreeSet<Principal>,
+    superusers: BTreeSet<Principal>,
     clock: Arc<dyn Clock>,
 }
 
@@ -135,6 +213,12 @@ impl Authenticator {
             .map(|name| Principal::new(name).map_err(anyhow::Error::msg))
             .collect::<anyhow::Result<BTreeSet<_>>>()
             .context("in auth.internal_principals")?;
+        let superusers = settings
+            .superusers
+            .iter()
+            .map(|name| Principal::new(name).map_err(anyhow::Error::msg))
+            .collect::<anyhow::Result<BTreeSet<_>>>()
+            .context("in auth.superusers")?;
         let own_principal = tls.principal();
         if needs_credential
             && settings.token_file.is_none()
@@ -161,6 +245,7 @@ impl Authenticator {
             tokens,
             certificates,
             internal,
+            superusers,
             clock,
         };
         Ok((
@@ -215,6 +300,7 @@ impl Authenticator {
         };
         Ok(Caller {
             internal: inner.internal.contains(&principal),
+            superuser: inner.superusers.contains(&principal),
             principal,
         })
     }
@@ -240,7 +326,11 @@ impl Authenticator {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
         match auth.caller(inner, given, None) {
-            Ok(_) => next.run(request).await,
+            Ok(caller) => {
+                let mut request = request;
+                request.extensions_mut().insert(caller);
+                next.run(request).await
+            }
             Err(status) => (
                 StatusCode::UNAUTHORIZED,
                 [(header::WWW_AUTHENTICATE, "Bearer")],
@@ -296,6 +386,7 @@ impl Interceptor for UsersOnly {
                 })?;
                 Caller {
                     internal: inner.internal.contains(&principal),
+                    superuser: inner.superusers.contains(&principal),
                     principal,
                 }
             }

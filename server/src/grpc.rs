@@ -22,16 +22,18 @@ use inlet_proto::v1 as pb;
 use inlet_proto::v1::inlet_client::InletClient;
 use inlet_proto::v1::inlet_server::Inlet;
 use inlet_reader::{FetchRequest, Reader, SnapshotPart, StartPosition};
+use inlet_security::acl::{Permission, Target};
 use inlet_security::credential::CredentialedChannel;
 use inlet_wire::Member;
-use inlet_wire::convert::table_message;
+use inlet_wire::convert::{grant_message, grant_of, table_message};
 use inlet_writer::{AppendError, WriteOp, Writer};
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
+use crate::auth::{Access, Caller};
 use crate::metrics::Metrics;
 use crate::roles::Roles;
-use crate::routes::{Routes, forward};
+use crate::routes::{Cluster, Routes, forward};
 
 /// Maps an error to the gRPC status a client sees: the code says what the client can do,
 /// the message says what went wrong.
@@ -99,6 +101,62 @@ fn start_position(start: Option<pb::StartPosition>) -> StartPosition {
 type FetchStream = Pin<Box<dyn Stream<Item = Result<pb::FetchResponse, Status>> + Send>>;
 
 impl InletService {
+    /// What the caller of `request` may do: everything with authentication off, for nodes
+    /// and superusers; else what the grants give it (the owner's, or this node's cached copy).
+    async fn access<T>(&self, request: &Request<T>) -> Result<Access, Status> {
+        let Some(caller) = request.extensions().get::<Caller>() else {
+            return Ok(Access::Everything);
+        };
+        if caller.internal || caller.superuser {
+            return Ok(Access::Everything);
+        }
+        let grants = match (&self.index, self.routes.cluster()) {
+            (Some(index), _) => index.grants(),
+            (None, Cluster::Remote(remote)) => remote.grants().await.map_err(status)?,
+            (None, Cluster::Owner(_)) => {
+                return Err(Status::internal("a node without the index is the owner"));
+            }
+        };
+        Ok(Access::Granted {
+            principal: caller.principal.clone(),
+            grants,
+        })
+    }
+
+    /// Grants (`add`) or revokes a permission at the owner: admin on `*.*` only.
+    async fn change_grant(
+        &self,
+        request: Request<pb::GrantRequest>,
+        add: bool,
+    ) -> Result<Response<pb::GrantResponse>, Status> {
+        let Some(index) = &self.index else {
+            return self
+                .to_owner(request, |mut owner, r| async move {
+                    if add {
+                        owner.grant(r).await
+                    } else {
+                        owner.revoke(r).await
+                    }
+                })
+                .await;
+        };
+        self.access(&request)
+            .await?
+            .require(Permission::Admin, Target::Everything)?;
+        let message = request
+            .into_inner()
+            .grant
+            .ok_or_else(|| Status::invalid_argument("the request names no grant"))?;
+        let grant = grant_of(&message).map_err(Status::invalid_argument)?;
+        let changed = if add {
+            index.grant(grant).await
+        } else {
+            index.revoke(grant).await
+        }
+        .map_err(status)?;
+        Ok(Response::new(pb::GrantResponse { changed }))
+    }
+
     /// Forwards a catalog or admin request to the index owner.
     async fn to_owner<T, R, F, Fut>(
         &self,
@@ -153,6 +211,15 @@ impl InletService {
                 })
                 .await;
         };
+        let access = self.access(&request).await?;
+        let path = table_path(request.get_ref().path.clone())?;
+        access.require(
+            Permission::Write,
+            Target::Table {
+                database: &path.database,
+                table: &path.table,
+            },
+        )?;
         let started = tokio::time::Instant::now();
         let request = request.into_inner();
         let op = match (op, request.partial) {
@@ -242,6 +309,9 @@ impl Inlet for InletService {
                 })
                 .await;
         };
+        self.access(&request)
+            .await?
+            .require(Permission::Admin, Target::Database(&request.get_ref().name))?;
         let request = request.into_inner();
         let info = index
             .create_database(&request.name, &request.comment, request.if_not_exists)
@@ -263,9 +333,11 @@ impl Inlet for InletService {
                 })
                 .await;
         };
+        let access = self.access(&request).await?;
         let databases = index
             .list_databases()
             .into_iter()
+            .filter(|database| access.sees_database(&database.name))
             .map(database_info)
             .collect();
         Ok(Response::new(pb::ListDatabasesResponse { databases }))
@@ -282,7 +354,12 @@ impl Inlet for InletService {
                 })
                 .await;
         };
-        let info = index.database(&request.into_inner().name).map_err(status)?;
+        let access = self.access(&request).await?;
+        let name = request.into_inner().name;
+        if !access.sees_database(&name) {
+            access.require(Permission::Read, Target::Database(&name))?;
+        }
+        let info = index.database(&name).map_err(status)?;
         Ok(Response::new(pb::GetDatabaseResponse {
             database: Some(database_info(info)),
         }))
@@ -299,6 +376,9 @@ impl Inlet for InletService {
                 })
                 .await;
         };
+        self.access(&request)
+            .await?
+            .require(Permission::Admin, Target::Database(&request.get_ref().name))?;
         let request = request.into_inner();
         let options = DropOptions {
             if_exists: request.if_exists,
@@ -323,8 +403,16 @@ impl Inlet for InletService {
                 })
                 .await;
         };
+        let access = self.access(&request).await?;
         let request = request.into_inner();
         let path = table_path(request.path)?;
+        access.require(
+            Permission::Admin,
+            Target::Table {
+                database: &path.database,
+                table: &path.table,
+            },
+        )?;
         let descriptor = request
             .descriptor
             .ok_or_else(|| Status::invalid_argument("create table request lacks a descriptor"))?;
@@ -371,10 +459,12 @@ impl Inlet for InletService {
                 )
                 .await;
         };
+        let access = self.access(&request).await?;
         let tables = index
             .list_tables(&request.into_inner().database)
             .map_err(status)?
             .iter()
+            .filter(|t| access.sees_table(&t.database, &t.name))
             .map(|t| table_message(t))
             .collect::<Result<_, _>>()?;
         Ok(Response::new(pb::ListTablesResponse { tables }))
@@ -392,7 +482,16 @@ impl Inlet for InletService {
                 )
                 .await;
         };
+        let access = self.access(&request).await?;
         let path = table_path(request.into_inner().path)?;
+        // Producers need the schema as much as consumers do.
+        access.require_any(
+            &[Permission::Read, Permission::Write],
+            Target::Table {
+                database: &path.database,
+                table: &path.table,
+            },
+        )?;
         let info = index.table(&path.database, &path.table).map_err(status)?;
         let mut buckets = Vec::new();
         for stream in table_streams(&info) {
@@ -423,8 +522,16 @@ impl Inlet for InletService {
                 )
                 .await;
         };
+        let access = self.access(&request).await?;
         let request = request.into_inner();
         let path = table_path(request.path)?;
+        access.require(
+            Permission::Admin,
+            Target::Table {
+                database: &path.database,
+                table: &path.table,
+            },
+        )?;
         let alteration = TableAlteration {
             set_options: request.set_options.into_iter().collect(),
             unset_options: request.unset_options,
@@ -453,8 +560,16 @@ impl Inlet for InletService {
                 )
                 .await;
         };
+        let access = self.access(&request).await?;
         let request = request.into_inner();
         let path = table_path(request.path)?;
+        access.require(
+            Permission::Admin,
+            Target::Table {
+                database: &path.database,
+                table: &path.table,
+            },
+        )?;
         let options = DropOptions {
             if_exists: request.if_exists,
             cascade: false,
@@ -499,8 +614,16 @@ impl Inlet for InletService {
                 })
                 .await;
         };
+        let access = self.access(&request).await?;
         let request = request.into_inner();
         let path = table_path(request.path)?;
+        access.require(
+            Permission::Read,
+            Target::Table {
+                database: &path.database,
+                table: &path.table,
+            },
+        )?;
         if request.keys_ipc.len() > MAX_APPEND_BYTES {
             return Err(Status::invalid_argument(format!(
                 "lookup keys of {} bytes exceed the limit of {MAX_APPEND_BYTES} bytes",
@@ -560,9 +683,17 @@ impl Inlet for InletService {
             let stream: FetchStream = Box::pin(stream);
             return Ok(Response::from_parts(metadata, stream, extensions));
         };
+        let access = self.access(&request).await?;
         let started = tokio::time::Instant::now();
         let request = request.into_inner();
         let path = table_path(request.path)?;
+        access.require(
+            Permission::Read,
+            Target::Table {
+                database: &path.database,
+                table: &path.table,
+            },
+        )?;
         let fetch = FetchRequest {
             database: path.database,
             table: path.table,
@@ -664,6 +795,7 @@ impl Inlet for InletService {
                 })
                 .await;
         };
+        let access = self.access(&request).await?;
         let request = request.into_inner();
         let databases = if request.database.is_empty() {
             index.list_databases().into_iter().map(|d| d.name).collect()
@@ -681,6 +813,17 @@ impl Inlet for InletService {
         let now = self.env.clock.now();
         let mut out = Vec::with_capacity(tables.len());
         for table in tables {
+            if !request.table.is_empty() {
+                access.require(
+                    Permission::Read,
+                    Target::Table {
+                        database: &table.database,
+                        table: &table.name,
+                    },
+                )?;
+            } else if !access.sees_table(&table.database, &table.name) {
+                continue;
+            }
             out.push(
                 crate::lake_status::table_lake_status(index, self.lake.as_ref(), &table, now)
                     .await
@@ -688,6 +831,40 @@ impl Inlet for InletService {
             );
         }
         Ok(Response::new(pb::GetLakeStatusResponse { tables: out }))
+    }
+
+    async fn grant(
+        &self,
+        request: Request<pb::GrantRequest>,
+    ) -> Result<Response<pb::GrantResponse>, Status> {
+        self.change_grant(request, true).await
+    }
+
+    async fn revoke(
+        &self,
+        request: Request<pb::GrantRequest>,
+    ) -> Result<Response<pb::GrantResponse>, Status> {
+        self.change_grant(request, false).await
+    }
+
+    async fn list_grants(
+        &self,
+        request: Request<pb::ListGrantsRequest>,
+    ) -> Result<Response<pb::ListGrantsResponse>, Status> {
+        let Some(index) = &self.index else {
+            return self
+                .to_owner(
+                    request,
+                    |mut owner, r| async move { owner.list_grants(r).await },
+                )
+                .await;
+        };
+        self.access(&request)
+            .await?
+            .require(Permission::Admin, Target::Everything)?;
+        Ok(Response::new(pb::ListGrantsResponse {
+            grants: index.grants().iter().map(grant_message).collect(),
+        }))
     }
 
     async fn list_offsets(
@@ -701,8 +878,16 @@ impl Inlet for InletService {
                 })
                 .await;
         };
+        let access = self.access(&request).await?;
         let request = request.into_inner();
         let path = table_path(request.path)?;
+        access.require(
+            Permission::Read,
+            Target::Table {
+                database: &path.database,
+                table: &path.table,
+            },
+        )?;
         let offsets = reader
             .list_offsets(
                 &path.database,

@@ -114,6 +114,7 @@ async fn only_listed_unexpired_tokens_authenticate_and_only_nodes_call_the_inter
         enabled: true,
         tokens_file: Some(tokens.clone()),
         reload_interval: Duration::from_millis(50),
+        superusers: vec!["alice".to_owned(), "carol".to_owned()],
         ..AuthSettings::default()
     };
     let node = start(&config).await;
@@ -222,6 +223,7 @@ async fn client_certificates_name_principals_under_mtls() {
     };
     config.auth = AuthSettings {
         enabled: true,
+        superusers: vec!["alice".to_owned()],
         ..AuthSettings::default()
     };
     let node = start(&config).await;
@@ -272,6 +274,7 @@ fn serve(
         .env("INLET_AUTH_ENABLED", "true")
         .env("INLET_AUTH_TOKENS_FILE", tokens)
         .env("INLET_AUTH_TOKEN_FILE", token_file)
+        .env("INLET_AUTH_SUPERUSERS", "[root]")
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(log);
@@ -316,15 +319,36 @@ fn create_token(principal: &str) -> (String, String) {
     (field("token:"), field("line:"))
 }
 
+/// Runs `args` as `token` until it succeeds (`want`) or is refused (`!want`): a grant or a
+/// revocation reaches a node's cached grants with the catalog event after its ack.
+fn eventually(server: &str, token: &str, args: &[&str], want: bool) -> Output {
+    let started = Instant::now();
+    loop {
+        let output = inlet(server, Some(token), args);
+        if output.status.success() == want {
+            return output;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "{args:?} still {}: {}",
+            if want { "refused" } else { "allowed" },
+            String::from_utf8_lossy(&output.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
-fn a_cluster_with_authentication_forwards_calls_for_their_principal() {
+fn a_cluster_with_authentication_forwards_calls_and_enforces_grants_on_every_node() {
     let store = tempfile::tempdir().expect("store dir");
     let logs = tempfile::tempdir().expect("log dir");
+    let (root, root_line) = create_token("root");
     let (user, user_line) = create_token("alice");
     let (node, node_line) = create_token("inlet");
     assert!(user_line.starts_with("alice sha256:"), "{user_line}");
     let tokens = logs.path().join("tokens");
-    std::fs::write(&tokens, format!("{user_line}\n{node_line}\n")).expect("tokens file");
+    std::fs::write(&tokens, format!("{root_line}\n{user_line}\n{node_line}\n"))
+        .expect("tokens file");
     let node_token = logs.path().join("node.token");
     std::fs::write(&node_token, format!("{node}\n")).expect("node token");
 
@@ -366,7 +390,7 @@ fn a_cluster_with_authentication_forwards_calls_for_their_principal() {
     );
     let started = Instant::now();
     loop {
-        let status = inlet(&worker, Some(&user), &["status"]);
+        let status = inlet(&worker, Some(&root), &["status"]);
         if status.status.success()
             && String::from_utf8_lossy(&status.stdout).contains(&format!("owner: {owner}"))
         {
@@ -381,9 +405,10 @@ fn a_cluster_with_authentication_forwards_calls_for_their_principal() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
+    // Created by the superuser through the worker (forwarded to the owner for root).
     ok(inlet(
         &worker,
-        Some(&user),
+        Some(&root),
         &[
             "table",
             "create",
@@ -397,29 +422,66 @@ fn a_cluster_with_authentication_forwards_calls_for_their_principal() {
         .map(|i| format!(r#"{{"id":{i},"item":"item-{i}"}}"#))
         .collect();
     std::fs::write(&input, lines.join("\n") + "\n").expect("input");
-    let produced = ok(inlet(
+    let produce = [
+        "produce",
+        "shop.orders",
+        "--file",
+        input.to_str().expect("utf-8"),
+    ];
+    let consume = [
+        "consume",
+        "shop.orders",
+        "--format",
+        "json",
+        "--columns",
+        "id",
+    ];
+
+    // Alice holds nothing yet: the worker's writer refuses her, naming what she lacks.
+    let denied = inlet(&worker, Some(&user), &produce);
+    assert!(!denied.status.success());
+    let said = String::from_utf8_lossy(&denied.stderr);
+    assert!(
+        said.contains("principal `alice` lacks")
+            && said.contains("permission on table shop.orders")
+            && said.contains("PermissionDenied"),
+        "{said}"
+    );
+    let denied = inlet(
         &worker,
         Some(&user),
-        &[
-            "produce",
-            "shop.orders",
-            "--file",
-            input.to_str().expect("utf-8"),
-        ],
-    ));
-    assert_eq!(produced.trim(), "produced 20 rows to shop.orders");
-    let consumed = ok(inlet(
+        &["acl", "grant", "alice", "admin", "*"],
+    );
+    assert!(!denied.status.success(), "alice granted herself admin");
+
+    // Granted through the worker; the worker's writer and reader then let her in.
+    for grant in [["alice", "write", "shop.orders"], ["alice", "read", "shop"]] {
+        let mut args = vec!["acl", "grant"];
+        args.extend(grant);
+        let granted = ok(inlet(&worker, Some(&root), &args));
+        assert!(granted.starts_with("granted: "), "{granted}");
+    }
+    let listed = ok(inlet(&owner, Some(&root), &["acl", "list"]));
+    assert!(
+        listed.contains("alice") && listed.contains("shop.orders"),
+        "{listed}"
+    );
+    let produced = eventually(&worker, &user, &produce, true);
+    assert_eq!(
+        String::from_utf8_lossy(&produced.stdout).trim(),
+        "produced 20 rows to shop.orders"
+    );
+    let consumed = ok(eventually(&worker, &user, &consume, true));
+    assert_eq!(consumed.lines().count(), 20, "{consumed}");
+
+    // Revoked: refused again on the worker, and the refused produce added nothing.
+    ok(inlet(
         &worker,
-        Some(&user),
-        &[
-            "consume",
-            "shop.orders",
-            "--format",
-            "json",
-            "--columns",
-            "id",
-        ],
+        Some(&root),
+        &["acl", "revoke", "alice", "write", "shop.orders"],
     ));
+    eventually(&worker, &user, &produce, false);
+    let consumed = ok(inlet(&worker, Some(&user), &consume));
     assert_eq!(consumed.lines().count(), 20, "{consumed}");
 
     for token in [None, Some("inlet_0000")] {
@@ -428,6 +490,6 @@ fn a_cluster_with_authentication_forwards_calls_for_their_principal() {
         let said = String::from_utf8_lossy(&anonymous.stderr);
         assert!(said.contains("missing or invalid credentials"), "{said}");
     }
-    let databases = ok(inlet(&owner, Some(&user), &["db", "list"]));
+    let databases = ok(inlet(&owner, Some(&root), &["db", "list"]));
     assert!(!databases.contains("intruder"), "{databases}");
 }

@@ -1499,6 +1499,7 @@ async fn engines_read_through_the_authenticated_catalog_over_tls() -> anyhow::Re
             enabled: true,
             tokens_file: Some(tokens),
             token_file: Some(node_token),
+            superusers: vec!["analyst".to_owned()],
             ..inlet::auth::AuthSettings::default()
         };
     })

@@ -31,6 +31,7 @@ use inlet_index::{
 };
 use inlet_proto::v1 as pb;
 use inlet_proto::v1::index_ports_client::IndexPortsClient;
+use inlet_security::acl::Grants;
 use inlet_security::credential::{Credential, CredentialedChannel};
 use inlet_security::tls::ClientTls;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -38,8 +39,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
 use crate::convert::{
-    commit_message, commit_reply_of, decode_entries, lake_commit_message, lake_committed_of,
-    lease_message, page_request, stream_ref, table_from_message, wal_expired_of, wal_object,
+    commit_message, commit_reply_of, decode_entries, grant_of, lake_commit_message,
+    lake_committed_of, lease_message, page_request, stream_ref, table_from_message, wal_expired_of,
+    wal_object,
 };
 use crate::errors::{index_error, lake_error};
 use crate::owner::{OwnerLink, OwnerSource};
@@ -96,6 +98,11 @@ struct Inner {
     /// Tables looked up by name; only kept while a `Join` tells us of catalog changes.
     tables: Mutex<HashMap<(String, String), Arc<TableInfo>>>,
     tails: Mutex<HashMap<StreamId, watch::Sender<StreamTail>>>,
+    /// The permission grants; like `tables`, only kept while a `Join` tells us of changes.
+    grants: Mutex<Option<Arc<Grants>>>,
+    /// Counts [`Inner::forget_catalog`]: a cache filled from an answer older than the last
+    /// count would keep what the catalog no longer says.
+    catalog_generation: AtomicU64,
     commits: tokio::sync::Mutex<Option<Arc<CommitSession>>>,
     next_commit: AtomicU64,
     cluster: watch::Sender<ClusterView>,
@@ -111,6 +118,8 @@ impl RemoteIndex {
             link: OwnerLink::new(source, options.tls, options.credential),
             tables: Mutex::new(HashMap::new()),
             tails: Mutex::new(HashMap::new()),
+            grants: Mutex::new(None),
+            catalog_generation: AtomicU64::new(0),
             commits: tokio::sync::Mutex::new(None),
             next_commit: AtomicU64::new(1),
             cluster: watch::Sender::new(ClusterView::default()),
@@ -123,6 +132,31 @@ impl RemoteIndex {
             inner,
             read_retry: options.read_retry,
         }
+    }
+
+    /// Every permission grant: cached while this node hears of catalog changes, asked of the
+    /// owner otherwise.
+    pub async fn grants(&self) -> Result<Arc<Grants>, IndexError> {
+        if let Some(grants) = self.inner.grants.lock().expect("grants lock").clone() {
+            return Ok(grants);
+        }
+        let generation = self.inner.catalog_generation.load(Ordering::SeqCst);
+        let reply = self
+            .read(|mut client| async move { client.list_grants(pb::ListGrantsRequest {}).await })
+            .await?;
+        let grants = reply
+            .grants
+            .iter()
+            .map(grant_of)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| IndexError::Storage(format!("the owner sent a grant that is not: {e}")))?;
+        let grants = Arc::new(Grants::new(grants));
+        let mut cached = self.inner.grants.lock().expect("grants lock");
+        // Not if the catalog changed while the owner answered: that answer may predate it.
+        if self.caching() && self.inner.catalog_generation.load(Ordering::SeqCst) == generation {
+            *cached = Some(grants.clone());
+        }
+        Ok(grants)
     }
 
     /// The same ports, whose reads fail at once when the owner does not answer (for callers
@@ -385,7 +419,7 @@ async fn run_commit_replies(
         if stale_tables(&reply)
             && let Some(inner) = inner.upgrade()
         {
-            inner.tables.lock().expect("tables lock").clear();
+            inner.forget_catalog();
         }
         if let Some(Waiter {
             reply: waiter,
@@ -415,6 +449,17 @@ fn stale_tables(reply: &CommitReply) -> bool {
             )
         })
     })
+}
+
+impl Inner {
+    /// Drops what this node cached of the catalog (tables, grants): it changed, or this node
+    /// can no longer hear when it does.
+    fn forget_catalog(&self) {
+        let mut grants = self.grants.lock().expect("grants lock");
+        self.catalog_generation.fetch_add(1, Ordering::SeqCst);
+        *grants = None;
+        self.tables.lock().expect("tables lock").clear();
+    }
 }
 
 /// Keeps this node's `Join` open while the port lives, finding the owner again whenever the
@@ -455,7 +500,7 @@ async fn run_join(inner: std::sync::Weak<Inner>, member: Member) {
                     _ = closed.wait_for(|closed| *closed) => return,
                     event = events.message() => match event {
                         Ok(Some(event)) => {
-                            remote.inner.tables.lock().expect("tables lock").clear();
+                            remote.inner.forget_catalog();
                             remote.inner.cluster.send_replace(ClusterView {
                                 connected: true,
                                 owner: Some(endpoint.clone()),
@@ -468,7 +513,7 @@ async fn run_join(inner: std::sync::Weak<Inner>, member: Member) {
             }
             tracing::info!(%endpoint, "lost the index owner; looking for it again");
             remote.inner.link.forget(&endpoint);
-            remote.inner.tables.lock().expect("tables lock").clear();
+            remote.inner.forget_catalog();
             remote
                 .inner
                 .cluster

@@ -20,6 +20,7 @@ use inlet_index::{
     LakeCommit, LakeCommitted, LakeFileEntry, LakeLease, ProducerRef, WalExpired,
 };
 use inlet_proto::v1 as pb;
+use inlet_security::acl::Grant;
 use tonic::Status;
 
 /// Most entries one listing call (`ListChunks`, `ListLakeFiles`) returns, whatever it asks
@@ -464,4 +465,22 @@ pub fn json<T: serde::Serialize>(value: &T) -> Vec<u8> {
 
 pub fn from_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_json::Error> {
     serde_json::from_slice(bytes)
+}
+
+/// A permission grant as sent.
+pub fn grant_message(grant: &Grant) -> pb::AccessGrant {
+    pb::AccessGrant {
+        grantee: grant.grantee.to_string(),
+        permission: grant.permission.to_string(),
+        resource: grant.resource.to_string(),
+    }
+}
+
+/// A permission grant as received; an error names the field that is wrong.
+pub fn grant_of(message: &pb::AccessGrant) -> Result<Grant, String> {
+    Ok(Grant {
+        grantee: message.grantee.parse()?,
+        permission: message.permission.parse()?,
+        resource: message.resource.parse()?,
+    })
 }

@@ -21,8 +21,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::convert::{
-    commit_of, commit_reply_message, lake_commit_of, lake_committed_message, lease_message,
-    lease_of, page_of, stream_of, table_message,
+    commit_of, commit_reply_message, grant_message, lake_commit_of, lake_committed_message,
+    lease_message, lease_of, page_of, stream_of, table_message,
 };
 use crate::errors::to_status;
 
@@ -577,6 +577,16 @@ impl IndexPorts for IndexPortsService {
                 .iter()
                 .map(|object| crate::convert::wal_object_bytes(*object))
                 .collect(),
+        }))
+    }
+
+    async fn list_grants(
+        &self,
+        _request: Request<pb::ListGrantsRequest>,
+    ) -> Result<Response<pb::ListGrantsResponse>, Status> {
+        let grants = self.index.grants();
+        Ok(Response::new(pb::ListGrantsResponse {
+            grants: grants.iter().map(grant_message).collect(),
         }))
     }
 

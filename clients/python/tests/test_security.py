@@ -151,7 +151,7 @@ def test_a_server_with_authentication_takes_the_clients_token_and_refuses_others
     tokens = tmp_path / "tokens"
     tokens.write_text(f"{line}\n{revoked_line}\n")
     env = {"INLET_AUTH_ENABLED": "true", "INLET_AUTH_TOKENS_FILE": str(tokens),
-           "INLET_AUTH_RELOAD_INTERVAL": "100ms"}
+           "INLET_AUTH_RELOAD_INTERVAL": "100ms", "INLET_AUTH_SUPERUSERS": "[alice, mallory]"}
     srv = Server(tmp_path / "store", tmp_path / "serve.log", env=env, token=token)
     srv.start()
     try:

@@ -776,6 +776,7 @@ impl Sequencer {
                 name,
                 alteration,
             } => self.alter_table(database, name, alteration).await,
+            CatalogChange::Grant { grant, add } => self.change_grant(grant, add).await,
             CatalogChange::DropTable {
                 database,
                 name,
@@ -803,6 +804,38 @@ impl Sequencer {
                 Ok(CatalogOutcome::Dropped)
             }
         }
+    }
+
+    /// Adds or removes a grant: the whole record is rewritten (grants are few).
+    async fn change_grant(
+        &mut self,
+        grant: Grant,
+        add: bool,
+    ) -> Result<CatalogOutcome, CatalogError> {
+        let mut grants = Grants::clone(&self.shared.catalog().grants);
+        let changed = if add {
+            if grants.len() >= MAX_GRANTS {
+                return Err(CatalogError::TooManyGrants {
+                    grants: grants.len(),
+                    max: MAX_GRANTS,
+                });
+            }
+            grants.insert(grant.clone())
+        } else {
+            grants.remove(&grant)
+        };
+        if changed {
+            let record = GrantsRecord {
+                version: CATALOG_RECORD_VERSION,
+                grants: grants.clone(),
+            };
+            let mut batch = WriteBatch::new();
+            batch.put(keys::grants_key(), encode_record(&record));
+            self.write_durably(batch).await?;
+            self.catalog_mut().grants = Arc::new(grants);
+            tracing::info!(%grant, add, "permissions changed");
+        }
+        Ok(CatalogOutcome::Granted(changed))
     }
 
     /// The live table `database.name`, if any.

@@ -59,6 +59,9 @@ pub enum Command {
     /// Bearer tokens for a server with authentication on.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Permissions: grant, revoke or list `read`, `write`, `admin` on `database.table`.
+    #[command(subcommand)]
+    Acl(AclCommand),
     /// Measure an embedded node: produce, end-to-end and fetch figures, object-store
     /// requests and cost per GB, as tables and JSON.
     Bench(Box<inlet_bench::BenchArgs>),
@@ -249,6 +252,51 @@ impl ServerArg {
         let tls = self.client_tls()?.unwrap_or_else(ClientTls::system);
         let credential = self.credential()?.unwrap_or_else(Credential::none);
         Client::connect_with(&self.server, &tls, credential).await
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AclCommand {
+    /// Grant a permission: `inlet acl grant alice read shop.orders` (`*` is everyone, or
+    /// every database or table; `etl_*` a prefix).
+    Grant {
+        #[command(flatten)]
+        grant: GrantArgs,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+    /// Revoke a permission granted exactly so.
+    Revoke {
+        #[command(flatten)]
+        grant: GrantArgs,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+    /// List every grant.
+    List {
+        #[command(flatten)]
+        server: ServerArg,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct GrantArgs {
+    /// A principal, or `*` for every principal.
+    pub principal: String,
+    /// read, write or admin (admin includes read and write).
+    pub permission: String,
+    /// `database.table`, `database` (its every table), or `*`.
+    pub resource: String,
+}
+
+impl GrantArgs {
+    fn message(&self) -> anyhow::Result<pb::AccessGrant> {
+        let grant = inlet_security::acl::Grant {
+            grantee: self.principal.parse().map_err(anyhow::Error::msg)?,
+            permission: self.permission.parse().map_err(anyhow::Error::msg)?,
+            resource: self.resource.parse().map_err(anyhow::Error::msg)?,
+        };
+        Ok(inlet_wire::convert::grant_message(&grant))
     }
 }
 
@@ -507,6 +555,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Compactor(args) => compactor(args).await,
         Command::Table(command) => table(command).await,
         Command::Db(command) => db(command).await,
+        Command::Acl(command) => acl(command).await,
         Command::Produce(args) => produce(args).await,
         Command::Consume(args) => consume(args).await,
         Command::Lookup(args) => lookup(args).await,
@@ -528,6 +577,55 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Lake(LakeCommand::Status { target, server }) => lake_status(target, server).await,
     }
+}
+
+async fn acl(command: AclCommand) -> anyhow::Result<()> {
+    let (grant, server, add) = match command {
+        AclCommand::Grant { grant, server } => (grant, server, true),
+        AclCommand::Revoke { grant, server } => (grant, server, false),
+        AclCommand::List { server } => {
+            let mut client = server.connect().await?;
+            let grants = client
+                .raw()
+                .list_grants(pb::ListGrantsRequest {})
+                .await
+                .map_err(crate::client::status_error)?
+                .into_inner()
+                .grants;
+            let mut rows = text::table(&["principal", "permission", "resource"], &[0, 1, 2]);
+            for grant in grants {
+                rows.add_row(vec![grant.grantee, grant.permission, grant.resource]);
+            }
+            println!("{rows}");
+            return Ok(());
+        }
+    };
+    let request = pb::GrantRequest {
+        grant: Some(grant.message()?),
+    };
+    let mut client = server.connect().await?;
+    let raw = client.raw();
+    let reply = if add {
+        raw.grant(request).await
+    } else {
+        raw.revoke(request).await
+    }
+    .map_err(crate::client::status_error)?
+    .into_inner();
+    let what = format!(
+        "{} {} {}",
+        grant.principal, grant.permission, grant.resource
+    );
+    println!(
+        "{}: {what}",
+        match (add, reply.changed) {
+            (true, true) => "granted",
+            (true, false) => "already granted",
+            (false, true) => "revoked",
+            (false, false) => "not granted, nothing revoked",
+        }
+    );
+    Ok(())
 }
 
 async fn compactor(args: CompactorArgs) -> anyhow::Result<()> {

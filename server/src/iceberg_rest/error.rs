@@ -26,6 +26,8 @@ pub(super) enum RestError {
     #[error("method not allowed on this endpoint")]
     MethodNotAllowed,
     #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
     Internal(String),
@@ -51,6 +53,7 @@ impl RestError {
                 StatusCode::METHOD_NOT_ALLOWED,
                 "UnsupportedOperationException",
             ),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "ForbiddenException"),
             Self::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "ServiceUnavailableException",

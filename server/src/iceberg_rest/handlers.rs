@@ -3,14 +3,16 @@
 
 use std::collections::BTreeMap;
 
-use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
+use inlet_security::acl::{Permission, Target};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::RestError;
 use super::{ENDPOINTS, NAMESPACE_SEPARATOR, RestCatalog};
+use crate::auth::{Access, Caller};
 
 /// The one namespace level of `namespace` (a path segment, multi-level ones joined by 0x1F).
 /// Inlet namespaces have one level, so a deeper one does not exist.
@@ -46,10 +48,30 @@ pub(super) struct ListNamespacesQuery {
     parent: Option<String>,
 }
 
+/// What the caller may see: everything without authentication, else its grants.
+fn access(catalog: &RestCatalog, caller: Option<Extension<Caller>>) -> Access {
+    match caller {
+        Some(Extension(caller)) if !caller.internal && !caller.superuser => Access::Granted {
+            principal: caller.principal,
+            grants: catalog.index.grants(),
+        },
+        _ => Access::Everything,
+    }
+}
+
+/// Refuses a table the caller may not read (403, as the spec's ForbiddenException).
+fn readable(access: &Access, database: &str, table: &str) -> Result<(), RestError> {
+    access
+        .require(Permission::Read, Target::Table { database, table })
+        .map_err(|status| RestError::Forbidden(status.message().to_owned()))
+}
+
 pub(super) async fn list_namespaces(
     State(catalog): State<RestCatalog>,
+    caller: Option<Extension<Caller>>,
     Query(query): Query<ListNamespacesQuery>,
 ) -> Result<Json<Value>, RestError> {
+    let access = access(&catalog, caller);
     let namespaces: Vec<Vec<String>> = match query.parent.as_deref() {
         None | Some("") => {
             let mut names: Vec<String> = catalog
@@ -57,6 +79,7 @@ pub(super) async fn list_namespaces(
                 .list_databases()
                 .into_iter()
                 .map(|db| db.name)
+                .filter(|name| access.sees_database(name))
                 .collect();
             names.sort();
             names.into_iter().map(|name| vec![name]).collect()
@@ -99,8 +122,10 @@ pub(super) async fn namespace_exists(
 #[tracing::instrument(skip(catalog))]
 pub(super) async fn list_tables(
     State(catalog): State<RestCatalog>,
+    caller: Option<Extension<Caller>>,
     Path(namespace): Path<String>,
 ) -> Result<Json<Value>, RestError> {
+    let access = access(&catalog, caller);
     let database = database(&namespace)?;
     let tables = catalog
         .index
@@ -110,6 +135,9 @@ pub(super) async fn list_tables(
         })?;
     let mut identifiers = Vec::new();
     for table in tables {
+        if readable(&access, database, &table.name).is_err() {
+            continue;
+        }
         let record = catalog.index.lake_table(table.id).await?;
         if record.is_some_and(|record| record.metadata_location.is_some()) {
             identifiers.push(json!({ "namespace": [database], "name": table.name }));
@@ -121,9 +149,11 @@ pub(super) async fn list_tables(
 #[tracing::instrument(skip(catalog))]
 pub(super) async fn load_table(
     State(catalog): State<RestCatalog>,
+    caller: Option<Extension<Caller>>,
     Path((namespace, table)): Path<(String, String)>,
 ) -> Result<Json<Value>, RestError> {
     let database = database(&namespace)?;
+    readable(&access(&catalog, caller), database, &table)?;
     let location = catalog.metadata_location(database, &table).await?;
     let metadata = catalog.read_metadata(&location).await?;
     Ok(Json(json!({
@@ -135,9 +165,11 @@ pub(super) async fn load_table(
 
 pub(super) async fn table_exists(
     State(catalog): State<RestCatalog>,
+    caller: Option<Extension<Caller>>,
     Path((namespace, table)): Path<(String, String)>,
 ) -> Result<StatusCode, RestError> {
     let database = database(&namespace)?;
+    readable(&access(&catalog, caller), database, &table)?;
     catalog.metadata_location(database, &table).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -16,6 +16,38 @@ SNAPSHOT_PART_NONE: SnapshotPart
 SNAPSHOT_PART_ROWS: SnapshotPart
 SNAPSHOT_PART_LAST: SnapshotPart
 
+class AccessGrant(_message.Message):
+    __slots__ = ("grantee", "permission", "resource")
+    GRANTEE_FIELD_NUMBER: _ClassVar[int]
+    PERMISSION_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_FIELD_NUMBER: _ClassVar[int]
+    grantee: str
+    permission: str
+    resource: str
+    def __init__(self, grantee: _Optional[str] = ..., permission: _Optional[str] = ..., resource: _Optional[str] = ...) -> None: ...
+
+class GrantRequest(_message.Message):
+    __slots__ = ("grant",)
+    GRANT_FIELD_NUMBER: _ClassVar[int]
+    grant: AccessGrant
+    def __init__(self, grant: _Optional[_Union[AccessGrant, _Mapping]] = ...) -> None: ...
+
+class GrantResponse(_message.Message):
+    __slots__ = ("changed",)
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    changed: bool
+    def __init__(self, changed: _Optional[bool] = ...) -> None: ...
+
+class ListGrantsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListGrantsResponse(_message.Message):
+    __slots__ = ("grants",)
+    GRANTS_FIELD_NUMBER: _ClassVar[int]
+    grants: _containers.RepeatedCompositeFieldContainer[AccessGrant]
+    def __init__(self, grants: _Optional[_Iterable[_Union[AccessGrant, _Mapping]]] = ...) -> None: ...
+
 class TablePath(_message.Message):
     __slots__ = ("database", "table")
     DATABASE_FIELD_NUMBER: _ClassVar[int]

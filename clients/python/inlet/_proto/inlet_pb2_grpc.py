@@ -119,6 +119,21 @@ class InletStub:
                 request_serializer=inlet_dot_v1_dot_inlet__pb2.GetLakeStatusRequest.SerializeToString,
                 response_deserializer=inlet_dot_v1_dot_inlet__pb2.GetLakeStatusResponse.FromString,
                 _registered_method=True)
+        self.Grant = channel.unary_unary(
+                '/inlet.v1.Inlet/Grant',
+                request_serializer=inlet_dot_v1_dot_inlet__pb2.GrantRequest.SerializeToString,
+                response_deserializer=inlet_dot_v1_dot_inlet__pb2.GrantResponse.FromString,
+                _registered_method=True)
+        self.Revoke = channel.unary_unary(
+                '/inlet.v1.Inlet/Revoke',
+                request_serializer=inlet_dot_v1_dot_inlet__pb2.GrantRequest.SerializeToString,
+                response_deserializer=inlet_dot_v1_dot_inlet__pb2.GrantResponse.FromString,
+                _registered_method=True)
+        self.ListGrants = channel.unary_unary(
+                '/inlet.v1.Inlet/ListGrants',
+                request_serializer=inlet_dot_v1_dot_inlet__pb2.ListGrantsRequest.SerializeToString,
+                response_deserializer=inlet_dot_v1_dot_inlet__pb2.ListGrantsResponse.FromString,
+                _registered_method=True)
 
 
 class InletServicer:
@@ -242,6 +257,27 @@ class InletServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Grant(self, request, context):
+        """Permissions (with authentication on): grant or revoke `read`, `write` or `admin` on a
+        `database.table` pattern to a principal or to everyone (`*`), and list every grant.
+        Changing or listing them needs admin on `*.*`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Revoke(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListGrants(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InletServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -329,6 +365,21 @@ def add_InletServicer_to_server(servicer, server):
                     servicer.GetLakeStatus,
                     request_deserializer=inlet_dot_v1_dot_inlet__pb2.GetLakeStatusRequest.FromString,
                     response_serializer=inlet_dot_v1_dot_inlet__pb2.GetLakeStatusResponse.SerializeToString,
+            ),
+            'Grant': grpc.unary_unary_rpc_method_handler(
+                    servicer.Grant,
+                    request_deserializer=inlet_dot_v1_dot_inlet__pb2.GrantRequest.FromString,
+                    response_serializer=inlet_dot_v1_dot_inlet__pb2.GrantResponse.SerializeToString,
+            ),
+            'Revoke': grpc.unary_unary_rpc_method_handler(
+                    servicer.Revoke,
+                    request_deserializer=inlet_dot_v1_dot_inlet__pb2.GrantRequest.FromString,
+                    response_serializer=inlet_dot_v1_dot_inlet__pb2.GrantResponse.SerializeToString,
+            ),
+            'ListGrants': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListGrants,
+                    request_deserializer=inlet_dot_v1_dot_inlet__pb2.ListGrantsRequest.FromString,
+                    response_serializer=inlet_dot_v1_dot_inlet__pb2.ListGrantsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -800,6 +851,87 @@ class Inlet:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def Grant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inlet.v1.Inlet/Grant',
+            inlet_dot_v1_dot_inlet__pb2.GrantRequest.SerializeToString,
+            inlet_dot_v1_dot_inlet__pb2.GrantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Revoke(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inlet.v1.Inlet/Revoke',
+            inlet_dot_v1_dot_inlet__pb2.GrantRequest.SerializeToString,
+            inlet_dot_v1_dot_inlet__pb2.GrantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListGrants(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inlet.v1.Inlet/ListGrants',
+            inlet_dot_v1_dot_inlet__pb2.ListGrantsRequest.SerializeToString,
+            inlet_dot_v1_dot_inlet__pb2.ListGrantsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class IndexPortsStub:
     """The index owner's ports for roles in other processes (`wire/`): writers commit through it,
@@ -931,6 +1063,11 @@ class IndexPortsStub:
                 '/inlet.v1.IndexPorts/LookupLakeRows',
                 request_serializer=inlet_dot_v1_dot_inlet__pb2.LookupKeysRequest.SerializeToString,
                 response_deserializer=inlet_dot_v1_dot_inlet__pb2.LookupKeysReply.FromString,
+                _registered_method=True)
+        self.ListGrants = channel.unary_unary(
+                '/inlet.v1.IndexPorts/ListGrants',
+                request_serializer=inlet_dot_v1_dot_inlet__pb2.ListGrantsRequest.SerializeToString,
+                response_deserializer=inlet_dot_v1_dot_inlet__pb2.ListGrantsResponse.FromString,
                 _registered_method=True)
 
 
@@ -1118,6 +1255,13 @@ class IndexPortsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListGrants(self, request, context):
+        """Every permission grant, for nodes that check calls (cached until the next catalog event).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IndexPortsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -1235,6 +1379,11 @@ def add_IndexPortsServicer_to_server(servicer, server):
                     servicer.LookupLakeRows,
                     request_deserializer=inlet_dot_v1_dot_inlet__pb2.LookupKeysRequest.FromString,
                     response_serializer=inlet_dot_v1_dot_inlet__pb2.LookupKeysReply.SerializeToString,
+            ),
+            'ListGrants': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListGrants,
+                    request_deserializer=inlet_dot_v1_dot_inlet__pb2.ListGrantsRequest.FromString,
+                    response_serializer=inlet_dot_v1_dot_inlet__pb2.ListGrantsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1865,6 +2014,33 @@ class IndexPorts:
             '/inlet.v1.IndexPorts/LookupLakeRows',
             inlet_dot_v1_dot_inlet__pb2.LookupKeysRequest.SerializeToString,
             inlet_dot_v1_dot_inlet__pb2.LookupKeysReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListGrants(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inlet.v1.IndexPorts/ListGrants',
+            inlet_dot_v1_dot_inlet__pb2.ListGrantsRequest.SerializeToString,
+            inlet_dot_v1_dot_inlet__pb2.ListGrantsResponse.FromString,
             options,
             channel_credentials,
             insecure,
