@@ -22,6 +22,7 @@ use inlet_writer::WriterOptions;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::AuthSettings;
+use crate::quota::QuotaSettings;
 use crate::roles::Roles;
 
 /// Prefix of the environment variables that hold settings.
@@ -29,7 +30,7 @@ pub const ENV_PREFIX: &str = "INLET_";
 
 /// The sections of [`Config`], in the order their variables are matched (`lake_write_*`
 /// belongs to `lake`, whose `write` table the key then names; so does `lake_compaction_*`).
-const SECTIONS: [&str; 6] = ["writer", "index", "cache", "lake", "tls", "auth"];
+const SECTIONS: [&str; 7] = ["writer", "index", "cache", "lake", "tls", "auth", "quotas"];
 
 /// Top-level keys of [`Config`] outside any section.
 const TOP_LEVEL: [&str; 6] = [
@@ -73,6 +74,8 @@ pub struct Config {
     pub tls: TlsSettings,
     /// Who may call ([`AuthSettings`]).
     pub auth: AuthSettings,
+    /// How much one principal may move, and one connection hold open ([`QuotaSettings`]).
+    pub quotas: QuotaSettings,
 }
 
 impl Default for Config {
@@ -90,6 +93,7 @@ impl Default for Config {
             lake: LakeConfig::default(),
             tls: TlsSettings::default(),
             auth: AuthSettings::default(),
+            quotas: QuotaSettings::default(),
         }
     }
 }
@@ -364,6 +368,8 @@ mod tests {
             jail.set_env("INLET_AUTH_ENABLED", "true");
             jail.set_env("INLET_AUTH_INTERNAL_PRINCIPALS", "[inlet, node-2]");
             jail.set_env("INLET_AUTH_RELOAD_INTERVAL", "500ms");
+            jail.set_env("INLET_QUOTAS_PRODUCE_BYTES_PER_SECOND", "1048576");
+            jail.set_env("INLET_QUOTAS_MAX_FETCH_STREAMS_PER_CONNECTION", "8");
             // Not settings: the client's server address, the config path, test switches.
             jail.set_env("INLET_SERVER", "http://elsewhere:7070");
             jail.set_env("INLET_CONFIG", "inlet.toml");
@@ -395,6 +401,8 @@ mod tests {
             assert!(config.auth.enabled);
             assert_eq!(config.auth.internal_principals, ["inlet", "node-2"]);
             assert_eq!(config.auth.reload_interval, Duration::from_millis(500));
+            assert_eq!(config.quotas.produce_bytes_per_second, Some(1_048_576));
+            assert_eq!(config.quotas.max_fetch_streams_per_connection, 8);
 
             jail.set_env("INLET_WRITER_LINGR", "1ms");
             let error = Config::load(None, json!({})).expect_err("misspelt");

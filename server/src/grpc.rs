@@ -32,6 +32,7 @@ use tracing::Instrument;
 
 use crate::auth::{Access, Caller};
 use crate::metrics::Metrics;
+use crate::quota::{Direction, Quotas, charged_to};
 use crate::roles::Roles;
 use crate::routes::{Cluster, Routes, forward};
 
@@ -55,6 +56,8 @@ pub struct InletService {
     pub env: Env,
     /// `lake.enabled` for tables created without that option (`[lake] tables_default`).
     pub lake_by_default: bool,
+    /// Byte rates per principal and fetch streams per connection.
+    pub quotas: Arc<Quotas>,
     /// Schemas of appends already parsed, so each producer's schema is parsed once.
     pub append_schemas: Arc<SchemaCache>,
     /// The lake tables, where the store has a URL outside engines open (not in memory):
@@ -220,6 +223,10 @@ impl InletService {
                 table: &path.table,
             },
         )?;
+        let bytes = request.get_ref().batches_ipc.len() as u64;
+        self.quotas
+            .throttle(Direction::Produce, &charged_to(&request), bytes)
+            .await;
         let started = tokio::time::Instant::now();
         let request = request.into_inner();
         let op = match (op, request.partial) {
@@ -684,6 +691,8 @@ impl Inlet for InletService {
             return Ok(Response::from_parts(metadata, stream, extensions));
         };
         let access = self.access(&request).await?;
+        let slot = self.quotas.open_fetch(request.remote_addr())?;
+        let charged = charged_to(&request);
         let started = tokio::time::Instant::now();
         let request = request.into_inner();
         let path = table_path(request.path)?;
@@ -707,8 +716,11 @@ impl Inlet for InletService {
         };
         let batches = reader.fetch(fetch).await.map_err(status)?;
         let requests = self.metrics.requests.clone();
+        let quotas = self.quotas.clone();
         let mut first = true;
         let responses = batches.map(move |item| {
+            // The stream holds its connection's fetch slot until it ends.
+            let _slot = &slot;
             let fetched = item.map_err(status)?;
             if std::mem::take(&mut first) {
                 requests
@@ -722,7 +734,7 @@ impl Inlet for InletService {
             requests
                 .fetched_bytes
                 .fetch_add(batch_ipc.len() as u64, Ordering::Relaxed);
-            Ok(pb::FetchResponse {
+            Ok::<_, Status>(pb::FetchResponse {
                 bucket: fetched.bucket.0,
                 batch_ipc,
                 high_watermark: fetched.high_watermark.0,
@@ -732,6 +744,18 @@ impl Inlet for InletService {
                     SnapshotPart::Last => pb::SnapshotPart::Last,
                 } as i32,
             })
+        });
+        // Each batch waits for the principal's fetch rate before it is sent.
+        let responses = responses.then(move |response| {
+            let quotas = quotas.clone();
+            let charged = charged.clone();
+            async move {
+                if let Ok(batch) = &response {
+                    let bytes = batch.batch_ipc.len() as u64;
+                    quotas.throttle(Direction::Fetch, &charged, bytes).await;
+                }
+                response
+            }
         });
         Ok(Response::new(Box::pin(responses)))
     }

@@ -13,6 +13,7 @@ pub mod iceberg_rest;
 pub mod lake_status;
 pub mod metrics;
 pub mod node;
+pub mod quota;
 pub mod roles;
 pub mod routes;
 pub mod store;

@@ -83,6 +83,11 @@ pub struct RequestMetrics {
     pub append_errors: AtomicU64,
     pub fetched_rows: AtomicU64,
     pub fetched_bytes: AtomicU64,
+    /// Time calls waited for their principal's produce or fetch rate (`quota.rs`).
+    pub produce_throttled_micros: AtomicU64,
+    pub fetch_throttled_micros: AtomicU64,
+    /// Fetches refused because their connection held its most streams.
+    pub fetch_streams_refused: AtomicU64,
 }
 
 /// Writes one metric: `# HELP`, `# TYPE` and its samples. Counter names go without `_total`:
@@ -164,6 +169,28 @@ impl Collector for Metrics {
             "inlet_fetched_bytes",
             "Arrow IPC bytes sent to consumers.",
             &counter(&r.fetched_bytes),
+        )?;
+        {
+            let mut throttled = encoder.encode_descriptor(
+                "inlet_throttled_seconds",
+                "Time calls waited for their principal's byte rate (quotas), by direction.",
+                None,
+                MetricType::Counter,
+            )?;
+            for (direction, micros) in [
+                ("produce", &r.produce_throttled_micros),
+                ("fetch", &r.fetch_throttled_micros),
+            ] {
+                let seconds = micros.load(Ordering::Relaxed) as f64 / 1e6;
+                ConstCounter::new(seconds)
+                    .encode(throttled.encode_family(&[("direction", direction)])?)?;
+            }
+        }
+        write_metric(
+            &mut encoder,
+            "inlet_fetch_streams_refused",
+            "Fetches refused because their connection held quotas.max_fetch_streams_per_connection.",
+            &counter(&r.fetch_streams_refused),
         )?;
         let cache = self.cache.stats();
         {

@@ -34,6 +34,7 @@ use crate::config::Config;
 use crate::grpc::InletService;
 use crate::iceberg_rest::{RestCatalog, file_io_properties};
 use crate::metrics::{Metrics, RequestMetrics};
+use crate::quota::Quotas;
 use crate::roles::Roles;
 use crate::routes::{Cluster, Routes};
 use crate::store::{check_store, lake_root, open_store};
@@ -205,6 +206,11 @@ impl Node {
             (None, Some((remote, _))) => Cluster::Remote(remote.clone()),
             (None, None) => unreachable!("a node either owns the index or reaches it remotely"),
         };
+        let quotas = Arc::new(Quotas::new(
+            config.quotas.clone(),
+            env.clock.clone(),
+            metrics.requests.clone(),
+        ));
         let service = InletService {
             index: index.clone(),
             writer: writer.clone(),
@@ -221,6 +227,7 @@ impl Node {
             metrics: metrics.clone(),
             env: env.clone(),
             lake_by_default: config.lake.tables_default,
+            quotas,
             append_schemas: Arc::new(SchemaCache::new()),
             lake: lake_root(&config.store)
                 .ok()
