@@ -188,12 +188,50 @@ async fn grants_decide_every_call_and_what_lists_show() {
         "principal `carol` lacks read or write permission on table hr.salaries",
     );
 
+    // Lookups of a primary-key table need read too: bob may upsert, not look up.
+    root_client
+        .create_primary_key_table(
+            "shop",
+            "stock",
+            &schema(),
+            2,
+            vec!["id".to_owned()],
+            vec![],
+            std::collections::BTreeMap::new(),
+            false,
+        )
+        .await
+        .expect("primary-key table");
+    bob_client
+        .upsert("shop", "stock", &schema(), &[batch(0..3)])
+        .await
+        .expect("bob upserts");
+    let keys = batch(0..3).project(&[0]).expect("key column");
+    let refused = bob_client
+        .lookup("shop", "stock", &keys, &[])
+        .await
+        .expect_err("bob may not look up");
+    let said = format!("{refused:#}");
+    assert!(
+        said.contains("principal `bob` lacks read permission on table shop.stock")
+            && said.contains("PermissionDenied"),
+        "{said}"
+    );
+    let (_, found) = root_client
+        .lookup("shop", "stock", &keys, &[])
+        .await
+        .expect("root looks up");
+    assert_eq!(found, [true, true, true]);
+
     // Lists show what each holds anything on; `*` grants reach everyone.
     assert_eq!(
         tables(&mut alice_client, "shop").await,
         ["clicks", "orders"]
     );
-    assert_eq!(tables(&mut bob_client, "shop").await, ["clicks", "orders"]);
+    assert_eq!(
+        tables(&mut bob_client, "shop").await,
+        ["clicks", "orders", "stock"]
+    );
     assert_eq!(tables(&mut carol_client, "shop").await, ["clicks"]);
     assert!(tables(&mut carol_client, "hr").await.is_empty());
     assert_eq!(databases(&mut carol_client).await, ["shop"]);
