@@ -20,7 +20,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use common::process::{INLET, ServerProcess, free_port};
+use common::process::{INLET, ServerProcess, free_port, ok, run_cli, wait_for_owner};
 use common::*;
 use inlet::auth::{AuthSettings, ON_BEHALF_OF};
 use inlet::client::Client;
@@ -283,22 +283,10 @@ fn serve(
 }
 
 fn inlet(server: &str, token: Option<&str>, args: &[&str]) -> Output {
-    let mut command = Command::new(INLET);
-    command.args(args).env("INLET_SERVER", server);
     match token {
-        Some(token) => command.env("INLET_TOKEN", token),
-        None => command.env_remove("INLET_TOKEN"),
-    };
-    command.output().expect("inlet runs")
-}
-
-fn ok(output: Output) -> String {
-    assert!(
-        output.status.success(),
-        "inlet failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("utf-8 output")
+        Some(token) => run_cli(server, &[("INLET_TOKEN", token)], args),
+        None => run_cli(server, &[], args),
+    }
 }
 
 /// `inlet token create <principal>`: (token, line).
@@ -388,22 +376,7 @@ fn a_cluster_with_authentication_forwards_calls_and_enforces_grants_on_every_nod
         "writer,reader",
         &node_token,
     );
-    let started = Instant::now();
-    loop {
-        let status = inlet(&worker, Some(&root), &["status"]);
-        if status.status.success()
-            && String::from_utf8_lossy(&status.stdout).contains(&format!("owner: {owner}"))
-        {
-            break;
-        }
-        assert!(
-            started.elapsed() < DEADLINE,
-            "the worker did not come up: {}{}",
-            String::from_utf8_lossy(&status.stdout),
-            String::from_utf8_lossy(&status.stderr)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_owner(&owner, || inlet(&worker, Some(&root), &["status"]));
 
     // Created by the superuser through the worker (forwarded to the owner for root).
     ok(inlet(

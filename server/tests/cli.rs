@@ -9,23 +9,10 @@ mod common;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::process::{INLET, ServerProcess, free_port};
+use common::process::{INLET, ServerProcess, free_port, ok, run_cli};
 
 fn inlet(server: &str, args: &[&str]) -> Output {
-    Command::new(INLET)
-        .args(args)
-        .env("INLET_SERVER", server)
-        .output()
-        .expect("inlet runs")
-}
-
-fn ok(output: Output) -> String {
-    assert!(
-        output.status.success(),
-        "inlet failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("utf-8 output")
+    run_cli(server, &[], args)
 }
 
 #[test]

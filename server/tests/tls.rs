@@ -15,9 +15,9 @@ mod common;
 
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::process::{INLET, ServerProcess, free_port};
+use common::process::{INLET, ServerProcess, free_port, ok, run_cli, wait_for_owner};
 use common::*;
 use inlet::client::Client;
 use inlet::node::Node;
@@ -27,8 +27,6 @@ use inlet_security::credential::Credential;
 use inlet_security::tls::{ClientTls, TlsSettings};
 use inlet_testkit::pki::{CertFiles, TestPki};
 use slatedb::object_store::memory::InMemory;
-
-const DEADLINE: Duration = Duration::from_secs(60);
 
 async fn start_tls(pki: &TestPki, mtls: bool) -> Node {
     let node = pki.issue("node");
@@ -219,21 +217,11 @@ fn serve(
 
 /// The CLI against `server` with the given TLS flags.
 fn inlet(server: &str, tls: &[&std::ffi::OsStr], args: &[&str]) -> Output {
-    Command::new(INLET)
-        .args(args)
-        .args(tls)
-        .env("INLET_SERVER", server)
-        .output()
-        .expect("inlet runs")
-}
-
-fn ok(output: Output) -> String {
-    assert!(
-        output.status.success(),
-        "inlet failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("utf-8 output")
+    let args = args
+        .iter()
+        .map(std::ffi::OsStr::new)
+        .chain(tls.iter().copied());
+    run_cli(server, &[], args)
 }
 
 #[test]
@@ -253,22 +241,7 @@ fn a_cluster_speaks_mtls_between_its_processes_and_to_the_cli() {
         user.key.as_os_str(),
     ];
     // Up once the worker answers over mTLS and has found the owner.
-    let started = Instant::now();
-    loop {
-        let status = inlet(&worker, &tls, &["status"]);
-        if status.status.success()
-            && String::from_utf8_lossy(&status.stdout).contains(&format!("owner: {owner}"))
-        {
-            break;
-        }
-        assert!(
-            started.elapsed() < DEADLINE,
-            "the worker did not come up with the owner found: {}{}",
-            String::from_utf8_lossy(&status.stdout),
-            String::from_utf8_lossy(&status.stderr)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_owner(&owner, || inlet(&worker, &tls, &["status"]));
     let record =
         std::fs::read_to_string(store.path().join("cluster/owner.json")).expect("owner record");
     assert!(record.contains(&owner), "{record}");

@@ -1,8 +1,10 @@
 //! Real `inlet` processes in tests: the binary, a guard that kills a process however the test
-//! ends, and free ports on 127.0.0.1.
+//! ends, free ports on 127.0.0.1, and the CLI run against a server.
 
+use std::ffi::OsStr;
 use std::net::TcpListener;
-use std::process::Child;
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
 
 /// The `inlet` binary of this build.
 pub const INLET: &str = env!("CARGO_BIN_EXE_inlet");
@@ -23,4 +25,60 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .expect("free port")
         .port()
+}
+
+/// Client settings of the CLI that a test must not inherit from its environment.
+const CLIENT_VARIABLES: [&str; 4] = [
+    "INLET_TOKEN",
+    "INLET_CA_CERT",
+    "INLET_CLIENT_CERT",
+    "INLET_CLIENT_KEY",
+];
+
+/// `inlet <args>` against `server` (INLET_SERVER), with `env` and no other client settings.
+pub fn run_cli<S: AsRef<OsStr>>(
+    server: &str,
+    env: &[(&str, &str)],
+    args: impl IntoIterator<Item = S>,
+) -> Output {
+    let mut command = Command::new(INLET);
+    command.args(args).env("INLET_SERVER", server);
+    for name in CLIENT_VARIABLES {
+        command.env_remove(name);
+    }
+    command.envs(env.iter().copied());
+    command.output().expect("inlet runs")
+}
+
+/// The stdout of a CLI run that must succeed.
+pub fn ok(output: Output) -> String {
+    assert!(
+        output.status.success(),
+        "inlet failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf-8 output")
+}
+
+/// Waits until `status` (an `inlet status` run against a node) succeeds and names `owner`
+/// as the index owner: the node is up and has found the owner.
+// Real processes start in real time.
+#[allow(clippy::disallowed_methods)]
+pub fn wait_for_owner(owner: &str, status: impl Fn() -> Output) {
+    let started = Instant::now();
+    loop {
+        let output = status();
+        if output.status.success()
+            && String::from_utf8_lossy(&output.stdout).contains(&format!("owner: {owner}"))
+        {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the node did not come up with the owner found: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
