@@ -15,7 +15,6 @@ mod common;
 
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
 
 use common::process::{INLET, ServerProcess, free_port, ok, run_cli, wait_for_owner};
 use common::*;
