@@ -318,7 +318,8 @@ mod tests {
             jail.create_file(
                 "inlet.toml",
                 "[writer]\nlinger = \"250ms\"\n[lake]\ncompactor = false\nscan_interval = \"2s\"\n\
-                 [lake.write]\nzstd_level = 3\n",
+                 [lake.write]\nzstd_level = 3\n\
+                 [quotas.principals.etl]\nproduce_bytes_per_second = 10485760\n",
             )?;
             let config = Config::load(Some(Path::new("inlet.toml")), json!({})).expect("loads");
             assert_eq!(config.writer.linger, Duration::from_millis(250));
@@ -327,6 +328,10 @@ mod tests {
             assert_eq!(config.lake.tiering.scan_interval, Duration::from_secs(2));
             assert_eq!(config.lake.tiering.write.zstd_level, 3);
             assert_eq!(config.cache, CacheOptions::default());
+            assert_eq!(
+                config.quotas.principals["etl"].produce_bytes_per_second,
+                Some(10_485_760)
+            );
 
             for (text, key) in [
                 ("[writer]\nlingr = \"1ms\"\n", "lingr"),

@@ -6,7 +6,7 @@
 //! Each node enforces its own rates: a principal spread over N writers gets up to N times the
 //! rate, as a Kafka client spread over N brokers does.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -37,6 +37,17 @@ pub struct QuotaSettings {
     /// Fetch streams one connection may hold open at once; more are refused with
     /// RESOURCE_EXHAUSTED. Default 256.
     pub max_fetch_streams_per_connection: usize,
+    /// Rates of particular principals, in place of the two above (`[quotas.principals.etl]`
+    /// `produce_bytes_per_second = 10485760`); a rate left out is unlimited for them.
+    pub principals: BTreeMap<String, Rates>,
+}
+
+/// One principal's own rates.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Rates {
+    pub produce_bytes_per_second: Option<u64>,
+    pub fetch_bytes_per_second: Option<u64>,
 }
 
 impl Default for QuotaSettings {
@@ -45,6 +56,7 @@ impl Default for QuotaSettings {
             produce_bytes_per_second: None,
             fetch_bytes_per_second: None,
             max_fetch_streams_per_connection: 256,
+            principals: BTreeMap::new(),
         }
     }
 }
@@ -89,17 +101,25 @@ impl Quotas {
         }
     }
 
-    fn rate(&self, direction: Direction) -> Option<u64> {
+    /// The rate of `who`: its own if it has one, else every principal's.
+    fn rate(&self, direction: Direction, who: &str) -> Option<u64> {
+        let (produce, fetch) = match self.settings.principals.get(who) {
+            Some(own) => (own.produce_bytes_per_second, own.fetch_bytes_per_second),
+            None => (
+                self.settings.produce_bytes_per_second,
+                self.settings.fetch_bytes_per_second,
+            ),
+        };
         match direction {
-            Direction::Produce => self.settings.produce_bytes_per_second,
-            Direction::Fetch => self.settings.fetch_bytes_per_second,
+            Direction::Produce => produce,
+            Direction::Fetch => fetch,
         }
         .filter(|rate| *rate > 0)
     }
 
     /// How long `who` must wait before moving `bytes` more in `direction` (spending them now).
     pub fn delay(&self, direction: Direction, who: &str, bytes: u64) -> Duration {
-        let Some(rate) = self.rate(direction) else {
+        let Some(rate) = self.rate(direction, who) else {
             return Duration::ZERO;
         };
         let rate = rate as f64;
@@ -243,6 +263,34 @@ mod tests {
         // A huge call waits at most MAX_THROTTLE; the rest is owed by the next.
         assert_eq!(produce("alice", 1_000_000), MAX_THROTTLE);
         assert!(produce("alice", 0) > MAX_THROTTLE / 2);
+    }
+
+    #[test]
+    fn a_principal_with_rates_of_its_own_gets_them() {
+        let settings = QuotaSettings {
+            produce_bytes_per_second: Some(1000),
+            principals: BTreeMap::from([
+                (
+                    "etl".to_owned(),
+                    Rates {
+                        produce_bytes_per_second: Some(100_000),
+                        fetch_bytes_per_second: None,
+                    },
+                ),
+                ("ops".to_owned(), Rates::default()),
+            ]),
+            ..QuotaSettings::default()
+        };
+        let quotas = Quotas::new(settings, Arc::new(ManualClock::default()), Arc::default());
+        let produce = |who, bytes| quotas.delay(Direction::Produce, who, bytes);
+        assert_eq!(produce("etl", 100_000), Duration::ZERO);
+        assert_eq!(produce("etl", 1000), Duration::from_millis(10));
+        assert_eq!(produce("ops", 10_000_000), Duration::ZERO, "unlimited");
+        assert_eq!(
+            produce("alice", 2000),
+            Duration::from_secs(1),
+            "the default"
+        );
     }
 
     #[test]
