@@ -26,6 +26,7 @@ use inlet_security::credential::{AUTHORIZATION, Credential};
 use inlet_security::principal::Principal;
 use inlet_security::tls::NodeTls;
 use inlet_security::tokens::TokensFile;
+use rustls::pki_types::CertificateDer;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tonic::Status;
@@ -313,7 +314,8 @@ impl Authenticator {
     }
 
     /// The HTTP listener's check, as an axum middleware: `/health` is open, everything else
-    /// needs a bearer token (what Iceberg REST clients send).
+    /// needs a bearer token (what Iceberg REST clients send) or, under mTLS, the verified
+    /// client certificate of the connection.
     pub async fn http(State(auth): State<Authenticator>, request: Request, next: Next) -> Response {
         let Some(inner) = &auth.inner else {
             return next.run(request).await;
@@ -325,7 +327,12 @@ impl Authenticator {
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        match auth.caller(inner, given, None) {
+        let certificate = request
+            .extensions()
+            .get::<Arc<axum_server::tls::TlsInfo>>()
+            .and_then(|tls| tls.peer_certificates.first())
+            .and_then(|der| Principal::of_certificate(&CertificateDer::from(der.as_slice())));
+        match auth.caller(inner, given, certificate) {
             Ok(caller) => {
                 let mut request = request;
                 request.extensions_mut().insert(caller);

@@ -244,6 +244,17 @@ async fn client_certificates_name_principals_under_mtls() {
     alive(&node, &as_cert("inlet"), &Credential::none())
         .await
         .expect("a node's certificate calls IndexPorts");
+    // The HTTP listener takes the certificate's principal too: the catalog needs no token.
+    let files = pki.issue("analyst");
+    let (status, body) = https_get(
+        node.http_addr().expect("http"),
+        "/iceberg/v1/namespaces",
+        pki.ca(),
+        Some((&files.cert, &files.key)),
+    )
+    .await
+    .expect("catalog over mTLS");
+    assert!(status.contains("200"), "{status} {body}");
     node.shutdown().await.expect("clean shutdown");
 }
 
