@@ -125,24 +125,11 @@ impl NodeTls {
 impl TlsSettings {
     /// Reads and checks every file the settings name.
     pub fn load(&self) -> Result<NodeTls, TlsError> {
-        let identity = match (&self.cert, &self.key) {
-            (Some(cert), Some(key)) => Some(Pem::identity(cert, key)?),
-            (None, None) => None,
-            (Some(_), None) => {
-                return Err(TlsError::Incomplete {
-                    given: "tls.cert",
-                    missing: "tls.key",
-                    why: "a listener needs its certificate's private key",
-                });
-            }
-            (None, Some(_)) => {
-                return Err(TlsError::Incomplete {
-                    given: "tls.key",
-                    missing: "tls.cert",
-                    why: "a key serves only with its certificate",
-                });
-            }
-        };
+        let identity = Pem::identity_of(
+            self.cert.as_deref(),
+            self.key.as_deref(),
+            ("tls.cert", "tls.key"),
+        )?;
         let client_ca = self
             .client_ca
             .as_deref()
@@ -223,6 +210,30 @@ impl Pem {
             return Err(invalid("no `BEGIN CERTIFICATE` block".to_owned()));
         }
         Ok(Certificates { pem, ders })
+    }
+
+    /// A certificate chain and its key when both are given, none when neither is; `names`
+    /// (of the certificate, of the key) say which one is missing.
+    fn identity_of(
+        cert: Option<&Path>,
+        key: Option<&Path>,
+        names: (&'static str, &'static str),
+    ) -> Result<Option<Keyed>, TlsError> {
+        let why = "a certificate is used only with its private key";
+        match (cert, key) {
+            (Some(cert), Some(key)) => Self::identity(cert, key).map(Some),
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(TlsError::Incomplete {
+                given: names.0,
+                missing: names.1,
+                why,
+            }),
+            (None, Some(_)) => Err(TlsError::Incomplete {
+                given: names.1,
+                missing: names.0,
+                why,
+            }),
+        }
     }
 
     /// A certificate chain and its private key.
@@ -386,24 +397,7 @@ impl ClientTls {
         let ca = ca
             .map(|path| Pem::certificates("the CA certificate", path))
             .transpose()?;
-        let identity = match (cert, key) {
-            (Some(cert), Some(key)) => Some(Pem::identity(cert, key)?),
-            (None, None) => None,
-            (Some(_), None) => {
-                return Err(TlsError::Incomplete {
-                    given: "the client certificate",
-                    missing: "its key",
-                    why: "a certificate is presented with its private key",
-                });
-            }
-            (None, Some(_)) => {
-                return Err(TlsError::Incomplete {
-                    given: "the client key",
-                    missing: "its certificate",
-                    why: "a key is presented with its certificate",
-                });
-            }
-        };
+        let identity = Pem::identity_of(cert, key, ("the client certificate", "the client key"))?;
         Ok(Self { ca, identity })
     }
 

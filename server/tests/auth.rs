@@ -20,7 +20,9 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use common::process::{INLET, ServerProcess, free_port, ok, run_cli, wait_for_owner};
+use common::process::{
+    INLET, ORDERS_SCHEMA, ServerProcess, free_port, ok, orders_file, run_cli, wait_for_owner,
+};
 use common::*;
 use inlet::auth::{AuthSettings, ON_BEHALF_OF};
 use inlet::client::Client;
@@ -393,19 +395,9 @@ fn a_cluster_with_authentication_forwards_calls_and_enforces_grants_on_every_nod
     ok(inlet(
         &worker,
         Some(&root),
-        &[
-            "table",
-            "create",
-            "shop.orders",
-            "--schema",
-            "id:int64 not null, item:string",
-        ],
+        &["table", "create", "shop.orders", "--schema", ORDERS_SCHEMA],
     ));
-    let input = logs.path().join("orders.jsonl");
-    let lines: Vec<String> = (0..20)
-        .map(|i| format!(r#"{{"id":{i},"item":"item-{i}"}}"#))
-        .collect();
-    std::fs::write(&input, lines.join("\n") + "\n").expect("input");
+    let input = orders_file(logs.path(), 20);
     let produce = [
         "produce",
         "shop.orders",

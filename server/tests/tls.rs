@@ -16,7 +16,9 @@ mod common;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
-use common::process::{INLET, ServerProcess, free_port, ok, run_cli, wait_for_owner};
+use common::process::{
+    INLET, ORDERS_SCHEMA, ServerProcess, free_port, ok, orders_file, run_cli, wait_for_owner,
+};
 use common::*;
 use inlet::client::Client;
 use inlet::node::Node;
@@ -250,19 +252,9 @@ fn a_cluster_speaks_mtls_between_its_processes_and_to_the_cli() {
     ok(inlet(
         &worker,
         &tls,
-        &[
-            "table",
-            "create",
-            "shop.orders",
-            "--schema",
-            "id:int64 not null, item:string",
-        ],
+        &["table", "create", "shop.orders", "--schema", ORDERS_SCHEMA],
     ));
-    let input = logs.path().join("orders.jsonl");
-    let lines: Vec<String> = (0..20)
-        .map(|i| format!(r#"{{"id":{i},"item":"item-{i}"}}"#))
-        .collect();
-    std::fs::write(&input, lines.join("\n") + "\n").expect("input");
+    let input = orders_file(logs.path(), 20);
     let produced = ok(inlet(
         &worker,
         &tls,

@@ -3,6 +3,7 @@
 
 use std::ffi::OsStr;
 use std::net::TcpListener;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
@@ -81,4 +82,17 @@ pub fn wait_for_owner(owner: &str, status: impl Fn() -> Output) {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The schema of `shop.orders`, the table the CLI cluster tests create.
+pub const ORDERS_SCHEMA: &str = "id:int64 not null, item:string";
+
+/// A JSON-lines file of `rows` orders of [`ORDERS_SCHEMA`] in `dir`, for `inlet produce`.
+pub fn orders_file(dir: &Path, rows: usize) -> PathBuf {
+    let path = dir.join("orders.jsonl");
+    let lines: Vec<String> = (0..rows)
+        .map(|i| format!(r#"{{"id":{i},"item":"item-{i}"}}"#))
+        .collect();
+    std::fs::write(&path, lines.join("\n") + "\n").expect("orders file");
+    path
 }
