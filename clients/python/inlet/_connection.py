@@ -68,6 +68,9 @@ class Endpoint:
     port: int
     credentials: grpc.ChannelCredentials | None
     metadata: tuple[tuple[str, str], ...]
+    # The token and TLS files as given, for the HTTP listener's clients (the REST catalog).
+    token: str | None = None
+    tls: "TLS | None" = None
 
     @property
     def options(self) -> list[tuple[str, Any]]:
@@ -103,7 +106,8 @@ def parse_endpoint(url: str, token: str | None, tls: TLS | bool | None) -> Endpo
     else:
         credentials = None
     metadata = (("authorization", f"Bearer {token}"),) if token else ()
-    return Endpoint(url, target, host, port, credentials, metadata)
+    settings = tls if isinstance(tls, TLS) else None
+    return Endpoint(url, target, host, port, credentials, metadata, token or None, settings)
 
 
 class Backoff:

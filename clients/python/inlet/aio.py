@@ -337,7 +337,7 @@ class AsyncTable:
         return _one_lake_status(await self.client.lake_status(self.database, self.name), self.full_name)
 
     def iceberg_catalog(self) -> IcebergCatalog:
-        return IcebergCatalog(f"{self.client.http_url}/iceberg", self.database, self.name)
+        return IcebergCatalog.of_server(self.client.http_url, self.client.endpoint, self.database, self.name)
 
 
 class AsyncSender:

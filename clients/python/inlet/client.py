@@ -428,7 +428,7 @@ class Table:
 
     def iceberg_catalog(self) -> IcebergCatalog:
         """The Iceberg REST catalog settings of this table, for pyiceberg or DuckDB."""
-        return IcebergCatalog(f"{self.client.http_url}/iceberg", self.database, self.name)
+        return IcebergCatalog.of_server(self.client.http_url, self.client.endpoint, self.database, self.name)
 
 
 def _column_list(columns: list[str] | str | None) -> list[str]:

@@ -283,6 +283,18 @@ class IcebergCatalog:
     namespace: str
     table: str
     name: str = "inlet"
+    token: str | None = None
+    """The bearer token the catalog wants when the server has authentication on."""
+    ca_file: str | None = None
+    """The CA certificate (PEM) of an ``https://`` catalog. pyiceberg reads through
+    requests, which lets ``REQUESTS_CA_BUNDLE`` override it: unset that variable."""
+
+    @classmethod
+    def of_server(cls, http_url: str, endpoint: Any, namespace: str, table: str) -> "IcebergCatalog":
+        """The catalog of the server a client reaches at ``endpoint`` (its token and CA
+        certificate come along), on its HTTP listener at ``http_url``."""
+        ca_file = endpoint.tls.ca_file if endpoint.tls else None
+        return cls(f"{http_url}/iceberg", namespace, table, token=endpoint.token, ca_file=ca_file)
 
     @property
     def identifier(self) -> str:
@@ -290,9 +302,14 @@ class IcebergCatalog:
         return f"{self.namespace}.{self.table}"
 
     @property
-    def pyiceberg_properties(self) -> dict[str, str]:
+    def pyiceberg_properties(self) -> dict[str, Any]:
         """Keyword arguments of ``pyiceberg.catalog.rest.RestCatalog(name, **properties)``."""
-        return {"uri": self.uri}
+        properties: dict[str, Any] = {"uri": self.uri}
+        if self.token:
+            properties["token"] = self.token
+        if self.ca_file:
+            properties["ssl"] = {"cabundle": self.ca_file}
+        return properties
 
     def pyiceberg_catalog(self) -> Any:
         """A pyiceberg ``RestCatalog`` on this server (needs pyiceberg)."""
@@ -305,9 +322,21 @@ class IcebergCatalog:
         return self.pyiceberg_catalog().load_table(self.identifier)
 
     def duckdb_attach_sql(self, alias: str = "lake") -> str:
-        """The DuckDB statement that attaches the catalog as ``alias`` (needs DuckDB's
-        iceberg extension); the table is then ``alias.namespace.table``."""
+        """The DuckDB statements that attach the catalog as ``alias`` (needs DuckDB's
+        iceberg extension), with the CA and the token when there are: one string for
+        ``con.execute``. The table is then ``alias.namespace.table``."""
         if not alias.isidentifier():
             raise InvalidInput(f"a DuckDB catalog alias must be an identifier, not {alias!r}")
-        uri = self.uri.replace("'", "''")
-        return f"ATTACH '' AS {alias} (TYPE iceberg, ENDPOINT '{uri}', AUTHORIZATION_TYPE 'none')"
+        def quote(text: str) -> str:
+            return "'" + text.replace("'", "''") + "'"
+
+        statements = []
+        if self.ca_file:
+            statements.append(f"SET ca_cert_file = {quote(self.ca_file)}")
+        if self.token:
+            statements.append(f"CREATE OR REPLACE SECRET {alias}_catalog (TYPE iceberg, TOKEN {quote(self.token)})")
+            authorization = f"SECRET {alias}_catalog"
+        else:
+            authorization = "AUTHORIZATION_TYPE 'none'"
+        statements.append(f"ATTACH '' AS {alias} (TYPE iceberg, ENDPOINT {quote(self.uri)}, {authorization})")
+        return "; ".join(statements)

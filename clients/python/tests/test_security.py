@@ -173,3 +173,37 @@ def test_a_server_with_authentication_takes_the_clients_token_and_refuses_others
                     time.sleep(0.05)
     finally:
         srv.stop()
+
+
+def test_the_iceberg_catalog_of_a_secured_server_carries_the_token_and_ca(tmp_path, db, monkeypatch):
+    ca = Authority(tmp_path, "ca")
+    cert, key = ca.issue("node")
+    token, line = _token("analyst")
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"{line}\n")
+    env = {"INLET_TLS_CERT": cert, "INLET_TLS_KEY": key, "INLET_AUTH_ENABLED": "true",
+           "INLET_AUTH_TOKENS_FILE": str(tokens), "INLET_AUTH_SUPERUSERS": "[analyst]"}
+    tls = inlet.TLS(ca_file=str(ca.path))
+    srv = Server(tmp_path / "store", tmp_path / "serve.log", env=env, tls=tls, token=token)
+    srv.start()
+    try:
+        with inlet.connect(srv.url, tls=tls, token=token, http_url=srv.http_url) as client:
+            table = client.create_table(f"{db}.clicks", pa.schema([("user", pa.int64())]),
+                                        options={"lake.enabled": True, "lake.freshness": "200ms"})
+            table.append(pa.table({"user": list(range(100))}))
+            deadline = time.monotonic() + 60
+            while table.lake_status().file_rows < 100:
+                assert time.monotonic() < deadline, "not tiered"
+                time.sleep(0.2)
+            catalog = table.iceberg_catalog()
+            assert catalog.uri.startswith("https://") and catalog.token == token
+            assert catalog.pyiceberg_properties["ssl"] == {"cabundle": str(ca.path)}
+            sql = catalog.duckdb_attach_sql("lake")
+            assert f"TOKEN '{token}'" in sql and "SET ca_cert_file" in sql and "SECRET lake_catalog" in sql
+            # requests lets these override the CA bundle pyiceberg sets (see IcebergCatalog).
+            monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+            monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+            rows = catalog.load_table().scan().to_arrow()
+            assert sorted(rows.column("user").to_pylist()) == list(range(100))
+    finally:
+        srv.stop()
