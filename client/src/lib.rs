@@ -28,10 +28,13 @@ pub struct Client {
 /// An error and its causes on one line: a refused TLS handshake says why only in its source
 /// (an unknown CA, a missing client certificate).
 fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
+    with_causes(error.to_string(), error.source())
+}
+
+/// `text` followed by each cause its text does not already contain (wrappers often repeat
+/// their cause's text in their own).
+fn with_causes(mut text: String, mut source: Option<&(dyn std::error::Error + 'static)>) -> String {
     while let Some(cause) = source {
-        // Wrappers often repeat their cause's text in their own.
         let cause_text = cause.to_string();
         if !text.contains(&cause_text) {
             text.push_str(": ");
@@ -45,16 +48,11 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
 /// The one-line message of a failed call, with the causes of a transport failure (a TLS
 /// alert from the server says why it refused the connection).
 pub fn status_error(status: tonic::Status) -> anyhow::Error {
-    match std::error::Error::source(&status) {
-        Some(cause) if !status.message().contains(&cause.to_string()) => anyhow!(
-            "{}: {} ({:?})",
-            status.message(),
-            error_chain(cause),
-            status.code()
-        ),
-        Some(cause) => anyhow!("{} ({:?})", error_chain(cause), status.code()),
-        None => anyhow!("{} ({:?})", status.message(), status.code()),
-    }
+    let text = with_causes(
+        status.message().to_owned(),
+        std::error::Error::source(&status),
+    );
+    anyhow!("{text} ({:?})", status.code())
 }
 
 /// A table's description as the server returns it.

@@ -450,9 +450,3 @@ fn provider() -> Arc<CryptoProvider> {
     let _ = CryptoProvider::install_default((*provider).clone());
     provider
 }
-
-/// Makes the process-default crypto provider the one [`provider`] uses, before any TLS
-/// config is built elsewhere (tonic's server builds its rustls config with the default).
-pub fn install_default_provider() {
-    let _ = provider();
-}

@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use inlet_core::clock::Clock;
@@ -32,6 +32,8 @@ use tokio::sync::watch;
 use tonic::Status;
 use tonic::metadata::MetadataMap;
 use tonic::service::Interceptor;
+
+use crate::iceberg_rest::error::RestError;
 
 /// Metadata a node sets on a call it forwards: the principal the call is made for.
 pub const ON_BEHALF_OF: &str = "inlet-principal";
@@ -100,6 +102,14 @@ pub enum Access {
 }
 
 impl Access {
+    /// The principal whose grants decide what `caller` may do; none when nothing limits it
+    /// (authentication is off, or it is a node or a superuser).
+    pub fn limited_to(caller: Option<&Caller>) -> Option<Principal> {
+        caller
+            .filter(|caller| !caller.internal && !caller.superuser)
+            .map(|caller| caller.principal.clone())
+    }
+
     /// Refuses unless the caller holds `permission` on `target`: PERMISSION_DENIED naming
     /// the principal, the permission and the resource.
     pub fn require(&self, permission: Permission, target: Target<'_>) -> Result<(), Status> {
@@ -175,11 +185,6 @@ struct Inner {
 }
 
 impl Authenticator {
-    /// No authentication.
-    pub fn off() -> Self {
-        Self::default()
-    }
-
     /// Authentication as `settings` say, for a node with `tls`; also returns the credential
     /// the node presents to other nodes. `needs_credential`: whether this node calls other
     /// nodes (it does not run every role). While `stopped` is false the tokens file is
@@ -196,7 +201,7 @@ impl Authenticator {
             None => Credential::none(),
         };
         if !settings.enabled {
-            return Ok((Self::off(), credential));
+            return Ok((Self::default(), credential));
         }
         let certificates = tls
             .server
@@ -208,18 +213,8 @@ impl Authenticator {
                  and/or tls.client_ca (client certificates)"
             );
         }
-        let internal = settings
-            .internal_principals
-            .iter()
-            .map(|name| Principal::new(name).map_err(anyhow::Error::msg))
-            .collect::<anyhow::Result<BTreeSet<_>>>()
-            .context("in auth.internal_principals")?;
-        let superusers = settings
-            .superusers
-            .iter()
-            .map(|name| Principal::new(name).map_err(anyhow::Error::msg))
-            .collect::<anyhow::Result<BTreeSet<_>>>()
-            .context("in auth.superusers")?;
+        let internal = principals(&settings.internal_principals, "auth.internal_principals")?;
+        let superusers = principals(&settings.superusers, "auth.superusers")?;
         let own_principal = tls.principal();
         if needs_credential
             && settings.token_file.is_none()
@@ -257,11 +252,6 @@ impl Authenticator {
         ))
     }
 
-    /// Whether callers are checked.
-    pub fn enabled(&self) -> bool {
-        self.inner.is_some()
-    }
-
     /// The interceptor of the `Inlet` service: any principal; a call forwarded by a node is
     /// made as the principal the node names.
     pub fn users(&self) -> UsersOnly {
@@ -273,49 +263,9 @@ impl Authenticator {
         NodesOnly(self.clone())
     }
 
-    /// The principal of a bearer token in `authorization` (`Bearer <token>`), or of a
-    /// verified client certificate.
-    fn caller(
-        &self,
-        inner: &Inner,
-        authorization: Option<&str>,
-        certificate: Option<Principal>,
-    ) -> Result<Caller, Status> {
-        let principal = match (authorization, &inner.tokens) {
-            (Some(value), Some(tokens)) => {
-                let token = value
-                    .strip_prefix("Bearer ")
-                    .ok_or_else(|| Status::unauthenticated(UNAUTHENTICATED))?;
-                let now = system_time(inner.clock.now());
-                match tokens.tokens().authenticate(token.trim(), now) {
-                    Ok(principal) => principal.clone(),
-                    Err(refusal) => {
-                        tracing::info!(?refusal, "refused a bearer token");
-                        return Err(Status::unauthenticated(UNAUTHENTICATED));
-                    }
-                }
-            }
-            _ => certificate
-                .filter(|_| inner.certificates)
-                .ok_or_else(|| Status::unauthenticated(UNAUTHENTICATED))?,
-        };
-        Ok(Caller {
-            internal: inner.internal.contains(&principal),
-            superuser: inner.superusers.contains(&principal),
-            principal,
-        })
-    }
-
-    fn grpc_caller(&self, inner: &Inner, request: &tonic::Request<()>) -> Result<Caller, Status> {
-        let certificate = request
-            .peer_certs()
-            .and_then(|chain| chain.first().and_then(Principal::of_certificate));
-        self.caller(inner, authorization(request.metadata()), certificate)
-    }
-
     /// The HTTP listener's check, as an axum middleware: `/health` is open, everything else
     /// needs a bearer token (what Iceberg REST clients send) or, under mTLS, the verified
-    /// client certificate of the connection.
+    /// client certificate of the connection. A refusal is the Iceberg REST error model.
     pub async fn http(State(auth): State<Authenticator>, request: Request, next: Next) -> Response {
         let Some(inner) = &auth.inner else {
             return next.run(request).await;
@@ -332,25 +282,64 @@ impl Authenticator {
             .get::<Arc<axum_server::tls::TlsInfo>>()
             .and_then(|tls| tls.peer_certificates.first())
             .and_then(|der| Principal::of_certificate(&CertificateDer::from(der.as_slice())));
-        match auth.caller(inner, given, certificate) {
+        match inner.caller(given, certificate) {
             Ok(caller) => {
                 let mut request = request;
                 request.extensions_mut().insert(caller);
                 next.run(request).await
             }
             Err(status) => (
-                StatusCode::UNAUTHORIZED,
                 [(header::WWW_AUTHENTICATE, "Bearer")],
-                axum::Json(serde_json::json!({
-                    "error": {
-                        "message": status.message(),
-                        "type": "NotAuthorizedException",
-                        "code": 401,
-                    }
-                })),
+                RestError::NotAuthorized(status.message().to_owned()),
             )
                 .into_response(),
         }
+    }
+}
+
+impl Inner {
+    /// The principal of a bearer token in `authorization` (`Bearer <token>`), or of a
+    /// verified client certificate.
+    fn caller(
+        &self,
+        authorization: Option<&str>,
+        certificate: Option<Principal>,
+    ) -> Result<Caller, Status> {
+        let principal = match (authorization, &self.tokens) {
+            (Some(value), Some(tokens)) => {
+                let token = value
+                    .strip_prefix("Bearer ")
+                    .ok_or_else(|| Status::unauthenticated(UNAUTHENTICATED))?;
+                let now = system_time(self.clock.now());
+                match tokens.tokens().authenticate(token.trim(), now) {
+                    Ok(principal) => principal.clone(),
+                    Err(refusal) => {
+                        tracing::info!(?refusal, "refused a bearer token");
+                        return Err(Status::unauthenticated(UNAUTHENTICATED));
+                    }
+                }
+            }
+            _ => certificate
+                .filter(|_| self.certificates)
+                .ok_or_else(|| Status::unauthenticated(UNAUTHENTICATED))?,
+        };
+        Ok(self.named(principal))
+    }
+
+    /// `principal` as a caller: internal, a superuser, or neither.
+    fn named(&self, principal: Principal) -> Caller {
+        Caller {
+            internal: self.internal.contains(&principal),
+            superuser: self.superusers.contains(&principal),
+            principal,
+        }
+    }
+
+    fn grpc_caller(&self, request: &tonic::Request<()>) -> Result<Caller, Status> {
+        let certificate = request
+            .peer_certs()
+            .and_then(|chain| chain.first().and_then(Principal::of_certificate));
+        self.caller(authorization(request.metadata()), certificate)
     }
 }
 
@@ -361,6 +350,15 @@ pub fn system_time(now: TimestampMicros) -> SystemTime {
 
 fn authorization(metadata: &MetadataMap) -> Option<&str> {
     metadata.get(AUTHORIZATION).and_then(|v| v.to_str().ok())
+}
+
+/// The principals a setting lists, each checked.
+fn principals(names: &[String], setting: &str) -> anyhow::Result<BTreeSet<Principal>> {
+    names
+        .iter()
+        .map(|name| Principal::new(name).map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<_>>()
+        .with_context(|| format!("in {setting}"))
 }
 
 fn names(principals: &BTreeSet<Principal>) -> String {
@@ -380,7 +378,7 @@ impl Interceptor for UsersOnly {
         let Some(inner) = self.0.inner.clone() else {
             return Ok(request);
         };
-        let caller = self.0.grpc_caller(&inner, &request)?;
+        let caller = inner.grpc_caller(&request)?;
         let on_behalf_of = request
             .metadata()
             .get(ON_BEHALF_OF)
@@ -391,11 +389,7 @@ impl Interceptor for UsersOnly {
                 let principal = Principal::new(&name).map_err(|e| {
                     Status::invalid_argument(format!("{ON_BEHALF_OF} is not a principal: {e}"))
                 })?;
-                Caller {
-                    internal: inner.internal.contains(&principal),
-                    superuser: inner.superusers.contains(&principal),
-                    principal,
-                }
+                inner.named(principal)
             }
             Some(_) => {
                 return Err(Status::permission_denied(format!(
@@ -418,7 +412,7 @@ impl Interceptor for NodesOnly {
         let Some(inner) = self.0.inner.clone() else {
             return Ok(request);
         };
-        let caller = self.0.grpc_caller(&inner, &request)?;
+        let caller = inner.grpc_caller(&request)?;
         if !caller.internal {
             return Err(Status::permission_denied(format!(
                 "principal `{}` may not call the internal IndexPorts service: it is for the \

@@ -32,7 +32,7 @@ use tracing::Instrument;
 
 use crate::auth::{Access, Caller};
 use crate::metrics::Metrics;
-use crate::quota::{Direction, Quotas, charged_to};
+use crate::quota::{Direction, Quotas};
 use crate::roles::Roles;
 use crate::routes::{Cluster, Routes, forward};
 
@@ -86,8 +86,20 @@ fn columns_of(ipc: &[u8], what: &str) -> Result<Vec<FieldRef>, Status> {
     Ok(schema.fields().iter().cloned().collect())
 }
 
+/// A table as what a permission is checked on.
+fn table_target(path: &pb::TablePath) -> Target<'_> {
+    Target::Table {
+        database: &path.database,
+        table: &path.table,
+    }
+}
+
 fn table_path(path: Option<pb::TablePath>) -> Result<pb::TablePath, Status> {
-    path.ok_or_else(|| Status::invalid_argument("request lacks the table path"))
+    path.ok_or_else(no_table_path)
+}
+
+fn no_table_path() -> Status {
+    Status::invalid_argument("request lacks the table path")
 }
 
 fn start_position(start: Option<pb::StartPosition>) -> StartPosition {
@@ -107,12 +119,9 @@ impl InletService {
     /// What the caller of `request` may do: everything with authentication off, for nodes
     /// and superusers; else what the grants give it (the owner's, or this node's cached copy).
     async fn access<T>(&self, request: &Request<T>) -> Result<Access, Status> {
-        let Some(caller) = request.extensions().get::<Caller>() else {
+        let Some(principal) = Access::limited_to(request.extensions().get::<Caller>()) else {
             return Ok(Access::Everything);
         };
-        if caller.internal || caller.superuser {
-            return Ok(Access::Everything);
-        }
         let grants = match (&self.index, self.routes.cluster()) {
             (Some(index), _) => index.grants(),
             (None, Cluster::Remote(remote)) => remote.grants().await.map_err(status)?,
@@ -120,10 +129,7 @@ impl InletService {
                 return Err(Status::internal("a node without the index is the owner"));
             }
         };
-        Ok(Access::Granted {
-            principal: caller.principal.clone(),
-            grants,
-        })
+        Ok(Access::Granted { principal, grants })
     }
 
     /// Grants (`add`) or revokes a permission at the owner: admin on `*.*` only.
@@ -215,18 +221,12 @@ impl InletService {
                 .await;
         };
         let access = self.access(&request).await?;
-        let path = table_path(request.get_ref().path.clone())?;
-        access.require(
-            Permission::Write,
-            Target::Table {
-                database: &path.database,
-                table: &path.table,
-            },
-        )?;
+        let path = request.get_ref().path.as_ref().ok_or_else(no_table_path)?;
+        access.require(Permission::Write, table_target(path))?;
         let bytes = request.get_ref().batches_ipc.len() as u64;
-        self.quotas
-            .throttle(Direction::Produce, &charged_to(&request), bytes)
-            .await;
+        if let Some(who) = self.quotas.charged(Direction::Produce, &request) {
+            self.quotas.throttle(Direction::Produce, &who, bytes).await;
+        }
         let started = tokio::time::Instant::now();
         let request = request.into_inner();
         let op = match (op, request.partial) {
@@ -413,13 +413,7 @@ impl Inlet for InletService {
         let access = self.access(&request).await?;
         let request = request.into_inner();
         let path = table_path(request.path)?;
-        access.require(
-            Permission::Admin,
-            Target::Table {
-                database: &path.database,
-                table: &path.table,
-            },
-        )?;
+        access.require(Permission::Admin, table_target(&path))?;
         let descriptor = request
             .descriptor
             .ok_or_else(|| Status::invalid_argument("create table request lacks a descriptor"))?;
@@ -492,13 +486,7 @@ impl Inlet for InletService {
         let access = self.access(&request).await?;
         let path = table_path(request.into_inner().path)?;
         // Producers need the schema as much as consumers do.
-        access.require_any(
-            &[Permission::Read, Permission::Write],
-            Target::Table {
-                database: &path.database,
-                table: &path.table,
-            },
-        )?;
+        access.require_any(&[Permission::Read, Permission::Write], table_target(&path))?;
         let info = index.table(&path.database, &path.table).map_err(status)?;
         let mut buckets = Vec::new();
         for stream in table_streams(&info) {
@@ -532,13 +520,7 @@ impl Inlet for InletService {
         let access = self.access(&request).await?;
         let request = request.into_inner();
         let path = table_path(request.path)?;
-        access.require(
-            Permission::Admin,
-            Target::Table {
-                database: &path.database,
-                table: &path.table,
-            },
-        )?;
+        access.require(Permission::Admin, table_target(&path))?;
         let alteration = TableAlteration {
             set_options: request.set_options.into_iter().collect(),
             unset_options: request.unset_options,
@@ -570,13 +552,7 @@ impl Inlet for InletService {
         let access = self.access(&request).await?;
         let request = request.into_inner();
         let path = table_path(request.path)?;
-        access.require(
-            Permission::Admin,
-            Target::Table {
-                database: &path.database,
-                table: &path.table,
-            },
-        )?;
+        access.require(Permission::Admin, table_target(&path))?;
         let options = DropOptions {
             if_exists: request.if_exists,
             cascade: false,
@@ -624,13 +600,7 @@ impl Inlet for InletService {
         let access = self.access(&request).await?;
         let request = request.into_inner();
         let path = table_path(request.path)?;
-        access.require(
-            Permission::Read,
-            Target::Table {
-                database: &path.database,
-                table: &path.table,
-            },
-        )?;
+        access.require(Permission::Read, table_target(&path))?;
         if request.keys_ipc.len() > MAX_APPEND_BYTES {
             return Err(Status::invalid_argument(format!(
                 "lookup keys of {} bytes exceed the limit of {MAX_APPEND_BYTES} bytes",
@@ -692,17 +662,11 @@ impl Inlet for InletService {
         };
         let access = self.access(&request).await?;
         let slot = self.quotas.open_fetch(request.remote_addr())?;
-        let charged = charged_to(&request);
+        let charged = self.quotas.charged(Direction::Fetch, &request);
         let started = tokio::time::Instant::now();
         let request = request.into_inner();
         let path = table_path(request.path)?;
-        access.require(
-            Permission::Read,
-            Target::Table {
-                database: &path.database,
-                table: &path.table,
-            },
-        )?;
+        access.require(Permission::Read, table_target(&path))?;
         let fetch = FetchRequest {
             database: path.database,
             table: path.table,
@@ -747,12 +711,11 @@ impl Inlet for InletService {
         });
         // Each batch waits for the principal's fetch rate before it is sent.
         let responses = responses.then(move |response| {
-            let quotas = quotas.clone();
-            let charged = charged.clone();
+            let throttle = charged.clone().map(|who| (quotas.clone(), who));
             async move {
-                if let Ok(batch) = &response {
+                if let (Ok(batch), Some((quotas, who))) = (&response, throttle) {
                     let bytes = batch.batch_ipc.len() as u64;
-                    quotas.throttle(Direction::Fetch, &charged, bytes).await;
+                    quotas.throttle(Direction::Fetch, &who, bytes).await;
                 }
                 response
             }
@@ -905,13 +868,7 @@ impl Inlet for InletService {
         let access = self.access(&request).await?;
         let request = request.into_inner();
         let path = table_path(request.path)?;
-        access.require(
-            Permission::Read,
-            Target::Table {
-                database: &path.database,
-                table: &path.table,
-            },
-        )?;
+        access.require(Permission::Read, table_target(&path))?;
         let offsets = reader
             .list_offsets(
                 &path.database,

@@ -102,6 +102,38 @@ impl Quotas {
     }
 
     /// The rate of `who`: its own if it has one, else every principal's.
+    /// Who `request` is charged to in `direction` (its principal, or its address without
+    /// authentication); none when no rate in that direction is set for anyone, so calls
+    /// without quotas do no quota work.
+    pub fn charged<T>(
+        &self,
+        direction: Direction,
+        request: &tonic::Request<T>,
+    ) -> Option<Arc<str>> {
+        let limited = |rates: (Option<u64>, Option<u64>)| match direction {
+            Direction::Produce => rates.0.is_some(),
+            Direction::Fetch => rates.1.is_some(),
+        };
+        let settings = &self.settings;
+        let any = limited((
+            settings.produce_bytes_per_second,
+            settings.fetch_bytes_per_second,
+        )) || settings
+            .principals
+            .values()
+            .any(|own| limited((own.produce_bytes_per_second, own.fetch_bytes_per_second)));
+        if !any {
+            return None;
+        }
+        let who = match request.extensions().get::<Caller>() {
+            Some(caller) => caller.principal.to_string(),
+            None => request
+                .remote_addr()
+                .map_or_else(|| "unknown".to_owned(), |addr| addr.ip().to_string()),
+        };
+        Some(who.into())
+    }
+
     fn rate(&self, direction: Direction, who: &str) -> Option<u64> {
         let (produce, fetch) = match self.settings.principals.get(who) {
             Some(own) => (own.produce_bytes_per_second, own.fetch_bytes_per_second),
@@ -187,16 +219,6 @@ impl Quotas {
             quotas: self.clone(),
             peer: Some(peer),
         })
-    }
-}
-
-/// Who a call's quota is charged to: its principal, or its address without authentication.
-pub fn charged_to<T>(request: &tonic::Request<T>) -> String {
-    match request.extensions().get::<Caller>() {
-        Some(caller) => caller.principal.to_string(),
-        None => request
-            .remote_addr()
-            .map_or_else(|| "unknown".to_owned(), |addr| addr.ip().to_string()),
     }
 }
 

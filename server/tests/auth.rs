@@ -16,12 +16,13 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::process::{
-    INLET, ORDERS_SCHEMA, ServerProcess, free_port, ok, orders_file, run_cli, wait_for_owner,
+    INLET, ORDERS_SCHEMA, ServerProcess, free_port, ok, orders_file, run_cli, spawn_node,
+    wait_for_owner,
 };
 use common::*;
 use inlet::auth::{AuthSettings, ON_BEHALF_OF};
@@ -269,30 +270,14 @@ fn serve(
     roles: &str,
     token_file: &Path,
 ) -> (ServerProcess, String) {
-    let listen = format!("127.0.0.1:{}", free_port());
-    let log = std::fs::File::create(logs.join(format!("{name}.log"))).expect("log file");
-    let mut command = Command::new(INLET);
-    command
-        .args(["serve", "--roles", roles, "--listen", &listen])
-        .args([
-            "--http-listen",
-            "off",
-            "--linger",
-            "2ms",
-            "--compactor",
-            "false",
-        ])
-        .arg("--store")
-        .arg(store)
-        .env("INLET_AUTH_ENABLED", "true")
-        .env("INLET_AUTH_TOKENS_FILE", tokens)
-        .env("INLET_AUTH_TOKEN_FILE", token_file)
-        .env("INLET_AUTH_SUPERUSERS", "[root]")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(log);
-    let process = command.spawn().expect("inlet serve starts");
-    (ServerProcess(process), format!("http://{listen}"))
+    let (process, listen) = spawn_node(store, logs, name, roles, |command| {
+        command
+            .env("INLET_AUTH_ENABLED", "true")
+            .env("INLET_AUTH_TOKENS_FILE", tokens)
+            .env("INLET_AUTH_TOKEN_FILE", token_file)
+            .env("INLET_AUTH_SUPERUSERS", "[root]");
+    });
+    (process, format!("http://{listen}"))
 }
 
 fn inlet(server: &str, token: Option<&str>, args: &[&str]) -> Output {

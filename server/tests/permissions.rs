@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::*;
 use inlet::auth::AuthSettings;
-use inlet::client::Client;
+use inlet::client::{Client, path};
 use inlet::node::Node;
 use inlet_core::clock::Env;
 use inlet_proto::v1 as pb;
@@ -166,10 +166,7 @@ async fn grants_decide_every_call_and_what_lists_show() {
         bob_client
             .raw()
             .list_offsets(pb::ListOffsetsRequest {
-                path: Some(pb::TablePath {
-                    database: "shop".to_owned(),
-                    table: "orders".to_owned(),
-                }),
+                path: Some(path("shop", "orders")),
                 ..Default::default()
             })
             .await,
@@ -179,10 +176,7 @@ async fn grants_decide_every_call_and_what_lists_show() {
         carol_client
             .raw()
             .get_table(pb::GetTableRequest {
-                path: Some(pb::TablePath {
-                    database: "hr".to_owned(),
-                    table: "salaries".to_owned(),
-                }),
+                path: Some(path("hr", "salaries")),
             })
             .await,
         "principal `carol` lacks read or write permission on table hr.salaries",
@@ -244,10 +238,7 @@ async fn grants_decide_every_call_and_what_lists_show() {
         alice_client
             .raw()
             .drop_table(pb::DropTableRequest {
-                path: Some(pb::TablePath {
-                    database: "shop".to_owned(),
-                    table: "orders".to_owned(),
-                }),
+                path: Some(path("shop", "orders")),
                 ..Default::default()
             })
             .await,

@@ -8,16 +8,13 @@
 //!   writer's commits, the reader's tails, forwarded requests) and the CLI reaches it with
 //!   `--ca-cert`, `--client-cert` and `--client-key`.
 
-// The cluster test drives real processes, so it waits in real time.
-#![allow(clippy::disallowed_methods)]
-
 mod common;
 
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::sync::Arc;
 
 use common::process::{
-    INLET, ORDERS_SCHEMA, ServerProcess, free_port, ok, orders_file, run_cli, wait_for_owner,
+    ORDERS_SCHEMA, ServerProcess, ok, orders_file, run_cli, spawn_node, wait_for_owner,
 };
 use common::*;
 use inlet::client::Client;
@@ -186,34 +183,18 @@ fn serve(
     roles: &str,
 ) -> (ServerProcess, String) {
     let cert = pki.issue(name);
-    let listen = format!("127.0.0.1:{}", free_port());
-    let log = std::fs::File::create(logs.join(format!("{name}.log"))).expect("log file");
-    let process = Command::new(INLET)
-        .args(["serve", "--roles", roles, "--listen", &listen])
-        .args([
-            "--http-listen",
-            "off",
-            "--linger",
-            "2ms",
-            "--compactor",
-            "false",
-        ])
-        .arg("--tls-cert")
-        .arg(&cert.cert)
-        .arg("--tls-key")
-        .arg(&cert.key)
-        .arg("--tls-client-ca")
-        .arg(pki.ca())
-        .arg("--tls-ca")
-        .arg(pki.ca())
-        .arg("--store")
-        .arg(store)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("inlet serve starts");
-    (ServerProcess(process), format!("https://{listen}"))
+    let (process, listen) = spawn_node(store, logs, name, roles, |command| {
+        command
+            .arg("--tls-cert")
+            .arg(&cert.cert)
+            .arg("--tls-key")
+            .arg(&cert.key)
+            .arg("--tls-client-ca")
+            .arg(pki.ca())
+            .arg("--tls-ca")
+            .arg(pki.ca());
+    });
+    (process, format!("https://{listen}"))
 }
 
 /// The CLI against `server` with the given TLS flags.

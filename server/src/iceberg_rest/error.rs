@@ -9,7 +9,7 @@ use serde_json::json;
 
 /// A catalog error, answered as the spec's `ErrorModel`.
 #[derive(Debug, thiserror::Error)]
-pub(super) enum RestError {
+pub(crate) enum RestError {
     #[error("namespace `{namespace}` does not exist")]
     NoSuchNamespace { namespace: String },
     #[error("table `{namespace}.{table}` does not exist or has no lake table yet")]
@@ -26,6 +26,8 @@ pub(super) enum RestError {
     #[error("method not allowed on this endpoint")]
     MethodNotAllowed,
     #[error("{0}")]
+    NotAuthorized(String),
+    #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
     Unavailable(String),
@@ -34,7 +36,7 @@ pub(super) enum RestError {
 }
 
 impl RestError {
-    pub(super) fn from_kind(kind: ErrorKind, message: String) -> Self {
+    pub(crate) fn from_kind(kind: ErrorKind, message: String) -> Self {
         match kind {
             ErrorKind::Unavailable | ErrorKind::Fenced => Self::Unavailable(message),
             ErrorKind::InvalidInput => Self::BadRequest(message),
@@ -42,7 +44,7 @@ impl RestError {
         }
     }
 
-    pub(super) fn status_and_type(&self) -> (StatusCode, &'static str) {
+    pub(crate) fn status_and_type(&self) -> (StatusCode, &'static str) {
         match self {
             Self::NoSuchNamespace { .. } => (StatusCode::NOT_FOUND, "NoSuchNamespaceException"),
             Self::NoSuchTable { .. } => (StatusCode::NOT_FOUND, "NoSuchTableException"),
@@ -53,6 +55,7 @@ impl RestError {
                 StatusCode::METHOD_NOT_ALLOWED,
                 "UnsupportedOperationException",
             ),
+            Self::NotAuthorized(_) => (StatusCode::UNAUTHORIZED, "NotAuthorizedException"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "ForbiddenException"),
             Self::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,

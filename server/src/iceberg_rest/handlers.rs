@@ -50,12 +50,12 @@ pub(super) struct ListNamespacesQuery {
 
 /// What the caller may see: everything without authentication, else its grants.
 fn access(catalog: &RestCatalog, caller: Option<Extension<Caller>>) -> Access {
-    match caller {
-        Some(Extension(caller)) if !caller.internal && !caller.superuser => Access::Granted {
-            principal: caller.principal,
+    match Access::limited_to(caller.as_ref().map(|Extension(caller)| caller)) {
+        Some(principal) => Access::Granted {
+            principal,
             grants: catalog.index.grants(),
         },
-        _ => Access::Everything,
+        None => Access::Everything,
     }
 }
 

@@ -15,7 +15,7 @@
 //! The module tree: the catalog's state and routes here, the handlers in `handlers.rs`, the
 //! error model in `error.rs`, and the client FileIO settings in `file_io.rs`.
 
-mod error;
+pub(crate) mod error;
 mod file_io;
 mod handlers;
 

@@ -4,7 +4,7 @@
 use std::ffi::OsStr;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// The `inlet` binary of this build.
@@ -95,4 +95,38 @@ pub fn orders_file(dir: &Path, rows: usize) -> PathBuf {
         .collect();
     std::fs::write(&path, lines.join("\n") + "\n").expect("orders file");
     path
+}
+
+/// `inlet serve` as a node of a test cluster on `store`: `roles` on a free port of 127.0.0.1,
+/// no HTTP listener, a 2 ms linger, no compactor, its log in `logs/<name>.log`; `configure`
+/// adds the test's own flags and variables. Returns the guard and the `host:port` it
+/// listens on.
+pub fn spawn_node(
+    store: &Path,
+    logs: &Path,
+    name: &str,
+    roles: &str,
+    configure: impl FnOnce(&mut Command),
+) -> (ServerProcess, String) {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let log = std::fs::File::create(logs.join(format!("{name}.log"))).expect("log file");
+    let mut command = Command::new(INLET);
+    command
+        .args(["serve", "--roles", roles, "--listen", &listen])
+        .args([
+            "--http-listen",
+            "off",
+            "--linger",
+            "2ms",
+            "--compactor",
+            "false",
+        ])
+        .arg("--store")
+        .arg(store)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log);
+    configure(&mut command);
+    let process = command.spawn().expect("inlet serve starts");
+    (ServerProcess(process), listen)
 }
