@@ -343,10 +343,7 @@ impl Round<'_> {
     async fn evolve_schema(&mut self, base: &LakeTable) -> Result<Option<LakeTable>, RoundError> {
         // A metadata file that failed to write, like one whose commit failed with an
         // unknown outcome, is left to the repair the next round runs first.
-        let Some(evolved) = base
-            .stage_schema(&self.info.descriptor.schema, self.env)
-            .await?
-        else {
+        let Some(evolved) = base.stage_schema(self.info, self.env).await? else {
             return Ok(None);
         };
         let commit = |lease| LakeCommit {
@@ -403,7 +400,7 @@ impl Round<'_> {
 
         // Chunks of every schema are read under the current one; a column the lake table
         // lacks is added to its schema in the version this round stages.
-        let evolved = base.with_columns_of(&self.info.descriptor.schema)?;
+        let evolved = base.with_columns_of(self.info)?;
         let base = evolved.as_ref().unwrap_or(base);
         let keyed = self.info.is_primary_key_table();
         let mut append = LakeAppend::new(base, &self.options.write, self.env)?
@@ -1022,6 +1019,9 @@ fn lake_file_entries(
     ranges: &BTreeMap<Bucket, Vec<Range<Offset>>>,
 ) -> Result<Vec<(Bucket, LakeFileEntry)>, RoundError> {
     let schema = table.metadata().current_schema();
+    // Reads find each column under the name it has in the table schema the lake schema
+    // reflects (the files were written with the lake schema's names).
+    let schema_id = Some(table.reflected_schema(info));
     let field_id = |name: &str| {
         schema
             .field_by_name(name)
@@ -1076,6 +1076,7 @@ fn lake_file_entries(
                 snapshot_id,
                 min_ts: TimestampMicros(min_ts),
                 max_ts: TimestampMicros(max_ts),
+                schema_id,
             },
         ));
     }

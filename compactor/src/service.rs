@@ -572,7 +572,7 @@ impl Inner {
         if state
             .table
             .as_ref()
-            .is_some_and(|table| !table.lags_columns_of(&info.descriptor.schema))
+            .is_some_and(|table| !table.lags_columns_of(info))
             && !state.compaction_backlog
             && !self.has_rows_above_watermarks(info).await?
         {

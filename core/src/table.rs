@@ -8,6 +8,10 @@ use std::time::Duration;
 use arrow_schema::{DataType, Field, FieldRef, Schema, SchemaRef, TimeUnit};
 
 use crate::bucket::is_bucketable;
+use crate::column_ids::{
+    ColumnId, column_id, last_column_id, names_stable_until, numbered_afresh, position_of,
+    with_added, without_column_id,
+};
 use crate::error::{ErrorKind, HasKind};
 use crate::ids::{DatabaseId, SchemaId, TableId, TimestampMicros};
 use crate::limits::{MAX_BUCKETS, MAX_COLUMNS, MAX_COMMENT_BYTES, MAX_NAME_LEN};
@@ -296,6 +300,17 @@ pub struct TableAlteration {
     /// buckets hash integers as 64-bit and decimals by unscaled value (Iceberg's bucket
     /// transform), so a key's rows keep their bucket.
     pub widen_columns: Vec<FieldRef>,
+    /// Columns renamed, `(from, to)`, applied in order after the drops. A column keeps its
+    /// [id](crate::column_ids), so rows written before read under the new name; appends that
+    /// still send the old name are read as the new one. A bucket key column may be renamed
+    /// (the key follows it).
+    pub rename_columns: Vec<(String, String)>,
+    /// Columns dropped, applied first. Rows written before keep their values (reads no longer
+    /// return them; the lake table drops the column from its current schema and engines reading
+    /// an older snapshot still see it); appends that still send a dropped column have it
+    /// ignored. A column added later under the same name is a new column: older rows read
+    /// null in it. Key columns cannot be dropped.
+    pub drop_columns: Vec<String>,
 }
 
 impl TableDescriptor {
@@ -325,25 +340,74 @@ impl TableDescriptor {
         if let Some(comment) = &alteration.comment {
             next.comment = comment.clone();
         }
+        if !alteration.drop_columns.is_empty() || !alteration.rename_columns.is_empty() {
+            next.schema = next.renamed_and_dropped(alteration)?;
+        }
         if !alteration.add_columns.is_empty() {
             self.check_columns_can_be_added(&alteration.add_columns)?;
-            let fields = self
-                .schema
-                .fields()
-                .iter()
-                .chain(&alteration.add_columns)
-                .cloned()
-                .collect::<Vec<_>>();
-            next.schema = Arc::new(Schema::new_with_metadata(
-                fields,
-                self.schema.metadata().clone(),
-            ));
+            next.schema = with_added(&next.schema, &alteration.add_columns);
         }
         if !alteration.widen_columns.is_empty() {
             next.schema = self.widened_schema(&next.schema, &alteration.widen_columns)?;
         }
         next.validate()?;
         Ok(next)
+    }
+
+    /// This descriptor's schema with `alteration`'s columns dropped, then its renames made
+    /// (the bucket key follows a renamed column), if this table may make them.
+    fn renamed_and_dropped(
+        &mut self,
+        alteration: &TableAlteration,
+    ) -> Result<SchemaRef, DefinitionError> {
+        let mut fields: Vec<FieldRef> = self.schema.fields().iter().cloned().collect();
+        let position = |fields: &[FieldRef], name: &str| {
+            fields
+                .iter()
+                .position(|field| field.name() == name)
+                .ok_or_else(|| DefinitionError::UnknownColumn {
+                    column: name.to_owned(),
+                })
+        };
+        for name in &alteration.drop_columns {
+            let role = self.fixed_role(name).or_else(|| {
+                self.bucket_key
+                    .contains(name)
+                    .then_some("in the bucket key")
+            });
+            if let Some(role) = role {
+                return Err(DefinitionError::FixedColumn {
+                    column: name.clone(),
+                    role,
+                    change: "dropped",
+                });
+            }
+            fields.remove(position(&fields, name)?);
+        }
+        for (from, to) in &alteration.rename_columns {
+            if let Some(role) = self.fixed_role(from) {
+                return Err(DefinitionError::FixedColumn {
+                    column: from.clone(),
+                    role,
+                    change: "renamed",
+                });
+            }
+            let at = position(&fields, from)?;
+            validate_name("column", to)?;
+            if fields.iter().any(|field| field.name() == to) {
+                return Err(DefinitionError::DuplicateColumn { column: to.clone() });
+            }
+            fields[at] = Arc::new(fields[at].as_ref().clone().with_name(to.clone()));
+            for key in &mut self.bucket_key {
+                if key == from {
+                    key.clone_from(to);
+                }
+            }
+        }
+        Ok(Arc::new(Schema::new_with_metadata(
+            fields,
+            self.schema.metadata().clone(),
+        )))
     }
 
     /// `schema` with each of `widened`'s columns given its new type, if every change is a
@@ -353,14 +417,18 @@ impl TableDescriptor {
         schema: &SchemaRef,
         widened: &[FieldRef],
     ) -> Result<SchemaRef, DefinitionError> {
-        if !self.primary_key.is_empty() {
-            return Err(DefinitionError::SchemaChangeUnsupported {
-                reason: "columns of primary-key tables cannot change type yet",
-            });
-        }
         let mut fields: Vec<FieldRef> = schema.fields().iter().cloned().collect();
         for change in widened {
             let name = change.name();
+            // A key's bytes hold its columns at their types: a wider one would make another
+            // key of the same value.
+            if self.primary_key.contains(name) {
+                return Err(DefinitionError::FixedColumn {
+                    column: name.clone(),
+                    role: "in the primary key",
+                    change: "widened",
+                });
+            }
             let Some(position) = fields.iter().position(|field| field.name() == name) else {
                 return Err(DefinitionError::UnknownColumn {
                     column: name.clone(),
@@ -395,12 +463,28 @@ impl TableDescriptor {
                 column: field.name().clone(),
             });
         }
-        if !self.primary_key.is_empty() {
-            return Err(DefinitionError::SchemaChangeUnsupported {
-                reason: "columns of primary-key tables cannot be added yet",
-            });
-        }
         Ok(())
+    }
+
+    /// Why column `name` of this primary-key table keeps its name and stays, if it must: the
+    /// primary key names it, or a merge option does (renaming it would leave the option
+    /// naming nothing). `None` for every column of a log table.
+    fn fixed_role(&self, name: &str) -> Option<&'static str> {
+        if self.primary_key.iter().any(|key| key == name) {
+            return Some("in the primary key");
+        }
+        if self
+            .options
+            .get(OPTION_MERGE_VERSION_COLUMN)
+            .map(String::as_str)
+            == Some(name)
+        {
+            return Some("the `merge.version-column`");
+        }
+        let aggregated = format!("{OPTION_MERGE_AGGREGATE_PREFIX}{name}");
+        self.options
+            .contains_key(&aggregated)
+            .then_some("named by a `merge.aggregate.` option")
     }
 }
 
@@ -417,6 +501,14 @@ pub struct TableInfo {
     pub created_at: TimestampMicros,
     /// The schemas before the current one, by id.
     pub previous_schemas: SchemaHistory,
+}
+
+/// What a column name of an earlier schema is now ([`TableInfo::former_column`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FormerColumn {
+    /// Renamed: the position of the column in the current schema.
+    RenamedTo(usize),
+    Dropped,
 }
 
 /// The schemas a table had before its current one, by id: chunks written under an earlier
@@ -449,6 +541,40 @@ impl TableInfo {
             return Some(&self.descriptor.schema);
         }
         self.previous_schemas.0.get(&id)
+    }
+
+    /// Every schema the table has had, by id, the current one last.
+    pub fn schemas(&self) -> impl Iterator<Item = (SchemaId, &SchemaRef)> {
+        self.previous_schemas
+            .iter()
+            .chain([(self.schema_id, &self.descriptor.schema)])
+    }
+
+    /// The schema whose column names data written without a schema of its own (lake files
+    /// tiered before columns could be renamed or dropped) uses: the newest up to which no
+    /// column was renamed or dropped ([`crate::column_ids::names_stable_until`]).
+    pub fn schema_before_renames(&self) -> SchemaId {
+        names_stable_until(self.schemas()).unwrap_or(self.schema_id)
+    }
+
+    /// What an append's column `name`, which the current schema lacks, stands for, as the
+    /// newest earlier schema that had such a column says; `None` if none had.
+    pub fn former_column(&self, name: &str) -> Option<FormerColumn> {
+        let newest = self.previous_schemas.0.values().rev();
+        let field = newest
+            .filter_map(|old| old.field_with_name(name).ok())
+            .next()?;
+        Some(
+            match column_id(field).and_then(|id| position_of(&self.descriptor.schema, id)) {
+                Some(position) => FormerColumn::RenamedTo(position),
+                None => FormerColumn::Dropped,
+            },
+        )
+    }
+
+    /// The highest column id the table ever gave.
+    pub fn last_column_id(&self) -> ColumnId {
+        last_column_id(&self.descriptor.schema)
     }
 
     /// Indices of the bucket key columns in the schema (validated at creation).
@@ -548,10 +674,14 @@ pub enum DefinitionError {
          so an added column must be nullable"
     )]
     AddedColumnNotNullable { column: String },
-    #[error("this schema change is not supported: {reason}")]
-    SchemaChangeUnsupported { reason: &'static str },
     #[error("column `{column}` is not a column of the table")]
     UnknownColumn { column: String },
+    #[error("column `{column}` is {role}, so it cannot be {change}")]
+    FixedColumn {
+        column: String,
+        role: &'static str,
+        change: &'static str,
+    },
     #[error(
         "column `{column}` cannot change from {from} to {to}: a type may only widen (int32 to \
          int64, float32 to float64, a decimal's precision at the same scale)"
@@ -728,10 +858,12 @@ impl TableDescriptor {
 
     /// The definition as created: a primary-key table without a bucket key is bucketed by
     /// its primary key.
+    /// Its columns are numbered 1, 2, ... ([`crate::column_ids`]).
     pub fn with_defaults(mut self) -> Self {
         if self.bucket_key.is_empty() {
             self.bucket_key = self.primary_key.clone();
         }
+        self.schema = numbered_afresh(&self.schema);
         self
     }
 
@@ -807,11 +939,12 @@ impl TableDescriptor {
     }
 }
 
-/// The schema of fetched batches: the projected table columns, then the system columns.
+/// The schema of fetched batches: the projected table columns (without their
+/// [ids](crate::column_ids)), then the system columns.
 pub fn read_schema(table_schema: &Schema, projection: &[usize]) -> SchemaRef {
     let mut fields: Vec<Field> = projection
         .iter()
-        .map(|i| table_schema.field(*i).clone())
+        .map(|i| without_column_id(table_schema.field(*i)))
         .collect();
     fields.extend(system_fields());
     Arc::new(Schema::new(fields))
@@ -832,6 +965,19 @@ pub fn changelog_read_schema(table_schema: &Schema, projection: &[usize]) -> Sch
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn table_info(descriptor: TableDescriptor) -> TableInfo {
+        TableInfo {
+            id: TableId(1),
+            database: "d".into(),
+            database_id: DatabaseId(1),
+            name: "t".into(),
+            schema_id: SchemaId(0),
+            descriptor,
+            created_at: TimestampMicros(0),
+            previous_schemas: Default::default(),
+        }
+    }
 
     fn descriptor(fields: Vec<Field>) -> TableDescriptor {
         TableDescriptor {
@@ -986,10 +1132,7 @@ mod tests {
         // Turning the lake on later is refused the same way, and changes nothing.
         let alteration = TableAlteration {
             set_options: BTreeMap::from([(OPTION_LAKE_ENABLED.to_owned(), "true".to_owned())]),
-            unset_options: vec![],
-            comment: None,
-            add_columns: Vec::new(),
-            widen_columns: Vec::new(),
+            ..TableAlteration::default()
         };
         assert_eq!(plain.altered(&alteration), Err(refused));
     }
@@ -1043,9 +1186,22 @@ mod tests {
         let mut keyed = table.clone();
         keyed.primary_key = vec!["id".to_owned()];
         let keyed = keyed.with_defaults();
+        // A primary-key table takes flat columns; nested ones it cannot hold at all.
+        assert!(
+            keyed
+                .altered(&add(vec![Field::new("score", DataType::Float64, true)]))
+                .is_ok()
+        );
         assert!(matches!(
-            refused(vec![Field::new("score", DataType::Float64, true)], &keyed),
-            DefinitionError::SchemaChangeUnsupported { .. }
+            refused(
+                vec![Field::new(
+                    "tags",
+                    DataType::new_list(DataType::Utf8, true),
+                    true
+                )],
+                &keyed
+            ),
+            DefinitionError::UnsupportedPrimaryKeyTableType { .. }
         ));
         // A lake table takes columns the lake can hold, and refuses one it cannot.
         let mut lake = table.clone();
@@ -1059,6 +1215,173 @@ mod tests {
             refused(vec![Field::new("count", DataType::UInt64, true)], &lake),
             DefinitionError::NotInLake { .. }
         ));
+    }
+
+    #[test]
+    fn columns_are_renamed_and_dropped_keeping_ids_and_never_reusing_them() {
+        let mut table = descriptor(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, true),
+            Field::new("score", DataType::Float64, true),
+        ]);
+        table.bucket_key = vec!["id".to_owned()];
+        let table = table.with_defaults();
+        let ids = |d: &TableDescriptor| -> Vec<(String, u32)> {
+            d.schema
+                .fields()
+                .iter()
+                .map(|f| (f.name().clone(), column_id(f).map_or(0, |id| id.0)))
+                .collect()
+        };
+        assert_eq!(
+            ids(&table),
+            [("id".into(), 1), ("name".into(), 2), ("score".into(), 3)]
+        );
+        let alter = |drop: &[&str], rename: &[(&str, &str)], add: &[&str]| TableAlteration {
+            drop_columns: drop.iter().map(|c| (*c).to_owned()).collect(),
+            rename_columns: rename
+                .iter()
+                .map(|(from, to)| ((*from).to_owned(), (*to).to_owned()))
+                .collect(),
+            add_columns: add
+                .iter()
+                .map(|c| Arc::new(Field::new(*c, DataType::Utf8, true)))
+                .collect(),
+            ..TableAlteration::default()
+        };
+        // Drops first, then renames, then adds: `name` goes, `score` takes a new name, and a
+        // new `name` is a new column with a new id.
+        let changed = table
+            .altered(&alter(&["name"], &[("score", "points")], &["name"]))
+            .expect("altered");
+        assert_eq!(
+            ids(&changed),
+            [("id".into(), 1), ("points".into(), 3), ("name".into(), 4)]
+        );
+        assert_eq!(last_column_id(&changed.schema), ColumnId(4));
+        // Dropping the newest column does not free its id.
+        let dropped = changed
+            .altered(&alter(&["name"], &[], &[]))
+            .expect("dropped");
+        let again = dropped
+            .altered(&alter(&[], &[], &["extra"]))
+            .expect("added");
+        assert_eq!(ids(&again)[2], ("extra".into(), 5));
+        // The bucket key follows a rename and cannot be dropped.
+        let renamed = table
+            .altered(&alter(&[], &[("id", "key")], &[]))
+            .expect("renamed");
+        assert_eq!(renamed.bucket_key, ["key"]);
+        assert_eq!(
+            table.altered(&alter(&["id"], &[], &[])),
+            Err(DefinitionError::FixedColumn {
+                column: "id".to_owned(),
+                role: "in the bucket key",
+                change: "dropped",
+            })
+        );
+        assert_eq!(
+            table.altered(&alter(&["nope"], &[], &[])),
+            Err(DefinitionError::UnknownColumn {
+                column: "nope".to_owned()
+            })
+        );
+        assert_eq!(
+            table.altered(&alter(&[], &[("name", "score")], &[])),
+            Err(DefinitionError::DuplicateColumn {
+                column: "score".to_owned()
+            })
+        );
+        assert!(matches!(
+            table.altered(&alter(&[], &[("name", "_offset")], &[])),
+            Err(DefinitionError::ReservedColumn { .. })
+        ));
+        assert!(matches!(
+            table.altered(&alter(&[], &[("name", "bad name")], &[])),
+            Err(DefinitionError::InvalidName { .. })
+        ));
+        assert_eq!(
+            table.altered(&alter(&["id", "name", "score"], &[], &[])),
+            Err(DefinitionError::FixedColumn {
+                column: "id".to_owned(),
+                role: "in the bucket key",
+                change: "dropped",
+            })
+        );
+        // A primary-key table renames and drops the other columns, not its key's nor those
+        // its merge options name.
+        let mut keyed = table.clone();
+        keyed.primary_key = vec!["id".to_owned()];
+        keyed.options = BTreeMap::from([
+            (OPTION_MERGE_ENGINE.to_owned(), "aggregation".to_owned()),
+            (
+                format!("{OPTION_MERGE_AGGREGATE_PREFIX}score"),
+                "sum".to_owned(),
+            ),
+        ]);
+        keyed.validate().expect("a valid aggregation table");
+        let renamed = keyed
+            .altered(&alter(&[], &[("name", "label")], &["extra"]))
+            .expect("renamed");
+        assert_eq!(
+            ids(&renamed),
+            [
+                ("id".into(), 1),
+                ("label".into(), 2),
+                ("score".into(), 3),
+                ("extra".into(), 4)
+            ]
+        );
+        for (change, refused) in [
+            (
+                alter(&["id"], &[], &[]),
+                ("id", "in the primary key", "dropped"),
+            ),
+            (
+                alter(&[], &[("id", "key")], &[]),
+                ("id", "in the primary key", "renamed"),
+            ),
+            (
+                alter(&["score"], &[], &[]),
+                ("score", "named by a `merge.aggregate.` option", "dropped"),
+            ),
+        ] {
+            assert_eq!(
+                keyed.altered(&change),
+                Err(DefinitionError::FixedColumn {
+                    column: refused.0.to_owned(),
+                    role: refused.1,
+                    change: refused.2,
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn an_append_column_of_an_earlier_schema_is_found_renamed_or_dropped() {
+        let table = descriptor(vec![
+            Field::new("a", DataType::Int64, true),
+            Field::new("b", DataType::Int64, true),
+        ])
+        .with_defaults();
+        let altered = table
+            .altered(&TableAlteration {
+                drop_columns: vec!["b".to_owned()],
+                rename_columns: vec![("a".to_owned(), "z".to_owned())],
+                ..TableAlteration::default()
+            })
+            .expect("altered");
+        let info = TableInfo {
+            schema_id: SchemaId(1),
+            descriptor: altered,
+            previous_schemas: SchemaHistory::default().with(SchemaId(0), table.schema.clone()),
+            ..table_info(table.clone())
+        };
+        assert_eq!(info.former_column("a"), Some(FormerColumn::RenamedTo(0)));
+        assert_eq!(info.former_column("b"), Some(FormerColumn::Dropped));
+        assert_eq!(info.former_column("c"), None);
+        assert_eq!(info.schema_before_renames(), SchemaId(0));
+        assert_eq!(info.schemas().count(), 2);
     }
 
     #[test]
@@ -1132,10 +1455,19 @@ mod tests {
         let mut keyed = table.clone();
         keyed.primary_key = vec!["id".to_owned()];
         let keyed = keyed.with_defaults();
-        assert!(matches!(
-            keyed.altered(&widen(vec![Field::new("score", DataType::Float64, true)])),
-            Err(DefinitionError::SchemaChangeUnsupported { .. })
-        ));
+        assert!(
+            keyed
+                .altered(&widen(vec![Field::new("score", DataType::Float64, true)]))
+                .is_ok()
+        );
+        assert_eq!(
+            keyed.altered(&widen(vec![Field::new("id", DataType::Int64, false)])),
+            Err(DefinitionError::FixedColumn {
+                column: "id".to_owned(),
+                role: "in the primary key",
+                change: "widened",
+            })
+        );
     }
 
     #[test]
@@ -1182,16 +1514,7 @@ mod tests {
         let mut by_region = pk(&["id", "region"]);
         by_region.bucket_key = vec!["region".into()];
         assert_eq!(by_region.validate(), Ok(()));
-        let info = TableInfo {
-            id: TableId(1),
-            database: "d".into(),
-            database_id: DatabaseId(1),
-            name: "t".into(),
-            schema_id: SchemaId(0),
-            descriptor: by_region.clone(),
-            created_at: TimestampMicros(0),
-            previous_schemas: Default::default(),
-        };
+        let info = table_info(by_region.clone());
         // Bucket-key columns first, then the rest of the key.
         assert_eq!(info.key_encoding_indices(), vec![1, 0]);
 

@@ -108,6 +108,7 @@ fn mutated_primary_key_writes_and_row_images_never_panic_or_over_allocate() {
 
     use arrow_array::{BooleanArray, Int64Array, RecordBatch, StringArray};
     use arrow_schema::{DataType, Field, Schema};
+    use inlet_core::ids::SchemaId;
     use inlet_core::pk::ops::{PkOp, PkWrite, decode_writes, encode_writes};
     use inlet_core::pk::row::{RowEncoder, decode_rows};
 
@@ -125,16 +126,19 @@ fn mutated_primary_key_writes_and_row_images_never_panic_or_over_allocate() {
         ],
     )
     .expect("batch");
-    let encoder = RowEncoder::new(&batch).expect("encoder");
-    let images: Vec<Vec<u8>> = (0..batch.num_rows())
-        .map(|row| {
+    // Images of the first schema (version 1) and of a later one (version 2, with its id).
+    let mut images: Vec<Vec<u8>> = Vec::new();
+    for schema_id in [SchemaId(0), SchemaId(3)] {
+        let encoder = RowEncoder::new(&batch, schema_id).expect("encoder");
+        for row in 0..batch.num_rows() {
             let mut out = Vec::new();
             encoder.encode(row, &mut out).expect("image");
-            out
-        })
-        .collect();
+            images.push(out);
+        }
+    }
     run("row image", 0x1a9e, &images, |bytes| {
-        let _ = decode_rows(&schema, &[bytes]);
+        let _ = decode_rows(&schema, SchemaId(0), &[bytes]);
+        let _ = decode_rows(&schema, SchemaId(3), &[bytes]);
     });
     let writes: Vec<PkWrite> = images
         .iter()

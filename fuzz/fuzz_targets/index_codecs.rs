@@ -12,6 +12,23 @@ use inlet_index::records::{
 };
 use libfuzzer_sys::fuzz_target;
 
+use std::sync::{Arc, LazyLock};
+
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use inlet_core::ids::SchemaId;
+use inlet_core::pk::row::{decode_rows, image_header};
+
+/// A schema of every kind of row image cell: fixed-width, boolean, string, binary.
+static ROW_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("flag", DataType::Boolean, true),
+        Field::new("name", DataType::Utf8, true),
+        Field::new("blob", DataType::LargeBinary, true),
+        Field::new("code", DataType::FixedSizeBinary(3), true),
+    ]))
+});
+
 fuzz_target!(|data: &[u8]| {
     if let Ok(value) = ProducerState::decode(data) {
         assert_eq!(value.encode(), data);
@@ -47,6 +64,12 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(value) = inlet_core::pk::ops::decode_writes(data) {
         assert_eq!(inlet_core::pk::ops::encode_writes(&value), data);
+    }
+    // Row images (the rows of key states and change records), as an image of the table's
+    // first schema and of a later one.
+    let _ = image_header(data);
+    for schema_id in [SchemaId(0), SchemaId(1)] {
+        let _ = decode_rows(&ROW_SCHEMA, schema_id, &[data]);
     }
     if let Ok(value) = decode_u64(data) {
         assert_eq!(value.to_be_bytes(), data);

@@ -1042,6 +1042,8 @@ async fn load_catalog(db: &impl KvRead) -> Result<(Catalog, Counters), IndexErro
             })?;
             schemas.insert(SchemaId(version), schema);
         }
+        // Schemas stored before columns had ids are numbered as they load.
+        let mut schemas = inlet_core::column_ids::number_history(schemas);
         let schema = schemas
             .remove(&SchemaId(record.schema_id))
             .expect("the current schema was read");

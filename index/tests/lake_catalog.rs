@@ -86,6 +86,7 @@ fn file(name: &str, base: u64, rows: u64) -> LakeFileEntry {
         snapshot_id: 7,
         min_ts: TimestampMicros(1),
         max_ts: TimestampMicros(2),
+        schema_id: None,
     }
 }
 

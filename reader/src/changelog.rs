@@ -17,7 +17,8 @@ use arrow_array::{
 use arrow_select::concat::concat_batches;
 use arrow_select::take::take;
 use inlet_core::ids::StreamId;
-use inlet_core::pk::row::decode_rows;
+use inlet_core::pk::PkCodecError;
+use inlet_core::pk::evolve::decode_images;
 use inlet_core::table::CHANGE_TYPE_COLUMN;
 use inlet_index::ChunkEntry;
 use inlet_index::pk::Change;
@@ -114,8 +115,13 @@ impl ChangelogRead {
                 kinds.push(kind);
             }
         }
-        let image_rows = decode_rows(&context.table.descriptor.schema, &images)
-            .map_err(|e| corrupt(format!("a change record's image does not decode: {e}")))?;
+        let image_rows = decode_images(&context.table, &images).map_err(|e| match e {
+            PkCodecError::NewerSchema { .. } => FetchError::SchemaChanged {
+                stream,
+                message: e.to_string(),
+            },
+            _ => corrupt(format!("a change record's image does not decode: {e}")),
+        })?;
         let projected = image_rows
             .project(&context.projection)
             .map_err(|e| corrupt(format!("change record images: {e}")))?;

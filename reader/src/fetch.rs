@@ -839,6 +839,7 @@ mod tests {
             snapshot_id: 1,
             min_ts: TimestampMicros(0),
             max_ts: TimestampMicros(0),
+            schema_id: None,
         };
         let committed = index
             .commit_lake(LakeCommit {

@@ -8,10 +8,12 @@ use std::sync::Arc;
 use arrow_array::{ArrayRef, Int32Array, Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use inlet_core::bucket::bucket_rows;
+use inlet_core::column_ids::without_column_id;
 use inlet_core::ids::{Bucket, PartitionId, StreamId};
 use inlet_core::limits::{MAX_PREFIX_LOOKUP_ROWS, MAX_REQUEST_ROWS};
+use inlet_core::pk::PkCodecError;
+use inlet_core::pk::evolve::decode_images;
 use inlet_core::pk::key::KeyEncoder;
-use inlet_core::pk::row::decode_rows;
 use inlet_core::table::{BUCKET_COLUMN, OFFSET_COLUMN, TableInfo};
 
 use crate::error::FetchError;
@@ -171,15 +173,20 @@ fn found_rows(
     hits: &[(u32, &inlet_index::pk::KeyState)],
 ) -> Result<RecordBatch, FetchError> {
     let images: Vec<&[u8]> = hits.iter().map(|(_, s)| s.image.as_slice()).collect();
-    let rows = decode_rows(&table.descriptor.schema, &images).map_err(|e| {
-        FetchError::Index(inlet_index::IndexError::Storage(format!(
+    let rows = decode_images(table, &images).map_err(|e| {
+        let message = format!(
             "key state of table {} does not decode: {e}",
             table.qualified_name()
-        )))
+        );
+        FetchError::Index(match e {
+            // Written after an ALTER this reader's catalog has not caught up with yet.
+            PkCodecError::NewerSchema { .. } => inlet_index::IndexError::Unavailable(message),
+            _ => inlet_index::IndexError::Storage(message),
+        })
     })?;
     let mut fields: Vec<Field> = projection
         .iter()
-        .map(|i| table.descriptor.schema.field(*i).clone())
+        .map(|i| without_column_id(table.descriptor.schema.field(*i)))
         .collect();
     let mut output: Vec<ArrayRef> = projection.iter().map(|i| rows.column(*i).clone()).collect();
     fields.push(Field::new(OFFSET_COLUMN, DataType::Int64, false));

@@ -342,6 +342,7 @@ impl Setup {
             snapshot_id: staged.snapshot_id,
             min_ts: TimestampMicros(tiered.iter().map(|r| r.timestamp).min().expect("rows")),
             max_ts: TimestampMicros(tiered.iter().map(|r| r.timestamp).max().expect("rows")),
+            schema_id: None,
         };
         let committed = self.commit(entry, staged.watermarks.clone(), &staged).await;
         self.lake.table = staged.table;
@@ -741,6 +742,7 @@ impl Setup {
             snapshot_id: staged.snapshot_id,
             min_ts: TimestampMicros(rewritten.iter().map(|r| r.timestamp).min().expect("rows")),
             max_ts: TimestampMicros(rewritten.iter().map(|r| r.timestamp).max().expect("rows")),
+            schema_id: None,
         };
         let lease = self
             .index
@@ -876,6 +878,7 @@ async fn a_lake_file_that_disagrees_with_its_entry_is_corruption() {
         snapshot_id: staged.snapshot_id,
         min_ts: TimestampMicros(0),
         max_ts: TimestampMicros(i64::MAX),
+        schema_id: None,
     };
     let path = entry.path.clone();
     setup

@@ -527,6 +527,12 @@ impl Inlet for InletService {
             comment: request.comment,
             add_columns: columns_of(&request.add_columns_ipc, "columns to add")?,
             widen_columns: columns_of(&request.widen_columns_ipc, "columns to widen")?,
+            rename_columns: request
+                .rename_columns
+                .into_iter()
+                .map(|rename| (rename.from, rename.to))
+                .collect(),
+            drop_columns: request.drop_columns,
         };
         let info = index
             .alter_table(&path.database, &path.table, alteration)

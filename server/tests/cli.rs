@@ -234,6 +234,50 @@ fn serve_create_produce_consume_round_trip() {
         "{stderr}"
     );
 
+    // A column renamed and one dropped: the next schema id, `describe` lists the new name
+    // and not the dropped column, and rows written before read under the new name.
+    let changed = ok(inlet(
+        &server,
+        &[
+            "table",
+            "alter",
+            "shop.orders",
+            "--rename-column",
+            "item:product",
+            "--drop-columns",
+            "note",
+        ],
+    ));
+    assert!(changed.contains("(schema 3)"), "{changed}");
+    let describe = ok(inlet(&server, &["table", "describe", "shop.orders"]));
+    assert!(
+        describe.contains("product") && !describe.contains("note") && !describe.contains("item"),
+        "{describe}"
+    );
+    let first = ok(inlet(
+        &server,
+        &["consume", "shop.orders", "--format", "json", "--limit", "1"],
+    ));
+    let row: serde_json::Value =
+        serde_json::from_str(first.lines().next().expect("a row")).expect("json line");
+    assert!(
+        row["product"].is_string() && row.get("item").is_none(),
+        "{row}"
+    );
+    let bad_rename = inlet(
+        &server,
+        &[
+            "table",
+            "alter",
+            "shop.orders",
+            "--rename-column",
+            "product",
+        ],
+    );
+    assert!(!bad_rename.status.success());
+    let stderr = String::from_utf8_lossy(&bad_rename.stderr);
+    assert!(stderr.contains("expected old:new"), "{stderr}");
+
     // Errors: one line, non-zero exit.
     let missing = inlet(&server, &["consume", "shop.nope"]);
     assert!(!missing.status.success());

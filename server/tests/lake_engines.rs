@@ -310,6 +310,7 @@ async fn tier_by_hand(lake: &Lake, client: &mut Client) -> anyhow::Result<String
                 snapshot_id: staged.snapshot_id,
                 min_ts: TimestampMicros(long(file.lower_bounds(), timestamp_id)?),
                 max_ts: TimestampMicros(long(file.upper_bounds(), timestamp_id)?),
+                schema_id: None,
             },
         ));
     }
@@ -915,6 +916,64 @@ async fn engines_read_the_current_rows_of_a_primary_key_table() -> anyhow::Resul
         "{table:?}, {} keys",
         model.len()
     );
+
+    // A column added to the table (issue 12): the lake table gains it, keys upserted since
+    // carry it, every other key's row (in files written before) reads null in it, and the
+    // engines read exactly that.
+    let rank = arrow_schema::Field::new("rank", arrow_schema::DataType::Int32, true);
+    client
+        .raw()
+        .alter_table(pb::AlterTableRequest {
+            path: Some(inlet::client::path(DATABASE, TABLE)),
+            add_columns_ipc: inlet_core::ipc::schema_to_ipc(&arrow_schema::Schema::new(vec![
+                rank.clone(),
+            ]))?,
+            ..Default::default()
+        })
+        .await?;
+    let mut fields: Vec<arrow_schema::FieldRef> = schema().fields().iter().cloned().collect();
+    fields.push(Arc::new(rank));
+    let ranked = Arc::new(arrow_schema::Schema::new(fields));
+    let ids: Vec<i64> = (0..KEYS).step_by(3).collect();
+    let names: Vec<Option<String>> = ids.iter().map(|id| Some(format!("ranked-{id}"))).collect();
+    let ranks: BTreeMap<i64, i32> = ids.iter().map(|id| (*id, *id as i32 * 3)).collect();
+    let input = RecordBatch::try_new(
+        ranked.clone(),
+        vec![
+            Arc::new(arrow_array::Int64Array::from(ids.clone())),
+            Arc::new(arrow_array::StringArray::from(names.clone())),
+            Arc::new(arrow_array::Int32Array::from_iter_values(
+                ranks.values().copied(),
+            )),
+        ],
+    )?;
+    client.upsert(DATABASE, TABLE, &ranked, &[input]).await?;
+    model.extend(ids.iter().copied().zip(names));
+    written += ids.len() as u64;
+    let location = wait_until_tiered(&lake.node, written).await?;
+    let expected = replay_changelog(&mut client).await?;
+    let current: BTreeMap<i64, Option<String>> = expected
+        .iter()
+        .map(|(_, _, id, name, _)| (*id, name.clone()))
+        .collect();
+    ensure!(
+        current == model,
+        "after the added column, the changelog replays to the model"
+    );
+    let with_ranks: Vec<_> = expected
+        .iter()
+        .map(|(bucket, offset, id, name, timestamp)| {
+            (
+                *bucket,
+                *offset,
+                *id,
+                name.clone(),
+                *timestamp,
+                ranks.get(id).copied(),
+            )
+        })
+        .collect();
+    read_with_engines_and(lake.catalog, &location, &["rank"], &with_ranks).await?;
     lake.node.shutdown().await
 }
 
@@ -1294,6 +1353,210 @@ async fn an_added_column_reads_as_null_in_older_rows_and_reaches_the_lake() -> a
         .map(|id| (id, (id >= total).then_some(id as i32 % 7)))
         .collect();
     ensure!(ranks == expected_ranks, "ranks read from the lake");
+    lake.node.shutdown().await
+}
+
+/// Every row's `label` and `rank` by id, from offset 0 of every bucket.
+async fn labels_and_ranks(
+    client: &mut Client,
+) -> anyhow::Result<BTreeMap<i64, (Option<String>, Option<i32>)>> {
+    let mut request = fetch_request(DATABASE, TABLE);
+    request.columns = vec!["id".into(), "label".into(), "rank".into()];
+    let mut values = BTreeMap::new();
+    for batch in client.fetch_all(request).await? {
+        let ids = batch
+            .column_by_name("id")
+            .context("id")?
+            .as_primitive::<arrow_array::types::Int64Type>();
+        let labels = batch
+            .column_by_name("label")
+            .context("label")?
+            .as_string::<i32>();
+        let ranks = batch
+            .column_by_name("rank")
+            .context("rank")?
+            .as_primitive::<arrow_array::types::Int32Type>();
+        for i in 0..batch.num_rows() {
+            let label =
+                (!arrow_array::Array::is_null(labels, i)).then(|| labels.value(i).to_owned());
+            let rank = (!arrow_array::Array::is_null(ranks, i)).then(|| ranks.value(i));
+            ensure!(
+                values.insert(ids.value(i), (label, rank)).is_none(),
+                "id {} twice",
+                ids.value(i)
+            );
+        }
+    }
+    Ok(values)
+}
+
+/// Columns renamed and dropped (issue 12): `tag` becomes `label` and `rank` is dropped, then
+/// a new `rank` is added. Rows written before read their tags as labels and null ranks (not
+/// the dropped column's values: columns are matched by id, not name), from the WAL and, once
+/// tiered, from the lake; a producer still on the old columns keeps working (its `tag` is the
+/// label, its `rank` ignored). The lake table renames the field in place (its id kept), drops
+/// the old `rank` from the current schema and adds the new one with a fresh id, and DuckDB
+/// and pyiceberg read every row so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renamed_and_dropped_columns_keep_their_rows_by_id_in_the_wal_the_lake_and_engines()
+-> anyhow::Result<()> {
+    use arrow_schema::{DataType, Field, Schema};
+    let lake = Lake::local(true).await?;
+    let mut client = connect(&lake.node).await;
+    create_lake_table(&mut client).await?;
+    let alter = |change: pb::AlterTableRequest| pb::AlterTableRequest {
+        path: Some(inlet::client::path(DATABASE, TABLE)),
+        ..change
+    };
+    let columns_ipc = |fields: Vec<Field>| inlet_core::ipc::schema_to_ipc(&Schema::new(fields));
+    client
+        .raw()
+        .alter_table(alter(pb::AlterTableRequest {
+            add_columns_ipc: columns_ipc(vec![
+                Field::new("rank", DataType::Int32, true),
+                Field::new("tag", DataType::Utf8, true),
+            ])?,
+            ..Default::default()
+        }))
+        .await?;
+    // Rows with the `extra` columns after `id` and `name`: a rank of 100 + id % 7, a tag or
+    // label of `t<id>`.
+    let append = |ids: std::ops::Range<i64>, extra: &[(&str, DataType)]| {
+        let ids: Vec<i64> = ids.collect();
+        let mut fields: Vec<arrow_schema::FieldRef> = schema().fields().iter().cloned().collect();
+        let mut columns: Vec<arrow_array::ArrayRef> = vec![
+            Arc::new(arrow_array::Int64Array::from(ids.clone())),
+            Arc::new(arrow_array::StringArray::from_iter_values(
+                ids.iter().map(|id| format!("name-{id}")),
+            )),
+        ];
+        for (name, data_type) in extra {
+            fields.push(Arc::new(Field::new(*name, data_type.clone(), true)));
+            columns.push(match data_type {
+                DataType::Int32 => Arc::new(arrow_array::Int32Array::from_iter_values(
+                    ids.iter().map(|id| (*id % 7) as i32 + 100),
+                )),
+                _ => Arc::new(arrow_array::StringArray::from_iter_values(
+                    ids.iter().map(|id| format!("t{id}")),
+                )),
+            });
+        }
+        let schema = Arc::new(Schema::new(fields));
+        RecordBatch::try_new(schema.clone(), columns).map(|batch| (schema, batch))
+    };
+    // The columns before the change: the old rank and a tag.
+    let old = [("rank", DataType::Int32), ("tag", DataType::Utf8)];
+    let (old_schema, first) = append(0..ROWS, &old)?;
+    client
+        .append(DATABASE, TABLE, &old_schema, &[first])
+        .await?;
+    wait_until_tiered(&lake.node, ROWS as u64).await?;
+    let field_id = |metadata: &Value, name: &str| -> anyhow::Result<Value> {
+        let current = metadata["schemas"]
+            .as_array()
+            .context("schemas")?
+            .iter()
+            .find(|schema| schema["schema-id"] == metadata["current-schema-id"])
+            .context("the current schema")?;
+        Ok(current["fields"]
+            .as_array()
+            .context("fields")?
+            .iter()
+            .find(|field| field["name"] == name)
+            .map(|field| field["id"].clone())
+            .unwrap_or(Value::Null))
+    };
+    let before = load_table(&lake).await?;
+    let (tag_id, old_rank_id) = (
+        field_id(&before["metadata"], "tag")?,
+        field_id(&before["metadata"], "rank")?,
+    );
+    ensure!(tag_id.is_i64() && old_rank_id.is_i64(), "{before}");
+
+    let altered = client
+        .raw()
+        .alter_table(alter(pb::AlterTableRequest {
+            drop_columns: vec!["rank".to_owned()],
+            rename_columns: vec![pb::ColumnRename {
+                from: "tag".to_owned(),
+                to: "label".to_owned(),
+            }],
+            ..Default::default()
+        }))
+        .await?
+        .into_inner()
+        .table
+        .context("the altered table")?;
+    ensure!(altered.schema_id == 2, "{altered:?}");
+    // A producer still on the old columns.
+    let (_, stale) = append(ROWS..ROWS + 30, &old)?;
+    client
+        .append(DATABASE, TABLE, &old_schema, &[stale])
+        .await?;
+    client
+        .raw()
+        .alter_table(alter(pb::AlterTableRequest {
+            add_columns_ipc: columns_ipc(vec![Field::new("rank", DataType::Int32, true)])?,
+            ..Default::default()
+        }))
+        .await?;
+    let new = [("label", DataType::Utf8), ("rank", DataType::Int32)];
+    let (new_schema, fresh) = append(ROWS + 30..2 * ROWS, &new)?;
+    client
+        .append(DATABASE, TABLE, &new_schema, &[fresh])
+        .await?;
+    let total = 2 * ROWS;
+    let expected: BTreeMap<i64, (Option<String>, Option<i32>)> = (0..total)
+        .map(|id| {
+            let rank = (id >= ROWS + 30).then_some((id % 7) as i32 + 100);
+            (id, (Some(format!("t{id}")), rank))
+        })
+        .collect();
+    ensure!(
+        labels_and_ranks(&mut client).await? == expected,
+        "labels and ranks from the WAL"
+    );
+
+    let (mut next, mut rows) = ([0; BUCKETS as usize], Vec::new());
+    read_new_rows(&mut client, &mut next, &mut rows).await?;
+    ensure!(rows.len() as i64 == total);
+    let location = wait_until_tiered(&lake.node, total as u64).await?;
+    let after = load_table(&lake).await?;
+    let metadata = &after["metadata"];
+    ensure!(
+        field_id(metadata, "label")? == tag_id,
+        "`label` keeps `tag`'s field id: {metadata}"
+    );
+    let new_rank_id = field_id(metadata, "rank")?;
+    ensure!(
+        new_rank_id.is_i64() && new_rank_id != old_rank_id,
+        "the new `rank` is a new field: {metadata}"
+    );
+    ensure!(field_id(metadata, "tag")?.is_null(), "{metadata}");
+    let with_columns: Vec<_> = rows
+        .iter()
+        .map(|(bucket, offset, id, name, timestamp)| {
+            let (label, rank) = &expected[id];
+            (
+                *bucket,
+                *offset,
+                *id,
+                name.clone(),
+                *timestamp,
+                label.clone(),
+                *rank,
+            )
+        })
+        .collect();
+    read_with_engines_and(lake.catalog, &location, &["label", "rank"], &with_columns).await?;
+
+    // Once the WAL is gone the same comes from the lake, from files written before the change
+    // (with `tag` and the old `rank`) and after.
+    wait_until_wal_is_gone(&lake).await?;
+    ensure!(
+        labels_and_ranks(&mut client).await? == expected,
+        "labels and ranks from the lake"
+    );
     lake.node.shutdown().await
 }
 

@@ -1026,6 +1026,259 @@ async fn a_dropped_primary_key_table_is_purged_whole(backend: Backend) {
     node.shutdown().await.expect("clean shutdown");
 }
 
+/// A row of the evolving table as read: (qty, label, extra).
+type Evolved = (Option<i64>, Option<String>, Option<String>);
+
+/// Every changelog row and every current row (by lookup) of the evolving table, read under
+/// its current columns `(id, qty int64, label, extra)`.
+async fn evolved_rows(
+    client: &mut Client,
+) -> (
+    Vec<(u32, u64, String, i64, Evolved)>,
+    BTreeMap<i64, Evolved>,
+) {
+    let read = |batch: &RecordBatch, i: usize| -> (i64, Evolved) {
+        let column = |name: &str| batch.column_by_name(name).expect(name).clone();
+        let string = |name: &str| {
+            let values = column(name);
+            let values = values.as_string::<i32>();
+            (!values.is_null(i)).then(|| values.value(i).to_owned())
+        };
+        let qty = column("qty");
+        let qty = qty.as_primitive::<Int64Type>();
+        let id = column("id").as_primitive::<Int64Type>().value(i);
+        (
+            id,
+            (
+                (!qty.is_null(i)).then(|| qty.value(i)),
+                string("label"),
+                string("extra"),
+            ),
+        )
+    };
+    let mut changes = Vec::new();
+    for batch in client
+        .fetch_all(fetch_request("db", "evolving"))
+        .await
+        .expect("changelog")
+    {
+        for i in 0..batch.num_rows() {
+            let (id, row) = read(&batch, i);
+            let kind = batch.column_by_name("_change_type").expect("kind");
+            changes.push((
+                batch
+                    .column_by_name("_bucket")
+                    .expect("bucket")
+                    .as_primitive::<Int32Type>()
+                    .value(i) as u32,
+                batch
+                    .column_by_name("_offset")
+                    .expect("offset")
+                    .as_primitive::<Int64Type>()
+                    .value(i) as u64,
+                kind.as_string::<i32>().value(i).to_owned(),
+                id,
+                row,
+            ));
+        }
+    }
+    changes.sort_by_key(|c| (c.0, c.1));
+    let ids: Vec<i64> = (0..8).collect();
+    let (found_rows, found) = client
+        .lookup("db", "evolving", &keys(&ids), &[])
+        .await
+        .expect("lookup");
+    let mut current = BTreeMap::new();
+    for i in 0..found_rows.num_rows() {
+        let (id, row) = read(&found_rows, i);
+        current.insert(id, row);
+    }
+    assert_eq!(found.iter().filter(|f| **f).count(), current.len());
+    (changes, current)
+}
+
+/// A primary-key table whose columns change under its keys (issue 12): `qty` widens, `old`
+/// is dropped, `note` becomes `label` and `extra` is added, while the key state and the
+/// changelog hold rows written before. Keys not written since read under the new columns
+/// (lookups and before images alike); a partial update merges into an old row; a producer
+/// still sending the old columns keeps working; replaying the changelog gives the key state.
+async fn a_primary_key_tables_columns_change_under_its_keys(backend: Backend) {
+    let node = start(backend.store()).await;
+    let mut client = connect(&node).await;
+    client.create_database("db", true).await.expect("db");
+    let old_schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("qty", DataType::Int32, true),
+        Field::new("note", DataType::Utf8, true),
+        Field::new("old", DataType::Utf8, true),
+    ]));
+    client
+        .create_primary_key_table(
+            "db",
+            "evolving",
+            &old_schema,
+            BUCKETS,
+            vec!["id".into()],
+            vec![],
+            BTreeMap::new(),
+            false,
+        )
+        .await
+        .expect("table");
+    let old_rows = |ids: std::ops::Range<i64>, qty: i32| {
+        RecordBatch::try_new(
+            old_schema.clone(),
+            vec![
+                Arc::new(Int64Array::from_iter_values(ids.clone())),
+                Arc::new(arrow_array::Int32Array::from_iter_values(
+                    ids.clone().map(|id| qty + id as i32),
+                )),
+                Arc::new(StringArray::from_iter_values(
+                    ids.clone().map(|id| format!("n{id}-{qty}")),
+                )),
+                Arc::new(StringArray::from_iter_values(
+                    ids.map(|id| format!("o{id}")),
+                )),
+            ],
+        )
+        .expect("rows")
+    };
+    client
+        .upsert("db", "evolving", &old_schema, &[old_rows(0..8, 0)])
+        .await
+        .expect("upsert");
+
+    let columns =
+        |fields: Vec<Field>| inlet_core::ipc::schema_to_ipc(&Schema::new(fields)).expect("ipc");
+    let altered = client
+        .raw()
+        .alter_table(pb::AlterTableRequest {
+            path: Some(inlet::client::path("db", "evolving")),
+            drop_columns: vec!["old".to_owned()],
+            rename_columns: vec![pb::ColumnRename {
+                from: "note".to_owned(),
+                to: "label".to_owned(),
+            }],
+            add_columns_ipc: columns(vec![Field::new("extra", DataType::Utf8, true)]),
+            widen_columns_ipc: columns(vec![Field::new("qty", DataType::Int64, true)]),
+            ..Default::default()
+        })
+        .await
+        .expect("altered")
+        .into_inner();
+    assert_eq!(altered.table.expect("table").schema_id, 1);
+    // Keys, the primary key's columns, stay as they are.
+    let widen_key = client
+        .raw()
+        .alter_table(pb::AlterTableRequest {
+            path: Some(inlet::client::path("db", "evolving")),
+            rename_columns: vec![pb::ColumnRename {
+                from: "id".to_owned(),
+                to: "key".to_owned(),
+            }],
+            ..Default::default()
+        })
+        .await
+        .expect_err("the key is fixed");
+    assert!(
+        widen_key.message().contains("in the primary key"),
+        "{widen_key:?}"
+    );
+
+    // A producer still on the old columns: `note` is the label, `old` is ignored.
+    client
+        .upsert("db", "evolving", &old_schema, &[old_rows(0..2, 100)])
+        .await
+        .expect("old producer");
+    // A partial update of `extra` over rows written before the change.
+    let partial_schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("extra", DataType::Utf8, true),
+    ]));
+    let partial = RecordBatch::try_new(
+        partial_schema.clone(),
+        vec![
+            Arc::new(Int64Array::from(vec![2, 3])),
+            Arc::new(StringArray::from(vec!["e2", "e3"])),
+        ],
+    )
+    .expect("partial");
+    client
+        .write(
+            WriteKind::PartialUpsert,
+            "db",
+            "evolving",
+            &partial_schema,
+            &[partial],
+        )
+        .await
+        .expect("partial update");
+    // A full row of the new columns, with a quantity beyond int32, and a delete of an old row.
+    let new_schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("qty", DataType::Int64, true),
+        Field::new("label", DataType::Utf8, true),
+        Field::new("extra", DataType::Utf8, true),
+    ]));
+    let full = RecordBatch::try_new(
+        new_schema.clone(),
+        vec![
+            Arc::new(Int64Array::from(vec![4])),
+            Arc::new(Int64Array::from(vec![1 << 40])),
+            Arc::new(StringArray::from(vec!["big"])),
+            Arc::new(StringArray::from(vec!["e4"])),
+        ],
+    )
+    .expect("full");
+    client
+        .upsert("db", "evolving", &new_schema, &[full])
+        .await
+        .expect("upsert");
+    client
+        .delete("db", "evolving", &keys_schema(), &[keys(&[5])])
+        .await
+        .expect("delete");
+
+    let mut expected: BTreeMap<i64, Evolved> = (0..8)
+        .map(|id| (id, (Some(id), Some(format!("n{id}-0")), None)))
+        .collect();
+    for id in 0..2 {
+        expected.insert(id, (Some(100 + id), Some(format!("n{id}-100")), None));
+    }
+    for id in 2..4 {
+        expected.insert(
+            id,
+            (Some(id), Some(format!("n{id}-0")), Some(format!("e{id}"))),
+        );
+    }
+    expected.insert(
+        4,
+        (Some(1 << 40), Some("big".to_owned()), Some("e4".to_owned())),
+    );
+    expected.remove(&5);
+    let (changes, current) = evolved_rows(&mut client).await;
+    assert_eq!(
+        current, expected,
+        "lookups read every row under the new columns"
+    );
+    // Replaying the changelog (before images of old rows included) gives the key state.
+    let mut state: BTreeMap<i64, Evolved> = BTreeMap::new();
+    for (bucket, offset, kind, id, row) in &changes {
+        let at = format!("bucket {bucket} offset {offset} ({kind} of {id})");
+        match kind.as_str() {
+            "+I" => assert!(state.insert(*id, row.clone()).is_none(), "{at}"),
+            "-U" | "-D" => assert_eq!(state.remove(id).as_ref(), Some(row), "{at}: before image"),
+            "+U" => {
+                state.insert(*id, row.clone());
+            }
+            other => panic!("{at}: change type {other}"),
+        }
+    }
+    assert_eq!(state, expected, "the changelog replays to the key state");
+    assert!(changes.iter().any(|c| c.2 == "-D" && c.3 == 5));
+    node.shutdown().await.expect("clean shutdown");
+}
+
 /// Runs every scenario against one backend, one test per scenario.
 macro_rules! conformance {
     ($backend:ident, $make:expr) => {
@@ -1041,6 +1294,7 @@ macro_rules! conformance {
                 prefix_lookups_return_every_row_of_a_bucket_key_value,
                 snapshot_reads_are_exact_as_of_one_offset_per_bucket,
                 a_dropped_primary_key_table_is_purged_whole,
+                a_primary_key_tables_columns_change_under_its_keys,
             );
         }
     };

@@ -689,6 +689,7 @@ async fn leases_and_lake_commits_are_fenced_and_compared_the_same() {
             snapshot_id: 77,
             min_ts: TimestampMicros(1),
             max_ts: TimestampMicros(2),
+            schema_id: None,
         };
         let lake_commit = |expected: Option<&str>| LakeCommit {
             table,

@@ -20,6 +20,16 @@ pub enum AppendError {
     },
     #[error("table `{table}` has no column `{column}`")]
     UnknownColumn { table: String, column: String },
+    #[error(
+        "batch for table `{table}` has column `{column}` twice: as `{first}` and as `{second}` \
+         (a name it had before a rename)"
+    )]
+    RenamedColumnTwice {
+        table: String,
+        column: String,
+        first: String,
+        second: String,
+    },
     #[error("batch for table `{table}` lacks non-nullable column `{column}`")]
     MissingColumn { table: String, column: String },
     #[error("column `{column}` of table `{table}` is not nullable but {nulls} rows are null")]
@@ -73,6 +83,7 @@ impl HasKind for AppendError {
             Self::Catalog(e) => e.kind(),
             Self::SchemaMismatch { .. }
             | Self::UnknownColumn { .. }
+            | Self::RenamedColumnTwice { .. }
             | Self::MissingColumn { .. }
             | Self::NullsInRequiredColumn { .. }
             | Self::MalformedIpc(_)

@@ -174,7 +174,7 @@ pub fn key_writes(
     let keys = KeyEncoder::new(batch, &table.key_encoding_indices())?;
     let upsert = matches!(op, WriteOp::Upsert | WriteOp::PartialUpsert);
     let images = if upsert {
-        Some(RowEncoder::new(batch)?)
+        Some(RowEncoder::new(batch, table.schema_id)?)
     } else {
         None
     };

@@ -1,12 +1,13 @@
 //! Checks an appended batch against its table and conforms it to the table's schema:
-//! columns are matched by name (any order), missing nullable columns become nulls, and every
+//! columns are matched by name (any order; a name a column had before a rename finds it, a
+//! dropped column is ignored), missing nullable columns become nulls, and every
 //! defect is reported naming the table, the column and both types.
 
 use arrow_array::{Array, ArrayRef, RecordBatch, make_array, new_null_array};
 use arrow_data::BufferSpec;
 use arrow_schema::DataType;
 use inlet_core::limits::MAX_CONFORMED_APPEND_BYTES;
-use inlet_core::table::TableInfo;
+use inlet_core::table::{FormerColumn, TableInfo};
 
 use crate::error::AppendError;
 
@@ -31,11 +32,29 @@ pub fn batch_bytes(batch: &RecordBatch) -> usize {
 pub fn conform(table: &TableInfo, batch: &RecordBatch) -> Result<RecordBatch, AppendError> {
     let schema = &table.descriptor.schema;
     let name = table.qualified_name();
-    for field in batch.schema().fields() {
-        if schema.field_with_name(field.name()).is_err() {
-            return Err(AppendError::UnknownColumn {
+    // Where each current column comes from in `batch`: its name, or a name it had before a
+    // rename (a producer on an older schema). Columns since dropped are ignored.
+    let mut sources: Vec<Option<usize>> = vec![None; schema.fields().len()];
+    for (i, field) in batch.schema().fields().iter().enumerate() {
+        let target = match schema.index_of(field.name()) {
+            Ok(position) => position,
+            Err(_) => match table.former_column(field.name()) {
+                Some(FormerColumn::RenamedTo(position)) => position,
+                Some(FormerColumn::Dropped) => continue,
+                None => {
+                    return Err(AppendError::UnknownColumn {
+                        table: name,
+                        column: field.name().clone(),
+                    });
+                }
+            },
+        };
+        if let Some(other) = sources[target].replace(i) {
+            return Err(AppendError::RenamedColumnTwice {
                 table: name,
-                column: field.name().clone(),
+                column: schema.field(target).name().clone(),
+                first: batch.schema().field(other).name().clone(),
+                second: field.name().clone(),
             });
         }
     }
@@ -45,7 +64,9 @@ pub fn conform(table: &TableInfo, batch: &RecordBatch) -> Result<RecordBatch, Ap
     let filled: u64 = schema
         .fields()
         .iter()
-        .filter(|field| batch.column_by_name(field.name()).is_none())
+        .zip(&sources)
+        .filter(|(_, source)| source.is_none())
+        .map(|(field, _)| field)
         .map(|field| null_array_bytes(field.data_type(), rows as u64))
         .fold(batch_bytes(batch) as u64, u64::saturating_add);
     if filled > MAX_CONFORMED_APPEND_BYTES {
@@ -57,8 +78,8 @@ pub fn conform(table: &TableInfo, batch: &RecordBatch) -> Result<RecordBatch, Ap
         });
     }
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
-    for field in schema.fields() {
-        let Some(column) = batch.column_by_name(field.name()) else {
+    for (field, source) in schema.fields().iter().zip(sources) {
+        let Some(column) = source.map(|i| batch.column(i)) else {
             if !field.is_nullable() {
                 return Err(AppendError::MissingColumn {
                     table: name,
@@ -148,7 +169,7 @@ mod tests {
     use arrow_array::{Float64Array, Int32Array, Int64Array, StringArray};
     use arrow_schema::{Field, Schema};
     use inlet_core::ids::{DatabaseId, SchemaId, TableId, TimestampMicros};
-    use inlet_core::table::TableDescriptor;
+    use inlet_core::table::{SchemaHistory, TableAlteration, TableDescriptor};
 
     use super::*;
 
@@ -209,6 +230,73 @@ mod tests {
         let out = conform(&table(), &input).expect("conforms");
         assert_eq!(out.schema(), table().descriptor.schema);
         assert_eq!(out.column(1).null_count(), 2);
+    }
+
+    #[test]
+    fn an_old_name_finds_its_renamed_column_and_a_dropped_column_is_ignored() {
+        let before = table();
+        let before = TableInfo {
+            descriptor: before.descriptor.clone().with_defaults(),
+            ..before
+        };
+        let after = before
+            .descriptor
+            .altered(&TableAlteration {
+                drop_columns: vec!["name".to_owned()],
+                rename_columns: vec![("id".to_owned(), "key".to_owned())],
+                ..TableAlteration::default()
+            })
+            .expect("altered");
+        let table = TableInfo {
+            schema_id: SchemaId(1),
+            descriptor: after,
+            previous_schemas: SchemaHistory::default()
+                .with(SchemaId(0), before.descriptor.schema.clone()),
+            ..before
+        };
+        // A producer still on schema 0.
+        let old = batch(
+            vec![
+                Field::new("name", DataType::Utf8, true),
+                Field::new("id", DataType::Int64, false),
+            ],
+            vec![
+                Arc::new(StringArray::from(vec!["a", "b"])),
+                Arc::new(Int64Array::from(vec![1, 2])),
+            ],
+        );
+        let out = conform(&table, &old).expect("conforms");
+        assert_eq!(out.schema(), table.descriptor.schema);
+        assert_eq!(
+            out.column(0).as_ref(),
+            &Int64Array::from(vec![1, 2]) as &dyn Array
+        );
+        // Both names of one column is an error naming both.
+        let both = batch(
+            vec![
+                Field::new("key", DataType::Int64, false),
+                Field::new("id", DataType::Int64, false),
+            ],
+            vec![
+                Arc::new(Int64Array::from(vec![1])),
+                Arc::new(Int64Array::from(vec![1])),
+            ],
+        );
+        let error = conform(&table, &both).expect_err("one column twice");
+        assert!(
+            matches!(error, AppendError::RenamedColumnTwice { .. }),
+            "{error}"
+        );
+        assert!(error.to_string().contains("`key` twice"), "{error}");
+        // A name the table never had is still unknown.
+        let unknown = batch(
+            vec![Field::new("nope", DataType::Int64, true)],
+            vec![Arc::new(Int64Array::from(vec![1]))],
+        );
+        assert!(matches!(
+            conform(&table, &unknown),
+            Err(AppendError::UnknownColumn { .. })
+        ));
     }
 
     #[test]

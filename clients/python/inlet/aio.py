@@ -192,11 +192,15 @@ class AsyncClient:
         comment: str | None = None,
         add_columns: "pa.Schema | list[pa.Field] | None" = None,
         widen_columns: "pa.Schema | list[pa.Field] | None" = None,
+        drop_columns: list[str] | str | None = None,
+        rename_columns: dict[str, str] | None = None,
     ) -> TableInfo:
         """See :meth:`inlet.Client.alter_table`."""
         database, table = split_name(name)
         response = await self._call(
-            "AlterTable", alter_table_request(database, table, options, unset, comment, add_columns, widen_columns)
+            "AlterTable", alter_table_request(
+                database, table, options, unset, comment, add_columns, widen_columns, drop_columns, rename_columns
+            )
         )
         return TableInfo.from_pb(response.table)
 
@@ -260,8 +264,12 @@ class AsyncTable:
         comment: str | None = None,
         add_columns: "pa.Schema | list[pa.Field] | None" = None,
         widen_columns: "pa.Schema | list[pa.Field] | None" = None,
+        drop_columns: list[str] | str | None = None,
+        rename_columns: dict[str, str] | None = None,
     ) -> TableInfo:
-        self._info = await self.client.alter_table(self.full_name, options, unset, comment, add_columns, widen_columns)
+        self._info = await self.client.alter_table(
+            self.full_name, options, unset, comment, add_columns, widen_columns, drop_columns, rename_columns
+        )
         return self._info
 
     async def drop(self, if_exists: bool = False, purge: bool = False) -> None:

@@ -210,6 +210,8 @@ class Client:
         comment: str | None = None,
         add_columns: "pa.Schema | list[pa.Field] | None" = None,
         widen_columns: "pa.Schema | list[pa.Field] | None" = None,
+        drop_columns: list[str] | str | None = None,
+        rename_columns: dict[str, str] | None = None,
     ) -> TableInfo:
         """Changes a table's options (``lake.enabled``, ``lake.freshness``,
         ``lake.snapshots.retained``, ``retention``, ``retention.bytes``; ``unset`` removes
@@ -218,13 +220,19 @@ class Client:
         send the old columns keep working), or widens columns' types (``widen_columns``:
         fields naming existing columns with their new types: int32 to int64, float32 to
         float64, a decimal's precision at the same scale; rows written before read under the
-        new type, and producers that send the old type keep working); not yet for
-        primary-key tables. Returns
+        new type, and producers that send the old type keep working), drops columns
+        (``drop_columns``, first: rows written before keep their values but reads no longer
+        return them) or renames them (``rename_columns={"old": "new"}``: rows written before
+        read under the new name, and producers that send the old name keep working); a
+        primary-key table's key columns and the columns its merge options name are fixed.
+        Returns
         the table as it is now, with its new ``schema_id`` when columns changed.
         Turning the lake on tiers the table's history too. Other options and the keys are
         fixed at creation (:class:`InvalidInput`)."""
         database, table = split_name(name)
-        response = self._call("AlterTable", alter_table_request(database, table, options, unset, comment, add_columns, widen_columns))
+        response = self._call("AlterTable", alter_table_request(
+                database, table, options, unset, comment, add_columns, widen_columns, drop_columns, rename_columns
+            ))
         return TableInfo.from_pb(response.table)
 
     def drop_table(self, name: str, if_exists: bool = False, purge: bool = False) -> None:
@@ -308,9 +316,13 @@ class Table:
         comment: str | None = None,
         add_columns: "pa.Schema | list[pa.Field] | None" = None,
         widen_columns: "pa.Schema | list[pa.Field] | None" = None,
+        drop_columns: list[str] | str | None = None,
+        rename_columns: dict[str, str] | None = None,
     ) -> TableInfo:
         """See :meth:`Client.alter_table`. This handle's cached schema becomes the new one."""
-        self._info = self.client.alter_table(self.full_name, options, unset, comment, add_columns, widen_columns)
+        self._info = self.client.alter_table(
+            self.full_name, options, unset, comment, add_columns, widen_columns, drop_columns, rename_columns
+        )
         return self._info
 
     def drop(self, if_exists: bool = False, purge: bool = False) -> None:

@@ -166,15 +166,24 @@ def alter_table_request(
     comment: str | None,
     add_columns: "pa.Schema | list[pa.Field] | None" = None,
     widen_columns: "pa.Schema | list[pa.Field] | None" = None,
+    drop_columns: list[str] | str | None = None,
+    rename_columns: dict[str, str] | None = None,
 ) -> pb.AlterTableRequest:
     """The wire form of an ALTER TABLE: options to set, options to remove (first), a new
-    comment (``None`` keeps it), columns to add at the end, and columns whose type widens."""
+    comment (``None`` keeps it), columns to add at the end, columns whose type widens,
+    columns to drop (first) and columns to rename (``{old: new}``, after the drops)."""
+    if isinstance(drop_columns, str):
+        drop_columns = [drop_columns]
     if isinstance(unset, str):
         unset = [unset]
     request = pb.AlterTableRequest(
         path=table_path(database, table),
         set_options={k: _option_value(v) for k, v in (options or {}).items()},
         unset_options=list(unset or []),
+        drop_columns=list(drop_columns or []),
+        rename_columns=[
+            pb.ColumnRename(**{"from": old, "to": new}) for old, new in (rename_columns or {}).items()
+        ],
     )
     if add_columns:
         request.add_columns_ipc = schema_to_ipc(_as_schema(add_columns))

@@ -148,3 +148,36 @@ def test_widened_columns_read_under_the_new_type(client, db):
     with pytest.raises(inlet.InvalidInput, match="`missing` is not a column"):
         table.alter(widen_columns=[pa.field("missing", pa.int64())])
     assert table.describe().schema_id == before + 1
+
+
+def test_renamed_and_dropped_columns_keep_older_rows_by_column_id(client, db):
+    schema = pa.schema(
+        [pa.field("id", pa.int64(), nullable=False), ("tag", pa.string()), ("rank", pa.int32())]
+    )
+    table = client.create_table(
+        f"{db}.reshaped", schema, bucket_key="id", options={"lake.enabled": False}
+    )
+    table.append(pa.table({"id": [1, 2], "tag": ["a", "b"], "rank": [7, 8]}, schema=schema))
+    before = table.describe().schema_id
+    # A handle cached before the change: an old producer.
+    stale = client.table(f"{db}.reshaped")
+    assert stale.schema.names == ["id", "tag", "rank"]
+
+    altered = table.alter(drop_columns="rank", rename_columns={"tag": "label"})
+    assert altered.schema_id == before + 1
+    assert altered.schema.names == ["id", "label"]
+    # The old producer's `tag` is the label; its `rank` is ignored.
+    stale.append(pa.table({"id": [3], "tag": ["c"], "rank": [9]}, schema=schema))
+    # A new `rank` is a new column: null in every row written before, the dropped values gone.
+    table.alter(add_columns=[pa.field("rank", pa.int32())])
+    table.append(pa.table({"id": [4], "label": ["d"], "rank": [10]}))
+    rows = table.scan(columns=["id", "label", "rank"]).to_arrow().sort_by("id")
+    assert rows.column("label").to_pylist() == ["a", "b", "c", "d"]
+    assert rows.column("rank").to_pylist() == [None, None, None, 10]
+
+    with pytest.raises(inlet.InvalidInput, match="`id` is in the bucket key"):
+        table.alter(drop_columns=["id"])
+    with pytest.raises(inlet.InvalidInput, match="`nope` is not a column"):
+        table.alter(rename_columns={"nope": "x"})
+    with pytest.raises(inlet.InvalidInput, match="duplicate column `rank`"):
+        table.alter(rename_columns={"label": "rank"})

@@ -50,6 +50,17 @@ pub enum LakeError {
     /// A data file the table lists cannot be read back (a rewrite reads them).
     #[error("lake data file `{path}` cannot be read: {reason}")]
     UnreadableFile { path: String, reason: String },
+    /// The lake table was evolved to a table schema newer than the one this round loaded (an
+    /// ALTER and another compactor's round happened meanwhile). The next round loads it again.
+    #[error(
+        "lake metadata `{location}` has the columns of table schema {schema_id}, newer than \
+         schema {known} this round knows; the next round retries"
+    )]
+    SchemaAhead {
+        location: String,
+        schema_id: u32,
+        known: u32,
+    },
     #[error("lake i/o or iceberg error: {0}")]
     Iceberg(#[from] iceberg::Error),
 }
@@ -71,6 +82,7 @@ impl HasKind for LakeError {
                 ErrorKind::Internal
             }
             Self::NothingToCommit => ErrorKind::InvalidInput,
+            Self::SchemaAhead { .. } => ErrorKind::Conflict,
             Self::InvalidMetadata { .. } | Self::UnreadableFile { .. } => ErrorKind::Corruption,
             Self::Iceberg(_) => ErrorKind::Unavailable,
         }

@@ -29,8 +29,9 @@ use iceberg::spec::{
 use iceberg::table::Table;
 use iceberg::{Runtime, TableIdent};
 use inlet_core::clock::Env;
+use inlet_core::column_ids::column_id;
 use inlet_core::column_types::lake_refusal;
-use inlet_core::ids::{Bucket, Offset, TableId};
+use inlet_core::ids::{Bucket, Offset, SchemaId, TableId};
 use inlet_core::table::{BUCKET_COLUMN, OFFSET_COLUMN, RESERVED_COLUMNS, TableInfo, system_fields};
 use uuid::Uuid;
 
@@ -53,6 +54,13 @@ pub const OFFSETS_PROPERTY_PREFIX: &str = "inlet.offsets.";
 
 /// Table property: the Inlet table id the lake table belongs to.
 pub const TABLE_ID_PROPERTY: &str = "inlet.table-id";
+
+/// Table property: the id of the Inlet table schema whose columns (by name) the lake schema
+/// has, set when the lake table is created and each time its schema evolves. Column ids map
+/// through it: a lake column is the Inlet column that had its name in that schema, so a
+/// rename or a drop in Inlet finds the lake field it changes. A lake table created before
+/// the property existed has the names of [`TableInfo::schema_before_renames`].
+pub const SCHEMA_ID_PROPERTY: &str = "inlet.schema-id";
 
 /// The file next to the metadata files naming the latest committed one, for path readers.
 pub const VERSION_HINT_FILE: &str = "version-hint.text";
@@ -108,14 +116,15 @@ pub fn lake_schema(table_schema: &ArrowSchema) -> Result<Schema, LakeSchemaError
 
 /// How a lake schema evolves to a table's columns (see [`LakeTable::with_columns_of`]).
 struct Evolution {
-    /// The current schema's user columns, widened ones promoted (ids kept).
+    /// The current schema's user columns the table still has, in the table's order: renamed
+    /// and widened ones renamed and promoted (ids kept).
     columns: Vec<NestedFieldRef>,
     /// The current schema's system columns.
     system: Vec<NestedFieldRef>,
     /// The table's columns the lake schema lacks.
     missing: Vec<FieldRef>,
-    /// Whether a column was promoted.
-    promoted: bool,
+    /// Whether a column was renamed, promoted or dropped.
+    changed: bool,
 }
 
 /// Whether a column stored as `from` is promoted to `to`, as Iceberg allows in place: int to
@@ -332,6 +341,7 @@ impl LakeTable {
         let location = storage.url(&lake_table_path(&table.database, &table.name, table.id));
         let properties = HashMap::from([
             (TABLE_ID_PROPERTY.to_owned(), table.id.0.to_string()),
+            (SCHEMA_ID_PROPERTY.to_owned(), table.schema_id.0.to_string()),
             (
                 "write.parquet.compression-codec".to_owned(),
                 "zstd".to_owned(),
@@ -415,11 +425,8 @@ impl LakeTable {
     /// nulls. `None` when nothing changed. In memory, at the same metadata location: the next
     /// staged version built on it carries the new schema (and the compare-and-swap still
     /// expects this one).
-    pub fn with_columns_of(
-        &self,
-        table_schema: &ArrowSchema,
-    ) -> Result<Option<LakeTable>, LakeError> {
-        let evolved = self.evolved_metadata(table_schema, None, self.metadata.last_updated_ms())?;
+    pub fn with_columns_of(&self, table: &TableInfo) -> Result<Option<LakeTable>, LakeError> {
+        let evolved = self.evolved_metadata(table, None, self.metadata.last_updated_ms())?;
         Ok(evolved.map(|metadata| self.with_metadata(metadata, self.metadata_location.clone())))
     }
 
@@ -428,7 +435,7 @@ impl LakeTable {
     /// `previous` as the metadata file before it when given; `None` when nothing changes.
     fn evolved_metadata(
         &self,
-        table_schema: &ArrowSchema,
+        table: &TableInfo,
         previous: Option<String>,
         last_updated_ms: i64,
     ) -> Result<Option<TableMetadata>, LakeError> {
@@ -436,9 +443,9 @@ impl LakeTable {
             columns,
             system,
             missing,
-            promoted,
-        } = self.evolution(table_schema)?;
-        if missing.is_empty() && !promoted {
+            changed,
+        } = self.evolution(table)?;
+        if missing.is_empty() && !changed {
             return Ok(None);
         }
         // Ids are taken from the top: `lake_type` in `evolution` numbered nothing that stays.
@@ -454,6 +461,10 @@ impl LakeTable {
             .clone()
             .into_builder(previous)
             .add_current_schema(schema)?
+            .set_properties(HashMap::from([(
+                SCHEMA_ID_PROPERTY.to_owned(),
+                table.schema_id.0.to_string(),
+            )]))?
             .build()?
             .metadata;
         // The builder stamps the wall clock; the version keeps the injected clock's time (the
@@ -469,48 +480,88 @@ impl LakeTable {
     /// [`with_columns_of`](Self::with_columns_of) would stage, without building it (the
     /// compactor asks before each idle round). A schema it cannot read says yes: the round
     /// then reports why.
-    pub(crate) fn lags_columns_of(&self, table_schema: &ArrowSchema) -> bool {
-        self.evolution(table_schema)
-            .map_or(true, |e| !e.missing.is_empty() || e.promoted)
+    pub(crate) fn lags_columns_of(&self, table: &TableInfo) -> bool {
+        self.evolution(table)
+            .map_or(true, |e| !e.missing.is_empty() || e.changed)
     }
 
-    /// The current schema's columns with `table_schema`'s widenings promoted, its system
-    /// columns, and the columns of `table_schema` it lacks.
-    fn evolution(&self, table_schema: &ArrowSchema) -> Result<Evolution, LakeError> {
-        let current = self.metadata.current_schema();
-        let missing: Vec<FieldRef> = table_schema
-            .fields()
-            .iter()
-            .filter(|field| current.field_by_name(field.name()).is_none())
-            .cloned()
-            .collect();
-        let mut ids = FieldIds {
-            next: self.metadata.last_column_id() + 1,
+    /// The table schema whose column names the lake schema has ([`SCHEMA_ID_PROPERTY`]).
+    pub fn reflected_schema(&self, table: &TableInfo) -> SchemaId {
+        self.metadata
+            .properties()
+            .get(SCHEMA_ID_PROPERTY)
+            .and_then(|id| id.parse().ok())
+            .map_or_else(|| table.schema_before_renames(), SchemaId)
+    }
+
+    /// The current schema's columns that `table` still has, in its order, renamed and
+    /// promoted as it says, its system columns, and the columns of `table` it lacks. Columns
+    /// are matched by [column id](inlet_core::column_ids) through the table schema the lake
+    /// schema reflects.
+    fn evolution(&self, table: &TableInfo) -> Result<Evolution, LakeError> {
+        let reflected_id = self.reflected_schema(table);
+        let Some(reflected) = table.schema_of(reflected_id) else {
+            return Err(LakeError::SchemaAhead {
+                location: self.metadata_location.clone(),
+                schema_id: reflected_id.0,
+                known: table.schema_id.0,
+            });
         };
-        let mut promoted = false;
-        let (system, mut columns): (Vec<NestedFieldRef>, Vec<NestedFieldRef>) = current
+        let current = self.metadata.current_schema();
+        let (system, lake_columns): (Vec<NestedFieldRef>, Vec<NestedFieldRef>) = current
             .as_struct()
             .fields()
             .iter()
             .cloned()
             .partition(|field| RESERVED_COLUMNS.contains(&field.name.as_str()));
-        for field in &mut columns {
-            let Ok(column) = table_schema.field_with_name(&field.name) else {
+        let mut by_id = HashMap::with_capacity(lake_columns.len());
+        for field in lake_columns {
+            let id = reflected
+                .field_with_name(&field.name)
+                .ok()
+                .and_then(column_id)
+                .ok_or_else(|| {
+                    LakeError::invalid_metadata(
+                        &self.metadata_location,
+                        format!(
+                            "lake column `{}` is not a column of table schema {}",
+                            field.name, reflected_id.0
+                        ),
+                    )
+                })?;
+            by_id.insert(id, field);
+        }
+        let mut ids = FieldIds {
+            next: self.metadata.last_column_id() + 1,
+        };
+        let mut changed = false;
+        let mut columns = Vec::with_capacity(by_id.len());
+        let mut missing = Vec::new();
+        for column in table.descriptor.schema.fields() {
+            let Some(field) = column_id(column).and_then(|id| by_id.remove(&id)) else {
+                missing.push(column.clone());
                 continue;
             };
-            let wanted = ids.lake_type(column.data_type(), &field.name)?;
-            if promotes(&field.field_type, &wanted) {
-                let mut widened = field.as_ref().clone();
-                widened.field_type = Box::new(wanted);
-                *field = Arc::new(widened);
-                promoted = true;
+            let mut kept = field.as_ref().clone();
+            if kept.name != *column.name() {
+                kept.name.clone_from(column.name());
+                changed = true;
             }
+            let wanted = ids.lake_type(column.data_type(), column.name())?;
+            if promotes(&kept.field_type, &wanted) {
+                kept.field_type = Box::new(wanted);
+                changed = true;
+            }
+            columns.push(Arc::new(kept));
         }
+        // What is left was dropped from the table: it leaves the current lake schema (older
+        // schemas and the files written under them keep it).
+        changed |= !by_id.is_empty();
         Ok(Evolution {
             columns,
             system,
             missing,
-            promoted,
+            changed,
         })
     }
 
@@ -522,12 +573,12 @@ impl LakeTable {
     /// commits it.
     pub(crate) async fn stage_schema(
         &self,
-        table_schema: &ArrowSchema,
+        table: &TableInfo,
         env: &Env,
     ) -> Result<Option<LakeTable>, LakeError> {
         let now_ms = env.clock.now().0 / 1000;
         let previous = Some(self.metadata_location.clone());
-        let Some(next) = self.evolved_metadata(table_schema, previous, now_ms)? else {
+        let Some(next) = self.evolved_metadata(table, previous, now_ms)? else {
             return Ok(None);
         };
         let location =

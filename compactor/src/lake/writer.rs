@@ -43,6 +43,7 @@ use iceberg::writer::file_writer::{FileWriter, FileWriterBuilder, ParquetWriterB
 use inlet_core::clock::Env;
 use inlet_core::ids::{Bucket, Offset};
 use inlet_core::table::{BUCKET_COLUMN, OFFSET_COLUMN, TIMESTAMP_COLUMN};
+use parquet::arrow::PARQUET_FIELD_ID_META_KEY;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::WriterProperties;
@@ -901,16 +902,38 @@ fn leaf_columns(data_type: &DataType) -> usize {
     }
 }
 
-/// The batch with exactly the columns of `schema`: taken by name, cast where the lake stores
-/// a wider type (failing, never nulling, on overflow), nulls for missing nullable columns.
+/// The batch with exactly the columns of `schema`: taken by field id from a batch read back
+/// from a lake file (whose names are those of the schema it was written under: a column
+/// renamed since has its old name there), by name from a table's rows, cast where the lake
+/// stores a wider type (failing, never nulling, on overflow), nulls for missing nullable
+/// columns.
 fn conform(schema: &SchemaRef, batch: &RecordBatch) -> Result<RecordBatch, String> {
     let options = CastOptions {
         safe: false,
         ..CastOptions::default()
     };
+    let field_id = |field: &arrow_schema::Field| {
+        field
+            .metadata()
+            .get(PARQUET_FIELD_ID_META_KEY)
+            .and_then(|id| id.parse::<i32>().ok())
+    };
+    let batch_schema = batch.schema();
+    let from_lake = batch_schema.fields().iter().any(|f| field_id(f).is_some());
     let mut columns = Vec::with_capacity(schema.fields().len());
     for field in schema.fields() {
-        let column = match batch.column_by_name(field.name()) {
+        let found = match from_lake {
+            true => field_id(field)
+                .and_then(|id| {
+                    batch_schema
+                        .fields()
+                        .iter()
+                        .position(|f| field_id(f) == Some(id))
+                })
+                .map(|i| batch.column(i)),
+            false => batch.column_by_name(field.name()),
+        };
+        let column = match found {
             Some(column) => column.clone(),
             None if field.is_nullable() => new_null_array(field.data_type(), batch.num_rows()),
             None => return Err(format!("required column `{}` is missing", field.name())),

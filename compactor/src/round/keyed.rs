@@ -24,8 +24,9 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use arrow_select::interleave::interleave_record_batch;
 use inlet_core::ids::{Bucket, Offset, StreamId};
+use inlet_core::pk::PkCodecError;
+use inlet_core::pk::evolve::decode_images;
 use inlet_core::pk::key::KeyEncoder;
-use inlet_core::pk::row::decode_rows;
 use inlet_core::table::read_schema;
 use inlet_index::pk::{Change, LakeRow};
 use inlet_index::{ChunkEntry, MAX_LAKE_ROWS_PER_CALL};
@@ -173,11 +174,22 @@ impl Round<'_> {
         let rows = if images.is_empty() {
             batch
         } else {
+            // After images are of the schema the owner merged under: a later one than this
+            // round's if the table was altered meanwhile (the next round loads it again).
+            let decoded = decode_images(self.info, &images).map_err(|error| match error {
+                PkCodecError::NewerSchema { .. } => RoundError::TableChanged {
+                    stream,
+                    reason: error.to_string(),
+                },
+                other => corrupt(format!(
+                    "a change record's after image does not decode: {other}"
+                )),
+            })?;
             with_images(
                 &self.info.descriptor.schema,
                 &batch,
                 &record.changes,
-                &images,
+                decoded,
                 read_schema,
                 entry,
                 stream,
@@ -284,7 +296,7 @@ fn with_images(
     table_schema: &SchemaRef,
     batch: &RecordBatch,
     changes: &[Change],
-    images: &[&[u8]],
+    decoded: RecordBatch,
     read_schema: &SchemaRef,
     entry: &ChunkEntry,
     stream: StreamId,
@@ -292,8 +304,6 @@ fn with_images(
     let chunk_rows = batch
         .project(&(0..table_schema.fields().len()).collect::<Vec<_>>())
         .map_err(|e| e.to_string())?;
-    let decoded = decode_rows(table_schema, images)
-        .map_err(|e| format!("a change record's after image does not decode: {e}"))?;
     let decoded = RecordBatch::try_new(chunk_rows.schema(), decoded.columns().to_vec())
         .map_err(|e| format!("after images do not match the chunk: {e}"))?;
     let mut image = 0;

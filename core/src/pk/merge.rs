@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use arrow_schema::{DataType, Schema};
 
 use super::row::{cells, join_cells};
+use crate::ids::SchemaId;
 use crate::table::{
     DefinitionError, OPTION_MERGE_AGGREGATE_PREFIX, OPTION_MERGE_ENGINE,
     OPTION_MERGE_VERSION_COLUMN,
@@ -322,18 +323,19 @@ pub fn column_mask(column_count: usize, columns: impl IntoIterator<Item = usize>
     mask
 }
 
-/// The image a key gets when `new` is upserted over `current` (images of `schema`) by an
+/// The image a key gets when `new` is upserted over `current` (images of `schema`, the
+/// table's schema `schema_id`) by an
 /// update of the columns in `mask` (all when `None`) under `engine`. For `last_row` and
 /// `aggregation` only: the others never produce a new image.
 pub fn merge_images(
-    schema: &Schema,
+    (schema, schema_id): (&Schema, SchemaId),
     engine: &MergeEngine,
     mask: Option<&[u8]>,
     current: &[u8],
     new: &[u8],
 ) -> Result<Vec<u8>, MergeError> {
-    let old_cells = cells(schema, current)?;
-    let new_cells = cells(schema, new)?;
+    let old_cells = cells(schema, schema_id, current)?;
+    let new_cells = cells(schema, schema_id, new)?;
     let mut merged: Vec<Option<Cow<'_, [u8]>>> = Vec::with_capacity(old_cells.len());
     for (i, (old, new)) in old_cells.into_iter().zip(new_cells).enumerate() {
         if mask.is_some_and(|mask| !mask_has(mask, i)) {
@@ -359,7 +361,7 @@ pub fn merge_images(
         merged.push(cell);
     }
     let borrowed: Vec<Option<&[u8]>> = merged.iter().map(|c| c.as_deref()).collect();
-    Ok(join_cells(schema, &borrowed)?)
+    Ok(join_cells(schema, schema_id, &borrowed)?)
 }
 
 /// One cell of an aggregate: `function` of the current value `old` and the new `new`.
@@ -530,7 +532,7 @@ mod tests {
         ];
         let batch = RecordBatch::try_new(schema(), columns).expect("batch");
         let mut out = Vec::new();
-        RowEncoder::new(&batch)
+        RowEncoder::new(&batch, SchemaId(0))
             .expect("encoder")
             .encode(0, &mut out)
             .expect("image");
@@ -562,7 +564,7 @@ mod tests {
         ])
         .expect("valid aggregation");
         let merged = merge_images(
-            &schema(),
+            (&schema(), SchemaId(0)),
             &aggregation,
             None,
             &image((1, Some(5), Some(2.5), None, Some(true), Some(15))),
@@ -575,7 +577,7 @@ mod tests {
         );
         // Nulls are skipped: the current values stay.
         let merged = merge_images(
-            &schema(),
+            (&schema(), SchemaId(0)),
             &aggregation,
             None,
             &image((1, Some(5), Some(2.5), Some("a"), Some(true), Some(15))),
@@ -586,7 +588,7 @@ mod tests {
             merged,
             image((1, Some(5), Some(2.5), Some("a"), Some(true), Some(15)))
         );
-        let decoded = decode_rows(&schema(), &[&merged]).expect("a valid image");
+        let decoded = decode_rows(&schema(), SchemaId(0), &[&merged]).expect("a valid image");
         assert_eq!(decoded.num_rows(), 1);
     }
 
@@ -594,7 +596,7 @@ mod tests {
     fn partial_updates_keep_the_columns_outside_the_mask() {
         let mask = column_mask(6, [0, 3]);
         let merged = merge_images(
-            &schema(),
+            (&schema(), SchemaId(0)),
             &MergeEngine::LastRow,
             Some(&mask),
             &image((1, Some(5), Some(2.5), Some("a"), Some(true), Some(15))),
@@ -611,7 +613,7 @@ mod tests {
     fn overflows_and_misfit_functions_are_errors_naming_the_column() {
         let aggregation = engine(&[("total", "sum"), ("amount", "sum")]).expect("valid");
         let error = merge_images(
-            &schema(),
+            (&schema(), SchemaId(0)),
             &aggregation,
             None,
             &image((1, Some(i32::MAX), None, None, None, None)),
@@ -620,7 +622,7 @@ mod tests {
         .expect_err("i32 overflow");
         assert!(error.to_string().contains("column `total`"), "{error}");
         let error = merge_images(
-            &schema(),
+            (&schema(), SchemaId(0)),
             &aggregation,
             None,
             &image((1, None, None, None, None, Some(9_000))),

@@ -13,6 +13,7 @@
 //! promised to stay the same across arrow releases, and these bytes live in the index for
 //! as long as the table does.
 
+pub mod evolve;
 pub mod key;
 pub mod merge;
 pub mod ops;
@@ -64,12 +65,17 @@ pub enum PkCodecError {
     UnsupportedType { data_type: String },
     #[error("malformed {what}: {reason}")]
     Malformed { what: &'static str, reason: String },
+    /// An image written under a schema newer than the table this process knows: its catalog
+    /// is behind an ALTER. Reading again (after the catalog caught up) reads it.
+    #[error("a row image of schema {schema_id}, newer than schema {known} known here")]
+    NewerSchema { schema_id: u32, known: u32 },
 }
 
 impl crate::error::HasKind for PkCodecError {
     fn kind(&self) -> crate::error::ErrorKind {
         match self {
             Self::Malformed { .. } => crate::error::ErrorKind::Corruption,
+            Self::NewerSchema { .. } => crate::error::ErrorKind::Unavailable,
             _ => crate::error::ErrorKind::InvalidInput,
         }
     }

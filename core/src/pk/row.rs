@@ -2,7 +2,9 @@
 //! key state and the before image of an update or delete in the changelog. Decoded back into
 //! Arrow columns of the table's schema for lookups and changelog reads.
 //!
-//! Layout: a format byte, then each column of the table in schema order:
+//! Layout: a format byte ([`ROW_FORMAT_V1`] for the table's first schema, id 0;
+//! [`ROW_FORMAT_V2`] and the schema id as a u32 little-endian for a later one), then each
+//! column of that schema in order:
 //! - `Null` columns: nothing;
 //! - otherwise a presence byte (0 null, 1 a value), and for a value:
 //!   - fixed-width types (integers, floats, dates, times, timestamps, durations, intervals,
@@ -11,7 +13,8 @@
 //!   - strings and binaries: a u32 little-endian length, then the bytes;
 //!   - fixed-size binaries: the bytes.
 //!
-//! An image names no types: it is read with the schema it was written under.
+//! An image names no types: it is read with the schema it names
+//! ([`super::evolve`] reads one of an earlier schema under the current one).
 
 use std::sync::Arc;
 
@@ -23,10 +26,54 @@ use arrow_data::ArrayData;
 use arrow_schema::{DataType, Schema, SchemaRef};
 
 use super::{PkCodecError, take, take_u32};
+use crate::ids::SchemaId;
 use crate::limits::MAX_ROW_IMAGE_BYTES;
 
-/// The first byte of every image of this layout.
+/// The first byte of an image written under the table's first schema (id 0).
 pub const ROW_FORMAT_V1: u8 = 1;
+/// The first byte of an image written under a later schema; the schema id follows.
+pub const ROW_FORMAT_V2: u8 = 2;
+
+/// Writes the format byte (and schema id) of an image of schema `schema_id`.
+fn push_header(schema_id: SchemaId, out: &mut Vec<u8>) {
+    if schema_id == SchemaId(0) {
+        out.push(ROW_FORMAT_V1);
+    } else {
+        out.push(ROW_FORMAT_V2);
+        out.extend_from_slice(&schema_id.0.to_le_bytes());
+    }
+}
+
+/// The schema an image was written under, and where its first column starts.
+pub fn image_header(image: &[u8]) -> Result<(SchemaId, usize), PkCodecError> {
+    match image.first() {
+        Some(&ROW_FORMAT_V1) => Ok((SchemaId(0), 1)),
+        Some(&ROW_FORMAT_V2) => {
+            let mut pos = 1;
+            let id = take_u32(image, &mut pos, WHAT)?;
+            Ok((SchemaId(id), pos))
+        }
+        other => Err(PkCodecError::Malformed {
+            what: WHAT,
+            reason: format!("format byte {other:?}, expected {ROW_FORMAT_V1} or {ROW_FORMAT_V2}"),
+        }),
+    }
+}
+
+/// Where the columns of `image`, which must be of schema `schema_id`, start.
+fn columns_start(image: &[u8], schema_id: SchemaId) -> Result<usize, PkCodecError> {
+    let (written, start) = image_header(image)?;
+    if written != schema_id {
+        return Err(PkCodecError::Malformed {
+            what: WHAT,
+            reason: format!(
+                "an image of schema {} read as schema {}",
+                written.0, schema_id.0
+            ),
+        });
+    }
+    Ok(start)
+}
 
 /// Bytes of one value of a fixed-width column type; `None` for the others.
 pub fn fixed_width(data_type: &DataType) -> Option<usize> {
@@ -43,15 +90,16 @@ enum Encoded<'a> {
     Other(&'a ArrayRef),
 }
 
-/// Encodes the rows of a batch (every column of the table, in schema order).
+/// Encodes the rows of a batch (every column of the table's schema `schema_id`, in order).
 pub struct RowEncoder<'a> {
     batch: &'a RecordBatch,
     columns: Vec<Encoded<'a>>,
+    schema_id: SchemaId,
 }
 
 impl<'a> RowEncoder<'a> {
     /// Every column's type must be [`super::is_row_type`] (checked when the table was created).
-    pub fn new(batch: &'a RecordBatch) -> Result<Self, PkCodecError> {
+    pub fn new(batch: &'a RecordBatch, schema_id: SchemaId) -> Result<Self, PkCodecError> {
         let columns = batch
             .columns()
             .iter()
@@ -72,13 +120,17 @@ impl<'a> RowEncoder<'a> {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { batch, columns })
+        Ok(Self {
+            batch,
+            columns,
+            schema_id,
+        })
     }
 
     /// Writes the image of `row` to `out` (cleared first).
     pub fn encode(&self, row: usize, out: &mut Vec<u8>) -> Result<(), PkCodecError> {
         out.clear();
-        out.push(ROW_FORMAT_V1);
+        push_header(self.schema_id, out);
         for (encoded, column) in self.columns.iter().zip(self.batch.columns()) {
             if matches!(encoded, Encoded::Null) {
                 continue;
@@ -131,17 +183,15 @@ fn encode_variable(array: &ArrayRef, row: usize, out: &mut Vec<u8>) {
 
 const WHAT: &str = "row image";
 
-/// The cells of an image: per column of `schema`, its value's bytes (as the layout stores
-/// them, without a string's length), or `None` for null. Fails naming the defect if the
-/// image does not match the schema.
-pub fn cells<'a>(schema: &Schema, image: &'a [u8]) -> Result<Vec<Option<&'a [u8]>>, PkCodecError> {
-    if image.first() != Some(&ROW_FORMAT_V1) {
-        return Err(PkCodecError::Malformed {
-            what: WHAT,
-            reason: format!("format byte {:?}, expected {ROW_FORMAT_V1}", image.first()),
-        });
-    }
-    let mut pos = 1;
+/// The cells of an image of schema `schema_id`: per column of `schema`, its value's bytes
+/// (as the layout stores them, without a string's length), or `None` for null. Fails naming
+/// the defect if the image does not match the schema.
+pub fn cells<'a>(
+    schema: &Schema,
+    schema_id: SchemaId,
+    image: &'a [u8],
+) -> Result<Vec<Option<&'a [u8]>>, PkCodecError> {
+    let mut pos = columns_start(image, schema_id)?;
     let mut out = Vec::with_capacity(schema.fields().len());
     for field in schema.fields() {
         let data_type = field.data_type();
@@ -174,11 +224,16 @@ pub fn cells<'a>(schema: &Schema, image: &'a [u8]) -> Result<Vec<Option<&'a [u8]
     Ok(out)
 }
 
-/// The image of `cells` (as [`cells`] returns them) under `schema`.
-pub fn join_cells(schema: &Schema, cells: &[Option<&[u8]>]) -> Result<Vec<u8>, PkCodecError> {
+/// The image of `cells` (as [`cells`] returns them) under `schema`, the table's schema
+/// `schema_id`.
+pub fn join_cells(
+    schema: &Schema,
+    schema_id: SchemaId,
+    cells: &[Option<&[u8]>],
+) -> Result<Vec<u8>, PkCodecError> {
     let size: usize = cells.iter().map(|c| 5 + c.map_or(0, <[u8]>::len)).sum();
-    let mut out = Vec::with_capacity(1 + size);
-    out.push(ROW_FORMAT_V1);
+    let mut out = Vec::with_capacity(5 + size);
+    push_header(schema_id, &mut out);
     for (field, cell) in schema.fields().iter().zip(cells) {
         let data_type = field.data_type();
         if matches!(data_type, DataType::Null) {
@@ -220,19 +275,19 @@ fn present(image: &[u8], pos: &mut usize) -> Result<bool, PkCodecError> {
     }
 }
 
-/// The rows of `images`, in order, as a batch of `schema` (the schema they were written
-/// under). Fails naming the defect if an image does not match it.
-pub fn decode_rows(schema: &SchemaRef, images: &[&[u8]]) -> Result<RecordBatch, PkCodecError> {
+/// The rows of `images`, in order, as a batch of `schema`, the table's schema `schema_id`
+/// (the one they were written under). Fails naming the defect if an image does not match
+/// it.
+pub fn decode_rows(
+    schema: &SchemaRef,
+    schema_id: SchemaId,
+    images: &[&[u8]],
+) -> Result<RecordBatch, PkCodecError> {
     let rows = images.len();
-    let mut positions = vec![1usize; rows];
-    for image in images {
-        if image.first() != Some(&ROW_FORMAT_V1) {
-            return Err(PkCodecError::Malformed {
-                what: WHAT,
-                reason: format!("format byte {:?}, expected {ROW_FORMAT_V1}", image.first()),
-            });
-        }
-    }
+    let mut positions = images
+        .iter()
+        .map(|image| columns_start(image, schema_id))
+        .collect::<Result<Vec<usize>, _>>()?;
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
     for field in schema.fields() {
         let data_type = field.data_type();
@@ -415,7 +470,7 @@ mod tests {
     }
 
     fn images(batch: &RecordBatch) -> Vec<Vec<u8>> {
-        let encoder = RowEncoder::new(batch).expect("encoder");
+        let encoder = RowEncoder::new(batch, SchemaId(0)).expect("encoder");
         (0..batch.num_rows())
             .map(|row| {
                 let mut out = Vec::new();
@@ -429,9 +484,9 @@ mod tests {
         #[test]
         fn cells_join_back_to_the_image(rows in proptest::collection::vec(any::<Row>(), 1..10)) {
             for image in images(&batch(&rows)) {
-                let split = cells(&schema(), &image).expect("cells");
+                let split = cells(&schema(), SchemaId(0), &image).expect("cells");
                 prop_assert_eq!(split.len(), schema().fields().len());
-                prop_assert_eq!(join_cells(&schema(), &split).expect("join"), image);
+                prop_assert_eq!(join_cells(&schema(), SchemaId(0), &split).expect("join"), image);
             }
         }
 
@@ -446,8 +501,48 @@ mod tests {
             let sliced = input.slice(offset, rows.len() - offset);
             let images = images(&sliced);
             let refs: Vec<&[u8]> = images.iter().map(Vec::as_slice).collect();
-            let decoded = decode_rows(&schema(), &refs).expect("decode");
+            let decoded = decode_rows(&schema(), SchemaId(0), &refs).expect("decode");
             prop_assert_eq!(decoded, sliced);
+        }
+    }
+
+    #[test]
+    fn an_image_of_a_later_schema_names_it_and_reads_only_as_it() {
+        let rows = [(
+            Some(1),
+            2,
+            None,
+            None,
+            Some("x".into()),
+            None,
+            None,
+            None,
+            None,
+        )];
+        let input = batch(&rows);
+        let encoder = RowEncoder::new(&input, SchemaId(7)).expect("encoder");
+        let mut image = Vec::new();
+        encoder.encode(0, &mut image).expect("image");
+        assert_eq!(image[0], ROW_FORMAT_V2);
+        assert_eq!(image_header(&image), Ok((SchemaId(7), 5)));
+        assert_eq!(
+            decode_rows(&schema(), SchemaId(7), &[&image]).expect("decodes"),
+            input
+        );
+        let split = cells(&schema(), SchemaId(7), &image).expect("cells");
+        assert_eq!(
+            join_cells(&schema(), SchemaId(7), &split).expect("join"),
+            image
+        );
+        // Read as another schema, it is refused, not misread.
+        assert!(decode_rows(&schema(), SchemaId(0), &[&image]).is_err());
+        assert!(cells(&schema(), SchemaId(6), &image).is_err());
+        // The first schema's images keep the version 1 layout.
+        let first = images(&input).remove(0);
+        assert_eq!(first[0], ROW_FORMAT_V1);
+        assert_eq!(first[1..], image[5..]);
+        for cut in 0..5 {
+            assert!(image_header(&image[..cut]).is_err(), "cut {cut}");
         }
     }
 
@@ -467,17 +562,17 @@ mod tests {
         let image = images(&input).remove(0);
         for cut in 0..image.len() {
             assert!(
-                decode_rows(&schema(), &[&image[..cut]]).is_err(),
+                decode_rows(&schema(), SchemaId(0), &[&image[..cut]]).is_err(),
                 "cut {cut}"
             );
         }
         let mut longer = image.clone();
         longer.push(0);
-        assert!(decode_rows(&schema(), &[&longer]).is_err());
+        assert!(decode_rows(&schema(), SchemaId(0), &[&longer]).is_err());
         // A null in the non-nullable column.
         let mut nulled = image.clone();
         nulled[3] = 0;
-        assert!(decode_rows(&schema(), &[&nulled]).is_err());
+        assert!(decode_rows(&schema(), SchemaId(0), &[&nulled]).is_err());
         // Bytes that are not UTF-8 in a string column.
         let at = image
             .windows(6)
@@ -485,6 +580,6 @@ mod tests {
             .expect("string bytes");
         let mut bad = image.clone();
         bad[at + 1] = 0xFF;
-        assert!(decode_rows(&schema(), &[&bad]).is_err());
+        assert!(decode_rows(&schema(), SchemaId(0), &[&bad]).is_err());
     }
 }

@@ -5,6 +5,7 @@
 
 use super::*;
 use crate::pk::{Change, ChangeRecord, KeyState};
+use inlet_core::pk::evolve::{upgrade_image, upgrade_mask};
 use inlet_core::pk::merge::{MergeEngine, MergeError, merge_images};
 use inlet_core::pk::ops::PkOp;
 
@@ -619,7 +620,8 @@ impl Sequencer {
         Ok(Some(KeyedTable {
             name: table.qualified_name(),
             engine,
-            schema: table.descriptor.schema.clone(),
+            table: table.clone(),
+            chunk_schema: chunk.schema_id,
         }))
     }
 
@@ -878,6 +880,8 @@ impl Sequencer {
         let mut record = self.table_record(&table).await?;
         record.options = descriptor.options.clone();
         record.comment = descriptor.comment.clone();
+        // A renamed bucket key column takes the key with it.
+        record.bucket_key = descriptor.bucket_key.clone();
         let mut batch = WriteBatch::new();
         // New columns: the next schema id, its schema beside the earlier ones (chunks keep
         // the id they were written under and decode with that schema).
@@ -994,7 +998,10 @@ pub(super) struct KeyedTable {
     /// `database.table`, for messages.
     name: String,
     engine: MergeEngine,
-    schema: arrow_schema::SchemaRef,
+    /// The table as the chunk was checked against; merged rows take its current schema.
+    table: Arc<TableInfo>,
+    /// The schema the chunk (its images and partial-update masks) was written under.
+    chunk_schema: SchemaId,
 }
 
 /// What `write` (at `offset`, committed at that time) does to a key whose current row is
@@ -1030,14 +1037,23 @@ fn merge(
             Some(Some(written(write.image.clone()))),
         ),
         (PkOp::Upsert, Some(current)) if cell_merge => {
+            // Either image may be of an earlier schema (a key not written since an ALTER, a
+            // writer that has not seen it): both are merged under the current one.
+            let table = &keyed.table;
+            let old = upgrade_image(table, &current.image)?;
+            let new = upgrade_image(table, &write.image)?;
+            let mask = match write.columns.as_deref() {
+                Some(mask) => Some(upgrade_mask(table, keyed.chunk_schema, mask)?),
+                None => None,
+            };
             let merged = merge_images(
-                &keyed.schema,
+                (&table.descriptor.schema, table.schema_id),
                 &keyed.engine,
-                write.columns.as_deref(),
-                &current.image,
-                &write.image,
+                mask.as_deref(),
+                &old,
+                &new,
             )?;
-            let after = (merged != write.image).then(|| merged.clone());
+            let after = (merged != *new).then(|| merged.clone());
             (
                 Change::Update {
                     before: current.image,

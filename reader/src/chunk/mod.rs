@@ -15,6 +15,7 @@ use arrow_array::{
 use arrow_cast::{CastOptions, cast_with_options};
 use arrow_schema::{FieldRef, Schema, SchemaRef};
 use inlet_cache::PagedCache;
+use inlet_core::column_ids::matching_position;
 use inlet_core::column_types::widen;
 use inlet_core::ids::{Offset, StreamId, TimestampMicros};
 use inlet_core::table::{TableDescriptor, TableInfo};
@@ -107,7 +108,7 @@ impl ChunkRead<'_> {
         let projection: Vec<usize> = self
             .projection
             .iter()
-            .filter_map(|&i| schema.index_of(current.field(i).name()).ok())
+            .filter_map(|&i| matching_position(schema, current.field(i)))
             .collect();
         let other = TableInfo {
             schema_id: entry.schema_id,
@@ -134,9 +135,13 @@ impl ChunkRead<'_> {
             ..CastOptions::default()
         };
         let mut columns = Vec::with_capacity(fields.len());
+        let decoded = batch.schema();
         for field in &fields {
             let wanted = field.data_type();
-            columns.push(match batch.column_by_name(field.name()) {
+            // By column id: a renamed column is found under its old name, a column added
+            // after a drop of its name is not found in the older chunk.
+            let column = matching_position(&decoded, field).map(|i| batch.column(i));
+            columns.push(match column {
                 None => new_null_array(wanted, rows),
                 Some(column) if column.data_type() == wanted => column.clone(),
                 Some(column) => match widen(column, wanted) {

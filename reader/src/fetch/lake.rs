@@ -31,6 +31,7 @@ use arrow_schema::DataType;
 use futures::future::{BoxFuture, try_join_all};
 use futures::{FutureExt, StreamExt};
 use inlet_cache::{CacheError, PagedCache};
+use inlet_core::column_ids::matching_position;
 use inlet_core::column_types::widens;
 use inlet_core::error::{ErrorKind, HasKind};
 use inlet_core::ids::{Offset, StreamId, TimestampMicros};
@@ -190,19 +191,35 @@ async fn read_file(
     sender: &mpsc::Sender<Result<FetchedBatch, FetchError>>,
 ) -> Result<Reached, FetchError> {
     let (path, input, metadata) = open(&context.cache, stream, file).await?;
-    let table_schema = &context.table.descriptor.schema;
+    let table = &context.table;
+    // The file names its columns as the table schema it was written under did: a column is
+    // found under the name it had then (renamed since, or not there: added since, or a new
+    // column of a dropped one's name), by column id.
+    let written = file
+        .schema_id
+        .unwrap_or_else(|| table.schema_before_renames());
+    let Some(written_schema) = table.schema_of(written) else {
+        return Err(FetchError::SchemaChanged {
+            stream,
+            message: format!(
+                "lake file {path} has the columns of schema {}, newer than schema {} this                  fetch started with",
+                written.0, table.schema_id.0
+            ),
+        });
+    };
     let mut roots = Vec::with_capacity(context.projection.len() + 2);
-    // A file written before columns were added to the table lacks them: they read as nulls.
-    let mut absent = Vec::new();
-    for name in context
-        .projection
-        .iter()
-        .map(|&index| table_schema.field(index).name().as_str())
-    {
-        match has_root(metadata.metadata(), name) {
-            Some(root) => roots.push(root),
-            None => absent.push(name),
-        }
+    // The file's name of each projected column, `None` if the file lacks it: those read as
+    // nulls.
+    let mut names: Vec<Option<&str>> = Vec::with_capacity(context.projection.len());
+    for &index in context.projection.iter() {
+        let wanted = table.descriptor.schema.field(index);
+        let name = matching_position(written_schema, wanted)
+            .map(|i| written_schema.field(i).name().as_str())
+            .and_then(|name| Some((has_root(metadata.metadata(), name)?, name)));
+        names.push(name.map(|(root, name)| {
+            roots.push(root);
+            name
+        }));
     }
     for name in [OFFSET_COLUMN, TIMESTAMP_COLUMN] {
         roots.push(root_index(stream, &path, metadata.metadata(), name)?);
@@ -240,7 +257,7 @@ async fn read_file(
         }
         let fetched = FetchedBatch {
             bucket: stream.bucket,
-            batch: conform(context, stream, &path, &batch, next, &absent)?,
+            batch: conform(context, stream, &path, &batch, next, &names)?,
             high_watermark: tail.next_offset,
             snapshot: super::SnapshotPart::None,
         };
@@ -502,15 +519,16 @@ fn select_rows(group_rows: &[u64], wanted: Range<u64>) -> (Vec<usize>, RowSelect
     (groups, RowSelection::from(selectors))
 }
 
-/// A batch read from a lake file as the fetch returns it: the projected columns in the
-/// table's types, then `_bucket`, `_offset` (checked dense from `first`), `_timestamp`.
+/// A batch read from a lake file as the fetch returns it: the projected columns (found under
+/// `names`, null where the file has none) in the table's types, then `_bucket`, `_offset`
+/// (checked dense from `first`), `_timestamp`.
 fn conform(
     context: &FetchContext,
     stream: StreamId,
     path: &Path,
     batch: &RecordBatch,
     first: Offset,
-    absent: &[&str],
+    names: &[Option<&str>],
 ) -> Result<RecordBatch, FetchError> {
     let rows = batch.num_rows();
     let corrupt = |message: String| {
@@ -556,12 +574,11 @@ fn conform(
 
     let fields = context.schema.fields();
     let mut columns = Vec::with_capacity(fields.len());
-    for field in fields.iter().take(context.projection.len()) {
-        if absent.contains(&field.name().as_str()) {
-            columns.push(new_null_array(field.data_type(), rows));
-            continue;
-        }
-        columns.push(cast(field.name(), field.data_type())?);
+    for (field, name) in fields.iter().zip(names) {
+        columns.push(match name {
+            Some(name) => cast(name, field.data_type())?,
+            None => new_null_array(field.data_type(), rows),
+        });
     }
     let offsets = column(OFFSET_COLUMN)?;
     let Some(values) = offsets.as_primitive_opt::<Int64Type>() else {

@@ -28,8 +28,9 @@ use arrow_select::interleave::interleave_record_batch;
 use futures::StreamExt;
 use inlet_core::ids::{Offset, StreamId};
 use inlet_core::limits::{FETCH_CHANNEL_DEPTH, MAX_FETCH_BATCH_ROWS};
+use inlet_core::pk::PkCodecError;
+use inlet_core::pk::evolve::decode_images;
 use inlet_core::pk::key::KeyEncoder;
-use inlet_core::pk::row::decode_rows;
 use inlet_core::table::{CHANGE_TYPE_COLUMN, changelog_read_schema};
 use inlet_index::{KeyScan, ScannedKey, StreamTail};
 use tokio::sync::mpsc;
@@ -307,8 +308,13 @@ fn snapshot_rows(
         .iter()
         .map(|row| row.state.image.as_slice())
         .collect();
-    let decoded = decode_rows(&context.table.descriptor.schema, &images)
-        .map_err(|e| corrupt(format!("a key state does not decode: {e}")))?;
+    let decoded = decode_images(&context.table, &images).map_err(|e| match e {
+        PkCodecError::NewerSchema { .. } => FetchError::SchemaChanged {
+            stream,
+            message: e.to_string(),
+        },
+        _ => corrupt(format!("a key state does not decode: {e}")),
+    })?;
     let mut columns: Vec<ArrayRef> = context
         .projection
         .iter()

@@ -407,6 +407,14 @@ pub enum TableCommand {
         /// nullability.
         #[arg(long)]
         widen_columns: Option<String>,
+        /// Columns to drop, comma-separated (applied first). Rows written before keep their
+        /// values but reads no longer return them.
+        #[arg(long, value_delimiter = ',')]
+        drop_columns: Vec<String>,
+        /// A column to rename, `old:new`, repeatable (after the drops). Rows written before
+        /// read under the new name.
+        #[arg(long = "rename-column", value_parser = parse_rename)]
+        rename_columns: Vec<(String, String)>,
         #[command(flatten)]
         server: ServerArg,
     },
@@ -784,6 +792,8 @@ async fn table(command: TableCommand) -> anyhow::Result<()> {
             comment,
             add_columns,
             widen_columns,
+            drop_columns,
+            rename_columns,
             server,
         } => {
             let (database, name) = split_table(&table);
@@ -805,6 +815,11 @@ async fn table(command: TableCommand) -> anyhow::Result<()> {
                     comment,
                     add_columns_ipc,
                     widen_columns_ipc,
+                    drop_columns,
+                    rename_columns: rename_columns
+                        .into_iter()
+                        .map(|(from, to)| pb::ColumnRename { from, to })
+                        .collect(),
                 })
                 .await
                 .map_err(crate::client::status_error)?
@@ -1190,6 +1205,14 @@ fn parse_option(value: &str) -> Result<(String, String), String> {
         .split_once('=')
         .ok_or_else(|| format!("expected key=value, got `{value}`"))?;
     Ok((key.trim().to_owned(), value.trim().to_owned()))
+}
+
+/// `old:new`, a column rename.
+fn parse_rename(value: &str) -> Result<(String, String), String> {
+    let (from, to) = value
+        .split_once(':')
+        .ok_or_else(|| format!("expected old:new, got `{value}`"))?;
+    Ok((from.trim().to_owned(), to.trim().to_owned()))
 }
 
 async fn lake_status(target: Option<String>, server: ServerArg) -> anyhow::Result<()> {

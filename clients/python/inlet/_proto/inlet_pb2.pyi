@@ -230,7 +230,7 @@ class DropTableResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class AlterTableRequest(_message.Message):
-    __slots__ = ("path", "set_options", "unset_options", "comment", "add_columns_ipc", "widen_columns_ipc")
+    __slots__ = ("path", "set_options", "unset_options", "comment", "add_columns_ipc", "widen_columns_ipc", "drop_columns", "rename_columns")
     class SetOptionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -244,13 +244,24 @@ class AlterTableRequest(_message.Message):
     COMMENT_FIELD_NUMBER: _ClassVar[int]
     ADD_COLUMNS_IPC_FIELD_NUMBER: _ClassVar[int]
     WIDEN_COLUMNS_IPC_FIELD_NUMBER: _ClassVar[int]
+    DROP_COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    RENAME_COLUMNS_FIELD_NUMBER: _ClassVar[int]
     path: TablePath
     set_options: _containers.ScalarMap[str, str]
     unset_options: _containers.RepeatedScalarFieldContainer[str]
     comment: str
     add_columns_ipc: bytes
     widen_columns_ipc: bytes
-    def __init__(self, path: _Optional[_Union[TablePath, _Mapping]] = ..., set_options: _Optional[_Mapping[str, str]] = ..., unset_options: _Optional[_Iterable[str]] = ..., comment: _Optional[str] = ..., add_columns_ipc: _Optional[bytes] = ..., widen_columns_ipc: _Optional[bytes] = ...) -> None: ...
+    drop_columns: _containers.RepeatedScalarFieldContainer[str]
+    rename_columns: _containers.RepeatedCompositeFieldContainer[ColumnRename]
+    def __init__(self, path: _Optional[_Union[TablePath, _Mapping]] = ..., set_options: _Optional[_Mapping[str, str]] = ..., unset_options: _Optional[_Iterable[str]] = ..., comment: _Optional[str] = ..., add_columns_ipc: _Optional[bytes] = ..., widen_columns_ipc: _Optional[bytes] = ..., drop_columns: _Optional[_Iterable[str]] = ..., rename_columns: _Optional[_Iterable[_Union[ColumnRename, _Mapping]]] = ...) -> None: ...
+
+class ColumnRename(_message.Message):
+    __slots__ = ("to",)
+    FROM_FIELD_NUMBER: _ClassVar[int]
+    TO_FIELD_NUMBER: _ClassVar[int]
+    to: str
+    def __init__(self, to: _Optional[str] = ..., **kwargs) -> None: ...
 
 class AlterTableResponse(_message.Message):
     __slots__ = ("table",)
