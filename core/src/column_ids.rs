@@ -79,15 +79,37 @@ pub fn position_of(schema: &Schema, id: ColumnId) -> Option<usize> {
         .position(|field| column_id(field) == Some(id))
 }
 
-/// The position in `schema` of the column `wanted` stands for: the one with its id, or, when
-/// either side has no ids (a schema built by hand, not by the catalog), the one of its name.
-pub fn matching_position(schema: &Schema, wanted: &Field) -> Option<usize> {
-    match column_id(wanted) {
-        Some(id) if schema.fields().iter().any(|f| column_id(f).is_some()) => {
-            position_of(schema, id)
-        }
-        _ => schema.index_of(wanted.name()).ok(),
+/// Where each column of one schema is, by id: built once per schema a read maps from, so
+/// mapping a wide table's columns costs one pass, not one scan per column.
+pub struct ColumnPositions<'a> {
+    schema: &'a Schema,
+    by_id: HashMap<ColumnId, usize>,
+}
+
+impl<'a> ColumnPositions<'a> {
+    pub fn of(schema: &'a Schema) -> Self {
+        let by_id = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, field)| Some((column_id(field)?, i)))
+            .collect();
+        Self { schema, by_id }
     }
+
+    /// The position of the column `wanted` stands for: the one with its id, or, when either
+    /// side has no ids (a schema built by hand, not by the catalog), the one of its name.
+    pub fn of_field(&self, wanted: &Field) -> Option<usize> {
+        match column_id(wanted) {
+            Some(id) if !self.by_id.is_empty() => self.by_id.get(&id).copied(),
+            _ => self.schema.index_of(wanted.name()).ok(),
+        }
+    }
+}
+
+/// [`ColumnPositions::of_field`] for one column.
+pub fn matching_position(schema: &Schema, wanted: &Field) -> Option<usize> {
+    ColumnPositions::of(schema).of_field(wanted)
 }
 
 /// `schema` with each of `fields` given the next id after `last` where it has none, and the

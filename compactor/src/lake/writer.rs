@@ -20,7 +20,7 @@
 //! Parquet encoding runs inline in the calling task (iceberg-rust's `ParquetWriter` encodes
 //! inside `write`); the caller bounds how many rounds run at once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
@@ -919,19 +919,19 @@ fn conform(schema: &SchemaRef, batch: &RecordBatch) -> Result<RecordBatch, Strin
             .and_then(|id| id.parse::<i32>().ok())
     };
     let batch_schema = batch.schema();
-    let from_lake = batch_schema.fields().iter().any(|f| field_id(f).is_some());
+    let by_id: HashMap<i32, usize> = batch_schema
+        .fields()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| Some((field_id(f)?, i)))
+        .collect();
     let mut columns = Vec::with_capacity(schema.fields().len());
     for field in schema.fields() {
-        let found = match from_lake {
-            true => field_id(field)
-                .and_then(|id| {
-                    batch_schema
-                        .fields()
-                        .iter()
-                        .position(|f| field_id(f) == Some(id))
-                })
-                .map(|i| batch.column(i)),
-            false => batch.column_by_name(field.name()),
+        let found = match by_id.is_empty() {
+            false => field_id(field)
+                .and_then(|id| by_id.get(&id))
+                .map(|&i| batch.column(i)),
+            true => batch.column_by_name(field.name()),
         };
         let column = match found {
             Some(column) => column.clone(),

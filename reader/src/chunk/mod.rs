@@ -15,7 +15,7 @@ use arrow_array::{
 use arrow_cast::{CastOptions, cast_with_options};
 use arrow_schema::{FieldRef, Schema, SchemaRef};
 use inlet_cache::PagedCache;
-use inlet_core::column_ids::matching_position;
+use inlet_core::column_ids::ColumnPositions;
 use inlet_core::column_types::widen;
 use inlet_core::ids::{Offset, StreamId, TimestampMicros};
 use inlet_core::table::{TableDescriptor, TableInfo};
@@ -105,10 +105,11 @@ impl ChunkRead<'_> {
         schema: &SchemaRef,
     ) -> Result<RecordBatch, ChunkError> {
         let current = &self.table.descriptor.schema;
+        let positions = ColumnPositions::of(schema);
         let projection: Vec<usize> = self
             .projection
             .iter()
-            .filter_map(|&i| matching_position(schema, current.field(i)))
+            .filter_map(|&i| positions.of_field(current.field(i)))
             .collect();
         let other = TableInfo {
             schema_id: entry.schema_id,
@@ -136,11 +137,12 @@ impl ChunkRead<'_> {
         };
         let mut columns = Vec::with_capacity(fields.len());
         let decoded = batch.schema();
+        let decoded = ColumnPositions::of(&decoded);
         for field in &fields {
             let wanted = field.data_type();
             // By column id: a renamed column is found under its old name, a column added
             // after a drop of its name is not found in the older chunk.
-            let column = matching_position(&decoded, field).map(|i| batch.column(i));
+            let column = decoded.of_field(field).map(|i| batch.column(i));
             columns.push(match column {
                 None => new_null_array(wanted, rows),
                 Some(column) if column.data_type() == wanted => column.clone(),

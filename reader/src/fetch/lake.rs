@@ -31,7 +31,7 @@ use arrow_schema::DataType;
 use futures::future::{BoxFuture, try_join_all};
 use futures::{FutureExt, StreamExt};
 use inlet_cache::{CacheError, PagedCache};
-use inlet_core::column_ids::matching_position;
+use inlet_core::column_ids::ColumnPositions;
 use inlet_core::column_types::widens;
 use inlet_core::error::{ErrorKind, HasKind};
 use inlet_core::ids::{Offset, StreamId, TimestampMicros};
@@ -211,9 +211,11 @@ async fn read_file(
     // The file's name of each projected column, `None` if the file lacks it: those read as
     // nulls.
     let mut names: Vec<Option<&str>> = Vec::with_capacity(context.projection.len());
+    let positions = ColumnPositions::of(written_schema);
     for &index in context.projection.iter() {
         let wanted = table.descriptor.schema.field(index);
-        let name = matching_position(written_schema, wanted)
+        let name = positions
+            .of_field(wanted)
             .map(|i| written_schema.field(i).name().as_str())
             .and_then(|name| Some((has_root(metadata.metadata(), name)?, name)));
         names.push(name.map(|(root, name)| {
