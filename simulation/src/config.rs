@@ -96,9 +96,10 @@ pub struct ScratchSpec {
     pub drop_grace: Duration,
 }
 
-/// A column of one log table widened mid-run (`evolve::run`): `row` from int32 to int64.
+/// A column change of one log table mid-run (`evolve`): `row` widened from int32 to int64,
+/// or `flag` dropped and added again as a new column.
 #[derive(Clone, Debug)]
-pub struct WideningSpec {
+pub struct ColumnChangeSpec {
     /// Index into `SimConfig::tables`.
     pub table: usize,
     /// When it is widened (simulated time since the start).
@@ -340,7 +341,10 @@ pub struct SimConfig {
     pub tables: Vec<TableSpec>,
     /// A table dropped during the run, if any.
     pub scratch: Option<ScratchSpec>,
-    pub widening: Option<WideningSpec>,
+    pub widening: Option<ColumnChangeSpec>,
+    /// `flag` of one log table dropped and added again in one ALTER: a new column, null in
+    /// the rows written before (reads that started before the change see the old column).
+    pub flag_replacement: Option<ColumnChangeSpec>,
     pub upkeep: UpkeepSpec,
     pub producers: Vec<ProducerSpec>,
     pub followers: Vec<FollowerSpec>,
@@ -548,9 +552,15 @@ impl SimConfig {
         });
         // Half the runs widen a column of a log table mid-run, from a stream of their own.
         let mut widening = root.fork("widening", 0);
-        let widening = widening.chance(0.5).then(|| WideningSpec {
+        let widening = widening.chance(0.5).then(|| ColumnChangeSpec {
             table: widening.below(tables.len()),
             at: widening.millis(200, duration.as_millis() as u64),
+        });
+        // Half replace `flag` of a log table by a new column of the same name, from another.
+        let mut replacement = root.fork("flag-replacement", 0);
+        let flag_replacement = replacement.chance(0.5).then(|| ColumnChangeSpec {
+            table: replacement.below(tables.len()),
+            at: replacement.millis(200, duration.as_millis() as u64),
         });
         // And lake upkeep from its own.
         let mut upkeep = root.fork("upkeep", 0);
@@ -576,6 +586,7 @@ impl SimConfig {
             tables,
             scratch,
             widening,
+            flag_replacement,
             upkeep,
             producers,
             followers,

@@ -33,7 +33,7 @@ use inlet_writer::BucketAppend;
 
 use crate::clock::SIM_EPOCH_MICROS;
 use crate::config::TableSpec;
-use crate::data::{AppendId, AppendShape, ReadRow, row_fingerprints, row_values};
+use crate::data::{AppendId, AppendShape, FLAG, ReadRow, Value, row_fingerprints, row_values};
 
 /// The most violations a run records; the first ones explain a failure.
 const MAX_VIOLATIONS: usize = 50;
@@ -82,6 +82,11 @@ impl SeenRow {
             fingerprint: combine(&row.fingerprints),
         }
     }
+}
+
+/// The fingerprint of a null `flag`.
+fn null_flag() -> u64 {
+    Value::Boolean(None).fingerprint(FLAG)
 }
 
 /// One fingerprint over several column fingerprints, in order.
@@ -241,6 +246,7 @@ impl Model {
         max_payload: u32,
         tables: &[TableSpec],
         audited_at: Duration,
+        flag_replaced: Option<(usize, Option<i64>)>,
     ) {
         let mut problems = Vec::new();
         // A row committed before this time (µs) may have expired from its table.
@@ -250,10 +256,11 @@ impl Model {
                 .and_then(|spec| spec.retention)
                 .map(|r| SIM_EPOCH_MICROS + audited_at.as_micros() as i64 - r.as_micros() as i64)
         };
-        self.check_log(log, max_payload, &mut problems);
+        self.check_log(log, max_payload, flag_replaced, &mut problems);
         self.check_expired(log, &expirable, &mut problems);
         self.check_acks(log, &expirable, &mut problems);
-        self.check_observations(log, &mut problems);
+        let replaced_table = flag_replaced.map(|(table, _)| table);
+        self.check_observations(log, max_payload, replaced_table, &mut problems);
         self.check_seeks(log, &mut problems);
         self.check_skips(log, tables, &mut problems);
         for problem in problems {
@@ -276,7 +283,16 @@ impl Model {
     }
 
     /// Content, uniqueness, atomicity and commit-time order of the final log.
-    fn check_log(&self, log: &FinalLog, max_payload: u32, problems: &mut Vec<String>) {
+    /// In the table of `flag_replaced` (`evolve::replace_flag`), `flag` must read null in the
+    /// rows committed before the replacement was first asked for (the time given), and may
+    /// read null instead of the value sent in the later ones.
+    fn check_log(
+        &self,
+        log: &FinalLog,
+        max_payload: u32,
+        flag_replaced: Option<(usize, Option<i64>)>,
+        problems: &mut Vec<String>,
+    ) {
         let mut seen: BTreeMap<AppendId, BTreeSet<u32>> = BTreeMap::new();
         for (table, buckets) in log.iter().enumerate() {
             for (bucket, rows) in buckets.iter().enumerate() {
@@ -310,7 +326,16 @@ impl Model {
                     }
                     let expected =
                         row_fingerprints(&row_values(row.id, &record.shape, row.row, max_payload));
-                    if expected != row.fingerprints {
+                    let mut nulled = expected;
+                    nulled[FLAG] = null_flag();
+                    let matches = match flag_replaced {
+                        Some((replaced, from)) if replaced == table => {
+                            let before = from.is_some_and(|from| row.commit_ts < from);
+                            nulled == row.fingerprints || (!before && expected == row.fingerprints)
+                        }
+                        _ => expected == row.fingerprints,
+                    };
+                    if !matches {
                         problems.push(format!(
                             "{at}: row {} of {:?} does not hold the values that were sent",
                             row.row, row.id
@@ -480,7 +505,15 @@ impl Model {
     }
 
     /// Every row any reader saw is the final log's row at that offset.
-    fn check_observations(&self, log: &FinalLog, problems: &mut Vec<String>) {
+    /// In table `flag_replaced` a reader's `flag` may be the value sent or null, whatever the
+    /// final log holds (a read that started before the replacement keeps the old column).
+    fn check_observations(
+        &self,
+        log: &FinalLog,
+        max_payload: u32,
+        flag_replaced: Option<usize>,
+        problems: &mut Vec<String>,
+    ) {
         for observation in &self.observations {
             for row in &observation.rows {
                 let at = format!(
@@ -502,7 +535,25 @@ impl Model {
                     .iter()
                     .map(|c| logged.fingerprints[*c])
                     .collect();
-                if combine(&expected) != row.fingerprint || logged.commit_ts != row.commit_ts {
+                let mut matches = combine(&expected) == row.fingerprint;
+                if !matches
+                    && flag_replaced == Some(observation.table)
+                    && let Some(at) = observation.projection.iter().position(|c| *c == FLAG)
+                    && let Some(record) = self.appends.get(&logged.id)
+                {
+                    let sent = row_fingerprints(&row_values(
+                        logged.id,
+                        &record.shape,
+                        logged.row,
+                        max_payload,
+                    ))[FLAG];
+                    matches = [sent, null_flag()].into_iter().any(|flag| {
+                        let mut alternative = expected.clone();
+                        alternative[at] = flag;
+                        combine(&alternative) == row.fingerprint
+                    });
+                }
+                if !matches || logged.commit_ts != row.commit_ts {
                     problems.push(format!(
                         "{at}: it differs from the committed row there (row {} of {:?}, \
                          committed at {}; the reader's row was committed at {})",

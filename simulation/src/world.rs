@@ -111,6 +111,10 @@ pub struct World {
     pub final_tails: Signal<Option<Vec<Vec<u64>>>>,
     /// The id of the table the run drops (`scratch.rs`), once created.
     pub scratch: Signal<Option<TableId>>,
+    /// When `evolve::replace_flag` first asked to replace `flag` (commit time, µs), once it
+    /// knows the change was made: rows committed before were written under the old column and
+    /// must read null in the new one.
+    pub flag_replaced_from: Signal<Option<i64>>,
 }
 
 /// What a run found.
@@ -393,6 +397,7 @@ pub async fn run_world(cfg: SimConfig) -> Outcome {
         stopping: Signal::new(false),
         final_tails: Signal::new(None),
         scratch: Signal::new(None),
+        flag_replaced_from: Signal::new(None),
         cfg,
     });
     world.trace.event(world.cfg.summary());
@@ -421,6 +426,7 @@ pub async fn run_world(cfg: SimConfig) -> Outcome {
     );
     let scratch = tokio::spawn(scratch::run(world.clone()));
     let widening = tokio::spawn(evolve::run(world.clone()));
+    let replacement = tokio::spawn(evolve::replace_flag(world.clone()));
 
     tokio::time::sleep(world.cfg.duration).await;
     world.trace.event("stopping: no new appends, no more chaos");
@@ -439,11 +445,13 @@ pub async fn run_world(cfg: SimConfig) -> Outcome {
              healed"
         ));
     }
-    if tokio::time::timeout(DRAIN_LIMIT, widening).await.is_err() {
-        world.violation(format!(
-            "liveness: the column widening did not stop within {DRAIN_LIMIT:?} after the store \
-             healed"
-        ));
+    for (change, handle) in [("widening", widening), ("replacement", replacement)] {
+        if tokio::time::timeout(DRAIN_LIMIT, handle).await.is_err() {
+            world.violation(format!(
+                "liveness: the column {change} did not stop within {DRAIN_LIMIT:?} after the \
+                 store healed"
+            ));
+        }
     }
     for (i, handle) in producers.into_iter().enumerate() {
         if tokio::time::timeout(DRAIN_LIMIT, handle).await.is_err() {
@@ -508,9 +516,17 @@ pub async fn run_world(cfg: SimConfig) -> Outcome {
         lake::settle(&world, &log, &keyed).await;
     }
     let online = world.model().violations().len();
-    world
-        .model()
-        .check(&log, world.cfg.max_payload, &world.cfg.tables, audited_at);
+    world.model().check(
+        &log,
+        world.cfg.max_payload,
+        &world.cfg.tables,
+        audited_at,
+        world
+            .cfg
+            .flag_replacement
+            .as_ref()
+            .map(|spec| (spec.table, world.flag_replaced_from.get())),
+    );
     world
         .model()
         .check_pk(&world.cfg.pk.tables, &keyed, world.cfg.max_payload);

@@ -80,6 +80,34 @@ fn regression_seeds() {
 /// partial updates, some tiered into the lake, with the writer and reader both in process and
 /// over the wire: a seed set
 /// drawn without them would check nothing of the keyed path.
+/// The suite changes columns mid-run (`evolve`): a widening and a replacement of `flag`, of
+/// tiered tables (the lake schema evolves, WAL and lake reads must agree) and of others.
+#[test]
+fn the_suite_changes_columns_of_tiered_and_other_tables() {
+    let options = SimOptions::default();
+    let configs: Vec<SimConfig> = suite()
+        .into_iter()
+        .map(|seed| SimConfig::from_seed(seed, &options))
+        .collect();
+    let replaced: Vec<bool> = configs
+        .iter()
+        .filter_map(|cfg| {
+            let spec = cfg.flag_replacement.as_ref()?;
+            (spec.at < cfg.duration).then(|| cfg.tables[spec.table].lake.is_some())
+        })
+        .collect();
+    assert!(
+        replaced.contains(&true) && replaced.contains(&false),
+        "the suite replaces `flag` of tiered and untiered tables: {replaced:?}"
+    );
+    assert!(
+        configs
+            .iter()
+            .any(|cfg| cfg.widening.is_some() && cfg.flag_replacement.is_some()),
+        "some run both widens a column and replaces one"
+    );
+}
+
 #[test]
 fn the_suite_covers_primary_key_tables() {
     let options = SimOptions::default();
