@@ -20,6 +20,7 @@ use inlet_compactor::lake::{
     CompactionRule, LakeAppend, LakeRoot, LakeStorage, LakeTable, LakeWriteOptions, stage_rewrite,
 };
 use inlet_core::clock::Env;
+use inlet_core::column_defaults::DOC_KEY;
 use inlet_core::ids::{Bucket, SchemaId};
 use inlet_core::table::{TableAlteration, TableInfo};
 use lake_support::*;
@@ -51,10 +52,15 @@ fn altered(table: &TableInfo, alteration: TableAlteration) -> anyhow::Result<Tab
 
 /// The test table after `note` was added.
 fn with_note() -> anyhow::Result<TableInfo> {
+    let note = Field::new("note", DataType::Utf8, true).with_metadata(
+        [(DOC_KEY.to_owned(), "what happened".to_owned())]
+            .into_iter()
+            .collect(),
+    );
     altered(
         &created(),
         TableAlteration {
-            add_columns: vec![Arc::new(Field::new("note", DataType::Utf8, true))],
+            add_columns: vec![Arc::new(note)],
             ..TableAlteration::default()
         },
     )
@@ -199,7 +205,13 @@ async fn an_added_column_evolves_the_lake_schema_and_old_rows_read_as_null() -> 
         fields, expected,
         "old ids kept, the new one fresh, before the system columns"
     );
-    assert!(!schema.field_by_name("note").context("note")?.required);
+    let note = schema.field_by_name("note").context("note")?;
+    assert!(!note.required);
+    assert_eq!(
+        note.doc.as_deref(),
+        Some("what happened"),
+        "the column's doc"
+    );
     assert_eq!(
         evolved.metadata().last_updated_ms(),
         before.last_updated_ms()

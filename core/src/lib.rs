@@ -3,6 +3,7 @@
 
 pub mod bucket;
 pub mod clock;
+pub mod column_defaults;
 pub mod column_ids;
 pub mod column_types;
 pub mod error;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use arrow_schema::{DataType, Field, FieldRef, Schema, SchemaRef, TimeUnit};
 
 use crate::bucket::is_bucketable;
+use crate::column_defaults::{MAX_COLUMN_TEXT_BYTES, default_of, doc_of};
 use crate::column_ids::{
     ColumnId, column_id, last_column_id, names_stable_until, numbered_afresh, position_of,
     with_added, without_column_id,
@@ -676,6 +677,8 @@ pub enum DefinitionError {
     AddedColumnNotNullable { column: String },
     #[error("column `{column}` is not a column of the table")]
     UnknownColumn { column: String },
+    #[error("column `{column}` is refused: {reason}")]
+    InvalidColumnText { column: String, reason: String },
     #[error("column `{column}` is {role}, so it cannot be {change}")]
     FixedColumn {
         column: String,
@@ -809,6 +812,19 @@ impl TableDescriptor {
                     data_type: field.data_type().to_string(),
                 });
             }
+            let invalid = |reason: String| DefinitionError::InvalidColumnText {
+                column: field.name().clone(),
+                reason,
+            };
+            if let Some(doc) = doc_of(field)
+                && doc.len() > MAX_COLUMN_TEXT_BYTES
+            {
+                return Err(invalid(format!(
+                    "its doc is {} bytes, more than the limit of {MAX_COLUMN_TEXT_BYTES}",
+                    doc.len()
+                )));
+            }
+            default_of(field).map_err(|reason| invalid(format!("its default: {reason}")))?;
         }
         if self.bucket_count == 0 || self.bucket_count > MAX_BUCKETS {
             return Err(DefinitionError::BucketCount {

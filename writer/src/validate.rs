@@ -3,9 +3,11 @@
 //! dropped column is ignored), missing nullable columns become nulls, and every
 //! defect is reported naming the table, the column and both types.
 
-use arrow_array::{Array, ArrayRef, RecordBatch, make_array, new_null_array};
+use arrow_array::{Array, ArrayRef, RecordBatch, UInt32Array, make_array, new_null_array};
 use arrow_data::BufferSpec;
-use arrow_schema::DataType;
+use arrow_schema::{DataType, Field};
+use arrow_select::take::take;
+use inlet_core::column_defaults::{DEFAULT_KEY, default_of};
 use inlet_core::limits::MAX_CONFORMED_APPEND_BYTES;
 use inlet_core::table::{FormerColumn, TableInfo};
 
@@ -67,7 +69,7 @@ pub fn conform(table: &TableInfo, batch: &RecordBatch) -> Result<RecordBatch, Ap
         .zip(&sources)
         .filter(|(_, source)| source.is_none())
         .map(|(field, _)| field)
-        .map(|field| null_array_bytes(field.data_type(), rows as u64))
+        .map(|field| filled_bytes(field, rows as u64))
         .fold(batch_bytes(batch) as u64, u64::saturating_add);
     if filled > MAX_CONFORMED_APPEND_BYTES {
         return Err(AppendError::TooLargeWhenFilled {
@@ -80,13 +82,18 @@ pub fn conform(table: &TableInfo, batch: &RecordBatch) -> Result<RecordBatch, Ap
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
     for (field, source) in schema.fields().iter().zip(sources) {
         let Some(column) = source.map(|i| batch.column(i)) else {
-            if !field.is_nullable() {
-                return Err(AppendError::MissingColumn {
-                    table: name,
-                    column: field.name().clone(),
-                });
-            }
-            columns.push(new_null_array(field.data_type(), rows));
+            // Checked when the table was created or altered, so it parses.
+            let default = default_of(field).ok().flatten();
+            columns.push(match default {
+                Some(value) => repeated(&value, rows),
+                None if field.is_nullable() => new_null_array(field.data_type(), rows),
+                None => {
+                    return Err(AppendError::MissingColumn {
+                        table: name,
+                        column: field.name().clone(),
+                    });
+                }
+            });
             continue;
         };
         let column =
@@ -111,6 +118,20 @@ pub fn conform(table: &TableInfo, batch: &RecordBatch) -> Result<RecordBatch, Ap
         found: e.to_string(),
         expected: schema.to_string(),
     })
+}
+
+/// `value` (one row) repeated `rows` times.
+fn repeated(value: &ArrayRef, rows: usize) -> ArrayRef {
+    let zeros = UInt32Array::from(vec![0u32; rows]);
+    take(value.as_ref(), &zeros, None).expect("index 0 is within a one-row array")
+}
+
+/// An upper bound of what filling column `field` for `rows` rows allocates: its nulls, and
+/// its default's bytes once per row (its text is at least as long as a string value of it).
+fn filled_bytes(field: &Field, rows: u64) -> u64 {
+    let nulls = null_array_bytes(field.data_type(), rows);
+    let text = field.metadata().get(DEFAULT_KEY).map_or(0, String::len) as u64;
+    nulls.saturating_add(rows.saturating_mul(text))
 }
 
 /// An upper bound of what `new_null_array(data_type, rows)` allocates: a validity bitmap, and
@@ -169,6 +190,8 @@ mod tests {
     use arrow_array::{Float64Array, Int32Array, Int64Array, StringArray};
     use arrow_schema::{Field, Schema};
     use inlet_core::ids::{DatabaseId, SchemaId, TableId, TimestampMicros};
+    use std::collections::HashMap;
+
     use inlet_core::table::{SchemaHistory, TableAlteration, TableDescriptor};
 
     use super::*;
@@ -297,6 +320,59 @@ mod tests {
             conform(&table, &unknown),
             Err(AppendError::UnknownColumn { .. })
         ));
+    }
+
+    #[test]
+    fn a_column_left_out_gets_its_default_and_only_an_undefaulted_required_one_is_missing() {
+        let mut table = table();
+        let defaulted = |field: Field, text: &str| {
+            Arc::new(
+                field.with_metadata(HashMap::from([(DEFAULT_KEY.to_owned(), text.to_owned())])),
+            )
+        };
+        table.descriptor.schema = Arc::new(Schema::new(vec![
+            Arc::new(Field::new("id", DataType::Int64, false)),
+            defaulted(Field::new("name", DataType::Utf8, true), "nobody"),
+            defaulted(Field::new("tier", DataType::Int32, false), "3"),
+        ]));
+        table.descriptor.validate().expect("valid defaults");
+        let input = batch(
+            vec![Field::new("id", DataType::Int64, false)],
+            vec![Arc::new(Int64Array::from(vec![1, 2]))],
+        );
+        let out = conform(&table, &input).expect("conforms");
+        assert_eq!(
+            out.column(1).as_ref(),
+            &StringArray::from(vec!["nobody", "nobody"]) as &dyn Array
+        );
+        assert_eq!(
+            out.column(2).as_ref(),
+            &Int32Array::from(vec![3, 3]) as &dyn Array
+        );
+        // A value sent is kept, a null sent is a null.
+        let sent = batch(
+            vec![
+                Field::new("id", DataType::Int64, false),
+                Field::new("name", DataType::Utf8, true),
+            ],
+            vec![
+                Arc::new(Int64Array::from(vec![1])),
+                Arc::new(StringArray::from(vec![None::<&str>])),
+            ],
+        );
+        let out = conform(&table, &sent).expect("conforms");
+        assert!(out.column(1).is_null(0));
+        // A default that is no value of its column is refused when the table is defined.
+        let mut bad = table.descriptor.clone();
+        bad.schema = Arc::new(Schema::new(vec![defaulted(
+            Field::new("tier", DataType::Int32, true),
+            "gold",
+        )]));
+        let refused = bad.validate().expect_err("not an int32");
+        assert!(
+            refused.to_string().contains("`gold` is no Int32 value"),
+            "{refused}"
+        );
     }
 
     #[test]

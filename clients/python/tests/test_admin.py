@@ -181,3 +181,22 @@ def test_renamed_and_dropped_columns_keep_older_rows_by_column_id(client, db):
         table.alter(rename_columns={"nope": "x"})
     with pytest.raises(inlet.InvalidInput, match="duplicate column `rank`"):
         table.alter(rename_columns={"label": "rank"})
+
+
+def test_an_added_column_has_a_doc_and_a_default_for_appends_that_leave_it_out(client, db):
+    schema = pa.schema([pa.field("id", pa.int64(), nullable=False)])
+    table = client.create_table(f"{db}.tiered", schema, options={"lake.enabled": False})
+    table.append(pa.table({"id": [1]}, schema=schema))
+    tier = pa.field("tier", pa.int32(), metadata={"inlet.doc": "service tier", "inlet.default": "3"})
+    altered = table.alter(add_columns=[tier])
+    field = altered.schema.field("tier")
+    assert field.metadata[b"inlet.doc"] == b"service tier"
+    assert field.metadata[b"inlet.default"] == b"3"
+    # An append without the column gets the default; one with it keeps its values; the row
+    # written before the column existed stays null.
+    table.append(pa.table({"id": [2]}, schema=schema))
+    table.append(pa.table({"id": [3], "tier": pa.array([7], pa.int32())}))
+    rows = table.scan(columns=["id", "tier"]).to_arrow().sort_by("id")
+    assert rows.column("tier").to_pylist() == [None, 3, 7]
+    with pytest.raises(inlet.InvalidInput, match="`gold` is no Int32 value"):
+        table.alter(add_columns=[pa.field("rank", pa.int32(), metadata={"inlet.default": "gold"})])

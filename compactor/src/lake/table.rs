@@ -29,6 +29,7 @@ use iceberg::spec::{
 use iceberg::table::Table;
 use iceberg::{Runtime, TableIdent};
 use inlet_core::clock::Env;
+use inlet_core::column_defaults::doc_of;
 use inlet_core::column_ids::column_id;
 use inlet_core::column_types::lake_refusal;
 use inlet_core::ids::{Bucket, Offset, SchemaId, TableId};
@@ -177,12 +178,12 @@ impl FieldIds {
                     format!("{parent}.{}", field.name())
                 };
                 let field_type = self.lake_type(field.data_type(), &path)?;
-                Ok(Arc::new(NestedField::new(
-                    id,
-                    field.name(),
-                    field_type,
-                    !field.is_nullable(),
-                )))
+                let nested = NestedField::new(id, field.name(), field_type, !field.is_nullable());
+                // The column's doc is the field's, for engines and catalogs that show it.
+                Ok(Arc::new(match doc_of(field) {
+                    Some(doc) => nested.with_doc(doc),
+                    None => nested,
+                }))
             })
             .collect()
     }

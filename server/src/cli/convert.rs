@@ -4,6 +4,7 @@
 use anyhow::{Context, anyhow, bail};
 use arrow_array::RecordBatch;
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use inlet_core::column_defaults::{DEFAULT_KEY, doc_of};
 use std::io::Read;
 use std::io::{BufRead, Write};
 use std::str::FromStr;
@@ -207,14 +208,23 @@ pub fn parse_start(value: &str) -> anyhow::Result<inlet_proto::v1::StartPosition
     })
 }
 
-/// One line per column, for `table describe`.
+/// One line per column, for `table describe`: name, type, `not null`, its default and its
+/// doc.
 pub fn describe_schema(schema: &Schema) -> String {
     schema
         .fields()
         .iter()
         .map(|f| {
             let null = if f.is_nullable() { "" } else { " not null" };
-            format!("  {}: {}{}", f.name(), f.data_type(), null)
+            let default = f
+                .metadata()
+                .get(DEFAULT_KEY)
+                .map(|value| format!(" default {value}"))
+                .unwrap_or_default();
+            let doc = doc_of(f)
+                .map(|doc| format!("  -- {doc}"))
+                .unwrap_or_default();
+            format!("  {}: {}{null}{default}{doc}", f.name(), f.data_type())
         })
         .collect::<Vec<_>>()
         .join("\n")
@@ -236,6 +246,26 @@ mod tests {
 
     /// Mutated schema specs, positions and input files (the bytes a user hands the CLI) get
     /// an error or a value, never a panic.
+    #[test]
+    fn described_columns_show_their_defaults_and_docs() {
+        let tier = Field::new("tier", DataType::Int32, false).with_metadata(
+            [
+                (DEFAULT_KEY.to_owned(), "3".to_owned()),
+                (
+                    inlet_core::column_defaults::DOC_KEY.to_owned(),
+                    "service tier".to_owned(),
+                ),
+            ]
+            .into_iter()
+            .collect(),
+        );
+        let schema = Schema::new(vec![Field::new("id", DataType::Int64, true), tier]);
+        assert_eq!(
+            describe_schema(&schema),
+            "  id: Int64\n  tier: Int32 not null default 3  -- service tier"
+        );
+    }
+
     #[test]
     fn mutated_cli_input_never_panics() {
         let schema: SchemaRef = Arc::new(
