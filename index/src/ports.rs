@@ -43,6 +43,17 @@ pub trait CommitLog: Send + Sync + Debug {
     fn stopped(&self) -> Option<IndexError>;
     /// The live table `database.name`.
     async fn table(&self, database: &str, name: &str) -> Result<Arc<TableInfo>, CatalogError>;
+    /// The live table `database.name` as the index owner has it now, past any cache: what a
+    /// request that names a column the cached table lacks asks before it is refused (an ALTER
+    /// whose catalog push has not reached this process yet). The owner's own process has no
+    /// cache, so by default this is [`table`](Self::table).
+    async fn table_from_owner(
+        &self,
+        database: &str,
+        name: &str,
+    ) -> Result<Arc<TableInfo>, CatalogError> {
+        self.table(database, name).await
+    }
     /// Queues a commit and returns once it is queued. Commits are applied in the order they
     /// were queued, so a writer that submits in upload order keeps its rows in order while
     /// several commits are in flight.
@@ -57,6 +68,17 @@ pub trait LogRead: Send + Sync + Debug {
     fn stopped(&self) -> Option<IndexError>;
     /// The live table `database.name`.
     async fn table(&self, database: &str, name: &str) -> Result<Arc<TableInfo>, CatalogError>;
+    /// The live table `database.name` as the index owner has it now, past any cache: what a
+    /// request that names a column the cached table lacks asks before it is refused (an ALTER
+    /// whose catalog push has not reached this process yet). The owner's own process has no
+    /// cache, so by default this is [`table`](Self::table).
+    async fn table_from_owner(
+        &self,
+        database: &str,
+        name: &str,
+    ) -> Result<Arc<TableInfo>, CatalogError> {
+        self.table(database, name).await
+    }
     /// The durable tail of a stream.
     async fn tail(&self, stream: StreamId) -> Result<StreamTail, IndexError>;
     /// A receiver that always holds the stream's durable tail and wakes on every commit.

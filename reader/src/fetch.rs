@@ -157,8 +157,13 @@ impl Reader {
     /// Starts a fetch. Everything the request names is checked before the first row is
     /// read; errors met while reading end the stream with that error.
     pub async fn fetch(&self, request: FetchRequest) -> Result<FetchStream, FetchError> {
-        let table = self.index.table(&request.database, &request.table).await?;
-        let projection = projection(&table, &request.columns)?;
+        let (table, projection) = table_and_projection(
+            &self.index,
+            &request.database,
+            &request.table,
+            &request.columns,
+        )
+        .await?;
         let streams = streams(&table, &request.buckets)?;
         let starts: Vec<(StreamId, Start)> = if request.start == StartPosition::Snapshot {
             if !table.is_primary_key_table() {
@@ -287,6 +292,26 @@ impl Reader {
                 Ok(from_lake.map_or(from_wal, |offset| offset.min(from_wal)))
             }
         }
+    }
+}
+
+/// The table `database.name` and the positions of `columns` in it. A column the table (as this
+/// process has it) lacks may have just been added or renamed, the catalog push not here yet:
+/// the owner is asked for the table before the column is refused.
+pub(crate) async fn table_and_projection(
+    index: &Arc<dyn LogRead>,
+    database: &str,
+    name: &str,
+    columns: &[String],
+) -> Result<(Arc<TableInfo>, Vec<usize>), FetchError> {
+    let table = index.table(database, name).await?;
+    match projection(&table, columns) {
+        Err(FetchError::ColumnNotFound { .. }) => {
+            let table = index.table_from_owner(database, name).await?;
+            let projection = projection(&table, columns)?;
+            Ok((table, projection))
+        }
+        found => Ok((table, found?)),
     }
 }
 

@@ -17,7 +17,7 @@ use inlet_core::pk::key::KeyEncoder;
 use inlet_core::table::{BUCKET_COLUMN, OFFSET_COLUMN, TableInfo};
 
 use crate::error::FetchError;
-use crate::fetch::{Reader, projection};
+use crate::fetch::{Reader, table_and_projection};
 
 /// The rows a lookup found.
 #[derive(Debug)]
@@ -42,13 +42,13 @@ impl Reader {
         keys: &[RecordBatch],
         columns: &[String],
     ) -> Result<LookupResult, FetchError> {
-        let table = self.index().table(database, table).await?;
+        let (table, projection) =
+            table_and_projection(self.index(), database, table, columns).await?;
         if !table.is_primary_key_table() {
             return Err(FetchError::NotAPrimaryKeyTable {
                 table: table.qualified_name(),
             });
         }
-        let projection = projection(&table, columns)?;
         let keys = key_batch(&table, &table.descriptor.primary_key, keys)?;
         let encoding = column_indices(&keys, &table.key_encoding_indices(), &table);
         let bucketing = column_indices(&keys, &table.bucket_key_indices(), &table);
@@ -112,13 +112,13 @@ impl Reader {
         columns: &[String],
         limit: usize,
     ) -> Result<LookupResult, FetchError> {
-        let table = self.index().table(database, table).await?;
+        let (table, projection) =
+            table_and_projection(self.index(), database, table, columns).await?;
         if !table.is_primary_key_table() {
             return Err(FetchError::NotAPrimaryKeyTable {
                 table: table.qualified_name(),
             });
         }
-        let projection = projection(&table, columns)?;
         let values = key_batch(&table, &table.descriptor.bucket_key, prefixes)?;
         let all: Vec<usize> = (0..values.num_columns()).collect();
         let buckets = bucket_rows(&values, &all, table.descriptor.bucket_count);

@@ -369,6 +369,54 @@ async fn run_cluster(store: &Store) -> anyhow::Result<()> {
         );
     }
 
+    // Columns added on the owner are usable at once on other nodes, before (or whatever the
+    // timing of) the catalog push: an append naming a new column on writer B and a fetch
+    // projecting it on reader B ask the owner for the table instead of refusing the column.
+    admin
+        .create_table("db", "evolving", &schema(), 1, vec!["id".to_owned()], false)
+        .await?;
+    let mut on_writer = Client::connect(&writer_b).await?;
+    let mut on_reader_b = Client::connect(&reader_b).await?;
+    for round in 0..5i64 {
+        let column = format!("c{round}");
+        let added = arrow_schema::Schema::new(vec![arrow_schema::Field::new(
+            &column,
+            arrow_schema::DataType::Int64,
+            true,
+        )]);
+        admin
+            .raw()
+            .alter_table(pb::AlterTableRequest {
+                path: Some(inlet::client::path("db", "evolving")),
+                add_columns_ipc: inlet_core::ipc::schema_to_ipc(&added)?,
+                ..Default::default()
+            })
+            .await?;
+        let with_column = std::sync::Arc::new(arrow_schema::Schema::new(vec![
+            arrow_schema::Field::new("id", arrow_schema::DataType::Int64, false),
+            arrow_schema::Field::new(&column, arrow_schema::DataType::Int64, true),
+        ]));
+        let rows = arrow_array::RecordBatch::try_new(
+            with_column.clone(),
+            vec![
+                std::sync::Arc::new(arrow_array::Int64Array::from(vec![round])),
+                std::sync::Arc::new(arrow_array::Int64Array::from(vec![round * 10])),
+            ],
+        )?;
+        on_writer
+            .append("db", "evolving", &with_column, &[rows])
+            .await
+            .with_context(|| format!("an append naming `{column}` on writer B"))?;
+        let mut request = fetch_request("db", "evolving");
+        request.columns = vec!["id".to_owned(), column.clone()];
+        let fetched = on_reader_b
+            .fetch_all(request)
+            .await
+            .with_context(|| format!("a fetch of `{column}` on reader B"))?;
+        let values: i64 = fetched.iter().map(|batch| batch.num_rows() as i64).sum();
+        ensure!(values == round + 1, "{values} rows after round {round}");
+    }
+
     // A follower on reader B, started before anything is appended; producers on both writers.
     let all_ids = |count: i64| (0..count * ROWS).collect::<std::collections::BTreeSet<i64>>();
     let follower = tokio::spawn(follow_until(reader_b.clone(), all_ids(2 * APPENDS)));

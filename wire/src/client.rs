@@ -605,6 +605,15 @@ impl CommitLog for RemoteIndex {
         remote_table(self, database, name).await
     }
 
+    async fn table_from_owner(
+        &self,
+        database: &str,
+        name: &str,
+    ) -> Result<Arc<TableInfo>, CatalogError> {
+        self.forget_table(database, name);
+        remote_table(self, database, name).await
+    }
+
     async fn submit_commit(&self, request: CommitRequest) -> Result<PendingCommit, IndexError> {
         if let Some(error) = CommitLog::stopped(self) {
             return Err(error);
@@ -636,6 +645,14 @@ impl CommitLog for RemoteIndex {
         }
         let lost = session.lost();
         Ok(PendingCommit::new(receiver, move || lost))
+    }
+}
+
+impl RemoteIndex {
+    /// Drops the cached `database.name`, so the next lookup asks the owner.
+    fn forget_table(&self, database: &str, name: &str) {
+        let key = (database.to_owned(), name.to_owned());
+        self.inner.tables.lock().expect("tables lock").remove(&key);
     }
 }
 
@@ -690,6 +707,15 @@ impl LogRead for RemoteIndex {
     }
 
     async fn table(&self, database: &str, name: &str) -> Result<Arc<TableInfo>, CatalogError> {
+        remote_table(self, database, name).await
+    }
+
+    async fn table_from_owner(
+        &self,
+        database: &str,
+        name: &str,
+    ) -> Result<Arc<TableInfo>, CatalogError> {
+        self.forget_table(database, name);
         remote_table(self, database, name).await
     }
 

@@ -129,6 +129,20 @@ impl LogRead for ReaderPort {
         }
     }
 
+    async fn table_from_owner(
+        &self,
+        database: &str,
+        name: &str,
+    ) -> Result<Arc<TableInfo>, CatalogError> {
+        match LogRead::table_from_owner(&self.owner, database, name).await {
+            Err(CatalogError::Index(error)) => {
+                tracing::debug!(%error, "table from the replica: the owner does not answer");
+                self.replica().await?.table(database, name).await
+            }
+            answered => answered,
+        }
+    }
+
     /// The tail as the owner last pushed it (it pushes after every commit, so this lags an
     /// ack by the push's delay, milliseconds); the first read of a stream asks the owner and
     /// keeps following it; with no owner, the replica's.

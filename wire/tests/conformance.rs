@@ -247,6 +247,42 @@ async fn table_lookups_and_their_errors_agree() {
     .await;
 }
 
+/// After an ALTER, the table as the owner has it shows the change at once, through every
+/// port: what a writer or reader asks when a request names a column its table lacks.
+#[tokio::test]
+async fn the_owners_table_has_an_alter_at_once() {
+    conform(|ports| async move {
+        let mut out = Vec::new();
+        let before = ports.commit.table("db", "t").await.expect("table");
+        let added = Arc::new(Field::new("w", DataType::Utf8, true));
+        ports
+            .index
+            .alter_table(
+                "db",
+                "t",
+                inlet_core::table::TableAlteration {
+                    add_columns: vec![added],
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("altered");
+        let written = ports
+            .commit
+            .table_from_owner("db", "t")
+            .await
+            .expect("table");
+        let read = ports.read.table_from_owner("db", "t").await.expect("table");
+        for table in [&written, &read] {
+            assert_eq!(table.schema_id, SchemaId(before.schema_id.0 + 1));
+            assert!(table.descriptor.schema.field_with_name("w").is_ok());
+        }
+        out.push(format!("{:?}", written.descriptor.schema.fields().len()));
+        out
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn pipelined_commits_get_dense_offsets_in_submission_order() {
     conform(|ports| async move {

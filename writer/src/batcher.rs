@@ -22,6 +22,7 @@ use inlet_core::bucket::bucket_rows;
 use inlet_core::clock::Env;
 use inlet_core::ids::{Bucket, Offset, PartitionId, SchemaId, StreamId, TimestampMicros};
 use inlet_core::limits::MAX_APPEND_BYTES;
+use inlet_core::pk::merge::MergeEngine;
 use inlet_core::table::TableInfo;
 use inlet_index::{ChunkRejected, CommitLog, CommitReply, IndexError, ProducerRef};
 use slatedb::object_store::ObjectStore;
@@ -193,36 +194,25 @@ impl Writer {
         if let Some(error) = self.inner.index.stopped() {
             return Err(error.into());
         }
-        let table = self.inner.index.table(database, table).await?;
-        op.check(&table)?;
-        let engine = match op {
-            WriteOp::Append => None,
-            WriteOp::Upsert | WriteOp::PartialUpsert | WriteOp::Delete => {
-                Some(table.merge_engine().map_err(|e| {
-                    AppendError::Index(IndexError::Storage(format!(
-                        "table {}: {e}",
-                        table.qualified_name()
-                    )))
-                })?)
+        let mut table = self.inner.index.table(database, table).await?;
+        let Prepared {
+            engine,
+            mask,
+            batch,
+        } = match prepare(&table, op, batches) {
+            // A column this process's table lacks (or a type wider than it has) may be an
+            // ALTER whose catalog push has not arrived: the owner is asked before the batch
+            // is refused.
+            Err(AppendError::UnknownColumn { .. } | AppendError::SchemaMismatch { .. }) => {
+                table = self
+                    .inner
+                    .index
+                    .table_from_owner(database, &table.name)
+                    .await?;
+                prepare(&table, op, batches)?
             }
+            prepared => prepared?,
         };
-        let mask = match (&engine, op) {
-            (Some(engine), WriteOp::PartialUpsert) => {
-                Some(partial_columns(&table, engine, batches)?)
-            }
-            _ => None,
-        };
-        let conformed = batches
-            .iter()
-            .map(|batch| match op {
-                WriteOp::Delete => conform_delete(&table, batch),
-                WriteOp::Append | WriteOp::Upsert | WriteOp::PartialUpsert => {
-                    conform(&table, batch)
-                }
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let batch = concat_batches(&table.descriptor.schema, &conformed)
-            .map_err(|e| AppendError::MalformedIpc(e.to_string()))?;
         if batch.num_rows() == 0 {
             return Ok(Vec::new());
         }
@@ -557,4 +547,52 @@ fn fail_all(waiters: Vec<Waiter>, error: AppendError) {
     for waiter in waiters {
         let _ = waiter.reply.send(Err(error.clone()));
     }
+}
+
+/// A write checked against its table ([`prepare`]).
+struct Prepared {
+    /// The table's merge engine, for primary-key writes.
+    engine: Option<MergeEngine>,
+    /// The columns of a partial update.
+    mask: Option<Vec<u8>>,
+    /// The rows conformed to the table's schema, in one batch.
+    batch: RecordBatch,
+}
+
+/// A write of `batches` to `table` as `op`, checked and conformed.
+fn prepare(
+    table: &TableInfo,
+    op: WriteOp,
+    batches: &[RecordBatch],
+) -> Result<Prepared, AppendError> {
+    op.check(table)?;
+    let engine = match op {
+        WriteOp::Append => None,
+        WriteOp::Upsert | WriteOp::PartialUpsert | WriteOp::Delete => {
+            Some(table.merge_engine().map_err(|e| {
+                AppendError::Index(IndexError::Storage(format!(
+                    "table {}: {e}",
+                    table.qualified_name()
+                )))
+            })?)
+        }
+    };
+    let mask = match (&engine, op) {
+        (Some(engine), WriteOp::PartialUpsert) => Some(partial_columns(table, engine, batches)?),
+        _ => None,
+    };
+    let conformed = batches
+        .iter()
+        .map(|batch| match op {
+            WriteOp::Delete => conform_delete(table, batch),
+            WriteOp::Append | WriteOp::Upsert | WriteOp::PartialUpsert => conform(table, batch),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let batch = concat_batches(&table.descriptor.schema, &conformed)
+        .map_err(|e| AppendError::MalformedIpc(e.to_string()))?;
+    Ok(Prepared {
+        engine,
+        mask,
+        batch,
+    })
 }
