@@ -107,11 +107,6 @@ impl<'a> ColumnPositions<'a> {
     }
 }
 
-/// [`ColumnPositions::of_field`] for one column.
-pub fn matching_position(schema: &Schema, wanted: &Field) -> Option<usize> {
-    ColumnPositions::of(schema).of_field(wanted)
-}
-
 /// `schema` with each of `fields` given the next id after `last` where it has none, and the
 /// last id recorded.
 pub fn numbered(schema: &Schema, fields: Vec<FieldRef>, last: ColumnId) -> SchemaRef {
@@ -307,16 +302,17 @@ mod tests {
         let table = numbered_afresh(&schema(&["a", "b"]));
         let renamed = Field::new("z", DataType::Int64, true);
         let renamed = with_column_id(&renamed, ColumnId(2));
-        assert_eq!(matching_position(&table, &renamed), Some(1));
+        assert_eq!(ColumnPositions::of(&table).of_field(&renamed), Some(1));
         // Same name, another id: a different column.
         let other = with_column_id(&Field::new("a", DataType::Int64, true), ColumnId(7));
-        assert_eq!(matching_position(&table, &other), None);
+        assert_eq!(ColumnPositions::of(&table).of_field(&other), None);
         // Hand-built schemas without ids match by name.
         assert_eq!(
-            matching_position(
-                &schema(&["b", "a"]),
-                &Field::new("a", DataType::Int64, true)
-            ),
+            ColumnPositions::of(&schema(&["b", "a"])).of_field(&Field::new(
+                "a",
+                DataType::Int64,
+                true
+            )),
             Some(1)
         );
     }

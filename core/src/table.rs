@@ -10,8 +10,7 @@ use arrow_schema::{DataType, Field, FieldRef, Schema, SchemaRef, TimeUnit};
 use crate::bucket::is_bucketable;
 use crate::column_defaults::{MAX_COLUMN_TEXT_BYTES, default_of, doc_of};
 use crate::column_ids::{
-    ColumnId, column_id, last_column_id, names_stable_until, numbered_afresh, position_of,
-    with_added, without_column_id,
+    column_id, names_stable_until, numbered_afresh, position_of, with_added, without_column_id,
 };
 use crate::error::{ErrorKind, HasKind};
 use crate::ids::{DatabaseId, SchemaId, TableId, TimestampMicros};
@@ -573,11 +572,6 @@ impl TableInfo {
         )
     }
 
-    /// The highest column id the table ever gave.
-    pub fn last_column_id(&self) -> ColumnId {
-        last_column_id(&self.descriptor.schema)
-    }
-
     /// Indices of the bucket key columns in the schema (validated at creation).
     pub fn bucket_key_indices(&self) -> Vec<usize> {
         self.descriptor
@@ -981,6 +975,7 @@ pub fn changelog_read_schema(table_schema: &Schema, projection: &[usize]) -> Sch
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::column_ids::{ColumnId, last_column_id};
 
     fn table_info(descriptor: TableDescriptor) -> TableInfo {
         TableInfo {

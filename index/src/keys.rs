@@ -655,8 +655,10 @@ pub struct LakeFileEntry {
 }
 
 impl LakeFileEntry {
-    /// Version 2 appends the schema id; version 1 entries have none.
+    /// Version 2 appends the schema id.
     const VERSION: u8 = 2;
+    /// Version 1 entries have no schema id (files tiered before columns had ids).
+    const VERSION_WITHOUT_SCHEMA: u8 = 1;
 
     /// One past the last offset in the file.
     pub fn end_offset(&self) -> Offset {
@@ -665,10 +667,9 @@ impl LakeFileEntry {
 
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(53 + self.path.len());
-        out.push(if self.schema_id.is_some() {
-            Self::VERSION
-        } else {
-            1
+        out.push(match self.schema_id {
+            Some(_) => Self::VERSION,
+            None => Self::VERSION_WITHOUT_SCHEMA,
         });
         out.extend_from_slice(&self.base_offset.0.to_be_bytes());
         out.extend_from_slice(&self.row_count.to_be_bytes());
@@ -688,7 +689,7 @@ impl LakeFileEntry {
     pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
         let mut r = Reader::new(bytes);
         let version = r.u8()?;
-        if !(1..=Self::VERSION).contains(&version) {
+        if version != Self::VERSION && version != Self::VERSION_WITHOUT_SCHEMA {
             return Err(CodecError::Version {
                 version,
                 supported: Self::VERSION,
@@ -704,7 +705,7 @@ impl LakeFileEntry {
         let path = String::from_utf8(r.bytes(len)?.to_vec())
             .map_err(|e| CodecError::Json(format!("lake file path is not UTF-8: {e}")))?;
         let schema_id = match version {
-            1 => None,
+            Self::VERSION_WITHOUT_SCHEMA => None,
             _ => Some(SchemaId(r.u32()?)),
         };
         r.finish()?;

@@ -610,8 +610,7 @@ impl CommitLog for RemoteIndex {
         database: &str,
         name: &str,
     ) -> Result<Arc<TableInfo>, CatalogError> {
-        self.forget_table(database, name);
-        remote_table(self, database, name).await
+        owner_table(self, database, name).await
     }
 
     async fn submit_commit(&self, request: CommitRequest) -> Result<PendingCommit, IndexError> {
@@ -648,12 +647,21 @@ impl CommitLog for RemoteIndex {
     }
 }
 
-impl RemoteIndex {
-    /// Drops the cached `database.name`, so the next lookup asks the owner.
-    fn forget_table(&self, database: &str, name: &str) {
-        let key = (database.to_owned(), name.to_owned());
-        self.inner.tables.lock().expect("tables lock").remove(&key);
-    }
+/// [`remote_table`] past the cache: the cached `database.name` is dropped first, so the owner
+/// is asked (and its answer cached).
+async fn owner_table(
+    remote: &RemoteIndex,
+    database: &str,
+    name: &str,
+) -> Result<Arc<TableInfo>, CatalogError> {
+    let key = (database.to_owned(), name.to_owned());
+    remote
+        .inner
+        .tables
+        .lock()
+        .expect("tables lock")
+        .remove(&key);
+    remote_table(remote, database, name).await
 }
 
 async fn remote_table(
@@ -715,8 +723,7 @@ impl LogRead for RemoteIndex {
         database: &str,
         name: &str,
     ) -> Result<Arc<TableInfo>, CatalogError> {
-        self.forget_table(database, name);
-        remote_table(self, database, name).await
+        owner_table(self, database, name).await
     }
 
     async fn tail(&self, stream: StreamId) -> Result<StreamTail, IndexError> {

@@ -100,6 +100,23 @@ impl ReaderPort {
         *known
     }
 
+    /// The owner's answer for table `database.name`, or the replica's when the owner does not
+    /// answer.
+    async fn or_replica_table(
+        &self,
+        answered: Result<Arc<TableInfo>, CatalogError>,
+        database: &str,
+        name: &str,
+    ) -> Result<Arc<TableInfo>, CatalogError> {
+        match answered {
+            Err(CatalogError::Index(error)) => {
+                tracing::debug!(%error, "table from the replica: the owner does not answer");
+                self.replica().await?.table(database, name).await
+            }
+            answered => answered,
+        }
+    }
+
     /// The furthest tail this reader knows of: listings must reach it.
     fn target(&self, stream: StreamId) -> Option<Offset> {
         let pushed = self.owner.known_tail(stream).map(|t| t.next_offset);
@@ -120,13 +137,8 @@ impl LogRead for ReaderPort {
     }
 
     async fn table(&self, database: &str, name: &str) -> Result<Arc<TableInfo>, CatalogError> {
-        match LogRead::table(&self.owner, database, name).await {
-            Err(CatalogError::Index(error)) => {
-                tracing::debug!(%error, "table from the replica: the owner does not answer");
-                self.replica().await?.table(database, name).await
-            }
-            answered => answered,
-        }
+        let answered = LogRead::table(&self.owner, database, name).await;
+        self.or_replica_table(answered, database, name).await
     }
 
     async fn table_from_owner(
@@ -134,13 +146,8 @@ impl LogRead for ReaderPort {
         database: &str,
         name: &str,
     ) -> Result<Arc<TableInfo>, CatalogError> {
-        match LogRead::table_from_owner(&self.owner, database, name).await {
-            Err(CatalogError::Index(error)) => {
-                tracing::debug!(%error, "table from the replica: the owner does not answer");
-                self.replica().await?.table(database, name).await
-            }
-            answered => answered,
-        }
+        let answered = LogRead::table_from_owner(&self.owner, database, name).await;
+        self.or_replica_table(answered, database, name).await
     }
 
     /// The tail as the owner last pushed it (it pushes after every commit, so this lags an

@@ -20,7 +20,7 @@ use arrow_schema::SchemaRef;
 use super::PkCodecError;
 use super::merge::{column_mask, mask_has};
 use super::row::{RowEncoder, decode_rows, image_header};
-use crate::column_ids::matching_position;
+use crate::column_ids::ColumnPositions;
 use crate::column_types::widen;
 use crate::ids::SchemaId;
 use crate::table::TableInfo;
@@ -81,13 +81,14 @@ pub fn upgrade_mask(
     if schema_id == table.schema_id {
         return Ok(mask.to_vec());
     }
-    let written = schema_of(table, schema_id)?;
+    let written = ColumnPositions::of(schema_of(table, schema_id)?);
     let columns = current
         .fields()
         .iter()
         .enumerate()
         .filter_map(|(i, field)| {
-            matching_position(written, field)
+            written
+                .of_field(field)
                 .filter(|&position| mask_has(mask, position))
                 .map(|_| i)
         });
@@ -121,9 +122,10 @@ fn schema_of(table: &TableInfo, schema_id: SchemaId) -> Result<&SchemaRef, PkCod
 fn to_current(table: &TableInfo, batch: &RecordBatch) -> Result<RecordBatch, PkCodecError> {
     let current = &table.descriptor.schema;
     let old = batch.schema();
+    let old = ColumnPositions::of(&old);
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(current.fields().len());
     for field in current.fields() {
-        let column = match matching_position(&old, field) {
+        let column = match old.of_field(field) {
             None => new_null_array(field.data_type(), batch.num_rows()),
             Some(i) if batch.column(i).data_type() == field.data_type() => batch.column(i).clone(),
             Some(i) => widen(batch.column(i), field.data_type()).ok_or_else(|| {
