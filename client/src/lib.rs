@@ -215,6 +215,19 @@ impl Client {
             options: options.into_iter().collect(),
             ..Default::default()
         };
+        self.create_table_from(database, table, descriptor, if_not_exists)
+            .await
+    }
+
+    /// Creates a table as `descriptor` describes it (any kind: log, primary-key,
+    /// partitioned).
+    pub async fn create_table_from(
+        &mut self,
+        database: &str,
+        table: &str,
+        descriptor: pb::TableDescriptor,
+        if_not_exists: bool,
+    ) -> anyhow::Result<pb::TableInfo> {
         let response = self
             .inner
             .create_table(pb::CreateTableRequest {

@@ -146,6 +146,7 @@ async fn run(rows_per_bucket: u64, dir: Option<String>) -> anyhow::Result<()> {
         },
         created_at: TimestampMicros(0),
         previous_schemas: Default::default(),
+        partitions: Default::default(),
     };
     let table = LakeTable::create(&storage, &info, &env).await?;
     let schema = table_schema();

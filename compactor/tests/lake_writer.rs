@@ -75,6 +75,7 @@ fn table_info() -> TableInfo {
         },
         created_at: TimestampMicros(NOW_MICROS),
         previous_schemas: Default::default(),
+        partitions: Default::default(),
     }
 }
 

@@ -10,6 +10,7 @@ pub mod error;
 pub mod ids;
 pub mod ipc;
 pub mod limits;
+pub mod partition;
 pub mod pk;
 pub mod rng;
 pub mod table;

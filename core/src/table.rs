@@ -15,6 +15,7 @@ use crate::column_ids::{
 use crate::error::{ErrorKind, HasKind};
 use crate::ids::{DatabaseId, SchemaId, TableId, TimestampMicros};
 use crate::limits::{MAX_BUCKETS, MAX_COLUMNS, MAX_COMMENT_BYTES, MAX_NAME_LEN};
+use crate::partition::{MAX_PARTITION_KEY_COLUMNS, Partitions, is_partition_type};
 
 /// Column holding a row's bucket in reads and lake files.
 pub const BUCKET_COLUMN: &str = "_bucket";
@@ -466,10 +467,15 @@ impl TableDescriptor {
         Ok(())
     }
 
-    /// Why column `name` of this primary-key table keeps its name and stays, if it must: the
+    /// Why column `name` keeps its name and stays, if it must: the partition key or the
     /// primary key names it, or a merge option does (renaming it would leave the option
-    /// naming nothing). `None` for every column of a log table.
+    /// naming nothing).
     fn fixed_role(&self, name: &str) -> Option<&'static str> {
+        // A partition's name holds the column's values: renamed or dropped, rows would have
+        // no partition.
+        if self.partition_key.iter().any(|key| key == name) {
+            return Some("in the partition key");
+        }
         if self.primary_key.iter().any(|key| key == name) {
             return Some("in the primary key");
         }
@@ -501,6 +507,8 @@ pub struct TableInfo {
     pub created_at: TimestampMicros,
     /// The schemas before the current one, by id.
     pub previous_schemas: SchemaHistory,
+    /// A partitioned table's live partitions; empty for a table without a partition key.
+    pub partitions: Partitions,
 }
 
 /// What a column name of an earlier schema is now ([`TableInfo::former_column`]).
@@ -662,8 +670,24 @@ pub enum DefinitionError {
     UnbucketableKey { column: String, data_type: String },
     #[error("bucket key lists column `{column}` twice")]
     DuplicateBucketKey { column: String },
-    #[error("partitioned tables are not supported yet (partition key {columns:?})")]
-    PartitionKeyUnsupported { columns: Vec<String> },
+    #[error("partition key column `{column}` is not a column of the table")]
+    UnknownPartitionKey { column: String },
+    #[error("partition key lists column `{column}` twice")]
+    DuplicatePartitionKey { column: String },
+    #[error(
+        "partition key column `{column}` has type {data_type}; partition keys are integers, \
+         strings, dates or booleans"
+    )]
+    UnsupportedPartitionKeyType { column: String, data_type: String },
+    #[error("partition key column `{column}` is nullable; partition columns must be not null")]
+    NullablePartitionKey { column: String },
+    #[error("a partition key of {count} columns is more than the limit of {limit}")]
+    TooManyPartitionKeyColumns { count: usize, limit: usize },
+    #[error("partitioned tables cannot {what} yet (partition key {columns:?})")]
+    PartitionedTableUnsupported {
+        what: &'static str,
+        columns: Vec<String>,
+    },
     #[error(
         "added column `{column}` is not nullable: rows written before have no value for it, \
          so an added column must be nullable"
@@ -858,10 +882,53 @@ impl TableDescriptor {
                 });
             }
         }
-        if !self.partition_key.is_empty() {
-            return Err(DefinitionError::PartitionKeyUnsupported {
-                columns: self.partition_key.clone(),
+        self.validate_partition_key(&options)?;
+        Ok(())
+    }
+
+    fn validate_partition_key(&self, options: &TableOptions) -> Result<(), DefinitionError> {
+        let columns = &self.partition_key;
+        if columns.is_empty() {
+            return Ok(());
+        }
+        if columns.len() > MAX_PARTITION_KEY_COLUMNS {
+            return Err(DefinitionError::TooManyPartitionKeyColumns {
+                count: columns.len(),
+                limit: MAX_PARTITION_KEY_COLUMNS,
             });
+        }
+        for (i, column) in columns.iter().enumerate() {
+            let field = self.schema.field_with_name(column).map_err(|_| {
+                DefinitionError::UnknownPartitionKey {
+                    column: column.clone(),
+                }
+            })?;
+            if columns[..i].contains(column) {
+                return Err(DefinitionError::DuplicatePartitionKey {
+                    column: column.clone(),
+                });
+            }
+            if !is_partition_type(field.data_type()) {
+                return Err(DefinitionError::UnsupportedPartitionKeyType {
+                    column: column.clone(),
+                    data_type: field.data_type().to_string(),
+                });
+            }
+            if field.is_nullable() {
+                return Err(DefinitionError::NullablePartitionKey {
+                    column: column.clone(),
+                });
+            }
+        }
+        let unsupported = |what| DefinitionError::PartitionedTableUnsupported {
+            what,
+            columns: columns.clone(),
+        };
+        if !self.primary_key.is_empty() {
+            return Err(unsupported("have a primary key"));
+        }
+        if options.lake_enabled {
+            return Err(unsupported("tier into the lake (`lake.enabled`)"));
         }
         Ok(())
     }
@@ -987,6 +1054,7 @@ mod tests {
             descriptor,
             created_at: TimestampMicros(0),
             previous_schemas: Default::default(),
+            partitions: Default::default(),
         }
     }
 
@@ -1386,6 +1454,7 @@ mod tests {
             schema_id: SchemaId(1),
             descriptor: altered,
             previous_schemas: SchemaHistory::default().with(SchemaId(0), table.schema.clone()),
+            partitions: Default::default(),
             ..table_info(table.clone())
         };
         assert_eq!(info.former_column("a"), Some(FormerColumn::RenamedTo(0)));

@@ -1,11 +1,13 @@
 //! The append decode path: any bytes as an Arrow IPC stream. Must return without panicking;
 //! whatever decodes must be valid Arrow. Decoding through the schema cache (the server's
 //! path), twice so the second takes the cached schema, gives exactly what decoding without
-//! it gives.
+//! it gives. Every decoded column is also taken as a partition key, as a writer routes rows
+//! of a partitioned table: its values become partition names or a clear error.
 #![no_main]
 
 use arrow_buffer::Buffer;
 use inlet_core::ipc::{SchemaCache, decode_stream_cached_unguarded, decode_stream_unguarded};
+use inlet_core::partition::{check_value, row_values};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -18,6 +20,15 @@ fuzz_target!(|data: &[u8]| {
                     .to_data()
                     .validate_full()
                     .expect("decoded arrays are valid");
+            }
+            for field in batch.schema().fields() {
+                let key = [field.name().clone()];
+                if let Ok(rows) = row_values(batch, &key) {
+                    assert_eq!(rows.len(), batch.num_rows());
+                    for values in rows {
+                        check_value(&values[0]).expect("a routed value names a partition");
+                    }
+                }
             }
         }
     }

@@ -71,6 +71,8 @@ pub enum CatalogError {
     DatabaseNotEmpty { database: String, tables: usize },
     #[error("the cluster holds {grants} grants, the most it may ({max}): revoke some first")]
     TooManyGrants { grants: usize, max: usize },
+    #[error("partitions of table `{table}` refused: {reason}")]
+    PartitionsRefused { table: String, reason: String },
     #[error(transparent)]
     Definition(#[from] DefinitionError),
     #[error(transparent)]
@@ -82,9 +84,10 @@ impl HasKind for CatalogError {
         match self {
             Self::DatabaseNotFound { .. } | Self::TableNotFound { .. } => ErrorKind::NotFound,
             Self::DatabaseExists { .. } | Self::TableExists { .. } => ErrorKind::AlreadyExists,
-            Self::DatabaseNotEmpty { .. } | Self::TooManyGrants { .. } | Self::Definition(_) => {
-                ErrorKind::InvalidInput
-            }
+            Self::DatabaseNotEmpty { .. }
+            | Self::TooManyGrants { .. }
+            | Self::PartitionsRefused { .. }
+            | Self::Definition(_) => ErrorKind::InvalidInput,
             Self::Index(e) => e.kind(),
         }
     }

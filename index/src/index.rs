@@ -21,6 +21,10 @@ use inlet_core::ids::{
 };
 use inlet_core::ipc::{decode_schema, schema_to_ipc};
 use inlet_core::limits::{COMMIT_QUEUE_DEPTH, MAX_COMMITS_PER_BATCH, MAX_INDEXED_COLUMN_RANGES};
+use inlet_core::partition::{
+    MAX_PARTITIONS_ADDED_AT_ONCE, MAX_PARTITIONS_PER_TABLE, Partition, Partitions, UNPARTITIONED,
+    check_value,
+};
 use inlet_core::pk::ops::PkWrite;
 use inlet_core::table::{
     SchemaHistory, TableAlteration, TableDescriptor, TableInfo, validate_name,
@@ -38,12 +42,12 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::error::{CatalogError, ChunkRejected, IndexError};
 use crate::keys::{
     self, ChunkEntry, CodecError, LakeFileEntry, ProducedRange, ProducerState, StreamTail,
-    chunk_key, counter_key, database_key, decode_u64, encode_u64, producer_key, schema_key,
-    table_key, table_name_key, tail_key, time_index_key,
+    chunk_key, counter_key, database_key, decode_u64, encode_u64, partition_key, producer_key,
+    schema_key, table_key, table_name_key, tail_key, time_index_key,
 };
 use crate::records::{
-    CATALOG_RECORD_VERSION, DatabaseRecord, GrantsRecord, LakeTableRecord, TableRecord,
-    decode_record, encode_record,
+    CATALOG_RECORD_VERSION, DatabaseRecord, GrantsRecord, LakeTableRecord, PartitionRecord,
+    TableRecord, decode_record, encode_record,
 };
 
 mod key_cache;
@@ -358,6 +362,12 @@ enum CatalogChange {
         name: String,
         alteration: TableAlteration,
     },
+    /// Creates the partitions of a partitioned table with these values that it lacks.
+    AddPartitions {
+        database: String,
+        name: String,
+        values: Vec<Vec<String>>,
+    },
     /// Adds (`add`) or removes a permission grant.
     Grant {
         grant: Grant,
@@ -371,6 +381,8 @@ enum CatalogOutcome {
     Dropped,
     /// Whether a grant change changed anything.
     Granted(bool),
+    /// The table after partitions were added, and the id of each value list asked for.
+    Partitions(Arc<TableInfo>, Vec<PartitionId>),
 }
 
 /// The in-memory mirror of the durable catalog. Changed only by the sequencer, after the
@@ -681,6 +693,28 @@ impl Index {
         match self.change(change).await? {
             CatalogOutcome::Table(info) => Ok(info),
             _ => unreachable!("alter table replies with a table"),
+        }
+    }
+
+    /// The partitions of partitioned table `database.name` with these values (one list per
+    /// partition, in partition-key order), created where they do not exist yet; returns the
+    /// table as it is now and each list's partition id. Idempotent: values that name a
+    /// partition get its id, so writers racing to create one get the same one. Every node
+    /// learns of new partitions as of new tables (the catalog version moves).
+    pub async fn add_partitions(
+        &self,
+        database: &str,
+        name: &str,
+        values: Vec<Vec<String>>,
+    ) -> Result<(Arc<TableInfo>, Vec<PartitionId>), CatalogError> {
+        let change = CatalogChange::AddPartitions {
+            database: database.to_owned(),
+            name: name.to_owned(),
+            values,
+        };
+        match self.change(change).await? {
+            CatalogOutcome::Partitions(table, ids) => Ok((table, ids)),
+            _ => unreachable!("add partitions replies with partitions"),
         }
     }
 
@@ -1047,7 +1081,10 @@ async fn load_catalog(db: &impl KvRead) -> Result<(Catalog, Counters), IndexErro
         let schema = schemas
             .remove(&SchemaId(record.schema_id))
             .expect("the current schema was read");
-        let info = table_info(&record, schema, SchemaHistory::new(schemas));
+        let mut info = table_info(&record, schema, SchemaHistory::new(schemas));
+        if !info.descriptor.partition_key.is_empty() {
+            info.partitions = load_partitions(db, info.id).await?;
+        }
         catalog
             .by_name
             .insert((info.database.clone(), info.name.clone()), info.id);
@@ -1068,6 +1105,27 @@ async fn load_catalog(db: &impl KvRead) -> Result<(Catalog, Counters), IndexErro
         table: counter(TABLE_COUNTER).await?,
     };
     Ok((catalog, counters))
+}
+
+/// The live partitions of partitioned table `table`.
+async fn load_partitions(db: &impl KvRead, table: TableId) -> Result<Partitions, IndexError> {
+    let (start, end) = keys::table_range(keys::KeyPrefix::Partition, table);
+    let mut iter = db.range(start, end).await?;
+    let mut live = Vec::new();
+    let mut last_id = 0;
+    while let Some(kv) = iter.next().await? {
+        let id = keys::decode_partition_key(&kv.key)?;
+        last_id = last_id.max(id.0);
+        let record: PartitionRecord = decode_record(&kv.value)?;
+        if record.dropped_at_micros.is_none() {
+            live.push(Partition {
+                id,
+                values: record.values,
+                created_at: TimestampMicros(record.created_at_micros),
+            });
+        }
+    }
+    Ok(Partitions::new(live, last_id))
 }
 
 fn table_info(
@@ -1092,10 +1150,29 @@ fn table_info(
         },
         created_at: TimestampMicros(record.created_at_micros),
         previous_schemas,
+        partitions: Partitions::default(),
     }
 }
 
-/// Streams of a table (unpartitioned), in bucket order.
+/// The partitions of a table that hold its streams: its live partitions, or for a table
+/// without a partition key its one partition.
+pub fn table_partitions(table: &TableInfo) -> Vec<PartitionId> {
+    if table.descriptor.partition_key.is_empty() {
+        return vec![UNPARTITIONED];
+    }
+    table
+        .partitions
+        .iter()
+        .map(|partition| partition.id)
+        .collect()
+}
+
+/// Streams of a table: every bucket of every partition, in partition then bucket order.
 pub fn table_streams(table: &TableInfo) -> impl Iterator<Item = StreamId> + '_ {
-    (0..table.descriptor.bucket_count).map(|b| StreamId::new(table.id, PartitionId(0), Bucket(b)))
+    table_partitions(table)
+        .into_iter()
+        .flat_map(move |partition| {
+            (0..table.descriptor.bucket_count)
+                .map(move |b| StreamId::new(table.id, partition, Bucket(b)))
+        })
 }

@@ -27,6 +27,9 @@ pub enum KeyPrefix {
     Counter = 0x05,
     /// `0x06` → every permission grant of the cluster (JSON, `GrantsRecord`).
     Grants = 0x06,
+    /// `0x07 | table id u64 | partition id u32` → partition record (JSON), dropped ones
+    /// included (their ids are never given again).
+    Partition = 0x07,
     /// `0x10 | stream` → stream tail.
     StreamTail = 0x10,
     /// `0x11 | stream | end offset u64` → chunk entry (end offset is exclusive).
@@ -133,6 +136,23 @@ pub fn schema_key(table: TableId, schema: SchemaId) -> Vec<u8> {
     key
 }
 
+pub fn partition_key(table: TableId, partition: PartitionId) -> Vec<u8> {
+    let mut key = with_prefix(KeyPrefix::Partition, 12);
+    key.extend_from_slice(&table.0.to_be_bytes());
+    key.extend_from_slice(&partition.0.to_be_bytes());
+    key
+}
+
+/// The partition id of a partition key.
+pub fn decode_partition_key(key: &[u8]) -> Result<PartitionId, CodecError> {
+    let mut reader = Reader::new(key);
+    reader.u8()?;
+    reader.u64()?;
+    let partition = PartitionId(reader.u32()?);
+    reader.finish()?;
+    Ok(partition)
+}
+
 pub fn counter_key(name: &str) -> Vec<u8> {
     let mut key = with_prefix(KeyPrefix::Counter, name.len());
     key.extend_from_slice(name.as_bytes());
@@ -199,6 +219,7 @@ pub fn producer_key(producer: u64, table: TableId) -> Vec<u8> {
 /// What one bucket of an idempotent append got, as remembered for retries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProducedRange {
+    pub partition: PartitionId,
     pub bucket: Bucket,
     pub base_offset: Offset,
     pub row_count: u32,
@@ -215,15 +236,28 @@ pub struct ProducerState {
 }
 
 impl ProducerState {
-    const VERSION: u8 = 1;
+    /// Ranges of unpartitioned tables: bucket, base offset, rows, commit time (24 bytes).
+    const VERSION_UNPARTITIONED: u8 = 1;
+    /// Ranges with their partition first (28 bytes).
+    const VERSION_PARTITIONED: u8 = 2;
 
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(21 + 24 * self.ranges.len());
-        out.push(Self::VERSION);
+        // A state whose ranges are all of partition 0 keeps the first layout, so what
+        // unpartitioned tables store does not change.
+        let partitioned = self.ranges.iter().any(|r| r.partition != PartitionId(0));
+        let range_len = if partitioned { 28 } else { 24 };
+        let mut out = Vec::with_capacity(21 + range_len * self.ranges.len());
+        out.push(match partitioned {
+            true => Self::VERSION_PARTITIONED,
+            false => Self::VERSION_UNPARTITIONED,
+        });
         out.extend_from_slice(&self.last_sequence.to_be_bytes());
         out.extend_from_slice(&self.last_seen.0.to_be_bytes());
         out.extend_from_slice(&(self.ranges.len() as u32).to_be_bytes());
         for range in &self.ranges {
+            if partitioned {
+                out.extend_from_slice(&range.partition.0.to_be_bytes());
+            }
             out.extend_from_slice(&range.bucket.0.to_be_bytes());
             out.extend_from_slice(&range.base_offset.0.to_be_bytes());
             out.extend_from_slice(&range.row_count.to_be_bytes());
@@ -234,19 +268,34 @@ impl ProducerState {
 
     pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
         let mut r = Reader::new(bytes);
-        r.version(Self::VERSION)?;
+        let partitioned = match r.u8()? {
+            Self::VERSION_UNPARTITIONED => false,
+            Self::VERSION_PARTITIONED => true,
+            version => {
+                return Err(CodecError::Version {
+                    version,
+                    supported: Self::VERSION_PARTITIONED,
+                });
+            }
+        };
+        let range_len = if partitioned { 28 } else { 24 };
         let last_sequence = r.u64()?;
         let last_seen = TimestampMicros(r.i64()?);
         let count = r.u32()? as usize;
-        // Each range is 24 bytes: bound the allocation by what is there.
-        if count > r.bytes.len() / 24 {
+        // Bound the allocation by what is there.
+        if count > r.bytes.len() / range_len {
             return Err(CodecError::Truncated {
-                needed: count * 24 - r.bytes.len(),
+                needed: count * range_len - r.bytes.len(),
             });
         }
         let mut ranges = Vec::with_capacity(count);
         for _ in 0..count {
+            let partition = match partitioned {
+                true => PartitionId(r.u32()?),
+                false => PartitionId(0),
+            };
             ranges.push(ProducedRange {
+                partition,
                 bucket: Bucket(r.u32()?),
                 base_offset: Offset(r.u64()?),
                 row_count: r.u32()?,
@@ -836,13 +885,16 @@ mod tests {
             seq in any::<u64>(),
             seen in any::<i64>(),
             ranges in proptest::collection::vec(any::<(u32, u64, u32, i64)>(), 0..8),
+            partitions in proptest::collection::vec(0u32..3, 8),
         ) {
             let state = ProducerState {
                 last_sequence: seq,
                 last_seen: TimestampMicros(seen),
                 ranges: ranges
                     .into_iter()
-                    .map(|(b, o, n, t)| ProducedRange {
+                    .zip(partitions)
+                    .map(|((b, o, n, t), p)| ProducedRange {
+                        partition: PartitionId(p),
                         bucket: Bucket(b),
                         base_offset: Offset(o),
                         row_count: n,

@@ -20,7 +20,7 @@ pub use index::purge::{DroppedTable, MAX_ENTRIES_PURGED_PER_CALL, Purged};
 pub use index::retention::{MAX_CHUNKS_EXPIRED_PER_CALL, WalExpired};
 pub use index::{
     ChunkCommitRequest, ChunkScan, CommitReply, CommitRequest, CommittedChunk, DatabaseInfo,
-    DropOptions, Index, IndexOptions, PendingCommit, ProducerRef, table_streams,
+    DropOptions, Index, IndexOptions, PendingCommit, ProducerRef, table_partitions, table_streams,
 };
 pub use keys::{ChunkEntry, LakeFileEntry, LakeWatermark, ProducedRange, StreamTail};
 pub use ports::{

@@ -18,7 +18,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
 
-use inlet_core::ids::{Offset, StreamId, TableId, TimestampMicros, WalObjectId};
+use inlet_core::ids::{Offset, PartitionId, StreamId, TableId, TimestampMicros, WalObjectId};
 use inlet_core::table::TableInfo;
 use tokio::sync::watch;
 
@@ -54,6 +54,15 @@ pub trait CommitLog: Send + Sync + Debug {
     ) -> Result<Arc<TableInfo>, CatalogError> {
         self.table(database, name).await
     }
+    /// The partitions of partitioned table `database.name` with these values, created by the
+    /// owner where they do not exist yet ([`Index::add_partitions`]): the table as the owner
+    /// has it after, and each value list's partition id.
+    async fn add_partitions(
+        &self,
+        database: &str,
+        name: &str,
+        values: Vec<Vec<String>>,
+    ) -> Result<(Arc<TableInfo>, Vec<PartitionId>), CatalogError>;
     /// Queues a commit and returns once it is queued. Commits are applied in the order they
     /// were queued, so a writer that submits in upload order keeps its rows in order while
     /// several commits are in flight.
@@ -369,6 +378,15 @@ impl CommitLog for Index {
 
     async fn table(&self, database: &str, name: &str) -> Result<Arc<TableInfo>, CatalogError> {
         Index::table(self, database, name)
+    }
+
+    async fn add_partitions(
+        &self,
+        database: &str,
+        name: &str,
+        values: Vec<Vec<String>>,
+    ) -> Result<(Arc<TableInfo>, Vec<PartitionId>), CatalogError> {
+        Index::add_partitions(self, database, name, values).await
     }
 
     async fn submit_commit(&self, request: CommitRequest) -> Result<PendingCommit, IndexError> {

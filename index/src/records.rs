@@ -20,6 +20,18 @@ pub struct DatabaseRecord {
     pub created_at_micros: i64,
 }
 
+/// One partition of a partitioned table (`0x07`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PartitionRecord {
+    pub version: u32,
+    /// The partition key's values as strings, in partition-key order.
+    pub values: Vec<String>,
+    pub created_at_micros: i64,
+    /// Set when the partition was dropped; its data awaits garbage collection.
+    #[serde(default)]
+    pub dropped_at_micros: Option<i64>,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TableRecord {
     pub version: u32,
@@ -120,6 +132,12 @@ pub trait Versioned {
 }
 
 impl Versioned for DatabaseRecord {
+    fn version(&self) -> u32 {
+        self.version
+    }
+}
+
+impl Versioned for PartitionRecord {
     fn version(&self) -> u32 {
         self.version
     }

@@ -14,6 +14,12 @@ pub enum FetchError {
     DuplicateColumn { table: String, column: String },
     #[error("bucket {bucket} of table `{table}` is asked for twice")]
     DuplicateBucket { table: String, bucket: u32 },
+    #[error("table `{table}` has no partition `{partition}`")]
+    PartitionNotFound { table: String, partition: String },
+    #[error("partition `{partition}` of table `{table}` is asked for twice")]
+    DuplicatePartition { table: String, partition: String },
+    #[error("table `{table}` has no partition key, so no partitions to choose from")]
+    NotPartitioned { table: String },
     #[error("table `{table}` has no bucket {bucket}: it has {bucket_count} buckets")]
     BucketNotFound {
         table: String,
@@ -77,10 +83,13 @@ impl HasKind for FetchError {
             | Self::DuplicateColumn { .. }
             | Self::DuplicateBucket { .. }
             | Self::BucketNotFound { .. }
+            | Self::DuplicatePartition { .. }
+            | Self::NotPartitioned { .. }
             | Self::NotAPrimaryKeyTable { .. }
             | Self::SnapshotOfLogTable { .. }
             | Self::SnapshotIsNotAnOffset { .. }
             | Self::InvalidKeys { .. } => ErrorKind::InvalidInput,
+            Self::PartitionNotFound { .. } => ErrorKind::NotFound,
             Self::SnapshotCatchUpTooLong { .. } => ErrorKind::Unavailable,
             Self::OffsetOutOfRange { .. } => ErrorKind::OutOfRange,
             Self::Index(e) => e.kind(),

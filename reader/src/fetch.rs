@@ -21,6 +21,7 @@ use futures::Stream;
 use inlet_cache::PagedCache;
 use inlet_core::ids::{Bucket, Offset, PartitionId, StreamId, TimestampMicros};
 use inlet_core::limits::{FETCH_BUCKETS_IN_FLIGHT, FETCH_CHANNEL_DEPTH, MAX_FETCH_BATCH_ROWS};
+use inlet_core::partition::UNPARTITIONED;
 use inlet_core::table::{TableInfo, changelog_read_schema, read_schema};
 use inlet_index::{ChunkCursor, ChunkEntry, LogRead, StreamTail};
 use tokio::sync::mpsc;
@@ -34,6 +35,11 @@ mod lake;
 mod snapshot;
 
 pub use snapshot::MAX_SNAPSHOT_CATCH_UP_ROWS;
+
+/// How often a follow of every partition of a partitioned table lists the table again for
+/// partitions created since: a new partition's first rows reach such a follower this much
+/// later than rows of a partition it reads already.
+pub const PARTITION_LISTING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The batches of a fetch, in offset order per bucket; ends with the first error.
 pub type FetchStream = Pin<Box<dyn Stream<Item = Result<FetchedBatch, FetchError>> + Send>>;
@@ -59,7 +65,10 @@ pub enum StartPosition {
 pub struct FetchRequest {
     pub database: String,
     pub table: String,
-    /// Buckets to read; empty means all.
+    /// Partitioned tables: the partitions to read, by name; empty means all (and a follow
+    /// picks up partitions created after it started).
+    pub partitions: Vec<String>,
+    /// Buckets to read (of each partition read); empty means all.
     pub buckets: Vec<u32>,
     pub start: StartPosition,
     /// Columns to return, in this order; empty means all.
@@ -78,6 +87,7 @@ pub struct FetchRequest {
 /// Rows of one bucket, with the system columns `_bucket`, `_offset`, `_timestamp` last.
 #[derive(Clone, Debug)]
 pub struct FetchedBatch {
+    pub partition: PartitionId,
     pub bucket: Bucket,
     pub batch: RecordBatch,
     /// The bucket's tail when this batch was read; in a snapshot, the offset it is as of.
@@ -101,6 +111,7 @@ pub enum SnapshotPart {
 /// Offsets of one bucket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BucketOffsets {
+    pub partition: PartitionId,
     pub bucket: Bucket,
     pub earliest: Offset,
     pub latest: Offset,
@@ -164,7 +175,9 @@ impl Reader {
             &request.columns,
         )
         .await?;
-        let streams = streams(&table, &request.buckets)?;
+        let (table, partitions) =
+            partitions_to_read(&self.index, table, &request.partitions).await?;
+        let streams = streams(&table, &partitions, &request.buckets)?;
         let starts: Vec<(StreamId, Start)> = if request.start == StartPosition::Snapshot {
             if !table.is_primary_key_table() {
                 return Err(FetchError::SnapshotOfLogTable {
@@ -213,6 +226,15 @@ impl Reader {
                 let (context, sender) = (context.clone(), sender.clone());
                 tokio::spawn(async move { read_stream(&context, stream, start, &sender).await });
             }
+            // A follow of every partition reads the partitions created after it started too.
+            if request.partitions.is_empty() && !context.table.descriptor.partition_key.is_empty() {
+                let (reader, buckets) = (self.clone(), request.buckets.clone());
+                tokio::spawn(async move {
+                    reader
+                        .follow_new_partitions(context, partitions, buckets, sender)
+                        .await
+                });
+            }
         } else {
             // Buckets interleave in the output; each bucket's rows stay in offset order.
             tokio::spawn(async move {
@@ -235,19 +257,71 @@ impl Reader {
         )))
     }
 
-    /// Earliest, latest and resolved offsets of the asked buckets.
+    /// Reads, from their earliest offset, the partitions of the table of `context` created
+    /// after a follow listed `known`: the table is listed again every
+    /// [`PARTITION_LISTING_INTERVAL`] until the follow ends.
+    async fn follow_new_partitions(
+        &self,
+        context: Arc<FetchContext>,
+        known: Vec<PartitionId>,
+        buckets: Vec<u32>,
+        sender: mpsc::Sender<Result<FetchedBatch, FetchError>>,
+    ) {
+        let mut known: std::collections::BTreeSet<PartitionId> = known.into_iter().collect();
+        let (database, name) = (&context.table.database, &context.table.name);
+        loop {
+            tokio::select! {
+                _ = sender.closed() => return,
+                _ = tokio::time::sleep(PARTITION_LISTING_INTERVAL) => {}
+            }
+            let table = match self.index.table(database, name).await {
+                Ok(table) => table,
+                Err(error) => {
+                    let _ = sender.send(Err(error.into())).await;
+                    return;
+                }
+            };
+            let new: Vec<PartitionId> = table
+                .partitions
+                .iter()
+                .map(|partition| partition.id)
+                .filter(|id| !known.contains(id))
+                .collect();
+            let started = async {
+                for stream in streams(&table, &new, &buckets)? {
+                    let start = self.resolve(stream, StartPosition::Earliest).await?;
+                    let (context, sender) = (context.clone(), sender.clone());
+                    tokio::spawn(async move {
+                        read_stream(&context, stream, Start::Offset(start), &sender).await
+                    });
+                }
+                Ok::<(), FetchError>(())
+            };
+            if let Err(error) = started.await {
+                let _ = sender.send(Err(error)).await;
+                return;
+            }
+            known.extend(new);
+        }
+    }
+
+    /// Earliest, latest and resolved offsets of the asked buckets (of the asked partitions:
+    /// names, empty for all).
     pub async fn list_offsets(
         &self,
         database: &str,
         table: &str,
+        partitions: &[String],
         buckets: &[u32],
         position: StartPosition,
     ) -> Result<Vec<BucketOffsets>, FetchError> {
         let table = self.index.table(database, table).await?;
+        let (table, partitions) = partitions_to_read(&self.index, table, partitions).await?;
         let mut out = Vec::new();
-        for stream in streams(&table, buckets)? {
+        for stream in streams(&table, &partitions, buckets)? {
             let tail = self.index.tail(stream).await?;
             out.push(BucketOffsets {
+                partition: stream.partition,
                 bucket: stream.bucket,
                 earliest: tail.earliest_offset,
                 latest: tail.next_offset,
@@ -339,11 +413,84 @@ pub(crate) fn projection(table: &TableInfo, columns: &[String]) -> Result<Vec<us
     Ok(indices)
 }
 
-fn streams(table: &TableInfo, buckets: &[u32]) -> Result<Vec<StreamId>, FetchError> {
+/// The partitions a read of `names` (empty: all) covers, with the table as the owner has it
+/// when that differs: a partition an acked append just created may not have reached this
+/// process's catalog yet, so a listing of a partitioned table asks the owner (past any cache).
+pub(crate) async fn partitions_to_read(
+    index: &Arc<dyn LogRead>,
+    table: Arc<TableInfo>,
+    names: &[String],
+) -> Result<(Arc<TableInfo>, Vec<PartitionId>), FetchError> {
+    if table.descriptor.partition_key.is_empty() {
+        if !names.is_empty() {
+            return Err(FetchError::NotPartitioned {
+                table: table.qualified_name(),
+            });
+        }
+        return Ok((table, vec![UNPARTITIONED]));
+    }
+    let find = |table: &TableInfo, name: &str| {
+        table
+            .partitions
+            .iter()
+            .find(|partition| partition.name() == name)
+            .map(|partition| partition.id)
+    };
+    let complete = !names.is_empty() && names.iter().all(|name| find(&table, name).is_some());
+    let table = match complete {
+        true => table,
+        false => index.table_from_owner(&table.database, &table.name).await?,
+    };
+    if names.is_empty() {
+        return Ok((
+            table.clone(),
+            table
+                .partitions
+                .iter()
+                .map(|partition| partition.id)
+                .collect(),
+        ));
+    }
+    let mut ids = Vec::with_capacity(names.len());
+    for name in names {
+        let id = find(&table, name).ok_or_else(|| FetchError::PartitionNotFound {
+            table: table.qualified_name(),
+            partition: name.clone(),
+        })?;
+        // Each stream is read by a task of its own: a repeated partition would multiply work.
+        if ids.contains(&id) {
+            return Err(FetchError::DuplicatePartition {
+                table: table.qualified_name(),
+                partition: name.clone(),
+            });
+        }
+        ids.push(id);
+    }
+    Ok((table, ids))
+}
+
+/// The streams of `buckets` (empty: all) of each of `partitions`.
+fn streams(
+    table: &TableInfo,
+    partitions: &[PartitionId],
+    buckets: &[u32],
+) -> Result<Vec<StreamId>, FetchError> {
+    let buckets = checked_buckets(table, buckets)?;
+    Ok(partitions
+        .iter()
+        .flat_map(|&partition| {
+            buckets
+                .iter()
+                .map(move |&bucket| StreamId::new(table.id, partition, Bucket(bucket)))
+        })
+        .collect())
+}
+
+/// `buckets`, each a bucket of the table and listed once; all of them when empty.
+fn checked_buckets(table: &TableInfo, buckets: &[u32]) -> Result<Vec<u32>, FetchError> {
     let bucket_count = table.descriptor.bucket_count;
-    let stream = |bucket| StreamId::new(table.id, PartitionId(0), Bucket(bucket));
     if buckets.is_empty() {
-        return Ok((0..bucket_count).map(stream).collect());
+        return Ok((0..bucket_count).collect());
     }
     // Each listed bucket is read by a task of its own: a repeated bucket would multiply one
     // request's work, so the list holds each bucket at most once (at most bucket_count).
@@ -364,7 +511,7 @@ fn streams(table: &TableInfo, buckets: &[u32]) -> Result<Vec<StreamId>, FetchErr
                     bucket,
                 });
             }
-            Ok(stream(bucket))
+            Ok(bucket)
         })
         .collect()
 }
@@ -533,6 +680,7 @@ async fn read_wal(
                 let rest = rows.slice(position, rows.num_rows() - position);
                 let len = changelog::cut(&rest, MAX_FETCH_BATCH_ROWS);
                 let fetched = FetchedBatch {
+                    partition: stream.partition,
                     bucket: stream.bucket,
                     batch: rest.slice(0, len),
                     high_watermark: tail.next_offset,
@@ -557,6 +705,7 @@ async fn read_wal(
                 entry.commit_ts,
             )?;
             let fetched = FetchedBatch {
+                partition: stream.partition,
                 bucket: stream.bucket,
                 batch: piece,
                 high_watermark: tail.next_offset,
@@ -919,6 +1068,7 @@ mod tests {
         let request = FetchRequest {
             database: "db".to_owned(),
             table: "t".to_owned(),
+            partitions: Vec::new(),
             buckets: vec![],
             start: StartPosition::Offset(Offset(5)),
             columns: vec![],

@@ -9,8 +9,9 @@ use arrow_array::{ArrayRef, Int32Array, Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use inlet_core::bucket::bucket_rows;
 use inlet_core::column_ids::without_column_id;
-use inlet_core::ids::{Bucket, PartitionId, StreamId};
+use inlet_core::ids::{Bucket, StreamId};
 use inlet_core::limits::{MAX_PREFIX_LOOKUP_ROWS, MAX_REQUEST_ROWS};
+use inlet_core::partition::UNPARTITIONED;
 use inlet_core::pk::PkCodecError;
 use inlet_core::pk::evolve::decode_images;
 use inlet_core::pk::key::KeyEncoder;
@@ -73,7 +74,7 @@ impl Reader {
                 .enumerate()
                 .filter(|(_, (positions, _))| !positions.is_empty())
                 .map(|(bucket, (positions, bucket_keys))| {
-                    let stream = StreamId::new(table.id, PartitionId(0), Bucket(bucket as u32));
+                    let stream = StreamId::new(table.id, UNPARTITIONED, Bucket(bucket as u32));
                     async move {
                         let states = index.lookup(stream, bucket_keys).await?;
                         Ok::<_, FetchError>((bucket, positions, states))
@@ -136,7 +137,7 @@ impl Reader {
             encoder
                 .encode(row, &mut prefix)
                 .map_err(invalid_keys(&table))?;
-            let stream = StreamId::new(table.id, PartitionId(0), Bucket(*bucket));
+            let stream = StreamId::new(table.id, UNPARTITIONED, Bucket(*bucket));
             // One more than fits, to know whether the limit cut the answer.
             let room = limit - hits.len();
             let mut states = self

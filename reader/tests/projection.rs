@@ -142,6 +142,7 @@ async fn fetch(
         .fetch(FetchRequest {
             database: "db".into(),
             table: "t".into(),
+            partitions: Vec::new(),
             buckets: vec![],
             start: StartPosition::Earliest,
             columns: columns.iter().map(|c| (*c).to_owned()).collect(),

@@ -118,6 +118,7 @@ async fn start_fetch(
         .fetch(FetchRequest {
             database: "db".into(),
             table: "t".into(),
+            partitions: Vec::new(),
             buckets: vec![],
             start: StartPosition::Offset(Offset(start as u64)),
             columns: columns.iter().map(|c| (*c).to_owned()).collect(),

@@ -399,6 +399,7 @@ async fn fetch(
         .fetch(FetchRequest {
             database: "db".into(),
             table: "logs".into(),
+            partitions: Vec::new(),
             buckets: vec![],
             start,
             columns: columns.iter().map(|c| (*c).to_owned()).collect(),
@@ -522,7 +523,7 @@ async fn a_fetch_from_zero_reads_the_lake_then_the_wal_every_row_once() {
 
     // Offsets: the lake keeps the old offsets readable.
     let offsets = reader
-        .list_offsets("db", "logs", &[], StartPosition::Earliest)
+        .list_offsets("db", "logs", &[], &[], StartPosition::Earliest)
         .await
         .expect("offsets");
     // The WAL bytes are those of the chunks above the watermark, which tiering left.
@@ -538,6 +539,7 @@ async fn a_fetch_from_zero_reads_the_lake_then_the_wal_every_row_once() {
     assert_eq!(
         offsets,
         vec![BucketOffsets {
+            partition: PartitionId(0),
             bucket: Bucket(0),
             earliest: Offset(0),
             latest: Offset(setup.next()),
@@ -826,6 +828,7 @@ async fn a_start_by_timestamp_whose_lake_file_is_replaced_under_it_finds_the_row
                 "db",
                 "logs",
                 &[],
+                &[],
                 StartPosition::Timestamp(TimestampMicros(ts)),
             )
             .await
@@ -965,6 +968,7 @@ async fn a_start_by_timestamp_below_the_watermark_finds_the_row_in_the_lake() {
             .list_offsets(
                 "db",
                 "logs",
+                &[],
                 &[],
                 StartPosition::Timestamp(TimestampMicros(ts)),
             )

@@ -25,7 +25,7 @@ use inlet_reader::{FetchRequest, Reader, SnapshotPart, StartPosition};
 use inlet_security::acl::{Permission, Target};
 use inlet_security::credential::CredentialedChannel;
 use inlet_wire::Member;
-use inlet_wire::convert::{grant_message, grant_of, table_message};
+use inlet_wire::convert::{grant_message, grant_of, partition_message, table_message};
 use inlet_writer::{AppendError, WriteOp, Writer};
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
@@ -293,6 +293,7 @@ impl InletService {
             buckets: appended
                 .into_iter()
                 .map(|a| pb::BucketAppendResult {
+                    partition_id: a.partition.0,
                     bucket: a.bucket.0,
                     base_offset: a.base_offset.0,
                     row_count: a.row_count,
@@ -492,6 +493,7 @@ impl Inlet for InletService {
         for stream in table_streams(&info) {
             let tail = index.tail(stream).await.map_err(status)?;
             buckets.push(pb::BucketOffsets {
+                partition_id: stream.partition.0,
                 bucket: stream.bucket.0,
                 earliest_offset: tail.earliest_offset.0,
                 latest_offset: tail.next_offset.0,
@@ -503,6 +505,44 @@ impl Inlet for InletService {
             table: Some(table_message(&info)?),
             buckets,
         }))
+    }
+
+    async fn create_partitions(
+        &self,
+        request: Request<pb::CreatePartitionsRequest>,
+    ) -> Result<Response<pb::CreatePartitionsResponse>, Status> {
+        let Some(index) = &self.index else {
+            return self
+                .to_owner(request, |mut owner, r| async move {
+                    owner.create_partitions(r).await
+                })
+                .await;
+        };
+        let access = self.access(&request).await?;
+        let request = request.into_inner();
+        let path = table_path(request.path)?;
+        access.require(Permission::Admin, table_target(&path))?;
+        let values = request.partitions.into_iter().map(|p| p.values).collect();
+        let (table, ids) = index
+            .add_partitions(&path.database, &path.table, values)
+            .await
+            .map_err(status)?;
+        let partitions = ids
+            .iter()
+            .map(|id| {
+                table
+                    .partitions
+                    .get(*id)
+                    .map(partition_message)
+                    .ok_or_else(|| {
+                        Status::internal(format!(
+                            "partition {} was created but is not listed",
+                            id.0
+                        ))
+                    })
+            })
+            .collect::<Result<_, Status>>()?;
+        Ok(Response::new(pb::CreatePartitionsResponse { partitions }))
     }
 
     async fn alter_table(
@@ -676,6 +716,7 @@ impl Inlet for InletService {
         let fetch = FetchRequest {
             database: path.database,
             table: path.table,
+            partitions: request.partitions,
             buckets: request.buckets,
             start: start_position(request.start),
             columns: request.columns,
@@ -705,6 +746,7 @@ impl Inlet for InletService {
                 .fetched_bytes
                 .fetch_add(batch_ipc.len() as u64, Ordering::Relaxed);
             Ok::<_, Status>(pb::FetchResponse {
+                partition_id: fetched.partition.0,
                 bucket: fetched.bucket.0,
                 batch_ipc,
                 high_watermark: fetched.high_watermark.0,
@@ -879,6 +921,7 @@ impl Inlet for InletService {
             .list_offsets(
                 &path.database,
                 &path.table,
+                &request.partitions,
                 &request.buckets,
                 start_position(request.position),
             )
@@ -888,6 +931,7 @@ impl Inlet for InletService {
             buckets: offsets
                 .into_iter()
                 .map(|o| pb::BucketOffsets {
+                    partition_id: o.partition.0,
                     bucket: o.bucket.0,
                     earliest_offset: o.earliest.0,
                     latest_offset: o.latest.0,

@@ -231,6 +231,7 @@ async fn fetches_of_repeated_or_missing_buckets_are_refused() {
     let mut client = connect(&node).await;
     create_table(&mut client, "db", "t", 2, &["id"]).await;
     let fetch = |buckets: Vec<u32>| pb::FetchRequest {
+        partitions: Vec::new(),
         buckets,
         ..fetch_request("db", "t")
     };

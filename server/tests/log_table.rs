@@ -325,6 +325,7 @@ async fn start_positions_offset_timestamp_latest_and_limit(backend: Backend) {
         .list_offsets(pb::ListOffsetsRequest {
             path: Some(inlet::client::path("db", "t")),
             buckets: vec![],
+            partitions: vec![],
             position: Some(pb::StartPosition {
                 position: Some(Position::TimestampMicros(ts)),
             }),

@@ -579,7 +579,7 @@ async fn read_changelog(
             node,
             None,
             node.reader
-                .list_offsets(DATABASE, &table.name, &[bucket], StartPosition::Latest),
+                .list_offsets(DATABASE, &table.name, &[], &[bucket], StartPosition::Latest),
         )
         .await;
         let Outcome::Done(offsets) = listed else {
@@ -600,6 +600,7 @@ async fn read_changelog(
     let request = FetchRequest {
         database: DATABASE.to_owned(),
         table: table.name.clone(),
+        partitions: Vec::new(),
         buckets: if buckets.len() == table.buckets as usize {
             Vec::new()
         } else {
@@ -715,7 +716,7 @@ pub(crate) async fn audit(world: &World, node: &Node) -> PkFinal {
     for table in &world.cfg.pk.tables {
         let tails: Vec<u64> = node
             .reader
-            .list_offsets(DATABASE, &table.name, &[], StartPosition::Latest)
+            .list_offsets(DATABASE, &table.name, &[], &[], StartPosition::Latest)
             .await
             .expect("offsets are listed while the store has no faults")
             .iter()
@@ -725,6 +726,7 @@ pub(crate) async fn audit(world: &World, node: &Node) -> PkFinal {
         let request = FetchRequest {
             database: DATABASE.to_owned(),
             table: table.name.clone(),
+            partitions: Vec::new(),
             buckets: Vec::new(),
             start: StartPosition::Earliest,
             columns: Vec::new(),
@@ -814,6 +816,7 @@ async fn read_snapshot(world: &World, who: &str, node: &Node, t: usize, table: &
     let request = FetchRequest {
         database: DATABASE.to_owned(),
         table: table.name.clone(),
+        partitions: Vec::new(),
         buckets: Vec::new(),
         start: StartPosition::Snapshot,
         columns: Vec::new(),

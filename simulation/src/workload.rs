@@ -266,6 +266,7 @@ pub async fn follower(world: Arc<World>, index: usize) {
         let request = FetchRequest {
             database: DATABASE.to_owned(),
             table: table.clone(),
+            partitions: Vec::new(),
             buckets: vec![spec.bucket],
             start: StartPosition::Offset(Offset(next)),
             columns: columns.clone(),
@@ -381,7 +382,7 @@ async fn expired_to_tail(world: &World, node: &Node, table: usize, bucket: u32) 
     loop {
         let listed = node
             .reader
-            .list_offsets(DATABASE, name, &[bucket], StartPosition::Latest)
+            .list_offsets(DATABASE, name, &[], &[bucket], StartPosition::Latest)
             .await;
         if let Ok(offsets) = listed
             && offsets.first().is_some_and(|o| o.earliest.0 >= tail)
@@ -430,6 +431,7 @@ pub async fn reader(world: Arc<World>, index: usize) {
                     node.reader.list_offsets(
                         DATABASE,
                         &table.name,
+                        &[],
                         &[bucket],
                         StartPosition::Latest,
                     ),
@@ -464,6 +466,7 @@ pub async fn reader(world: Arc<World>, index: usize) {
         let request = FetchRequest {
             database: DATABASE.to_owned(),
             table: table.name.clone(),
+            partitions: Vec::new(),
             buckets: if buckets.len() == table.buckets as usize {
                 Vec::new()
             } else {

@@ -642,7 +642,7 @@ pub(crate) async fn tails(world: &World, node: &Node) -> Vec<Vec<u64>> {
     for table in &world.cfg.tables {
         let offsets = node
             .reader
-            .list_offsets(DATABASE, &table.name, &[], StartPosition::Latest)
+            .list_offsets(DATABASE, &table.name, &[], &[], StartPosition::Latest)
             .await
             .expect("offsets are listed while the store has no faults");
         out.push(offsets.iter().map(|o| o.latest.0).collect());
@@ -663,6 +663,7 @@ pub(crate) async fn audit(world: &World, node: &Node) -> FinalLog {
         let request = FetchRequest {
             database: DATABASE.to_owned(),
             table: table.name.clone(),
+            partitions: Vec::new(),
             buckets: Vec::new(),
             start: StartPosition::Earliest,
             columns: Vec::new(),
@@ -735,6 +736,7 @@ pub(crate) async fn audit(world: &World, node: &Node) -> FinalLog {
                     .list_offsets(
                         DATABASE,
                         &table.name,
+                        &[],
                         &[bucket as u32],
                         StartPosition::Latest,
                     )

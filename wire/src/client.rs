@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use inlet_core::ids::{Offset, StreamId, TableId, TimestampMicros, WalObjectId};
+use inlet_core::ids::{Offset, PartitionId, StreamId, TableId, TimestampMicros, WalObjectId};
 use inlet_core::limits::{COMMIT_QUEUE_DEPTH, MAX_GRPC_MESSAGE_BYTES};
 use inlet_core::table::TableInfo;
 use inlet_index::keys::CodecError;
@@ -613,6 +613,15 @@ impl CommitLog for RemoteIndex {
         owner_table(self, database, name).await
     }
 
+    async fn add_partitions(
+        &self,
+        database: &str,
+        name: &str,
+        values: Vec<Vec<String>>,
+    ) -> Result<(Arc<TableInfo>, Vec<PartitionId>), CatalogError> {
+        add_remote_partitions(self, database, name, values).await
+    }
+
     async fn submit_commit(&self, request: CommitRequest) -> Result<PendingCommit, IndexError> {
         if let Some(error) = CommitLog::stopped(self) {
             return Err(error);
@@ -644,6 +653,57 @@ impl CommitLog for RemoteIndex {
         }
         let lost = session.lost();
         Ok(PendingCommit::new(receiver, move || lost))
+    }
+}
+
+/// Asks the owner for the partitions of `database.name` with `values`, creating the missing
+/// ones. Retried like a read: adding partitions that exist changes nothing.
+async fn add_remote_partitions(
+    remote: &RemoteIndex,
+    database: &str,
+    name: &str,
+    values: Vec<Vec<String>>,
+) -> Result<(Arc<TableInfo>, Vec<PartitionId>), CatalogError> {
+    let request = pb::CreatePartitionsRequest {
+        path: Some(pb::TablePath {
+            database: database.to_owned(),
+            table: name.to_owned(),
+        }),
+        partitions: values
+            .into_iter()
+            .map(|values| pb::PartitionValues { values })
+            .collect(),
+    };
+    let reply = remote
+        .read(|mut client| {
+            let request = request.clone();
+            async move { client.add_partitions(request).await }
+        })
+        .await?;
+    // The cached table lacks the new partitions; the next use asks the owner.
+    remote
+        .inner
+        .tables
+        .lock()
+        .expect("tables lock")
+        .remove(&(database.to_owned(), name.to_owned()));
+    let missing = reply.missing();
+    match (reply.table, missing) {
+        (Some(table), _) => Ok((
+            Arc::new(table_from_message(table)?),
+            reply.ids.into_iter().map(PartitionId).collect(),
+        )),
+        (None, pb::table_lookup::Missing::Database) => Err(CatalogError::DatabaseNotFound {
+            database: database.to_owned(),
+        }),
+        (None, pb::table_lookup::Missing::Table) => Err(CatalogError::TableNotFound {
+            database: database.to_owned(),
+            table: name.to_owned(),
+        }),
+        (None, pb::table_lookup::Missing::Nothing) => Err(CatalogError::PartitionsRefused {
+            table: format!("{database}.{name}"),
+            reason: reply.refused,
+        }),
     }
 }
 

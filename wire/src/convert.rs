@@ -12,6 +12,7 @@ use inlet_core::ids::{
 };
 use inlet_core::ipc::{decode_schema, schema_to_ipc};
 use inlet_core::limits::MAX_INDEXED_COLUMN_RANGES;
+use inlet_core::partition::{Partition, Partitions};
 use inlet_core::table::{SchemaHistory, TableDescriptor, TableInfo};
 use inlet_core::wal::ColumnRange;
 use inlet_index::pk::LakeRow;
@@ -31,6 +32,7 @@ pub fn stream_ref(stream: StreamId) -> pb::StreamRef {
     pb::StreamRef {
         table_id: stream.table.0,
         bucket: stream.bucket.0,
+        partition_id: stream.partition.0,
     }
 }
 
@@ -38,7 +40,7 @@ pub fn stream_of(stream: Option<pb::StreamRef>) -> Result<StreamId, Status> {
     let stream = stream.ok_or_else(|| Status::invalid_argument("request lacks the stream"))?;
     Ok(StreamId::new(
         TableId(stream.table_id),
-        PartitionId(0),
+        PartitionId(stream.partition_id),
         Bucket(stream.bucket),
     ))
 }
@@ -107,7 +109,18 @@ pub fn table_message(info: &TableInfo) -> Result<pb::TableInfo, Status> {
                 })
             })
             .collect::<Result<_, Status>>()?,
+        partitions: info.partitions.iter().map(partition_message).collect(),
+        last_partition_id: info.partitions.last_id(),
     })
+}
+
+pub fn partition_message(partition: &Partition) -> pb::PartitionInfo {
+    pb::PartitionInfo {
+        id: partition.id.0,
+        values: partition.values.clone(),
+        name: partition.name(),
+        created_at_micros: partition.created_at.0,
+    }
 }
 
 pub fn table_from_message(info: pb::TableInfo) -> Result<TableInfo, IndexError> {
@@ -141,6 +154,14 @@ pub fn table_from_message(info: pb::TableInfo) -> Result<TableInfo, IndexError> 
         },
         created_at: TimestampMicros(info.created_at_micros),
         previous_schemas: SchemaHistory::new(previous),
+        partitions: Partitions::new(
+            info.partitions.into_iter().map(|partition| Partition {
+                id: PartitionId(partition.id),
+                values: partition.values,
+                created_at: TimestampMicros(partition.created_at_micros),
+            }),
+            info.last_partition_id,
+        ),
     })
 }
 

@@ -580,6 +580,48 @@ impl IndexPorts for IndexPortsService {
         }))
     }
 
+    async fn add_partitions(
+        &self,
+        request: Request<pb::CreatePartitionsRequest>,
+    ) -> Result<Response<pb::AddPartitionsReply>, Status> {
+        let request = request.into_inner();
+        let path = request
+            .path
+            .ok_or_else(|| Status::invalid_argument("request lacks the table path"))?;
+        let values = request.partitions.into_iter().map(|p| p.values).collect();
+        let unanswered =
+            |missing: pb::table_lookup::Missing, refused: String| pb::AddPartitionsReply {
+                table: None,
+                ids: Vec::new(),
+                refused,
+                missing: missing as i32,
+            };
+        let reply = match self
+            .index
+            .add_partitions(&path.database, &path.table, values)
+            .await
+        {
+            Ok((table, ids)) => pb::AddPartitionsReply {
+                table: Some(table_message(&table)?),
+                ids: ids.iter().map(|id| id.0).collect(),
+                refused: String::new(),
+                missing: pb::table_lookup::Missing::Nothing as i32,
+            },
+            Err(CatalogError::Index(error)) => return Err(to_status(&error)),
+            Err(CatalogError::DatabaseNotFound { .. }) => {
+                unanswered(pb::table_lookup::Missing::Database, String::new())
+            }
+            Err(CatalogError::TableNotFound { .. }) => {
+                unanswered(pb::table_lookup::Missing::Table, String::new())
+            }
+            Err(CatalogError::PartitionsRefused { reason, .. }) => {
+                unanswered(pb::table_lookup::Missing::Nothing, reason)
+            }
+            Err(other) => unanswered(pb::table_lookup::Missing::Nothing, other.to_string()),
+        };
+        Ok(Response::new(reply))
+    }
+
     async fn list_grants(
         &self,
         _request: Request<pb::ListGrantsRequest>,

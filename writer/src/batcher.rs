@@ -10,7 +10,7 @@
 //!    of one stream keep their order even with several uploads in flight. When a commit is
 //!    durable the parked appends get their offsets and their buffer space is released.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -22,6 +22,7 @@ use inlet_core::bucket::bucket_rows;
 use inlet_core::clock::Env;
 use inlet_core::ids::{Bucket, Offset, PartitionId, SchemaId, StreamId, TimestampMicros};
 use inlet_core::limits::MAX_APPEND_BYTES;
+use inlet_core::partition::{UNPARTITIONED, row_values};
 use inlet_core::pk::merge::MergeEngine;
 use inlet_core::table::TableInfo;
 use inlet_index::{ChunkRejected, CommitLog, CommitReply, IndexError, ProducerRef};
@@ -39,6 +40,7 @@ use inlet_core::pk::ops::PkWrite;
 /// The offsets one append got in one bucket: `base_offset .. base_offset + row_count`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BucketAppend {
+    pub partition: PartitionId,
     pub bucket: Bucket,
     pub base_offset: Offset,
     pub row_count: u64,
@@ -230,20 +232,83 @@ impl Writer {
         .await
         .map_err(|_| AppendError::Overloaded { bytes, waited })?
         .map_err(|_| AppendError::ShuttingDown)?;
-        let routed = self
-            .route(&table, batch)?
-            .into_iter()
-            .map(|(bucket, part)| {
+        let (table, partitioned) = self.partitioned(table, batch).await?;
+        let mut routed = Vec::new();
+        for (partition, batch) in partitioned {
+            for (bucket, part) in self.route(&table, batch)? {
                 let writes = engine
                     .as_ref()
                     .map(|engine| key_writes(&table, engine, op, mask.as_deref(), &part))
                     .transpose()?;
-                Ok((bucket, part, writes))
-            })
-            .collect::<Result<Vec<_>, AppendError>>()?;
+                routed.push((StreamId::new(table.id, partition, bucket), part, writes));
+            }
+        }
         let (reply, receiver) = oneshot::channel();
         self.buffer(&table, routed, producer, bytes, reply, memory)?;
         receiver.await.map_err(|_| AppendError::ShuttingDown)?
+    }
+
+    /// Splits a batch by partition, keeping row order within each; partitions the table lacks
+    /// are created first (by the owner, which every node then learns the new partitions from).
+    /// Returns the table as it is after, with the new partitions.
+    async fn partitioned(
+        &self,
+        table: Arc<TableInfo>,
+        batch: RecordBatch,
+    ) -> Result<(Arc<TableInfo>, Vec<(PartitionId, RecordBatch)>), AppendError> {
+        let key = &table.descriptor.partition_key;
+        if key.is_empty() {
+            return Ok((table, vec![(UNPARTITIONED, batch)]));
+        }
+        let values = row_values(&batch, key).map_err(|reason| AppendError::Partition {
+            table: table.qualified_name(),
+            reason,
+        })?;
+        // Rows by partition values, in the order each partition first appears.
+        let mut groups: Vec<(Vec<String>, Vec<u32>)> = Vec::new();
+        let mut group_of: HashMap<&[String], usize> = HashMap::new();
+        for (row, row_values) in values.iter().enumerate() {
+            let group = *group_of.entry(row_values).or_insert_with(|| {
+                groups.push((row_values.clone(), Vec::new()));
+                groups.len() - 1
+            });
+            groups[group].1.push(row as u32);
+        }
+        let missing: Vec<Vec<String>> = groups
+            .iter()
+            .filter(|(values, _)| table.partitions.find(values).is_none())
+            .map(|(values, _)| values.clone())
+            .collect();
+        let table = match missing.is_empty() {
+            true => table,
+            false => {
+                let (database, name) = (&table.database, &table.name);
+                self.inner
+                    .index
+                    .add_partitions(database, name, missing)
+                    .await?
+                    .0
+            }
+        };
+        let whole = groups.len() == 1;
+        groups
+            .into_iter()
+            .map(|(values, rows)| {
+                let partition = table.partitions.find(&values).ok_or_else(|| {
+                    AppendError::Index(IndexError::Storage(format!(
+                        "the owner created no partition {values:?} of table {}",
+                        table.qualified_name()
+                    )))
+                })?;
+                let part = match whole {
+                    true => batch.clone(),
+                    false => take_record_batch(&batch, &UInt32Array::from(rows))
+                        .map_err(|e| AppendError::MalformedIpc(e.to_string()))?,
+                };
+                Ok((partition, part))
+            })
+            .collect::<Result<Vec<_>, AppendError>>()
+            .map(|parts| (table.clone(), parts))
     }
 
     /// Splits a batch by bucket, keeping row order within each bucket.
@@ -277,7 +342,7 @@ impl Writer {
     fn buffer(
         &self,
         table: &TableInfo,
-        routed: Vec<(Bucket, RecordBatch, Option<Vec<PkWrite>>)>,
+        routed: Vec<(StreamId, RecordBatch, Option<Vec<PkWrite>>)>,
         producer: Option<ProducerRef>,
         bytes: usize,
         reply: oneshot::Sender<AppendReply>,
@@ -308,8 +373,7 @@ impl Writer {
         }
         let was_empty = pending.streams.is_empty();
         let mut parts = Vec::with_capacity(routed.len());
-        for (bucket, batch, writes) in routed {
-            let stream = StreamId::new(table.id, PartitionId(0), bucket);
+        for (stream, batch, writes) in routed {
             let key = ChunkKey { stream, producer };
             let buffer = pending.streams.entry(key).or_insert_with(|| StreamBuffer {
                 schema_id: table.schema_id,
@@ -513,6 +577,7 @@ fn answer(waiters: Vec<Waiter>, keys: &[ChunkKey], reply: CommitReply) {
             let original = ranges
                 .iter()
                 .map(|range| BucketAppend {
+                    partition: range.partition,
                     bucket: range.bucket,
                     base_offset: range.base_offset,
                     row_count: u64::from(range.row_count),
@@ -527,6 +592,7 @@ fn answer(waiters: Vec<Waiter>, keys: &[ChunkKey], reply: CommitReply) {
             .iter()
             .map(|(key, start, rows)| match by_key.get(key) {
                 Some(Ok(committed)) => Ok(BucketAppend {
+                    partition: key.stream.partition,
                     bucket: key.stream.bucket,
                     base_offset: Offset(committed.base_offset.0 + start),
                     row_count: *rows,

@@ -54,6 +54,11 @@ pub enum AppendError {
         op: &'static str,
         reason: String,
     },
+    #[error("rows of table `{table}` have no partition: {reason}")]
+    Partition {
+        table: String,
+        reason: inlet_core::partition::PartitionValueError,
+    },
     #[error(transparent)]
     PrimaryKey(#[from] inlet_core::pk::PkCodecError),
     #[error("malformed arrow ipc: {0}")]
@@ -88,6 +93,7 @@ impl HasKind for AppendError {
             | Self::NullsInRequiredColumn { .. }
             | Self::MalformedIpc(_)
             | Self::WrongOperation { .. }
+            | Self::Partition { .. }
             | Self::TooLarge { .. }
             | Self::TooLargeWhenFilled { .. } => ErrorKind::InvalidInput,
             Self::Overloaded { .. }

@@ -237,6 +237,7 @@ mod tests {
             },
             created_at: TimestampMicros(0),
             previous_schemas: Default::default(),
+            partitions: Default::default(),
         }
     }
 

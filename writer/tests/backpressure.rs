@@ -53,6 +53,7 @@ async fn read_values(index: &Index, store: Arc<Store>) -> Vec<i64> {
         .fetch(FetchRequest {
             database: "db".into(),
             table: "t".into(),
+            partitions: Vec::new(),
             buckets: vec![],
             start: StartPosition::Earliest,
             columns: vec!["v".into()],

@@ -66,6 +66,7 @@ pub fn table_info() -> TableInfo {
         },
         created_at: TimestampMicros(NOW_MICROS),
         previous_schemas: Default::default(),
+        partitions: Default::default(),
     }
 }
 

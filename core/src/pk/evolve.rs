@@ -187,6 +187,7 @@ mod tests {
             descriptor: descriptor.clone(),
             created_at: TimestampMicros(0),
             previous_schemas: SchemaHistory::default(),
+            partitions: Default::default(),
         };
         let altered = descriptor
             .altered(&TableAlteration {
@@ -200,6 +201,7 @@ mod tests {
             schema_id: SchemaId(1),
             descriptor: altered,
             previous_schemas: SchemaHistory::default().with(SchemaId(0), descriptor.schema),
+            partitions: Default::default(),
             ..before.clone()
         };
         (before, after)

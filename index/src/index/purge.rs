@@ -24,7 +24,7 @@ use crate::records::{TableRecord, decode_record};
 pub const MAX_ENTRIES_PURGED_PER_CALL: usize = 10_000;
 
 /// The kinds of a table's entries a purge deletes, in this order, before its records.
-const PURGED_KINDS: [KeyPrefix; 9] = [
+const PURGED_KINDS: [KeyPrefix; 10] = [
     KeyPrefix::Chunk,
     KeyPrefix::TimeIndex,
     KeyPrefix::LakeFile,
@@ -34,6 +34,7 @@ const PURGED_KINDS: [KeyPrefix; 9] = [
     KeyPrefix::LakeWatermark,
     KeyPrefix::StreamTail,
     KeyPrefix::Schema,
+    KeyPrefix::Partition,
 ];
 
 /// A dropped table whose entries are still in the index.

@@ -300,6 +300,7 @@ impl Sequencer {
                         .entry(producer.sequence)
                         .or_default();
                     ranges.push(ProducedRange {
+                        partition: chunk.stream.partition,
                         bucket: chunk.stream.bucket,
                         base_offset: tail.next_offset,
                         row_count: chunk.row_count,
@@ -551,7 +552,11 @@ impl Sequencer {
                 current: table.schema_id.0,
             });
         };
-        if stream.partition != PartitionId(0) || stream.bucket.0 >= table.descriptor.bucket_count {
+        let partition_exists = match table.descriptor.partition_key.is_empty() {
+            true => stream.partition == UNPARTITIONED,
+            false => table.partitions.get(stream.partition).is_some(),
+        };
+        if !partition_exists || stream.bucket.0 >= table.descriptor.bucket_count {
             return Err(ChunkRejected::NoSuchStream {
                 stream,
                 bucket_count: table.descriptor.bucket_count,
@@ -779,6 +784,11 @@ impl Sequencer {
                 alteration,
             } => self.alter_table(database, name, alteration).await,
             CatalogChange::Grant { grant, add } => self.change_grant(grant, add).await,
+            CatalogChange::AddPartitions {
+                database,
+                name,
+                values,
+            } => self.add_partitions(database, name, values, now).await,
             CatalogChange::DropTable {
                 database,
                 name,
@@ -918,6 +928,101 @@ impl Sequencer {
             "table altered"
         );
         Ok(CatalogOutcome::Table(info))
+    }
+
+    /// Creates the partitions among `values` that table `database.name` lacks, in one write.
+    async fn add_partitions(
+        &self,
+        database: String,
+        name: String,
+        values: Vec<Vec<String>>,
+        now: TimestampMicros,
+    ) -> Result<CatalogOutcome, CatalogError> {
+        let Some(table) = self.live_table(&database, &name) else {
+            return Err(CatalogError::TableNotFound {
+                database,
+                table: name,
+            });
+        };
+        let refuse = |reason: String| CatalogError::PartitionsRefused {
+            table: table.qualified_name(),
+            reason,
+        };
+        let key = &table.descriptor.partition_key;
+        if key.is_empty() {
+            return Err(refuse("the table has no partition key".to_owned()));
+        }
+        if values.len() > MAX_PARTITIONS_ADDED_AT_ONCE {
+            return Err(refuse(format!(
+                "{} partitions asked for at once, more than the limit of \
+                 {MAX_PARTITIONS_ADDED_AT_ONCE}",
+                values.len()
+            )));
+        }
+        let mut added: Vec<Partition> = Vec::new();
+        let mut ids = Vec::with_capacity(values.len());
+        let mut next = table.partitions.next_id();
+        for partition_values in values {
+            if partition_values.len() != key.len() {
+                return Err(refuse(format!(
+                    "{} values {partition_values:?} for a partition key of {} columns {key:?}",
+                    partition_values.len(),
+                    key.len()
+                )));
+            }
+            for value in &partition_values {
+                check_value(value).map_err(refuse)?;
+            }
+            let existing = table.partitions.find(&partition_values).or_else(|| {
+                added
+                    .iter()
+                    .find(|partition| partition.values == partition_values)
+                    .map(|partition| partition.id)
+            });
+            if let Some(id) = existing {
+                ids.push(id);
+                continue;
+            }
+            ids.push(next);
+            added.push(Partition {
+                id: next,
+                values: partition_values,
+                created_at: now,
+            });
+            next = PartitionId(next.0 + 1);
+        }
+        if added.is_empty() {
+            return Ok(CatalogOutcome::Partitions(table, ids));
+        }
+        let count = table.partitions.len() + added.len();
+        if count > MAX_PARTITIONS_PER_TABLE {
+            return Err(refuse(format!(
+                "it would have {count} partitions, more than the limit of \
+                 {MAX_PARTITIONS_PER_TABLE}; drop old ones first"
+            )));
+        }
+        let mut batch = WriteBatch::new();
+        for partition in &added {
+            let record = PartitionRecord {
+                version: CATALOG_RECORD_VERSION,
+                values: partition.values.clone(),
+                created_at_micros: now.0,
+                dropped_at_micros: None,
+            };
+            batch.put(
+                partition_key(table.id, partition.id),
+                encode_record(&record),
+            );
+        }
+        self.write_durably(batch).await?;
+        let names: Vec<String> = added.iter().map(Partition::name).collect();
+        let info = Arc::new(TableInfo {
+            partitions: table.partitions.with(added),
+            ..(*table).clone()
+        });
+        self.catalog_mut().tables.insert(info.id, info.clone());
+        tracing::info!(table = %info.qualified_name(), partitions = ?names, "partitions created");
+        Ok(CatalogOutcome::Partitions(info, ids))
     }
 
     /// Marks a table dropped: its name is freed at once; its streams stay in the index until

@@ -258,6 +258,7 @@ async fn read_file(
             ));
         }
         let fetched = FetchedBatch {
+            partition: stream.partition,
             bucket: stream.bucket,
             batch: conform(context, stream, &path, &batch, next, &names)?,
             high_watermark: tail.next_offset,

@@ -76,6 +76,7 @@ async fn send_snapshot(
     .await?;
     let send = |batch: RecordBatch, part: SnapshotPart| async move {
         let fetched = FetchedBatch {
+            partition: stream.partition,
             bucket: stream.bucket,
             batch,
             high_watermark: at,

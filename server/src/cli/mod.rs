@@ -344,6 +344,12 @@ pub enum TableCommand {
         /// Primary-key columns (declared `not null`): the table takes upserts and deletes.
         #[arg(long, value_delimiter = ',')]
         primary_key: Vec<String>,
+        /// Columns whose values choose a row's partition (declared `not null`; integers,
+        /// strings, dates or booleans; at most 4). A partition is created by the first append
+        /// of its values, or up front with `table partitions --add`; each has `--buckets`
+        /// buckets. Log tables only, for now.
+        #[arg(long, value_delimiter = ',')]
+        partition_key: Vec<String>,
         /// Table option `key=value`, repeatable: `lake.enabled=true`, `lake.freshness=30s`,
         /// `lake.snapshots.retained=100`, `retention=7d`, `retention.bytes=10GiB`; for
         /// primary-key tables `merge.engine=last_row|first_row|versioned`
@@ -369,6 +375,17 @@ pub enum TableCommand {
         #[command(flatten)]
         server: ServerArg,
     },
+    /// List a partitioned table's partitions with their rows and WAL bytes, or create
+    /// partitions up front with `--add`.
+    Partitions {
+        table: String,
+        /// A partition to create: its values in partition-key order, comma-separated (e.g.
+        /// `2026-12-07,eu`); repeatable. Partitions that exist are left as they are.
+        #[arg(long)]
+        add: Vec<String>,
+        #[command(flatten)]
+        server: ServerArg,
+    },
     /// Drop a table. Its name is free at once; its WAL and index entries are deleted once
     /// the compactors' drop grace (`lake.drop_grace`) passed. Its lake table (Iceberg folder)
     /// stays in the bucket for engines that read it, unless `--purge`.
@@ -386,7 +403,8 @@ pub enum TableCommand {
     /// (turning it on tiers the table's history too), `lake.freshness`,
     /// `lake.snapshots.retained`, `retention`, `retention.bytes`. Columns can be added at the
     /// end (nullable; rows written before read as null in them; a lake table's Iceberg
-    /// schema gains them with its next round); not yet to primary-key tables.
+    /// schema gains them with its next round), widened, renamed and dropped; key and
+    /// partition-key columns stay.
     Alter {
         table: String,
         /// Option `key=value` to set, repeatable.
@@ -516,9 +534,12 @@ pub struct ConsumeArgs {
     /// Columns to print (system columns _bucket, _offset, _timestamp are always added).
     #[arg(long, value_delimiter = ',')]
     pub columns: Vec<String>,
-    /// Only these buckets.
+    /// Only these buckets (of each partition read).
     #[arg(long, value_delimiter = ',')]
     pub buckets: Vec<u32>,
+    /// Partitioned tables: only these partitions, by name (`table partitions` lists them).
+    #[arg(long, value_delimiter = ',')]
+    pub partitions: Vec<String>,
     /// Keep printing rows as they are appended.
     #[arg(long)]
     pub follow: bool,
@@ -720,6 +741,7 @@ async fn table(command: TableCommand) -> anyhow::Result<()> {
             buckets,
             bucket_key,
             primary_key,
+            partition_key,
             options,
             if_not_exists,
             server,
@@ -728,17 +750,17 @@ async fn table(command: TableCommand) -> anyhow::Result<()> {
             let (database, name) = split_table(&table);
             let mut client = server.connect().await?;
             client.create_database(&database, true).await?;
+            let descriptor = pb::TableDescriptor {
+                schema_ipc: inlet_core::ipc::schema_to_ipc(&schema)?,
+                bucket_count: buckets,
+                bucket_key,
+                partition_key,
+                primary_key,
+                options: options.into_iter().collect(),
+                ..Default::default()
+            };
             let info = client
-                .create_primary_key_table(
-                    &database,
-                    &name,
-                    &schema,
-                    buckets,
-                    primary_key,
-                    bucket_key,
-                    options.into_iter().collect(),
-                    if_not_exists,
-                )
+                .create_table_from(&database, &name, descriptor, if_not_exists)
                 .await?;
             println!("created table {database}.{name} (id {})", info.table_id);
         }
@@ -771,17 +793,88 @@ async fn table(command: TableCommand) -> anyhow::Result<()> {
             if !descriptor.bucket_key.is_empty() {
                 println!("bucket key: {}", descriptor.bucket_key.join(", "));
             }
+            if !descriptor.partition_key.is_empty() {
+                println!(
+                    "partition key: {} ({} partitions)",
+                    descriptor.partition_key.join(", "),
+                    table.info.partitions.len()
+                );
+            }
             if !descriptor.options.is_empty() {
                 println!("options: {}", options_line(&descriptor.options));
             }
             if !descriptor.comment.is_empty() {
                 println!("comment: {}", descriptor.comment);
             }
-            println!("bucket\tearliest\tlatest\twal_bytes");
-            for bucket in table.buckets {
+            let partitioned = !descriptor.partition_key.is_empty();
+            let names: std::collections::HashMap<u32, &str> = table
+                .info
+                .partitions
+                .iter()
+                .map(|partition| (partition.id, partition.name.as_str()))
+                .collect();
+            match partitioned {
+                true => println!("partition\tbucket\tearliest\tlatest\twal_bytes"),
+                false => println!("bucket\tearliest\tlatest\twal_bytes"),
+            }
+            for bucket in &table.buckets {
+                if partitioned {
+                    let name = names.get(&bucket.partition_id).copied().unwrap_or("?");
+                    print!("{name}\t");
+                }
                 println!(
                     "{}\t{}\t{}\t{}",
                     bucket.bucket, bucket.earliest_offset, bucket.latest_offset, bucket.wal_bytes
+                );
+            }
+        }
+        TableCommand::Partitions { table, add, server } => {
+            let (database, name) = split_table(&table);
+            let mut client = server.connect().await?;
+            if !add.is_empty() {
+                let partitions = add
+                    .iter()
+                    .map(|values| pb::PartitionValues {
+                        values: values.split(',').map(|v| v.trim().to_owned()).collect(),
+                    })
+                    .collect();
+                let created = client
+                    .raw()
+                    .create_partitions(pb::CreatePartitionsRequest {
+                        path: Some(path(&database, &name)),
+                        partitions,
+                    })
+                    .await
+                    .map_err(crate::client::status_error)?
+                    .into_inner()
+                    .partitions;
+                for partition in created {
+                    println!("partition {} (id {})", partition.name, partition.id);
+                }
+                return Ok(());
+            }
+            let table = client.table(&database, &name).await?;
+            println!("id\tpartition\tcreated\trows\twal_bytes");
+            for partition in &table.info.partitions {
+                let buckets = table
+                    .buckets
+                    .iter()
+                    .filter(|bucket| bucket.partition_id == partition.id);
+                let (rows, bytes) = buckets.fold((0, 0), |(rows, bytes), bucket| {
+                    (
+                        rows + bucket.latest_offset - bucket.earliest_offset,
+                        bytes + bucket.wal_bytes,
+                    )
+                });
+                let created = std::time::UNIX_EPOCH
+                    + std::time::Duration::from_micros(
+                        u64::try_from(partition.created_at_micros).unwrap_or(0),
+                    );
+                println!(
+                    "{}\t{}\t{}\t{rows}\t{bytes}",
+                    partition.id,
+                    partition.name,
+                    humantime::format_rfc3339_seconds(created)
                 );
             }
         }
@@ -1070,6 +1163,7 @@ async fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
     let mut client = args.server.connect().await?;
     let request = pb::FetchRequest {
         path: Some(path(&database, &name)),
+        partitions: args.partitions,
         buckets: args.buckets,
         start: Some(parse_start(&args.from)?),
         columns: args.columns,
