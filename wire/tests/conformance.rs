@@ -20,9 +20,9 @@ use inlet_core::pk::ops::{PkOp, PkWrite};
 use inlet_core::wal::ColumnRange;
 use inlet_index::pk::{Change, ChangeRecord, KeyState};
 use inlet_index::{
-    ChunkCommitRequest, ChunkCursor, ChunkRejected, CommitLog, CommitRequest, CommittedChunk,
-    Index, IndexOptions, LakeCatalog, LakeCommit, LakeCommitError, LakeFileEntry, LogRead,
-    ProducerRef, ScannedKey,
+    CatalogError, ChunkCommitRequest, ChunkCursor, ChunkRejected, CommitLog, CommitRequest,
+    CommittedChunk, Index, IndexOptions, LakeCatalog, LakeCommit, LakeCommitError, LakeFileEntry,
+    LogRead, ProducerRef, ScannedKey,
 };
 use inlet_wire::{IndexPortsService, Member, ReaderPort, RemoteIndex};
 use slatedb::object_store::memory::InMemory;
@@ -278,6 +278,77 @@ async fn the_owners_table_has_an_alter_at_once() {
             assert!(table.descriptor.schema.field_with_name("w").is_ok());
         }
         out.push(format!("{:?}", written.descriptor.schema.fields().len()));
+        out
+    })
+    .await;
+}
+
+/// Partitions added through the commit port: created once with the same ids whichever port
+/// asks, refusals and missing tables reported as the same errors, and chunks of the new
+/// partitions commit at once.
+#[tokio::test]
+async fn partitions_are_added_through_every_commit_port() {
+    conform(|ports| async move {
+        let mut out = Vec::new();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("day", DataType::Utf8, false),
+            Field::new("v", DataType::Int64, true),
+        ]));
+        let mut descriptor = inlet_testkit::table_descriptor(schema, 2);
+        descriptor.partition_key = vec!["day".to_owned()];
+        ports
+            .index
+            .create_table("db", "p", descriptor, false)
+            .await
+            .expect("partitioned table");
+        let day = |d: &str| vec![d.to_owned()];
+        let (table, ids) = ports
+            .commit
+            .add_partitions("db", "p", vec![day("d1"), day("d2"), day("d1")])
+            .await
+            .expect("added");
+        assert_eq!(ids, [PartitionId(1), PartitionId(2), PartitionId(1)]);
+        assert_eq!(table.partitions.len(), 2);
+        out.push(format!("{ids:?}"));
+        let (_, again) = ports
+            .commit
+            .add_partitions("db", "p", vec![day("d2"), day("d3")])
+            .await
+            .expect("added");
+        assert_eq!(again, [PartitionId(2), PartitionId(3)]);
+        let refused = ports
+            .commit
+            .add_partitions("db", "p", vec![day("a b")])
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(&refused, CatalogError::PartitionsRefused { table, reason }
+                if table == "db.p" && reason.contains("a b")),
+            "{refused:?}"
+        );
+        out.push(refused.to_string());
+        let missing = ports
+            .commit
+            .add_partitions("db", "none", vec![day("d1")])
+            .await
+            .expect_err("no table");
+        assert!(
+            matches!(missing, CatalogError::TableNotFound { .. }),
+            "{missing:?}"
+        );
+        out.push(missing.to_string());
+        let stream = StreamId::new(table.id, PartitionId(3), Bucket(1));
+        let outcome = ports
+            .commit
+            .submit_commit(commit(1, vec![chunk(stream, 4, None)]))
+            .await
+            .expect("queued")
+            .wait()
+            .await
+            .expect("committed");
+        out.push(format!("{outcome:?}"));
+        let read = ports.read.table_from_owner("db", "p").await.expect("table");
+        assert_eq!(read.partitions.len(), 3);
         out
     })
     .await;
