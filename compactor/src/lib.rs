@@ -26,6 +26,7 @@ pub use options::{CompactorOptions, Failpoint, FailpointHook, InjectedCrash};
 pub use repair::RepairReport;
 pub use round::RoundCommitted;
 pub use service::{
-    Compactor, PassReport, PurgeReport, RoundOutcome, TableRound, WalRetentionReport,
+    Compactor, PartitionUpkeepReport, PassReport, PurgeReport, RoundOutcome, TableRound,
+    WalRetentionReport,
 };
 pub use wal_gc::WalGcReport;

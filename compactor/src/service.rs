@@ -39,9 +39,12 @@ use std::sync::{Arc, Mutex};
 use futures::TryStreamExt;
 use inlet_core::clock::Env;
 use inlet_core::ids::{TableId, TimestampMicros};
+use inlet_core::partition::MAX_PARTITIONS_ADDED_AT_ONCE;
+use inlet_core::partition::auto::AutoPartition;
 use inlet_core::table::TableInfo;
 use inlet_index::{
-    DroppedTable, IndexError, LakeCommit, LakeCommitError, LakeLease, table_streams,
+    DroppedPartition, DroppedTable, IndexError, LakeCommit, LakeCommitError, LakeLease,
+    table_streams,
 };
 use slatedb::object_store::ObjectStoreExt;
 use slatedb::object_store::path::Path as ObjectPath;
@@ -130,6 +133,19 @@ pub struct PurgeReport {
     /// Lake table objects deleted (tables dropped with `purge`).
     pub lake_objects: usize,
     /// Tables whose purge failed, with why (tried again next pass).
+    pub errors: Vec<(TableId, String)>,
+    /// Dropped partitions whose grace passed, and of them those now gone from the index.
+    pub partitions_due: usize,
+    pub partitions_purged: usize,
+}
+
+/// What one pass of auto-partitioning did.
+#[derive(Debug, Default)]
+pub struct PartitionUpkeepReport {
+    /// Partitions created ahead of their period, and dropped past retention, by name.
+    pub created: Vec<String>,
+    pub dropped: Vec<String>,
+    /// Tables whose upkeep failed, with why (tried again next pass).
     pub errors: Vec<(TableId, String)>,
 }
 
@@ -261,6 +277,14 @@ impl Compactor {
         self.inner.purge_dropped().await
     }
 
+    /// Auto-partitioning (`partition.auto`) at the injected clock's now: every
+    /// auto-partitioned table gets the partitions of the current period and the next
+    /// `partition.precreate`, and loses those more than `partition.retain` periods old (their
+    /// rows go with them after the drop grace, [`Compactor::purge_dropped`]).
+    pub async fn maintain_partitions(&self) -> PartitionUpkeepReport {
+        self.inner.maintain_partitions().await
+    }
+
     /// Asks the index to expire the WAL chunks of every table whose retention options no
     /// longer keep them (tables that are not tiered; [`inlet_index::Index::expire_wal`]).
     pub async fn expire_wal(&self) -> WalRetentionReport {
@@ -318,8 +342,9 @@ async fn run_loop(inner: Arc<Inner>, mut shutdown: watch::Receiver<bool>) {
         let now = inner.env.clock.now().0;
         if last_gc.is_none_or(|at| now.saturating_sub(at) >= gc_every) {
             last_gc = Some(now);
-            // Dropped tables and expired chunks first, so their objects start their read
-            // grace in this run.
+            // Partitions past retention, dropped tables and partitions, and expired chunks
+            // first, so their objects start their read grace in this run.
+            inner.maintain_partitions().await;
             inner.purge_dropped().await;
             inner.expire_wal().await;
             if let Err(error) = inner.collect_wal_garbage().await {
@@ -368,6 +393,125 @@ impl Inner {
                     report.errors.push((table.id, error));
                 }
             }
+        }
+        let partitions = match self.index.dropped_partitions().await {
+            Ok(dropped) => dropped,
+            Err(error) => {
+                tracing::warn!(%error, "compactor cannot list dropped partitions");
+                return report;
+            }
+        };
+        for dropped in partitions {
+            if now.saturating_sub(dropped.dropped_at.0) < grace {
+                continue;
+            }
+            report.partitions_due += 1;
+            match self.purge_partition(&dropped).await {
+                Ok(entries) => {
+                    report.partitions_purged += 1;
+                    report.entries += entries;
+                    tracing::info!(
+                        table = dropped.table.0,
+                        partition = %dropped.name,
+                        entries,
+                        "dropped partition purged"
+                    );
+                }
+                Err(error) => {
+                    tracing::warn!(
+                        table = dropped.table.0,
+                        partition = %dropped.name,
+                        %error,
+                        "purge of a dropped partition failed"
+                    );
+                    report.errors.push((dropped.table, error));
+                }
+            }
+        }
+        report
+    }
+
+    /// Deletes the index entries of one dropped partition, a bounded batch per call; its
+    /// WAL objects are then garbage once nothing else is in them. Returns the entries deleted.
+    async fn purge_partition(&self, dropped: &DroppedPartition) -> Result<usize, String> {
+        let mut entries = 0;
+        loop {
+            let purged = self
+                .index
+                .purge_partition(dropped.table, dropped.partition)
+                .await
+                .map_err(|e| e.to_string())?;
+            entries += purged.entries;
+            if purged.done {
+                return Ok(entries);
+            }
+        }
+    }
+
+    async fn maintain_partitions(&self) -> PartitionUpkeepReport {
+        let mut report = PartitionUpkeepReport::default();
+        let tables = match self.index.tables().await {
+            Ok(tables) => tables,
+            Err(error) => {
+                tracing::warn!(%error, "compactor cannot list tables for auto-partitioning");
+                return report;
+            }
+        };
+        let now = self.env.clock.now();
+        for table in tables {
+            let auto = match AutoPartition::parse(&table.descriptor.options) {
+                Ok(Some(auto)) => auto,
+                Ok(None) => continue,
+                Err((key, value, reason)) => {
+                    let error = format!("option `{key}` = `{value}`: {reason}");
+                    report.errors.push((table.id, error));
+                    continue;
+                }
+            };
+            let (database, name) = (&table.database, &table.name);
+            let missing: Vec<Vec<String>> = auto
+                .wanted(now)
+                .into_iter()
+                .map(|name| vec![name])
+                .filter(|values| table.partitions.find(values).is_none())
+                .collect();
+            if !missing.is_empty() {
+                match self
+                    .index
+                    .add_partitions(database, name, missing.clone())
+                    .await
+                {
+                    Ok(_) => report.created.extend(missing.into_iter().flatten()),
+                    Err(error) => report.errors.push((table.id, error.to_string())),
+                }
+            }
+            let expired: Vec<Vec<String>> = table
+                .partitions
+                .iter()
+                .filter(|partition| auto.expired(&partition.name(), now))
+                .map(|partition| partition.values.clone())
+                .collect();
+            // One bounded request at a time: a table that was off for long may have many.
+            for chunk in expired.chunks(MAX_PARTITIONS_ADDED_AT_ONCE) {
+                match self
+                    .index
+                    .drop_partitions(database, name, chunk.to_vec())
+                    .await
+                {
+                    Ok(_) => report.dropped.extend(chunk.iter().flatten().cloned()),
+                    Err(error) => report.errors.push((table.id, error.to_string())),
+                }
+            }
+        }
+        if !report.created.is_empty() || !report.dropped.is_empty() {
+            tracing::info!(
+                created = ?report.created,
+                dropped = ?report.dropped,
+                "auto-partitioning"
+            );
+        }
+        for (table, error) in &report.errors {
+            tracing::warn!(table = table.0, %error, "auto-partitioning failed");
         }
         report
     }

@@ -12,6 +12,8 @@
 //! becomes a path segment in the lake (`day=2026-12-07`), so it is 1 to
 //! [`MAX_PARTITION_VALUE_BYTES`] ASCII letters, digits, `_`, `-` and `.`, and not `.` or `..`.
 
+pub mod auto;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -84,6 +86,32 @@ pub fn check_value(value: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks a partition value given as text (a partition created up front) against its
+/// column's type: it must be the exact string form a row of that type has ([`row_values`]),
+/// or no row could ever be in the partition.
+pub fn check_value_of_type(value: &str, data_type: &DataType) -> Result<(), String> {
+    check_value(value)?;
+    let text = StringArray::from(vec![value]);
+    let typed = arrow_cast::cast::cast_with_options(
+        &text,
+        data_type,
+        &arrow_cast::cast::CastOptions {
+            safe: false,
+            ..Default::default()
+        },
+    )
+    .map_err(|_| format!("partition value `{value}` is not a {data_type}"))?;
+    let back = arrow_cast::cast(&typed, &DataType::Utf8).map_err(|e| e.to_string())?;
+    let back = back.as_any().downcast_ref::<StringArray>();
+    match back.map(|back| back.value(0)) {
+        Some(same) if same == value => Ok(()),
+        Some(canonical) => Err(format!(
+            "partition value `{value}` of a {data_type} column is written `{canonical}`"
+        )),
+        None => Err(format!("partition value `{value}` is not a {data_type}")),
+    }
+}
+
 /// The name of the partition with these values: the values joined by `$`.
 pub fn partition_name(values: &[String]) -> String {
     values.join(PARTITION_NAME_SEPARATOR)
@@ -126,6 +154,17 @@ impl Partitions {
             by_values: Arc::new(by_values),
             last_id,
         }
+    }
+
+    /// These partitions without `dropped` (the highest id given stays).
+    pub fn without(&self, dropped: &[PartitionId]) -> Self {
+        Self::new(
+            self.by_id
+                .values()
+                .filter(|p| !dropped.contains(&p.id))
+                .cloned(),
+            self.last_id,
+        )
     }
 
     /// These partitions and `added`.
@@ -293,6 +332,18 @@ mod tests {
             Err(PartitionValueError::Invalid { column, .. }) if column == "r"
         ));
         Ok(())
+    }
+
+    #[test]
+    fn values_given_as_text_must_be_the_form_rows_have() {
+        assert!(check_value_of_type("2026-12-07", &DataType::Date32).is_ok());
+        assert!(check_value_of_type("notadate", &DataType::Date32).is_err());
+        assert!(check_value_of_type("-7", &DataType::Int32).is_ok());
+        assert!(check_value_of_type("007", &DataType::Int32).is_err());
+        assert!(check_value_of_type("300", &DataType::Int8).is_err());
+        assert!(check_value_of_type("true", &DataType::Boolean).is_ok());
+        assert!(check_value_of_type("yes", &DataType::Boolean).is_err());
+        assert!(check_value_of_type("any-thing", &DataType::Utf8).is_ok());
     }
 
     #[test]

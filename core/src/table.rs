@@ -15,6 +15,10 @@ use crate::column_ids::{
 use crate::error::{ErrorKind, HasKind};
 use crate::ids::{DatabaseId, SchemaId, TableId, TimestampMicros};
 use crate::limits::{MAX_BUCKETS, MAX_COLUMNS, MAX_COMMENT_BYTES, MAX_NAME_LEN};
+use crate::partition::auto::{
+    AutoPartition, OPTION_PARTITION_AUTO, OPTION_PARTITION_PRECREATE, OPTION_PARTITION_RETAIN,
+    OPTION_PARTITION_TIME_UNIT, TimeUnit as PartitionTimeUnit,
+};
 use crate::partition::{MAX_PARTITION_KEY_COLUMNS, Partitions, is_partition_type};
 
 /// Column holding a row's bucket in reads and lake files.
@@ -69,7 +73,7 @@ pub const OPTION_MERGE_AGGREGATE_PREFIX: &str = "merge.aggregate.";
 
 /// Table options this version understands. Unknown keys are rejected rather than ignored,
 /// so a typo never silently changes nothing.
-pub const KNOWN_TABLE_OPTIONS: [&str; 7] = [
+pub const KNOWN_TABLE_OPTIONS: [&str; 11] = [
     OPTION_LAKE_ENABLED,
     OPTION_LAKE_FRESHNESS,
     OPTION_LAKE_SNAPSHOTS_RETAINED,
@@ -77,16 +81,22 @@ pub const KNOWN_TABLE_OPTIONS: [&str; 7] = [
     OPTION_RETENTION_BYTES,
     OPTION_MERGE_ENGINE,
     OPTION_MERGE_VERSION_COLUMN,
+    OPTION_PARTITION_AUTO,
+    OPTION_PARTITION_TIME_UNIT,
+    OPTION_PARTITION_PRECREATE,
+    OPTION_PARTITION_RETAIN,
 ];
 
 /// The options `ALTER TABLE` may change ([`TableDescriptor::altered`]); the merge engine's
 /// are fixed at creation, as are the schema, the keys and the bucket count.
-pub const ALTERABLE_TABLE_OPTIONS: [&str; 5] = [
+pub const ALTERABLE_TABLE_OPTIONS: [&str; 7] = [
     OPTION_LAKE_ENABLED,
     OPTION_LAKE_FRESHNESS,
     OPTION_LAKE_SNAPSHOTS_RETAINED,
     OPTION_RETENTION,
     OPTION_RETENTION_BYTES,
+    OPTION_PARTITION_PRECREATE,
+    OPTION_PARTITION_RETAIN,
 ];
 
 pub use crate::pk::merge::{AggregateFn, MergeEngine};
@@ -888,8 +898,22 @@ impl TableDescriptor {
 
     fn validate_partition_key(&self, options: &TableOptions) -> Result<(), DefinitionError> {
         let columns = &self.partition_key;
+        let auto = AutoPartition::parse(&self.options).map_err(|(key, value, reason)| {
+            DefinitionError::InvalidOption {
+                key: key.to_owned(),
+                value,
+                reason,
+            }
+        })?;
         if columns.is_empty() {
-            return Ok(());
+            return match auto {
+                Some(_) => Err(DefinitionError::InvalidOption {
+                    key: OPTION_PARTITION_AUTO.to_owned(),
+                    value: "true".to_owned(),
+                    reason: "the table has no partition key".to_owned(),
+                }),
+                None => Ok(()),
+            };
         }
         if columns.len() > MAX_PARTITION_KEY_COLUMNS {
             return Err(DefinitionError::TooManyPartitionKeyColumns {
@@ -929,6 +953,34 @@ impl TableDescriptor {
         }
         if options.lake_enabled {
             return Err(unsupported("tier into the lake (`lake.enabled`)"));
+        }
+        if let Some(auto) = auto {
+            let refuse = |reason: String| DefinitionError::InvalidOption {
+                key: OPTION_PARTITION_AUTO.to_owned(),
+                value: "true".to_owned(),
+                reason,
+            };
+            let [column] = columns.as_slice() else {
+                return Err(refuse(format!(
+                    "auto-partitioning needs a partition key of one column, not {columns:?}"
+                )));
+            };
+            let data_type = self
+                .schema
+                .field_with_name(column)
+                .map(|field| field.data_type().clone())
+                .unwrap_or(DataType::Null);
+            let fits = match data_type {
+                DataType::Utf8 | DataType::LargeUtf8 => true,
+                DataType::Date32 => auto.unit == PartitionTimeUnit::Day,
+                _ => false,
+            };
+            if !fits {
+                return Err(refuse(format!(
+                    "partition column `{column}` is {data_type}: auto-partitioning needs a \
+                     string column (or a date column for `day` partitions)"
+                )));
+            }
         }
         Ok(())
     }

@@ -23,7 +23,7 @@ use inlet_core::ipc::{decode_schema, schema_to_ipc};
 use inlet_core::limits::{COMMIT_QUEUE_DEPTH, MAX_COMMITS_PER_BATCH, MAX_INDEXED_COLUMN_RANGES};
 use inlet_core::partition::{
     MAX_PARTITIONS_ADDED_AT_ONCE, MAX_PARTITIONS_PER_TABLE, Partition, Partitions, UNPARTITIONED,
-    check_value,
+    check_value_of_type, partition_name,
 };
 use inlet_core::pk::ops::PkWrite;
 use inlet_core::table::{
@@ -321,6 +321,11 @@ enum Command {
         table: TableId,
         reply: purge::PurgeReply,
     },
+    PurgePartition {
+        table: TableId,
+        partition: PartitionId,
+        reply: purge::PurgeReply,
+    },
 }
 
 /// How a table or database is dropped. A dropped table's name is free at once; its index
@@ -367,6 +372,14 @@ enum CatalogChange {
         database: String,
         name: String,
         values: Vec<Vec<String>>,
+    },
+    /// Drops the partitions with these values; with `if_exists`, values that name no
+    /// partition are skipped.
+    DropPartitions {
+        database: String,
+        name: String,
+        values: Vec<Vec<String>>,
+        if_exists: bool,
     },
     /// Adds (`add`) or removes a permission grant.
     Grant {
@@ -715,6 +728,31 @@ impl Index {
         match self.change(change).await? {
             CatalogOutcome::Partitions(table, ids) => Ok((table, ids)),
             _ => unreachable!("add partitions replies with partitions"),
+        }
+    }
+
+    /// Drops the partitions of `database.name` with these values: they leave the table at
+    /// once (reads no longer list them; appends of their values create new partitions with
+    /// new ids), and their streams' index entries go once the compactors' drop grace passed
+    /// ([`Index::purge_partition`]), their WAL objects then as garbage. Returns the table as
+    /// it is now and the ids dropped. Without `if_exists`, values naming no partition refuse
+    /// the whole request.
+    pub async fn drop_partitions(
+        &self,
+        database: &str,
+        name: &str,
+        values: Vec<Vec<String>>,
+        if_exists: bool,
+    ) -> Result<(Arc<TableInfo>, Vec<PartitionId>), CatalogError> {
+        let change = CatalogChange::DropPartitions {
+            database: database.to_owned(),
+            name: name.to_owned(),
+            values,
+            if_exists,
+        };
+        match self.change(change).await? {
+            CatalogOutcome::Partitions(table, ids) => Ok((table, ids)),
+            _ => unreachable!("drop partitions replies with partitions"),
         }
     }
 
@@ -1083,7 +1121,7 @@ async fn load_catalog(db: &impl KvRead) -> Result<(Catalog, Counters), IndexErro
             .expect("the current schema was read");
         let mut info = table_info(&record, schema, SchemaHistory::new(schemas));
         if !info.descriptor.partition_key.is_empty() {
-            info.partitions = load_partitions(db, info.id).await?;
+            info.partitions = load_partitions(db, info.id, record.last_partition_id).await?;
         }
         catalog
             .by_name
@@ -1108,13 +1146,17 @@ async fn load_catalog(db: &impl KvRead) -> Result<(Catalog, Counters), IndexErro
 }
 
 /// The live partitions of partitioned table `table`.
-async fn load_partitions(db: &impl KvRead, table: TableId) -> Result<Partitions, IndexError> {
+async fn load_partitions(
+    db: &impl KvRead,
+    table: TableId,
+    last_id: u32,
+) -> Result<Partitions, IndexError> {
     let (start, end) = keys::table_range(keys::KeyPrefix::Partition, table);
     let mut iter = db.range(start, end).await?;
     let mut live = Vec::new();
-    let mut last_id = 0;
+    let mut last_id = last_id;
     while let Some(kv) = iter.next().await? {
-        let id = keys::decode_partition_key(&kv.key)?;
+        let (_, id) = keys::decode_partition_key(&kv.key)?;
         last_id = last_id.max(id.0);
         let record: PartitionRecord = decode_record(&kv.value)?;
         if record.dropped_at_micros.is_none() {

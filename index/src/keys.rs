@@ -123,6 +123,26 @@ pub fn table_range(prefix: KeyPrefix, table: TableId) -> (Vec<u8>, Vec<u8>) {
     (start, end)
 }
 
+/// Every key under `prefix` of one partition of `table`: for the prefixes whose keys start
+/// with a stream, all of the partition's entries of that kind; for partition records, its
+/// record.
+pub fn partition_range(
+    prefix: KeyPrefix,
+    table: TableId,
+    partition: PartitionId,
+) -> (Vec<u8>, Vec<u8>) {
+    let mut start = with_prefix(prefix, 12);
+    start.extend_from_slice(&table.0.to_be_bytes());
+    start.extend_from_slice(&partition.0.to_be_bytes());
+    let mut end = start.clone();
+    // The next partition of the table, or past the table when this is the last id.
+    match partition.0.checked_add(1) {
+        Some(next) => end[9..13].copy_from_slice(&next.to_be_bytes()),
+        None => return (start, table_range(prefix, table).1),
+    }
+    (start, end)
+}
+
 pub fn table_key(table: TableId) -> Vec<u8> {
     let mut key = with_prefix(KeyPrefix::Table, 8);
     key.extend_from_slice(&table.0.to_be_bytes());
@@ -143,14 +163,14 @@ pub fn partition_key(table: TableId, partition: PartitionId) -> Vec<u8> {
     key
 }
 
-/// The partition id of a partition key.
-pub fn decode_partition_key(key: &[u8]) -> Result<PartitionId, CodecError> {
+/// The table and partition ids of a partition key.
+pub fn decode_partition_key(key: &[u8]) -> Result<(TableId, PartitionId), CodecError> {
     let mut reader = Reader::new(key);
     reader.u8()?;
-    reader.u64()?;
+    let table = TableId(reader.u64()?);
     let partition = PartitionId(reader.u32()?);
     reader.finish()?;
-    Ok(partition)
+    Ok((table, partition))
 }
 
 pub fn counter_key(name: &str) -> Vec<u8> {

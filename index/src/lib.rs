@@ -16,7 +16,7 @@ mod warm;
 
 pub use error::{CatalogError, ChunkRejected, IndexError};
 pub use index::lake::{LakeCommit, LakeCommitError, LakeCommitted, LakeFileScan};
-pub use index::purge::{DroppedTable, MAX_ENTRIES_PURGED_PER_CALL, Purged};
+pub use index::purge::{DroppedPartition, DroppedTable, MAX_ENTRIES_PURGED_PER_CALL, Purged};
 pub use index::retention::{MAX_CHUNKS_EXPIRED_PER_CALL, WalExpired};
 pub use index::{
     ChunkCommitRequest, ChunkScan, CommitReply, CommitRequest, CommittedChunk, DatabaseInfo,

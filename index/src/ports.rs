@@ -24,7 +24,7 @@ use tokio::sync::watch;
 
 use crate::error::{CatalogError, IndexError};
 use crate::index::lake::{LakeCommit, LakeCommitError, LakeCommitted};
-use crate::index::purge::{DroppedTable, Purged};
+use crate::index::purge::{DroppedPartition, DroppedTable, Purged};
 use crate::index::retention::WalExpired;
 use crate::index::{CommitRequest, Index, PendingCommit};
 use crate::keys::{ChunkEntry, LakeFileEntry, LakeWatermark, StreamTail};
@@ -231,6 +231,31 @@ pub trait LakeCatalog: Send + Sync + Debug {
     async fn dropped_tables(&self) -> Result<Vec<DroppedTable>, IndexError>;
     /// Deletes a bounded batch of a dropped table's entries ([`Index::purge_table`]).
     async fn purge_table(&self, table: TableId) -> Result<Purged, IndexError>;
+    /// Creates the partitions of `database.name` with these values where missing
+    /// ([`Index::add_partitions`]): auto-partitioning creates them ahead of time.
+    async fn add_partitions(
+        &self,
+        database: &str,
+        name: &str,
+        values: Vec<Vec<String>>,
+    ) -> Result<(Arc<TableInfo>, Vec<PartitionId>), CatalogError>;
+    /// Drops the partitions of `database.name` with these values that exist
+    /// ([`Index::drop_partitions`] with `if_exists`): auto-partitioning's retention.
+    async fn drop_partitions(
+        &self,
+        database: &str,
+        name: &str,
+        values: Vec<Vec<String>>,
+    ) -> Result<(Arc<TableInfo>, Vec<PartitionId>), CatalogError>;
+    /// Dropped partitions the index still holds entries of ([`Index::dropped_partitions`]).
+    async fn dropped_partitions(&self) -> Result<Vec<DroppedPartition>, IndexError>;
+    /// Deletes a bounded batch of a dropped partition's entries
+    /// ([`Index::purge_partition`]).
+    async fn purge_partition(
+        &self,
+        table: TableId,
+        partition: PartitionId,
+    ) -> Result<Purged, IndexError>;
     async fn live_wal_objects(&self) -> Result<BTreeSet<WalObjectId>, IndexError>;
     /// The change record of the primary-key chunk of `stream` ending at `end` (as
     /// [`LogRead::change_record`]): a lake round of a primary-key table reads the changelog.
@@ -558,6 +583,36 @@ impl LakeCatalog for Index {
     }
     async fn purge_table(&self, table: TableId) -> Result<Purged, IndexError> {
         Index::purge_table(self, table).await
+    }
+
+    async fn add_partitions(
+        &self,
+        database: &str,
+        name: &str,
+        values: Vec<Vec<String>>,
+    ) -> Result<(Arc<TableInfo>, Vec<PartitionId>), CatalogError> {
+        Index::add_partitions(self, database, name, values).await
+    }
+
+    async fn drop_partitions(
+        &self,
+        database: &str,
+        name: &str,
+        values: Vec<Vec<String>>,
+    ) -> Result<(Arc<TableInfo>, Vec<PartitionId>), CatalogError> {
+        Index::drop_partitions(self, database, name, values, true).await
+    }
+
+    async fn dropped_partitions(&self) -> Result<Vec<DroppedPartition>, IndexError> {
+        Index::dropped_partitions(self).await
+    }
+
+    async fn purge_partition(
+        &self,
+        table: TableId,
+        partition: PartitionId,
+    ) -> Result<Purged, IndexError> {
+        Index::purge_partition(self, table, partition).await
     }
     async fn live_wal_objects(&self) -> Result<BTreeSet<WalObjectId>, IndexError> {
         Index::live_wal_objects(self).await

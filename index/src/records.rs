@@ -61,6 +61,10 @@ pub struct TableRecord {
     /// entries (otherwise the lake table stays in the bucket for engines that read it).
     #[serde(default)]
     pub purge_lake: bool,
+    /// Partitioned tables: the highest partition id ever given, so ids of purged partitions
+    /// (whose records are gone) are not given again.
+    #[serde(default)]
+    pub last_partition_id: u32,
 }
 
 /// The lake (Iceberg) side of a table: Inlet's catalog entry for it. Changed only by

@@ -195,6 +195,28 @@ async fn refused_partitions_say_why_and_create_nothing() -> anyhow::Result<()> {
         "more than the limit",
     );
     assert_eq!(index.table("db", "events")?.partitions.len(), 1);
+    refused(
+        index
+            .add_partitions("db", "events", vec![values("07-12-2026", "eu")])
+            .await,
+        "is not a Date32",
+    );
+    // Dropping a partition that does not exist is refused, unless asked to skip it; a live
+    // partition is never purged.
+    refused(
+        index
+            .drop_partitions("db", "events", vec![values("2026-12-09", "eu")], false)
+            .await,
+        "no partition `2026-12-09$eu`",
+    );
+    let (_, dropped) = index
+        .drop_partitions("db", "events", vec![values("2026-12-09", "eu")], true)
+        .await?;
+    assert!(dropped.is_empty());
+    let table = index.table("db", "events")?;
+    let live = table.partitions.iter().next().map(|p| p.id);
+    let live = live.ok_or_else(|| anyhow::anyhow!("a partition"))?;
+    assert!(index.purge_partition(table.id, live).await.is_err());
     assert!(matches!(
         index.add_partitions("db", "nothing", vec![]).await,
         Err(CatalogError::TableNotFound { .. })

@@ -545,6 +545,31 @@ impl Inlet for InletService {
         Ok(Response::new(pb::CreatePartitionsResponse { partitions }))
     }
 
+    async fn drop_partitions(
+        &self,
+        request: Request<pb::DropPartitionsRequest>,
+    ) -> Result<Response<pb::DropPartitionsResponse>, Status> {
+        let Some(index) = &self.index else {
+            return self
+                .to_owner(request, |mut owner, r| async move {
+                    owner.drop_partitions(r).await
+                })
+                .await;
+        };
+        let access = self.access(&request).await?;
+        let request = request.into_inner();
+        let path = table_path(request.path)?;
+        access.require(Permission::Admin, table_target(&path))?;
+        let values = request.partitions.into_iter().map(|p| p.values).collect();
+        let (_, dropped) = index
+            .drop_partitions(&path.database, &path.table, values, request.if_exists)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::DropPartitionsResponse {
+            dropped_ids: dropped.iter().map(|id| id.0).collect(),
+        }))
+    }
+
     async fn alter_table(
         &self,
         request: Request<pb::AlterTableRequest>,

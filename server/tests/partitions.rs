@@ -533,5 +533,31 @@ async fn partitions_across_writer_and_reader_processes_and_the_cli() -> anyhow::
         described.contains("partition key: day (4 partitions)"),
         "{described}"
     );
+
+    // A dropped partition leaves the table at once: listings and reads no longer see it.
+    let dropped = ok(cli(
+        &writer,
+        &["table", "partitions", "shop.visits", "--drop", DAYS[0]],
+    ));
+    assert!(dropped.contains("dropped 1 partitions"), "{dropped}");
+    let listed = ok(cli(&reader, &["table", "partitions", "shop.visits"]));
+    assert!(
+        !listed.contains(DAYS[0]) && listed.contains(DAYS[1]),
+        "{listed}"
+    );
+    let consumed = ok(cli(
+        &reader,
+        &["consume", "shop.visits", "--format", "json"],
+    ));
+    assert_eq!(consumed.lines().count(), 20, "{consumed}");
+    let missing = cli(
+        &reader,
+        &["consume", "shop.visits", "--partitions", DAYS[0]],
+    );
+    assert!(!missing.status.success());
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("no partition"),
+        "{missing:?}"
+    );
     Ok(())
 }

@@ -24,10 +24,10 @@ use inlet_index::keys::CodecError;
 use inlet_index::pk::{ChangeRecord, KeyState, LakeRow, check_key};
 use inlet_index::records::decode_record;
 use inlet_index::{
-    CatalogError, ChunkEntry, ChunkRejected, CommitLog, CommitReply, CommitRequest, DroppedTable,
-    IndexError, KEY_SCAN_PAGE_ENTRIES, KeyScan, LakeCatalog, LakeCommit, LakeCommitError,
-    LakeCommitted, LakeFileEntry, LakeLease, LakeTableRecord, LakeWatermark, LogRead,
-    PendingCommit, Purged, ScannedKey, StreamTail, WalExpired,
+    CatalogError, ChunkEntry, ChunkRejected, CommitLog, CommitReply, CommitRequest,
+    DroppedPartition, DroppedTable, IndexError, KEY_SCAN_PAGE_ENTRIES, KeyScan, LakeCatalog,
+    LakeCommit, LakeCommitError, LakeCommitted, LakeFileEntry, LakeLease, LakeTableRecord,
+    LakeWatermark, LogRead, PendingCommit, Purged, ScannedKey, StreamTail, WalExpired,
 };
 use inlet_proto::v1 as pb;
 use inlet_proto::v1::index_ports_client::IndexPortsClient;
@@ -619,7 +619,7 @@ impl CommitLog for RemoteIndex {
         name: &str,
         values: Vec<Vec<String>>,
     ) -> Result<(Arc<TableInfo>, Vec<PartitionId>), CatalogError> {
-        add_remote_partitions(self, database, name, values).await
+        change_remote_partitions(self, database, name, values, false).await
     }
 
     async fn submit_commit(&self, request: CommitRequest) -> Result<PendingCommit, IndexError> {
@@ -657,12 +657,14 @@ impl CommitLog for RemoteIndex {
 }
 
 /// Asks the owner for the partitions of `database.name` with `values`, creating the missing
-/// ones. Retried like a read: adding partitions that exist changes nothing.
-async fn add_remote_partitions(
+/// ones, or with `drop` to drop those that exist. Retried like a read: adding partitions that
+/// exist, or dropping those that do not, changes nothing.
+async fn change_remote_partitions(
     remote: &RemoteIndex,
     database: &str,
     name: &str,
     values: Vec<Vec<String>>,
+    drop: bool,
 ) -> Result<(Arc<TableInfo>, Vec<PartitionId>), CatalogError> {
     let request = pb::CreatePartitionsRequest {
         path: Some(pb::TablePath {
@@ -674,12 +676,29 @@ async fn add_remote_partitions(
             .map(|values| pb::PartitionValues { values })
             .collect(),
     };
-    let reply = remote
-        .read(|mut client| {
-            let request = request.clone();
-            async move { client.add_partitions(request).await }
-        })
-        .await?;
+    let reply = match drop {
+        false => {
+            remote
+                .read(|mut client| {
+                    let request = request.clone();
+                    async move { client.add_partitions(request).await }
+                })
+                .await?
+        }
+        true => {
+            let request = pb::DropPartitionsRequest {
+                path: request.path,
+                partitions: request.partitions,
+                if_exists: true,
+            };
+            remote
+                .read(|mut client| {
+                    let request = request.clone();
+                    async move { client.drop_partitions(request).await }
+                })
+                .await?
+        }
+    };
     // The cached table lacks the new partitions; the next use asks the owner.
     remote
         .inner
@@ -1162,6 +1181,63 @@ impl LakeCatalog for RemoteIndex {
                 purge_lake: t.purge_lake,
             })
             .collect())
+    }
+
+    async fn add_partitions(
+        &self,
+        database: &str,
+        name: &str,
+        values: Vec<Vec<String>>,
+    ) -> Result<(Arc<TableInfo>, Vec<PartitionId>), CatalogError> {
+        change_remote_partitions(self, database, name, values, false).await
+    }
+
+    async fn drop_partitions(
+        &self,
+        database: &str,
+        name: &str,
+        values: Vec<Vec<String>>,
+    ) -> Result<(Arc<TableInfo>, Vec<PartitionId>), CatalogError> {
+        change_remote_partitions(self, database, name, values, true).await
+    }
+
+    async fn dropped_partitions(&self) -> Result<Vec<DroppedPartition>, IndexError> {
+        let response = self
+            .read(|mut client| async move {
+                client
+                    .list_dropped_partitions(pb::ListDroppedPartitionsRequest {})
+                    .await
+            })
+            .await?;
+        Ok(response
+            .partitions
+            .into_iter()
+            .map(|p| DroppedPartition {
+                table: TableId(p.table_id),
+                partition: PartitionId(p.partition_id),
+                name: p.name,
+                dropped_at: TimestampMicros(p.dropped_at_micros),
+            })
+            .collect())
+    }
+
+    async fn purge_partition(
+        &self,
+        table: TableId,
+        partition: PartitionId,
+    ) -> Result<Purged, IndexError> {
+        // Idempotent: a repeated call deletes what is left then.
+        let request = pb::PartitionRef {
+            table_id: table.0,
+            partition_id: partition.0,
+        };
+        let response = self
+            .read(|mut client| async move { client.purge_partition(request).await })
+            .await?;
+        Ok(Purged {
+            entries: usize::try_from(response.entries).unwrap_or(usize::MAX),
+            done: response.done,
+        })
     }
 
     async fn purge_table(&self, table: TableId) -> Result<Purged, IndexError> {

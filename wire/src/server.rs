@@ -9,10 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::Stream;
-use inlet_core::ids::{Offset, TableId, TimestampMicros};
+use inlet_core::ids::{Offset, PartitionId, TableId, TimestampMicros};
 use inlet_core::limits::{
     COMMIT_QUEUE_DEPTH, MAX_GRPC_MESSAGE_BYTES, MAX_PREFIX_LOOKUP_ROWS, MAX_REQUEST_ROWS,
 };
+use inlet_core::table::TableInfo;
 use inlet_index::{CatalogError, Index, LakeCatalog, MAX_LAKE_ROWS_PER_CALL, StreamTail};
 use inlet_proto::v1 as pb;
 use inlet_proto::v1::index_ports_server::{IndexPorts, IndexPortsServer};
@@ -589,37 +590,65 @@ impl IndexPorts for IndexPortsService {
             .path
             .ok_or_else(|| Status::invalid_argument("request lacks the table path"))?;
         let values = request.partitions.into_iter().map(|p| p.values).collect();
-        let unanswered =
-            |missing: pb::table_lookup::Missing, refused: String| pb::AddPartitionsReply {
-                table: None,
-                ids: Vec::new(),
-                refused,
-                missing: missing as i32,
-            };
-        let reply = match self
+        partitions_reply(
+            self.index
+                .add_partitions(&path.database, &path.table, values)
+                .await,
+        )
+    }
+
+    async fn drop_partitions(
+        &self,
+        request: Request<pb::DropPartitionsRequest>,
+    ) -> Result<Response<pb::AddPartitionsReply>, Status> {
+        let request = request.into_inner();
+        let path = request
+            .path
+            .ok_or_else(|| Status::invalid_argument("request lacks the table path"))?;
+        let values = request.partitions.into_iter().map(|p| p.values).collect();
+        partitions_reply(
+            self.index
+                .drop_partitions(&path.database, &path.table, values, request.if_exists)
+                .await,
+        )
+    }
+
+    async fn list_dropped_partitions(
+        &self,
+        _request: Request<pb::ListDroppedPartitionsRequest>,
+    ) -> Result<Response<pb::ListDroppedPartitionsResponse>, Status> {
+        let dropped = self
             .index
-            .add_partitions(&path.database, &path.table, values)
+            .dropped_partitions()
             .await
-        {
-            Ok((table, ids)) => pb::AddPartitionsReply {
-                table: Some(table_message(&table)?),
-                ids: ids.iter().map(|id| id.0).collect(),
-                refused: String::new(),
-                missing: pb::table_lookup::Missing::Nothing as i32,
-            },
-            Err(CatalogError::Index(error)) => return Err(to_status(&error)),
-            Err(CatalogError::DatabaseNotFound { .. }) => {
-                unanswered(pb::table_lookup::Missing::Database, String::new())
-            }
-            Err(CatalogError::TableNotFound { .. }) => {
-                unanswered(pb::table_lookup::Missing::Table, String::new())
-            }
-            Err(CatalogError::PartitionsRefused { reason, .. }) => {
-                unanswered(pb::table_lookup::Missing::Nothing, reason)
-            }
-            Err(other) => unanswered(pb::table_lookup::Missing::Nothing, other.to_string()),
-        };
-        Ok(Response::new(reply))
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(pb::ListDroppedPartitionsResponse {
+            partitions: dropped
+                .into_iter()
+                .map(|p| pb::DroppedPartition {
+                    table_id: p.table.0,
+                    partition_id: p.partition.0,
+                    name: p.name,
+                    dropped_at_micros: p.dropped_at.0,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn purge_partition(
+        &self,
+        request: Request<pb::PartitionRef>,
+    ) -> Result<Response<pb::PurgeTableResponse>, Status> {
+        let request = request.into_inner();
+        let purged = self
+            .index
+            .purge_partition(TableId(request.table_id), PartitionId(request.partition_id))
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(pb::PurgeTableResponse {
+            entries: purged.entries as u64,
+            done: purged.done,
+        }))
     }
 
     async fn list_grants(
@@ -657,4 +686,37 @@ impl IndexPorts for IndexPortsService {
             .collect();
         Ok(Response::new(pb::LookupKeysReply { values }))
     }
+}
+
+/// The reply to a partition change: the table and ids, which part of the path is missing, or
+/// why the owner refused; index errors travel as the status, as every port's do.
+fn partitions_reply(
+    outcome: Result<(Arc<TableInfo>, Vec<PartitionId>), CatalogError>,
+) -> Result<Response<pb::AddPartitionsReply>, Status> {
+    let unanswered = |missing: pb::table_lookup::Missing, refused: String| pb::AddPartitionsReply {
+        table: None,
+        ids: Vec::new(),
+        refused,
+        missing: missing as i32,
+    };
+    let reply = match outcome {
+        Ok((table, ids)) => pb::AddPartitionsReply {
+            table: Some(table_message(&table)?),
+            ids: ids.iter().map(|id| id.0).collect(),
+            refused: String::new(),
+            missing: pb::table_lookup::Missing::Nothing as i32,
+        },
+        Err(CatalogError::Index(error)) => return Err(to_status(&error)),
+        Err(CatalogError::DatabaseNotFound { .. }) => {
+            unanswered(pb::table_lookup::Missing::Database, String::new())
+        }
+        Err(CatalogError::TableNotFound { .. }) => {
+            unanswered(pb::table_lookup::Missing::Table, String::new())
+        }
+        Err(CatalogError::PartitionsRefused { reason, .. }) => {
+            unanswered(pb::table_lookup::Missing::Nothing, reason)
+        }
+        Err(other) => unanswered(pb::table_lookup::Missing::Nothing, other.to_string()),
+    };
+    Ok(Response::new(reply))
 }

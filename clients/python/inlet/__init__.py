@@ -26,6 +26,7 @@ from .errors import (
     InvalidKey,
     NotFound,
     OffsetOutOfRange,
+    PartitionNotFound,
     PermissionDenied,
     ProducerClosed,
     SchemaMismatch,
@@ -42,6 +43,7 @@ from .model import (
     LakeBucketStatus,
     LakeStatus,
     LookupResult,
+    Partition,
     TableInfo,
 )
 from .positions import EARLIEST, LATEST, SNAPSHOT, Position
@@ -53,7 +55,8 @@ __all__ = [
     "AlreadyExists", "BucketOffsets", "BucketRange", "BufferFull", "Client", "Conflict",
     "Corruption", "Database", "DatabaseNotFound", "EARLIEST", "Fenced", "IcebergCatalog",
     "InletError", "InternalError", "InvalidInput", "InvalidKey", "LATEST", "LakeBucketStatus",
-    "LakeStatus", "LookupResult", "NotFound", "OffsetOutOfRange", "PermissionDenied",
+    "LakeStatus", "LookupResult", "NotFound", "OffsetOutOfRange", "Partition",
+    "PartitionNotFound", "PermissionDenied",
     "Position", "Producer", "ProducerClosed", "SNAPSHOT", "Scan", "SchemaMismatch", "TLS", "Table",
     "TableInfo", "TableNotFound", "Unauthenticated", "Unavailable", "WrongOperation", "connect",
 ]

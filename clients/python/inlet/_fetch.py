@@ -2,8 +2,9 @@
 Arrow IPC bytes (often megabytes) into a new bytes object; this one returns a memoryview into
 the message gRPC received, which pyarrow then reads in place. Fields are decoded by the
 protobuf wire format: 1 `bucket` (varint), 2 `batch_ipc` (bytes), 3 `high_watermark`
-(varint), 4 `snapshot` (varint: 0 none, 1 rows of a snapshot, 2 its last batch); unknown
-fields are skipped, so a newer server's additions do not break it.
+(varint), 4 `snapshot` (varint: 0 none, 1 rows of a snapshot, 2 its last batch), 5
+`partition_id` (varint: the partition of the batch's rows, 0 for a table without a partition
+key); unknown fields are skipped, so a newer server's additions do not break it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class FetchResponse(NamedTuple):
     batch_ipc: memoryview
     high_watermark: int
     snapshot: int = 0
+    partition_id: int = 0
 
 
 def _varint(data: memoryview, pos: int) -> tuple[int, int]:
@@ -45,7 +47,7 @@ def _varint(data: memoryview, pos: int) -> tuple[int, int]:
 
 def parse_fetch_response(message: bytes) -> FetchResponse:
     data = memoryview(message)
-    bucket, ipc, watermark, snapshot, pos = 0, data[:0], 0, 0, 0
+    bucket, ipc, watermark, snapshot, partition, pos = 0, data[:0], 0, 0, 0, 0
     while pos < len(data):
         key, pos = _varint(data, pos)
         field, wire = key >> 3, key & 7
@@ -57,6 +59,8 @@ def parse_fetch_response(message: bytes) -> FetchResponse:
                 watermark = value
             elif field == 4:
                 snapshot = value
+            elif field == 5:
+                partition = value
         elif wire == 2:
             length, pos = _varint(data, pos)
             if pos + length > len(data):
@@ -72,16 +76,17 @@ def parse_fetch_response(message: bytes) -> FetchResponse:
             raise Corruption(f"malformed fetch response: wire type {wire} of field {field}")
     if pos != len(data):
         raise Corruption("malformed fetch response: a fixed-width field runs past the message end")
-    return FetchResponse(bucket, ipc, watermark, snapshot)
+    return FetchResponse(bucket, ipc, watermark, snapshot, partition)
 
 
-def fetched_batches(response: FetchResponse) -> Iterator[tuple[pa.RecordBatch, Any]]:
+def fetched_batches(response: FetchResponse) -> Iterator[tuple[pa.RecordBatch, Any, int]]:
     """The record batches of one fetch response, each with its snapshot mark (``None``
-    outside a snapshot; the last batch of a snapshot's last response is marked last)."""
+    outside a snapshot; the last batch of a snapshot's last response is marked last) and
+    the partition id of its rows (which the rows themselves do not carry)."""
     batches = list(batches_from_ipc(response.batch_ipc))
     for i, batch in enumerate(batches):
         mark = None
         if response.snapshot:
             last = response.snapshot == SNAPSHOT_LAST and i == len(batches) - 1
-            mark = SnapshotMark(response.bucket, response.high_watermark, last)
-        yield batch, mark
+            mark = SnapshotMark(response.bucket, response.high_watermark, last, response.partition_id)
+        yield batch, mark, response.partition_id

@@ -46,6 +46,7 @@ from .client import (
     _column_list,
     _ScanOptions,
     _one_lake_status,
+    _sized,
     default_http_url,
     keys_table,
     lookup_keys_ipc,
@@ -67,13 +68,17 @@ from .model import (
     IcebergCatalog,
     LakeStatus,
     LookupResult,
+    Partition,
     TableInfo,
     alter_table_request,
+    create_partitions_request,
     create_table_request,
+    offsets_of,
+    offsets_request,
     split_name,
     table_path,
 )
-from .positions import EARLIEST, Position, Start, start_message
+from .positions import EARLIEST, Position, Start, StreamKey, start_message
 from .producer import (
     DEFAULT_BLOCK_TIMEOUT_SECONDS,
     DEFAULT_LINGER_SECONDS,
@@ -164,12 +169,13 @@ class AsyncClient:
         comment: str = "",
         if_not_exists: bool = False,
         primary_key: list[str] | str | None = None,
+        partition_key: list[str] | str | None = None,
     ) -> "AsyncTable":
         """See :meth:`inlet.Client.create_table`."""
         database, table = split_name(name)
         request = create_table_request(
             database, table, schema, buckets, bucket_key, options, comment, if_not_exists,
-            primary_key,
+            primary_key, partition_key,
         )
         await self.create_database(database, if_not_exists=True)
         await self._call("CreateTable", request)
@@ -276,6 +282,16 @@ class AsyncTable:
         """Drops the table (see :meth:`Client.drop_table`)."""
         await self.client.drop_table(self.full_name, if_exists=if_exists, purge=purge)
 
+    async def partitions(self) -> list[Partition]:
+        """See :meth:`inlet.Table.partitions`."""
+        return (await self.describe()).partitions
+
+    async def create_partitions(self, partitions: Iterable[Any]) -> list[Partition]:
+        """See :meth:`inlet.Table.create_partitions`."""
+        request = create_partitions_request(self.database, self.name, partitions)
+        created = (await self.client._call("CreatePartitions", request)).partitions
+        return _sized(created, await self.describe())
+
     async def conform(self, data: Any) -> pa.Table:
         """See :meth:`inlet.Table.conform`."""
         data = arrow.to_arrow_table(data)
@@ -327,19 +343,23 @@ class AsyncTable:
         limit: int | None = None,
         omit_update_before: bool = False,
         reset_to_earliest: bool = False,
+        partitions: "Iterable[str | Partition] | str | None" = None,
     ) -> "AsyncScan":
+        """See :meth:`inlet.Table.scan`."""
         return AsyncScan(
-            self, columns, start, buckets, follow, limit, omit_update_before, reset_to_earliest
+            self, columns, start, buckets, follow, limit, omit_update_before, reset_to_earliest,
+            partitions,
         )
 
-    async def offsets(self, at: str | datetime = "latest", buckets: Iterable[int] | None = None) -> dict[int, int]:
-        request = pb.ListOffsetsRequest(
-            path=table_path(self.database, self.name),
-            buckets=list(buckets or []),
-            position=start_message(at),
-        )
-        response = await self.client._call("ListOffsets", request)
-        return {b.bucket: b.offset for b in response.buckets}
+    async def offsets(
+        self,
+        at: str | datetime = "latest",
+        buckets: Iterable[int] | None = None,
+        partitions: "Iterable[str | Partition] | str | None" = None,
+    ) -> dict[StreamKey, int]:
+        """See :meth:`inlet.Table.offsets`."""
+        request = offsets_request(self.database, self.name, start_message(at), buckets, partitions)
+        return offsets_of(await self.client._call("ListOffsets", request))
 
     async def lake_status(self) -> LakeStatus:
         return _one_lake_status(await self.client.lake_status(self.database, self.name), self.full_name)
@@ -405,18 +425,20 @@ class AsyncScan(_ScanOptions):
         limit: int | None,
         omit_update_before: bool = False,
         reset_to_earliest: bool = False,
+        partitions: "Iterable[str | Partition] | str | None" = None,
     ):
         super().__init__(
-            table, columns, start, buckets, follow, limit, omit_update_before, reset_to_earliest
+            table, columns, start, buckets, follow, limit, omit_update_before, reset_to_earliest,
+            partitions,
         )
         self._start = start
 
     async def _requests(self) -> list[pb.FetchRequest]:
         start = self._start
-        count = None
-        if self._needs_bucket_count(start):
-            count = (await self.table.describe()).bucket_count
-        return self._plan(start, count)
+        described = None
+        if self._needs_description(start):
+            described = await self.table.describe()
+        return self._plan(start, described)
 
     def __aiter__(self) -> AsyncIterator[pa.RecordBatch]:
         if self._started:
@@ -429,13 +451,13 @@ class AsyncScan(_ScanOptions):
         try:
             if remaining == 0:
                 return
-            async for batch, mark in self._responses():
+            async for batch, mark, partition in self._responses():
                 if remaining is not None:
                     rows = batch.num_rows
                     batch, remaining = arrow.take_up_to(batch, remaining)
                     if mark is not None and batch.num_rows < rows:
                         mark = mark._replace(last=False)  # the snapshot was cut short
-                self.position.advance(batch, mark)
+                self.position.advance(batch, mark, partition)
                 if batch.num_rows == 0 and mark is not None:
                     continue  # an empty snapshot's end only moves the position
                 yield batch
@@ -444,7 +466,7 @@ class AsyncScan(_ScanOptions):
         finally:
             self.close()
 
-    async def _responses(self) -> AsyncIterator[tuple[pa.RecordBatch, Any]]:
+    async def _responses(self) -> AsyncIterator[tuple[pa.RecordBatch, Any, int]]:
         metadata = self.table.client.endpoint.metadata
         fetch = self.table.client._fetch
         self._calls = [fetch(request, metadata=metadata) for request in await self._requests()]
@@ -502,7 +524,7 @@ class AsyncScan(_ScanOptions):
 
 async def _decoded(
     call: Any, received: list[int], index: int
-) -> AsyncIterator[tuple[pa.RecordBatch, Any]]:
+) -> AsyncIterator[tuple[pa.RecordBatch, Any, int]]:
     try:
         async for response in call:
             received[index] += len(response.batch_ipc)

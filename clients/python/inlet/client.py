@@ -1,5 +1,6 @@
 """The synchronous client: :func:`connect` opens a :class:`Client`, which manages databases
-and tables and hands out :class:`Table` handles to append to, scan, and ask about the lake.
+and tables and hands out :class:`Table` handles to append to, scan, list and create
+partitions of, and ask about the lake.
 
 Every call goes over one gRPC channel (thread-safe; share the client between threads).
 A failed call raises an :class:`inlet.InletError` subclass carrying the server's message.
@@ -46,13 +47,18 @@ from .model import (
     IcebergCatalog,
     LakeStatus,
     LookupResult,
+    Partition,
     TableInfo,
     alter_table_request,
+    create_partitions_request,
     create_table_request,
+    offsets_of,
+    offsets_request,
+    partition_names,
     split_name,
     table_path,
 )
-from .positions import EARLIEST, Position, Start, start_message
+from .positions import EARLIEST, Position, Start, StreamKey, start_message
 
 # Fetched batches a multi-stream scan holds between its streams and the caller: a slow
 # caller stalls the streams (and so the server's reads), it never grows memory.
@@ -172,6 +178,7 @@ class Client:
         comment: str = "",
         if_not_exists: bool = False,
         primary_key: list[str] | str | None = None,
+        partition_key: list[str] | str | None = None,
     ) -> "Table":
         """Creates ``database.table`` (its database too, if missing) with the columns of
         ``schema``; rows are spread over ``buckets`` by ``bucket_key`` (Iceberg's bucket
@@ -182,11 +189,17 @@ class Client:
         :meth:`Table.upsert` and :meth:`Table.delete`, read by key with :meth:`Table.lookup`
         and scanned as its changelog. Its bucket key defaults to the primary key; its merge
         engine is the option ``merge.engine`` (``last_row`` by default, ``first_row``, or
-        ``versioned`` with ``merge.version-column``)."""
+        ``versioned`` with ``merge.version-column``).
+
+        ``partition_key`` (up to 4 non-null integer, string, date or boolean columns) splits
+        the rows into partitions by their values, each with ``buckets`` buckets: a partition
+        is created by the first append of its values or by :meth:`Table.create_partitions`,
+        and a scan can read only some (``partitions=``). A partitioned table cannot (yet)
+        have a primary key or the lake enabled."""
         database, table = split_name(name)
         request = create_table_request(
             database, table, schema, buckets, bucket_key, options, comment, if_not_exists,
-            primary_key,
+            primary_key, partition_key,
         )
         self.create_database(database, if_not_exists=True)
         self._call("CreateTable", request)
@@ -197,7 +210,8 @@ class Client:
         return [TableInfo.from_pb(t) for t in response.tables]
 
     def describe_table(self, name: str) -> TableInfo:
-        """The table's schema, buckets, options and each bucket's earliest and latest offset."""
+        """The table's schema, buckets, options, partitions and each bucket's earliest and
+        latest offset."""
         database, table = split_name(name)
         response = self._call("GetTable", pb.GetTableRequest(path=table_path(database, table)))
         return TableInfo.from_pb(response.table, response.buckets)
@@ -329,9 +343,29 @@ class Table:
         """Drops the table (see :meth:`Client.drop_table`)."""
         self.client.drop_table(self.full_name, if_exists=if_exists, purge=purge)
 
+    def partitions(self) -> list[Partition]:
+        """A partitioned table's partitions in id order, each with its readable ``rows`` and
+        ``wal_bytes`` summed over its buckets (empty for a table without a partition key)."""
+        return self.describe().partitions
+
+    def create_partitions(self, partitions: Iterable[Any]) -> list[Partition]:
+        """Creates partitions up front (appends create theirs too): one per element of
+        ``partitions``, its values in partition-key order (a list, or a single value for a
+        one-column key), as strings or ``int``, ``bool``, ``datetime.date``. Partitions that
+        exist already are no error. Returns each one, in the order asked, sized as
+        :meth:`partitions` sizes them.
+
+        >>> table.create_partitions(["2026-12-07", "2026-12-08"])   # partition_key="day"
+        >>> table.create_partitions([["2026-12-07", "eu"]])          # ["day", "region"]
+        """
+        request = create_partitions_request(self.database, self.name, partitions)
+        created = self.client._call("CreatePartitions", request).partitions
+        return _sized(created, self.describe())
+
     def append(self, data: Any) -> list[BucketRange]:
         """Appends a pyarrow Table or RecordBatch, a pandas DataFrame or a polars DataFrame;
-        returns where the rows went (bucket, first offset, row count). Columns are matched by
+        returns where the rows went (bucket, first offset, row count; in a partitioned table
+        also the partition id, one range per partition and bucket). Columns are matched by
         name and converted to the table's types where nothing is lost; an input larger than
         one append (64 MiB, 1 Mi rows) is sent as several appends, in order."""
         return self._write(APPEND, self.conform(data))
@@ -407,12 +441,22 @@ class Table:
         limit: int | None = None,
         omit_update_before: bool = False,
         reset_to_earliest: bool = False,
+        partitions: "Iterable[str | Partition] | str | None" = None,
     ) -> "Scan":
         """Reads rows from ``start`` (``"earliest"``, ``"latest"``, an offset applied to each
         bucket, a ``datetime``, or a saved :class:`Position`) to the end, or on and on with
         ``follow=True``. ``columns`` projects (the system columns ``_bucket``, ``_offset``,
         ``_timestamp`` always come last); ``buckets`` restricts the read. Rows already tiered
         into the lake are read from its Parquet files by the server, transparently.
+
+        A partitioned table reads every partition (a follow also those created after it
+        started), or only ``partitions``: names (the values joined by ``$``, e.g.
+        ``"2026-12-07"`` or ``"2026-12-07$eu"``) or :class:`Partition` objects; ``buckets``
+        then restricts each partition's buckets. An unknown name raises
+        :class:`inlet.PartitionNotFound`; a table without a partition key refuses the filter
+        (:class:`inlet.InvalidInput`). The scan's :attr:`~Scan.position` keys its streams
+        ``(partition_id, bucket)``; resuming from it reads each partition's buckets from
+        their own offsets (the partitions that exist when the resumed scan starts).
 
         A primary-key table reads as its changelog: each row ends with ``_change_type``
         (``+I`` insert, ``-U`` then ``+U`` for an update's before and after images, both at
@@ -421,18 +465,24 @@ class Table:
 
         A start offset that retention expired raises :class:`OffsetOutOfRange` naming the
         earliest readable offset, or with ``reset_to_earliest=True`` starts there."""
-        return Scan(self, columns, start, buckets, follow, limit, omit_update_before, reset_to_earliest)
-
-    def offsets(self, at: str | datetime = "latest", buckets: Iterable[int] | None = None) -> dict[int, int]:
-        """Each bucket's offset at ``at``: ``"earliest"``, ``"latest"`` (the next offset to be
-        written) or the first row committed at or after a ``datetime``."""
-        request = pb.ListOffsetsRequest(
-            path=table_path(self.database, self.name),
-            buckets=list(buckets or []),
-            position=start_message(at),
+        return Scan(
+            self, columns, start, buckets, follow, limit, omit_update_before, reset_to_earliest,
+            partitions,
         )
-        response = self.client._call("ListOffsets", request)
-        return {b.bucket: b.offset for b in response.buckets}
+
+    def offsets(
+        self,
+        at: str | datetime = "latest",
+        buckets: Iterable[int] | None = None,
+        partitions: "Iterable[str | Partition] | str | None" = None,
+    ) -> dict[StreamKey, int]:
+        """Each bucket's offset at ``at``: ``"earliest"``, ``"latest"`` (the next offset to be
+        written) or the first row committed at or after a ``datetime``. A partitioned table
+        keys them ``(partition_id, bucket)``, of every partition or only ``partitions``
+        (names), as a :class:`Position` does: ``Position(table.offsets())`` starts a scan at
+        the current end."""
+        request = offsets_request(self.database, self.name, start_message(at), buckets, partitions)
+        return offsets_of(self.client._call("ListOffsets", request))
 
     def lake_status(self) -> LakeStatus:
         """This table's lake tiering: watermark and lag per bucket, last snapshot, files."""
@@ -475,6 +525,13 @@ def lookup_keys_ipc(keys: pa.Table, name: str) -> bytes:
 
 def lookup_result(response: pb.LookupResponse) -> LookupResult:
     return LookupResult(arrow.table_from_ipc(response.rows_ipc), list(response.found))
+
+
+def _sized(created: Iterable[pb.PartitionInfo], table: TableInfo) -> list[Partition]:
+    """The partitions a CreatePartitions answered with, as ``table`` (described after it)
+    sizes them; one it does not list (dropped meanwhile) is unsized."""
+    by_id = {p.id: p for p in table.partitions}
+    return [by_id.get(info.id) or Partition.from_pb(info) for info in created]
 
 
 def _one_lake_status(statuses: list[LakeStatus], name: str) -> LakeStatus:
@@ -548,6 +605,7 @@ class _ScanOptions:
         limit: int | None,
         omit_update_before: bool = False,
         reset_to_earliest: bool = False,
+        partitions: "Iterable[str | Partition] | str | None" = None,
     ):
         if isinstance(columns, str):
             columns = [columns]
@@ -560,6 +618,7 @@ class _ScanOptions:
         self.omit_update_before = omit_update_before
         self.reset_to_earliest = reset_to_earliest
         self.buckets = sorted(set(buckets)) if buckets is not None else None
+        self.partitions = partition_names(partitions)
         self.position = Position(dict(start.offsets)) if isinstance(start, Position) else Position()
         self._calls: list[Any] = []
         self._received: list[int] = []
@@ -570,15 +629,15 @@ class _ScanOptions:
         """Arrow IPC bytes this scan has received so far (what its fetches carried)."""
         return sum(self._received)
 
-    def _needs_bucket_count(self, start: Start) -> bool:
-        """Whether planning `start` needs the table's bucket count (a position resumed on
-        every bucket)."""
-        return isinstance(start, Position) and self.buckets is None
+    def _needs_description(self, start: Start) -> bool:
+        """Whether planning `start` needs the table described (a position: resumed on every
+        bucket, of every partition the table has)."""
+        return isinstance(start, Position)
 
-    def _plan(self, start: Start, bucket_count: int | None) -> list[pb.FetchRequest]:
+    def _plan(self, start: Start, table: TableInfo | None) -> list[pb.FetchRequest]:
         """One fetch per distinct start: one in all, except when resuming a position whose
-        buckets are at different offsets. `bucket_count` is given when
-        :meth:`_needs_bucket_count` says so."""
+        streams are at different offsets. `table` is given when :meth:`_needs_description`
+        says so."""
         path = table_path(self.table.database, self.table.name)
         base = dict(
             # One row more than the limit: an update's +U after a -U the limit ends on.
@@ -588,14 +647,64 @@ class _ScanOptions:
             reset_to_earliest=self.reset_to_earliest,
         )
         if not isinstance(start, Position):
-            return [pb.FetchRequest(buckets=self.buckets or [], start=start_message(start), **base)]
-        wanted = self.buckets if self.buckets is not None else list(range(bucket_count or 0))
+            return [pb.FetchRequest(
+                buckets=self.buckets or [], partitions=self.partitions or [],
+                start=start_message(start), **base,
+            )]
+        assert table is not None
+        wanted = self.buckets if self.buckets is not None else list(range(table.bucket_count))
+        if table.is_partitioned:
+            return self._plan_partitions(start, table, wanted, base)
+        if start.partitioned:
+            raise InvalidInput(
+                f"the position names partitions' buckets (\"partition/bucket\") but table "
+                f"`{table.full_name}` has no partition key: it was saved from another table"
+            )
         groups: dict[Any, list[int]] = {}
         for bucket in wanted:
             groups.setdefault(start.offsets.get(bucket, EARLIEST), []).append(bucket)
         return [
-            pb.FetchRequest(buckets=group, start=start_message(at), **base)
+            pb.FetchRequest(
+                buckets=group, partitions=self.partitions or [], start=start_message(at), **base
+            )
             for at, group in groups.items()
+        ]
+
+    def _plan_partitions(
+        self, start: Position, table: TableInfo, wanted: list[int], base: dict[str, Any]
+    ) -> list[pb.FetchRequest]:
+        """The fetches resuming `start` in a partitioned table: each (partition, bucket)
+        stream from its own offset, or the earliest when the position does not name it.
+        Streams at the same start share a fetch: partitions whose buckets start alike share
+        one (so a position that names none of the partitions reads with a single fetch of
+        every partition, which a follow extends to partitions created later; a resumed
+        follow otherwise reads only the partitions that exist when it starts)."""
+        if start.offsets and not start.partitioned:
+            raise InvalidInput(
+                f"the position names buckets of an unpartitioned table but table "
+                f"`{table.full_name}` is partitioned (by {', '.join(table.partition_key)}): it "
+                f"was saved from another table"
+            )
+        ids = {p.name: p.id for p in table.partitions}
+        names = self.partitions if self.partitions is not None else list(ids)
+        if not any(start.partition_offsets(ids[n]) for n in names if n in ids):
+            return [pb.FetchRequest(
+                buckets=self.buckets or [], partitions=self.partitions or [],
+                start=start_message(EARLIEST), **base,
+            )]
+        # (start, buckets) -> the partitions whose buckets start there; an unknown name
+        # starts at the earliest, and the server says it does not exist.
+        groups: dict[tuple[Any, tuple[int, ...]], list[str]] = {}
+        for name in names:
+            offsets = start.partition_offsets(ids[name]) if name in ids else {}
+            starts: dict[Any, list[int]] = {}
+            for bucket in wanted:
+                starts.setdefault(offsets.get(bucket, EARLIEST), []).append(bucket)
+            for at, buckets in starts.items():
+                groups.setdefault((at, tuple(buckets)), []).append(name)
+        return [
+            pb.FetchRequest(buckets=list(buckets), partitions=group, start=start_message(at), **base)
+            for (at, buckets), group in groups.items()
         ]
 
 
@@ -604,8 +713,9 @@ class Scan(_ScanOptions):
     ``follow=True`` it never ends by itself: break out or call :meth:`close`), or collect it
     with :meth:`to_arrow`, :meth:`to_pandas`, :meth:`to_polars`.
 
-    :attr:`position` is the next offset of each bucket read so far; save it and pass it as
-    ``start`` to resume. Each batch holds rows of one bucket in offset order.
+    :attr:`position` is the next offset of each stream (bucket, or partition and bucket)
+    read so far; save it and pass it as ``start`` to resume. Each batch holds rows of one
+    stream in offset order.
     """
 
     def __init__(
@@ -618,12 +728,14 @@ class Scan(_ScanOptions):
         limit: int | None,
         omit_update_before: bool = False,
         reset_to_earliest: bool = False,
+        partitions: "Iterable[str | Partition] | str | None" = None,
     ):
         super().__init__(
-            table, columns, start, buckets, follow, limit, omit_update_before, reset_to_earliest
+            table, columns, start, buckets, follow, limit, omit_update_before, reset_to_earliest,
+            partitions,
         )
-        count = self.table.describe().bucket_count if self._needs_bucket_count(start) else None
-        self._requests = self._plan(start, count)
+        described = self.table.describe() if self._needs_description(start) else None
+        self._requests = self._plan(start, described)
         self._closed = threading.Event()
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
@@ -637,13 +749,13 @@ class Scan(_ScanOptions):
         try:
             if remaining == 0:
                 return
-            for batch, mark in self._responses():
+            for batch, mark, partition in self._responses():
                 if remaining is not None:
                     rows = batch.num_rows
                     batch, remaining = arrow.take_up_to(batch, remaining)
                     if mark is not None and batch.num_rows < rows:
                         mark = mark._replace(last=False)  # the snapshot was cut short
-                self.position.advance(batch, mark)
+                self.position.advance(batch, mark, partition)
                 if batch.num_rows == 0 and mark is not None:
                     continue  # an empty snapshot's end only moves the position
                 yield batch
@@ -652,7 +764,7 @@ class Scan(_ScanOptions):
         finally:
             self.close()
 
-    def _responses(self) -> Iterator[tuple[pa.RecordBatch, Any]]:
+    def _responses(self) -> Iterator[tuple[pa.RecordBatch, Any, int]]:
         metadata = self.table.client.endpoint.metadata
         fetch = self.table.client._fetch
         calls = [fetch(request, metadata=metadata) for request in self._requests]
@@ -663,7 +775,7 @@ class Scan(_ScanOptions):
             return
         yield from self._merged(calls)
 
-    def _merged(self, calls: list[Any]) -> Iterator[tuple[pa.RecordBatch, Any]]:
+    def _merged(self, calls: list[Any]) -> Iterator[tuple[pa.RecordBatch, Any, int]]:
         """Batches of several fetches in arrival order, through a bounded queue."""
         items: queue.Queue = queue.Queue(MERGE_QUEUE_DEPTH)
         done = object()
@@ -733,9 +845,10 @@ def _put(items: queue.Queue, item: Any, closed: threading.Event) -> bool:
 
 def _decoded(
     call: Any, closed: threading.Event, received: list[int], index: int
-) -> Iterator[tuple[pa.RecordBatch, Any]]:
-    """The record batches of one fetch's responses with their snapshot marks, counting their
-    bytes in ``received[index]``. A call cancelled because the scan was closed just ends."""
+) -> Iterator[tuple[pa.RecordBatch, Any, int]]:
+    """The record batches of one fetch's responses with their snapshot marks and partition
+    ids, counting their bytes in ``received[index]``. A call cancelled because the scan was
+    closed just ends."""
     try:
         for response in call:
             received[index] += len(response.batch_ipc)

@@ -46,7 +46,7 @@ class InvalidKey(InvalidInput):
 
 
 class NotFound(InletError):
-    """The named database, table or bucket does not exist."""
+    """The named database, table, partition or bucket does not exist."""
 
 
 class DatabaseNotFound(NotFound):
@@ -55,6 +55,11 @@ class DatabaseNotFound(NotFound):
 
 class TableNotFound(NotFound):
     """The table does not exist (or was dropped)."""
+
+
+class PartitionNotFound(NotFound):
+    """A read named a partition the table does not have (``table `db.t` has no partition
+    `2026-12-07```)."""
 
 
 class AlreadyExists(InletError):
@@ -128,6 +133,8 @@ _BY_CODE: dict[grpc.StatusCode, type[InletError]] = {
 # checked in order within their code.
 _BY_MESSAGE: dict[grpc.StatusCode, list[tuple[str, type[InletError]]]] = {
     grpc.StatusCode.NOT_FOUND: [
+        # Before "table `", which the message starts with.
+        ("has no partition `", PartitionNotFound),
         ("table `", TableNotFound),
         ("was dropped before", TableNotFound),
         ("database `", DatabaseNotFound),

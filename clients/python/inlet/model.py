@@ -1,20 +1,21 @@
 """What the server describes, as plain Python values: databases, tables with their Arrow
-schema, per-bucket offsets, append results, lake status and the Iceberg REST catalog settings
-of a table. Built from the wire messages here, once, for the sync and the asyncio clients.
+schema, partitions, per-bucket offsets, append results, lake status and the Iceberg REST
+catalog settings of a table. Built from the wire messages here, once, for the sync and the
+asyncio clients, as are the requests both send with the same arguments.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, NamedTuple
+from datetime import date, datetime
+from typing import Any, Iterable, NamedTuple
 
 import pyarrow as pa
 
 from ._proto import inlet_pb2 as pb
 from .arrow import schema_from_ipc, schema_to_ipc
-from .errors import InvalidInput
-from .positions import micros_datetime
+from .errors import InvalidInput, PartitionNotFound
+from .positions import StreamKey, micros_datetime, stream_key
 
 
 def split_name(name: str) -> tuple[str, str]:
@@ -44,22 +45,36 @@ class Database:
 
 @dataclass(frozen=True)
 class BucketOffsets:
-    """A bucket's readable range: ``earliest`` up to ``latest`` (the next offset to be written)."""
+    """A bucket's readable range: ``earliest`` up to ``latest`` (the next offset to be written).
+    In a partitioned table each partition has its own buckets: ``partition_id`` says whose
+    (0 in a table without a partition key). ``wal_bytes`` are the WAL chunks it holds (not
+    yet tiered into the lake or expired)."""
 
     bucket: int
     earliest: int
     latest: int
+    partition_id: int = 0
+    wal_bytes: int = 0
+
+    @classmethod
+    def from_pb(cls, offsets: pb.BucketOffsets) -> "BucketOffsets":
+        return cls(
+            offsets.bucket, offsets.earliest_offset, offsets.latest_offset, offsets.partition_id,
+            offsets.wal_bytes,
+        )
 
 
 @dataclass(frozen=True)
 class BucketRange:
     """Rows an append put in one bucket: offsets ``base_offset`` .. ``base_offset + rows - 1``,
-    in the order the rows were sent, committed at ``committed_at``."""
+    in the order the rows were sent, committed at ``committed_at``. In a partitioned table
+    the bucket is one of partition ``partition_id`` (0 in a table without a partition key)."""
 
     bucket: int
     base_offset: int
     rows: int
     committed_at: datetime | None
+    partition_id: int = 0
 
     @property
     def end_offset(self) -> int:
@@ -73,13 +88,47 @@ class BucketRange:
             result.base_offset,
             result.row_count,
             micros_datetime(result.commit_timestamp_micros),
+            result.partition_id,
+        )
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One partition of a partitioned table: its rows hold ``values`` in the partition-key
+    columns (as strings: integers in decimal, dates as ``YYYY-MM-DD``, booleans as
+    ``true``/``false``). ``name`` is the values joined by ``$``, as a scan's ``partitions``
+    names it; ``id`` counts from 1 in creation order and is never reused.
+
+    ``rows`` (readable rows: each bucket's latest minus earliest offset) and ``wal_bytes``
+    are summed over its buckets when the table is described; a listing leaves them 0."""
+
+    id: int
+    name: str
+    values: list[str]
+    created_at: datetime | None
+    rows: int = 0
+    wal_bytes: int = 0
+
+    @classmethod
+    def from_pb(cls, info: pb.PartitionInfo, buckets: Iterable[BucketOffsets] = ()) -> "Partition":
+        """The partition, sized by those of ``buckets`` that are its own."""
+        own = [b for b in buckets if b.partition_id == info.id]
+        return cls(
+            id=info.id,
+            name=info.name,
+            values=list(info.values),
+            created_at=micros_datetime(info.created_at_micros),
+            rows=sum(b.latest - b.earliest for b in own),
+            wal_bytes=sum(b.wal_bytes for b in own),
         )
 
 
 @dataclass(frozen=True)
 class TableInfo:
     """A table as described by the server: ``buckets`` is empty when listed, filled with each
-    bucket's offsets when described."""
+    bucket's offsets when described (in a partitioned table, each partition's buckets).
+    ``partitions`` are a partitioned table's live partitions in id order, sized when
+    described."""
 
     database: str
     name: str
@@ -94,6 +143,11 @@ class TableInfo:
     buckets: list[BucketOffsets] = field(default_factory=list)
     primary_key: list[str] = field(default_factory=list)
     """The primary-key columns; empty for a log table."""
+    partition_key: list[str] = field(default_factory=list)
+    """The partition-key columns; empty for a table without partitions."""
+    partitions: list[Partition] = field(default_factory=list)
+    last_partition_id: int = 0
+    """The highest partition id the table ever gave (dropped partitions included)."""
 
     @property
     def full_name(self) -> str:
@@ -105,12 +159,25 @@ class TableInfo:
         return bool(self.primary_key)
 
     @property
+    def is_partitioned(self) -> bool:
+        """Whether rows are split into partitions by :attr:`partition_key`."""
+        return bool(self.partition_key)
+
+    def partition(self, name: str) -> Partition:
+        """The partition named ``name`` (its values joined by ``$``)."""
+        for partition in self.partitions:
+            if partition.name == name:
+                return partition
+        raise PartitionNotFound(f"table `{self.full_name}` has no partition `{name}`")
+
+    @property
     def lake_enabled(self) -> bool:
         return self.options.get("lake.enabled") == "true"
 
     @classmethod
     def from_pb(cls, info: pb.TableInfo, buckets: Any = ()) -> "TableInfo":
         descriptor = info.descriptor
+        offsets = [BucketOffsets.from_pb(b) for b in buckets]
         return cls(
             database=info.path.database,
             name=info.path.table,
@@ -122,9 +189,18 @@ class TableInfo:
             options=dict(descriptor.options),
             comment=descriptor.comment,
             created_at=micros_datetime(info.created_at_micros),
-            buckets=[BucketOffsets(b.bucket, b.earliest_offset, b.latest_offset) for b in buckets],
+            buckets=offsets,
             primary_key=list(descriptor.primary_key),
+            partition_key=list(descriptor.partition_key),
+            partitions=[Partition.from_pb(p, offsets) for p in info.partitions],
+            last_partition_id=info.last_partition_id,
         )
+
+
+def offsets_of(response: pb.ListOffsetsResponse) -> dict[StreamKey, int]:
+    """Each stream's offset of a ListOffsets reply: by bucket, or by ``(partition_id,
+    bucket)`` in a partitioned table (the keys of a :class:`~inlet.Position`)."""
+    return {stream_key(b.partition_id, b.bucket): b.offset for b in response.buckets}
 
 
 def create_table_request(
@@ -137,6 +213,7 @@ def create_table_request(
     comment: str,
     if_not_exists: bool,
     primary_key: list[str] | str | None = None,
+    partition_key: list[str] | str | None = None,
 ) -> pb.CreateTableRequest:
     if not isinstance(schema, pa.Schema):
         raise InvalidInput(f"a table schema must be a pyarrow.Schema, not {type(schema).__name__}")
@@ -144,6 +221,8 @@ def create_table_request(
         bucket_key = [bucket_key]
     if isinstance(primary_key, str):
         primary_key = [primary_key]
+    if isinstance(partition_key, str):
+        partition_key = [partition_key]
     return pb.CreateTableRequest(
         path=table_path(database, table),
         descriptor=pb.TableDescriptor(
@@ -153,8 +232,81 @@ def create_table_request(
             options={k: _option_value(v) for k, v in (options or {}).items()},
             comment=comment,
             primary_key=list(primary_key or []),
+            partition_key=list(partition_key or []),
         ),
         if_not_exists=if_not_exists,
+    )
+
+
+def create_partitions_request(
+    database: str, table: str, partitions: Iterable[Any]
+) -> pb.CreatePartitionsRequest:
+    """The wire form of a CreatePartitions: each element of ``partitions`` is the values of
+    one partition in partition-key order (a list or tuple), or a single value for a
+    one-column key. Values are strings as the server writes them, or Python values turned
+    into them: ``int`` in decimal, ``bool`` as ``true``/``false``, ``datetime.date`` as
+    ``YYYY-MM-DD``."""
+    if isinstance(partitions, (str, bytes)):
+        raise InvalidInput(
+            f"partitions must be a list of partitions' values, e.g. [{partitions!r}], "
+            f"not the single value {partitions!r}"
+        )
+    request = pb.CreatePartitionsRequest(path=table_path(database, table))
+    for values in partitions:
+        if not isinstance(values, (list, tuple)):
+            values = [values]
+        request.partitions.append(pb.PartitionValues(values=[_partition_value(v) for v in values]))
+    return request
+
+
+def _partition_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value.isoformat()
+    raise InvalidInput(
+        f"a partition value must be a string, an integer, a boolean or a datetime.date, "
+        f"not {value!r}"
+    )
+
+
+def partition_names(partitions: "Iterable[str | Partition] | str | Partition | None") -> list[str] | None:
+    """The partition names a read is restricted to (``None``: every partition): names, or
+    :class:`Partition` objects, or one of either."""
+    if partitions is None:
+        return None
+    if isinstance(partitions, (str, Partition)):
+        partitions = [partitions]
+    names = []
+    for partition in partitions:
+        if isinstance(partition, Partition):
+            names.append(partition.name)
+        elif isinstance(partition, str):
+            names.append(partition)
+        else:
+            raise InvalidInput(
+                f"partitions are named by strings (values joined by '$') or Partition "
+                f"objects, not {partition!r}"
+            )
+    return names or None
+
+
+def offsets_request(
+    database: str,
+    table: str,
+    position: pb.StartPosition,
+    buckets: Iterable[int] | None,
+    partitions: "Iterable[str | Partition] | str | Partition | None",
+) -> pb.ListOffsetsRequest:
+    return pb.ListOffsetsRequest(
+        path=table_path(database, table),
+        buckets=list(buckets or []),
+        position=position,
+        partitions=partition_names(partitions) or [],
     )
 
 

@@ -93,15 +93,16 @@ def encode(batch: list[Part]) -> bytes:
 
 def ranges_of_parts(batch: list[Part], ranges: list[BucketRange]) -> list[list[BucketRange]]:
     """Each part's share of an append's result. An append that went to one bucket (a table
-    without a bucket key) puts the parts' rows one after another, so each part gets its own
-    offsets; an append spread over buckets by a key gives every part the whole result."""
+    without a bucket key, and in a partitioned table rows of one partition) puts the parts'
+    rows one after another, so each part gets its own offsets; an append spread over
+    buckets by a key (or over partitions) gives every part the whole result."""
     if len(ranges) != 1:
         return [list(ranges) for _ in batch]
     (whole,) = ranges
     shares, base = [], whole.base_offset
     for part in batch:
         rows = part.rows.num_rows
-        shares.append([BucketRange(whole.bucket, base, rows, whole.committed_at)])
+        shares.append([BucketRange(whole.bucket, base, rows, whole.committed_at, whole.partition_id)])
         base += rows
     return shares
 

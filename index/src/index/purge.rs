@@ -7,17 +7,22 @@
 //! left in the index. The WAL objects its chunks were in are then garbage to the WAL
 //! collector once no other table's chunk is in them.
 //!
+//! Dropped partitions of a live table go the same way: after the grace, the entries of every
+//! stream of the partition, then its record (the table record keeps the highest partition id
+//! ever given, so the id is not given again).
+//!
 //! Idempotent-producer states (`0x20 | producer | table`) are not keyed by table first; they
 //! expire by their own TTL.
 
-use inlet_core::ids::{TableId, TimestampMicros};
+use inlet_core::ids::{PartitionId, StreamId, TableId, TimestampMicros};
+use inlet_core::partition::partition_name;
 use slatedb::WriteBatch;
 use tokio::sync::oneshot;
 
 use super::{Command, Index, Sequencer, index_scan};
 use crate::error::IndexError;
 use crate::keys::{self, KeyPrefix, lake_table_key, table_key};
-use crate::records::{TableRecord, decode_record};
+use crate::records::{PartitionRecord, TableRecord, decode_record};
 
 /// Most index entries one purge call deletes, so a call is one bounded write batch and holds
 /// the sequencer for a bounded time; [`Purged::done`] says whether to call again.
@@ -47,6 +52,29 @@ pub struct DroppedTable {
     /// Dropped with `purge`: its lake table is deleted too.
     pub purge_lake: bool,
 }
+
+/// A dropped partition of a live table whose entries are still in the index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DroppedPartition {
+    pub table: TableId,
+    pub partition: PartitionId,
+    /// The partition's values joined by `$`.
+    pub name: String,
+    pub dropped_at: TimestampMicros,
+}
+
+/// The kinds of a partition's entries a partition purge deletes, before its record: every
+/// kind whose keys start with a stream.
+const PARTITION_KINDS: [KeyPrefix; 8] = [
+    KeyPrefix::Chunk,
+    KeyPrefix::TimeIndex,
+    KeyPrefix::LakeFile,
+    KeyPrefix::PkState,
+    KeyPrefix::PkChange,
+    KeyPrefix::PkLakeRow,
+    KeyPrefix::LakeWatermark,
+    KeyPrefix::StreamTail,
+];
 
 /// What one purge call did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -86,6 +114,76 @@ impl Index {
         Ok(dropped)
     }
 
+    /// Every dropped partition of a live table the index still holds the record of, as
+    /// durable. (A dropped table's partitions go with the table.)
+    pub async fn dropped_partitions(&self) -> Result<Vec<DroppedPartition>, IndexError> {
+        let mut iter = self
+            .shared
+            .db
+            .scan_with_options(
+                vec![KeyPrefix::Partition as u8]..vec![KeyPrefix::Partition as u8 + 1],
+                &index_scan(),
+            )
+            .await?;
+        let live: std::collections::HashSet<TableId> =
+            self.shared.catalog().tables.keys().copied().collect();
+        let mut dropped = Vec::new();
+        while let Some(kv) = iter.next().await? {
+            let (table, partition) = keys::decode_partition_key(&kv.key)?;
+            let record: PartitionRecord = decode_record(&kv.value)?;
+            if let Some(at) = record.dropped_at_micros
+                && live.contains(&table)
+            {
+                dropped.push(DroppedPartition {
+                    table,
+                    partition,
+                    name: partition_name(&record.values),
+                    dropped_at: TimestampMicros(at),
+                });
+            }
+        }
+        Ok(dropped)
+    }
+
+    /// How many index entries of one partition of `table` there are, of every kind a
+    /// partition purge deletes, plus its record: what the purge brings to zero.
+    pub async fn partition_entries(
+        &self,
+        table: TableId,
+        partition: PartitionId,
+    ) -> Result<usize, IndexError> {
+        let mut count = 0;
+        for kind in PARTITION_KINDS.into_iter().chain([KeyPrefix::Partition]) {
+            let (start, end) = keys::partition_range(kind, table, partition);
+            let mut iter = self
+                .shared
+                .db
+                .scan_with_options(start..end, &index_scan())
+                .await?;
+            while iter.next().await?.is_some() {
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
+    /// Deletes up to [`MAX_ENTRIES_PURGED_PER_CALL`] index entries of dropped partition
+    /// `partition` of `table`, its record last; a live partition is refused.
+    pub async fn purge_partition(
+        &self,
+        table: TableId,
+        partition: PartitionId,
+    ) -> Result<Purged, IndexError> {
+        let (reply, receiver) = oneshot::channel();
+        self.send(Command::PurgePartition {
+            table,
+            partition,
+            reply,
+        })
+        .await?;
+        receiver.await.map_err(|_| self.sequencer_gone())?
+    }
+
     /// How many index entries of `table` there are, of every kind a purge deletes, plus its
     /// lake record and table record: what a purge brings to zero.
     pub async fn table_entries(&self, table: TableId) -> Result<usize, IndexError> {
@@ -119,6 +217,70 @@ impl Index {
 }
 
 impl Sequencer {
+    pub(super) async fn purge_partition(
+        &mut self,
+        table: TableId,
+        partition: PartitionId,
+    ) -> Result<Purged, IndexError> {
+        let record_key = keys::partition_key(table, partition);
+        let Some(bytes) = self.shared.db.get(&record_key).await? else {
+            return Ok(Purged {
+                entries: 0,
+                done: true,
+            });
+        };
+        let record: PartitionRecord = decode_record(&bytes)?;
+        if record.dropped_at_micros.is_none() {
+            return Err(IndexError::Refused {
+                reason: format!(
+                    "partition {} (`{}`) of table {} is live: only dropped partitions are purged",
+                    partition.0,
+                    partition_name(&record.values),
+                    table.0
+                ),
+            });
+        }
+        let mut batch = WriteBatch::new();
+        let mut purged = Purged::default();
+        for kind in PARTITION_KINDS {
+            let (start, end) = keys::partition_range(kind, table, partition);
+            let mut iter = self
+                .shared
+                .db
+                .scan_with_options(start..end, &index_scan())
+                .await?;
+            while let Some(kv) = iter.next().await? {
+                if purged.entries == MAX_ENTRIES_PURGED_PER_CALL {
+                    self.write_durably(batch).await?;
+                    return Ok(purged);
+                }
+                batch.delete(kv.key.as_ref());
+                purged.entries += 1;
+            }
+        }
+        // The record goes last, so a crash before this leaves the partition listed as
+        // dropped, to be purged again.
+        batch.delete(record_key);
+        self.write_durably(batch).await?;
+        purged.done = true;
+        let gone = |stream: &StreamId| stream.table == table && stream.partition == partition;
+        self.tails.retain(|stream, _| !gone(stream));
+        self.lake_watermarks.retain(|stream, _| !gone(stream));
+        self.shared.tails().retain(|stream, _| !gone(stream));
+        self.shared
+            .lake()
+            .watermarks
+            .retain(|stream, _| !gone(stream));
+        tracing::info!(
+            table = table.0,
+            partition = partition.0,
+            name = %partition_name(&record.values),
+            entries = purged.entries,
+            "dropped partition purged from the index"
+        );
+        Ok(purged)
+    }
+
     pub(super) async fn purge_table(&mut self, table: TableId) -> Result<Purged, IndexError> {
         if let Some(live) = self.shared.catalog().tables.get(&table) {
             return Err(IndexError::Refused {

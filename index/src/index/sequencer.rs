@@ -101,6 +101,14 @@ impl Sequencer {
                     let result = self.purge_table(table).await;
                     let _ = reply.send(result);
                 }
+                Command::PurgePartition {
+                    table,
+                    partition,
+                    reply,
+                } => {
+                    let result = self.purge_partition(table, partition).await;
+                    let _ = reply.send(result);
+                }
                 Command::Commit { request, reply } => {
                     let mut group = vec![(request, reply)];
                     while group.len() < MAX_COMMITS_PER_BATCH {
@@ -754,6 +762,7 @@ impl Sequencer {
                     created_at_micros: now.0,
                     dropped_at_micros: None,
                     purge_lake: false,
+                    last_partition_id: 0,
                 };
                 let schema_bytes = schema_to_ipc(&descriptor.schema).map_err(|e| {
                     IndexError::Storage(format!("cannot encode schema of `{database}.{name}`: {e}"))
@@ -789,6 +798,15 @@ impl Sequencer {
                 name,
                 values,
             } => self.add_partitions(database, name, values, now).await,
+            CatalogChange::DropPartitions {
+                database,
+                name,
+                values,
+                if_exists,
+            } => {
+                self.drop_partitions(database, name, values, if_exists, now)
+                    .await
+            }
             CatalogChange::DropTable {
                 database,
                 name,
@@ -970,8 +988,15 @@ impl Sequencer {
                     key.len()
                 )));
             }
-            for value in &partition_values {
-                check_value(value).map_err(refuse)?;
+            for (value, column) in partition_values.iter().zip(key) {
+                let data_type = table
+                    .descriptor
+                    .schema
+                    .field_with_name(column)
+                    .map(|field| field.data_type().clone())
+                    .map_err(|e| refuse(e.to_string()))?;
+                check_value_of_type(value, &data_type)
+                    .map_err(|reason| refuse(format!("column `{column}`: {reason}")))?;
             }
             let existing = table.partitions.find(&partition_values).or_else(|| {
                 added
@@ -1002,6 +1027,10 @@ impl Sequencer {
             )));
         }
         let mut batch = WriteBatch::new();
+        let mut table_record = self.table_record(&table).await?;
+        // The ids given so far, so a purged partition's id is not given again.
+        table_record.last_partition_id = next.0 - 1;
+        batch.put(table_key(table.id), encode_record(&table_record));
         for partition in &added {
             let record = PartitionRecord {
                 version: CATALOG_RECORD_VERSION,
@@ -1023,6 +1052,76 @@ impl Sequencer {
         self.catalog_mut().tables.insert(info.id, info.clone());
         tracing::info!(table = %info.qualified_name(), partitions = ?names, "partitions created");
         Ok(CatalogOutcome::Partitions(info, ids))
+    }
+
+    /// Marks the partitions of `values` dropped, in one write: they leave the table's live
+    /// partitions; their records stay, with the drop time, until a purge deletes their
+    /// streams' entries (`purge.rs`).
+    async fn drop_partitions(
+        &self,
+        database: String,
+        name: String,
+        values: Vec<Vec<String>>,
+        if_exists: bool,
+        now: TimestampMicros,
+    ) -> Result<CatalogOutcome, CatalogError> {
+        let Some(table) = self.live_table(&database, &name) else {
+            return Err(CatalogError::TableNotFound {
+                database,
+                table: name,
+            });
+        };
+        let refuse = |reason: String| CatalogError::PartitionsRefused {
+            table: table.qualified_name(),
+            reason,
+        };
+        if table.descriptor.partition_key.is_empty() {
+            return Err(refuse("the table has no partition key".to_owned()));
+        }
+        let mut dropped = Vec::new();
+        for partition_values in &values {
+            match table.partitions.find(partition_values) {
+                Some(id) if !dropped.contains(&id) => dropped.push(id),
+                Some(_) => {}
+                None if if_exists => {}
+                None => {
+                    return Err(refuse(format!(
+                        "there is no partition `{}` to drop",
+                        partition_name(partition_values)
+                    )));
+                }
+            }
+        }
+        if dropped.is_empty() {
+            return Ok(CatalogOutcome::Partitions(table, dropped));
+        }
+        let mut batch = WriteBatch::new();
+        for id in &dropped {
+            let key = partition_key(table.id, *id);
+            let bytes = self
+                .shared
+                .db
+                .get(&key)
+                .await
+                .map_err(IndexError::from)?
+                .ok_or_else(|| {
+                    IndexError::from(CodecError::Json(format!(
+                        "record of partition {} of table {} is missing",
+                        id.0, table.id.0
+                    )))
+                })?;
+            let mut record: PartitionRecord = decode_record(&bytes).map_err(IndexError::from)?;
+            record.dropped_at_micros = Some(now.0);
+            batch.put(key, encode_record(&record));
+        }
+        self.write_durably(batch).await?;
+        let info = Arc::new(TableInfo {
+            partitions: table.partitions.without(&dropped),
+            ..(*table).clone()
+        });
+        self.catalog_mut().tables.insert(info.id, info.clone());
+        tracing::info!(table = %info.qualified_name(), partitions = ?dropped, "partitions dropped");
+        Ok(CatalogOutcome::Partitions(info, dropped))
     }
 
     /// Marks a table dropped: its name is freed at once; its streams stay in the index until
@@ -1202,7 +1301,7 @@ fn reject(command: Command, error: IndexError) {
         Command::Retention { reply, .. } => {
             let _ = reply.send(Err(error));
         }
-        Command::Purge { reply, .. } => {
+        Command::Purge { reply, .. } | Command::PurgePartition { reply, .. } => {
             let _ = reply.send(Err(error));
         }
     }

@@ -383,6 +383,10 @@ pub enum TableCommand {
         /// `2026-12-07,eu`); repeatable. Partitions that exist are left as they are.
         #[arg(long)]
         add: Vec<String>,
+        /// A partition to drop, written as for `--add`; repeatable. It leaves the table at
+        /// once; its rows are deleted after the compactors' drop grace.
+        #[arg(long)]
+        drop: Vec<String>,
         #[command(flatten)]
         server: ServerArg,
     },
@@ -828,16 +832,37 @@ async fn table(command: TableCommand) -> anyhow::Result<()> {
                 );
             }
         }
-        TableCommand::Partitions { table, add, server } => {
+        TableCommand::Partitions {
+            table,
+            add,
+            drop,
+            server,
+        } => {
             let (database, name) = split_table(&table);
             let mut client = server.connect().await?;
-            if !add.is_empty() {
-                let partitions = add
-                    .iter()
+            let values = |list: &[String]| -> Vec<pb::PartitionValues> {
+                list.iter()
                     .map(|values| pb::PartitionValues {
                         values: values.split(',').map(|v| v.trim().to_owned()).collect(),
                     })
-                    .collect();
+                    .collect()
+            };
+            if !drop.is_empty() {
+                let dropped = client
+                    .raw()
+                    .drop_partitions(pb::DropPartitionsRequest {
+                        path: Some(path(&database, &name)),
+                        partitions: values(&drop),
+                        if_exists: false,
+                    })
+                    .await
+                    .map_err(crate::client::status_error)?
+                    .into_inner()
+                    .dropped_ids;
+                println!("dropped {} partitions", dropped.len());
+            }
+            if !add.is_empty() {
+                let partitions = values(&add);
                 let created = client
                     .raw()
                     .create_partitions(pb::CreatePartitionsRequest {
@@ -851,6 +876,8 @@ async fn table(command: TableCommand) -> anyhow::Result<()> {
                 for partition in created {
                     println!("partition {} (id {})", partition.name, partition.id);
                 }
+            }
+            if !add.is_empty() || !drop.is_empty() {
                 return Ok(());
             }
             let table = client.table(&database, &name).await?;

@@ -148,7 +148,7 @@ class TableDescriptor(_message.Message):
     def __init__(self, schema_ipc: _Optional[bytes] = ..., bucket_count: _Optional[int] = ..., bucket_key: _Optional[_Iterable[str]] = ..., partition_key: _Optional[_Iterable[str]] = ..., comment: _Optional[str] = ..., options: _Optional[_Mapping[str, str]] = ..., primary_key: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class TableInfo(_message.Message):
-    __slots__ = ("path", "table_id", "schema_id", "descriptor", "created_at_micros", "database_id", "previous_schemas")
+    __slots__ = ("path", "table_id", "schema_id", "descriptor", "created_at_micros", "database_id", "previous_schemas", "partitions", "last_partition_id")
     PATH_FIELD_NUMBER: _ClassVar[int]
     TABLE_ID_FIELD_NUMBER: _ClassVar[int]
     SCHEMA_ID_FIELD_NUMBER: _ClassVar[int]
@@ -156,6 +156,8 @@ class TableInfo(_message.Message):
     CREATED_AT_MICROS_FIELD_NUMBER: _ClassVar[int]
     DATABASE_ID_FIELD_NUMBER: _ClassVar[int]
     PREVIOUS_SCHEMAS_FIELD_NUMBER: _ClassVar[int]
+    PARTITIONS_FIELD_NUMBER: _ClassVar[int]
+    LAST_PARTITION_ID_FIELD_NUMBER: _ClassVar[int]
     path: TablePath
     table_id: int
     schema_id: int
@@ -163,7 +165,57 @@ class TableInfo(_message.Message):
     created_at_micros: int
     database_id: int
     previous_schemas: _containers.RepeatedCompositeFieldContainer[SchemaVersion]
-    def __init__(self, path: _Optional[_Union[TablePath, _Mapping]] = ..., table_id: _Optional[int] = ..., schema_id: _Optional[int] = ..., descriptor: _Optional[_Union[TableDescriptor, _Mapping]] = ..., created_at_micros: _Optional[int] = ..., database_id: _Optional[int] = ..., previous_schemas: _Optional[_Iterable[_Union[SchemaVersion, _Mapping]]] = ...) -> None: ...
+    partitions: _containers.RepeatedCompositeFieldContainer[PartitionInfo]
+    last_partition_id: int
+    def __init__(self, path: _Optional[_Union[TablePath, _Mapping]] = ..., table_id: _Optional[int] = ..., schema_id: _Optional[int] = ..., descriptor: _Optional[_Union[TableDescriptor, _Mapping]] = ..., created_at_micros: _Optional[int] = ..., database_id: _Optional[int] = ..., previous_schemas: _Optional[_Iterable[_Union[SchemaVersion, _Mapping]]] = ..., partitions: _Optional[_Iterable[_Union[PartitionInfo, _Mapping]]] = ..., last_partition_id: _Optional[int] = ...) -> None: ...
+
+class PartitionInfo(_message.Message):
+    __slots__ = ("id", "values", "name", "created_at_micros")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_MICROS_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    values: _containers.RepeatedScalarFieldContainer[str]
+    name: str
+    created_at_micros: int
+    def __init__(self, id: _Optional[int] = ..., values: _Optional[_Iterable[str]] = ..., name: _Optional[str] = ..., created_at_micros: _Optional[int] = ...) -> None: ...
+
+class PartitionValues(_message.Message):
+    __slots__ = ("values",)
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, values: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class CreatePartitionsRequest(_message.Message):
+    __slots__ = ("path", "partitions")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    PARTITIONS_FIELD_NUMBER: _ClassVar[int]
+    path: TablePath
+    partitions: _containers.RepeatedCompositeFieldContainer[PartitionValues]
+    def __init__(self, path: _Optional[_Union[TablePath, _Mapping]] = ..., partitions: _Optional[_Iterable[_Union[PartitionValues, _Mapping]]] = ...) -> None: ...
+
+class CreatePartitionsResponse(_message.Message):
+    __slots__ = ("partitions",)
+    PARTITIONS_FIELD_NUMBER: _ClassVar[int]
+    partitions: _containers.RepeatedCompositeFieldContainer[PartitionInfo]
+    def __init__(self, partitions: _Optional[_Iterable[_Union[PartitionInfo, _Mapping]]] = ...) -> None: ...
+
+class DropPartitionsRequest(_message.Message):
+    __slots__ = ("path", "partitions", "if_exists")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    PARTITIONS_FIELD_NUMBER: _ClassVar[int]
+    IF_EXISTS_FIELD_NUMBER: _ClassVar[int]
+    path: TablePath
+    partitions: _containers.RepeatedCompositeFieldContainer[PartitionValues]
+    if_exists: bool
+    def __init__(self, path: _Optional[_Union[TablePath, _Mapping]] = ..., partitions: _Optional[_Iterable[_Union[PartitionValues, _Mapping]]] = ..., if_exists: _Optional[bool] = ...) -> None: ...
+
+class DropPartitionsResponse(_message.Message):
+    __slots__ = ("dropped_ids",)
+    DROPPED_IDS_FIELD_NUMBER: _ClassVar[int]
+    dropped_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, dropped_ids: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class SchemaVersion(_message.Message):
     __slots__ = ("schema_id", "schema_ipc")
@@ -284,16 +336,18 @@ class AppendRequest(_message.Message):
     def __init__(self, path: _Optional[_Union[TablePath, _Mapping]] = ..., batches_ipc: _Optional[bytes] = ..., producer_id: _Optional[int] = ..., sequence: _Optional[int] = ..., partial: _Optional[bool] = ...) -> None: ...
 
 class BucketAppendResult(_message.Message):
-    __slots__ = ("bucket", "base_offset", "row_count", "commit_timestamp_micros")
+    __slots__ = ("bucket", "partition_id", "base_offset", "row_count", "commit_timestamp_micros")
     BUCKET_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_ID_FIELD_NUMBER: _ClassVar[int]
     BASE_OFFSET_FIELD_NUMBER: _ClassVar[int]
     ROW_COUNT_FIELD_NUMBER: _ClassVar[int]
     COMMIT_TIMESTAMP_MICROS_FIELD_NUMBER: _ClassVar[int]
     bucket: int
+    partition_id: int
     base_offset: int
     row_count: int
     commit_timestamp_micros: int
-    def __init__(self, bucket: _Optional[int] = ..., base_offset: _Optional[int] = ..., row_count: _Optional[int] = ..., commit_timestamp_micros: _Optional[int] = ...) -> None: ...
+    def __init__(self, bucket: _Optional[int] = ..., partition_id: _Optional[int] = ..., base_offset: _Optional[int] = ..., row_count: _Optional[int] = ..., commit_timestamp_micros: _Optional[int] = ...) -> None: ...
 
 class AppendResponse(_message.Message):
     __slots__ = ("buckets",)
@@ -340,9 +394,10 @@ class StartPosition(_message.Message):
     def __init__(self, earliest: _Optional[bool] = ..., latest: _Optional[bool] = ..., offset: _Optional[int] = ..., timestamp_micros: _Optional[int] = ..., snapshot: _Optional[bool] = ...) -> None: ...
 
 class FetchRequest(_message.Message):
-    __slots__ = ("path", "buckets", "start", "columns", "follow", "limit", "omit_update_before", "reset_to_earliest")
+    __slots__ = ("path", "buckets", "partitions", "start", "columns", "follow", "limit", "omit_update_before", "reset_to_earliest")
     PATH_FIELD_NUMBER: _ClassVar[int]
     BUCKETS_FIELD_NUMBER: _ClassVar[int]
+    PARTITIONS_FIELD_NUMBER: _ClassVar[int]
     START_FIELD_NUMBER: _ClassVar[int]
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
     FOLLOW_FIELD_NUMBER: _ClassVar[int]
@@ -351,49 +406,56 @@ class FetchRequest(_message.Message):
     RESET_TO_EARLIEST_FIELD_NUMBER: _ClassVar[int]
     path: TablePath
     buckets: _containers.RepeatedScalarFieldContainer[int]
+    partitions: _containers.RepeatedScalarFieldContainer[str]
     start: StartPosition
     columns: _containers.RepeatedScalarFieldContainer[str]
     follow: bool
     limit: int
     omit_update_before: bool
     reset_to_earliest: bool
-    def __init__(self, path: _Optional[_Union[TablePath, _Mapping]] = ..., buckets: _Optional[_Iterable[int]] = ..., start: _Optional[_Union[StartPosition, _Mapping]] = ..., columns: _Optional[_Iterable[str]] = ..., follow: _Optional[bool] = ..., limit: _Optional[int] = ..., omit_update_before: _Optional[bool] = ..., reset_to_earliest: _Optional[bool] = ...) -> None: ...
+    def __init__(self, path: _Optional[_Union[TablePath, _Mapping]] = ..., buckets: _Optional[_Iterable[int]] = ..., partitions: _Optional[_Iterable[str]] = ..., start: _Optional[_Union[StartPosition, _Mapping]] = ..., columns: _Optional[_Iterable[str]] = ..., follow: _Optional[bool] = ..., limit: _Optional[int] = ..., omit_update_before: _Optional[bool] = ..., reset_to_earliest: _Optional[bool] = ...) -> None: ...
 
 class FetchResponse(_message.Message):
-    __slots__ = ("bucket", "batch_ipc", "high_watermark", "snapshot")
+    __slots__ = ("bucket", "partition_id", "batch_ipc", "high_watermark", "snapshot")
     BUCKET_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_ID_FIELD_NUMBER: _ClassVar[int]
     BATCH_IPC_FIELD_NUMBER: _ClassVar[int]
     HIGH_WATERMARK_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
     bucket: int
+    partition_id: int
     batch_ipc: bytes
     high_watermark: int
     snapshot: SnapshotPart
-    def __init__(self, bucket: _Optional[int] = ..., batch_ipc: _Optional[bytes] = ..., high_watermark: _Optional[int] = ..., snapshot: _Optional[_Union[SnapshotPart, str]] = ...) -> None: ...
+    def __init__(self, bucket: _Optional[int] = ..., partition_id: _Optional[int] = ..., batch_ipc: _Optional[bytes] = ..., high_watermark: _Optional[int] = ..., snapshot: _Optional[_Union[SnapshotPart, str]] = ...) -> None: ...
 
 class ListOffsetsRequest(_message.Message):
-    __slots__ = ("path", "buckets", "position")
+    __slots__ = ("path", "buckets", "position", "partitions")
     PATH_FIELD_NUMBER: _ClassVar[int]
     BUCKETS_FIELD_NUMBER: _ClassVar[int]
     POSITION_FIELD_NUMBER: _ClassVar[int]
+    PARTITIONS_FIELD_NUMBER: _ClassVar[int]
     path: TablePath
     buckets: _containers.RepeatedScalarFieldContainer[int]
     position: StartPosition
-    def __init__(self, path: _Optional[_Union[TablePath, _Mapping]] = ..., buckets: _Optional[_Iterable[int]] = ..., position: _Optional[_Union[StartPosition, _Mapping]] = ...) -> None: ...
+    partitions: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, path: _Optional[_Union[TablePath, _Mapping]] = ..., buckets: _Optional[_Iterable[int]] = ..., position: _Optional[_Union[StartPosition, _Mapping]] = ..., partitions: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class BucketOffsets(_message.Message):
-    __slots__ = ("bucket", "earliest_offset", "latest_offset", "offset", "wal_bytes")
+    __slots__ = ("bucket", "partition_id", "earliest_offset", "latest_offset", "offset", "wal_bytes")
     BUCKET_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_ID_FIELD_NUMBER: _ClassVar[int]
     EARLIEST_OFFSET_FIELD_NUMBER: _ClassVar[int]
     LATEST_OFFSET_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     WAL_BYTES_FIELD_NUMBER: _ClassVar[int]
     bucket: int
+    partition_id: int
     earliest_offset: int
     latest_offset: int
     offset: int
     wal_bytes: int
-    def __init__(self, bucket: _Optional[int] = ..., earliest_offset: _Optional[int] = ..., latest_offset: _Optional[int] = ..., offset: _Optional[int] = ..., wal_bytes: _Optional[int] = ...) -> None: ...
+    def __init__(self, bucket: _Optional[int] = ..., partition_id: _Optional[int] = ..., earliest_offset: _Optional[int] = ..., latest_offset: _Optional[int] = ..., offset: _Optional[int] = ..., wal_bytes: _Optional[int] = ...) -> None: ...
 
 class ListOffsetsResponse(_message.Message):
     __slots__ = ("buckets",)
@@ -509,6 +571,48 @@ class GetLakeStatusResponse(_message.Message):
     tables: _containers.RepeatedCompositeFieldContainer[LakeTableStatus]
     def __init__(self, tables: _Optional[_Iterable[_Union[LakeTableStatus, _Mapping]]] = ...) -> None: ...
 
+class ListDroppedPartitionsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class DroppedPartition(_message.Message):
+    __slots__ = ("table_id", "partition_id", "name", "dropped_at_micros")
+    TABLE_ID_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_AT_MICROS_FIELD_NUMBER: _ClassVar[int]
+    table_id: int
+    partition_id: int
+    name: str
+    dropped_at_micros: int
+    def __init__(self, table_id: _Optional[int] = ..., partition_id: _Optional[int] = ..., name: _Optional[str] = ..., dropped_at_micros: _Optional[int] = ...) -> None: ...
+
+class ListDroppedPartitionsResponse(_message.Message):
+    __slots__ = ("partitions",)
+    PARTITIONS_FIELD_NUMBER: _ClassVar[int]
+    partitions: _containers.RepeatedCompositeFieldContainer[DroppedPartition]
+    def __init__(self, partitions: _Optional[_Iterable[_Union[DroppedPartition, _Mapping]]] = ...) -> None: ...
+
+class PartitionRef(_message.Message):
+    __slots__ = ("table_id", "partition_id")
+    TABLE_ID_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_ID_FIELD_NUMBER: _ClassVar[int]
+    table_id: int
+    partition_id: int
+    def __init__(self, table_id: _Optional[int] = ..., partition_id: _Optional[int] = ...) -> None: ...
+
+class AddPartitionsReply(_message.Message):
+    __slots__ = ("table", "ids", "refused", "missing")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_FIELD_NUMBER: _ClassVar[int]
+    MISSING_FIELD_NUMBER: _ClassVar[int]
+    table: TableInfo
+    ids: _containers.RepeatedScalarFieldContainer[int]
+    refused: str
+    missing: TableLookup.Missing
+    def __init__(self, table: _Optional[_Union[TableInfo, _Mapping]] = ..., ids: _Optional[_Iterable[int]] = ..., refused: _Optional[str] = ..., missing: _Optional[_Union[TableLookup.Missing, str]] = ...) -> None: ...
+
 class ListAllTablesRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
@@ -526,12 +630,14 @@ class TableRef(_message.Message):
     def __init__(self, table_id: _Optional[int] = ...) -> None: ...
 
 class StreamRef(_message.Message):
-    __slots__ = ("table_id", "bucket")
+    __slots__ = ("table_id", "bucket", "partition_id")
     TABLE_ID_FIELD_NUMBER: _ClassVar[int]
     BUCKET_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_ID_FIELD_NUMBER: _ClassVar[int]
     table_id: int
     bucket: int
-    def __init__(self, table_id: _Optional[int] = ..., bucket: _Optional[int] = ...) -> None: ...
+    partition_id: int
+    def __init__(self, table_id: _Optional[int] = ..., bucket: _Optional[int] = ..., partition_id: _Optional[int] = ...) -> None: ...
 
 class StreamState(_message.Message):
     __slots__ = ("tail", "watermark")

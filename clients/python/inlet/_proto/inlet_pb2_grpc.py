@@ -74,6 +74,16 @@ class InletStub:
                 request_serializer=inlet_dot_v1_dot_inlet__pb2.DropTableRequest.SerializeToString,
                 response_deserializer=inlet_dot_v1_dot_inlet__pb2.DropTableResponse.FromString,
                 _registered_method=True)
+        self.CreatePartitions = channel.unary_unary(
+                '/inlet.v1.Inlet/CreatePartitions',
+                request_serializer=inlet_dot_v1_dot_inlet__pb2.CreatePartitionsRequest.SerializeToString,
+                response_deserializer=inlet_dot_v1_dot_inlet__pb2.CreatePartitionsResponse.FromString,
+                _registered_method=True)
+        self.DropPartitions = channel.unary_unary(
+                '/inlet.v1.Inlet/DropPartitions',
+                request_serializer=inlet_dot_v1_dot_inlet__pb2.DropPartitionsRequest.SerializeToString,
+                response_deserializer=inlet_dot_v1_dot_inlet__pb2.DropPartitionsResponse.FromString,
+                _registered_method=True)
         self.AlterTable = channel.unary_unary(
                 '/inlet.v1.Inlet/AlterTable',
                 request_serializer=inlet_dot_v1_dot_inlet__pb2.AlterTableRequest.SerializeToString,
@@ -183,6 +193,21 @@ class InletServicer:
 
     def DropTable(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreatePartitions(self, request, context):
+        """Creates partitions of a partitioned table up front (appends create them too).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DropPartitions(self, request, context):
+        """Drops partitions of a partitioned table: they leave the table at once; their rows are
+        deleted after the compactors' drop grace.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -320,6 +345,16 @@ def add_InletServicer_to_server(servicer, server):
                     servicer.DropTable,
                     request_deserializer=inlet_dot_v1_dot_inlet__pb2.DropTableRequest.FromString,
                     response_serializer=inlet_dot_v1_dot_inlet__pb2.DropTableResponse.SerializeToString,
+            ),
+            'CreatePartitions': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreatePartitions,
+                    request_deserializer=inlet_dot_v1_dot_inlet__pb2.CreatePartitionsRequest.FromString,
+                    response_serializer=inlet_dot_v1_dot_inlet__pb2.CreatePartitionsResponse.SerializeToString,
+            ),
+            'DropPartitions': grpc.unary_unary_rpc_method_handler(
+                    servicer.DropPartitions,
+                    request_deserializer=inlet_dot_v1_dot_inlet__pb2.DropPartitionsRequest.FromString,
+                    response_serializer=inlet_dot_v1_dot_inlet__pb2.DropPartitionsResponse.SerializeToString,
             ),
             'AlterTable': grpc.unary_unary_rpc_method_handler(
                     servicer.AlterTable,
@@ -598,6 +633,60 @@ class Inlet:
             '/inlet.v1.Inlet/DropTable',
             inlet_dot_v1_dot_inlet__pb2.DropTableRequest.SerializeToString,
             inlet_dot_v1_dot_inlet__pb2.DropTableResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreatePartitions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inlet.v1.Inlet/CreatePartitions',
+            inlet_dot_v1_dot_inlet__pb2.CreatePartitionsRequest.SerializeToString,
+            inlet_dot_v1_dot_inlet__pb2.CreatePartitionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DropPartitions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inlet.v1.Inlet/DropPartitions',
+            inlet_dot_v1_dot_inlet__pb2.DropPartitionsRequest.SerializeToString,
+            inlet_dot_v1_dot_inlet__pb2.DropPartitionsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1069,6 +1158,26 @@ class IndexPortsStub:
                 request_serializer=inlet_dot_v1_dot_inlet__pb2.ListGrantsRequest.SerializeToString,
                 response_deserializer=inlet_dot_v1_dot_inlet__pb2.ListGrantsResponse.FromString,
                 _registered_method=True)
+        self.AddPartitions = channel.unary_unary(
+                '/inlet.v1.IndexPorts/AddPartitions',
+                request_serializer=inlet_dot_v1_dot_inlet__pb2.CreatePartitionsRequest.SerializeToString,
+                response_deserializer=inlet_dot_v1_dot_inlet__pb2.AddPartitionsReply.FromString,
+                _registered_method=True)
+        self.DropPartitions = channel.unary_unary(
+                '/inlet.v1.IndexPorts/DropPartitions',
+                request_serializer=inlet_dot_v1_dot_inlet__pb2.DropPartitionsRequest.SerializeToString,
+                response_deserializer=inlet_dot_v1_dot_inlet__pb2.AddPartitionsReply.FromString,
+                _registered_method=True)
+        self.ListDroppedPartitions = channel.unary_unary(
+                '/inlet.v1.IndexPorts/ListDroppedPartitions',
+                request_serializer=inlet_dot_v1_dot_inlet__pb2.ListDroppedPartitionsRequest.SerializeToString,
+                response_deserializer=inlet_dot_v1_dot_inlet__pb2.ListDroppedPartitionsResponse.FromString,
+                _registered_method=True)
+        self.PurgePartition = channel.unary_unary(
+                '/inlet.v1.IndexPorts/PurgePartition',
+                request_serializer=inlet_dot_v1_dot_inlet__pb2.PartitionRef.SerializeToString,
+                response_deserializer=inlet_dot_v1_dot_inlet__pb2.PurgeTableResponse.FromString,
+                _registered_method=True)
 
 
 class IndexPortsServicer:
@@ -1262,6 +1371,37 @@ class IndexPortsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AddPartitions(self, request, context):
+        """The partitions of a partitioned table with these values, created where missing (a writer
+        routing rows to partitions that do not exist yet): the table after, and each one's id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DropPartitions(self, request, context):
+        """Drops the partitions with these values that exist (auto-partitioning's retention); the
+        reply's `ids` are the partitions dropped.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDroppedPartitions(self, request, context):
+        """Dropped partitions of live tables whose entries are still in the index.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PurgePartition(self, request, context):
+        """Deletes up to 10,000 index entries of a dropped partition; `done` once none is left.
+        INVALID_ARGUMENT for a live partition.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IndexPortsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -1384,6 +1524,26 @@ def add_IndexPortsServicer_to_server(servicer, server):
                     servicer.ListGrants,
                     request_deserializer=inlet_dot_v1_dot_inlet__pb2.ListGrantsRequest.FromString,
                     response_serializer=inlet_dot_v1_dot_inlet__pb2.ListGrantsResponse.SerializeToString,
+            ),
+            'AddPartitions': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddPartitions,
+                    request_deserializer=inlet_dot_v1_dot_inlet__pb2.CreatePartitionsRequest.FromString,
+                    response_serializer=inlet_dot_v1_dot_inlet__pb2.AddPartitionsReply.SerializeToString,
+            ),
+            'DropPartitions': grpc.unary_unary_rpc_method_handler(
+                    servicer.DropPartitions,
+                    request_deserializer=inlet_dot_v1_dot_inlet__pb2.DropPartitionsRequest.FromString,
+                    response_serializer=inlet_dot_v1_dot_inlet__pb2.AddPartitionsReply.SerializeToString,
+            ),
+            'ListDroppedPartitions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDroppedPartitions,
+                    request_deserializer=inlet_dot_v1_dot_inlet__pb2.ListDroppedPartitionsRequest.FromString,
+                    response_serializer=inlet_dot_v1_dot_inlet__pb2.ListDroppedPartitionsResponse.SerializeToString,
+            ),
+            'PurgePartition': grpc.unary_unary_rpc_method_handler(
+                    servicer.PurgePartition,
+                    request_deserializer=inlet_dot_v1_dot_inlet__pb2.PartitionRef.FromString,
+                    response_serializer=inlet_dot_v1_dot_inlet__pb2.PurgeTableResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -2041,6 +2201,114 @@ class IndexPorts:
             '/inlet.v1.IndexPorts/ListGrants',
             inlet_dot_v1_dot_inlet__pb2.ListGrantsRequest.SerializeToString,
             inlet_dot_v1_dot_inlet__pb2.ListGrantsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddPartitions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inlet.v1.IndexPorts/AddPartitions',
+            inlet_dot_v1_dot_inlet__pb2.CreatePartitionsRequest.SerializeToString,
+            inlet_dot_v1_dot_inlet__pb2.AddPartitionsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DropPartitions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inlet.v1.IndexPorts/DropPartitions',
+            inlet_dot_v1_dot_inlet__pb2.DropPartitionsRequest.SerializeToString,
+            inlet_dot_v1_dot_inlet__pb2.AddPartitionsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDroppedPartitions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inlet.v1.IndexPorts/ListDroppedPartitions',
+            inlet_dot_v1_dot_inlet__pb2.ListDroppedPartitionsRequest.SerializeToString,
+            inlet_dot_v1_dot_inlet__pb2.ListDroppedPartitionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PurgePartition(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inlet.v1.IndexPorts/PurgePartition',
+            inlet_dot_v1_dot_inlet__pb2.PartitionRef.SerializeToString,
+            inlet_dot_v1_dot_inlet__pb2.PurgeTableResponse.FromString,
             options,
             channel_credentials,
             insecure,
