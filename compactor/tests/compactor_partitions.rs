@@ -167,7 +167,11 @@ async fn daily_partitions_are_created_ahead_and_expire_with_their_data() -> anyh
         .add_partitions("db", "daily", vec![vec!["backfill".to_owned()]])
         .await?;
     let by_hand = append(&h, "backfill", 2).await?;
-    let d0_id = h.index.table("db", "daily")?.partitions.find(std::slice::from_ref(&d0));
+    let d0_id = h
+        .index
+        .table("db", "daily")?
+        .partitions
+        .find(std::slice::from_ref(&d0));
 
     // Day by day: one more partition ahead, rows in each; nothing expires while a day is
     // within the two kept before the current one.
@@ -236,7 +240,11 @@ async fn daily_partitions_are_created_ahead_and_expire_with_their_data() -> anyh
     h.index
         .add_partitions("db", "daily", vec![vec![d0.clone()]])
         .await?;
-    let again = h.index.table("db", "daily")?.partitions.find(std::slice::from_ref(&d0));
+    let again = h
+        .index
+        .table("db", "daily")?
+        .partitions
+        .find(std::slice::from_ref(&d0));
     ensure!(
         again.is_some_and(|id| id > d0_id),
         "{again:?} after {d0_id:?}"

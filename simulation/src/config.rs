@@ -94,6 +94,10 @@ pub struct ScratchSpec {
     pub drop_at: Duration,
     /// How long after a drop the compactors purge it (`CompactorOptions::drop_grace`).
     pub drop_grace: Duration,
+    /// Partitioned by the `row` column (one partition per row number of an append, created
+    /// by the appends): at `drop_at` half its partitions are dropped instead of the table,
+    /// and it is never tiered.
+    pub partitioned: bool,
 }
 
 /// A column change of one log table mid-run (`evolve`): `row` widened from int32 to int64,
@@ -543,12 +547,18 @@ impl SimConfig {
         }
         // From a stream of its own too: half the runs drop a table of their own mid-run.
         let mut scratch = root.fork("scratch", 0);
-        let scratch = scratch.chance(0.5).then(|| ScratchSpec {
-            buckets: scratch.between(1, 3) as u32,
-            lake: scratch.chance(0.5),
-            purge: scratch.chance(0.5),
-            drop_at: scratch.millis(500, duration.as_millis() as u64),
-            drop_grace: scratch.millis(500, 5_000),
+        let scratch = scratch.chance(0.5).then(|| {
+            let mut spec = ScratchSpec {
+                buckets: scratch.between(1, 3) as u32,
+                lake: scratch.chance(0.5),
+                purge: scratch.chance(0.5),
+                drop_at: scratch.millis(500, duration.as_millis() as u64),
+                drop_grace: scratch.millis(500, 5_000),
+                partitioned: scratch.chance(0.5),
+            };
+            // Partitioned tables do not tier yet.
+            spec.lake &= !spec.partitioned;
+            spec
         });
         // Half the runs widen a column of a log table mid-run, from a stream of their own.
         let mut widening = root.fork("widening", 0);
@@ -677,8 +687,13 @@ impl SimConfig {
             self.remote_roles,
             // Only runs with a scratch table say so.
             self.scratch.as_ref().map_or_else(String::new, |s| format!(
-                " scratch=({} buckets, lake={}, purge={}, dropped at {:?}, grace {:?})",
-                s.buckets, s.lake, s.purge, s.drop_at, s.drop_grace
+                " scratch=({} buckets, lake={}, purge={}, dropped at {:?}, grace {:?}{})",
+                s.buckets,
+                s.lake,
+                s.purge,
+                s.drop_at,
+                s.drop_grace,
+                if s.partitioned { ", partitioned" } else { "" }
             )),
             // Only runs with primary-key tables say so: the others' traces stay as they were.
             if self.pk.tables.is_empty() {

@@ -393,8 +393,11 @@ pub(crate) async fn settle(world: &Arc<World>, first: &FinalLog, keyed: &PkFinal
                 report.listed - report.live
             ));
         }
+        // A partitioned scratch table stays live, untiered, with its rows in the WAL.
+        let scratch_lives = world.cfg.scratch.as_ref().is_some_and(|s| s.partitioned);
         if world.cfg.tables.iter().all(|t| t.lake.is_some())
             && world.cfg.pk.tables.is_empty()
+            && !scratch_lives
             && report.listed > 0
         {
             world.violation(format!(

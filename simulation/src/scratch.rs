@@ -10,6 +10,12 @@
 //! `purge`; the settle's WAL check that follows then requires its WAL objects to be gone
 //! like any unreferenced object. The other tables' logs, read again after the purge and the
 //! collection, must be what they were (`lake::compare`).
+//!
+//! A partitioned scratch table (`ScratchSpec::partitioned`) has its rows routed to one
+//! partition per row number, which the appends create through the owner (racing crashes and
+//! takeovers like any catalog change); at `drop_at` half its partitions are dropped instead
+//! of the table, and at the end the dropped partitions must be purged (no record left, so no
+//! entry of their streams: a partition's record goes last) while the other half stays live.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,12 +41,28 @@ const PRODUCER: u64 = 0x5C_A7C4;
 /// How long one append or drop attempt may take before it counts as unknown.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Rows per scratch append: one partition per row number when partitioned.
+const ROWS: u32 = 32;
+
+/// A partitioned scratch table's partitions dropped at `drop_at`: row numbers below this.
+const DROPPED_PARTITIONS: u32 = ROWS / 2;
+
+/// The values of the partitions a partitioned scratch table drops.
+fn dropped_partitions() -> Vec<Vec<String>> {
+    (0..DROPPED_PARTITIONS)
+        .map(|row| vec![row.to_string()])
+        .collect()
+}
+
 pub fn descriptor(spec: &ScratchSpec) -> TableDescriptor {
     TableDescriptor {
         schema: table_schema(),
         bucket_count: spec.buckets,
         bucket_key: Vec::new(),
-        partition_key: Vec::new(),
+        partition_key: match spec.partitioned {
+            true => vec!["row".to_owned()],
+            false => Vec::new(),
+        },
         primary_key: Vec::new(),
         comment: String::new(),
         options: lake_options(spec.lake.then_some(Duration::from_millis(500))),
@@ -64,7 +86,7 @@ pub async fn run(world: Arc<World>) {
             producer: PRODUCER,
             seq,
         };
-        let batches = append_batches(id, &AppendShape::of(id, 32), world.cfg.max_payload);
+        let batches = append_batches(id, &AppendShape::of(id, ROWS), world.cfg.max_payload);
         let node = world.primary().await;
         let call = node.writer.append(DATABASE, TABLE, &batches, None);
         // Acked or not, it makes no difference to what must be left after the purge.
@@ -91,13 +113,25 @@ pub(crate) async fn drop_scratch(world: &World, spec: &ScratchSpec) {
             return;
         }
         let node = world.primary().await;
-        let call = node.index.drop_table(DATABASE, TABLE, options);
+        let call = async {
+            match spec.partitioned {
+                true => node
+                    .index
+                    .drop_partitions(DATABASE, TABLE, dropped_partitions(), true)
+                    .await
+                    .map(|_| ()),
+                false => node.index.drop_table(DATABASE, TABLE, options).await,
+            }
+        };
         match on_node(&node, Some(ATTEMPT_TIMEOUT), call).await {
             Outcome::Done(()) => {
-                world.trace.event(format!(
-                    "scratch table dropped on node {} (purge {})",
-                    node.id, spec.purge
-                ));
+                world.trace.event(match spec.partitioned {
+                    true => format!("scratch partitions dropped on node {}", node.id),
+                    false => format!(
+                        "scratch table dropped on node {} (purge {})",
+                        node.id, spec.purge
+                    ),
+                });
                 return;
             }
             Outcome::Failed(error) => {
@@ -121,7 +155,15 @@ pub(crate) async fn drop_at_end(world: &World, node: &Node) {
         return;
     };
     let options = drop_options(spec);
-    if let Err(error) = node.index.drop_table(DATABASE, TABLE, options).await {
+    let dropped = match spec.partitioned {
+        true => node
+            .index
+            .drop_partitions(DATABASE, TABLE, dropped_partitions(), true)
+            .await
+            .map(|_| ()),
+        false => node.index.drop_table(DATABASE, TABLE, options).await,
+    };
+    if let Err(error) = dropped {
         world.violation(format!(
             "scratch: the table cannot be dropped once the store healed: {}",
             world.scrub(error)
@@ -147,6 +189,10 @@ pub(crate) async fn check_purged(world: &World, node: &Node) {
             table.0,
             world.scrub(error)
         ));
+    }
+    if spec.partitioned {
+        check_partitions_purged(world, node).await;
+        return;
     }
     match node.index.table_entries(id).await {
         Ok(0) => {}
@@ -186,4 +232,49 @@ pub(crate) async fn check_purged(world: &World, node: &Node) {
             )),
         }
     }
+}
+
+/// A partitioned scratch table past the drop grace: no dropped partition is left to purge
+/// and none of the dropped values is a live partition (the drop at the end dropped again any
+/// an append in flight across the first drop created anew).
+async fn check_partitions_purged(world: &World, node: &Node) {
+    match node.index.dropped_partitions().await {
+        Ok(left) if left.is_empty() => {}
+        Ok(left) => world.violation(format!(
+            "scratch: dropped partitions are still in the index past the drop grace: {left:?}"
+        )),
+        Err(error) => world.violation(format!(
+            "scratch: dropped partitions cannot be listed: {}",
+            world.scrub(error)
+        )),
+    }
+    let table = match node.index.table(DATABASE, TABLE) {
+        Ok(table) => table,
+        Err(error) => {
+            world.violation(format!(
+                "scratch: the partitioned table is gone: {}",
+                world.scrub(error)
+            ));
+            return;
+        }
+    };
+    let live: Vec<u32> = table
+        .partitions
+        .iter()
+        .filter_map(|partition| partition.values.first()?.parse().ok())
+        .collect();
+    if let Some(row) = live.iter().find(|row| **row < DROPPED_PARTITIONS) {
+        world.violation(format!(
+            "scratch: partition {row} was dropped but is live: {live:?}"
+        ));
+    }
+    if let Some(row) = live.iter().find(|row| **row >= ROWS) {
+        world.violation(format!(
+            "scratch: partition {row} is live, but no append has a row {row}: {live:?}"
+        ));
+    }
+    world.trace.event(format!(
+        "scratch partitions: {} live after the purge",
+        live.len()
+    ));
 }

@@ -108,6 +108,23 @@ fn the_suite_changes_columns_of_tiered_and_other_tables() {
     );
 }
 
+/// The suite creates and drops partitions (a partitioned scratch table: partitions created
+/// by appends through the owner, half of them dropped and purged mid-run) in some runs, and
+/// drops whole tables in others.
+#[test]
+fn the_suite_creates_and_drops_partitions() {
+    let options = SimOptions::default();
+    let scratch: Vec<bool> = suite()
+        .into_iter()
+        .filter_map(|seed| Some(SimConfig::from_seed(seed, &options).scratch?.partitioned))
+        .collect();
+    assert!(
+        scratch.iter().filter(|partitioned| **partitioned).count() >= 5
+            && scratch.contains(&false),
+        "the suite drops partitions in some runs and tables in others: {scratch:?}"
+    );
+}
+
 #[test]
 fn the_suite_covers_primary_key_tables() {
     let options = SimOptions::default();
