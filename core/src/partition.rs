@@ -32,6 +32,10 @@ pub const MAX_PARTITION_KEY_COLUMNS: usize = 4;
 /// a set of streams the catalog lists on every node, so the count is bounded.
 pub const MAX_PARTITIONS_PER_TABLE: usize = 10_000;
 
+/// Most streams (partitions × buckets) a partitioned table may have: every node lists a
+/// table's streams for its offsets, retention and status, so their number is bounded too.
+pub const MAX_STREAMS_PER_TABLE: usize = 100_000;
+
 /// Most partitions one request (an append, or an explicit add) may create: one malformed
 /// batch (a timestamp in a string column) must not fill the catalog with thousands.
 pub const MAX_PARTITIONS_ADDED_AT_ONCE: usize = 64;

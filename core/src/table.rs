@@ -758,7 +758,8 @@ pub enum DefinitionError {
     UnknownOption { key: String },
     #[error(
         "table option `{key}` is fixed when the table is created; ALTER TABLE changes \
-         `lake.enabled`, `lake.freshness`, `retention`, `retention.bytes` and the comment"
+         {alterable} and the comment",
+        alterable = ALTERABLE_TABLE_OPTIONS.map(|option| format!("`{option}`")).join(", ")
     )]
     FixedOption { key: String },
     #[error("table option `{key}` = `{value}` is invalid: {reason}")]

@@ -22,8 +22,8 @@ use inlet_core::ids::{
 use inlet_core::ipc::{decode_schema, schema_to_ipc};
 use inlet_core::limits::{COMMIT_QUEUE_DEPTH, MAX_COMMITS_PER_BATCH, MAX_INDEXED_COLUMN_RANGES};
 use inlet_core::partition::{
-    MAX_PARTITIONS_ADDED_AT_ONCE, MAX_PARTITIONS_PER_TABLE, Partition, Partitions, UNPARTITIONED,
-    check_value_of_type, partition_name,
+    MAX_PARTITIONS_ADDED_AT_ONCE, MAX_PARTITIONS_PER_TABLE, MAX_STREAMS_PER_TABLE, Partition,
+    Partitions, UNPARTITIONED, check_value_of_type, partition_name,
 };
 use inlet_core::pk::ops::PkWrite;
 use inlet_core::table::{

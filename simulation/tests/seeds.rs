@@ -119,8 +119,7 @@ fn the_suite_creates_and_drops_partitions() {
         .filter_map(|seed| Some(SimConfig::from_seed(seed, &options).scratch?.partitioned))
         .collect();
     assert!(
-        scratch.iter().filter(|partitioned| **partitioned).count() >= 5
-            && scratch.contains(&false),
+        scratch.iter().filter(|partitioned| **partitioned).count() >= 5 && scratch.contains(&false),
         "the suite drops partitions in some runs and tables in others: {scratch:?}"
     );
 }

@@ -245,7 +245,19 @@ impl Writer {
         }
         let (reply, receiver) = oneshot::channel();
         self.buffer(&table, routed, producer, bytes, reply, memory)?;
-        receiver.await.map_err(|_| AppendError::ShuttingDown)?
+        let written = receiver.await.map_err(|_| AppendError::ShuttingDown)?;
+        // A partition dropped after this process's table listed it: its next append asks
+        // the owner for the table, so a retry creates the partition anew.
+        if let Err(AppendError::Rejected(ChunkRejected::NoSuchStream { .. })) = &written
+            && !table.descriptor.partition_key.is_empty()
+        {
+            let _ = self
+                .inner
+                .index
+                .table_from_owner(&table.database, &table.name)
+                .await;
+        }
+        written
     }
 
     /// Splits a batch by partition, keeping row order within each; partitions the table lacks

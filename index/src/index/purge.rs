@@ -152,19 +152,11 @@ impl Index {
         table: TableId,
         partition: PartitionId,
     ) -> Result<usize, IndexError> {
-        let mut count = 0;
-        for kind in PARTITION_KINDS.into_iter().chain([KeyPrefix::Partition]) {
-            let (start, end) = keys::partition_range(kind, table, partition);
-            let mut iter = self
-                .shared
-                .db
-                .scan_with_options(start..end, &index_scan())
-                .await?;
-            while iter.next().await?.is_some() {
-                count += 1;
-            }
-        }
-        Ok(count)
+        let kinds = PARTITION_KINDS.into_iter().chain([KeyPrefix::Partition]);
+        let ranges: Vec<_> = kinds
+            .map(|kind| keys::partition_range(kind, table, partition))
+            .collect();
+        self.entries_in(&ranges).await
     }
 
     /// Deletes up to [`MAX_ENTRIES_PURGED_PER_CALL`] index entries of dropped partition
@@ -187,20 +179,26 @@ impl Index {
     /// How many index entries of `table` there are, of every kind a purge deletes, plus its
     /// lake record and table record: what a purge brings to zero.
     pub async fn table_entries(&self, table: TableId) -> Result<usize, IndexError> {
-        let mut count = 0;
-        for kind in PURGED_KINDS {
-            let (start, end) = keys::table_range(kind, table);
-            let mut iter = self
-                .shared
-                .db
-                .scan_with_options(start..end, &index_scan())
-                .await?;
-            while iter.next().await?.is_some() {
+        let ranges = PURGED_KINDS.map(|kind| keys::table_range(kind, table));
+        let mut count = self.entries_in(&ranges).await?;
+        for key in [lake_table_key(table), table_key(table)] {
+            if self.shared.db.get(&key).await?.is_some() {
                 count += 1;
             }
         }
-        for key in [lake_table_key(table), table_key(table)] {
-            if self.shared.db.get(&key).await?.is_some() {
+        Ok(count)
+    }
+
+    /// How many entries the index holds in `ranges`.
+    async fn entries_in(&self, ranges: &[(Vec<u8>, Vec<u8>)]) -> Result<usize, IndexError> {
+        let mut count = 0;
+        for (start, end) in ranges {
+            let mut iter = self
+                .shared
+                .db
+                .scan_with_options(start.clone()..end.clone(), &index_scan())
+                .await?;
+            while iter.next().await?.is_some() {
                 count += 1;
             }
         }
@@ -217,6 +215,32 @@ impl Index {
 }
 
 impl Sequencer {
+    /// Adds to `batch` the deletion of every entry in `ranges`, counting them in `purged`,
+    /// until [`MAX_ENTRIES_PURGED_PER_CALL`] are; false when it stopped there with entries
+    /// left.
+    async fn delete_in(
+        &self,
+        ranges: &[(Vec<u8>, Vec<u8>)],
+        batch: &mut WriteBatch,
+        purged: &mut Purged,
+    ) -> Result<bool, IndexError> {
+        for (start, end) in ranges {
+            let mut iter = self
+                .shared
+                .db
+                .scan_with_options(start.clone()..end.clone(), &index_scan())
+                .await?;
+            while let Some(kv) = iter.next().await? {
+                if purged.entries == MAX_ENTRIES_PURGED_PER_CALL {
+                    return Ok(false);
+                }
+                batch.delete(kv.key.as_ref());
+                purged.entries += 1;
+            }
+        }
+        Ok(true)
+    }
+
     pub(super) async fn purge_partition(
         &mut self,
         table: TableId,
@@ -242,21 +266,10 @@ impl Sequencer {
         }
         let mut batch = WriteBatch::new();
         let mut purged = Purged::default();
-        for kind in PARTITION_KINDS {
-            let (start, end) = keys::partition_range(kind, table, partition);
-            let mut iter = self
-                .shared
-                .db
-                .scan_with_options(start..end, &index_scan())
-                .await?;
-            while let Some(kv) = iter.next().await? {
-                if purged.entries == MAX_ENTRIES_PURGED_PER_CALL {
-                    self.write_durably(batch).await?;
-                    return Ok(purged);
-                }
-                batch.delete(kv.key.as_ref());
-                purged.entries += 1;
-            }
+        let ranges = PARTITION_KINDS.map(|kind| keys::partition_range(kind, table, partition));
+        if !self.delete_in(&ranges, &mut batch, &mut purged).await? {
+            self.write_durably(batch).await?;
+            return Ok(purged);
         }
         // The record goes last, so a crash before this leaves the partition listed as
         // dropped, to be purged again.
@@ -309,21 +322,10 @@ impl Sequencer {
 
         let mut batch = WriteBatch::new();
         let mut purged = Purged::default();
-        for kind in PURGED_KINDS {
-            let (start, end) = keys::table_range(kind, table);
-            let mut iter = self
-                .shared
-                .db
-                .scan_with_options(start..end, &index_scan())
-                .await?;
-            while let Some(kv) = iter.next().await? {
-                if purged.entries == MAX_ENTRIES_PURGED_PER_CALL {
-                    self.write_durably(batch).await?;
-                    return Ok(purged);
-                }
-                batch.delete(kv.key.as_ref());
-                purged.entries += 1;
-            }
+        let ranges = PURGED_KINDS.map(|kind| keys::table_range(kind, table));
+        if !self.delete_in(&ranges, &mut batch, &mut purged).await? {
+            self.write_durably(batch).await?;
+            return Ok(purged);
         }
         // Nothing else of the table is left: its records go last, so a crash before this
         // leaves it listed as dropped, to be purged again.

@@ -1020,10 +1020,13 @@ impl Sequencer {
             return Ok(CatalogOutcome::Partitions(table, ids));
         }
         let count = table.partitions.len() + added.len();
-        if count > MAX_PARTITIONS_PER_TABLE {
+        let streams = count * table.descriptor.bucket_count as usize;
+        if count > MAX_PARTITIONS_PER_TABLE || streams > MAX_STREAMS_PER_TABLE {
             return Err(refuse(format!(
-                "it would have {count} partitions, more than the limit of \
-                 {MAX_PARTITIONS_PER_TABLE}; drop old ones first"
+                "it would have {count} partitions of {} buckets, more than the limits of \
+                 {MAX_PARTITIONS_PER_TABLE} partitions and {MAX_STREAMS_PER_TABLE} streams; \
+                 drop old ones first",
+                table.descriptor.bucket_count
             )));
         }
         let mut batch = WriteBatch::new();
