@@ -693,6 +693,14 @@ pub enum DefinitionError {
     NullablePartitionKey { column: String },
     #[error("a partition key of {count} columns is more than the limit of {limit}")]
     TooManyPartitionKeyColumns { count: usize, limit: usize },
+    #[error(
+        "partition key column `{column}` is not in the primary key {primary_key:?}: a key's \
+         rows must all be in one partition"
+    )]
+    PartitionKeyOutsidePrimaryKey {
+        column: String,
+        primary_key: Vec<String>,
+    },
     #[error("partitioned tables cannot {what} yet (partition key {columns:?})")]
     PartitionedTableUnsupported {
         what: &'static str,
@@ -949,8 +957,15 @@ impl TableDescriptor {
             what,
             columns: columns.clone(),
         };
-        if !self.primary_key.is_empty() {
-            return Err(unsupported("have a primary key"));
+        // A key's rows must all be in one partition, so the key holds the partition's values.
+        if let Some(column) = columns
+            .iter()
+            .find(|column| !self.primary_key.is_empty() && !self.primary_key.contains(column))
+        {
+            return Err(DefinitionError::PartitionKeyOutsidePrimaryKey {
+                column: column.clone(),
+                primary_key: self.primary_key.clone(),
+            });
         }
         if options.lake_enabled {
             return Err(unsupported("tier into the lake (`lake.enabled`)"));
@@ -987,11 +1002,21 @@ impl TableDescriptor {
     }
 
     /// The definition as created: a primary-key table without a bucket key is bucketed by
-    /// its primary key.
+    /// its primary key less the partition key (the key's columns that vary within a
+    /// partition; all of them when it has no others).
     /// Its columns are numbered 1, 2, ... ([`crate::column_ids`]).
     pub fn with_defaults(mut self) -> Self {
         if self.bucket_key.is_empty() {
-            self.bucket_key = self.primary_key.clone();
+            let within: Vec<String> = self
+                .primary_key
+                .iter()
+                .filter(|column| !self.partition_key.contains(column))
+                .cloned()
+                .collect();
+            self.bucket_key = match within.is_empty() {
+                true => self.primary_key.clone(),
+                false => within,
+            };
         }
         self.schema = numbered_afresh(&self.schema);
         self

@@ -9,9 +9,11 @@ use arrow_array::{ArrayRef, Int32Array, Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use inlet_core::bucket::bucket_rows;
 use inlet_core::column_ids::without_column_id;
-use inlet_core::ids::{Bucket, StreamId};
+use std::collections::BTreeMap;
+
+use inlet_core::ids::{Bucket, PartitionId, StreamId};
 use inlet_core::limits::{MAX_PREFIX_LOOKUP_ROWS, MAX_REQUEST_ROWS};
-use inlet_core::partition::UNPARTITIONED;
+use inlet_core::partition::{UNPARTITIONED, row_values};
 use inlet_core::pk::PkCodecError;
 use inlet_core::pk::evolve::decode_images;
 use inlet_core::pk::key::KeyEncoder;
@@ -51,41 +53,39 @@ impl Reader {
             });
         }
         let keys = key_batch(&table, &table.descriptor.primary_key, keys)?;
+        let (table, partitions) = self.key_partitions(table, &keys).await?;
         let encoding = column_indices(&keys, &table.key_encoding_indices(), &table);
         let bucketing = column_indices(&keys, &table.bucket_key_indices(), &table);
         let buckets = bucket_rows(&keys, &bucketing, table.descriptor.bucket_count);
         let encoder = KeyEncoder::new(&keys, &encoding).map_err(invalid_keys(&table))?;
-        // Each bucket's keys, with their positions in the request.
-        let mut by_bucket: Vec<(Vec<usize>, Vec<Vec<u8>>)> =
-            vec![(Vec::new(), Vec::new()); table.descriptor.bucket_count as usize];
+        // Each stream's keys, with their positions in the request; a key of a partition that
+        // does not exist has no row.
+        let mut by_stream: BTreeMap<StreamId, (Vec<usize>, Vec<Vec<u8>>)> = BTreeMap::new();
         for (row, bucket) in buckets.iter().enumerate() {
+            let Some(partition) = partitions[row] else {
+                continue;
+            };
             let mut key = Vec::new();
             encoder
                 .encode(row, &mut key)
                 .map_err(invalid_keys(&table))?;
-            let (positions, bucket_keys) = &mut by_bucket[*bucket as usize];
+            let stream = StreamId::new(table.id, partition, Bucket(*bucket));
+            let (positions, stream_keys) = by_stream.entry(stream).or_default();
             positions.push(row);
-            bucket_keys.push(key);
+            stream_keys.push(key);
         }
         let index = self.index();
-        let states = futures::future::try_join_all(
-            by_bucket
-                .iter()
-                .enumerate()
-                .filter(|(_, (positions, _))| !positions.is_empty())
-                .map(|(bucket, (positions, bucket_keys))| {
-                    let stream = StreamId::new(table.id, UNPARTITIONED, Bucket(bucket as u32));
-                    async move {
-                        let states = index.lookup(stream, bucket_keys).await?;
-                        Ok::<_, FetchError>((bucket, positions, states))
-                    }
-                }),
-        )
+        let states = futures::future::try_join_all(by_stream.iter().map(
+            |(stream, (positions, stream_keys))| async move {
+                let states = index.lookup(*stream, stream_keys).await?;
+                Ok::<_, FetchError>((stream.bucket.0, positions, states))
+            },
+        ))
         .await?;
         let mut found: Vec<Option<(u32, inlet_index::pk::KeyState)>> = vec![None; keys.num_rows()];
         for (bucket, positions, bucket_states) in states {
             for (position, state) in positions.iter().zip(bucket_states) {
-                found[*position] = state.map(|state| (bucket as u32, state));
+                found[*position] = state.map(|state| (bucket, state));
             }
         }
         let hits: Vec<(u32, &inlet_index::pk::KeyState)> = found
@@ -129,31 +129,48 @@ impl Reader {
         } else {
             limit.min(MAX_PREFIX_LOOKUP_ROWS)
         };
+        // A bucket key without the partition columns names no partition: every partition's
+        // stream of the bucket is looked in, in partition order (the owner's listing, so a
+        // partition an acked upsert just created is not missed).
+        let table = match table.descriptor.partition_key.is_empty() {
+            true => table,
+            false => {
+                self.index()
+                    .table_from_owner(&table.database, &table.name)
+                    .await?
+            }
+        };
+        let partitions = inlet_index::table_partitions(&table);
         let mut hits: Vec<(u32, inlet_index::pk::KeyState)> = Vec::new();
         let mut found = Vec::with_capacity(values.num_rows());
         let mut truncated = false;
-        for (row, bucket) in buckets.iter().enumerate() {
+        'values: for (row, bucket) in buckets.iter().enumerate() {
             let mut prefix = Vec::new();
             encoder
                 .encode(row, &mut prefix)
                 .map_err(invalid_keys(&table))?;
-            let stream = StreamId::new(table.id, UNPARTITIONED, Bucket(*bucket));
-            // One more than fits, to know whether the limit cut the answer.
-            let room = limit - hits.len();
-            let mut states = self
-                .index()
-                .lookup_prefix(stream, &prefix, room + 1)
-                .await?;
-            if states.len() > room {
-                states.truncate(room);
-                truncated = true;
+            let mut matched = false;
+            for partition in &partitions {
+                let stream = StreamId::new(table.id, *partition, Bucket(*bucket));
+                // One more than fits, to know whether the limit cut the answer.
+                let room = limit - hits.len();
+                let mut states = self
+                    .index()
+                    .lookup_prefix(stream, &prefix, room + 1)
+                    .await?;
+                if states.len() > room {
+                    states.truncate(room);
+                    truncated = true;
+                }
+                matched |= !states.is_empty();
+                hits.extend(states.into_iter().map(|state| (*bucket, state)));
+                if truncated {
+                    found.push(matched);
+                    found.resize(values.num_rows(), false);
+                    break 'values;
+                }
             }
-            found.push(!states.is_empty());
-            hits.extend(states.into_iter().map(|state| (*bucket, state)));
-            if truncated {
-                found.resize(values.num_rows(), false);
-                break;
-            }
+            found.push(matched);
         }
         let hits: Vec<(u32, &inlet_index::pk::KeyState)> = hits
             .iter()
@@ -164,6 +181,36 @@ impl Reader {
             found,
             truncated,
         })
+    }
+}
+
+impl Reader {
+    /// The partition of each key of a partitioned table (`None`: no such partition, so no
+    /// row), with the table they were found in: a partition this process's table lacks may
+    /// have been created by an acked upsert, so the owner is asked before a key misses.
+    async fn key_partitions(
+        &self,
+        table: Arc<TableInfo>,
+        keys: &RecordBatch,
+    ) -> Result<(Arc<TableInfo>, Vec<Option<PartitionId>>), FetchError> {
+        let columns = &table.descriptor.partition_key;
+        if columns.is_empty() {
+            return Ok((table, vec![Some(UNPARTITIONED); keys.num_rows()]));
+        }
+        let values = row_values(keys, columns).map_err(|e| FetchError::InvalidKeys {
+            table: table.qualified_name(),
+            reason: e.to_string(),
+        })?;
+        let table = match values.iter().all(|v| table.partitions.find(v).is_some()) {
+            true => table,
+            false => {
+                self.index()
+                    .table_from_owner(&table.database, &table.name)
+                    .await?
+            }
+        };
+        let partitions = values.iter().map(|v| table.partitions.find(v)).collect();
+        Ok((table, partitions))
     }
 }
 

@@ -561,3 +561,198 @@ async fn partitions_across_writer_and_reader_processes_and_the_cli() -> anyhow::
     );
     Ok(())
 }
+
+/// `day: utf8 not null, id: int64 not null, v: int64`.
+fn keyed_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("day", DataType::Utf8, false),
+        Field::new("id", DataType::Int64, false),
+        Field::new("v", DataType::Int64, true),
+    ]))
+}
+
+fn keyed(rows: &[(&str, i64, i64)]) -> RecordBatch {
+    RecordBatch::try_new(
+        keyed_schema(),
+        vec![
+            Arc::new(StringArray::from(
+                rows.iter().map(|(day, ..)| *day).collect::<Vec<_>>(),
+            )),
+            Arc::new(Int64Array::from(
+                rows.iter().map(|(_, id, _)| *id).collect::<Vec<_>>(),
+            )),
+            Arc::new(Int64Array::from(
+                rows.iter().map(|(.., v)| *v).collect::<Vec<_>>(),
+            )),
+        ],
+    )
+    .expect("valid batch")
+}
+
+/// Keys `(day, id)` as a batch of the key columns.
+fn keys(keys: &[(&str, i64)]) -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("day", DataType::Utf8, false),
+        Field::new("id", DataType::Int64, false),
+    ]));
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(StringArray::from(
+                keys.iter().map(|(day, _)| *day).collect::<Vec<_>>(),
+            )),
+            Arc::new(Int64Array::from(
+                keys.iter().map(|(_, id)| *id).collect::<Vec<_>>(),
+            )),
+        ],
+    )
+    .expect("valid keys")
+}
+
+/// `(day, id, v)` of each row of `batch`.
+fn keyed_rows(batch: &RecordBatch) -> Vec<(String, i64, i64)> {
+    let days = batch.column_by_name("day").expect("day").as_string::<i32>();
+    let ids = batch.column_by_name("id").expect("id");
+    let vs = batch.column_by_name("v").expect("v");
+    (0..batch.num_rows())
+        .map(|i| {
+            (
+                days.value(i).to_owned(),
+                ids.as_primitive::<Int64Type>().value(i),
+                vs.as_primitive::<Int64Type>().value(i),
+            )
+        })
+        .collect()
+}
+
+/// A partitioned primary-key table: the key holds the partition columns (a key's rows stay
+/// in one partition), the bucket key defaults to the rest of the key, and upserts, deletes,
+/// lookups (point and by bucket key across partitions), the changelog and snapshots work per
+/// partition; a delete of a key in a partition that does not exist creates nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_primary_key_table_keeps_each_keys_rows_in_its_partition()
+-> anyhow::Result<()> {
+    let node = start(Backend::memory().store()).await;
+    let mut client = connect(&node).await;
+    client.create_database("db", true).await?;
+    let descriptor = |primary_key: &[&str]| pb::TableDescriptor {
+        schema_ipc: inlet_core::ipc::schema_to_ipc(&keyed_schema()).expect("schema"),
+        bucket_count: 2,
+        partition_key: vec!["day".to_owned()],
+        primary_key: primary_key.iter().map(|c| c.to_string()).collect(),
+        ..Default::default()
+    };
+    let refused = client
+        .create_table_from("db", "bad", descriptor(&["id"]), false)
+        .await
+        .expect_err("the key lacks the partition column");
+    assert!(
+        refused.to_string().contains("not in the primary key"),
+        "{refused}"
+    );
+    let created = client
+        .create_table_from("db", "state", descriptor(&["day", "id"]), false)
+        .await?;
+    assert_eq!(
+        created.descriptor.map(|d| d.bucket_key),
+        Some(vec!["id".to_owned()]),
+        "the bucket key is the key less the partition columns"
+    );
+
+    let schema = keyed_schema();
+    client
+        .upsert(
+            "db",
+            "state",
+            &schema,
+            &[keyed(&[
+                (DAYS[0], 1, 10),
+                (DAYS[0], 2, 20),
+                (DAYS[1], 1, 100),
+            ])],
+        )
+        .await?;
+    client
+        .upsert("db", "state", &schema, &[keyed(&[(DAYS[0], 1, 11)])])
+        .await?;
+    client
+        .delete(
+            "db",
+            "state",
+            &schema,
+            &[keyed(&[(DAYS[0], 2, 0), (DAYS[2], 9, 0)])],
+        )
+        .await?;
+    let table = client.table("db", "state").await?;
+    let names: Vec<&str> = table
+        .info
+        .partitions
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
+    assert_eq!(names, [DAYS[0], DAYS[1]], "a delete creates no partition");
+
+    let (rows, found) = client
+        .lookup(
+            "db",
+            "state",
+            &keys(&[(DAYS[0], 1), (DAYS[1], 1), (DAYS[0], 2), (DAYS[2], 1)]),
+            &[],
+        )
+        .await?;
+    assert_eq!(found, [true, true, false, false]);
+    assert_eq!(
+        keyed_rows(&rows),
+        [(DAYS[0].to_owned(), 1, 11), (DAYS[1].to_owned(), 1, 100)]
+    );
+    // By bucket key alone: id 1 in every partition.
+    let ids = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)])),
+        vec![Arc::new(Int64Array::from(vec![1]))],
+    )?;
+    let (rows, found, truncated) = client.lookup_prefix("db", "state", &ids, &[], 0).await?;
+    assert_eq!((found, truncated), (vec![true], false));
+    let mut by_id = keyed_rows(&rows);
+    by_id.sort();
+    assert_eq!(
+        by_id,
+        [(DAYS[0].to_owned(), 1, 11), (DAYS[1].to_owned(), 1, 100)]
+    );
+
+    // The changelog of one partition, and its snapshot.
+    let batches = client.fetch_all(filtered("state", &[DAYS[0]])).await?;
+    let changes: Vec<(String, i64)> = batches
+        .iter()
+        .flat_map(|b| {
+            let kinds = b
+                .column_by_name("_change_type")
+                .expect("_change_type")
+                .as_string::<i32>();
+            let ids = b
+                .column_by_name("id")
+                .expect("id")
+                .as_primitive::<Int64Type>();
+            (0..b.num_rows())
+                .map(|i| (kinds.value(i).to_owned(), ids.value(i)))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut kinds: Vec<&str> = changes.iter().map(|(kind, _)| kind.as_str()).collect();
+    kinds.sort();
+    assert_eq!(kinds, ["+I", "+I", "+U", "-D", "-U"], "{changes:?}");
+    let snapshot = pb::FetchRequest {
+        start: Some(pb::StartPosition {
+            position: Some(pb::start_position::Position::Snapshot(true)),
+        }),
+        ..filtered("state", &[DAYS[1]])
+    };
+    let rows: Vec<_> = client
+        .fetch_all(snapshot)
+        .await?
+        .iter()
+        .flat_map(keyed_rows)
+        .collect();
+    assert_eq!(rows, [(DAYS[1].to_owned(), 1, 100)]);
+    node.shutdown().await?;
+    Ok(())
+}

@@ -232,7 +232,7 @@ impl Writer {
         .await
         .map_err(|_| AppendError::Overloaded { bytes, waited })?
         .map_err(|_| AppendError::ShuttingDown)?;
-        let (table, partitioned) = self.partitioned(table, batch).await?;
+        let (table, partitioned) = self.partitioned(table, batch, op).await?;
         let mut routed = Vec::new();
         for (partition, batch) in partitioned {
             for (bucket, part) in self.route(&table, batch)? {
@@ -242,6 +242,10 @@ impl Writer {
                     .transpose()?;
                 routed.push((StreamId::new(table.id, partition, bucket), part, writes));
             }
+        }
+        // Deletes of keys only in partitions that do not exist change nothing.
+        if routed.is_empty() {
+            return Ok(Vec::new());
         }
         let (reply, receiver) = oneshot::channel();
         self.buffer(&table, routed, producer, bytes, reply, memory)?;
@@ -261,12 +265,14 @@ impl Writer {
     }
 
     /// Splits a batch by partition, keeping row order within each; partitions the table lacks
-    /// are created first (by the owner, which every node then learns the new partitions from).
-    /// Returns the table as it is after, with the new partitions.
+    /// are created first (by the owner, which every node then learns the new partitions from),
+    /// except for deletes: a key of a partition that does not exist has no row to delete, so
+    /// its rows are left out. Returns the table as it is after, with the new partitions.
     async fn partitioned(
         &self,
         table: Arc<TableInfo>,
         batch: RecordBatch,
+        op: WriteOp,
     ) -> Result<(Arc<TableInfo>, Vec<(PartitionId, RecordBatch)>), AppendError> {
         let key = &table.descriptor.partition_key;
         if key.is_empty() {
@@ -291,10 +297,12 @@ impl Writer {
             .filter(|(values, _)| table.partitions.find(values).is_none())
             .map(|(values, _)| values.clone())
             .collect();
-        let table = match missing.is_empty() {
-            true => table,
-            false => {
-                let (database, name) = (&table.database, &table.name);
+        let (database, name) = (&table.database, &table.name);
+        let table = match (missing.is_empty(), op) {
+            (true, _) => table,
+            // This process's table may lag the owner's: it is asked before keys are skipped.
+            (false, WriteOp::Delete) => self.inner.index.table_from_owner(database, name).await?,
+            (false, _) => {
                 self.inner
                     .index
                     .add_partitions(database, name, missing)
@@ -302,7 +310,10 @@ impl Writer {
                     .0
             }
         };
-        let whole = groups.len() == 1;
+        if op == WriteOp::Delete {
+            groups.retain(|(values, _)| table.partitions.find(values).is_some());
+        }
+        let whole = groups.len() == 1 && groups[0].1.len() == batch.num_rows();
         groups
             .into_iter()
             .map(|(values, rows)| {

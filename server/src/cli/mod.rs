@@ -347,7 +347,7 @@ pub enum TableCommand {
         /// Columns whose values choose a row's partition (declared `not null`; integers,
         /// strings, dates or booleans; at most 4). A partition is created by the first append
         /// of its values, or up front with `table partitions --add`; each has `--buckets`
-        /// buckets. Log tables only, for now.
+        /// buckets. A primary key must contain these columns; no lake tiering yet.
         #[arg(long, value_delimiter = ',')]
         partition_key: Vec<String>,
         /// Table option `key=value`, repeatable: `lake.enabled=true`, `lake.freshness=30s`,
