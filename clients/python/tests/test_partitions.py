@@ -253,6 +253,34 @@ def test_async_partitions_scan_and_resume(server, db):
     asyncio.run(asyncio.wait_for(main(), 30.0))
 
 
+def test_partitioned_primary_key_table_upserts_deletes_and_looks_up_per_partition(client, db):
+    schema = pa.schema([
+        pa.field("day", pa.date32(), nullable=False),
+        pa.field("id", pa.int64(), nullable=False),
+        pa.field("v", pa.int64()),
+    ])
+    table = client.create_table(
+        f"{db}.state", schema, buckets=2, primary_key=["day", "id"], partition_key="day"
+    )
+    assert table.describe().bucket_key == ["id"], "the bucket key is the key less the partition"
+    rows = pa.table(
+        {"day": [DAYS[0], DAYS[0], DAYS[1]], "id": [1, 2, 1], "v": [10, 20, 100]}, schema=schema
+    )
+    table.upsert(rows)
+    table.upsert(pa.table({"day": [DAYS[0]], "id": [1], "v": [11]}, schema=schema))
+    # The key of a day with no partition has no row: deleting it creates nothing.
+    table.delete(pa.table({"day": [DAYS[0], DAYS[2]], "id": [2, 9]}))
+    assert sorted(p.name for p in table.partitions()) == NAMES[:2]
+
+    keys = pa.table({"day": [DAYS[0], DAYS[1], DAYS[0], DAYS[2]], "id": [1, 1, 2, 1]})
+    found_rows, found = table.lookup(keys)
+    assert found == [True, True, False, False]
+    assert found_rows.column("v").to_pylist() == [11, 100]
+    current = table.scan(start="snapshot", partitions=[NAMES[0]]).to_arrow()
+    assert current.column("id").to_pylist() == [1]
+    assert current.column("v").to_pylist() == [11]
+
+
 def test_fetch_reader_reads_the_partition_id():
     from inlet._fetch import fetched_batches, parse_fetch_response
     from inlet._proto import inlet_pb2 as pb
