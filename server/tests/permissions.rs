@@ -181,6 +181,32 @@ async fn grants_decide_every_call_and_what_lists_show() {
             .await,
         "principal `carol` lacks read or write permission on table hr.salaries",
     );
+    // Creating or dropping partitions is admin, as creating tables is (an append creates the
+    // partitions its rows name with write alone).
+    let values = vec![pb::PartitionValues {
+        values: vec!["x".to_owned()],
+    }];
+    denied(
+        bob_client
+            .raw()
+            .create_partitions(pb::CreatePartitionsRequest {
+                path: Some(path("shop", "orders")),
+                partitions: values.clone(),
+            })
+            .await,
+        "principal `bob` lacks admin permission on table shop.orders",
+    );
+    denied(
+        bob_client
+            .raw()
+            .drop_partitions(pb::DropPartitionsRequest {
+                path: Some(path("shop", "orders")),
+                partitions: values,
+                if_exists: true,
+            })
+            .await,
+        "principal `bob` lacks admin permission on table shop.orders",
+    );
 
     // Lookups of a primary-key table need read too: bob may upsert, not look up.
     root_client
