@@ -175,8 +175,7 @@ impl Reader {
             &request.columns,
         )
         .await?;
-        let (table, partitions) =
-            partitions_to_read(&self.index, table, &request.partitions).await?;
+        let partitions = partitions_to_read(&self.index, &table, &request.partitions).await?;
         let streams = streams(&table, &partitions, &request.buckets)?;
         let starts: Vec<(StreamId, Start)> = if request.start == StartPosition::Snapshot {
             if !table.is_primary_key_table() {
@@ -316,7 +315,7 @@ impl Reader {
         position: StartPosition,
     ) -> Result<Vec<BucketOffsets>, FetchError> {
         let table = self.index.table(database, table).await?;
-        let (table, partitions) = partitions_to_read(&self.index, table, partitions).await?;
+        let partitions = partitions_to_read(&self.index, &table, partitions).await?;
         let mut out = Vec::new();
         for stream in streams(&table, &partitions, buckets)? {
             let tail = self.index.tail(stream).await?;
@@ -413,21 +412,22 @@ pub(crate) fn projection(table: &TableInfo, columns: &[String]) -> Result<Vec<us
     Ok(indices)
 }
 
-/// The partitions a read of `names` (empty: all) covers, with the table as the owner has it
-/// when that differs: a partition an acked append just created may not have reached this
-/// process's catalog yet, so a listing of a partitioned table asks the owner (past any cache).
+/// The partitions a read of `names` (empty: all) covers: a partition an acked append just
+/// created may not have reached this process's catalog yet, so a listing of a partitioned
+/// table asks the owner (past any cache). Only its partitions are taken: the read decodes
+/// with `table`, which its projection was made for.
 pub(crate) async fn partitions_to_read(
     index: &Arc<dyn LogRead>,
-    table: Arc<TableInfo>,
+    table: &TableInfo,
     names: &[String],
-) -> Result<(Arc<TableInfo>, Vec<PartitionId>), FetchError> {
+) -> Result<Vec<PartitionId>, FetchError> {
     if table.descriptor.partition_key.is_empty() {
         if !names.is_empty() {
             return Err(FetchError::NotPartitioned {
                 table: table.qualified_name(),
             });
         }
-        return Ok((table, vec![UNPARTITIONED]));
+        return Ok(vec![UNPARTITIONED]);
     }
     let find = |table: &TableInfo, name: &str| {
         table
@@ -436,24 +436,25 @@ pub(crate) async fn partitions_to_read(
             .find(|partition| partition.name() == name)
             .map(|partition| partition.id)
     };
-    let complete = !names.is_empty() && names.iter().all(|name| find(&table, name).is_some());
-    let table = match complete {
+    let complete = !names.is_empty() && names.iter().all(|name| find(table, name).is_some());
+    let owners;
+    let listed = match complete {
         true => table,
-        false => index.table_from_owner(&table.database, &table.name).await?,
+        false => {
+            owners = index.table_from_owner(&table.database, &table.name).await?;
+            owners.as_ref()
+        }
     };
     if names.is_empty() {
-        return Ok((
-            table.clone(),
-            table
-                .partitions
-                .iter()
-                .map(|partition| partition.id)
-                .collect(),
-        ));
+        return Ok(listed
+            .partitions
+            .iter()
+            .map(|partition| partition.id)
+            .collect());
     }
     let mut ids = Vec::with_capacity(names.len());
     for name in names {
-        let id = find(&table, name).ok_or_else(|| FetchError::PartitionNotFound {
+        let id = find(listed, name).ok_or_else(|| FetchError::PartitionNotFound {
             table: table.qualified_name(),
             partition: name.clone(),
         })?;
@@ -466,7 +467,7 @@ pub(crate) async fn partitions_to_read(
         }
         ids.push(id);
     }
-    Ok((table, ids))
+    Ok(ids)
 }
 
 /// The streams of `buckets` (empty: all) of each of `partitions`.

@@ -53,7 +53,7 @@ impl Reader {
             });
         }
         let keys = key_batch(&table, &table.descriptor.primary_key, keys)?;
-        let (table, partitions) = self.key_partitions(table, &keys).await?;
+        let partitions = self.key_partitions(&table, &keys).await?;
         let encoding = column_indices(&keys, &table.key_encoding_indices(), &table);
         let bucketing = column_indices(&keys, &table.bucket_key_indices(), &table);
         let buckets = bucket_rows(&keys, &bucketing, table.descriptor.bucket_count);
@@ -132,15 +132,18 @@ impl Reader {
         // A bucket key without the partition columns names no partition: every partition's
         // stream of the bucket is looked in, in partition order (the owner's listing, so a
         // partition an acked upsert just created is not missed).
-        let table = match table.descriptor.partition_key.is_empty() {
-            true => table,
+        // (Only the owner's partitions are taken: the rows decode with the table the
+        // projection was made for.)
+        let partitions = match table.descriptor.partition_key.is_empty() {
+            true => vec![UNPARTITIONED],
             false => {
-                self.index()
+                let owners = self
+                    .index()
                     .table_from_owner(&table.database, &table.name)
-                    .await?
+                    .await?;
+                inlet_index::table_partitions(&owners)
             }
         };
-        let partitions = inlet_index::table_partitions(&table);
         let mut hits: Vec<(u32, inlet_index::pk::KeyState)> = Vec::new();
         let mut found = Vec::with_capacity(values.num_rows());
         let mut truncated = false;
@@ -186,31 +189,32 @@ impl Reader {
 
 impl Reader {
     /// The partition of each key of a partitioned table (`None`: no such partition, so no
-    /// row), with the table they were found in: a partition this process's table lacks may
-    /// have been created by an acked upsert, so the owner is asked before a key misses.
+    /// row): a partition this process's table lacks may have been created by an acked
+    /// upsert, so the owner is asked before a key misses.
     async fn key_partitions(
         &self,
-        table: Arc<TableInfo>,
+        table: &TableInfo,
         keys: &RecordBatch,
-    ) -> Result<(Arc<TableInfo>, Vec<Option<PartitionId>>), FetchError> {
+    ) -> Result<Vec<Option<PartitionId>>, FetchError> {
         let columns = &table.descriptor.partition_key;
         if columns.is_empty() {
-            return Ok((table, vec![Some(UNPARTITIONED); keys.num_rows()]));
+            return Ok(vec![Some(UNPARTITIONED); keys.num_rows()]);
         }
         let values = row_values(keys, columns).map_err(|e| FetchError::InvalidKeys {
             table: table.qualified_name(),
             reason: e.to_string(),
         })?;
-        let table = match values.iter().all(|v| table.partitions.find(v).is_some()) {
-            true => table,
+        let partitions = match values.iter().all(|v| table.partitions.find(v).is_some()) {
+            true => table.partitions.clone(),
             false => {
-                self.index()
+                let owners = self
+                    .index()
                     .table_from_owner(&table.database, &table.name)
-                    .await?
+                    .await?;
+                owners.partitions.clone()
             }
         };
-        let partitions = values.iter().map(|v| table.partitions.find(v)).collect();
-        Ok((table, partitions))
+        Ok(values.iter().map(|v| partitions.find(v)).collect())
     }
 }
 

@@ -232,7 +232,7 @@ impl Writer {
         .await
         .map_err(|_| AppendError::Overloaded { bytes, waited })?
         .map_err(|_| AppendError::ShuttingDown)?;
-        let (table, partitioned) = self.partitioned(table, batch, op).await?;
+        let partitioned = self.partitioned(&table, batch, op).await?;
         let mut routed = Vec::new();
         for (partition, batch) in partitioned {
             for (bucket, part) in self.route(&table, batch)? {
@@ -267,16 +267,18 @@ impl Writer {
     /// Splits a batch by partition, keeping row order within each; partitions the table lacks
     /// are created first (by the owner, which every node then learns the new partitions from),
     /// except for deletes: a key of a partition that does not exist has no row to delete, so
-    /// its rows are left out. Returns the table as it is after, with the new partitions.
+    /// its rows are left out. The partitions are looked up in the owner's table when this
+    /// one lacks them; `table` (the one the batch was conformed to) stays the one its chunks
+    /// are written under, even if the owner's has a newer schema by now.
     async fn partitioned(
         &self,
-        table: Arc<TableInfo>,
+        table: &TableInfo,
         batch: RecordBatch,
         op: WriteOp,
-    ) -> Result<(Arc<TableInfo>, Vec<(PartitionId, RecordBatch)>), AppendError> {
+    ) -> Result<Vec<(PartitionId, RecordBatch)>, AppendError> {
         let key = &table.descriptor.partition_key;
         if key.is_empty() {
-            return Ok((table, vec![(UNPARTITIONED, batch)]));
+            return Ok(vec![(UNPARTITIONED, batch)]);
         }
         let values = row_values(&batch, key).map_err(|reason| AppendError::Partition {
             table: table.qualified_name(),
@@ -298,26 +300,30 @@ impl Writer {
             .map(|(values, _)| values.clone())
             .collect();
         let (database, name) = (&table.database, &table.name);
-        let table = match (missing.is_empty(), op) {
-            (true, _) => table,
+        let partitions = match (missing.is_empty(), op) {
+            (true, _) => table.partitions.clone(),
             // This process's table may lag the owner's: it is asked before keys are skipped.
-            (false, WriteOp::Delete) => self.inner.index.table_from_owner(database, name).await?,
+            (false, WriteOp::Delete) => {
+                let owners = self.inner.index.table_from_owner(database, name).await?;
+                owners.partitions.clone()
+            }
             (false, _) => {
-                self.inner
+                let (owners, _) = self
+                    .inner
                     .index
                     .add_partitions(database, name, missing)
-                    .await?
-                    .0
+                    .await?;
+                owners.partitions.clone()
             }
         };
         if op == WriteOp::Delete {
-            groups.retain(|(values, _)| table.partitions.find(values).is_some());
+            groups.retain(|(values, _)| partitions.find(values).is_some());
         }
         let whole = groups.len() == 1 && groups[0].1.len() == batch.num_rows();
         groups
             .into_iter()
             .map(|(values, rows)| {
-                let partition = table.partitions.find(&values).ok_or_else(|| {
+                let partition = partitions.find(&values).ok_or_else(|| {
                     AppendError::Index(IndexError::Storage(format!(
                         "the owner created no partition {values:?} of table {}",
                         table.qualified_name()
@@ -330,8 +336,7 @@ impl Writer {
                 };
                 Ok((partition, part))
             })
-            .collect::<Result<Vec<_>, AppendError>>()
-            .map(|parts| (table.clone(), parts))
+            .collect()
     }
 
     /// Splits a batch by bucket, keeping row order within each bucket.
