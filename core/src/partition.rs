@@ -14,7 +14,7 @@
 
 pub mod auto;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use arrow_array::{Array, RecordBatch, StringArray};
@@ -91,7 +91,7 @@ pub fn check_value(value: &str) -> Result<(), String> {
 }
 
 /// Checks a partition value given as text (a partition created up front) against its
-/// column's type: it must be the exact string form a row of that type has ([`row_values`]),
+/// column's type: it must be the exact string form a row of that type has ([`partition_rows`]),
 /// or no row could ever be in the partition.
 pub fn check_value_of_type(value: &str, data_type: &DataType) -> Result<(), String> {
     check_value(value)?;
@@ -219,13 +219,18 @@ pub enum PartitionValueError {
     Invalid { column: String, reason: String },
 }
 
-/// Each row's partition values: for every row of `batch`, the string form of its
-/// `columns` (the partition key, by name), checked with [`check_value`].
-pub fn row_values(
+/// One partition's rows of a batch: its values, and the rows (in batch order) that have them.
+pub type PartitionRows = (Vec<String>, Vec<u32>);
+
+/// The rows of `batch` by partition, in the order each partition first appears: each row's
+/// partition values are the string form of its `columns` (the partition key, by name). Each
+/// column is cast to text once and rows are grouped by slices of it, so a value is copied
+/// and checked ([`check_value`]) once per partition, not once per row.
+pub fn partition_rows(
     batch: &RecordBatch,
     columns: &[String],
-) -> Result<Vec<Vec<String>>, PartitionValueError> {
-    let mut rows = vec![Vec::with_capacity(columns.len()); batch.num_rows()];
+) -> Result<Vec<PartitionRows>, PartitionValueError> {
+    let mut texts = Vec::with_capacity(columns.len());
     for column in columns {
         let array =
             batch
@@ -244,28 +249,43 @@ pub fn row_values(
             )));
         }
         let text = arrow_cast::cast(array, &DataType::Utf8).map_err(|e| invalid(e.to_string()))?;
-        let text = text
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .ok_or_else(|| invalid("cast to text gave no strings".to_owned()))?;
-        // Rows of one partition share their values: each distinct value is checked once.
-        let mut checked: Option<&str> = None;
-        for (row, values) in rows.iter_mut().enumerate() {
-            if text.is_null(row) {
-                return Err(PartitionValueError::Null {
-                    column: column.clone(),
-                    row,
-                });
-            }
-            let value = text.value(row);
-            if checked != Some(value) {
-                check_value(value).map_err(invalid)?;
-                checked = Some(value);
-            }
-            values.push(value.to_owned());
+        if let Some(row) = (0..text.len()).find(|row| text.is_null(*row)) {
+            return Err(PartitionValueError::Null {
+                column: column.clone(),
+                row,
+            });
         }
+        texts.push(text);
     }
-    Ok(rows)
+    let texts: Vec<&StringArray> = texts
+        .iter()
+        .map(|text| text.as_any().downcast_ref::<StringArray>())
+        .collect::<Option<_>>()
+        .ok_or_else(|| PartitionValueError::Invalid {
+            column: columns.join(","),
+            reason: "cast to text gave no strings".to_owned(),
+        })?;
+    let mut groups: Vec<PartitionRows> = Vec::new();
+    let mut group_of: HashMap<Vec<&str>, usize> = HashMap::new();
+    for row in 0..batch.num_rows() {
+        let key: Vec<&str> = texts.iter().map(|text| text.value(row)).collect();
+        let group = match group_of.get(&key) {
+            Some(group) => *group,
+            None => {
+                for (value, column) in key.iter().zip(columns) {
+                    check_value(value).map_err(|reason| PartitionValueError::Invalid {
+                        column: column.clone(),
+                        reason,
+                    })?;
+                }
+                groups.push((key.iter().map(|v| v.to_string()).collect(), Vec::new()));
+                group_of.insert(key, groups.len() - 1);
+                groups.len() - 1
+            }
+        };
+        groups[group].1.push(row as u32);
+    }
+    Ok(groups)
 }
 
 #[cfg(test)]
@@ -295,10 +315,27 @@ mod tests {
     fn rows_get_the_string_form_of_their_partition_columns()
     -> Result<(), Box<dyn std::error::Error>> {
         let columns = ["day", "region", "n", "flag"].map(str::to_owned);
-        let rows = row_values(&batch()?, &columns)?;
-        assert_eq!(rows[0], ["2026-12-07", "eu-west", "-5", "true"]);
-        assert_eq!(rows[1], ["2026-12-08", "us.east", "7", "false"]);
-        assert_eq!(partition_name(&rows[0]), "2026-12-07$eu-west$-5$true");
+        let groups = partition_rows(&batch()?, &columns)?;
+        assert_eq!(groups[0].0, ["2026-12-07", "eu-west", "-5", "true"]);
+        assert_eq!(groups[1].0, ["2026-12-08", "us.east", "7", "false"]);
+        assert_eq!(partition_name(&groups[0].0), "2026-12-07$eu-west$-5$true");
+        Ok(())
+    }
+
+    #[test]
+    fn rows_group_by_partition_in_first_appearance_order() -> Result<(), Box<dyn std::error::Error>>
+    {
+        let batch = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new("r", DataType::Utf8, false)])),
+            vec![Arc::new(StringArray::from(vec!["b", "a", "b", "c", "a"]))],
+        )?;
+        let groups = partition_rows(&batch, &["r".to_owned()])?;
+        let expected: Vec<PartitionRows> = vec![
+            (vec!["b".to_owned()], vec![0, 2]),
+            (vec!["a".to_owned()], vec![1, 4]),
+            (vec!["c".to_owned()], vec![3]),
+        ];
+        assert_eq!(groups, expected);
         Ok(())
     }
 
@@ -322,7 +359,7 @@ mod tests {
                 Some("b c"),
             ]))],
         )?;
-        let error = row_values(&batch, &["r".to_owned()]).err();
+        let error = partition_rows(&batch, &["r".to_owned()]).err();
         assert_eq!(
             error,
             Some(PartitionValueError::Null {
@@ -332,7 +369,7 @@ mod tests {
         );
         let slice = batch.slice(2, 1);
         assert!(matches!(
-            row_values(&slice, &["r".to_owned()]),
+            partition_rows(&slice, &["r".to_owned()]),
             Err(PartitionValueError::Invalid { column, .. }) if column == "r"
         ));
         Ok(())

@@ -7,7 +7,7 @@
 
 use arrow_buffer::Buffer;
 use inlet_core::ipc::{SchemaCache, decode_stream_cached_unguarded, decode_stream_unguarded};
-use inlet_core::partition::{check_value, row_values};
+use inlet_core::partition::{check_value, partition_rows};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -23,9 +23,10 @@ fuzz_target!(|data: &[u8]| {
             }
             for field in batch.schema().fields() {
                 let key = [field.name().clone()];
-                if let Ok(rows) = row_values(batch, &key) {
-                    assert_eq!(rows.len(), batch.num_rows());
-                    for values in rows {
+                if let Ok(groups) = partition_rows(batch, &key) {
+                    let rows: usize = groups.iter().map(|(_, rows)| rows.len()).sum();
+                    assert_eq!(rows, batch.num_rows(), "every row is in one partition");
+                    for (values, _) in groups {
                         check_value(&values[0]).expect("a routed value names a partition");
                     }
                 }

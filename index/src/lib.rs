@@ -25,8 +25,8 @@ pub use index::{
 pub use keys::{ChunkEntry, LakeFileEntry, LakeWatermark, ProducedRange, StreamTail};
 pub use ports::{
     ChunkCursor, CommitLog, INDEX_PAGE_ENTRIES, KEY_SCAN_PAGE_BYTES, KEY_SCAN_PAGE_ENTRIES,
-    KeyScan, LakeCatalog, LakeFileCursor, LogRead, MAX_LAKE_ROWS_PER_CALL, ScannedKey,
-    all_lake_files,
+    KeyScan, LakeCatalog, LakeFileCursor, LogRead, MAX_LAKE_ROWS_PER_CALL, PartitionCatalog,
+    ScannedKey, all_lake_files,
 };
 pub use records::{LakeLease, LakeTableRecord};
 pub use replica::{IndexReplica, ReplicaOptions};

@@ -35,9 +35,32 @@ use crate::records::{LakeLease, LakeTableRecord};
 /// callers continue from the last entry's end offset.
 pub const INDEX_PAGE_ENTRIES: usize = 1000;
 
+/// Partitions created and dropped through the index owner: what writers (a partition made by
+/// the first append of its values) and compactors (auto-partitioning) both ask.
+#[async_trait::async_trait]
+pub trait PartitionCatalog: Send + Sync + Debug {
+    /// The partitions of partitioned table `database.name` with these values, created by the
+    /// owner where they do not exist yet ([`Index::add_partitions`]): the table as the owner
+    /// has it after, and each value list's partition id.
+    async fn add_partitions(
+        &self,
+        database: &str,
+        name: &str,
+        values: Vec<Vec<String>>,
+    ) -> Result<(Arc<TableInfo>, Vec<PartitionId>), CatalogError>;
+    /// Drops the partitions of `database.name` with these values that exist
+    /// ([`Index::drop_partitions`] with `if_exists`): the table after, and the ids dropped.
+    async fn drop_partitions(
+        &self,
+        database: &str,
+        name: &str,
+        values: Vec<Vec<String>>,
+    ) -> Result<(Arc<TableInfo>, Vec<PartitionId>), CatalogError>;
+}
+
 /// What a writer needs from the index.
 #[async_trait::async_trait]
-pub trait CommitLog: Send + Sync + Debug {
+pub trait CommitLog: PartitionCatalog {
     /// Why commits cannot succeed now, when that is known without asking the owner (an owner
     /// in this process that was fenced or stopped). `None` says nothing about a remote owner.
     fn stopped(&self) -> Option<IndexError>;
@@ -54,15 +77,6 @@ pub trait CommitLog: Send + Sync + Debug {
     ) -> Result<Arc<TableInfo>, CatalogError> {
         self.table(database, name).await
     }
-    /// The partitions of partitioned table `database.name` with these values, created by the
-    /// owner where they do not exist yet ([`Index::add_partitions`]): the table as the owner
-    /// has it after, and each value list's partition id.
-    async fn add_partitions(
-        &self,
-        database: &str,
-        name: &str,
-        values: Vec<Vec<String>>,
-    ) -> Result<(Arc<TableInfo>, Vec<PartitionId>), CatalogError>;
     /// Queues a commit and returns once it is queued. Commits are applied in the order they
     /// were queued, so a writer that submits in upload order keeps its rows in order while
     /// several commits are in flight.
@@ -182,7 +196,7 @@ pub struct ScannedKey {
 /// owner's sequencer wherever the compactor runs, so fencing and the compare-and-swap are the
 /// same in process and remote.
 #[async_trait::async_trait]
-pub trait LakeCatalog: Send + Sync + Debug {
+pub trait LakeCatalog: PartitionCatalog {
     /// Every live table.
     async fn tables(&self) -> Result<Vec<Arc<TableInfo>>, IndexError>;
     /// The live table with this id.
@@ -231,22 +245,6 @@ pub trait LakeCatalog: Send + Sync + Debug {
     async fn dropped_tables(&self) -> Result<Vec<DroppedTable>, IndexError>;
     /// Deletes a bounded batch of a dropped table's entries ([`Index::purge_table`]).
     async fn purge_table(&self, table: TableId) -> Result<Purged, IndexError>;
-    /// Creates the partitions of `database.name` with these values where missing
-    /// ([`Index::add_partitions`]): auto-partitioning creates them ahead of time.
-    async fn add_partitions(
-        &self,
-        database: &str,
-        name: &str,
-        values: Vec<Vec<String>>,
-    ) -> Result<(Arc<TableInfo>, Vec<PartitionId>), CatalogError>;
-    /// Drops the partitions of `database.name` with these values that exist
-    /// ([`Index::drop_partitions`] with `if_exists`): auto-partitioning's retention.
-    async fn drop_partitions(
-        &self,
-        database: &str,
-        name: &str,
-        values: Vec<Vec<String>>,
-    ) -> Result<(Arc<TableInfo>, Vec<PartitionId>), CatalogError>;
     /// Dropped partitions the index still holds entries of ([`Index::dropped_partitions`]).
     async fn dropped_partitions(&self) -> Result<Vec<DroppedPartition>, IndexError>;
     /// Deletes a bounded batch of a dropped partition's entries
@@ -396,15 +394,7 @@ pub async fn all_lake_files(
 }
 
 #[async_trait::async_trait]
-impl CommitLog for Index {
-    fn stopped(&self) -> Option<IndexError> {
-        Index::stopped(self)
-    }
-
-    async fn table(&self, database: &str, name: &str) -> Result<Arc<TableInfo>, CatalogError> {
-        Index::table(self, database, name)
-    }
-
+impl PartitionCatalog for Index {
     async fn add_partitions(
         &self,
         database: &str,
@@ -412,6 +402,26 @@ impl CommitLog for Index {
         values: Vec<Vec<String>>,
     ) -> Result<(Arc<TableInfo>, Vec<PartitionId>), CatalogError> {
         Index::add_partitions(self, database, name, values).await
+    }
+
+    async fn drop_partitions(
+        &self,
+        database: &str,
+        name: &str,
+        values: Vec<Vec<String>>,
+    ) -> Result<(Arc<TableInfo>, Vec<PartitionId>), CatalogError> {
+        Index::drop_partitions(self, database, name, values, true).await
+    }
+}
+
+#[async_trait::async_trait]
+impl CommitLog for Index {
+    fn stopped(&self) -> Option<IndexError> {
+        Index::stopped(self)
+    }
+
+    async fn table(&self, database: &str, name: &str) -> Result<Arc<TableInfo>, CatalogError> {
+        Index::table(self, database, name)
     }
 
     async fn submit_commit(&self, request: CommitRequest) -> Result<PendingCommit, IndexError> {
@@ -583,24 +593,6 @@ impl LakeCatalog for Index {
     }
     async fn purge_table(&self, table: TableId) -> Result<Purged, IndexError> {
         Index::purge_table(self, table).await
-    }
-
-    async fn add_partitions(
-        &self,
-        database: &str,
-        name: &str,
-        values: Vec<Vec<String>>,
-    ) -> Result<(Arc<TableInfo>, Vec<PartitionId>), CatalogError> {
-        Index::add_partitions(self, database, name, values).await
-    }
-
-    async fn drop_partitions(
-        &self,
-        database: &str,
-        name: &str,
-        values: Vec<Vec<String>>,
-    ) -> Result<(Arc<TableInfo>, Vec<PartitionId>), CatalogError> {
-        Index::drop_partitions(self, database, name, values, true).await
     }
 
     async fn dropped_partitions(&self) -> Result<Vec<DroppedPartition>, IndexError> {

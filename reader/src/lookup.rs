@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use inlet_core::ids::{Bucket, PartitionId, StreamId};
 use inlet_core::limits::{MAX_PREFIX_LOOKUP_ROWS, MAX_REQUEST_ROWS};
-use inlet_core::partition::{UNPARTITIONED, row_values};
+use inlet_core::partition::{UNPARTITIONED, partition_rows};
 use inlet_core::pk::PkCodecError;
 use inlet_core::pk::evolve::decode_images;
 use inlet_core::pk::key::KeyEncoder;
@@ -200,11 +200,14 @@ impl Reader {
         if columns.is_empty() {
             return Ok(vec![Some(UNPARTITIONED); keys.num_rows()]);
         }
-        let values = row_values(keys, columns).map_err(|e| FetchError::InvalidKeys {
+        let groups = partition_rows(keys, columns).map_err(|e| FetchError::InvalidKeys {
             table: table.qualified_name(),
             reason: e.to_string(),
         })?;
-        let partitions = match values.iter().all(|v| table.partitions.find(v).is_some()) {
+        let known = groups
+            .iter()
+            .all(|(values, _)| table.partitions.find(values).is_some());
+        let partitions = match known {
             true => table.partitions.clone(),
             false => {
                 let owners = self
@@ -214,7 +217,14 @@ impl Reader {
                 owners.partitions.clone()
             }
         };
-        Ok(values.iter().map(|v| partitions.find(v)).collect())
+        let mut of_key = vec![None; keys.num_rows()];
+        for (values, rows) in &groups {
+            let partition = partitions.find(values);
+            for row in rows {
+                of_key[*row as usize] = partition;
+            }
+        }
+        Ok(of_key)
     }
 }
 

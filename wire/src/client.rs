@@ -27,7 +27,8 @@ use inlet_index::{
     CatalogError, ChunkEntry, ChunkRejected, CommitLog, CommitReply, CommitRequest,
     DroppedPartition, DroppedTable, IndexError, KEY_SCAN_PAGE_ENTRIES, KeyScan, LakeCatalog,
     LakeCommit, LakeCommitError, LakeCommitted, LakeFileEntry, LakeLease, LakeTableRecord,
-    LakeWatermark, LogRead, PendingCommit, Purged, ScannedKey, StreamTail, WalExpired,
+    LakeWatermark, LogRead, PartitionCatalog, PendingCommit, Purged, ScannedKey, StreamTail,
+    WalExpired,
 };
 use inlet_proto::v1 as pb;
 use inlet_proto::v1::index_ports_client::IndexPortsClient;
@@ -594,6 +595,27 @@ async fn run_watch(
 }
 
 #[async_trait::async_trait]
+impl PartitionCatalog for RemoteIndex {
+    async fn add_partitions(
+        &self,
+        database: &str,
+        name: &str,
+        values: Vec<Vec<String>>,
+    ) -> Result<(Arc<TableInfo>, Vec<PartitionId>), CatalogError> {
+        change_remote_partitions(self, database, name, values, false).await
+    }
+
+    async fn drop_partitions(
+        &self,
+        database: &str,
+        name: &str,
+        values: Vec<Vec<String>>,
+    ) -> Result<(Arc<TableInfo>, Vec<PartitionId>), CatalogError> {
+        change_remote_partitions(self, database, name, values, true).await
+    }
+}
+
+#[async_trait::async_trait]
 impl CommitLog for RemoteIndex {
     fn stopped(&self) -> Option<IndexError> {
         self.is_closed().then(|| IndexError::Stopped {
@@ -611,15 +633,6 @@ impl CommitLog for RemoteIndex {
         name: &str,
     ) -> Result<Arc<TableInfo>, CatalogError> {
         owner_table(self, database, name).await
-    }
-
-    async fn add_partitions(
-        &self,
-        database: &str,
-        name: &str,
-        values: Vec<Vec<String>>,
-    ) -> Result<(Arc<TableInfo>, Vec<PartitionId>), CatalogError> {
-        change_remote_partitions(self, database, name, values, false).await
     }
 
     async fn submit_commit(&self, request: CommitRequest) -> Result<PendingCommit, IndexError> {
@@ -1181,24 +1194,6 @@ impl LakeCatalog for RemoteIndex {
                 purge_lake: t.purge_lake,
             })
             .collect())
-    }
-
-    async fn add_partitions(
-        &self,
-        database: &str,
-        name: &str,
-        values: Vec<Vec<String>>,
-    ) -> Result<(Arc<TableInfo>, Vec<PartitionId>), CatalogError> {
-        change_remote_partitions(self, database, name, values, false).await
-    }
-
-    async fn drop_partitions(
-        &self,
-        database: &str,
-        name: &str,
-        values: Vec<Vec<String>>,
-    ) -> Result<(Arc<TableInfo>, Vec<PartitionId>), CatalogError> {
-        change_remote_partitions(self, database, name, values, true).await
     }
 
     async fn dropped_partitions(&self) -> Result<Vec<DroppedPartition>, IndexError> {

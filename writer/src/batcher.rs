@@ -10,7 +10,7 @@
 //!    of one stream keep their order even with several uploads in flight. When a commit is
 //!    durable the parked appends get their offsets and their buffer space is released.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -22,7 +22,7 @@ use inlet_core::bucket::bucket_rows;
 use inlet_core::clock::Env;
 use inlet_core::ids::{Bucket, Offset, PartitionId, SchemaId, StreamId, TimestampMicros};
 use inlet_core::limits::MAX_APPEND_BYTES;
-use inlet_core::partition::{UNPARTITIONED, row_values};
+use inlet_core::partition::{UNPARTITIONED, partition_rows};
 use inlet_core::pk::merge::MergeEngine;
 use inlet_core::table::TableInfo;
 use inlet_index::{ChunkRejected, CommitLog, CommitReply, IndexError, ProducerRef};
@@ -280,20 +280,10 @@ impl Writer {
         if key.is_empty() {
             return Ok(vec![(UNPARTITIONED, batch)]);
         }
-        let values = row_values(&batch, key).map_err(|reason| AppendError::Partition {
+        let mut groups = partition_rows(&batch, key).map_err(|reason| AppendError::Partition {
             table: table.qualified_name(),
             reason,
         })?;
-        // Rows by partition values, in the order each partition first appears.
-        let mut groups: Vec<(Vec<String>, Vec<u32>)> = Vec::new();
-        let mut group_of: HashMap<&[String], usize> = HashMap::new();
-        for (row, row_values) in values.iter().enumerate() {
-            let group = *group_of.entry(row_values).or_insert_with(|| {
-                groups.push((row_values.clone(), Vec::new()));
-                groups.len() - 1
-            });
-            groups[group].1.push(row as u32);
-        }
         let missing: Vec<Vec<String>> = groups
             .iter()
             .filter(|(values, _)| table.partitions.find(values).is_none())

@@ -241,6 +241,17 @@ impl Sequencer {
         Ok(true)
     }
 
+    /// Forgets what is cached of purged streams (`gone`): they are never used again.
+    fn forget_streams(&mut self, gone: impl Fn(&StreamId) -> bool) {
+        self.tails.retain(|stream, _| !gone(stream));
+        self.lake_watermarks.retain(|stream, _| !gone(stream));
+        self.shared.tails().retain(|stream, _| !gone(stream));
+        self.shared
+            .lake()
+            .watermarks
+            .retain(|stream, _| !gone(stream));
+    }
+
     pub(super) async fn purge_partition(
         &mut self,
         table: TableId,
@@ -276,14 +287,7 @@ impl Sequencer {
         batch.delete(record_key);
         self.write_durably(batch).await?;
         purged.done = true;
-        let gone = |stream: &StreamId| stream.table == table && stream.partition == partition;
-        self.tails.retain(|stream, _| !gone(stream));
-        self.lake_watermarks.retain(|stream, _| !gone(stream));
-        self.shared.tails().retain(|stream, _| !gone(stream));
-        self.shared
-            .lake()
-            .watermarks
-            .retain(|stream, _| !gone(stream));
+        self.forget_streams(|stream| stream.table == table && stream.partition == partition);
         tracing::info!(
             table = table.0,
             partition = partition.0,
@@ -334,19 +338,9 @@ impl Sequencer {
         self.write_durably(batch).await?;
         purged.done = true;
 
-        // Its streams are never used again; forget what is cached of them.
-        self.tails.retain(|stream, _| stream.table != table);
-        self.lake_watermarks
-            .retain(|stream, _| stream.table != table);
+        self.forget_streams(|stream| stream.table == table);
         self.lake_records.remove(&table);
-        self.shared
-            .tails()
-            .retain(|stream, _| stream.table != table);
-        {
-            let mut lake = self.shared.lake();
-            lake.tables.remove(&table);
-            lake.watermarks.retain(|stream, _| stream.table != table);
-        }
+        self.shared.lake().tables.remove(&table);
         tracing::info!(
             table = table.0,
             name = %format!("{}.{}", record.database, record.name),
